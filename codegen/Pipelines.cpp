@@ -1,0 +1,67 @@
+//===- Pipelines.cpp - Tessera's named pass pipelines ---------------------===//
+#include "codegen/Pipelines.h"
+
+#include "codegen/cpu/Passes.h"
+#include "passes/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &options) {
+  AttnToTileOptions attnToTile;
+  attnToTile.blockM = options.blockM;
+  attnToTile.blockN = options.blockN;
+  attnToTile.numWarps = options.numWarps;
+  attnToTile.numStages = options.numStages;
+  pm.addPass(createAttnToTile(attnToTile));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
+  pm.addPass(cpu::createTileToLinalg());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(bufferization::createOneShotBufferizePass());
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void tessera::buildCpuPipeline(OpPassManager &pm, const PipelineOptions &options) {
+  buildToTilePipeline(pm, options);
+  buildTileToCpuPipeline(pm);
+}
+
+void tessera::registerPipelines() {
+  PassPipelineRegistration<PipelineOptions>(
+      "tessera-to-tile", "attn ops to tile programs (target-independent)",
+      buildToTilePipeline);
+  PassPipelineRegistration<>("tessera-tile-to-cpu",
+                             "tile programs to the LLVM dialect for the CPU JIT",
+                             buildTileToCpuPipeline);
+  PassPipelineRegistration<PipelineOptions>(
+      "tessera-cpu", "attn ops to the LLVM dialect for the CPU JIT", buildCpuPipeline);
+}

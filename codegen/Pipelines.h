@@ -1,0 +1,41 @@
+//===- Pipelines.h - Tessera's named pass pipelines -------------*- C++ -*-===//
+//
+// One function builds each pipeline; tessera-opt, the Python layer and the autotuner all
+// call it, and the printed textual form replays in tessera-opt.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_PIPELINES_H
+#define TESSERA_CODEGEN_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+}
+
+namespace tessera {
+
+/// Tuning knobs shared by every pipeline; they become the `#tile.config` of each kernel.
+struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
+  Option<int64_t> blockM{*this, "block-m", llvm::cl::desc("query rows per program"),
+                         llvm::cl::init(64)};
+  Option<int64_t> blockN{*this, "block-n", llvm::cl::desc("keys per inner-loop step"),
+                         llvm::cl::init(64)};
+  Option<int64_t> numWarps{*this, "num-warps", llvm::cl::desc("warps per program"),
+                           llvm::cl::init(4)};
+  Option<int64_t> numStages{*this, "num-stages",
+                            llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
+};
+
+/// `tessera-to-tile`: attn ops -> tile programs, cleaned up.
+void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
+/// `tessera-tile-to-cpu`: tile programs -> the LLVM dialect, ready for the JIT.
+void buildTileToCpuPipeline(mlir::OpPassManager &pm);
+/// `tessera-cpu`: both of the above.
+void buildCpuPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
+
+void registerPipelines();
+
+} // namespace tessera
+
+#endif

@@ -1,0 +1,192 @@
+//===- Compiler.cpp - the narrow facade over the Tessera compiler ---------===//
+#include "compiler/Compiler.h"
+
+#include "codegen/Pipelines.h"
+#include "compiler/Registration.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <mutex>
+
+using namespace mlir;
+using tessera::CompileError;
+
+namespace {
+/// A context with every Tessera dialect loaded and a handler that collects diagnostics.
+struct CompilerContext {
+  MLIRContext context;
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler;
+
+  CompilerContext()
+      : context(makeRegistry(), MLIRContext::Threading::DISABLED),
+        handler(&context, [this](Diagnostic &diag) {
+          llvm::raw_string_ostream os(diagnostics);
+          const char *severity = diag.getSeverity() == DiagnosticSeverity::Error     ? "error"
+                             : diag.getSeverity() == DiagnosticSeverity::Warning ? "warning"
+                                                                                 : "note";
+          os << diag.getLocation() << ": " << severity << ": " << diag << "\n";
+          for (Diagnostic &note : diag.getNotes())
+            os << "  " << note.getLocation() << ": note: " << note << "\n";
+          return success();
+        }) {
+    context.loadAllAvailableDialects();
+  }
+
+  static DialectRegistry makeRegistry() {
+    DialectRegistry registry;
+    tessera::registerAllDialects(registry);
+    return registry;
+  }
+
+  [[noreturn]] void fail(const std::string &what) {
+    throw CompileError(what + (diagnostics.empty() ? "" : ":\n" + diagnostics));
+  }
+
+  OwningOpRef<ModuleOp> parse(const std::string &text) {
+    auto module = parseSourceString<ModuleOp>(text, &context, "spec");
+    if (!module)
+      fail("the attn module does not parse");
+    if (failed(mlir::verify(*module)))
+      fail("the attn module does not verify");
+    return module;
+  }
+
+  void runPipeline(ModuleOp module, const std::string &pipeline) {
+    PassManager pm(&context);
+    if (failed(parsePassPipeline(pipeline, pm)))
+      fail("bad pipeline '" + pipeline + "'");
+    if (failed(pm.run(module)))
+      fail("pipeline '" + pipeline + "' failed");
+  }
+};
+
+std::string print(ModuleOp module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  return text;
+}
+
+std::once_flag registerOnce;
+void ensureRegistered() {
+  std::call_once(registerOnce, [] { tessera::registerAllPasses(); });
+}
+} // namespace
+
+tessera::Stage tessera::parseStage(const std::string &name) {
+  if (name == "attn")
+    return Stage::Attn;
+  if (name == "tile")
+    return Stage::Tile;
+  if (name == "llvm")
+    return Stage::Llvm;
+  throw CompileError("unknown stage '" + name + "' (expected attn, tile or llvm)");
+}
+
+std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
+  std::string options = "block-m=" + std::to_string(config.blockM) +
+                        " block-n=" + std::to_string(config.blockN) +
+                        " num-warps=" + std::to_string(config.numWarps) +
+                        " num-stages=" + std::to_string(config.numStages);
+  switch (stage) {
+  case Stage::Attn:
+    return "builtin.module()";
+  case Stage::Tile:
+    return "builtin.module(tessera-to-tile{" + options + "})";
+  case Stage::Llvm:
+    return "builtin.module(tessera-cpu{" + options + "})";
+  }
+  return "";
+}
+
+std::string tessera::verifyModule(const std::string &attnModule) {
+  CompilerContext cc;
+  return print(*cc.parse(attnModule));
+}
+
+std::string tessera::lowerModule(const std::string &attnModule, Stage stage,
+                                 const TuningConfig &config) {
+  ensureRegistered();
+  CompilerContext cc;
+  auto module = cc.parse(attnModule);
+  cc.runPipeline(*module, pipelineFor(stage, config));
+  return print(*module);
+}
+
+struct tessera::CpuKernel::Impl {
+  CompilerContext cc;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string entry;
+  size_t numArgs = 0;
+};
+
+tessera::CpuKernel::CpuKernel(std::unique_ptr<Impl> impl) : impl(std::move(impl)) {}
+tessera::CpuKernel::~CpuKernel() = default;
+
+std::unique_ptr<tessera::CpuKernel>
+tessera::CpuKernel::compile(const std::string &attnModule, const std::string &entry,
+                            const TuningConfig &config) {
+  ensureRegistered();
+  static std::once_flag nativeTarget;
+  std::call_once(nativeTarget, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+  auto impl = std::make_unique<Impl>();
+  auto module = impl->cc.parse(attnModule);
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    impl->cc.fail("no function '" + entry + "' in the module");
+  impl->numArgs = func.getNumArguments() + func.getNumResults();
+  impl->entry = entry;
+  impl->cc.runPipeline(*module, pipelineFor(Stage::Llvm, config));
+
+  ExecutionEngineOptions options;
+  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
+                                                  /*targetMachine=*/nullptr);
+  auto engine = ExecutionEngine::create(*module, options);
+  if (!engine)
+    impl->cc.fail("JIT compilation failed: " + llvm::toString(engine.takeError()));
+  impl->engine = std::move(*engine);
+  return std::unique_ptr<CpuKernel>(new CpuKernel(std::move(impl)));
+}
+
+void tessera::CpuKernel::run(const std::vector<BufferArg> &args) {
+  if (args.size() != impl->numArgs)
+    throw CompileError("kernel '" + impl->entry + "' takes " +
+                       std::to_string(impl->numArgs) + " buffers, got " +
+                       std::to_string(args.size()));
+  // Each buffer becomes a ranked memref descriptor {allocated, aligned, offset,
+  // sizes[rank], strides[rank]}; the C interface takes a pointer to each.
+  std::vector<std::vector<int64_t>> descriptors;
+  descriptors.reserve(args.size());
+  for (const BufferArg &a : args) {
+    std::vector<int64_t> d;
+    d.push_back(reinterpret_cast<int64_t>(a.data));
+    d.push_back(reinterpret_cast<int64_t>(a.data));
+    d.push_back(0);
+    d.insert(d.end(), a.sizes.begin(), a.sizes.end());
+    d.insert(d.end(), a.strides.begin(), a.strides.end());
+    descriptors.push_back(std::move(d));
+  }
+  std::vector<void *> descriptorPtrs, packed;
+  for (auto &d : descriptors)
+    descriptorPtrs.push_back(d.data());
+  for (auto &p : descriptorPtrs)
+    packed.push_back(&p);
+  if (llvm::Error err = impl->engine->invokePacked("_mlir_ciface_" + impl->entry, packed))
+    throw CompileError("kernel launch failed: " + llvm::toString(std::move(err)));
+}

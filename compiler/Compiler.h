@@ -1,0 +1,67 @@
+//===- Compiler.h - the narrow facade over the Tessera compiler -*- C++ -*-===//
+//
+// The only header the Python layer, tools and tests need. It names no MLIR type, so a
+// binding built with another compiler or Python links against it without MLIR headers.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_COMPILER_COMPILER_H
+#define TESSERA_COMPILER_COMPILER_H
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+/// A compiler error; `what()` holds the located diagnostics.
+struct CompileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct TuningConfig {
+  int64_t blockM = 64, blockN = 64, numWarps = 4, numStages = 2;
+};
+
+/// The stages a user can inspect; each is reached by a printed, replayable pipeline.
+enum class Stage { Attn, Tile, Llvm };
+Stage parseStage(const std::string &name); // throws CompileError on an unknown name
+
+/// The `tessera-opt` pass pipeline that takes attn IR to `stage` with `config`.
+std::string pipelineFor(Stage stage, const TuningConfig &config);
+
+/// Parses and verifies `attnModule`; returns it printed. Throws CompileError.
+std::string verifyModule(const std::string &attnModule);
+
+/// Runs `pipelineFor(stage, config)` on `attnModule` and prints the result.
+std::string lowerModule(const std::string &attnModule, Stage stage,
+                        const TuningConfig &config);
+
+/// A strided view of a caller's buffer, handed to a kernel without a copy. Sizes and
+/// strides count elements.
+struct BufferArg {
+  void *data = nullptr;
+  std::vector<int64_t> sizes, strides;
+};
+
+/// A kernel compiled for the CPU through MLIR's execution engine. Batch, heads and
+/// sequence lengths are run-time values: one compiled kernel serves every shape.
+class CpuKernel {
+public:
+  static std::unique_ptr<CpuKernel> compile(const std::string &attnModule,
+                                            const std::string &entry,
+                                            const TuningConfig &config);
+  ~CpuKernel();
+  /// Arguments in the entry's order: inputs, then one output buffer per result.
+  void run(const std::vector<BufferArg> &args);
+
+private:
+  struct Impl;
+  explicit CpuKernel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace tessera
+
+#endif

@@ -1,0 +1,181 @@
+//===- AttnOps.cpp - softmax attention and combiner verifiers -------------===//
+#include "dialect/attn/AttnDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include <cmath>
+
+using namespace mlir;
+using namespace tessera::attn;
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+double AttentionOp::getEffectiveScale() {
+  if (auto s = getScaleAttr())
+    return s.getValueAsDouble();
+  return 1.0 / std::sqrt(double(getQuery().getType().getDimSize(3)));
+}
+
+LogicalResult AttentionOp::verify() {
+  Operation *op = getOperation();
+  auto q = getQuery().getType(), k = getKey().getType(), v = getValue().getType();
+  auto o = getOutput().getType(), l = getLse().getType();
+  if (failed(verifyRank(op, "query", q, 4)) || failed(verifyRank(op, "key", k, 4)) ||
+      failed(verifyRank(op, "value", v, 4)) || failed(verifyRank(op, "output", o, 4)) ||
+      failed(verifyRank(op, "lse", l, 3)))
+    return failure();
+  if (!isFloatTensorElement(q.getElementType()))
+    return emitOpError("query element type must be f32, f16 or bf16, got ")
+           << q.getElementType();
+  if (k.getElementType() != q.getElementType() ||
+      v.getElementType() != q.getElementType())
+    return emitOpError("query, key and value must share one element type");
+  if (o.getElementType() != q.getElementType())
+    return emitOpError("output element type must match the query's");
+  if (!l.getElementType().isF32())
+    return emitOpError("lse element type must be f32");
+  if (q.isDynamicDim(3) || v.isDynamicDim(3))
+    return emitOpError("head dims (query dim 3, value dim 3) must be static");
+  // Batch, heads, sequence and head-dim agreement.
+  if (failed(verifyDimsMatch(op, "batch of key", q.getDimSize(0), k.getDimSize(0))) ||
+      failed(verifyDimsMatch(op, "batch of value", q.getDimSize(0), v.getDimSize(0))) ||
+      failed(verifyDimsMatch(op, "key/value heads", k.getDimSize(1), v.getDimSize(1))) ||
+      failed(verifyDimsMatch(op, "key/value length", k.getDimSize(2), v.getDimSize(2))) ||
+      failed(verifyDimsMatch(op, "query/key head dim", q.getDimSize(3), k.getDimSize(3))))
+    return failure();
+  int64_t h = q.getDimSize(1), hk = k.getDimSize(1);
+  if (!ShapedType::isDynamic(h) && !ShapedType::isDynamic(hk) && (hk == 0 || h % hk))
+    return emitOpError("query heads (") << h << ") must be a multiple of key/value heads ("
+                                        << hk << ")";
+  for (int i = 0; i < 3; ++i)
+    if (failed(verifyDimsMatch(op, "output dim " + std::to_string(i), o.getDimSize(i),
+                               q.getDimSize(i))) ||
+        failed(verifyDimsMatch(op, "lse dim " + std::to_string(i), l.getDimSize(i),
+                               q.getDimSize(i))))
+      return failure();
+  if (failed(verifyDimsMatch(op, "output head dim", o.getDimSize(3), v.getDimSize(3))))
+    return failure();
+  if (auto s = getScaleAttr()) {
+    double x = s.getValueAsDouble();
+    if (!(x > 0.0) || !std::isfinite(x))
+      return emitOpError("scale must be positive and finite, got ") << x;
+  }
+  if (auto w = getWindowAttr()) {
+    if (!getCausal())
+      return emitOpError("window requires causal");
+    if (w.getInt() < 1)
+      return emitOpError("window must be >= 1, got ") << w.getInt();
+  }
+  bool hasBlocks = static_cast<bool>(getBlockIndices());
+  if (hasBlocks != (getBlockQAttr() && getBlockKAttr()))
+    return emitOpError("block_indices requires block_q and block_k, and they require it");
+  if (hasBlocks) {
+    auto bi = cast<RankedTensorType>(getBlockIndices().getType());
+    if (failed(verifyRank(op, "block_indices", bi, 4)))
+      return failure();
+    if (!bi.getElementType().isInteger(32))
+      return emitOpError("block_indices element type must be i32");
+    for (int64_t b : {getBlockQAttr().getInt(), getBlockKAttr().getInt()})
+      if (b < 1)
+        return emitOpError("block sizes must be >= 1, got ") << b;
+    if (!bi.isDynamicDim(1) && bi.getDimSize(1) != 1 &&
+        failed(verifyDimsMatch(op, "block_indices heads", bi.getDimSize(1), h)))
+      return failure();
+    if (!q.isDynamicDim(2) && !bi.isDynamicDim(2)) {
+      int64_t bq = getBlockQAttr().getInt();
+      if (bi.getDimSize(2) != (q.getDimSize(2) + bq - 1) / bq)
+        return emitOpError("block_indices dim 2 must be ceil(Nq / block_q)");
+    }
+  }
+  return success();
+}
+
+/// A modifier region holds scalar arith/math ops, reads of 1-D integer tensors defined
+/// outside the op, and ends in one attn.yield of `resultType`.
+static LogicalResult verifyModifierRegion(AttentionOp op, Region &region, StringRef name,
+                                          ArrayRef<Type> argTypes, Type resultType) {
+  if (region.empty())
+    return success();
+  if (!region.hasOneBlock())
+    return op.emitOpError() << name << " must have exactly one block";
+  Block &block = region.front();
+  if (block.getNumArguments() != argTypes.size())
+    return op.emitOpError() << name << " must take " << argTypes.size() << " arguments";
+  for (auto [i, arg] : llvm::enumerate(block.getArguments()))
+    if (arg.getType() != argTypes[i])
+      return op.emitOpError() << name << " argument #" << i << " must be " << argTypes[i]
+                              << ", got " << arg.getType();
+  for (Operation &inner : block.without_terminator()) {
+    if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
+      auto t = extract.getTensor().getType();
+      if (t.getRank() != 1 || !t.getElementType().isIntOrIndex() ||
+          region.isAncestor(extract.getTensor().getParentRegion()))
+        return inner.emitOpError("in ")
+               << name << ": only 1-D integer tensors defined outside may be read";
+      continue;
+    }
+    Dialect *d = inner.getDialect();
+    if (!d || (d->getNamespace() != "arith" && d->getNamespace() != "math") ||
+        inner.getNumRegions() != 0)
+      return inner.emitOpError("is not allowed in ")
+             << name << ": only scalar arith/math ops and tensor.extract";
+    for (Type t : inner.getResultTypes())
+      if (!t.isIntOrIndexOrFloat())
+        return inner.emitOpError("in ") << name << " must produce a scalar";
+  }
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op.emitOpError() << name << " must end with attn.yield";
+  if (yield.getValues().size() != 1 || yield.getValues()[0].getType() != resultType)
+    return yield.emitOpError() << "in " << name << " must yield one " << resultType;
+  return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  Builder b(getContext());
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  if (failed(verifyModifierRegion(*this, getScoreMod(), "score_mod",
+                                  {f32, i32, i32, i32, i32}, f32)))
+    return failure();
+  return verifyModifierRegion(*this, getMaskMod(), "mask_mod", {i32, i32, i32, i32},
+                              b.getI1Type());
+}
+
+//===----------------------------------------------------------------------===//
+// MergeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult MergeOp::verify() {
+  Operation *op = getOperation();
+  auto oa = getOutA().getType(), ob = getOutB().getType(), o = getOutput().getType();
+  auto la = getLseA().getType(), lb = getLseB().getType(), l = getLse().getType();
+  for (auto [name, t] : {std::pair<StringRef, RankedTensorType>{"out_a", oa}, {"out_b", ob},
+                         {"output", o}})
+    if (failed(verifyRank(op, name, t, 4)))
+      return failure();
+  for (auto [name, t] : {std::pair<StringRef, RankedTensorType>{"lse_a", la}, {"lse_b", lb},
+                         {"lse", l}}) {
+    if (failed(verifyRank(op, name, t, 3)))
+      return failure();
+    if (!t.getElementType().isF32())
+      return emitOpError() << name << " element type must be f32";
+  }
+  if (oa.getElementType() != ob.getElementType() || o.getElementType() != oa.getElementType())
+    return emitOpError("partial outputs and the output must share one element type");
+  for (int i = 0; i < 4; ++i) {
+    if (failed(verifyDimsMatch(op, "partial output dim " + std::to_string(i),
+                               oa.getDimSize(i), ob.getDimSize(i))) ||
+        failed(verifyDimsMatch(op, "output dim " + std::to_string(i), o.getDimSize(i),
+                               oa.getDimSize(i))))
+      return failure();
+    if (i < 3)
+      for (auto t : {la, lb, l})
+        if (failed(verifyDimsMatch(op, "lse dim " + std::to_string(i), t.getDimSize(i),
+                                   oa.getDimSize(i))))
+          return failure();
+  }
+  return success();
+}

@@ -1,0 +1,33 @@
+//===- Passes.td - target-independent Tessera passes -------*- tablegen -*-===//
+#ifndef TESSERA_PASSES
+#define TESSERA_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
+  let summary = "lower attn ops on tensors to tile programs over buffers";
+  let description = [{
+    Rewrites every `func.func` whose body holds `attn` ops into destination-passing form
+    (tensor arguments become buffers, results become trailing output buffers) and each
+    `attn.attention` into a `tile.grid` running the FlashAttention-2 online softmax: per
+    query tile, loops over key tiles carrying (max, sum, accumulator). Key tiles are
+    classified from the mask: tiles wholly outside causal / window bounds are never
+    visited, tiles wholly inside run without mask evaluation, and only boundary tiles
+    evaluate the mask and `mask_mod`. `score_mod` / `mask_mod` regions are inlined
+    element-wise on the score tile.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::func::FuncDialect",
+    "::tessera::tile::TileDialect"
+  ];
+  let options = [
+    Option<"blockM", "block-m", "int64_t", "64", "query rows per program">,
+    Option<"blockN", "block-n", "int64_t", "64", "keys per inner-loop step">,
+    Option<"numWarps", "num-warps", "int64_t", "4", "warps per program (GPU)">,
+    Option<"numStages", "num-stages", "int64_t", "2", "software-pipeline stages (GPU)">
+  ];
+}
+
+#endif // TESSERA_PASSES
