@@ -65,9 +65,16 @@ struct CompilerContext {
   }
 
   void runPipeline(ModuleOp module, const std::string &pipeline) {
-    PassManager pm(&context);
-    if (failed(parsePassPipeline(pipeline, pm)))
-      fail("bad pipeline '" + pipeline + "'");
+    // Pipelines are printed anchored on the module, as tessera-opt's --pass-pipeline
+    // takes them; the pass manager below is that anchor, so it gets the inner list.
+    StringRef inner = pipeline;
+    if (!inner.consume_front("builtin.module(") || !inner.consume_back(")"))
+      fail("pipeline '" + pipeline + "' is not anchored on builtin.module");
+    PassManager pm(&context, ModuleOp::getOperationName());
+    std::string parseErrors;
+    llvm::raw_string_ostream errorStream(parseErrors);
+    if (failed(parsePassPipeline(inner, pm, errorStream)))
+      fail("bad pipeline '" + pipeline + "': " + parseErrors);
     if (failed(pm.run(module)))
       fail("pipeline '" + pipeline + "' failed");
   }

@@ -1,19 +1,126 @@
+//===- AttnToTile.cpp - attn ops to tile programs -------------------------===//
+//
+// Each function holding attn ops is rewritten into destination-passing form over
+// buffers, and each attn op into one tile.grid. The buffer conversion is done here rather
+// than by one-shot bufferization because an attn op is a whole kernel: its operands are
+// the kernel's global buffers, never values that live in registers.
+//
+//===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
+
 #include "dialect/attn/AttnDialect.h"
 #include "dialect/tile/TileDialect.h"
+#include "passes/SoftmaxTileProgram.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace tessera {
 #define GEN_PASS_DEF_ATTNTOTILE
 #include "passes/Passes.h.inc"
 } // namespace tessera
 
+using namespace mlir;
+using namespace tessera;
+
+/// The buffer type a tensor of the spec becomes: same shape, any strides, so callers
+/// can hand in views (a transposed or sliced tensor) without a copy.
+static MemRefType bufferTypeFor(RankedTensorType type) {
+  auto layout = StridedLayoutAttr::get(
+      type.getContext(), ShapedType::kDynamic,
+      SmallVector<int64_t>(type.getRank(), ShapedType::kDynamic));
+  return MemRefType::get(type.getShape(), type.getElementType(), layout);
+}
+
 namespace {
 struct AttnToTilePass : tessera::impl::AttnToTileBase<AttnToTilePass> {
   using AttnToTileBase::AttnToTileBase;
-  void runOnOperation() override {}
+
+  void runOnOperation() override {
+    SmallVector<func::FuncOp> funcs;
+    getOperation().walk([&](func::FuncOp f) {
+      if (!f.isExternal() && !f.getOps<attn::AttentionOp>().empty())
+        funcs.push_back(f);
+    });
+    for (func::FuncOp f : funcs)
+      if (failed(lowerFunction(f)))
+        return signalPassFailure();
+  }
+
+  LogicalResult lowerFunction(func::FuncOp func);
 };
 } // namespace
+
+LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  for (Type t : llvm::concat<const Type>(func.getArgumentTypes(), func.getResultTypes()))
+    if (!isa<RankedTensorType>(t))
+      return func.emitError("attn functions take and return ranked tensors only, got ")
+             << t;
+  for (Operation &op : body.without_terminator())
+    if (!isa<attn::AttentionOp>(op))
+      return op.emitError("is not lowered to a tile program yet");
+
+  // New signature: every tensor argument becomes a buffer, and every result a trailing
+  // output buffer.
+  SmallVector<Type> argTypes;
+  for (Type t : llvm::concat<const Type>(func.getArgumentTypes(), func.getResultTypes()))
+    argTypes.push_back(bufferTypeFor(cast<RankedTensorType>(t)));
+  unsigned numInputs = func.getNumArguments();
+  SmallVector<Location> locs(func.getNumResults(), func.getLoc());
+  body.addArguments(TypeRange(argTypes).drop_front(numInputs), locs);
+  for (auto [arg, type] : llvm::zip(body.getArguments(), argTypes))
+    arg.setType(type);
+
+  IRMapping buffers;
+  for (BlockArgument arg : body.getArguments().take_front(numInputs))
+    buffers.map(arg, arg);
+  // A value returned by the function is computed straight into its output buffer.
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    if (buffers.contains(v))
+      return ret.emitError("returning an argument unchanged is not supported; result #")
+             << i;
+    if (!v.getDefiningOp())
+      return ret.emitError("result #") << i << " is not computed by an attn op";
+    if (!buffers.contains(v))
+      buffers.map(v, body.getArgument(numInputs + i));
+  }
+
+  tile::ConfigAttr config = tile::ConfigAttr::get(&getContext(), blockM, blockN, numWarps,
+                                                  numStages, /*split=*/1);
+  SmallVector<Operation *> toErase;
+  for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
+    ImplicitLocOpBuilder b(op.getLoc(), &op);
+    // Intermediate results live in buffers the function allocates.
+    for (Value r : op.getResults())
+      if (!buffers.contains(r)) {
+        auto type = cast<RankedTensorType>(r.getType());
+        SmallVector<Value> dynSizes;
+        // Dynamic sizes of an intermediate follow the first operand's (same layout).
+        Value like = buffers.lookup(op.getOperand(0));
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          if (type.isDynamicDim(d))
+            dynSizes.push_back(memref::DimOp::create(b, like, d));
+        auto alloc = memref::AllocOp::create(
+            b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
+        Value cast = memref::CastOp::create(b, bufferTypeFor(type), alloc);
+        buffers.map(r, cast);
+      }
+    auto attention = cast<attn::AttentionOp>(op);
+    if (failed(buildSoftmaxTileProgram(b, attention, buffers, config)))
+      return failure();
+    toErase.push_back(&op);
+  }
+  OpBuilder rb(ret);
+  func::ReturnOp::create(rb, ret.getLoc());
+  ret.erase();
+  for (Operation *op : llvm::reverse(toErase))
+    op->erase();
+  func.setType(FunctionType::get(&getContext(), argTypes, {}));
+  func->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+  return success();
+}

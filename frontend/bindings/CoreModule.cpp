@@ -1,0 +1,81 @@
+//===- CoreModule.cpp - the pybind11 layer over the compiler facade -------===//
+//
+// A handful of entry points (verify, lower, pipeline, compile, run), not a mirror of the
+// MLIR API: the Python frontend builds attn IR as text and hands it over.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/Compiler.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+using namespace tessera;
+
+static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
+                               int64_t numStages) {
+  TuningConfig c;
+  c.blockM = blockM;
+  c.blockN = blockN;
+  c.numWarps = numWarps;
+  c.numStages = numStages;
+  return c;
+}
+
+/// A view of a numpy array as a kernel buffer. The frontend has already checked dtype,
+/// rank and shape; strides here are converted from bytes to elements.
+static BufferArg toBuffer(const py::array &a) {
+  BufferArg arg;
+  arg.data = const_cast<void *>(a.data());
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.strides(d) % a.itemsize() != 0)
+      throw py::value_error("buffer strides must be whole elements");
+    arg.sizes.push_back(a.shape(d));
+    arg.strides.push_back(a.strides(d) / a.itemsize());
+  }
+  return arg;
+}
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Tessera compiler core";
+  static py::exception<CompileError> compileError(m, "CompileError");
+  (void)compileError;
+
+#define CONFIG_ARGS                                                                  \
+  py::arg("block_m") = 64, py::arg("block_n") = 64, py::arg("num_warps") = 4,         \
+  py::arg("num_stages") = 2
+
+  m.def("verify", &verifyModule, py::arg("module"),
+        "Parse and verify attn IR; returns it printed.");
+  m.def(
+      "pipeline",
+      [](const std::string &stage, int64_t bm, int64_t bn, int64_t nw, int64_t ns) {
+        return pipelineFor(parseStage(stage), makeConfig(bm, bn, nw, ns));
+      },
+      py::arg("stage"), CONFIG_ARGS, "The tessera-opt pipeline reaching a stage.");
+  m.def(
+      "lower",
+      [](const std::string &module, const std::string &stage, int64_t bm, int64_t bn,
+         int64_t nw, int64_t ns) {
+        return lowerModule(module, parseStage(stage), makeConfig(bm, bn, nw, ns));
+      },
+      py::arg("module"), py::arg("stage"), CONFIG_ARGS, "Lower attn IR to a stage.");
+
+  py::class_<CpuKernel>(m, "CpuKernel")
+      .def(py::init([](const std::string &module, const std::string &entry, int64_t bm,
+                       int64_t bn, int64_t nw, int64_t ns) {
+             return CpuKernel::compile(module, entry, makeConfig(bm, bn, nw, ns));
+           }),
+           py::arg("module"), py::arg("entry"), CONFIG_ARGS)
+      .def(
+          "run",
+          [](CpuKernel &k, const std::vector<py::array> &arrays) {
+            std::vector<BufferArg> args;
+            for (const py::array &a : arrays)
+              args.push_back(toBuffer(a));
+            py::gil_scoped_release release;
+            k.run(args);
+          },
+          py::arg("buffers"), "Run on numpy arrays: inputs, then outputs.");
+}

@@ -1,0 +1,17 @@
+"""Tessera: attention variants written as short specs, compiled through MLIR.
+
+    import tessera
+    spec = tessera.attention(causal=True, score_mod=lambda s, b, h, i, j: s - (i - j) / 8)
+    kernel = tessera.compile(spec, head_dim=64)
+    out = kernel(q, k, v)              # numpy / DLPack tensors [B, H, N, D]
+    print(kernel.ir("tile"))           # the block program; also "attn", "llvm"
+"""
+from .kernel import CompileError, Config, Kernel, compile
+from .spec import AttentionSpec, attention
+from .trace import Buffer, SpecError, exp, log, maximum, minimum, sqrt, tanh, where
+from . import reference
+
+__all__ = [
+    "AttentionSpec", "Buffer", "CompileError", "Config", "Kernel", "SpecError", "attention",
+    "compile", "exp", "log", "maximum", "minimum", "reference", "sqrt", "tanh", "where",
+]

@@ -1,0 +1,142 @@
+"""Compiled kernels: argument checking, calling into the compiler core, IR inspection."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from .spec import AttentionSpec
+from .trace import SpecError
+
+CompileError = _core.CompileError
+
+_DTYPES = {np.dtype(np.float32): "float32"}
+_DLPACK_CPU = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Tuning knobs; they become the kernel's #tile.config attribute."""
+
+    block_m: int = 64
+    block_n: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+
+    def as_kwargs(self) -> Dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def _as_array(x, what: str) -> np.ndarray:
+    """A zero-copy numpy view of a host tensor (numpy, or anything with DLPack)."""
+    if isinstance(x, np.ndarray):
+        return x
+    device = getattr(x, "__dlpack_device__", None)
+    if device is not None:
+        kind, index = device()
+        if int(kind) != _DLPACK_CPU:
+            raise ValueError(f"{what} is on a device (DLPack device type {int(kind)}:{index}); "
+                             f"this kernel was compiled for the CPU and needs host tensors")
+        return np.from_dlpack(x)
+    raise TypeError(f"{what} must be a numpy array or a DLPack tensor, got {type(x).__name__}")
+
+
+def _check_strides(a: np.ndarray, what: str) -> None:
+    if any(s < 0 for s in a.strides):
+        raise ValueError(f"{what} has negative strides {a.strides}; pass a copy")
+    if any(s % a.itemsize for s in a.strides):
+        raise ValueError(f"{what} has strides {a.strides} that are not whole elements")
+
+
+class Kernel:
+    """A spec compiled for one element type and head dims; any B, H, N."""
+
+    def __init__(self, spec: AttentionSpec, dtype: str, head_dim: int, value_dim: int,
+                 config: Config, target: str) -> None:
+        self.spec, self.dtype, self.config, self.target = spec, dtype, config, target
+        self.head_dim, self.value_dim = head_dim, value_dim
+        self.module = spec.to_mlir(dtype, head_dim, value_dim)
+        self._impl = _core.CpuKernel(self.module, spec.name, **config.as_kwargs())
+
+    def ir(self, stage: str = "attn") -> str:
+        """The IR at `stage` ("attn", "tile" or "llvm"), as `replay_command` prints it."""
+        return _core.lower(self.module, stage, **self.config.as_kwargs())
+
+    def pipeline(self, stage: str = "llvm") -> str:
+        return _core.pipeline(stage, **self.config.as_kwargs())
+
+    def replay_command(self, stage: str = "llvm", path: str = "spec.mlir") -> str:
+        """The tessera-opt command that reproduces `ir(stage)` from the attn module."""
+        return f"tessera-opt {path} --pass-pipeline='{self.pipeline(stage)}'"
+
+    def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
+                 **buffers):
+        q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+        for a, n in ((q, "q"), (k, "k"), (v, "v")):
+            if a.ndim != 4:
+                raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got shape {a.shape}")
+            if a.dtype not in _DTYPES or _DTYPES[a.dtype] != self.dtype:
+                raise TypeError(f"{n} has dtype {a.dtype}; this kernel takes {self.dtype}")
+            _check_strides(a, n)
+        B, H, Nq, D = q.shape
+        Bk, Hk, Nk, Dk = k.shape
+        if D != self.head_dim or Dk != self.head_dim:
+            raise ValueError(f"q and k head dims must be {self.head_dim}, got {D} and {Dk}")
+        if v.shape[:3] != k.shape[:3] or v.shape[3] != self.value_dim:
+            raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {self.value_dim}], got {v.shape}")
+        if Bk != B:
+            raise ValueError(f"q has batch {B} but k has batch {Bk}")
+        if Hk == 0 or H % Hk:
+            raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
+        if Nk == 0 and Nq > 0:
+            raise ValueError("k and v must hold at least one key")
+
+        tables = []
+        missing = [n for n in self.spec.buffers if n not in buffers]
+        extra = sorted(set(buffers) - set(self.spec.buffers))
+        if missing or extra:
+            raise TypeError(f"buffers: missing {missing}, unexpected {extra}")
+        for name in self.spec.buffers:
+            t = _as_array(buffers[name], name)
+            if t.ndim != 1 or t.dtype != np.int32:
+                raise TypeError(f"buffer {name!r} must be a 1-D int32 array, got "
+                                f"{t.dtype} of shape {t.shape}")
+            _check_strides(t, name)
+            tables.append(t)
+
+        out = self._output(out, (B, H, Nq, self.value_dim), q.dtype, "out")
+        lse_out = self._output(lse_out, (B, H, Nq), np.dtype(np.float32), "lse_out")
+        self._impl.run([q, k, v, *tables, out, lse_out])
+        return (out, lse_out) if return_lse else out
+
+    @staticmethod
+    def _output(given, shape, dtype, what) -> np.ndarray:
+        if given is None:
+            return np.empty(shape, dtype)
+        a = _as_array(given, what)
+        if a.shape != shape or a.dtype != dtype:
+            raise ValueError(f"{what} must be {dtype} of shape {shape}, got {a.dtype} {a.shape}")
+        if not a.flags.writeable:
+            raise ValueError(f"{what} is read-only")
+        _check_strides(a, what)
+        return a
+
+
+def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = None,
+            dtype: str = "float32", config: Optional[Config] = None,
+            target: str = "cpu") -> Kernel:
+    """Compiles `spec` once for `dtype` and head dims; batch, heads and lengths are
+    run-time values."""
+    if not isinstance(spec, AttentionSpec):
+        raise TypeError(f"spec must come from tessera.attention(...), got {type(spec).__name__}")
+    if target != "cpu":
+        raise SpecError(f"target {target!r} is not available yet; use 'cpu'")
+    if dtype != "float32":
+        raise SpecError(f"the CPU target computes in float32; dtype {dtype!r} is not supported")
+    value_dim = head_dim if value_dim is None else value_dim
+    for n, d in (("head_dim", head_dim), ("value_dim", value_dim)):
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
+            raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
+    return Kernel(spec, dtype, head_dim, value_dim, config or Config(), target)

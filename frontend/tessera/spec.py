@@ -1,0 +1,102 @@
+"""Attention specs: what the user asks for, turned into attn IR text."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, Optional, Tuple
+
+from .trace import Buffer, SpecError, trace_region
+
+_MLIR_TYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionSpec:
+    """Softmax attention (SEMANTICS §1) with optional masks and modifiers."""
+
+    causal: bool = False
+    window: Optional[int] = None
+    scale: Optional[float] = None
+    score_mod: Optional[Callable] = None
+    mask_mod: Optional[Callable] = None
+    name: str = "attention"
+
+    def __post_init__(self):
+        if not isinstance(self.causal, bool):
+            raise SpecError(f"causal must be a bool, got {type(self.causal).__name__}")
+        if self.window is not None:
+            if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+                raise SpecError(f"window must be a positive int, got {self.window!r}")
+            if not self.causal:
+                raise SpecError("window needs causal=True (it keeps i - w < j <= i)")
+        if self.scale is not None:
+            if not isinstance(self.scale, (int, float)) or not (self.scale > 0) or math.isinf(self.scale):
+                raise SpecError(f"scale must be a positive finite number, got {self.scale!r}")
+        if not self.name.isidentifier():
+            raise SpecError(f"name must be an identifier, got {self.name!r}")
+        # Trace now, so that a bad modifier fails where the spec is written.
+        object.__setattr__(self, "_regions", self._trace())
+
+    def _trace(self) -> Tuple[Optional[str], Optional[str], Dict[str, Buffer]]:
+        buffers: Dict[str, Buffer] = {}
+        score = mask = None
+        if self.score_mod is not None:
+            score, used = trace_region(self.score_mod, "score_mod")
+            buffers.update(used)
+        if self.mask_mod is not None:
+            mask, used = trace_region(self.mask_mod, "mask_mod")
+            buffers.update(used)
+        reserved = {"q", "k", "v"} & set(buffers)
+        if reserved:
+            raise SpecError(f"buffer names {sorted(reserved)} clash with q, k, v")
+        return score, mask, buffers
+
+    @property
+    def buffers(self) -> Tuple[str, ...]:
+        """Names of the extra 1-D tables the modifiers read, in call order."""
+        return tuple(sorted(self._regions[2]))
+
+    def to_mlir(self, dtype: str, head_dim: int, value_dim: int) -> str:
+        """The attn module for one element type and head dims; B, H, N stay dynamic."""
+        if dtype not in _MLIR_TYPES:
+            raise SpecError(f"dtype must be one of {sorted(_MLIR_TYPES)}, got {dtype!r}")
+        t = _MLIR_TYPES[dtype]
+        qt = f"tensor<?x?x?x{head_dim}x{t}>"
+        vt = f"tensor<?x?x?x{value_dim}x{t}>"
+        lt = "tensor<?x?x?xf32>"
+        score, mask, _ = self._regions
+        args = [f"%q: {qt}", f"%k: {qt}", f"%v: {vt}"]
+        args += [f"%{n}: tensor<?xi32>" for n in self.buffers]
+        attrs = []
+        if self.causal:
+            attrs.append("causal")
+        if self.window is not None:
+            attrs.append(f"window = {self.window} : i64")
+        if self.scale is not None:
+            attrs.append(f"scale = {float(self.scale)!r} : f32")
+        attr_text = (" {" + ", ".join(attrs) + "}") if attrs else ""
+        regions = ""
+        if score:
+            regions += "\n    score_mod {\n    " + score.replace("\n", "\n    ") + "\n    }"
+        if mask:
+            regions += "\n    mask_mod {\n    " + mask.replace("\n", "\n    ") + "\n    }"
+        return (
+            f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {lt}) {{\n"
+            f"  %o, %lse = attn.attention %q, %k, %v{attr_text}\n"
+            f"      : {qt}, {qt}, {vt} -> {vt}, {lt}{regions}\n"
+            f"  return %o, %lse : {vt}, {lt}\n"
+            f"}}\n"
+        )
+
+
+def attention(*, causal: bool = False, window: Optional[int] = None,
+              scale: Optional[float] = None, score_mod: Optional[Callable] = None,
+              mask_mod: Optional[Callable] = None, name: str = "attention") -> AttentionSpec:
+    """A softmax-attention spec.
+
+    score_mod(score, b, h, q_idx, kv_idx) -> new score and mask_mod(b, h, q_idx, kv_idx)
+    -> bool are plain Python functions, traced once (as FlexAttention does); use
+    tessera.where / exp / tanh / minimum / maximum and '&', '|', '~' inside them.
+    """
+    return AttentionSpec(causal=causal, window=window, scale=scale, score_mod=score_mod,
+                         mask_mod=mask_mod, name=name)

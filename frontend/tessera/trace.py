@@ -1,0 +1,289 @@
+"""Tracing of score_mod / mask_mod: plain Python functions become attn region IR.
+
+A modifier is called once with proxy values. Each operation on a proxy appends one
+scalar arith/math op (with the user's file and line as its MLIR location), so the
+region the compiler inlines on every tile is exactly what the function computed.
+Python control flow on a traced value cannot be expressed and is reported with the
+user's file and line.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Callable, Dict, List, Optional
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class SpecError(ValueError):
+    """A spec the compiler cannot accept; the message names the user's file and line."""
+
+
+def _user_frame() -> Optional[traceback.FrameSummary]:
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return frame
+    return None
+
+
+def _where() -> str:
+    f = _user_frame()
+    return f"{f.filename}:{f.lineno}" if f else "<unknown>"
+
+
+_FLOAT, _INT, _BOOL, _INDEX = "f32", "i32", "i1", "index"
+
+
+class _Region:
+    """Collects the ops of one region."""
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+        self.counter = 0
+        self.buffers: Dict[str, "Buffer"] = {}
+
+    def fresh(self) -> str:
+        self.counter += 1
+        return f"%t{self.counter}"
+
+    def emit(self, text: str, type_: str) -> "Value":
+        name = self.fresh()
+        f = _user_frame()
+        loc = f' loc("{f.filename}":{f.lineno}:0)' if f else ""
+        self.lines.append(f"{name} = {text}{loc}")
+        return Value(self, name, type_)
+
+    def const(self, x, type_: str) -> "Value":
+        if type_ == _FLOAT:
+            return self.emit(f"arith.constant {float(x)!r} : f32", _FLOAT)
+        if type_ == _BOOL:
+            return self.emit(f"arith.constant {'true' if x else 'false'}", _BOOL)
+        return self.emit(f"arith.constant {int(x)} : i32", _INT)
+
+
+def _lift(region: _Region, x, like: "Value") -> "Value":
+    if isinstance(x, Value):
+        if x.region is not region:
+            raise SpecError(f"{_where()}: a traced value escaped its modifier")
+        return x
+    if isinstance(x, bool):
+        return region.const(x, _BOOL)
+    if isinstance(x, int):
+        return region.const(x, _INT if like.type != _FLOAT else _FLOAT)
+    if isinstance(x, float):
+        return region.const(x, _FLOAT)
+    raise SpecError(f"{_where()}: cannot use a {type(x).__name__} in a modifier")
+
+
+def _to_float(v: "Value") -> "Value":
+    if v.type == _FLOAT:
+        return v
+    if v.type == _BOOL:
+        v = v.region.emit(f"arith.extui {v.name} : i1 to i32", _INT)
+    return v.region.emit(f"arith.sitofp {v.name} : i32 to f32", _FLOAT)
+
+
+def _unify(a: "Value", b: "Value"):
+    if a.type == _FLOAT or b.type == _FLOAT:
+        return _to_float(a), _to_float(b)
+    if a.type != b.type:
+        raise SpecError(f"{_where()}: cannot combine {a.type} and {b.type}")
+    return a, b
+
+
+class Value:
+    """A traced scalar: f32 (scores), i32 (indices) or i1 (mask bits)."""
+
+    def __init__(self, region: _Region, name: str, type_: str) -> None:
+        self.region, self.name, self.type = region, name, type_
+
+    # Arithmetic -----------------------------------------------------------------
+    def _binary(self, other, float_op: str, int_op: Optional[str], reverse=False):
+        a, b = self, _lift(self.region, other, self)
+        if reverse:
+            a, b = b, a
+        a, b = _unify(a, b)
+        if a.type == _FLOAT:
+            return self.region.emit(f"{float_op} {a.name}, {b.name} : f32", _FLOAT)
+        if int_op is None or a.type == _BOOL:
+            raise SpecError(f"{_where()}: this operation needs numbers, got {a.type}")
+        return self.region.emit(f"{int_op} {a.name}, {b.name} : i32", _INT)
+
+    def __add__(self, o): return self._binary(o, "arith.addf", "arith.addi")
+    def __radd__(self, o): return self._binary(o, "arith.addf", "arith.addi", True)
+    def __sub__(self, o): return self._binary(o, "arith.subf", "arith.subi")
+    def __rsub__(self, o): return self._binary(o, "arith.subf", "arith.subi", True)
+    def __mul__(self, o): return self._binary(o, "arith.mulf", "arith.muli")
+    def __rmul__(self, o): return self._binary(o, "arith.mulf", "arith.muli", True)
+    def __floordiv__(self, o): return self._binary(o, "arith.divf", "arith.floordivsi")
+    def __rfloordiv__(self, o): return self._binary(o, "arith.divf", "arith.floordivsi", True)
+    def __mod__(self, o): return self._binary(o, "arith.remf", "arith.remsi")
+
+    def __truediv__(self, o):
+        a, b = _to_float(self), _to_float(_lift(self.region, o, self))
+        return self.region.emit(f"arith.divf {a.name}, {b.name} : f32", _FLOAT)
+
+    def __rtruediv__(self, o):
+        a, b = _to_float(_lift(self.region, o, self)), _to_float(self)
+        return self.region.emit(f"arith.divf {a.name}, {b.name} : f32", _FLOAT)
+
+    def __neg__(self):
+        if self.type == _FLOAT:
+            return self.region.emit(f"arith.negf {self.name} : f32", _FLOAT)
+        return 0 - self
+
+    def __abs__(self):
+        if self.type == _FLOAT:
+            return self.region.emit(f"math.absf {self.name} : f32", _FLOAT)
+        return self.region.emit(f"math.absi {self.name} : i32", _INT)
+
+    # Comparisons ------------------------------------------------------------------
+    def _compare(self, other, fpred: str, ipred: str):
+        a, b = _unify(self, _lift(self.region, other, self))
+        if a.type == _FLOAT:
+            return self.region.emit(f"arith.cmpf {fpred}, {a.name}, {b.name} : f32", _BOOL)
+        t = "i1" if a.type == _BOOL else "i32"
+        return self.region.emit(f"arith.cmpi {ipred}, {a.name}, {b.name} : {t}", _BOOL)
+
+    def __lt__(self, o): return self._compare(o, "olt", "slt")
+    def __le__(self, o): return self._compare(o, "ole", "sle")
+    def __gt__(self, o): return self._compare(o, "ogt", "sgt")
+    def __ge__(self, o): return self._compare(o, "oge", "sge")
+    def __eq__(self, o): return self._compare(o, "oeq", "eq")  # type: ignore[override]
+    def __ne__(self, o): return self._compare(o, "une", "ne")  # type: ignore[override]
+    __hash__ = None  # type: ignore[assignment]
+
+    # Logic on mask bits -------------------------------------------------------------
+    def _logic(self, other, op: str):
+        b = _lift(self.region, other, self)
+        if self.type != _BOOL or b.type != _BOOL:
+            raise SpecError(f"{_where()}: '&', '|' and '^' combine comparisons (bools); "
+                            f"got {self.type} and {b.type}")
+        return self.region.emit(f"{op} {self.name}, {b.name} : i1", _BOOL)
+
+    def __and__(self, o): return self._logic(o, "arith.andi")
+    __rand__ = __and__
+    def __or__(self, o): return self._logic(o, "arith.ori")
+    __ror__ = __or__
+    def __xor__(self, o): return self._logic(o, "arith.xori")
+
+    def __invert__(self):
+        if self.type != _BOOL:
+            raise SpecError(f"{_where()}: '~' negates a comparison (bool), got {self.type}")
+        return self._logic(True, "arith.xori")
+
+    # What cannot be traced ------------------------------------------------------------
+    def __bool__(self):
+        raise SpecError(
+            f"{_where()}: Python control flow ('if', 'and', 'or', 'not', min/max) on a "
+            f"traced value cannot be compiled; use tessera.where, tessera.minimum, "
+            f"tessera.maximum, '&', '|' or '~'")
+
+    def _no_conversion(self, *_):
+        raise SpecError(f"{_where()}: a traced value has no Python number; use tessera's "
+                        f"math functions (tessera.exp, tessera.tanh, ...)")
+
+    __float__ = __int__ = __index__ = __round__ = _no_conversion
+
+    def __iter__(self):
+        raise SpecError(f"{_where()}: a traced value is a scalar and cannot be iterated")
+
+
+class Buffer:
+    """A 1-D integer table a modifier may index (e.g. document ids), passed at call time
+    under `name`."""
+
+    def __init__(self, name: str, dtype: str = "int32") -> None:
+        if not name.isidentifier():
+            raise SpecError(f"buffer name {name!r} must be a Python identifier")
+        if dtype != "int32":
+            raise SpecError(f"buffer {name!r}: only int32 tables are supported, got {dtype}")
+        self.name, self.dtype = name, dtype
+        self._region: Optional[_Region] = None
+
+    def __getitem__(self, index):
+        if not isinstance(index, Value) or index.type != _INT:
+            raise SpecError(f"{_where()}: buffer {self.name!r} is indexed by a traced "
+                            f"index (b, h, q_idx, kv_idx or arithmetic on them)")
+        region = index.region
+        region.buffers[self.name] = self
+        i = region.emit(f"arith.index_cast {index.name} : i32 to index", _INDEX)
+        return region.emit(f"tensor.extract %{self.name}[{i.name}] : tensor<?xi32>", _INT)
+
+
+def _unary(op: str):
+    def f(x):
+        if not isinstance(x, Value):
+            raise SpecError(f"{_where()}: tessera.{op.split('.')[1]} takes a traced value")
+        x = _to_float(x)
+        return x.region.emit(f"{op} {x.name} : f32", _FLOAT)
+    f.__name__ = op.split(".")[1]
+    return f
+
+
+exp, log, tanh, sqrt = (_unary(f"math.{n}") for n in ("exp", "log", "tanh", "sqrt"))
+
+
+def where(cond, a, b):
+    """Element-wise select: `a` where `cond` holds, else `b`."""
+    if not isinstance(cond, Value) or cond.type != _BOOL:
+        raise SpecError(f"{_where()}: tessera.where needs a comparison as its condition")
+    a = _lift(cond.region, a, cond if not isinstance(b, Value) else b)
+    b = _lift(cond.region, b, a)
+    a, b = _unify(a, b)
+    return cond.region.emit(
+        f"arith.select {cond.name}, {a.name}, {b.name} : {a.type}", a.type)
+
+
+def minimum(a, b):
+    v = a if isinstance(a, Value) else b
+    a, b = _unify(_lift(v.region, a, v), _lift(v.region, b, v))
+    op = "arith.minimumf" if a.type == _FLOAT else "arith.minsi"
+    return v.region.emit(f"{op} {a.name}, {b.name} : {a.type}", a.type)
+
+
+def maximum(a, b):
+    v = a if isinstance(a, Value) else b
+    a, b = _unify(_lift(v.region, a, v), _lift(v.region, b, v))
+    op = "arith.maximumf" if a.type == _FLOAT else "arith.maxsi"
+    return v.region.emit(f"{op} {a.name}, {b.name} : {a.type}", a.type)
+
+
+def _def_site(fn: Callable) -> str:
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
+
+
+def trace_region(fn: Callable, kind: str):
+    """Traces `fn` into region text. Returns (text, buffers it reads)."""
+    region = _Region()
+    if kind == "score_mod":
+        names = ["%score", "%b", "%h", "%q_idx", "%kv_idx"]
+        types = [_FLOAT, _INT, _INT, _INT, _INT]
+        result_type = _FLOAT
+    else:
+        names = ["%b", "%h", "%q_idx", "%kv_idx"]
+        types = [_INT] * 4
+        result_type = _BOOL
+    args = [Value(region, n, t) for n, t in zip(names, types)]
+    if not callable(fn):
+        raise SpecError(f"{kind} must be a function, got {type(fn).__name__}")
+    result = fn(*args)
+    if result_type == _FLOAT:
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            result = region.const(result, _FLOAT)
+        if not isinstance(result, Value) or result.type == _BOOL:
+            raise SpecError(f"{_def_site(fn)}: score_mod must return a number (the new "
+                            f"score), got {type(result).__name__}")
+        result = _to_float(result)
+    else:
+        if isinstance(result, bool):
+            result = region.const(result, _BOOL)
+        if not isinstance(result, Value) or result.type != _BOOL:
+            got = result.type if isinstance(result, Value) else type(result).__name__
+            raise SpecError(f"{_def_site(fn)}: mask_mod must return a bool (a comparison "
+                            f"such as q_idx >= kv_idx), got {got}")
+    header = "^bb0(" + ", ".join(f"{n}: {t}" for n, t in zip(names, types)) + "):"
+    body = [header] + ["  " + line for line in region.lines]
+    body.append(f"  attn.yield {result.name} : {result.type}")
+    return "\n".join(body), dict(region.buffers)

@@ -1,0 +1,247 @@
+//===- SoftmaxTileProgram.cpp - online-softmax tile program ---------------===//
+//
+// One program per (query tile, head, batch). The key-tile loop is split by tile class:
+// tiles wholly outside causal / window bounds are never visited, tiles wholly inside
+// run without any mask arithmetic, and only the boundary tiles (the window's first,
+// the diagonal, the ragged end) evaluate the mask. A `mask_mod` or block list makes
+// every visited tile a boundary tile, since nothing is known about it statically.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/SoftmaxTileProgram.h"
+
+#include "passes/ModifierInlining.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace tessera;
+
+namespace {
+/// Scalars and tiles the loop body needs, computed once per program.
+struct Program {
+  ImplicitLocOpBuilder &b;
+  attn::AttentionOp op;
+  const IRMapping &buffers;
+  int64_t bm, bn, d, dv;
+  Type elemType;      // of q/k/v/o
+  Type f32, i32;
+  Value batch, head, kvHead, m0; // program coordinates (index)
+  Value nk;                      // key length (index)
+  Value offset;                  // Nk - Nq as i32 (bottom-right causal alignment)
+  Value qTile;                   // BM x D, elemType
+  Value rows;                    // BM, i32: query indices of this tile
+
+  RankedTensorType tileType(ArrayRef<int64_t> shape, Type t) {
+    return RankedTensorType::get(shape, t);
+  }
+  Value cIndex(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value splatF32(ArrayRef<int64_t> shape, float v) {
+    auto type = tileType(shape, f32);
+    return arith::ConstantOp::create(b, type, DenseElementsAttr::get(type, v));
+  }
+  Value splatOf(ArrayRef<int64_t> shape, Value scalar) {
+    return tensor::SplatOp::create(b, tileType(shape, scalar.getType()), scalar);
+  }
+  Value toI32(Value index) { return arith::IndexCastOp::create(b, i32, index); }
+  Value rowBroadcast(Value v, int64_t n) { // BM -> BM x n
+    auto t = cast<RankedTensorType>(v.getType());
+    return tile::BroadcastOp::create(b, tileType({bm, n}, t.getElementType()), v, 1);
+  }
+
+  /// One key tile starting at key index `n0` applied to the carried (max, sum, acc).
+  SmallVector<Value> step(Value n0, ValueRange state, bool masked);
+  Value maskTile(Value scores, Value qIdx, Value kIdx);
+};
+} // namespace
+
+Value Program::maskTile(Value scores, Value qIdx, Value kIdx) {
+  SmallVector<int64_t> shape{bm, bn};
+  // Keys past the end are padding: always masked.
+  Value keep = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kIdx,
+                                     splatOf(shape, toI32(nk)));
+  Value diag; // i + Nk - Nq
+  if (op.getCausal()) {
+    diag = arith::AddIOp::create(b, qIdx, splatOf(shape, offset));
+    keep = arith::AndIOp::create(
+        b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kIdx, diag));
+  }
+  if (auto w = op.getWindowAttr()) {
+    Value lowest = arith::SubIOp::create(
+        b, diag,
+        splatOf(shape, arith::ConstantIntOp::create(b, i32, w.getInt())));
+    keep = arith::AndIOp::create(
+        b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, kIdx, lowest));
+  }
+  if (op.hasMaskMod()) {
+    SmallVector<Value> args{splatOf(shape, toI32(batch)), splatOf(shape, toI32(head)),
+                            qIdx, kIdx};
+    FailureOr<Value> userKeep =
+        inlineModifierElementwise(b, op.getMaskMod(), args, shape, buffers);
+    keep = arith::AndIOp::create(b, keep, *userKeep);
+  }
+  Value negInf = splatF32(shape, -std::numeric_limits<float>::infinity());
+  return arith::SelectOp::create(b, keep, scores, negInf);
+}
+
+SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
+  Value m = state[0], l = state[1], acc = state[2];
+  Value k = tile::LoadOp::create(b, tileType({bn, d}, elemType), buffers.lookup(op.getKey()),
+                                 ValueRange{batch, kvHead, n0, cIndex(0)}, nullptr);
+  Value v = tile::LoadOp::create(b, tileType({bn, dv}, elemType),
+                                 buffers.lookup(op.getValue()),
+                                 ValueRange{batch, kvHead, n0, cIndex(0)}, nullptr);
+  Value kt = tile::TransOp::create(b, tileType({d, bn}, elemType), k);
+  SmallVector<int64_t> shape{bm, bn};
+  Value s = tile::DotOp::create(b, tileType(shape, f32), qTile, kt, splatF32(shape, 0.0f));
+  s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
+
+  Value qIdx, kIdx;
+  if (masked || op.hasScoreMod()) {
+    qIdx = rowBroadcast(rows, bn);
+    Value cols = tile::RangeOp::create(b, tileType({bn}, i32), n0);
+    kIdx = tile::BroadcastOp::create(b, tileType(shape, i32), cols, 0);
+  }
+  if (op.hasScoreMod()) {
+    SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(head)),
+                            qIdx, kIdx};
+    s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
+  }
+  if (masked)
+    s = maskTile(s, qIdx, kIdx);
+
+  // Online softmax (SEMANTICS.md §1). A row that has seen no key keeps m = -inf; its
+  // exponent base is taken as 0 so that exp(-inf - base) = 0 instead of NaN.
+  Value rowMax = tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::max, s, 1);
+  Value mNew = arith::MaximumFOp::create(b, m, rowMax);
+  Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
+  Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, negInf);
+  Value base = arith::SelectOp::create(b, isEmpty, splatF32({bm}, 0.0f), mNew);
+  Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, rowBroadcast(base, bn)));
+  Value alpha = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+  Value lNew = arith::AddFOp::create(
+      b, arith::MulFOp::create(b, alpha, l),
+      tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::sum, p, 1));
+  Value scaled = arith::MulFOp::create(b, acc, rowBroadcast(alpha, dv));
+  Value pCast = p;
+  if (elemType != f32) // the second product runs at the input precision, as on GPUs
+    pCast = arith::TruncFOp::create(b, tileType(shape, elemType), p);
+  Value accNew = tile::DotOp::create(b, tileType({bm, dv}, f32), pCast, v, scaled);
+  return {mNew, lNew, accNew};
+}
+
+LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::AttentionOp op,
+                                               const IRMapping &buffers,
+                                               tile::ConfigAttr config) {
+  if (op.getBlockIndices())
+    return op.emitError("block_indices are not lowered to a tile program yet");
+  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
+  auto qType = cast<MemRefType>(q.getType());
+  auto vType = cast<MemRefType>(buffers.lookup(op.getValue()).getType());
+  Program p{b, op, buffers};
+  p.bm = config.getBlockM();
+  p.bn = config.getBlockN();
+  p.d = qType.getDimSize(3);
+  p.dv = vType.getDimSize(3);
+  p.elemType = qType.getElementType();
+  p.f32 = b.getF32Type();
+  p.i32 = b.getI32Type();
+
+  // Host side: sizes and the grid.
+  Value nBatch = memref::DimOp::create(b, q, 0);
+  Value nHeads = memref::DimOp::create(b, q, 1);
+  Value nq = memref::DimOp::create(b, q, 2);
+  Value nkvHeads = memref::DimOp::create(b, k, 1);
+  Value nk = memref::DimOp::create(b, k, 2);
+  Value bmIdx = p.cIndex(p.bm), bnIdx = p.cIndex(p.bn);
+  Value qTiles = arith::CeilDivSIOp::create(b, nq, bmIdx);
+  Value group = arith::DivSIOp::create(b, nHeads, nkvHeads);
+  auto grid = tile::GridOp::create(b, ValueRange{qTiles, nHeads, nBatch}, config);
+  grid.getBody().emplaceBlock();
+
+  // Device side: one program.
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&grid.getBody().front());
+  Value qTileIdx = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(0));
+  p.head = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(1));
+  p.batch = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(2));
+  p.kvHead = arith::DivSIOp::create(b, p.head, group);
+  p.m0 = arith::MulIOp::create(b, qTileIdx, bmIdx);
+  p.nk = nk;
+  Value offsetIdx = arith::SubIOp::create(b, nk, nq);
+  p.offset = p.toI32(offsetIdx);
+  p.qTile = tile::LoadOp::create(b, p.tileType({p.bm, p.d}, p.elemType), q,
+                                 ValueRange{p.batch, p.head, p.m0, p.cIndex(0)}, nullptr);
+  p.rows = tile::RangeOp::create(b, p.tileType({p.bm}, p.i32), p.m0);
+
+  // Key-tile ranges, in units of tiles. Visited: [lo, hi). Unmasked: [fullLo, fullHi).
+  Value zero = p.cIndex(0);
+  Value diagFirstRow = arith::AddIOp::create(b, p.m0, offsetIdx); // last key row m0 sees
+  Value keyEnd = nk;                                              // exclusive
+  Value fullEnd = nk;                                             // exclusive, unmasked
+  if (op.getCausal()) {
+    Value lastRowDiag = arith::AddIOp::create(b, diagFirstRow, p.cIndex(p.bm - 1));
+    keyEnd = arith::MinSIOp::create(
+        b, nk, arith::MaxSIOp::create(b, zero, arith::AddIOp::create(b, lastRowDiag,
+                                                                     p.cIndex(1))));
+    fullEnd = arith::MinSIOp::create(b, nk, arith::AddIOp::create(b, diagFirstRow,
+                                                                  p.cIndex(1)));
+  }
+  Value keyBegin = zero, fullBegin = zero;
+  if (auto w = op.getWindowAttr()) {
+    // Row i keeps keys > i + offset - w.
+    Value firstKept = arith::AddIOp::create(b, diagFirstRow, p.cIndex(1 - w.getInt()));
+    keyBegin = arith::MaxSIOp::create(b, zero, firstKept);
+    Value lastRowFirst = arith::AddIOp::create(b, firstKept, p.cIndex(p.bm - 1));
+    fullBegin = arith::MaxSIOp::create(b, zero, lastRowFirst);
+  }
+  Value lo = arith::FloorDivSIOp::create(b, keyBegin, bnIdx);
+  Value hi = arith::MaxSIOp::create(b, lo, arith::CeilDivSIOp::create(b, keyEnd, bnIdx));
+  bool anyMask = op.hasMaskMod();
+  Value fullLo = hi, fullHi = hi;
+  if (!anyMask) {
+    fullLo = arith::MinSIOp::create(
+        b, hi, arith::MaxSIOp::create(b, lo, arith::CeilDivSIOp::create(b, fullBegin, bnIdx)));
+    fullHi = arith::MaxSIOp::create(
+        b, fullLo,
+        arith::MinSIOp::create(b, hi, arith::FloorDivSIOp::create(b, fullEnd, bnIdx)));
+  }
+
+  SmallVector<Value> state{
+      p.splatF32({p.bm}, -std::numeric_limits<float>::infinity()),
+      p.splatF32({p.bm}, 0.0f), p.splatF32({p.bm, p.dv}, 0.0f)};
+  auto loop = [&](Value from, Value to, bool masked) {
+    auto forOp = scf::ForOp::create(
+        b, from, to, p.cIndex(1), state,
+        [&](OpBuilder &nested, Location loc, Value t, ValueRange carried) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+          Value n0 = arith::MulIOp::create(b, t, bnIdx);
+          scf::YieldOp::create(b, p.step(n0, carried, masked));
+        });
+    state.assign(forOp.getResults().begin(), forOp.getResults().end());
+  };
+  loop(lo, fullLo, /*masked=*/true);
+  loop(fullLo, fullHi, /*masked=*/false);
+  loop(fullHi, hi, /*masked=*/true);
+
+  // Epilogue: O = acc / l (0 for a row that saw no key), L = m + log l.
+  Value m = state[0], l = state[1], acc = state[2];
+  Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l,
+                                        p.splatF32({p.bm}, 0.0f));
+  Value lSafe = arith::SelectOp::create(b, isEmpty, p.splatF32({p.bm}, 1.0f), l);
+  Value out = arith::DivFOp::create(b, acc, p.rowBroadcast(lSafe, p.dv));
+  if (p.elemType != p.f32)
+    out = arith::TruncFOp::create(b, p.tileType({p.bm, p.dv}, p.elemType), out);
+  Value lse = arith::AddFOp::create(b, m, math::LogOp::create(b, l));
+  tile::StoreOp::create(b, out, buffers.lookup(op.getOutput()),
+                        ValueRange{p.batch, p.head, p.m0, p.cIndex(0)});
+  tile::StoreOp::create(b, lse, buffers.lookup(op.getLse()),
+                        ValueRange{p.batch, p.head, p.m0});
+  return success();
+}
