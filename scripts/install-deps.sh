@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything Tessera needs on a Debian 12 machine (idempotent, quiet when done).
+set -euo pipefail
+need_apt=0
+for pkg in libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools ninja-build cmake g++ lld \
+           libzstd-dev zlib1g-dev python3-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
+done
+if [ "$need_apt" = 1 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libmlir-22-dev mlir-22-tools \
+    llvm-22-dev llvm-22-tools ninja-build cmake g++ lld libzstd-dev zlib1g-dev python3-dev
+fi
+python3 -m pip install -q --disable-pip-version-check numpy pytest pybind11 \
+  scikit-build-core lit 2>&1 | grep -v "Running pip as the 'root' user" || true

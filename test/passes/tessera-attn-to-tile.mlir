@@ -1,0 +1,87 @@
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
+
+// Full attention: one loop over every key tile, no mask arithmetic, buffers in
+// destination-passing form, the tuning config on the grid.
+// CHECK-LABEL: func.func @full
+// CHECK-SAME: (%[[Q:[^:]+]]: memref<?x?x?x64xf32, strided<[?, ?, ?, ?], offset: ?>>
+// CHECK-SAME: %[[O:[^:]+]]: memref<?x?x?x64xf32, strided<[?, ?, ?, ?], offset: ?>>, %[[L:[^:]+]]: memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: tile.grid[{{.*}}] config = <block_m = 32, block_n = 16, num_warps = 4, num_stages = 2, split = 1>
+// CHECK: %[[QT:.*]] = tile.load %[[Q]]{{.*}} -> tensor<32x64xf32>
+// CHECK: scf.for
+// CHECK: %[[KT:.*]] = tile.trans
+// CHECK: %[[S:.*]] = tile.dot %[[QT]], %[[KT]]
+// CHECK: tile.reduce <max>
+// CHECK: math.exp
+// CHECK: tile.reduce <sum>
+// CHECK: tile.dot
+// CHECK: scf.yield
+// CHECK: tile.store {{.*}}, %[[O]]
+// CHECK: tile.store {{.*}}, %[[L]]
+// CHECK-NOT: attn.attention
+func.func @full(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
+// Causal: three key-tile loops (masked before, unmasked middle, masked diagonal); only
+// the masked ones compare indices.
+// CHECK-LABEL: func.func @causal
+// CHECK: scf.for
+// CHECK: arith.cmpi sle
+// CHECK: scf.yield
+// CHECK: scf.for
+// CHECK-NOT: arith.cmpi
+// CHECK: scf.yield
+// CHECK: scf.for
+// CHECK: arith.cmpi sle
+func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
+// score_mod and mask_mod are inlined element-wise on the 32x16 score tile; a captured
+// table becomes a tile.gather from its buffer.
+// CHECK-LABEL: func.func @modifiers
+// CHECK-SAME: %[[DOC:[^:]+]]: memref<?xi32, strided<[?], offset: ?>>
+// CHECK: math.tanh {{.*}} : tensor<32x16xf32>
+// CHECK: tile.gather %[[DOC]]
+// CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>
+func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %doc: tensor<?xi32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+    score_mod {
+    ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+      %t = math.tanh %s : f32
+      attn.yield %t : f32
+    }
+    mask_mod {
+    ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+      %ii = arith.index_cast %i : i32 to index
+      %jj = arith.index_cast %j : i32 to index
+      %di = tensor.extract %doc[%ii] : tensor<?xi32>
+      %dj = tensor.extract %doc[%jj] : tensor<?xi32>
+      %same = arith.cmpi eq, %di, %dj : i32
+      attn.yield %same : i1
+    }
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
+// GQA: the key/value head is the query head divided by the group size.
+// CHECK-LABEL: func.func @gqa
+// CHECK: %[[H:.*]] = tile.program_id 1 : index
+// CHECK: %[[HK:.*]] = arith.divsi %[[H]], %{{.*}} : index
+// CHECK: tile.load %{{.*}}[%{{.*}}, %[[HK]],
+func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x2x?x64xf32>)
+    -> (tensor<2x8x?x64xf32>, tensor<2x8x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v : tensor<2x8x?x64xf32>, tensor<2x2x?x64xf32>, tensor<2x2x?x64xf32> -> tensor<2x8x?x64xf32>, tensor<2x8x?xf32>
+  return %o, %l : tensor<2x8x?x64xf32>, tensor<2x8x?xf32>
+}
