@@ -17,6 +17,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
+#include <functional>
 #include <limits>
 
 using namespace mlir;
@@ -31,7 +32,7 @@ struct Program {
   int64_t bm, bn, d, dv;
   Type elemType;      // of q/k/v/o
   Type f32, i32;
-  Value batch, head, kvHead, m0; // program coordinates (index)
+  Value batch, head, kvHead, m0, qTileIdx; // program coordinates (index)
   Value nk;                      // key length (index)
   Value offset;                  // Nk - Nq as i32 (bottom-right causal alignment)
   Value qTile;                   // BM x D, elemType
@@ -56,11 +57,22 @@ struct Program {
 
   /// One key tile starting at key index `n0` applied to the carried (max, sum, acc).
   SmallVector<Value> step(Value n0, ValueRange state, bool masked);
+  /// The i1 tile of (query, key) pairs the mask keeps, bounds included.
+  Value keepTile(Value qIdx, Value kIdx);
   Value maskTile(Value scores, Value qIdx, Value kIdx);
+  /// Index tiles (query, key) of the BM x BN block whose keys start at `n0`.
+  std::pair<Value, Value> indexTiles(Value n0);
 };
 } // namespace
 
-Value Program::maskTile(Value scores, Value qIdx, Value kIdx) {
+std::pair<Value, Value> Program::indexTiles(Value n0) {
+  Value qIdx = rowBroadcast(rows, bn);
+  Value cols = tile::RangeOp::create(b, tileType({bn}, i32), n0);
+  Value kIdx = tile::BroadcastOp::create(b, tileType({bm, bn}, i32), cols, 0);
+  return {qIdx, kIdx};
+}
+
+Value Program::keepTile(Value qIdx, Value kIdx) {
   SmallVector<int64_t> shape{bm, bn};
   // Keys past the end are padding: always masked.
   Value keep = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kIdx,
@@ -85,8 +97,12 @@ Value Program::maskTile(Value scores, Value qIdx, Value kIdx) {
         inlineModifierElementwise(b, op.getMaskMod(), args, shape, buffers);
     keep = arith::AndIOp::create(b, keep, *userKeep);
   }
-  Value negInf = splatF32(shape, -std::numeric_limits<float>::infinity());
-  return arith::SelectOp::create(b, keep, scores, negInf);
+  return keep;
+}
+
+Value Program::maskTile(Value scores, Value qIdx, Value kIdx) {
+  Value negInf = splatF32({bm, bn}, -std::numeric_limits<float>::infinity());
+  return arith::SelectOp::create(b, keepTile(qIdx, kIdx), scores, negInf);
 }
 
 SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
@@ -102,11 +118,8 @@ SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
   s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
 
   Value qIdx, kIdx;
-  if (masked || op.hasScoreMod()) {
-    qIdx = rowBroadcast(rows, bn);
-    Value cols = tile::RangeOp::create(b, tileType({bn}, i32), n0);
-    kIdx = tile::BroadcastOp::create(b, tileType(shape, i32), cols, 0);
-  }
+  if (masked || op.hasScoreMod())
+    std::tie(qIdx, kIdx) = indexTiles(n0);
   if (op.hasScoreMod()) {
     SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(head)),
                             qIdx, kIdx};
@@ -152,7 +165,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   p.f32 = b.getF32Type();
   p.i32 = b.getI32Type();
 
-  // Host side: sizes and the grid.
+  // Host side: sizes.
   Value nBatch = memref::DimOp::create(b, q, 0);
   Value nHeads = memref::DimOp::create(b, q, 1);
   Value nq = memref::DimOp::create(b, q, 2);
@@ -161,74 +174,167 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   Value bmIdx = p.cIndex(p.bm), bnIdx = p.cIndex(p.bn);
   Value qTiles = arith::CeilDivSIOp::create(b, nq, bmIdx);
   Value group = arith::DivSIOp::create(b, nHeads, nkvHeads);
-  auto grid = tile::GridOp::create(b, ValueRange{qTiles, nHeads, nBatch}, config);
-  grid.getBody().emplaceBlock();
-
-  // Device side: one program.
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&grid.getBody().front());
-  Value qTileIdx = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(0));
-  p.head = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(1));
-  p.batch = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(2));
-  p.kvHead = arith::DivSIOp::create(b, p.head, group);
-  p.m0 = arith::MulIOp::create(b, qTileIdx, bmIdx);
-  p.nk = nk;
   Value offsetIdx = arith::SubIOp::create(b, nk, nq);
-  p.offset = p.toI32(offsetIdx);
+  p.nk = nk;
+
+  // One program per (query tile, head, batch). Fills in p's coordinates and returns the
+  // key tiles it visits, [lo, hi), and the subrange [fullLo, fullHi) that causal / window
+  // bounds alone keep whole.
+  struct KeyTiles {
+    Value lo, hi, fullLo, fullHi;
+  };
+  auto beginProgram = [&]() -> KeyTiles {
+    auto grid = tile::GridOp::create(b, ValueRange{qTiles, nHeads, nBatch}, config);
+    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+    Value qTileIdx = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(0));
+    p.head = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(1));
+    p.batch = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(2));
+    p.qTileIdx = qTileIdx;
+    p.kvHead = arith::DivSIOp::create(b, p.head, group);
+    p.m0 = arith::MulIOp::create(b, qTileIdx, bmIdx);
+    p.offset = p.toI32(offsetIdx);
+    p.rows = tile::RangeOp::create(b, p.tileType({p.bm}, p.i32), p.m0);
+
+    Value zero = p.cIndex(0);
+    Value diagFirstRow = arith::AddIOp::create(b, p.m0, offsetIdx); // last key row m0 sees
+    Value keyEnd = nk, fullEnd = nk;                                // exclusive
+    if (op.getCausal()) {
+      Value lastRowDiag = arith::AddIOp::create(b, diagFirstRow, p.cIndex(p.bm - 1));
+      keyEnd = arith::MinSIOp::create(
+          b, nk,
+          arith::MaxSIOp::create(b, zero, arith::AddIOp::create(b, lastRowDiag, p.cIndex(1))));
+      fullEnd =
+          arith::MinSIOp::create(b, nk, arith::AddIOp::create(b, diagFirstRow, p.cIndex(1)));
+    }
+    Value keyBegin = zero, fullBegin = zero;
+    if (auto w = op.getWindowAttr()) {
+      // Row i keeps keys > i + offset - w.
+      Value firstKept = arith::AddIOp::create(b, diagFirstRow, p.cIndex(1 - w.getInt()));
+      keyBegin = arith::MaxSIOp::create(b, zero, firstKept);
+      Value lastRowFirst = arith::AddIOp::create(b, firstKept, p.cIndex(p.bm - 1));
+      fullBegin = arith::MaxSIOp::create(b, zero, lastRowFirst);
+    }
+    KeyTiles t;
+    t.lo = arith::FloorDivSIOp::create(b, keyBegin, bnIdx);
+    t.hi = arith::MaxSIOp::create(b, t.lo, arith::CeilDivSIOp::create(b, keyEnd, bnIdx));
+    t.fullLo = arith::MinSIOp::create(
+        b, t.hi,
+        arith::MaxSIOp::create(b, t.lo, arith::CeilDivSIOp::create(b, fullBegin, bnIdx)));
+    t.fullHi = arith::MaxSIOp::create(
+        b, t.fullLo,
+        arith::MinSIOp::create(b, t.hi, arith::FloorDivSIOp::create(b, fullEnd, bnIdx)));
+    return t;
+  };
+
+  OpBuilder::InsertionGuard guard(b);
+  Value classes;
+  if (op.hasMaskMod()) {
+    // Block classification, as FlexAttention's BlockMask: a first grid evaluates the
+    // mask on every visited tile once and records empty (0) / partial (1) / full (2),
+    // so the attention grid skips empty tiles and evaluates mask_mod only on partial ones.
+    Value kTiles = arith::CeilDivSIOp::create(b, nk, bnIdx);
+    classes = memref::AllocOp::create(
+        b, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic,
+                            ShapedType::kDynamic},
+                           p.i32),
+        ValueRange{nBatch, nHeads, qTiles, kTiles});
+    {
+      OpBuilder::InsertionGuard classify(b);
+      KeyTiles tiles = beginProgram();
+      scf::ForOp::create(
+          b, tiles.lo, tiles.hi, p.cIndex(1), ValueRange{},
+          [&](OpBuilder &nested, Location loc, Value t, ValueRange) {
+            OpBuilder::InsertionGuard g(b);
+            b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+            auto [qIdx, kIdx] = p.indexTiles(arith::MulIOp::create(b, t, bnIdx));
+            SmallVector<int64_t> shape{p.bm, p.bn};
+            Value keep = p.keepTile(qIdx, kIdx);
+            // Rows past the end of the queries do not count either way.
+            Value rowValid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qIdx,
+                                                   p.splatOf(shape, p.toI32(nq)));
+            auto count = [&](Value bits) {
+              Value ints = arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits);
+              Value rowsSum = tile::ReduceOp::create(b, p.tileType({p.bm}, p.i32),
+                                                     tile::Combiner::sum, ints, 1);
+              Value total = tile::ReduceOp::create(b, p.tileType({}, p.i32),
+                                                   tile::Combiner::sum, rowsSum, 0);
+              return tensor::ExtractOp::create(b, total, ValueRange{}).getResult();
+            };
+            Value kept = count(arith::AndIOp::create(b, keep, rowValid));
+            Value notRow = arith::XOrIOp::create(
+                b, rowValid,
+                arith::ConstantOp::create(
+                    b, DenseElementsAttr::get(p.tileType(shape, b.getI1Type()), true)));
+            Value keptOrIgnored = count(arith::OrIOp::create(b, keep, notRow));
+            auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, p.i32, v); };
+            Value isEmpty = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, kept, i32c(0));
+            Value isFull = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, keptOrIgnored,
+                                                 i32c(p.bm * p.bn));
+            Value cls = arith::SelectOp::create(
+                b, isEmpty, i32c(0), arith::SelectOp::create(b, isFull, i32c(2), i32c(1)));
+            memref::StoreOp::create(b, cls, classes,
+                                    ValueRange{p.batch, p.head, p.qTileIdx, t});
+            scf::YieldOp::create(b);
+          });
+    }
+  }
+
+  KeyTiles tiles = beginProgram();
   p.qTile = tile::LoadOp::create(b, p.tileType({p.bm, p.d}, p.elemType), q,
                                  ValueRange{p.batch, p.head, p.m0, p.cIndex(0)}, nullptr);
-  p.rows = tile::RangeOp::create(b, p.tileType({p.bm}, p.i32), p.m0);
-
-  // Key-tile ranges, in units of tiles. Visited: [lo, hi). Unmasked: [fullLo, fullHi).
-  Value zero = p.cIndex(0);
-  Value diagFirstRow = arith::AddIOp::create(b, p.m0, offsetIdx); // last key row m0 sees
-  Value keyEnd = nk;                                              // exclusive
-  Value fullEnd = nk;                                             // exclusive, unmasked
-  if (op.getCausal()) {
-    Value lastRowDiag = arith::AddIOp::create(b, diagFirstRow, p.cIndex(p.bm - 1));
-    keyEnd = arith::MinSIOp::create(
-        b, nk, arith::MaxSIOp::create(b, zero, arith::AddIOp::create(b, lastRowDiag,
-                                                                     p.cIndex(1))));
-    fullEnd = arith::MinSIOp::create(b, nk, arith::AddIOp::create(b, diagFirstRow,
-                                                                  p.cIndex(1)));
-  }
-  Value keyBegin = zero, fullBegin = zero;
-  if (auto w = op.getWindowAttr()) {
-    // Row i keeps keys > i + offset - w.
-    Value firstKept = arith::AddIOp::create(b, diagFirstRow, p.cIndex(1 - w.getInt()));
-    keyBegin = arith::MaxSIOp::create(b, zero, firstKept);
-    Value lastRowFirst = arith::AddIOp::create(b, firstKept, p.cIndex(p.bm - 1));
-    fullBegin = arith::MaxSIOp::create(b, zero, lastRowFirst);
-  }
-  Value lo = arith::FloorDivSIOp::create(b, keyBegin, bnIdx);
-  Value hi = arith::MaxSIOp::create(b, lo, arith::CeilDivSIOp::create(b, keyEnd, bnIdx));
-  bool anyMask = op.hasMaskMod();
-  Value fullLo = hi, fullHi = hi;
-  if (!anyMask) {
-    fullLo = arith::MinSIOp::create(
-        b, hi, arith::MaxSIOp::create(b, lo, arith::CeilDivSIOp::create(b, fullBegin, bnIdx)));
-    fullHi = arith::MaxSIOp::create(
-        b, fullLo,
-        arith::MinSIOp::create(b, hi, arith::FloorDivSIOp::create(b, fullEnd, bnIdx)));
-  }
-
   SmallVector<Value> state{
       p.splatF32({p.bm}, -std::numeric_limits<float>::infinity()),
       p.splatF32({p.bm}, 0.0f), p.splatF32({p.bm, p.dv}, 0.0f)};
-  auto loop = [&](Value from, Value to, bool masked) {
+  auto loop = [&](Value from, Value to, std::function<SmallVector<Value>(Value, ValueRange)> body) {
     auto forOp = scf::ForOp::create(
         b, from, to, p.cIndex(1), state,
         [&](OpBuilder &nested, Location loc, Value t, ValueRange carried) {
           OpBuilder::InsertionGuard g(b);
           b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
-          Value n0 = arith::MulIOp::create(b, t, bnIdx);
-          scf::YieldOp::create(b, p.step(n0, carried, masked));
+          scf::YieldOp::create(b, body(t, carried));
         });
     state.assign(forOp.getResults().begin(), forOp.getResults().end());
   };
-  loop(lo, fullLo, /*masked=*/true);
-  loop(fullLo, fullHi, /*masked=*/false);
-  loop(fullHi, hi, /*masked=*/true);
+  auto stepAt = [&](bool masked) {
+    return [&, masked](Value t, ValueRange carried) {
+      return p.step(arith::MulIOp::create(b, t, bnIdx), carried, masked);
+    };
+  };
+  if (!classes) {
+    loop(tiles.lo, tiles.fullLo, stepAt(true));
+    loop(tiles.fullLo, tiles.fullHi, stepAt(false));
+    loop(tiles.fullHi, tiles.hi, stepAt(true));
+  } else {
+    loop(tiles.lo, tiles.hi, [&](Value t, ValueRange carried) -> SmallVector<Value> {
+      Value cls = memref::LoadOp::create(b, classes,
+                                         ValueRange{p.batch, p.head, p.qTileIdx, t});
+      auto isClass = [&](int64_t c) {
+        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, cls,
+                                     arith::ConstantIntOp::create(b, p.i32, c));
+      };
+      auto branch = [&](Value cond, auto thenFn, auto elseFn) {
+        auto ifOp = scf::IfOp::create(
+            b, cond,
+            [&](OpBuilder &nb, Location) {
+              OpBuilder::InsertionGuard g(b);
+              b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+              scf::YieldOp::create(b, thenFn());
+            },
+            [&](OpBuilder &nb, Location) {
+              OpBuilder::InsertionGuard g(b);
+              b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+              scf::YieldOp::create(b, elseFn());
+            });
+        return SmallVector<Value>(ifOp.getResults());
+      };
+      auto keepState = [&] { return SmallVector<Value>(carried); };
+      return branch(isClass(0), keepState, [&] {
+        return branch(
+            isClass(2), [&] { return stepAt(false)(t, carried); },
+            [&] { return stepAt(true)(t, carried); });
+      });
+    });
+  }
 
   // Epilogue: O = acc / l (0 for a row that saw no key), L = m + log l.
   Value m = state[0], l = state[1], acc = state[2];

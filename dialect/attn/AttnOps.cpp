@@ -70,7 +70,7 @@ LogicalResult AttentionOp::verify() {
       return emitOpError("window must be >= 1, got ") << w.getInt();
   }
   bool hasBlocks = static_cast<bool>(getBlockIndices());
-  if (hasBlocks != (getBlockQAttr() && getBlockKAttr()))
+  if (hasBlocks != bool(getBlockQAttr()) || hasBlocks != bool(getBlockKAttr()))
     return emitOpError("block_indices requires block_q and block_k, and they require it");
   if (hasBlocks) {
     auto bi = cast<RankedTensorType>(getBlockIndices().getType());
@@ -78,6 +78,8 @@ LogicalResult AttentionOp::verify() {
       return failure();
     if (!bi.getElementType().isInteger(32))
       return emitOpError("block_indices element type must be i32");
+    if (failed(verifyDimsMatch(op, "block_indices batch", bi.getDimSize(0), q.getDimSize(0))))
+      return failure();
     for (int64_t b : {getBlockQAttr().getInt(), getBlockKAttr().getInt()})
       if (b < 1)
         return emitOpError("block sizes must be >= 1, got ") << b;

@@ -36,7 +36,7 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
             p = np.where(keep, np.exp(s - np.where(np.isfinite(m), m, 0)), 0)
             l = p.sum(axis=1, keepdims=True)
             out[b, h, rows] = (p @ v[b, hk])[rows] / l[rows]
-            lse[b, h, rows] = (m + np.log(l))[rows, 0]
+            lse[b, h, rows] = m[rows, 0] + np.log(l[rows, 0])
     return out, lse
 
 

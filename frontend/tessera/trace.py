@@ -32,6 +32,17 @@ def _where() -> str:
 
 
 _FLOAT, _INT, _BOOL, _INDEX = "f32", "i32", "i1", "index"
+_F32_MAX = 3.4028234663852886e38
+
+
+def _f32_literal(x: float) -> str:
+    """An f32 arith.constant literal; infinities and NaN (e.g. float('-inf') to mask a
+    score) have no decimal spelling in MLIR and are written as bit patterns."""
+    if x != x:
+        return "0x7FC00000"
+    if abs(x) > _F32_MAX:  # inf, or a double that rounds to inf in f32
+        return "0x7F800000" if x > 0 else "0xFF800000"
+    return repr(x)
 
 
 class _Region:
@@ -55,7 +66,7 @@ class _Region:
 
     def const(self, x, type_: str) -> "Value":
         if type_ == _FLOAT:
-            return self.emit(f"arith.constant {float(x)!r} : f32", _FLOAT)
+            return self.emit(f"arith.constant {_f32_literal(float(x))} : f32", _FLOAT)
         if type_ == _BOOL:
             return self.emit(f"arith.constant {'true' if x else 'false'}", _BOOL)
         return self.emit(f"arith.constant {int(x)} : i32", _INT)
@@ -115,9 +126,27 @@ class Value:
     def __rsub__(self, o): return self._binary(o, "arith.subf", "arith.subi", True)
     def __mul__(self, o): return self._binary(o, "arith.mulf", "arith.muli")
     def __rmul__(self, o): return self._binary(o, "arith.mulf", "arith.muli", True)
-    def __floordiv__(self, o): return self._binary(o, "arith.divf", "arith.floordivsi")
-    def __rfloordiv__(self, o): return self._binary(o, "arith.divf", "arith.floordivsi", True)
-    def __mod__(self, o): return self._binary(o, "arith.remf", "arith.remsi")
+    # '//' and '%' follow Python (and numpy): the quotient is floored and the remainder
+    # takes the divisor's sign, for floats as for ints.
+    def _floordiv(self, o, reverse=False):
+        q = self._binary(o, "arith.divf", "arith.floordivsi", reverse)
+        if q.type == _FLOAT:
+            q = self.region.emit(f"math.floor {q.name} : f32", _FLOAT)
+        return q
+
+    def _mod(self, o, reverse=False):
+        a, b = self, _lift(self.region, o, self)
+        if reverse:
+            a, b = b, a
+        a, b = _unify(a, b)
+        r = a._binary(b, "arith.remf", "arith.remsi")  # truncated: sign of the dividend
+        fix = (r != 0) & ((r < 0) ^ (b < 0))
+        return where(fix, r + b, r)
+
+    def __floordiv__(self, o): return self._floordiv(o)
+    def __rfloordiv__(self, o): return self._floordiv(o, True)
+    def __mod__(self, o): return self._mod(o)
+    def __rmod__(self, o): return self._mod(o, True)
 
     def __truediv__(self, o):
         a, b = _to_float(self), _to_float(_lift(self.region, o, self))

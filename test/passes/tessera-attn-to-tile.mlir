@@ -47,9 +47,19 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 // -----
 
 // score_mod and mask_mod are inlined element-wise on the 32x16 score tile; a captured
-// table becomes a tile.gather from its buffer.
+// table becomes a tile.gather from its buffer. A first grid classifies each key tile
+// (empty / partial / full) from the mask; the attention grid skips empty tiles and
+// evaluates mask_mod only on partial ones.
 // CHECK-LABEL: func.func @modifiers
 // CHECK-SAME: %[[DOC:[^:]+]]: memref<?xi32, strided<[?], offset: ?>>
+// CHECK: %[[CLS:.*]] = memref.alloc({{.*}}) : memref<?x?x?x?xi32>
+// CHECK: tile.grid
+// CHECK: tile.gather %[[DOC]]
+// CHECK: tile.reduce <sum>
+// CHECK: memref.store {{.*}}, %[[CLS]]
+// CHECK: tile.grid
+// CHECK: memref.load %[[CLS]]
+// CHECK: scf.if
 // CHECK: math.tanh {{.*}} : tensor<32x16xf32>
 // CHECK: tile.gather %[[DOC]]
 // CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>

@@ -182,6 +182,27 @@ func.func @attention_blocks_without_sizes(%q: tensor<1x8x128x64xf32>, %i: tensor
 
 // -----
 
+func.func @attention_sizes_without_blocks(%q: tensor<1x8x128x64xf32>) {
+  // expected-error @+1 {{block_indices requires block_q and block_k, and they require it}}
+  %o, %l = attn.attention %q, %q, %q {block_q = 64 : i64}
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>
+      -> tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+  return
+}
+
+// -----
+
+func.func @attention_blocks_batch(%q: tensor<1x8x128x64xf32>, %i: tensor<5x8x2x4xi32>) {
+  // expected-error @+1 {{block_indices batch mismatch: 5 vs 1}}
+  %o, %l = attn.attention %q, %q, %q blocks(%i : tensor<5x8x2x4xi32>)
+      {block_q = 64 : i64, block_k = 64 : i64}
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>
+      -> tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+  return
+}
+
+// -----
+
 func.func @attention_blocks_rank(%q: tensor<1x8x128x64xf32>, %i: tensor<8x2x4xi32>) {
   // expected-error @+1 {{block_indices must have rank 4}}
   %o, %l = attn.attention %q, %q, %q blocks(%i : tensor<8x2x4xi32>)
@@ -470,6 +491,25 @@ func.func @linear_length(%q: tensor<1x8x128x64xf32>, %k: tensor<1x8x64x64xf32>) 
   // expected-error @+1 {{query/key length mismatch: 128 vs 64}}
   %o, %s = attn.linear_attention %q, %k, %k : tensor<1x8x128x64xf32>, tensor<1x8x64x64xf32>,
       tensor<1x8x64x64xf32> -> tensor<1x8x128x64xf32>, tensor<1x8x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_kv_heads(%q: tensor<1x8x?x64xf32>, %k: tensor<1x4x?x64xf32>,
+                           %v: tensor<1x2x?x64xf32>) {
+  // expected-error @+1 {{key/value heads mismatch: 4 vs 2}}
+  %o, %s = attn.linear_attention %q, %k, %v : tensor<1x8x?x64xf32>, tensor<1x4x?x64xf32>,
+      tensor<1x2x?x64xf32> -> tensor<1x8x?x64xf32>, tensor<1x8x64x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_output_dim(%q: tensor<1x8x?x64xf32>) {
+  // expected-error @+1 {{output dim 1 mismatch: 4 vs 8}}
+  %o, %s = attn.linear_attention %q, %q, %q : tensor<1x8x?x64xf32>, tensor<1x8x?x64xf32>,
+      tensor<1x8x?x64xf32> -> tensor<1x4x?x64xf32>, tensor<1x8x64x64xf32>
   return
 }
 
