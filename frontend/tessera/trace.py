@@ -8,9 +8,13 @@ user's file and line.
 """
 from __future__ import annotations
 
+import numbers
+import operator
 import os
 import traceback
 from typing import Callable, Dict, List, Optional
+
+import numpy as np
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,12 +81,12 @@ def _lift(region: _Region, x, like: "Value") -> "Value":
         if x.region is not region:
             raise SpecError(f"{_where()}: a traced value escaped its modifier")
         return x
-    if isinstance(x, bool):
-        return region.const(x, _BOOL)
-    if isinstance(x, int):
-        return region.const(x, _INT if like.type != _FLOAT else _FLOAT)
-    if isinstance(x, float):
-        return region.const(x, _FLOAT)
+    if isinstance(x, (bool, np.bool_)):
+        return region.const(bool(x), _BOOL)
+    if isinstance(x, numbers.Integral):  # int and numpy integer scalars
+        return region.const(int(x), _INT if like.type != _FLOAT else _FLOAT)
+    if isinstance(x, numbers.Real):      # float and numpy float scalars
+        return region.const(float(x), _FLOAT)
     raise SpecError(f"{_where()}: cannot use a {type(x).__name__} in a modifier")
 
 
@@ -143,6 +147,23 @@ class Value:
         fix = (r != 0) & ((r < 0) ^ (b < 0))
         return where(fix, r + b, r)
 
+    def _pow(self, o, reverse=False):
+        if (self.type == _INT and not reverse and isinstance(o, numbers.Integral)
+                and not isinstance(o, bool) and 1 <= int(o) <= 8):
+            result = self  # int ** small positive int stays an exact int, as in Python
+            for _ in range(int(o) - 1):
+                result = result * self
+            return result
+        a, b = self, _lift(self.region, o, self)
+        if reverse:
+            a, b = b, a
+        if a.type == _BOOL or b.type == _BOOL:
+            raise SpecError(f"{_where()}: '**' needs numbers, got {a.type} and {b.type}")
+        a, b = _to_float(a), _to_float(b)
+        return self.region.emit(f"math.powf {a.name}, {b.name} : f32", _FLOAT)
+
+    def __pow__(self, o): return self._pow(o)
+    def __rpow__(self, o): return self._pow(o, True)
     def __floordiv__(self, o): return self._floordiv(o)
     def __rfloordiv__(self, o): return self._floordiv(o, True)
     def __mod__(self, o): return self._mod(o)
@@ -214,8 +235,39 @@ class Value:
 
     __float__ = __int__ = __index__ = __round__ = _no_conversion
 
+    # numpy: a numpy scalar on the left of an operator (np.float32(2) * score) is the
+    # Python operator; numpy's math functions (np.exp(score)) are reported.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        op = _UFUNC_OPERATORS.get(ufunc.__name__)
+        if method == "__call__" and not kwargs and op is not None:
+            return op(*(_numpy_scalar(x) for x in inputs))
+        name = ufunc.__name__
+        hint = (f"tessera.{name}" if name in ("exp", "log", "tanh", "sqrt", "minimum", "maximum")
+                else "tessera.exp, tessera.where, ...")
+        raise SpecError(f"{_where()}: numpy's {name} cannot take a traced value; use {hint}")
+
     def __iter__(self):
         raise SpecError(f"{_where()}: a traced value is a scalar and cannot be iterated")
+
+
+def _numpy_scalar(x):
+    if isinstance(x, (np.generic, np.ndarray)):
+        if np.ndim(x) != 0:
+            raise SpecError(f"{_where()}: cannot use a numpy array of shape {np.shape(x)} "
+                            f"in a modifier (it computes one scalar per score)")
+        return x.item()
+    return x
+
+
+_UFUNC_OPERATORS = {
+    "add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+    "true_divide": operator.truediv, "floor_divide": operator.floordiv,
+    "remainder": operator.mod, "negative": operator.neg, "absolute": operator.abs,
+    "less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
+    "greater_equal": operator.ge, "equal": operator.eq, "not_equal": operator.ne,
+    "bitwise_and": operator.and_, "bitwise_or": operator.or_, "bitwise_xor": operator.xor,
+    "invert": operator.invert,
+}
 
 
 class Buffer:

@@ -234,9 +234,16 @@ def test_math_exp_on_traced_value():
     assert f"{THIS_FILE}:{_line_of('MARK-MATH-EXP')}" in str(e.value)
 
 
-def test_numpy_on_traced_value():
-    with pytest.raises((SpecError, TypeError)):
+def test_numpy_math_on_traced_value():
+    with pytest.raises(SpecError, match=r"numpy's exp cannot take a traced value; use tessera.exp") as e:
         tessera.attention(score_mod=lambda s, b, h, q_idx, kv_idx: np.exp(s))
+    assert THIS_FILE in str(e.value)
+
+
+def test_numpy_array_in_modifier():
+    slopes = np.array([0.5, 0.25])
+    with pytest.raises(SpecError, match=r"numpy array of shape \(2,\)"):
+        tessera.attention(score_mod=lambda s, b, h, q_idx, kv_idx: s - slopes * (q_idx - kv_idx))
 
 
 def test_buffer_indexed_by_python_int():

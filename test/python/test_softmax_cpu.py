@@ -35,6 +35,10 @@ def alibi_np(score, b, h, i, j):
     return score - np.exp((h + 1) * C_ALIBI) * (i - j)
 
 
+def alibi_pow(score, b, h, q_idx, kv_idx):    # '**' and numpy scalars: one function for both
+    return score - 2 ** (-8 * (h + 1) / H_ALIBI) * (q_idx - kv_idx) * np.float32(1.0)
+
+
 def softcap(score, b, h, q_idx, kv_idx):
     return CAP * tessera.tanh(score / CAP)
 
@@ -94,6 +98,7 @@ VARIANTS = {
     "window": (dict(causal=True, window=WINDOW), dict(causal=True, window=WINDOW)),
     "window1": (dict(causal=True, window=1), dict(causal=True, window=1)),
     "alibi": (dict(causal=True, score_mod=alibi), dict(causal=True, score_mod=alibi_np)),
+    "alibi_pow": (dict(causal=True, score_mod=alibi_pow), dict(causal=True, score_mod=alibi_pow)),
     "softcap": (dict(scale=SOFTCAP_SCALE, score_mod=softcap),
                 dict(scale=SOFTCAP_SCALE, score_mod=softcap_np)),
     "document": (dict(causal=True, mask_mod=same_document), dict(causal=True)),
@@ -120,8 +125,13 @@ def spec(name):
 _compiles = []
 
 
-@functools.lru_cache(maxsize=None)
 def kernel(name, d=64, dv=None, config=None):
+    """The compiled kernel of a variant; compiled on first use only."""
+    return _kernel(name, d, d if dv is None else dv, config or tessera.Config())
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(name, d, dv, config):
     _compiles.append((name, d, dv, config))
     return tessera.compile(spec(name), head_dim=d, value_dim=dv, config=config)
 
@@ -140,7 +150,7 @@ def run_and_check(name, q, k, v, *, config=None, out=None, tol=TOL):
     Returns (O, L, reference L)."""
     B, H, Nq, D = q.shape
     Nk, Dv = k.shape[2], v.shape[3]
-    kern = kernel(name, D, None if Dv == D else Dv, config)
+    kern = kernel(name, D, Dv, config)
     ref_kwargs = dict(VARIANTS[name][1])
     tables = {}
     if "document" in name:
@@ -209,8 +219,8 @@ def test_rectangular_variants(name, nq, nk):
 # --- modifiers and masks ------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [17, 257])
-@pytest.mark.parametrize("name", ["window", "window1", "alibi", "softcap", "document",
-                                  "document_full", "prefix_lm", "per_head_band",
+@pytest.mark.parametrize("name", ["window", "window1", "alibi", "alibi_pow", "softcap",
+                                  "document", "document_full", "prefix_lm", "per_head_band",
                                   "softcap_document", "score_minus_inf", "python_div_mod"])
 def test_variants(name, n):
     run_and_check(name, *inputs(2, H_ALIBI, H_ALIBI, n, n, 64, seed=n))
@@ -327,7 +337,9 @@ def test_one_kernel_serves_every_shape():
         o = kern(q, k, v)
         ro, _ = reference.attention(q, k, v, causal=True)
         assert reference.relative_error(o, ro) <= TOL
-    assert kernel("causal") is kern and len(_compiles) == before
+    assert kernel("causal") is kern and kernel("causal", 64, 64) is kern
+    assert len(_compiles) == before
+    assert len(_compiles) == len(set(_compiles))  # no (variant, dims, config) compiled twice
 
 
 def test_default_output_and_return_lse():
