@@ -2,9 +2,13 @@
 #include "codegen/Pipelines.h"
 
 #include "codegen/cpu/Passes.h"
+#include "codegen/gpu/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "passes/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -53,6 +57,35 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+  pm.addPass(gpu::createTileToGpu());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<mlir::gpu::GPUModuleOp>();
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(arith::createArithExpandOpsPass()); // ceildiv/floordiv/max for NVVM
+  kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createCanonicalizerPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa"; // PTX: the driver JITs it for the exact GPU
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+  PipelineOptions tiling;
+  tiling.blockM = options.blockM;
+  tiling.blockN = options.blockN;
+  tiling.numWarps = options.numWarps;
+  tiling.numStages = options.numStages;
+  buildToTilePipeline(pm, tiling);
+  buildTileToPtxPipeline(pm, options);
+}
+
 void tessera::buildCpuPipeline(OpPassManager &pm, const PipelineOptions &options) {
   buildToTilePipeline(pm, options);
   buildTileToCpuPipeline(pm);
@@ -67,4 +100,8 @@ void tessera::registerPipelines() {
                              buildTileToCpuPipeline);
   PassPipelineRegistration<PipelineOptions>(
       "tessera-cpu", "attn ops to the LLVM dialect for the CPU JIT", buildCpuPipeline);
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "tessera-tile-to-ptx", "tile programs to PTX (gpu.binary)", buildTileToPtxPipeline);
+  PassPipelineRegistration<GpuPipelineOptions>("tessera-gpu", "attn ops to PTX",
+                                               buildGpuPipeline);
 }

@@ -27,12 +27,31 @@ struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
                             llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
 };
 
+/// The GPU pipeline adds the target chip.
+struct GpuPipelineOptions : mlir::PassPipelineOptions<GpuPipelineOptions> {
+  Option<int64_t> blockM{*this, "block-m", llvm::cl::desc("query rows per program"),
+                         llvm::cl::init(64)};
+  Option<int64_t> blockN{*this, "block-n", llvm::cl::desc("keys per inner-loop step"),
+                         llvm::cl::init(64)};
+  Option<int64_t> numWarps{*this, "num-warps", llvm::cl::desc("warps per program"),
+                           llvm::cl::init(4)};
+  Option<int64_t> numStages{*this, "num-stages",
+                            llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
+                           llvm::cl::init("sm_90a")};
+};
+
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up.
 void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
 /// `tessera-tile-to-cpu`: tile programs -> the LLVM dialect, ready for the JIT.
 void buildTileToCpuPipeline(mlir::OpPassManager &pm);
 /// `tessera-cpu`: both of the above.
 void buildCpuPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
+
+/// `tessera-tile-to-ptx{chip=}`: tile programs -> gpu.binary holding PTX per kernel.
+void buildTileToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// `tessera-gpu{...}`: attn ops -> PTX.
+void buildGpuPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 
 void registerPipelines();
 

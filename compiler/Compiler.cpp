@@ -5,6 +5,7 @@
 #include "compiler/Registration.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -117,6 +118,47 @@ std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
     return "builtin.module(tessera-cpu{" + options + "})";
   }
   return "";
+}
+
+std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::string &chip) {
+  return "builtin.module(tessera-gpu{block-m=" + std::to_string(config.blockM) +
+         " block-n=" + std::to_string(config.blockN) +
+         " num-warps=" + std::to_string(config.numWarps) +
+         " num-stages=" + std::to_string(config.numStages) + " chip=" + chip + "})";
+}
+
+tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
+                                               const std::string &entry,
+                                               const TuningConfig &config,
+                                               const std::string &chip) {
+  ensureRegistered();
+  CompilerContext cc;
+  auto module = cc.parse(attnModule);
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    cc.fail("no function '" + entry + "' in the module");
+  cc.runPipeline(*module, gpuPipelineFor(config, chip));
+  func = module->lookupSymbol<func::FuncOp>(entry);
+  auto binary = module->lookupSymbol<mlir::gpu::BinaryOp>(entry + "_kernels");
+  auto launches = func ? func->getAttrOfType<ArrayAttr>("tessera.launches") : ArrayAttr();
+  if (!binary || !launches || binary.getObjects().size() != 1)
+    cc.fail("the GPU pipeline produced no kernel for '" + entry + "'");
+  GpuKernelImage image;
+  image.ptx = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
+  llvm::raw_string_ostream json(image.launchesJson);
+  json << "[";
+  for (auto [i, launch] : llvm::enumerate(launches.getAsRange<DictionaryAttr>())) {
+    json << (i ? ", " : "") << "{\"kernel\": \""
+         << cast<StringAttr>(launch.get("kernel")).getValue() << "\", \"block\": "
+         << cast<IntegerAttr>(launch.get("block")).getInt() << ", \"grid\": [";
+    for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(launch.get("grid")))) {
+      ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(dim).asArrayRef();
+      json << (j ? ", " : "") << "[" << f[0] << ", " << f[1] << ", " << f[2] << "]";
+    }
+    json << "]}";
+  }
+  json << "]";
+  return image;
 }
 
 std::string tessera::verifyModule(const std::string &attnModule) {

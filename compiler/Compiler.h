@@ -38,6 +38,23 @@ std::string verifyModule(const std::string &attnModule);
 std::string lowerModule(const std::string &attnModule, Stage stage,
                         const TuningConfig &config);
 
+/// What a GPU runtime without MLIR needs to launch a compiled spec: the PTX of its
+/// kernels and, per kernel, its name, block size and grid. Each grid dimension is
+/// [arg, dim, divisor]: ceil(size of dimension `dim` of argument `arg` / divisor), or the
+/// constant `dim` when arg = -1. Kernel parameters are each argument's memref descriptor
+/// expanded field by field (allocated, aligned, offset, sizes..., strides...).
+struct GpuKernelImage {
+  std::string ptx;
+  std::string launchesJson; // [{"kernel": ..., "block": n, "grid": [[a, d, q] x 3]}, ...]
+};
+
+/// Compiles `entry` of `attnModule` to PTX for `chip` (sm_90a, sm_80).
+GpuKernelImage compileForGpu(const std::string &attnModule, const std::string &entry,
+                             const TuningConfig &config, const std::string &chip);
+
+/// The `tessera-opt` pipeline `compileForGpu` runs.
+std::string gpuPipelineFor(const TuningConfig &config, const std::string &chip);
+
 /// A strided view of a caller's buffer, handed to a kernel without a copy. Sizes and
 /// strides count elements.
 struct BufferArg {

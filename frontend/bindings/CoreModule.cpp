@@ -62,6 +62,22 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("module"), py::arg("stage"), CONFIG_ARGS, "Lower attn IR to a stage.");
 
+  m.def(
+      "compile_gpu",
+      [](const std::string &module, const std::string &entry, const std::string &chip,
+         int64_t bm, int64_t bn, int64_t nw, int64_t ns) {
+        GpuKernelImage image = compileForGpu(module, entry, makeConfig(bm, bn, nw, ns), chip);
+        return py::make_tuple(py::bytes(image.ptx), image.launchesJson);
+      },
+      py::arg("module"), py::arg("entry"), py::arg("chip") = "sm_90a", CONFIG_ARGS,
+      "Compile to PTX; returns (ptx bytes, launches JSON).");
+  m.def(
+      "gpu_pipeline",
+      [](const std::string &chip, int64_t bm, int64_t bn, int64_t nw, int64_t ns) {
+        return gpuPipelineFor(makeConfig(bm, bn, nw, ns), chip);
+      },
+      py::arg("chip") = "sm_90a", CONFIG_ARGS);
+
   py::class_<CpuKernel>(m, "CpuKernel")
       .def(py::init([](const std::string &module, const std::string &entry, int64_t bm,
                        int64_t bn, int64_t nw, int64_t ns) {

@@ -6,11 +6,14 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _core
+try:
+    from . import _core
+except ImportError:  # a GPU machine with only the runtime: kernels come from the cache
+    _core = None
 from .spec import AttentionSpec
 from .trace import SpecError
 
-CompileError = _core.CompileError
+CompileError = _core.CompileError if _core else RuntimeError
 
 _DTYPES = {np.dtype(np.float32): "float32"}
 _DLPACK_CPU = 1
@@ -126,17 +129,20 @@ class Kernel:
 
 def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = None,
             dtype: str = "float32", config: Optional[Config] = None,
-            target: str = "cpu") -> Kernel:
+            target: str = "cpu", chip: str = "sm_90a"):
     """Compiles `spec` once for `dtype` and head dims; batch, heads and lengths are
     run-time values."""
     if not isinstance(spec, AttentionSpec):
         raise TypeError(f"spec must come from tessera.attention(...), got {type(spec).__name__}")
-    if target != "cpu":
-        raise SpecError(f"target {target!r} is not available yet; use 'cpu'")
-    if dtype != "float32":
+    if target not in ("cpu", "cuda"):
+        raise SpecError(f"target must be 'cpu' or 'cuda', got {target!r}")
+    if target == "cpu" and dtype != "float32":
         raise SpecError(f"the CPU target computes in float32; dtype {dtype!r} is not supported")
     value_dim = head_dim if value_dim is None else value_dim
     for n, d in (("head_dim", head_dim), ("value_dim", value_dim)):
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
+    if target == "cuda":
+        from .gpu import GpuKernel
+        return GpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)
     return Kernel(spec, dtype, head_dim, value_dim, config or Config(), target)

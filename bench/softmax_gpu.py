@@ -1,0 +1,121 @@
+"""Softmax attention forward on the GPU: Tessera beside torch SDPA (FlashAttention-2 and
+cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
+bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
+
+    python3 bench/softmax_gpu.py [--quick]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "frontend"))
+import tessera  # noqa: E402
+
+H, TOKENS = 16, 65536
+WINDOW = 1024
+SPECS = {
+    "full": tessera.attention(),
+    "causal": tessera.attention(causal=True),
+    "window": tessera.attention(causal=True, window=WINDOW),
+}
+
+
+def kernels():
+    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
+    return {(name, d): tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda")
+            for name, spec in SPECS.items() for d in (64, 128)}
+
+
+def pairs(n, kind):
+    if kind == "full":
+        return n * n
+    if kind == "causal":
+        return n * (n + 1) // 2
+    return sum(min(i + 1, WINDOW) for i in range(n))
+
+
+def time_ms(fn, iters):
+    import torch
+    fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(iters):
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/softmax.jsonl"))
+    args = ap.parse_args()
+    device = torch.cuda.get_device_name()
+    try:
+        commit = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                         text=True).strip()
+    except Exception:
+        commit = os.environ.get("TESSERA_COMMIT", "unknown")
+    command = "python3 bench/softmax_gpu.py" + (" --quick" if args.quick else "")
+    ours = kernels()
+    flex = torch.compile(flex_attention)
+    lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for d in (64, 128):
+        for n in lengths:
+            b = TOKENS // n
+            q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+            ref = None
+            for kind in ("full", "causal", "window"):
+                flops = 4 * b * H * pairs(n, kind) * d
+                impls = {"tessera": lambda: ours[kind, d](q, k, v)}
+                if kind != "window":
+                    causal = kind == "causal"
+                    for label, backend in (("sdpa-flash2", SDPBackend.FLASH_ATTENTION),
+                                           ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
+                        def run(backend=backend, causal=causal):
+                            with sdpa_kernel([backend]):
+                                return torch.nn.functional.scaled_dot_product_attention(
+                                    q, k, v, is_causal=causal)
+                        impls[label] = run
+                if kind != "full":
+                    def mask(bb, hh, i, j, kind=kind):
+                        keep = j <= i
+                        return keep & (j > i - WINDOW) if kind == "window" else keep
+                    bm = create_block_mask(mask, None, None, n, n, device="cuda")
+                    impls["flex"] = lambda bm=bm: flex(q, k, v, block_mask=bm)
+                iters = 5 if flops > 2e13 else 20
+                for impl, fn in impls.items():
+                    try:
+                        ms = time_ms(fn, iters)
+                    except Exception as e:  # a peer that cannot run this shape
+                        print(f"{impl} {kind} d={d} n={n}: {type(e).__name__}: {e}"[:200])
+                        continue
+                    row = {"workload": f"softmax-{kind} d={d} n={n} b={b} h={H}", "impl": impl,
+                           "ms": round(ms, 4), "rate": round(flops / ms / 1e9, 1),
+                           "rate_unit": "TFLOP/s", "rel_err": None, "device": device,
+                           "commit": commit, "command": command, "time": int(time.time())}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    with open(args.out, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

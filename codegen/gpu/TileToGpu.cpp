@@ -1,0 +1,640 @@
+//===- TileToGpu.cpp - tile programs to warp-level tensor-core kernels ----===//
+//
+// Each tile.grid becomes a gpu.func (one CUDA block per program, 32 x num_warps threads)
+// in a gpu.module. Tile values are distributed over the block's threads by the layouts
+// of LayoutAssignment: a tile becomes a list of per-thread scalars ("slots"), element-wise
+// ops run slot by slot, row reductions finish with two butterfly shuffles inside each
+// quad of lanes, and tile.dot becomes mma.sync m16n8k16 (f16/bf16 in, f32 accumulate).
+// The host side keeps a launch record (grid as a formula of argument sizes, block size)
+// on the function so a runtime without MLIR can launch the kernel.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Passes.h"
+
+#include "codegen/gpu/LayoutAssignment.h"
+#include "dialect/tile/TileDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/Matchers.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TILETOGPU
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+using Slots = SmallVector<Value>;
+
+/// Emits the body of one kernel: the grid body's ops, distributed over threads.
+class Distributor {
+public:
+  Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
+              int64_t numWarps)
+      : b(b), layouts(layouts) {
+    Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
+    Value c32 = arith::ConstantIndexOp::create(b, 32);
+    Value lane = arith::RemUIOp::create(b, tid, c32);
+    Value warp = arith::DivUIOp::create(b, tid, c32);
+    g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
+    isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
+                                         arith::ConstantIndexOp::create(b, 0));
+    warpRow = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16)), g);
+  }
+
+  LogicalResult lowerBlock(Block &block);
+  IRMapping scalars; // non-tile values: program ids, sizes, loop counters
+
+private:
+  ImplicitLocOpBuilder &b;
+  const DenseMap<Value, Layout> &layouts;
+  DenseMap<Value, Slots> tiles;
+  Value g, t2, warpRow, isQuadLeader;
+
+  Value base(LaneBase lb) {
+    switch (lb) {
+    case LaneBase::WarpRow:
+      return warpRow;
+    case LaneBase::G:
+      return g;
+    case LaneBase::T2:
+      return t2;
+    }
+    return {};
+  }
+  Value coord(LaneBase lb, int64_t c) {
+    return arith::AddIOp::create(b, base(lb), arith::ConstantIndexOp::create(b, c));
+  }
+  const Layout &layoutOf(Value v) { return layouts.find(v)->second; }
+
+  /// The per-thread scalars of tile `v` in layout `want`; a splat gives its scalar in
+  /// every slot.
+  FailureOr<Slots> slotsOf(Value v, const Layout &want);
+  Value splatScalar(Value v);
+
+  LogicalResult lowerOp(Operation *op);
+  LogicalResult lowerLoad(tile::LoadOp op);
+  LogicalResult lowerStore(tile::StoreOp op);
+  LogicalResult lowerGather(tile::GatherOp op);
+  LogicalResult lowerDot(tile::DotOp op);
+  LogicalResult lowerReduce(tile::ReduceOp op);
+  LogicalResult lowerBroadcast(tile::BroadcastOp op);
+  LogicalResult lowerRange(tile::RangeOp op);
+  LogicalResult lowerElementwise(Operation *op);
+  LogicalResult lowerFor(scf::ForOp op);
+  LogicalResult lowerIf(scf::IfOp op);
+  /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
+  /// the same position in `like` (a loop's or if's results).
+  LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
+  void unflatten(ValueRange values, ValueRange flat);
+};
+} // namespace
+
+Value Distributor::splatScalar(Value v) {
+  if (auto splat = v.getDefiningOp<tensor::SplatOp>())
+    return scalars.lookup(splat.getInput());
+  DenseElementsAttr dense;
+  matchPattern(v, m_Constant(&dense));
+  return arith::ConstantOp::create(b, cast<TypedAttr>(dense.getSplatValue<Attribute>()));
+}
+
+FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
+  if (isSplat(v))
+    return Slots(numSlots(want), splatScalar(v));
+  auto it = tiles.find(v);
+  if (it == tiles.end())
+    return emitError(v.getLoc(), "tile used before it was distributed");
+  const Layout &have = layoutOf(v);
+  if (have == want)
+    return it->second;
+  // The one conversion that needs no data movement: an accumulator read as a left
+  // operand (FlashAttention-2's P, straight from registers into the second product).
+  if (have.kind == LayoutKind::Acc && want.kind == LayoutKind::A && have.rows == want.rows &&
+      have.cols == want.cols) {
+    Slots out;
+    for (int64_t s = 0; s < numSlots(want); ++s)
+      out.push_back(it->second[accSlotForOperandA(s)]);
+    return out;
+  }
+  return emitError(v.getLoc(), "unsupported GPU layout conversion");
+}
+
+LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
+  const Layout &l = layoutOf(op.getResult());
+  Value buffer = scalars.lookup(op.getSource());
+  auto type = cast<MemRefType>(buffer.getType());
+  int64_t rank = type.getRank(), tileRank = l.cols ? 2 : 1;
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  SmallVector<Value> dims;
+  for (int64_t d = rank - tileRank; d < rank; ++d)
+    dims.push_back(memref::DimOp::create(b, buffer, d));
+  Type elem = type.getElementType();
+  TypedAttr padAttr = op.getPaddingAttr() ? op.getPaddingAttr()
+                                          : cast<TypedAttr>(b.getZeroAttr(elem));
+  Value pad = arith::ConstantOp::create(b, padAttr);
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Slots out;
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SlotCoord c = slotCoord(l, s);
+    SmallVector<Value> idx(origin);
+    Value inBounds;
+    for (int64_t k = 0; k < tileRank; ++k) {
+      Value local = k == 0 ? coord(c.rowBase, c.row) : coord(c.colBase, c.col);
+      Value &i = idx[rank - tileRank + k];
+      i = arith::AddIOp::create(b, i, local);
+      Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, dims[k]);
+      inBounds = inBounds ? arith::AndIOp::create(b, inBounds, ok).getResult() : ok;
+      // Out-of-bounds slots read element 0 and are replaced by the padding: no branch.
+      i = arith::SelectOp::create(b, ok, i, zero);
+    }
+    Value v = memref::LoadOp::create(b, buffer, idx);
+    out.push_back(arith::SelectOp::create(b, inBounds, v, pad));
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerStore(tile::StoreOp op) {
+  const Layout &l = layoutOf(op.getValue());
+  FailureOr<Slots> values = slotsOf(op.getValue(), l);
+  if (failed(values))
+    return failure();
+  Value buffer = scalars.lookup(op.getDest());
+  auto type = cast<MemRefType>(buffer.getType());
+  int64_t rank = type.getRank(), tileRank = l.cols ? 2 : 1;
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SlotCoord c = slotCoord(l, s);
+    SmallVector<Value> idx(origin);
+    // A Row value is replicated over the 4 lanes of a quad: one of them writes it.
+    Value inBounds = l.kind == LayoutKind::Row ? isQuadLeader : Value();
+    for (int64_t k = 0; k < tileRank; ++k) {
+      Value local = k == 0 ? coord(c.rowBase, c.row) : coord(c.colBase, c.col);
+      Value &i = idx[rank - tileRank + k];
+      i = arith::AddIOp::create(b, i, local);
+      Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
+                                       memref::DimOp::create(b, buffer, rank - tileRank + k));
+      inBounds = inBounds ? arith::AndIOp::create(b, inBounds, ok).getResult() : ok;
+    }
+    Value v = (*values)[s];
+    scf::IfOp::create(b, inBounds, [&](OpBuilder &nb, Location loc) {
+      memref::StoreOp::create(nb, loc, v, buffer, idx);
+      scf::YieldOp::create(nb, loc);
+    });
+  }
+  return success();
+}
+
+LogicalResult Distributor::lowerGather(tile::GatherOp op) {
+  const Layout &l = layoutOf(op.getResult());
+  FailureOr<Slots> indices = slotsOf(op.getIndices(), l);
+  if (failed(indices))
+    return failure();
+  Value table = scalars.lookup(op.getSource());
+  Value size = memref::DimOp::create(b, table, 0);
+  Type elem = cast<MemRefType>(table.getType()).getElementType();
+  TypedAttr padAttr = op.getPaddingAttr() ? op.getPaddingAttr()
+                                          : cast<TypedAttr>(b.getZeroAttr(elem));
+  Value pad = arith::ConstantOp::create(b, padAttr);
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Slots out;
+  for (Value raw : *indices) {
+    Value i = arith::IndexCastOp::create(b, b.getIndexType(), raw);
+    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, size);
+    Value v = memref::LoadOp::create(b, table, ValueRange{arith::SelectOp::create(b, ok, i, zero)});
+    out.push_back(arith::SelectOp::create(b, ok, v, pad));
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+/// Packs two 16-bit floats into the 32-bit register an mma operand takes.
+static Value packPair(ImplicitLocOpBuilder &b, Value lo, Value hi) {
+  auto pair = VectorType::get({2}, lo.getType());
+  Value v = vector::FromElementsOp::create(b, pair, ValueRange{lo, hi});
+  if (lo.getType().isF16())
+    return v; // the f16 form of mma.sync takes vector<2xf16>
+  Value word = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v);
+  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+LogicalResult Distributor::lowerDot(tile::DotOp op) {
+  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  int64_t m = lhsType.getDimSize(0), k = lhsType.getDimSize(1), n = rhsType.getDimSize(1);
+  Type elem = lhsType.getElementType();
+  if (!elem.isF16() && !elem.isBF16())
+    return op.emitError("GPU tensor cores take f16 or bf16 operands, got ") << elem;
+  if (k % 16 || n % 8)
+    return op.emitError("GPU dot needs K % 16 == 0 and N % 8 == 0");
+  FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k});
+  FailureOr<Slots> bs = slotsOf(op.getRhs(), {LayoutKind::B, k, n});
+  FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n});
+  if (failed(a) || failed(bs) || failed(c))
+    return failure();
+  auto ptxType = elem.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
+  Type f32 = b.getF32Type();
+  auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  Slots out(*c);
+  for (int64_t nb = 0; nb < n / 8; ++nb)
+    for (int64_t kb = 0; kb < k / 16; ++kb) {
+      SmallVector<Value> aRegs, bRegs;
+      for (int64_t r = 0; r < 4; ++r)
+        aRegs.push_back(packPair(b, (*a)[8 * kb + 2 * r], (*a)[8 * kb + 2 * r + 1]));
+      for (int64_t r = 0; r < 2; ++r)
+        bRegs.push_back(packPair(b, (*bs)[operandBSlot(n, kb, nb, 2 * r)],
+                                 (*bs)[operandBSlot(n, kb, nb, 2 * r + 1)]));
+      SmallVector<Value> cRegs(out.begin() + 4 * nb, out.begin() + 4 * nb + 4);
+      Value d = NVVM::MmaOp::create(
+          b, resultType, aRegs, bRegs, cRegs, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+          std::nullopt, std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+          std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+      for (int64_t e = 0; e < 4; ++e)
+        out[4 * nb + e] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e});
+    }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Value y) {
+  bool isFloat = isa<FloatType>(x.getType());
+  switch (kind) {
+  case tile::Combiner::sum:
+    return isFloat ? Value(arith::AddFOp::create(b, x, y)) : Value(arith::AddIOp::create(b, x, y));
+  case tile::Combiner::max:
+    return isFloat ? Value(arith::MaximumFOp::create(b, x, y))
+                   : Value(arith::MaxSIOp::create(b, x, y));
+  case tile::Combiner::min:
+    return isFloat ? Value(arith::MinimumFOp::create(b, x, y))
+                   : Value(arith::MinSIOp::create(b, x, y));
+  }
+  return {};
+}
+
+LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
+  const Layout &in = layoutOf(op.getInput());
+  if (in.kind != LayoutKind::Acc || op.getAxis() != 1)
+    return op.emitError("the GPU target reduces accumulator tiles along rows only");
+  FailureOr<Slots> values = slotsOf(op.getInput(), in);
+  if (failed(values))
+    return failure();
+  Slots out;
+  for (int64_t half = 0; half < 2; ++half) {
+    Value acc;
+    for (int64_t s = 0; s < numSlots(in); ++s)
+      if (((s % 4) >> 1) == half)
+        acc = acc ? combine(b, op.getCombiner(), acc, (*values)[s]) : (*values)[s];
+    // The 4 lanes of a quad hold the same row: combine across them.
+    Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+    for (int64_t offset : {1, 2}) {
+      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
+      Value other = ::mlir::gpu::ShuffleOp::create(b, acc, off, width,
+                                                   ::mlir::gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      acc = combine(b, op.getCombiner(), acc, other);
+    }
+    out.push_back(acc);
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
+  const Layout &outL = layoutOf(op.getResult());
+  if (outL.kind != LayoutKind::Acc)
+    return op.emitError("the GPU target broadcasts into accumulator tiles only");
+  bool alongRows = op.getAxis() == 1;
+  Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0}
+                         : Layout{LayoutKind::Col, outL.cols, 0};
+  FailureOr<Slots> in = slotsOf(op.getInput(), inL);
+  if (failed(in))
+    return failure();
+  Slots out;
+  for (int64_t s = 0; s < numSlots(outL); ++s)
+    out.push_back(alongRows ? (*in)[(s % 4) >> 1] : (*in)[2 * (s / 4) + (s % 2)]);
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerRange(tile::RangeOp op) {
+  const Layout &l = layoutOf(op.getResult());
+  Value start = scalars.lookup(op.getStart());
+  Slots out;
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SlotCoord c = slotCoord(l, s);
+    Value i = arith::AddIOp::create(b, start, coord(c.rowBase, c.row));
+    out.push_back(arith::IndexCastOp::create(b, b.getI32Type(), i));
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerElementwise(Operation *op) {
+  Value result = op->getResult(0);
+  const Layout &l = layoutOf(result);
+  SmallVector<Slots> operands;
+  for (Value v : op->getOperands()) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      operands.push_back(Slots(numSlots(l), scalars.lookup(v)));
+      continue;
+    }
+    FailureOr<Slots> s = slotsOf(v, l);
+    if (failed(s))
+      return failure();
+    operands.push_back(std::move(*s));
+  }
+  Type scalarType = cast<RankedTensorType>(result.getType()).getElementType();
+  Slots out;
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SmallVector<Value> args;
+    for (Slots &o : operands)
+      args.push_back(o[s]);
+    OperationState state(op->getLoc(), op->getName(), args, {scalarType}, op->getAttrs());
+    out.push_back(b.create(state)->getResult(0));
+  }
+  tiles[result] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::flatten(ValueRange values, ValueRange like,
+                                   SmallVectorImpl<Value> &out) {
+  for (auto [v, l] : llvm::zip(values, like)) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      out.push_back(scalars.lookup(v));
+      continue;
+    }
+    FailureOr<Slots> s = slotsOf(v, layoutOf(l));
+    if (failed(s))
+      return failure();
+    out.append(s->begin(), s->end());
+  }
+  return success();
+}
+
+void Distributor::unflatten(ValueRange values, ValueRange flat) {
+  size_t pos = 0;
+  for (Value v : values) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      scalars.map(v, flat[pos++]);
+      continue;
+    }
+    int64_t n = numSlots(layoutOf(v));
+    tiles[v] = Slots(flat.begin() + pos, flat.begin() + pos + n);
+    pos += n;
+  }
+}
+
+LogicalResult Distributor::lowerFor(scf::ForOp op) {
+  SmallVector<Value> init;
+  if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
+    return failure();
+  auto loop = scf::ForOp::create(b, scalars.lookup(op.getLowerBound()),
+                                 scalars.lookup(op.getUpperBound()),
+                                 scalars.lookup(op.getStep()), init);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  scalars.map(op.getInductionVar(), loop.getInductionVar());
+  unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs());
+  if (failed(lowerBlock(*op.getBody())))
+    return failure();
+  SmallVector<Value> yielded;
+  if (failed(flatten(op.getBody()->getTerminator()->getOperands(), op.getResults(), yielded)))
+    return failure();
+  if (loop.getBody()->mightHaveTerminator())
+    loop.getBody()->getTerminator()->erase();
+  b.setInsertionPointToEnd(loop.getBody());
+  scf::YieldOp::create(b, yielded);
+  b.setInsertionPointAfter(loop);
+  unflatten(op.getResults(), loop.getResults());
+  return success();
+}
+
+LogicalResult Distributor::lowerIf(scf::IfOp op) {
+  SmallVector<Type> types;
+  for (Value r : op.getResults()) {
+    if (!isa<RankedTensorType>(r.getType())) {
+      types.push_back(r.getType());
+      continue;
+    }
+    const Layout &l = layoutOf(r);
+    types.append(numSlots(l), cast<RankedTensorType>(r.getType()).getElementType());
+  }
+  auto ifOp = scf::IfOp::create(b, types, scalars.lookup(op.getCondition()),
+                                !op.getElseRegion().empty());
+  for (auto [from, to] : {std::pair{&op.getThenRegion(), &ifOp.getThenRegion()},
+                          std::pair{&op.getElseRegion(), &ifOp.getElseRegion()}}) {
+    if (from->empty())
+      continue;
+    OpBuilder::InsertionGuard guard(b);
+    Block &block = to->front();
+    if (block.mightHaveTerminator())
+      block.getTerminator()->erase();
+    b.setInsertionPointToEnd(&block);
+    if (failed(lowerBlock(from->front())))
+      return failure();
+    SmallVector<Value> yielded;
+    if (failed(flatten(from->front().getTerminator()->getOperands(), op.getResults(),
+                       yielded)))
+      return failure();
+    scf::YieldOp::create(b, yielded);
+  }
+  unflatten(op.getResults(), ifOp.getResults());
+  return success();
+}
+
+LogicalResult Distributor::lowerOp(Operation *op) {
+  if (auto pid = dyn_cast<tile::ProgramIdOp>(op)) {
+    static const ::mlir::gpu::Dimension dims[] = {
+        ::mlir::gpu::Dimension::x, ::mlir::gpu::Dimension::y, ::mlir::gpu::Dimension::z};
+    scalars.map(pid.getResult(), ::mlir::gpu::BlockIdOp::create(b, dims[pid.getDim()]));
+    return success();
+  }
+  if (auto load = dyn_cast<tile::LoadOp>(op))
+    return lowerLoad(load);
+  if (auto store = dyn_cast<tile::StoreOp>(op))
+    return lowerStore(store);
+  if (auto gather = dyn_cast<tile::GatherOp>(op))
+    return lowerGather(gather);
+  if (auto dot = dyn_cast<tile::DotOp>(op))
+    return lowerDot(dot);
+  if (auto red = dyn_cast<tile::ReduceOp>(op))
+    return lowerReduce(red);
+  if (auto bc = dyn_cast<tile::BroadcastOp>(op))
+    return lowerBroadcast(bc);
+  if (auto range = dyn_cast<tile::RangeOp>(op))
+    return lowerRange(range);
+  if (auto trans = dyn_cast<tile::TransOp>(op)) {
+    // BT and B enumerate the same elements in the same slot order: a relabeling.
+    tiles[trans.getResult()] = tiles.lookup(trans.getInput());
+    return success();
+  }
+  if (auto forOp = dyn_cast<scf::ForOp>(op))
+    return lowerFor(forOp);
+  if (auto ifOp = dyn_cast<scf::IfOp>(op))
+    return lowerIf(ifOp);
+  bool producesTile = llvm::any_of(op->getResultTypes(),
+                                   [](Type t) { return isa<RankedTensorType>(t); });
+  if (producesTile) {
+    if (isSplat(op->getResult(0)))
+      return success(); // materialized at each use
+    StringRef ns = op->getDialect() ? op->getDialect()->getNamespace() : "";
+    if (ns == "arith" || ns == "math")
+      return lowerElementwise(op);
+    return op->emitError("has no GPU lowering");
+  }
+  if (llvm::any_of(op->getOperandTypes(), [](Type t) { return isa<RankedTensorType>(t); }))
+    return op->emitError("reads a tile in a way the GPU target cannot lower yet");
+  // Uniform scalar code (sizes, loop bounds, scalar loads) is cloned as is.
+  b.clone(*op, scalars);
+  return success();
+}
+
+LogicalResult Distributor::lowerBlock(Block &block) {
+  for (Operation &op : block.without_terminator())
+    if (failed(lowerOp(&op)))
+      return failure();
+  return success();
+}
+
+/// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant.
+static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
+  Builder b(size.getContext());
+  int64_t divisor = 1;
+  Value dimValue = size;
+  if (auto ceil = size.getDefiningOp<arith::CeilDivSIOp>()) {
+    APInt c;
+    if (!matchPattern(ceil.getRhs(), m_ConstantInt(&c)))
+      return failure();
+    divisor = c.getSExtValue();
+    dimValue = ceil.getLhs();
+  }
+  APInt constant;
+  if (matchPattern(dimValue, m_ConstantInt(&constant)))
+    return b.getDenseI64ArrayAttr({-1, constant.getSExtValue(), divisor});
+  auto dim = dimValue.getDefiningOp<memref::DimOp>();
+  if (!dim)
+    return failure();
+  auto arg = dyn_cast<BlockArgument>(dim.getSource());
+  auto index = dim.getConstantIndex();
+  if (!arg || arg.getOwner() != &func.getBody().front() || !index)
+    return failure();
+  return b.getDenseI64ArrayAttr({arg.getArgNumber(), *index, divisor});
+}
+
+namespace {
+struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
+  using TileToGpuBase::TileToGpuBase;
+  void runOnOperation() override;
+  LogicalResult outline(func::FuncOp func, tile::GridOp grid, int index,
+                        ::mlir::gpu::GPUModuleOp module, SmallVectorImpl<Attribute> &launches);
+};
+} // namespace
+
+LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int index,
+                                     ::mlir::gpu::GPUModuleOp module,
+                                     SmallVectorImpl<Attribute> &launches) {
+  MLIRContext *ctx = &getContext();
+  tile::ConfigAttr config = grid.getConfig();
+  int64_t warps = config.getNumWarps();
+  if (config.getBlockM() != 16 * warps)
+    return grid.emitError("the GPU target needs block_m = 16 x num_warps, got block_m = ")
+           << config.getBlockM() << ", num_warps = " << warps;
+  DenseMap<Value, Layout> layouts;
+  if (failed(assignLayouts(grid, layouts)))
+    return failure();
+
+  std::string name = (func.getName() + "_kernel" + Twine(index)).str();
+  OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
+  auto kernel = ::mlir::gpu::GPUFuncOp::create(mb, grid.getLoc(), name,
+                                               func.getFunctionType());
+  kernel->setAttr(::mlir::gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
+  kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(ctx, {int32_t(32 * warps), 1, 1}));
+  Block &entry = kernel.getBody().front();
+  ImplicitLocOpBuilder b(grid.getLoc(), ctx);
+  b.setInsertionPointToStart(&entry);
+
+  Distributor d(b, layouts, warps);
+  for (auto [hostArg, kernelArg] :
+       llvm::zip(func.getArguments(), entry.getArguments()))
+    d.scalars.map(hostArg, kernelArg);
+  // Host values the body uses (sizes, group counts) are recomputed in the kernel from
+  // its arguments: they are pure functions of the buffers' shapes.
+  SetVector<Operation *> hostSlice;
+  grid.getBody().walk([&](Operation *op) {
+    for (Value v : op->getOperands()) {
+      Operation *def = v.getDefiningOp();
+      if (!def || grid->isAncestor(def))
+        continue;
+      SmallVector<Operation *> stack{def};
+      while (!stack.empty()) {
+        Operation *o = stack.pop_back_val();
+        if (!hostSlice.insert(o))
+          continue;
+        for (Value x : o->getOperands())
+          if (Operation *xd = x.getDefiningOp())
+            stack.push_back(xd);
+      }
+    }
+  });
+  for (Operation &op : func.getBody().front())
+    if (hostSlice.contains(&op))
+      b.clone(op, d.scalars);
+  if (failed(d.lowerBlock(grid.getBody().front())))
+    return failure();
+  ::mlir::gpu::ReturnOp::create(b);
+
+  SmallVector<Attribute> grids;
+  for (Value size : grid.getSizes()) {
+    FailureOr<Attribute> f = gridFormula(size, func);
+    if (failed(f))
+      return grid.emitError("grid sizes must be ceil(dim(argument) / constant) or constants");
+    grids.push_back(*f);
+  }
+  Builder attrs(ctx);
+  launches.push_back(attrs.getDictionaryAttr({
+      attrs.getNamedAttr("kernel", attrs.getStringAttr(name)),
+      attrs.getNamedAttr("grid", attrs.getArrayAttr(grids)),
+      attrs.getNamedAttr("block", attrs.getI64IntegerAttr(32 * warps)),
+  }));
+  grid.erase();
+  return success();
+}
+
+void TileToGpuPass::runOnOperation() {
+  ModuleOp top = getOperation();
+  MLIRContext *ctx = &getContext();
+  top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
+  SmallVector<func::FuncOp> funcs(top.getOps<func::FuncOp>());
+  for (func::FuncOp func : funcs) {
+    SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
+    if (grids.empty())
+      continue;
+    OpBuilder tb = OpBuilder::atBlockEnd(top.getBody());
+    auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(),
+                                                   (func.getName() + "_kernels").str());
+    SmallVector<Attribute> launches;
+    for (auto [i, grid] : llvm::enumerate(grids))
+      if (failed(outline(func, grid, i, module, launches)))
+        return signalPassFailure();
+    func->setAttr("tessera.launches", ArrayAttr::get(ctx, launches));
+  }
+}

@@ -1,0 +1,18 @@
+"""Fills a kernel cache with every GPU kernel the GPU tests and benchmarks use, on a
+machine with the compiler, so that a GPU machine with only the runtime can run them.
+
+    TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py
+"""
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "bench")]
+
+import cases  # noqa: E402
+import softmax_gpu  # noqa: E402
+
+start = time.time()
+n = len(cases.kernels()) + len(softmax_gpu.kernels())
+print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")
