@@ -39,8 +39,7 @@ static BufferArg toBuffer(const py::array &a) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "Tessera compiler core";
-  static py::exception<CompileError> compileError(m, "CompileError");
-  (void)compileError;
+  py::register_exception<CompileError>(m, "CompileError", PyExc_RuntimeError);
 
 #define CONFIG_ARGS                                                                  \
   py::arg("block_m") = 64, py::arg("block_n") = 64, py::arg("num_warps") = 4,         \

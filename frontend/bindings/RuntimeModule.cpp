@@ -17,10 +17,8 @@ using namespace tessera::runtime;
 
 PYBIND11_MODULE(_runtime, m) {
   m.doc() = "Tessera GPU runtime (CUDA driver by dlopen, kernel cache)";
-  static py::exception<CudaError> cudaError(m, "CudaError", PyExc_RuntimeError);
-  static py::exception<KernelCacheError> cacheError(m, "KernelCacheError", PyExc_OSError);
-  (void)cudaError;
-  (void)cacheError;
+  py::register_exception<CudaError>(m, "CudaError", PyExc_RuntimeError);
+  py::register_exception<KernelCacheError>(m, "KernelCacheError", PyExc_OSError);
 
   m.def("driver_available", [] {
     CudaDriver &d = CudaDriver::instance();

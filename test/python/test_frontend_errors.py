@@ -331,7 +331,12 @@ def test_bad_compile_dtype(dtype):
 
 
 def test_bad_target():
-    with pytest.raises(SpecError, match=r"target 'cuda' is not available"):
+    with pytest.raises(SpecError, match=r"target must be 'cpu' or 'cuda', got 'tpu'"):
+        tessera.compile(tessera.attention(), head_dim=64, target="tpu")
+
+
+def test_gpu_needs_16_bit_inputs():
+    with pytest.raises(SpecError, match=r"GPU kernels take bfloat16 or float16, got 'float32'"):
         tessera.compile(tessera.attention(), head_dim=64, target="cuda")
 
 
