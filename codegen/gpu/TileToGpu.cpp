@@ -42,9 +42,10 @@ using Slots = SmallVector<Value>;
 class Distributor {
 public:
   Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps)
-      : b(b), layouts(layouts) {
+              int64_t numWarps, ::mlir::gpu::GPUFuncOp kernel)
+      : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
+    threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
     Value lane = arith::RemUIOp::create(b, tid, c32);
     Value warp = arith::DivUIOp::create(b, tid, c32);
@@ -64,7 +65,24 @@ private:
   ImplicitLocOpBuilder &b;
   const DenseMap<Value, Layout> &layouts;
   DenseMap<Value, Slots> tiles;
-  Value g, t2, warpRow, isQuadLeader;
+  Value g, t2, warpRow, isQuadLeader, threadId;
+  ::mlir::gpu::GPUFuncOp kernel;
+  int64_t numThreads;
+
+  /// A tile every warp reads whole (a dot's right operand) lives in shared memory,
+  /// staged once per program instead of once per warp; fragments are read from it just
+  /// before each mma, which also keeps them out of registers.
+  struct SharedTile {
+    Value mem;       // [rows][cols + pad] in workgroup memory
+    bool transposed; // the value is the transpose of what is stored
+  };
+  DenseMap<Value, SharedTile> shared;
+  /// One staging buffer per (source buffer, tile type): the loops of a program run one
+  /// after another, so the key tiles of every loop share one buffer.
+  DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
+  LogicalResult lowerLoadToShared(tile::LoadOp op);
+  Value readShared(const SharedTile &tile, int64_t row, LaneBase rowBase, int64_t col,
+                   LaneBase colBase);
 
   Value base(LaneBase lb) {
     switch (lb) {
@@ -134,8 +152,72 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   return emitError(v.getLoc(), "unsupported GPU layout conversion");
 }
 
+LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  Type elem = tileType.getElementType();
+  // Rows padded by 8 elements (16 bytes) so that the 8 rows a fragment read touches
+  // fall in different banks.
+  int64_t pitch = cols + 8;
+  auto smemType = MemRefType::get(
+      {rows, pitch}, elem, MemRefLayoutAttrInterface{},
+      ::mlir::gpu::AddressSpaceAttr::get(b.getContext(),
+                                         ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
+  Value buffer = scalars.lookup(op.getSource());
+  Value &mem = stagingBuffers[{buffer, smemType}];
+  if (!mem)
+    mem = kernel.addWorkgroupAttribution(smemType, op.getLoc());
+
+  auto type = cast<MemRefType>(buffer.getType());
+  int64_t rank = type.getRank();
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  Value colsInBuffer = memref::DimOp::create(b, buffer, rank - 1);
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value pad = arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(elem)));
+  Value colsC = arith::ConstantIndexOp::create(b, cols);
+
+  // The previous iteration's readers must be done before the tile is overwritten.
+  ::mlir::gpu::BarrierOp::create(b);
+  // Consecutive threads copy consecutive elements of a row: coalesced global reads.
+  auto copy = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
+                                 arith::ConstantIndexOp::create(b, numThreads));
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(copy.getBody());
+    Value linear = arith::AddIOp::create(b, copy.getInductionVar(), threadId);
+    Value r = arith::DivUIOp::create(b, linear, colsC);
+    Value c = arith::RemUIOp::create(b, linear, colsC);
+    SmallVector<Value> idx(origin);
+    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
+    idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], c);
+    Value ok = arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1], colsInBuffer));
+    idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
+    idx[rank - 1] = arith::SelectOp::create(b, ok, idx[rank - 1], zero);
+    Value v = memref::LoadOp::create(b, buffer, idx);
+    memref::StoreOp::create(b, arith::SelectOp::create(b, ok, v, pad), mem, ValueRange{r, c});
+  }
+  ::mlir::gpu::BarrierOp::create(b);
+  shared[op.getResult()] = {mem, /*transposed=*/false};
+  return success();
+}
+
+Value Distributor::readShared(const SharedTile &tile, int64_t row, LaneBase rowBase,
+                              int64_t col, LaneBase colBase) {
+  Value r = coord(rowBase, row), c = coord(colBase, col);
+  if (tile.transposed)
+    std::swap(r, c);
+  return memref::LoadOp::create(b, tile.mem, ValueRange{r, c});
+}
+
 LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
   const Layout &l = layoutOf(op.getResult());
+  if (l.kind == LayoutKind::B || l.kind == LayoutKind::BT)
+    return lowerLoadToShared(op);
   Value buffer = scalars.lookup(op.getSource());
   auto type = cast<MemRefType>(buffer.getType());
   int64_t rank = type.getRank(), tileRank = l.cols ? 2 : 1;
@@ -247,10 +329,23 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   if (k % 16 || n % 8)
     return op.emitError("GPU dot needs K % 16 == 0 and N % 8 == 0");
   FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k});
-  FailureOr<Slots> bs = slotsOf(op.getRhs(), {LayoutKind::B, k, n});
   FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n});
-  if (failed(a) || failed(bs) || failed(c))
+  if (failed(a) || failed(c))
     return failure();
+  auto sharedRhs = shared.find(op.getRhs());
+  FailureOr<Slots> bs = Slots();
+  if (sharedRhs == shared.end())
+    bs = slotsOf(op.getRhs(), {LayoutKind::B, k, n});
+  if (failed(bs))
+    return failure();
+  Layout bLayout{LayoutKind::B, k, n};
+  auto rhsSlot = [&](int64_t kb, int64_t nb, int64_t e) -> Value {
+    int64_t slot = operandBSlot(n, kb, nb, e);
+    if (sharedRhs == shared.end())
+      return (*bs)[slot];
+    SlotCoord sc = slotCoord(bLayout, slot);
+    return readShared(sharedRhs->second, sc.row, sc.rowBase, sc.col, sc.colBase);
+  };
   auto ptxType = elem.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   Type f32 = b.getF32Type();
   auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
@@ -261,8 +356,7 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
       for (int64_t r = 0; r < 4; ++r)
         aRegs.push_back(packPair(b, (*a)[8 * kb + 2 * r], (*a)[8 * kb + 2 * r + 1]));
       for (int64_t r = 0; r < 2; ++r)
-        bRegs.push_back(packPair(b, (*bs)[operandBSlot(n, kb, nb, 2 * r)],
-                                 (*bs)[operandBSlot(n, kb, nb, 2 * r + 1)]));
+        bRegs.push_back(packPair(b, rhsSlot(kb, nb, 2 * r), rhsSlot(kb, nb, 2 * r + 1)));
       SmallVector<Value> cRegs(out.begin() + 4 * nb, out.begin() + 4 * nb + 4);
       Value d = NVVM::MmaOp::create(
           b, resultType, aRegs, bRegs, cRegs, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
@@ -483,6 +577,10 @@ LogicalResult Distributor::lowerOp(Operation *op) {
   if (auto range = dyn_cast<tile::RangeOp>(op))
     return lowerRange(range);
   if (auto trans = dyn_cast<tile::TransOp>(op)) {
+    if (auto it = shared.find(trans.getInput()); it != shared.end()) {
+      shared[trans.getResult()] = {it->second.mem, !it->second.transposed};
+      return success();
+    }
     // BT and B enumerate the same elements in the same slot order: a relabeling.
     tiles[trans.getResult()] = tiles.lookup(trans.getInput());
     return success();
@@ -572,7 +670,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&entry);
 
-  Distributor d(b, layouts, warps);
+  Distributor d(b, layouts, warps, kernel);
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);
