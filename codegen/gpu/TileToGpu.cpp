@@ -81,6 +81,14 @@ private:
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
   LogicalResult lowerLoadToShared(tile::LoadOp op);
+  /// Staging copies that follow one another share their barriers: one before the first
+  /// (readers of the previous contents are done), one after the last (before any read).
+  bool barrierPending = false;
+  void flushBarrier() {
+    if (barrierPending)
+      ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = false;
+  }
   Value readShared(const SharedTile &tile, int64_t row, LaneBase rowBase, int64_t col,
                    LaneBase colBase);
 
@@ -165,8 +173,13 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
                                          ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
   Value buffer = scalars.lookup(op.getSource());
   Value &mem = stagingBuffers[{buffer, smemType}];
-  if (!mem)
+  if (!mem) {
     mem = kernel.addWorkgroupAttribution(smemType, op.getLoc());
+    // 16-byte vector stores need 16-byte aligned rows.
+    kernel.setWorkgroupAttributionAttr(kernel.getNumWorkgroupAttributions() - 1,
+                                       LLVM::LLVMDialect::getAlignAttrName(),
+                                       b.getI64IntegerAttr(128));
+  }
 
   auto type = cast<MemRefType>(buffer.getType());
   int64_t rank = type.getRank();
@@ -180,11 +193,42 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   Value colsC = arith::ConstantIndexOp::create(b, cols);
 
   // The previous iteration's readers must be done before the tile is overwritten.
-  ::mlir::gpu::BarrierOp::create(b);
-  // Consecutive threads copy consecutive elements of a row: coalesced global reads.
-  auto copy = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
-                                 arith::ConstantIndexOp::create(b, numThreads));
-  {
+  if (!barrierPending)
+    ::mlir::gpu::BarrierOp::create(b);
+  auto bufferType = cast<MemRefType>(buffer.getType());
+  int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
+  int64_t width = 16 / elemBytes; // elements per 16-byte vector
+  bool wholeRows = bufferType.getDimSize(rank - 1) == cols && cols % width == 0;
+  if (wholeRows) {
+    // Each thread moves 16-byte vectors; consecutive threads take consecutive vectors of
+    // a row, so a warp reads 512 contiguous bytes. The tile spans whole rows (the head
+    // dim), so only the row index needs a bounds check.
+    auto vecType = VectorType::get({width}, elem);
+    Value zeros = arith::ConstantOp::create(
+        b, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
+    Value perRow = arith::ConstantIndexOp::create(b, cols / width);
+    Value widthC = arith::ConstantIndexOp::create(b, width);
+    auto copy = scf::ForOp::create(b, zero,
+                                   arith::ConstantIndexOp::create(b, rows * cols / width),
+                                   arith::ConstantIndexOp::create(b, numThreads));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(copy.getBody());
+    Value linear = arith::AddIOp::create(b, copy.getInductionVar(), threadId);
+    Value r = arith::DivUIOp::create(b, linear, perRow);
+    Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, linear, perRow), widthC);
+    SmallVector<Value> idx(origin);
+    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
+    idx[rank - 1] = c;
+    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
+    idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
+    Value v = vector::LoadOp::create(b, vecType, buffer, idx, /*nontemporal=*/false,
+                                     b.getI64IntegerAttr(16));
+    vector::StoreOp::create(b, arith::SelectOp::create(b, ok, v, zeros), mem,
+                            ValueRange{r, c}, /*nontemporal=*/false, b.getI64IntegerAttr(16));
+  } else {
+    // Consecutive threads copy consecutive elements of a row: coalesced global reads.
+    auto copy = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
+                                   arith::ConstantIndexOp::create(b, numThreads));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(copy.getBody());
     Value linear = arith::AddIOp::create(b, copy.getInductionVar(), threadId);
@@ -201,7 +245,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     Value v = memref::LoadOp::create(b, buffer, idx);
     memref::StoreOp::create(b, arith::SelectOp::create(b, ok, v, pad), mem, ValueRange{r, c});
   }
-  ::mlir::gpu::BarrierOp::create(b);
+  barrierPending = true;
   shared[op.getResult()] = {mem, /*transposed=*/false};
   return success();
 }
@@ -607,9 +651,17 @@ LogicalResult Distributor::lowerOp(Operation *op) {
 }
 
 LogicalResult Distributor::lowerBlock(Block &block) {
-  for (Operation &op : block.without_terminator())
+  for (Operation &op : block.without_terminator()) {
+    auto load = dyn_cast<tile::LoadOp>(op);
+    bool staged = load && shared.count(load.getResult()) == 0 &&
+                  (layoutOf(load.getResult()).kind == LayoutKind::B ||
+                   layoutOf(load.getResult()).kind == LayoutKind::BT);
+    if (!staged)
+      flushBarrier();
     if (failed(lowerOp(&op)))
       return failure();
+  }
+  flushBarrier();
   return success();
 }
 
@@ -662,8 +714,19 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
 
   std::string name = (func.getName() + "_kernel" + Twine(index)).str();
   OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
+  // Kernels assume unit stride in each buffer's last dimension (the runtime checks it),
+  // which lets tile copies use 16-byte vector loads.
+  SmallVector<Type> argTypes;
+  for (Type t : func.getArgumentTypes()) {
+    auto m = cast<MemRefType>(t);
+    SmallVector<int64_t> strides(m.getRank(), ShapedType::kDynamic);
+    strides.back() = 1;
+    argTypes.push_back(MemRefType::get(
+        m.getShape(), m.getElementType(),
+        StridedLayoutAttr::get(ctx, ShapedType::kDynamic, strides), m.getMemorySpace()));
+  }
   auto kernel = ::mlir::gpu::GPUFuncOp::create(mb, grid.getLoc(), name,
-                                               func.getFunctionType());
+                                               FunctionType::get(ctx, argTypes, {}));
   kernel->setAttr(::mlir::gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
   kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(ctx, {int32_t(32 * warps), 1, 1}));
   Block &entry = kernel.getBody().front();

@@ -71,6 +71,20 @@ def load_image(module: str, entry: str, config, chip: str):
     return json.loads(header), ptx
 
 
+def _check_gpu_layout(t, name: str) -> None:
+    """Kernels read rows with 16-byte vector loads: the last dimension must be contiguous
+    and every row must start 16-byte aligned."""
+    if any(s < 0 for s in t.stride()):
+        raise ValueError(f"{name} has negative strides")
+    if t.stride(-1) != 1:
+        raise ValueError(f"{name} must be contiguous in its last dimension (stride 1), got "
+                         f"strides {tuple(t.stride())}; pass {name}.contiguous()")
+    item = t.element_size()
+    if t.data_ptr() % 16 or any((s * item) % 16 for s in t.stride()[:-1]):
+        raise ValueError(f"{name} rows must start at 16-byte boundaries (data pointer and "
+                         f"strides multiples of 16 bytes); pass {name}.contiguous()")
+
+
 class GpuKernel:
     """A spec compiled to PTX for one element type, head dims and config; any B, H, N."""
 
@@ -105,8 +119,7 @@ class GpuKernel:
                 raise TypeError(f"{n} has dtype {t.dtype}; this kernel takes {want}")
             if t.dim() != 4:
                 raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
-            if any(s < 0 for s in t.stride()):
-                raise ValueError(f"{n} has negative strides")
+            _check_gpu_layout(t, n)
         B, H, Nq, D = q.shape
         Bk, Hk, Nk, Dk = k.shape
         if D != self.head_dim or Dk != self.head_dim:
@@ -138,6 +151,9 @@ class GpuKernel:
         elif tuple(lse_out.shape) != (B, H, Nq) or lse_out.dtype != torch.float32 or lse_out.device != q.device:
             raise ValueError(f"lse_out must be float32 of shape {(B, H, Nq)} on {q.device}")
 
+        for t, n in ((out, "out"), (lse_out, "lse_out"), *zip(tables, self.spec.buffers)):
+            if t.stride(-1) != 1:
+                raise ValueError(f"{n} must be contiguous in its last dimension")
         args = [q, k, v, *tables, out, lse_out]
         params = []
         for t in args:
