@@ -68,6 +68,7 @@ void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions
   kernels.addPass(createCSEPass());
   kernels.addPass(createSCFToControlFlowPass());
   kernels.addPass(arith::createArithExpandOpsPass()); // ceildiv/floordiv/max for NVVM
+  kernels.addPass(createConvertNVGPUToNVVMPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
   kernels.addPass(createCanonicalizerPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

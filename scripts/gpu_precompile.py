@@ -12,7 +12,8 @@ sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "benc
 
 import cases  # noqa: E402
 import softmax_gpu  # noqa: E402
+import tune_softmax  # noqa: E402
 
 start = time.time()
-n = len(cases.kernels()) + len(softmax_gpu.kernels())
+n = len(cases.kernels()) + len(softmax_gpu.kernels()) + len(tune_softmax.kernels())
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")

@@ -9,6 +9,7 @@ namespace arith { class ArithDialect; }
 namespace gpu { class GPUDialect; }
 namespace LLVM { class LLVMDialect; }
 namespace NVVM { class NVVMDialect; }
+namespace nvgpu { class NVGPUDialect; }
 namespace memref { class MemRefDialect; }
 namespace scf { class SCFDialect; }
 namespace vector { class VectorDialect; }

@@ -20,6 +20,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -47,7 +48,7 @@ public:
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
-    Value lane = arith::RemUIOp::create(b, tid, c32);
+    lane = arith::RemUIOp::create(b, tid, c32);
     Value warp = arith::DivUIOp::create(b, tid, c32);
     g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
     Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
@@ -65,7 +66,7 @@ private:
   ImplicitLocOpBuilder &b;
   const DenseMap<Value, Layout> &layouts;
   DenseMap<Value, Slots> tiles;
-  Value g, t2, warpRow, isQuadLeader, threadId;
+  Value g, t2, warpRow, isQuadLeader, threadId, lane;
   ::mlir::gpu::GPUFuncOp kernel;
   int64_t numThreads;
 
@@ -89,8 +90,6 @@ private:
       ::mlir::gpu::BarrierOp::create(b);
     barrierPending = false;
   }
-  Value readShared(const SharedTile &tile, int64_t row, LaneBase rowBase, int64_t col,
-                   LaneBase colBase);
 
   Value base(LaneBase lb) {
     switch (lb) {
@@ -250,14 +249,6 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   return success();
 }
 
-Value Distributor::readShared(const SharedTile &tile, int64_t row, LaneBase rowBase,
-                              int64_t col, LaneBase colBase) {
-  Value r = coord(rowBase, row), c = coord(colBase, col);
-  if (tile.transposed)
-    std::swap(r, c);
-  return memref::LoadOp::create(b, tile.mem, ValueRange{r, c});
-}
-
 LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
   const Layout &l = layoutOf(op.getResult());
   if (l.kind == LayoutKind::B || l.kind == LayoutKind::BT)
@@ -382,29 +373,65 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     bs = slotsOf(op.getRhs(), {LayoutKind::B, k, n});
   if (failed(bs))
     return failure();
-  Layout bLayout{LayoutKind::B, k, n};
-  auto rhsSlot = [&](int64_t kb, int64_t nb, int64_t e) -> Value {
-    int64_t slot = operandBSlot(n, kb, nb, e);
+  // Right-operand registers of the 16 x 8 block (kb, nb): two 32-bit words. From shared
+  // memory, one ldmatrix.x4 fetches the words of two neighbouring blocks (nb, nb + 1);
+  // K (stored [n][k]) reads plainly, V (stored [k][n]) with .trans.
+  DenseMap<std::pair<int64_t, int64_t>, std::array<Value, 2>> fetched;
+  auto rhsRegs = [&](int64_t kb, int64_t nb) -> std::array<Value, 2> {
     if (sharedRhs == shared.end())
-      return (*bs)[slot];
-    SlotCoord sc = slotCoord(bLayout, slot);
-    return readShared(sharedRhs->second, sc.row, sc.rowBase, sc.col, sc.colBase);
+      return {packPair(b, (*bs)[operandBSlot(n, kb, nb, 0)], (*bs)[operandBSlot(n, kb, nb, 1)]),
+              packPair(b, (*bs)[operandBSlot(n, kb, nb, 2)], (*bs)[operandBSlot(n, kb, nb, 3)])};
+    auto it = fetched.find({kb, nb});
+    if (it != fetched.end())
+      return it->second;
+    int64_t pairBase = nb - nb % 2;
+    const SharedTile &tile = sharedRhs->second;
+    // Lane l supplies row (l % 8) of 8 x 8 matrix (l / 8): matrices are
+    // (k half 0, nb), (k half 1, nb), (k half 0, nb + 1), (k half 1, nb + 1).
+    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+    Value row = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+    Value kHalf = arith::MulIOp::create(
+        b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
+        arith::ConstantIndexOp::create(b, 8));
+    Value nPart = arith::MulIOp::create(
+        b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
+        arith::ConstantIndexOp::create(b, 8));
+    Value k0 = arith::AddIOp::create(b, kHalf, arith::ConstantIndexOp::create(b, 16 * kb));
+    Value n0 = arith::AddIOp::create(b, nPart, arith::ConstantIndexOp::create(b, 8 * pairBase));
+    SmallVector<Value> idx = tile.transposed
+                                 ? SmallVector<Value>{arith::AddIOp::create(b, n0, row), k0}
+                                 : SmallVector<Value>{arith::AddIOp::create(b, k0, row), n0};
+    auto fragType = VectorType::get({4, 2}, elem);
+    Value frag = nvgpu::LdMatrixOp::create(b, fragType, tile.mem, idx,
+                                           /*transpose=*/!tile.transposed, /*numTiles=*/4);
+    auto word = [&](int64_t i) {
+      Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{i});
+      if (elem.isF16())
+        return pair;
+      Value w = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
+      return Value(vector::ExtractOp::create(b, w, ArrayRef<int64_t>{0}));
+    };
+    fetched[{kb, pairBase}] = {word(0), word(1)};
+    fetched[{kb, pairBase + 1}] = {word(2), word(3)};
+    return fetched[{kb, nb}];
   };
+  if (sharedRhs != shared.end() && (n / 8) % 2)
+    return op.emitError("GPU dot from shared memory needs N % 16 == 0");
   auto ptxType = elem.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   Type f32 = b.getF32Type();
   auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
   Slots out(*c);
   for (int64_t nb = 0; nb < n / 8; ++nb)
     for (int64_t kb = 0; kb < k / 16; ++kb) {
-      SmallVector<Value> aRegs, bRegs;
+      SmallVector<Value> aRegs;
       for (int64_t r = 0; r < 4; ++r)
         aRegs.push_back(packPair(b, (*a)[8 * kb + 2 * r], (*a)[8 * kb + 2 * r + 1]));
-      for (int64_t r = 0; r < 2; ++r)
-        bRegs.push_back(packPair(b, rhsSlot(kb, nb, 2 * r), rhsSlot(kb, nb, 2 * r + 1)));
+      std::array<Value, 2> bRegs = rhsRegs(kb, nb);
       SmallVector<Value> cRegs(out.begin() + 4 * nb, out.begin() + 4 * nb + 4);
       Value d = NVVM::MmaOp::create(
-          b, resultType, aRegs, bRegs, cRegs, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
-          std::nullopt, std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+          b, resultType, aRegs, ValueRange{bRegs[0], bRegs[1]}, cRegs,
+          ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+          std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
           std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
       for (int64_t e = 0; e < 4; ++e)
         out[4 * nb + e] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e});
