@@ -1,0 +1,82 @@
+"""Regenerates bench/RESULTS.md and bench/softmax.png from bench/results/*.jsonl.
+
+    python3 bench/report.py
+"""
+import json
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PEERS = ["sdpa-flash2", "sdpa-cudnn", "flex"]
+
+
+def load():
+    rows = []
+    for path in sorted((ROOT / "results").glob("*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # Keep the newest measurement of each (workload, impl).
+    latest = {}
+    for r in sorted(rows, key=lambda r: r.get("time", 0)):
+        latest[r["workload"], r["impl"]] = r
+    return list(latest.values())
+
+
+def table(rows):
+    by = defaultdict(dict)
+    meta = {}
+    for r in rows:
+        by[r["workload"]][r["impl"]] = r
+        meta = r
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
+        f"`{meta.get('command')}` (then `python3 bench/report.py`).",
+        "Rates in TFLOP/s (forward, 4·B·H·pairs·D; causal and window count kept pairs).",
+        "",
+        "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex |",
+        "|---|---|" + "---|" * len(PEERS) + "---|---|---|",
+    ]
+    for w in sorted(by, key=lambda w: (w.split()[0], int(w.split("d=")[1].split()[0]),
+                                       int(w.split("n=")[1].split()[0]))):
+        row = by[w]
+        ours = row.get("tessera", {}).get("rate")
+        cells = [f"{row[p]['rate']:.1f}" if p in row else "–" for p in PEERS]
+        ratios = [f"{ours / row[p]['rate']:.2f}×" if ours and p in row else "–" for p in PEERS]
+        lines.append(f"| {w} | {ours if ours is not None else '–'} | " + " | ".join(cells) +
+                     " | " + " | ".join(ratios) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, kind in zip(axes, ["full", "causal", "window"]):
+        series = defaultdict(list)
+        for r in rows:
+            if not r["workload"].startswith(f"softmax-{kind} "):
+                continue
+            d = int(r["workload"].split("d=")[1].split()[0])
+            n = int(r["workload"].split("n=")[1].split()[0])
+            series[r["impl"], d].append((n, r["rate"]))
+        for (impl, d), pts in sorted(series.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    linestyle="-" if d == 128 else "--", label=f"{impl} d={d}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"softmax {kind}")
+        ax.set_xlabel("N (B·N = 65536, H = 16, bf16)")
+        ax.set_ylabel("TFLOP/s")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "softmax.png", dpi=110)
+
+
+if __name__ == "__main__":
+    rows = load()
+    (ROOT / "RESULTS.md").write_text(table(rows))
+    plot(rows)
+    print(f"{len(rows)} measurements -> bench/RESULTS.md, bench/softmax.png")
