@@ -9,14 +9,17 @@ sys.path.insert(0, str(ROOT / "frontend"))
 sys.path.insert(0, str(ROOT / "bench"))
 import tessera  # noqa: E402
 
-CONFIGS = [(64, 64, 4), (64, 32, 4), (128, 64, 8), (128, 32, 8), (32, 64, 2)]
+# (block_m, block_n, num_warps, num_stages)
+CONFIGS = [(64, 64, 4, 1), (64, 64, 4, 2), (64, 32, 4, 1), (64, 32, 4, 2), (128, 64, 8, 2),
+           (128, 32, 8, 2)]
 SPECS = {"full": tessera.attention(), "causal": tessera.attention(causal=True)}
 
 
 def kernels():
     return {(kind, d, cfg): tessera.compile(
         SPECS[kind], head_dim=d, dtype="bfloat16", target="cuda",
-        config=tessera.Config(block_m=cfg[0], block_n=cfg[1], num_warps=cfg[2]))
+        config=tessera.Config(block_m=cfg[0], block_n=cfg[1], num_warps=cfg[2],
+                              num_stages=cfg[3]))
         for kind in SPECS for d in (64, 128) for cfg in CONFIGS}
 
 

@@ -43,8 +43,9 @@ using Slots = SmallVector<Value>;
 class Distributor {
 public:
   Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps, ::mlir::gpu::GPUFuncOp kernel)
-      : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps) {
+              int64_t numWarps, int64_t numStages, ::mlir::gpu::GPUFuncOp kernel)
+      : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
+        numStages(numStages) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
@@ -82,6 +83,22 @@ private:
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
   LogicalResult lowerLoadToShared(tile::LoadOp op);
+  Value stagingBuffer(tile::LoadOp op);
+  int64_t vectorsPerThread(tile::LoadOp op);
+  std::pair<Value, Value> vectorPosition(tile::LoadOp op, int64_t i);
+  SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
+  void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
+  /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
+  /// are loaded into registers while this one computes, then stored to shared memory at
+  /// the top of the next iteration.
+  struct Prefetch {
+    tile::LoadOp load;
+    SmallVector<Operation *> indexSlice; // body ops computing the load's indices
+  };
+  SmallVector<Prefetch> findPrefetches(scf::ForOp op);
+  SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
+  DenseSet<Operation *> preStaged;
+  int64_t numStages;
   /// Staging copies that follow one another share their barriers: one before the first
   /// (readers of the previous contents are done), one after the last (before any read).
   bool barrierPending = false;
@@ -159,19 +176,16 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   return emitError(v.getLoc(), "unsupported GPU layout conversion");
 }
 
-LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
+Value Distributor::stagingBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
-  Type elem = tileType.getElementType();
-  // Rows padded by 8 elements (16 bytes) so that the 8 rows a fragment read touches
-  // fall in different banks.
-  int64_t pitch = cols + 8;
+  // Rows padded by 8 elements (16 bytes) so that the 8 rows one ldmatrix reads fall in
+  // different banks.
   auto smemType = MemRefType::get(
-      {rows, pitch}, elem, MemRefLayoutAttrInterface{},
+      {rows, cols + 8}, tileType.getElementType(), MemRefLayoutAttrInterface{},
       ::mlir::gpu::AddressSpaceAttr::get(b.getContext(),
                                          ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
-  Value buffer = scalars.lookup(op.getSource());
-  Value &mem = stagingBuffers[{buffer, smemType}];
+  Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), smemType}];
   if (!mem) {
     mem = kernel.addWorkgroupAttribution(smemType, op.getLoc());
     // 16-byte vector stores need 16-byte aligned rows.
@@ -179,53 +193,94 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
                                        LLVM::LLVMDialect::getAlignAttrName(),
                                        b.getI64IntegerAttr(128));
   }
+  return mem;
+}
 
-  auto type = cast<MemRefType>(buffer.getType());
-  int64_t rank = type.getRank();
-  SmallVector<Value> origin;
-  for (Value i : op.getIndices())
-    origin.push_back(scalars.lookup(i));
-  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
-  Value colsInBuffer = memref::DimOp::create(b, buffer, rank - 1);
+/// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
+/// dim) and divides evenly among the threads; 0 otherwise.
+int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  auto buffer = cast<MemRefType>(op.getSource().getType());
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
+  if (buffer.getDimSize(buffer.getRank() - 1) != cols || cols % width ||
+      (rows * cols / width) % numThreads)
+    return 0;
+  return rows * cols / width / numThreads;
+}
+
+/// Position (row, column) in the tile of this thread's `i`-th vector: consecutive threads
+/// take consecutive vectors of a row, so a warp reads 512 contiguous bytes.
+std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  int64_t cols = tileType.getDimSize(1);
+  int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
+  Value linear = arith::AddIOp::create(b, threadId, arith::ConstantIndexOp::create(b, i * numThreads));
+  Value perRow = arith::ConstantIndexOp::create(b, cols / width);
+  Value r = arith::DivUIOp::create(b, linear, perRow);
+  Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, linear, perRow),
+                                  arith::ConstantIndexOp::create(b, width));
+  return {r, c};
+}
+
+SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  Type elem = tileType.getElementType();
+  int64_t width = 16 / (elem.getIntOrFloatBitWidth() / 8);
+  Value buffer = scalars.lookup(op.getSource());
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  auto vecType = VectorType::get({width}, elem);
+  Value zeros = arith::ConstantOp::create(b, vecType,
+                                          DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value pad = arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(elem)));
-  Value colsC = arith::ConstantIndexOp::create(b, cols);
-
-  // The previous iteration's readers must be done before the tile is overwritten.
-  if (!barrierPending)
-    ::mlir::gpu::BarrierOp::create(b);
-  auto bufferType = cast<MemRefType>(buffer.getType());
-  int64_t elemBytes = elem.getIntOrFloatBitWidth() / 8;
-  int64_t width = 16 / elemBytes; // elements per 16-byte vector
-  bool wholeRows = bufferType.getDimSize(rank - 1) == cols && cols % width == 0;
-  if (wholeRows) {
-    // Each thread moves 16-byte vectors; consecutive threads take consecutive vectors of
-    // a row, so a warp reads 512 contiguous bytes. The tile spans whole rows (the head
-    // dim), so only the row index needs a bounds check.
-    auto vecType = VectorType::get({width}, elem);
-    Value zeros = arith::ConstantOp::create(
-        b, vecType, DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
-    Value perRow = arith::ConstantIndexOp::create(b, cols / width);
-    Value widthC = arith::ConstantIndexOp::create(b, width);
-    auto copy = scf::ForOp::create(b, zero,
-                                   arith::ConstantIndexOp::create(b, rows * cols / width),
-                                   arith::ConstantIndexOp::create(b, numThreads));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(copy.getBody());
-    Value linear = arith::AddIOp::create(b, copy.getInductionVar(), threadId);
-    Value r = arith::DivUIOp::create(b, linear, perRow);
-    Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, linear, perRow), widthC);
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  SmallVector<Value> regs;
+  for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
+    auto [r, c] = vectorPosition(op, i);
     SmallVector<Value> idx(origin);
     idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
     idx[rank - 1] = c;
+    // Only rows can run past the buffer: a row beyond reads row 0 and becomes zeros.
     Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
     idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
     Value v = vector::LoadOp::create(b, vecType, buffer, idx, /*nontemporal=*/false,
                                      b.getI64IntegerAttr(16));
-    vector::StoreOp::create(b, arith::SelectOp::create(b, ok, v, zeros), mem,
-                            ValueRange{r, c}, /*nontemporal=*/false, b.getI64IntegerAttr(16));
+    regs.push_back(arith::SelectOp::create(b, ok, v, zeros));
+  }
+  return regs;
+}
+
+void Distributor::storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs) {
+  for (auto [i, v] : llvm::enumerate(regs)) {
+    auto [r, c] = vectorPosition(op, i);
+    vector::StoreOp::create(b, v, mem, ValueRange{r, c}, /*nontemporal=*/false,
+                            b.getI64IntegerAttr(16));
+  }
+}
+
+LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  Type elem = tileType.getElementType();
+  Value mem = stagingBuffer(op);
+  Value buffer = scalars.lookup(op.getSource());
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+
+  // The previous iteration's readers must be done before the tile is overwritten.
+  if (!barrierPending)
+    ::mlir::gpu::BarrierOp::create(b);
+  if (vectorsPerThread(op)) {
+    storeRows(op, mem, loadRows(op, origin));
   } else {
     // Consecutive threads copy consecutive elements of a row: coalesced global reads.
+    Value zero = arith::ConstantIndexOp::create(b, 0);
+    Value pad = arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(elem)));
+    Value colsC = arith::ConstantIndexOp::create(b, cols);
+    Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+    Value colsInBuffer = memref::DimOp::create(b, buffer, rank - 1);
     auto copy = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
                                    arith::ConstantIndexOp::create(b, numThreads));
     OpBuilder::InsertionGuard guard(b);
@@ -568,28 +623,112 @@ void Distributor::unflatten(ValueRange values, ValueRange flat) {
   }
 }
 
+SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
+  SmallVector<Prefetch> out;
+  if (numStages < 2)
+    return out;
+  for (Operation &o : op.getBody()->without_terminator()) {
+    auto load = dyn_cast<tile::LoadOp>(o);
+    if (!load)
+      continue;
+    LayoutKind kind = layoutOf(load.getResult()).kind;
+    if ((kind != LayoutKind::B && kind != LayoutKind::BT) || !vectorsPerThread(load))
+      continue;
+    // The indices must follow from the induction variable through pure ops of the body.
+    SetVector<Operation *> slice;
+    SmallVector<Value> work(load.getIndices().begin(), load.getIndices().end());
+    bool ok = true;
+    while (!work.empty() && ok) {
+      Value v = work.pop_back_val();
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getBlock() != op.getBody())
+        continue; // the induction variable or a value from outside the loop
+      if (!isPure(def) || def->getNumRegions() || isa<RankedTensorType>(v.getType())) {
+        ok = false;
+        break;
+      }
+      if (slice.insert(def))
+        work.append(def->operand_begin(), def->operand_end());
+    }
+    if (!ok)
+      continue;
+    Prefetch p{load, {}};
+    for (Operation &x : op.getBody()->without_terminator())
+      if (slice.contains(&x))
+        p.indexSlice.push_back(&x);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
+  // Recompute the load's indices for induction value `iv` without touching the mapping
+  // the rest of the body uses.
+  IRMapping local;
+  local.map(loopIv, iv);
+  for (Operation *o : p.indexSlice) {
+    for (Value operand : o->getOperands())
+      if (!local.contains(operand))
+        local.map(operand, scalars.lookup(operand));
+    b.clone(*o, local);
+  }
+  SmallVector<Value> origin;
+  tile::LoadOp load = p.load;
+  for (Value i : load.getIndices())
+    origin.push_back(local.contains(i) ? local.lookup(i) : scalars.lookup(i));
+  return loadRows(load, origin);
+}
+
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
     return failure();
-  auto loop = scf::ForOp::create(b, scalars.lookup(op.getLowerBound()),
-                                 scalars.lookup(op.getUpperBound()),
-                                 scalars.lookup(op.getStep()), init);
+  size_t numCarried = init.size();
+  SmallVector<Prefetch> prefetches = findPrefetches(op);
+  Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
+  SmallVector<size_t> regCounts;
+  for (const Prefetch &p : prefetches) {
+    SmallVector<Value> regs = prefetchAt(p, lb, op.getInductionVar());
+    regCounts.push_back(regs.size());
+    init.append(regs);
+  }
+  auto loop = scf::ForOp::create(b, lb, scalars.lookup(op.getUpperBound()), step, init);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
   scalars.map(op.getInductionVar(), loop.getInductionVar());
-  unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs());
+  unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
+  SmallVector<Value> nextRegs;
+  if (!prefetches.empty()) {
+    // Store the tiles loaded one iteration ahead, then start loading the next ones:
+    // their latency hides behind this iteration's arithmetic.
+    flushBarrier();
+    ::mlir::gpu::BarrierOp::create(b);
+    size_t pos = numCarried;
+    for (auto [p, count] : llvm::zip(prefetches, regCounts)) {
+      Value mem = stagingBuffer(p.load);
+      SmallVector<Value> regs(loop.getRegionIterArgs().slice(pos, count));
+      storeRows(p.load, mem, regs);
+      pos += count;
+      shared[p.load.getResult()] = {mem, /*transposed=*/false};
+      preStaged.insert(p.load);
+    }
+    barrierPending = true;
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    for (const Prefetch &p : prefetches)
+      nextRegs.append(prefetchAt(p, next, op.getInductionVar()));
+  }
   if (failed(lowerBlock(*op.getBody())))
     return failure();
   SmallVector<Value> yielded;
   if (failed(flatten(op.getBody()->getTerminator()->getOperands(), op.getResults(), yielded)))
     return failure();
+  yielded.append(nextRegs);
   if (loop.getBody()->mightHaveTerminator())
     loop.getBody()->getTerminator()->erase();
   b.setInsertionPointToEnd(loop.getBody());
   scf::YieldOp::create(b, yielded);
   b.setInsertionPointAfter(loop);
-  unflatten(op.getResults(), loop.getResults());
+  unflatten(op.getResults(), loop.getResults().take_front(numCarried));
   return success();
 }
 
@@ -679,6 +818,8 @@ LogicalResult Distributor::lowerOp(Operation *op) {
 
 LogicalResult Distributor::lowerBlock(Block &block) {
   for (Operation &op : block.without_terminator()) {
+    if (preStaged.contains(&op))
+      continue;
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 &&
                   (layoutOf(load.getResult()).kind == LayoutKind::B ||
@@ -760,7 +901,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&entry);
 
-  Distributor d(b, layouts, warps, kernel);
+  Distributor d(b, layouts, warps, config.getNumStages(), kernel);
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);
