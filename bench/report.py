@@ -34,8 +34,8 @@ def table(rows):
         f"`{meta.get('command')}` (then `python3 bench/report.py`).",
         "Rates in TFLOP/s (forward, 4·B·H·pairs·D; causal and window count kept pairs).",
         "",
-        "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex |",
-        "|---|---|" + "---|" * len(PEERS) + "---|---|---|",
+        "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex | rel err tessera | rel err best peer |",
+        "|---|---|" + "---|" * len(PEERS) + "---|---|---|---|---|",
     ]
     for w in sorted(by, key=lambda w: (w.split()[0], int(w.split("d=")[1].split()[0]),
                                        int(w.split("n=")[1].split()[0]))):
@@ -43,8 +43,11 @@ def table(rows):
         ours = row.get("tessera", {}).get("rate")
         cells = [f"{row[p]['rate']:.1f}" if p in row else "–" for p in PEERS]
         ratios = [f"{ours / row[p]['rate']:.2f}×" if ours and p in row else "–" for p in PEERS]
+        errs = [row[p]["rel_err"] for p in PEERS if p in row and row[p].get("rel_err") is not None]
+        our_err = row.get("tessera", {}).get("rel_err")
         lines.append(f"| {w} | {ours if ours is not None else '–'} | " + " | ".join(cells) +
-                     " | " + " | ".join(ratios) + " |")
+                     " | " + " | ".join(ratios) +
+                     f" | {our_err if our_err is not None else '–'} | {min(errs) if errs else '–'} |")
     return "\n".join(lines) + "\n"
 
 
