@@ -64,16 +64,20 @@ def plot(rows):
             d = int(r["workload"].split("d=")[1].split()[0])
             n = int(r["workload"].split("n=")[1].split()[0])
             series[r["impl"], d].append((n, r["rate"]))
+        colors = {"tessera": "tab:red", "sdpa-flash2": "tab:blue", "sdpa-cudnn": "tab:green",
+                  "flex": "tab:purple"}
         for (impl, d), pts in sorted(series.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    color=colors.get(impl, "gray"),
                     linestyle="-" if d == 128 else "--", label=f"{impl} d={d}")
         ax.set_xscale("log", base=2)
         ax.set_title(f"softmax {kind}")
         ax.set_xlabel("N (B·N = 65536, H = 16, bf16)")
         ax.set_ylabel("TFLOP/s")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / "softmax.png", dpi=110)
 

@@ -886,7 +886,9 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   // which lets tile copies use 16-byte vector loads.
   SmallVector<Type> argTypes;
   for (Type t : func.getArgumentTypes()) {
-    auto m = cast<MemRefType>(t);
+    auto m = dyn_cast<MemRefType>(t);
+    if (!m)
+      return func.emitError("GPU kernels take buffers only; argument of type ") << t;
     SmallVector<int64_t> strides(m.getRank(), ShapedType::kDynamic);
     strides.back() = 1;
     argTypes.push_back(MemRefType::get(

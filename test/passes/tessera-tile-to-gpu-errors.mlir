@@ -1,0 +1,39 @@
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu -verify-diagnostics
+
+// Tiles the distribution cannot place are reported, never miscompiled.
+func.func @unsupported(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  // expected-error @+1 {{the GPU target needs block_m = 16 x num_warps, got block_m = 32, num_warps = 4}}
+  tile.grid [%c1] config = #tile.config<block_m = 32, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<32x64xbf16>
+  }
+  return
+}
+
+// -----
+
+// Grid sizes the runtime cannot recompute from argument shapes are rejected.
+func.func @opaque_grid(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %d = memref.dim %x, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  %n = arith.muli %d, %d : index
+  // expected-error @+1 {{grid sizes must be ceil(dim(argument) / constant) or constants}}
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+// expected-error @+1 {{GPU kernels take buffers only; argument of type 'index'}}
+func.func @scalar_argument(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>, %n: index) {
+  %c0 = arith.constant 0 : index
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  }
+  return
+}

@@ -1,0 +1,47 @@
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu | FileCheck %s
+
+// A tile program becomes a kernel in a gpu.module: one block per program (32 x num_warps
+// threads), tile.dot as mma.sync m16n8k16, the key tile staged in shared memory and read
+// with ldmatrix, the row reduction finished with quad shuffles; the host function keeps
+// a launch record with the grid as a formula of its arguments' sizes.
+// CHECK-LABEL: func.func @scores
+// CHECK-SAME: tessera.launches = [{block = 128 : i64, grid = [array<i64: 0, 0, 64>], kernel = "scores_kernel0"}]
+// CHECK-NOT: tile.grid
+// CHECK: gpu.module @scores_kernels
+// CHECK: gpu.func @scores_kernel0
+// CHECK-SAME: workgroup(%[[SMEM:[^ ]*]] : memref<64x72xbf16, #gpu.address_space<workgroup>> {llvm.align = 128 : i64})
+// CHECK-SAME: kernel
+// CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
+// CHECK: gpu.block_id x
+// CHECK: gpu.barrier
+// CHECK: vector.load {{.*}} : memref<?x64xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>
+// CHECK: vector.store {{.*}}, %[[SMEM]]
+// CHECK: gpu.barrier
+// CHECK: nvgpu.ldmatrix %[[SMEM]]
+// CHECK: nvvm.mma.sync
+// CHECK-SAME: shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store
+// CHECK: gpu.return
+func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                  %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                  %m: memref<?xf32, strided<[?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %n = memref.dim %q, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %kt = tile.load %k[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %ktt = tile.trans %kt : tensor<64x64xbf16> -> tensor<64x64xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %s = tile.dot %qt, %ktt, %zero : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+    %mx = tile.reduce <max> %s axis 1 : tensor<64x64xf32> -> tensor<64xf32>
+    tile.store %mx, %m[%row] : tensor<64xf32>, memref<?xf32, strided<[?], offset: ?>>
+  }
+  return
+}
+
