@@ -67,7 +67,6 @@ void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   kernels.addPass(createSCFToControlFlowPass());
-  kernels.addPass(arith::createArithExpandOpsPass()); // ceildiv/floordiv/max for NVVM
   kernels.addPass(createConvertNVGPUToNVVMPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
   kernels.addPass(createCanonicalizerPass());

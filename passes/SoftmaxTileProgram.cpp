@@ -20,6 +20,9 @@
 #include <functional>
 #include <limits>
 
+static constexpr double kLog2E = 1.4426950408889634;
+static constexpr double kLn2 = 0.6931471805599453;
+
 using namespace mlir;
 using namespace tessera;
 
@@ -115,7 +118,13 @@ SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
   Value kt = tile::TransOp::create(b, tileType({d, bn}, elemType), k);
   SmallVector<int64_t> shape{bm, bn};
   Value s = tile::DotOp::create(b, tileType(shape, f32), qTile, kt, splatF32(shape, 0.0f));
-  s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
+  // Scores are kept in base 2 (times log2 e) so the exponentials below are exp2, one
+  // hardware instruction on GPUs; the scale folds into the same multiply unless a
+  // score_mod needs the natural-scale score first.
+  double scale = op.getEffectiveScale();
+  if (!op.hasScoreMod())
+    scale *= kLog2E;
+  s = arith::MulFOp::create(b, s, splatF32(shape, float(scale)));
 
   Value qIdx, kIdx;
   if (masked || op.hasScoreMod())
@@ -124,6 +133,7 @@ SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
     SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(head)),
                             qIdx, kIdx};
     s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
+    s = arith::MulFOp::create(b, s, splatF32(shape, float(kLog2E)));
   }
   if (masked)
     s = maskTile(s, qIdx, kIdx);
@@ -131,12 +141,12 @@ SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
   // Online softmax (SEMANTICS.md §1). A row that has seen no key keeps m = -inf; its
   // exponent base is taken as 0 so that exp(-inf - base) = 0 instead of NaN.
   Value rowMax = tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::max, s, 1);
-  Value mNew = arith::MaximumFOp::create(b, m, rowMax);
+  Value mNew = arith::MaxNumFOp::create(b, m, rowMax);
   Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
   Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, negInf);
   Value base = arith::SelectOp::create(b, isEmpty, splatF32({bm}, 0.0f), mNew);
-  Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, rowBroadcast(base, bn)));
-  Value alpha = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+  Value p = math::Exp2Op::create(b, arith::SubFOp::create(b, s, rowBroadcast(base, bn)));
+  Value alpha = math::Exp2Op::create(b, arith::SubFOp::create(b, m, base));
   Value lNew = arith::AddFOp::create(
       b, arith::MulFOp::create(b, alpha, l),
       tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::sum, p, 1));
@@ -336,7 +346,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     });
   }
 
-  // Epilogue: O = acc / l (0 for a row that saw no key), L = m + log l.
+  // Epilogue: O = acc / l (0 for a row that saw no key), L from m and l.
   Value m = state[0], l = state[1], acc = state[2];
   Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, l,
                                         p.splatF32({p.bm}, 0.0f));
@@ -344,7 +354,10 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   Value out = arith::DivFOp::create(b, acc, p.rowBroadcast(lSafe, p.dv));
   if (p.elemType != p.f32)
     out = arith::TruncFOp::create(b, p.tileType({p.bm, p.dv}, p.elemType), out);
-  Value lse = arith::AddFOp::create(b, m, math::LogOp::create(b, l));
+  // Back from base 2: L = (m + log2 l) ln 2.
+  Value lse = arith::MulFOp::create(
+      b, arith::AddFOp::create(b, m, math::Log2Op::create(b, l)),
+      p.splatF32({p.bm}, float(kLn2)));
   tile::StoreOp::create(b, out, buffers.lookup(op.getOutput()),
                         ValueRange{p.batch, p.head, p.m0, p.cIndex(0)});
   tile::StoreOp::create(b, lse, buffers.lookup(op.getLse()),

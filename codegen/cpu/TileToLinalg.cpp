@@ -216,7 +216,7 @@ struct LowerReduce : OpRewritePattern<tile::ReduceOp> {
                         : Value(arith::AddIOp::create(b, l, args[0], args[1]));
             break;
           case tile::Combiner::max:
-            r = isFloat ? Value(arith::MaximumFOp::create(b, l, args[0], args[1]))
+            r = isFloat ? Value(arith::MaxNumFOp::create(b, l, args[0], args[1]))
                         : Value(arith::MaxSIOp::create(b, l, args[0], args[1]));
             break;
           case tile::Combiner::min:

@@ -15,6 +15,8 @@
 #include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -501,7 +503,7 @@ static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Valu
   case tile::Combiner::sum:
     return isFloat ? Value(arith::AddFOp::create(b, x, y)) : Value(arith::AddIOp::create(b, x, y));
   case tile::Combiner::max:
-    return isFloat ? Value(arith::MaximumFOp::create(b, x, y))
+    return isFloat ? Value(arith::MaxNumFOp::create(b, x, y))
                    : Value(arith::MaxSIOp::create(b, x, y));
   case tile::Combiner::min:
     return isFloat ? Value(arith::MinimumFOp::create(b, x, y))
@@ -932,6 +934,12 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (failed(d.lowerBlock(grid.getBody().front())))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
+  // Index arithmetic copied from the host (ceildiv/floordiv) becomes plain integer ops;
+  // the rest of arith lowers directly to NVVM (max/min stay single instructions).
+  RewritePatternSet divisions(ctx);
+  arith::populateCeilFloorDivExpandOpsPatterns(divisions);
+  if (failed(applyPatternsGreedily(kernel, std::move(divisions))))
+    return kernel.emitError("could not expand index divisions");
 
   SmallVector<Attribute> grids;
   for (Value size : grid.getSizes()) {

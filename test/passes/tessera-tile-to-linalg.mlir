@@ -32,7 +32,7 @@ func.func @grid_and_load(%buf: memref<?x?xf32>, %n: index) {
 // CHECK: linalg.matmul
 // CHECK: linalg.fill
 // CHECK: linalg.reduce
-// CHECK: arith.maximumf
+// CHECK: arith.maxnumf
 // CHECK: linalg.broadcast
 // CHECK: tensor.generate
 func.func @tile_math(%a: tensor<16x8xf32>, %b: tensor<16x8xf32>, %acc: tensor<16x16xf32>, %s: index)
