@@ -11,14 +11,14 @@ PEERS = ["sdpa-flash2", "sdpa-cudnn", "flex"]
 
 
 def load():
-    rows = []
-    for path in sorted((ROOT / "results").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    # Keep the newest measurement of each (workload, impl).
-    latest = {}
-    for r in sorted(rows, key=lambda r: r.get("time", 0)):
-        latest[r["workload"], r["impl"]] = r
-    return list(latest.values())
+    """The rows of the newest run (one .jsonl per run): every figure in the table comes
+    from one process on one device, peers side by side."""
+    runs = []
+    for path in (ROOT / "results").glob("*.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            runs.append((max(r.get("time", 0) for r in rows), rows))
+    return max(runs, key=lambda run: run[0])[1] if runs else []
 
 
 def table(rows):
@@ -32,7 +32,10 @@ def table(rows):
         "",
         f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
         f"`{meta.get('command')}` (then `python3 bench/report.py`).",
-        "Rates in TFLOP/s (forward, 4·B·H·pairs·D; causal and window count kept pairs).",
+        "Rates in TFLOP/s (forward, 4·B·H·pairs·D; causal and window count kept pairs); relative",
+        "errors against float64 on the last 128 queries of two heads. A dash: the peer does",
+        "not offer the variant, or failed on it (see the run's log). Earlier runs stay in",
+        "bench/results/.",
         "",
         "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex | rel err tessera | rel err best peer |",
         "|---|---|" + "---|" * len(PEERS) + "---|---|---|---|---|",
