@@ -5,13 +5,15 @@ import alibi
 import causal
 import document_mask
 import gqa
+import lightning_attention2
 import sliding_window
 
 TOLERANCE = 1e-5
 
 
 def main():
-    errors = {m.__name__: m.main() for m in (causal, sliding_window, alibi, document_mask, gqa)}
+    errors = {m.__name__: m.main() for m in (causal, sliding_window, alibi, document_mask, gqa,
+                                                lightning_attention2)}
     bad = [name for name, err in errors.items() if not err <= TOLERANCE]
     print("all examples within 1e-5" if not bad else f"over tolerance: {', '.join(bad)}")
     return 1 if bad else 0

@@ -10,6 +10,7 @@
 
 #include "dialect/attn/AttnDialect.h"
 #include "dialect/tile/TileDialect.h"
+#include "passes/LinearTileProgram.h"
 #include "passes/SoftmaxTileProgram.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -17,6 +18,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace tessera {
 #define GEN_PASS_DEF_ATTNTOTILE
@@ -42,7 +44,10 @@ struct AttnToTilePass : tessera::impl::AttnToTileBase<AttnToTilePass> {
   void runOnOperation() override {
     SmallVector<func::FuncOp> funcs;
     getOperation().walk([&](func::FuncOp f) {
-      if (!f.isExternal() && !f.getOps<attn::AttentionOp>().empty())
+      bool hasAttn = llvm::any_of(f.getOps(), [](Operation &op) {
+        return isa<attn::AttnDialect>(op.getDialect());
+      });
+      if (!f.isExternal() && hasAttn)
         funcs.push_back(f);
     });
     for (func::FuncOp f : funcs)
@@ -62,7 +67,7 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       return func.emitError("attn functions take and return ranked tensors only, got ")
              << t;
   for (Operation &op : body.without_terminator())
-    if (!isa<attn::AttentionOp>(op))
+    if (!isa<attn::AttentionOp, attn::LinearAttentionOp, attn::LinearDecodeOp>(op))
       return op.emitError("is not lowered to a tile program yet");
 
   // New signature: every tensor argument becomes a buffer, and every result a trailing
@@ -110,8 +115,18 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
         Value cast = memref::CastOp::create(b, bufferTypeFor(type), alloc);
         buffers.map(r, cast);
       }
-    auto attention = cast<attn::AttentionOp>(op);
-    if (failed(buildSoftmaxTileProgram(b, attention, buffers, config)))
+    LogicalResult built =
+        TypeSwitch<Operation *, LogicalResult>(&op)
+            .Case([&](attn::AttentionOp o) {
+              return buildSoftmaxTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::LinearAttentionOp o) {
+              return buildLinearTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::LinearDecodeOp o) {
+              return buildLinearDecodeTileProgram(b, o, buffers, config);
+            });
+    if (failed(built))
       return failure();
     toErase.push_back(&op);
   }

@@ -14,7 +14,12 @@ def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
     classified from the mask: tiles wholly outside causal / window bounds are never
     visited, tiles wholly inside run without mask evaluation, and only boundary tiles
     evaluate the mask and `mask_mod`. `score_mod` / `mask_mod` regions are inlined
-    element-wise on the score tile.
+    element-wise on the score tile. With a `mask_mod`, a first grid classifies every key
+    tile (empty / partial / full) so the attention grid skips and masks accordingly.
+
+    `attn.linear_attention` becomes one program per (head, batch) walking blocks of
+    `block-m` tokens with the D x Dv state carried on chip (Lightning Attention-2);
+    `attn.linear_decode` one program per (head, batch) updating the state once.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

@@ -10,6 +10,7 @@
 #include "passes/SoftmaxTileProgram.h"
 
 #include "passes/ModifierInlining.h"
+#include "passes/TileBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -28,35 +29,20 @@ using namespace tessera;
 
 namespace {
 /// Scalars and tiles the loop body needs, computed once per program.
-struct Program {
-  ImplicitLocOpBuilder &b;
+struct Program : TileBuilder {
   attn::AttentionOp op;
   const IRMapping &buffers;
-  int64_t bm, bn, d, dv;
-  Type elemType;      // of q/k/v/o
-  Type f32, i32;
+  int64_t bm = 0, bn = 0, d = 0, dv = 0;
+  Type elemType;                           // of q/k/v/o
   Value batch, head, kvHead, m0, qTileIdx; // program coordinates (index)
-  Value nk;                      // key length (index)
-  Value offset;                  // Nk - Nq as i32 (bottom-right causal alignment)
-  Value qTile;                   // BM x D, elemType
-  Value rows;                    // BM, i32: query indices of this tile
+  Value nk;                                // key length (index)
+  Value offset;                            // Nk - Nq as i32 (bottom-right causal alignment)
+  Value qTile;                             // BM x D, elemType
+  Value rows;                              // BM, i32: query indices of this tile
 
-  RankedTensorType tileType(ArrayRef<int64_t> shape, Type t) {
-    return RankedTensorType::get(shape, t);
-  }
-  Value cIndex(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
-  Value splatF32(ArrayRef<int64_t> shape, float v) {
-    auto type = tileType(shape, f32);
-    return arith::ConstantOp::create(b, type, DenseElementsAttr::get(type, v));
-  }
-  Value splatOf(ArrayRef<int64_t> shape, Value scalar) {
-    return tensor::SplatOp::create(b, tileType(shape, scalar.getType()), scalar);
-  }
-  Value toI32(Value index) { return arith::IndexCastOp::create(b, i32, index); }
-  Value rowBroadcast(Value v, int64_t n) { // BM -> BM x n
-    auto t = cast<RankedTensorType>(v.getType());
-    return tile::BroadcastOp::create(b, tileType({bm, n}, t.getElementType()), v, 1);
-  }
+  Program(ImplicitLocOpBuilder &b, attn::AttentionOp op, const IRMapping &buffers)
+      : TileBuilder(b), op(op), buffers(buffers) {}
+  Value rowBroadcast(Value v, int64_t n) { return broadcast(v, 1, n); } // BM -> BM x n
 
   /// One key tile starting at key index `n0` applied to the carried (max, sum, acc).
   SmallVector<Value> step(Value n0, ValueRange state, bool masked);
@@ -166,14 +152,12 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
   auto qType = cast<MemRefType>(q.getType());
   auto vType = cast<MemRefType>(buffers.lookup(op.getValue()).getType());
-  Program p{b, op, buffers};
+  Program p(b, op, buffers);
   p.bm = config.getBlockM();
   p.bn = config.getBlockN();
   p.d = qType.getDimSize(3);
   p.dv = vType.getDimSize(3);
   p.elemType = qType.getElementType();
-  p.f32 = b.getF32Type();
-  p.i32 = b.getI32Type();
 
   // Host side: sizes.
   Value nBatch = memref::DimOp::create(b, q, 0);

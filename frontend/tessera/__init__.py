@@ -8,10 +8,12 @@
 """
 from .kernel import CompileError, Config, Kernel, compile
 from .spec import AttentionSpec, attention
+from .linear import LinearAttentionSpec, alibi_decay, linear_attention, linear_decode
 from .trace import Buffer, SpecError, exp, log, maximum, minimum, sqrt, tanh, where
 from . import reference
 
 __all__ = [
-    "AttentionSpec", "Buffer", "CompileError", "Config", "Kernel", "SpecError", "attention",
+    "AttentionSpec", "Buffer", "LinearAttentionSpec", "alibi_decay", "linear_attention",
+    "linear_decode", "CompileError", "Config", "Kernel", "SpecError", "attention",
     "compile", "exp", "log", "maximum", "minimum", "reference", "sqrt", "tanh", "where",
 ]

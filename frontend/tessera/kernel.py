@@ -53,6 +53,19 @@ def _check_strides(a: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} has strides {a.strides} that are not whole elements")
 
 
+def _output(given, shape, dtype, what) -> np.ndarray:
+    """A caller's output buffer (checked) or a new one."""
+    if given is None:
+        return np.empty(shape, dtype)
+    a = _as_array(given, what)
+    if a.shape != shape or a.dtype != dtype:
+        raise ValueError(f"{what} must be {dtype} of shape {shape}, got {a.dtype} {a.shape}")
+    if not a.flags.writeable:
+        raise ValueError(f"{what} is read-only")
+    _check_strides(a, what)
+    return a
+
+
 class Kernel:
     """A spec compiled for one element type and head dims; any B, H, N."""
 
@@ -109,22 +122,11 @@ class Kernel:
             _check_strides(t, name)
             tables.append(t)
 
-        out = self._output(out, (B, H, Nq, self.value_dim), q.dtype, "out")
-        lse_out = self._output(lse_out, (B, H, Nq), np.dtype(np.float32), "lse_out")
+        out = _output(out, (B, H, Nq, self.value_dim), q.dtype, "out")
+        lse_out = _output(lse_out, (B, H, Nq), np.dtype(np.float32), "lse_out")
         self._impl.run([q, k, v, *tables, out, lse_out])
         return (out, lse_out) if return_lse else out
 
-    @staticmethod
-    def _output(given, shape, dtype, what) -> np.ndarray:
-        if given is None:
-            return np.empty(shape, dtype)
-        a = _as_array(given, what)
-        if a.shape != shape or a.dtype != dtype:
-            raise ValueError(f"{what} must be {dtype} of shape {shape}, got {a.dtype} {a.shape}")
-        if not a.flags.writeable:
-            raise ValueError(f"{what} is read-only")
-        _check_strides(a, what)
-        return a
 
 
 def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = None,
@@ -132,8 +134,10 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
             target: str = "cpu", chip: str = "sm_90a"):
     """Compiles `spec` once for `dtype` and head dims; batch, heads and lengths are
     run-time values."""
-    if not isinstance(spec, AttentionSpec):
-        raise TypeError(f"spec must come from tessera.attention(...), got {type(spec).__name__}")
+    from .linear import LinearAttentionSpec, LinearKernel
+    if not isinstance(spec, (AttentionSpec, LinearAttentionSpec)):
+        raise TypeError(f"spec must come from tessera.attention(...) or "
+                        f"tessera.linear_attention(...), got {type(spec).__name__}")
     if target not in ("cpu", "cuda"):
         raise SpecError(f"target must be 'cpu' or 'cuda', got {target!r}")
     if target == "cpu" and dtype != "float32":
@@ -142,6 +146,10 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
     for n, d in (("head_dim", head_dim), ("value_dim", value_dim)):
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
+    if isinstance(spec, LinearAttentionSpec):
+        if target != "cpu":
+            raise SpecError("linear attention runs on the CPU target for now")
+        return LinearKernel(spec, dtype, head_dim, value_dim, config or Config())
     if target == "cuda":
         from .gpu import GpuKernel
         return GpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)

@@ -95,3 +95,38 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
   %o, %l = attn.attention %q, %k, %v : tensor<2x8x?x64xf32>, tensor<2x2x?x64xf32>, tensor<2x2x?x64xf32> -> tensor<2x8x?x64xf32>, tensor<2x8x?xf32>
   return %o, %l : tensor<2x8x?x64xf32>, tensor<2x8x?xf32>
 }
+
+// -----
+
+// Lightning Attention-2: one program per (head, batch); the 64x64 state is carried by the
+// block loop and stored once, after it; the decay enters as exp2 of its log2.
+// CHECK-LABEL: func.func @lightning
+// CHECK: tile.grid
+// CHECK: %[[LAMBDA:.*]] = memref.load
+// CHECK: math.log2 %[[LAMBDA]]
+// CHECK: math.exp2
+// CHECK: %[[S:.*]] = scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: tile.dot
+// CHECK: tile.store {{.*}} : tensor<32x64xf32>
+// CHECK: scf.yield {{.*}} : tensor<64x64xf32>
+// CHECK: tile.store %[[S]], {{.*}} : tensor<64x64xf32>
+func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>) {
+  %o, %s = attn.linear_attention %q, %k, %v decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>
+  return %o, %s : tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>
+}
+
+// -----
+
+// A decode step: the state is loaded, decayed, updated by kᵀv and stored back.
+// CHECK-LABEL: func.func @decode
+// CHECK: tile.grid
+// CHECK: %[[S0:.*]] = tile.load {{.*}} -> tensor<64x64xf32>
+// CHECK: %[[KT:.*]] = tile.trans {{.*}} : tensor<1x64xf32> -> tensor<64x1xf32>
+// CHECK: %[[S1:.*]] = tile.dot %[[KT]]
+// CHECK: tile.store %[[S1]]
+func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor<?x?x1x64xf32>, %s0: tensor<?x?x64x64xf32>)
+    -> (tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>) {
+  %o, %s = attn.linear_decode %q, %k, %v, %s0 : tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32> -> tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>
+  return %o, %s : tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>
+}

@@ -1,0 +1,191 @@
+"""Linear attention specs (SEMANTICS.md §2): Lightning Attention-2, plain causal linear
+attention, feature-mapped variants, and the recurrent decode step; all one attn op."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+
+from .spec import _MLIR_TYPES
+from .trace import SpecError
+
+FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearAttentionSpec:
+    """o_t = τ φ(q_t) S_t with S_t = λ S_{t-1} + φ(k_t)ᵀ v_t (causal), or O = τ φ(Q)(φ(K)ᵀV).
+
+    decay: a per-head λ in (0, 1] is passed at call time (`decay=` array of H floats).
+    initial_state: an f32 [B, H, D, Dv] state is passed at call time (`initial_state=`).
+    decode: one token per call against a state (`state=`), returning the new state.
+    """
+
+    causal: bool = True
+    decay: bool = False
+    feature_map: str = "identity"
+    scale: Optional[float] = None
+    initial_state: bool = False
+    decode: bool = False
+    name: str = "linear_attention"
+
+    def __post_init__(self):
+        for field in ("causal", "decay", "initial_state", "decode"):
+            if not isinstance(getattr(self, field), bool):
+                raise SpecError(f"{field} must be a bool, got {getattr(self, field)!r}")
+        if self.feature_map not in FEATURE_MAPS:
+            raise SpecError(f"feature_map must be one of {FEATURE_MAPS}, got {self.feature_map!r}")
+        if self.decay and not self.causal:
+            raise SpecError("decay needs causal=True")
+        if self.decode and (self.initial_state or not self.causal):
+            raise SpecError("decode is the causal recurrence against `state`; it takes no initial_state")
+        if self.scale is not None and (not isinstance(self.scale, (int, float)) or
+                                       not (self.scale > 0) or math.isinf(self.scale)):
+            raise SpecError(f"scale must be a positive finite number, got {self.scale!r}")
+        if not self.name.isidentifier():
+            raise SpecError(f"name must be an identifier, got {self.name!r}")
+
+    @property
+    def extra_inputs(self):
+        """Call-time inputs after q, k, v, in the kernel's order."""
+        names = ["state"] if self.decode else []
+        if self.decay:
+            names.append("decay")
+        if self.initial_state:
+            names.append("initial_state")
+        return tuple(names)
+
+    def to_mlir(self, dtype: str, head_dim: int, value_dim: int) -> str:
+        if dtype not in _MLIR_TYPES:
+            raise SpecError(f"dtype must be one of {sorted(_MLIR_TYPES)}, got {dtype!r}")
+        t = _MLIR_TYPES[dtype]
+        n = "1" if self.decode else "?"
+        qt, vt = f"tensor<?x?x{n}x{head_dim}x{t}>", f"tensor<?x?x{n}x{value_dim}x{t}>"
+        st = f"tensor<?x?x{head_dim}x{value_dim}xf32>"
+        args = [f"%q: {qt}", f"%k: {qt}", f"%v: {vt}"]
+        types = {"state": st, "decay": "tensor<?xf32>", "initial_state": st}
+        args += [f"%{a}: {types[a]}" for a in self.extra_inputs]
+        attrs = [f"feature_map = #attn.feature_map<{self.feature_map}>"]
+        if self.causal and not self.decode:
+            attrs.append("causal")
+        if self.scale is not None:
+            attrs.append(f"scale = {float(self.scale)!r} : f32")
+        operands = "%q, %k, %v" + (", %state" if self.decode else "")
+        if self.decay:
+            operands += " decay(%decay : tensor<?xf32>)"
+        if self.initial_state:
+            operands += f" initial_state(%initial_state : {st})"
+        op = "attn.linear_decode" if self.decode else "attn.linear_attention"
+        in_types = f"{qt}, {qt}, {vt}" + (f", {st}" if self.decode else "")
+        return (f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {st}) {{\n"
+                f"  %o, %s = {op} {operands} {{{', '.join(attrs)}}}\n"
+                f"      : {in_types} -> {vt}, {st}\n"
+                f"  return %o, %s : {vt}, {st}\n}}\n")
+
+
+def linear_attention(*, causal: bool = True, decay: bool = False,
+                     feature_map: str = "identity", scale: Optional[float] = None,
+                     initial_state: bool = False, name: str = "linear_attention"):
+    """A linear-attention spec; Lightning Attention-2 is `linear_attention(decay=True)`."""
+    return LinearAttentionSpec(causal=causal, decay=decay, feature_map=feature_map,
+                               scale=scale, initial_state=initial_state, name=name)
+
+
+def linear_decode(*, decay: bool = False, feature_map: str = "identity",
+                  scale: Optional[float] = None, name: str = "linear_decode"):
+    """One recurrent step: (q, k, v of one token, state) -> (o, new state)."""
+    return LinearAttentionSpec(causal=True, decay=decay, feature_map=feature_map,
+                               scale=scale, decode=True, name=name)
+
+
+def alibi_decay(heads: int) -> np.ndarray:
+    """Lightning Attention-2's per-head decay λ_h = exp(-s_h), s_h = 2^(-8(h+1)/H)."""
+    h = np.arange(heads, dtype=np.float64)
+    return np.exp(-(2.0 ** (-8.0 * (h + 1) / heads))).astype(np.float32)
+
+
+class LinearKernel:
+    """A linear-attention spec compiled for the CPU; any B, H, N."""
+
+    def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config):
+        from . import _core
+        self.spec, self.dtype, self.config = spec, dtype, config
+        self.head_dim, self.value_dim = head_dim, value_dim
+        self.module = spec.to_mlir(dtype, head_dim, value_dim)
+        self._impl = _core.CpuKernel(self.module, spec.name, **config.as_kwargs())
+
+    def ir(self, stage: str = "attn") -> str:
+        from . import _core
+        return _core.lower(self.module, stage, **self.config.as_kwargs())
+
+    def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
+        from .kernel import _as_array, _check_strides, _output
+        q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+        for a, n in ((q, "q"), (k, "k"), (v, "v")):
+            if a.ndim != 4:
+                raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got shape {a.shape}")
+            if a.dtype != np.float32:
+                raise TypeError(f"{n} has dtype {a.dtype}; this kernel takes float32")
+            _check_strides(a, n)
+        B, H, N, D = q.shape
+        Bk, Hk, Nk, Dk = k.shape
+        if D != self.head_dim or Dk != self.head_dim:
+            raise ValueError(f"q and k head dims must be {self.head_dim}, got {D} and {Dk}")
+        if v.shape[:3] != k.shape[:3] or v.shape[3] != self.value_dim:
+            raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {self.value_dim}], got {v.shape}")
+        if Bk != B or Nk != N:
+            raise ValueError(f"k must have batch {B} and length {N}, got shape {k.shape}")
+        if Hk == 0 or H % Hk:
+            raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
+        if self.spec.decode and N != 1:
+            raise ValueError(f"a decode step takes one token, got {N}")
+        missing = [n for n in self.spec.extra_inputs if n not in inputs]
+        extra = sorted(set(inputs) - set(self.spec.extra_inputs))
+        if missing or extra:
+            raise TypeError(f"inputs: missing {missing}, unexpected {extra}")
+        extras = []
+        shapes = {"state": (B, H, D, self.value_dim), "initial_state": (B, H, D, self.value_dim),
+                  "decay": (H,)}
+        for name in self.spec.extra_inputs:
+            a = _as_array(inputs[name], name)
+            if a.shape != shapes[name] or a.dtype != np.float32:
+                raise ValueError(f"{name} must be float32 of shape {shapes[name]}, got {a.dtype} {a.shape}")
+            if name == "decay" and not np.all((a > 0) & (a <= 1)):
+                raise ValueError("decay values must lie in (0, 1]")
+            _check_strides(a, name)
+            extras.append(a)
+        out = _output(out, (B, H, N, self.value_dim), q.dtype, "out")
+        state_out = _output(state_out, (B, H, D, self.value_dim), np.dtype(np.float32), "state_out")
+        self._impl.run([q, k, v, *extras, out, state_out])
+        return out, state_out
+
+
+def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale=None,
+              initial_state=None):
+    """Float64 linear attention (SEMANTICS.md §2): (O, final state)."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    phi = {"identity": lambda x: x, "relu": lambda x: np.maximum(x, 0),
+           "elu_plus_one": lambda x: np.where(x > 0, x + 1, np.exp(np.minimum(x, 0)))}[feature_map]
+    q, k = phi(q), phi(k)
+    B, H, N, D = q.shape
+    G = H // k.shape[1]
+    tau = 1.0 if scale is None else scale
+    out = np.zeros((B, H, N, v.shape[3]))
+    state = np.zeros((B, H, D, v.shape[3]))
+    t = np.arange(N)
+    for b in range(B):
+        for h in range(H):
+            kh, vh = k[b, h // G], v[b, h // G]
+            s0 = np.zeros((D, v.shape[3])) if initial_state is None else np.asarray(initial_state[b, h], np.float64)
+            lam = 1.0 if decay is None else float(decay[h])
+            if causal:
+                m = np.where(t[:, None] >= t[None, :], lam ** np.maximum(t[:, None] - t[None, :], 0), 0.0)
+                out[b, h] = tau * (((q[b, h] @ kh.T) * m) @ vh + (lam ** (t + 1))[:, None] * (q[b, h] @ s0))
+                state[b, h] = lam ** N * s0 + (kh * (lam ** (N - 1 - t))[:, None]).T @ vh
+            else:
+                s = s0 + kh.T @ vh
+                out[b, h] = tau * q[b, h] @ s
+                state[b, h] = s
+    return out, state

@@ -1,0 +1,220 @@
+//===- LinearTileProgram.cpp - linear attention tile programs -------------===//
+//
+// Lightning Attention-2's tiling (SEMANTICS.md §2): one program per (head, batch) walks
+// the sequence in blocks of block_m tokens, keeping the D x Dv state (f32) on chip. Per
+// block: the masked intra-block product [(QKᵀ) ⊙ M]V with M_ts = λ^(t-s), plus the
+// inter-block product (Λq Q) S with the carried state, then S ← λ^b S + (Λk K)ᵀ V. No
+// per-block state ever reaches global memory. Exponents of λ are exp2(e · log2 λ).
+//
+//===----------------------------------------------------------------------===//
+#include "passes/LinearTileProgram.h"
+
+#include "passes/TileBuilder.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace tessera;
+
+namespace {
+/// What one linear-attention program shares across its blocks.
+struct LinearProgram : TileBuilder {
+  attn::FeatureMap featureMap;
+  Value log2Decay; // f32 scalar (0 without decay)
+
+  LinearProgram(ImplicitLocOpBuilder &b, attn::FeatureMap featureMap)
+      : TileBuilder(b), featureMap(featureMap) {}
+
+  /// φ element-wise on an f32 tile.
+  Value phi(Value x) {
+    auto type = cast<RankedTensorType>(x.getType());
+    Value zero = splatF32(type.getShape(), 0.0f);
+    switch (featureMap) {
+    case attn::FeatureMap::identity:
+      return x;
+    case attn::FeatureMap::relu:
+      return arith::MaxNumFOp::create(b, x, zero);
+    case attn::FeatureMap::elu_plus_one: {
+      Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, zero);
+      Value plusOne = arith::AddFOp::create(b, x, splatF32(type.getShape(), 1.0f));
+      return arith::SelectOp::create(b, positive, plusOne, math::ExpOp::create(b, x));
+    }
+    }
+    return x;
+  }
+  /// λ^e element-wise for an f32 exponent tile (or scalar).
+  Value decayPow(Value exponent) {
+    Value l = log2Decay;
+    if (auto t = dyn_cast<RankedTensorType>(exponent.getType()))
+      l = splatOf(t.getShape(), log2Decay);
+    return math::Exp2Op::create(b, arith::MulFOp::create(b, exponent, l));
+  }
+  /// Zeroes the rows of a [rows, cols] tile at or past `valid` rows (padding that a
+  /// feature map may have turned non-zero).
+  Value zeroRowsFrom(Value t, Value localRows, Value valid) {
+    auto type = cast<RankedTensorType>(t.getType());
+    Value keep = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, localRows,
+                                       splatOf({type.getDimSize(0)}, toI32(valid)));
+    return arith::SelectOp::create(b, broadcast(keep, 1, type.getDimSize(1)), t,
+                                   splatF32(type.getShape(), 0.0f));
+  }
+};
+
+/// The decay of a head as log2 λ (0 without a decay operand).
+Value loadLog2Decay(TileBuilder &tb, Value decay, Value head) {
+  if (!decay)
+    return tb.cF32(0.0);
+  Value lambda = memref::LoadOp::create(tb.b, decay, ValueRange{head});
+  return math::Log2Op::create(tb.b, lambda);
+}
+} // namespace
+
+LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
+                                              attn::LinearAttentionOp op,
+                                              const IRMapping &buffers,
+                                              tile::ConfigAttr config) {
+  if (op.getNormalize())
+    return op.emitError("normalize is not lowered to a tile program yet");
+  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
+  Value v = buffers.lookup(op.getValue()), out = buffers.lookup(op.getOutput());
+  Value finalState = buffers.lookup(op.getFinalState());
+  Value decay = op.getDecay() ? buffers.lookup(op.getDecay()) : Value();
+  Value init = op.getInitialState() ? buffers.lookup(op.getInitialState()) : Value();
+  int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+  int64_t dv = cast<MemRefType>(v.getType()).getDimSize(3);
+  int64_t blk = config.getBlockM();
+  double scale = op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0;
+
+  LinearProgram p(b, op.getFeatureMap());
+  Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
+  Value n = memref::DimOp::create(b, q, 2);
+  Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
+  Value blkIdx = p.cIndex(blk);
+  Value numBlocks = arith::CeilDivSIOp::create(b, n, blkIdx);
+  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+  Value head = p.programId(0), batch = p.programId(1);
+  Value kvHead = arith::DivSIOp::create(b, head, group);
+  p.log2Decay = loadLog2Decay(p, decay, head);
+  Value c0 = p.cIndex(0);
+  Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
+                                            ValueRange{batch, head, c0, c0}, nullptr)
+                           .getResult()
+                     : p.splatF32({d, dv}, 0.0f);
+  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
+
+  // The block's rows as f32 tiles, φ applied, padding rows of keys zeroed.
+  auto loadBlock = [&](Value n0) {
+    Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
+    Value qb = p.phi(p.loadF32(q, {blk, d}, ValueRange{batch, head, n0, c0}));
+    Value kb = p.zeroRowsFrom(p.phi(p.loadF32(k, {blk, d}, ValueRange{batch, kvHead, n0, c0})),
+                              local, valid);
+    Value vb = p.loadF32(v, {blk, dv}, ValueRange{batch, kvHead, n0, c0});
+    return std::make_tuple(qb, kb, vb, valid);
+  };
+  auto trans = [&](Value t) {
+    auto type = cast<RankedTensorType>(t.getType());
+    return tile::TransOp::create(
+        b, p.tileType({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()), t);
+  };
+  auto dot = [&](Value lhs, Value rhs, Value acc) {
+    return tile::DotOp::create(b, acc.getType(), lhs, rhs, acc).getResult();
+  };
+  auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
+    auto loop = scf::ForOp::create(
+        b, c0, numBlocks, p.cIndex(1), ValueRange{init},
+        [&](OpBuilder &nested, Location, Value i, ValueRange carried) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+          scf::YieldOp::create(b, body(arith::MulIOp::create(b, i, blkIdx), carried[0]));
+        });
+    return loop.getResult(0);
+  };
+  Value scaleTile = p.splatF32({blk, dv}, float(scale));
+
+  if (op.getCausal()) {
+    // t - s for the intra-block decay mask; r + 1 for Λq.
+    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
+    Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
+    Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
+                                        p.splatF32({blk, blk}, 0.0f));
+    Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff),
+                                         p.splatF32({blk, blk}, 0.0f));
+    Value qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+    state = forBlocks(state, [&](Value n0, Value s) {
+      auto [qb, kb, vb, valid] = loadBlock(n0);
+      Value scores = arith::MulFOp::create(b, dot(qb, trans(kb), p.splatF32({blk, blk}, 0.0f)),
+                                           mask);
+      Value o = dot(scores, vb, p.splatF32({blk, dv}, 0.0f));
+      o = dot(arith::MulFOp::create(b, qb, p.broadcast(qDecay, 1, d)), s, o);
+      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
+      // S ← λ^valid S + (Λk K)ᵀ V with Λk = λ^(valid-1-r); rows past `valid` are zero.
+      Value validF = p.indexToF32(valid);
+      // Clamped at 0: rows past `valid` are zero, and λ^(negative) could overflow to inf.
+      Value kExp = arith::MaxNumFOp::create(
+          b,
+          arith::SubFOp::create(
+              b, p.splatOf({blk}, arith::SubFOp::create(b, validF, p.cF32(1.0))), rowsF),
+          p.splatF32({blk}, 0.0f));
+      Value kDecayed = arith::MulFOp::create(b, kb, p.broadcast(p.decayPow(kExp), 1, d));
+      Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
+      return dot(trans(kDecayed), vb, carried);
+    });
+  } else {
+    // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S.
+    state = forBlocks(state, [&](Value n0, Value s) {
+      auto [qb, kb, vb, valid] = loadBlock(n0);
+      return dot(trans(kb), vb, s);
+    });
+    forBlocks(state, [&](Value n0, Value s) {
+      auto [qb, kb, vb, valid] = loadBlock(n0);
+      Value o = dot(qb, s, p.splatF32({blk, dv}, 0.0f));
+      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
+      return s;
+    });
+  }
+  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, c0});
+  return success();
+}
+
+LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
+                                                    attn::LinearDecodeOp op,
+                                                    const IRMapping &buffers,
+                                                    tile::ConfigAttr config) {
+  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
+  Value v = buffers.lookup(op.getValue()), s0 = buffers.lookup(op.getState());
+  Value out = buffers.lookup(op.getOutput()), s1 = buffers.lookup(op.getNewState());
+  Value decay = op.getDecay() ? buffers.lookup(op.getDecay()) : Value();
+  int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+  int64_t dv = cast<MemRefType>(v.getType()).getDimSize(3);
+  double scale = op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0;
+
+  LinearProgram p(b, op.getFeatureMap());
+  Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
+  Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
+  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+  Value head = p.programId(0), batch = p.programId(1);
+  Value kvHead = arith::DivSIOp::create(b, head, group);
+  p.log2Decay = loadLog2Decay(p, decay, head);
+  Value c0 = p.cIndex(0);
+  // S' = λ S + φ(k)ᵀ v; o = τ φ(q) S'.
+  Value state = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), s0,
+                                     ValueRange{batch, head, c0, c0}, nullptr);
+  Value qt = p.phi(p.loadF32(q, {1, d}, ValueRange{batch, head, c0, c0}));
+  Value kt = p.phi(p.loadF32(k, {1, d}, ValueRange{batch, kvHead, c0, c0}));
+  Value vt = p.loadF32(v, {1, dv}, ValueRange{batch, kvHead, c0, c0});
+  Value decayed = arith::MulFOp::create(b, state, p.splatOf({d, dv}, p.decayPow(p.cF32(1.0))));
+  Value kCol = tile::TransOp::create(b, p.tileType({d, 1}, p.f32), kt);
+  Value next = tile::DotOp::create(b, decayed.getType(), kCol, vt, decayed);
+  Value o = tile::DotOp::create(b, p.tileType({1, dv}, p.f32), qt, next,
+                                p.splatF32({1, dv}, 0.0f));
+  p.storeAs(arith::MulFOp::create(b, o, p.splatF32({1, dv}, float(scale))), out,
+            ValueRange{batch, head, c0, c0});
+  tile::StoreOp::create(b, next, s1, ValueRange{batch, head, c0, c0});
+  return success();
+}

@@ -1,0 +1,69 @@
+//===- TileBuilder.h - small helpers for emitting tile programs -*- C++ -*-===//
+#ifndef TESSERA_PASSES_TILEBUILDER_H
+#define TESSERA_PASSES_TILEBUILDER_H
+
+#include "dialect/tile/TileDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace tessera {
+/// Constants, splats and shape helpers shared by every attn -> tile lowering.
+struct TileBuilder {
+  mlir::ImplicitLocOpBuilder &b;
+  mlir::Type f32, i32;
+
+  explicit TileBuilder(mlir::ImplicitLocOpBuilder &b)
+      : b(b), f32(b.getF32Type()), i32(b.getI32Type()) {}
+
+  mlir::RankedTensorType tileType(llvm::ArrayRef<int64_t> shape, mlir::Type t) {
+    return mlir::RankedTensorType::get(shape, t);
+  }
+  mlir::Value cIndex(int64_t v) { return mlir::arith::ConstantIndexOp::create(b, v); }
+  mlir::Value cF32(double v) {
+    return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(float(v)));
+  }
+  mlir::Value splatF32(llvm::ArrayRef<int64_t> shape, float v) {
+    auto type = tileType(shape, f32);
+    return mlir::arith::ConstantOp::create(b, type, mlir::DenseElementsAttr::get(type, v));
+  }
+  mlir::Value splatOf(llvm::ArrayRef<int64_t> shape, mlir::Value scalar) {
+    return mlir::tensor::SplatOp::create(b, tileType(shape, scalar.getType()), scalar);
+  }
+  mlir::Value toI32(mlir::Value index) {
+    return mlir::arith::IndexCastOp::create(b, i32, index);
+  }
+  mlir::Value indexToF32(mlir::Value index) {
+    return mlir::arith::SIToFPOp::create(b, f32, toI32(index));
+  }
+  /// [n] -> [n, m] (axis 1) or [m, n] (axis 0).
+  mlir::Value broadcast(mlir::Value v, int64_t axis, int64_t size) {
+    auto t = mlir::cast<mlir::RankedTensorType>(v.getType());
+    int64_t n = t.getDimSize(0);
+    llvm::SmallVector<int64_t> shape =
+        axis == 1 ? llvm::SmallVector<int64_t>{n, size} : llvm::SmallVector<int64_t>{size, n};
+    return tile::BroadcastOp::create(b, tileType(shape, t.getElementType()), v, axis);
+  }
+  mlir::Value programId(int64_t dim) {
+    return tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(dim));
+  }
+  /// Loads a tile and widens it to f32.
+  mlir::Value loadF32(mlir::Value buffer, llvm::ArrayRef<int64_t> shape,
+                      mlir::ValueRange indices) {
+    mlir::Type elem = mlir::cast<mlir::MemRefType>(buffer.getType()).getElementType();
+    mlir::Value t = tile::LoadOp::create(b, tileType(shape, elem), buffer, indices, nullptr);
+    return elem == f32 ? t : mlir::Value(mlir::arith::ExtFOp::create(b, tileType(shape, f32), t));
+  }
+  /// Narrows an f32 tile to `elem` (if needed) and stores it.
+  void storeAs(mlir::Value tileValue, mlir::Value buffer, mlir::ValueRange indices) {
+    mlir::Type elem = mlir::cast<mlir::MemRefType>(buffer.getType()).getElementType();
+    auto t = mlir::cast<mlir::RankedTensorType>(tileValue.getType());
+    if (t.getElementType() != elem)
+      tileValue = mlir::arith::TruncFOp::create(b, tileType(t.getShape(), elem), tileValue);
+    tile::StoreOp::create(b, tileValue, buffer, indices);
+  }
+};
+} // namespace tessera
+
+#endif

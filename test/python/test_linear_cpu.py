@@ -1,0 +1,119 @@
+"""Linear attention and Lightning Attention-2 on the CPU against float64 references
+(SEMANTICS.md §2): outputs and final states, decode after prefill, bad input."""
+import numpy as np
+import pytest
+
+import tessera
+from tessera import linear as L
+from tessera.reference import relative_error
+
+TOL = 1e-5
+_KERNELS = {}
+
+
+def kernel(spec, d, block_m=32):
+    key = (spec, d, block_m)
+    if key not in _KERNELS:
+        _KERNELS[key] = tessera.compile(spec, head_dim=d, config=tessera.Config(block_m=block_m))
+    return _KERNELS[key]
+
+
+def inputs(b, h, hk, n, d, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((b, h, n, d), dtype=np.float32) * 0.3
+    k = rng.standard_normal((b, hk, n, d), dtype=np.float32) * 0.3
+    v = rng.standard_normal((b, hk, n, d), dtype=np.float32)
+    return q, k, v
+
+
+def run_and_check(spec, q, k, v, d, block_m=32, **extra):
+    b, h, n, _ = q.shape
+    out = np.full((b, h, n, d), np.nan, np.float32)
+    state = np.full((b, h, d, d), np.nan, np.float32)
+    o, s = kernel(spec, d, block_m)(q, k, v, out=out, state_out=state, **extra)
+    assert o is out and s is state
+    ro, rs = L.reference(q, k, v, causal=spec.causal, feature_map=spec.feature_map,
+                         scale=spec.scale, decay=extra.get("decay"),
+                         initial_state=extra.get("initial_state"))
+    assert relative_error(o, ro) <= TOL, relative_error(o, ro)
+    assert relative_error(s, rs) <= TOL, relative_error(s, rs)
+
+
+@pytest.mark.parametrize("n", [1, 17, 255, 1000])
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("decay", ["none", "alibi", "small"])
+def test_lightning_attention2(n, d, decay):
+    q, k, v = inputs(1, 4, 4, n, d, seed=n + d)
+    spec = tessera.linear_attention(decay=decay != "none")
+    extra = {}
+    if decay == "alibi":
+        extra["decay"] = L.alibi_decay(4)
+    elif decay == "small":  # strong decay: λ^B underflows towards 0 across a block
+        extra["decay"] = np.array([0.5, 0.3, 0.1, 0.05], np.float32)
+    run_and_check(spec, q, k, v, d, **extra)
+
+
+@pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one", "relu"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_feature_maps_and_initial_state(feature_map, causal):
+    q, k, v = inputs(2, 4, 2, 257, 64, seed=7)
+    state = np.random.default_rng(3).standard_normal((2, 4, 64, 64), dtype=np.float32)
+    spec = tessera.linear_attention(causal=causal, feature_map=feature_map, initial_state=True,
+                                    scale=0.125)
+    run_and_check(spec, q, k, v, 64, initial_state=state)
+
+
+@pytest.mark.parametrize("block_m", [16, 64])
+def test_block_size_does_not_change_the_result(block_m):
+    q, k, v = inputs(1, 2, 1, 100, 64, seed=11)
+    run_and_check(tessera.linear_attention(decay=True), q, k, v, 64, block_m=block_m,
+                  decay=L.alibi_decay(2))
+
+
+def test_decode_after_prefill_equals_full_sequence():
+    q, k, v = inputs(2, 4, 2, 53, 64, seed=5)
+    lam = L.alibi_decay(4)
+    prefill = kernel(tessera.linear_attention(decay=True), 64)
+    step = kernel(tessera.linear_decode(decay=True), 64)
+    o, s = prefill(q[:, :, :50].copy(), k[:, :, :50].copy(), v[:, :, :50].copy(), decay=lam)
+    outs = [o]
+    for t in range(50, 53):
+        ot, s = step(q[:, :, t:t + 1].copy(), k[:, :, t:t + 1].copy(), v[:, :, t:t + 1].copy(),
+                     state=s, decay=lam)
+        outs.append(ot)
+    full, full_state = L.reference(q, k, v, decay=lam)
+    assert relative_error(np.concatenate(outs, axis=2), full) <= TOL
+    assert relative_error(s, full_state) <= TOL
+
+
+def test_tile_program_keeps_state_on_chip():
+    ir = kernel(tessera.linear_attention(decay=True), 64).ir("tile")
+    assert "tile.grid" in ir and "math.exp2" in ir
+    # The state is a loop-carried tile, never stored per block: one store of it, at the end.
+    assert ir.count("tensor<64x64xf32>, memref<?x?x64x64xf32") == 1
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(causal=False, decay=True), "decay needs causal"),
+    (dict(feature_map="softmax"), "feature_map must be one of"),
+    (dict(scale=0.0), "scale must be a positive"),
+])
+def test_bad_specs(bad, match):
+    with pytest.raises(tessera.SpecError, match=match):
+        tessera.linear_attention(**bad)
+
+
+def test_bad_calls():
+    k_ = kernel(tessera.linear_attention(decay=True), 64)
+    q, k, v = inputs(1, 4, 4, 8, 64, seed=1)
+    with pytest.raises(TypeError, match=r"missing \['decay'\]"):
+        k_(q, k, v)
+    with pytest.raises(ValueError, match=r"decay must be float32 of shape \(4,\)"):
+        k_(q, k, v, decay=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"decay values must lie in \(0, 1\]"):
+        k_(q, k, v, decay=np.full(4, 1.5, np.float32))
+    with pytest.raises(ValueError, match="must have batch 1 and length 8"):
+        k_(q, k[:, :, :4], v[:, :, :4], decay=L.alibi_decay(4))
+    step = kernel(tessera.linear_decode(), 64)
+    with pytest.raises(ValueError, match="a decode step takes one token"):
+        step(q, k, v, state=np.zeros((1, 4, 64, 64), np.float32))
