@@ -67,7 +67,8 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       return func.emitError("attn functions take and return ranked tensors only, got ")
              << t;
   for (Operation &op : body.without_terminator())
-    if (!isa<attn::AttentionOp, attn::LinearAttentionOp, attn::LinearDecodeOp>(op))
+    if (!isa<attn::AttentionOp, attn::LinearAttentionOp, attn::LinearDecodeOp,
+             attn::LinearAttentionGradOp>(op))
       return op.emitError("is not lowered to a tile program yet");
 
   // New signature: every tensor argument becomes a buffer, and every result a trailing
@@ -105,8 +106,13 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       if (!buffers.contains(r)) {
         auto type = cast<RankedTensorType>(r.getType());
         SmallVector<Value> dynSizes;
-        // Dynamic sizes of an intermediate follow the first operand's (same layout).
-        Value like = buffers.lookup(op.getOperand(0));
+        // Dynamic sizes of an intermediate follow an operand of the same type (else the
+        // first operand: attn results share their leading dims with it).
+        Value likeOperand = op.getOperand(0);
+        for (Value operand : op.getOperands())
+          if (operand.getType() == type)
+            likeOperand = operand;
+        Value like = buffers.lookup(likeOperand);
         for (int64_t d = 0; d < type.getRank(); ++d)
           if (type.isDynamicDim(d))
             dynSizes.push_back(memref::DimOp::create(b, like, d));
@@ -125,6 +131,9 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
             })
             .Case([&](attn::LinearDecodeOp o) {
               return buildLinearDecodeTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::LinearAttentionGradOp o) {
+              return buildLinearGradTileProgram(b, o, buffers, config);
             });
     if (failed(built))
       return failure();

@@ -44,6 +44,21 @@ struct LinearProgram : TileBuilder {
     }
     return x;
   }
+  /// φ'(x) element-wise: the chain-rule factor from φ(x) back to x.
+  Value phiDerivative(Value x) {
+    auto type = cast<RankedTensorType>(x.getType());
+    Value zero = splatF32(type.getShape(), 0.0f), one = splatF32(type.getShape(), 1.0f);
+    Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, zero);
+    switch (featureMap) {
+    case attn::FeatureMap::identity:
+      return one;
+    case attn::FeatureMap::relu:
+      return arith::SelectOp::create(b, positive, one, zero);
+    case attn::FeatureMap::elu_plus_one:
+      return arith::SelectOp::create(b, positive, one, math::ExpOp::create(b, x));
+    }
+    return one;
+  }
   /// λ^e element-wise for an f32 exponent tile (or scalar).
   Value decayPow(Value exponent) {
     Value l = log2Decay;
@@ -216,5 +231,152 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   p.storeAs(arith::MulFOp::create(b, o, p.splatF32({1, dv}, float(scale))), out,
             ValueRange{batch, head, c0, c0});
   tile::StoreOp::create(b, next, s1, ValueRange{batch, head, c0, c0});
+  return success();
+}
+
+LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
+                                                  attn::LinearAttentionGradOp op,
+                                                  const IRMapping &buffers,
+                                                  tile::ConfigAttr config) {
+  if (!op.getCausal())
+    return op.emitError("the non-causal gradient is not lowered to a tile program yet");
+  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
+  Value v = buffers.lookup(op.getValue()), dout = buffers.lookup(op.getGradOutput());
+  Value dq = buffers.lookup(op.getGradQuery()), dk = buffers.lookup(op.getGradKey());
+  Value dv = buffers.lookup(op.getGradValue());
+  Value decay = op.getDecay() ? buffers.lookup(op.getDecay()) : Value();
+  Value init = op.getInitialState() ? buffers.lookup(op.getInitialState()) : Value();
+  int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+  int64_t dvDim = cast<MemRefType>(v.getType()).getDimSize(3);
+  int64_t blk = config.getBlockM();
+  double scale = op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0;
+
+  LinearProgram p(b, op.getFeatureMap());
+  Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
+  Value nKvHeads = memref::DimOp::create(b, k, 1), n = memref::DimOp::create(b, q, 2);
+  Value group = arith::DivSIOp::create(b, nHeads, nKvHeads);
+  Value blkIdx = p.cIndex(blk), c0 = p.cIndex(0), c1 = p.cIndex(1);
+  Value numBlocks = arith::CeilDivSIOp::create(b, n, blkIdx);
+  // One program per key/value head: it owns dK and dV of that head, summing over the
+  // query heads of its group without races.
+  auto grid = tile::GridOp::create(b, ValueRange{nKvHeads, nBatch}, config);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+  Value kvHead = p.programId(0), batch = p.programId(1);
+  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0);
+  Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
+  Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
+  Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
+                                      p.splatF32({blk, blk}, 0.0f));
+  auto trans = [&](Value t) {
+    auto type = cast<RankedTensorType>(t.getType());
+    return tile::TransOp::create(
+        b, p.tileType({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()), t);
+  };
+  auto dot = [&](Value lhs, Value rhs, Value acc) {
+    return tile::DotOp::create(b, acc.getType(), lhs, rhs, acc).getResult();
+  };
+  auto zeros = [&](int64_t r, int64_t c) { return p.splatF32({r, c}, 0.0f); };
+  auto loop = [&](Value lo, Value hi, ValueRange init,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    return scf::ForOp::create(b, lo, hi, c1, init,
+                              [&](OpBuilder &nested, Location, Value i, ValueRange carried) {
+                                OpBuilder::InsertionGuard g(b);
+                                b.setInsertionPoint(nested.getInsertionBlock(),
+                                                    nested.getInsertionPoint());
+                                scf::YieldOp::create(b, body(i, carried));
+                              })
+        .getResults();
+  };
+
+  // dK and dV start at zero; every query head of the group adds its share.
+  loop(c0, numBlocks, {}, [&](Value i, ValueRange) {
+    Value n0 = arith::MulIOp::create(b, i, blkIdx);
+    tile::StoreOp::create(b, zeros(blk, d), dk, ValueRange{batch, kvHead, n0, c0});
+    tile::StoreOp::create(b, zeros(blk, dvDim), dv, ValueRange{batch, kvHead, n0, c0});
+    return SmallVector<Value>{};
+  });
+
+  loop(c0, group, {}, [&](Value g, ValueRange) {
+    Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
+    p.log2Decay = loadLog2Decay(p, decay, head);
+    Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff), zeros(blk, blk));
+    Value qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+    // Everything one block needs: φ(q), φ(k) (padding rows zeroed), v, G = τ dO, the
+    // raw q and k for φ', the valid rows and Λk = λ^(valid-1-r).
+    struct Block {
+      Value qRaw, kRaw, q, k, v, g, validF, kDecay;
+    };
+    auto loadBlock = [&](Value n0) {
+      Block blkv;
+      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
+      blkv.qRaw = p.loadF32(q, {blk, d}, ValueRange{batch, head, n0, c0});
+      blkv.kRaw = p.loadF32(k, {blk, d}, ValueRange{batch, kvHead, n0, c0});
+      blkv.q = p.zeroRowsFrom(p.phi(blkv.qRaw), local, valid);
+      blkv.k = p.zeroRowsFrom(p.phi(blkv.kRaw), local, valid);
+      blkv.v = p.loadF32(v, {blk, dvDim}, ValueRange{batch, kvHead, n0, c0});
+      blkv.g = arith::MulFOp::create(
+          b, p.loadF32(dout, {blk, dvDim}, ValueRange{batch, head, n0, c0}),
+          p.splatF32({blk, dvDim}, float(scale)));
+      blkv.validF = p.indexToF32(valid);
+      Value kExp = arith::MaxNumFOp::create(
+          b,
+          arith::SubFOp::create(
+              b, p.splatOf({blk}, arith::SubFOp::create(b, blkv.validF, p.cF32(1.0))), rowsF),
+          p.splatF32({blk}, 0.0f));
+      blkv.kDecay = p.decayPow(kExp);
+      return blkv;
+    };
+
+    // Forward sweep: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before the block.
+    Value s0 = init ? tile::LoadOp::create(b, p.tileType({d, dvDim}, p.f32), init,
+                                           ValueRange{batch, head, c0, c0}, nullptr)
+                          .getResult()
+                    : zeros(d, dvDim);
+    loop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
+      Value n0 = arith::MulIOp::create(b, i, blkIdx);
+      Block x = loadBlock(n0);
+      Value dS = arith::MulFOp::create(b, dot(x.g, trans(x.v), zeros(blk, blk)), mask);
+      Value dqPrime = dot(dS, x.k, zeros(blk, d));
+      dqPrime = dot(arith::MulFOp::create(b, x.g, p.broadcast(qDecay, 1, dvDim)),
+                    trans(carried[0]), dqPrime);
+      p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(x.qRaw)), dq,
+                ValueRange{batch, head, n0, c0});
+      Value kDecayed = arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d));
+      Value decayed = arith::MulFOp::create(b, carried[0],
+                                            p.splatOf({d, dvDim}, p.decayPow(x.validF)));
+      return SmallVector<Value>{dot(trans(kDecayed), x.v, decayed)};
+    });
+
+    // Reverse sweep with dS_state = 0 after the last block:
+    // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ, dV = [(Q'K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS,
+    // then dS ← λ^valid dS + (Λq Q')ᵀ G.
+    loop(c0, numBlocks, {zeros(d, dvDim)}, [&](Value i, ValueRange carried) {
+      Value last = arith::SubIOp::create(b, numBlocks, c1);
+      Value n0 = arith::MulIOp::create(b, arith::SubIOp::create(b, last, i), blkIdx);
+      Block x = loadBlock(n0);
+      Value dState = carried[0];
+      Value dS = arith::MulFOp::create(b, dot(x.g, trans(x.v), zeros(blk, blk)), mask);
+      Value a = arith::MulFOp::create(b, dot(x.q, trans(x.k), zeros(blk, blk)), mask);
+      Value dkPrime = dot(trans(dS), x.q, zeros(blk, d));
+      dkPrime = dot(arith::MulFOp::create(b, x.v, p.broadcast(x.kDecay, 1, dvDim)),
+                    trans(dState), dkPrime);
+      Value dvBlock = dot(trans(a), x.g, zeros(blk, dvDim));
+      dvBlock = dot(arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d)), dState, dvBlock);
+      Value dkBlock = arith::MulFOp::create(b, dkPrime, p.phiDerivative(x.kRaw));
+      SmallVector<Value> at{batch, kvHead, n0, c0};
+      Value dkSum = arith::AddFOp::create(
+          b, tile::LoadOp::create(b, dkBlock.getType(), dk, at, nullptr), dkBlock);
+      Value dvSum = arith::AddFOp::create(
+          b, tile::LoadOp::create(b, dvBlock.getType(), dv, at, nullptr), dvBlock);
+      tile::StoreOp::create(b, dkSum, dk, at);
+      tile::StoreOp::create(b, dvSum, dv, at);
+      Value qDecayed = arith::MulFOp::create(b, x.q, p.broadcast(qDecay, 1, d));
+      Value decayed = arith::MulFOp::create(b, dState,
+                                            p.splatOf({d, dvDim}, p.decayPow(x.validF)));
+      return SmallVector<Value>{dot(trans(qDecayed), x.g, decayed)};
+    });
+    return SmallVector<Value>{};
+  });
   return success();
 }

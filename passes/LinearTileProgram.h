@@ -19,6 +19,12 @@ mlir::LogicalResult buildLinearDecodeTileProgram(mlir::ImplicitLocOpBuilder &b,
                                                  attn::LinearDecodeOp op,
                                                  const mlir::IRMapping &buffers,
                                                  tile::ConfigAttr config);
+/// Emits the tile.grid of the gradient: a forward sweep for dQ and a reverse sweep for
+/// dK and dV, one program per key/value head (GQA sums without races).
+mlir::LogicalResult buildLinearGradTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                               attn::LinearAttentionGradOp op,
+                                               const mlir::IRMapping &buffers,
+                                               tile::ConfigAttr config);
 } // namespace tessera
 
 #endif

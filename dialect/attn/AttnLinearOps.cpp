@@ -114,3 +114,20 @@ LogicalResult LinearDecodeOp::verify() {
     return emitOpError("decodes one token: query dim 2 must be 1, got ") << q.getDimSize(2);
   return success();
 }
+
+LogicalResult LinearAttentionGradOp::verify() {
+  auto q = cast<RankedTensorType>(getQuery().getType());
+  auto v = cast<RankedTensorType>(getValue().getType());
+  std::optional<APFloat> scale;
+  if (auto a = getScaleAttr())
+    scale = a.getValue();
+  if (failed(verifyLinearCommon(*this, q, cast<RankedTensorType>(getKey().getType()), v,
+                                cast<RankedTensorType>(getGradOutput().getType()),
+                                getDecay(), scale)))
+    return failure();
+  if (getDecay() && !getCausal())
+    return emitOpError("decay requires causal");
+  if (auto s = getInitialState())
+    return verifyState(*this, "initial_state", cast<RankedTensorType>(s.getType()), q, v);
+  return success();
+}

@@ -98,4 +98,47 @@ def Attn_LinearDecodeOp : Attn_Op<"linear_decode", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Attn_LinearAttentionGradOp : Attn_Op<"linear_attention_grad", [Pure,
+    AttrSizedOperandSegments, AllTypesMatch<["query", "grad_query"]>,
+    AllTypesMatch<["key", "grad_key"]>, AllTypesMatch<["value", "grad_value"]>]> {
+  let summary = "gradients of attn.linear_attention with respect to q, k and v";
+  let description = [{
+    Given `grad_output` (dL/dO, shaped like the output), computes dL/dQ, dL/dK and
+    dL/dV of the `attn.linear_attention` with the same operands and attributes
+    (SEMANTICS §2 backward): with G = τ dO, Q' = φ(Q), K' = φ(K),
+    `dV = [(Q'K'ᵀ) ⊙ M]ᵀ G`, `dQ' = [(G Vᵀ) ⊙ M] K' + Λ G S₋₁ᵀ`,
+    `dK' = [(G Vᵀ) ⊙ M]ᵀ Q'`, then `dQ = dQ' ⊙ φ'(Q)` and `dK = dK' ⊙ φ'(K)`. Key
+    and value gradients sum over the query heads of a GQA group. The final state's
+    gradient is taken as zero.
+
+    ```mlir
+    %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<16xf32>)
+        {causal} : tensor<2x16x?x128xf32>, tensor<2x16x?x128xf32>, tensor<2x16x?x128xf32>,
+        tensor<2x16x?x128xf32> -> tensor<2x16x?x128xf32>, tensor<2x16x?x128xf32>,
+        tensor<2x16x?x128xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$query,
+    AnyRankedTensor:$key,
+    AnyRankedTensor:$value,
+    AnyRankedTensor:$grad_output,
+    Optional<AnyRankedTensor>:$decay,
+    Optional<AnyRankedTensor>:$initial_state,
+    DefaultValuedAttr<Attn_FeatureMapAttr, "::tessera::attn::FeatureMap::identity">:$feature_map,
+    UnitAttr:$causal,
+    OptionalAttr<F32Attr>:$scale
+  );
+  let results = (outs AnyRankedTensor:$grad_query, AnyRankedTensor:$grad_key,
+                      AnyRankedTensor:$grad_value);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $grad_output
+    (`decay` `(` $decay^ `:` type($decay) `)`)?
+    (`initial_state` `(` $initial_state^ `:` type($initial_state) `)`)?
+    attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($grad_output)
+    `->` type($grad_query) `,` type($grad_key) `,` type($grad_value)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // TESSERA_ATTN_LINEAR_OPS

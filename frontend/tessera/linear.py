@@ -85,6 +85,30 @@ class LinearAttentionSpec:
                 f"  return %o, %s : {vt}, {st}\n}}\n")
 
 
+def _grad_mlir(spec: LinearAttentionSpec, dtype: str, head_dim: int, value_dim: int) -> str:
+    """The gradient module of a (non-decode) linear-attention spec."""
+    t = _MLIR_TYPES[dtype]
+    qt, vt = f"tensor<?x?x?x{head_dim}x{t}>", f"tensor<?x?x?x{value_dim}x{t}>"
+    st = f"tensor<?x?x{head_dim}x{value_dim}xf32>"
+    types = {"decay": "tensor<?xf32>", "initial_state": st}
+    args = [f"%q: {qt}", f"%k: {qt}", f"%v: {vt}", f"%do: {vt}"]
+    args += [f"%{a}: {types[a]}" for a in spec.extra_inputs]
+    operands = "%q, %k, %v, %do"
+    if spec.decay:
+        operands += " decay(%decay : tensor<?xf32>)"
+    if spec.initial_state:
+        operands += f" initial_state(%initial_state : {st})"
+    attrs = [f"feature_map = #attn.feature_map<{spec.feature_map}>"]
+    if spec.causal:
+        attrs.append("causal")
+    if spec.scale is not None:
+        attrs.append(f"scale = {float(spec.scale)!r} : f32")
+    return (f"func.func @{spec.name}_grad({', '.join(args)}) -> ({qt}, {qt}, {vt}) {{\n"
+            f"  %dq, %dk, %dv = attn.linear_attention_grad {operands} {{{', '.join(attrs)}}}\n"
+            f"      : {qt}, {qt}, {vt}, {vt} -> {qt}, {qt}, {vt}\n"
+            f"  return %dq, %dk, %dv : {qt}, {qt}, {vt}\n}}\n")
+
+
 def linear_attention(*, causal: bool = True, decay: bool = False,
                      feature_map: str = "identity", scale: Optional[float] = None,
                      initial_state: bool = False, name: str = "linear_attention"):
@@ -120,9 +144,38 @@ class LinearKernel:
         from . import _core
         return _core.lower(self.module, stage, **self.config.as_kwargs())
 
+    def grad(self, q, k, v, grad_out, **inputs):
+        """(dq, dk, dv) of the spec's output for the upstream gradient `grad_out`; dk and
+        dv sum over the query heads of each GQA group."""
+        from . import _core
+        from .kernel import _as_array, _output
+        if self.spec.decode:
+            raise SpecError("a decode step has no gradient kernel; differentiate the prefill")
+        if getattr(self, "_grad", None) is None:
+            module = _grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
+            self._grad = _core.CpuKernel(module, self.spec.name + "_grad", **self.config.as_kwargs())
+        q, k, v, g = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"), (grad_out, "grad_out")))
+        self._check(q, k, v)
+        if g.shape != q.shape[:3] + (self.value_dim,) or g.dtype != np.float32:
+            raise ValueError(f"grad_out must be float32 of shape {q.shape[:3] + (self.value_dim,)}, got {g.dtype} {g.shape}")
+        extras = self._extras(q, inputs)
+        dq, dk, dv = np.empty_like(q), np.empty(k.shape, np.float32), np.empty(v.shape, np.float32)
+        self._grad.run([q, k, v, g, *extras, dq, dk, dv])
+        return dq, dk, dv
+
     def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
         from .kernel import _as_array, _check_strides, _output
         q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+        self._check(q, k, v)
+        extras = self._extras(q, inputs)
+        B, H, N, D = q.shape
+        out = _output(out, (B, H, N, self.value_dim), q.dtype, "out")
+        state_out = _output(state_out, (B, H, D, self.value_dim), np.dtype(np.float32), "state_out")
+        self._impl.run([q, k, v, *extras, out, state_out])
+        return out, state_out
+
+    def _check(self, q, k, v):
+        from .kernel import _check_strides
         for a, n in ((q, "q"), (k, "k"), (v, "v")):
             if a.ndim != 4:
                 raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got shape {a.shape}")
@@ -141,13 +194,18 @@ class LinearKernel:
             raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
         if self.spec.decode and N != 1:
             raise ValueError(f"a decode step takes one token, got {N}")
+
+    def _extras(self, q, inputs):
+        """The call-time inputs (state, decay, initial_state), checked, in kernel order."""
+        from .kernel import _as_array, _check_strides
+        B, H, _, D = q.shape
         missing = [n for n in self.spec.extra_inputs if n not in inputs]
         extra = sorted(set(inputs) - set(self.spec.extra_inputs))
         if missing or extra:
             raise TypeError(f"inputs: missing {missing}, unexpected {extra}")
-        extras = []
         shapes = {"state": (B, H, D, self.value_dim), "initial_state": (B, H, D, self.value_dim),
                   "decay": (H,)}
+        extras = []
         for name in self.spec.extra_inputs:
             a = _as_array(inputs[name], name)
             if a.shape != shapes[name] or a.dtype != np.float32:
@@ -156,10 +214,7 @@ class LinearKernel:
                 raise ValueError("decay values must lie in (0, 1]")
             _check_strides(a, name)
             extras.append(a)
-        out = _output(out, (B, H, N, self.value_dim), q.dtype, "out")
-        state_out = _output(state_out, (B, H, D, self.value_dim), np.dtype(np.float32), "state_out")
-        self._impl.run([q, k, v, *extras, out, state_out])
-        return out, state_out
+        return extras
 
 
 def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale=None,
@@ -189,3 +244,33 @@ def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale
                 out[b, h] = tau * q[b, h] @ s
                 state[b, h] = s
     return out, state
+
+
+def reference_grad(q, k, v, grad_out, *, decay=None, feature_map="identity", scale=None,
+                   initial_state=None):
+    """Float64 gradients (dq, dk, dv) of causal linear attention for upstream `grad_out`."""
+    q, k, v, g = (np.asarray(x, np.float64) for x in (q, k, v, grad_out))
+    phi, dphi = {
+        "identity": (lambda x: x, lambda x: np.ones_like(x)),
+        "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(np.float64)),
+        "elu_plus_one": (lambda x: np.where(x > 0, x + 1, np.exp(np.minimum(x, 0))),
+                         lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))),
+    }[feature_map]
+    B, H, N, D = q.shape
+    G = H // k.shape[1]
+    tau = 1.0 if scale is None else scale
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    t = np.arange(N)
+    for b in range(B):
+        for h in range(H):
+            hk = h // G
+            qp, kp, vh, gh = phi(q[b, h]), phi(k[b, hk]), v[b, hk], tau * g[b, h]
+            lam = 1.0 if decay is None else float(decay[h])
+            m = np.where(t[:, None] >= t[None, :], lam ** np.maximum(t[:, None] - t[None, :], 0), 0.0)
+            s0 = (np.zeros((D, v.shape[3])) if initial_state is None
+                  else np.asarray(initial_state[b, h], np.float64))
+            ds = (gh @ vh.T) * m
+            dq[b, h] = (ds @ kp + (lam ** (t + 1))[:, None] * (gh @ s0.T)) * dphi(q[b, h])
+            dk[b, hk] += (ds.T @ qp) * dphi(k[b, hk])
+            dv[b, hk] += ((qp @ kp.T) * m).T @ gh
+    return dq, dk, dv

@@ -130,3 +130,21 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
   %o, %s = attn.linear_decode %q, %k, %v, %s0 : tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32> -> tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>
   return %o, %s : tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>
 }
+
+// -----
+
+// The gradient: one program per key/value head; dK, dV zeroed, then for every query head
+// of the group a forward sweep (dQ) and a reverse sweep (dK, dV) carrying a 64x64 state.
+// CHECK-LABEL: func.func @lightning_grad
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: tile.store {{.*}} : tensor<32x64xf32>
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: arith.subi
+func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %do: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>) {
+  %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>
+  return %dq, %dk, %dv : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>
+}

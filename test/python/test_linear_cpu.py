@@ -117,3 +117,48 @@ def test_bad_calls():
     step = kernel(tessera.linear_decode(), 64)
     with pytest.raises(ValueError, match="a decode step takes one token"):
         step(q, k, v, state=np.zeros((1, 4, 64, 64), np.float32))
+
+
+@pytest.mark.parametrize("n", [1, 17, 255, 1000])
+@pytest.mark.parametrize("d", [64, 128])
+def test_backward_lightning_attention2(n, d):
+    q, k, v = inputs(1, 4, 2, n, d, seed=n + 3 * d)
+    grad_out = np.random.default_rng(n).standard_normal((1, 4, n, d), dtype=np.float32)
+    lam = L.alibi_decay(4)
+    dq, dk, dv = kernel(tessera.linear_attention(decay=True), d).grad(q, k, v, grad_out, decay=lam)
+    rq, rk, rv = L.reference_grad(q, k, v, grad_out, decay=lam)
+    for got, ref in ((dq, rq), (dk, rk), (dv, rv)):
+        assert relative_error(got, ref) <= TOL
+
+
+@pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one", "relu"])
+def test_backward_feature_maps_initial_state_no_decay(feature_map):
+    q, k, v = inputs(2, 2, 2, 70, 64, seed=9)
+    rng = np.random.default_rng(2)
+    grad_out = rng.standard_normal(q.shape, dtype=np.float32)
+    state = rng.standard_normal((2, 2, 64, 64), dtype=np.float32)
+    spec = tessera.linear_attention(feature_map=feature_map, initial_state=True, scale=0.5)
+    got = kernel(spec, 64).grad(q, k, v, grad_out, initial_state=state)
+    ref = L.reference_grad(q, k, v, grad_out, feature_map=feature_map, scale=0.5,
+                           initial_state=state)
+    for g, r in zip(got, ref):
+        assert relative_error(g, r) <= TOL
+
+
+def test_reference_gradient_matches_finite_differences():
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal(s) for s in ((1, 2, 6, 4), (1, 1, 6, 4), (1, 1, 6, 4)))
+    grad_out, lam = rng.standard_normal((1, 2, 6, 4)), np.array([0.9, 0.6])
+
+    def loss(q, k, v):
+        return (L.reference(q, k, v, decay=lam, feature_map="elu_plus_one")[0] * grad_out).sum()
+
+    analytic = L.reference_grad(q, k, v, grad_out, decay=lam, feature_map="elu_plus_one")
+    for which, x in enumerate((q, k, v)):
+        numeric = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            plus, minus = [a.copy() for a in (q, k, v)], [a.copy() for a in (q, k, v)]
+            plus[which][idx] += 1e-6
+            minus[which][idx] -= 1e-6
+            numeric[idx] = (loss(*plus) - loss(*minus)) / 2e-6
+        assert np.abs(numeric - analytic[which]).max() < 1e-6

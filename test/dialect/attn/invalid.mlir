@@ -1094,3 +1094,21 @@ func.func @gate_count(%g: tensor<1x8x16x3xf32>, %a: tensor<1x8x16x64xf32>) {
       tensor<1x8x16x64xf32> -> tensor<1x8x16x64xf32>
   return
 }
+
+// -----
+
+func.func @grad_decay_not_causal(%q: tensor<1x4x8x64xf32>, %do: tensor<1x4x8x64xf32>, %lam: tensor<4xf32>) {
+  // expected-error @+1 {{decay requires causal}}
+  %dq, %dk, %dv = attn.linear_attention_grad %q, %q, %q, %do decay(%lam : tensor<4xf32>)
+      : tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32> -> tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @grad_output_shape(%q: tensor<1x4x8x64xf32>, %do: tensor<1x4x9x64xf32>) {
+  // expected-error @+1 {{output dim 2 mismatch: 9 vs 8}}
+  %dq, %dk, %dv = attn.linear_attention_grad %q, %q, %q, %do
+      : tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x9x64xf32> -> tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>
+  return
+}

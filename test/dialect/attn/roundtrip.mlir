@@ -244,3 +244,14 @@ func.func @gate(%g: tensor<1x8x?x3xf32>, %a: tensor<1x8x?x64xbf16>, %b: tensor<1
   %o1 = attn.gate %g1, %o : tensor<1x8x?x1xf32>, tensor<1x8x?x64xbf16> -> tensor<1x8x?x64xbf16>
   return %o1 : tensor<1x8x?x64xbf16>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @linear_attention_grad
+// CHECK: %{{.*}}, %{{.*}}, %{{.*}} = attn.linear_attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} decay(%{{.*}} : tensor<4xf32>) {causal, feature_map = #attn.feature_map<elu_plus_one>}
+func.func @linear_attention_grad(%q: tensor<1x4x?x64xf32>, %k: tensor<1x2x?x64xf32>, %v: tensor<1x2x?x64xf32>, %do: tensor<1x4x?x64xf32>, %lam: tensor<4xf32>)
+    -> (tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>) {
+  %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<4xf32>) {causal, feature_map = #attn.feature_map<elu_plus_one>}
+      : tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
+  return %dq, %dk, %dv : tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
+}
