@@ -130,23 +130,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     Value vb = p.loadF32(v, {blk, dv}, ValueRange{batch, kvHead, n0, c0});
     return std::make_tuple(qb, kb, vb, valid);
   };
-  auto trans = [&](Value t) {
-    auto type = cast<RankedTensorType>(t.getType());
-    return tile::TransOp::create(
-        b, p.tileType({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()), t);
-  };
-  auto dot = [&](Value lhs, Value rhs, Value acc) {
-    return tile::DotOp::create(b, acc.getType(), lhs, rhs, acc).getResult();
-  };
   auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
-    auto loop = scf::ForOp::create(
-        b, c0, numBlocks, p.cIndex(1), ValueRange{init},
-        [&](OpBuilder &nested, Location, Value i, ValueRange carried) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
-          scf::YieldOp::create(b, body(arith::MulIOp::create(b, i, blkIdx), carried[0]));
-        });
-    return loop.getResult(0);
+    return p.forLoop(c0, numBlocks, ValueRange{init}, [&](Value i, ValueRange carried) {
+      return SmallVector<Value>{body(arith::MulIOp::create(b, i, blkIdx), carried[0])};
+    })[0];
   };
   Value scaleTile = p.splatF32({blk, dv}, float(scale));
 
@@ -161,10 +148,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     Value qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
     state = forBlocks(state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
-      Value scores = arith::MulFOp::create(b, dot(qb, trans(kb), p.splatF32({blk, blk}, 0.0f)),
+      Value scores = arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)),
                                            mask);
-      Value o = dot(scores, vb, p.splatF32({blk, dv}, 0.0f));
-      o = dot(arith::MulFOp::create(b, qb, p.broadcast(qDecay, 1, d)), s, o);
+      Value o = p.dot(scores, vb, p.splatF32({blk, dv}, 0.0f));
+      o = p.dot(arith::MulFOp::create(b, qb, p.broadcast(qDecay, 1, d)), s, o);
       p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
       // S ← λ^valid S + (Λk K)ᵀ V with Λk = λ^(valid-1-r); rows past `valid` are zero.
       Value validF = p.indexToF32(valid);
@@ -176,17 +163,17 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
           p.splatF32({blk}, 0.0f));
       Value kDecayed = arith::MulFOp::create(b, kb, p.broadcast(p.decayPow(kExp), 1, d));
       Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-      return dot(trans(kDecayed), vb, carried);
+      return p.dot(p.trans(kDecayed), vb, carried);
     });
   } else {
     // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S.
     state = forBlocks(state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
-      return dot(trans(kb), vb, s);
+      return p.dot(p.trans(kb), vb, s);
     });
     forBlocks(state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
-      Value o = dot(qb, s, p.splatF32({blk, dv}, 0.0f));
+      Value o = p.dot(qb, s, p.splatF32({blk, dv}, 0.0f));
       p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
       return s;
     });
@@ -268,36 +255,17 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
   Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
   Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
                                       p.splatF32({blk, blk}, 0.0f));
-  auto trans = [&](Value t) {
-    auto type = cast<RankedTensorType>(t.getType());
-    return tile::TransOp::create(
-        b, p.tileType({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()), t);
-  };
-  auto dot = [&](Value lhs, Value rhs, Value acc) {
-    return tile::DotOp::create(b, acc.getType(), lhs, rhs, acc).getResult();
-  };
   auto zeros = [&](int64_t r, int64_t c) { return p.splatF32({r, c}, 0.0f); };
-  auto loop = [&](Value lo, Value hi, ValueRange init,
-                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
-    return scf::ForOp::create(b, lo, hi, c1, init,
-                              [&](OpBuilder &nested, Location, Value i, ValueRange carried) {
-                                OpBuilder::InsertionGuard g(b);
-                                b.setInsertionPoint(nested.getInsertionBlock(),
-                                                    nested.getInsertionPoint());
-                                scf::YieldOp::create(b, body(i, carried));
-                              })
-        .getResults();
-  };
 
   // dK and dV start at zero; every query head of the group adds its share.
-  loop(c0, numBlocks, {}, [&](Value i, ValueRange) {
+  p.forLoop(c0, numBlocks, {}, [&](Value i, ValueRange) {
     Value n0 = arith::MulIOp::create(b, i, blkIdx);
     tile::StoreOp::create(b, zeros(blk, d), dk, ValueRange{batch, kvHead, n0, c0});
     tile::StoreOp::create(b, zeros(blk, dvDim), dv, ValueRange{batch, kvHead, n0, c0});
     return SmallVector<Value>{};
   });
 
-  loop(c0, group, {}, [&](Value g, ValueRange) {
+  p.forLoop(c0, group, {}, [&](Value g, ValueRange) {
     Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
     p.log2Decay = loadLog2Decay(p, decay, head);
     Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff), zeros(blk, blk));
@@ -333,36 +301,36 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                            ValueRange{batch, head, c0, c0}, nullptr)
                           .getResult()
                     : zeros(d, dvDim);
-    loop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
+    p.forLoop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
       Value n0 = arith::MulIOp::create(b, i, blkIdx);
       Block x = loadBlock(n0);
-      Value dS = arith::MulFOp::create(b, dot(x.g, trans(x.v), zeros(blk, blk)), mask);
-      Value dqPrime = dot(dS, x.k, zeros(blk, d));
-      dqPrime = dot(arith::MulFOp::create(b, x.g, p.broadcast(qDecay, 1, dvDim)),
-                    trans(carried[0]), dqPrime);
+      Value dS = arith::MulFOp::create(b, p.dot(x.g, p.trans(x.v), zeros(blk, blk)), mask);
+      Value dqPrime = p.dot(dS, x.k, zeros(blk, d));
+      dqPrime = p.dot(arith::MulFOp::create(b, x.g, p.broadcast(qDecay, 1, dvDim)),
+                    p.trans(carried[0]), dqPrime);
       p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(x.qRaw)), dq,
                 ValueRange{batch, head, n0, c0});
       Value kDecayed = arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d));
       Value decayed = arith::MulFOp::create(b, carried[0],
                                             p.splatOf({d, dvDim}, p.decayPow(x.validF)));
-      return SmallVector<Value>{dot(trans(kDecayed), x.v, decayed)};
+      return SmallVector<Value>{p.dot(p.trans(kDecayed), x.v, decayed)};
     });
 
     // Reverse sweep with dS_state = 0 after the last block:
     // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ, dV = [(Q'K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS,
     // then dS ← λ^valid dS + (Λq Q')ᵀ G.
-    loop(c0, numBlocks, {zeros(d, dvDim)}, [&](Value i, ValueRange carried) {
+    p.forLoop(c0, numBlocks, {zeros(d, dvDim)}, [&](Value i, ValueRange carried) {
       Value last = arith::SubIOp::create(b, numBlocks, c1);
       Value n0 = arith::MulIOp::create(b, arith::SubIOp::create(b, last, i), blkIdx);
       Block x = loadBlock(n0);
       Value dState = carried[0];
-      Value dS = arith::MulFOp::create(b, dot(x.g, trans(x.v), zeros(blk, blk)), mask);
-      Value a = arith::MulFOp::create(b, dot(x.q, trans(x.k), zeros(blk, blk)), mask);
-      Value dkPrime = dot(trans(dS), x.q, zeros(blk, d));
-      dkPrime = dot(arith::MulFOp::create(b, x.v, p.broadcast(x.kDecay, 1, dvDim)),
-                    trans(dState), dkPrime);
-      Value dvBlock = dot(trans(a), x.g, zeros(blk, dvDim));
-      dvBlock = dot(arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d)), dState, dvBlock);
+      Value dS = arith::MulFOp::create(b, p.dot(x.g, p.trans(x.v), zeros(blk, blk)), mask);
+      Value a = arith::MulFOp::create(b, p.dot(x.q, p.trans(x.k), zeros(blk, blk)), mask);
+      Value dkPrime = p.dot(p.trans(dS), x.q, zeros(blk, d));
+      dkPrime = p.dot(arith::MulFOp::create(b, x.v, p.broadcast(x.kDecay, 1, dvDim)),
+                    p.trans(dState), dkPrime);
+      Value dvBlock = p.dot(p.trans(a), x.g, zeros(blk, dvDim));
+      dvBlock = p.dot(arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d)), dState, dvBlock);
       Value dkBlock = arith::MulFOp::create(b, dkPrime, p.phiDerivative(x.kRaw));
       SmallVector<Value> at{batch, kvHead, n0, c0};
       Value dkSum = arith::AddFOp::create(
@@ -374,7 +342,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
       Value qDecayed = arith::MulFOp::create(b, x.q, p.broadcast(qDecay, 1, d));
       Value decayed = arith::MulFOp::create(b, dState,
                                             p.splatOf({d, dvDim}, p.decayPow(x.validF)));
-      return SmallVector<Value>{dot(trans(qDecayed), x.g, decayed)};
+      return SmallVector<Value>{p.dot(p.trans(qDecayed), x.g, decayed)};
     });
     return SmallVector<Value>{};
   });

@@ -5,6 +5,7 @@
 #include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -48,6 +49,22 @@ struct TileBuilder {
   mlir::Value programId(int64_t dim) {
     return tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(dim));
   }
+  /// The 2-D transpose of a tile.
+  mlir::Value trans(mlir::Value t) {
+    auto type = mlir::cast<mlir::RankedTensorType>(t.getType());
+    return tile::TransOp::create(
+        b, tileType({type.getDimSize(1), type.getDimSize(0)}, type.getElementType()), t);
+  }
+  /// lhs · rhs + acc.
+  mlir::Value dot(mlir::Value lhs, mlir::Value rhs, mlir::Value acc) {
+    return tile::DotOp::create(b, acc.getType(), lhs, rhs, acc).getResult();
+  }
+  /// An scf.for from `lo` to `hi` (step 1) carrying `init`; `body` is emitted with this
+  /// builder positioned inside the loop and returns the values to carry on.
+  mlir::ValueRange forLoop(mlir::Value lo, mlir::Value hi, mlir::ValueRange init,
+                           llvm::function_ref<llvm::SmallVector<mlir::Value>(
+                               mlir::Value, mlir::ValueRange)>
+                               body);
   /// Loads a tile and widens it to f32.
   mlir::Value loadF32(mlir::Value buffer, llvm::ArrayRef<int64_t> shape,
                       mlir::ValueRange indices) {
@@ -64,6 +81,18 @@ struct TileBuilder {
     tile::StoreOp::create(b, tileValue, buffer, indices);
   }
 };
+inline mlir::ValueRange TileBuilder::forLoop(
+    mlir::Value lo, mlir::Value hi, mlir::ValueRange init,
+    llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value, mlir::ValueRange)> body) {
+  auto loop = mlir::scf::ForOp::create(
+      b, lo, hi, cIndex(1), init,
+      [&](mlir::OpBuilder &nested, mlir::Location, mlir::Value iv, mlir::ValueRange carried) {
+        mlir::OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+        mlir::scf::YieldOp::create(b, body(iv, carried));
+      });
+  return loop.getResults();
+}
 } // namespace tessera
 
 #endif

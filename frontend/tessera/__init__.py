@@ -17,3 +17,7 @@ __all__ = [
     "linear_decode", "CompileError", "Config", "Kernel", "SpecError", "attention",
     "compile", "exp", "log", "maximum", "minimum", "reference", "sqrt", "tanh", "where",
 ]
+
+from .autotune import AutotuneResult, autotune  # noqa: E402
+
+__all__ += ["AutotuneResult", "autotune"]

@@ -120,23 +120,12 @@ class GpuKernel:
             if t.dim() != 4:
                 raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
             _check_gpu_layout(t, n)
-        B, H, Nq, D = q.shape
-        Bk, Hk, Nk, Dk = k.shape
-        if D != self.head_dim or Dk != self.head_dim:
-            raise ValueError(f"q and k head dims must be {self.head_dim}, got {D} and {Dk}")
-        if tuple(v.shape[:3]) != tuple(k.shape[:3]) or v.shape[3] != self.value_dim:
-            raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {self.value_dim}], got {tuple(v.shape)}")
-        if Bk != B:
-            raise ValueError(f"q has batch {B} but k has batch {Bk}")
-        if Hk == 0 or H % Hk:
-            raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
-        if Nk == 0 and Nq > 0:
-            raise ValueError("k and v must hold at least one key")
+        from .kernel import check_names, check_qkv_shapes
+        B, H, Nq, _ = q.shape
+        check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
+                         self.value_dim)
+        check_names("buffers", self.spec.buffers, buffers)
         tables = []
-        missing = [n for n in self.spec.buffers if n not in buffers]
-        extra = sorted(set(buffers) - set(self.spec.buffers))
-        if missing or extra:
-            raise TypeError(f"buffers: missing {missing}, unexpected {extra}")
         for name in self.spec.buffers:
             t = buffers[name]
             if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype != torch.int32 or t.device != q.device:

@@ -53,6 +53,33 @@ def _check_strides(a: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} has strides {a.strides} that are not whole elements")
 
 
+def check_qkv_shapes(q, k, v, head_dim: int, value_dim: int, same_length: bool = False):
+    """Shape agreement of q [B, H, Nq, D], k [B, Hk, Nk, D], v [B, Hk, Nk, Dv], shared by
+    every kernel (CPU and GPU)."""
+    B, H, Nq, D = q
+    Bk, Hk, Nk, Dk = k
+    if D != head_dim or Dk != head_dim:
+        raise ValueError(f"q and k head dims must be {head_dim}, got {D} and {Dk}")
+    if tuple(v[:3]) != tuple(k[:3]) or v[3] != value_dim:
+        raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {value_dim}], got {tuple(v)}")
+    if Bk != B:
+        raise ValueError(f"q has batch {B} but k has batch {Bk}")
+    if same_length and Nk != Nq:
+        raise ValueError(f"q and k must have the same length, got {Nq} and {Nk}")
+    if Hk == 0 or H % Hk:
+        raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
+    if Nk == 0 and Nq > 0:
+        raise ValueError("k and v must hold at least one key")
+
+
+def check_names(what: str, expected, given) -> None:
+    """Keyword inputs a kernel takes by name: none missing, none unexpected."""
+    missing = [n for n in expected if n not in given]
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        raise TypeError(f"{what}: missing {missing}, unexpected {extra}")
+
+
 def _output(given, shape, dtype, what) -> np.ndarray:
     """A caller's output buffer (checked) or a new one."""
     if given is None:
@@ -96,24 +123,10 @@ class Kernel:
             if a.dtype not in _DTYPES or _DTYPES[a.dtype] != self.dtype:
                 raise TypeError(f"{n} has dtype {a.dtype}; this kernel takes {self.dtype}")
             _check_strides(a, n)
-        B, H, Nq, D = q.shape
-        Bk, Hk, Nk, Dk = k.shape
-        if D != self.head_dim or Dk != self.head_dim:
-            raise ValueError(f"q and k head dims must be {self.head_dim}, got {D} and {Dk}")
-        if v.shape[:3] != k.shape[:3] or v.shape[3] != self.value_dim:
-            raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {self.value_dim}], got {v.shape}")
-        if Bk != B:
-            raise ValueError(f"q has batch {B} but k has batch {Bk}")
-        if Hk == 0 or H % Hk:
-            raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
-        if Nk == 0 and Nq > 0:
-            raise ValueError("k and v must hold at least one key")
-
+        B, H, Nq, _ = q.shape
+        check_qkv_shapes(q.shape, k.shape, v.shape, self.head_dim, self.value_dim)
+        check_names("buffers", self.spec.buffers, buffers)
         tables = []
-        missing = [n for n in self.spec.buffers if n not in buffers]
-        extra = sorted(set(buffers) - set(self.spec.buffers))
-        if missing or extra:
-            raise TypeError(f"buffers: missing {missing}, unexpected {extra}")
         for name in self.spec.buffers:
             t = _as_array(buffers[name], name)
             if t.ndim != 1 or t.dtype != np.int32:

@@ -175,34 +175,23 @@ class LinearKernel:
         return out, state_out
 
     def _check(self, q, k, v):
-        from .kernel import _check_strides
+        from .kernel import _check_strides, check_qkv_shapes
         for a, n in ((q, "q"), (k, "k"), (v, "v")):
             if a.ndim != 4:
                 raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got shape {a.shape}")
             if a.dtype != np.float32:
                 raise TypeError(f"{n} has dtype {a.dtype}; this kernel takes float32")
             _check_strides(a, n)
-        B, H, N, D = q.shape
-        Bk, Hk, Nk, Dk = k.shape
-        if D != self.head_dim or Dk != self.head_dim:
-            raise ValueError(f"q and k head dims must be {self.head_dim}, got {D} and {Dk}")
-        if v.shape[:3] != k.shape[:3] or v.shape[3] != self.value_dim:
-            raise ValueError(f"v must have shape [{Bk}, {Hk}, {Nk}, {self.value_dim}], got {v.shape}")
-        if Bk != B or Nk != N:
-            raise ValueError(f"k must have batch {B} and length {N}, got shape {k.shape}")
-        if Hk == 0 or H % Hk:
-            raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({Hk})")
-        if self.spec.decode and N != 1:
-            raise ValueError(f"a decode step takes one token, got {N}")
+        check_qkv_shapes(q.shape, k.shape, v.shape, self.head_dim, self.value_dim,
+                         same_length=True)
+        if self.spec.decode and q.shape[2] != 1:
+            raise ValueError(f"a decode step takes one token, got {q.shape[2]}")
 
     def _extras(self, q, inputs):
         """The call-time inputs (state, decay, initial_state), checked, in kernel order."""
-        from .kernel import _as_array, _check_strides
+        from .kernel import _as_array, _check_strides, check_names
         B, H, _, D = q.shape
-        missing = [n for n in self.spec.extra_inputs if n not in inputs]
-        extra = sorted(set(inputs) - set(self.spec.extra_inputs))
-        if missing or extra:
-            raise TypeError(f"inputs: missing {missing}, unexpected {extra}")
+        check_names("inputs", self.spec.extra_inputs, inputs)
         shapes = {"state": (B, H, D, self.value_dim), "initial_state": (B, H, D, self.value_dim),
                   "decay": (H,)}
         extras = []

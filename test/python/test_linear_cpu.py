@@ -112,7 +112,7 @@ def test_bad_calls():
         k_(q, k, v, decay=np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"decay values must lie in \(0, 1\]"):
         k_(q, k, v, decay=np.full(4, 1.5, np.float32))
-    with pytest.raises(ValueError, match="must have batch 1 and length 8"):
+    with pytest.raises(ValueError, match="q and k must have the same length, got 8 and 4"):
         k_(q, k[:, :, :4], v[:, :, :4], decay=L.alibi_decay(4))
     step = kernel(tessera.linear_decode(), 64)
     with pytest.raises(ValueError, match="a decode step takes one token"):
