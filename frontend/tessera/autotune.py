@@ -66,7 +66,10 @@ class Trial:
     detail: str = ""  # the full compiler message
 
     def __str__(self) -> str:
-        what = f"{self.ms:.4f} ms" if self.status == "ok" else f"{self.status}: {self.reason}"
+        if self.status == "ok":
+            what = "valid (not timed)" if self.ms is None else f"{self.ms:.4f} ms"
+        else:
+            what = f"{self.status}: {self.reason}"
         return f"{_cfg_text(self.config)}  {what}"
 
 
