@@ -96,6 +96,11 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       buffers.map(v, body.getArgument(numInputs + i));
   }
 
+  // The pass options are user input: the attribute's verifier rejects bad knobs here.
+  auto emitConfigError = [&] { return func.emitError("invalid tuning config: "); };
+  if (failed(tile::ConfigAttr::verify(emitConfigError, blockM, blockN, numWarps, numStages,
+                                      /*split=*/1)))
+    return failure();
   tile::ConfigAttr config = tile::ConfigAttr::get(&getContext(), blockM, blockN, numWarps,
                                                   numStages, /*split=*/1);
   SmallVector<Operation *> toErase;

@@ -17,12 +17,10 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
-import math
 import multiprocessing
 import os
 import platform
 import re
-import shlex
 import statistics
 import sys
 import time
@@ -228,7 +226,7 @@ def _validate_worker(module: str, entry: str, target: str, chip: str,
     """Compiles one candidate: (True, "") or (False, the compiler's message). Any other
     exception is an unexpected compiler failure and propagates."""
     from tessera.kernel import _core as core
-    errors = _compile_errors()
+    errors = (CompileError,)
     try:
         if core is None:  # a GPU machine with only the runtime: the kernel cache decides
             from tessera.gpu import load_image
@@ -250,15 +248,6 @@ def _validate_worker(module: str, entry: str, target: str, chip: str,
     except errors as e:
         return False, str(e)
     return True, ""
-
-
-def _compile_errors() -> tuple:
-    """CompileError of the compiler, and the GPU module's own (no PTX in the cache)."""
-    try:
-        from .gpu import CompileError as GpuCompileError
-    except ImportError:
-        return (CompileError,)
-    return (CompileError, GpuCompileError)
 
 
 def write_reproducer(module: str, pipeline: str, error: str, config: Optional[Config] = None) -> Path:
@@ -609,7 +598,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
             if check.status == "ok":
                 try:
                     kernel = build(config)
-                except _compile_errors() as e:
+                except (CompileError,) as e:
                     check = _failure(module, config, target, chip, e, "the stored config no longer compiles")
             if check.status == "ok":
                 bar.line(f"autotune: stored config {_cfg_text(config)} for {tkey.shape} "
@@ -661,7 +650,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         bar.show("timing", n, len(valid), best)
         try:
             kernel = build(trial.config)
-        except _compile_errors() as e:
+        except (CompileError,) as e:
             table[table.index(trial)] = _failure(module, trial.config, target, chip, e,
                                                  "compiles in a worker but not here")
             continue

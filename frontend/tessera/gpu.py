@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import _runtime
+from .errors import CompileError
 from .trace import SpecError
 
 
@@ -37,10 +38,6 @@ def _compiler_fingerprint() -> str:
 
 COMPILER_VERSION = _compiler_fingerprint()
 _TORCH_DTYPES = {"bfloat16": "bfloat16", "float16": "float16"}
-
-
-class CompileError(RuntimeError):
-    """No PTX could be produced or found for a spec."""
 
 
 def cache_dir() -> str:

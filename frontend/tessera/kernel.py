@@ -13,7 +13,7 @@ except ImportError:  # a GPU machine with only the runtime: kernels come from th
 from .spec import AttentionSpec
 from .trace import SpecError
 
-CompileError = _core.CompileError if _core else RuntimeError
+from .errors import CompileError  # noqa: E402
 
 _DTYPES = {np.dtype(np.float32): "float32"}
 _DLPACK_CPU = 1
