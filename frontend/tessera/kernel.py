@@ -8,8 +8,9 @@ import numpy as np
 
 try:
     from . import _core
-except ImportError:  # a GPU machine with only the runtime: kernels come from the cache
+except ImportError as e:  # a GPU machine with only the runtime: kernels come from the cache
     _core = None
+    _CORE_IMPORT_ERROR = e
 from .spec import AttentionSpec
 from .trace import SpecError
 
@@ -51,6 +52,14 @@ def _check_strides(a: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} has negative strides {a.strides}; pass a copy")
     if any(s % a.itemsize for s in a.strides):
         raise ValueError(f"{what} has strides {a.strides} that are not whole elements")
+
+
+def require_core():
+    """The compiler module, or an error saying why it is missing."""
+    if _core is None:
+        raise CompileError(f"the Tessera compiler (tessera._core) is not available here: "
+                           f"{_CORE_IMPORT_ERROR}")
+    return _core
 
 
 def check_qkv_shapes(q, k, v, head_dim: int, value_dim: int, same_length: bool = False):
@@ -101,7 +110,7 @@ class Kernel:
         self.spec, self.dtype, self.config, self.target = spec, dtype, config, target
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
-        self._impl = _core.CpuKernel(self.module, spec.name, **config.as_kwargs())
+        self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
 
     def ir(self, stage: str = "attn") -> str:
         """The IR at `stage` ("attn", "tile" or "llvm"), as `replay_command` prints it."""
