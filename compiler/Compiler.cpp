@@ -57,11 +57,13 @@ struct CompilerContext {
   }
 
   OwningOpRef<ModuleOp> parse(const std::string &text) {
-    auto module = parseSourceString<ModuleOp>(text, &context, "spec");
+    // Verification is separate from parsing so each failure says which it is.
+    ParserConfig config(&context, /*verifyAfterParse=*/false);
+    auto module = parseSourceString<ModuleOp>(text, config, "spec");
     if (!module)
-      fail("the attn module does not parse");
+      fail("the module does not parse");
     if (failed(mlir::verify(*module)))
-      fail("the attn module does not verify");
+      fail("the module does not verify");
     return module;
   }
 
