@@ -10,8 +10,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import tessera  # noqa: E402
 
 # (block_m, block_n, num_warps, num_stages)
-CONFIGS = [(64, 64, 4, 1), (64, 64, 4, 2), (64, 32, 4, 1), (64, 32, 4, 2), (128, 64, 8, 2),
-           (128, 32, 8, 2)]
+CONFIGS = [(64, 64, 4, 1), (64, 32, 4, 1), (64, 32, 4, 2), (128, 32, 8, 2), (128, 64, 4, 1),
+           (128, 32, 4, 1), (128, 64, 4, 2), (64, 64, 2, 1), (64, 32, 2, 1)]
 SPECS = {"full": tessera.attention(), "causal": tessera.attention(causal=True)}
 
 

@@ -32,9 +32,11 @@ static ArrayRef<int64_t> shapeOf(Value v) {
   return cast<RankedTensorType>(v.getType()).getShape();
 }
 
-static Layout make(LayoutKind kind, Value v) {
+static Layout make(LayoutKind kind, Value v, int64_t mTiles) {
   ArrayRef<int64_t> s = shapeOf(v);
-  return {kind, s[0], s.size() > 1 ? s[1] : 0};
+  bool rowDistributed =
+      kind == LayoutKind::Acc || kind == LayoutKind::Row || kind == LayoutKind::A;
+  return {kind, s[0], s.size() > 1 ? s[1] : 0, rowDistributed ? mTiles : 1};
 }
 
 static bool isElementwise(Operation *op) {
@@ -47,6 +49,7 @@ static bool isElementwise(Operation *op) {
 namespace {
 struct Assigner {
   DenseMap<Value, Layout> &layouts;
+  int64_t mTiles;
   bool changed = false;
   std::string error;
 
@@ -76,24 +79,25 @@ struct Assigner {
 
   void visit(Operation *op) {
     if (auto dot = dyn_cast<tile::DotOp>(op)) {
-      set(dot.getResult(), make(LayoutKind::Acc, dot.getResult()));
-      set(dot.getAcc(), make(LayoutKind::Acc, dot.getAcc()));
-      set(dot.getLhs(), make(LayoutKind::A, dot.getLhs()));
-      set(dot.getRhs(), make(LayoutKind::B, dot.getRhs()));
+      set(dot.getResult(), make(LayoutKind::Acc, dot.getResult(), mTiles));
+      set(dot.getAcc(), make(LayoutKind::Acc, dot.getAcc(), mTiles));
+      set(dot.getLhs(), make(LayoutKind::A, dot.getLhs(), mTiles));
+      set(dot.getRhs(), make(LayoutKind::B, dot.getRhs(), mTiles));
     } else if (auto trans = dyn_cast<tile::TransOp>(op)) {
       if (auto l = get(trans.getResult()); l && l->kind == LayoutKind::B)
-        set(trans.getInput(), make(LayoutKind::BT, trans.getInput()));
+        set(trans.getInput(), make(LayoutKind::BT, trans.getInput(), mTiles));
     } else if (auto red = dyn_cast<tile::ReduceOp>(op)) {
       auto in = red.getInput();
       if (shapeOf(in).size() == 2) {
-        set(in, make(LayoutKind::Acc, in));
+        set(in, make(LayoutKind::Acc, in, mTiles));
         set(red.getResult(),
-            make(red.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, red.getResult()));
+            make(red.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, red.getResult(),
+                 mTiles));
       }
     } else if (auto bc = dyn_cast<tile::BroadcastOp>(op)) {
-      set(bc.getResult(), make(LayoutKind::Acc, bc.getResult()));
+      set(bc.getResult(), make(LayoutKind::Acc, bc.getResult(), mTiles));
       set(bc.getInput(),
-          make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, bc.getInput()));
+          make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, bc.getInput(), mTiles));
     } else if (auto gather = dyn_cast<tile::GatherOp>(op)) {
       sameAs(gather.getIndices(), gather.getResult());
       sameAs(gather.getResult(), gather.getIndices());
@@ -117,7 +121,7 @@ struct Assigner {
     } else if (auto store = dyn_cast<tile::StoreOp>(op)) {
       Value v = store.getValue();
       if (!get(v))
-        set(v, make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v));
+        set(v, make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, mTiles));
     } else if (isElementwise(op)) {
       Value res = op->getResult(0);
       for (Value operand : op->getOperands())
@@ -131,9 +135,9 @@ struct Assigner {
 };
 } // namespace
 
-LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid,
+LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t mTiles,
                                           DenseMap<Value, Layout> &layouts) {
-  Assigner a{layouts};
+  Assigner a{layouts, mTiles};
   do {
     a.changed = false;
     grid.getBody().walk([&](Operation *op) { a.visit(op); });
@@ -152,7 +156,7 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid,
   // A transpose relabels: its result takes the layout demanded by its consumer (B).
   grid.getBody().walk([&](tile::TransOp t) {
     if (!layouts.count(t.getResult()))
-      layouts[t.getResult()] = make(LayoutKind::B, t.getResult());
+      layouts[t.getResult()] = make(LayoutKind::B, t.getResult(), mTiles);
   });
   return success();
 }

@@ -13,13 +13,13 @@ using namespace tessera::gpu;
 int64_t tessera::gpu::numSlots(const Layout &l) {
   switch (l.kind) {
   case LayoutKind::Acc:
-    return l.cols / 2;
+    return l.mTiles * l.cols / 2;
   case LayoutKind::Row:
-    return 2;
+    return 2 * l.mTiles;
   case LayoutKind::Col:
     return l.rows / 4; // a 1-D tile keeps its length in `rows`
   case LayoutKind::A:
-    return l.cols / 2;
+    return l.mTiles * l.cols / 2;
   case LayoutKind::B:
   case LayoutKind::BT:
     return l.rows * l.cols / 32;
@@ -30,18 +30,20 @@ int64_t tessera::gpu::numSlots(const Layout &l) {
 SlotCoord tessera::gpu::slotCoord(const Layout &l, int64_t s) {
   switch (l.kind) {
   case LayoutKind::Acc: {
-    int64_t nb = s / 4, e = s % 4;
-    return {LaneBase::WarpRow, 8 * (e >> 1), LaneBase::T2, 8 * nb + (e & 1)};
+    int64_t perTile = l.cols / 2, mt = s / perTile, r = s % perTile;
+    int64_t nb = r / 4, e = r % 4;
+    return {LaneBase::WarpRow, 16 * mt + 8 * (e >> 1), LaneBase::T2, 8 * nb + (e & 1)};
   }
   case LayoutKind::Row:
-    return {LaneBase::WarpRow, 8 * s, LaneBase::G, 0};
+    return {LaneBase::WarpRow, 16 * (s / 2) + 8 * (s % 2), LaneBase::G, 0};
   case LayoutKind::Col: {
     int64_t nb = s / 2, e = s % 2;
     return {LaneBase::T2, 8 * nb + e, LaneBase::G, 0};
   }
   case LayoutKind::A: {
-    int64_t kb = s / 8, a = s % 8;
-    return {LaneBase::WarpRow, 8 * ((a >> 1) & 1), LaneBase::T2,
+    int64_t perTile = l.cols / 2, mt = s / perTile, r = s % perTile;
+    int64_t kb = r / 8, a = r % 8;
+    return {LaneBase::WarpRow, 16 * mt + 8 * ((a >> 1) & 1), LaneBase::T2,
             16 * kb + (a & 1) + 8 * (a >> 2)};
   }
   case LayoutKind::B:
@@ -58,10 +60,12 @@ SlotCoord tessera::gpu::slotCoord(const Layout &l, int64_t s) {
   return {};
 }
 
-int64_t tessera::gpu::accSlotForOperandA(int64_t aSlot) {
-  int64_t kb = aSlot / 8, a = aSlot % 8;
+int64_t tessera::gpu::accSlotForOperandA(int64_t aSlot, int64_t n) {
+  // Both layouts hold n / 2 slots per m-tile, in the same m-tile order.
+  int64_t perTile = n / 2, mt = aSlot / perTile, r = aSlot % perTile;
+  int64_t kb = r / 8, a = r % 8;
   int64_t nb = 2 * kb + (a >> 2);
-  return 4 * nb + 2 * ((a >> 1) & 1) + (a & 1);
+  return mt * perTile + 4 * nb + 2 * ((a >> 1) & 1) + (a & 1);
 }
 
 int64_t tessera::gpu::operandBSlot(int64_t n, int64_t kb, int64_t nb, int64_t b) {

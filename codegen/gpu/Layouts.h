@@ -26,16 +26,19 @@ enum class LayoutKind {
 struct Layout {
   LayoutKind kind = LayoutKind::Acc;
   int64_t rows = 0, cols = 0; // the tile's shape (cols = 0 for 1-D tiles)
+  /// 16-row m-tiles each warp owns in row-distributed kinds (Acc, Row, A): a warp owning
+  /// several reuses every right-operand fragment it loads for each of them.
+  int64_t mTiles = 1;
 
   bool operator==(const Layout &o) const {
-    return kind == o.kind && rows == o.rows && cols == o.cols;
+    return kind == o.kind && rows == o.rows && cols == o.cols && mTiles == o.mTiles;
   }
   bool operator!=(const Layout &o) const { return !(*this == o); }
 };
 
 /// Lane-dependent bases a coordinate is built from.
 enum class LaneBase {
-  WarpRow, // 16 * warp + g
+  WarpRow, // 16 * mTiles * warp + g
   G,       // g
   T2,      // 2 * t
 };
@@ -53,7 +56,7 @@ SlotCoord slotCoord(const Layout &layout, int64_t slot);
 
 /// For a [M, N] tile held as Acc, the Acc slot that holds A-operand slot `aSlot` of the
 /// same tile read as an [M, K = N] left operand (the FlashAttention-2 register reuse).
-int64_t accSlotForOperandA(int64_t aSlot);
+int64_t accSlotForOperandA(int64_t aSlot, int64_t n);
 /// Index of B-operand slot `b` (0..3) of the 16 x 8 block (kb, nb) of a [K, N] tile.
 int64_t operandBSlot(int64_t n, int64_t kb, int64_t nb, int64_t b);
 

@@ -45,9 +45,10 @@ using Slots = SmallVector<Value>;
 class Distributor {
 public:
   Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps, int64_t numStages, ::mlir::gpu::GPUFuncOp kernel)
+              int64_t numWarps, int64_t mTiles, int64_t numStages,
+              ::mlir::gpu::GPUFuncOp kernel)
       : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
-        numStages(numStages) {
+        mTiles(mTiles), numStages(numStages) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
@@ -59,7 +60,7 @@ public:
     isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
                                          arith::ConstantIndexOp::create(b, 0));
     warpRow = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16)), g);
+        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * mTiles)), g);
   }
 
   LogicalResult lowerBlock(Block &block);
@@ -72,6 +73,7 @@ private:
   Value g, t2, warpRow, isQuadLeader, threadId, lane;
   ::mlir::gpu::GPUFuncOp kernel;
   int64_t numThreads;
+  int64_t mTiles; // 16-row m-tiles per warp
 
   /// A tile every warp reads whole (a dot's right operand) lives in shared memory,
   /// staged once per program instead of once per warp; fragments are read from it just
@@ -172,7 +174,7 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
       have.cols == want.cols) {
     Slots out;
     for (int64_t s = 0; s < numSlots(want); ++s)
-      out.push_back(it->second[accSlotForOperandA(s)]);
+      out.push_back(it->second[accSlotForOperandA(s, want.cols)]);
     return out;
   }
   return emitError(v.getLoc(), "unsupported GPU layout conversion");
@@ -420,8 +422,8 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     return op.emitError("GPU tensor cores take f16 or bf16 operands, got ") << elem;
   if (k % 16 || n % 8)
     return op.emitError("GPU dot needs K % 16 == 0 and N % 8 == 0");
-  FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k});
-  FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n});
+  FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
+  FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
   if (failed(a) || failed(c))
     return failure();
   auto sharedRhs = shared.find(op.getRhs());
@@ -478,20 +480,24 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   Type f32 = b.getF32Type();
   auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
   Slots out(*c);
+  // Each right-operand fragment, loaded once, serves every m-tile of the warp.
   for (int64_t nb = 0; nb < n / 8; ++nb)
     for (int64_t kb = 0; kb < k / 16; ++kb) {
-      SmallVector<Value> aRegs;
-      for (int64_t r = 0; r < 4; ++r)
-        aRegs.push_back(packPair(b, (*a)[8 * kb + 2 * r], (*a)[8 * kb + 2 * r + 1]));
       std::array<Value, 2> bRegs = rhsRegs(kb, nb);
-      SmallVector<Value> cRegs(out.begin() + 4 * nb, out.begin() + 4 * nb + 4);
-      Value d = NVVM::MmaOp::create(
-          b, resultType, aRegs, ValueRange{bRegs[0], bRegs[1]}, cRegs,
-          ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-          std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
-          std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
-      for (int64_t e = 0; e < 4; ++e)
-        out[4 * nb + e] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e});
+      for (int64_t mt = 0; mt < mTiles; ++mt) {
+        int64_t aBase = mt * (k / 2) + 8 * kb, cBase = mt * (n / 2) + 4 * nb;
+        SmallVector<Value> aRegs;
+        for (int64_t r = 0; r < 4; ++r)
+          aRegs.push_back(packPair(b, (*a)[aBase + 2 * r], (*a)[aBase + 2 * r + 1]));
+        SmallVector<Value> cRegs(out.begin() + cBase, out.begin() + cBase + 4);
+        Value d = NVVM::MmaOp::create(
+            b, resultType, aRegs, ValueRange{bRegs[0], bRegs[1]}, cRegs,
+            ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+            std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+            std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+        for (int64_t e = 0; e < 4; ++e)
+          out[cBase + e] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{e});
+      }
     }
   tiles[op.getResult()] = std::move(out);
   return success();
@@ -520,10 +526,12 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   if (failed(values))
     return failure();
   Slots out;
-  for (int64_t half = 0; half < 2; ++half) {
+  int64_t perTile = in.cols / 2;
+  for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
+    // Slots of m-tile row / 2 whose row half (g or g + 8) is row % 2.
     Value acc;
-    for (int64_t s = 0; s < numSlots(in); ++s)
-      if (((s % 4) >> 1) == half)
+    for (int64_t s = (row / 2) * perTile; s < (row / 2 + 1) * perTile; ++s)
+      if (((s % 4) >> 1) == row % 2)
         acc = acc ? combine(b, op.getCombiner(), acc, (*values)[s]) : (*values)[s];
     // The 4 lanes of a quad hold the same row: combine across them.
     Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
@@ -545,14 +553,17 @@ LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
   if (outL.kind != LayoutKind::Acc)
     return op.emitError("the GPU target broadcasts into accumulator tiles only");
   bool alongRows = op.getAxis() == 1;
-  Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0}
+  Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
                          : Layout{LayoutKind::Col, outL.cols, 0};
   FailureOr<Slots> in = slotsOf(op.getInput(), inL);
   if (failed(in))
     return failure();
   Slots out;
-  for (int64_t s = 0; s < numSlots(outL); ++s)
-    out.push_back(alongRows ? (*in)[(s % 4) >> 1] : (*in)[2 * (s / 4) + (s % 2)]);
+  int64_t perTile = outL.cols / 2;
+  for (int64_t s = 0; s < numSlots(outL); ++s) {
+    int64_t mt = s / perTile, r = s % perTile;
+    out.push_back(alongRows ? (*in)[2 * mt + ((r % 4) >> 1)] : (*in)[2 * (r / 4) + (r % 2)]);
+  }
   tiles[op.getResult()] = std::move(out);
   return success();
 }
@@ -875,11 +886,13 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   MLIRContext *ctx = &getContext();
   tile::ConfigAttr config = grid.getConfig();
   int64_t warps = config.getNumWarps();
-  if (config.getBlockM() != 16 * warps)
-    return grid.emitError("the GPU target needs block_m = 16 x num_warps, got block_m = ")
+  int64_t mTiles = config.getBlockM() / (16 * warps);
+  if (config.getBlockM() % (16 * warps) || mTiles > 4)
+    return grid.emitError("the GPU target needs block_m = 16 x num_warps x (1, 2 or 4), got "
+                          "block_m = ")
            << config.getBlockM() << ", num_warps = " << warps;
   DenseMap<Value, Layout> layouts;
-  if (failed(assignLayouts(grid, layouts)))
+  if (failed(assignLayouts(grid, mTiles, layouts)))
     return failure();
 
   std::string name = (func.getName() + "_kernel" + Twine(index)).str();
@@ -905,7 +918,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&entry);
 
-  Distributor d(b, layouts, warps, config.getNumStages(), kernel);
+  Distributor d(b, layouts, warps, mTiles, config.getNumStages(), kernel);
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);

@@ -4,7 +4,7 @@
 func.func @unsupported(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  // expected-error @+1 {{the GPU target needs block_m = 16 x num_warps, got block_m = 32, num_warps = 4}}
+  // expected-error @+1 {{the GPU target needs block_m = 16 x num_warps x (1, 2 or 4), got block_m = 32, num_warps = 4}}
   tile.grid [%c1] config = #tile.config<block_m = 32, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
     %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<32x64xbf16>
   }
