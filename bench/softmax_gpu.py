@@ -27,7 +27,7 @@ SPECS = {
 
 # Chosen from bench/tune_softmax.py on the H200 (bench/results/tune_softmax_*.log).
 CONFIGS = {64: tessera.Config(block_m=128, block_n=32, num_warps=8, num_stages=2),
-           128: tessera.Config(block_m=64, block_n=32, num_warps=4, num_stages=1)}
+           128: tessera.Config(block_m=128, block_n=32, num_warps=4, num_stages=1)}
 
 
 def kernels():
