@@ -77,6 +77,33 @@ struct LinearProgram : TileBuilder {
   }
 };
 
+/// What the forward and gradient programs read from their op: buffers and sizes.
+struct LinearOperands {
+  Value q, k, v, decay, init;
+  int64_t d, dv, blk;
+  double scale;
+  Value nBatch, nHeads, nKvHeads, n, group, blkIdx, numBlocks;
+
+  template <typename OpT>
+  LinearOperands(TileBuilder &p, OpT op, const IRMapping &buffers, tile::ConfigAttr config)
+      : q(buffers.lookup(op.getQuery())), k(buffers.lookup(op.getKey())),
+        v(buffers.lookup(op.getValue())),
+        decay(op.getDecay() ? buffers.lookup(op.getDecay()) : Value()),
+        init(op.getInitialState() ? buffers.lookup(op.getInitialState()) : Value()),
+        d(cast<MemRefType>(q.getType()).getDimSize(3)),
+        dv(cast<MemRefType>(v.getType()).getDimSize(3)), blk(config.getBlockM()),
+        scale(op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0) {
+    ImplicitLocOpBuilder &b = p.b;
+    nBatch = memref::DimOp::create(b, q, 0);
+    nHeads = memref::DimOp::create(b, q, 1);
+    nKvHeads = memref::DimOp::create(b, k, 1);
+    n = memref::DimOp::create(b, q, 2);
+    group = arith::DivSIOp::create(b, nHeads, nKvHeads);
+    blkIdx = p.cIndex(blk);
+    numBlocks = arith::CeilDivSIOp::create(b, n, blkIdx);
+  }
+};
+
 /// The decay of a head as log2 λ (0 without a decay operand).
 Value loadLog2Decay(TileBuilder &tb, Value decay, Value head) {
   if (!decay)
@@ -92,22 +119,14 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                               tile::ConfigAttr config) {
   if (op.getNormalize())
     return op.emitError("normalize is not lowered to a tile program yet");
-  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
-  Value v = buffers.lookup(op.getValue()), out = buffers.lookup(op.getOutput());
-  Value finalState = buffers.lookup(op.getFinalState());
-  Value decay = op.getDecay() ? buffers.lookup(op.getDecay()) : Value();
-  Value init = op.getInitialState() ? buffers.lookup(op.getInitialState()) : Value();
-  int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
-  int64_t dv = cast<MemRefType>(v.getType()).getDimSize(3);
-  int64_t blk = config.getBlockM();
-  double scale = op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0;
-
   LinearProgram p(b, op.getFeatureMap());
-  Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
-  Value n = memref::DimOp::create(b, q, 2);
-  Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
-  Value blkIdx = p.cIndex(blk);
-  Value numBlocks = arith::CeilDivSIOp::create(b, n, blkIdx);
+  LinearOperands ops(p, op, buffers, config);
+  Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
+  Value out = buffers.lookup(op.getOutput()), finalState = buffers.lookup(op.getFinalState());
+  int64_t d = ops.d, dv = ops.dv, blk = ops.blk;
+  double scale = ops.scale;
+  Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
+  Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
   auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
@@ -227,23 +246,16 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                                   tile::ConfigAttr config) {
   if (!op.getCausal())
     return op.emitError("the non-causal gradient is not lowered to a tile program yet");
-  Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
-  Value v = buffers.lookup(op.getValue()), dout = buffers.lookup(op.getGradOutput());
+  LinearProgram p(b, op.getFeatureMap());
+  LinearOperands ops(p, op, buffers, config);
+  Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
+  Value dout = buffers.lookup(op.getGradOutput());
   Value dq = buffers.lookup(op.getGradQuery()), dk = buffers.lookup(op.getGradKey());
   Value dv = buffers.lookup(op.getGradValue());
-  Value decay = op.getDecay() ? buffers.lookup(op.getDecay()) : Value();
-  Value init = op.getInitialState() ? buffers.lookup(op.getInitialState()) : Value();
-  int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
-  int64_t dvDim = cast<MemRefType>(v.getType()).getDimSize(3);
-  int64_t blk = config.getBlockM();
-  double scale = op.getScaleAttr() ? op.getScaleAttr().getValueAsDouble() : 1.0;
-
-  LinearProgram p(b, op.getFeatureMap());
-  Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
-  Value nKvHeads = memref::DimOp::create(b, k, 1), n = memref::DimOp::create(b, q, 2);
-  Value group = arith::DivSIOp::create(b, nHeads, nKvHeads);
-  Value blkIdx = p.cIndex(blk), c0 = p.cIndex(0), c1 = p.cIndex(1);
-  Value numBlocks = arith::CeilDivSIOp::create(b, n, blkIdx);
+  int64_t d = ops.d, dvDim = ops.dv, blk = ops.blk;
+  double scale = ops.scale;
+  Value nBatch = ops.nBatch, nKvHeads = ops.nKvHeads, n = ops.n, group = ops.group;
+  Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks, c0 = p.cIndex(0), c1 = p.cIndex(1);
   // One program per key/value head: it owns dK and dV of that head, summing over the
   // query heads of its group without races.
   auto grid = tile::GridOp::create(b, ValueRange{nKvHeads, nBatch}, config);
