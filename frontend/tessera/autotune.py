@@ -37,8 +37,8 @@ from .tuning_store import KNOBS, TuningKey, TuningStore, cache_dir
 DEFAULT_SPACE = {
     "cpu": {"block_m": [32, 64, 128], "block_n": [32, 64, 128], "num_warps": [4],
             "num_stages": [2]},
-    # The GPU target needs block_m = 16 x num_warps: half of this product is rejected by
-    # the compiler (cheaply) and reported as such.
+    # The GPU target needs block_m = 16 x num_warps x (1, 2 or 4): (64, 8 warps) is
+    # rejected by the compiler (cheaply) and reported as such.
     "cuda": {"block_m": [64, 128], "block_n": [32, 64], "num_warps": [4, 8],
              "num_stages": [1, 2]},
 }
