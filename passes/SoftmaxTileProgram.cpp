@@ -147,8 +147,13 @@ SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
 LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::AttentionOp op,
                                                const IRMapping &buffers,
                                                tile::ConfigAttr config) {
-  if (op.getBlockIndices())
-    return op.emitError("block_indices are not lowered to a tile program yet");
+  if (op.getBlockIndices()) {
+    int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
+    if (bq % config.getBlockM() || bk % config.getBlockN())
+      return op.emitError("block_q (")
+             << bq << ") and block_k (" << bk << ") must be multiples of the config's block_m ("
+             << config.getBlockM() << ") and block_n (" << config.getBlockN() << ")";
+  }
   Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
   auto qType = cast<MemRefType>(q.getType());
   auto vType = cast<MemRefType>(buffers.lookup(op.getValue()).getType());
@@ -222,7 +227,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
 
   OpBuilder::InsertionGuard guard(b);
   Value classes;
-  if (op.hasMaskMod()) {
+  if (op.hasMaskMod() && !op.getBlockIndices()) {
     // Block classification, as FlexAttention's BlockMask: a first grid evaluates the
     // mask on every visited tile once and records empty (0) / partial (1) / full (2),
     // so the attention grid skips empty tiles and evaluates mask_mod only on partial ones.
@@ -294,7 +299,63 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       return p.step(arith::MulIOp::create(b, t, bnIdx), carried, masked);
     };
   };
-  if (!classes) {
+  auto branch = [&](Value cond, function_ref<SmallVector<Value>()> thenFn,
+                    function_ref<SmallVector<Value>()> elseFn) {
+    auto ifOp = scf::IfOp::create(
+        b, cond,
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(b, thenFn());
+        },
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(b, elseFn());
+        });
+    return SmallVector<Value>(ifOp.getResults());
+  };
+  if (Value blockList = op.getBlockIndices() ? buffers.lookup(op.getBlockIndices()) : Value()) {
+    // Only the listed key blocks are visited (O(N / block_k) per query block), each one's
+    // key tiles clipped to the causal / window range and masked (bounds, masks, mask_mod).
+    int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
+    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+    Value listHeads = memref::DimOp::create(b, blockList, 1);
+    Value sharedList = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, listHeads, c1);
+    Value listHead = arith::SelectOp::create(b, sharedList, c0, p.head);
+    Value qBlock = arith::DivSIOp::create(b, p.m0, p.cIndex(bq));
+    Value tilesPerBlock = p.cIndex(bk / p.bn);
+    Value entries = memref::DimOp::create(b, blockList, 3);
+    ValueRange result = p.forLoop(c0, entries, state, [&](Value e, ValueRange carried) {
+      Value raw = memref::LoadOp::create(b, blockList,
+                                         ValueRange{p.batch, listHead, qBlock, e});
+      // A block listed twice is still visited once: skip repeats of earlier entries.
+      Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+      Value seen = p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
+        Value earlier = memref::LoadOp::create(b, blockList,
+                                               ValueRange{p.batch, listHead, qBlock, f});
+        Value same = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, earlier, raw);
+        return SmallVector<Value>{arith::OrIOp::create(b, acc[0], same)};
+      })[0];
+      Value listed = arith::AndIOp::create(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, raw,
+                                arith::ConstantIntOp::create(b, p.i32, 0)),
+          arith::XOrIOp::create(b, seen, arith::ConstantIntOp::create(b, b.getI1Type(), 1)));
+      return branch(
+          listed,
+          [&] {
+            Value first = arith::MulIOp::create(
+                b, arith::IndexCastOp::create(b, b.getIndexType(), raw), tilesPerBlock);
+            Value from = arith::MaxSIOp::create(b, first, tiles.lo);
+            Value to = arith::MinSIOp::create(
+                b, arith::AddIOp::create(b, first, tilesPerBlock), tiles.hi);
+            return SmallVector<Value>(p.forLoop(from, to, carried, stepAt(true)));
+          },
+          [&] { return SmallVector<Value>(carried); });
+    });
+    state.assign(result.begin(), result.end());
+  } else if (!classes) {
     loop(tiles.lo, tiles.fullLo, stepAt(true));
     loop(tiles.fullLo, tiles.fullHi, stepAt(false));
     loop(tiles.fullHi, tiles.hi, stepAt(true));
@@ -305,21 +366,6 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       auto isClass = [&](int64_t c) {
         return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, cls,
                                      arith::ConstantIntOp::create(b, p.i32, c));
-      };
-      auto branch = [&](Value cond, auto thenFn, auto elseFn) {
-        auto ifOp = scf::IfOp::create(
-            b, cond,
-            [&](OpBuilder &nb, Location) {
-              OpBuilder::InsertionGuard g(b);
-              b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-              scf::YieldOp::create(b, thenFn());
-            },
-            [&](OpBuilder &nb, Location) {
-              OpBuilder::InsertionGuard g(b);
-              b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-              scf::YieldOp::create(b, elseFn());
-            });
-        return SmallVector<Value>(ifOp.getResults());
       };
       auto keepState = [&] { return SmallVector<Value>(carried); };
       return branch(isClass(0), keepState, [&] {

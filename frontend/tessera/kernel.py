@@ -112,6 +112,17 @@ class Kernel:
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
         self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
 
+    def _block_indices(self, given, B, H, Nq):
+        """The caller's per-query-block key-block lists, checked."""
+        blocks_q = -(-Nq // self.spec.block_sparse[0])
+        a = _as_array(given, "block_indices")
+        if (a.ndim != 4 or a.dtype != np.int32 or a.shape[0] != B or a.shape[1] not in (1, H)
+                or a.shape[2] != blocks_q or a.shape[3] < 1):
+            raise ValueError(f"block_indices must be int32 of shape ({B}, 1 or {H}, {blocks_q}, K), "
+                             f"got {a.dtype} {a.shape}")
+        _check_strides(a, "block_indices")
+        return a
+
     def ir(self, stage: str = "attn") -> str:
         """The IR at `stage` ("attn", "tile" or "llvm"), as `replay_command` prints it."""
         return _core.lower(self.module, stage, **self.config.as_kwargs())
@@ -134,6 +145,11 @@ class Kernel:
             _check_strides(a, n)
         B, H, Nq, _ = q.shape
         check_qkv_shapes(q.shape, k.shape, v.shape, self.head_dim, self.value_dim)
+        blocks = []
+        if self.spec.block_sparse is not None:
+            if "block_indices" not in buffers:
+                raise TypeError("this spec is block-sparse: pass block_indices=")
+            blocks.append(self._block_indices(buffers.pop("block_indices"), B, H, Nq))
         check_names("buffers", self.spec.buffers, buffers)
         tables = []
         for name in self.spec.buffers:
@@ -146,7 +162,7 @@ class Kernel:
 
         out = _output(out, (B, H, Nq, self.value_dim), q.dtype, "out")
         lse_out = _output(lse_out, (B, H, Nq), np.dtype(np.float32), "lse_out")
-        self._impl.run([q, k, v, *tables, out, lse_out])
+        self._impl.run([q, k, v, *blocks, *tables, out, lse_out])
         return (out, lse_out) if return_lse else out
 
 

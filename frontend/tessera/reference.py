@@ -5,7 +5,7 @@ import numpy as np
 
 
 def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
-              mask_mod=None, tables=None):
+              mask_mod=None, tables=None, block_sparse=None, block_indices=None):
     """Exact softmax attention in float64. score_mod / mask_mod are the same Python
     functions given to the spec, here called with numpy index grids. Returns (O, L);
     rows with no visible key give O = 0 and L = -inf."""
@@ -30,6 +30,13 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
                 keep &= j > i + Nk - Nq - window
             if mask_mod is not None:
                 keep &= np.asarray(mask_mod(b, h, i, j), bool)
+            if block_sparse is not None:  # key blocks listed for each query block
+                bq, bk = block_sparse
+                lists = block_indices[b, h if block_indices.shape[1] > 1 else 0]
+                listed = np.zeros((lists.shape[0], -(-Nk // bk)), bool)
+                for qb, row in enumerate(lists):
+                    listed[qb, row[row >= 0]] = True
+                keep &= listed[i // bq, j // bk]
             s = np.where(keep, s, -np.inf)
             m = s.max(axis=1, keepdims=True)
             rows = np.isfinite(m[:, 0])

@@ -20,6 +20,10 @@ class AttentionSpec:
     score_mod: Optional[Callable] = None
     mask_mod: Optional[Callable] = None
     name: str = "attention"
+    # (block_q, block_k): key blocks to visit are listed per query block at call time
+    # (`block_indices=`, int32 [B, H or 1, ceil(Nq / block_q), K], -1 padded), as MoBA /
+    # NSA selections produce them.
+    block_sparse: Optional[Tuple[int, int]] = None
 
     def __post_init__(self):
         if not isinstance(self.causal, bool):
@@ -34,6 +38,11 @@ class AttentionSpec:
                 raise SpecError(f"scale must be a positive finite number, got {self.scale!r}")
         if not self.name.isidentifier():
             raise SpecError(f"name must be an identifier, got {self.name!r}")
+        if self.block_sparse is not None:
+            bs = self.block_sparse
+            if (not isinstance(bs, tuple) or len(bs) != 2 or
+                    any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in bs)):
+                raise SpecError(f"block_sparse must be (block_q, block_k) positive ints, got {bs!r}")
         # Trace now, so that a bad modifier fails where the spec is written.
         object.__setattr__(self, "_regions", self._trace())
 
@@ -66,6 +75,10 @@ class AttentionSpec:
         lt = "tensor<?x?x?xf32>"
         score, mask, _ = self._regions
         args = [f"%q: {qt}", f"%k: {qt}", f"%v: {vt}"]
+        blocks = ""
+        if self.block_sparse is not None:
+            args.append("%block_indices: tensor<?x?x?x?xi32>")
+            blocks = " blocks(%block_indices : tensor<?x?x?x?xi32>)"
         args += [f"%{n}: tensor<?xi32>" for n in self.buffers]
         attrs = []
         if self.causal:
@@ -74,6 +87,9 @@ class AttentionSpec:
             attrs.append(f"window = {self.window} : i64")
         if self.scale is not None:
             attrs.append(f"scale = {float(self.scale)!r} : f32")
+        if self.block_sparse is not None:
+            attrs += [f"block_q = {self.block_sparse[0]} : i64",
+                      f"block_k = {self.block_sparse[1]} : i64"]
         attr_text = (" {" + ", ".join(attrs) + "}") if attrs else ""
         regions = ""
         if score:
@@ -82,7 +98,7 @@ class AttentionSpec:
             regions += "\n    mask_mod {\n    " + mask.replace("\n", "\n    ") + "\n    }"
         return (
             f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {lt}) {{\n"
-            f"  %o, %lse = attn.attention %q, %k, %v{attr_text}\n"
+            f"  %o, %lse = attn.attention %q, %k, %v{blocks}{attr_text}\n"
             f"      : {qt}, {qt}, {vt} -> {vt}, {lt}{regions}\n"
             f"  return %o, %lse : {vt}, {lt}\n"
             f"}}\n"
@@ -91,7 +107,8 @@ class AttentionSpec:
 
 def attention(*, causal: bool = False, window: Optional[int] = None,
               scale: Optional[float] = None, score_mod: Optional[Callable] = None,
-              mask_mod: Optional[Callable] = None, name: str = "attention") -> AttentionSpec:
+              mask_mod: Optional[Callable] = None, name: str = "attention",
+              block_sparse: Optional[Tuple[int, int]] = None) -> AttentionSpec:
     """A softmax-attention spec.
 
     score_mod(score, b, h, q_idx, kv_idx) -> new score and mask_mod(b, h, q_idx, kv_idx)
@@ -99,4 +116,4 @@ def attention(*, causal: bool = False, window: Optional[int] = None,
     tessera.where / exp / tanh / minimum / maximum and '&', '|', '~' inside them.
     """
     return AttentionSpec(causal=causal, window=window, scale=scale, score_mod=score_mod,
-                         mask_mod=mask_mod, name=name)
+                         mask_mod=mask_mod, name=name, block_sparse=block_sparse)

@@ -1,10 +1,10 @@
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile -verify-diagnostics
 
-// Ops without a tile lowering yet fail with a located error, never a crash.
-func.func @blocks(%q: tensor<1x1x128x64xf32>, %k: tensor<1x1x128x64xf32>, %v: tensor<1x1x128x64xf32>, %idx: tensor<1x1x2x2xi32>)
+// Block lists whose blocks do not tile by the config fail with a located error.
+func.func @blocks(%q: tensor<1x1x128x64xf32>, %k: tensor<1x1x128x64xf32>, %v: tensor<1x1x128x64xf32>, %idx: tensor<1x1x3x2xi32>)
     -> (tensor<1x1x128x64xf32>, tensor<1x1x128xf32>) {
-  // expected-error @+1 {{block_indices are not lowered to a tile program yet}}
-  %o, %l = attn.attention %q, %k, %v blocks(%idx : tensor<1x1x2x2xi32>) {block_q = 64 : i64, block_k = 64 : i64} : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32> -> tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
+  // expected-error @+1 {{block_q (48) and block_k (64) must be multiples of the config's block_m (64) and block_n (64)}}
+  %o, %l = attn.attention %q, %k, %v blocks(%idx : tensor<1x1x3x2xi32>) {block_q = 48 : i64, block_k = 64 : i64} : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32> -> tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
   return %o, %l : tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
 }
 

@@ -148,3 +148,23 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
   %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>
   return %dq, %dk, %dv : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>
 }
+
+// -----
+
+// Block-sparse attention: a loop over the query block's list entries; a listed (and not
+// repeated) block visits its key tiles, always masked.
+// CHECK-LABEL: func.func @block_sparse
+// CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: %[[ENTRY:.*]] = memref.load %[[LIST]]
+// CHECK: scf.for
+// CHECK: arith.cmpi eq
+// CHECK: scf.if
+// CHECK: scf.for
+// CHECK: arith.cmpi slt
+func.func @block_sparse(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %list: tensor<?x?x?x?xi32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v blocks(%list : tensor<?x?x?x?xi32>) {block_q = 64 : i64, block_k = 64 : i64} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
