@@ -16,27 +16,24 @@ class OpPassManager;
 namespace tessera {
 
 /// Tuning knobs shared by every pipeline; they become the `#tile.config` of each kernel.
-struct PipelineOptions : mlir::PassPipelineOptions<PipelineOptions> {
-  Option<int64_t> blockM{*this, "block-m", llvm::cl::desc("query rows per program"),
-                         llvm::cl::init(64)};
-  Option<int64_t> blockN{*this, "block-n", llvm::cl::desc("keys per inner-loop step"),
-                         llvm::cl::init(64)};
-  Option<int64_t> numWarps{*this, "num-warps", llvm::cl::desc("warps per program"),
-                           llvm::cl::init(4)};
-  Option<int64_t> numStages{*this, "num-stages",
-                            llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
+/// (A template so each pipeline's options type, CRTP in MLIR, can extend them.)
+template <typename Derived>
+struct TuningOptions : mlir::PassPipelineOptions<Derived> {
+  using Base = mlir::PassPipelineOptions<Derived>;
+  typename Base::template Option<int64_t> blockM{
+      *this, "block-m", llvm::cl::desc("query rows per program"), llvm::cl::init(64)};
+  typename Base::template Option<int64_t> blockN{
+      *this, "block-n", llvm::cl::desc("keys per inner-loop step"), llvm::cl::init(64)};
+  typename Base::template Option<int64_t> numWarps{
+      *this, "num-warps", llvm::cl::desc("warps per program"), llvm::cl::init(4)};
+  typename Base::template Option<int64_t> numStages{
+      *this, "num-stages", llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
 };
 
+struct PipelineOptions : TuningOptions<PipelineOptions> {};
+
 /// The GPU pipeline adds the target chip.
-struct GpuPipelineOptions : mlir::PassPipelineOptions<GpuPipelineOptions> {
-  Option<int64_t> blockM{*this, "block-m", llvm::cl::desc("query rows per program"),
-                         llvm::cl::init(64)};
-  Option<int64_t> blockN{*this, "block-n", llvm::cl::desc("keys per inner-loop step"),
-                         llvm::cl::init(64)};
-  Option<int64_t> numWarps{*this, "num-warps", llvm::cl::desc("warps per program"),
-                           llvm::cl::init(4)};
-  Option<int64_t> numStages{*this, "num-stages",
-                            llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
+struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
   Option<std::string> chip{*this, "chip", llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};
 };

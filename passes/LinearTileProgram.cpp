@@ -113,6 +113,19 @@ Value loadLog2Decay(TileBuilder &tb, Value decay, Value head) {
 }
 } // namespace
 
+/// Opens a grid of one program per (query head, batch) and moves the builder into it;
+/// returns the program's head, batch and key/value head, with the head's decay loaded.
+static std::tuple<Value, Value, Value> beginHeadProgram(LinearProgram &p, Value nHeads,
+                                                        Value nBatch, Value group, Value decay,
+                                                        tile::ConfigAttr config) {
+  ImplicitLocOpBuilder &b = p.b;
+  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
+  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+  Value head = p.programId(0), batch = p.programId(1);
+  p.log2Decay = loadLog2Decay(p, decay, head);
+  return {head, batch, arith::DivSIOp::create(b, head, group)};
+}
+
 LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                               attn::LinearAttentionOp op,
                                               const IRMapping &buffers,
@@ -127,12 +140,8 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   double scale = ops.scale;
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
-  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-  Value head = p.programId(0), batch = p.programId(1);
-  Value kvHead = arith::DivSIOp::create(b, head, group);
-  p.log2Decay = loadLog2Decay(p, decay, head);
+  auto [head, batch, kvHead] = beginHeadProgram(p, nHeads, nBatch, group, decay, config);
   Value c0 = p.cIndex(0);
   Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
                                             ValueRange{batch, head, c0, c0}, nullptr)
@@ -216,12 +225,8 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   LinearProgram p(b, op.getFeatureMap());
   Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
   Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
-  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-  Value head = p.programId(0), batch = p.programId(1);
-  Value kvHead = arith::DivSIOp::create(b, head, group);
-  p.log2Decay = loadLog2Decay(p, decay, head);
+  auto [head, batch, kvHead] = beginHeadProgram(p, nHeads, nBatch, group, decay, config);
   Value c0 = p.cIndex(0);
   // S' = λ S + φ(k)ᵀ v; o = τ φ(q) S'.
   Value state = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), s0,
