@@ -58,7 +58,9 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
 }
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  pm.addPass(gpu::createTileToGpu());
+  gpu::TileToGpuOptions distribute;
+  distribute.wgmma = options.chip == "sm_90a";
+  pm.addPass(gpu::createTileToGpu(distribute));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.optLevel = 3;
@@ -69,6 +71,8 @@ void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions
   kernels.addPass(createSCFToControlFlowPass());
   kernels.addPass(createConvertNVGPUToNVVMPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
+  // NVVM ops with no LLVM intrinsic (wgmma, some barriers) become inline PTX here.
+  kernels.addPass(createConvertNVVMToLLVMPass());
   kernels.addPass(createCanonicalizerPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;

@@ -152,7 +152,8 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
   for (auto [i, launch] : llvm::enumerate(launches.getAsRange<DictionaryAttr>())) {
     json << (i ? ", " : "") << "{\"kernel\": \""
          << cast<StringAttr>(launch.get("kernel")).getValue() << "\", \"block\": "
-         << cast<IntegerAttr>(launch.get("block")).getInt() << ", \"grid\": [";
+         << cast<IntegerAttr>(launch.get("block")).getInt() << ", \"smem\": "
+         << cast<IntegerAttr>(launch.get("smem")).getInt() << ", \"grid\": [";
     for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(launch.get("grid")))) {
       ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(dim).asArrayRef();
       json << (j ? ", " : "") << "[" << f[0] << ", " << f[1] << ", " << f[2] << "]";

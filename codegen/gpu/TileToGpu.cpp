@@ -12,6 +12,7 @@
 #include "codegen/gpu/Passes.h"
 
 #include "codegen/gpu/LayoutAssignment.h"
+#include "codegen/gpu/Wgmma.h"
 #include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -45,15 +46,18 @@ using Slots = SmallVector<Value>;
 class Distributor {
 public:
   Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps, int64_t mTiles, int64_t numStages,
+              int64_t numWarps, int64_t mTiles, int64_t numStages, bool wgmma,
               ::mlir::gpu::GPUFuncOp kernel)
       : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
-        mTiles(mTiles), numStages(numStages) {
+        mTiles(mTiles), numStages(numStages), wgmma(wgmma) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
     lane = arith::RemUIOp::create(b, tid, c32);
     Value warp = arith::DivUIOp::create(b, tid, c32);
+    warpgroup = arith::DivUIOp::create(b, warp, arith::ConstantIndexOp::create(b, 4));
+    if (wgmma)
+      beginSharedArena();
     g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
     Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
     t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
@@ -65,12 +69,16 @@ public:
 
   LogicalResult lowerBlock(Block &block);
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
+  /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
+  int64_t dynamicSharedBytes() const {
+    return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
+  }
 
 private:
   ImplicitLocOpBuilder &b;
   const DenseMap<Value, Layout> &layouts;
   DenseMap<Value, Slots> tiles;
-  Value g, t2, warpRow, isQuadLeader, threadId, lane;
+  Value g, t2, warpRow, isQuadLeader, threadId, lane, warpgroup;
   ::mlir::gpu::GPUFuncOp kernel;
   int64_t numThreads;
   int64_t mTiles; // 16-row m-tiles per warp
@@ -79,13 +87,21 @@ private:
   /// staged once per program instead of once per warp; fragments are read from it just
   /// before each mma, which also keeps them out of registers.
   struct SharedTile {
-    Value mem;       // [rows][cols + pad] in workgroup memory
+    Value mem;       // [rows][cols + pad] in workgroup memory (mma.sync kernels)
     bool transposed; // the value is the transpose of what is stored
+    int swizzled = -1; // wgmma kernels: index into swizzledTiles
+    Value stage;       // wgmma kernels: which copy of a multi-buffered tile (index)
   };
   DenseMap<Value, SharedTile> shared;
   /// One staging buffer per (source buffer, tile type): the loops of a program run one
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
+  /// Loads whose tile goes to shared memory: right operands, and with wgmma also the
+  /// left operands read from memory (Q).
+  bool isStaged(tile::LoadOp op) {
+    LayoutKind kind = layoutOf(op.getResult()).kind;
+    return kind == LayoutKind::B || kind == LayoutKind::BT || (wgmma && kind == LayoutKind::A);
+  }
   LogicalResult lowerLoadToShared(tile::LoadOp op);
   Value stagingBuffer(tile::LoadOp op);
   int64_t vectorsPerThread(tile::LoadOp op);
@@ -101,16 +117,44 @@ private:
   };
   SmallVector<Prefetch> findPrefetches(scf::ForOp op);
   SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
+  SmallVector<Value> prefetchOrigin(const Prefetch &p, Value iv, Value loopIv);
   DenseSet<Operation *> preStaged;
   int64_t numStages;
   /// Staging copies that follow one another share their barriers: one before the first
   /// (readers of the previous contents are done), one after the last (before any read).
   bool barrierPending = false;
+  /// cp.async copies issued and not yet waited for (wgmma kernels).
+  bool copiesPending = false;
   void flushBarrier() {
-    if (barrierPending)
+    if (barrierPending) {
+      if (copiesPending)
+        waitForCopies();
       ::mlir::gpu::BarrierOp::create(b);
+    }
     barrierPending = false;
   }
+
+  // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
+  // swizzled layout (Wgmma.h), are filled by cp.async and read by wgmma descriptors.
+  bool wgmma;
+  struct SwizzledTile {
+    Value view;    // 1-D memref over all stages, in workgroup memory
+    Value address; // i64 shared address of stage 0
+    int64_t rows, cols, stages;
+  };
+  SmallVector<SwizzledTile> swizzledTiles;
+  DenseMap<std::pair<Value, Type>, int> swizzledBuffers; // (source, type) -> tile
+  Value arena, arenaShift, arenaAddress; // dynamic shared memory, aligned to 1024 bytes
+  Operation *arenaAnchor = nullptr;      // views are created right after it, in the entry
+  int64_t arenaBytes = 0;
+  void beginSharedArena();
+  int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem);
+  int swizzledBuffer(tile::LoadOp op, int64_t stages);
+  Value stageOffset(const SwizzledTile &t, Value stage, int64_t bytesPerElement);
+  void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin);
+  void waitForCopies();
+  FailureOr<SharedTile> stageOperandA(Value lhs, int64_t m, int64_t k);
+  LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
   Value base(LaneBase lb) {
     switch (lb) {
@@ -200,6 +244,95 @@ Value Distributor::stagingBuffer(tile::LoadOp op) {
   return mem;
 }
 
+void Distributor::beginSharedArena() {
+  MLIRContext *ctx = b.getContext();
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      ctx, ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  arena = ::mlir::gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface{},
+                         workgroup));
+  // Swizzle atoms must start on 1024-byte boundaries of the shared window: shift the
+  // arena's start up to the next one (the launch reserves the slack).
+  Value raw = memref::ExtractAlignedPointerAsIndexOp::create(b, arena);
+  Value atom = arith::ConstantIndexOp::create(b, kSwizzleAtomBytes);
+  arenaShift = arith::RemUIOp::create(
+      b, arith::SubIOp::create(b, atom, arith::RemUIOp::create(b, raw, atom)), atom);
+  Value aligned = arith::AddIOp::create(b, raw, arenaShift);
+  arenaAddress = arith::IndexCastUIOp::create(b, b.getI64Type(), aligned);
+  arenaAnchor = arenaAddress.getDefiningOp();
+}
+
+int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem) {
+  int64_t elements = rows * cols * stages;
+  int64_t offset = arenaBytes;
+  arenaBytes += llvm::alignTo(elements * 2, kSwizzleAtomBytes);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(arenaAnchor);
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      b.getContext(), ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value shift = arith::AddIOp::create(b, arenaShift, arith::ConstantIndexOp::create(b, offset));
+  Value view = memref::ViewOp::create(
+      b, MemRefType::get({elements}, elem, MemRefLayoutAttrInterface{}, workgroup), arena,
+      shift, ValueRange{});
+  Value address = arith::AddIOp::create(
+      b, arenaAddress, arith::ConstantIntOp::create(b, b.getI64Type(), offset));
+  swizzledTiles.push_back({view, address, rows, cols, stages});
+  return swizzledTiles.size() - 1;
+}
+
+int Distributor::swizzledBuffer(tile::LoadOp op, int64_t stages) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  auto key = std::make_pair(scalars.lookup(op.getSource()), Type(tileType));
+  auto it = swizzledBuffers.find(key);
+  if (it != swizzledBuffers.end())
+    return it->second;
+  int index = allocateSwizzled(tileType.getDimSize(0), tileType.getDimSize(1), stages,
+                               tileType.getElementType());
+  swizzledBuffers[key] = index;
+  return index;
+}
+
+Value Distributor::stageOffset(const SwizzledTile &t, Value stage, int64_t bytesPerElement) {
+  return arith::MulIOp::create(b, stage,
+                               arith::ConstantIndexOp::create(b, t.rows * t.cols * bytesPerElement));
+}
+
+void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
+                              ValueRange origin) {
+  Value buffer = scalars.lookup(op.getSource());
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value full = arith::ConstantIndexOp::create(b, 8), none = zero;
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  Value base = stageOffset(t, stage, 1);
+  auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
+    auto [r, c] = vectorPosition(op, i);
+    SmallVector<Value> idx(origin);
+    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
+    idx[rank - 1] = c;
+    // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros.
+    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
+    idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
+    Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, r, c, t.rows));
+    nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, idx,
+                                     b.getIndexAttr(8),
+                                     arith::SelectOp::create(b, ok, full, none),
+                                     b.getUnitAttr());
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b);
+  copiesPending = true;
+}
+
+void Distributor::waitForCopies() {
+  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(0));
+  // cp.async writes through the generic proxy; wgmma reads through the async one.
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  copiesPending = false;
+}
+
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
 /// dim) and divides evenly among the threads; 0 otherwise.
 int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
@@ -274,6 +407,20 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     origin.push_back(scalars.lookup(i));
 
   // The previous iteration's readers must be done before the tile is overwritten.
+  if (wgmma) {
+    if (!barrierPending) {
+      if (copiesPending)
+        waitForCopies(); // no two copies in flight to the same bytes
+      ::mlir::gpu::BarrierOp::create(b);
+    }
+    bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
+    int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
+    Value first = arith::ConstantIndexOp::create(b, 0);
+    issueCopies(op, swizzledTiles[index], first, origin);
+    barrierPending = true;
+    shared[op.getResult()] = {Value(), false, index, first};
+    return success();
+  }
   if (!barrierPending)
     ::mlir::gpu::BarrierOp::create(b);
   if (vectorsPerThread(op)) {
@@ -309,9 +456,9 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 }
 
 LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
-  const Layout &l = layoutOf(op.getResult());
-  if (l.kind == LayoutKind::B || l.kind == LayoutKind::BT)
+  if (isStaged(op))
     return lowerLoadToShared(op);
+  const Layout &l = layoutOf(op.getResult());
   Value buffer = scalars.lookup(op.getSource());
   auto type = cast<MemRefType>(buffer.getType());
   int64_t rank = type.getRank(), tileRank = l.cols ? 2 : 1;
@@ -503,6 +650,117 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   return success();
 }
 
+FailureOr<Distributor::SharedTile> Distributor::stageOperandA(Value lhs, int64_t m,
+                                                              int64_t k) {
+  if (auto it = shared.find(lhs); it != shared.end() && it->second.swizzled >= 0)
+    return it->second;
+  // A tile computed in registers (FlashAttention's P): each thread writes its elements,
+  // two neighbouring columns per 32-bit store, where its warpgroup's wgmma reads them.
+  Layout l{LayoutKind::A, m, k, mTiles};
+  FailureOr<Slots> slots = slotsOf(lhs, l);
+  if (failed(slots))
+    return failure();
+  Type elem = cast<RankedTensorType>(lhs.getType()).getElementType();
+  auto key = std::make_pair(Value(), Type(lhs.getType()));
+  auto it = swizzledBuffers.find(key);
+  int index = it != swizzledBuffers.end() ? it->second : allocateSwizzled(m, k, 1, elem);
+  swizzledBuffers[key] = index;
+  const SwizzledTile &t = swizzledTiles[index];
+  auto pairType = VectorType::get({2}, elem);
+  for (int64_t s = 0; s < numSlots(l); s += 2) {
+    SlotCoord c = slotCoord(l, s);
+    Value offset = swizzledOffset(b, coord(c.rowBase, c.row), coord(c.colBase, c.col), t.rows);
+    Value pair = vector::FromElementsOp::create(b, pairType, ValueRange{(*slots)[s], (*slots)[s + 1]});
+    vector::StoreOp::create(b, pair, t.view, ValueRange{offset}, /*nontemporal=*/false,
+                            b.getI64IntegerAttr(4));
+  }
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  // Only the warpgroup's own 64 rows are read: a named barrier per warpgroup (0 is the
+  // block-wide one).
+  Value id = arith::IndexCastOp::create(
+      b, b.getI32Type(), arith::AddIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 1)));
+  NVVM::BarrierOp::create(b, TypeRange{}, id,
+                          arith::ConstantIntOp::create(b, b.getI32Type(), 128), nullptr,
+                          Value());
+  return SharedTile{Value(), false, index, arith::ConstantIndexOp::create(b, 0)};
+}
+
+LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
+  MLIRContext *ctx = b.getContext();
+  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  int64_t m = lhsType.getDimSize(0), k = lhsType.getDimSize(1), n = rhsType.getDimSize(1);
+  Type elem = lhsType.getElementType();
+  auto rhs = shared.find(op.getRhs());
+  if (rhs == shared.end() || rhs->second.swizzled < 0)
+    return op.emitError("wgmma needs the right operand loaded from memory");
+  FailureOr<SharedTile> lhs = stageOperandA(op.getLhs(), m, k);
+  if (failed(lhs))
+    return failure();
+  // A zero accumulator is not read: the first product overwrites it.
+  bool zeroInit = matchPattern(op.getAcc(), m_AnyZeroFloat());
+  Slots acc;
+  if (!zeroInit) {
+    FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
+    if (failed(c))
+      return failure();
+    acc = *c;
+  }
+  const SwizzledTile &ta = swizzledTiles[lhs->swizzled];
+  const SwizzledTile &tb = swizzledTiles[rhs->second.swizzled];
+  auto startOf = [&](const SwizzledTile &t, Value stage) {
+    Value bytes = stageOffset(t, stage, 2);
+    return arith::AddIOp::create(b, t.address,
+                                 arith::IndexCastUIOp::create(b, b.getI64Type(), bytes));
+  };
+  // Warpgroup w multiplies rows [64 w, 64 w + 64) of the left operand.
+  Value rowBlock = arith::IndexCastUIOp::create(
+      b, b.getI64Type(),
+      arith::MulIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 64 * 128)));
+  Value descA0 = matrixDescriptor(
+      b, arith::AddIOp::create(b, startOf(ta, lhs->stage), rowBlock), 16, kSwizzleAtomBytes);
+  // K stored [n][k] is K-major; V stored [k][n] is MN-major: its 64-column blocks are
+  // `rows * 128` bytes apart (the leading byte offset), its 8-row groups 1024.
+  bool bKMajor = rhs->second.transposed;
+  Value descB0 = matrixDescriptor(b, startOf(tb, rhs->second.stage),
+                                  bKMajor ? 16 : tb.rows * 128, kSwizzleAtomBytes);
+  auto wgmmaType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
+  Type f32 = b.getF32Type();
+  auto structType =
+      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, f32));
+  NVVM::WgmmaFenceAlignedOp::create(b);
+  Value d = LLVM::UndefOp::create(b, structType);
+  for (auto [i, v] : llvm::enumerate(acc))
+    d = LLVM::InsertValueOp::create(b, d, v, ArrayRef<int64_t>{int64_t(i)});
+  auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, b.getI64Type(), v); };
+  for (int64_t kk = 0; kk < k / 16; ++kk) {
+    int64_t aStep = kMajorStepOffset(ta.rows, 16 * kk);
+    int64_t bStep = bKMajor ? kMajorStepOffset(tb.rows, 16 * kk) : 16 * kk * 128;
+    Value descA = arith::AddIOp::create(b, descA0, i64(aStep >> 4));
+    Value descB = arith::AddIOp::create(b, descB0, i64(bStep >> 4));
+    auto scaleD = zeroInit && kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one;
+    d = NVVM::WgmmaMmaAsyncOp::create(
+        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
+        NVVM::WGMMATypesAttr::get(ctx, wgmmaType), NVVM::WGMMATypesAttr::get(ctx, wgmmaType),
+        NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
+        NVVM::WGMMAScaleOutAttr::get(ctx, scaleD),
+        NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+        NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+        NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+        NVVM::MMALayoutAttr::get(ctx, bKMajor ? NVVM::MMALayout::col : NVVM::MMALayout::row),
+        nullptr);
+  }
+  NVVM::WgmmaGroupSyncAlignedOp::create(b);
+  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
+  Slots out;
+  for (int64_t i = 0; i < n / 2; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i}));
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
 static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Value y) {
   bool isFloat = isa<FloatType>(x.getType());
   switch (kind) {
@@ -675,6 +933,10 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
 }
 
 SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
+  return loadRows(p.load, prefetchOrigin(p, iv, loopIv));
+}
+
+SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Value loopIv) {
   // Recompute the load's indices for induction value `iv` without touching the mapping
   // the rest of the body uses.
   IRMapping local;
@@ -689,7 +951,7 @@ SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value lo
   tile::LoadOp load = p.load;
   for (Value i : load.getIndices())
     origin.push_back(local.contains(i) ? local.lookup(i) : scalars.lookup(i));
-  return loadRows(load, origin);
+  return origin;
 }
 
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
@@ -700,7 +962,21 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Prefetch> prefetches = findPrefetches(op);
   Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
   SmallVector<size_t> regCounts;
+  Value first = arith::ConstantIndexOp::create(b, 0);
+  if (wgmma && !prefetches.empty()) {
+    // The first iteration's tiles go to stage 0 once earlier readers and copies are done.
+    flushBarrier();
+    if (copiesPending)
+      waitForCopies();
+    ::mlir::gpu::BarrierOp::create(b);
+    for (Prefetch &p : prefetches)
+      issueCopies(p.load, swizzledTiles[swizzledBuffer(p.load, 2)], first,
+                  prefetchOrigin(p, lb, op.getInductionVar()));
+    init.push_back(first); // the stage this iteration reads
+  }
   for (const Prefetch &p : prefetches) {
+    if (wgmma)
+      break;
     SmallVector<Value> regs = prefetchAt(p, lb, op.getInductionVar());
     regCounts.push_back(regs.size());
     init.append(regs);
@@ -711,7 +987,24 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   scalars.map(op.getInductionVar(), loop.getInductionVar());
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
   SmallVector<Value> nextRegs;
-  if (!prefetches.empty()) {
+  if (wgmma && !prefetches.empty()) {
+    // This iteration's tiles have landed (and everyone is done with the other stage):
+    // start copying the next iteration's into it while this one computes.
+    Value stage = loop.getRegionIterArgs()[numCarried];
+    flushBarrier();
+    waitForCopies();
+    ::mlir::gpu::BarrierOp::create(b);
+    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    for (Prefetch &p : prefetches) {
+      int index = swizzledBuffer(p.load, 2);
+      issueCopies(p.load, swizzledTiles[index], other,
+                  prefetchOrigin(p, next, op.getInductionVar()));
+      shared[p.load.getResult()] = {Value(), false, index, stage};
+      preStaged.insert(p.load);
+    }
+    nextRegs.push_back(other);
+  } else if (!prefetches.empty()) {
     // Store the tiles loaded one iteration ahead, then start loading the next ones:
     // their latency hides behind this iteration's arithmetic.
     flushBarrier();
@@ -792,7 +1085,7 @@ LogicalResult Distributor::lowerOp(Operation *op) {
   if (auto gather = dyn_cast<tile::GatherOp>(op))
     return lowerGather(gather);
   if (auto dot = dyn_cast<tile::DotOp>(op))
-    return lowerDot(dot);
+    return wgmma ? lowerWarpgroupDot(dot) : lowerDot(dot);
   if (auto red = dyn_cast<tile::ReduceOp>(op))
     return lowerReduce(red);
   if (auto bc = dyn_cast<tile::BroadcastOp>(op))
@@ -801,7 +1094,9 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerRange(range);
   if (auto trans = dyn_cast<tile::TransOp>(op)) {
     if (auto it = shared.find(trans.getInput()); it != shared.end()) {
-      shared[trans.getResult()] = {it->second.mem, !it->second.transposed};
+      SharedTile t = it->second;
+      t.transposed = !t.transposed;
+      shared[trans.getResult()] = t;
       return success();
     }
     // BT and B enumerate the same elements in the same slot order: a relabeling.
@@ -834,9 +1129,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     if (preStaged.contains(&op))
       continue;
     auto load = dyn_cast<tile::LoadOp>(op);
-    bool staged = load && shared.count(load.getResult()) == 0 &&
-                  (layoutOf(load.getResult()).kind == LayoutKind::B ||
-                   layoutOf(load.getResult()).kind == LayoutKind::BT);
+    bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
     if (!staged)
       flushBarrier();
     if (failed(lowerOp(&op)))
@@ -869,6 +1162,45 @@ static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   if (!arg || arg.getOwner() != &func.getBody().front() || !index)
     return failure();
   return b.getDenseI64ArrayAttr({arg.getArgNumber(), *index, divisor});
+}
+
+/// Why `grid` cannot use wgmma (empty when it can): warpgroups of 4 warps each owning 64
+/// rows, 16-bit operands whose contraction and column extents fill 128-byte swizzle rows,
+/// right operands and memory-read left operands loaded whole with 16-byte copies.
+static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTiles,
+                                 const DenseMap<Value, Layout> &layouts) {
+  if (warps % 4 || mTiles != 1)
+    return "needs num_warps % 4 == 0 and block_m = 16 x num_warps";
+  std::string reason;
+  grid.walk([&](tile::DotOp dot) {
+    auto lhs = cast<RankedTensorType>(dot.getLhs().getType());
+    auto rhs = cast<RankedTensorType>(dot.getRhs().getType());
+    int64_t k = lhs.getDimSize(1), n = rhs.getDimSize(1);
+    if (!lhs.getElementType().isF16() && !lhs.getElementType().isBF16())
+      reason = "needs f16/bf16 operands";
+    else if (k % kSwizzleCols || n % kSwizzleCols || n > 256)
+      reason = "needs K and N multiples of 64 (N <= 256)";
+    Value r = dot.getRhs();
+    if (auto t = r.getDefiningOp<tile::TransOp>())
+      r = t.getInput();
+    if (!r.getDefiningOp<tile::LoadOp>())
+      reason = "needs right operands loaded from memory";
+  });
+  grid.walk([&](tile::LoadOp load) {
+    auto kind = layouts.lookup(load.getResult()).kind;
+    if (kind != LayoutKind::A && kind != LayoutKind::B && kind != LayoutKind::BT)
+      return;
+    auto type = cast<RankedTensorType>(load.getType());
+    auto buffer = cast<MemRefType>(load.getSource().getType());
+    int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+    if (buffer.getDimSize(buffer.getRank() - 1) != cols || (rows * cols / 8) % (32 * warps))
+      reason = "needs operand tiles spanning whole rows, 16-byte chunks spread evenly";
+    if (kind == LayoutKind::A)
+      for (Operation *user : load->getUsers())
+        if (auto dot = dyn_cast<tile::DotOp>(user); !dot || dot.getLhs() != load.getResult())
+          reason = "needs memory-read left operands used only by products";
+  });
+  return reason;
 }
 
 namespace {
@@ -918,7 +1250,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&entry);
 
-  Distributor d(b, layouts, warps, mTiles, config.getNumStages(), kernel);
+  bool useWgmma = wgmma && wgmmaMismatch(grid, warps, mTiles, layouts).empty();
+  Distributor d(b, layouts, warps, mTiles, config.getNumStages(), useWgmma, kernel);
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);
@@ -966,6 +1299,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
       attrs.getNamedAttr("kernel", attrs.getStringAttr(name)),
       attrs.getNamedAttr("grid", attrs.getArrayAttr(grids)),
       attrs.getNamedAttr("block", attrs.getI64IntegerAttr(32 * warps)),
+      attrs.getNamedAttr("smem", attrs.getI64IntegerAttr(d.dynamicSharedBytes())),
   }));
   grid.erase();
   return success();

@@ -150,5 +150,5 @@ class GpuKernel:
             grid = [d if a < 0 else math.ceil(args[a].shape[d] / div) for a, d, div in launch["grid"]]
             if min(grid) == 0:
                 continue
-            kernel.launch(grid, (launch["block"], 1, 1), 0, stream, params)
+            kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
         return (out, lse_out) if return_lse else out

@@ -17,8 +17,12 @@ SPECS = {
     "window": (tessera.attention(causal=True, window=WINDOW), {"causal": True, "window": WINDOW}),
     "softcap": (tessera.attention(score_mod=softcap),
                 {"score_mod": lambda s, b, h, i, j: SOFTCAP * __import__("numpy").tanh(s / SOFTCAP)}),
-    # Two 16-row m-tiles per warp (block_m = 2 x 16 x num_warps).
+    # Two 16-row m-tiles per warp (block_m = 2 x 16 x num_warps): mma.sync on every chip.
     "causal-2m": (tessera.attention(causal=True), {"causal": True}),
+    # Two warpgroups, 128-key tiles double-buffered (the benchmark's wgmma shape).
+    "causal-2wg": (tessera.attention(causal=True), {"causal": True}),
+    # One stage: operands copied and used in the same iteration.
+    "full-1stage": (tessera.attention(), {}),
 }
 
 HEAD_DIMS = (64, 128)
@@ -26,8 +30,11 @@ DTYPE = "bfloat16"
 
 
 def config_for(head_dim, name=""):
+    if name.endswith("-2wg"):
+        return tessera.Config(block_m=128, block_n=128, num_warps=8, num_stages=2)
     block_m = 128 if name.endswith("-2m") else 64
-    return tessera.Config(block_m=block_m, block_n=64 if head_dim <= 128 else 32, num_warps=4)
+    return tessera.Config(block_m=block_m, block_n=64 if head_dim <= 128 else 32, num_warps=4,
+                          num_stages=1 if name.endswith("-1stage") else 2)
 
 
 def kernels():

@@ -1,0 +1,41 @@
+//===- Wgmma.h - shared-memory layouts and descriptors for Hopper wgmma -*- C++ -*-===//
+//
+// wgmma reads its operands from shared memory through 64-bit matrix descriptors that
+// describe one of a few canonical layouts. Tessera stages every operand tile in the
+// 128-byte-swizzled layout: the tile's columns in blocks of 64 16-bit elements (128
+// bytes), each block stored [rows][64] with 128-byte rows, and the eight 16-byte chunks
+// of row r permuted by XOR with r % 8 (so the 8 rows one tensor-core read touches fall in
+// different banks). The same bytes serve as a K-major operand (the contraction dimension
+// along the columns: Q, K, P) and as an MN-major one (along the rows: V).
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_GPU_WGMMA_H
+#define TESSERA_CODEGEN_GPU_WGMMA_H
+
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace tessera::gpu {
+
+/// Elements of a 16-bit type per swizzle block row (128 bytes).
+constexpr int64_t kSwizzleCols = 64;
+/// Bytes of one swizzle atom (8 rows of 128 bytes); atoms must start 1024-byte aligned.
+constexpr int64_t kSwizzleAtomBytes = 1024;
+
+/// Element offset of (row, col) inside a [rows, cols] tile stored swizzled; `col` is a
+/// multiple of 8 (a 16-byte chunk) plus `colInChunk`.
+mlir::Value swizzledOffset(mlir::ImplicitLocOpBuilder &b, mlir::Value row, mlir::Value col,
+                           int64_t rows);
+
+/// The wgmma matrix descriptor of a swizzled tile starting at shared address `address`
+/// (i64, bytes): leading/stride byte offsets as the PTX ISA defines them for the 128-byte
+/// swizzle mode.
+mlir::Value matrixDescriptor(mlir::ImplicitLocOpBuilder &b, mlir::Value address,
+                             int64_t leadingBytes, int64_t strideBytes);
+
+/// Byte offset, inside a [rows, cols] swizzled tile, of the 16-column slice starting at
+/// column `k` of a K-major operand (the columns are the contraction dimension).
+int64_t kMajorStepOffset(int64_t rows, int64_t k);
+
+} // namespace tessera::gpu
+
+#endif
