@@ -100,11 +100,14 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench/results/softmax.jsonl"))
     args = ap.parse_args()
     device = torch.cuda.get_device_name()
-    try:
-        commit = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                         text=True).strip()
-    except Exception:
-        commit = os.environ.get("TESSERA_COMMIT", "unknown")
+    # The GPU machine gets a copy of the work tree: the caller names the commit it is.
+    commit = os.environ.get("TESSERA_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.check_output(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
+        except Exception:
+            commit = "unknown"
     command = "python3 bench/softmax_gpu.py" + (" --quick" if args.quick else "")
     ours = kernels()
     # Every (shape, mask) recompiles flex_attention; past dynamo's default limit of 8 it

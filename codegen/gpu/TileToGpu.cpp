@@ -116,6 +116,17 @@ private:
     SmallVector<Operation *> indexSlice; // body ops computing the load's indices
   };
   SmallVector<Prefetch> findPrefetches(scf::ForOp op);
+  /// The last loop lowered with cp.async prefetching. Its last iteration prefetches the
+  /// tiles of iteration `ub`: a loop right after it that starts there and loads the same
+  /// tiles the same way finds its first tiles on their way, in stage `nextStage`, so the
+  /// pipeline runs on across the loops of a masked / unmasked / masked split.
+  struct PrefetchingLoop {
+    scf::ForOp op;
+    SmallVector<Prefetch> prefetches;
+    Value nextStage;
+  };
+  std::optional<PrefetchingLoop> lastPrefetchingLoop;
+  bool continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches);
   SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
   SmallVector<Value> prefetchOrigin(const Prefetch &p, Value iv, Value loopIv);
   DenseSet<Operation *> preStaged;
@@ -505,6 +516,29 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
+  // An accumulator tile spanning whole rows of the buffer: each thread's neighbouring
+  // columns (2t, 2t + 1) go out as one 32-bit store, only rows need a bounds check.
+  Type elem = type.getElementType();
+  if (l.kind == LayoutKind::Acc && tileRank == 2 && elem.getIntOrFloatBitWidth() == 16 &&
+      type.getDimSize(rank - 1) == l.cols) {
+    Value rows = memref::DimOp::create(b, buffer, rank - 2);
+    auto pairType = VectorType::get({2}, elem);
+    for (int64_t s = 0; s < numSlots(l); s += 2) {
+      SlotCoord c = slotCoord(l, s);
+      SmallVector<Value> idx(origin);
+      idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], coord(c.rowBase, c.row));
+      idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], coord(c.colBase, c.col));
+      Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rows);
+      Value pair = vector::FromElementsOp::create(b, pairType,
+                                                  ValueRange{(*values)[s], (*values)[s + 1]});
+      scf::IfOp::create(b, ok, [&](OpBuilder &nb, Location loc) {
+        vector::StoreOp::create(nb, loc, pair, buffer, idx, /*nontemporal=*/false,
+                                nb.getI64IntegerAttr(4));
+        scf::YieldOp::create(nb, loc);
+      });
+    }
+    return success();
+  }
   for (int64_t s = 0; s < numSlots(l); ++s) {
     SlotCoord c = slotCoord(l, s);
     SmallVector<Value> idx(origin);
@@ -954,6 +988,42 @@ SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Valu
   return origin;
 }
 
+/// Whether `a` (in loop `la`) and `b` (in loop `lb`) compute the same function of their
+/// loops' induction variables.
+static bool sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
+  if (a == la.getInductionVar() || b == lb.getInductionVar())
+    return a == la.getInductionVar() && b == lb.getInductionVar();
+  Operation *da = a.getDefiningOp(), *db = b.getDefiningOp();
+  bool insideA = da && da->getBlock() == la.getBody();
+  bool insideB = db && db->getBlock() == lb.getBody();
+  if (!insideA || !insideB)
+    return !insideA && !insideB && a == b;
+  return cast<OpResult>(a).getResultNumber() == cast<OpResult>(b).getResultNumber() &&
+         OperationEquivalence::isEquivalentTo(
+             da, db, [&](Value x, Value y) {
+               return success(sameFunctionOfIv(x, la, y, lb));
+             },
+             nullptr, OperationEquivalence::IgnoreLocations);
+}
+
+bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
+  if (!lastPrefetchingLoop || op->getPrevNode() != lastPrefetchingLoop->op.getOperation())
+    return false;
+  scf::ForOp last = lastPrefetchingLoop->op;
+  if (op.getLowerBound() != last.getUpperBound() || op.getStep() != last.getStep() ||
+      prefetches.size() != lastPrefetchingLoop->prefetches.size())
+    return false;
+  for (auto [p, q] : llvm::zip(prefetches, lastPrefetchingLoop->prefetches)) {
+    tile::LoadOp x = p.load, y = q.load;
+    if (x.getSource() != y.getSource() || x.getType() != y.getType())
+      return false;
+    for (auto [i, j] : llvm::zip(x.getIndices(), y.getIndices()))
+      if (!sameFunctionOfIv(i, op, j, last))
+        return false;
+  }
+  return true;
+}
+
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
@@ -964,16 +1034,24 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<size_t> regCounts;
   Value first = arith::ConstantIndexOp::create(b, 0);
   if (wgmma && !prefetches.empty()) {
-    // The first iteration's tiles go to stage 0 once earlier readers and copies are done.
-    flushBarrier();
-    if (copiesPending)
-      waitForCopies();
-    ::mlir::gpu::BarrierOp::create(b);
-    for (Prefetch &p : prefetches)
-      issueCopies(p.load, swizzledTiles[swizzledBuffer(p.load, 2)], first,
-                  prefetchOrigin(p, lb, op.getInductionVar()));
-    init.push_back(first); // the stage this iteration reads
+    if (continuesLastLoop(op, prefetches)) {
+      init.push_back(lastPrefetchingLoop->nextStage);
+    } else {
+      init.push_back(first); // the stage the first iteration reads
+      // The first iteration's tiles go to stage 0 once earlier readers and copies are
+      // done; copies issued just before (Q) need no wait: the loop's first wait covers them.
+      if (!barrierPending) {
+        if (copiesPending)
+          waitForCopies();
+        ::mlir::gpu::BarrierOp::create(b);
+      }
+      for (Prefetch &p : prefetches)
+        issueCopies(p.load, swizzledTiles[swizzledBuffer(p.load, 2)], first,
+                    prefetchOrigin(p, lb, op.getInductionVar()));
+    }
   }
+  // Copies pending before a loop that may run no iteration still need their barrier.
+  bool pendingBefore = barrierPending;
   for (const Prefetch &p : prefetches) {
     if (wgmma)
       break;
@@ -991,9 +1069,9 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     // This iteration's tiles have landed (and everyone is done with the other stage):
     // start copying the next iteration's into it while this one computes.
     Value stage = loop.getRegionIterArgs()[numCarried];
-    flushBarrier();
     waitForCopies();
     ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = false;
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
     for (Prefetch &p : prefetches) {
@@ -1035,6 +1113,9 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   scf::YieldOp::create(b, yielded);
   b.setInsertionPointAfter(loop);
   unflatten(op.getResults(), loop.getResults().take_front(numCarried));
+  barrierPending |= pendingBefore;
+  if (wgmma && !prefetches.empty())
+    lastPrefetchingLoop = PrefetchingLoop{op, prefetches, loop.getResults().back()};
   return success();
 }
 
@@ -1130,6 +1211,9 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       continue;
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
+    // A wgmma loop that prefetches starts its copies before waiting for earlier ones.
+    if (auto loop = dyn_cast<scf::ForOp>(op); loop && wgmma && !findPrefetches(loop).empty())
+      staged = true;
     if (!staged)
       flushBarrier();
     if (failed(lowerOp(&op)))

@@ -1,11 +1,12 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu=wgmma=true | FileCheck %s --check-prefix=WGMMA
 
 // A tile program becomes a kernel in a gpu.module: one block per program (32 x num_warps
 // threads), tile.dot as mma.sync m16n8k16, the key tile staged in shared memory and read
 // with ldmatrix, the row reduction finished with quad shuffles; the host function keeps
 // a launch record with the grid as a formula of its arguments' sizes.
 // CHECK-LABEL: func.func @scores
-// CHECK-SAME: tessera.launches = [{block = 128 : i64, grid = [array<i64: 0, 0, 64>], kernel = "scores_kernel0"}]
+// CHECK-SAME: tessera.launches = [{block = 128 : i64, grid = [array<i64: 0, 0, 64>], kernel = "scores_kernel0", smem = 0 : i64}]
 // CHECK-NOT: tile.grid
 // CHECK: gpu.module @scores_kernels
 // CHECK: gpu.func @scores_kernel0
@@ -24,6 +25,29 @@
 // CHECK: gpu.shuffle xor
 // CHECK: memref.store
 // CHECK: gpu.return
+// With wgmma (Hopper) the same program stages both operands in dynamic shared memory
+// (1024-byte aligned, 128-byte swizzle) with cp.async, fences them for the async proxy
+// and multiplies with one wgmma per 16 columns of the contraction; the accumulator keeps
+// the mma.sync layout, so the row reduction is unchanged.
+// WGMMA-LABEL: func.func @scores
+// WGMMA-SAME: smem = 17408 : i64
+// WGMMA: gpu.func @scores_kernel0
+// WGMMA: %[[ARENA:.*]] = gpu.dynamic_shared_memory
+// WGMMA: memref.view %[[ARENA]]
+// WGMMA: memref.view %[[ARENA]]
+// WGMMA: nvgpu.device_async_copy {{.*}}, 8, {{.*}} {bypassL1}
+// WGMMA: nvvm.cp.async.commit.group
+// WGMMA: nvgpu.device_async_copy {{.*}}, 8, {{.*}} {bypassL1}
+// WGMMA: nvvm.cp.async.commit.group
+// WGMMA: nvvm.cp.async.wait.group 0
+// WGMMA: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// WGMMA: gpu.barrier
+// WGMMA: nvvm.wgmma.fence.aligned
+// WGMMA: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA-COUNT-3: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
+// WGMMA: nvvm.wgmma.commit.group.sync.aligned
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: gpu.shuffle xor
 func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                   %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                   %m: memref<?xf32, strided<[?], offset: ?>>) {

@@ -21,10 +21,20 @@ PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 def test_ptx_assembles(name, chip, tmp_path):
     spec = cases.SPECS[name][0]
     module = spec.to_mlir(cases.DTYPE, 64, 64)
-    ptx, launches = _core.compile_gpu(module, spec.name, chip, **cases.config_for(64).as_kwargs())
+    config = cases.config_for(64, name)
+    ptx, launches = _core.compile_gpu(module, spec.name, chip, **config.as_kwargs())
     text = ptx.decode()
     assert f".target {chip}" in text
-    assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
+    # Hopper takes warpgroup MMA where the config fits it: one warpgroup per 64 rows.
+    wgmma = chip == "sm_90a" and config.block_m == 16 * config.num_warps \
+        and config.num_warps % 4 == 0 and config.block_n % 64 == 0
+    if wgmma:
+        assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", text)
+        assert "cp.async.cg.shared.global" in text and "fence.proxy.async.shared::cta" in text
+        assert '"smem": 0' not in launches
+    else:
+        assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
+        assert "wgmma" not in text
     assert '"kernel": "attention_kernel0"' in launches
     if not os.path.exists(PTXAS):
         pytest.skip("ptxas not installed")
