@@ -14,7 +14,8 @@ import tessera  # noqa: E402
 # a multiple of 64 use wgmma; the others mma.sync.
 CONFIGS = [(64, 64, 4, 2), (64, 128, 4, 2), (128, 64, 8, 2), (128, 128, 8, 2), (128, 128, 8, 1), (64, 64, 4, 1),
            (128, 32, 8, 2), (128, 32, 4, 1)]
-SPECS = {"full": tessera.attention(), "causal": tessera.attention(causal=True)}
+SPECS = {"full": tessera.attention(), "causal": tessera.attention(causal=True),
+         "window": tessera.attention(causal=True, window=1024)}
 
 
 def kernels():
