@@ -164,7 +164,6 @@ private:
   Value stageOffset(const SwizzledTile &t, Value stage, int64_t bytesPerElement);
   void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin);
   void waitForCopies();
-  FailureOr<SharedTile> stageOperandA(Value lhs, int64_t m, int64_t k);
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
   Value base(LaneBase lb) {
@@ -684,41 +683,12 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   return success();
 }
 
-FailureOr<Distributor::SharedTile> Distributor::stageOperandA(Value lhs, int64_t m,
-                                                              int64_t k) {
-  if (auto it = shared.find(lhs); it != shared.end() && it->second.swizzled >= 0)
-    return it->second;
-  // A tile computed in registers (FlashAttention's P): each thread writes its elements,
-  // two neighbouring columns per 32-bit store, where its warpgroup's wgmma reads them.
-  Layout l{LayoutKind::A, m, k, mTiles};
-  FailureOr<Slots> slots = slotsOf(lhs, l);
-  if (failed(slots))
-    return failure();
-  Type elem = cast<RankedTensorType>(lhs.getType()).getElementType();
-  auto key = std::make_pair(Value(), Type(lhs.getType()));
-  auto it = swizzledBuffers.find(key);
-  int index = it != swizzledBuffers.end() ? it->second : allocateSwizzled(m, k, 1, elem);
-  swizzledBuffers[key] = index;
-  const SwizzledTile &t = swizzledTiles[index];
-  auto pairType = VectorType::get({2}, elem);
-  for (int64_t s = 0; s < numSlots(l); s += 2) {
-    SlotCoord c = slotCoord(l, s);
-    Value offset = swizzledOffset(b, coord(c.rowBase, c.row), coord(c.colBase, c.col), t.rows);
-    Value pair = vector::FromElementsOp::create(b, pairType, ValueRange{(*slots)[s], (*slots)[s + 1]});
-    vector::StoreOp::create(b, pair, t.view, ValueRange{offset}, /*nontemporal=*/false,
-                            b.getI64IntegerAttr(4));
-  }
-  NVVM::FenceProxyOp::create(
-      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
-      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
-  // Only the warpgroup's own 64 rows are read: a named barrier per warpgroup (0 is the
-  // block-wide one).
-  Value id = arith::IndexCastOp::create(
-      b, b.getI32Type(), arith::AddIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 1)));
-  NVVM::BarrierOp::create(b, TypeRange{}, id,
-                          arith::ConstantIntOp::create(b, b.getI32Type(), 128), nullptr,
-                          Value());
-  return SharedTile{Value(), false, index, arith::ConstantIndexOp::create(b, 0)};
+/// Packs two 16-bit floats into one 32-bit register.
+static Value packWord(ImplicitLocOpBuilder &b, Value lo, Value hi) {
+  Value v = vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
+                                           ValueRange{lo, hi});
+  Value word = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v);
+  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
 }
 
 LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
@@ -730,67 +700,86 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   auto rhs = shared.find(op.getRhs());
   if (rhs == shared.end() || rhs->second.swizzled < 0)
     return op.emitError("wgmma needs the right operand loaded from memory");
-  FailureOr<SharedTile> lhs = stageOperandA(op.getLhs(), m, k);
-  if (failed(lhs))
-    return failure();
   // A zero accumulator is not read: the first product overwrites it.
   bool zeroInit = matchPattern(op.getAcc(), m_AnyZeroFloat());
-  Slots acc;
-  if (!zeroInit) {
-    FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
-    if (failed(c))
-      return failure();
-    acc = *c;
-  }
-  const SwizzledTile &ta = swizzledTiles[lhs->swizzled];
-  const SwizzledTile &tb = swizzledTiles[rhs->second.swizzled];
+  FailureOr<Slots> acc = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
+  if (failed(acc))
+    return failure();
   auto startOf = [&](const SwizzledTile &t, Value stage) {
     Value bytes = stageOffset(t, stage, 2);
     return arith::AddIOp::create(b, t.address,
                                  arith::IndexCastUIOp::create(b, b.getI64Type(), bytes));
   };
-  // Warpgroup w multiplies rows [64 w, 64 w + 64) of the left operand.
-  Value rowBlock = arith::IndexCastUIOp::create(
-      b, b.getI64Type(),
-      arith::MulIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 64 * 128)));
-  Value descA0 = matrixDescriptor(
-      b, arith::AddIOp::create(b, startOf(ta, lhs->stage), rowBlock), 16, kSwizzleAtomBytes);
+  auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, b.getI64Type(), v); };
   // K stored [n][k] is K-major; V stored [k][n] is MN-major: its 64-column blocks are
   // `rows * 128` bytes apart (the leading byte offset), its 8-row groups 1024.
+  const SwizzledTile &tb = swizzledTiles[rhs->second.swizzled];
   bool bKMajor = rhs->second.transposed;
   Value descB0 = matrixDescriptor(b, startOf(tb, rhs->second.stage),
                                   bKMajor ? 16 : tb.rows * 128, kSwizzleAtomBytes);
-  auto wgmmaType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
-  Type f32 = b.getF32Type();
-  auto structType =
-      LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, f32));
-  NVVM::WgmmaFenceAlignedOp::create(b);
-  Value d = LLVM::UndefOp::create(b, structType);
-  for (auto [i, v] : llvm::enumerate(acc))
-    d = LLVM::InsertValueOp::create(b, d, v, ArrayRef<int64_t>{int64_t(i)});
-  auto i64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, b.getI64Type(), v); };
-  for (int64_t kk = 0; kk < k / 16; ++kk) {
-    int64_t aStep = kMajorStepOffset(ta.rows, 16 * kk);
-    int64_t bStep = bKMajor ? kMajorStepOffset(tb.rows, 16 * kk) : 16 * kk * 128;
-    Value descA = arith::AddIOp::create(b, descA0, i64(aStep >> 4));
-    Value descB = arith::AddIOp::create(b, descB0, i64(bStep >> 4));
-    auto scaleD = zeroInit && kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one;
-    d = NVVM::WgmmaMmaAsyncOp::create(
-        b, structType, d, descA, descB, NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
-        NVVM::WGMMATypesAttr::get(ctx, wgmmaType), NVVM::WGMMATypesAttr::get(ctx, wgmmaType),
-        NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
-        NVVM::WGMMAScaleOutAttr::get(ctx, scaleD),
-        NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-        NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-        NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
-        NVVM::MMALayoutAttr::get(ctx, bKMajor ? NVVM::MMALayout::col : NVVM::MMALayout::row),
-        nullptr);
+  auto descB = [&](int64_t kk) {
+    int64_t step = bKMajor ? kMajorStepOffset(tb.rows, 16 * kk) : 16 * kk * 128;
+    return arith::AddIOp::create(b, descB0, i64(step >> 4));
+  };
+  Slots out;
+  Value ssResult; // the struct a shared-memory-sourced chain ends with
+  auto lhsShared = shared.find(op.getLhs());
+  if (lhsShared == shared.end() || lhsShared->second.swizzled < 0) {
+    // Left operand in registers (P): each warp's fragment is the mma.sync A layout. All
+    // operands are ready before the first wgmma, so the chain runs uninterrupted.
+    FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
+    if (failed(a))
+      return failure();
+    SmallVector<SmallVector<Value>> aRegs(k / 16);
+    SmallVector<Value> descs;
+    for (int64_t kk = 0; kk < k / 16; ++kk) {
+      for (int64_t r = 0; r < 4; ++r)
+        aRegs[kk].push_back(packWord(b, (*a)[8 * kk + 2 * r], (*a)[8 * kk + 2 * r + 1]));
+      descs.push_back(descB(kk));
+    }
+    out = *acc;
+    NVVM::WgmmaFenceAlignedOp::create(b);
+    for (int64_t kk = 0; kk < k / 16; ++kk) {
+      Value d = registerSourcedWgmma(b, out, aRegs[kk], descs[kk], elem.isF16(), !bKMajor);
+      for (int64_t i = 0; i < n / 2; ++i)
+        out[i] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
+    }
+  } else {
+    // Left operand in shared memory (Q); warpgroup w multiplies its rows [64 w, 64 w + 64).
+    const SwizzledTile &ta = swizzledTiles[lhsShared->second.swizzled];
+    Value rowBlock = arith::IndexCastUIOp::create(
+        b, b.getI64Type(),
+        arith::MulIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 64 * 128)));
+    Value descA0 = matrixDescriptor(
+        b, arith::AddIOp::create(b, startOf(ta, lhsShared->second.stage), rowBlock), 16,
+        kSwizzleAtomBytes);
+    auto wgmmaType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
+    auto structType = LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, b.getF32Type()));
+    NVVM::WgmmaFenceAlignedOp::create(b);
+    Value d = LLVM::UndefOp::create(b, structType);
+    if (!zeroInit)
+      for (auto [i, v] : llvm::enumerate(*acc))
+        d = LLVM::InsertValueOp::create(b, d, v, ArrayRef<int64_t>{int64_t(i)});
+    for (int64_t kk = 0; kk < k / 16; ++kk) {
+      Value descA = arith::AddIOp::create(b, descA0, i64(kMajorStepOffset(ta.rows, 16 * kk) >> 4));
+      auto scaleD = zeroInit && kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one;
+      d = NVVM::WgmmaMmaAsyncOp::create(
+          b, structType, d, descA, descB(kk), NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
+          NVVM::WGMMATypesAttr::get(ctx, wgmmaType), NVVM::WGMMATypesAttr::get(ctx, wgmmaType),
+          NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
+          NVVM::WGMMAScaleOutAttr::get(ctx, scaleD),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+          NVVM::MMALayoutAttr::get(ctx, bKMajor ? NVVM::MMALayout::col : NVVM::MMALayout::row),
+          nullptr);
+    }
+    ssResult = d;
   }
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
   NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
-  Slots out;
-  for (int64_t i = 0; i < n / 2; ++i)
-    out.push_back(LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i}));
+  for (int64_t i = 0; ssResult && i < n / 2; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, ssResult, ArrayRef<int64_t>{i}));
   tiles[op.getResult()] = std::move(out);
   return success();
 }

@@ -2,6 +2,9 @@
 #include "codegen/gpu/Wgmma.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+#include <string>
 
 using namespace mlir;
 
@@ -35,4 +38,36 @@ int64_t tessera::gpu::kMajorStepOffset(int64_t rows, int64_t k) {
   // Whole swizzle blocks of columns, then 2 bytes per column inside the block: the
   // hardware applies the XOR to the final address, so a start inside a 128-byte row works.
   return (k / kSwizzleCols) * rows * 128 + (k % kSwizzleCols) * 2;
+}
+
+Value tessera::gpu::registerSourcedWgmma(ImplicitLocOpBuilder &b, ValueRange acc,
+                                         ValueRange aRegs, Value descB, bool f16,
+                                         bool bMnMajor) {
+  int64_t k = acc.size(); // n / 2 accumulators per thread
+  std::string type = f16 ? "f16" : "bf16";
+  std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $" + std::to_string(2 * k + 5) +
+                    ", 0;\nwgmma.mma_async.sync.aligned.m64n" + std::to_string(2 * k) +
+                    "k16.f32." + type + "." + type + " {";
+  std::string constraints;
+  for (int64_t i = 0; i < k; ++i) {
+    ptx += (i ? ", $" : "$") + std::to_string(i);
+    constraints += "=f,";
+  }
+  for (int64_t i = 0; i < k; ++i)
+    constraints += std::to_string(i) + ","; // accumulators are read and written
+  ptx += "}, {$" + std::to_string(2 * k) + ", $" + std::to_string(2 * k + 1) + ", $" +
+         std::to_string(2 * k + 2) + ", $" + std::to_string(2 * k + 3) + "}, $" +
+         std::to_string(2 * k + 4) + ", p, 1, 1, " + (bMnMajor ? "1" : "0") + ";\n}\n";
+  constraints += "r,r,r,r,l,n";
+  SmallVector<Value> operands(acc.begin(), acc.end());
+  operands.append(aRegs.begin(), aRegs.end());
+  operands.push_back(descB);
+  operands.push_back(arith::ConstantIntOp::create(b, b.getI32Type(), 1)); // scale-d: accumulate
+  auto result = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                 SmallVector<Type>(k, b.getF32Type()));
+  return LLVM::InlineAsmOp::create(
+             b, result, operands, b.getStringAttr(ptx), b.getStringAttr(constraints),
+             b.getUnitAttr(), UnitAttr(), LLVM::TailCallKindAttr(),
+             LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr())
+      .getResult(0);
 }

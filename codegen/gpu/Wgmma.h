@@ -36,6 +36,16 @@ mlir::Value matrixDescriptor(mlir::ImplicitLocOpBuilder &b, mlir::Value address,
 /// column `k` of a K-major operand (the columns are the contraction dimension).
 int64_t kMajorStepOffset(int64_t rows, int64_t k);
 
+/// wgmma m64nNk16 with the left operand in registers (per thread 4 x b32 per 16 columns:
+/// the mma.sync A fragment of the warp's 16 rows) and the right one in shared memory,
+/// accumulating into `acc` (N / 2 f32 per thread); returns the updated accumulator as an
+/// LLVM struct. FlashAttention-3 feeds P to the second product this way. NVVM's wgmma op
+/// takes descriptors only, so this emits the instruction the way NVVM lowers its own
+/// ops: inline PTX with tied accumulator registers.
+mlir::Value registerSourcedWgmma(mlir::ImplicitLocOpBuilder &b, mlir::ValueRange acc,
+                                 mlir::ValueRange aRegs, mlir::Value descB, bool f16,
+                                 bool bMnMajor);
+
 } // namespace tessera::gpu
 
 #endif
