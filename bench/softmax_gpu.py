@@ -25,16 +25,25 @@ SPECS = {
 }
 
 
-# Chosen from bench/tune_softmax.py on the H200 (bench/results/tune_softmax_*.log); both
-# use wgmma on sm_90a (block_m = 16 x num_warps, block_n a multiple of 64).
-CONFIGS = {64: tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2),
-           128: tessera.Config(block_m=128, block_n=128, num_warps=8, num_stages=2)}
+# Per (mask, head dim), chosen from bench/tune_softmax.py on the H200
+# (bench/results/tune_softmax_d7ac493.log); all use wgmma on sm_90a (block_m = 16 x
+# num_warps, block_n a multiple of 64). One warpgroup per CTA with one stage keeps shared
+# memory at 49 KiB, so three CTAs share an SM and hide each other's latencies.
+def _config(block_m, block_n, num_warps, num_stages):
+    return tessera.Config(block_m=block_m, block_n=block_n, num_warps=num_warps,
+                          num_stages=num_stages)
+
+
+CONFIGS = {("full", 64): _config(128, 64, 8, 2), ("causal", 64): _config(128, 64, 8, 2),
+           ("window", 64): _config(64, 64, 4, 2),
+           ("full", 128): _config(64, 64, 4, 1), ("causal", 128): _config(64, 64, 4, 1),
+           ("window", 128): _config(64, 64, 4, 1)}
 
 
 def kernels():
     """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
     return {(name, d): tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
-                                       config=CONFIGS[d])
+                                       config=CONFIGS[name, d])
             for name, spec in SPECS.items() for d in (64, 128)}
 
 

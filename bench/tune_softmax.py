@@ -12,7 +12,7 @@ import tessera  # noqa: E402
 # (block_m, block_n, num_warps, num_stages)
 # On sm_90a, configs with block_m = 16 x num_warps (num_warps a multiple of 4) and block_n
 # a multiple of 64 use wgmma; the others mma.sync.
-CONFIGS = [(64, 64, 4, 2), (64, 128, 4, 2), (128, 64, 8, 2), (128, 128, 8, 2), (128, 128, 8, 1), (64, 64, 4, 1),
+CONFIGS = [(64, 64, 4, 2), (64, 128, 4, 2), (128, 64, 8, 2), (128, 128, 8, 2), (128, 128, 8, 1), (64, 64, 4, 1), (64, 128, 4, 1),
            (128, 32, 8, 2), (128, 32, 4, 1)]
 SPECS = {"full": tessera.attention(), "causal": tessera.attention(causal=True),
          "window": tessera.attention(causal=True, window=1024)}
