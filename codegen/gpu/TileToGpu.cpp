@@ -106,6 +106,13 @@ private:
   Value stagingBuffer(tile::LoadOp op);
   int64_t vectorsPerThread(tile::LoadOp op);
   std::pair<Value, Value> vectorPosition(tile::LoadOp op, int64_t i);
+  /// Global indices of this thread's `i`-th 16-byte vector of `op`'s tile at `origin`,
+  /// whether its row is inside the buffer, and its (row, column) in the tile.
+  struct VectorSource {
+    SmallVector<Value> indices;
+    Value inBounds, row, col;
+  };
+  VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer);
   SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
   void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
   /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
@@ -317,17 +324,12 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
   Value base = stageOffset(t, stage, 1);
   auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
-    auto [r, c] = vectorPosition(op, i);
-    SmallVector<Value> idx(origin);
-    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
-    idx[rank - 1] = c;
     // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros.
-    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
-    idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
-    Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, r, c, t.rows));
-    nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, idx,
+    VectorSource v = vectorSource(op, origin, i, rowsInBuffer);
+    Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, v.row, v.col, t.rows));
+    nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, v.indices,
                                      b.getIndexAttr(8),
-                                     arith::SelectOp::create(b, ok, full, none),
+                                     arith::SelectOp::create(b, v.inBounds, full, none),
                                      b.getUnitAttr());
   }
   NVVM::CpAsyncCommitGroupOp::create(b);
@@ -370,6 +372,22 @@ std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) 
   return {r, c};
 }
 
+Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange origin,
+                                                    int64_t i, Value rowsInBuffer) {
+  auto [r, c] = vectorPosition(op, i);
+  int64_t rank = origin.size();
+  VectorSource v{SmallVector<Value>(origin), Value(), r, c};
+  v.indices[rank - 2] = arith::AddIOp::create(b, v.indices[rank - 2], r);
+  v.indices[rank - 1] = c;
+  // Only rows can run past the buffer (the tile spans whole rows); such a row's address
+  // is clamped to row 0.
+  v.inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 2],
+                                     rowsInBuffer);
+  v.indices[rank - 2] = arith::SelectOp::create(b, v.inBounds, v.indices[rank - 2],
+                                                arith::ConstantIndexOp::create(b, 0));
+  return v;
+}
+
 SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
   auto tileType = cast<RankedTensorType>(op.getType());
   Type elem = tileType.getElementType();
@@ -379,20 +397,14 @@ SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
   auto vecType = VectorType::get({width}, elem);
   Value zeros = arith::ConstantOp::create(b, vecType,
                                           DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
-  Value zero = arith::ConstantIndexOp::create(b, 0);
   Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
   SmallVector<Value> regs;
   for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
-    auto [r, c] = vectorPosition(op, i);
-    SmallVector<Value> idx(origin);
-    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
-    idx[rank - 1] = c;
-    // Only rows can run past the buffer: a row beyond reads row 0 and becomes zeros.
-    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
-    idx[rank - 2] = arith::SelectOp::create(b, ok, idx[rank - 2], zero);
-    Value v = vector::LoadOp::create(b, vecType, buffer, idx, /*nontemporal=*/false,
+    // A row past the buffer reads row 0 and becomes zeros.
+    VectorSource v = vectorSource(op, origin, i, rowsInBuffer);
+    Value x = vector::LoadOp::create(b, vecType, buffer, v.indices, /*nontemporal=*/false,
                                      b.getI64IntegerAttr(16));
-    regs.push_back(arith::SelectOp::create(b, ok, v, zeros));
+    regs.push_back(arith::SelectOp::create(b, v.inBounds, x, zeros));
   }
   return regs;
 }
