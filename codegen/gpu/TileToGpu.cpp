@@ -168,7 +168,8 @@ private:
   void beginSharedArena();
   int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem);
   int swizzledBuffer(tile::LoadOp op, int64_t stages);
-  Value stageOffset(const SwizzledTile &t, Value stage, int64_t bytesPerElement);
+  /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
+  Value stageOffset(const SwizzledTile &t, Value stage);
   void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin);
   void waitForCopies();
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
@@ -309,9 +310,8 @@ int Distributor::swizzledBuffer(tile::LoadOp op, int64_t stages) {
   return index;
 }
 
-Value Distributor::stageOffset(const SwizzledTile &t, Value stage, int64_t bytesPerElement) {
-  return arith::MulIOp::create(b, stage,
-                               arith::ConstantIndexOp::create(b, t.rows * t.cols * bytesPerElement));
+Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
+  return arith::MulIOp::create(b, stage, arith::ConstantIndexOp::create(b, t.rows * t.cols));
 }
 
 void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
@@ -321,7 +321,7 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Value full = arith::ConstantIndexOp::create(b, 8), none = zero;
   Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
-  Value base = stageOffset(t, stage, 1);
+  Value base = stageOffset(t, stage);
   auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
     // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros.
@@ -346,8 +346,8 @@ void Distributor::waitForCopies() {
 }
 
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
-/// dim) and divides evenly among the threads; 0 otherwise.
-int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
+/// dim) and divides evenly among `numThreads` threads; 0 otherwise.
+static int64_t vectorsPerThreadOf(tile::LoadOp op, int64_t numThreads) {
   auto tileType = cast<RankedTensorType>(op.getType());
   auto buffer = cast<MemRefType>(op.getSource().getType());
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
@@ -356,6 +356,10 @@ int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
       (rows * cols / width) % numThreads)
     return 0;
   return rows * cols / width / numThreads;
+}
+
+int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
+  return vectorsPerThreadOf(op, numThreads);
 }
 
 /// Position (row, column) in the tile of this thread's `i`-th vector: consecutive threads
@@ -595,14 +599,20 @@ LogicalResult Distributor::lowerGather(tile::GatherOp op) {
   return success();
 }
 
-/// Packs two 16-bit floats into the 32-bit register an mma operand takes.
-static Value packPair(ImplicitLocOpBuilder &b, Value lo, Value hi) {
-  auto pair = VectorType::get({2}, lo.getType());
-  Value v = vector::FromElementsOp::create(b, pair, ValueRange{lo, hi});
-  if (lo.getType().isF16())
-    return v; // the f16 form of mma.sync takes vector<2xf16>
+/// Packs two 16-bit floats into one 32-bit register.
+static Value packWord(ImplicitLocOpBuilder &b, Value lo, Value hi) {
+  Value v = vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
+                                           ValueRange{lo, hi});
   Value word = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+/// The register an mma.sync operand takes: the f16 form takes vector<2xf16>, bf16 a word.
+static Value packPair(ImplicitLocOpBuilder &b, Value lo, Value hi) {
+  if (lo.getType().isF16())
+    return vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
+                                          ValueRange{lo, hi});
+  return packWord(b, lo, hi);
 }
 
 LogicalResult Distributor::lowerDot(tile::DotOp op) {
@@ -695,14 +705,6 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   return success();
 }
 
-/// Packs two 16-bit floats into one 32-bit register.
-static Value packWord(ImplicitLocOpBuilder &b, Value lo, Value hi) {
-  Value v = vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
-                                           ValueRange{lo, hi});
-  Value word = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v);
-  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
-}
-
 LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   MLIRContext *ctx = b.getContext();
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
@@ -718,7 +720,8 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   if (failed(acc))
     return failure();
   auto startOf = [&](const SwizzledTile &t, Value stage) {
-    Value bytes = stageOffset(t, stage, 2);
+    Value bytes = arith::MulIOp::create(b, stageOffset(t, stage),
+                                        arith::ConstantIndexOp::create(b, 2));
     return arith::AddIOp::create(b, t.address,
                                  arith::IndexCastUIOp::create(b, b.getI64Type(), bytes));
   };
@@ -1031,6 +1034,8 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return failure();
   size_t numCarried = init.size();
   SmallVector<Prefetch> prefetches = findPrefetches(op);
+  if (!wgmma || prefetches.empty())
+    flushBarrier();
   Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
   SmallVector<size_t> regCounts;
   Value first = arith::ConstantIndexOp::create(b, 0);
@@ -1212,8 +1217,8 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       continue;
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
-    // A wgmma loop that prefetches starts its copies before waiting for earlier ones.
-    if (auto loop = dyn_cast<scf::ForOp>(op); loop && wgmma && !findPrefetches(loop).empty())
+    // Loops decide themselves (a prefetching wgmma loop issues its copies first).
+    if (isa<scf::ForOp>(op))
       staged = true;
     if (!staged)
       flushBarrier();
@@ -1275,10 +1280,7 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
     auto kind = layouts.lookup(load.getResult()).kind;
     if (kind != LayoutKind::A && kind != LayoutKind::B && kind != LayoutKind::BT)
       return;
-    auto type = cast<RankedTensorType>(load.getType());
-    auto buffer = cast<MemRefType>(load.getSource().getType());
-    int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
-    if (buffer.getDimSize(buffer.getRank() - 1) != cols || (rows * cols / 8) % (32 * warps))
+    if (!vectorsPerThreadOf(load, 32 * warps))
       reason = "needs operand tiles spanning whole rows, 16-byte chunks spread evenly";
     if (kind == LayoutKind::A)
       for (Operation *user : load->getUsers())
