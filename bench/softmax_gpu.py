@@ -5,16 +5,13 @@ bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a pl
     python3 bench/softmax_gpu.py [--quick]
 """
 import argparse
-import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "frontend"))
+sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
+from _common import commit_id, time_ms, write_row  # noqa: E402
 
 H, TOKENS = 16, 65536
 WINDOW = 1024
@@ -83,22 +80,6 @@ def window_mask(b, h, i, j):
     return (j <= i) & (j > i - WINDOW)
 
 
-def time_ms(fn, iters):
-    import torch
-    fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(iters):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -109,14 +90,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench/results/softmax.jsonl"))
     args = ap.parse_args()
     device = torch.cuda.get_device_name()
-    # The GPU machine gets a copy of the work tree: the caller names the commit it is.
-    commit = os.environ.get("TESSERA_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.check_output(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], text=True).strip()
-        except Exception:
-            commit = "unknown"
+    commit = commit_id()
     command = "python3 bench/softmax_gpu.py" + (" --quick" if args.quick else "")
     ours = kernels()
     # Every (shape, mask) recompiles flex_attention; past dynamo's default limit of 8 it
@@ -157,13 +131,11 @@ def main():
                     except Exception as e:  # a peer that cannot run this shape
                         print(f"{impl} {kind} d={d} n={n}: {type(e).__name__}: {e}"[:200])
                         continue
-                    row = {"workload": f"softmax-{kind} d={d} n={n} b={b} h={H}", "impl": impl,
-                           "ms": round(ms, 4), "rate": round(flops / ms / 1e9, 1),
-                           "rate_unit": "TFLOP/s", "rel_err": round(err, 6), "device": device,
-                           "commit": commit, "command": command, "time": int(time.time())}
-                    print(json.dumps(row), flush=True)
-                    with open(args.out, "a") as f:  # row by row: a cut-off run keeps its rows
-                        f.write(json.dumps(row) + "\n")
+                    write_row(args.out, {
+                        "workload": f"softmax-{kind} d={d} n={n} b={b} h={H}", "impl": impl,
+                        "ms": round(ms, 4), "rate": round(flops / ms / 1e9, 1),
+                        "rate_unit": "TFLOP/s", "rel_err": round(err, 6), "device": device,
+                        "commit": commit, "command": command})
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def kernels():
 
 def main():
     import torch
-    from softmax_gpu import pairs, time_ms
+    from _common import time_ms
+    from softmax_gpu import pairs
     ks = kernels()
     n, b, h = 4096, 16, 16
     for d in (64, 128):

@@ -26,6 +26,7 @@ void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &opti
   attnToTile.blockN = options.blockN;
   attnToTile.numWarps = options.numWarps;
   attnToTile.numStages = options.numStages;
+  attnToTile.split = options.split;
   pm.addPass(createAttnToTile(attnToTile));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -86,6 +87,7 @@ void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &opti
   tiling.blockN = options.blockN;
   tiling.numWarps = options.numWarps;
   tiling.numStages = options.numStages;
+  tiling.split = options.split;
   buildToTilePipeline(pm, tiling);
   buildTileToPtxPipeline(pm, options);
 }

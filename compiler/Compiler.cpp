@@ -110,7 +110,8 @@ std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
   std::string options = "block-m=" + std::to_string(config.blockM) +
                         " block-n=" + std::to_string(config.blockN) +
                         " num-warps=" + std::to_string(config.numWarps) +
-                        " num-stages=" + std::to_string(config.numStages);
+                        " num-stages=" + std::to_string(config.numStages) +
+                        " split=" + std::to_string(config.split);
   switch (stage) {
   case Stage::Attn:
     return "builtin.module()";
@@ -126,7 +127,8 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
   return "builtin.module(tessera-gpu{block-m=" + std::to_string(config.blockM) +
          " block-n=" + std::to_string(config.blockN) +
          " num-warps=" + std::to_string(config.numWarps) +
-         " num-stages=" + std::to_string(config.numStages) + " chip=" + chip + "})";
+         " num-stages=" + std::to_string(config.numStages) +
+         " split=" + std::to_string(config.split) + " chip=" + chip + "})";
 }
 
 tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,

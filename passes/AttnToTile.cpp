@@ -99,10 +99,10 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
   // The pass options are user input: the attribute's verifier rejects bad knobs here.
   auto emitConfigError = [&] { return func.emitError("invalid tuning config: "); };
   if (failed(tile::ConfigAttr::verify(emitConfigError, blockM, blockN, numWarps, numStages,
-                                      /*split=*/1)))
+                                      split)))
     return failure();
   tile::ConfigAttr config = tile::ConfigAttr::get(&getContext(), blockM, blockN, numWarps,
-                                                  numStages, /*split=*/1);
+                                                  numStages, split);
   SmallVector<Operation *> toErase;
   for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
     ImplicitLocOpBuilder b(op.getLoc(), &op);

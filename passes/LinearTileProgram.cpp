@@ -113,13 +113,18 @@ Value loadLog2Decay(TileBuilder &tb, Value decay, Value head) {
 }
 } // namespace
 
-/// Opens a grid of one program per (query head, batch) and moves the builder into it;
+/// Opens a grid of one program per (query head, batch[, piece of the value columns]) and
+/// moves the builder into it;
 /// returns the program's head, batch and key/value head, with the head's decay loaded.
 static std::tuple<Value, Value, Value> beginHeadProgram(LinearProgram &p, Value nHeads,
                                                         Value nBatch, Value group, Value decay,
-                                                        tile::ConfigAttr config) {
+                                                        tile::ConfigAttr config,
+                                                        Value pieces = Value()) {
   ImplicitLocOpBuilder &b = p.b;
-  auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch}, config);
+  SmallVector<Value> sizes{nHeads, nBatch};
+  if (pieces)
+    sizes.push_back(pieces);
+  auto grid = tile::GridOp::create(b, sizes, config);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
   Value head = p.programId(0), batch = p.programId(1);
   p.log2Decay = loadLog2Decay(p, decay, head);
@@ -136,26 +141,49 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   LinearOperands ops(p, op, buffers, config);
   Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
   Value out = buffers.lookup(op.getOutput()), finalState = buffers.lookup(op.getFinalState());
-  int64_t d = ops.d, dv = ops.dv, blk = ops.blk;
+  int64_t d = ops.d, blk = ops.blk, split = config.getSplit();
+  if (ops.dv % split)
+    return op.emitError("split = ") << split << " must divide the value dim " << ops.dv;
+  // Each program owns dv / split columns of V, O and the state: more programs when
+  // batch x heads alone cannot fill the machine (the query-key product is recomputed).
+  int64_t dv = ops.dv / split;
   double scale = ops.scale;
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
   OpBuilder::InsertionGuard guard(b);
-  auto [head, batch, kvHead] = beginHeadProgram(p, nHeads, nBatch, group, decay, config);
+  auto [head, batch, kvHead] =
+      beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
   Value c0 = p.cIndex(0);
+  Value col0 = arith::MulIOp::create(b, p.programId(2), p.cIndex(dv));
   Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
-                                            ValueRange{batch, head, c0, c0}, nullptr)
+                                            ValueRange{batch, head, c0, col0}, nullptr)
                            .getResult()
                      : p.splatF32({d, dv}, 0.0f);
   Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
-  // The block's rows as f32 tiles, φ applied, padding rows of keys zeroed.
+  // Products take the inputs' element type (tensor cores: bf16/f16 in, f32 accumulate).
+  Type operandType = cast<MemRefType>(q.getType()).getElementType();
+  auto asOperand = [&](Value x) {
+    auto t = cast<RankedTensorType>(x.getType());
+    if (t.getElementType() == operandType)
+      return x;
+    return Value(arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x));
+  };
+  // φ(rows) as operands; only φ = elu + 1 maps the zero padding past `valid` off zero.
+  auto loadMapped = [&](Value buffer, Value h, Value n0, Value valid) {
+    if (op.getFeatureMap() == attn::FeatureMap::identity)
+      return Value(tile::LoadOp::create(b, p.tileType({blk, d}, operandType), buffer,
+                                        ValueRange{batch, h, n0, c0}, nullptr));
+    Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
+    if (op.getFeatureMap() == attn::FeatureMap::elu_plus_one)
+      x = p.zeroRowsFrom(x, local, valid);
+    return asOperand(x);
+  };
   auto loadBlock = [&](Value n0) {
     Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-    Value qb = p.phi(p.loadF32(q, {blk, d}, ValueRange{batch, head, n0, c0}));
-    Value kb = p.zeroRowsFrom(p.phi(p.loadF32(k, {blk, d}, ValueRange{batch, kvHead, n0, c0})),
-                              local, valid);
-    Value vb = p.loadF32(v, {blk, dv}, ValueRange{batch, kvHead, n0, c0});
+    Value qb = loadMapped(q, head, n0, valid), kb = loadMapped(k, kvHead, n0, valid);
+    Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
+                                    ValueRange{batch, kvHead, n0, col0}, nullptr);
     return std::make_tuple(qb, kb, vb, valid);
   };
   auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
@@ -164,6 +192,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     })[0];
   };
   Value scaleTile = p.splatF32({blk, dv}, float(scale));
+  Value zeroOut = p.splatF32({blk, dv}, 0.0f);
 
   if (op.getCausal()) {
     // t - s for the intra-block decay mask; r + 1 for Λq.
@@ -173,15 +202,19 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                         p.splatF32({blk, blk}, 0.0f));
     Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff),
                                          p.splatF32({blk, blk}, 0.0f));
-    Value qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+    Value qDecay = p.broadcast(
+        p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
     state = forBlocks(state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
-      Value scores = arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)),
-                                           mask);
-      Value o = p.dot(scores, vb, p.splatF32({blk, dv}, 0.0f));
-      o = p.dot(arith::MulFOp::create(b, qb, p.broadcast(qDecay, 1, d)), s, o);
-      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
-      // S ← λ^valid S + (Λk K)ᵀ V with Λk = λ^(valid-1-r); rows past `valid` are zero.
+      // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
+      // Q feeds both products as it was loaded.
+      Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
+      Value scores = arith::MulFOp::create(
+          b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
+      o = p.dot(asOperand(scores), vb, o);
+      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
+                ValueRange{batch, head, n0, col0});
+      // S ← λ^valid S + Kᵀ (Λk V) with Λk = λ^(valid-1-r); rows past `valid` are zero.
       Value validF = p.indexToF32(valid);
       // Clamped at 0: rows past `valid` are zero, and λ^(negative) could overflow to inf.
       Value kExp = arith::MaxNumFOp::create(
@@ -189,9 +222,12 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
           arith::SubFOp::create(
               b, p.splatOf({blk}, arith::SubFOp::create(b, validF, p.cF32(1.0))), rowsF),
           p.splatF32({blk}, 0.0f));
-      Value kDecayed = arith::MulFOp::create(b, kb, p.broadcast(p.decayPow(kExp), 1, d));
+      Value vf = operandType == p.f32 ? vb
+                                      : Value(arith::ExtFOp::create(
+                                            b, p.tileType({blk, dv}, p.f32), vb));
+      Value vDecayed = arith::MulFOp::create(b, vf, p.broadcast(p.decayPow(kExp), 1, dv));
       Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-      return p.dot(p.trans(kDecayed), vb, carried);
+      return p.dot(p.trans(kb), asOperand(vDecayed), carried);
     });
   } else {
     // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S.
@@ -199,14 +235,16 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       auto [qb, kb, vb, valid] = loadBlock(n0);
       return p.dot(p.trans(kb), vb, s);
     });
+    Value stateOperand = asOperand(state);
     forBlocks(state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
-      Value o = p.dot(qb, s, p.splatF32({blk, dv}, 0.0f));
-      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, c0});
+      Value o = p.dot(qb, stateOperand, zeroOut);
+      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
+                ValueRange{batch, head, n0, col0});
       return s;
     });
   }
-  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, c0});
+  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
   return success();
 }
 

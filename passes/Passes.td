@@ -31,7 +31,9 @@ def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
     Option<"blockM", "block-m", "int64_t", "64", "query rows per program">,
     Option<"blockN", "block-n", "int64_t", "64", "keys per inner-loop step">,
     Option<"numWarps", "num-warps", "int64_t", "4", "warps per program (GPU)">,
-    Option<"numStages", "num-stages", "int64_t", "2", "software-pipeline stages (GPU)">
+    Option<"numStages", "num-stages", "int64_t", "2", "software-pipeline stages (GPU)">,
+    Option<"split", "split", "int64_t", "1",
+           "pieces a program's work is split into (linear attention: value columns)">
   ];
 }
 

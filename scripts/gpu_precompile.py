@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "bench")]
 
 import cases  # noqa: E402
+import linear_gpu  # noqa: E402
 import softmax_gpu  # noqa: E402
 import tune_softmax  # noqa: E402
 
 start = time.time()
-n = len(cases.kernels()) + len(softmax_gpu.kernels()) + len(tune_softmax.kernels())
+n = (len(cases.kernels()) + len(cases.linear_kernels()) + len(softmax_gpu.kernels())
+     + len(tune_softmax.kernels()) + len(linear_gpu.kernels()))
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")

@@ -32,11 +32,22 @@ static ArrayRef<int64_t> shapeOf(Value v) {
   return cast<RankedTensorType>(v.getType()).getShape();
 }
 
-static Layout make(LayoutKind kind, Value v, int64_t mTiles) {
+static bool isRowDistributed(LayoutKind kind) {
+  return kind == LayoutKind::Acc || kind == LayoutKind::Row || kind == LayoutKind::A;
+}
+
+/// Row-distributed tiles give each of the `numWarps` warps rows / numWarps consecutive
+/// rows, in 16-row m-tiles (a tile too short for that is reported after assignment).
+static Layout make(LayoutKind kind, Value v, int64_t numWarps) {
   ArrayRef<int64_t> s = shapeOf(v);
-  bool rowDistributed =
-      kind == LayoutKind::Acc || kind == LayoutKind::Row || kind == LayoutKind::A;
-  return {kind, s[0], s.size() > 1 ? s[1] : 0, rowDistributed ? mTiles : 1};
+  int64_t mTiles = isRowDistributed(kind) ? std::max<int64_t>(1, s[0] / (16 * numWarps)) : 1;
+  return {kind, s[0], s.size() > 1 ? s[1] : 0, mTiles};
+}
+
+/// Layouts whose every warp holds the whole tile: only a product's right operand wants
+/// them, and they do not spread to element-wise results (that would replicate the work).
+static bool isReplicated(LayoutKind kind) {
+  return kind == LayoutKind::B || kind == LayoutKind::BT;
 }
 
 static bool isElementwise(Operation *op) {
@@ -46,21 +57,37 @@ static bool isElementwise(Operation *op) {
   return (ns == "arith" || ns == "math") && !isa<arith::ConstantOp>(op);
 }
 
+/// Values that may take a replicated layout (every warp reads them whole from shared
+/// memory): loads, staged by 16-byte copies, and transposes, whose input is staged from
+/// wherever it lives. Other computed or carried tiles stay distributed.
+static bool mayBeReplicated(Value v) {
+  return v.getDefiningOp<tile::LoadOp>() || v.getDefiningOp<tile::TransOp>();
+}
+
 namespace {
 struct Assigner {
   DenseMap<Value, Layout> &layouts;
-  int64_t mTiles;
+  int64_t numWarps;
   bool changed = false;
   std::string error;
 
-  /// Records `layout` for `v` unless it is a splat; a conflicting second layout is an
-  /// error except where the consumer converts (see `converts`).
+  /// Records `layout` for `v` unless it is a splat or already has one: a value used in
+  /// several layouts is converted where a use needs another (TileToGpu). One exception:
+  /// a load wanted whole by a product is staged in shared memory, and its other uses
+  /// read it from there.
   void set(Value v, Layout layout) {
     if (!isTile(v) || isSplat(v))
       return;
+    if (isReplicated(layout.kind) && !mayBeReplicated(v))
+      return;
     auto [it, inserted] = layouts.try_emplace(v, layout);
-    if (inserted)
+    if (inserted) {
       changed = true;
+    } else if (v.getDefiningOp<tile::LoadOp>() && isReplicated(layout.kind) &&
+               !isReplicated(it->second.kind)) {
+      it->second = layout;
+      changed = true;
+    }
   }
   std::optional<Layout> get(Value v) {
     auto it = layouts.find(v);
@@ -76,28 +103,35 @@ struct Assigner {
       if (shapeOf(from) == shapeOf(to))
         set(to, *l);
   }
+  /// Forward through an element-wise op: distributed layouts only.
+  void forward(Value operand, Value result) {
+    if (auto l = get(operand); l && !isReplicated(l->kind))
+      sameAs(operand, result);
+  }
 
   void visit(Operation *op) {
     if (auto dot = dyn_cast<tile::DotOp>(op)) {
-      set(dot.getResult(), make(LayoutKind::Acc, dot.getResult(), mTiles));
-      set(dot.getAcc(), make(LayoutKind::Acc, dot.getAcc(), mTiles));
-      set(dot.getLhs(), make(LayoutKind::A, dot.getLhs(), mTiles));
-      set(dot.getRhs(), make(LayoutKind::B, dot.getRhs(), mTiles));
+      set(dot.getResult(), make(LayoutKind::Acc, dot.getResult(), numWarps));
+      set(dot.getAcc(), make(LayoutKind::Acc, dot.getAcc(), numWarps));
+      set(dot.getLhs(), make(LayoutKind::A, dot.getLhs(), numWarps));
+      set(dot.getRhs(), make(LayoutKind::B, dot.getRhs(), numWarps));
     } else if (auto trans = dyn_cast<tile::TransOp>(op)) {
-      if (auto l = get(trans.getResult()); l && l->kind == LayoutKind::B)
-        set(trans.getInput(), make(LayoutKind::BT, trans.getInput(), mTiles));
+      // A transposed load is staged in shared memory and read back transposed.
+      auto l = get(trans.getResult());
+      if (l && (l->kind == LayoutKind::B || trans.getInput().getDefiningOp<tile::LoadOp>()))
+        set(trans.getInput(), make(LayoutKind::BT, trans.getInput(), numWarps));
     } else if (auto red = dyn_cast<tile::ReduceOp>(op)) {
       auto in = red.getInput();
       if (shapeOf(in).size() == 2) {
-        set(in, make(LayoutKind::Acc, in, mTiles));
+        set(in, make(LayoutKind::Acc, in, numWarps));
         set(red.getResult(),
             make(red.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, red.getResult(),
-                 mTiles));
+                 numWarps));
       }
     } else if (auto bc = dyn_cast<tile::BroadcastOp>(op)) {
-      set(bc.getResult(), make(LayoutKind::Acc, bc.getResult(), mTiles));
+      set(bc.getResult(), make(LayoutKind::Acc, bc.getResult(), numWarps));
       set(bc.getInput(),
-          make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, bc.getInput(), mTiles));
+          make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, bc.getInput(), numWarps));
     } else if (auto gather = dyn_cast<tile::GatherOp>(op)) {
       sameAs(gather.getIndices(), gather.getResult());
       sameAs(gather.getResult(), gather.getIndices());
@@ -121,12 +155,12 @@ struct Assigner {
     } else if (auto store = dyn_cast<tile::StoreOp>(op)) {
       Value v = store.getValue();
       if (!get(v))
-        set(v, make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, mTiles));
+        set(v, make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, numWarps));
     } else if (isElementwise(op)) {
       Value res = op->getResult(0);
       for (Value operand : op->getOperands())
         if (isTile(operand))
-          sameAs(operand, res);
+          forward(operand, res);
       for (Value operand : op->getOperands())
         if (isTile(operand))
           sameAs(res, operand);
@@ -135,9 +169,9 @@ struct Assigner {
 };
 } // namespace
 
-LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t mTiles,
+LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
                                           DenseMap<Value, Layout> &layouts) {
-  Assigner a{layouts, mTiles};
+  Assigner a{layouts, numWarps};
   do {
     a.changed = false;
     grid.getBody().walk([&](Operation *op) { a.visit(op); });
@@ -149,6 +183,18 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t mTiles,
         op->emitError("no GPU layout could be assigned to this tile");
         return WalkResult::interrupt();
       }
+    for (Value r : op->getResults()) {
+      auto it = layouts.find(r);
+      if (it == layouts.end() || !isRowDistributed(it->second.kind))
+        continue;
+      const Layout &l = it->second;
+      if (l.rows != 16 * numWarps * l.mTiles) {
+        op->emitError("a tile of ")
+            << l.rows << " rows cannot be spread over " << numWarps
+            << " warps in 16-row blocks (rows must be 16 x num_warps x m)";
+        return WalkResult::interrupt();
+      }
+    }
     return WalkResult::advance();
   });
   if (result.wasInterrupted())
@@ -156,7 +202,7 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t mTiles,
   // A transpose relabels: its result takes the layout demanded by its consumer (B).
   grid.getBody().walk([&](tile::TransOp t) {
     if (!layouts.count(t.getResult()))
-      layouts[t.getResult()] = make(LayoutKind::B, t.getResult(), mTiles);
+      layouts[t.getResult()] = make(LayoutKind::B, t.getResult(), numWarps);
   });
   return success();
 }

@@ -11,8 +11,8 @@ namespace tessera::gpu {
 bool isSplat(mlir::Value v);
 /// Assigns a distributed layout to every non-splat tile value in `grid`'s body; emits an
 /// error on the op whose tile gets none.
-/// `mTiles` is how many 16-row m-tiles each warp owns.
-mlir::LogicalResult assignLayouts(tile::GridOp grid, int64_t mTiles,
+/// Row-distributed tiles are spread over `numWarps` warps.
+mlir::LogicalResult assignLayouts(tile::GridOp grid, int64_t numWarps,
                                   llvm::DenseMap<mlir::Value, Layout> &layouts);
 } // namespace tessera::gpu
 

@@ -41,15 +41,16 @@ using namespace tessera::gpu;
 
 namespace {
 using Slots = SmallVector<Value>;
+constexpr int64_t kStaticSharedLimit = 48 * 1024;
 
 /// Emits the body of one kernel: the grid body's ops, distributed over threads.
 class Distributor {
 public:
   Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps, int64_t mTiles, int64_t numStages, bool wgmma,
+              int64_t numWarps, int64_t numStages, bool wgmma,
               ::mlir::gpu::GPUFuncOp kernel)
       : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
-        mTiles(mTiles), numStages(numStages), wgmma(wgmma) {
+        numWarps(numWarps), numStages(numStages), wgmma(wgmma) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
     Value c32 = arith::ConstantIndexOp::create(b, 32);
@@ -63,8 +64,8 @@ public:
     t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
     isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
                                          arith::ConstantIndexOp::create(b, 0));
-    warpRow = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * mTiles)), g);
+    this->warp = warp;
+    laneAnchor = isQuadLeader.getDefiningOp();
   }
 
   LogicalResult lowerBlock(Block &block);
@@ -78,10 +79,26 @@ private:
   ImplicitLocOpBuilder &b;
   const DenseMap<Value, Layout> &layouts;
   DenseMap<Value, Slots> tiles;
-  Value g, t2, warpRow, isQuadLeader, threadId, lane, warpgroup;
+  Value g, t2, isQuadLeader, threadId, lane, warp, warpgroup;
+  /// 16 * mTiles * warp + g per m-tile count: the first row of a lane in row-distributed
+  /// tiles. Created at the kernel entry (after `laneAnchor`) on first use.
+  DenseMap<int64_t, Value> warpRows;
+  Operation *laneAnchor = nullptr;
+  Value warpRowFor(int64_t tilesPerWarp) {
+    Value &v = warpRows[tilesPerWarp];
+    if (!v) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(laneAnchor);
+      v = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * tilesPerWarp)),
+          g);
+      laneAnchor = v.getDefiningOp();
+    }
+    return v;
+  }
   ::mlir::gpu::GPUFuncOp kernel;
   int64_t numThreads;
-  int64_t mTiles; // 16-row m-tiles per warp
+  int64_t numWarps;
 
   /// A tile every warp reads whole (a dot's right operand) lives in shared memory,
   /// staged once per program instead of once per warp; fragments are read from it just
@@ -174,10 +191,10 @@ private:
   void waitForCopies();
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
-  Value base(LaneBase lb) {
+  Value base(const Layout &l, LaneBase lb) {
     switch (lb) {
     case LaneBase::WarpRow:
-      return warpRow;
+      return warpRowFor(l.mTiles);
     case LaneBase::G:
       return g;
     case LaneBase::T2:
@@ -185,8 +202,14 @@ private:
     }
     return {};
   }
-  Value coord(LaneBase lb, int64_t c) {
-    return arith::AddIOp::create(b, base(lb), arith::ConstantIndexOp::create(b, c));
+  Value coord(const Layout &l, LaneBase lb, int64_t c) {
+    return arith::AddIOp::create(b, base(l, lb), arith::ConstantIndexOp::create(b, c));
+  }
+  /// The tile coordinates (row, column) of slot `s` of layout `l` in this thread; a 1-D
+  /// layout's position is its row.
+  std::pair<Value, Value> position(const Layout &l, int64_t s) {
+    SlotCoord c = slotCoord(l, s);
+    return {coord(l, c.rowBase, c.row), l.cols ? coord(l, c.colBase, c.col) : Value()};
   }
   const Layout &layoutOf(Value v) { return layouts.find(v)->second; }
 
@@ -194,6 +217,24 @@ private:
   /// every slot.
   FailureOr<Slots> slotsOf(Value v, const Layout &want);
   Value splatScalar(Value v);
+
+  // Layout conversions (a value used in a layout it was not computed in) go through
+  // shared memory: its owners write it, a barrier, the consumers read their slots.
+  struct Conversion {
+    Layout layout;
+    Slots slots;
+    Block *block; // where it was made: reusable in this block and blocks nested in it
+  };
+  DenseMap<Value, SmallVector<Conversion>> conversions;
+  DenseMap<Type, Value> scratchBuffers; // one per shape: conversions fence around it
+  Value workgroupBuffer(ArrayRef<int64_t> shape, Type elem);
+  Value scratchBuffer(ArrayRef<int64_t> shape, Type elem);
+  void writeSlots(Value mem, const Layout &have, ArrayRef<Value> slots, bool transpose);
+  Slots readSlots(Value mem, const Layout &want, bool transposed);
+  FailureOr<Slots> convertThroughShared(Value v, const Layout &want, bool transpose);
+  bool visibleHere(Block *made);
+  /// A register tile a product reads whole (its right operand) copied to shared memory.
+  FailureOr<SharedTile> stageRegisters(Value v);
 
   LogicalResult lowerOp(Operation *op);
   LogicalResult lowerLoad(tile::LoadOp op);
@@ -213,6 +254,15 @@ private:
 };
 } // namespace
 
+/// Rows padded by 16 bytes so that the 8 rows one ldmatrix (or one column walk) reads
+/// fall in different banks.
+static SmallVector<int64_t> paddedShape(ArrayRef<int64_t> shape, Type elem) {
+  SmallVector<int64_t> out(shape);
+  if (out.size() == 2)
+    out[1] += 16 / (elem.getIntOrFloatBitWidth() / 8);
+  return out;
+}
+
 Value Distributor::splatScalar(Value v) {
   if (auto splat = v.getDefiningOp<tensor::SplatOp>())
     return scalars.lookup(splat.getInput());
@@ -221,12 +271,120 @@ Value Distributor::splatScalar(Value v) {
   return arith::ConstantOp::create(b, cast<TypedAttr>(dense.getSplatValue<Attribute>()));
 }
 
+bool Distributor::visibleHere(Block *made) {
+  for (Block *cur = b.getInsertionBlock(); cur;
+       cur = cur->getParentOp() ? cur->getParentOp()->getBlock() : nullptr)
+    if (cur == made)
+      return true;
+  return false;
+}
+
+Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem) {
+  auto type = MemRefType::get(
+      shape, elem, MemRefLayoutAttrInterface{},
+      ::mlir::gpu::AddressSpaceAttr::get(b.getContext(),
+                                         ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
+  Value mem = kernel.addWorkgroupAttribution(type, b.getLoc());
+  // 16-byte vector stores and ldmatrix need 16-byte aligned rows.
+  kernel.setWorkgroupAttributionAttr(kernel.getNumWorkgroupAttributions() - 1,
+                                     LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(128));
+  return mem;
+}
+
+
+Value Distributor::scratchBuffer(ArrayRef<int64_t> shape, Type elem) {
+  SmallVector<int64_t> padded = paddedShape(shape, elem);
+  Value &mem = scratchBuffers[MemRefType::get(padded, elem)];
+  if (!mem)
+    mem = workgroupBuffer(padded, elem);
+  return mem;
+}
+
+void Distributor::writeSlots(Value mem, const Layout &have, ArrayRef<Value> slots,
+                             bool transpose) {
+  // Layouts that replicate a value (a quad's lanes, every warp) write it several times,
+  // all the same.
+  for (auto [s, v] : llvm::enumerate(slots)) {
+    auto [r, c] = position(have, s);
+    SmallVector<Value> idx{r};
+    if (c)
+      idx = transpose ? SmallVector<Value>{c, r} : SmallVector<Value>{r, c};
+    memref::StoreOp::create(b, v, mem, idx);
+  }
+}
+
+Slots Distributor::readSlots(Value mem, const Layout &want, bool transposed) {
+  Slots out;
+  for (int64_t s = 0; s < numSlots(want); ++s) {
+    auto [r, c] = position(want, s);
+    SmallVector<Value> idx{r};
+    if (c)
+      idx = transposed ? SmallVector<Value>{c, r} : SmallVector<Value>{r, c};
+    out.push_back(memref::LoadOp::create(b, mem, idx));
+  }
+  return out;
+}
+
+FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
+                                                   bool transpose) {
+  auto type = cast<RankedTensorType>(v.getType());
+  FailureOr<Slots> have = slotsOf(v, layoutOf(v));
+  if (failed(have))
+    return failure();
+  SmallVector<int64_t> shape(type.getShape());
+  if (transpose)
+    std::swap(shape[0], shape[1]);
+  Value mem = scratchBuffer(shape, type.getElementType());
+  // Earlier readers of the scratch are done (and pending staged copies have landed).
+  barrierPending = true;
+  flushBarrier();
+  writeSlots(mem, layoutOf(v), *have, transpose);
+  ::mlir::gpu::BarrierOp::create(b);
+  return readSlots(mem, want, /*transposed=*/false);
+}
+
+FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getRank() != 2 || type.getElementType().getIntOrFloatBitWidth() != 16)
+    return emitError(v.getLoc(), "a product's right operand must be a 2-D 16-bit tile");
+  FailureOr<Slots> have = slotsOf(v, layoutOf(v));
+  if (failed(have))
+    return failure();
+  // Its own buffer: the operand stays readable for as long as the value lives.
+  Value mem = workgroupBuffer(paddedShape(type.getShape(), type.getElementType()),
+                              type.getElementType());
+  barrierPending = true;
+  flushBarrier(); // the previous iteration's readers are done
+  writeSlots(mem, layoutOf(v), *have, /*transpose=*/false);
+  ::mlir::gpu::BarrierOp::create(b);
+  SharedTile t{mem, /*transposed=*/false};
+  shared[v] = t;
+  return t;
+}
+
 FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   if (isSplat(v))
     return Slots(numSlots(want), splatScalar(v));
+  for (const Conversion &c : conversions.lookup(v))
+    if (c.layout == want && visibleHere(c.block))
+      return c.slots;
+  auto remember = [&](Slots slots) {
+    conversions[v].push_back({want, slots, b.getInsertionBlock()});
+    return slots;
+  };
   auto it = tiles.find(v);
-  if (it == tiles.end())
-    return emitError(v.getLoc(), "tile used before it was distributed");
+  if (it == tiles.end()) {
+    // A tile staged in shared memory for a product, used elsewhere too.
+    auto sh = shared.find(v);
+    if (sh == shared.end())
+      return emitError(v.getLoc(), "tile used before it was distributed");
+    if (!sh->second.mem)
+      return emitError(v.getLoc(), "a tile in swizzled shared memory can only be read by "
+                                   "warpgroup products");
+    flushBarrier();
+    return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+  }
   const Layout &have = layoutOf(v);
   if (have == want)
     return it->second;
@@ -239,26 +397,19 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
       out.push_back(it->second[accSlotForOperandA(s, want.cols)]);
     return out;
   }
-  return emitError(v.getLoc(), "unsupported GPU layout conversion");
+  FailureOr<Slots> converted = convertThroughShared(v, want, /*transpose=*/false);
+  if (failed(converted))
+    return failure();
+  return remember(*converted);
 }
 
 Value Distributor::stagingBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
-  // Rows padded by 8 elements (16 bytes) so that the 8 rows one ldmatrix reads fall in
-  // different banks.
-  auto smemType = MemRefType::get(
-      {rows, cols + 8}, tileType.getElementType(), MemRefLayoutAttrInterface{},
-      ::mlir::gpu::AddressSpaceAttr::get(b.getContext(),
-                                         ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
-  Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), smemType}];
-  if (!mem) {
-    mem = kernel.addWorkgroupAttribution(smemType, op.getLoc());
-    // 16-byte vector stores need 16-byte aligned rows.
-    kernel.setWorkgroupAttributionAttr(kernel.getNumWorkgroupAttributions() - 1,
-                                       LLVM::LLVMDialect::getAlignAttrName(),
-                                       b.getI64IntegerAttr(128));
-  }
+  Type elem = tileType.getElementType();
+  SmallVector<int64_t> shape = paddedShape(tileType.getShape(), elem);
+  Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), MemRefType::get(shape, elem)}];
+  if (!mem)
+    mem = workgroupBuffer(shape, elem);
   return mem;
 }
 
@@ -347,13 +498,34 @@ void Distributor::waitForCopies() {
 
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
 /// dim) and divides evenly among `numThreads` threads; 0 otherwise.
+/// Whether index `v` is a multiple of `w` by construction.
+static bool knownMultipleOf(Value v, int64_t w) {
+  APInt c;
+  if (matchPattern(v, m_ConstantInt(&c)))
+    return c.getSExtValue() % w == 0;
+  if (auto mul = v.getDefiningOp<arith::MulIOp>())
+    return knownMultipleOf(mul.getLhs(), w) || knownMultipleOf(mul.getRhs(), w);
+  if (auto add = v.getDefiningOp<arith::AddIOp>())
+    return knownMultipleOf(add.getLhs(), w) && knownMultipleOf(add.getRhs(), w);
+  return false;
+}
+
+/// 16-byte vectors per thread when `op`'s tile is made of whole 16-byte chunks of its
+/// buffer's rows (all of a row, or columns starting at a multiple of 16 bytes of a row
+/// that is a whole number of chunks) and the chunks divide evenly among `numThreads`
+/// threads; 0 otherwise.
 static int64_t vectorsPerThreadOf(tile::LoadOp op, int64_t numThreads) {
   auto tileType = cast<RankedTensorType>(op.getType());
   auto buffer = cast<MemRefType>(op.getSource().getType());
+  if (tileType.getRank() != 2)
+    return 0;
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
   int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
-  if (buffer.getDimSize(buffer.getRank() - 1) != cols || cols % width ||
-      (rows * cols / width) % numThreads)
+  int64_t rowLength = buffer.getDimSize(buffer.getRank() - 1);
+  bool wholeRows = rowLength == cols && matchPattern(op.getIndices().back(), m_Zero());
+  bool wholeChunks = !ShapedType::isDynamic(rowLength) && rowLength % width == 0 &&
+                     knownMultipleOf(op.getIndices().back(), width);
+  if (!(wholeRows || wholeChunks) || cols % width || (rows * cols / width) % numThreads)
     return 0;
   return rows * cols / width / numThreads;
 }
@@ -382,13 +554,21 @@ Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange 
   int64_t rank = origin.size();
   VectorSource v{SmallVector<Value>(origin), Value(), r, c};
   v.indices[rank - 2] = arith::AddIOp::create(b, v.indices[rank - 2], r);
-  v.indices[rank - 1] = c;
-  // Only rows can run past the buffer (the tile spans whole rows); such a row's address
-  // is clamped to row 0.
+  v.indices[rank - 1] = arith::AddIOp::create(b, v.indices[rank - 1], c);
+  // A 16-byte chunk lies wholly inside the buffer or wholly outside (vectorsPerThreadOf):
+  // one past the buffer reads nothing, its address clamped to (0, 0).
   v.inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 2],
                                      rowsInBuffer);
-  v.indices[rank - 2] = arith::SelectOp::create(b, v.inBounds, v.indices[rank - 2],
-                                                arith::ConstantIndexOp::create(b, 0));
+  auto type = cast<MemRefType>(scalars.lookup(op.getSource()).getType());
+  if (type.getDimSize(rank - 1) != cast<RankedTensorType>(op.getType()).getDimSize(1) ||
+      !matchPattern(op.getIndices().back(), m_Zero()))
+    v.inBounds = arith::AndIOp::create(
+        b, v.inBounds,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 1],
+                              arith::ConstantIndexOp::create(b, type.getDimSize(rank - 1))));
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  for (int64_t d : {rank - 2, rank - 1})
+    v.indices[d] = arith::SelectOp::create(b, v.inBounds, v.indices[d], zero);
   return v;
 }
 
@@ -425,7 +605,6 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
   Type elem = tileType.getElementType();
-  Value mem = stagingBuffer(op);
   Value buffer = scalars.lookup(op.getSource());
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   SmallVector<Value> origin;
@@ -449,6 +628,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   }
   if (!barrierPending)
     ::mlir::gpu::BarrierOp::create(b);
+  Value mem = stagingBuffer(op);
   if (vectorsPerThread(op)) {
     storeRows(op, mem, loadRows(op, origin));
   } else {
@@ -505,7 +685,7 @@ LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
     SmallVector<Value> idx(origin);
     Value inBounds;
     for (int64_t k = 0; k < tileRank; ++k) {
-      Value local = k == 0 ? coord(c.rowBase, c.row) : coord(c.colBase, c.col);
+      Value local = k == 0 ? coord(l, c.rowBase, c.row) : coord(l, c.colBase, c.col);
       Value &i = idx[rank - tileRank + k];
       i = arith::AddIOp::create(b, i, local);
       Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, dims[k]);
@@ -531,19 +711,27 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
-  // An accumulator tile spanning whole rows of the buffer: each thread's neighbouring
-  // columns (2t, 2t + 1) go out as one 32-bit store, only rows need a bounds check.
+  // An accumulator tile of 16-bit elements at an even column of rows of even length:
+  // each thread's neighbouring columns (2t, 2t + 1) go out as one 32-bit store.
   Type elem = type.getElementType();
+  int64_t rowLength = type.getDimSize(rank - 1);
+  bool wholeRows = rowLength == l.cols && matchPattern(op.getIndices().back(), m_Zero());
   if (l.kind == LayoutKind::Acc && tileRank == 2 && elem.getIntOrFloatBitWidth() == 16 &&
-      type.getDimSize(rank - 1) == l.cols) {
+      !ShapedType::isDynamic(rowLength) && rowLength % 2 == 0 &&
+      knownMultipleOf(op.getIndices().back(), 2)) {
     Value rows = memref::DimOp::create(b, buffer, rank - 2);
     auto pairType = VectorType::get({2}, elem);
     for (int64_t s = 0; s < numSlots(l); s += 2) {
       SlotCoord c = slotCoord(l, s);
       SmallVector<Value> idx(origin);
-      idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], coord(c.rowBase, c.row));
-      idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], coord(c.colBase, c.col));
+      idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], coord(l, c.rowBase, c.row));
+      idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], coord(l, c.colBase, c.col));
       Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rows);
+      if (!wholeRows)
+        ok = arith::AndIOp::create(
+            b, ok,
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
+                                  arith::ConstantIndexOp::create(b, rowLength)));
       Value pair = vector::FromElementsOp::create(b, pairType,
                                                   ValueRange{(*values)[s], (*values)[s + 1]});
       scf::IfOp::create(b, ok, [&](OpBuilder &nb, Location loc) {
@@ -560,7 +748,7 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
     // A Row value is replicated over the 4 lanes of a quad: one of them writes it.
     Value inBounds = l.kind == LayoutKind::Row ? isQuadLeader : Value();
     for (int64_t k = 0; k < tileRank; ++k) {
-      Value local = k == 0 ? coord(c.rowBase, c.row) : coord(c.colBase, c.col);
+      Value local = k == 0 ? coord(l, c.rowBase, c.row) : coord(l, c.colBase, c.col);
       Value &i = idx[rank - tileRank + k];
       i = arith::AddIOp::create(b, i, local);
       Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
@@ -624,24 +812,21 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     return op.emitError("GPU tensor cores take f16 or bf16 operands, got ") << elem;
   if (k % 16 || n % 8)
     return op.emitError("GPU dot needs K % 16 == 0 and N % 8 == 0");
+  int64_t mTiles = layoutOf(op.getResult()).mTiles;
   FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
   FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
   if (failed(a) || failed(c))
     return failure();
-  auto sharedRhs = shared.find(op.getRhs());
-  FailureOr<Slots> bs = Slots();
-  if (sharedRhs == shared.end())
-    bs = slotsOf(op.getRhs(), {LayoutKind::B, k, n});
-  if (failed(bs))
+  // Every warp reads the right operand whole: from shared memory, where a computed one
+  // is copied first.
+  if (!shared.count(op.getRhs()) && failed(stageRegisters(op.getRhs())))
     return failure();
+  auto sharedRhs = shared.find(op.getRhs());
   // Right-operand registers of the 16 x 8 block (kb, nb): two 32-bit words. From shared
   // memory, one ldmatrix.x4 fetches the words of two neighbouring blocks (nb, nb + 1);
   // K (stored [n][k]) reads plainly, V (stored [k][n]) with .trans.
   DenseMap<std::pair<int64_t, int64_t>, std::array<Value, 2>> fetched;
   auto rhsRegs = [&](int64_t kb, int64_t nb) -> std::array<Value, 2> {
-    if (sharedRhs == shared.end())
-      return {packPair(b, (*bs)[operandBSlot(n, kb, nb, 0)], (*bs)[operandBSlot(n, kb, nb, 1)]),
-              packPair(b, (*bs)[operandBSlot(n, kb, nb, 2)], (*bs)[operandBSlot(n, kb, nb, 3)])};
     auto it = fetched.find({kb, nb});
     if (it != fetched.end())
       return it->second;
@@ -676,7 +861,7 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     fetched[{kb, pairBase + 1}] = {word(2), word(3)};
     return fetched[{kb, nb}];
   };
-  if (sharedRhs != shared.end() && (n / 8) % 2)
+  if ((n / 8) % 2)
     return op.emitError("GPU dot from shared memory needs N % 16 == 0");
   auto ptxType = elem.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   Type f32 = b.getF32Type();
@@ -716,6 +901,7 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
     return op.emitError("wgmma needs the right operand loaded from memory");
   // A zero accumulator is not read: the first product overwrites it.
   bool zeroInit = matchPattern(op.getAcc(), m_AnyZeroFloat());
+  int64_t mTiles = layoutOf(op.getResult()).mTiles;
   FailureOr<Slots> acc = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
   if (failed(acc))
     return failure();
@@ -870,7 +1056,7 @@ LogicalResult Distributor::lowerRange(tile::RangeOp op) {
   Slots out;
   for (int64_t s = 0; s < numSlots(l); ++s) {
     SlotCoord c = slotCoord(l, s);
-    Value i = arith::AddIOp::create(b, start, coord(c.rowBase, c.row));
+    Value i = arith::AddIOp::create(b, start, coord(l, c.rowBase, c.row));
     out.push_back(arith::IndexCastOp::create(b, b.getI32Type(), i));
   }
   tiles[op.getResult()] = std::move(out);
@@ -1186,8 +1372,24 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       shared[trans.getResult()] = t;
       return success();
     }
+    const Layout &in = layoutOf(trans.getInput()), &out = layoutOf(trans.getResult());
     // BT and B enumerate the same elements in the same slot order: a relabeling.
-    tiles[trans.getResult()] = tiles.lookup(trans.getInput());
+    if (in.kind == LayoutKind::BT && out.kind == LayoutKind::B) {
+      tiles[trans.getResult()] = tiles.lookup(trans.getInput());
+      return success();
+    }
+    // Read whole by a product: staged once, read transposed.
+    if (out.kind == LayoutKind::B || out.kind == LayoutKind::BT) {
+      FailureOr<SharedTile> t = stageRegisters(trans.getInput());
+      if (failed(t))
+        return failure();
+      shared[trans.getResult()] = {t->mem, !t->transposed};
+      return success();
+    }
+    FailureOr<Slots> moved = convertThroughShared(trans.getInput(), out, /*transpose=*/true);
+    if (failed(moved))
+      return failure();
+    tiles[trans.getResult()] = std::move(*moved);
     return success();
   }
   if (auto forOp = dyn_cast<scf::ForOp>(op))
@@ -1268,6 +1470,8 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
     int64_t k = lhs.getDimSize(1), n = rhs.getDimSize(1);
     if (!lhs.getElementType().isF16() && !lhs.getElementType().isBF16())
       reason = "needs f16/bf16 operands";
+    else if (lhs.getDimSize(0) != 16 * warps)
+      reason = "needs products of 16 x num_warps rows";
     else if (k % kSwizzleCols || n % kSwizzleCols || n > 256)
       reason = "needs K and N multiples of 64 (N <= 256)";
     Value r = dot.getRhs();
@@ -1311,7 +1515,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
                           "block_m = ")
            << config.getBlockM() << ", num_warps = " << warps;
   DenseMap<Value, Layout> layouts;
-  if (failed(assignLayouts(grid, mTiles, layouts)))
+  if (failed(assignLayouts(grid, warps, layouts)))
     return failure();
 
   std::string name = (func.getName() + "_kernel" + Twine(index)).str();
@@ -1338,7 +1542,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   b.setInsertionPointToStart(&entry);
 
   bool useWgmma = wgmma && wgmmaMismatch(grid, warps, mTiles, layouts).empty();
-  Distributor d(b, layouts, warps, mTiles, config.getNumStages(), useWgmma, kernel);
+  Distributor d(b, layouts, warps, config.getNumStages(), useWgmma, kernel);
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);
@@ -1367,6 +1571,22 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (failed(d.lowerBlock(grid.getBody().front())))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
+  // Static shared memory (staging and conversion buffers) is capped at 48 KiB per block.
+  int64_t staticBytes = 0;
+  std::string buffers;
+  for (BlockArgument buffer : kernel.getWorkgroupAttributions()) {
+    auto type = cast<MemRefType>(buffer.getType());
+    staticBytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
+    llvm::raw_string_ostream os(buffers);
+    os << (buffers.empty() ? "" : ", ");
+    llvm::interleave(type.getShape(), os, "x");
+    os << "x" << type.getElementType();
+  }
+  if (staticBytes > kStaticSharedLimit)
+    return grid.emitError("the kernel needs ")
+           << staticBytes << " bytes of static shared memory (" << buffers
+           << "), more than the " << kStaticSharedLimit
+           << " a block can have; use smaller tiles or a larger split";
   // Index arithmetic copied from the host (ceildiv/floordiv) becomes plain integer ops;
   // the rest of arith lowers directly to NVVM (max/min stay single instructions).
   RewritePatternSet divisions(ctx);

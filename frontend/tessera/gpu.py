@@ -82,6 +82,62 @@ def _check_gpu_layout(t, name: str) -> None:
                          f"strides multiples of 16 bytes); pass {name}.contiguous()")
 
 
+def _check_cuda_tensor(t, name: str, dtype, device) -> None:
+    """A kernel input: a torch tensor of `dtype` on `device`, rows 16-byte aligned."""
+    import torch
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor on a CUDA device, got {type(t).__name__}")
+    if not t.is_cuda:
+        raise ValueError(f"{name} is on {t.device}; this kernel runs on the GPU")
+    if device is not None and t.device != device:
+        raise ValueError(f"{name} is on {t.device} but q is on {device}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name} has dtype {t.dtype}; this kernel takes {dtype}")
+    _check_gpu_layout(t, name)
+
+
+def _output_tensor(given, shape, dtype, device, name: str):
+    """A caller's output tensor (checked) or a new one."""
+    import torch
+    if given is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    if (not isinstance(given, torch.Tensor) or tuple(given.shape) != tuple(shape)
+            or given.dtype != dtype or given.device != device):
+        raise ValueError(f"{name} must be {dtype} of shape {tuple(shape)} on {device}")
+    if given.stride(-1) != 1:
+        raise ValueError(f"{name} must be contiguous in its last dimension")
+    return given
+
+
+class _Image:
+    """The compiled kernels of one module, loaded per device and launched on torch's
+    current stream with the arguments' memref descriptors."""
+
+    def __init__(self, module: str, entry: str, config, chip: str) -> None:
+        self.launches, self.ptx = load_image(module, entry, config, chip)
+        self._loaded = {}
+
+    def _kernels(self, device_index: int):
+        if device_index not in self._loaded:
+            module = _runtime.Module(self.ptx, device_index)
+            self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
+        return self._loaded[device_index][1]
+
+    def launch(self, args) -> None:
+        import torch
+        device = args[0].device
+        params = []
+        for t in args:
+            p = t.data_ptr()
+            params += [p, p, 0, *t.shape, *t.stride()]
+        stream = torch.cuda.current_stream(device).cuda_stream
+        for launch, kernel in zip(self.launches, self._kernels(device.index or 0)):
+            grid = [d if a < 0 else math.ceil(args[a].shape[d] / div) for a, d, div in launch["grid"]]
+            if min(grid) == 0:
+                continue
+            kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
+
+
 class GpuKernel:
     """A spec compiled to PTX for one element type, head dims and config; any B, H, N."""
 
@@ -92,31 +148,17 @@ class GpuKernel:
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
-        self.launches, self.ptx = load_image(self.module, spec.name, config, chip)
-        self._loaded = {}
-
-    def _kernels(self, device_index: int):
-        if device_index not in self._loaded:
-            module = _runtime.Module(self.ptx, device_index)
-            self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
-        return self._loaded[device_index][1]
+        self._image = _Image(self.module, spec.name, config, chip)
+        self.launches, self.ptx = self._image.launches, self._image.ptx
 
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  **buffers):
         import torch
         want = getattr(torch, _TORCH_DTYPES[self.dtype])
         for t, n in ((q, "q"), (k, "k"), (v, "v")):
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{n} must be a torch tensor on a CUDA device, got {type(t).__name__}")
-            if not t.is_cuda:
-                raise ValueError(f"{n} is on {t.device}; this kernel runs on the GPU")
-            if t.device != q.device:
-                raise ValueError(f"{n} is on {t.device} but q is on {q.device}")
-            if t.dtype != want:
-                raise TypeError(f"{n} has dtype {t.dtype}; this kernel takes {want}")
+            _check_cuda_tensor(t, n, want, getattr(q, "device", None))
             if t.dim() != 4:
                 raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
-            _check_gpu_layout(t, n)
         from .kernel import check_names, check_qkv_shapes
         B, H, Nq, _ = q.shape
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
@@ -127,28 +169,10 @@ class GpuKernel:
             t = buffers[name]
             if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype != torch.int32 or t.device != q.device:
                 raise TypeError(f"buffer {name!r} must be a 1-D int32 tensor on {q.device}")
-            tables.append(t)
-        if out is None:
-            out = torch.empty((B, H, Nq, self.value_dim), dtype=want, device=q.device)
-        elif tuple(out.shape) != (B, H, Nq, self.value_dim) or out.dtype != want or out.device != q.device:
-            raise ValueError(f"out must be {want} of shape {(B, H, Nq, self.value_dim)} on {q.device}")
-        if lse_out is None:
-            lse_out = torch.empty((B, H, Nq), dtype=torch.float32, device=q.device)
-        elif tuple(lse_out.shape) != (B, H, Nq) or lse_out.dtype != torch.float32 or lse_out.device != q.device:
-            raise ValueError(f"lse_out must be float32 of shape {(B, H, Nq)} on {q.device}")
-
-        for t, n in ((out, "out"), (lse_out, "lse_out"), *zip(tables, self.spec.buffers)):
             if t.stride(-1) != 1:
-                raise ValueError(f"{n} must be contiguous in its last dimension")
-        args = [q, k, v, *tables, out, lse_out]
-        params = []
-        for t in args:
-            p = t.data_ptr()
-            params += [p, p, 0, *t.shape, *t.stride()]
-        stream = torch.cuda.current_stream(q.device).cuda_stream
-        for launch, kernel in zip(self.launches, self._kernels(q.device.index or 0)):
-            grid = [d if a < 0 else math.ceil(args[a].shape[d] / div) for a, d, div in launch["grid"]]
-            if min(grid) == 0:
-                continue
-            kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
+                raise ValueError(f"{name} must be contiguous in its last dimension")
+            tables.append(t)
+        out = _output_tensor(out, (B, H, Nq, self.value_dim), want, q.device, "out")
+        lse_out = _output_tensor(lse_out, (B, H, Nq), torch.float32, q.device, "lse_out")
+        self._image.launch([q, k, v, *tables, out, lse_out])
         return (out, lse_out) if return_lse else out

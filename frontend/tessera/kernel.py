@@ -28,6 +28,9 @@ class Config:
     block_n: int = 64
     num_warps: int = 4
     num_stages: int = 2
+    # Pieces a program's work is split into, for more programs (linear attention: the
+    # value columns; 1 = none).
+    split: int = 1
 
     def as_kwargs(self) -> Dict[str, int]:
         return dataclasses.asdict(self)
@@ -185,8 +188,9 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
     if isinstance(spec, LinearAttentionSpec):
-        if target != "cpu":
-            raise SpecError("linear attention runs on the CPU target for now")
+        if target == "cuda":
+            from .linear import LinearGpuKernel
+            return LinearGpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)
         return LinearKernel(spec, dtype, head_dim, value_dim, config or Config())
     if target == "cuda":
         from .gpu import GpuKernel

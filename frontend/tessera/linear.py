@@ -206,6 +206,59 @@ class LinearKernel:
         return extras
 
 
+class LinearGpuKernel:
+    """A linear-attention spec compiled to PTX: bf16/f16 q, k, v, f32 state; any B, H, N.
+    With `config.split` = s, each (head, batch) runs as s programs of value_dim / s
+    columns each, for more parallelism when batch x heads is small."""
+
+    def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
+        from .gpu import _TORCH_DTYPES, _Image
+        if spec.decode:
+            raise SpecError("the decode step runs on the CPU target for now")
+        if dtype not in _TORCH_DTYPES:
+            raise SpecError(f"GPU kernels take bfloat16 or float16, got {dtype!r}")
+        if value_dim % config.split:
+            raise SpecError(f"split = {config.split} must divide value_dim = {value_dim}")
+        self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
+        self.head_dim, self.value_dim = head_dim, value_dim
+        self.module = spec.to_mlir(dtype, head_dim, value_dim)
+        self._image = _Image(self.module, spec.name, config, chip)
+        self.ptx = self._image.ptx
+        self._checked_decay = None
+
+    def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
+        import torch
+        from .gpu import _TORCH_DTYPES, _check_cuda_tensor, _output_tensor
+        from .kernel import check_names, check_qkv_shapes
+        want = getattr(torch, _TORCH_DTYPES[self.dtype])
+        for t, n in ((q, "q"), (k, "k"), (v, "v")):
+            _check_cuda_tensor(t, n, want, getattr(q, "device", None))
+            if t.dim() != 4:
+                raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
+        check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
+                         self.value_dim, same_length=True)
+        check_names("inputs", self.spec.extra_inputs, inputs)
+        B, H, N, D = q.shape
+        shapes = {"initial_state": (B, H, D, self.value_dim), "decay": (H,)}
+        extras = []
+        for name in self.spec.extra_inputs:
+            a = inputs[name]
+            _check_cuda_tensor(a, name, torch.float32, q.device)
+            if tuple(a.shape) != shapes[name]:
+                raise ValueError(f"{name} must be float32 of shape {shapes[name]}, got {tuple(a.shape)}")
+            if name == "decay" and self._checked_decay != (a.data_ptr(), a._version):
+                # Checked once per tensor version: the check waits for the GPU.
+                if not bool(((a > 0) & (a <= 1)).all()):
+                    raise ValueError("decay values must lie in (0, 1]")
+                self._checked_decay = (a.data_ptr(), a._version)
+            extras.append(a)
+        out = _output_tensor(out, (B, H, N, self.value_dim), want, q.device, "out")
+        state_out = _output_tensor(state_out, (B, H, D, self.value_dim), torch.float32,
+                                   q.device, "state_out")
+        self._image.launch([q, k, v, *extras, out, state_out])
+        return out, state_out
+
+
 def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale=None,
               initial_state=None):
     """Float64 linear attention (SEMANTICS.md §2): (O, final state)."""

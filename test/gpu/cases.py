@@ -45,3 +45,30 @@ def kernels():
             out[name, d] = tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
                                            config=config_for(d, name))
     return out
+
+
+# Linear attention: name -> (spec, config by head dim). Lightning Attention-2 is the
+# decayed causal form; D = 128 splits the value columns over 4 programs (the shape that
+# fits registers and shared memory), D = 64 runs whole and split.
+LINEAR_SPECS = {
+    "la2": tessera.linear_attention(decay=True),
+    "la2-split": tessera.linear_attention(decay=True),
+    "causal": tessera.linear_attention(),
+    "elu": tessera.linear_attention(feature_map="elu_plus_one", scale=0.5),
+    "la2-init": tessera.linear_attention(decay=True, initial_state=True),
+    "noncausal": tessera.linear_attention(causal=False),
+}
+
+
+def linear_config(head_dim, name):
+    split = 4 if head_dim == 128 or name.endswith("-split") else 1
+    return tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
+
+
+def linear_kernels():
+    out = {}
+    for name, spec in LINEAR_SPECS.items():
+        for d in HEAD_DIMS:
+            out[name, d] = tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
+                                           config=linear_config(d, name))
+    return out

@@ -1,0 +1,118 @@
+"""Lightning Attention-2 (decayed causal linear attention) on the GPU: Tessera beside fla's
+chunk_simple_gla (g_gamma = log λ, scale = 1) and OpenNLPLab's lightning_attn2, in one run.
+H = 16, D = Dv = 128, bf16, B·N = 65536 (B = 1 past that). Mtok/s = B·N per second.
+
+The peers are not part of Tessera: fetch their repositories into the git-ignored .peers/
+(fla/, lightning_attn/, einops/) and carry that folder to the GPU machine.
+
+    python3 bench/linear_gpu.py [--quick] [--out FILE]
+"""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench"), str(ROOT / ".peers")]
+import tessera  # noqa: E402
+from _common import commit_id, time_ms, write_row  # noqa: E402
+
+H, D, TOKENS = 16, 128, 65536
+# Bytes a forward pass must move per token: q, k, v read and o written once, bf16.
+BYTES_PER_TOKEN = 4 * 2 * H * D
+SPEC = tessera.linear_attention(decay=True)
+# The value columns split over 4 programs: the D x Dv / 4 state, its staged copy and the
+# 64-token blocks of K and V fit registers and 48 KiB of shared memory.
+CONFIG = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=4)
+
+
+def kernels():
+    """The Tessera kernels the benchmark runs (also used by scripts/gpu_precompile.py)."""
+    return {"la2": tessera.compile(SPEC, head_dim=D, dtype="bfloat16", target="cuda",
+                                   config=CONFIG)}
+
+
+def prefix_error(out, q, k, v, lam, rows=1024):
+    """Relative error against float64 on the first `rows` tokens of heads 0 and H-1 of
+    batch 0 (a causal output depends only on its prefix); `out` is [B, H, N, Dv]."""
+    import torch
+    errs = []
+    for h in (0, H - 1):
+        n = min(rows, q.shape[2])
+        qh, kh, vh = (x[0, h, :n].double() for x in (q, k, v))
+        t = torch.arange(n, device=q.device, dtype=torch.float64)
+        diff = t[:, None] - t[None, :]
+        m = torch.where(diff >= 0, float(lam[h]) ** diff.clamp(min=0), torch.zeros_like(diff))
+        ref = ((qh @ kh.T) * m) @ vh
+        errs.append(((out[0, h, :n].double() - ref).norm() / ref.norm()).item())
+    return max(errs)
+
+
+def main():
+    import torch
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/linear.jsonl"))
+    args = ap.parse_args()
+    device, commit = torch.cuda.get_device_name(), commit_id()
+    command = "python3 bench/linear_gpu.py" + (" --quick" if args.quick else "")
+    ours = kernels()["la2"]
+    lam = torch.from_numpy(tessera.alibi_decay(H)).cuda()
+    peers = {}
+    try:
+        from fla.ops.simple_gla import chunk_simple_gla
+        peers["fla"] = chunk_simple_gla
+    except Exception as e:
+        print(f"fla unavailable: {type(e).__name__}: {e}")
+    try:
+        from lightning_attn.ops import lightning_attn2
+        peers["lightning_attn2"] = lightning_attn2
+    except Exception as e:
+        print(f"lightning_attn2 unavailable: {type(e).__name__}: {e}")
+    lengths = [1024, 16384, 262144] if args.quick else [1024, 4096, 16384, 65536, 262144]
+    for n in lengths:
+        b = max(1, TOKENS // n)
+        tokens = b * n
+        # Unit rows scaled by D^-1/2, as a model feeds them.
+        q, k = ((torch.randn(b, H, n, D, device="cuda") * D ** -0.5).bfloat16() for _ in range(2))
+        v = torch.randn(b, H, n, D, device="cuda", dtype=torch.bfloat16)
+        impls = {"tessera": (lambda: ours(q, k, v, decay=lam)[0], None)}
+        if "fla" in peers:
+            # fla's layout is [B, T, H, D]: transposed copies, made outside the timing.
+            qt, kt, vt = (x.transpose(1, 2).contiguous().requires_grad_() for x in (q, k, v))
+            g_gamma = torch.log(lam)
+
+            def fla_fwd():
+                return peers["fla"](qt, kt, vt, g_gamma=g_gamma, scale=1.0,
+                                    output_final_state=True)[0]
+            impls["fla"] = (lambda: fla_fwd().transpose(1, 2), fla_fwd)
+        if "lightning_attn2" in peers:
+            slopes = (-torch.log(lam)).reshape(H, 1, 1)
+            ql, kl, vl = (x.detach().clone().requires_grad_() for x in (q, k, v))
+            la = lambda: peers["lightning_attn2"](ql, kl, vl, slopes)  # noqa: E731
+            impls["lightning_attn2"] = (la, la)
+        for impl, (fwd, train) in impls.items():
+            passes = [("fwd", fwd)]
+            if train is not None:
+                grad = torch.randn(b, n, H, D, device="cuda", dtype=torch.bfloat16) \
+                    if impl == "fla" else torch.randn_like(v)
+                passes.append(("fwd+bwd", lambda train=train, grad=grad: train().backward(grad)))
+            for kind, fn in passes:
+                try:
+                    err = prefix_error(fwd().detach(), q, k, v, lam) if kind == "fwd" else None
+                    ms = time_ms(fn, 10 if tokens <= 65536 else 5)
+                except Exception as e:  # a peer that cannot run this shape
+                    print(f"{impl} {kind} n={n}: {type(e).__name__}: {e}"[:300])
+                    continue
+                rate = tokens / ms / 1e3
+                write_row(args.out, {
+                    "workload": f"linear-la2-{kind} d={D} n={n} b={b} h={H}", "impl": impl,
+                    "ms": round(ms, 4), "rate": round(rate, 2), "rate_unit": "Mtok/s",
+                    "rel_err": None if err is None else round(err, 6),
+                    "byte_floor_fraction": round(rate / (4.24e12 / BYTES_PER_TOKEN / 1e6), 3)
+                    if kind == "fwd" else None,
+                    "device": device, "commit": commit, "command": command})
+
+
+if __name__ == "__main__":
+    main()
