@@ -41,7 +41,8 @@ using namespace tessera::gpu;
 
 namespace {
 using Slots = SmallVector<Value>;
-constexpr int64_t kStaticSharedLimit = 48 * 1024;
+/// Shared memory a block may opt in to on sm_90 (227 KiB).
+constexpr int64_t kSharedLimit = 227 * 1024;
 
 /// Emits the body of one kernel: the grid body's ops, distributed over threads.
 class Distributor {
@@ -57,8 +58,7 @@ public:
     lane = arith::RemUIOp::create(b, tid, c32);
     Value warp = arith::DivUIOp::create(b, tid, c32);
     warpgroup = arith::DivUIOp::create(b, warp, arith::ConstantIndexOp::create(b, 4));
-    if (wgmma)
-      beginSharedArena();
+    beginSharedArena(); // unused (and removed) when nothing is staged
     g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
     Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
     t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
@@ -117,8 +117,22 @@ private:
   /// left operands read from memory (Q).
   bool isStaged(tile::LoadOp op) {
     LayoutKind kind = layoutOf(op.getResult()).kind;
-    return kind == LayoutKind::B || kind == LayoutKind::BT || (wgmma && kind == LayoutKind::A);
+    if (kind == LayoutKind::B || kind == LayoutKind::BT)
+      return true;
+    if (kind != LayoutKind::A)
+      return false;
+    // A left operand loaded in a loop is copied with 16-byte vectors (and prefetched)
+    // and read by ldmatrix: far fewer memory instructions than loading its fragments.
+    bool onlyProducts = llvm::all_of(op->getUsers(), [&](Operation *user) {
+      auto dot = dyn_cast<tile::DotOp>(user);
+      return dot && dot.getLhs() == op.getResult();
+    });
+    return wgmma || (onlyProducts && isa<scf::ForOp>(op->getParentOp()) &&
+                     vectorsPerThread(op) > 0);
   }
+  /// The four 32-bit registers ldmatrix.x4 reads for this lane from `mem` at `idx`.
+  std::array<Value, 4> ldmatrixWords(Value mem, ArrayRef<Value> idx, bool transpose,
+                                     Type elem);
   LogicalResult lowerLoadToShared(tile::LoadOp op);
   Value stagingBuffer(tile::LoadOp op);
   int64_t vectorsPerThread(tile::LoadOp op);
@@ -280,16 +294,21 @@ bool Distributor::visibleHere(Block *made) {
 }
 
 Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem) {
-  auto type = MemRefType::get(
-      shape, elem, MemRefLayoutAttrInterface{},
-      ::mlir::gpu::AddressSpaceAttr::get(b.getContext(),
-                                         ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace()));
-  Value mem = kernel.addWorkgroupAttribution(type, b.getLoc());
-  // 16-byte vector stores and ldmatrix need 16-byte aligned rows.
-  kernel.setWorkgroupAttributionAttr(kernel.getNumWorkgroupAttributions() - 1,
-                                     LLVM::LLVMDialect::getAlignAttrName(),
-                                     b.getI64IntegerAttr(128));
-  return mem;
+  // A view of the dynamic shared memory arena: no 48 KiB cap on static allocations, and
+  // 128-byte alignment for 16-byte vector copies and ldmatrix rows.
+  int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
+  for (int64_t d : shape)
+    bytes *= d;
+  int64_t offset = llvm::alignTo(arenaBytes, 128);
+  arenaBytes = offset + bytes;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(arenaAnchor);
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      b.getContext(), ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value shift = arith::AddIOp::create(b, arenaShift, arith::ConstantIndexOp::create(b, offset));
+  return memref::ViewOp::create(
+      b, MemRefType::get(shape, elem, MemRefLayoutAttrInterface{}, workgroup), arena, shift,
+      ValueRange{});
 }
 
 
@@ -433,8 +452,8 @@ void Distributor::beginSharedArena() {
 
 int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem) {
   int64_t elements = rows * cols * stages;
-  int64_t offset = arenaBytes;
-  arenaBytes += llvm::alignTo(elements * 2, kSwizzleAtomBytes);
+  int64_t offset = llvm::alignTo(arenaBytes, kSwizzleAtomBytes);
+  arenaBytes = offset + llvm::alignTo(elements * 2, kSwizzleAtomBytes);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(arenaAnchor);
   auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
@@ -803,6 +822,24 @@ static Value packPair(ImplicitLocOpBuilder &b, Value lo, Value hi) {
   return packWord(b, lo, hi);
 }
 
+std::array<Value, 4> Distributor::ldmatrixWords(Value mem, ArrayRef<Value> idx,
+                                                bool transpose, Type elem) {
+  Value frag = nvgpu::LdMatrixOp::create(b, VectorType::get({4, 2}, elem), mem, idx,
+                                         transpose, /*numTiles=*/4);
+  std::array<Value, 4> words;
+  for (int64_t i = 0; i < 4; ++i) {
+    // The f16 mma takes vector<2xf16>; bf16 takes a 32-bit word.
+    Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{i});
+    if (elem.isF16()) {
+      words[i] = pair;
+      continue;
+    }
+    Value w = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
+    words[i] = vector::ExtractOp::create(b, w, ArrayRef<int64_t>{0});
+  }
+  return words;
+}
+
 LogicalResult Distributor::lowerDot(tile::DotOp op) {
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
@@ -813,10 +850,52 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
   if (k % 16 || n % 8)
     return op.emitError("GPU dot needs K % 16 == 0 and N % 8 == 0");
   int64_t mTiles = layoutOf(op.getResult()).mTiles;
-  FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
   FailureOr<Slots> c = slotsOf(op.getAcc(), {LayoutKind::Acc, m, n, mTiles});
-  if (failed(a) || failed(c))
+  if (failed(c))
     return failure();
+  // Left-operand registers of m-tile mt, k-block kb: in registers, or one ldmatrix.x4
+  // from shared memory (a staged Q, or Kᵀ read from K's buffer with .trans).
+  auto sharedLhs = shared.find(op.getLhs());
+  bool lhsShared = !tiles.count(op.getLhs()) && sharedLhs != shared.end() &&
+                   sharedLhs->second.mem;
+  FailureOr<Slots> a = Slots();
+  if (!lhsShared)
+    a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
+  if (failed(a))
+    return failure();
+  DenseMap<std::pair<int64_t, int64_t>, SmallVector<Value>> lhsFetched;
+  auto lhsRegs = [&](int64_t mt, int64_t kb) -> SmallVector<Value> {
+    SmallVector<Value> regs;
+    if (auto it = lhsFetched.find({mt, kb}); it != lhsFetched.end())
+      return it->second;
+    if (!lhsShared) {
+      int64_t aBase = mt * (k / 2) + 8 * kb;
+      for (int64_t r = 0; r < 4; ++r)
+        regs.push_back(packPair(b, (*a)[aBase + 2 * r], (*a)[aBase + 2 * r + 1]));
+      return regs;
+    }
+    // Lane l gives a row of 8 x 8 matrix l / 8: (m half, k half) = (0,0) (1,0) (0,1) (1,1),
+    // the order of the fragment's registers.
+    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+    Value row = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+    Value mHalf = arith::MulIOp::create(
+        b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
+        arith::ConstantIndexOp::create(b, 8));
+    Value kHalf = arith::MulIOp::create(
+        b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
+        arith::ConstantIndexOp::create(b, 8));
+    Value m0 = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * mTiles)),
+        arith::ConstantIndexOp::create(b, 16 * mt));
+    Value mIdx = arith::AddIOp::create(b, m0, mHalf);
+    Value kIdx = arith::AddIOp::create(b, kHalf, arith::ConstantIndexOp::create(b, 16 * kb));
+    const SharedTile &t = sharedLhs->second;
+    SmallVector<Value> idx = t.transposed
+                                 ? SmallVector<Value>{arith::AddIOp::create(b, kIdx, row), mIdx}
+                                 : SmallVector<Value>{arith::AddIOp::create(b, mIdx, row), kIdx};
+    std::array<Value, 4> w = ldmatrixWords(t.mem, idx, t.transposed, elem);
+    return lhsFetched[{mt, kb}] = SmallVector<Value>(w.begin(), w.end());
+  };
   // Every warp reads the right operand whole: from shared memory, where a computed one
   // is copied first.
   if (!shared.count(op.getRhs()) && failed(stageRegisters(op.getRhs())))
@@ -847,18 +926,9 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     SmallVector<Value> idx = tile.transposed
                                  ? SmallVector<Value>{arith::AddIOp::create(b, n0, row), k0}
                                  : SmallVector<Value>{arith::AddIOp::create(b, k0, row), n0};
-    auto fragType = VectorType::get({4, 2}, elem);
-    Value frag = nvgpu::LdMatrixOp::create(b, fragType, tile.mem, idx,
-                                           /*transpose=*/!tile.transposed, /*numTiles=*/4);
-    auto word = [&](int64_t i) {
-      Value pair = vector::ExtractOp::create(b, frag, ArrayRef<int64_t>{i});
-      if (elem.isF16())
-        return pair;
-      Value w = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
-      return Value(vector::ExtractOp::create(b, w, ArrayRef<int64_t>{0}));
-    };
-    fetched[{kb, pairBase}] = {word(0), word(1)};
-    fetched[{kb, pairBase + 1}] = {word(2), word(3)};
+    std::array<Value, 4> w = ldmatrixWords(tile.mem, idx, !tile.transposed, elem);
+    fetched[{kb, pairBase}] = {w[0], w[1]};
+    fetched[{kb, pairBase + 1}] = {w[2], w[3]};
     return fetched[{kb, nb}];
   };
   if ((n / 8) % 2)
@@ -872,10 +942,8 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     for (int64_t kb = 0; kb < k / 16; ++kb) {
       std::array<Value, 2> bRegs = rhsRegs(kb, nb);
       for (int64_t mt = 0; mt < mTiles; ++mt) {
-        int64_t aBase = mt * (k / 2) + 8 * kb, cBase = mt * (n / 2) + 4 * nb;
-        SmallVector<Value> aRegs;
-        for (int64_t r = 0; r < 4; ++r)
-          aRegs.push_back(packPair(b, (*a)[aBase + 2 * r], (*a)[aBase + 2 * r + 1]));
+        int64_t cBase = mt * (n / 2) + 4 * nb;
+        SmallVector<Value> aRegs = lhsRegs(mt, kb);
         SmallVector<Value> cRegs(out.begin() + cBase, out.begin() + cBase + 4);
         Value d = NVVM::MmaOp::create(
             b, resultType, aRegs, ValueRange{bRegs[0], bRegs[1]}, cRegs,
@@ -1127,7 +1195,7 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     if (!load)
       continue;
     LayoutKind kind = layoutOf(load.getResult()).kind;
-    if ((kind != LayoutKind::B && kind != LayoutKind::BT) || !vectorsPerThread(load))
+    if (!isStaged(load) || !vectorsPerThread(load))
       continue;
     // The indices must follow from the induction variable through pure ops of the body.
     SetVector<Operation *> slice;
@@ -1571,22 +1639,11 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (failed(d.lowerBlock(grid.getBody().front())))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
-  // Static shared memory (staging and conversion buffers) is capped at 48 KiB per block.
-  int64_t staticBytes = 0;
-  std::string buffers;
-  for (BlockArgument buffer : kernel.getWorkgroupAttributions()) {
-    auto type = cast<MemRefType>(buffer.getType());
-    staticBytes += type.getNumElements() * type.getElementTypeBitWidth() / 8;
-    llvm::raw_string_ostream os(buffers);
-    os << (buffers.empty() ? "" : ", ");
-    llvm::interleave(type.getShape(), os, "x");
-    os << "x" << type.getElementType();
-  }
-  if (staticBytes > kStaticSharedLimit)
+  // Shared memory (staging and conversion buffers, all in the dynamic arena).
+  if (d.dynamicSharedBytes() > kSharedLimit)
     return grid.emitError("the kernel needs ")
-           << staticBytes << " bytes of static shared memory (" << buffers
-           << "), more than the " << kStaticSharedLimit
-           << " a block can have; use smaller tiles or a larger split";
+           << d.dynamicSharedBytes() << " bytes of shared memory, more than the "
+           << kSharedLimit << " a block can have; use smaller tiles or a larger split";
   // Index arithmetic copied from the host (ceildiv/floordiv) becomes plain integer ops;
   // the rest of arith lowers directly to NVVM (max/min stay single instructions).
   RewritePatternSet divisions(ctx);
