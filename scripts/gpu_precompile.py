@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "bench")]
 
+import autotune_gpu  # noqa: E402
 import cases  # noqa: E402
 import linear_gpu  # noqa: E402
 import softmax_gpu  # noqa: E402
@@ -17,5 +18,5 @@ import tune_softmax  # noqa: E402
 
 start = time.time()
 n = (len(cases.kernels()) + len(cases.linear_kernels()) + len(softmax_gpu.kernels())
-     + len(tune_softmax.kernels()) + len(linear_gpu.kernels()))
+     + len(tune_softmax.kernels()) + len(linear_gpu.kernels()) + len(autotune_gpu.kernels()))
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")

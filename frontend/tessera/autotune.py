@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .kernel import CompileError, Config, _core
 from .kernel import compile as _compile
+from .linear import LinearAttentionSpec
 from .spec import AttentionSpec
 from .trace import SpecError
 from .tuning_store import KNOBS, TuningKey, TuningStore, cache_dir
@@ -41,6 +42,12 @@ DEFAULT_SPACE = {
     # rejected by the compiler (cheaply) and reported as such.
     "cuda": {"block_m": [64, 128], "block_n": [32, 64], "num_warps": [4, 8],
              "num_stages": [1, 2]},
+}
+# Linear attention walks blocks of block_m tokens (block_n is unused); on the GPU a
+# program owns value_dim / split columns.
+DEFAULT_LINEAR_SPACE = {
+    "cpu": {"block_m": [16, 32, 64, 128]},
+    "cuda": {"block_m": [64], "num_warps": [4], "num_stages": [1, 2], "split": [1, 2, 4, 8]},
 }
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
@@ -141,7 +148,8 @@ def pipeline_for(config: Config, stage: str, target: str = "cpu", chip: str = "s
 
 
 def _cfg_text(c: Config) -> str:
-    return f"block_m={c.block_m} block_n={c.block_n} num_warps={c.num_warps} num_stages={c.num_stages}"
+    return (f"block_m={c.block_m} block_n={c.block_n} num_warps={c.num_warps} "
+            f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -396,6 +404,8 @@ def _run_pool(module, entry, target, chip, configs, todo, workers, finish, crash
 # Timing
 
 def _default_inputs(spec, shape, head_dim, value_dim, dtype, target):
+    if isinstance(spec, LinearAttentionSpec):
+        return _default_linear_inputs(spec, shape, head_dim, value_dim, dtype, target)
     if spec.buffers:
         raise SpecError(f"the spec reads tables {list(spec.buffers)}; pass inputs= returning "
                         f"(q, k, v, {{name: table}})")
@@ -411,18 +421,51 @@ def _default_inputs(spec, shape, head_dim, value_dim, dtype, target):
                  for d in (head_dim, head_dim, value_dim))
 
 
+def _default_linear_inputs(spec, shape, head_dim, value_dim, dtype, target):
+    """Random q, k, v (rows scaled by D^-1/2) and the spec's call-time inputs: ALiBi
+    decays, a zero initial state."""
+    from .linear import alibi_decay
+    B, H, N = shape
+    if target == "cpu":
+        import numpy as np
+        rng = np.random.default_rng(0)
+        q, k, v = (rng.standard_normal((B, H, N, d), dtype=np.float32) for d in
+                   (head_dim, head_dim, value_dim))
+        q, k = q * head_dim ** -0.5, k * head_dim ** -0.5
+        extras = {"decay": alibi_decay(H), "initial_state": np.zeros((B, H, head_dim, value_dim), np.float32)}
+    else:
+        import torch
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q, k, v = (torch.randn(B, H, N, d, device="cuda", generator=g) for d in
+                   (head_dim, head_dim, value_dim))
+        want = getattr(torch, dtype)
+        q, k, v = (q * head_dim ** -0.5).to(want), (k * head_dim ** -0.5).to(want), v.to(want)
+        extras = {"decay": torch.from_numpy(alibi_decay(H)).cuda(),
+                  "initial_state": torch.zeros(B, H, head_dim, value_dim, device="cuda")}
+    return q, k, v, {n: extras[n] for n in spec.extra_inputs}
+
+
+def _outputs(kernel, q, lib):
+    """Output buffers of `kernel` for inputs like `q` (numpy or torch), as keywords."""
+    B, H, N, D = q.shape
+    if isinstance(kernel.spec, LinearAttentionSpec):
+        return {"out": lib.empty((B, H, N, kernel.value_dim), dtype=q.dtype),
+                "state_out": lib.empty((B, H, D, kernel.value_dim), dtype=lib.float32)}
+    return {"out": lib.empty((B, H, N, kernel.value_dim), dtype=q.dtype),
+            "lse_out": lib.empty((B, H, N), dtype=lib.float32)}
+
+
 def _time_cpu(kernel, q, k, v, buffers, warmup, repeats):
     import numpy as np
-    out = np.empty(q.shape[:3] + (kernel.value_dim,), np.float32)
-    lse = np.empty(q.shape[:3], np.float32)
+    outs = _outputs(kernel, q, np)
     for _ in range(warmup):
-        kernel(q, k, v, out=out, lse_out=lse, **buffers)
+        kernel(q, k, v, **outs, **buffers)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        kernel(q, k, v, out=out, lse_out=lse, **buffers)
+        kernel(q, k, v, **outs, **buffers)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, out
+    return statistics.median(times) * 1e3, outs["out"]
 
 
 _L2_FLUSH = {}
@@ -434,20 +477,30 @@ def _time_cuda(kernel, q, k, v, buffers, warmup, repeats):
     if dev not in _L2_FLUSH:  # larger than any L2: writing it evicts the kernel's data
         _L2_FLUSH[dev] = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     flush = _L2_FLUSH[dev]
-    out = torch.empty(q.shape[:3] + (kernel.value_dim,), dtype=q.dtype, device=dev)
-    lse = torch.empty(q.shape[:3], dtype=torch.float32, device=dev)
+    with torch.cuda.device(dev):
+        outs = _outputs(kernel, q, _TorchOnDevice(torch, dev))
     for _ in range(warmup):
-        kernel(q, k, v, out=out, lse_out=lse, **buffers)
+        kernel(q, k, v, **outs, **buffers)
     events = []
     for _ in range(repeats):
         flush.zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        kernel(q, k, v, out=out, lse_out=lse, **buffers)
+        kernel(q, k, v, **outs, **buffers)
         end.record()
         events.append((start, end))
     torch.cuda.synchronize(dev)
-    return statistics.median(s.elapsed_time(e) for s, e in events), out
+    return statistics.median(s.elapsed_time(e) for s, e in events), outs["out"]
+
+
+class _TorchOnDevice:
+    """torch.empty on one device, spelled like numpy for _outputs."""
+
+    def __init__(self, torch, device):
+        self.torch, self.device, self.float32 = torch, device, torch.float32
+
+    def empty(self, shape, dtype):
+        return self.torch.empty(shape, dtype=dtype, device=self.device)
 
 
 def _max_diff(a, b) -> float:
@@ -497,8 +550,9 @@ class _Progress:
 # ---------------------------------------------------------------------------------------
 # The tuner
 
-def _candidates(space, target: str) -> List[Config]:
-    space = DEFAULT_SPACE[target] if space is None else space
+def _candidates(space, target: str, linear: bool = False) -> List[Config]:
+    if space is None:
+        space = (DEFAULT_LINEAR_SPACE if linear else DEFAULT_SPACE)[target]
     unknown = set(space) - set(KNOBS)
     if unknown:
         raise ValueError(f"unknown knobs {sorted(unknown)} in space; knobs are {list(KNOBS)}")
@@ -548,8 +602,11 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
     store: a TuningStore, a path to a JSON file, None (the default store) or False (none).
     """
     start = time.monotonic()
-    if not isinstance(spec, AttentionSpec):
-        raise TypeError(f"spec must come from tessera.attention(...), got {type(spec).__name__}")
+    if not isinstance(spec, (AttentionSpec, LinearAttentionSpec)):
+        raise TypeError(f"spec must come from tessera.attention(...) or "
+                        f"tessera.linear_attention(...), got {type(spec).__name__}")
+    if isinstance(spec, LinearAttentionSpec) and spec.decode:
+        raise SpecError("a decode step is one token: there is nothing to tune")
     if target not in DEFAULT_SPACE:
         raise SpecError(f"target must be 'cpu' or 'cuda', got {target!r}")
     if target == "cpu" and dtype != "float32":
@@ -559,7 +616,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
     value_dim = head_dim if value_dim is None else value_dim
-    candidates = _candidates(space, target)
+    candidates = _candidates(space, target, isinstance(spec, LinearAttentionSpec))
     module = spec.to_mlir(dtype, head_dim, value_dim)
     given = None
     if inputs is not None and not callable(inputs):

@@ -30,7 +30,7 @@ except ImportError:  # not POSIX: single-writer only
 
 FORMAT = "tessera-tuning"
 VERSION = 1
-KNOBS = ("block_m", "block_n", "num_warps", "num_stages")
+KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split")
 
 
 def cache_dir() -> Path:

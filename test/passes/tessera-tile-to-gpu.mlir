@@ -6,13 +6,14 @@
 // with ldmatrix, the row reduction finished with quad shuffles; the host function keeps
 // a launch record with the grid as a formula of its arguments' sizes.
 // CHECK-LABEL: func.func @scores
-// CHECK-SAME: tessera.launches = [{block = 128 : i64, grid = [array<i64: 0, 0, 64>], kernel = "scores_kernel0", smem = 0 : i64}]
+// CHECK-SAME: tessera.launches = [{block = 128 : i64, grid = [array<i64: 0, 0, 64>], kernel = "scores_kernel0", smem = 10240 : i64}]
 // CHECK-NOT: tile.grid
 // CHECK: gpu.module @scores_kernels
 // CHECK: gpu.func @scores_kernel0
-// CHECK-SAME: workgroup(%[[SMEM:[^ ]*]] : memref<64x72xbf16, #gpu.address_space<workgroup>> {llvm.align = 128 : i64})
 // CHECK-SAME: kernel
 // CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
+// CHECK: %[[ARENA:.*]] = gpu.dynamic_shared_memory
+// CHECK: %[[SMEM:.*]] = memref.view %[[ARENA]]{{.*}} to memref<64x72xbf16, #gpu.address_space<workgroup>>
 // CHECK: gpu.block_id x
 // CHECK: gpu.barrier
 // CHECK: vector.load {{.*}} : memref<?x64xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>

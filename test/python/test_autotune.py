@@ -85,7 +85,7 @@ def _writer(path, proc, n, start):
     store = TuningStore(path)
     start.wait()
     for j in range(n):
-        entry = {"config": {"block_m": 16, "block_n": 16, "num_warps": 4, "num_stages": 2},
+        entry = {"config": {"block_m": 16, "block_n": 16, "num_warps": 4, "num_stages": 2, "split": 1},
                  "ms": float(j), "compiler": "test"}
         store.put(f"p{proc}-{j}", entry)
         store.put("shared", dict(entry, ms=float(proc)))
@@ -143,7 +143,7 @@ def test_corrupt_entry_and_stale_compiler_and_rejected_config_are_retuned(cache)
     assert _entries(cache)[key]["compiler"] == at.compiler_version()
 
     # A config the compiler rejects now (well-formed, current compiler version).
-    edit(config={"block_m": 3, "block_n": 16, "num_warps": 4, "num_stages": 2})
+    edit(config={"block_m": 3, "block_n": 16, "num_warps": 4, "num_stages": 2, "split": 1})
     again = tessera.autotune(SPEC, workers=0, **SMALL)
     assert again.store_status == "rejected" and again.compiled == 2
     assert "power of two" in again.store_detail
@@ -273,3 +273,24 @@ def test_reproducer_for_an_unexpected_compiler_error(cache, monkeypatch):
     assert trial.status == "failed"
     path = Path(re.search(r"reproducer: (\S+\.mlir)", trial.reason).group(1))
     _check_reproducer(path, "boom in the compiler")
+
+
+LINEAR = tessera.linear_attention(decay=True)
+
+
+def test_linear_attention_is_tuned_and_reused(cache):
+    kw = dict(head_dim=16, key=(1, 2, 64), space={"block_m": [16, 32]}, warmup=0, repeats=2,
+              progress=False, workers=0)
+    r = tessera.autotune(LINEAR, **kw)
+    assert r.config.block_m in (16, 32) and r.ms > 0 and not r.from_store
+    assert all(t.status == "ok" for t in r.table)
+    again = tessera.autotune(LINEAR, **kw)
+    assert again.from_store and again.config == r.config
+
+
+def test_cuda_linear_split_is_validated_by_the_compiler():
+    cfgs = [tessera.Config(64, 64, 4, 1, split=4), tessera.Config(64, 64, 4, 1, split=3)]
+    ok, bad = at.validate_configs(LINEAR, cfgs, head_dim=128, dtype="bfloat16",
+                                  target="cuda", chip="sm_90a", workers=0)
+    assert ok.status == "ok", ok.reason
+    assert bad.status == "rejected" and "split = 3 must divide the value dim 128" in bad.reason
