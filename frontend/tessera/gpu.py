@@ -38,6 +38,7 @@ def _compiler_fingerprint() -> str:
 
 COMPILER_VERSION = _compiler_fingerprint()
 _TORCH_DTYPES = {"bfloat16": "bfloat16", "float16": "float16"}
+_REJECTED = b"rejected by the compiler\n"  # a cache entry holding a compile error
 
 
 def cache_dir() -> str:
@@ -61,9 +62,17 @@ def load_image(module: str, entry: str, config, chip: str):
                 f"kernel {entry!r} for {chip} is not in the cache ({directory}) and this "
                 f"machine has no Tessera compiler; compile it where MLIR is installed "
                 f"(scripts/gpu_precompile.py) and copy the cache") from e
-        ptx, launches = _core.compile_gpu(module, entry, chip, **config.as_kwargs())
+        try:
+            ptx, launches = _core.compile_gpu(module, entry, chip, **config.as_kwargs())
+        except CompileError as e:
+            # Rejections are cached too: a machine without the compiler (the tuner on
+            # the GPU machine) then reports the compiler's reason, not a cache miss.
+            _runtime.cache_put(directory, key, _REJECTED + str(e).encode())
+            raise
         blob = launches.encode() + b"\n" + ptx
         _runtime.cache_put(directory, key, blob)
+    if blob.startswith(_REJECTED):
+        raise CompileError(blob[len(_REJECTED):].decode(errors="replace"))
     header, ptx = blob.split(b"\n", 1)
     return json.loads(header), ptx
 

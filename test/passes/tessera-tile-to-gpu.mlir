@@ -70,3 +70,40 @@ func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
   return
 }
 
+
+// -----
+
+// Linear attention's shapes: Kᵀ (a transposed load) is a left operand read from K's
+// staging buffer with ldmatrix .trans; the computed state, read whole as a right operand,
+// is staged from registers (stores between two barriers) into the dynamic shared arena.
+// CHECK-LABEL: func.func @state_product
+// CHECK: gpu.func @state_product_kernel0
+// CHECK: %[[ARENA:.*]] = gpu.dynamic_shared_memory
+// CHECK-COUNT-3: memref.view %[[ARENA]]
+// CHECK: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = true}
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.barrier
+// CHECK: memref.store {{.*}} : memref<64x72xbf16, #gpu.address_space<workgroup>>
+// CHECK: gpu.barrier
+// CHECK: nvgpu.ldmatrix
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.return
+func.func @state_product(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                         %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                         %v: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                         %o: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant dense<0.000000e+00> : tensor<64x64xf32>
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %qt = tile.load %q[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %kt = tile.load %k[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %vt = tile.load %v[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %ktt = tile.trans %kt : tensor<64x64xbf16> -> tensor<64x64xbf16>
+    %s = tile.dot %ktt, %vt, %zero : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+    %sb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+    %out = tile.dot %qt, %sb, %zero : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+    tile.store %out, %o[%c0, %c0] : tensor<64x64xf32>, memref<?x64xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}

@@ -48,3 +48,16 @@ def test_gpu_layout_constraint_is_reported():
     module = cases.SPECS["full"][0].to_mlir(cases.DTYPE, 64, 64)
     with pytest.raises(_core.CompileError, match=r"block_m = 16 x num_warps"):
         _core.compile_gpu(module, "attention", "sm_90a", block_m=32, num_warps=4)
+
+
+def test_compile_rejections_are_cached(tmp_path, monkeypatch):
+    import tessera
+    """A machine without the compiler (the GPU machine) reports the compiler's reason."""
+    from tessera import gpu
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    spec = tessera.linear_attention(decay=True)
+    bad = tessera.Config(block_m=64, num_warps=4, split=3)
+    module = spec.to_mlir("bfloat16", 128, 128)
+    for _ in range(2):  # compiled, then found in the cache
+        with pytest.raises(tessera.CompileError, match="split = 3 must divide the value dim 128"):
+            gpu.load_image(module, spec.name, bad, "sm_90a")
