@@ -130,6 +130,20 @@ private:
     return wgmma || (onlyProducts && isa<scf::ForOp>(op->getParentOp()) &&
                      vectorsPerThread(op) > 0);
   }
+  /// ldmatrix.x4: lane l supplies row l % 8 of 8 x 8 matrix l / 8; bits 0 and 1 of the
+  /// matrix number pick its halves (each 0 or 8) of the two tile dimensions.
+  struct LdmatrixLane {
+    Value row, half0, half1;
+  };
+  LdmatrixLane ldmatrixLane() {
+    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+    Value eight = arith::ConstantIndexOp::create(b, 8);
+    return {arith::RemUIOp::create(b, lane, eight),
+            arith::MulIOp::create(
+                b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)), eight),
+            arith::MulIOp::create(
+                b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)), eight)};
+  }
   /// The four 32-bit registers ldmatrix.x4 reads for this lane from `mem` at `idx`.
   std::array<Value, 4> ldmatrixWords(Value mem, ArrayRef<Value> idx, bool transpose,
                                      Type elem);
@@ -874,16 +888,8 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
         regs.push_back(packPair(b, (*a)[aBase + 2 * r], (*a)[aBase + 2 * r + 1]));
       return regs;
     }
-    // Lane l gives a row of 8 x 8 matrix l / 8: (m half, k half) = (0,0) (1,0) (0,1) (1,1),
-    // the order of the fragment's registers.
-    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
-    Value row = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
-    Value mHalf = arith::MulIOp::create(
-        b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
-        arith::ConstantIndexOp::create(b, 8));
-    Value kHalf = arith::MulIOp::create(
-        b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
-        arith::ConstantIndexOp::create(b, 8));
+    // Matrices (m half, k half) = (0,0) (1,0) (0,1) (1,1): the fragment's register order.
+    auto [row, mHalf, kHalf] = ldmatrixLane();
     Value m0 = arith::AddIOp::create(
         b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * mTiles)),
         arith::ConstantIndexOp::create(b, 16 * mt));
@@ -911,16 +917,8 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
       return it->second;
     int64_t pairBase = nb - nb % 2;
     const SharedTile &tile = sharedRhs->second;
-    // Lane l supplies row (l % 8) of 8 x 8 matrix (l / 8): matrices are
-    // (k half 0, nb), (k half 1, nb), (k half 0, nb + 1), (k half 1, nb + 1).
-    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
-    Value row = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
-    Value kHalf = arith::MulIOp::create(
-        b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
-        arith::ConstantIndexOp::create(b, 8));
-    Value nPart = arith::MulIOp::create(
-        b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)),
-        arith::ConstantIndexOp::create(b, 8));
+    // Matrices (k half 0, nb), (k half 1, nb), (k half 0, nb + 1), (k half 1, nb + 1).
+    auto [row, kHalf, nPart] = ldmatrixLane();
     Value k0 = arith::AddIOp::create(b, kHalf, arith::ConstantIndexOp::create(b, 16 * kb));
     Value n0 = arith::AddIOp::create(b, nPart, arith::ConstantIndexOp::create(b, 8 * pairBase));
     SmallVector<Value> idx = tile.transposed

@@ -189,8 +189,9 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
     if isinstance(spec, LinearAttentionSpec):
         if target == "cuda":
-            from .linear import LinearGpuKernel
-            return LinearGpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)
+            from .linear import LinearGpuKernel, default_gpu_config
+            return LinearGpuKernel(spec, dtype, head_dim, value_dim,
+                                   config or default_gpu_config(value_dim), chip)
         return LinearKernel(spec, dtype, head_dim, value_dim, config or Config())
     if target == "cuda":
         from .gpu import GpuKernel

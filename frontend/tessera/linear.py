@@ -206,6 +206,16 @@ class LinearKernel:
         return extras
 
 
+def default_gpu_config(value_dim: int):
+    """The GPU config a linear-attention kernel gets unless told otherwise: value columns
+    split over 4 programs (16 columns or more each), the best measured on the H200 at
+    batch x heads >= 64 (bench/results/autotune_b5d7599.jsonl; split 8 wins below that:
+    tune with tessera.autotune)."""
+    from .kernel import Config
+    split = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
+    return Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
+
+
 class LinearGpuKernel:
     """A linear-attention spec compiled to PTX: bf16/f16 q, k, v, f32 state; any B, H, N.
     With `config.split` = s, each (head, batch) runs as s programs of value_dim / s

@@ -61,3 +61,13 @@ def test_compile_rejections_are_cached(tmp_path, monkeypatch):
     for _ in range(2):  # compiled, then found in the cache
         with pytest.raises(tessera.CompileError, match="split = 3 must divide the value dim 128"):
             gpu.load_image(module, spec.name, bad, "sm_90a")
+
+
+def test_linear_attention_gpu_default_splits_the_value_columns(tmp_path, monkeypatch):
+    import tessera
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    k = tessera.compile(tessera.linear_attention(decay=True), head_dim=128, dtype="bfloat16",
+                        target="cuda")
+    assert k.config.split == 4
+    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
+    assert b"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in k.ptx
