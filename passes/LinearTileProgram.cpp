@@ -214,20 +214,24 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       o = p.dot(asOperand(scores), vb, o);
       p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
                 ValueRange{batch, head, n0, col0});
-      // S ← λ^valid S + Kᵀ (Λk V) with Λk = λ^(valid-1-r); rows past `valid` are zero.
+      // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
+      // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
+      // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
+      // clamped at 0 there (λ^(negative) could overflow to inf).
       Value validF = p.indexToF32(valid);
-      // Clamped at 0: rows past `valid` are zero, and λ^(negative) could overflow to inf.
+      Value tokens = arith::SIToFPOp::create(
+          b, p.tileType({blk}, p.f32), tile::RangeOp::create(b, p.tileType({blk}, p.i32), n0));
+      Value lastF = p.indexToF32(arith::SubIOp::create(
+          b, arith::AddIOp::create(b, n0, valid), p.cIndex(1)));
       Value kExp = arith::MaxNumFOp::create(
-          b,
-          arith::SubFOp::create(
-              b, p.splatOf({blk}, arith::SubFOp::create(b, validF, p.cF32(1.0))), rowsF),
+          b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens),
           p.splatF32({blk}, 0.0f));
-      Value vf = operandType == p.f32 ? vb
-                                      : Value(arith::ExtFOp::create(
-                                            b, p.tileType({blk, dv}, p.f32), vb));
-      Value vDecayed = arith::MulFOp::create(b, vf, p.broadcast(p.decayPow(kExp), 1, dv));
+      Value kt = p.trans(kb);
+      if (operandType != p.f32)
+        kt = arith::ExtFOp::create(b, p.tileType({d, blk}, p.f32), kt);
+      Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
       Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-      return p.dot(p.trans(kb), asOperand(vDecayed), carried);
+      return p.dot(asOperand(kDecayed), vb, carried);
     });
   } else {
     // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S.
