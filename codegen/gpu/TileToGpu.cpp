@@ -144,6 +144,10 @@ private:
             arith::MulIOp::create(
                 b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)), eight)};
   }
+  /// The four registers of the A fragment (m-tile mt, k-block kb) of a staged tile read
+  /// as an [M, K] left operand spread over warps in m-tiles of `tilesPerWarp`.
+  std::array<Value, 4> aFragment(const SharedTile &t, int64_t tilesPerWarp, int64_t mt,
+                                 int64_t kb, Type elem);
   /// The four 32-bit registers ldmatrix.x4 reads for this lane from `mem` at `idx`.
   std::array<Value, 4> ldmatrixWords(Value mem, ArrayRef<Value> idx, bool transpose,
                                      Type elem);
@@ -416,7 +420,32 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
       return emitError(v.getLoc(), "a tile in swizzled shared memory can only be read by "
                                    "warpgroup products");
     flushBarrier();
-    return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+    auto type = cast<RankedTensorType>(v.getType());
+    Type elem = type.getElementType();
+    bool fragments = (want.kind == LayoutKind::A || want.kind == LayoutKind::Acc) &&
+                     (elem.isBF16() || elem.isF16()) && want.cols % 16 == 0;
+    if (!fragments)
+      return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+    // A and Acc hold the same elements per thread in another order: read A fragments
+    // with ldmatrix (one per 16 x 16 block instead of 8 scalar loads), then reorder.
+    Slots a;
+    for (int64_t mt = 0; mt < want.mTiles; ++mt)
+      for (int64_t kb = 0; kb < want.cols / 16; ++kb)
+        for (Value word : aFragment(sh->second, want.mTiles, mt, kb, elem)) {
+          Value pair = elem.isF16() ? word
+                                    : Value(vector::BitCastOp::create(
+                                          b, VectorType::get({2}, elem),
+                                          vector::FromElementsOp::create(
+                                              b, VectorType::get({1}, b.getI32Type()), word)));
+          for (int64_t i = 0; i < 2; ++i)
+            a.push_back(vector::ExtractOp::create(b, pair, ArrayRef<int64_t>{i}));
+        }
+    if (want.kind == LayoutKind::A)
+      return remember(a);
+    Slots acc(a.size());
+    for (int64_t s = 0; s < int64_t(a.size()); ++s)
+      acc[accSlotForOperandA(s, want.cols)] = a[s];
+    return remember(acc);
   }
   const Layout &have = layoutOf(v);
   if (have == want)
@@ -854,6 +883,21 @@ std::array<Value, 4> Distributor::ldmatrixWords(Value mem, ArrayRef<Value> idx,
   return words;
 }
 
+std::array<Value, 4> Distributor::aFragment(const SharedTile &t, int64_t tilesPerWarp,
+                                            int64_t mt, int64_t kb, Type elem) {
+  // Matrices (m half, k half) = (0,0) (1,0) (0,1) (1,1): the fragment's register order.
+  auto [row, mHalf, kHalf] = ldmatrixLane();
+  Value m0 = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * tilesPerWarp)),
+      arith::ConstantIndexOp::create(b, 16 * mt));
+  Value mIdx = arith::AddIOp::create(b, m0, mHalf);
+  Value kIdx = arith::AddIOp::create(b, kHalf, arith::ConstantIndexOp::create(b, 16 * kb));
+  SmallVector<Value> idx = t.transposed
+                               ? SmallVector<Value>{arith::AddIOp::create(b, kIdx, row), mIdx}
+                               : SmallVector<Value>{arith::AddIOp::create(b, mIdx, row), kIdx};
+  return ldmatrixWords(t.mem, idx, t.transposed, elem);
+}
+
 LogicalResult Distributor::lowerDot(tile::DotOp op) {
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
@@ -888,18 +932,7 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
         regs.push_back(packPair(b, (*a)[aBase + 2 * r], (*a)[aBase + 2 * r + 1]));
       return regs;
     }
-    // Matrices (m half, k half) = (0,0) (1,0) (0,1) (1,1): the fragment's register order.
-    auto [row, mHalf, kHalf] = ldmatrixLane();
-    Value m0 = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * mTiles)),
-        arith::ConstantIndexOp::create(b, 16 * mt));
-    Value mIdx = arith::AddIOp::create(b, m0, mHalf);
-    Value kIdx = arith::AddIOp::create(b, kHalf, arith::ConstantIndexOp::create(b, 16 * kb));
-    const SharedTile &t = sharedLhs->second;
-    SmallVector<Value> idx = t.transposed
-                                 ? SmallVector<Value>{arith::AddIOp::create(b, kIdx, row), mIdx}
-                                 : SmallVector<Value>{arith::AddIOp::create(b, mIdx, row), kIdx};
-    std::array<Value, 4> w = ldmatrixWords(t.mem, idx, t.transposed, elem);
+    std::array<Value, 4> w = aFragment(sharedLhs->second, mTiles, mt, kb, elem);
     return lhsFetched[{mt, kb}] = SmallVector<Value>(w.begin(), w.end());
   };
   // Every warp reads the right operand whole: from shared memory, where a computed one
