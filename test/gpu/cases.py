@@ -57,10 +57,14 @@ LINEAR_SPECS = {
     "elu": tessera.linear_attention(feature_map="elu_plus_one", scale=0.5),
     "la2-init": tessera.linear_attention(decay=True, initial_state=True),
     "noncausal": tessera.linear_attention(causal=False),
+    # 128-token blocks over 8 warps, one stage.
+    "la2-8w": tessera.linear_attention(decay=True),
 }
 
 
 def linear_config(head_dim, name):
+    if name.endswith("-8w"):
+        return tessera.Config(block_m=128, block_n=64, num_warps=8, num_stages=1, split=8)
     split = 4 if head_dim == 128 or name.endswith("-split") else 1
     return tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
 
