@@ -62,6 +62,8 @@ def rel(x, ref):
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("n,h,hk", [(1, 2, 2), (17, 4, 2), (1000, 4, 4), (4097, 2, 1)])
 def test_matches_float64(name, d, n, h, hk):
+    if (name, d) not in KERNELS:
+        pytest.skip("no such kernel (see cases.linear_kernels)")
     torch.manual_seed(n * 3 + d)
     spec = cases.LINEAR_SPECS[name]
     dev = "cuda"
