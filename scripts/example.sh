@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README's first command: install the tessera package with pip and run the examples on
-# this machine (the CPU target; GPU kernels arrive with the GPU code generator).
+# this machine on the CPU target (GPU runs: README, "On a GPU").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
