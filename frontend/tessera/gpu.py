@@ -91,9 +91,19 @@ def _check_gpu_layout(t, name: str) -> None:
                          f"strides multiples of 16 bytes); pass {name}.contiguous()")
 
 
+def torch_module():
+    """torch, which GPU kernels take their tensors (and stream) from."""
+    try:
+        import torch
+    except ImportError as e:
+        raise RuntimeError("GPU kernels run on torch CUDA tensors, and torch is not "
+                           "installed here") from e
+    return torch
+
+
 def _check_cuda_tensor(t, name: str, dtype, device) -> None:
     """A kernel input: a torch tensor of `dtype` on `device`, rows 16-byte aligned."""
-    import torch
+    torch = torch_module()
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor on a CUDA device, got {type(t).__name__}")
     if not t.is_cuda:
@@ -162,7 +172,7 @@ class GpuKernel:
 
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  **buffers):
-        import torch
+        torch = torch_module()
         want = getattr(torch, _TORCH_DTYPES[self.dtype])
         for t, n in ((q, "q"), (k, "k"), (v, "v")):
             _check_cuda_tensor(t, n, want, getattr(q, "device", None))

@@ -237,8 +237,8 @@ class LinearGpuKernel:
         self._checked_decay = None
 
     def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
-        import torch
-        from .gpu import _TORCH_DTYPES, _check_cuda_tensor, _output_tensor
+        from .gpu import _TORCH_DTYPES, _check_cuda_tensor, _output_tensor, torch_module
+        torch = torch_module()
         from .kernel import check_names, check_qkv_shapes
         want = getattr(torch, _TORCH_DTYPES[self.dtype])
         for t, n in ((q, "q"), (k, "k"), (v, "v")):

@@ -350,3 +350,20 @@ def test_bad_buffer_declarations():
         tessera.Buffer("document id")
     with pytest.raises(SpecError, match=r"only int32 tables"):
         tessera.Buffer("document_id", dtype="int64")
+
+
+def test_linear_attention_gpu_rejects_what_it_cannot_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    with pytest.raises(tessera.SpecError, match="decode step runs on the CPU target"):
+        tessera.compile(tessera.linear_decode(), head_dim=64, dtype="bfloat16", target="cuda")
+    with pytest.raises(tessera.SpecError, match="split = 3 must divide value_dim = 64"):
+        tessera.compile(tessera.linear_attention(), head_dim=64, dtype="bfloat16",
+                        target="cuda", config=tessera.Config(split=3))
+    with pytest.raises(tessera.SpecError, match="bfloat16 or float16"):
+        tessera.compile(tessera.linear_attention(), head_dim=64, target="cuda")
+    kernel = tessera.compile(tessera.linear_attention(), head_dim=64, dtype="bfloat16",
+                             target="cuda")
+    q = np.zeros((1, 1, 4, 64), np.float32)
+    # Without torch: torch is needed; with it: q must be a CUDA tensor.
+    with pytest.raises((RuntimeError, TypeError), match="torch"):
+        kernel(q, q, q)
