@@ -21,12 +21,13 @@ H, D, TOKENS = 16, 128, 65536
 # Bytes a forward pass must move per token: q, k, v read and o written once, bf16.
 BYTES_PER_TOKEN = 4 * 2 * H * D
 SPEC = tessera.linear_attention(decay=True)
-# 64-token blocks on 4 warps or 128-token blocks on 8, the value columns split over 4 or 8
-# programs (8 when batch x heads is small), one or two stages; the benchmark times each
-# and reports the fastest as "tessera" (the config is in the row).
-CONFIGS = {f"block_m={bm} warps={w} split={sp} stages={st}":
-           tessera.Config(block_m=bm, block_n=64, num_warps=w, num_stages=st, split=sp)
-           for bm, w in ((64, 4), (128, 8)) for sp in (4, 8) for st in (1, 2)}
+# `split` programs per (head, batch): 4 or 8 value pieces, and with split 16 / 32 also 2 /
+# 4 sequence chunks (each recomputing its starting state) for when batch x heads is small;
+# one or two stages. The benchmark times each and reports the fastest as "tessera" (the
+# config is in the row).
+CONFIGS = {f"split={sp} stages={st}":
+           tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=st, split=sp)
+           for sp in (4, 8, 16, 32) for st in (1, 2)}
 
 
 def kernels():

@@ -142,19 +142,32 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
   Value out = buffers.lookup(op.getOutput()), finalState = buffers.lookup(op.getFinalState());
   int64_t d = ops.d, blk = ops.blk, split = config.getSplit();
-  if (ops.dv % split)
-    return op.emitError("split = ") << split << " must divide the value dim " << ops.dv;
-  // Each program owns dv / split columns of V, O and the state: more programs when
-  // batch x heads alone cannot fill the machine (the query-key product is recomputed).
-  int64_t dv = ops.dv / split;
+  // `split` programs share a (head, batch) when batch x heads alone cannot fill the
+  // machine: first as pieces of the value columns (16 or more each; the query-key
+  // product is recomputed per piece), the rest as chunks of the sequence (each chunk
+  // first recomputes its starting state from the keys and values before it).
+  int64_t pieces = 1;
+  for (int64_t c = split; c > 1 && pieces == 1; --c)
+    if (split % c == 0 && ops.dv % c == 0 && ops.dv / c >= 16)
+      pieces = c;
+  int64_t chunks = split / pieces;
+  int64_t dv = ops.dv / pieces;
   double scale = ops.scale;
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
   OpBuilder::InsertionGuard guard(b);
   auto [head, batch, kvHead] =
       beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
-  Value c0 = p.cIndex(0);
-  Value col0 = arith::MulIOp::create(b, p.programId(2), p.cIndex(dv));
+  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+  Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
+  Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
+  Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
+  // This program's blocks: [firstBlock, endBlock).
+  Value perChunk = arith::CeilDivSIOp::create(b, numBlocks, p.cIndex(chunks));
+  Value firstBlock = arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk),
+                                            numBlocks);
+  Value endBlock = arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk),
+                                          numBlocks);
   Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
                                             ValueRange{batch, head, c0, col0}, nullptr)
                            .getResult()
@@ -186,8 +199,9 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                     ValueRange{batch, kvHead, n0, col0}, nullptr);
     return std::make_tuple(qb, kb, vb, valid);
   };
-  auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
-    return p.forLoop(c0, numBlocks, ValueRange{init}, [&](Value i, ValueRange carried) {
+  auto forBlocks = [&](Value from, Value to, Value init,
+                       function_ref<Value(Value n0, Value carried)> body) {
+    return p.forLoop(from, to, ValueRange{init}, [&](Value i, ValueRange carried) {
       return SmallVector<Value>{body(arith::MulIOp::create(b, i, blkIdx), carried[0])};
     })[0];
   };
@@ -204,25 +218,16 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                          p.splatF32({blk, blk}, 0.0f));
     Value qDecay = p.broadcast(
         p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
-    state = forBlocks(state, [&](Value n0, Value s) {
-      auto [qb, kb, vb, valid] = loadBlock(n0);
-      // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
-      // Q feeds both products as it was loaded.
-      Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
-      Value scores = arith::MulFOp::create(
-          b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
-      o = p.dot(asOperand(scores), vb, o);
-      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
-                ValueRange{batch, head, n0, col0});
-      // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
-      // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
-      // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
-      // clamped at 0 there (λ^(negative) could overflow to inf).
+    // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
+    // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
+    // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
+    // clamped at 0 there (λ^(negative) could overflow to inf).
+    auto updateState = [&](Value s, Value kb, Value vb, Value n0, Value valid) {
       Value validF = p.indexToF32(valid);
       Value tokens = arith::SIToFPOp::create(
           b, p.tileType({blk}, p.f32), tile::RangeOp::create(b, p.tileType({blk}, p.i32), n0));
       Value lastF = p.indexToF32(arith::SubIOp::create(
-          b, arith::AddIOp::create(b, n0, valid), p.cIndex(1)));
+          b, arith::AddIOp::create(b, n0, valid), c1));
       Value kExp = arith::MaxNumFOp::create(
           b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens),
           p.splatF32({blk}, 0.0f));
@@ -232,15 +237,37 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
       Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
       return p.dot(asOperand(kDecayed), vb, carried);
+    };
+    // A later chunk's starting state: the state update alone over the blocks before it
+    // (with short sequences a trailing chunk may own no block and start past the last).
+    state = forBlocks(c0, firstBlock, state, [&](Value n0, Value s) {
+      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
+      Value kb = loadMapped(k, kvHead, n0, valid);
+      Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
+                                      ValueRange{batch, kvHead, n0, col0}, nullptr);
+      return updateState(s, kb, vb, n0, valid);
+    });
+    state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
+      auto [qb, kb, vb, valid] = loadBlock(n0);
+      // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
+      // Q feeds both products as it was loaded.
+      Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
+      Value scores = arith::MulFOp::create(
+          b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
+      o = p.dot(asOperand(scores), vb, o);
+      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
+                ValueRange{batch, head, n0, col0});
+      return updateState(s, kb, vb, n0, valid);
     });
   } else {
-    // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S.
-    state = forBlocks(state, [&](Value n0, Value s) {
+    // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this
+    // program's blocks.
+    state = forBlocks(c0, numBlocks, state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
       return p.dot(p.trans(kb), vb, s);
     });
     Value stateOperand = asOperand(state);
-    forBlocks(state, [&](Value n0, Value s) {
+    forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
       Value o = p.dot(qb, stateOperand, zeroOut);
       p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
@@ -248,7 +275,15 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       return s;
     });
   }
-  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+  // The final state is the last chunk's.
+  Value lastChunk = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk,
+                                          p.cIndex(chunks - 1));
+  scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+    tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+    scf::YieldOp::create(b);
+  });
   return success();
 }
 

@@ -59,12 +59,17 @@ LINEAR_SPECS = {
     "noncausal": tessera.linear_attention(causal=False),
     # 128-token blocks over 8 warps, one stage.
     "la2-8w": tessera.linear_attention(decay=True),
+    # 4 sequence chunks per value piece, each recomputing its starting state.
+    "la2-chunks": tessera.linear_attention(decay=True, initial_state=True),
 }
 
 
 def linear_config(head_dim, name):
     if name.endswith("-8w"):
         return tessera.Config(block_m=128, block_n=64, num_warps=8, num_stages=1, split=8)
+    if name.endswith("-chunks"):  # value pieces of 16 columns x 4 chunks
+        return tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2,
+                              split=4 * head_dim // 16)
     split = 4 if head_dim == 128 or name.endswith("-split") else 1
     return tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
 

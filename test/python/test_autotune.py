@@ -288,9 +288,9 @@ def test_linear_attention_is_tuned_and_reused(cache):
     assert again.from_store and again.config == r.config
 
 
-def test_cuda_linear_split_is_validated_by_the_compiler():
-    cfgs = [tessera.Config(64, 64, 4, 1, split=4), tessera.Config(64, 64, 4, 1, split=3)]
+def test_cuda_linear_candidates_are_validated_by_the_compiler():
+    cfgs = [tessera.Config(64, 64, 4, 1, split=16), tessera.Config(32, 64, 4, 1, split=4)]
     ok, bad = at.validate_configs(LINEAR, cfgs, head_dim=128, dtype="bfloat16",
                                   target="cuda", chip="sm_90a", workers=0)
     assert ok.status == "ok", ok.reason
-    assert bad.status == "rejected" and "split = 3 must divide the value dim 128" in bad.reason
+    assert bad.status == "rejected" and "block_m = 16 x num_warps" in bad.reason

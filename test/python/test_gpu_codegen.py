@@ -56,10 +56,10 @@ def test_compile_rejections_are_cached(tmp_path, monkeypatch):
     from tessera import gpu
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     spec = tessera.linear_attention(decay=True)
-    bad = tessera.Config(block_m=64, num_warps=4, split=3)
+    bad = tessera.Config(block_m=32, num_warps=4, split=4)
     module = spec.to_mlir("bfloat16", 128, 128)
     for _ in range(2):  # compiled, then found in the cache
-        with pytest.raises(tessera.CompileError, match="split = 3 must divide the value dim 128"):
+        with pytest.raises(tessera.CompileError, match="block_m = 16 x num_warps"):
             gpu.load_image(module, spec.name, bad, "sm_90a")
 
 

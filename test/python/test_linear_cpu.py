@@ -11,10 +11,11 @@ TOL = 1e-5
 _KERNELS = {}
 
 
-def kernel(spec, d, block_m=32):
-    key = (spec, d, block_m)
+def kernel(spec, d, block_m=32, split=1):
+    key = (spec, d, block_m, split)
     if key not in _KERNELS:
-        _KERNELS[key] = tessera.compile(spec, head_dim=d, config=tessera.Config(block_m=block_m))
+        _KERNELS[key] = tessera.compile(spec, head_dim=d,
+                                        config=tessera.Config(block_m=block_m, split=split))
     return _KERNELS[key]
 
 
@@ -26,11 +27,11 @@ def inputs(b, h, hk, n, d, seed):
     return q, k, v
 
 
-def run_and_check(spec, q, k, v, d, block_m=32, **extra):
+def run_and_check(spec, q, k, v, d, block_m=32, split=1, **extra):
     b, h, n, _ = q.shape
     out = np.full((b, h, n, d), np.nan, np.float32)
     state = np.full((b, h, d, d), np.nan, np.float32)
-    o, s = kernel(spec, d, block_m)(q, k, v, out=out, state_out=state, **extra)
+    o, s = kernel(spec, d, block_m, split)(q, k, v, out=out, state_out=state, **extra)
     assert o is out and s is state
     ro, rs = L.reference(q, k, v, causal=spec.causal, feature_map=spec.feature_map,
                          scale=spec.scale, decay=extra.get("decay"),
@@ -61,6 +62,21 @@ def test_feature_maps_and_initial_state(feature_map, causal):
     spec = tessera.linear_attention(causal=causal, feature_map=feature_map, initial_state=True,
                                     scale=0.125)
     run_and_check(spec, q, k, v, 64, initial_state=state)
+
+
+# split = 8 at D = 64: 4 value pieces x 2 sequence chunks; split = 3: 3 chunks; each
+# later chunk recomputes its starting state.
+@pytest.mark.parametrize("split", [3, 8])
+@pytest.mark.parametrize("n", [1, 17, 100, 255])
+@pytest.mark.parametrize("causal", [True, False])
+def test_split_into_value_pieces_and_sequence_chunks(split, n, causal):
+    q, k, v = inputs(1, 2, 1, n, 64, seed=n + split)
+    state = np.random.default_rng(5).standard_normal((1, 2, 64, 64), dtype=np.float32)
+    spec = tessera.linear_attention(causal=causal, decay=causal, initial_state=True)
+    extra = {"initial_state": state}
+    if causal:
+        extra["decay"] = L.alibi_decay(2)
+    run_and_check(spec, q, k, v, 64, block_m=16, split=split, **extra)
 
 
 @pytest.mark.parametrize("block_m", [16, 64])
