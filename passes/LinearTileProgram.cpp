@@ -240,13 +240,14 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     };
     // A later chunk's starting state: the state update alone over the blocks before it
     // (with short sequences a trailing chunk may own no block and start past the last).
-    state = forBlocks(c0, firstBlock, state, [&](Value n0, Value s) {
-      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-      Value kb = loadMapped(k, kvHead, n0, valid);
-      Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
-                                      ValueRange{batch, kvHead, n0, col0}, nullptr);
-      return updateState(s, kb, vb, n0, valid);
-    });
+    if (chunks > 1)
+      state = forBlocks(c0, firstBlock, state, [&](Value n0, Value s) {
+        Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
+        Value kb = loadMapped(k, kvHead, n0, valid);
+        Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
+                                        ValueRange{batch, kvHead, n0, col0}, nullptr);
+        return updateState(s, kb, vb, n0, valid);
+      });
     state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
       auto [qb, kb, vb, valid] = loadBlock(n0);
       // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
@@ -276,6 +277,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     });
   }
   // The final state is the last chunk's.
+  if (chunks == 1) {
+    tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+    return success();
+  }
   Value lastChunk = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk,
                                           p.cIndex(chunks - 1));
   scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
