@@ -115,6 +115,17 @@ def _check_cuda_tensor(t, name: str, dtype, device) -> None:
     _check_gpu_layout(t, name)
 
 
+def check_qkv_tensors(q, k, v, dtype: str):
+    """q, k, v as a kernel takes them: rank-4 CUDA tensors of `dtype` on q's device; returns
+    the torch dtype."""
+    want = getattr(torch_module(), _TORCH_DTYPES[dtype])
+    for t, n in ((q, "q"), (k, "k"), (v, "v")):
+        _check_cuda_tensor(t, n, want, getattr(q, "device", None))
+        if t.dim() != 4:
+            raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
+    return want
+
+
 def _output_tensor(given, shape, dtype, device, name: str):
     """A caller's output tensor (checked) or a new one."""
     import torch
@@ -173,11 +184,7 @@ class GpuKernel:
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  **buffers):
         torch = torch_module()
-        want = getattr(torch, _TORCH_DTYPES[self.dtype])
-        for t, n in ((q, "q"), (k, "k"), (v, "v")):
-            _check_cuda_tensor(t, n, want, getattr(q, "device", None))
-            if t.dim() != 4:
-                raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
+        want = check_qkv_tensors(q, k, v, self.dtype)
         from .kernel import check_names, check_qkv_shapes
         B, H, Nq, _ = q.shape
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,

@@ -223,27 +223,21 @@ class LinearGpuKernel:
     batch x heads is small."""
 
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
-        from .gpu import _TORCH_DTYPES, _Image
+        from .gpu import GpuKernel
         if spec.decode:
             raise SpecError("the decode step runs on the CPU target for now")
-        if dtype not in _TORCH_DTYPES:
-            raise SpecError(f"GPU kernels take bfloat16 or float16, got {dtype!r}")
+        self._compiled = GpuKernel(spec, dtype, head_dim, value_dim, config, chip)
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
-        self.module = spec.to_mlir(dtype, head_dim, value_dim)
-        self._image = _Image(self.module, spec.name, config, chip)
-        self.ptx = self._image.ptx
+        self.module, self.ptx = self._compiled.module, self._compiled.ptx
+        self._image = self._compiled._image
         self._checked_decay = None
 
     def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
-        from .gpu import _TORCH_DTYPES, _check_cuda_tensor, _output_tensor, torch_module
-        torch = torch_module()
+        from .gpu import _check_cuda_tensor, _output_tensor, check_qkv_tensors, torch_module
         from .kernel import check_names, check_qkv_shapes
-        want = getattr(torch, _TORCH_DTYPES[self.dtype])
-        for t, n in ((q, "q"), (k, "k"), (v, "v")):
-            _check_cuda_tensor(t, n, want, getattr(q, "device", None))
-            if t.dim() != 4:
-                raise ValueError(f"{n} must have rank 4 [batch, heads, seq, dim], got {tuple(t.shape)}")
+        torch = torch_module()
+        want = check_qkv_tensors(q, k, v, self.dtype)
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
                          self.value_dim, same_length=True)
         check_names("inputs", self.spec.extra_inputs, inputs)
