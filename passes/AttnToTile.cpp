@@ -10,8 +10,7 @@
 
 #include "dialect/attn/AttnDialect.h"
 #include "dialect/tile/TileDialect.h"
-#include "passes/LinearTileProgram.h"
-#include "passes/SoftmaxTileProgram.h"
+#include "passes/TilePrograms.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"

@@ -7,7 +7,7 @@
 // per-block state ever reaches global memory. Exponents of λ are exp2(e · log2 λ).
 //
 //===----------------------------------------------------------------------===//
-#include "passes/LinearTileProgram.h"
+#include "passes/TilePrograms.h"
 
 #include "passes/TileBuilder.h"
 

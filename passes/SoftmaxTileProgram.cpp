@@ -7,7 +7,7 @@
 // every visited tile a boundary tile, since nothing is known about it statically.
 //
 //===----------------------------------------------------------------------===//
-#include "passes/SoftmaxTileProgram.h"
+#include "passes/TilePrograms.h"
 
 #include "passes/ModifierInlining.h"
 #include "passes/TileBuilder.h"

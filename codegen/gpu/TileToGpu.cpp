@@ -113,8 +113,8 @@ private:
   /// One staging buffer per (source buffer, tile type): the loops of a program run one
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
-  /// Loads whose tile goes to shared memory: right operands, and with wgmma also the
-  /// left operands read from memory (Q).
+  /// Loads whose tile goes to shared memory: right operands; left operands read from
+  /// memory with wgmma (Q), and with mma.sync those loaded in a loop.
   bool isStaged(tile::LoadOp op) {
     LayoutKind kind = layoutOf(op.getResult()).kind;
     if (kind == LayoutKind::B || kind == LayoutKind::BT)
@@ -135,14 +135,20 @@ private:
   struct LdmatrixLane {
     Value row, half0, half1;
   };
+  std::optional<LdmatrixLane> ldmatrixLanes; // made once, at the kernel entry
   LdmatrixLane ldmatrixLane() {
-    Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
-    Value eight = arith::ConstantIndexOp::create(b, 8);
-    return {arith::RemUIOp::create(b, lane, eight),
-            arith::MulIOp::create(
-                b, arith::AndIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)), eight),
-            arith::MulIOp::create(
-                b, arith::ShRUIOp::create(b, matrix, arith::ConstantIndexOp::create(b, 1)), eight)};
+    if (!ldmatrixLanes) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(laneAnchor);
+      Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+      Value eight = arith::ConstantIndexOp::create(b, 8), one = arith::ConstantIndexOp::create(b, 1);
+      Value row = arith::RemUIOp::create(b, lane, eight);
+      Value half0 = arith::MulIOp::create(b, arith::AndIOp::create(b, matrix, one), eight);
+      Value half1 = arith::MulIOp::create(b, arith::ShRUIOp::create(b, matrix, one), eight);
+      ldmatrixLanes = LdmatrixLane{row, half0, half1};
+      laneAnchor = half1.getDefiningOp();
+    }
+    return *ldmatrixLanes;
   }
   /// The four registers of the A fragment (m-tile mt, k-block kb) of a staged tile read
   /// as an [M, K] left operand spread over warps in m-tiles of `tilesPerWarp`.
@@ -328,7 +334,6 @@ Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem) {
       b, MemRefType::get(shape, elem, MemRefLayoutAttrInterface{}, workgroup), arena, shift,
       ValueRange{});
 }
-
 
 Value Distributor::scratchBuffer(ArrayRef<int64_t> shape, Type elem) {
   SmallVector<int64_t> padded = paddedShape(shape, elem);
@@ -1225,7 +1230,6 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     auto load = dyn_cast<tile::LoadOp>(o);
     if (!load)
       continue;
-    LayoutKind kind = layoutOf(load.getResult()).kind;
     if (!isStaged(load) || !vectorsPerThread(load))
       continue;
     // The indices must follow from the induction variable through pure ops of the body.

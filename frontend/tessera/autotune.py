@@ -445,19 +445,21 @@ def _default_linear_inputs(spec, shape, head_dim, value_dim, dtype, target):
     return q, k, v, {n: extras[n] for n in spec.extra_inputs}
 
 
-def _outputs(kernel, q, lib):
-    """Output buffers of `kernel` for inputs like `q` (numpy or torch), as keywords."""
+def _outputs(kernel, q, empty, f32):
+    """Output buffers of `kernel` for inputs like `q`, as keywords; `empty(shape, dtype)`
+    allocates (numpy or torch) and `f32` is that library's float32."""
     B, H, N, D = q.shape
+    out = {"out": empty((B, H, N, kernel.value_dim), q.dtype)}
     if isinstance(kernel.spec, LinearAttentionSpec):
-        return {"out": lib.empty((B, H, N, kernel.value_dim), dtype=q.dtype),
-                "state_out": lib.empty((B, H, D, kernel.value_dim), dtype=lib.float32)}
-    return {"out": lib.empty((B, H, N, kernel.value_dim), dtype=q.dtype),
-            "lse_out": lib.empty((B, H, N), dtype=lib.float32)}
+        out["state_out"] = empty((B, H, D, kernel.value_dim), f32)
+    else:
+        out["lse_out"] = empty((B, H, N), f32)
+    return out
 
 
 def _time_cpu(kernel, q, k, v, buffers, warmup, repeats):
     import numpy as np
-    outs = _outputs(kernel, q, np)
+    outs = _outputs(kernel, q, np.empty, np.float32)
     for _ in range(warmup):
         kernel(q, k, v, **outs, **buffers)
     times = []
@@ -477,8 +479,8 @@ def _time_cuda(kernel, q, k, v, buffers, warmup, repeats):
     if dev not in _L2_FLUSH:  # larger than any L2: writing it evicts the kernel's data
         _L2_FLUSH[dev] = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     flush = _L2_FLUSH[dev]
-    with torch.cuda.device(dev):
-        outs = _outputs(kernel, q, _TorchOnDevice(torch, dev))
+    outs = _outputs(kernel, q, lambda shape, dtype: torch.empty(shape, dtype=dtype, device=dev),
+                    torch.float32)
     for _ in range(warmup):
         kernel(q, k, v, **outs, **buffers)
     events = []
@@ -492,15 +494,6 @@ def _time_cuda(kernel, q, k, v, buffers, warmup, repeats):
     torch.cuda.synchronize(dev)
     return statistics.median(s.elapsed_time(e) for s, e in events), outs["out"]
 
-
-class _TorchOnDevice:
-    """torch.empty on one device, spelled like numpy for _outputs."""
-
-    def __init__(self, torch, device):
-        self.torch, self.device, self.float32 = torch, device, torch.float32
-
-    def empty(self, shape, dtype):
-        return self.torch.empty(shape, dtype=dtype, device=self.device)
 
 
 def _max_diff(a, b) -> float:

@@ -1,0 +1,40 @@
+//===- TilePrograms.h - attn ops as tile programs ---------------*- C++ -*-===//
+//
+// Each builder emits, at `b`'s insertion point, the tile.grid computing one attn op;
+// `buffers` maps each tensor operand and result of the op to its buffer.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_PASSES_TILEPROGRAMS_H
+#define TESSERA_PASSES_TILEPROGRAMS_H
+
+#include "dialect/attn/AttnDialect.h"
+#include "dialect/tile/TileDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace tessera {
+/// FlashAttention-2 online softmax (SEMANTICS.md §1); SoftmaxTileProgram.cpp.
+mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                            attn::AttentionOp op,
+                                            const mlir::IRMapping &buffers,
+                                            tile::ConfigAttr config);
+/// Linear attention with its D x Dv state carried on chip across blocks of
+/// `config.block_m` tokens (Lightning Attention-2, SEMANTICS.md §2); LinearTileProgram.cpp.
+mlir::LogicalResult buildLinearTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                           attn::LinearAttentionOp op,
+                                           const mlir::IRMapping &buffers,
+                                           tile::ConfigAttr config);
+/// One recurrent decode step.
+mlir::LogicalResult buildLinearDecodeTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                                 attn::LinearDecodeOp op,
+                                                 const mlir::IRMapping &buffers,
+                                                 tile::ConfigAttr config);
+/// The linear-attention gradient: a forward sweep for dQ and a reverse sweep for dK and
+/// dV, one program per key/value head (GQA sums without races).
+mlir::LogicalResult buildLinearGradTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                               attn::LinearAttentionGradOp op,
+                                               const mlir::IRMapping &buffers,
+                                               tile::ConfigAttr config);
+} // namespace tessera
+
+#endif
