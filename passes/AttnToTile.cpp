@@ -12,6 +12,7 @@
 #include "dialect/tile/TileDialect.h"
 #include "passes/TilePrograms.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -34,6 +35,40 @@ static MemRefType bufferTypeFor(RankedTensorType type) {
       type.getContext(), ShapedType::kDynamic,
       SmallVector<int64_t>(type.getRank(), ShapedType::kDynamic));
   return MemRefType::get(type.getShape(), type.getElementType(), layout);
+}
+
+/// Dim `d` (dynamic) of the intermediate result `r`, from its op's operand buffers.
+static Value intermediateSize(ImplicitLocOpBuilder &b, Value r, int64_t d,
+                              const IRMapping &buffers) {
+  Operation *op = r.getDefiningOp();
+  auto dimOf = [&](Value operand, int64_t i) -> Value {
+    return memref::DimOp::create(b, buffers.lookup(operand), i);
+  };
+  auto cIndex = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
+  if (auto c = dyn_cast<attn::CompressOp>(op); c && d == 2) {
+    // floor((N - block) / stride) + 1 pooled rows, 0 when N < block.
+    Value n = dimOf(c.getInput(), 2), block = cIndex(c.getBlock());
+    Value pooled = arith::AddIOp::create(
+        b, arith::DivSIOp::create(b, arith::SubIOp::create(b, n, block), cIndex(c.getStride())),
+        cIndex(1));
+    Value fits = arith::CmpIOp::create(b, arith::CmpIPredicate::sge, n, block);
+    return arith::SelectOp::create(b, fits, pooled, cIndex(0));
+  }
+  if (auto t = dyn_cast<attn::BlockTopKOp>(op); t && d == 2)
+    return arith::CeilDivSIOp::create(b, dimOf(t.getQuery(), 2), cIndex(t.getBlockQ()));
+  // Rows moved by an index list: one per index (for a scatter, the indices are taken to
+  // be a permutation of the rows).
+  if (isa<attn::GatherRowsOp, attn::ScatterRowsOp>(op) && d == 2) {
+    Value idx = op->getOperand(1);
+    return dimOf(idx, cast<RankedTensorType>(idx.getType()).getRank() - 1);
+  }
+  // Otherwise a dim follows an operand of the result's type (else the first operand:
+  // attn results share their leading dims with it).
+  Value like = op->getOperand(0);
+  for (Value operand : op->getOperands())
+    if (operand.getType() == r.getType())
+      like = operand;
+  return dimOf(like, d);
 }
 
 namespace {
@@ -67,7 +102,9 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
              << t;
   for (Operation &op : body.without_terminator())
     if (!isa<attn::AttentionOp, attn::LinearAttentionOp, attn::LinearDecodeOp,
-             attn::LinearAttentionGradOp>(op))
+             attn::LinearAttentionGradOp, attn::CompressOp, attn::BlockTopKOp,
+             attn::LshSortOp, attn::GatherRowsOp, attn::ScatterRowsOp, attn::MergeOp,
+             attn::GateOp>(op))
       return op.emitError("is not lowered to a tile program yet");
 
   // New signature: every tensor argument becomes a buffer, and every result a trailing
@@ -110,16 +147,9 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       if (!buffers.contains(r)) {
         auto type = cast<RankedTensorType>(r.getType());
         SmallVector<Value> dynSizes;
-        // Dynamic sizes of an intermediate follow an operand of the same type (else the
-        // first operand: attn results share their leading dims with it).
-        Value likeOperand = op.getOperand(0);
-        for (Value operand : op.getOperands())
-          if (operand.getType() == type)
-            likeOperand = operand;
-        Value like = buffers.lookup(likeOperand);
         for (int64_t d = 0; d < type.getRank(); ++d)
           if (type.isDynamicDim(d))
-            dynSizes.push_back(memref::DimOp::create(b, like, d));
+            dynSizes.push_back(intermediateSize(b, r, d, buffers));
         auto alloc = memref::AllocOp::create(
             b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
         Value cast = memref::CastOp::create(b, bufferTypeFor(type), alloc);
@@ -138,7 +168,24 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
             })
             .Case([&](attn::LinearAttentionGradOp o) {
               return buildLinearGradTileProgram(b, o, buffers, config);
-            });
+            })
+            .Case([&](attn::CompressOp o) {
+              return buildCompressTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::BlockTopKOp o) {
+              return buildBlockTopKTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::LshSortOp o) {
+              return buildLshSortTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::GatherRowsOp o) {
+              return buildGatherRowsTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::ScatterRowsOp o) {
+              return buildScatterRowsTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::MergeOp o) { return buildMergeTileProgram(b, o, buffers, config); })
+            .Case([&](attn::GateOp o) { return buildGateTileProgram(b, o, buffers, config); });
     if (failed(built))
       return failure();
     toErase.push_back(&op);

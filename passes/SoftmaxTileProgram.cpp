@@ -23,6 +23,7 @@
 
 static constexpr double kLog2E = 1.4426950408889634;
 static constexpr double kLn2 = 0.6931471805599453;
+static constexpr int32_t kNoBlock = std::numeric_limits<int32_t>::max();
 
 using namespace mlir;
 using namespace tessera;
@@ -39,6 +40,7 @@ struct Program : TileBuilder {
   Value offset;                            // Nk - Nq as i32 (bottom-right causal alignment)
   Value qTile;                             // BM x D, elemType
   Value rows;                              // BM, i32: query indices of this tile
+  Value rowKeep; // BM, i1, or null: rows that listed the key block being visited
 
   Program(ImplicitLocOpBuilder &b, attn::AttentionOp op, const IRMapping &buffers)
       : TileBuilder(b), op(op), buffers(buffers) {}
@@ -79,6 +81,8 @@ Value Program::keepTile(Value qIdx, Value kIdx) {
     keep = arith::AndIOp::create(
         b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, kIdx, lowest));
   }
+  if (rowKeep)
+    keep = arith::AndIOp::create(b, keep, rowBroadcast(rowKeep, bn));
   if (op.hasMaskMod()) {
     SmallVector<Value> args{splatOf(shape, toI32(batch)), splatOf(shape, toI32(head)),
                             qIdx, kIdx};
@@ -149,10 +153,11 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
                                                tile::ConfigAttr config) {
   if (op.getBlockIndices()) {
     int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
-    if (bq % config.getBlockM() || bk % config.getBlockN())
+    if ((bq != 1 && bq % config.getBlockM()) || bk % config.getBlockN())
       return op.emitError("block_q (")
-             << bq << ") and block_k (" << bk << ") must be multiples of the config's block_m ("
-             << config.getBlockM() << ") and block_n (" << config.getBlockN() << ")";
+             << bq << ") must be 1 or a multiple of the config's block_m ("
+             << config.getBlockM() << ") and block_k (" << bk
+             << ") a multiple of its block_n (" << config.getBlockN() << ")";
   }
   Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
   auto qType = cast<MemRefType>(q.getType());
@@ -326,6 +331,66 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     Value qBlock = arith::DivSIOp::create(b, p.m0, p.cIndex(bq));
     Value tilesPerBlock = p.cIndex(bk / p.bn);
     Value entries = memref::DimOp::create(b, blockList, 3);
+    // The key tiles of block `raw` (i32), clipped to the causal / window range.
+    auto visitBlock = [&](Value raw, ValueRange carried) {
+      Value first = arith::MulIOp::create(
+          b, arith::IndexCastOp::create(b, b.getIndexType(), raw), tilesPerBlock);
+      Value from = arith::MaxSIOp::create(b, first, tiles.lo);
+      Value to = arith::MinSIOp::create(
+          b, arith::AddIOp::create(b, first, tilesPerBlock), tiles.hi);
+      return SmallVector<Value>(p.forLoop(from, to, carried, stepAt(true)));
+    };
+    if (bq == 1) {
+      // Every row has its own list (per-token selection, MoBA / NSA): visit the union
+      // of the tile's lists in increasing block order, each block masked to the rows
+      // that listed it. The next block is the least listed one above the last visited.
+      auto entryColumn = [&](Value e) { // [bm] i32, -1 past the last query
+        Value col = tile::LoadOp::create(b, p.tileType({p.bm, 1}, p.i32), blockList,
+                                         ValueRange{p.batch, listHead, p.m0, e},
+                                         b.getI32IntegerAttr(-1));
+        return p.reduce(tile::Combiner::sum, col, 1);
+      };
+      Value none = arith::ConstantIntOp::create(b, p.i32, kNoBlock);
+      auto nextAbove = [&](Value last) {
+        return p.forLoop(c0, entries, ValueRange{none}, [&](Value e, ValueRange acc) {
+          Value col = entryColumn(e);
+          Value above = p.cmpI(arith::CmpIPredicate::sgt, col, p.splatOf({p.bm}, last));
+          Value least = p.reduce(tile::Combiner::min,
+                                 p.select(above, col, p.splatI32({p.bm}, kNoBlock)), 0);
+          Value scalar = tensor::ExtractOp::create(b, least, ValueRange{});
+          return SmallVector<Value>{arith::MinSIOp::create(b, acc[0], scalar)};
+        })[0];
+      };
+      SmallVector<Value> init{nextAbove(arith::ConstantIntOp::create(b, p.i32, -1))};
+      init.append(state.begin(), state.end());
+      auto loop = scf::WhileOp::create(
+          b, TypeRange(ValueRange(init)), init,
+          [&](OpBuilder &nb, Location, ValueRange args) {
+            OpBuilder::InsertionGuard g(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            scf::ConditionOp::create(b, p.cmpI(arith::CmpIPredicate::ne, args[0], none),
+                                     args);
+          },
+          [&](OpBuilder &nb, Location, ValueRange args) {
+            OpBuilder::InsertionGuard g(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            Value block = args[0];
+            Value member = p.forLoop(
+                c0, entries, ValueRange{p.splatOf({p.bm}, arith::ConstantIntOp::create(
+                                                             b, b.getI1Type(), 0))},
+                [&](Value e, ValueRange acc) {
+                  Value hit = p.cmpI(arith::CmpIPredicate::eq, entryColumn(e),
+                                     p.splatOf({p.bm}, block));
+                  return SmallVector<Value>{arith::OrIOp::create(b, acc[0], hit)};
+                })[0];
+            p.rowKeep = member;
+            SmallVector<Value> next{nextAbove(block)};
+            llvm::append_range(next, visitBlock(block, args.drop_front()));
+            p.rowKeep = Value();
+            scf::YieldOp::create(b, next);
+          });
+      state.assign(loop.getResults().begin() + 1, loop.getResults().end());
+    } else {
     ValueRange result = p.forLoop(c0, entries, state, [&](Value e, ValueRange carried) {
       Value raw = memref::LoadOp::create(b, blockList,
                                          ValueRange{p.batch, listHead, qBlock, e});
@@ -343,18 +408,11 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
                                 arith::ConstantIntOp::create(b, p.i32, 0)),
           arith::XOrIOp::create(b, seen, arith::ConstantIntOp::create(b, b.getI1Type(), 1)));
       return branch(
-          listed,
-          [&] {
-            Value first = arith::MulIOp::create(
-                b, arith::IndexCastOp::create(b, b.getIndexType(), raw), tilesPerBlock);
-            Value from = arith::MaxSIOp::create(b, first, tiles.lo);
-            Value to = arith::MinSIOp::create(
-                b, arith::AddIOp::create(b, first, tilesPerBlock), tiles.hi);
-            return SmallVector<Value>(p.forLoop(from, to, carried, stepAt(true)));
-          },
+          listed, [&] { return visitBlock(raw, carried); },
           [&] { return SmallVector<Value>(carried); });
     });
     state.assign(result.begin(), result.end());
+    }
   } else if (!classes) {
     loop(tiles.lo, tiles.fullLo, stepAt(true));
     loop(tiles.fullLo, tiles.fullHi, stepAt(false));

@@ -5,6 +5,7 @@
 #include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -31,6 +32,52 @@ struct TileBuilder {
   }
   mlir::Value splatOf(llvm::ArrayRef<int64_t> shape, mlir::Value scalar) {
     return mlir::tensor::SplatOp::create(b, tileType(shape, scalar.getType()), scalar);
+  }
+  mlir::Value splatI32(llvm::ArrayRef<int64_t> shape, int32_t v) {
+    auto type = tileType(shape, i32);
+    return mlir::arith::ConstantOp::create(b, type, mlir::DenseElementsAttr::get(type, v));
+  }
+  /// The 1-D tile start, start + 1, ..., start + n - 1 (i32).
+  mlir::Value range(mlir::Value start, int64_t n) {
+    return tile::RangeOp::create(b, tileType({n}, i32), start);
+  }
+  /// Reduces a tile along `axis` (the result drops that dim).
+  mlir::Value reduce(tile::Combiner combiner, mlir::Value t, int64_t axis) {
+    auto type = mlir::cast<mlir::RankedTensorType>(t.getType());
+    llvm::SmallVector<int64_t> shape(type.getShape());
+    shape.erase(shape.begin() + axis);
+    return tile::ReduceOp::create(b, tileType(shape, type.getElementType()), combiner, t,
+                                  axis);
+  }
+  mlir::Value select(mlir::Value cond, mlir::Value a, mlir::Value c) {
+    return mlir::arith::SelectOp::create(b, cond, a, c);
+  }
+  /// Element-wise not of an i1 tile.
+  mlir::Value logicalNot(mlir::Value t) {
+    auto type = mlir::cast<mlir::RankedTensorType>(t.getType());
+    return mlir::arith::XOrIOp::create(
+        b, t, mlir::arith::ConstantOp::create(b, type, mlir::DenseElementsAttr::get(type, true)));
+  }
+  mlir::Value cmpI(mlir::arith::CmpIPredicate p, mlir::Value x, mlir::Value y) {
+    return mlir::arith::CmpIOp::create(b, p, x, y);
+  }
+  mlir::Value ceilDiv(mlir::Value x, int64_t d) {
+    return mlir::arith::CeilDivSIOp::create(b, x, cIndex(d));
+  }
+  mlir::Value dim(mlir::Value buffer, int64_t d) {
+    return mlir::memref::DimOp::create(b, buffer, d);
+  }
+  /// Emits a tile.grid over `sizes` whose body `body` builds (given the program ids),
+  /// and leaves the builder after it.
+  void grid(mlir::ValueRange sizes, tile::ConfigAttr config,
+            llvm::function_ref<void(llvm::ArrayRef<mlir::Value>)> body) {
+    auto g = tile::GridOp::create(b, sizes, config);
+    mlir::OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&g.getBody().emplaceBlock());
+    llvm::SmallVector<mlir::Value> ids;
+    for (int64_t d = 0; d < int64_t(sizes.size()); ++d)
+      ids.push_back(programId(d));
+    body(ids);
   }
   mlir::Value toI32(mlir::Value index) {
     return mlir::arith::IndexCastOp::create(b, i32, index);

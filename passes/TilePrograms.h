@@ -35,6 +35,36 @@ mlir::LogicalResult buildLinearGradTileProgram(mlir::ImplicitLocOpBuilder &b,
                                                attn::LinearAttentionGradOp op,
                                                const mlir::IRMapping &buffers,
                                                tile::ConfigAttr config);
+
+// Block structure (SelectionTilePrograms.cpp): pooled blocks and top-k block selection.
+mlir::LogicalResult buildCompressTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                             attn::CompressOp op,
+                                             const mlir::IRMapping &buffers,
+                                             tile::ConfigAttr config);
+mlir::LogicalResult buildBlockTopKTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                              attn::BlockTopKOp op,
+                                              const mlir::IRMapping &buffers,
+                                              tile::ConfigAttr config);
+// Row permutations (RowTilePrograms.cpp): the LSH sort and row gathers / scatters.
+mlir::LogicalResult buildLshSortTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                            attn::LshSortOp op,
+                                            const mlir::IRMapping &buffers,
+                                            tile::ConfigAttr config);
+mlir::LogicalResult buildGatherRowsTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                               attn::GatherRowsOp op,
+                                               const mlir::IRMapping &buffers,
+                                               tile::ConfigAttr config);
+mlir::LogicalResult buildScatterRowsTileProgram(mlir::ImplicitLocOpBuilder &b,
+                                                attn::ScatterRowsOp op,
+                                                const mlir::IRMapping &buffers,
+                                                tile::ConfigAttr config);
+// Combiners of partial outputs (CombineTilePrograms.cpp).
+mlir::LogicalResult buildMergeTileProgram(mlir::ImplicitLocOpBuilder &b, attn::MergeOp op,
+                                          const mlir::IRMapping &buffers,
+                                          tile::ConfigAttr config);
+mlir::LogicalResult buildGateTileProgram(mlir::ImplicitLocOpBuilder &b, attn::GateOp op,
+                                         const mlir::IRMapping &buffers,
+                                         tile::ConfigAttr config);
 } // namespace tessera
 
 #endif

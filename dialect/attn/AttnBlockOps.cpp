@@ -131,15 +131,17 @@ LogicalResult LshSortOp::verify() {
 // GatherRowsOp / ScatterRowsOp
 //===----------------------------------------------------------------------===//
 
-/// `wide` has N rows (dim 2), `narrow` has M rows, `idx` is i32 [B or 1, H or 1, M];
-/// all other dims of `wide` and `narrow` agree.
+/// `wide` has N rows (dim 2), `narrow` has M rows, `idx` is i32 [B or 1, H or 1, M] or
+/// [M] (shared by every batch and head); all other dims of `wide` and `narrow` agree.
 static LogicalResult verifyRows(Operation *op, RankedTensorType wide, StringRef wideName,
                                 RankedTensorType narrow, StringRef narrowName,
                                 RankedTensorType idx) {
   for (auto [name, t] : {std::pair{wideName, wide}, {narrowName, narrow}})
     if (t.getRank() != 3 && t.getRank() != 4)
       return op->emitOpError() << name << " must have rank 3 or 4, got " << t;
-  if (failed(verifyRank(op, "indices", idx, 3)) || failed(verifyI32(op, "indices", idx)))
+  if (idx.getRank() != 1 && idx.getRank() != 3)
+    return op->emitOpError() << "indices must have rank 1 or 3, got " << idx;
+  if (failed(verifyI32(op, "indices", idx)))
     return failure();
   if (narrow.getRank() != wide.getRank() ||
       narrow.getElementType() != wide.getElementType())
@@ -149,13 +151,13 @@ static LogicalResult verifyRows(Operation *op, RankedTensorType wide, StringRef 
     if (i != 2 && failed(verifyDimsMatch(op, dimName("row shape dim ", i),
                                          narrow.getDimSize(i), wide.getDimSize(i))))
       return failure();
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 2 && idx.getRank() == 3; ++i)
     if (idx.getDimSize(i) != 1 &&
         failed(verifyDimsMatch(op, dimName("indices dim ", i), idx.getDimSize(i),
                                wide.getDimSize(i))))
       return failure();
   return verifyDimsMatch(op, "index count and " + narrowName.str() + " rows",
-                         idx.getDimSize(2), narrow.getDimSize(2));
+                         idx.getDimSize(idx.getRank() - 1), narrow.getDimSize(2));
 }
 
 LogicalResult GatherRowsOp::verify() {

@@ -116,8 +116,8 @@ def Attn_GatherRowsOp : Attn_Op<"gather_rows", [Pure]> {
   let description = [{
     `out[b, h, i, ...] = x[b, h, idx[b, h, i], ...]`. `x` is `[B, H, N, D]` or
     `[B, H, N]` (e.g. an lse or a permutation); `idx` is i32 `[B or 1, H or 1, M]` (a
-    size-1 dim broadcasts); the result is `x` with dim 2 replaced by `M`. An index
-    outside `[0, N)` (e.g. a -1 pad) reads zeros. Sorts rows by an `attn.lsh_sort`
+    size-1 dim broadcasts) or `[M]` (the same rows for every batch and head); the
+    result is `x` with dim 2 replaced by `M`. An index outside `[0, N)` (e.g. a -1 pad) reads zeros. Sorts rows by an `attn.lsh_sort`
     permutation, and picks sampled key columns `J` given by the user.
 
     ```mlir

@@ -9,6 +9,8 @@
 from .kernel import CompileError, Config, Kernel, compile
 from .spec import AttentionSpec, attention
 from .linear import LinearAttentionSpec, alibi_decay, linear_attention, linear_decode
+from .program import (ProgramSpec, block_topk, compress, gate, gather_rows, lsh_sort, merge,
+                      program, scatter_rows)
 from .trace import Buffer, SpecError, exp, log, maximum, minimum, sqrt, tanh, where
 from . import reference
 
@@ -16,6 +18,8 @@ __all__ = [
     "AttentionSpec", "Buffer", "LinearAttentionSpec", "alibi_decay", "linear_attention",
     "linear_decode", "CompileError", "Config", "Kernel", "SpecError", "attention",
     "compile", "exp", "log", "maximum", "minimum", "reference", "sqrt", "tanh", "where",
+    "ProgramSpec", "block_topk", "compress", "gate", "gather_rows", "lsh_sort", "merge",
+    "program", "scatter_rows",
 ]
 
 from .autotune import AutotuneResult, autotune  # noqa: E402

@@ -176,9 +176,11 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
     """Compiles `spec` once for `dtype` and head dims; batch, heads and lengths are
     run-time values."""
     from .linear import LinearAttentionSpec, LinearKernel
-    if not isinstance(spec, (AttentionSpec, LinearAttentionSpec)):
-        raise TypeError(f"spec must come from tessera.attention(...) or "
-                        f"tessera.linear_attention(...), got {type(spec).__name__}")
+    from .program import ProgramKernel, ProgramSpec
+    if not isinstance(spec, (AttentionSpec, LinearAttentionSpec, ProgramSpec)):
+        raise TypeError(f"spec must come from tessera.attention(...), "
+                        f"tessera.linear_attention(...) or tessera.program(...), got "
+                        f"{type(spec).__name__}")
     if target not in ("cpu", "cuda"):
         raise SpecError(f"target must be 'cpu' or 'cuda', got {target!r}")
     if target == "cpu" and dtype != "float32":
@@ -187,6 +189,11 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
     for n, d in (("head_dim", head_dim), ("value_dim", value_dim)):
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
+    if isinstance(spec, ProgramSpec):
+        if target != "cpu":
+            raise SpecError(f"program {spec.name!r}: programs run on the CPU only so far "
+                            f"(target {target!r})")
+        return ProgramKernel(spec, dtype, head_dim, value_dim, config or Config())
     if isinstance(spec, LinearAttentionSpec):
         if target == "cuda":
             from .linear import LinearGpuKernel, default_gpu_config

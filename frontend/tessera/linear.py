@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from .spec import _MLIR_TYPES
+from .spec import _MLIR_TYPES, mlir_element_type
 from .trace import SpecError
 
 FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
@@ -58,9 +58,7 @@ class LinearAttentionSpec:
         return tuple(names)
 
     def to_mlir(self, dtype: str, head_dim: int, value_dim: int) -> str:
-        if dtype not in _MLIR_TYPES:
-            raise SpecError(f"dtype must be one of {sorted(_MLIR_TYPES)}, got {dtype!r}")
-        t = _MLIR_TYPES[dtype]
+        t = mlir_element_type(dtype)
         n = "1" if self.decode else "?"
         qt, vt = f"tensor<?x?x{n}x{head_dim}x{t}>", f"tensor<?x?x{n}x{value_dim}x{t}>"
         st = f"tensor<?x?x{head_dim}x{value_dim}xf32>"

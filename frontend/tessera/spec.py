@@ -67,19 +67,28 @@ class AttentionSpec:
 
     def to_mlir(self, dtype: str, head_dim: int, value_dim: int) -> str:
         """The attn module for one element type and head dims; B, H, N stay dynamic."""
-        if dtype not in _MLIR_TYPES:
-            raise SpecError(f"dtype must be one of {sorted(_MLIR_TYPES)}, got {dtype!r}")
-        t = _MLIR_TYPES[dtype]
+        t = mlir_element_type(dtype)
         qt = f"tensor<?x?x?x{head_dim}x{t}>"
         vt = f"tensor<?x?x?x{value_dim}x{t}>"
         lt = "tensor<?x?x?xf32>"
-        score, mask, _ = self._regions
         args = [f"%q: {qt}", f"%k: {qt}", f"%v: {vt}"]
-        blocks = ""
+        blocks = None
         if self.block_sparse is not None:
-            args.append("%block_indices: tensor<?x?x?x?xi32>")
-            blocks = " blocks(%block_indices : tensor<?x?x?x?xi32>)"
+            blocks = ("%block_indices", "tensor<?x?x?x?xi32>")
+            args.append(f"%block_indices: {blocks[1]}")
         args += [f"%{n}: tensor<?xi32>" for n in self.buffers]
+        op = self.op_text(("%o", "%lse"), ("%q", "%k", "%v"), (qt, qt, vt), (vt, lt), blocks)
+        return (
+            f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {lt}) {{\n"
+            f"{op}"
+            f"  return %o, %lse : {vt}, {lt}\n"
+            f"}}\n"
+        )
+
+    def op_text(self, results, operands, operand_types, result_types, blocks=None) -> str:
+        """One attn.attention op: `results` = (o, lse) names, `blocks` = (name, type) of
+        the block lists or None. Captured tables are read as `%<buffer name>`."""
+        score, mask, _ = self._regions
         attrs = []
         if self.causal:
             attrs.append("causal")
@@ -91,18 +100,27 @@ class AttentionSpec:
             attrs += [f"block_q = {self.block_sparse[0]} : i64",
                       f"block_k = {self.block_sparse[1]} : i64"]
         attr_text = (" {" + ", ".join(attrs) + "}") if attrs else ""
+        block_text = f" blocks({blocks[0]} : {blocks[1]})" if blocks else ""
         regions = ""
         if score:
             regions += "\n    score_mod {\n    " + score.replace("\n", "\n    ") + "\n    }"
         if mask:
             regions += "\n    mask_mod {\n    " + mask.replace("\n", "\n    ") + "\n    }"
-        return (
-            f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {lt}) {{\n"
-            f"  %o, %lse = attn.attention %q, %k, %v{blocks}{attr_text}\n"
-            f"      : {qt}, {qt}, {vt} -> {vt}, {lt}{regions}\n"
-            f"  return %o, %lse : {vt}, {lt}\n"
-            f"}}\n"
-        )
+        return (f"  {results[0]}, {results[1]} = attn.attention {', '.join(operands)}"
+                f"{block_text}{attr_text}\n"
+                f"      : {', '.join(operand_types)} -> {', '.join(result_types)}{regions}\n")
+
+    def __call__(self, q, k, v, *, block_indices=None):
+        """Inside a `tessera.program` function: this attention on program tensors,
+        returning (o, lse) tensors."""
+        from .program import apply_attention
+        return apply_attention(self, q, k, v, block_indices)
+
+
+def mlir_element_type(dtype: str) -> str:
+    if dtype not in _MLIR_TYPES:
+        raise SpecError(f"dtype must be one of {sorted(_MLIR_TYPES)}, got {dtype!r}")
+    return _MLIR_TYPES[dtype]
 
 
 def attention(*, causal: bool = False, window: Optional[int] = None,

@@ -219,17 +219,21 @@ func.func @block_topk(%q: tensor<1x8x4096x64xbf16>, %kb: tensor<1x8x8x64xbf16>,
 // CHECK: %[[P:.*]] = attn.lsh_sort %{{.*}}, %{{.*}} : tensor<1x8x?x64xf32>, tensor<64x7xf32> -> tensor<1x8x?xi32>
 // CHECK: %[[XS:.*]] = attn.gather_rows %{{.*}}[%[[P]]] : tensor<1x8x?x64xf32>, tensor<1x8x?xi32> -> tensor<1x8x?x64xf32>
 // CHECK: attn.gather_rows %{{.*}}[%{{.*}}] : tensor<1x8x?x64xf32>, tensor<1x1x256xi32> -> tensor<1x8x256x64xf32>
+// CHECK: attn.gather_rows %{{.*}}[%{{.*}}] : tensor<1x8x?x64xf32>, tensor<256xi32> -> tensor<1x8x256x64xf32>
 // CHECK: attn.scatter_rows %[[XS]][%[[P]]] : tensor<1x8x?x64xf32>, tensor<1x8x?xi32> -> tensor<1x8x?x64xf32>
 // CHECK: attn.scatter_rows %{{.*}}[%[[P]]] : tensor<1x8x?xf32>, tensor<1x8x?xi32> -> tensor<1x8x?xf32>
 func.func @lsh_sort_gather_scatter(%x: tensor<1x8x?x64xf32>, %r: tensor<64x7xf32>,
-                                   %j: tensor<1x1x256xi32>, %l: tensor<1x8x?xf32>)
-    -> (tensor<1x8x?x64xf32>, tensor<1x8x256x64xf32>, tensor<1x8x?xf32>) {
+                                   %j: tensor<1x1x256xi32>, %l: tensor<1x8x?xf32>,
+                                   %jflat: tensor<256xi32>)
+    -> (tensor<1x8x?x64xf32>, tensor<1x8x256x64xf32>, tensor<1x8x?xf32>, tensor<1x8x256x64xf32>) {
   %p = attn.lsh_sort %x, %r : tensor<1x8x?x64xf32>, tensor<64x7xf32> -> tensor<1x8x?xi32>
   %xs = attn.gather_rows %x[%p] : tensor<1x8x?x64xf32>, tensor<1x8x?xi32> -> tensor<1x8x?x64xf32>
   %xj = attn.gather_rows %x[%j] : tensor<1x8x?x64xf32>, tensor<1x1x256xi32> -> tensor<1x8x256x64xf32>
+  %xf = attn.gather_rows %x[%jflat] : tensor<1x8x?x64xf32>, tensor<256xi32> -> tensor<1x8x256x64xf32>
   %xu = attn.scatter_rows %xs[%p] : tensor<1x8x?x64xf32>, tensor<1x8x?xi32> -> tensor<1x8x?x64xf32>
   %lu = attn.scatter_rows %l[%p] : tensor<1x8x?xf32>, tensor<1x8x?xi32> -> tensor<1x8x?xf32>
-  return %xu, %xj, %lu : tensor<1x8x?x64xf32>, tensor<1x8x256x64xf32>, tensor<1x8x?xf32>
+  return %xu, %xj, %lu, %xf
+      : tensor<1x8x?x64xf32>, tensor<1x8x256x64xf32>, tensor<1x8x?xf32>, tensor<1x8x256x64xf32>
 }
 
 // -----
