@@ -168,3 +168,108 @@ func.func @block_sparse(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: 
   %o, %l = attn.attention %q, %k, %v blocks(%list : tensor<?x?x?x?xi32>) {block_q = 64 : i64, block_k = 64 : i64} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
   return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
 }
+
+// -----
+
+// Compression: one program per pooled row, the block read in tiles of block_m rows
+// (64 = 2 x 32), summed over rows and scaled by 1 / block.
+// CHECK-LABEL: func.func @compress
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: %[[ROWS:.*]] = tile.load {{.*}} -> tensor<32x64xf32>
+// CHECK: tile.reduce <sum> %[[ROWS]] axis 0
+// CHECK: arith.constant dense<1.562500e-02> : tensor<64xf32>
+// CHECK: tile.store {{.*}} : tensor<64xf32>
+func.func @compress(%k: tensor<?x?x?x64xf32>) -> tensor<?x?x?x64xf32> {
+  %kb = attn.compress %k {block = 64 : i64, stride = 64 : i64} : tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>
+  return %kb : tensor<?x?x?x64xf32>
+}
+
+// -----
+
+// Top-k: a score grid into an f32 scratch [B, H, blocks, NB], then a selection grid
+// that merges a [rows, k] list with each tile of block_n scores.
+// CHECK-LABEL: func.func @topk
+// CHECK: %[[SCORES:.*]] = memref.alloc({{.*}}) : memref<?x?x?x?xf32>
+// CHECK: tile.grid
+// CHECK: tile.dot {{.*}} -> tensor<32x16xf32>
+// CHECK: tile.store {{.*}}, %[[SCORES]]
+// CHECK: tile.grid
+// CHECK: tile.load %[[SCORES]]{{.*}} {padding = 0xFF800000 : f32} : memref<?x?x?x?xf32> -> tensor<32x16xf32>
+// CHECK: tile.reduce <max> {{.*}} -> tensor<32xf32>
+// CHECK: tile.store {{.*}} : tensor<32x3xi32>
+func.func @topk(%q: tensor<?x?x?x64xf32>, %kb: tensor<?x?x?x64xf32>) -> tensor<?x?x?x3xi32> {
+  %idx = attn.block_topk %q, %kb {block_q = 1 : i64, block_k = 64 : i64, k = 3 : i64, causal, include_current}
+      : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x3xi32>
+  return %idx : tensor<?x?x?x3xi32>
+}
+
+// -----
+
+// LSH sort: per (head, batch) a counting pass and a ranking pass over row tiles, each
+// hashing with one product by R; ranks within a tile by a triangular product.
+// CHECK-LABEL: func.func @lsh
+// CHECK: tile.grid
+// CHECK: tile.dot {{.*}} : tensor<32x64xf32>, tensor<64x3xf32> -> tensor<32x3xf32>
+// CHECK: tile.dot {{.*}} : tensor<1x8xf32>, tensor<8x8xf32> -> tensor<1x8xf32>
+// CHECK: tile.dot {{.*}} : tensor<32x32xf32>, tensor<32x8xf32> -> tensor<32x8xf32>
+// CHECK: memref.store
+func.func @lsh(%x: tensor<?x?x?x64xf32>, %r: tensor<64x3xf32>) -> tensor<?x?x?xi32> {
+  %p = attn.lsh_sort %x, %r : tensor<?x?x?x64xf32>, tensor<64x3xf32> -> tensor<?x?x?xi32>
+  return %p : tensor<?x?x?xi32>
+}
+
+// -----
+
+// Gather and scatter move one row per step; the scatter first clears its output. The
+// gathered intermediate takes its row count from the index list.
+// CHECK-LABEL: func.func @rows
+// CHECK: %[[M:.*]] = memref.dim %arg1, %c0
+// CHECK: memref.alloc(%{{.*}}, %{{.*}}, %[[M]])
+// CHECK: tile.grid
+// CHECK: %[[I:.*]] = memref.load %arg1
+// CHECK: tile.load {{.*}} -> tensor<64xf32>
+// CHECK: tile.grid
+// CHECK: tile.store %{{.*}} : tensor<32x64xf32>
+// CHECK: tile.grid
+func.func @rows(%x: tensor<?x?x?x64xf32>, %j: tensor<?xi32>) -> tensor<?x?x?x64xf32> {
+  %g = attn.gather_rows %x[%j] : tensor<?x?x?x64xf32>, tensor<?xi32> -> tensor<?x?x?x64xf32>
+  %s = attn.scatter_rows %g[%j] : tensor<?x?x?x64xf32>, tensor<?xi32> -> tensor<?x?x?x64xf32>
+  return %s : tensor<?x?x?x64xf32>
+}
+
+// -----
+
+// Merge and gate: element-wise over row tiles.
+// CHECK-LABEL: func.func @combine
+// CHECK: tile.grid
+// CHECK: math.log
+// CHECK: tile.store {{.*}} : tensor<32x64xf32>
+// CHECK: tile.store {{.*}} : tensor<32xf32>
+// CHECK: tile.grid
+// CHECK: tile.load {{.*}} -> tensor<32x1xf32>
+// CHECK: tile.reduce <sum> {{.*}} axis 1
+func.func @combine(%oa: tensor<?x?x?x64xf32>, %la: tensor<?x?x?xf32>, %ob: tensor<?x?x?x64xf32>,
+                   %lb: tensor<?x?x?xf32>, %g: tensor<?x?x?x1xf32>) -> tensor<?x?x?x64xf32> {
+  %o, %l = attn.merge %oa, %la, %ob, %lb : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  %r = attn.gate %g, %o : tensor<?x?x?x1xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>
+  return %r : tensor<?x?x?x64xf32>
+}
+
+// -----
+
+// Per-token block lists (block_q = 1): the tile visits the union of its rows' lists in
+// increasing order (a while loop on the next listed block), each block masked to the
+// rows that listed it.
+// CHECK-LABEL: func.func @token_lists
+// CHECK: tile.grid
+// CHECK: tile.load %arg3{{.*}} {padding = -1 : i32} : memref<?x?x?x?xi32, strided<[?, ?, ?, ?], offset: ?>> -> tensor<32x1xi32>
+// CHECK: scf.while
+// CHECK: scf.condition
+// CHECK: tile.dot
+func.func @token_lists(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>,
+                       %idx: tensor<?x?x?x?xi32>) -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v blocks(%idx : tensor<?x?x?x?xi32>) {causal, block_q = 1 : i64, block_k = 32 : i64}
+      : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
