@@ -62,13 +62,16 @@ static Value intermediateSize(ImplicitLocOpBuilder &b, Value r, int64_t d,
     Value idx = op->getOperand(1);
     return dimOf(idx, cast<RankedTensorType>(idx.getType()).getRank() - 1);
   }
-  // Otherwise a dim follows an operand of the result's type (else the first operand:
-  // attn results share their leading dims with it).
-  Value like = op->getOperand(0);
-  for (Value operand : op->getOperands())
-    if (operand.getType() == r.getType())
-      like = operand;
-  return dimOf(like, d);
+  // Otherwise a dim follows the first operand of the result's type (else the first
+  // operand: attn results share their leading dims with it, e.g. o and lse with q).
+  // (Function arguments are buffers by now: compare shapes and element types.)
+  auto resultType = cast<ShapedType>(r.getType());
+  auto sameType = llvm::find_if(op->getOperands(), [&](Value operand) {
+    auto t = dyn_cast<ShapedType>(operand.getType());
+    return t && t.getShape() == resultType.getShape() &&
+           t.getElementType() == resultType.getElementType();
+  });
+  return dimOf(sameType != op->operand_end() ? Value(*sameType) : op->getOperand(0), d);
 }
 
 namespace {

@@ -137,8 +137,8 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
   Value perm = buffers.lookup(op.getPerm());
   auto xType = cast<MemRefType>(x.getType());
   int64_t d = xType.getDimSize(3), bits = cast<MemRefType>(proj.getType()).getDimSize(1);
-  if (ShapedType::isDynamic(d))
-    return op.emitError("needs a static head dim to be tiled");
+  if (ShapedType::isDynamic(d) || ShapedType::isDynamic(bits))
+    return op.emitError("needs a static head dim and number of hash bits to be tiled");
   // One column per bucket in the counting tiles.
   constexpr int64_t kMaxBits = 10;
   if (bits > kMaxBits)

@@ -1,0 +1,103 @@
+"""HyperAttention (SEMANTICS §3): rows sorted by a Gray-ordered angular LSH, exact
+attention inside diagonal blocks of the sorted order, m sampled key columns weighted
+N / m (samples in the query's own block skipped), merged by log-sum-exp, un-sorted.
+R and the samples are inputs, so runs are deterministic. The samples index each head's
+sorted keys (uniform either way). The causal form recurses on halves on the host:
+each off-diagonal quadrant is one non-causal program, merged into its rows."""
+import math
+import time
+from functools import lru_cache
+
+import numpy as np
+
+from _common import random_qkv, tessera
+from tessera import reference, reference_sparse
+
+
+def hyper_spec(n_q, n_k, *, block, samples, bits, head_dim=64):
+    """The non-causal routine for n_q queries against n_k keys (sizes fix the block
+    geometry and the sample weight)."""
+    key_blocks = -(-n_k // block)
+    q_block = -(-n_q // key_blocks)  # as many query blocks as key blocks
+    log_w = math.log(n_k / samples)
+    at = tessera.Buffer("samples")
+    diagonal = tessera.attention(mask_mod=lambda b, h, i, j: i // q_block == j // block)
+    sampled = tessera.attention(score_mod=lambda s, b, h, i, j: s + log_w,
+                                mask_mod=lambda b, h, i, j: at[j] // block != i // q_block)
+
+    def hyper(q, k, v, projection, samples):
+        pq, pk = tessera.lsh_sort(q, projection), tessera.lsh_sort(k, projection)
+        qs = tessera.gather_rows(q, pq)
+        ks, vs = tessera.gather_rows(k, pk), tessera.gather_rows(v, pk)
+        o_blk, l_blk = diagonal(qs, ks, vs)
+        o_smp, l_smp = sampled(qs, tessera.gather_rows(ks, samples),
+                               tessera.gather_rows(vs, samples))
+        o, lse = tessera.merge(o_blk, l_blk, o_smp, l_smp)
+        return tessera.scatter_rows(o, pq), tessera.scatter_rows(lse, pq)
+
+    return tessera.program(hyper, q="B H N D", k="B H M D", v="B H M Dv",
+                           projection=(f"D {bits}", "float32"), samples=("S", "int32"))
+
+
+@lru_cache(maxsize=None)
+def _kernel(n_q, n_k, block, samples, bits, head_dim):
+    spec = hyper_spec(n_q, n_k, block=block, samples=samples, bits=bits)
+    return tessera.compile(spec, head_dim=head_dim)
+
+
+@lru_cache(maxsize=None)
+def _exact_causal(head_dim):
+    return tessera.compile(tessera.attention(causal=True), head_dim=head_dim)
+
+
+@lru_cache(maxsize=None)
+def _merge(head_dim):
+    def merged(oa, la, ob, lb):
+        return tessera.merge(oa, la, ob, lb)
+    spec = tessera.program(merged, oa="B H N Dv", la=("B H N", "float32"),
+                           ob="B H N Dv", lb=("B H N", "float32"))
+    return tessera.compile(spec, head_dim=head_dim)
+
+
+def hyper_attention(q, k, v, projection, samples, *, block):
+    """Non-causal HyperAttention: (O, L)."""
+    return _kernel(q.shape[2], k.shape[2], block, len(samples), projection.shape[1],
+                   q.shape[3])(q, k, v, projection, samples)
+
+
+def hyper_attention_causal(q, k, v, projection, samples_per_depth, *, block, min_seq_len,
+                           depth=0):
+    """Causal HyperAttention: exact below min_seq_len, else halves recursed and the
+    off-diagonal quadrant (second-half queries, first-half keys) merged in."""
+    n, d = q.shape[2], q.shape[3]
+    if n <= min_seq_len:
+        return _exact_causal(d)(q, k, v, return_lse=True)
+    h = n // 2
+    top = hyper_attention_causal(q[:, :, :h], k[:, :, :h], v[:, :, :h], projection,
+                                 samples_per_depth, block=block, min_seq_len=min_seq_len,
+                                 depth=depth + 1)
+    bottom = hyper_attention_causal(q[:, :, h:], k[:, :, h:], v[:, :, h:], projection,
+                                    samples_per_depth, block=block, min_seq_len=min_seq_len,
+                                    depth=depth + 1)
+    cross = hyper_attention(q[:, :, h:], k[:, :, :h], v[:, :, :h], projection,
+                            samples_per_depth[depth], block=block)
+    o, lse = _merge(d)(*bottom, *cross)
+    return np.concatenate([top[0], o], axis=2), np.concatenate([top[1], lse], axis=2)
+
+
+def main():
+    rng = np.random.default_rng(3)
+    q, k, v = random_qkv(B=1, H=2, N=1000, D=64)
+    projection = rng.standard_normal((64, 7), dtype=np.float32)
+    samples = rng.integers(0, 1000, 64).astype(np.int32)
+    start = time.perf_counter()
+    out, _ = hyper_attention(q, k, v, projection, samples, block=128)
+    ms = (time.perf_counter() - start) * 1e3
+    ref, _ = reference_sparse.hyper_attention(q, k, v, projection, samples, block=128)
+    err = reference.relative_error(out, ref)
+    print(f"{'hyperattention':<15} B=1 H=2  Hk=2  N=1000  D=64   relative error {err:.2e}  {ms:7.1f} ms")
+    return err
+
+
+if __name__ == "__main__":
+    main()
