@@ -322,7 +322,8 @@ def program(fn: Callable, *, name: Optional[str] = None, **inputs) -> ProgramSpe
     for p in params:
         if p in _RESERVED:
             raise SpecError(f"input name {p!r} is reserved for modifier arguments")
-    name = name or fn.__name__
+    if name is None:  # a lambda's name is not a symbol
+        name = fn.__name__ if fn.__name__.isidentifier() else "program"
     if not name.isidentifier():
         raise SpecError(f"name must be an identifier, got {name!r}")
     spec = ProgramSpec(fn, tuple(_parse_input(p, inputs[p]) for p in params), name)
