@@ -42,6 +42,17 @@ def test_listed_blocks_only(n, causal, list_heads):
     assert relative_error(out, ref) <= 1e-5
 
 
+@pytest.mark.parametrize("n", [1, 17, 300])
+def test_per_token_lists(n):
+    # block_q = 1 (MoBA / NSA selections): each row its own list, unsorted, repeats and -1.
+    rng = np.random.default_rng(n)
+    q, k, v = (rng.standard_normal((1, 2, n, 64), dtype=np.float32) for _ in range(3))
+    lists = random_lists(rng, 1, 2, n, (1, 32), 3)
+    got = kernel(True, (1, 32), tessera.Config(block_n=32))(q, k, v, block_indices=lists)
+    ref, _ = reference(q, k, v, causal=True, block_sparse=(1, 32), block_indices=lists)
+    assert relative_error(got, ref) <= 1e-5
+
+
 def test_blocks_larger_than_tiles():
     rng = np.random.default_rng(1)
     q, k, v = (rng.standard_normal((1, 2, 300, 64), dtype=np.float32) for _ in range(3))
@@ -64,7 +75,7 @@ def test_every_block_listed_equals_causal_attention():
 def test_bad_block_sparse_inputs():
     with pytest.raises(tessera.SpecError, match=r"block_sparse must be \(block_q, block_k\)"):
         tessera.attention(block_sparse=(64,))
-    with pytest.raises(tessera.CompileError, match=r"must be multiples of the config's block_m"):
+    with pytest.raises(tessera.CompileError, match=r"must be 1 or a multiple of the config's block_m"):
         kernel(False, (48, 64))
     k_ = kernel(False, (64, 64))
     q = np.zeros((1, 2, 100, 64), np.float32)
