@@ -24,6 +24,16 @@ static FailureOr<int64_t> staticRowWidth(Operation *op, Value buffer) {
   return w;
 }
 
+/// A grid of one program per tile of `bm` rows of each (head, batch) of `out`
+/// ([B, H, N, ...]); `body` gets the tile's first row, head and batch.
+static void forEachRowTile(TileBuilder &t, Value out, int64_t bm, tile::ConfigAttr config,
+                           llvm::function_ref<void(Value, Value, Value)> body) {
+  t.grid({t.ceilDiv(t.dim(out, 2), bm), t.dim(out, 1), t.dim(out, 0)}, config,
+         [&](ArrayRef<Value> id) {
+           body(arith::MulIOp::create(t.b, id[0], t.cIndex(bm)), id[1], id[2]);
+         });
+}
+
 LogicalResult tessera::buildMergeTileProgram(ImplicitLocOpBuilder &b, attn::MergeOp op,
                                              const IRMapping &buffers,
                                              tile::ConfigAttr config) {
@@ -35,9 +45,7 @@ LogicalResult tessera::buildMergeTileProgram(ImplicitLocOpBuilder &b, attn::Merg
   if (failed(dv))
     return failure();
   int64_t bm = config.getBlockM();
-  t.grid({t.ceilDiv(t.dim(out, 2), bm), t.dim(out, 1), t.dim(out, 0)}, config,
-         [&](ArrayRef<Value> id) {
-           Value m0 = arith::MulIOp::create(b, id[0], t.cIndex(bm)), h = id[1], bb = id[2];
+  forEachRowTile(t, out, bm, config, [&](Value m0, Value h, Value bb) {
            Value c0 = t.cIndex(0);
            Value lA = t.loadF32(la, {bm}, {bb, h, m0}), lB = t.loadF32(lb, {bm}, {bb, h, m0});
            // L = m + log(e^(La - m) + e^(Lb - m)); a row empty on both sides (m = -inf)
@@ -76,9 +84,7 @@ LogicalResult tessera::buildGateTileProgram(ImplicitLocOpBuilder &b, attn::GateO
   if (failed(dv))
     return failure();
   int64_t bm = config.getBlockM();
-  t.grid({t.ceilDiv(t.dim(out, 2), bm), t.dim(out, 1), t.dim(out, 0)}, config,
-         [&](ArrayRef<Value> id) {
-           Value m0 = arith::MulIOp::create(b, id[0], t.cIndex(bm)), h = id[1], bb = id[2];
+  forEachRowTile(t, out, bm, config, [&](Value m0, Value h, Value bb) {
            Value c0 = t.cIndex(0);
            Value acc = t.splatF32({bm, *dv}, 0.0f);
            for (auto [i, partial] : llvm::enumerate(op.getPartials())) {
