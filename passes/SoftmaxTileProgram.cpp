@@ -46,8 +46,10 @@ struct Program : TileBuilder {
       : TileBuilder(b), op(op), buffers(buffers) {}
   Value rowBroadcast(Value v, int64_t n) { return broadcast(v, 1, n); } // BM -> BM x n
 
-  /// One key tile starting at key index `n0` applied to the carried (max, sum, acc).
-  SmallVector<Value> step(Value n0, ValueRange state, bool masked);
+  /// The key and value tiles starting at key index `n0`.
+  std::pair<Value, Value> loadKeyValue(Value n0);
+  /// The key tile (k, v) starting at key index `n0` applied to the carried (max, sum, acc).
+  SmallVector<Value> step(Value n0, Value k, Value v, ValueRange state, bool masked);
   /// The i1 tile of (query, key) pairs the mask keeps, bounds included.
   Value keepTile(Value qIdx, Value kIdx);
   Value maskTile(Value scores, Value qIdx, Value kIdx);
@@ -98,13 +100,17 @@ Value Program::maskTile(Value scores, Value qIdx, Value kIdx) {
   return arith::SelectOp::create(b, keepTile(qIdx, kIdx), scores, negInf);
 }
 
-SmallVector<Value> Program::step(Value n0, ValueRange state, bool masked) {
-  Value m = state[0], l = state[1], acc = state[2];
+std::pair<Value, Value> Program::loadKeyValue(Value n0) {
   Value k = tile::LoadOp::create(b, tileType({bn, d}, elemType), buffers.lookup(op.getKey()),
                                  ValueRange{batch, kvHead, n0, cIndex(0)}, nullptr);
   Value v = tile::LoadOp::create(b, tileType({bn, dv}, elemType),
                                  buffers.lookup(op.getValue()),
                                  ValueRange{batch, kvHead, n0, cIndex(0)}, nullptr);
+  return {k, v};
+}
+
+SmallVector<Value> Program::step(Value n0, Value k, Value v, ValueRange state, bool masked) {
+  Value m = state[0], l = state[1], acc = state[2];
   Value kt = tile::TransOp::create(b, tileType({d, bn}, elemType), k);
   SmallVector<int64_t> shape{bm, bn};
   Value s = tile::DotOp::create(b, tileType(shape, f32), qTile, kt, splatF32(shape, 0.0f));
@@ -301,7 +307,9 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   };
   auto stepAt = [&](bool masked) {
     return [&, masked](Value t, ValueRange carried) {
-      return p.step(arith::MulIOp::create(b, t, bnIdx), carried, masked);
+      Value n0 = arith::MulIOp::create(b, t, bnIdx);
+      auto [k, v] = p.loadKeyValue(n0);
+      return p.step(n0, k, v, carried, masked);
     };
   };
   auto branch = [&](Value cond, function_ref<SmallVector<Value>()> thenFn,
@@ -391,27 +399,55 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           });
       state.assign(loop.getResults().begin() + 1, loop.getResults().end());
     } else {
-    ValueRange result = p.forLoop(c0, entries, state, [&](Value e, ValueRange carried) {
-      Value raw = memref::LoadOp::create(b, blockList,
-                                         ValueRange{p.batch, listHead, qBlock, e});
-      // A block listed twice is still visited once: skip repeats of earlier entries.
-      Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
-      Value seen = p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
-        Value earlier = memref::LoadOp::create(b, blockList,
-                                               ValueRange{p.batch, listHead, qBlock, f});
-        Value same = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, earlier, raw);
-        return SmallVector<Value>{arith::OrIOp::create(b, acc[0], same)};
-      })[0];
-      Value listed = arith::AndIOp::create(
-          b,
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, raw,
-                                arith::ConstantIntOp::create(b, p.i32, 0)),
-          arith::XOrIOp::create(b, seen, arith::ConstantIntOp::create(b, b.getI1Type(), 1)));
-      return branch(
-          listed, [&] { return visitBlock(raw, carried); },
-          [&] { return SmallVector<Value>(carried); });
-    });
-    state.assign(result.begin(), result.end());
+      // Whole query blocks share a list: one flat loop over (entry, tile of its block),
+      // so that the next tile's copies can start while this one computes. Its loads read
+      // a clamped entry and an in-range tile, whatever it holds; a tile that is not to be
+      // visited (-1, a repeat, outside causal / window bounds) is loaded but not applied.
+      Value lastEntry = arith::SubIOp::create(b, entries, c1);
+      Value total = arith::MulIOp::create(b, entries, tilesPerBlock);
+      auto entryAt = [&](Value e) {
+        return memref::LoadOp::create(b, blockList, ValueRange{p.batch, listHead, qBlock, e})
+            .getResult();
+      };
+      ValueRange result = p.forLoop(c0, total, state, [&](Value j, ValueRange carried) {
+        Value e = arith::MinSIOp::create(
+            b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry);
+        Value raw = entryAt(e);
+        Value t = arith::AddIOp::create(
+            b,
+            arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
+                                  tilesPerBlock),
+            arith::RemSIOp::create(b, j, tilesPerBlock));
+        using P = arith::CmpIPredicate;
+        auto cmp = [&](P pred, Value x, Value y) { return p.cmpI(pred, x, y); };
+        auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
+        Value inRange = both(cmp(P::sge, raw, arith::ConstantIntOp::create(b, p.i32, 0)),
+                             both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
+        Value n0 = arith::MulIOp::create(
+            b, arith::SelectOp::create(b, inRange, t, tiles.lo), bnIdx);
+        auto [k, v] = p.loadKeyValue(n0);
+        // A block listed twice is still visited once: skip repeats of earlier entries.
+        Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+        Value seen = p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
+          return SmallVector<Value>{
+              arith::OrIOp::create(b, acc[0], cmp(P::eq, entryAt(f), raw))};
+        })[0];
+        Value visit = both(inRange, arith::XOrIOp::create(
+                                        b, seen, arith::ConstantIntOp::create(b, b.getI1Type(), 1)));
+        // Tiles that causal / window bounds keep whole need no mask, unless mask_mod.
+        Value whole = op.hasMaskMod()
+                          ? falseBit
+                          : both(cmp(P::sge, t, tiles.fullLo), cmp(P::slt, t, tiles.fullHi));
+        return branch(
+            visit,
+            [&] {
+              return branch(
+                  whole, [&] { return p.step(n0, k, v, carried, false); },
+                  [&] { return p.step(n0, k, v, carried, true); });
+            },
+            [&] { return SmallVector<Value>(carried); });
+      });
+      state.assign(result.begin(), result.end());
     }
   } else if (!classes) {
     loop(tiles.lo, tiles.fullLo, stepAt(true));

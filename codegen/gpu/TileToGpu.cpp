@@ -1222,6 +1222,18 @@ void Distributor::unflatten(ValueRange values, ValueRange flat) {
   }
 }
 
+/// A scalar load from a buffer the kernel never writes (a block list, a table): as safe
+/// to compute one iteration early as a pure op, given in-bounds indices, which the tile
+/// program guarantees for every value of the induction variable.
+static bool isReadOfInput(Operation *op) {
+  auto load = dyn_cast<memref::LoadOp>(op);
+  if (!load)
+    return false;
+  return llvm::none_of(load.getMemRef().getUsers(), [](Operation *user) {
+    return isa<memref::StoreOp, tile::StoreOp>(user);
+  });
+}
+
 SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
   SmallVector<Prefetch> out;
   if (numStages < 2)
@@ -1241,7 +1253,8 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
       Operation *def = v.getDefiningOp();
       if (!def || def->getBlock() != op.getBody())
         continue; // the induction variable or a value from outside the loop
-      if (!isPure(def) || def->getNumRegions() || isa<RankedTensorType>(v.getType())) {
+      if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||
+          isa<RankedTensorType>(v.getType())) {
         ok = false;
         break;
       }

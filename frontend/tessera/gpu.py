@@ -185,10 +185,20 @@ class GpuKernel:
                  **buffers):
         torch = torch_module()
         want = check_qkv_tensors(q, k, v, self.dtype)
-        from .kernel import check_names, check_qkv_shapes
+        from .kernel import check_block_lists, check_names, check_qkv_shapes
         B, H, Nq, _ = q.shape
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
                          self.value_dim)
+        blocks = []
+        if self.spec.block_sparse is not None:
+            if "block_indices" not in buffers:
+                raise TypeError("this spec is block-sparse: pass block_indices=")
+            lists = buffers.pop("block_indices")
+            if not isinstance(lists, torch.Tensor) or lists.device != q.device:
+                raise TypeError(f"block_indices must be an int32 tensor on {q.device}")
+            check_block_lists(tuple(lists.shape), str(lists.dtype), self.spec.block_sparse[0],
+                              B, H, Nq)
+            blocks.append(lists)
         check_names("buffers", self.spec.buffers, buffers)
         tables = []
         for name in self.spec.buffers:
@@ -200,5 +210,5 @@ class GpuKernel:
             tables.append(t)
         out = _output_tensor(out, (B, H, Nq, self.value_dim), want, q.device, "out")
         lse_out = _output_tensor(lse_out, (B, H, Nq), torch.float32, q.device, "lse_out")
-        self._image.launch([q, k, v, *tables, out, lse_out])
+        self._image.launch([q, k, v, *blocks, *tables, out, lse_out])
         return (out, lse_out) if return_lse else out

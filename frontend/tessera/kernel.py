@@ -105,6 +105,15 @@ def _output(given, shape, dtype, what) -> np.ndarray:
     return a
 
 
+def check_block_lists(shape, dtype: str, block_q: int, B: int, H: int, Nq: int) -> None:
+    """block_indices of a block-sparse spec: int32 [B, 1 or H, ceil(Nq / block_q), K]."""
+    blocks_q = -(-Nq // block_q)
+    if (len(shape) != 4 or dtype not in ("int32", "torch.int32") or shape[0] != B
+            or shape[1] not in (1, H) or shape[2] != blocks_q or shape[3] < 1):
+        raise ValueError(f"block_indices must be int32 of shape ({B}, 1 or {H}, {blocks_q}, K), "
+                         f"got {dtype} {tuple(shape)}")
+
+
 class Kernel:
     """A spec compiled for one element type and head dims; any B, H, N."""
 
@@ -117,12 +126,8 @@ class Kernel:
 
     def _block_indices(self, given, B, H, Nq):
         """The caller's per-query-block key-block lists, checked."""
-        blocks_q = -(-Nq // self.spec.block_sparse[0])
         a = _as_array(given, "block_indices")
-        if (a.ndim != 4 or a.dtype != np.int32 or a.shape[0] != B or a.shape[1] not in (1, H)
-                or a.shape[2] != blocks_q or a.shape[3] < 1):
-            raise ValueError(f"block_indices must be int32 of shape ({B}, 1 or {H}, {blocks_q}, K), "
-                             f"got {a.dtype} {a.shape}")
+        check_block_lists(tuple(a.shape), str(a.dtype), self.spec.block_sparse[0], B, H, Nq)
         _check_strides(a, "block_indices")
         return a
 

@@ -83,3 +83,21 @@ def linear_kernels():
             out[name, d] = tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
                                            config=linear_config(d, name))
     return out
+
+
+# Block-sparse softmax (key-block lists per query block, as a top-k selection or a
+# FlexAttention BlockMask gives them): name -> (spec, config).
+BLOCK_SPARSE = {
+    # The benchmark's shape: 128 x 128 blocks, two warpgroups, wgmma.
+    "blocks-causal": (tessera.attention(causal=True, block_sparse=(128, 128)),
+                      tessera.Config(block_m=128, block_n=128, num_warps=8, num_stages=2)),
+    # Two key tiles per listed block, non-causal, one warpgroup.
+    "blocks-2tiles": (tessera.attention(block_sparse=(64, 128)),
+                      tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2)),
+}
+
+
+def block_sparse_kernels():
+    return {(name, d): tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
+                                       config=config)
+            for name, (spec, config) in BLOCK_SPARSE.items() for d in HEAD_DIMS}

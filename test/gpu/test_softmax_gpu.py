@@ -12,38 +12,9 @@ if not torch.cuda.is_available():
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import tessera  # noqa: E402
+from gpu_reference import reference, rel  # noqa: E402
 
 KERNELS = cases.kernels()
-
-
-def reference(q, k, v, causal=False, window=None, score_mod=None):
-    """float64 attention on the GPU (same math as tessera.reference)."""
-    q, k, v = (x.double() for x in (q, k, v))
-    B, H, Nq, D = q.shape
-    Hk, Nk = k.shape[1], k.shape[2]
-    k = k.repeat_interleave(H // Hk, dim=1)
-    v = v.repeat_interleave(H // Hk, dim=1)
-    s = (q @ k.transpose(-1, -2)) * D ** -0.5
-    if score_mod is not None:
-        import numpy as np
-        s = torch.from_numpy(np.asarray(score_mod(s.cpu().numpy(), 0, 0, 0, 0))).to(s.device)
-    i = torch.arange(Nq, device=q.device)[:, None]
-    j = torch.arange(Nk, device=q.device)[None, :]
-    keep = torch.ones(Nq, Nk, dtype=torch.bool, device=q.device)
-    if causal:
-        keep &= j <= i + Nk - Nq
-    if window is not None:
-        keep &= j > i + Nk - Nq - window
-    s = s.masked_fill(~keep, float("-inf"))
-    p = torch.softmax(s, dim=-1).nan_to_num(0.0)
-    return p @ v
-
-
-def rel(x, ref):
-    x = x.double()
-    if not torch.isfinite(x).all():
-        return float("inf")
-    return ((x - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
 
 def sdpa_error(q, k, v, ref, causal):

@@ -151,17 +151,22 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 
 // -----
 
-// Block-sparse attention: a loop over the query block's list entries; a listed (and not
-// repeated) block visits its key tiles, always masked.
+// Block-sparse attention: one flat loop over (list entry, key tile of its block) whose
+// loads come first (so a GPU can prefetch them); a tile that is listed, not a repeat and
+// in range is applied, masked only where causal / window bounds cut it.
 // CHECK-LABEL: func.func @block_sparse
 // CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
 // CHECK: tile.grid
 // CHECK: scf.for
 // CHECK: %[[ENTRY:.*]] = memref.load %[[LIST]]
+// CHECK: %[[K:.*]] = tile.load
+// CHECK: %[[V:.*]] = tile.load
 // CHECK: scf.for
-// CHECK: arith.cmpi eq
+// CHECK: arith.cmpi eq, %{{.*}}, %[[ENTRY]]
 // CHECK: scf.if
-// CHECK: scf.for
+// CHECK: scf.if
+// CHECK: tile.trans %[[K]]
+// CHECK: } else {
 // CHECK: arith.cmpi slt
 func.func @block_sparse(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %list: tensor<?x?x?x?xi32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {

@@ -16,12 +16,15 @@ from tessera import _core  # noqa: E402
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 
 
-@pytest.mark.parametrize("name", list(cases.SPECS))
+VARIANTS = {**{name: (spec, cases.config_for(64, name)) for name, (spec, _) in cases.SPECS.items()},
+            **cases.BLOCK_SPARSE}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
 @pytest.mark.parametrize("chip", ["sm_90a", "sm_80"])
 def test_ptx_assembles(name, chip, tmp_path):
-    spec = cases.SPECS[name][0]
+    spec, config = VARIANTS[name]
     module = spec.to_mlir(cases.DTYPE, 64, 64)
-    config = cases.config_for(64, name)
     ptx, launches = _core.compile_gpu(module, spec.name, chip, **config.as_kwargs())
     text = ptx.decode()
     assert f".target {chip}" in text

@@ -1,0 +1,150 @@
+"""Block-sparse softmax attention (a causal block top-k mask, as MoBA / NSA selection
+produce) on the GPU: Tessera's block-list kernel beside FlexAttention with the equivalent
+BlockMask, in one run. One JSON line per measurement (bench/report.py makes the table).
+
+Each head's query block of 128 keeps its own diagonal block plus TOPK - 1 past key blocks
+of 128 picked at random (all of them while fewer exist). FlexAttention gets the same
+blocks as a BlockMask built from the lists: the diagonal as a partial block under the
+causal mask_mod, the rest as full blocks (its fastest form). TFLOP/s count the pairs
+actually kept: 4 · pairs · D.
+
+    python3 bench/block_sparse_gpu.py [--quick] [--out FILE]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
+import tessera  # noqa: E402
+from _common import commit_id, time_ms, write_row  # noqa: E402
+
+H, TOKENS, BLOCK, TOPK = 16, 65536, 128, 16
+SPEC = tessera.attention(causal=True, block_sparse=(BLOCK, BLOCK))
+
+
+def _config(block_m, block_n, num_warps, num_stages):
+    return tessera.Config(block_m=block_m, block_n=block_n, num_warps=num_warps,
+                          num_stages=num_stages)
+
+
+# Candidates per head dim; the table reports the fastest (its config in the row).
+CONFIGS = {128: [_config(64, 64, 4, 1), _config(64, 64, 4, 2), _config(128, 128, 8, 2)],
+           64: [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _config(128, 128, 8, 2)]}
+
+
+def kernels():
+    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
+    return {(d, i): tessera.compile(SPEC, head_dim=d, dtype="bfloat16", target="cuda",
+                                    config=config)
+            for d, configs in CONFIGS.items() for i, config in enumerate(configs)}
+
+
+def block_lists(b, n, generator):
+    """(diagonal, past): [B, H, Nq/128] diagonal blocks and [B, H, Nq/128, TOPK - 1] past
+    blocks (-1 padded, ascending)."""
+    import torch
+    blocks = n // BLOCK
+    qb = torch.arange(blocks, device="cuda")
+    scores = torch.rand(b, H, blocks, blocks, device="cuda", generator=generator)
+    scores = scores.masked_fill(qb[None, :] >= qb[:, None], -1.0)  # past blocks only
+    picked = scores.topk(min(TOPK - 1, blocks), dim=-1)
+    missing = blocks  # sorts after every block, then becomes -1
+    past = picked.indices.masked_fill(picked.values < 0, missing).sort(-1).values
+    past = past.masked_fill(past == missing, -1).int()
+    diagonal = qb.int().expand(b, H, blocks).contiguous()
+    return diagonal, past
+
+
+def flex_block_mask(diagonal, past, n):
+    import torch
+    from torch.nn.attention.flex_attention import BlockMask
+
+    def causal(b, h, i, j):
+        return j <= i
+
+    full_count = (past >= 0).sum(-1).int()
+    full = torch.where(past >= 0, past, torch.zeros_like(past))
+    # Flex wants the listed blocks first: past is ascending with -1 after the valid ones.
+    return BlockMask.from_kv_blocks(torch.ones_like(diagonal), diagonal[..., None].contiguous(),
+                                    full_count, full.contiguous(), BLOCK_SIZE=BLOCK,
+                                    mask_mod=causal, seq_lengths=(n, n))
+
+
+def kept_pairs(past):
+    full = int((past >= 0).sum())
+    return full * BLOCK * BLOCK + past.shape[0] * past.shape[1] * past.shape[2] * BLOCK * (BLOCK + 1) // 2
+
+
+def slice_error(out, q, k, v, lists):
+    """Against float64 on the last query block of 2 heads of batch 0."""
+    import torch
+    n = q.shape[2]
+    qs = q[0, :2, -BLOCK:].double()
+    keep = torch.zeros(2, n // BLOCK, dtype=torch.bool, device=q.device)
+    listed = lists[0, :2, -1].long()
+    keep.scatter_(1, listed.clamp_min(0), listed >= 0)
+    keep = keep.repeat_interleave(BLOCK, 1)[:, None, :]
+    i = torch.arange(n - BLOCK, n, device=q.device)[:, None]
+    j = torch.arange(n, device=q.device)[None, :]
+    keep = keep & (j <= i)
+    s = (qs @ k[0, :2].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
+    ref = torch.softmax(s.masked_fill(~keep, float("-inf")), -1) @ v[0, :2].double()
+    got = out[0, :2, -BLOCK:].double()
+    return float((got - ref).norm() / ref.norm())
+
+
+def main():
+    import torch
+    from torch.nn.attention.flex_attention import flex_attention
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/block_sparse.jsonl"))
+    args = ap.parse_args()
+    device = torch.cuda.get_device_name()
+    commit = commit_id()
+    command = "python3 bench/block_sparse_gpu.py" + (" --quick" if args.quick else "")
+    ours = kernels()
+    torch._dynamo.config.cache_size_limit = 64
+    flex = torch.compile(flex_attention)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    lengths = [8192, 65536] if args.quick else [4096, 16384, 65536]
+    for d in (128, 64):
+        for n in lengths:
+            b = TOKENS // n
+            q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+            diagonal, past = block_lists(b, n, gen)
+            lists = torch.cat([diagonal[..., None], past], -1).contiguous()
+            flops = 4 * kept_pairs(past) * d
+            workload = f"block-topk d={d} n={n} b={b} h={H} block={BLOCK} k={TOPK}"
+            impls = {f"tessera#{i}": (lambda kern=kern: kern(q, k, v, block_indices=lists))
+                     for (dd, i), kern in ours.items() if dd == d}
+            mask = flex_block_mask(diagonal, past, n)
+            impls["flex"] = lambda: flex(q, k, v, block_mask=mask)
+            best = None
+            for impl, fn in impls.items():
+                try:
+                    err = slice_error(fn(), q, k, v, lists)
+                    ms = time_ms(fn, 20)
+                except Exception as e:  # a peer that cannot run this shape
+                    print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])
+                    continue
+                row = {"workload": workload, "impl": impl, "ms": round(ms, 4),
+                       "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
+                       "rel_err": round(err, 6), "device": device, "commit": commit,
+                       "command": command}
+                if impl.startswith("tessera"):
+                    c = CONFIGS[d][int(impl.split("#")[1])]
+                    row["config"] = f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}"
+                    print(row, flush=True)
+                    if best is None or ms < best["ms"]:
+                        best = row
+                    continue
+                write_row(args.out, row)
+            if best:
+                write_row(args.out, dict(best, impl="tessera"))
+
+
+if __name__ == "__main__":
+    main()
