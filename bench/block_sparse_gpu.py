@@ -63,11 +63,17 @@ def flex_block_mask(diagonal, past, n):
     def causal(b, h, i, j):
         return j <= i
 
-    full_count = (past >= 0).sum(-1).int()
-    full = torch.where(past >= 0, past, torch.zeros_like(past))
-    # Flex wants the listed blocks first: past is ascending with -1 after the valid ones.
-    return BlockMask.from_kv_blocks(torch.ones_like(diagonal), diagonal[..., None].contiguous(),
-                                    full_count, full.contiguous(), BLOCK_SIZE=BLOCK,
+    # Flex's index tensors span every key block (its dense form is [..., Q, KV] blocks):
+    # listed blocks first, the rest padding.
+    blocks = n // BLOCK
+
+    def padded(listed):
+        out = torch.zeros(*listed.shape[:3], blocks, dtype=torch.int32, device=listed.device)
+        out[..., :listed.shape[-1]] = listed.clamp_min(0)
+        return out
+
+    return BlockMask.from_kv_blocks(torch.ones_like(diagonal), padded(diagonal[..., None]),
+                                    (past >= 0).sum(-1).int(), padded(past), BLOCK_SIZE=BLOCK,
                                     mask_mod=causal, seq_lengths=(n, n))
 
 
@@ -115,7 +121,7 @@ def main():
             b = TOKENS // n
             q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
             diagonal, past = block_lists(b, n, gen)
-            lists = torch.cat([diagonal[..., None], past], -1).contiguous()
+            lists = torch.cat([past, diagonal[..., None]], -1).contiguous()  # ascending
             flops = 4 * kept_pairs(past) * d
             workload = f"block-topk d={d} n={n} b={b} h={H} block={BLOCK} k={TOPK}"
             impls = {f"tessera#{i}": (lambda kern=kern: kern(q, k, v, block_indices=lists))

@@ -409,6 +409,23 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         return memref::LoadOp::create(b, blockList, ValueRange{p.batch, listHead, qBlock, e})
             .getResult();
       };
+      using P = arith::CmpIPredicate;
+      auto cmp = [&](P pred, Value x, Value y) { return p.cmpI(pred, x, y); };
+      auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
+      Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+      Value trueBit = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+      Value noBlock = arith::ConstantIntOp::create(b, p.i32, -1);
+      // Lists whose blocks ascend (-1 anywhere), as top-k selections and BlockMasks give
+      // them, hold no repeats: checked once here, the per-tile search for an earlier
+      // equal entry runs only for other lists.
+      Value ascending =
+          p.forLoop(c0, entries, ValueRange{noBlock, trueBit}, [&](Value e, ValueRange acc) {
+            Value x = entryAt(e);
+            Value listed = cmp(P::sgt, x, noBlock);
+            Value inOrder = arith::OrIOp::create(b, arith::XOrIOp::create(b, listed, trueBit),
+                                                 cmp(P::sgt, x, acc[0]));
+            return SmallVector<Value>{p.select(listed, x, acc[0]), both(acc[1], inOrder)};
+          })[1];
       ValueRange result = p.forLoop(c0, total, state, [&](Value j, ValueRange carried) {
         Value e = arith::MinSIOp::create(
             b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry);
@@ -418,22 +435,21 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
             arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
                                   tilesPerBlock),
             arith::RemSIOp::create(b, j, tilesPerBlock));
-        using P = arith::CmpIPredicate;
-        auto cmp = [&](P pred, Value x, Value y) { return p.cmpI(pred, x, y); };
-        auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
-        Value inRange = both(cmp(P::sge, raw, arith::ConstantIntOp::create(b, p.i32, 0)),
+        Value inRange = both(cmp(P::sgt, raw, noBlock),
                              both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
-        Value n0 = arith::MulIOp::create(
-            b, arith::SelectOp::create(b, inRange, t, tiles.lo), bnIdx);
+        Value n0 = arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), bnIdx);
         auto [k, v] = p.loadKeyValue(n0);
         // A block listed twice is still visited once: skip repeats of earlier entries.
-        Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
-        Value seen = p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
-          return SmallVector<Value>{
-              arith::OrIOp::create(b, acc[0], cmp(P::eq, entryAt(f), raw))};
-        })[0];
-        Value visit = both(inRange, arith::XOrIOp::create(
-                                        b, seen, arith::ConstantIntOp::create(b, b.getI1Type(), 1)));
+        auto seenBefore = [&] {
+          return SmallVector<Value>(
+              p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
+                return SmallVector<Value>{
+                    arith::OrIOp::create(b, acc[0], cmp(P::eq, entryAt(f), raw))};
+              }));
+        };
+        Value seen = branch(ascending, [&] { return SmallVector<Value>{falseBit}; },
+                            seenBefore)[0];
+        Value visit = both(inRange, arith::XOrIOp::create(b, seen, trueBit));
         // Tiles that causal / window bounds keep whole need no mask, unless mask_mod.
         Value whole = op.hasMaskMod()
                           ? falseBit

@@ -16,14 +16,19 @@ from gpu_reference import reference, rel  # noqa: E402
 KERNELS = cases.block_sparse_kernels()
 
 
-def random_lists(gen, b, h, nq, nk, blocks, k):
-    """Unsorted lists with repeats, -1 padding and an out-of-range entry."""
+def random_lists(gen, b, h, nq, nk, blocks, k, ascending=False):
+    """Unsorted lists with repeats, -1 padding and an out-of-range entry, or ascending
+    lists of distinct blocks (as top-k selections give them) with -1 padding."""
     bq, bk = blocks
     nqb, nkb = -(-nq // bq), -(-nk // bk)
     lists = torch.randint(0, nkb, (b, h, nqb, k), generator=gen, dtype=torch.int32)
     lists[..., -1] = -1
     lists[..., 0] = lists[..., 1]  # a repeat
-    if nqb > 1:
+    if ascending:
+        lists = torch.rand(b, h, nqb, nkb, generator=gen).argsort(-1)[..., :k].sort(-1).values
+        lists = lists.int()
+        lists[..., -1] = -1
+    elif nqb > 1:
         lists[0, 0, 1, 2] = nkb + 3
     return lists.cuda()
 
@@ -42,23 +47,25 @@ def listed_keys(lists, blocks, nq, nk):
 
 @pytest.mark.parametrize("name", list(cases.BLOCK_SPARSE))
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
-@pytest.mark.parametrize("nq,nk,list_heads", [(1, 1, 1), (17, 17, 4), (1000, 1000, 1),
-                                              (4097, 4097, 4), (100, 300, 4)])
-def test_matches_float64(name, d, nq, nk, list_heads):
+@pytest.mark.parametrize("nq,nk,list_heads,ascending", [
+    (1, 1, 1, False), (17, 17, 4, False), (1000, 1000, 1, False), (1000, 1000, 4, True),
+    (4097, 4097, 4, False), (4097, 4097, 1, True), (100, 300, 4, True)])
+def test_matches_float64(name, d, nq, nk, list_heads, ascending):
     spec, _ = cases.BLOCK_SPARSE[name]
     gen = torch.Generator().manual_seed(nq + d)
     torch.manual_seed(nq + d)
     q = torch.randn(2, 4, nq, d, device="cuda", dtype=torch.bfloat16)
     k = torch.randn(2, 2, nk, d, device="cuda", dtype=torch.bfloat16)
     v = torch.randn(2, 2, nk, d, device="cuda", dtype=torch.bfloat16)
-    lists = random_lists(gen, 2, list_heads, nq, nk, spec.block_sparse, 4)
+    lists = random_lists(gen, 2, list_heads, nq, nk, spec.block_sparse, 4, ascending)
     out = torch.full((2, 4, nq, d), float("nan"), device="cuda", dtype=torch.bfloat16)
     KERNELS[name, d](q, k, v, block_indices=lists, out=out)
     torch.cuda.synchronize()
     ref = reference(q, k, v, causal=spec.causal,
                     keep=listed_keys(lists, spec.block_sparse, nq, nk))
     err = rel(out, ref)
-    print(f"{name} d={d} nq={nq} nk={nk} list heads {list_heads}: {err:.2e}")
+    print(f"{name} d={d} nq={nq} nk={nk} list heads {list_heads} ascending {ascending}: "
+          f"{err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"
 
 

@@ -151,16 +151,23 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 
 // -----
 
-// Block-sparse attention: one flat loop over (list entry, key tile of its block) whose
-// loads come first (so a GPU can prefetch them); a tile that is listed, not a repeat and
-// in range is applied, masked only where causal / window bounds cut it.
+// Block-sparse attention: a pass over the list checks that its blocks ascend (no
+// repeats possible); then one flat loop over (list entry, key tile of its block) whose
+// loads come first (so a GPU can prefetch them). Other lists search for an earlier equal
+// entry; a tile that is listed, not a repeat and in range is applied, masked only where
+// causal / window bounds cut it.
 // CHECK-LABEL: func.func @block_sparse
 // CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
 // CHECK: tile.grid
 // CHECK: scf.for
+// CHECK: memref.load %[[LIST]]
+// CHECK: arith.cmpi sgt
+// CHECK: scf.for
 // CHECK: %[[ENTRY:.*]] = memref.load %[[LIST]]
 // CHECK: %[[K:.*]] = tile.load
 // CHECK: %[[V:.*]] = tile.load
+// CHECK: scf.if
+// CHECK: } else {
 // CHECK: scf.for
 // CHECK: arith.cmpi eq, %{{.*}}, %[[ENTRY]]
 // CHECK: scf.if
