@@ -177,6 +177,13 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
     grid.getBody().walk([&](Operation *op) { a.visit(op); });
   } while (a.changed);
 
+  // A splat takes the layout of each use; a stored one (a zero fill) has no consumer to
+  // take it from, so it is stored the way a computed tile of its shape would be.
+  grid.getBody().walk([&](tile::StoreOp store) {
+    Value v = store.getValue();
+    if (isSplat(v) && !layouts.count(v))
+      layouts[v] = make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, numWarps);
+  });
   WalkResult result = grid.getBody().walk([&](Operation *op) -> WalkResult {
     for (Value r : op->getResults())
       if (isTile(r) && !isSplat(r) && !layouts.count(r) && !isa<tile::TransOp>(op)) {
@@ -185,9 +192,19 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
       }
     for (Value r : op->getResults()) {
       auto it = layouts.find(r);
-      if (it == layouts.end() || !isRowDistributed(it->second.kind))
+      if (it == layouts.end())
         continue;
       const Layout &l = it->second;
+      // Accumulator-shaped tiles hold column pairs of 8-column blocks (operands are
+      // checked where products are lowered).
+      if ((l.kind == LayoutKind::Acc || l.kind == LayoutKind::Col) && l.cols % 8) {
+        op->emitError("a tile of ")
+            << l.cols << " columns cannot be spread over a warp's lanes (columns must be a "
+            << "multiple of 8)";
+        return WalkResult::interrupt();
+      }
+      if (!isRowDistributed(l.kind))
+        continue;
       if (l.rows != 16 * numWarps * l.mTiles) {
         op->emitError("a tile of ")
             << l.rows << " rows cannot be spread over " << numWarps

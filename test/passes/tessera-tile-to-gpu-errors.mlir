@@ -37,3 +37,17 @@ func.func @scalar_argument(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>, %n
   }
   return
 }
+
+// -----
+
+// Accumulator-shaped tiles need whole 8-column blocks (a 1-column gate weight does not).
+func.func @narrow_columns(%x: memref<?x?xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    // expected-error @+1 {{a tile of 1 columns cannot be spread over a warp's lanes (columns must be a multiple of 8)}}
+    %t = tile.load %x[%c0, %c0] : memref<?x?xf32, strided<[?, ?], offset: ?>> -> tensor<64x1xf32>
+    tile.store %t, %x[%c0, %c0] : tensor<64x1xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}

@@ -107,3 +107,21 @@ func.func @state_product(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// A stored splat (a zero fill) is stored like a computed tile: one 32-bit store per
+// column pair of each thread's accumulator slots.
+// CHECK-LABEL: func.func @zero_fill
+// CHECK: gpu.func
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<2xbf16>
+// CHECK: vector.store %[[ZERO]]
+func.func @zero_fill(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant dense<0.0> : tensor<64x64xbf16>
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    tile.store %zero, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  }
+  return
+}
