@@ -1,5 +1,6 @@
-"""Regenerates bench/RESULTS.md, bench/softmax.png and bench/linear.png from
-bench/results/*.jsonl (softmax, block-sparse, linear attention and autotuning runs).
+"""Regenerates bench/RESULTS.md, bench/softmax.png, bench/linear.png and
+bench/block_sparse.png from bench/results/*.jsonl (softmax, block-sparse, linear attention
+and autotuning runs).
 
     python3 bench/report.py
 """
@@ -136,6 +137,33 @@ def plot_linear(rows):
     fig.savefig(ROOT / "linear.png", dpi=110)
 
 
+def plot_block_sparse(rows):
+    if not rows:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = defaultdict(list)
+    for r in rows:
+        series[r["impl"], int(r["workload"].split("d=")[1].split()[0])].append(
+            (_n(r["workload"]), r["rate"]))
+    colors = {"tessera": "tab:red", "flex": "tab:purple"}
+    for (impl, d), pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                color=colors.get(impl, "gray"), linestyle="-" if d == 128 else "--",
+                label=f"{impl} d={d}")
+    ax.set_xscale("log", base=2)
+    ax.set_title("Block top-k (128-blocks, 16 per query block), H = 16, bf16")
+    ax.set_xlabel("N (B·N = 65536)")
+    ax.set_ylabel("TFLOP/s on kept pairs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "block_sparse.png", dpi=110)
+
+
 def table(rows):
     by = defaultdict(dict)
     meta = {}
@@ -208,5 +236,6 @@ if __name__ == "__main__":
         if t))
     plot(softmax)
     plot_linear(linear)
+    plot_block_sparse(sparse)
     print(f"{len(softmax) + len(sparse) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
-          f"bench/softmax.png, bench/linear.png")
+          f"bench/softmax.png, bench/linear.png, bench/block_sparse.png")
