@@ -121,7 +121,10 @@ def main():
             b = TOKENS // n
             q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
             diagonal, past = block_lists(b, n, gen)
-            lists = torch.cat([past, diagonal[..., None]], -1).contiguous()  # ascending
+            # Ascending with the -1 padding last, as a top-k selection gives them.
+            lists = torch.cat([past, diagonal[..., None]], -1)
+            lists = lists.masked_fill(lists < 0, n).sort(-1).values
+            lists = lists.masked_fill(lists == n, -1).contiguous()
             flops = 4 * kept_pairs(past) * d
             workload = f"block-topk d={d} n={n} b={b} h={H} block={BLOCK} k={TOPK}"
             impls = {f"tessera#{i}": (lambda kern=kern: kern(q, k, v, block_indices=lists))

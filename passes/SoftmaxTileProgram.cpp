@@ -404,7 +404,6 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       // a clamped entry and an in-range tile, whatever it holds; a tile that is not to be
       // visited (-1, a repeat, outside causal / window bounds) is loaded but not applied.
       Value lastEntry = arith::SubIOp::create(b, entries, c1);
-      Value total = arith::MulIOp::create(b, entries, tilesPerBlock);
       auto entryAt = [&](Value e) {
         return memref::LoadOp::create(b, blockList, ValueRange{p.batch, listHead, qBlock, e})
             .getResult();
@@ -415,17 +414,21 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
       Value trueBit = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
       Value noBlock = arith::ConstantIntOp::create(b, p.i32, -1);
-      // Lists whose blocks ascend (-1 anywhere), as top-k selections and BlockMasks give
-      // them, hold no repeats: checked once here, the per-tile search for an earlier
-      // equal entry runs only for other lists.
-      Value ascending =
-          p.forLoop(c0, entries, ValueRange{noBlock, trueBit}, [&](Value e, ValueRange acc) {
+      // One pass over the list: whether its blocks ascend (-1 anywhere) — as top-k
+      // selections and BlockMasks give them, then no repeats are possible and the
+      // per-tile search for an earlier equal entry is skipped — and where its last listed
+      // entry is, so trailing -1 padding costs no iterations.
+      ValueRange scan = p.forLoop(
+          c0, entries, ValueRange{noBlock, trueBit, c0}, [&](Value e, ValueRange acc) {
             Value x = entryAt(e);
             Value listed = cmp(P::sgt, x, noBlock);
             Value inOrder = arith::OrIOp::create(b, arith::XOrIOp::create(b, listed, trueBit),
                                                  cmp(P::sgt, x, acc[0]));
-            return SmallVector<Value>{p.select(listed, x, acc[0]), both(acc[1], inOrder)};
-          })[1];
+            return SmallVector<Value>{p.select(listed, x, acc[0]), both(acc[1], inOrder),
+                                      p.select(listed, arith::AddIOp::create(b, e, c1), acc[2])};
+          });
+      Value ascending = scan[1];
+      Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
       ValueRange result = p.forLoop(c0, total, state, [&](Value j, ValueRange carried) {
         Value e = arith::MinSIOp::create(
             b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry);
