@@ -193,8 +193,8 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   struct KeyTiles {
     Value lo, hi, fullLo, fullHi;
   };
-  auto beginProgram = [&]() -> KeyTiles {
-    auto grid = tile::GridOp::create(b, ValueRange{qTiles, nHeads, nBatch}, config);
+  auto beginProgram = [&](Value gridHeads, Value gridBatch) -> KeyTiles {
+    auto grid = tile::GridOp::create(b, ValueRange{qTiles, gridHeads, gridBatch}, config);
     b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
     Value qTileIdx = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(0));
     p.head = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(1));
@@ -237,59 +237,59 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   };
 
   OpBuilder::InsertionGuard guard(b);
-  Value classes;
+  // Block classification, as FlexAttention's BlockMask: a first grid evaluates mask_mod
+  // on every tile the bounds leave and lists, per query tile, the tiles it keeps
+  // anything of (entry 2 t + 1 when it keeps all, 2 t when only part), then their count;
+  // the attention grid walks that list only, evaluating mask_mod on partial tiles alone.
+  // A mask_mod that reads neither batch nor head is classified once for all of them.
+  Value tileLists, tileCounts;
+  bool maskPerBatch = false, maskPerHead = false;
   if (op.hasMaskMod() && !op.getBlockIndices()) {
-    // Block classification, as FlexAttention's BlockMask: a first grid evaluates the
-    // mask on every visited tile once and records empty (0) / partial (1) / full (2),
-    // so the attention grid skips empty tiles and evaluates mask_mod only on partial ones.
+    Block &mask = op.getMaskMod().front();
+    maskPerBatch = !mask.getArgument(0).use_empty();
+    maskPerHead = !mask.getArgument(1).use_empty();
+    Value c1 = p.cIndex(1);
+    Value listBatches = maskPerBatch ? nBatch : c1, listHeads = maskPerHead ? nHeads : c1;
     Value kTiles = arith::CeilDivSIOp::create(b, nk, bnIdx);
-    classes = memref::AllocOp::create(
-        b, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, ShapedType::kDynamic,
-                            ShapedType::kDynamic},
-                           p.i32),
-        ValueRange{nBatch, nHeads, qTiles, kTiles});
-    {
-      OpBuilder::InsertionGuard classify(b);
-      KeyTiles tiles = beginProgram();
-      scf::ForOp::create(
-          b, tiles.lo, tiles.hi, p.cIndex(1), ValueRange{},
-          [&](OpBuilder &nested, Location loc, Value t, ValueRange) {
-            OpBuilder::InsertionGuard g(b);
-            b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
-            auto [qIdx, kIdx] = p.indexTiles(arith::MulIOp::create(b, t, bnIdx));
-            SmallVector<int64_t> shape{p.bm, p.bn};
-            Value keep = p.keepTile(qIdx, kIdx);
-            // Rows past the end of the queries do not count either way.
-            Value rowValid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qIdx,
-                                                   p.splatOf(shape, p.toI32(nq)));
-            auto count = [&](Value bits) {
-              Value ints = arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits);
-              Value rowsSum = tile::ReduceOp::create(b, p.tileType({p.bm}, p.i32),
-                                                     tile::Combiner::sum, ints, 1);
-              Value total = tile::ReduceOp::create(b, p.tileType({}, p.i32),
-                                                   tile::Combiner::sum, rowsSum, 0);
-              return tensor::ExtractOp::create(b, total, ValueRange{}).getResult();
-            };
-            Value kept = count(arith::AndIOp::create(b, keep, rowValid));
-            Value notRow = arith::XOrIOp::create(
-                b, rowValid,
-                arith::ConstantOp::create(
-                    b, DenseElementsAttr::get(p.tileType(shape, b.getI1Type()), true)));
-            Value keptOrIgnored = count(arith::OrIOp::create(b, keep, notRow));
-            auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, p.i32, v); };
-            Value isEmpty = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, kept, i32c(0));
-            Value isFull = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, keptOrIgnored,
-                                                 i32c(p.bm * p.bn));
-            Value cls = arith::SelectOp::create(
-                b, isEmpty, i32c(0), arith::SelectOp::create(b, isFull, i32c(2), i32c(1)));
-            memref::StoreOp::create(b, cls, classes,
-                                    ValueRange{p.batch, p.head, p.qTileIdx, t});
-            scf::YieldOp::create(b);
-          });
-    }
+    auto dyn = ShapedType::kDynamic;
+    tileLists = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dyn}, p.i32),
+                                        ValueRange{listBatches, listHeads, qTiles, kTiles});
+    tileCounts = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, p.i32),
+                                         ValueRange{listBatches, listHeads, qTiles});
+    OpBuilder::InsertionGuard classify(b);
+    KeyTiles tiles = beginProgram(listHeads, listBatches);
+    auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, p.i32, v); };
+    Value count = p.forLoop(tiles.lo, tiles.hi, ValueRange{i32c(0)}, [&](Value t,
+                                                                         ValueRange acc) {
+      auto [qIdx, kIdx] = p.indexTiles(arith::MulIOp::create(b, t, bnIdx));
+      SmallVector<int64_t> shape{p.bm, p.bn};
+      Value keep = p.keepTile(qIdx, kIdx);
+      // Rows past the end of the queries do not count either way.
+      Value rowValid = p.cmpI(arith::CmpIPredicate::slt, qIdx, p.splatOf(shape, p.toI32(nq)));
+      auto count = [&](Value bits) {
+        Value ints = arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits);
+        Value total = p.reduce(tile::Combiner::sum, p.reduce(tile::Combiner::sum, ints, 1), 0);
+        return tensor::ExtractOp::create(b, total, ValueRange{}).getResult();
+      };
+      Value kept = count(arith::AndIOp::create(b, keep, rowValid));
+      Value keptOrIgnored = count(arith::OrIOp::create(b, keep, p.logicalNot(rowValid)));
+      Value isFull = p.cmpI(arith::CmpIPredicate::eq, keptOrIgnored, i32c(p.bm * p.bn));
+      // Written at the next free place whatever the class: an empty tile's entry is
+      // overwritten by the next kept one (or lies past the count).
+      Value entry = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, p.toI32(t), i32c(2)),
+          arith::ExtUIOp::create(b, p.i32, isFull));
+      memref::StoreOp::create(b, entry, tileLists,
+                              ValueRange{p.batch, p.head, p.qTileIdx,
+                                         arith::IndexCastOp::create(b, b.getIndexType(), acc[0])});
+      Value any = p.cmpI(arith::CmpIPredicate::sgt, kept, i32c(0));
+      return SmallVector<Value>{
+          arith::AddIOp::create(b, acc[0], arith::ExtUIOp::create(b, p.i32, any))};
+    })[0];
+    memref::StoreOp::create(b, count, tileCounts, ValueRange{p.batch, p.head, p.qTileIdx});
   }
 
-  KeyTiles tiles = beginProgram();
+  KeyTiles tiles = beginProgram(nHeads, nBatch);
   p.qTile = tile::LoadOp::create(b, p.tileType({p.bm, p.d}, p.elemType), q,
                                  ValueRange{p.batch, p.head, p.m0, p.cIndex(0)}, nullptr);
   SmallVector<Value> state{
@@ -468,24 +468,35 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       });
       state.assign(result.begin(), result.end());
     }
-  } else if (!classes) {
+  } else if (!tileLists) {
     loop(tiles.lo, tiles.fullLo, stepAt(true));
     loop(tiles.fullLo, tiles.fullHi, stepAt(false));
     loop(tiles.fullHi, tiles.hi, stepAt(true));
   } else {
-    loop(tiles.lo, tiles.hi, [&](Value t, ValueRange carried) -> SmallVector<Value> {
-      Value cls = memref::LoadOp::create(b, classes,
-                                         ValueRange{p.batch, p.head, p.qTileIdx, t});
-      auto isClass = [&](int64_t c) {
-        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, cls,
-                                     arith::ConstantIntOp::create(b, p.i32, c));
-      };
-      auto keepState = [&] { return SmallVector<Value>(carried); };
-      return branch(isClass(0), keepState, [&] {
-        return branch(
-            isClass(2), [&] { return stepAt(false)(t, carried); },
-            [&] { return stepAt(true)(t, carried); });
-      });
+    // The classified tiles: loads first (a GPU prefetches them), reading a clamped entry
+    // and a clamped tile whatever it holds (the place after the last entry is unwritten).
+    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+    SmallVector<Value> at{maskPerBatch ? p.batch : c0, maskPerHead ? p.head : c0, p.qTileIdx};
+    Value count = arith::IndexCastOp::create(
+        b, b.getIndexType(), memref::LoadOp::create(b, tileCounts, at));
+    Value lastEntry = arith::MaxSIOp::create(b, arith::SubIOp::create(b, count, c1), c0);
+    Value lastTile = arith::MaxSIOp::create(
+        b, arith::SubIOp::create(b, arith::CeilDivSIOp::create(b, nk, bnIdx), c1), c0);
+    loop(c0, count, [&](Value j, ValueRange carried) -> SmallVector<Value> {
+      SmallVector<Value> idx(at);
+      idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
+      Value entry = arith::IndexCastOp::create(b, b.getIndexType(),
+                                               memref::LoadOp::create(b, tileLists, idx));
+      Value t = arith::MinSIOp::create(
+          b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, p.cIndex(2)), c0),
+          lastTile);
+      Value n0 = arith::MulIOp::create(b, t, bnIdx);
+      auto [k, v] = p.loadKeyValue(n0);
+      Value whole = p.cmpI(arith::CmpIPredicate::eq, arith::RemSIOp::create(b, entry, p.cIndex(2)),
+                           c1);
+      return branch(
+          whole, [&] { return p.step(n0, k, v, carried, false); },
+          [&] { return p.step(n0, k, v, carried, true); });
     });
   }
 

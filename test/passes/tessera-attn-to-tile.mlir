@@ -48,18 +48,28 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 
 // score_mod and mask_mod are inlined element-wise on the 32x16 score tile; a captured
 // table becomes a tile.gather from its buffer. A first grid classifies each key tile
-// (empty / partial / full) from the mask; the attention grid skips empty tiles and
-// evaluates mask_mod only on partial ones.
+// and lists the ones a query tile keeps anything of (2 t + 1 when whole), then their
+// count; a mask that reads neither batch nor head is classified once ([1, 1, ...] lists).
+// The attention grid walks the list, loads first, and evaluates mask_mod only on
+// partial tiles.
 // CHECK-LABEL: func.func @modifiers
 // CHECK-SAME: %[[DOC:[^:]+]]: memref<?xi32, strided<[?], offset: ?>>
-// CHECK: %[[CLS:.*]] = memref.alloc({{.*}}) : memref<?x?x?x?xi32>
-// CHECK: tile.grid
+// CHECK: %[[LISTS:.*]] = memref.alloc(%[[ONE:.*]], %[[ONE]], {{.*}}) : memref<?x?x?x?xi32>
+// CHECK: %[[COUNTS:.*]] = memref.alloc(%[[ONE]], %[[ONE]], {{.*}}) : memref<?x?x?xi32>
+// CHECK: tile.grid[{{.*}}, %[[ONE]], %[[ONE]]]
+// CHECK: scf.for
 // CHECK: tile.gather %[[DOC]]
 // CHECK: tile.reduce <sum>
-// CHECK: memref.store {{.*}}, %[[CLS]]
+// CHECK: memref.store {{.*}}, %[[LISTS]]
+// CHECK: memref.store {{.*}}, %[[COUNTS]]
 // CHECK: tile.grid
-// CHECK: memref.load %[[CLS]]
+// CHECK: memref.load %[[COUNTS]]
+// CHECK: scf.for
+// CHECK: memref.load %[[LISTS]]
+// CHECK: tile.load
 // CHECK: scf.if
+// CHECK: math.tanh {{.*}} : tensor<32x16xf32>
+// CHECK: } else {
 // CHECK: math.tanh {{.*}} : tensor<32x16xf32>
 // CHECK: tile.gather %[[DOC]]
 // CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>
