@@ -145,24 +145,39 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
   func = module->lookupSymbol<func::FuncOp>(entry);
   auto binary = module->lookupSymbol<mlir::gpu::BinaryOp>(entry + "_kernels");
   auto launches = func ? func->getAttrOfType<ArrayAttr>("tessera.launches") : ArrayAttr();
-  if (!binary || !launches || binary.getObjects().size() != 1)
+  auto workspaces = func ? func->getAttrOfType<ArrayAttr>("tessera.workspaces") : ArrayAttr();
+  if (!binary || !launches || !workspaces || binary.getObjects().size() != 1)
     cc.fail("the GPU pipeline produced no kernel for '" + entry + "'");
   GpuKernelImage image;
   image.ptx = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
   llvm::raw_string_ostream json(image.launchesJson);
-  json << "[";
+  auto formula = [&](Attribute a) {
+    ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(a).asArrayRef();
+    json << "[" << f[0] << ", " << f[1] << ", " << f[2] << "]";
+  };
+  json << "{\"workspaces\": [";
+  for (auto [i, w] : llvm::enumerate(workspaces.getAsRange<DictionaryAttr>())) {
+    json << (i ? ", " : "") << "{\"dtype\": \""
+         << cast<StringAttr>(w.get("dtype")).getValue() << "\", \"shape\": [";
+    for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(w.get("shape")))) {
+      json << (j ? ", " : "");
+      formula(dim);
+    }
+    json << "]}";
+  }
+  json << "], \"launches\": [";
   for (auto [i, launch] : llvm::enumerate(launches.getAsRange<DictionaryAttr>())) {
     json << (i ? ", " : "") << "{\"kernel\": \""
          << cast<StringAttr>(launch.get("kernel")).getValue() << "\", \"block\": "
          << cast<IntegerAttr>(launch.get("block")).getInt() << ", \"smem\": "
          << cast<IntegerAttr>(launch.get("smem")).getInt() << ", \"grid\": [";
     for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(launch.get("grid")))) {
-      ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(dim).asArrayRef();
-      json << (j ? ", " : "") << "[" << f[0] << ", " << f[1] << ", " << f[2] << "]";
+      json << (j ? ", " : "");
+      formula(dim);
     }
     json << "]}";
   }
-  json << "]";
+  json << "]}";
   return image;
 }
 

@@ -45,7 +45,10 @@ std::string lowerModule(const std::string &attnModule, Stage stage,
 /// expanded field by field (allocated, aligned, offset, sizes..., strides...).
 struct GpuKernelImage {
   std::string ptx;
-  std::string launchesJson; // [{"kernel": ..., "block": n, "grid": [[a, d, q] x 3]}, ...]
+  /// {"workspaces": [{"dtype": ..., "shape": [[a, d, q], ...]}, ...],
+  ///  "launches": [{"kernel": ..., "block": n, "smem": bytes, "grid": [[a, d, q] x 3]}, ...]}
+  /// where [a, d, q] is ceil(dim d of argument a / q), or ceil(d / q) when a = -1.
+  std::string launchesJson;
 };
 
 /// Compiles `entry` of `attnModule` to PTX for `chip` (sm_90a, sm_80).

@@ -122,6 +122,8 @@ struct Assigner {
         set(trans.getInput(), make(LayoutKind::BT, trans.getInput(), numWarps));
     } else if (auto red = dyn_cast<tile::ReduceOp>(op)) {
       auto in = red.getInput();
+      if (shapeOf(in).size() == 1)
+        set(in, make(LayoutKind::Row, in, numWarps)); // unless it came as a column
       if (shapeOf(in).size() == 2) {
         set(in, make(LayoutKind::Acc, in, numWarps));
         set(red.getResult(),
@@ -186,7 +188,8 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
   });
   WalkResult result = grid.getBody().walk([&](Operation *op) -> WalkResult {
     for (Value r : op->getResults())
-      if (isTile(r) && !isSplat(r) && !layouts.count(r) && !isa<tile::TransOp>(op)) {
+      if (isTile(r) && !shapeOf(r).empty() && !isSplat(r) && !layouts.count(r) &&
+          !isa<tile::TransOp>(op)) {
         op->emitError("no GPU layout could be assigned to this tile");
         return WalkResult::interrupt();
       }

@@ -285,6 +285,8 @@ private:
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
+  /// A row or column tile reduced to one value every thread holds.
+  LogicalResult lowerReduceToScalar(tile::ReduceOp op, const Layout &in);
   /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
   /// the same position in `like` (a loop's or if's results).
   LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
@@ -1106,6 +1108,8 @@ static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Valu
 
 LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   const Layout &in = layoutOf(op.getInput());
+  if (in.kind == LayoutKind::Row || in.kind == LayoutKind::Col)
+    return lowerReduceToScalar(op, in);
   if (in.kind != LayoutKind::Acc || op.getAxis() != 1)
     return op.emitError("the GPU target reduces accumulator tiles along rows only");
   FailureOr<Slots> values = slotsOf(op.getInput(), in);
@@ -1131,6 +1135,46 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
     out.push_back(acc);
   }
   tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerReduceToScalar(tile::ReduceOp op, const Layout &in) {
+  FailureOr<Slots> values = slotsOf(op.getInput(), in);
+  if (failed(values))
+    return failure();
+  Value acc;
+  for (Value v : *values)
+    acc = acc ? combine(b, op.getCombiner(), acc, v) : v;
+  // A column tile: each quad's 4 lanes hold different columns and every warp holds them
+  // all. A row tile: the 8 quads of a warp hold different rows (its lanes the same), and
+  // the warps hold different rows, combined through shared memory.
+  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+  auto across = [&](ArrayRef<int64_t> offsets) {
+    for (int64_t offset : offsets) {
+      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
+      Value other = ::mlir::gpu::ShuffleOp::create(b, acc, off, width,
+                                                   ::mlir::gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      acc = combine(b, op.getCombiner(), acc, other);
+    }
+  };
+  if (in.kind == LayoutKind::Col) {
+    across({1, 2});
+  } else {
+    across({4, 8, 16});
+    Value mem = scratchBuffer({numWarps}, acc.getType());
+    barrierPending = true; // earlier readers of the scratch are done
+    flushBarrier();
+    memref::StoreOp::create(b, acc, mem, ValueRange{warp});
+    ::mlir::gpu::BarrierOp::create(b);
+    acc = Value();
+    for (int64_t w = 0; w < numWarps; ++w) {
+      Value v = memref::LoadOp::create(b, mem, ValueRange{arith::ConstantIndexOp::create(b, w)});
+      acc = acc ? combine(b, op.getCombiner(), acc, v) : v;
+    }
+    barrierPending = true; // before the scratch is written again
+  }
+  scalars.map(op.getResult(), acc);
   return success();
 }
 
@@ -1512,6 +1556,11 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerFor(forOp);
   if (auto ifOp = dyn_cast<scf::IfOp>(op))
     return lowerIf(ifOp);
+  if (auto extract = dyn_cast<tensor::ExtractOp>(op);
+      extract && extract.getTensor().getType().getRank() == 0) {
+    scalars.map(extract.getResult(), scalars.lookup(extract.getTensor()));
+    return success();
+  }
   bool producesTile = llvm::any_of(op->getResultTypes(),
                                    [](Type t) { return isa<RankedTensorType>(t); });
   if (producesTile) {
@@ -1717,6 +1766,47 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   return success();
 }
 
+/// Host-side allocations (intermediates between grids: tile lists, scratch, program
+/// intermediates) become trailing function arguments the runtime allocates: their
+/// shapes, as grid-size formulas of the other arguments, go to `tessera.workspaces`.
+static LogicalResult allocationsToWorkspaces(func::FuncOp func) {
+  Builder attrs(func.getContext());
+  SmallVector<Attribute> workspaces;
+  SmallVector<memref::AllocOp> allocs(func.getBody().getOps<memref::AllocOp>());
+  for (memref::AllocOp alloc : allocs) {
+    MemRefType type = alloc.getType();
+    SmallVector<Attribute> shape;
+    auto sizes = alloc.getDynamicSizes().begin();
+    for (int64_t extent : type.getShape()) {
+      if (!ShapedType::isDynamic(extent)) {
+        shape.push_back(attrs.getDenseI64ArrayAttr({-1, extent, 1}));
+        continue;
+      }
+      FailureOr<Attribute> f = gridFormula(*sizes++, func);
+      if (failed(f))
+        return alloc.emitError("GPU workspace sizes must be ceil(dim(argument) / constant) "
+                               "or constants");
+      shape.push_back(*f);
+    }
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        user->erase();
+    unsigned index = func.getNumArguments();
+    if (failed(func.insertArgument(index, type, {}, alloc.getLoc())))
+      return alloc.emitError("could not turn the allocation into a kernel argument");
+    alloc.replaceAllUsesWith(func.getArgument(index));
+    alloc.erase();
+    std::string elem;
+    llvm::raw_string_ostream os(elem);
+    os << type.getElementType();
+    workspaces.push_back(attrs.getDictionaryAttr(
+        {attrs.getNamedAttr("shape", attrs.getArrayAttr(shape)),
+         attrs.getNamedAttr("dtype", attrs.getStringAttr(elem))}));
+  }
+  func->setAttr("tessera.workspaces", attrs.getArrayAttr(workspaces));
+  return success();
+}
+
 void TileToGpuPass::runOnOperation() {
   ModuleOp top = getOperation();
   MLIRContext *ctx = &getContext();
@@ -1726,6 +1816,8 @@ void TileToGpuPass::runOnOperation() {
     SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
     if (grids.empty())
       continue;
+    if (failed(allocationsToWorkspaces(func)))
+      return signalPassFailure();
     OpBuilder tb = OpBuilder::atBlockEnd(top.getBody());
     auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(),
                                                    (func.getName() + "_kernels").str());

@@ -50,7 +50,8 @@ def _tuning_text(config) -> str:
 
 
 def load_image(module: str, entry: str, config, chip: str):
-    """(launches, ptx bytes) for `entry` of `module`, compiling on a cache miss."""
+    """(record, ptx bytes) for `entry` of `module`, compiling on a cache miss; the record
+    holds the launches and the workspaces (compiler/Compiler.h)."""
     key = _runtime.cache_key(module, _tuning_text(config), chip, COMPILER_VERSION)
     directory = cache_dir()
     blob = _runtime.cache_get(directory, key)
@@ -139,12 +140,23 @@ def _output_tensor(given, shape, dtype, device, name: str):
     return given
 
 
+def _extent(formula, args) -> int:
+    """ceil(dim d of argument a / q), or ceil(d / q) for a = -1 (the compiler's formulas)."""
+    a, d, q = formula
+    return math.ceil((args[a].shape[d] if a >= 0 else d) / q)
+
+
+_WORKSPACE_DTYPES = {"i32": "int32", "f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+
+
 class _Image:
     """The compiled kernels of one module, loaded per device and launched on torch's
-    current stream with the arguments' memref descriptors."""
+    current stream with the arguments' memref descriptors, then the workspaces (buffers
+    between its grids) allocated per call."""
 
     def __init__(self, module: str, entry: str, config, chip: str) -> None:
-        self.launches, self.ptx = load_image(module, entry, config, chip)
+        record, self.ptx = load_image(module, entry, config, chip)
+        self.launches, self.workspaces = record["launches"], record["workspaces"]
         self._loaded = {}
 
     def _kernels(self, device_index: int):
@@ -156,13 +168,16 @@ class _Image:
     def launch(self, args) -> None:
         import torch
         device = args[0].device
+        workspaces = [torch.empty([_extent(f, args) for f in w["shape"]], device=device,
+                                  dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]]))
+                      for w in self.workspaces]
         params = []
-        for t in args:
+        for t in [*args, *workspaces]:
             p = t.data_ptr()
             params += [p, p, 0, *t.shape, *t.stride()]
         stream = torch.cuda.current_stream(device).cuda_stream
         for launch, kernel in zip(self.launches, self._kernels(device.index or 0)):
-            grid = [d if a < 0 else math.ceil(args[a].shape[d] / div) for a, d, div in launch["grid"]]
+            grid = [_extent(f, args) for f in launch["grid"]]
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)

@@ -4,6 +4,8 @@ import tessera
 
 WINDOW = 256
 SOFTCAP = 30.0
+PREFIX = 64
+DOC = tessera.Buffer("document_id")
 
 
 def softcap(s, b, h, i, j):
@@ -23,7 +25,24 @@ SPECS = {
     "causal-2wg": (tessera.attention(causal=True), {"causal": True}),
     # One stage: operands copied and used in the same iteration.
     "full-1stage": (tessera.attention(), {}),
+    # mask_mod: classified into per-query-tile lists of kept tiles, then walked.
+    "prefix-lm": (tessera.attention(mask_mod=lambda b, h, i, j: (j <= i) | (j < PREFIX)),
+                  {"mask_mod": lambda i, j: (j <= i) | (j < PREFIX)}),
+    "document": (tessera.attention(causal=True,
+                                   mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+                 {"causal": True, "mask_mod": lambda i, j, document_id: document_id[i] == document_id[j]}),
 }
+
+
+def buffers_for(name, n, device):
+    """The run-time tables a case takes: document ids for `n` tokens (five documents of
+    uneven lengths)."""
+    if name != "document":
+        return {}
+    import torch
+    ends = torch.tensor([97, 400, 1500, 3000], device=device)
+    return {"document_id": torch.bucketize(torch.arange(n, device=device), ends,
+                                           right=True).int()}
 
 HEAD_DIMS = (64, 128)
 DTYPE = "bfloat16"

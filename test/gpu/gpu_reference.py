@@ -2,9 +2,9 @@
 import torch
 
 
-def reference(q, k, v, causal=False, window=None, score_mod=None, keep=None):
+def reference(q, k, v, causal=False, window=None, score_mod=None, keep=None, mask_mod=None):
     """float64 attention on the GPU (same math as tessera.reference); `keep`, a bool
-    [B, H or 1, Nq, Nk], masks further."""
+    [B, H or 1, Nq, Nk], and `mask_mod(i, j)` on index tensors mask further."""
     q, k, v = (x.double() for x in (q, k, v))
     B, H, Nq, D = q.shape
     Hk, Nk = k.shape[1], k.shape[2]
@@ -21,6 +21,8 @@ def reference(q, k, v, causal=False, window=None, score_mod=None, keep=None):
         keep = keep & (j <= i + Nk - Nq)
     if window is not None:
         keep = keep & (j > i + Nk - Nq - window)
+    if mask_mod is not None:
+        keep = keep & mask_mod(i, j)
     s = s.masked_fill(~keep, float("-inf"))
     p = torch.softmax(s, dim=-1).nan_to_num(0.0)
     return p @ v
