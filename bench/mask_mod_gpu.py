@@ -1,0 +1,121 @@
+"""mask_mod on the GPU: document masking (causal within packed documents) and prefix-LM,
+Tessera beside FlexAttention in one run. One JSON line per measurement
+(bench/report.py makes the table).
+
+Tessera's time is the whole call: its tile classification (the BlockMask it builds from
+the mask_mod) runs on every call. FlexAttention's BlockMask is built once, outside the
+timing, as a model reuses it across layers. TFLOP/s = 4 · kept pairs · D / time.
+
+    python3 bench/mask_mod_gpu.py [--quick] [--out FILE]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
+import tessera  # noqa: E402
+from _common import commit_id, time_ms, write_row  # noqa: E402
+
+H, TOKENS, PREFIX = 16, 65536, 2048
+DOC = tessera.Buffer("document_id")
+SPECS = {
+    "document": tessera.attention(causal=True, mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+    "prefix-lm": tessera.attention(mask_mod=lambda b, h, i, j: (j <= i) | (j < PREFIX)),
+}
+CONFIGS = {128: tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1),
+           64: tessera.Config(block_m=128, block_n=64, num_warps=8, num_stages=2)}
+
+
+def kernels():
+    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
+    return {(kind, d): tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
+                                       config=CONFIGS[d])
+            for kind, spec in SPECS.items() for d in CONFIGS}
+
+
+def document_ids(n, generator):
+    """Documents of random lengths (mean ≈ 2048 tokens) packed into n tokens."""
+    import torch
+    lengths = torch.randint(256, 3841, (n // 256,), generator=generator)
+    ends = lengths.cumsum(0)
+    ends = ends[ends < n]
+    ids = torch.bucketize(torch.arange(n), ends, right=True).int()
+    return ids.cuda(), torch.bincount(ids.long())
+
+
+def kept_pairs(kind, n, lengths):
+    if kind == "document":
+        return int((lengths * (lengths + 1) // 2).sum())
+    return n * (n + 1) // 2 + sum(max(0, PREFIX - 1 - i) for i in range(min(n, PREFIX)))
+
+
+def slice_error(out, q, k, v, keep_fn):
+    """Against float64 on the last 128 queries of 2 heads of batch 0."""
+    import torch
+    n = q.shape[2]
+    i = torch.arange(n - 128, n, device=q.device)[:, None]
+    j = torch.arange(n, device=q.device)[None, :]
+    s = (q[0, :2, -128:].double() @ k[0, :2].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
+    ref = torch.softmax(s.masked_fill(~keep_fn(i, j), float("-inf")), -1) @ v[0, :2].double()
+    got = out[0, :2, -128:].double()
+    return float((got - ref).norm() / ref.norm())
+
+
+def main():
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/mask_mod.jsonl"))
+    args = ap.parse_args()
+    device = torch.cuda.get_device_name()
+    commit = commit_id()
+    command = "python3 bench/mask_mod_gpu.py" + (" --quick" if args.quick else "")
+    ours = kernels()
+    torch._dynamo.config.cache_size_limit = 64
+    flex = torch.compile(flex_attention)
+    gen = torch.Generator().manual_seed(0)
+    lengths_n = [16384] if args.quick else [8192, 32768, 65536]
+    for d in (128, 64):
+        for n in lengths_n:
+            b = TOKENS // n
+            q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+            ids, doc_lengths = document_ids(n, gen)
+            for kind in SPECS:
+                if kind == "document":
+                    def keep(i, j):
+                        return (ids[i] == ids[j]) & (j <= i)
+
+                    def flex_mask(b_, h_, i, j):
+                        return (ids[i] == ids[j]) & (j <= i)
+                    buffers = {"document_id": ids}
+                else:
+                    def keep(i, j):
+                        return (j <= i) | (j < PREFIX)
+
+                    def flex_mask(b_, h_, i, j):
+                        return (j <= i) | (j < PREFIX)
+                    buffers = {}
+                flops = 4 * b * H * kept_pairs(kind, n, doc_lengths) * d
+                workload = f"mask-{kind} d={d} n={n} b={b} h={H}"
+                block_mask = create_block_mask(flex_mask, None, None, n, n, device="cuda")
+                impls = {"tessera": lambda kind=kind, buffers=buffers: ours[kind, d](q, k, v, **buffers),
+                         "flex": lambda block_mask=block_mask: flex(q, k, v, block_mask=block_mask)}
+                for impl, fn in impls.items():
+                    try:
+                        err = slice_error(fn(), q, k, v, keep)
+                        ms = time_ms(fn, 20)
+                    except Exception as e:  # a peer that cannot run this shape
+                        print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])
+                        continue
+                    write_row(args.out, {
+                        "workload": workload, "impl": impl, "ms": round(ms, 4),
+                        "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
+                        "rel_err": round(err, 6), "device": device, "commit": commit,
+                        "command": command})
+
+
+if __name__ == "__main__":
+    main()
