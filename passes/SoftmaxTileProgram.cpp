@@ -165,6 +165,11 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
              << config.getBlockM() << ") and block_k (" << bk
              << ") a multiple of its block_n (" << config.getBlockN() << ")";
   }
+  if (op.hasMaskMod() && !op.getBlockIndices() &&
+      config.getBlockM() * config.getBlockN() > (1 << 14))
+    return op.emitError("mask_mod tile classification counts at most 2^14 pairs per tile; "
+                        "block_m x block_n is ")
+           << config.getBlockM() * config.getBlockN();
   Value q = buffers.lookup(op.getQuery()), k = buffers.lookup(op.getKey());
   auto qType = cast<MemRefType>(q.getType());
   auto vType = cast<MemRefType>(buffers.lookup(op.getValue()).getType());
@@ -266,14 +271,21 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       Value keep = p.keepTile(qIdx, kIdx);
       // Rows past the end of the queries do not count either way.
       Value rowValid = p.cmpI(arith::CmpIPredicate::slt, qIdx, p.splatOf(shape, p.toI32(nq)));
-      auto count = [&](Value bits) {
-        Value ints = arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits);
-        Value total = p.reduce(tile::Combiner::sum, p.reduce(tile::Combiner::sum, ints, 1), 0);
-        return tensor::ExtractOp::create(b, total, ValueRange{}).getResult();
+      // Two counts in one sum (one block-wide reduction): kept pairs in the low 16 bits,
+      // kept-or-ignored ones above (a tile has at most 2^14 pairs, checked above).
+      auto ints = [&](Value bits) {
+        return arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits).getResult();
       };
-      Value kept = count(arith::AndIOp::create(b, keep, rowValid));
-      Value keptOrIgnored = count(arith::OrIOp::create(b, keep, p.logicalNot(rowValid)));
-      Value isFull = p.cmpI(arith::CmpIPredicate::eq, keptOrIgnored, i32c(p.bm * p.bn));
+      Value packed = arith::AddIOp::create(
+          b, ints(arith::AndIOp::create(b, keep, rowValid)),
+          arith::ShLIOp::create(b, ints(arith::OrIOp::create(b, keep, p.logicalNot(rowValid))),
+                                p.splatI32(shape, 16)));
+      Value total = tensor::ExtractOp::create(
+          b, p.reduce(tile::Combiner::sum, p.reduce(tile::Combiner::sum, packed, 1), 0),
+          ValueRange{});
+      Value kept = arith::AndIOp::create(b, total, i32c(0xFFFF));
+      Value isFull = p.cmpI(arith::CmpIPredicate::eq,
+                            arith::ShRUIOp::create(b, total, i32c(16)), i32c(p.bm * p.bn));
       // Written at the next free place whatever the class: an empty tile's entry is
       // overwritten by the next kept one (or lies past the count).
       Value entry = arith::AddIOp::create(

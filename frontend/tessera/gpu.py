@@ -165,22 +165,36 @@ class _Image:
             self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
         return self._loaded[device_index][1]
 
-    def launch(self, args) -> None:
+    def launch(self, args, workspaces=None, first: int = 0, last=None):
+        """Launches kernels [first, last) on `args` and the workspaces (allocated here
+        unless given); returns the workspaces."""
         import torch
         device = args[0].device
-        workspaces = [torch.empty([_extent(f, args) for f in w["shape"]], device=device,
-                                  dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]]))
-                      for w in self.workspaces]
+        if workspaces is None:
+            workspaces = [torch.empty([_extent(f, args) for f in w["shape"]], device=device,
+                                      dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]]))
+                          for w in self.workspaces]
         params = []
         for t in [*args, *workspaces]:
             p = t.data_ptr()
             params += [p, p, 0, *t.shape, *t.stride()]
         stream = torch.cuda.current_stream(device).cuda_stream
-        for launch, kernel in zip(self.launches, self._kernels(device.index or 0)):
+        kernels = self._kernels(device.index or 0)
+        for launch, kernel in list(zip(self.launches, kernels))[first:last]:
             grid = [_extent(f, args) for f in launch["grid"]]
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
+        return workspaces
+
+
+class TileMask:
+    """A mask_mod spec's classified tiles for one set of shapes and tables (what
+    FlexAttention's create_block_mask builds): made once by `GpuKernel.block_mask`,
+    reused by every call with `block_mask=`."""
+
+    def __init__(self, kernel, shapes, workspaces) -> None:
+        self.kernel, self.shapes, self.workspaces = kernel, shapes, workspaces
 
 
 class GpuKernel:
@@ -196,14 +210,15 @@ class GpuKernel:
         self._image = _Image(self.module, spec.name, config, chip)
         self.launches, self.ptx = self._image.launches, self._image.ptx
 
-    def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
-                 **buffers):
+    def _arguments(self, q, k, v, out, lse_out, buffers):
+        """The kernel's arguments, checked: q, k, v, block lists, tables, out, lse."""
         torch = torch_module()
         want = check_qkv_tensors(q, k, v, self.dtype)
         from .kernel import check_block_lists, check_names, check_qkv_shapes
         B, H, Nq, _ = q.shape
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
                          self.value_dim)
+        buffers = dict(buffers)
         blocks = []
         if self.spec.block_sparse is not None:
             if "block_indices" not in buffers:
@@ -225,5 +240,33 @@ class GpuKernel:
             tables.append(t)
         out = _output_tensor(out, (B, H, Nq, self.value_dim), want, q.device, "out")
         lse_out = _output_tensor(lse_out, (B, H, Nq), torch.float32, q.device, "lse_out")
-        self._image.launch([q, k, v, *blocks, *tables, out, lse_out])
+        return [q, k, v, *blocks, *tables, out, lse_out]
+
+    def _classifies(self) -> bool:
+        return self.spec.mask_mod is not None and self.spec.block_sparse is None
+
+    def block_mask(self, q, k, v, **buffers) -> TileMask:
+        """Classifies the tiles of a mask_mod spec once (its first kernel) for these
+        shapes and tables; pass the result as `block_mask=` to later calls with the same
+        shapes and tables (their contents are not re-read), as with FlexAttention's
+        create_block_mask."""
+        if not self._classifies():
+            raise SpecError("block_mask() is for specs with a mask_mod (and no block_sparse)")
+        args = self._arguments(q, k, v, None, None, buffers)
+        workspaces = self._image.launch(args, last=len(self.launches) - 1)
+        return TileMask(self, (tuple(q.shape), tuple(k.shape)), workspaces)
+
+    def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
+                 block_mask: Optional[TileMask] = None, **buffers):
+        args = self._arguments(q, k, v, out, lse_out, buffers)
+        if block_mask is None:
+            self._image.launch(args)
+        else:
+            if not isinstance(block_mask, TileMask) or block_mask.kernel is not self:
+                raise ValueError("block_mask must come from this kernel's block_mask()")
+            if block_mask.shapes != (tuple(q.shape), tuple(k.shape)):
+                raise ValueError(f"block_mask was made for q, k of shapes {block_mask.shapes}, "
+                                 f"not {(tuple(q.shape), tuple(k.shape))}")
+            self._image.launch(args, block_mask.workspaces, first=len(self.launches) - 1)
+        out, lse_out = args[-2], args[-1]
         return (out, lse_out) if return_lse else out

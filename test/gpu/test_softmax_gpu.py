@@ -56,3 +56,21 @@ def test_matches_float64(name, d, nq, nk, h, hk):
     bound = max(4e-3, 1.1 * peer) if peer else 4e-3
     print(f"{name} d={d} nq={nq} nk={nk}: tessera {err:.2e} sdpa {peer}")
     assert err <= bound, f"relative error {err:.3e} > {bound:.3e}"
+
+
+def test_block_mask_is_reused():
+    # Classified once (as FlexAttention's create_block_mask), then passed to every call.
+    kernel = KERNELS["document", 64]
+    q, k, v = (torch.randn(1, 2, 1000, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    buffers = cases.buffers_for("document", 1000, "cuda")
+    mask = kernel.block_mask(q, k, v, **buffers)
+    whole = kernel(q, k, v, **buffers)
+    reused = kernel(q, k, v, block_mask=mask, **buffers)
+    assert torch.equal(whole, reused)
+    short = q[:, :, :500]
+    with pytest.raises(ValueError, match="block_mask was made for q, k of shapes"):
+        kernel(short, k, v, block_mask=mask, **buffers)
+    with pytest.raises(ValueError, match="this kernel's block_mask"):
+        KERNELS["prefix-lm", 64](q, k, v, block_mask=mask)
+    with pytest.raises(tessera.SpecError, match="mask_mod"):
+        KERNELS["full", 64].block_mask(q, k, v)
