@@ -155,140 +155,169 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   double scale = ops.scale;
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
-  OpBuilder::InsertionGuard guard(b);
-  auto [head, batch, kvHead] =
-      beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
-  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
-  Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
-  Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
-  Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-  // This program's blocks: [firstBlock, endBlock).
-  Value perChunk = arith::CeilDivSIOp::create(b, numBlocks, p.cIndex(chunks));
-  Value firstBlock = arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk),
-                                            numBlocks);
-  Value endBlock = arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk),
-                                          numBlocks);
-  Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
-                                            ValueRange{batch, head, c0, col0}, nullptr)
-                           .getResult()
-                     : p.splatF32({d, dv}, 0.0f);
-  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
+  // Causal sequence chunks: a first grid writes each chunk's own state contribution
+  // (from zero, over its blocks) to a workspace; each program of the second starts from
+  // the chunks before it, summed with their decay, instead of re-reading their keys.
+  Value chunkStates;
+  if (op.getCausal() && chunks > 1) {
+    auto dyn = ShapedType::kDynamic;
+    chunkStates = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, chunks, d, ops.dv}, p.f32),
+                                          ValueRange{nBatch, nHeads});
+  }
+  SmallVector<bool> passes =
+      chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
+  for (bool statesOnly : passes) {
+    OpBuilder::InsertionGuard guard(b);
+    auto [head, batch, kvHead] =
+        beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
+    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+    Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
+    Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
+    Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
+    // This program's blocks: [firstBlock, endBlock).
+    Value perChunk = arith::CeilDivSIOp::create(b, numBlocks, p.cIndex(chunks));
+    Value firstBlock =
+        arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk), numBlocks);
+    Value endBlock =
+        arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk), numBlocks);
+    Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
+                                              ValueRange{batch, head, c0, col0}, nullptr)
+                             .getResult()
+                       : p.splatF32({d, dv}, 0.0f);
+    Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
-  // Products take the inputs' element type (tensor cores: bf16/f16 in, f32 accumulate).
-  Type operandType = cast<MemRefType>(q.getType()).getElementType();
-  auto asOperand = [&](Value x) {
-    auto t = cast<RankedTensorType>(x.getType());
-    if (t.getElementType() == operandType)
-      return x;
-    return Value(arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x));
-  };
-  // φ(rows) as operands; only φ = elu + 1 maps the zero padding past `valid` off zero.
-  auto loadMapped = [&](Value buffer, Value h, Value n0, Value valid) {
-    if (op.getFeatureMap() == attn::FeatureMap::identity)
-      return Value(tile::LoadOp::create(b, p.tileType({blk, d}, operandType), buffer,
-                                        ValueRange{batch, h, n0, c0}, nullptr));
-    Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
-    if (op.getFeatureMap() == attn::FeatureMap::elu_plus_one)
-      x = p.zeroRowsFrom(x, local, valid);
-    return asOperand(x);
-  };
-  auto loadBlock = [&](Value n0) {
-    Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-    Value qb = loadMapped(q, head, n0, valid), kb = loadMapped(k, kvHead, n0, valid);
-    Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
-                                    ValueRange{batch, kvHead, n0, col0}, nullptr);
-    return std::make_tuple(qb, kb, vb, valid);
-  };
-  auto forBlocks = [&](Value from, Value to, Value init,
-                       function_ref<Value(Value n0, Value carried)> body) {
-    return p.forLoop(from, to, ValueRange{init}, [&](Value i, ValueRange carried) {
-      return SmallVector<Value>{body(arith::MulIOp::create(b, i, blkIdx), carried[0])};
-    })[0];
-  };
-  Value scaleTile = p.splatF32({blk, dv}, float(scale));
-  Value zeroOut = p.splatF32({blk, dv}, 0.0f);
-
-  if (op.getCausal()) {
-    // t - s for the intra-block decay mask; r + 1 for Λq.
-    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
-    Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
-    Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
-                                        p.splatF32({blk, blk}, 0.0f));
-    Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff),
-                                         p.splatF32({blk, blk}, 0.0f));
-    Value qDecay = p.broadcast(
-        p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
-    // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
-    // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
-    // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
-    // clamped at 0 there (λ^(negative) could overflow to inf).
-    auto updateState = [&](Value s, Value kb, Value vb, Value n0, Value valid) {
-      Value validF = p.indexToF32(valid);
-      Value tokens = arith::SIToFPOp::create(
-          b, p.tileType({blk}, p.f32), tile::RangeOp::create(b, p.tileType({blk}, p.i32), n0));
-      Value lastF = p.indexToF32(arith::SubIOp::create(
-          b, arith::AddIOp::create(b, n0, valid), c1));
-      Value kExp = arith::MaxNumFOp::create(
-          b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens),
-          p.splatF32({blk}, 0.0f));
-      Value kt = p.trans(kb);
-      if (operandType != p.f32)
-        kt = arith::ExtFOp::create(b, p.tileType({d, blk}, p.f32), kt);
-      Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
-      Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-      return p.dot(asOperand(kDecayed), vb, carried);
+    // Products take the inputs' element type (tensor cores: bf16/f16 in, f32 accumulate).
+    Type operandType = cast<MemRefType>(q.getType()).getElementType();
+    auto asOperand = [&](Value x) {
+      auto t = cast<RankedTensorType>(x.getType());
+      if (t.getElementType() == operandType)
+        return x;
+      return Value(arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x));
     };
-    // A later chunk's starting state: the state update alone over the blocks before it
-    // (with short sequences a trailing chunk may own no block and start past the last).
-    if (chunks > 1)
-      state = forBlocks(c0, firstBlock, state, [&](Value n0, Value s) {
+    // φ(rows) as operands; only φ = elu + 1 maps the zero padding past `valid` off zero.
+    auto loadMapped = [&](Value buffer, Value h, Value n0, Value valid) {
+      if (op.getFeatureMap() == attn::FeatureMap::identity)
+        return Value(tile::LoadOp::create(b, p.tileType({blk, d}, operandType), buffer,
+                                          ValueRange{batch, h, n0, c0}, nullptr));
+      Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
+      if (op.getFeatureMap() == attn::FeatureMap::elu_plus_one)
+        x = p.zeroRowsFrom(x, local, valid);
+      return asOperand(x);
+    };
+    auto loadBlock = [&](Value n0) {
+      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
+      Value qb = loadMapped(q, head, n0, valid), kb = loadMapped(k, kvHead, n0, valid);
+      Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
+                                      ValueRange{batch, kvHead, n0, col0}, nullptr);
+      return std::make_tuple(qb, kb, vb, valid);
+    };
+    auto forBlocks = [&](Value from, Value to, Value init,
+                         function_ref<Value(Value n0, Value carried)> body) {
+      return p.forLoop(from, to, ValueRange{init}, [&](Value i, ValueRange carried) {
+        return SmallVector<Value>{body(arith::MulIOp::create(b, i, blkIdx), carried[0])};
+      })[0];
+    };
+    Value scaleTile = p.splatF32({blk, dv}, float(scale));
+    Value zeroOut = p.splatF32({blk, dv}, 0.0f);
+
+    if (op.getCausal()) {
+      // t - s for the intra-block decay mask; r + 1 for Λq.
+      Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
+      Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
+      Value lower =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, p.splatF32({blk, blk}, 0.0f));
+      Value mask =
+          arith::SelectOp::create(b, lower, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f));
+      Value qDecay =
+          p.broadcast(p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
+      // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
+      // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
+      // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
+      // clamped at 0 there (λ^(negative) could overflow to inf).
+      auto updateState = [&](Value s, Value kb, Value vb, Value n0, Value valid) {
+        Value validF = p.indexToF32(valid);
+        Value tokens = arith::SIToFPOp::create(
+            b, p.tileType({blk}, p.f32), tile::RangeOp::create(b, p.tileType({blk}, p.i32), n0));
+        Value lastF =
+            p.indexToF32(arith::SubIOp::create(b, arith::AddIOp::create(b, n0, valid), c1));
+        Value kExp = arith::MaxNumFOp::create(
+            b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens), p.splatF32({blk}, 0.0f));
+        Value kt = p.trans(kb);
+        if (operandType != p.f32)
+          kt = arith::ExtFOp::create(b, p.tileType({d, blk}, p.f32), kt);
+        Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
+        Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
+        return p.dot(asOperand(kDecayed), vb, carried);
+      };
+      auto stateOnly = [&](Value n0, Value s) {
         Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
         Value kb = loadMapped(k, kvHead, n0, valid);
         Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
                                         ValueRange{batch, kvHead, n0, col0}, nullptr);
         return updateState(s, kb, vb, n0, valid);
+      };
+      if (statesOnly) {
+        Value own = forBlocks(firstBlock, endBlock, p.splatF32({d, dv}, 0.0f), stateOnly);
+        tile::StoreOp::create(b, own, chunkStates, ValueRange{batch, head, chunk, c0, col0});
+        continue;
+      }
+      // A later chunk's starting state (with short sequences a trailing chunk may own no
+      // block and start past the last): S ← λ^len S + (chunk's own state), chunk by chunk.
+      if (chunkStates)
+        state = p.forLoop(c0, chunk, ValueRange{state}, [&](Value c, ValueRange carried) {
+          Value from = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
+          Value to = arith::MinSIOp::create(b, arith::AddIOp::create(b, from, perChunk), numBlocks);
+          Value tokens = arith::SubIOp::create( // clamped: a trailing chunk may start past n
+              b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, to, blkIdx)),
+              arith::MinSIOp::create(b, n, arith::MulIOp::create(b, from, blkIdx)));
+          Value own = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), chunkStates,
+                                           ValueRange{batch, head, c, c0, col0}, nullptr);
+          Value decayed = arith::MulFOp::create(
+              b, carried[0], p.splatOf({d, dv}, p.decayPow(p.indexToF32(tokens))));
+          return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
+        })[0];
+      else if (chunks > 1)
+        state = forBlocks(c0, firstBlock, state, stateOnly);
+      state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
+        auto [qb, kb, vb, valid] = loadBlock(n0);
+        // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
+        // Q feeds both products as it was loaded.
+        Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
+        Value scores =
+            arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
+        o = p.dot(asOperand(scores), vb, o);
+        p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
+        return updateState(s, kb, vb, n0, valid);
       });
-    state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
-      auto [qb, kb, vb, valid] = loadBlock(n0);
-      // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
-      // Q feeds both products as it was loaded.
-      Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
-      Value scores = arith::MulFOp::create(
-          b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
-      o = p.dot(asOperand(scores), vb, o);
-      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
-                ValueRange{batch, head, n0, col0});
-      return updateState(s, kb, vb, n0, valid);
-    });
-  } else {
-    // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this
-    // program's blocks.
-    state = forBlocks(c0, numBlocks, state, [&](Value n0, Value s) {
-      auto [qb, kb, vb, valid] = loadBlock(n0);
-      return p.dot(p.trans(kb), vb, s);
-    });
-    Value stateOperand = asOperand(state);
-    forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
-      auto [qb, kb, vb, valid] = loadBlock(n0);
-      Value o = p.dot(qb, stateOperand, zeroOut);
-      p.storeAs(arith::MulFOp::create(b, o, scaleTile), out,
-                ValueRange{batch, head, n0, col0});
-      return s;
+    } else {
+      // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this
+      // program's blocks.
+      state = forBlocks(c0, numBlocks, state, [&](Value n0, Value s) {
+        auto [qb, kb, vb, valid] = loadBlock(n0);
+        return p.dot(p.trans(kb), vb, s);
+      });
+      Value stateOperand = asOperand(state);
+      forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
+        auto [qb, kb, vb, valid] = loadBlock(n0);
+        Value o = p.dot(qb, stateOperand, zeroOut);
+        p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
+        return s;
+      });
+    }
+    // The final state is the last chunk's.
+    if (chunks == 1) {
+      tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+      continue;
+    }
+    Value lastChunk =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1));
+    scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+      scf::YieldOp::create(b);
     });
   }
-  // The final state is the last chunk's.
-  if (chunks == 1) {
-    tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
-    return success();
-  }
-  Value lastChunk = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk,
-                                          p.cIndex(chunks - 1));
-  scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
-    scf::YieldOp::create(b);
-  });
   return success();
 }
 
