@@ -14,7 +14,7 @@ echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,nohea
 PYTHONPATH=frontend python3 -c "from tessera import _runtime as r; print('driver', r.driver_available(), r.device_name(), r.compute_capability())"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "== GPU tests"
-  PYTHONPATH=frontend python3 -m pytest -q -s test/gpu ${GPU_TEST_ARGS:-} 2>&1 | tail -${GPU_TEST_TAIL:-60} || true
+  PYTHONPATH=frontend python3 -m pytest -q -s ${GPU_TESTS:-test/gpu} ${GPU_TEST_ARGS:-} 2>&1 | tail -${GPU_TEST_TAIL:-60} || true
 fi
 # BENCH=softmax|linear|block_sparse|mask_mod|all (default all); BENCH_ARGS go to each benchmark. The linear
 # benchmark's peers come from .peers/ (git-ignored; see bench/linear_gpu.py).
