@@ -44,3 +44,33 @@ def write_row(path, row):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def bench_setup(script: str):
+    """The command line every GPU benchmark takes (--quick, --out FILE, default
+    bench/results/<name>.jsonl) and what each of its rows records: (args, device name,
+    commit, the command that made it)."""
+    import argparse
+    import torch
+    name = Path(script).stem.removesuffix("_gpu")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / f"bench/results/{name}.jsonl"))
+    args = ap.parse_args()
+    command = f"python3 bench/{Path(script).name}" + (" --quick" if args.quick else "")
+    return args, torch.cuda.get_device_name(), commit_id(), command
+
+
+def tail_error(out, q, k, v, keep, rows=128):
+    """Relative error against float64 on the last `rows` queries of heads 0 and 1 of batch
+    0 (cheap even at N = 65536); `keep(i, j)` on index tensors ([rows, 1] query and
+    [1, N] key positions) gives the kept pairs, broadcastable to [2, rows, N]."""
+    import torch
+    rows = min(rows, q.shape[2])
+    n = k.shape[2]
+    i = torch.arange(q.shape[2] - rows, q.shape[2], device=q.device)[:, None]
+    j = torch.arange(n, device=q.device)[None, :]
+    s = (q[0, :2, -rows:].double() @ k[0, :2].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
+    ref = torch.softmax(s.masked_fill(~keep(i, j), float("-inf")), -1) @ v[0, :2].double()
+    got = out[0, :2, -rows:].double()
+    return float((got - ref).norm() / ref.norm())

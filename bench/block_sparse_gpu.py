@@ -10,14 +10,13 @@ actually kept: 4 · pairs · D.
 
     python3 bench/block_sparse_gpu.py [--quick] [--out FILE]
 """
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import commit_id, time_ms, write_row  # noqa: E402
+from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
 
 H, TOKENS, BLOCK, TOPK = 16, 65536, 128, 16
 SPEC = tessera.attention(causal=True, block_sparse=(BLOCK, BLOCK))
@@ -83,34 +82,21 @@ def kept_pairs(past):
 
 
 def slice_error(out, q, k, v, lists):
-    """Against float64 on the last query block of 2 heads of batch 0."""
+    """Error on the last query block of heads 0 and 1 of batch 0."""
     import torch
     n = q.shape[2]
-    qs = q[0, :2, -BLOCK:].double()
-    keep = torch.zeros(2, n // BLOCK, dtype=torch.bool, device=q.device)
-    listed = lists[0, :2, -1].long()
-    keep.scatter_(1, listed.clamp_min(0), listed >= 0)
-    keep = keep.repeat_interleave(BLOCK, 1)[:, None, :]
-    i = torch.arange(n - BLOCK, n, device=q.device)[:, None]
-    j = torch.arange(n, device=q.device)[None, :]
-    keep = keep & (j <= i)
-    s = (qs @ k[0, :2].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
-    ref = torch.softmax(s.masked_fill(~keep, float("-inf")), -1) @ v[0, :2].double()
-    got = out[0, :2, -BLOCK:].double()
-    return float((got - ref).norm() / ref.norm())
+    listed = torch.zeros(2, n // BLOCK, dtype=torch.bool, device=q.device)
+    entries = lists[0, :2, -1].long()
+    listed.scatter_(1, entries.clamp_min(0), entries >= 0)
+    listed = listed.repeat_interleave(BLOCK, 1)[:, None, :]
+    return tail_error(out, q, k, v, lambda i, j: listed & (j <= i), rows=BLOCK)
 
 
 def main():
     import torch
     from torch.nn.attention.flex_attention import flex_attention
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/block_sparse.jsonl"))
-    args = ap.parse_args()
-    device = torch.cuda.get_device_name()
-    commit = commit_id()
-    command = "python3 bench/block_sparse_gpu.py" + (" --quick" if args.quick else "")
+    args, device, commit, command = bench_setup(__file__)
     ours = kernels()
     torch._dynamo.config.cache_size_limit = 64
     flex = torch.compile(flex_attention)

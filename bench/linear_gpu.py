@@ -7,15 +7,13 @@ The peers are not part of Tessera: fetch their repositories into the git-ignored
 
     python3 bench/linear_gpu.py [--quick] [--out FILE]
 """
-import argparse
-import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench"), str(ROOT / ".peers")]
 import tessera  # noqa: E402
-from _common import commit_id, time_ms, write_row  # noqa: E402
+from _common import bench_setup, time_ms, write_row  # noqa: E402
 
 H, D, TOKENS = 16, 128, 65536
 # Bytes a forward pass must move per token: q, k, v read and o written once, bf16.
@@ -55,12 +53,7 @@ def prefix_error(out, q, k, v, lam, rows=1024):
 
 def main():
     import torch
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/linear.jsonl"))
-    args = ap.parse_args()
-    device, commit = torch.cuda.get_device_name(), commit_id()
-    command = "python3 bench/linear_gpu.py" + (" --quick" if args.quick else "")
+    args, device, commit, command = bench_setup(__file__)
     ours = kernels()
     lam = torch.from_numpy(tessera.alibi_decay(H)).cuda()
     peers = {}

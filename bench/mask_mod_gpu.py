@@ -9,14 +9,13 @@ TFLOP/s = 4 · kept pairs · D / time.
 
     python3 bench/mask_mod_gpu.py [--quick] [--out FILE]
 """
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import commit_id, time_ms, write_row  # noqa: E402
+from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
 
 H, TOKENS, PREFIX = 16, 65536, 2048
 DOC = tessera.Buffer("document_id")
@@ -51,29 +50,11 @@ def kept_pairs(kind, n, lengths):
     return n * (n + 1) // 2 + sum(max(0, PREFIX - 1 - i) for i in range(min(n, PREFIX)))
 
 
-def slice_error(out, q, k, v, keep_fn):
-    """Against float64 on the last 128 queries of 2 heads of batch 0."""
-    import torch
-    n = q.shape[2]
-    i = torch.arange(n - 128, n, device=q.device)[:, None]
-    j = torch.arange(n, device=q.device)[None, :]
-    s = (q[0, :2, -128:].double() @ k[0, :2].double().transpose(-1, -2)) * q.shape[-1] ** -0.5
-    ref = torch.softmax(s.masked_fill(~keep_fn(i, j), float("-inf")), -1) @ v[0, :2].double()
-    got = out[0, :2, -128:].double()
-    return float((got - ref).norm() / ref.norm())
-
-
 def main():
     import torch
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/mask_mod.jsonl"))
-    args = ap.parse_args()
-    device = torch.cuda.get_device_name()
-    commit = commit_id()
-    command = "python3 bench/mask_mod_gpu.py" + (" --quick" if args.quick else "")
+    args, device, commit, command = bench_setup(__file__)
     ours = kernels()
     torch._dynamo.config.cache_size_limit = 64
     flex = torch.compile(flex_attention)
@@ -109,7 +90,7 @@ def main():
                          "flex": lambda: flex(q, k, v, block_mask=block_mask)}
                 for impl, fn in impls.items():
                     try:
-                        err = slice_error(fn(), q, k, v, keep)
+                        err = tail_error(fn(), q, k, v, keep)
                         ms = time_ms(fn, 20)
                     except Exception as e:  # a peer that cannot run this shape
                         print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])

@@ -62,63 +62,50 @@ def linear_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def mask_mod_table(rows):
+def versus_flex_table(rows, title, notes, extra_column, extra_cell):
+    """A table of Tessera against FlexAttention, one row per workload: rates, ratio,
+    errors, and one more column (`extra_cell(row)` gives its cell)."""
     if not rows:
         return ""
     by = defaultdict(dict)
     for r in rows:
         by[r["workload"]][r["impl"]] = r
     meta = rows[-1]
-    lines = [
-        "## mask_mod: document masking and prefix-LM", "",
-        f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
-        f"`{meta.get('command')}`.",
-        "Document: causal within packed documents of random lengths (256–3840 tokens);",
-        "prefix-LM: causal plus the first 2048 keys for every query. Both tile masks are",
-        "built once outside the timing (Tessera's kernel.block_mask, Flex's",
-        "create_block_mask); the last column times Tessera's whole call, classification",
-        "included. TFLOP/s = 4 · kept pairs · D / time.", "",
-        "| workload | tessera | flex | × flex | rel err tessera | rel err flex | tessera incl. classification |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = [f"## {title}", "",
+             f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
+             f"`{meta.get('command')}`.", *notes, "",
+             f"| workload | tessera | flex | × flex | rel err tessera | rel err flex | {extra_column} |",
+             "|---|---|---|---|---|---|---|"]
     for w in sorted(by, key=lambda w: (w.split()[0], -int(w.split("d=")[1].split()[0]), _n(w))):
         row = by[w]
         ours, flex = row.get("tessera", {}), row.get("flex", {})
         ratio = f"{ours['rate'] / flex['rate']:.2f}×" if ours and flex else "–"
-        whole = row.get("tessera+classify", {})
         lines.append(f"| {w} | {ours.get('rate', '–')} | {flex.get('rate', '–')} | {ratio} | "
                      f"{ours.get('rel_err', '–')} | {flex.get('rel_err', '–')} | "
-                     f"{whole.get('rate', '–')} |")
+                     f"{extra_cell(row)} |")
     return "\n".join(lines) + "\n"
+
+
+def mask_mod_table(rows):
+    return versus_flex_table(
+        rows, "mask_mod: document masking and prefix-LM",
+        ["Document: causal within packed documents of random lengths (256–3840 tokens);",
+         "prefix-LM: causal plus the first 2048 keys for every query. Both tile masks are",
+         "built once outside the timing (Tessera's kernel.block_mask, Flex's",
+         "create_block_mask); the last column times Tessera's whole call, classification",
+         "included. TFLOP/s = 4 · kept pairs · D / time."],
+        "tessera incl. classification", lambda row: row.get("tessera+classify", {}).get("rate", "–"))
 
 
 def block_sparse_table(rows):
-    if not rows:
-        return ""
-    by = defaultdict(dict)
-    for r in rows:
-        by[r["workload"]][r["impl"]] = r
-    meta = rows[-1]
-    lines = [
-        "## Block-sparse softmax (causal block top-k lists)", "",
-        f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
-        f"`{meta.get('command')}`.",
-        "Each head's query block of 128 keeps its diagonal block and 15 random past blocks of",
-        "128; FlexAttention runs the same blocks as a BlockMask (diagonal partial under a",
-        "causal mask_mod, the rest full). TFLOP/s = 4 · kept pairs · D / time; errors against",
-        "float64 on the last query block of two heads. Tessera's row is the fastest of its",
-        "configs (the `config` column).", "",
-        "| workload | tessera | flex | × flex | rel err tessera | rel err flex | config |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for w in sorted(by, key=lambda w: (-int(w.split("d=")[1].split()[0]), _n(w))):
-        row = by[w]
-        ours, flex = row.get("tessera", {}), row.get("flex", {})
-        ratio = f"{ours['rate'] / flex['rate']:.2f}×" if ours and flex else "–"
-        lines.append(f"| {w} | {ours.get('rate', '–')} | {flex.get('rate', '–')} | {ratio} | "
-                     f"{ours.get('rel_err', '–')} | {flex.get('rel_err', '–')} | "
-                     f"{ours.get('config', '–')} |")
-    return "\n".join(lines) + "\n"
+    return versus_flex_table(
+        rows, "Block-sparse softmax (causal block top-k lists)",
+        ["Each head's query block of 128 keeps its diagonal block and 15 random past blocks of",
+         "128; FlexAttention runs the same blocks as a BlockMask (diagonal partial under a",
+         "causal mask_mod, the rest full). TFLOP/s = 4 · kept pairs · D / time; errors against",
+         "float64 on the last query block of two heads. Tessera's row is the fastest of its",
+         "configs (the `config` column)."],
+        "config", lambda row: row.get("tessera", {}).get("config", "–"))
 
 
 def autotune_table(rows):
@@ -138,60 +125,56 @@ def autotune_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def plot_linear(rows):
-    if not rows:
-        return
+def _line_plot(series, colors, title, xlabel, ylabel, filename, dashed, log_y=False,
+               floor=None):
+    """One line per (impl, variant) of (N, rate) points; `dashed(variant)` picks the
+    second line style; `floor`, (value, label), adds a horizontal reference line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (impl, variant), pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                color=colors.get(impl, "gray"), linestyle="--" if dashed(variant) else "-",
+                label=f"{impl} {variant}")
+    if floor:
+        ax.axhline(floor[0], color="black", linewidth=0.8, linestyle=":", label=floor[1])
+    ax.set_xscale("log", base=2)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / filename, dpi=110)
+
+
+def plot_linear(rows):
+    if not rows:
+        return
     series = defaultdict(list)
     for r in rows:
         kind = "fwd+bwd" if "fwd+bwd" in r["workload"] else "fwd"
         series[r["impl"], kind].append((_n(r["workload"]), r["rate"]))
-    colors = {"tessera": "tab:red", "fla": "tab:blue", "lightning_attn2": "tab:green"}
-    for (impl, kind), pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                color=colors.get(impl, "gray"), linestyle="-" if kind == "fwd" else "--",
-                label=f"{impl} {kind}")
-    ax.axhline(259, color="black", linewidth=0.8, linestyle=":", label="byte floor (fwd)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_title("Lightning Attention-2, H = 16, D = 128, bf16")
-    ax.set_xlabel("N (B·N = 65536, B = 1 beyond)")
-    ax.set_ylabel("Mtok/s")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(ROOT / "linear.png", dpi=110)
+    _line_plot(series, {"tessera": "tab:red", "fla": "tab:blue", "lightning_attn2": "tab:green"},
+               "Lightning Attention-2, H = 16, D = 128, bf16", "N (B·N = 65536, B = 1 beyond)",
+               "Mtok/s", "linear.png", lambda kind: kind != "fwd", log_y=True,
+               floor=(259, "byte floor (fwd)"))
 
 
 def plot_block_sparse(rows):
     if not rows:
         return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     series = defaultdict(list)
     for r in rows:
-        series[r["impl"], int(r["workload"].split("d=")[1].split()[0])].append(
-            (_n(r["workload"]), r["rate"]))
-    colors = {"tessera": "tab:red", "flex": "tab:purple"}
-    for (impl, d), pts in sorted(series.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                color=colors.get(impl, "gray"), linestyle="-" if d == 128 else "--",
-                label=f"{impl} d={d}")
-    ax.set_xscale("log", base=2)
-    ax.set_title("Block top-k (128-blocks, 16 per query block), H = 16, bf16")
-    ax.set_xlabel("N (B·N = 65536)")
-    ax.set_ylabel("TFLOP/s on kept pairs")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(ROOT / "block_sparse.png", dpi=110)
+        d = int(r["workload"].split("d=")[1].split()[0])
+        series[r["impl"], f"d={d}"].append((_n(r["workload"]), r["rate"]))
+    _line_plot(series, {"tessera": "tab:red", "flex": "tab:purple"},
+               "Block top-k (128-blocks, 16 per query block), H = 16, bf16", "N (B·N = 65536)",
+               "TFLOP/s on kept pairs", "block_sparse.png", lambda variant: variant != "d=128")
 
 
 def table(rows):

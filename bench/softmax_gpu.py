@@ -4,14 +4,13 @@ bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a pl
 
     python3 bench/softmax_gpu.py [--quick]
 """
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import commit_id, time_ms, write_row  # noqa: E402
+from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
 
 H, TOKENS = 16, 65536
 WINDOW = 1024
@@ -45,23 +44,11 @@ def kernels():
 
 
 def slice_error(out, q, k, v, kind):
-    """Relative error against float64 on the last 128 queries of 2 heads of batch 0 (they
-    see every key under each mask), so even N = 65536 checks cheaply."""
-    import torch
-    rows = min(128, q.shape[2])
-    qs, ks, vs = (x[0, :2].double() for x in (q[:, :, -rows:], k, v))
-    n = k.shape[2]
-    s = (qs @ ks.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    i = torch.arange(n - rows, n, device=q.device)[:, None]
-    j = torch.arange(n, device=q.device)[None, :]
-    keep = torch.ones_like(s, dtype=torch.bool)
-    if kind != "full":
-        keep &= j <= i
-    if kind == "window":
-        keep &= j > i - WINDOW
-    ref = torch.softmax(s.masked_fill(~keep, float("-inf")), -1) @ vs
-    got = out[0, :2, -rows:].double()
-    return float((got - ref).norm() / ref.norm())
+    """Error on the last 128 queries (they see every key under each mask)."""
+    def keep(i, j):
+        kept = (j <= i) if kind != "full" else (j >= 0)
+        return kept & (j > i - WINDOW) if kind == "window" else kept
+    return tail_error(out, q, k, v, keep)
 
 
 def pairs(n, kind):
@@ -85,13 +72,7 @@ def main():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench/results/softmax.jsonl"))
-    args = ap.parse_args()
-    device = torch.cuda.get_device_name()
-    commit = commit_id()
-    command = "python3 bench/softmax_gpu.py" + (" --quick" if args.quick else "")
+    args, device, commit, command = bench_setup(__file__)
     ours = kernels()
     # Every (shape, mask) recompiles flex_attention; past dynamo's default limit of 8 it
     # silently falls back to eager, which materialises the N x N scores.
@@ -103,7 +84,6 @@ def main():
         for n in lengths:
             b = TOKENS // n
             q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-            ref = None
             for kind in ("full", "causal", "window"):
                 flops = 4 * b * H * pairs(n, kind) * d
                 impls = {"tessera": lambda kind=kind: ours[kind, d](q, k, v)}
