@@ -1,4 +1,5 @@
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16 split=12" | FileCheck %s --check-prefix=CHUNKS
 
 // Full attention: one loop over every key tile, no mask arithmetic, buffers in
 // destination-passing form, the tuning config on the grid.
@@ -120,6 +121,19 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // CHECK: tile.store {{.*}} : tensor<32x64xf32>
 // CHECK: scf.yield {{.*}} : tensor<64x64xf32>
 // CHECK: tile.store %[[S]], {{.*}} : tensor<64x64xf32>
+// split = 12: 4 value pieces of 16 columns x 3 sequence chunks. A first grid stores each
+// chunk's own state in a workspace; in the second, a chunk starts from the decayed sum
+// of the chunks before it.
+// CHUNKS-LABEL: func.func @lightning
+// CHUNKS: %[[STATES:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
+// CHUNKS: tile.grid
+// CHUNKS: scf.for {{.*}} -> (tensor<64x16xf32>)
+// CHUNKS: tile.store {{.*}}, %[[STATES]]
+// CHUNKS: tile.grid
+// CHUNKS: scf.for
+// CHUNKS: tile.load %[[STATES]]
+// CHUNKS: math.exp2
+// CHUNKS: arith.addf {{.*}} : tensor<64x16xf32>
 func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>) {
   %o, %s = attn.linear_attention %q, %k, %v decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>

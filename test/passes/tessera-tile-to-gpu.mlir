@@ -125,3 +125,44 @@ func.func @zero_fill(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
   }
   return
 }
+
+// -----
+
+// A buffer allocated between grids becomes a trailing argument of the function and of
+// every kernel, its shape recorded as formulas of the other arguments; a row tile
+// reduced to a scalar combines lanes by shuffles, then warps through shared memory.
+// CHECK-LABEL: func.func @workspace
+// CHECK-SAME: %{{.*}}: memref<?x64xf32, strided<[?, ?], offset: ?>>, %[[WS:.*]]: memref<?xi32>
+// CHECK-SAME: tessera.workspaces = [{dtype = "i32", shape = [array<i64: 0, 0, 64>]}]
+// CHECK: gpu.func @workspace_kernel0
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.barrier
+// CHECK: memref.store
+// CHECK: gpu.func @workspace_kernel1
+// CHECK: memref.load
+func.func @workspace(%x: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %x, %c0 : memref<?x64xf32, strided<[?, ?], offset: ?>>
+  %tiles = arith.ceildivsi %n, %c64 : index
+  %counts = memref.alloc(%tiles) : memref<?xi32>
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.program_id 0 : index
+    %m0 = arith.muli %t, %c64 : index
+    %rows = tile.range %m0 : tensor<64xi32>
+    %sum = tile.reduce <sum> %rows axis 0 : tensor<64xi32> -> tensor<i32>
+    %s = tensor.extract %sum[] : tensor<i32>
+    memref.store %s, %counts[%t] : memref<?xi32>
+  }
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.program_id 0 : index
+    %s = memref.load %counts[%t] : memref<?xi32>
+    %f = arith.sitofp %s : i32 to f32
+    %v = tensor.splat %f : tensor<64x64xf32>
+    %m0 = arith.muli %t, %c64 : index
+    tile.store %v, %x[%m0, %c0] : tensor<64x64xf32>, memref<?x64xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
