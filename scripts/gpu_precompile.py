@@ -20,7 +20,8 @@ import tune_softmax  # noqa: E402
 
 start = time.time()
 n = sum(len(kernels()) for kernels in (
-    cases.kernels, cases.linear_kernels, cases.block_sparse_kernels, softmax_gpu.kernels,
+    cases.kernels, cases.linear_kernels, cases.block_sparse_kernels, cases.program_kernels,
+    softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
     mask_mod_gpu.kernels))
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")

@@ -285,6 +285,8 @@ private:
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
+  /// An accumulator tile reduced over its rows into a column tile.
+  LogicalResult lowerColumnReduce(tile::ReduceOp op, const Layout &in);
   /// A row or column tile reduced to one value every thread holds.
   LogicalResult lowerReduceToScalar(tile::ReduceOp op, const Layout &in);
   /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
@@ -1110,8 +1112,10 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   const Layout &in = layoutOf(op.getInput());
   if (in.kind == LayoutKind::Row || in.kind == LayoutKind::Col)
     return lowerReduceToScalar(op, in);
-  if (in.kind != LayoutKind::Acc || op.getAxis() != 1)
-    return op.emitError("the GPU target reduces accumulator tiles along rows only");
+  if (in.kind == LayoutKind::Acc && op.getAxis() == 0)
+    return lowerColumnReduce(op, in);
+  if (in.kind != LayoutKind::Acc)
+    return op.emitError("the GPU target reduces accumulator, row and column tiles only");
   FailureOr<Slots> values = slotsOf(op.getInput(), in);
   if (failed(values))
     return failure();
@@ -1135,6 +1139,47 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
     out.push_back(acc);
   }
   tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerColumnReduce(tile::ReduceOp op, const Layout &in) {
+  FailureOr<Slots> values = slotsOf(op.getInput(), in);
+  if (failed(values))
+    return failure();
+  // Each thread first combines its rows (both halves of every m-tile) per column slot,
+  // then the 8 quads of a warp (lanes 4 apart), then the warps through shared memory.
+  Layout out{LayoutKind::Col, in.cols, 0, 1};
+  Slots acc(numSlots(out));
+  int64_t perTile = in.cols / 2;
+  for (int64_t s = 0; s < numSlots(in); ++s) {
+    int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
+    acc[c] = acc[c] ? combine(b, op.getCombiner(), acc[c], (*values)[s]) : (*values)[s];
+  }
+  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+  for (Value &v : acc)
+    for (int64_t offset : {4, 8, 16}) {
+      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
+      v = combine(b, op.getCombiner(), v,
+                  ::mlir::gpu::ShuffleOp::create(b, v, off, width, ::mlir::gpu::ShuffleMode::XOR)
+                      .getShuffleResult());
+    }
+  Value mem = scratchBuffer({numWarps, in.cols}, acc.front().getType());
+  barrierPending = true; // earlier readers of the scratch are done
+  flushBarrier();
+  for (auto [c, v] : llvm::enumerate(acc))
+    memref::StoreOp::create(b, v, mem, ValueRange{warp, position(out, c).first});
+  ::mlir::gpu::BarrierOp::create(b);
+  for (size_t c = 0; c < acc.size(); ++c) {
+    Value col = position(out, c).first;
+    acc[c] = Value();
+    for (int64_t w = 0; w < numWarps; ++w) {
+      Value x = memref::LoadOp::create(
+          b, mem, ValueRange{arith::ConstantIndexOp::create(b, w), col});
+      acc[c] = acc[c] ? combine(b, op.getCombiner(), acc[c], x) : x;
+    }
+  }
+  barrierPending = true; // before the scratch is written again
+  tiles[op.getResult()] = std::move(acc);
   return success();
 }
 
@@ -1791,17 +1836,38 @@ static LogicalResult allocationsToWorkspaces(func::FuncOp func) {
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
       if (isa<memref::DeallocOp>(user))
         user->erase();
+    // Intermediates reach their grids through casts to a strided type (as arguments
+    // do): the argument takes that type, so kernels see it like any other buffer.
+    SmallVector<memref::CastOp> casts;
+    for (Operation *user : alloc->getUsers())
+      if (auto cast = dyn_cast<memref::CastOp>(user))
+        casts.push_back(cast);
+    Type argType = type;
+    bool viaCasts = !casts.empty() &&
+                    casts.size() == size_t(std::distance(alloc->user_begin(), alloc->user_end())) &&
+                    llvm::all_of(casts, [&](memref::CastOp c) {
+                      return c.getType() == casts.front().getType();
+                    });
+    if (viaCasts)
+      argType = casts.front().getType();
     unsigned index = func.getNumArguments();
-    if (failed(func.insertArgument(index, type, {}, alloc.getLoc())))
+    if (failed(func.insertArgument(index, argType, {}, alloc.getLoc())))
       return alloc.emitError("could not turn the allocation into a kernel argument");
-    alloc.replaceAllUsesWith(func.getArgument(index));
+    if (viaCasts) {
+      for (memref::CastOp cast : casts) {
+        cast.replaceAllUsesWith(func.getArgument(index));
+        cast.erase();
+      }
+    } else {
+      alloc.replaceAllUsesWith(func.getArgument(index));
+    }
     alloc.erase();
     std::string elem;
     llvm::raw_string_ostream os(elem);
     os << type.getElementType();
-    workspaces.push_back(attrs.getDictionaryAttr(
-        {attrs.getNamedAttr("shape", attrs.getArrayAttr(shape)),
-         attrs.getNamedAttr("dtype", attrs.getStringAttr(elem))}));
+    workspaces.push_back(
+        attrs.getDictionaryAttr({attrs.getNamedAttr("shape", attrs.getArrayAttr(shape)),
+                                 attrs.getNamedAttr("dtype", attrs.getStringAttr(elem))}));
   }
   func->setAttr("tessera.workspaces", attrs.getArrayAttr(workspaces));
   return success();

@@ -195,9 +195,9 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
     if isinstance(spec, ProgramSpec):
-        if target != "cpu":
-            raise SpecError(f"program {spec.name!r}: programs run on the CPU only so far "
-                            f"(target {target!r})")
+        if target == "cuda":
+            from .program import ProgramGpuKernel
+            return ProgramGpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)
         return ProgramKernel(spec, dtype, head_dim, value_dim, config or Config())
     if isinstance(spec, LinearAttentionSpec):
         if target == "cuda":

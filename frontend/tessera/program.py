@@ -352,40 +352,91 @@ class ProgramKernel:
         return _NUMPY[self.dtype if kind == _ELEMENT else kind]
 
     def __call__(self, *args, **kwargs):
-        decls = self.spec.inputs
-        if len(args) > len(decls):
-            raise TypeError(f"{self.spec.name} takes {len(decls)} inputs, got {len(args)}")
-        given = dict(zip((d.name for d in decls), args))
-        for n, x in kwargs.items():
-            if n in given or n not in {d.name for d in decls}:
-                raise TypeError(f"{self.spec.name}: unexpected or repeated input {n!r}")
-            given[n] = x
-        missing = [d.name for d in decls if d.name not in given]
-        if missing:
-            raise TypeError(f"{self.spec.name}: missing inputs {missing}")
-        env = {"D": self.head_dim, "Dv": self.value_dim}
-        where: Dict[str, str] = {"D": "head_dim", "Dv": "value_dim"}
-        arrays = []
-        for d in decls:
-            a = _as_array(given[d.name], d.name)
-            want = self._dtype(d.kind)
-            if a.dtype != want:
-                raise TypeError(f"input {d.name!r} has dtype {a.dtype}; it is declared {want}")
-            if a.ndim != len(d.dims):
-                raise ValueError(f"input {d.name!r} must have rank {len(d.dims)} "
-                                 f"({' '.join(map(str, d.dims))}), got shape {a.shape}")
-            for i, (dim, size) in enumerate(zip(d.dims, a.shape)):
-                if isinstance(dim, int):
-                    if size != dim:
-                        raise ValueError(f"input {d.name!r} dim {i} must be {dim}, got {size}")
-                elif dim in env and env[dim] != size:
-                    raise ValueError(f"input {d.name!r} dim {i} ({dim}) is {size}, but {dim} = "
-                                     f"{env[dim]} from {where[dim]}")
-                else:
-                    env[dim], where[dim] = size, f"input {d.name!r}"
+        arrays = [_as_array(x, d.name) for d, x in zip(self.spec.inputs, _given(self.spec, args, kwargs))]
+        env = _check_inputs(self.spec.inputs, arrays, lambda a: a.dtype,
+                            lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
+        for d, a in zip(self.spec.inputs, arrays):
             _check_strides(a, d.name)
-            arrays.append(a)
         outs = [_output(None, tuple(dim_value(x, env) for x in o.dims), self._dtype(o.kind),
                         "output") for o in self._outputs]
         self._impl.run(arrays + outs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _given(spec: ProgramSpec, args, kwargs) -> list:
+    """The inputs of a call, in declared order, positional or by name."""
+    decls = spec.inputs
+    if len(args) > len(decls):
+        raise TypeError(f"{spec.name} takes {len(decls)} inputs, got {len(args)}")
+    given = dict(zip((d.name for d in decls), args))
+    for n, x in kwargs.items():
+        if n in given or n not in {d.name for d in decls}:
+            raise TypeError(f"{spec.name}: unexpected or repeated input {n!r}")
+        given[n] = x
+    missing = [d.name for d in decls if d.name not in given]
+    if missing:
+        raise TypeError(f"{spec.name}: missing inputs {missing}")
+    return [given[d.name] for d in decls]
+
+
+def _check_inputs(decls, values, dtype_of, wanted, head_dim, value_dim) -> Dict[str, int]:
+    """Checks each input's dtype, rank and dims against its declaration; returns the
+    sizes the names stand for."""
+    env = {"D": head_dim, "Dv": value_dim}
+    where: Dict[str, str] = {"D": "head_dim", "Dv": "value_dim"}
+    for d, x in zip(decls, values):
+        if dtype_of(x) != wanted(d):
+            raise TypeError(f"input {d.name!r} has dtype {dtype_of(x)}; it is declared {wanted(d)}")
+        shape = tuple(x.shape)
+        if len(shape) != len(d.dims):
+            raise ValueError(f"input {d.name!r} must have rank {len(d.dims)} "
+                             f"({' '.join(map(str, d.dims))}), got shape {shape}")
+        for i, (dim, size) in enumerate(zip(d.dims, shape)):
+            if isinstance(dim, int):
+                if size != dim:
+                    raise ValueError(f"input {d.name!r} dim {i} must be {dim}, got {size}")
+            elif dim in env and env[dim] != size:
+                raise ValueError(f"input {d.name!r} dim {i} ({dim}) is {size}, but {dim} = "
+                                 f"{env[dim]} from {where[dim]}")
+            else:
+                env[dim], where[dim] = size, f"input {d.name!r}"
+    return env
+
+
+class ProgramGpuKernel:
+    """A program compiled for the GPU: torch CUDA inputs in declared order, outputs
+    allocated, intermediates in workspaces the runtime allocates per call. Every op of the
+    program must have a GPU lowering; the compiler names the first that has none."""
+
+    def __init__(self, spec: ProgramSpec, dtype: str, head_dim: int, value_dim: int,
+                 config: Config, chip: str) -> None:
+        from .gpu import _TORCH_DTYPES, _Image
+        if dtype not in _TORCH_DTYPES:
+            raise SpecError(f"GPU programs take bfloat16 or float16, got {dtype!r}")
+        self.spec, self.dtype, self.config = spec, dtype, config
+        self.head_dim, self.value_dim = head_dim, value_dim
+        self.module, self._outputs = spec.trace(dtype, head_dim, value_dim)
+        self._image = _Image(self.module, spec.name, config, chip)
+
+    def _dtype(self, kind: str):
+        from .gpu import _TORCH_DTYPES, torch_module
+        return getattr(torch_module(), _TORCH_DTYPES[self.dtype] if kind == _ELEMENT else kind)
+
+    def __call__(self, *args, **kwargs):
+        from .gpu import _check_cuda_tensor, torch_module
+        torch = torch_module()
+        tensors = _given(self.spec, args, kwargs)
+        device = getattr(tensors[0], "device", None)
+        for d, t in zip(self.spec.inputs, tensors):
+            if d.kind == _ELEMENT:  # product operands: 16-byte rows
+                _check_cuda_tensor(t, d.name, self._dtype(d.kind), device)
+            elif (not isinstance(t, torch.Tensor) or not t.is_cuda or t.device != device
+                  or t.stride(-1) != 1):
+                raise TypeError(f"input {d.name!r} must be a {d.kind} tensor on {device}, "
+                                f"contiguous in its last dimension")
+        env = _check_inputs(self.spec.inputs, tensors, lambda t: t.dtype,
+                            lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
+        outs = [torch.empty(tuple(dim_value(x, env) for x in o.dims), dtype=self._dtype(o.kind),
+                            device=device) for o in self._outputs]
+        self._image.launch(tensors + outs)
         return outs[0] if len(outs) == 1 else tuple(outs)

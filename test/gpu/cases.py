@@ -120,3 +120,39 @@ def block_sparse_kernels():
     return {(name, d): tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
                                        config=config)
             for name, (spec, config) in BLOCK_SPARSE.items() for d in HEAD_DIMS}
+
+
+# Programs of several attn ops on the GPU (intermediates in workspaces):
+# name -> (program spec, config).
+def _split_merge(q, k1, v1, k2, v2):
+    """Attention over two key sets, merged through L: attention over both."""
+    o1, l1 = _ATTEND(q, k1, v1)
+    o2, l2 = _ATTEND(q, k2, v2)
+    return tessera.merge(o1, l1, o2, l2)[0]
+
+
+def _permuted(q, k, v, perm):
+    """Queries gathered by a permutation, attended, scattered back: plain attention."""
+    o, _ = _ATTEND(tessera.gather_rows(q, perm), k, v)
+    return tessera.scatter_rows(o, perm)
+
+
+def _pooled(k):
+    return tessera.compress(k, block=64)
+
+
+_ATTEND = tessera.attention()
+_PROGRAM_CONFIG = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2)
+PROGRAMS = {
+    "split-merge": tessera.program(_split_merge, q="B H N D", k1="B G M D", v1="B G M D",
+                                   k2="B G M D", v2="B G M D"),
+    "permuted": tessera.program(_permuted, q="B H N D", k="B G M D", v="B G M D",
+                                perm=("N", "int32")),
+    "pooled": tessera.program(_pooled, k="B G N D"),
+}
+
+
+def program_kernels():
+    return {(name, d): tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
+                                       config=_PROGRAM_CONFIG)
+            for name, spec in PROGRAMS.items() for d in HEAD_DIMS}

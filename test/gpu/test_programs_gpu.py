@@ -1,0 +1,70 @@
+"""Programs of several attn ops on the GPU (intermediates in workspaces) against float64.
+Skipped where there is no GPU."""
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cases  # noqa: E402
+import tessera  # noqa: E402
+from gpu_reference import reference, rel  # noqa: E402
+
+KERNELS = cases.program_kernels()
+
+
+def randn(*shape):
+    return torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n,m", [(1, 1), (17, 40), (1000, 333), (4097, 1000)])
+def test_split_merge_equals_attention_over_both(d, n, m):
+    torch.manual_seed(n + d)
+    q, k1, v1, k2, v2 = randn(2, 4, n, d), randn(2, 2, m, d), randn(2, 2, m, d), \
+        randn(2, 2, m, d), randn(2, 2, m, d)
+    out = KERNELS["split-merge", d](q, k1, v1, k2, v2)
+    ref = reference(q, torch.cat([k1, k2], 2), torch.cat([v1, v2], 2))
+    err = rel(out, ref)
+    print(f"split-merge d={d} n={n} m={m}: {err:.2e}")
+    assert err <= 4e-3
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n,m", [(1, 1), (17, 17), (1000, 300), (4097, 2000)])
+def test_permuted_queries_equal_attention(d, n, m):
+    torch.manual_seed(n * 3 + d)
+    q, k, v = randn(2, 4, n, d), randn(2, 2, m, d), randn(2, 2, m, d)
+    perm = torch.randperm(n, device="cuda").int()
+    out = KERNELS["permuted", d](q, k, v, perm)
+    err = rel(out, reference(q, k, v))
+    print(f"permuted d={d} n={n} m={m}: {err:.2e}")
+    assert err <= 4e-3
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n", [1, 64, 1000, 4097])
+def test_pooled_keys_are_block_means(d, n):
+    torch.manual_seed(n + 5 * d)
+    k = randn(2, 2, n, d)
+    out = KERNELS["pooled", d](k)
+    blocks = n // 64  # only whole blocks are pooled (SEMANTICS §5)
+    assert out.shape == (2, 2, blocks, d)
+    if blocks:
+        ref = k[:, :, :blocks * 64].double().reshape(2, 2, blocks, 64, d).mean(3)
+        assert rel(out, ref) <= 4e-3
+
+
+def test_bad_program_inputs_are_reported():
+    kernel = KERNELS["permuted", 64]
+    q, k, v = randn(1, 2, 100, 64), randn(1, 2, 50, 64), randn(1, 2, 50, 64)
+    with pytest.raises(TypeError, match="input 'perm' must be a int32 tensor"):
+        kernel(q, k, v, torch.arange(100, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"input 'perm' dim 0 \(N\) is 99, but N = 100"):
+        kernel(q, k, v, torch.arange(99, device="cuda", dtype=torch.int32))
+    with pytest.raises(TypeError, match="dtype"):
+        kernel(q.float(), k, v, torch.arange(100, device="cuda", dtype=torch.int32))
