@@ -285,10 +285,12 @@ private:
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
-  /// An accumulator tile reduced over its rows into a column tile.
-  LogicalResult lowerColumnReduce(tile::ReduceOp op, const Layout &in);
-  /// A row or column tile reduced to one value every thread holds.
-  LogicalResult lowerReduceToScalar(tile::ReduceOp op, const Layout &in);
+  /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
+  Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
+  /// Each value combined over the warps through a [num_warps, columns] shared scratch;
+  /// `column(i)` is where value i goes in its warp's row.
+  Slots combineWarps(tile::Combiner kind, ArrayRef<Value> values,
+                     function_ref<Value(int64_t)> column, int64_t columns);
   /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
   /// the same position in `like` (a loop's or if's results).
   LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
@@ -1108,118 +1110,91 @@ static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Valu
   return {};
 }
 
+Value Distributor::combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets) {
+  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+  for (int64_t offset : offsets) {
+    Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
+    v = combine(b, kind, v,
+                ::mlir::gpu::ShuffleOp::create(b, v, off, width, ::mlir::gpu::ShuffleMode::XOR)
+                    .getShuffleResult());
+  }
+  return v;
+}
+
+Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
+                                function_ref<Value(int64_t)> column, int64_t columns) {
+  Value mem = scratchBuffer({numWarps, columns}, values.front().getType());
+  barrierPending = true; // earlier readers of the scratch are done
+  flushBarrier();
+  for (auto [i, v] : llvm::enumerate(values))
+    memref::StoreOp::create(b, v, mem, ValueRange{warp, column(i)});
+  ::mlir::gpu::BarrierOp::create(b);
+  Slots out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    Value acc;
+    for (int64_t w = 0; w < numWarps; ++w) {
+      Value x = memref::LoadOp::create(b, mem,
+                                       ValueRange{arith::ConstantIndexOp::create(b, w), column(i)});
+      acc = acc ? combine(b, kind, acc, x) : x;
+    }
+    out.push_back(acc);
+  }
+  barrierPending = true; // before the scratch is written again
+  return out;
+}
+
 LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   const Layout &in = layoutOf(op.getInput());
-  if (in.kind == LayoutKind::Row || in.kind == LayoutKind::Col)
-    return lowerReduceToScalar(op, in);
-  if (in.kind == LayoutKind::Acc && op.getAxis() == 0)
-    return lowerColumnReduce(op, in);
-  if (in.kind != LayoutKind::Acc)
+  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col)
     return op.emitError("the GPU target reduces accumulator, row and column tiles only");
   FailureOr<Slots> values = slotsOf(op.getInput(), in);
   if (failed(values))
     return failure();
-  Slots out;
+  tile::Combiner kind = op.getCombiner();
+  auto fold = [&](Value acc, Value v) { return acc ? combine(b, kind, acc, v) : v; };
+  if (in.kind != LayoutKind::Acc) {
+    // To one value: a column tile's quads hold different columns (every warp all of
+    // them); a row tile's 8 quads hold different rows and so do its warps.
+    Value acc;
+    for (Value v : *values)
+      acc = fold(acc, v);
+    if (in.kind == LayoutKind::Col) {
+      acc = combineLanes(kind, acc, {1, 2});
+    } else {
+      acc = combineLanes(kind, acc, {4, 8, 16});
+      acc = combineWarps(
+          kind, {acc}, [&](int64_t) { return arith::ConstantIndexOp::create(b, 0); }, 1)[0];
+    }
+    scalars.map(op.getResult(), acc);
+    return success();
+  }
   int64_t perTile = in.cols / 2;
+  if (op.getAxis() == 0) {
+    // Over rows: each thread's rows (both halves of every m-tile) per column slot, then
+    // the 8 quads of a warp, then the warps.
+    Layout out{LayoutKind::Col, in.cols, 0, 1};
+    Slots acc(numSlots(out));
+    for (int64_t s = 0; s < numSlots(in); ++s) {
+      int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
+      acc[c] = fold(acc[c], (*values)[s]);
+    }
+    for (Value &v : acc)
+      v = combineLanes(kind, v, {4, 8, 16});
+    tiles[op.getResult()] = combineWarps(
+        kind, acc, [&](int64_t c) { return position(out, c).first; }, in.cols);
+    return success();
+  }
+  Slots out;
   for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
-    // Slots of m-tile row / 2 whose row half (g or g + 8) is row % 2.
+    // Slots of m-tile row / 2 whose row half (g or g + 8) is row % 2; the 4 lanes of a
+    // quad hold the same row.
     Value acc;
     for (int64_t s = (row / 2) * perTile; s < (row / 2 + 1) * perTile; ++s)
       if (((s % 4) >> 1) == row % 2)
-        acc = acc ? combine(b, op.getCombiner(), acc, (*values)[s]) : (*values)[s];
-    // The 4 lanes of a quad hold the same row: combine across them.
-    Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
-    for (int64_t offset : {1, 2}) {
-      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
-      Value other = ::mlir::gpu::ShuffleOp::create(b, acc, off, width,
-                                                   ::mlir::gpu::ShuffleMode::XOR)
-                        .getShuffleResult();
-      acc = combine(b, op.getCombiner(), acc, other);
-    }
-    out.push_back(acc);
+        acc = fold(acc, (*values)[s]);
+    out.push_back(combineLanes(kind, acc, {1, 2}));
   }
   tiles[op.getResult()] = std::move(out);
-  return success();
-}
-
-LogicalResult Distributor::lowerColumnReduce(tile::ReduceOp op, const Layout &in) {
-  FailureOr<Slots> values = slotsOf(op.getInput(), in);
-  if (failed(values))
-    return failure();
-  // Each thread first combines its rows (both halves of every m-tile) per column slot,
-  // then the 8 quads of a warp (lanes 4 apart), then the warps through shared memory.
-  Layout out{LayoutKind::Col, in.cols, 0, 1};
-  Slots acc(numSlots(out));
-  int64_t perTile = in.cols / 2;
-  for (int64_t s = 0; s < numSlots(in); ++s) {
-    int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
-    acc[c] = acc[c] ? combine(b, op.getCombiner(), acc[c], (*values)[s]) : (*values)[s];
-  }
-  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
-  for (Value &v : acc)
-    for (int64_t offset : {4, 8, 16}) {
-      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
-      v = combine(b, op.getCombiner(), v,
-                  ::mlir::gpu::ShuffleOp::create(b, v, off, width, ::mlir::gpu::ShuffleMode::XOR)
-                      .getShuffleResult());
-    }
-  Value mem = scratchBuffer({numWarps, in.cols}, acc.front().getType());
-  barrierPending = true; // earlier readers of the scratch are done
-  flushBarrier();
-  for (auto [c, v] : llvm::enumerate(acc))
-    memref::StoreOp::create(b, v, mem, ValueRange{warp, position(out, c).first});
-  ::mlir::gpu::BarrierOp::create(b);
-  for (size_t c = 0; c < acc.size(); ++c) {
-    Value col = position(out, c).first;
-    acc[c] = Value();
-    for (int64_t w = 0; w < numWarps; ++w) {
-      Value x = memref::LoadOp::create(
-          b, mem, ValueRange{arith::ConstantIndexOp::create(b, w), col});
-      acc[c] = acc[c] ? combine(b, op.getCombiner(), acc[c], x) : x;
-    }
-  }
-  barrierPending = true; // before the scratch is written again
-  tiles[op.getResult()] = std::move(acc);
-  return success();
-}
-
-LogicalResult Distributor::lowerReduceToScalar(tile::ReduceOp op, const Layout &in) {
-  FailureOr<Slots> values = slotsOf(op.getInput(), in);
-  if (failed(values))
-    return failure();
-  Value acc;
-  for (Value v : *values)
-    acc = acc ? combine(b, op.getCombiner(), acc, v) : v;
-  // A column tile: each quad's 4 lanes hold different columns and every warp holds them
-  // all. A row tile: the 8 quads of a warp hold different rows (its lanes the same), and
-  // the warps hold different rows, combined through shared memory.
-  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
-  auto across = [&](ArrayRef<int64_t> offsets) {
-    for (int64_t offset : offsets) {
-      Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
-      Value other = ::mlir::gpu::ShuffleOp::create(b, acc, off, width,
-                                                   ::mlir::gpu::ShuffleMode::XOR)
-                        .getShuffleResult();
-      acc = combine(b, op.getCombiner(), acc, other);
-    }
-  };
-  if (in.kind == LayoutKind::Col) {
-    across({1, 2});
-  } else {
-    across({4, 8, 16});
-    Value mem = scratchBuffer({numWarps}, acc.getType());
-    barrierPending = true; // earlier readers of the scratch are done
-    flushBarrier();
-    memref::StoreOp::create(b, acc, mem, ValueRange{warp});
-    ::mlir::gpu::BarrierOp::create(b);
-    acc = Value();
-    for (int64_t w = 0; w < numWarps; ++w) {
-      Value v = memref::LoadOp::create(b, mem, ValueRange{arith::ConstantIndexOp::create(b, w)});
-      acc = acc ? combine(b, op.getCombiner(), acc, v) : v;
-    }
-    barrierPending = true; // before the scratch is written again
-  }
-  scalars.map(op.getResult(), acc);
   return success();
 }
 
