@@ -152,8 +152,9 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
   image.ptx = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
   llvm::raw_string_ostream json(image.launchesJson);
   auto formula = [&](Attribute a) {
-    ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(a).asArrayRef();
-    json << "[" << f[0] << ", " << f[1] << ", " << f[2] << "]";
+    json << "[";
+    llvm::interleaveComma(cast<DenseI64ArrayAttr>(a).asArrayRef(), json);
+    json << "]";
   };
   json << "{\"workspaces\": [";
   for (auto [i, w] : llvm::enumerate(workspaces.getAsRange<DictionaryAttr>())) {

@@ -47,7 +47,9 @@ struct GpuKernelImage {
   std::string ptx;
   /// {"workspaces": [{"dtype": ..., "shape": [[a, d, q], ...]}, ...],
   ///  "launches": [{"kernel": ..., "block": n, "smem": bytes, "grid": [[a, d, q] x 3]}, ...]}
-  /// where [a, d, q] is ceil(dim d of argument a / q), or ceil(d / q) when a = -1.
+  /// where [a, d, q1, q2, ...] is dim d of argument a (d itself when a = -1) divided by
+  /// q1, then q2, ..., rounding up (down, by -q, where q < 0); workspaces count as
+  /// arguments after the caller's, in order.
   std::string launchesJson;
 };
 

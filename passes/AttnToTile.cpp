@@ -46,8 +46,11 @@ static Value intermediateSize(ImplicitLocOpBuilder &b, Value r, int64_t d,
   };
   auto cIndex = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, v); };
   if (auto c = dyn_cast<attn::CompressOp>(op); c && d == 2) {
-    // floor((N - block) / stride) + 1 pooled rows, 0 when N < block.
+    // floor((N - block) / stride) + 1 pooled rows, 0 when N < block; floor(N / block)
+    // when the blocks tile (a size formula the GPU runtime recomputes).
     Value n = dimOf(c.getInput(), 2), block = cIndex(c.getBlock());
+    if (c.getStride() == c.getBlock())
+      return arith::DivSIOp::create(b, n, block);
     Value pooled = arith::AddIOp::create(
         b, arith::DivSIOp::create(b, arith::SubIOp::create(b, n, block), cIndex(c.getStride())),
         cIndex(1));

@@ -1619,26 +1619,44 @@ LogicalResult Distributor::lowerBlock(Block &block) {
 /// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant.
 static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   Builder b(size.getContext());
-  int64_t divisor = 1;
-  Value dimValue = size;
-  if (auto ceil = size.getDefiningOp<arith::CeilDivSIOp>()) {
-    APInt c;
-    if (!matchPattern(ceil.getRhs(), m_ConstantInt(&c)))
+  // [a, d, q1, q2, ...]: dim d of argument a (d itself when a = -1), divided by q1, then
+  // q2, ... — rounding up for q > 0, down for q < 0 (recorded as -q).
+  SmallVector<int64_t> divisors;
+  Value x = size;
+  APInt c;
+  while (true) {
+    Value lhs, rhs;
+    int64_t sign = 1;
+    if (auto ceil = x.getDefiningOp<arith::CeilDivSIOp>()) {
+      lhs = ceil.getLhs(), rhs = ceil.getRhs();
+    } else if (auto floor = x.getDefiningOp<arith::DivSIOp>()) {
+      lhs = floor.getLhs(), rhs = floor.getRhs(), sign = -1;
+    } else {
+      break;
+    }
+    if (!matchPattern(rhs, m_ConstantInt(&c)) || c.getSExtValue() < 1)
       return failure();
-    divisor = c.getSExtValue();
-    dimValue = ceil.getLhs();
+    divisors.push_back(sign * c.getSExtValue());
+    x = lhs;
   }
-  APInt constant;
-  if (matchPattern(dimValue, m_ConstantInt(&constant)))
-    return b.getDenseI64ArrayAttr({-1, constant.getSExtValue(), divisor});
-  auto dim = dimValue.getDefiningOp<memref::DimOp>();
-  if (!dim)
-    return failure();
-  auto arg = dyn_cast<BlockArgument>(dim.getSource());
-  auto index = dim.getConstantIndex();
-  if (!arg || arg.getOwner() != &func.getBody().front() || !index)
-    return failure();
-  return b.getDenseI64ArrayAttr({arg.getArgNumber(), *index, divisor});
+  std::reverse(divisors.begin(), divisors.end()); // innermost first
+  if (divisors.empty())
+    divisors.push_back(1);
+  SmallVector<int64_t> formula;
+  if (matchPattern(x, m_ConstantInt(&c))) {
+    formula = {-1, c.getSExtValue()};
+  } else {
+    auto dim = x.getDefiningOp<memref::DimOp>();
+    if (!dim)
+      return failure();
+    auto arg = dyn_cast<BlockArgument>(dim.getSource());
+    auto index = dim.getConstantIndex();
+    if (!arg || arg.getOwner() != &func.getBody().front() || !index)
+      return failure();
+    formula = {int64_t(arg.getArgNumber()), *index};
+  }
+  formula.append(divisors);
+  return b.getDenseI64ArrayAttr(formula);
 }
 
 /// Why `grid` cannot use wgmma (empty when it can): warpgroups of 4 warps each owning 64
@@ -1772,7 +1790,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Value size : grid.getSizes()) {
     FailureOr<Attribute> f = gridFormula(size, func);
     if (failed(f))
-      return grid.emitError("grid sizes must be ceil(dim(argument) / constant) or constants");
+      return grid.emitError("grid sizes must be ceil or floor of dim(argument) / constant, or constants");
     grids.push_back(*f);
   }
   Builder attrs(ctx);
@@ -1804,8 +1822,8 @@ static LogicalResult allocationsToWorkspaces(func::FuncOp func) {
       }
       FailureOr<Attribute> f = gridFormula(*sizes++, func);
       if (failed(f))
-        return alloc.emitError("GPU workspace sizes must be ceil(dim(argument) / constant) "
-                               "or constants");
+        return alloc.emitError("GPU workspace sizes must be ceil or floor of dim(argument) / "
+                               "constant, or constants");
       shape.push_back(*f);
     }
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))

@@ -7,7 +7,6 @@ machine with the compiler filled (scripts/gpu_precompile.py).
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -141,9 +140,13 @@ def _output_tensor(given, shape, dtype, device, name: str):
 
 
 def _extent(formula, args) -> int:
-    """ceil(dim d of argument a / q), or ceil(d / q) for a = -1 (the compiler's formulas)."""
-    a, d, q = formula
-    return math.ceil((args[a].shape[d] if a >= 0 else d) / q)
+    """[a, d, q1, q2, ...]: dim d of argument a (d itself for a = -1) divided by q1, then
+    q2, ..., rounding up, or down by -q where q < 0 (the compiler's formulas)."""
+    a, d, *divisors = formula
+    x = args[a].shape[d] if a >= 0 else d
+    for q in divisors:
+        x = x // -q if q < 0 else -(-x // q)
+    return x
 
 
 _WORKSPACE_DTYPES = {"i32": "int32", "f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -170,18 +173,23 @@ class _Image:
         unless given); returns the workspaces."""
         import torch
         device = args[0].device
+        everything = list(args)  # a workspace's shape may follow from an earlier one's
         if workspaces is None:
-            workspaces = [torch.empty([_extent(f, args) for f in w["shape"]], device=device,
-                                      dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]]))
-                          for w in self.workspaces]
+            for w in self.workspaces:
+                everything.append(torch.empty(
+                    [_extent(f, everything) for f in w["shape"]], device=device,
+                    dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]])))
+            workspaces = everything[len(args):]
+        else:
+            everything += workspaces
         params = []
-        for t in [*args, *workspaces]:
+        for t in everything:
             p = t.data_ptr()
             params += [p, p, 0, *t.shape, *t.stride()]
         stream = torch.cuda.current_stream(device).cuda_stream
         kernels = self._kernels(device.index or 0)
         for launch, kernel in list(zip(self.launches, kernels))[first:last]:
-            grid = [_extent(f, args) for f in launch["grid"]]
+            grid = [_extent(f, everything) for f in launch["grid"]]
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)

@@ -156,3 +156,14 @@ def program_kernels():
     return {(name, d): tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
                                        config=_PROGRAM_CONFIG)
             for name, spec in PROGRAMS.items() for d in HEAD_DIMS}
+
+
+def _compressed_branch(q, k, v):
+    """NSA's compression branch: mean-pooled blocks of 64, each visible to the queries at
+    or after its last key."""
+    return _COMPRESSED(q, tessera.compress(k, block=64), tessera.compress(v, block=64))[0]
+
+
+_COMPRESSED = tessera.attention(mask_mod=lambda b, h, i, j: j * 64 + 63 <= i)
+PROGRAMS["nsa-compressed"] = tessera.program(_compressed_branch, q="B H N D", k="B G N D",
+                                             v="B G N D")

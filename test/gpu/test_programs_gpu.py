@@ -11,7 +11,6 @@ if not torch.cuda.is_available():
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
-import tessera  # noqa: E402
 from gpu_reference import reference, rel  # noqa: E402
 
 KERNELS = cases.program_kernels()
@@ -68,3 +67,21 @@ def test_bad_program_inputs_are_reported():
         kernel(q, k, v, torch.arange(99, device="cuda", dtype=torch.int32))
     with pytest.raises(TypeError, match="dtype"):
         kernel(q.float(), k, v, torch.arange(100, device="cuda", dtype=torch.int32))
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n", [1, 100, 1000, 4097])
+def test_nsa_compression_branch(d, n):
+    # compress feeds attention: the pooled keys are a workspace sized floor(N / 64).
+    torch.manual_seed(n + 7 * d)
+    q, k, v = randn(2, 4, n, d), randn(2, 2, n, d), randn(2, 2, n, d)
+    out = KERNELS["nsa-compressed", d](q, k, v)
+    blocks = n // 64
+    pool = lambda x: x[:, :, :blocks * 64].double().reshape(2, 2, blocks, 64, d).mean(3)  # noqa: E731
+    if blocks == 0:
+        assert torch.equal(out, torch.zeros_like(out))
+        return
+    ref = reference(q, pool(k), pool(v), mask_mod=lambda i, j: j * 64 + 63 <= i)
+    err = rel(out, ref)
+    print(f"nsa-compressed d={d} n={n}: {err:.2e}")
+    assert err <= 4e-3
