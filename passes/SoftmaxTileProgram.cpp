@@ -487,6 +487,8 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   } else {
     // The classified tiles: loads first (a GPU prefetches them), reading a clamped entry
     // and a clamped tile whatever it holds (the place after the last entry is unwritten).
+    // The loop sits under `count > 0`: a GPU issues the first iteration's loads before
+    // its loop, and with no keys at all the list has no place to read.
     Value c0 = p.cIndex(0), c1 = p.cIndex(1);
     SmallVector<Value> at{maskPerBatch ? p.batch : c0, maskPerHead ? p.head : c0, p.qTileIdx};
     Value count = arith::IndexCastOp::create(
@@ -494,7 +496,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     Value lastEntry = arith::MaxSIOp::create(b, arith::SubIOp::create(b, count, c1), c0);
     Value lastTile = arith::MaxSIOp::create(
         b, arith::SubIOp::create(b, arith::CeilDivSIOp::create(b, nk, bnIdx), c1), c0);
-    loop(c0, count, [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    auto walk = [&](Value j, ValueRange carried) -> SmallVector<Value> {
       SmallVector<Value> idx(at);
       idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
       Value entry = arith::IndexCastOp::create(b, b.getIndexType(),
@@ -509,7 +511,15 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       return branch(
           whole, [&] { return p.step(n0, k, v, carried, false); },
           [&] { return p.step(n0, k, v, carried, true); });
-    });
+    };
+    SmallVector<Value> none(state);
+    state = branch(
+        p.cmpI(arith::CmpIPredicate::sgt, count, c0),
+        [&] {
+          loop(c0, count, walk);
+          return state;
+        },
+        [&] { return none; });
   }
 
   // Epilogue: O = acc / l (0 for a row that saw no key), L from m and l.
