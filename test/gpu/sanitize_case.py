@@ -1,4 +1,5 @@
-"""One small GPU run of each test variant (softmax and linear), for compute-sanitizer (memcheck, racecheck):
+"""One small GPU run of each test variant (softmax with masks, block-sparse, linear,
+programs), for compute-sanitizer (memcheck, racecheck):
 
     TESSERA_NO_PARAM_CHECK=1 compute-sanitizer --tool memcheck python3 test/gpu/sanitize_case.py
 (the runtime's parameter-count probe is an intended driver API error; the variable skips it)
@@ -14,13 +15,37 @@ import cases  # noqa: E402
 
 from tessera import _runtime  # noqa: E402
 
+def randn(*shape):
+    return torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+
+
 for (name, d), kernel in cases.kernels().items():
-    q, k, v = (torch.randn(1, 2, 77, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    out = kernel(q, k, v)
+    q, k, v = (randn(1, 2, 77, d) for _ in range(3))
+    out = kernel(q, k, v, **cases.buffers_for(name, 77, "cuda"))
+    torch.cuda.synchronize()
+    assert torch.isfinite(out.float()).all(), name
+for (name, d), kernel in cases.block_sparse_kernels().items():
+    q, k, v = (randn(1, 2, 300, d) for _ in range(3))
+    blocks_q = -(-300 // cases.BLOCK_SPARSE[name][0].block_sparse[0])
+    lists = torch.tensor([2, -1, 0, 0], device="cuda", dtype=torch.int32).repeat(1, 1, blocks_q, 1)
+    out = kernel(q, k, v, block_indices=lists)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out.float()).all(), name
+for (name, d), kernel in cases.program_kernels().items():
+    n = 1 if name == "nsa-compressed" else 77  # no pooled key at all
+    if name == "split-merge":
+        out = kernel(randn(1, 2, n, d), *(randn(1, 2, 40, d) for _ in range(4)))
+    elif name == "permuted":
+        out = kernel(randn(1, 2, n, d), randn(1, 2, 40, d), randn(1, 2, 40, d),
+                     torch.randperm(n, device="cuda").int())
+    elif name == "pooled":
+        out = kernel(randn(1, 2, 130, d))
+    else:
+        out = kernel(*(randn(1, 2, n, d) for _ in range(3)))
     torch.cuda.synchronize()
     assert torch.isfinite(out.float()).all(), name
 for (name, d), kernel in cases.linear_kernels().items():
-    q, k, v = (torch.randn(1, 2, 77, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    q, k, v = (randn(1, 2, 77, d) for _ in range(3))
     spec = cases.LINEAR_SPECS[name]
     inputs = {}
     if spec.decay:
