@@ -340,6 +340,37 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         });
     return SmallVector<Value>(ifOp.getResults());
   };
+  // Key tiles chosen from a list, one per j in [0, total): `choose(j)` gives the tile's
+  // first key (read from the list at a clamped place, so any j is safe), whether to apply
+  // it (null: always) and whether the bounds keep it whole. The tile's loads come first,
+  // so a GPU prefetches them. The loop sits under total > 0: a GPU issues the first
+  // iteration's loads before its loop, and an empty list has no place to read.
+  struct ChosenTile {
+    Value n0, visit, whole;
+  };
+  auto walkTiles = [&](Value total, function_ref<ChosenTile(Value)> choose) {
+    Value c0 = p.cIndex(0);
+    auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+      ChosenTile c = choose(j);
+      auto [k, v] = p.loadKeyValue(c.n0);
+      auto apply = [&] {
+        return branch(
+            c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
+            [&] { return p.step(c.n0, k, v, carried, true); });
+      };
+      if (!c.visit)
+        return apply();
+      return branch(c.visit, apply, [&] { return SmallVector<Value>(carried); });
+    };
+    SmallVector<Value> unchanged(state);
+    state = branch(
+        p.cmpI(arith::CmpIPredicate::sgt, total, c0),
+        [&] {
+          loop(c0, total, body);
+          return state;
+        },
+        [&] { return unchanged; });
+  };
   if (Value blockList = op.getBlockIndices() ? buffers.lookup(op.getBlockIndices()) : Value()) {
     // Only the listed key blocks are visited (O(N / block_k) per query block), each one's
     // key tiles clipped to the causal / window range and masked (bounds, masks, mask_mod).
@@ -441,7 +472,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           });
       Value ascending = scan[1];
       Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
-      ValueRange result = p.forLoop(c0, total, state, [&](Value j, ValueRange carried) {
+      walkTiles(total, [&](Value j) {
         Value e = arith::MinSIOp::create(
             b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry);
         Value raw = entryAt(e);
@@ -452,8 +483,6 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
             arith::RemSIOp::create(b, j, tilesPerBlock));
         Value inRange = both(cmp(P::sgt, raw, noBlock),
                              both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
-        Value n0 = arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), bnIdx);
-        auto [k, v] = p.loadKeyValue(n0);
         // A block listed twice is still visited once: skip repeats of earlier entries.
         auto seenBefore = [&] {
           return SmallVector<Value>(
@@ -464,62 +493,39 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         };
         Value seen = branch(ascending, [&] { return SmallVector<Value>{falseBit}; },
                             seenBefore)[0];
-        Value visit = both(inRange, arith::XOrIOp::create(b, seen, trueBit));
         // Tiles that causal / window bounds keep whole need no mask, unless mask_mod.
         Value whole = op.hasMaskMod()
                           ? falseBit
                           : both(cmp(P::sge, t, tiles.fullLo), cmp(P::slt, t, tiles.fullHi));
-        return branch(
-            visit,
-            [&] {
-              return branch(
-                  whole, [&] { return p.step(n0, k, v, carried, false); },
-                  [&] { return p.step(n0, k, v, carried, true); });
-            },
-            [&] { return SmallVector<Value>(carried); });
+        return ChosenTile{arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), bnIdx),
+                          both(inRange, arith::XOrIOp::create(b, seen, trueBit)), whole};
       });
-      state.assign(result.begin(), result.end());
     }
   } else if (!tileLists) {
     loop(tiles.lo, tiles.fullLo, stepAt(true));
     loop(tiles.fullLo, tiles.fullHi, stepAt(false));
     loop(tiles.fullHi, tiles.hi, stepAt(true));
   } else {
-    // The classified tiles: loads first (a GPU prefetches them), reading a clamped entry
-    // and a clamped tile whatever it holds (the place after the last entry is unwritten).
-    // The loop sits under `count > 0`: a GPU issues the first iteration's loads before
-    // its loop, and with no keys at all the list has no place to read.
-    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+    // The classified tiles, as listed: entry 2 t + 1 for a whole tile, 2 t for a partial
+    // one; the place after the last entry is unwritten, so the tile read is clamped too.
+    Value c0 = p.cIndex(0), c1 = p.cIndex(1), c2 = p.cIndex(2);
     SmallVector<Value> at{maskPerBatch ? p.batch : c0, maskPerHead ? p.head : c0, p.qTileIdx};
     Value count = arith::IndexCastOp::create(
         b, b.getIndexType(), memref::LoadOp::create(b, tileCounts, at));
     Value lastEntry = arith::MaxSIOp::create(b, arith::SubIOp::create(b, count, c1), c0);
     Value lastTile = arith::MaxSIOp::create(
         b, arith::SubIOp::create(b, arith::CeilDivSIOp::create(b, nk, bnIdx), c1), c0);
-    auto walk = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    walkTiles(count, [&](Value j) {
       SmallVector<Value> idx(at);
       idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
       Value entry = arith::IndexCastOp::create(b, b.getIndexType(),
                                                memref::LoadOp::create(b, tileLists, idx));
       Value t = arith::MinSIOp::create(
-          b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, p.cIndex(2)), c0),
-          lastTile);
-      Value n0 = arith::MulIOp::create(b, t, bnIdx);
-      auto [k, v] = p.loadKeyValue(n0);
-      Value whole = p.cmpI(arith::CmpIPredicate::eq, arith::RemSIOp::create(b, entry, p.cIndex(2)),
-                           c1);
-      return branch(
-          whole, [&] { return p.step(n0, k, v, carried, false); },
-          [&] { return p.step(n0, k, v, carried, true); });
-    };
-    SmallVector<Value> none(state);
-    state = branch(
-        p.cmpI(arith::CmpIPredicate::sgt, count, c0),
-        [&] {
-          loop(c0, count, walk);
-          return state;
-        },
-        [&] { return none; });
+          b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, c2), c0), lastTile);
+      return ChosenTile{arith::MulIOp::create(b, t, bnIdx), Value(),
+                        p.cmpI(arith::CmpIPredicate::eq, arith::RemSIOp::create(b, entry, c2),
+                               c1)};
+    });
   }
 
   // Epilogue: O = acc / l (0 for a row that saw no key), L from m and l.

@@ -176,24 +176,26 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // -----
 
 // Block-sparse attention: a pass over the list checks that its blocks ascend (no
-// repeats possible); then one flat loop over (list entry, key tile of its block) whose
-// loads come first (so a GPU can prefetch them). Other lists search for an earlier equal
-// entry; a tile that is listed, not a repeat and in range is applied, masked only where
-// causal / window bounds cut it.
+// repeats possible) and finds its last listed entry; then, if any, one flat loop over
+// (list entry, key tile of its block). Lists that do not ascend search for an earlier
+// equal entry; the tile's loads precede the product (so a GPU can prefetch them); a tile
+// that is listed, not a repeat and in range is applied, masked only where causal /
+// window bounds cut it.
 // CHECK-LABEL: func.func @block_sparse
 // CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
 // CHECK: tile.grid
 // CHECK: scf.for
 // CHECK: memref.load %[[LIST]]
 // CHECK: arith.cmpi sgt
+// CHECK: scf.if
 // CHECK: scf.for
 // CHECK: %[[ENTRY:.*]] = memref.load %[[LIST]]
-// CHECK: %[[K:.*]] = tile.load
-// CHECK: %[[V:.*]] = tile.load
 // CHECK: scf.if
 // CHECK: } else {
 // CHECK: scf.for
 // CHECK: arith.cmpi eq, %{{.*}}, %[[ENTRY]]
+// CHECK: %[[K:.*]] = tile.load
+// CHECK: %[[V:.*]] = tile.load
 // CHECK: scf.if
 // CHECK: scf.if
 // CHECK: tile.trans %[[K]]
