@@ -180,10 +180,12 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk), numBlocks);
     Value endBlock =
         arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk), numBlocks);
-    Value state = init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
-                                              ValueRange{batch, head, c0, col0}, nullptr)
-                             .getResult()
-                       : p.splatF32({d, dv}, 0.0f);
+    // The chunk-states grid starts every chunk from zero.
+    Value state = init && !statesOnly
+                      ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
+                                             ValueRange{batch, head, c0, col0}, nullptr)
+                            .getResult()
+                      : p.splatF32({d, dv}, 0.0f);
     Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
     // Products take the inputs' element type (tensor cores: bf16/f16 in, f32 accumulate).
@@ -257,7 +259,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         return updateState(s, kb, vb, n0, valid);
       };
       if (statesOnly) {
-        Value own = forBlocks(firstBlock, endBlock, p.splatF32({d, dv}, 0.0f), stateOnly);
+        Value own = forBlocks(firstBlock, endBlock, state, stateOnly); // from zero
         tile::StoreOp::create(b, own, chunkStates, ValueRange{batch, head, chunk, c0, col0});
         continue;
       }
@@ -276,8 +278,6 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
               b, carried[0], p.splatOf({d, dv}, p.decayPow(p.indexToF32(tokens))));
           return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
         })[0];
-      else if (chunks > 1)
-        state = forBlocks(c0, firstBlock, state, stateOnly);
       state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
