@@ -48,8 +48,8 @@ def write_row(path, row):
 
 def bench_setup(script: str):
     """The command line every GPU benchmark takes (--quick, --out FILE, default
-    bench/results/<name>.jsonl) and what each of its rows records: (args, device name,
-    commit, the command that made it)."""
+    bench/results/<name>.jsonl), and what each of its rows records: (args, {device,
+    commit, command})."""
     import argparse
     import torch
     name = Path(script).stem.removesuffix("_gpu")
@@ -58,7 +58,18 @@ def bench_setup(script: str):
     ap.add_argument("--out", default=str(ROOT / f"bench/results/{name}.jsonl"))
     args = ap.parse_args()
     command = f"python3 bench/{Path(script).name}" + (" --quick" if args.quick else "")
-    return args, torch.cuda.get_device_name(), commit_id(), command
+    return args, {"device": torch.cuda.get_device_name(), "commit": commit_id(),
+                  "command": command}
+
+
+def compiled_flex():
+    """FlexAttention compiled, as its users run it. Every (shape, mask) recompiles it;
+    past dynamo's default limit of 8 graphs it silently falls back to eager, which
+    materialises the N x N scores: the limit is raised."""
+    import torch
+    from torch.nn.attention.flex_attention import flex_attention
+    torch._dynamo.config.cache_size_limit = 64
+    return torch.compile(flex_attention)
 
 
 def tail_error(out, q, k, v, keep, rows=128):
@@ -74,3 +85,18 @@ def tail_error(out, q, k, v, keep, rows=128):
     ref = torch.softmax(s.masked_fill(~keep(i, j), float("-inf")), -1) @ v[0, :2].double()
     got = out[0, :2, -rows:].double()
     return float((got - ref).norm() / ref.norm())
+
+
+def measure_tflops(fn, error, flops, iters, workload, impl, run_info):
+    """The row for one implementation at one workload: its output's error (`error(out)`),
+    median time and TFLOP/s, with `run_info` (device, commit, command); None, with the
+    reason printed, when it cannot run (a peer without the shape)."""
+    try:
+        err = error(fn())
+        ms = time_ms(fn, iters)
+    except Exception as e:
+        print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])
+        return None
+    return {"workload": workload, "impl": impl, "ms": round(ms, 4),
+            "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
+            "rel_err": round(err, 6), **run_info}

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
+from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
 
 H, TOKENS, BLOCK, TOPK = 16, 65536, 128, 16
 SPEC = tessera.attention(causal=True, block_sparse=(BLOCK, BLOCK))
@@ -94,12 +94,10 @@ def slice_error(out, q, k, v, lists):
 
 def main():
     import torch
-    from torch.nn.attention.flex_attention import flex_attention
 
-    args, device, commit, command = bench_setup(__file__)
+    args, run_info = bench_setup(__file__)
     ours = kernels()
-    torch._dynamo.config.cache_size_limit = 64
-    flex = torch.compile(flex_attention)
+    flex = compiled_flex()
     gen = torch.Generator(device="cuda").manual_seed(0)
     lengths = [8192, 65536] if args.quick else [4096, 16384, 65536]
     for d in (128, 64):
@@ -119,21 +117,15 @@ def main():
             impls["flex"] = lambda: flex(q, k, v, block_mask=mask)
             best = None
             for impl, fn in impls.items():
-                try:
-                    err = slice_error(fn(), q, k, v, lists)
-                    ms = time_ms(fn, 20)
-                except Exception as e:  # a peer that cannot run this shape
-                    print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])
+                row = measure_tflops(fn, lambda out: slice_error(out, q, k, v, lists), flops, 20,
+                                     workload, impl, run_info)
+                if not row:
                     continue
-                row = {"workload": workload, "impl": impl, "ms": round(ms, 4),
-                       "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
-                       "rel_err": round(err, 6), "device": device, "commit": commit,
-                       "command": command}
                 if impl.startswith("tessera"):
                     c = CONFIGS[d][int(impl.split("#")[1])]
                     row["config"] = f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}"
                     print(row, flush=True)
-                    if best is None or ms < best["ms"]:
+                    if best is None or row["ms"] < best["ms"]:
                         best = row
                     continue
                 write_row(args.out, row)

@@ -53,7 +53,7 @@ def prefix_error(out, q, k, v, lam, rows=1024):
 
 def main():
     import torch
-    args, device, commit, command = bench_setup(__file__)
+    args, run_info = bench_setup(__file__)
     ours = kernels()
     lam = torch.from_numpy(tessera.alibi_decay(H)).cuda()
     peers = {}
@@ -112,7 +112,7 @@ def main():
                     "byte_floor_fraction": round(rate / (4.24e12 / BYTES_PER_TOKEN / 1e6), 3)
                     if kind == "fwd" else None,
                     "config": best if impl == "tessera" else None,
-                    "device": device, "commit": commit, "command": command})
+                    **run_info})
 
 
 if __name__ == "__main__":

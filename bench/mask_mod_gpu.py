@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
+from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
 
 H, TOKENS, PREFIX = 16, 65536, 2048
 DOC = tessera.Buffer("document_id")
@@ -52,12 +52,11 @@ def kept_pairs(kind, n, lengths):
 
 def main():
     import torch
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from torch.nn.attention.flex_attention import create_block_mask
 
-    args, device, commit, command = bench_setup(__file__)
+    args, run_info = bench_setup(__file__)
     ours = kernels()
-    torch._dynamo.config.cache_size_limit = 64
-    flex = torch.compile(flex_attention)
+    flex = compiled_flex()
     gen = torch.Generator().manual_seed(0)
     lengths_n = [16384] if args.quick else [8192, 32768, 65536]
     for d in (128, 64):
@@ -89,18 +88,10 @@ def main():
                          "tessera+classify": lambda: kernel(q, k, v, **buffers),
                          "flex": lambda: flex(q, k, v, block_mask=block_mask)}
                 for impl, fn in impls.items():
-                    try:
-                        err = tail_error(fn(), q, k, v, keep)
-                        ms = time_ms(fn, 20)
-                    except Exception as e:  # a peer that cannot run this shape
-                        print(f"{impl} {workload}: {type(e).__name__}: {e}"[:300])
-                        continue
-                    write_row(args.out, {
-                        "workload": workload, "impl": impl, "ms": round(ms, 4),
-                        "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
-                        "rel_err": round(err, 6), "device": device, "commit": commit,
-                        "command": command})
-
+                    row = measure_tflops(fn, lambda out: tail_error(out, q, k, v, keep), flops,
+                                         20, workload, impl, run_info)
+                    if row:
+                        write_row(args.out, row)
 
 if __name__ == "__main__":
     main()

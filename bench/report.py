@@ -29,13 +29,18 @@ def _n(w):
     return int(w.split("n=")[1].split()[0])
 
 
-def linear_table(rows):
-    if not rows:
-        return ""
+def _by_workload(rows):
+    """{workload: {impl: row}} and the run's last row (its device, commit, command)."""
     by = defaultdict(dict)
     for r in rows:
         by[r["workload"]][r["impl"]] = r
-    meta = rows[-1]
+    return by, (rows[-1] if rows else {})
+
+
+def linear_table(rows):
+    if not rows:
+        return ""
+    by, meta = _by_workload(rows)
     peers = ["fla", "lightning_attn2"]
     lines = [
         "## Linear attention (Lightning Attention-2, causal with decay)", "",
@@ -67,10 +72,7 @@ def versus_flex_table(rows, title, notes, extra_column, extra_cell):
     errors, and one more column (`extra_cell(row)` gives its cell)."""
     if not rows:
         return ""
-    by = defaultdict(dict)
-    for r in rows:
-        by[r["workload"]][r["impl"]] = r
-    meta = rows[-1]
+    by, meta = _by_workload(rows)
     lines = [f"## {title}", "",
              f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
              f"`{meta.get('command')}`.", *notes, "",
@@ -178,11 +180,7 @@ def plot_block_sparse(rows):
 
 
 def table(rows):
-    by = defaultdict(dict)
-    meta = {}
-    for r in rows:
-        by[r["workload"]][r["impl"]] = r
-        meta = r
+    by, meta = _by_workload(rows)
     lines = [
         "# Benchmark results",
         "",

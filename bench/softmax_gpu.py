@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402
+from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
 
 H, TOKENS = 16, 65536
 WINDOW = 1024
@@ -70,14 +70,11 @@ def window_mask(b, h, i, j):
 def main():
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from torch.nn.attention.flex_attention import create_block_mask
 
-    args, device, commit, command = bench_setup(__file__)
+    args, run_info = bench_setup(__file__)
     ours = kernels()
-    # Every (shape, mask) recompiles flex_attention; past dynamo's default limit of 8 it
-    # silently falls back to eager, which materialises the N x N scores.
-    torch._dynamo.config.cache_size_limit = 64
-    flex = torch.compile(flex_attention)
+    flex = compiled_flex()
     lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for d in (64, 128):
@@ -104,19 +101,12 @@ def main():
                     bm = create_block_mask(mask, None, None, n, n, device="cuda")
                     impls["flex"] = lambda bm=bm: flex(q, k, v, block_mask=bm)
                 iters = 5 if flops > 2e13 else 20
+                workload = f"softmax-{kind} d={d} n={n} b={b} h={H}"
                 for impl, fn in impls.items():
-                    try:
-                        err = slice_error(fn(), q, k, v, kind)
-                        ms = time_ms(fn, iters)
-                    except Exception as e:  # a peer that cannot run this shape
-                        print(f"{impl} {kind} d={d} n={n}: {type(e).__name__}: {e}"[:200])
-                        continue
-                    write_row(args.out, {
-                        "workload": f"softmax-{kind} d={d} n={n} b={b} h={H}", "impl": impl,
-                        "ms": round(ms, 4), "rate": round(flops / ms / 1e9, 1),
-                        "rate_unit": "TFLOP/s", "rel_err": round(err, 6), "device": device,
-                        "commit": commit, "command": command})
-
+                    row = measure_tflops(fn, lambda out: slice_error(out, q, k, v, kind), flops,
+                                         iters, workload, impl, run_info)
+                    if row:
+                        write_row(args.out, row)
 
 if __name__ == "__main__":
     main()

@@ -351,7 +351,8 @@ class ProgramKernel:
         return _NUMPY[self.dtype if kind == _ELEMENT else kind]
 
     def __call__(self, *args, **kwargs):
-        arrays = [_as_array(x, d.name) for d, x in zip(self.spec.inputs, _given(self.spec, args, kwargs))]
+        given = _given(self.spec, args, kwargs)
+        arrays = [_as_array(x, d.name) for d, x in zip(self.spec.inputs, given)]
         env = _check_inputs(self.spec.inputs, arrays, lambda a: a.dtype,
                             lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
         for d, a in zip(self.spec.inputs, arrays):
