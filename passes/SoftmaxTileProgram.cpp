@@ -115,12 +115,15 @@ SmallVector<Value> Program::step(Value n0, Value k, Value v, ValueRange state, b
   SmallVector<int64_t> shape{bm, bn};
   Value s = tile::DotOp::create(b, tileType(shape, f32), qTile, kt, splatF32(shape, 0.0f));
   // Scores are kept in base 2 (times log2 e) so the exponentials below are exp2, one
-  // hardware instruction on GPUs; the scale folds into the same multiply unless a
-  // score_mod needs the natural-scale score first.
+  // hardware instruction on GPUs. Without a score_mod the scale c > 0 commutes with the
+  // row maximum, so it is applied after it: each exponent is then one fused
+  // s * c - base (`contract`) instead of a multiply for the maximum and a subtraction.
   double scale = op.getEffectiveScale();
+  bool scaleLate = !op.hasScoreMod() && scale > 0;
   if (!op.hasScoreMod())
     scale *= kLog2E;
-  s = arith::MulFOp::create(b, s, splatF32(shape, float(scale)));
+  if (!scaleLate)
+    s = arith::MulFOp::create(b, s, splatF32(shape, float(scale)));
 
   Value qIdx, kIdx;
   if (masked || op.hasScoreMod())
@@ -137,11 +140,18 @@ SmallVector<Value> Program::step(Value n0, Value k, Value v, ValueRange state, b
   // Online softmax (SEMANTICS.md §1). A row that has seen no key keeps m = -inf; its
   // exponent base is taken as 0 so that exp(-inf - base) = 0 instead of NaN.
   Value rowMax = tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::max, s, 1);
+  if (scaleLate)
+    rowMax = arith::MulFOp::create(b, rowMax, splatF32({bm}, float(scale)));
   Value mNew = arith::MaxNumFOp::create(b, m, rowMax);
   Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
   Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, negInf);
   Value base = arith::SelectOp::create(b, isEmpty, splatF32({bm}, 0.0f), mNew);
-  Value p = math::Exp2Op::create(b, arith::SubFOp::create(b, s, rowBroadcast(base, bn)));
+  auto contract = arith::FastMathFlags::contract;
+  Value exponent = s;
+  if (scaleLate)
+    exponent = arith::MulFOp::create(b, s, splatF32(shape, float(scale)), contract);
+  exponent = arith::SubFOp::create(b, exponent, rowBroadcast(base, bn), contract);
+  Value p = math::Exp2Op::create(b, exponent);
   Value alpha = math::Exp2Op::create(b, arith::SubFOp::create(b, m, base));
   Value lNew = arith::AddFOp::create(
       b, arith::MulFOp::create(b, alpha, l),

@@ -22,6 +22,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -167,7 +168,8 @@ private:
     SmallVector<Value> indices;
     Value inBounds, row, col;
   };
-  VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer);
+  VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer,
+                            bool clampOutside = true);
   SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
   void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
   /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
@@ -196,16 +198,23 @@ private:
   /// Staging copies that follow one another share their barriers: one before the first
   /// (readers of the previous contents are done), one after the last (before any read).
   bool barrierPending = false;
-  /// cp.async copies issued and not yet waited for (wgmma kernels).
-  bool copiesPending = false;
+  /// cp.async copy groups committed and not yet waited for (wgmma kernels), oldest first:
+  /// the swizzled buffer each fills, or -1 for prefetches (only waited for all at once).
+  /// A product waits for its own operands' groups only, so a tile's copies (V) keep
+  /// flying while an earlier one's product (Q·Kᵀ) and the softmax run.
+  SmallVector<int> pendingCopies;
+  bool copiesPending() const { return !pendingCopies.empty(); }
   void flushBarrier() {
     if (barrierPending) {
-      if (copiesPending)
+      if (copiesPending())
         waitForCopies();
       ::mlir::gpu::BarrierOp::create(b);
     }
     barrierPending = false;
   }
+  /// Before a warpgroup product: its operands' copies have landed and are visible.
+  void flushForProduct(tile::DotOp op);
+  bool touchesSharedMemory(Operation *op);
 
   // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
   // swizzled layout (Wgmma.h), are filled by cp.async and read by wgmma descriptors.
@@ -225,8 +234,9 @@ private:
   int swizzledBuffer(tile::LoadOp op, int64_t stages);
   /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
   Value stageOffset(const SwizzledTile &t, Value stage);
-  void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin);
-  void waitForCopies();
+  void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
+                   int group = -1);
+  void waitForCopies(int newerGroupsLeft = 0);
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
   Value base(const Layout &l, LaneBase lb) {
@@ -539,7 +549,7 @@ Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
 }
 
 void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
-                              ValueRange origin) {
+                              ValueRange origin, int group) {
   Value buffer = scalars.lookup(op.getSource());
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   Value zero = arith::ConstantIndexOp::create(b, 0);
@@ -548,8 +558,10 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
   Value base = stageOffset(t, stage);
   auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
   for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
-    // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros.
-    VectorSource v = vectorSource(op, origin, i, rowsInBuffer);
+    // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros without
+    // reading its source, so the address needs no clamp and stays an affine function of
+    // the tile origin (a few instructions per copy once LLVM shares the common terms).
+    VectorSource v = vectorSource(op, origin, i, rowsInBuffer, /*clampOutside=*/false);
     Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, v.row, v.col, t.rows));
     nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, v.indices,
                                      b.getIndexAttr(8),
@@ -557,16 +569,32 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
                                      b.getUnitAttr());
   }
   NVVM::CpAsyncCommitGroupOp::create(b);
-  copiesPending = true;
+  pendingCopies.push_back(group);
 }
 
-void Distributor::waitForCopies() {
-  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(0));
+void Distributor::waitForCopies(int newerGroupsLeft) {
+  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(newerGroupsLeft));
   // cp.async writes through the generic proxy; wgmma reads through the async one.
   NVVM::FenceProxyOp::create(
       b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
       NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
-  copiesPending = false;
+  pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
+}
+
+void Distributor::flushForProduct(tile::DotOp op) {
+  int newest = -1; // position in pendingCopies of the newest group an operand needs
+  for (Value operand : {op.getLhs(), op.getRhs()})
+    if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0)
+      for (auto [i, group] : llvm::enumerate(pendingCopies))
+        if (group == it->second.swizzled)
+          newest = std::max(newest, int(i));
+  if (newest < 0) {
+    flushBarrier();
+    return;
+  }
+  waitForCopies(pendingCopies.size() - 1 - newest);
+  ::mlir::gpu::BarrierOp::create(b);
+  barrierPending = false;
 }
 
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
@@ -622,14 +650,15 @@ std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) 
 }
 
 Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange origin,
-                                                    int64_t i, Value rowsInBuffer) {
+                                                    int64_t i, Value rowsInBuffer,
+                                                    bool clampOutside) {
   auto [r, c] = vectorPosition(op, i);
   int64_t rank = origin.size();
   VectorSource v{SmallVector<Value>(origin), Value(), r, c};
   v.indices[rank - 2] = arith::AddIOp::create(b, v.indices[rank - 2], r);
   v.indices[rank - 1] = arith::AddIOp::create(b, v.indices[rank - 1], c);
   // A 16-byte chunk lies wholly inside the buffer or wholly outside (vectorsPerThreadOf):
-  // one past the buffer reads nothing, its address clamped to (0, 0).
+  // one past the buffer reads nothing (loads clamp its address to (0, 0)).
   v.inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 2],
                                      rowsInBuffer);
   auto type = cast<MemRefType>(scalars.lookup(op.getSource()).getType());
@@ -639,6 +668,8 @@ Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange 
         b, v.inBounds,
         arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 1],
                               arith::ConstantIndexOp::create(b, type.getDimSize(rank - 1))));
+  if (!clampOutside)
+    return v;
   Value zero = arith::ConstantIndexOp::create(b, 0);
   for (int64_t d : {rank - 2, rank - 1})
     v.indices[d] = arith::SelectOp::create(b, v.inBounds, v.indices[d], zero);
@@ -687,14 +718,14 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   // The previous iteration's readers must be done before the tile is overwritten.
   if (wgmma) {
     if (!barrierPending) {
-      if (copiesPending)
+      if (copiesPending())
         waitForCopies(); // no two copies in flight to the same bytes
       ::mlir::gpu::BarrierOp::create(b);
     }
     bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
     int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
     Value first = arith::ConstantIndexOp::create(b, 0);
-    issueCopies(op, swizzledTiles[index], first, origin);
+    issueCopies(op, swizzledTiles[index], first, origin, index);
     barrierPending = true;
     shared[op.getResult()] = {Value(), false, index, first};
     return success();
@@ -1251,6 +1282,16 @@ LogicalResult Distributor::lowerElementwise(Operation *op) {
     SmallVector<Value> args;
     for (Slots &o : operands)
       args.push_back(o[s]);
+    if (isa<math::Exp2Op>(op) && scalarType.isF32()) {
+      // One MUFU.EX2. Upstream's ex2.approx.f32 brackets each call with a rescale for
+      // subnormal results (three more instructions); flushing them to zero changes no
+      // softmax weight or decay factor by more than 2^-126.
+      out.push_back(LLVM::CallIntrinsicOp::create(b, scalarType,
+                                                  b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
+                                                  args)
+                        .getResult(0));
+      continue;
+    }
     OperationState state(op->getLoc(), op->getName(), args, {scalarType}, op->getAttrs());
     out.push_back(b.create(state)->getResult(0));
   }
@@ -1413,7 +1454,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
       // The first iteration's tiles go to stage 0 once earlier readers and copies are
       // done; copies issued just before (Q) need no wait: the loop's first wait covers them.
       if (!barrierPending) {
-        if (copiesPending)
+        if (copiesPending())
           waitForCopies();
         ::mlir::gpu::BarrierOp::create(b);
       }
@@ -1598,6 +1639,19 @@ LogicalResult Distributor::lowerOp(Operation *op) {
   return success();
 }
 
+/// Whether lowering `op` may read or write shared memory. Scalar ops, splat constants
+/// and transposes of staged tiles (a flag on the tile) do not, so they leave pending
+/// copies in flight.
+bool Distributor::touchesSharedMemory(Operation *op) {
+  if (auto trans = dyn_cast<tile::TransOp>(op))
+    return !shared.count(trans.getInput());
+  if (isa<arith::ConstantOp>(op))
+    return false;
+  auto isTile = [](Type t) { return isa<RankedTensorType>(t); };
+  return op->getNumRegions() || llvm::any_of(op->getOperandTypes(), isTile) ||
+         llvm::any_of(op->getResultTypes(), isTile);
+}
+
 LogicalResult Distributor::lowerBlock(Block &block) {
   for (Operation &op : block.without_terminator()) {
     if (preStaged.contains(&op))
@@ -1607,7 +1661,9 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).
     if (isa<scf::ForOp>(op))
       staged = true;
-    if (!staged)
+    if (wgmma && isa<tile::DotOp>(op))
+      flushForProduct(cast<tile::DotOp>(op));
+    else if (!staged && touchesSharedMemory(&op))
       flushBarrier();
     if (failed(lowerOp(&op)))
       return failure();
