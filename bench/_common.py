@@ -100,3 +100,22 @@ def measure_tflops(fn, error, flops, iters, workload, impl, run_info):
     return {"workload": workload, "impl": impl, "ms": round(ms, 4),
             "rate": round(flops / ms / 1e9, 1), "rate_unit": "TFLOP/s",
             "rel_err": round(err, 6), **run_info}
+
+
+def config_label(c):
+    return f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}"
+
+
+def measure_best(candidates, error, flops, iters, workload, run_info):
+    """Tessera's row at one workload: the fastest of `candidates` ([(config, fn)]), each
+    printed as it is measured; None when none runs."""
+    best = None
+    for config, fn in candidates:
+        row = measure_tflops(fn, error, flops, iters, workload, "tessera", run_info)
+        if not row:
+            continue
+        row["config"] = config_label(config)
+        print(row, flush=True)
+        if best is None or row["ms"] < best["ms"]:
+            best = row
+    return best

@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
 import tessera  # noqa: E402
-from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
+from _common import (bench_setup, compiled_flex, measure_best, measure_tflops,  # noqa: E402
+                     tail_error, write_row)
 
 H, TOKENS, BLOCK, TOPK = 16, 65536, 128, 16
 SPEC = tessera.attention(causal=True, block_sparse=(BLOCK, BLOCK))
@@ -111,26 +112,17 @@ def main():
             lists = lists.masked_fill(lists == n, -1).contiguous()
             flops = 4 * kept_pairs(past) * d
             workload = f"block-topk d={d} n={n} b={b} h={H} block={BLOCK} k={TOPK}"
-            impls = {f"tessera#{i}": (lambda kern=kern: kern(q, k, v, block_indices=lists))
-                     for (dd, i), kern in ours.items() if dd == d}
-            mask = flex_block_mask(diagonal, past, n)
-            impls["flex"] = lambda: flex(q, k, v, block_mask=mask)
-            best = None
-            for impl, fn in impls.items():
-                row = measure_tflops(fn, lambda out: slice_error(out, q, k, v, lists), flops, 20,
-                                     workload, impl, run_info)
-                if not row:
-                    continue
-                if impl.startswith("tessera"):
-                    c = CONFIGS[d][int(impl.split("#")[1])]
-                    row["config"] = f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}"
-                    print(row, flush=True)
-                    if best is None or row["ms"] < best["ms"]:
-                        best = row
-                    continue
-                write_row(args.out, row)
+            error = lambda out: slice_error(out, q, k, v, lists)  # noqa: E731
+            best = measure_best([(CONFIGS[d][i], lambda kern=kern: kern(q, k, v, block_indices=lists))
+                                 for (dd, i), kern in ours.items() if dd == d],
+                                error, flops, 20, workload, run_info)
             if best:
-                write_row(args.out, dict(best, impl="tessera"))
+                write_row(args.out, best)
+            mask = flex_block_mask(diagonal, past, n)
+            row = measure_tflops(lambda: flex(q, k, v, block_mask=mask), error, flops, 20,
+                                 workload, "flex", run_info)
+            if row:
+                write_row(args.out, row)
 
 
 if __name__ == "__main__":

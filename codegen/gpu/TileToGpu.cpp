@@ -1544,6 +1544,10 @@ LogicalResult Distributor::lowerIf(scf::IfOp op) {
   }
   auto ifOp = scf::IfOp::create(b, types, scalars.lookup(op.getCondition()),
                                 !op.getElseRegion().empty());
+  // Copies in flight at the branch (K and V loaded before a whole/partial choice) are
+  // waited for by each branch's products; each branch ends with none in flight.
+  SmallVector<int> copiesBefore = pendingCopies;
+  bool barrierBefore = barrierPending;
   for (auto [from, to] : {std::pair{&op.getThenRegion(), &ifOp.getThenRegion()},
                           std::pair{&op.getElseRegion(), &ifOp.getElseRegion()}}) {
     if (from->empty())
@@ -1553,8 +1557,14 @@ LogicalResult Distributor::lowerIf(scf::IfOp op) {
     if (block.mightHaveTerminator())
       block.getTerminator()->erase();
     b.setInsertionPointToEnd(&block);
+    pendingCopies = copiesBefore;
+    barrierPending = barrierBefore;
     if (failed(lowerBlock(from->front())))
       return failure();
+    if (copiesPending()) {
+      waitForCopies();
+      ::mlir::gpu::BarrierOp::create(b);
+    }
     SmallVector<Value> yielded;
     if (failed(flatten(from->front().getTerminator()->getOperands(), op.getResults(),
                        yielded)))
@@ -1646,6 +1656,9 @@ bool Distributor::touchesSharedMemory(Operation *op) {
   if (auto trans = dyn_cast<tile::TransOp>(op))
     return !shared.count(trans.getInput());
   if (isa<arith::ConstantOp>(op))
+    return false;
+  // Both branches of an if start from the copies in flight (lowerIf).
+  if (auto ifOp = dyn_cast<scf::IfOp>(op); ifOp && wgmma && !ifOp.getElseRegion().empty())
     return false;
   auto isTile = [](Type t) { return isa<RankedTensorType>(t); };
   return op->getNumRegions() || llvm::any_of(op->getOperandTypes(), isTile) ||
