@@ -189,10 +189,11 @@ def table(rows):
         "Rates in TFLOP/s (forward, 4·B·H·pairs·D; causal and window count kept pairs); relative",
         "errors against float64 on the last 128 queries of two heads. A dash: the peer does",
         "not offer the variant, or failed on it (see the run's log). Earlier runs stay in",
-        "bench/results/.",
+        "bench/results/. Tessera's row is the fastest of its candidate configs for the shape",
+        "(the `config` column; bench/softmax_gpu.py lists them).",
         "",
-        "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex | rel err tessera | rel err best peer |",
-        "|---|---|" + "---|" * len(PEERS) + "---|---|---|---|---|",
+        "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex | rel err tessera | rel err best peer | config |",
+        "|---|---|" + "---|" * len(PEERS) + "---|---|---|---|---|---|",
     ]
     for w in sorted(by, key=lambda w: (w.split()[0], int(w.split("d=")[1].split()[0]),
                                        int(w.split("n=")[1].split()[0]))):
@@ -204,7 +205,8 @@ def table(rows):
         our_err = row.get("tessera", {}).get("rel_err")
         lines.append(f"| {w} | {ours if ours is not None else '–'} | " + " | ".join(cells) +
                      " | " + " | ".join(ratios) +
-                     f" | {our_err if our_err is not None else '–'} | {min(errs) if errs else '–'} |")
+                     f" | {our_err if our_err is not None else '–'} | {min(errs) if errs else '–'} |"
+                     f" {row.get('tessera', {}).get('config', '–')} |")
     return "\n".join(lines) + "\n"
 
 
