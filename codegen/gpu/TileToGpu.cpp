@@ -179,22 +179,7 @@ private:
     tile::LoadOp load;
     SmallVector<Operation *> indexSlice; // body ops computing the load's indices
   };
-  SmallVector<Prefetch> findPrefetches(scf::ForOp op, bool singleStage = false);
-  /// Single-stage wgmma loops: a tile whose products all come before the loop body's
-  /// last product (K) is copied for iteration i + 1 right after the barrier before that
-  /// last product (every warp is past its reads by then), so its copy overlaps P·V and
-  /// the next iteration's start instead of stalling Q·Kᵀ.
-  struct EarlyCopy {
-    Prefetch prefetch;
-    int buffer;                          // swizzled buffer index
-    SmallVector<Operation *> readers;    // body ops holding the tile's products
-    Value iv, next, upper;               // loop induction value, iv + step, upper bound
-    scf::ForOp loop;                     // the tile-program loop
-    bool issued = false;
-  };
-  SmallVector<EarlyCopy> earlyCopies;
-  void issueEarlyCopies(Operation *before);
-  SmallVector<EarlyCopy> planEarlyCopies(scf::ForOp op, Value lb);
+  SmallVector<Prefetch> findPrefetches(scf::ForOp op);
   /// The last loop lowered with cp.async prefetching. Its last iteration prefetches the
   /// tiles of iteration `ub`: a loop right after it that starts there and loads the same
   /// tiles the same way finds its first tiles on their way, in stage `nextStage`, so the
@@ -250,7 +235,7 @@ private:
   /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
   Value stageOffset(const SwizzledTile &t, Value stage);
   void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
-                   int group = -1, bool commit = true);
+                   int group = -1);
   void waitForCopies(int newerGroupsLeft = 0);
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
@@ -564,7 +549,7 @@ Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
 }
 
 void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
-                              ValueRange origin, int group, bool commit) {
+                              ValueRange origin, int group) {
   Value buffer = scalars.lookup(op.getSource());
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   Value zero = arith::ConstantIndexOp::create(b, 0);
@@ -583,43 +568,8 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
                                      arith::SelectOp::create(b, v.inBounds, full, none),
                                      b.getUnitAttr());
   }
-  if (!commit)
-    return;
   NVVM::CpAsyncCommitGroupOp::create(b);
   pendingCopies.push_back(group);
-}
-
-void Distributor::issueEarlyCopies(Operation *before) {
-  for (EarlyCopy &e : earlyCopies) {
-    if (e.issued || e.loop.getBody() != before->getBlock() ||
-        !llvm::all_of(e.readers, [&](Operation *r) { return r->isBeforeInBlock(before); }))
-      continue;
-    // Every warp is past a barrier that follows its last read of the buffer.
-    Block *here = b.getInsertionBlock();
-    if (here->empty() || !isa<::mlir::gpu::BarrierOp>(here->back())) {
-      waitForCopies();
-      ::mlir::gpu::BarrierOp::create(b);
-    }
-    for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
-      if (pendingCopies[i] == e.buffer || pendingCopies[i] < 0) {
-        waitForCopies(int(pendingCopies.size()) - 1 - i);
-        break;
-      }
-    Value zero = arith::ConstantIndexOp::create(b, 0);
-    auto guard = scf::IfOp::create(
-        b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, e.next, e.upper), false);
-    {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPointToStart(&guard.getThenRegion().front());
-      issueCopies(e.prefetch.load, swizzledTiles[e.buffer], zero,
-                  prefetchOrigin(e.prefetch, e.next, e.loop.getInductionVar()), e.buffer,
-                  /*commit=*/false);
-    }
-    // Committed on every iteration (an empty group on the last) so group counts agree.
-    NVVM::CpAsyncCommitGroupOp::create(b);
-    pendingCopies.push_back(e.buffer);
-    e.issued = true;
-  }
 }
 
 void Distributor::waitForCopies(int newerGroupsLeft) {
@@ -767,18 +717,13 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 
   // The previous iteration's readers must be done before the tile is overwritten.
   if (wgmma) {
-    bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
-    int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
     if (!barrierPending) {
-      // No two copies in flight to the same bytes: wait for an earlier copy into this
-      // buffer (prefetches, -1, could be anywhere: then for all).
-      for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
-        if (pendingCopies[i] == index || pendingCopies[i] < 0) {
-          waitForCopies(int(pendingCopies.size()) - 1 - i);
-          break;
-        }
+      if (copiesPending())
+        waitForCopies(); // no two copies in flight to the same bytes
       ::mlir::gpu::BarrierOp::create(b);
     }
+    bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
+    int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
     Value first = arith::ConstantIndexOp::create(b, 0);
     issueCopies(op, swizzledTiles[index], first, origin, index);
     barrierPending = true;
@@ -1394,10 +1339,9 @@ static bool isReadOfInput(Operation *op) {
   });
 }
 
-SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op,
-                                                               bool singleStage) {
+SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
   SmallVector<Prefetch> out;
-  if (numStages < 2 && !singleStage)
+  if (numStages < 2)
     return out;
   for (Operation &o : op.getBody()->without_terminator()) {
     auto load = dyn_cast<tile::LoadOp>(o);
@@ -1491,55 +1435,6 @@ bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches
   return true;
 }
 
-/// Tiles of a single-stage wgmma loop to copy one iteration early (EarlyCopy): loaded
-/// from the induction variable and read only by products (through transposes) that come
-/// before the body's last product. Their first tiles are copied here, before the loop.
-SmallVector<Distributor::EarlyCopy> Distributor::planEarlyCopies(scf::ForOp op, Value lb) {
-  SmallVector<EarlyCopy> out;
-  Block *body = op.getBody();
-  Operation *lastProduct = nullptr;
-  for (Operation &o : body->without_terminator())
-    if (o.walk([](tile::DotOp) { return WalkResult::interrupt(); }).wasInterrupted())
-      lastProduct = &o;
-  if (!lastProduct)
-    return out;
-  for (Prefetch &p : findPrefetches(op, /*singleStage=*/true)) {
-    if (layoutOf(p.load.getResult()).kind == LayoutKind::A)
-      continue;
-    SmallVector<Operation *> readers;
-    bool ok = true;
-    SmallVector<Value> work{p.load.getResult()};
-    while (!work.empty() && ok) {
-      Value v = work.pop_back_val();
-      for (Operation *user : v.getUsers()) {
-        Operation *top = body->findAncestorOpInBlock(*user);
-        if (auto trans = dyn_cast<tile::TransOp>(user)) {
-          work.push_back(trans.getResult());
-          continue;
-        }
-        ok = isa<tile::DotOp>(user) && top && top->isBeforeInBlock(lastProduct);
-        if (!ok)
-          break;
-        readers.push_back(top);
-      }
-    }
-    if (!ok || readers.empty())
-      continue;
-    int index = swizzledBuffer(p.load, 1);
-    if (copiesPending())
-      waitForCopies();
-    ::mlir::gpu::BarrierOp::create(b);
-    Value zero = arith::ConstantIndexOp::create(b, 0);
-    issueCopies(p.load, swizzledTiles[index], zero, prefetchOrigin(p, lb, op.getInductionVar()),
-                index);
-    shared[p.load.getResult()] = {Value(), false, index, zero};
-    preStaged.insert(p.load);
-    EarlyCopy e{p, index, readers, Value(), Value(), Value(), op};
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
@@ -1568,9 +1463,6 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
                     prefetchOrigin(p, lb, op.getInductionVar()));
     }
   }
-  SmallVector<EarlyCopy> early;
-  if (wgmma && numStages == 1)
-    early = planEarlyCopies(op, lb);
   // Copies pending before a loop that may run no iteration still need their barrier.
   bool pendingBefore = barrierPending;
   for (const Prefetch &p : prefetches) {
@@ -1585,12 +1477,6 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   b.setInsertionPointToStart(loop.getBody());
   scalars.map(op.getInductionVar(), loop.getInductionVar());
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
-  size_t earlyBegin = earlyCopies.size();
-  for (EarlyCopy &e : early) {
-    e.next = arith::AddIOp::create(b, loop.getInductionVar(), step);
-    e.upper = loop.getUpperBound();
-    earlyCopies.push_back(e);
-  }
   SmallVector<Value> nextRegs;
   if (wgmma && !prefetches.empty()) {
     // This iteration's tiles have landed (and everyone is done with the other stage):
@@ -1630,10 +1516,6 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   }
   if (failed(lowerBlock(*op.getBody())))
     return failure();
-  for (size_t i = earlyBegin; i < earlyCopies.size(); ++i)
-    if (!earlyCopies[i].issued)
-      return op.emitError("internal: an early copy was not issued");
-  earlyCopies.resize(earlyBegin);
   SmallVector<Value> yielded;
   if (failed(flatten(op.getBody()->getTerminator()->getOperands(), op.getResults(), yielded)))
     return failure();
@@ -1792,10 +1674,8 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).
     if (isa<scf::ForOp>(op))
       staged = true;
-    if (wgmma && isa<tile::DotOp>(op)) {
+    if (wgmma && isa<tile::DotOp>(op))
       flushForProduct(cast<tile::DotOp>(op));
-      issueEarlyCopies(&op);
-    }
     else if (!staged && touchesSharedMemory(&op))
       flushBarrier();
     if (failed(lowerOp(&op)))
