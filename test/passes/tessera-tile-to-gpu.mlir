@@ -73,6 +73,49 @@ func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 
 // -----
 
+// Each product waits only for its own operands' copy groups: Q·Kᵀ leaves V's copies in
+// flight (wait_group 1), P·V waits for them. exp2 is one ex2.approx.ftz per element.
+// CHECK-LABEL: func.func @two_products
+// CHECK: nvvm.mma.sync
+// WGMMA-LABEL: func.func @two_products
+// WGMMA-COUNT-3: nvvm.cp.async.commit.group
+// WGMMA-NEXT: nvvm.cp.async.wait.group 1
+// WGMMA-NEXT: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
+// WGMMA: nvvm.wgmma.mma_async
+// WGMMA: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// WGMMA-NOT: math.exp2
+// WGMMA: nvvm.cp.async.wait.group 0
+// WGMMA-NEXT: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
+// WGMMA: wgmma.mma_async
+func.func @two_products(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                        %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                        %v: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                        %o: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %n = memref.dim %q, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %kt = tile.load %k[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %vt = tile.load %v[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %ktt = tile.trans %kt : tensor<64x64xbf16> -> tensor<64x64xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %s = tile.dot %qt, %ktt, %zero : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+    %p = math.exp2 %s : tensor<64x64xf32>
+    %pb = arith.truncf %p : tensor<64x64xf32> to tensor<64x64xbf16>
+    %out = tile.dot %pb, %vt, %zero : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+    tile.store %out, %o[%row, %c0] : tensor<64x64xf32>, memref<?x64xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // Linear attention's shapes: Kᵀ (a transposed load) is a left operand read from K's
 // staging buffer with ldmatrix .trans; the computed state, read whole as a right operand,
 // is staged from registers (stores between two barriers) into the dynamic shared arena.
