@@ -717,13 +717,18 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 
   // The previous iteration's readers must be done before the tile is overwritten.
   if (wgmma) {
-    if (!barrierPending) {
-      if (copiesPending())
-        waitForCopies(); // no two copies in flight to the same bytes
-      ::mlir::gpu::BarrierOp::create(b);
-    }
     bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
     int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
+    if (!barrierPending) {
+      // No two copies in flight to the same bytes: wait for the newest earlier copy into
+      // this buffer (a prefetch, -1, may target any).
+      for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
+        if (pendingCopies[i] == index || pendingCopies[i] < 0) {
+          waitForCopies(int(pendingCopies.size()) - 1 - i);
+          break;
+        }
+      ::mlir::gpu::BarrierOp::create(b);
+    }
     Value first = arith::ConstantIndexOp::create(b, 0);
     issueCopies(op, swizzledTiles[index], first, origin, index);
     barrierPending = true;
@@ -1441,8 +1446,18 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return failure();
   size_t numCarried = init.size();
   SmallVector<Prefetch> prefetches = findPrefetches(op);
-  if (!wgmma || prefetches.empty())
+  // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
+  // swizzled tiles, and the first to need them waits (older groups are waited for with
+  // any newer one). Every iteration starts as if after a barrier-free body end.
+  SmallVector<int> copiesBeforeLoop;
+  if (!wgmma) {
     flushBarrier();
+  } else if (prefetches.empty()) {
+    if (barrierPending)
+      ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = false;
+    copiesBeforeLoop = pendingCopies;
+  }
   Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
   SmallVector<size_t> regCounts;
   Value first = arith::ConstantIndexOp::create(b, 0);
@@ -1527,6 +1542,12 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   b.setInsertionPointAfter(loop);
   unflatten(op.getResults(), loop.getResults().take_front(numCarried));
   barrierPending |= pendingBefore;
+  // A loop that runs no iteration leaves the earlier copies in flight (kept as the
+  // oldest groups; waiting for one already landed costs nothing).
+  if (!copiesBeforeLoop.empty()) {
+    copiesBeforeLoop.append(pendingCopies);
+    pendingCopies = std::move(copiesBeforeLoop);
+  }
   if (wgmma && !prefetches.empty())
     lastPrefetchingLoop = PrefetchingLoop{op, prefetches, loop.getResults().back()};
   return success();
