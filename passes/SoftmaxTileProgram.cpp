@@ -350,33 +350,48 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         });
     return SmallVector<Value>(ifOp.getResults());
   };
-  // Key tiles chosen from a list, one per j in [0, total): `choose(j)` gives the tile's
-  // first key (read from the list at a clamped place, so any j is safe), whether to apply
-  // it (null: always) and whether the bounds keep it whole. The tile's loads come first,
-  // so a GPU prefetches them. The loop sits under total > 0: a GPU issues the first
-  // iteration's loads before its loop, and an empty list has no place to read.
+  // Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
+  // tile's first key (from `entry = fetch(j)`, read from the list at a clamped place, so
+  // any j is safe), whether to apply it (null: always) and whether the bounds keep it
+  // whole. The tile's loads come first, so a GPU prefetches them; with one stage nothing
+  // loads ahead, so the entry of tile j + 1 is read during tile j (carried) and its
+  // latency leaves the path to the copies. The loop sits under total > 0: a GPU issues
+  // the first iteration's loads before its loop, and an empty list has no place to read.
   struct ChosenTile {
     Value n0, visit, whole;
   };
-  auto walkTiles = [&](Value total, function_ref<ChosenTile(Value)> choose) {
-    Value c0 = p.cIndex(0);
+  bool fetchAhead = config.getNumStages() < 2;
+  auto walkTiles = [&](Value total, function_ref<Value(Value)> fetch,
+                       function_ref<ChosenTile(Value, Value)> choose) {
+    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
     auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-      ChosenTile c = choose(j);
+      Value entry = fetchAhead ? carried.front() : fetch(j);
+      ValueRange tileState = fetchAhead ? carried.drop_front() : carried;
+      SmallVector<Value> out;
+      if (fetchAhead)
+        out.push_back(fetch(arith::AddIOp::create(b, j, c1)));
+      ChosenTile c = choose(j, entry);
       auto [k, v] = p.loadKeyValue(c.n0);
       auto apply = [&] {
         return branch(
-            c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
-            [&] { return p.step(c.n0, k, v, carried, true); });
+            c.whole, [&] { return p.step(c.n0, k, v, tileState, false); },
+            [&] { return p.step(c.n0, k, v, tileState, true); });
       };
-      if (!c.visit)
-        return apply();
-      return branch(c.visit, apply, [&] { return SmallVector<Value>(carried); });
+      SmallVector<Value> next =
+          c.visit ? branch(c.visit, apply, [&] { return SmallVector<Value>(tileState); })
+                  : apply();
+      llvm::append_range(out, next);
+      return out;
     };
     SmallVector<Value> unchanged(state);
     state = branch(
         p.cmpI(arith::CmpIPredicate::sgt, total, c0),
         [&] {
+          if (fetchAhead)
+            state.insert(state.begin(), fetch(c0));
           loop(c0, total, body);
+          if (fetchAhead)
+            state.erase(state.begin());
           return state;
         },
         [&] { return unchanged; });
@@ -482,10 +497,14 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           });
       Value ascending = scan[1];
       Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
-      walkTiles(total, [&](Value j) {
-        Value e = arith::MinSIOp::create(
-            b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry);
-        Value raw = entryAt(e);
+      auto entryIndex = [&](Value j) {
+        return arith::MinSIOp::create(b, arith::DivSIOp::create(b, j, tilesPerBlock),
+                                      lastEntry)
+            .getResult();
+      };
+      auto fetch = [&](Value j) { return entryAt(entryIndex(j)); };
+      walkTiles(total, fetch, [&](Value j, Value raw) {
+        Value e = entryIndex(j);
         Value t = arith::AddIOp::create(
             b,
             arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
@@ -525,11 +544,13 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     Value lastEntry = arith::MaxSIOp::create(b, arith::SubIOp::create(b, count, c1), c0);
     Value lastTile = arith::MaxSIOp::create(
         b, arith::SubIOp::create(b, arith::CeilDivSIOp::create(b, nk, bnIdx), c1), c0);
-    walkTiles(count, [&](Value j) {
+    auto fetch = [&](Value j) {
       SmallVector<Value> idx(at);
       idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
-      Value entry = arith::IndexCastOp::create(b, b.getIndexType(),
-                                               memref::LoadOp::create(b, tileLists, idx));
+      return memref::LoadOp::create(b, tileLists, idx).getResult();
+    };
+    walkTiles(count, fetch, [&](Value j, Value listed) {
+      Value entry = arith::IndexCastOp::create(b, b.getIndexType(), listed);
       Value t = arith::MinSIOp::create(
           b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, c2), c0), lastTile);
       return ChosenTile{arith::MulIOp::create(b, t, bnIdx), Value(),

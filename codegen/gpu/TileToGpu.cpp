@@ -1361,6 +1361,10 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     while (!work.empty() && ok) {
       Value v = work.pop_back_val();
       Operation *def = v.getDefiningOp();
+      if (!def && v != op.getInductionVar() && cast<BlockArgument>(v).getOwner() == op.getBody()) {
+        ok = false; // a loop-carried value: next iteration's is not known yet
+        break;
+      }
       if (!def || def->getBlock() != op.getBody())
         continue; // the induction variable or a value from outside the loop
       if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||

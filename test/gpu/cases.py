@@ -110,6 +110,9 @@ BLOCK_SPARSE = {
     # The benchmark's shape: 128 x 128 blocks, two warpgroups, wgmma.
     "blocks-causal": (tessera.attention(causal=True, block_sparse=(128, 128)),
                       tessera.Config(block_m=128, block_n=128, num_warps=8, num_stages=2)),
+    # One stage (the benchmark's fastest at D = 128): list entries read a tile ahead.
+    "blocks-1stage": (tessera.attention(causal=True, block_sparse=(128, 128)),
+                      tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1)),
     # Two key tiles per listed block, non-causal, one warpgroup.
     "blocks-2tiles": (tessera.attention(block_sparse=(64, 128)),
                       tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2)),

@@ -30,14 +30,16 @@ def random_lists(rng, b, h, n, blocks, k):
 @pytest.mark.parametrize("n", [1, 17, 200, 333])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("list_heads", [1, 4])
-def test_listed_blocks_only(n, causal, list_heads):
+@pytest.mark.parametrize("stages", [1, 2])  # one stage reads each list entry a tile ahead
+def test_listed_blocks_only(n, causal, list_heads, stages):
     rng = np.random.default_rng(n + 10 * causal + list_heads)
     q = rng.standard_normal((2, 4, n, 64), dtype=np.float32)
     k = rng.standard_normal((2, 2, n, 64), dtype=np.float32)
     v = rng.standard_normal((2, 2, n, 64), dtype=np.float32)
     lists = random_lists(rng, 2, list_heads, n, (64, 64), 3)
     out = np.full(q.shape, np.nan, np.float32)
-    kernel(causal, (64, 64))(q, k, v, block_indices=lists, out=out)
+    kernel(causal, (64, 64), tessera.Config(num_stages=stages))(q, k, v, block_indices=lists,
+                                                              out=out)
     ref, _ = reference(q, k, v, causal=causal, block_sparse=(64, 64), block_indices=lists)
     assert relative_error(out, ref) <= 1e-5
 

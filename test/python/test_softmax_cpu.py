@@ -269,6 +269,13 @@ def test_configs(name, bm, bn):
     run_and_check(name, *inputs(1, 2, 2, 257, 257, 64, seed=bm + bn), config=config)
 
 
+@pytest.mark.parametrize("n", [1, 100, 257])
+@pytest.mark.parametrize("name", ["document", "prefix_lm"])
+def test_one_stage_tile_lists(name, n):
+    # One stage: the classified-tile walk reads each list entry one tile ahead.
+    run_and_check(name, *inputs(1, 2, 2, n, n, 64, seed=n), config=tessera.Config(num_stages=1))
+
+
 # --- memory layouts -------------------------------------------------------------------------------
 
 def _bnhd_views(B, H, Hk, N, D, seed):
