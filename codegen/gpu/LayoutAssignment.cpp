@@ -33,7 +33,18 @@ static ArrayRef<int64_t> shapeOf(Value v) {
 }
 
 static bool isRowDistributed(LayoutKind kind) {
-  return kind == LayoutKind::Acc || kind == LayoutKind::Row || kind == LayoutKind::A;
+  return kind == LayoutKind::Acc || kind == LayoutKind::Row || kind == LayoutKind::A ||
+         kind == LayoutKind::RowSpan;
+}
+
+/// A 2-D tile too narrow for the accumulator layout's 8-column blocks.
+static bool isNarrow(ArrayRef<int64_t> shape) { return shape.size() == 2 && shape[1] % 8; }
+
+/// The layout a stored tile with no other consumer is computed in.
+static LayoutKind storedKind(ArrayRef<int64_t> shape) {
+  if (shape.size() == 1)
+    return LayoutKind::Row;
+  return isNarrow(shape) ? LayoutKind::RowSpan : LayoutKind::Acc;
 }
 
 /// Row-distributed tiles give each of the `numWarps` warps rows / numWarps consecutive
@@ -124,7 +135,11 @@ struct Assigner {
       auto in = red.getInput();
       if (shapeOf(in).size() == 1)
         set(in, make(LayoutKind::Row, in, numWarps)); // unless it came as a column
-      if (shapeOf(in).size() == 2) {
+      if (isNarrow(shapeOf(in)) && red.getAxis() == 1) {
+        // Whole rows per thread: reduced without shuffles.
+        set(in, make(LayoutKind::RowSpan, in, numWarps));
+        set(red.getResult(), make(LayoutKind::Row, red.getResult(), numWarps));
+      } else if (shapeOf(in).size() == 2) {
         set(in, make(LayoutKind::Acc, in, numWarps));
         set(red.getResult(),
             make(red.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, red.getResult(),
@@ -157,7 +172,7 @@ struct Assigner {
     } else if (auto store = dyn_cast<tile::StoreOp>(op)) {
       Value v = store.getValue();
       if (!get(v))
-        set(v, make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, numWarps));
+        set(v, make(storedKind(shapeOf(v)), v, numWarps));
     } else if (isElementwise(op)) {
       Value res = op->getResult(0);
       for (Value operand : op->getOperands())
@@ -184,7 +199,7 @@ LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
   grid.getBody().walk([&](tile::StoreOp store) {
     Value v = store.getValue();
     if (isSplat(v) && !layouts.count(v))
-      layouts[v] = make(shapeOf(v).size() == 2 ? LayoutKind::Acc : LayoutKind::Row, v, numWarps);
+      layouts[v] = make(storedKind(shapeOf(v)), v, numWarps);
   });
   WalkResult result = grid.getBody().walk([&](Operation *op) -> WalkResult {
     for (Value r : op->getResults())

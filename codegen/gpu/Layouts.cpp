@@ -16,6 +16,8 @@ int64_t tessera::gpu::numSlots(const Layout &l) {
     return l.mTiles * l.cols / 2;
   case LayoutKind::Row:
     return 2 * l.mTiles;
+  case LayoutKind::RowSpan:
+    return 2 * l.mTiles * l.cols;
   case LayoutKind::Col:
     return l.rows / 4; // a 1-D tile keeps its length in `rows`
   case LayoutKind::A:
@@ -36,6 +38,10 @@ SlotCoord tessera::gpu::slotCoord(const Layout &l, int64_t s) {
   }
   case LayoutKind::Row:
     return {LaneBase::WarpRow, 16 * (s / 2) + 8 * (s % 2), LaneBase::G, 0};
+  case LayoutKind::RowSpan: {
+    int64_t row = s / l.cols;
+    return {LaneBase::WarpRow, 16 * (row / 2) + 8 * (row % 2), LaneBase::Zero, s % l.cols};
+  }
   case LayoutKind::Col: {
     int64_t nb = s / 2, e = s % 2;
     return {LaneBase::T2, 8 * nb + e, LaneBase::G, 0};

@@ -21,6 +21,9 @@ enum class LayoutKind {
   A,   // [M, K] left operand: warps split M, 8 slots per 16 columns
   B,   // [K, N] right operand: every warp holds it all, 4 slots per 16 x 8 block
   BT,  // [N, K] a value whose transpose is used as a B operand
+  // [M, C] a narrow tile (C not a multiple of 8: a gate column, a list column): each
+  // thread holds whole rows, the rows it holds in Row (2 x C slots per m-tile).
+  RowSpan,
 };
 
 struct Layout {
@@ -41,6 +44,7 @@ enum class LaneBase {
   WarpRow, // 16 * mTiles * warp + g
   G,       // g
   T2,      // 2 * t
+  Zero,    // 0: the same coordinate in every lane
 };
 
 /// Tile coordinate of one slot: (base(rowBase) + row, base(colBase) + col).

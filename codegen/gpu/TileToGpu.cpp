@@ -247,6 +247,8 @@ private:
       return g;
     case LaneBase::T2:
       return t2;
+    case LaneBase::Zero:
+      return arith::ConstantIndexOp::create(b, 0);
     }
     return {};
   }
@@ -854,8 +856,9 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   for (int64_t s = 0; s < numSlots(l); ++s) {
     SlotCoord c = slotCoord(l, s);
     SmallVector<Value> idx(origin);
-    // A Row value is replicated over the 4 lanes of a quad: one of them writes it.
-    Value inBounds = l.kind == LayoutKind::Row ? isQuadLeader : Value();
+    // Row and RowSpan values are replicated over the 4 lanes of a quad: one writes them.
+    bool quadReplicated = l.kind == LayoutKind::Row || l.kind == LayoutKind::RowSpan;
+    Value inBounds = quadReplicated ? isQuadLeader : Value();
     for (int64_t k = 0; k < tileRank; ++k) {
       Value local = k == 0 ? coord(l, c.rowBase, c.row) : coord(l, c.colBase, c.col);
       Value &i = idx[rank - tileRank + k];
@@ -1181,13 +1184,28 @@ Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
 
 LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   const Layout &in = layoutOf(op.getInput());
-  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col)
-    return op.emitError("the GPU target reduces accumulator, row and column tiles only");
+  bool rowSpanToRows = in.kind == LayoutKind::RowSpan && op.getAxis() == 1;
+  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col &&
+      !rowSpanToRows)
+    return op.emitError("the GPU target reduces accumulator, row and column tiles (and "
+                        "narrow tiles along their rows) only");
   FailureOr<Slots> values = slotsOf(op.getInput(), in);
   if (failed(values))
     return failure();
   tile::Combiner kind = op.getCombiner();
   auto fold = [&](Value acc, Value v) { return acc ? combine(b, kind, acc, v) : v; };
+  if (rowSpanToRows) {
+    // Each thread holds its rows whole: no lane holds another part of them.
+    Slots out;
+    for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
+      Value acc;
+      for (int64_t c = 0; c < in.cols; ++c)
+        acc = fold(acc, (*values)[row * in.cols + c]);
+      out.push_back(acc);
+    }
+    tiles[op.getResult()] = std::move(out);
+    return success();
+  }
   if (in.kind != LayoutKind::Acc) {
     // To one value: a column tile's quads hold different columns (every warp all of
     // them); a row tile's 8 quads hold different rows and so do its warps.

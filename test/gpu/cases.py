@@ -170,3 +170,16 @@ def _compressed_branch(q, k, v):
 _COMPRESSED = tessera.attention(mask_mod=lambda b, h, i, j: j * 64 + 63 <= i)
 PROGRAMS["nsa-compressed"] = tessera.program(_compressed_branch, q="B H N D", k="B G N D",
                                              v="B G N D")
+
+
+_CAUSAL, _WINDOW = tessera.attention(causal=True), tessera.attention(causal=True, window=100)
+
+
+def _gated(q, k, v, gates):
+    """NSA's combination: per-token gates over three branches (here full, causal and
+    windowed attention)."""
+    return tessera.gate(gates, _ATTEND(q, k, v)[0], _CAUSAL(q, k, v)[0], _WINDOW(q, k, v)[0])
+
+
+PROGRAMS["gated"] = tessera.program(_gated, q="B H N D", k="B G N D", v="B G N D",
+                                    gates=("B H N 3", "float32"))

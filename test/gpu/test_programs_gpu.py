@@ -85,3 +85,19 @@ def test_nsa_compression_branch(d, n):
     err = rel(out, ref)
     print(f"nsa-compressed d={d} n={n}: {err:.2e}")
     assert err <= 4e-3
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n", [1, 100, 1000, 4097])
+def test_gated_branches(d, n):
+    # Gate columns are [rows, 1] tiles: each thread holds its rows whole (RowSpan).
+    torch.manual_seed(n + 11 * d)
+    q, k, v = randn(2, 4, n, d), randn(2, 2, n, d), randn(2, 2, n, d)
+    gates = torch.rand(2, 4, n, 3, device="cuda", dtype=torch.float32)
+    out = KERNELS["gated", d](q, k, v, gates)
+    g = gates.double()
+    ref = (g[..., 0:1] * reference(q, k, v) + g[..., 1:2] * reference(q, k, v, causal=True)
+           + g[..., 2:3] * reference(q, k, v, causal=True, window=100))
+    err = rel(out, ref)
+    print(f"gated d={d} n={n}: {err:.2e}")
+    assert err <= 4e-3

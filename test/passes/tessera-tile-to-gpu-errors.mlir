@@ -40,14 +40,17 @@ func.func @scalar_argument(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>, %n
 
 // -----
 
-// Accumulator-shaped tiles need whole 8-column blocks (a 1-column gate weight does not).
-func.func @narrow_columns(%x: memref<?x?xf32, strided<[?, ?], offset: ?>>) {
+// Accumulator-shaped tiles need whole 8-column blocks: a 1-column tile is held in whole
+// rows (RowSpan), which reduce along rows only — not over them.
+func.func @narrow_columns(%x: memref<?x?xf32, strided<[?, ?], offset: ?>>,
+                          %y: memref<?xf32, strided<[?], offset: ?>>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
     // expected-error @+1 {{a tile of 1 columns cannot be spread over a warp's lanes (columns must be a multiple of 8)}}
     %t = tile.load %x[%c0, %c0] : memref<?x?xf32, strided<[?, ?], offset: ?>> -> tensor<64x1xf32>
-    tile.store %t, %x[%c0, %c0] : tensor<64x1xf32>, memref<?x?xf32, strided<[?, ?], offset: ?>>
+    %r = tile.reduce <sum> %t axis 0 : tensor<64x1xf32> -> tensor<1xf32>
+    tile.store %r, %y[%c0] : tensor<1xf32>, memref<?xf32, strided<[?], offset: ?>>
   }
   return
 }

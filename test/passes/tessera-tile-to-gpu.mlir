@@ -116,6 +116,33 @@ func.func @two_products(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 
 // -----
 
+// A narrow tile (a gate column, [64, 1]) takes RowSpan: each thread loads its rows whole
+// and reduces them with no shuffle; the row result is stored by quad leaders.
+// CHECK-LABEL: func.func @narrow_column
+// CHECK: gpu.func @narrow_column_kernel0
+// CHECK-COUNT-2: memref.load %{{.*}} : memref<?x?x3xf32
+// CHECK-NOT: gpu.shuffle
+// CHECK: memref.store
+func.func @narrow_column(%gates: memref<?x?x3xf32, strided<[?, ?, ?], offset: ?>>,
+                         %out: memref<?xf32, strided<[?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %n = memref.dim %gates, %c1 : memref<?x?x3xf32, strided<[?, ?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %g = tile.load %gates[%c0, %row, %c2] : memref<?x?x3xf32, strided<[?, ?, ?], offset: ?>> -> tensor<64x1xf32>
+    %r = tile.reduce <sum> %g axis 1 : tensor<64x1xf32> -> tensor<64xf32>
+    tile.store %r, %out[%row] : tensor<64xf32>, memref<?xf32, strided<[?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // Linear attention's shapes: Kᵀ (a transposed load) is a left operand read from K's
 // staging buffer with ldmatrix .trans; the computed state, read whole as a right operand,
 // is staged from registers (stores between two barriers) into the dynamic shared arena.
