@@ -162,6 +162,21 @@ struct Assigner {
             if (a != b)
               sameAs(a, b);
       }
+    } else if (auto whileOp = dyn_cast<scf::WhileOp>(op)) {
+      // Carried values: the same layout at every place a position of the loop state is
+      // (loops that forward their state unchanged to the body, as the tile programs do).
+      bool forwards = whileOp.getBeforeArguments().size() == whileOp.getResults().size() &&
+                      whileOp.getInits().size() == whileOp.getResults().size();
+      for (auto [i, res] : llvm::enumerate(forwards ? whileOp.getResults() : ValueRange())) {
+        Value group[] = {whileOp.getInits()[i], whileOp.getBeforeArguments()[i],
+                         whileOp.getConditionOp().getArgs()[i],
+                         whileOp.getAfterArguments()[i], whileOp.getYieldOp().getOperand(i),
+                         res};
+        for (Value a : group)
+          for (Value b : group)
+            if (a != b)
+              sameAs(a, b);
+      }
     } else if (auto ifOp = dyn_cast<scf::IfOp>(op)) {
       for (auto [i, res] : llvm::enumerate(ifOp.getResults()))
         for (Region *r : {&ifOp.getThenRegion(), &ifOp.getElseRegion()}) {

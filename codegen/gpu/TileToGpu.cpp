@@ -297,6 +297,9 @@ private:
   LogicalResult lowerElementwise(Operation *op);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
+  LogicalResult lowerWhile(scf::WhileOp op);
+  /// Types of `values` once distributed: a scalar per slot of each tile.
+  SmallVector<Type> flatTypes(ValueRange values);
   /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
   Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
   /// Each value combined over the warps through a [num_warps, columns] shared scratch;
@@ -1575,6 +1578,65 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   return success();
 }
 
+SmallVector<Type> Distributor::flatTypes(ValueRange values) {
+  SmallVector<Type> types;
+  for (Value v : values) {
+    auto tileType = dyn_cast<RankedTensorType>(v.getType());
+    if (!tileType) {
+      types.push_back(v.getType());
+      continue;
+    }
+    types.append(numSlots(layoutOf(v)), tileType.getElementType());
+  }
+  return types;
+}
+
+/// A while loop (per-token lists: the next block above the last visited) carries its
+/// tiles as slots. Its regions start and end with no copies in flight and no barrier
+/// owed, the state an iteration boundary must have whatever ran before.
+LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
+  SmallVector<Value> init;
+  if (failed(flatten(op.getInits(), op.getBeforeArguments(), init)))
+    return failure();
+  if (copiesPending())
+    waitForCopies();
+  barrierPending = true;
+  flushBarrier();
+  auto endRegion = [&] {
+    flushBarrier();
+    if (copiesPending()) {
+      waitForCopies();
+      ::mlir::gpu::BarrierOp::create(b);
+    }
+  };
+  auto loop = scf::WhileOp::create(b, flatTypes(op.getAfterArguments()), init);
+  OpBuilder::InsertionGuard guard(b);
+  Block *before = b.createBlock(&loop.getBefore(), {}, flatTypes(op.getBeforeArguments()),
+                                SmallVector<Location>(init.size(), op.getLoc()));
+  unflatten(op.getBeforeArguments(), before->getArguments());
+  if (failed(lowerBlock(op.getBefore().front())))
+    return failure();
+  scf::ConditionOp cond = op.getConditionOp();
+  SmallVector<Value> forwarded;
+  if (failed(flatten(cond.getArgs(), op.getAfterArguments(), forwarded)))
+    return failure();
+  endRegion();
+  scf::ConditionOp::create(b, scalars.lookup(cond.getCondition()), forwarded);
+  Block *after = b.createBlock(&loop.getAfter(), {}, flatTypes(op.getAfterArguments()),
+                               SmallVector<Location>(forwarded.size(), op.getLoc()));
+  unflatten(op.getAfterArguments(), after->getArguments());
+  if (failed(lowerBlock(op.getAfter().front())))
+    return failure();
+  SmallVector<Value> yielded;
+  if (failed(flatten(op.getYieldOp().getOperands(), op.getBeforeArguments(), yielded)))
+    return failure();
+  endRegion();
+  scf::YieldOp::create(b, yielded);
+  b.setInsertionPointAfter(loop);
+  unflatten(op.getResults(), loop.getResults());
+  return success();
+}
+
 LogicalResult Distributor::lowerIf(scf::IfOp op) {
   SmallVector<Type> types;
   for (Value r : op.getResults()) {
@@ -1670,6 +1732,8 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerFor(forOp);
   if (auto ifOp = dyn_cast<scf::IfOp>(op))
     return lowerIf(ifOp);
+  if (auto whileOp = dyn_cast<scf::WhileOp>(op))
+    return lowerWhile(whileOp);
   if (auto extract = dyn_cast<tensor::ExtractOp>(op);
       extract && extract.getTensor().getType().getRank() == 0) {
     scalars.map(extract.getResult(), scalars.lookup(extract.getTensor()));

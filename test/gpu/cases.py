@@ -113,6 +113,10 @@ BLOCK_SPARSE = {
     # One stage (the benchmark's fastest at D = 128): list entries read a tile ahead.
     "blocks-1stage": (tessera.attention(causal=True, block_sparse=(128, 128)),
                       tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1)),
+    # Per-token lists (block_q = 1: MoBA / NSA selections): the union of a tile's lists
+    # walked by a while loop, each block masked to the rows that listed it.
+    "tokens-causal": (tessera.attention(causal=True, block_sparse=(1, 64)),
+                      tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1)),
     # Two key tiles per listed block, non-causal, one warpgroup.
     "blocks-2tiles": (tessera.attention(block_sparse=(64, 128)),
                       tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2)),

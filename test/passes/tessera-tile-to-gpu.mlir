@@ -143,6 +143,40 @@ func.func @narrow_column(%gates: memref<?x?x3xf32, strided<[?, ?, ?], offset: ?>
 
 // -----
 
+// A while loop (the per-token list walk) carries its tiles as slots: a [64] row tile is
+// two f32 per thread with four warps.
+// CHECK-LABEL: func.func @while_rows
+// CHECK: scf.while (%{{.*}} = %{{.*}}, %[[A:.*]] = %{{.*}}, %[[B:.*]] = %{{.*}}) : (i32, f32, f32) -> (i32, f32, f32)
+// CHECK: scf.condition(%{{.*}}) %{{.*}}, %{{.*}}, %{{.*}} : i32, f32, f32
+// CHECK: ^bb0(%{{.*}}: i32, %[[X:.*]]: f32, %[[Y:.*]]: f32):
+// CHECK: arith.addf %[[X]]
+// CHECK: arith.addf %[[Y]]
+// CHECK: scf.yield {{.*}} : i32, f32, f32
+func.func @while_rows(%x: memref<?xf32, strided<[?], offset: ?>>) {
+  %n = arith.constant 3 : i32
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %zero = arith.constant 0 : i32
+    %one = arith.constant 1 : i32
+    %t0 = tile.load %x[%c0] : memref<?xf32, strided<[?], offset: ?>> -> tensor<64xf32>
+    %ones = arith.constant dense<1.0> : tensor<64xf32>
+    %r:2 = scf.while (%i = %zero, %t = %t0) : (i32, tensor<64xf32>) -> (i32, tensor<64xf32>) {
+      %go = arith.cmpi slt, %i, %n : i32
+      scf.condition(%go) %i, %t : i32, tensor<64xf32>
+    } do {
+    ^bb0(%i2: i32, %t2: tensor<64xf32>):
+      %next = arith.addi %i2, %one : i32
+      %u = arith.addf %t2, %ones : tensor<64xf32>
+      scf.yield %next, %u : i32, tensor<64xf32>
+    }
+    tile.store %r#1, %x[%c0] : tensor<64xf32>, memref<?xf32, strided<[?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // Linear attention's shapes: Kᵀ (a transposed load) is a left operand read from K's
 // staging buffer with ldmatrix .trans; the computed state, read whole as a right operand,
 // is staged from registers (stores between two barriers) into the dynamic shared arena.
