@@ -134,11 +134,11 @@ static void buildScoreGrid(TopKProgram &p, Value q, Value kb, Value scores,
                        ? Value(arith::AddIOp::create(b, arith::MulIOp::create(b, hs, group), g))
                        : hs;
       Value kvHead = arith::DivSIOp::create(b, head, group);
-      Value qt = p.loadF32(q, {rows, d}, {bb, head, r0, c0});
+      Value qt = p.loadOperand(q, {rows, d}, {bb, head, r0, c0});
       // q . kb for key blocks j0 .. j0 + bn - 1, with the softmax scale and mask applied
       // when the score is `softmax`.
       auto logits = [&](Value j0) {
-        Value kbt = p.trans(p.loadF32(kb, {bn, d}, {bb, kvHead, j0, c0}));
+        Value kbt = p.trans(p.loadOperand(kb, {bn, d}, {bb, kvHead, j0, c0}));
         Value s = p.dot(qt, kbt, p.splatF32({rows, bn}, 0));
         if (!softmax)
           return s;

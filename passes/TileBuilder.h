@@ -119,6 +119,15 @@ struct TileBuilder {
     mlir::Value t = tile::LoadOp::create(b, tileType(shape, elem), buffer, indices, nullptr);
     return elem == f32 ? t : mlir::Value(mlir::arith::ExtFOp::create(b, tileType(shape, f32), t));
   }
+  /// A product operand: 16-bit float inputs stay in their type (tensor cores multiply
+  /// them exactly, accumulating in f32), anything else is read as f32.
+  mlir::Value loadOperand(mlir::Value buffer, llvm::ArrayRef<int64_t> shape,
+                          mlir::ValueRange indices) {
+    mlir::Type elem = mlir::cast<mlir::MemRefType>(buffer.getType()).getElementType();
+    if (!elem.isBF16() && !elem.isF16())
+      return loadF32(buffer, shape, indices);
+    return tile::LoadOp::create(b, tileType(shape, elem), buffer, indices, nullptr);
+  }
   /// Narrows an f32 tile to `elem` (if needed) and stores it.
   void storeAs(mlir::Value tileValue, mlir::Value buffer, mlir::ValueRange indices) {
     mlir::Type elem = mlir::cast<mlir::MemRefType>(buffer.getType()).getElementType();

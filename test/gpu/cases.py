@@ -187,3 +187,32 @@ def _gated(q, k, v, gates):
 
 PROGRAMS["gated"] = tessera.program(_gated, q="B H N D", k="B G N D", v="B G N D",
                                     gates=("B H N 3", "float32"))
+
+
+def _nsa(q, k, v, gates):
+    """NSA whole (examples/nsa.py's shape): compression, top-16 selection of 64-blocks
+    shared by the GQA group, a 128-token window, per-token gates."""
+    k_cmp, v_cmp = tessera.compress(k, block=64), tessera.compress(v, block=64)
+    o_cmp, _ = _COMPRESSED(q, k_cmp, v_cmp)
+    chosen = tessera.block_topk(q, k_cmp, block_q=1, block_k=64, k=16, causal=True,
+                                include_current=True, group_heads=True, score="softmax")
+    o_slc, _ = _SELECTED(q, k, v, block_indices=chosen)
+    o_win, _ = _WINDOW_128(q, k, v)
+    return tessera.gate(gates, o_cmp, o_slc, o_win)
+
+
+_SELECTED = tessera.attention(causal=True, block_sparse=(1, 64))
+_WINDOW_128 = tessera.attention(causal=True, window=128)
+PROGRAMS["nsa"] = tessera.program(_nsa, q="B H N D", k="B G N D", v="B G N D",
+                                  gates=("B H N 3", "float32"))
+
+
+def _moba(q, k, v):
+    """MoBA whole: mean-pooled 64-blocks as gate keys, top-8 per token with the current
+    block forced, selected-block attention."""
+    chosen = tessera.block_topk(q, tessera.compress(k, block=64), block_q=1, block_k=64, k=8,
+                                causal=True, include_current=True)
+    return _SELECTED(q, k, v, block_indices=chosen)[0]
+
+
+PROGRAMS["moba"] = tessera.program(_moba, q="B H N D", k="B G N D", v="B G N D")

@@ -203,9 +203,10 @@ def test_program_errors_name_what_is_wrong():
         tessera.program(lambda x, r: tessera.lsh_sort(x, r), x="B H N D", r="D 4")
     with pytest.raises(tessera.SpecError, match="GPU programs take bfloat16 or float16"):
         tessera.compile(moba.moba_spec(), head_dim=64, target="cuda")
-    # block_topk has no GPU lowering yet: the compiler says where (no GPU needed).
-    with pytest.raises(tessera.CompileError, match="GPU"):
-        tessera.compile(moba.moba_spec(), head_dim=64, dtype="bfloat16", target="cuda")
+    # On the GPU, block_topk's [rows, k] selection tiles need k a multiple of 8 (k = 8
+    # compiles): the compiler says where (no GPU needed).
+    with pytest.raises(tessera.CompileError, match="3 columns cannot be spread over a warp"):
+        tessera.compile(moba.moba_spec(topk=3), head_dim=64, dtype="bfloat16", target="cuda")
     kern = moba_kernel(64, 3)
     q = np.zeros((1, 4, 10, 64), np.float32)
     with pytest.raises(ValueError, match=r"input 'k' dim 2 \(N\) is 9, but N = 10"):
