@@ -145,6 +145,11 @@ struct Assigner {
             make(red.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, red.getResult(),
                  numWarps));
       }
+    } else if (auto bc = dyn_cast<tile::BroadcastOp>(op); bc && isNarrow(shapeOf(bc.getResult()))) {
+      // Into whole rows: a row value per row, or every element of a short vector.
+      set(bc.getResult(), make(LayoutKind::RowSpan, bc.getResult(), numWarps));
+      set(bc.getInput(), make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Whole,
+                              bc.getInput(), numWarps));
     } else if (auto bc = dyn_cast<tile::BroadcastOp>(op)) {
       set(bc.getResult(), make(LayoutKind::Acc, bc.getResult(), numWarps));
       set(bc.getInput(),

@@ -18,6 +18,8 @@ int64_t tessera::gpu::numSlots(const Layout &l) {
     return 2 * l.mTiles;
   case LayoutKind::RowSpan:
     return 2 * l.mTiles * l.cols;
+  case LayoutKind::Whole:
+    return l.rows; // a 1-D tile keeps its length in `rows`
   case LayoutKind::Col:
     return l.rows / 4; // a 1-D tile keeps its length in `rows`
   case LayoutKind::A:
@@ -42,6 +44,8 @@ SlotCoord tessera::gpu::slotCoord(const Layout &l, int64_t s) {
     int64_t row = s / l.cols;
     return {LaneBase::WarpRow, 16 * (row / 2) + 8 * (row % 2), LaneBase::Zero, s % l.cols};
   }
+  case LayoutKind::Whole:
+    return {LaneBase::Zero, s, LaneBase::Zero, 0};
   case LayoutKind::Col: {
     int64_t nb = s / 2, e = s % 2;
     return {LaneBase::T2, 8 * nb + e, LaneBase::G, 0};

@@ -24,6 +24,9 @@ enum class LayoutKind {
   // [M, C] a narrow tile (C not a multiple of 8: a gate column, a list column): each
   // thread holds whole rows, the rows it holds in Row (2 x C slots per m-tile).
   RowSpan,
+  // [N] every thread holds every element: a short 1-D tile broadcast over the rows of a
+  // RowSpan tile (N slots).
+  Whole,
 };
 
 struct Layout {

@@ -1257,9 +1257,21 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
 
 LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
   const Layout &outL = layoutOf(op.getResult());
-  if (outL.kind != LayoutKind::Acc)
-    return op.emitError("the GPU target broadcasts into accumulator tiles only");
   bool alongRows = op.getAxis() == 1;
+  if (outL.kind == LayoutKind::RowSpan) {
+    Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
+                           : Layout{LayoutKind::Whole, outL.cols, 0};
+    FailureOr<Slots> in = slotsOf(op.getInput(), inL);
+    if (failed(in))
+      return failure();
+    Slots out;
+    for (int64_t s = 0; s < numSlots(outL); ++s)
+      out.push_back(alongRows ? (*in)[s / outL.cols] : (*in)[s % outL.cols]);
+    tiles[op.getResult()] = std::move(out);
+    return success();
+  }
+  if (outL.kind != LayoutKind::Acc)
+    return op.emitError("the GPU target broadcasts into accumulator and row-span tiles only");
   Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
                          : Layout{LayoutKind::Col, outL.cols, 0};
   FailureOr<Slots> in = slotsOf(op.getInput(), inL);

@@ -177,6 +177,29 @@ func.func @while_rows(%x: memref<?xf32, strided<[?], offset: ?>>) {
 
 // -----
 
+// Broadcasts into a narrow tile: a row value over its row, a short vector (every thread
+// holds it whole) over every row; each thread stores its rows' three columns.
+// CHECK-LABEL: func.func @narrow_broadcast
+// CHECK-NOT: gpu.shuffle
+// CHECK: memref.store %{{.*}}, %{{.*}}[%[[ROW:.*]], %c0]
+// CHECK: memref.store %{{.*}}, %{{.*}}[%[[ROW]], %c1]
+// CHECK: memref.store %{{.*}}, %{{.*}}[%[[ROW]], %c2]
+func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %rows = tile.range %c0 : tensor<64xi32>
+    %slots = tile.range %c0 : tensor<3xi32>
+    %wide = tile.broadcast %slots axis 0 : tensor<3xi32> -> tensor<64x3xi32>
+    %mine = tile.broadcast %rows axis 1 : tensor<64xi32> -> tensor<64x3xi32>
+    %sum = arith.addi %wide, %mine : tensor<64x3xi32>
+    tile.store %sum, %out[%c0, %c0] : tensor<64x3xi32>, memref<?x3xi32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // Linear attention's shapes: Kᵀ (a transposed load) is a left operand read from K's
 // staging buffer with ldmatrix .trans; the computed state, read whole as a right operand,
 // is staged from registers (stores between two barriers) into the dynamic shared arena.
