@@ -1650,17 +1650,8 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
 }
 
 LogicalResult Distributor::lowerIf(scf::IfOp op) {
-  SmallVector<Type> types;
-  for (Value r : op.getResults()) {
-    if (!isa<RankedTensorType>(r.getType())) {
-      types.push_back(r.getType());
-      continue;
-    }
-    const Layout &l = layoutOf(r);
-    types.append(numSlots(l), cast<RankedTensorType>(r.getType()).getElementType());
-  }
-  auto ifOp = scf::IfOp::create(b, types, scalars.lookup(op.getCondition()),
-                                !op.getElseRegion().empty());
+  auto ifOp = scf::IfOp::create(b, flatTypes(op.getResults()),
+                                scalars.lookup(op.getCondition()), !op.getElseRegion().empty());
   // Copies in flight at the branch (K and V loaded before a whole/partial choice) are
   // waited for by each branch's products; each branch ends with none in flight.
   SmallVector<int> copiesBefore = pendingCopies;
