@@ -1257,30 +1257,24 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
 
 LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
   const Layout &outL = layoutOf(op.getResult());
-  bool alongRows = op.getAxis() == 1;
-  if (outL.kind == LayoutKind::RowSpan) {
-    Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
-                           : Layout{LayoutKind::Whole, outL.cols, 0};
-    FailureOr<Slots> in = slotsOf(op.getInput(), inL);
-    if (failed(in))
-      return failure();
-    Slots out;
-    for (int64_t s = 0; s < numSlots(outL); ++s)
-      out.push_back(alongRows ? (*in)[s / outL.cols] : (*in)[s % outL.cols]);
-    tiles[op.getResult()] = std::move(out);
-    return success();
-  }
-  if (outL.kind != LayoutKind::Acc)
+  bool rowSpan = outL.kind == LayoutKind::RowSpan;
+  if (!rowSpan && outL.kind != LayoutKind::Acc)
     return op.emitError("the GPU target broadcasts into accumulator and row-span tiles only");
+  // Along rows from the rows' values; along columns from the columns' (an accumulator's
+  // lanes split them, a row span's threads hold them all).
+  bool alongRows = op.getAxis() == 1;
   Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
-                         : Layout{LayoutKind::Col, outL.cols, 0};
+                         : Layout{rowSpan ? LayoutKind::Whole : LayoutKind::Col, outL.cols, 0};
   FailureOr<Slots> in = slotsOf(op.getInput(), inL);
   if (failed(in))
     return failure();
   Slots out;
-  int64_t perTile = outL.cols / 2;
   for (int64_t s = 0; s < numSlots(outL); ++s) {
-    int64_t mt = s / perTile, r = s % perTile;
+    if (rowSpan) {
+      out.push_back(alongRows ? (*in)[s / outL.cols] : (*in)[s % outL.cols]);
+      continue;
+    }
+    int64_t perTile = outL.cols / 2, mt = s / perTile, r = s % perTile;
     out.push_back(alongRows ? (*in)[2 * mt + ((r % 4) >> 1)] : (*in)[2 * (r / 4) + (r % 2)]);
   }
   tiles[op.getResult()] = std::move(out);

@@ -87,13 +87,18 @@ def test_nsa_compression_branch(d, n):
     assert err <= 4e-3
 
 
+def gated_inputs(b, hk, n, d, seed):
+    """q (4 heads), k, v (hk heads) and float32 gates [b, 4, n, 3] in [0, 1)."""
+    torch.manual_seed(seed)
+    return (randn(b, 4, n, d), randn(b, hk, n, d), randn(b, hk, n, d),
+            torch.rand(b, 4, n, 3, device="cuda", dtype=torch.float32))
+
+
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("n", [1, 100, 1000, 4097])
 def test_gated_branches(d, n):
     # Gate columns are [rows, 1] tiles: each thread holds its rows whole (RowSpan).
-    torch.manual_seed(n + 11 * d)
-    q, k, v = randn(2, 4, n, d), randn(2, 2, n, d), randn(2, 2, n, d)
-    gates = torch.rand(2, 4, n, 3, device="cuda", dtype=torch.float32)
+    q, k, v, gates = gated_inputs(2, 2, n, d, seed=n + 11 * d)
     out = KERNELS["gated", d](q, k, v, gates)
     g = gates.double()
     ref = (g[..., 0:1] * reference(q, k, v) + g[..., 1:2] * reference(q, k, v, causal=True)
@@ -109,9 +114,7 @@ def test_nsa_whole(d, n):
     # N <= 16 blocks of 64: every block is selected, so the check does not hinge on how
     # near-equal gate scores rank in bf16 products against float64.
     from tessera import reference_sparse
-    torch.manual_seed(n + 13 * d)
-    q, k, v = randn(1, 4, n, d), randn(1, 1, n, d), randn(1, 1, n, d)
-    gates = torch.rand(1, 4, n, 3, device="cuda", dtype=torch.float32)
+    q, k, v, gates = gated_inputs(1, 1, n, d, seed=n + 13 * d)
     out = KERNELS["nsa", d](q, k, v, gates)
     ref = reference_sparse.nsa(*(x.float().cpu().numpy() for x in (q, k, v, gates)),
                                block=64, topn=16, window=128)
