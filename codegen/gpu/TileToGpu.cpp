@@ -237,6 +237,11 @@ private:
   void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
                    int group = -1);
   void waitForCopies(int newerGroupsLeft = 0);
+  /// Waits for the newest pending group `needed` accepts (and every older one); false
+  /// when there is none.
+  bool waitForGroup(function_ref<bool(int)> needed);
+  /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
+  void settleCopies();
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
 
   Value base(const Layout &l, LaneBase lb) {
@@ -586,18 +591,32 @@ void Distributor::waitForCopies(int newerGroupsLeft) {
   pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
 }
 
+bool Distributor::waitForGroup(function_ref<bool(int)> needed) {
+  for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
+    if (needed(pendingCopies[i])) {
+      waitForCopies(int(pendingCopies.size()) - 1 - i);
+      return true;
+    }
+  return false;
+}
+
+void Distributor::settleCopies() {
+  flushBarrier();
+  if (copiesPending()) {
+    waitForCopies();
+    ::mlir::gpu::BarrierOp::create(b);
+  }
+}
+
 void Distributor::flushForProduct(tile::DotOp op) {
-  int newest = -1; // position in pendingCopies of the newest group an operand needs
+  SmallVector<int> operandBuffers;
   for (Value operand : {op.getLhs(), op.getRhs()})
     if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0)
-      for (auto [i, group] : llvm::enumerate(pendingCopies))
-        if (group == it->second.swizzled)
-          newest = std::max(newest, int(i));
-  if (newest < 0) {
+      operandBuffers.push_back(it->second.swizzled);
+  if (!waitForGroup([&](int group) { return llvm::is_contained(operandBuffers, group); })) {
     flushBarrier();
     return;
   }
-  waitForCopies(pendingCopies.size() - 1 - newest);
   ::mlir::gpu::BarrierOp::create(b);
   barrierPending = false;
 }
@@ -727,11 +746,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     if (!barrierPending) {
       // No two copies in flight to the same bytes: wait for the newest earlier copy into
       // this buffer (a prefetch, -1, may target any).
-      for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
-        if (pendingCopies[i] == index || pendingCopies[i] < 0) {
-          waitForCopies(int(pendingCopies.size()) - 1 - i);
-          break;
-        }
+      waitForGroup([&](int group) { return group == index || group < 0; });
       ::mlir::gpu::BarrierOp::create(b);
     }
     Value first = arith::ConstantIndexOp::create(b, 0);
@@ -1608,13 +1623,6 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
     waitForCopies();
   barrierPending = true;
   flushBarrier();
-  auto endRegion = [&] {
-    flushBarrier();
-    if (copiesPending()) {
-      waitForCopies();
-      ::mlir::gpu::BarrierOp::create(b);
-    }
-  };
   auto loop = scf::WhileOp::create(b, flatTypes(op.getAfterArguments()), init);
   OpBuilder::InsertionGuard guard(b);
   Block *before = b.createBlock(&loop.getBefore(), {}, flatTypes(op.getBeforeArguments()),
@@ -1626,7 +1634,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   SmallVector<Value> forwarded;
   if (failed(flatten(cond.getArgs(), op.getAfterArguments(), forwarded)))
     return failure();
-  endRegion();
+  settleCopies();
   scf::ConditionOp::create(b, scalars.lookup(cond.getCondition()), forwarded);
   Block *after = b.createBlock(&loop.getAfter(), {}, flatTypes(op.getAfterArguments()),
                                SmallVector<Location>(forwarded.size(), op.getLoc()));
@@ -1636,7 +1644,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   SmallVector<Value> yielded;
   if (failed(flatten(op.getYieldOp().getOperands(), op.getBeforeArguments(), yielded)))
     return failure();
-  endRegion();
+  settleCopies();
   scf::YieldOp::create(b, yielded);
   b.setInsertionPointAfter(loop);
   unflatten(op.getResults(), loop.getResults());
@@ -1663,10 +1671,7 @@ LogicalResult Distributor::lowerIf(scf::IfOp op) {
     barrierPending = barrierBefore;
     if (failed(lowerBlock(from->front())))
       return failure();
-    if (copiesPending()) {
-      waitForCopies();
-      ::mlir::gpu::BarrierOp::create(b);
-    }
+    settleCopies();
     SmallVector<Value> yielded;
     if (failed(flatten(from->front().getTerminator()->getOperands(), op.getResults(),
                        yielded)))
