@@ -40,6 +40,9 @@ for (name, d), kernel in cases.program_kernels().items():
                      torch.randperm(n, device="cuda").int())
     elif name == "pooled":
         out = kernel(randn(1, 2, 130, d))
+    elif name in ("gated", "nsa"):
+        out = kernel(*(randn(1, 2, n, d) for _ in range(3)),
+                     torch.rand(1, 2, n, 3, device="cuda", dtype=torch.float32))
     else:
         out = kernel(*(randn(1, 2, n, d) for _ in range(3)))
     torch.cuda.synchronize()
