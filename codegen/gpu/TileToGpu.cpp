@@ -30,6 +30,7 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Matchers.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TILETOGPU
@@ -850,23 +851,46 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
       knownMultipleOf(op.getIndices().back(), 2)) {
     Value rows = memref::DimOp::create(b, buffer, rank - 2);
     auto pairType = VectorType::get({2}, elem);
+    // One bounds branch per row this thread holds, around all of that row's pairs: a
+    // branch per pair would repeat the row test and the buffer's address arithmetic.
+    llvm::MapVector<std::pair<int64_t, int64_t>, SmallVector<int64_t>> pairsOfRow;
     for (int64_t s = 0; s < numSlots(l); s += 2) {
       SlotCoord c = slotCoord(l, s);
-      SmallVector<Value> idx(origin);
-      idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], coord(l, c.rowBase, c.row));
-      idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], coord(l, c.colBase, c.col));
-      Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rows);
-      if (!wholeRows)
-        ok = arith::AndIOp::create(
-            b, ok,
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
-                                  arith::ConstantIndexOp::create(b, rowLength)));
-      Value pair = vector::FromElementsOp::create(b, pairType,
-                                                  ValueRange{(*values)[s], (*values)[s + 1]});
-      scf::IfOp::create(b, ok, [&](OpBuilder &nb, Location loc) {
-        vector::StoreOp::create(nb, loc, pair, buffer, idx, /*nontemporal=*/false,
-                                nb.getI64IntegerAttr(4));
-        scf::YieldOp::create(nb, loc);
+      pairsOfRow[{int64_t(c.rowBase), c.row}].push_back(s);
+    }
+    for (auto &[row, slots] : pairsOfRow) {
+      SlotCoord first = slotCoord(l, slots.front());
+      Value r = arith::AddIOp::create(b, origin[rank - 2],
+                                      coord(l, first.rowBase, first.row));
+      Value rowOk = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, r, rows);
+      scf::IfOp::create(b, rowOk, [&](OpBuilder &nb, Location loc) {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        for (int64_t s : slots) {
+          SlotCoord c = slotCoord(l, s);
+          SmallVector<Value> idx(origin);
+          idx[rank - 2] = r;
+          idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], coord(l, c.colBase, c.col));
+          Value pair = vector::FromElementsOp::create(
+              b, pairType, ValueRange{(*values)[s], (*values)[s + 1]});
+          auto store = [&] {
+            vector::StoreOp::create(b, pair, buffer, idx, /*nontemporal=*/false,
+                                    b.getI64IntegerAttr(4));
+          };
+          if (wholeRows) {
+            store();
+            continue;
+          }
+          Value colOk = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
+                                              arith::ConstantIndexOp::create(b, rowLength));
+          scf::IfOp::create(b, colOk, [&](OpBuilder &cb, Location) {
+            OpBuilder::InsertionGuard g2(b);
+            b.setInsertionPoint(cb.getInsertionBlock(), cb.getInsertionPoint());
+            store();
+            scf::YieldOp::create(b);
+          });
+        }
+        scf::YieldOp::create(b);
       });
     }
     return success();
@@ -1329,14 +1353,19 @@ LogicalResult Distributor::lowerElementwise(Operation *op) {
     SmallVector<Value> args;
     for (Slots &o : operands)
       args.push_back(o[s]);
-    if (isa<math::Exp2Op>(op) && scalarType.isF32()) {
-      // One MUFU.EX2. Upstream's ex2.approx.f32 brackets each call with a rescale for
-      // subnormal results (three more instructions); flushing them to zero changes no
-      // softmax weight or decay factor by more than 2^-126.
-      out.push_back(LLVM::CallIntrinsicOp::create(b, scalarType,
-                                                  b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
-                                                  args)
-                        .getResult(0));
+    // One MUFU.EX2 / MUFU.LG2. Upstream's ex2.approx.f32 brackets each call with a
+    // rescale for subnormal results (three more instructions); flushing them to zero
+    // changes no softmax weight or decay factor by more than 2^-126. log2 (of softmax
+    // sums, >= 1 for any row that saw a key) would otherwise be a ~30-instruction
+    // polynomial; lg2.approx is within 2^-22 of it.
+    StringRef intrinsic = !scalarType.isF32()          ? ""
+                          : isa<math::Exp2Op>(op) ? "llvm.nvvm.ex2.approx.ftz.f32"
+                          : isa<math::Log2Op>(op) ? "llvm.nvvm.lg2.approx.ftz.f"
+                                                  : "";
+    if (!intrinsic.empty()) {
+      out.push_back(
+          LLVM::CallIntrinsicOp::create(b, scalarType, b.getStringAttr(intrinsic), args)
+              .getResult(0));
       continue;
     }
     OperationState state(op->getLoc(), op->getName(), args, {scalarType}, op->getAttrs());

@@ -238,11 +238,32 @@ func.func @state_product(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 // -----
 
 // A stored splat (a zero fill) is stored like a computed tile: one 32-bit store per
-// column pair of each thread's accumulator slots.
+// column pair of each thread's accumulator slots, under one bounds test per row (each
+// thread holds rows g and g + 8 of its warp's 16, 8 pairs each).
 // CHECK-LABEL: func.func @zero_fill
 // CHECK: gpu.func
 // CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<2xbf16>
+// CHECK: scf.if
 // CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NOT: scf.if
+// CHECK: vector.store %[[ZERO]]
+// CHECK-NEXT: {{^ *[}]$}}
+// CHECK: scf.if
+// CHECK-COUNT-8: vector.store %[[ZERO]]
+// CHECK-NEXT: {{^ *[}]$}}
+// CHECK-NOT: vector.store
 func.func @zero_fill(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
