@@ -32,8 +32,9 @@ def _config(block_m, block_n, num_warps, num_stages):
 
 
 _ONE_WARPGROUP, _TWO_WARPGROUPS = _config(64, 64, 4, 1), _config(128, 128, 8, 2)
-CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 128, 4, 1)],
-           ("causal", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS],
+CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 128, 4, 1),
+                           _config(64, 64, 4, 2)],
+           ("causal", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2)],
            ("window", 128): [_ONE_WARPGROUP, _config(64, 64, 4, 2)],
            **{(kind, 64): [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _ONE_WARPGROUP,
                            _TWO_WARPGROUPS] for kind in ("full", "causal", "window")}}

@@ -45,6 +45,8 @@ namespace {
 using Slots = SmallVector<Value>;
 /// Shared memory a block may opt in to on sm_90 (227 KiB).
 constexpr int64_t kSharedLimit = 227 * 1024;
+/// Shared memory of one SM on sm_90 (each block also takes 1 KiB of it).
+constexpr int64_t kSharedPerSM = 228 * 1024;
 
 /// Emits the body of one kernel: the grid body's ops, distributed over threads.
 class Distributor {
@@ -71,6 +73,13 @@ public:
   }
 
   LogicalResult lowerBlock(Block &block);
+  /// Hopper loops with num_stages >= 2 copy a tile one iteration ahead into the other
+  /// stage of a double buffer. By default every tile a loop loads is; when double-
+  /// buffering only the operands of the loop's first product (K) lets more blocks share
+  /// an SM (by shared memory: 64 x 64 tiles at D = 128 take 64 KiB instead of 80), the
+  /// others (V) stay single: copied at the top of their own iteration, they land under
+  /// the first product and the softmax. Decided once per kernel, before lowering.
+  void planStages(Block &gridBody);
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
   /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
   int64_t dynamicSharedBytes() const {
@@ -181,6 +190,7 @@ private:
     SmallVector<Operation *> indexSlice; // body ops computing the load's indices
   };
   SmallVector<Prefetch> findPrefetches(scf::ForOp op);
+  bool feedsFirstProduct(tile::LoadOp load, scf::ForOp loop);
   /// The last loop lowered with cp.async prefetching. Its last iteration prefetches the
   /// tiles of iteration `ub`: a loop right after it that starts there and loads the same
   /// tiles the same way finds its first tiles on their way, in stage `nextStage`, so the
@@ -195,6 +205,9 @@ private:
   SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
   SmallVector<Value> prefetchOrigin(const Prefetch &p, Value iv, Value loopIv);
   DenseSet<Operation *> preStaged;
+  /// Run right after lowering `first` (a loop body's next-stage copies follow its
+  /// single-buffered ones, so that a product can wait for the latter alone).
+  std::pair<Operation *, std::function<void()>> afterOp;
   int64_t numStages;
   /// Staging copies that follow one another share their barriers: one before the first
   /// (readers of the previous contents are done), one after the last (before any read).
@@ -232,7 +245,13 @@ private:
   int64_t arenaBytes = 0;
   void beginSharedArena();
   int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem);
-  int swizzledBuffer(tile::LoadOp op, int64_t stages);
+  /// The swizzled buffer of `op`'s (source, tile type), allocated at first use with the
+  /// stages planStages gave it.
+  int swizzledBuffer(tile::LoadOp op);
+  bool firstProductOnly = false;
+  DenseSet<std::pair<Value, Type>> doubleBuffered; // (source, tile type), tile level
+  /// Copy groups a loop issues for its next iteration, while this one's may still fly.
+  static int nextStageGroup(int buffer) { return -2 - buffer; }
   /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
   Value stageOffset(const SwizzledTile &t, Value stage);
   void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
@@ -543,8 +562,9 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
   return swizzledTiles.size() - 1;
 }
 
-int Distributor::swizzledBuffer(tile::LoadOp op, int64_t stages) {
+int Distributor::swizzledBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
+  int64_t stages = doubleBuffered.contains({op.getSource(), tileType}) ? 2 : 1;
   auto key = std::make_pair(scalars.lookup(op.getSource()), Type(tileType));
   auto it = swizzledBuffers.find(key);
   if (it != swizzledBuffers.end())
@@ -742,12 +762,13 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 
   // The previous iteration's readers must be done before the tile is overwritten.
   if (wgmma) {
-    bool multiBuffered = numStages >= 2 && layoutOf(op.getResult()).kind != LayoutKind::A;
-    int index = swizzledBuffer(op, multiBuffered ? 2 : 1);
+    int index = swizzledBuffer(op);
     if (!barrierPending) {
       // No two copies in flight to the same bytes: wait for the newest earlier copy into
-      // this buffer (a prefetch, -1, may target any).
-      waitForGroup([&](int group) { return group == index || group < 0; });
+      // this buffer (a prefetch, -1, may target any; a next-stage copy, either stage).
+      waitForGroup([&](int group) {
+        return group == index || group == -1 || group == nextStageGroup(index);
+      });
       ::mlir::gpu::BarrierOp::create(b);
     }
     Value first = arith::ConstantIndexOp::create(b, 0);
@@ -1448,6 +1469,8 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     }
     if (!ok)
       continue;
+    if (firstProductOnly && !feedsFirstProduct(load, op))
+      continue;
     Prefetch p{load, {}};
     for (Operation &x : op.getBody()->without_terminator())
       if (slice.contains(&x))
@@ -1455,6 +1478,65 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     out.push_back(std::move(p));
   }
   return out;
+}
+
+/// Whether `v` is an operand of `dot`, directly or transposed.
+static bool feedsProduct(Value v, tile::DotOp dot) {
+  return llvm::any_of(v.getUsers(), [&](Operation *user) {
+    return user == dot.getOperation() ||
+           (isa<tile::TransOp>(user) && feedsProduct(user->getResult(0), dot));
+  });
+}
+
+bool Distributor::feedsFirstProduct(tile::LoadOp load, scf::ForOp loop) {
+  tile::DotOp first;
+  loop.getBody()->walk<WalkOrder::PreOrder>([&](tile::DotOp dot) {
+    first = dot;
+    return WalkResult::interrupt();
+  });
+  return first && feedsProduct(load.getResult(), first);
+}
+
+void Distributor::planStages(Block &gridBody) {
+  if (!wgmma || numStages < 2)
+    return;
+  using Key = std::pair<Value, Type>;
+  llvm::MapVector<Key, int64_t> stageBytes;
+  DenseSet<Key> prefetched, firstOperands, notLeft;
+  gridBody.walk([&](tile::LoadOp load) {
+    if (!isStaged(load))
+      return;
+    auto type = cast<RankedTensorType>(load.getType());
+    Key key{load.getSource(), type};
+    stageBytes[key] = llvm::alignTo(type.getNumElements() * 2, kSwizzleAtomBytes);
+    if (layoutOf(load.getResult()).kind != LayoutKind::A)
+      notLeft.insert(key);
+  });
+  gridBody.walk([&](scf::ForOp loop) {
+    for (Prefetch &p : findPrefetches(loop)) {
+      Key key{p.load.getSource(), p.load.getType()};
+      prefetched.insert(key);
+      if (feedsFirstProduct(p.load, loop))
+        firstOperands.insert(key);
+    }
+  });
+  auto bytes = [&](function_ref<bool(Key)> twoStages) {
+    int64_t total = 0;
+    for (auto &[key, b] : stageBytes)
+      total += b * (twoStages(key) ? 2 : 1);
+    return total;
+  };
+  auto everyTile = [&](Key k) { return prefetched.contains(k) || notLeft.contains(k); };
+  auto firstOnly = [&](Key k) { return firstOperands.contains(k); };
+  // Warpgroup kernels take >= 128 registers a thread: at most 16 / num_warps blocks.
+  auto blocksPerSM = [&](int64_t smem) {
+    return std::min(kSharedPerSM / (smem + 1024), 16 / numWarps);
+  };
+  firstProductOnly = !firstOperands.empty() &&
+                     blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile));
+  for (auto &[key, b] : stageBytes)
+    if (firstProductOnly ? firstOnly(key) : everyTile(key))
+      doubleBuffered.insert(key);
 }
 
 SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
@@ -1548,9 +1630,12 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
           waitForCopies();
         ::mlir::gpu::BarrierOp::create(b);
       }
-      for (Prefetch &p : prefetches)
-        issueCopies(p.load, swizzledTiles[swizzledBuffer(p.load, 2)], first,
-                    prefetchOrigin(p, lb, op.getInductionVar()));
+      for (Prefetch &p : prefetches) {
+        int index = swizzledBuffer(p.load);
+        issueCopies(p.load, swizzledTiles[index], first,
+                    prefetchOrigin(p, lb, op.getInductionVar()),
+                    firstProductOnly ? index : -1);
+      }
     }
   }
   // Copies pending before a loop that may run no iteration still need their barrier.
@@ -1568,7 +1653,48 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   scalars.map(op.getInductionVar(), loop.getInductionVar());
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
   SmallVector<Value> nextRegs;
-  if (wgmma && !prefetches.empty()) {
+  SmallVector<int> copiesAtEntry = pendingCopies;
+  if (wgmma && firstProductOnly && !prefetches.empty()) {
+    // Everyone is done with the other stage and the single buffers: copy this
+    // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
+    // (K) into the other stage; products wait for their own copies only, so this
+    // iteration's K (copied an iteration ago) and V may still be landing here.
+    Value stage = loop.getRegionIterArgs()[numCarried];
+    ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = true; // the single-buffered copies share this barrier
+    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    SmallVector<int> buffers;
+    for (Prefetch &p : prefetches) {
+      int index = swizzledBuffer(p.load);
+      buffers.push_back(index);
+      shared[p.load.getResult()] = {Value(), false, index, stage};
+      preStaged.insert(p.load);
+    }
+    // The copies the previous iteration (or loop) made for this one are this one's now.
+    for (int &group : pendingCopies)
+      if (group <= -2 && llvm::is_contained(buffers, -2 - group))
+        group = -2 - group;
+    Value iv = op.getInductionVar();
+    auto issueNext = [this, prefetches, buffers, other, next, iv] {
+      for (auto [p, index] : llvm::zip(prefetches, buffers))
+        issueCopies(p.load, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
+                    nextStageGroup(index));
+    };
+    // After the body's own staged loads that come before its first product or branch.
+    Operation *lastSingle = nullptr;
+    for (Operation &x : op.getBody()->without_terminator()) {
+      if (isa<tile::DotOp>(x) || x.getNumRegions())
+        break;
+      if (auto load = dyn_cast<tile::LoadOp>(x); load && isStaged(load) && !preStaged.contains(&x))
+        lastSingle = &x;
+    }
+    if (lastSingle)
+      afterOp = {lastSingle, issueNext};
+    else
+      issueNext();
+    nextRegs.push_back(other);
+  } else if (wgmma && !prefetches.empty()) {
     // This iteration's tiles have landed (and everyone is done with the other stage):
     // start copying the next iteration's into it while this one computes.
     Value stage = loop.getRegionIterArgs()[numCarried];
@@ -1578,7 +1704,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
     for (Prefetch &p : prefetches) {
-      int index = swizzledBuffer(p.load, 2);
+      int index = swizzledBuffer(p.load);
       issueCopies(p.load, swizzledTiles[index], other,
                   prefetchOrigin(p, next, op.getInductionVar()));
       shared[p.load.getResult()] = {Value(), false, index, stage};
@@ -1622,6 +1748,19 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   if (!copiesBeforeLoop.empty()) {
     copiesBeforeLoop.append(pendingCopies);
     pendingCopies = std::move(copiesBeforeLoop);
+  }
+  if (wgmma && firstProductOnly && !prefetches.empty()) {
+    // In flight now: the copies for iteration `ub` (or, with no iteration, for `lb`),
+    // the newest groups; everything else the loop's products waited for.
+    SmallVector<int> buffers;
+    for (Prefetch &p : prefetches)
+      buffers.push_back(swizzledBuffer(p.load));
+    pendingCopies.clear();
+    for (int group : copiesAtEntry)
+      if (!llvm::is_contained(buffers, group) && !llvm::is_contained(buffers, -2 - group))
+        pendingCopies.push_back(group);
+    for (int index : buffers)
+      pendingCopies.push_back(nextStageGroup(index));
   }
   if (wgmma && !prefetches.empty())
     lastPrefetchingLoop = PrefetchingLoop{op, prefetches, loop.getResults().back()};
@@ -1818,6 +1957,11 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       flushBarrier();
     if (failed(lowerOp(&op)))
       return failure();
+    if (afterOp.first == &op) {
+      auto run = std::move(afterOp.second);
+      afterOp = {};
+      run();
+    }
   }
   flushBarrier();
   return success();
@@ -1953,6 +2097,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
 
   bool useWgmma = wgmma && wgmmaMismatch(grid, warps, mTiles, layouts).empty();
   Distributor d(b, layouts, warps, config.getNumStages(), useWgmma, kernel);
+  d.planStages(grid.getBody().front());
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);
