@@ -67,29 +67,29 @@ def linear_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def versus_flex_table(rows, title, notes, extra_column, extra_cell):
-    """A table of Tessera against FlexAttention, one row per workload: rates, ratio,
-    errors, and one more column (`extra_cell(row)` gives its cell)."""
+def versus_peer_table(rows, title, notes, extra_column, extra_cell, peer="flex"):
+    """A table of Tessera against one peer, one row per workload: rates, ratio, errors,
+    and one more column (`extra_cell(row)` gives its cell)."""
     if not rows:
         return ""
     by, meta = _by_workload(rows)
     lines = [f"## {title}", "",
              f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
              f"`{meta.get('command')}`.", *notes, "",
-             f"| workload | tessera | flex | × flex | rel err tessera | rel err flex | {extra_column} |",
+             f"| workload | tessera | {peer} | × {peer} | rel err tessera | rel err {peer} | {extra_column} |",
              "|---|---|---|---|---|---|---|"]
     for w in sorted(by, key=lambda w: (w.split()[0], -int(w.split("d=")[1].split()[0]), _n(w))):
         row = by[w]
-        ours, flex = row.get("tessera", {}), row.get("flex", {})
-        ratio = f"{ours['rate'] / flex['rate']:.2f}×" if ours and flex else "–"
-        lines.append(f"| {w} | {ours.get('rate', '–')} | {flex.get('rate', '–')} | {ratio} | "
-                     f"{ours.get('rel_err', '–')} | {flex.get('rel_err', '–')} | "
+        ours, theirs = row.get("tessera", {}), row.get(peer, {})
+        ratio = f"{ours['rate'] / theirs['rate']:.2f}×" if ours and theirs else "–"
+        lines.append(f"| {w} | {ours.get('rate', '–')} | {theirs.get('rate', '–')} | {ratio} | "
+                     f"{ours.get('rel_err', '–')} | {theirs.get('rel_err', '–')} | "
                      f"{extra_cell(row)} |")
     return "\n".join(lines) + "\n"
 
 
 def mask_mod_table(rows):
-    return versus_flex_table(
+    return versus_peer_table(
         rows, "mask_mod: document masking and prefix-LM",
         ["Document: causal within packed documents of random lengths (256–3840 tokens);",
          "prefix-LM: causal plus the first 2048 keys for every query. Both tile masks are",
@@ -100,7 +100,7 @@ def mask_mod_table(rows):
 
 
 def block_sparse_table(rows):
-    return versus_flex_table(
+    return versus_peer_table(
         rows, "Block-sparse softmax (causal block top-k lists)",
         ["Each head's query block of 128 keeps its diagonal block and 15 random past blocks of",
          "128; FlexAttention runs the same blocks as a BlockMask (diagonal partial under a",
@@ -108,6 +108,17 @@ def block_sparse_table(rows):
          "float64 on the last query block of two heads. Tessera's row is the fastest of its",
          "configs (the `config` column)."],
         "config", lambda row: row.get("tessera", {}).get("config", "–"))
+
+
+def nsa_table(rows):
+    return versus_peer_table(
+        rows, "NSA selected-block attention (per-token top-16 of 64-blocks, GQA group of 16)",
+        ["Each token picks 16 blocks of 64 keys at random among those at or before it, shared",
+         "by its group's 16 query heads (one KV head); fla-parallel_nsa is fla's kernel on",
+         "the same lists. TFLOP/s = 4 · kept pairs · heads · D / time; errors against float64",
+         "on the last 32 tokens. Tessera runs plain attention over (token, head) rows with",
+         "per-token block lists (bench/nsa_gpu.py); its row is the fastest of its configs."],
+        "config", lambda row: row.get("tessera", {}).get("config", "–"), peer="fla-parallel_nsa")
 
 
 def autotune_table(rows):
@@ -168,15 +179,19 @@ def plot_linear(rows):
 
 
 def plot_block_sparse(rows):
+    """Block top-k lists (d=64 / d=128) and NSA's per-token selection (nsa) in one plot."""
     if not rows:
         return
     series = defaultdict(list)
     for r in rows:
         d = int(r["workload"].split("d=")[1].split()[0])
-        series[r["impl"], f"d={d}"].append((_n(r["workload"]), r["rate"]))
-    _line_plot(series, {"tessera": "tab:red", "flex": "tab:purple"},
-               "Block top-k (128-blocks, 16 per query block), H = 16, bf16", "N (B·N = 65536)",
-               "TFLOP/s on kept pairs", "block_sparse.png", lambda variant: variant != "d=128")
+        variant = "nsa" if r["workload"].startswith("nsa") else f"d={d}"
+        series[r["impl"], variant].append((_n(r["workload"]), r["rate"]))
+    _line_plot(series, {"tessera": "tab:red", "flex": "tab:purple",
+                        "fla-parallel_nsa": "tab:blue"},
+               "Block top-k (128-blocks, 16 per query block, H = 16) and NSA selection, bf16",
+               "N (B·N = 65536)", "TFLOP/s on kept pairs", "block_sparse.png",
+               lambda variant: variant == "d=64")
 
 
 def table(rows):
@@ -243,12 +258,12 @@ def plot(rows):
 
 if __name__ == "__main__":
     softmax, linear, tuned = load("softmax-"), load("linear-"), load("autotune-")
-    sparse, masks = load("block-topk"), load("mask-")
+    sparse, masks, nsa = load("block-topk"), load("mask-"), load("nsa-")
     (ROOT / "RESULTS.md").write_text("\n".join(t for t in (
-        table(softmax), mask_mod_table(masks), block_sparse_table(sparse),
+        table(softmax), mask_mod_table(masks), block_sparse_table(sparse), nsa_table(nsa),
         linear_table(linear), autotune_table(tuned)) if t))
     plot(softmax)
     plot_linear(linear)
-    plot_block_sparse(sparse)
-    print(f"{len(softmax) + len(masks) + len(sparse) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
+    plot_block_sparse(sparse + nsa)
+    print(f"{len(softmax) + len(masks) + len(sparse) + len(nsa) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
           f"bench/softmax.png, bench/linear.png, bench/block_sparse.png")

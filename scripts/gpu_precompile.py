@@ -15,6 +15,7 @@ import block_sparse_gpu  # noqa: E402
 import cases  # noqa: E402
 import linear_gpu  # noqa: E402
 import mask_mod_gpu  # noqa: E402
+import nsa_gpu  # noqa: E402
 import softmax_gpu  # noqa: E402
 import tune_softmax  # noqa: E402
 
@@ -23,5 +24,5 @@ n = sum(len(kernels()) for kernels in (
     cases.kernels, cases.linear_kernels, cases.block_sparse_kernels, cases.program_kernels,
     softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
-    mask_mod_gpu.kernels))
+    mask_mod_gpu.kernels, nsa_gpu.kernels))
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")
