@@ -80,6 +80,9 @@ public:
   /// others (V) stay single: copied at the top of their own iteration, they land under
   /// the first product and the softmax. Decided once per kernel, before lowering.
   void planStages(Block &gridBody);
+  /// Blocks per SM the stage plan made room for (0: no plan), passed on to ptxas as
+  /// .minnctapersm so that registers do not undo what shared memory allowed.
+  int64_t plannedBlocksPerSM = 0;
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
   /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
   int64_t dynamicSharedBytes() const {
@@ -1534,6 +1537,8 @@ void Distributor::planStages(Block &gridBody) {
   };
   firstProductOnly = !firstOperands.empty() &&
                      blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile));
+  if (firstProductOnly)
+    plannedBlocksPerSM = blocksPerSM(bytes(firstOnly));
   for (auto &[key, b] : stageBytes)
     if (firstProductOnly ? firstOnly(key) : everyTile(key))
       doubleBuffered.insert(key);
@@ -2126,6 +2131,9 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (failed(d.lowerBlock(grid.getBody().front())))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
+  if (d.plannedBlocksPerSM)
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    b.getI32IntegerAttr(d.plannedBlocksPerSM));
   // Shared memory (staging and conversion buffers, all in the dynamic arena).
   if (d.dynamicSharedBytes() > kSharedLimit)
     return grid.emitError("the kernel needs ")

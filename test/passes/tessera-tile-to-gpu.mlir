@@ -116,6 +116,60 @@ func.func @two_products(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 
 // -----
 
+// Two stages at D = 128: double-buffering K and V (80 KiB) would leave two blocks per
+// SM, K alone (64 KiB) three, so only K is copied an iteration ahead. Each iteration
+// copies its own V, then the next K (the prologue Q and the first K), waits for its K
+// (wait_group 2: V and the next K fly on), then for V before P·V (wait_group 1); ptxas
+// is asked for three blocks per SM.
+// CHECK-LABEL: func.func @key_loop
+// CHECK: nvvm.mma.sync
+// WGMMA-LABEL: func.func @key_loop
+// WGMMA-SAME: smem = 66560
+// WGMMA: gpu.func @key_loop_kernel0
+// WGMMA-SAME: nvvm.minctasm = 3 : i32
+// WGMMA-COUNT-2: nvvm.cp.async.commit.group
+// WGMMA: scf.for
+// WGMMA: gpu.barrier
+// WGMMA-NOT: nvvm.cp.async.wait.group
+// WGMMA: nvvm.cp.async.commit.group
+// WGMMA-NOT: nvvm.cp.async.wait.group
+// WGMMA: nvvm.cp.async.commit.group
+// WGMMA-NEXT: nvvm.cp.async.wait.group 2
+// WGMMA: nvvm.wgmma.mma_async
+// WGMMA: nvvm.cp.async.wait.group 1
+// WGMMA: wgmma.mma_async
+func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                    %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                    %v: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                    %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // A narrow tile (a gate column, [64, 1]) takes RowSpan: each thread loads its rows whole
 // and reduces them with no shuffle; the row result is stored by quad leaders.
 // CHECK-LABEL: func.func @narrow_column
