@@ -103,7 +103,8 @@ def measure_tflops(fn, error, flops, iters, workload, impl, run_info):
 
 
 def config_label(c):
-    return f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}"
+    return (f"{c.block_m}x{c.block_n} w{c.num_warps} s{c.num_stages}" +
+            (f" b{c.min_blocks}" if c.min_blocks else ""))
 
 
 def measure_best(candidates, error, flops, iters, workload, run_info):

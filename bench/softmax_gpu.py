@@ -26,15 +26,16 @@ SPECS = {
 # reports the fastest (its config in the row). All use wgmma on sm_90a (block_m = 16 x
 # num_warps, block_n a multiple of 64): one warpgroup and one stage keep shared memory
 # at 49 KiB so three CTAs share an SM; two warpgroups with two stages prefetch instead.
-def _config(block_m, block_n, num_warps, num_stages):
+def _config(block_m, block_n, num_warps, num_stages, min_blocks=0):
     return tessera.Config(block_m=block_m, block_n=block_n, num_warps=num_warps,
-                          num_stages=num_stages)
+                          num_stages=num_stages, min_blocks=min_blocks)
 
 
 _ONE_WARPGROUP, _TWO_WARPGROUPS = _config(64, 64, 4, 1), _config(128, 128, 8, 2)
-CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 128, 4, 1),
-                           _config(64, 64, 4, 2)],
-           ("causal", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2)],
+CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2),
+                           _config(64, 64, 4, 1, min_blocks=4)],
+           ("causal", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2),
+                             _config(64, 64, 4, 1, min_blocks=4)],
            ("window", 128): [_ONE_WARPGROUP, _config(64, 64, 4, 2)],
            **{(kind, 64): [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _ONE_WARPGROUP,
                            _TWO_WARPGROUPS] for kind in ("full", "causal", "window")}}

@@ -61,6 +61,7 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   gpu::TileToGpuOptions distribute;
   distribute.wgmma = options.chip == "sm_90a";
+  distribute.minBlocks = options.minBlocks;
   pm.addPass(gpu::createTileToGpu(distribute));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;

@@ -39,6 +39,10 @@ struct PipelineOptions : TuningOptions<PipelineOptions> {};
 struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
   Option<std::string> chip{*this, "chip", llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};
+  Option<int64_t> minBlocks{*this, "min-blocks",
+                            llvm::cl::desc("blocks per SM ptxas must leave registers for "
+                                           "(.minnctapersm; 0 = the compiler's choice)"),
+                            llvm::cl::init(0)};
 };
 
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up.

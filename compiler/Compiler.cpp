@@ -128,7 +128,8 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
          " block-n=" + std::to_string(config.blockN) +
          " num-warps=" + std::to_string(config.numWarps) +
          " num-stages=" + std::to_string(config.numStages) +
-         " split=" + std::to_string(config.split) + " chip=" + chip + "})";
+         " split=" + std::to_string(config.split) +
+         " min-blocks=" + std::to_string(config.minBlocks) + " chip=" + chip + "})";
 }
 
 tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,

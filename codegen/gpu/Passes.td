@@ -18,7 +18,10 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "use Hopper warpgroup MMA (sm_90a) for programs that fit it: warpgroups of 4 "
            "warps each owning 64 rows, operands staged by cp.async in swizzled shared "
-           "memory; other programs keep mma.sync">
+           "memory; other programs keep mma.sync">,
+    Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"0",
+           "blocks per SM each kernel's registers must leave room for (ptxas "
+           ".minnctapersm); 0: only what a stage plan made room for in shared memory">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -2131,9 +2131,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (failed(d.lowerBlock(grid.getBody().front())))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
-  if (d.plannedBlocksPerSM)
-    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
-                    b.getI32IntegerAttr(d.plannedBlocksPerSM));
+  if (int64_t blocks = minBlocks ? minBlocks : d.plannedBlocksPerSM)
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));
   // Shared memory (staging and conversion buffers, all in the dynamic arena).
   if (d.dynamicSharedBytes() > kSharedLimit)
     return grid.emitError("the kernel needs ")
@@ -2229,6 +2228,11 @@ static LogicalResult allocationsToWorkspaces(func::FuncOp func) {
 void TileToGpuPass::runOnOperation() {
   ModuleOp top = getOperation();
   MLIRContext *ctx = &getContext();
+  // An SM holds at most 32 blocks (sm_80, sm_90).
+  if (minBlocks < 0 || minBlocks > 32) {
+    top.emitError("min_blocks must be in [0, 32] (blocks per SM), got ") << int64_t(minBlocks);
+    return signalPassFailure();
+  }
   top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
   SmallVector<func::FuncOp> funcs(top.getOps<func::FuncOp>());
   for (func::FuncOp func : funcs) {

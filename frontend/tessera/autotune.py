@@ -149,7 +149,8 @@ def pipeline_for(config: Config, stage: str, target: str = "cpu", chip: str = "s
 
 def _cfg_text(c: Config) -> str:
     return (f"block_m={c.block_m} block_n={c.block_n} num_warps={c.num_warps} "
-            f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else ""))
+            f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else "")
+            + (f" min_blocks={c.min_blocks}" if c.min_blocks else ""))
 
 
 # ---------------------------------------------------------------------------------------

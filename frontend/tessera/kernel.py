@@ -22,7 +22,8 @@ _DLPACK_CPU = 1
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Tuning knobs; they become the kernel's #tile.config attribute."""
+    """Tuning knobs; they become the kernel's #tile.config attribute (min_blocks, a
+    register hint, goes to the GPU code generator only)."""
 
     block_m: int = 64
     block_n: int = 64
@@ -31,6 +32,10 @@ class Config:
     # Pieces a program's work is split into, for more programs (linear attention: the
     # value columns; 1 = none).
     split: int = 1
+    # GPU: blocks per SM the register allocation must leave room for (ptxas
+    # .minnctapersm; 0 = the compiler's own choice). One-warpgroup D = 128 kernels take
+    # 168 registers (3 blocks); 4 caps them at 128, spilling a little.
+    min_blocks: int = 0
 
     def as_kwargs(self) -> Dict[str, int]:
         return dataclasses.asdict(self)

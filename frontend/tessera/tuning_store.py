@@ -30,7 +30,9 @@ except ImportError:  # not POSIX: single-writer only
 
 FORMAT = "tessera-tuning"
 VERSION = 1
-KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split")
+KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split", "min_blocks")
+# Knobs added after a store may have been written: an entry without one takes the default.
+_LATER_KNOBS = {"min_blocks"}
 
 
 def cache_dir() -> Path:
@@ -69,7 +71,8 @@ def _entry_problem(entry: Any) -> Optional[str]:
     if not isinstance(entry, dict):
         return "entry is not an object"
     config = entry.get("config")
-    if not isinstance(config, dict) or set(config) != set(KNOBS):
+    if (not isinstance(config, dict) or not set(config) <= set(KNOBS)
+            or not set(KNOBS) - _LATER_KNOBS <= set(config)):
         return f"config must have exactly the keys {list(KNOBS)}"
     for k, v in config.items():
         if isinstance(v, bool) or not isinstance(v, int):

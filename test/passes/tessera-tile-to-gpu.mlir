@@ -1,5 +1,6 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu | FileCheck %s
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu=wgmma=true | FileCheck %s --check-prefix=WGMMA
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu="wgmma=true min-blocks=4" | FileCheck %s --check-prefix=BLOCKS
 
 // A tile program becomes a kernel in a gpu.module: one block per program (32 x num_warps
 // threads), tile.dot as mma.sync m16n8k16, the key tile staged in shared memory and read
@@ -49,6 +50,10 @@
 // WGMMA: nvvm.wgmma.commit.group.sync.aligned
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA: gpu.shuffle xor
+// min_blocks asks ptxas to leave registers for that many blocks per SM.
+// BLOCKS-LABEL: func.func @scores
+// BLOCKS: gpu.func @scores_kernel0
+// BLOCKS-SAME: nvvm.minctasm = 4 : i32
 func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                   %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                   %m: memref<?xf32, strided<[?], offset: ?>>) {

@@ -74,3 +74,18 @@ def test_linear_attention_gpu_default_splits_the_value_columns(tmp_path, monkeyp
     assert k.config.split == 4
     assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
     assert b"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in k.ptx
+
+
+def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
+    module = cases.SPECS["full"][0].to_mlir(cases.DTYPE, 128, 128)
+    config = dict(block_m=64, block_n=64, num_warps=4, num_stages=1)
+    ptx, _ = _core.compile_gpu(module, "attention", "sm_90a", **config)
+    assert b".minnctapersm" not in ptx  # one stage: nothing planned, nothing asked
+    ptx, _ = _core.compile_gpu(module, "attention", "sm_90a", min_blocks=4, **config)
+    assert b".minnctapersm 4" in ptx
+    # Two stages at D = 128: only K is double-buffered, for three blocks per SM.
+    ptx, launches = _core.compile_gpu(module, "attention", "sm_90a",
+                                      **dict(config, num_stages=2))
+    assert b".minnctapersm 3" in ptx and '"smem": 66560' in launches
+    with pytest.raises(_core.CompileError, match=r"min_blocks must be in \[0, 32\].*got 40"):
+        _core.compile_gpu(module, "attention", "sm_90a", min_blocks=40, **config)

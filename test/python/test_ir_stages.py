@@ -49,7 +49,8 @@ def test_tile_stage(causal):
     config = re.search(r"config = <([^>]*)>", tile)
     assert config, "tile.grid carries a #tile.config"
     for key, value in CONFIG.as_kwargs().items():
-        assert f"{key} = {value}" in config.group(1), (key, config.group(1))
+        if key != "min_blocks":  # a register hint for ptxas, not part of the tile program
+            assert f"{key} = {value}" in config.group(1), (key, config.group(1))
     assert "attn.attention" not in tile
 
 
