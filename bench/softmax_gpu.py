@@ -38,7 +38,8 @@ CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2
                              _config(64, 64, 4, 1, min_blocks=4)],
            ("window", 128): [_ONE_WARPGROUP, _config(64, 64, 4, 2)],
            **{(kind, 64): [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _ONE_WARPGROUP,
-                           _TWO_WARPGROUPS] for kind in ("full", "causal", "window")}}
+                           _TWO_WARPGROUPS, _config(64, 128, 4, 1)]
+              for kind in ("full", "causal", "window")}}
 
 
 def kernels():
