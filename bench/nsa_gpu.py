@@ -26,10 +26,11 @@ GROUP, D, BLOCK, TOPK = 16, 128, 64, 16
 SPEC = tessera.attention(mask_mod=lambda b, h, i, j: j <= i // GROUP,
                          block_sparse=(GROUP, BLOCK))
 # One warp per token (its 16 heads are one mma m-tile), as fla's kernel; the table
-# reports the fastest. Short key tiles keep more warps on an SM (16 x 64 tiles with two
-# stages ran at a third of 16 x 32's rate at 97a92b8).
-CONFIGS = [tessera.Config(block_m=16, block_n=bn, num_warps=1, num_stages=st)
-           for bn, st in ((32, 2), (16, 2), (32, 1))]
+# reports the fastest. At 97a92b8 16 x 64 tiles with two stages ran at a third of
+# 16 x 32's rate; at 68e47fa capping registers for more warps per SM (16 x 16 at 128
+# registers: 16 warps, min_blocks=16, one stage) gained nothing (81 vs 85 TFLOP/s).
+CONFIGS = [tessera.Config(block_m=16, block_n=bn, num_warps=1, num_stages=2)
+           for bn in (16, 32)]
 
 
 def kernels():
