@@ -24,6 +24,8 @@ SPEC = tessera.linear_attention(decay=True)
 # workspace, the chunks after it start from their decayed sum): 4 or 8 pieces alone, or 4
 # pieces × 5 / 9 / 17 / 33 chunks for when batch × heads is small; one or two stages. The
 # benchmark times each and reports the fastest as "tessera" (the config is in the row).
+# min_blocks=3 (170 registers instead of 222-255, three blocks per SM) won at no length
+# (a --quick run at 68e47fa).
 CONFIGS = {f"split={sp} stages={st}":
            tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=st, split=sp)
            for sp in (4, 8, 20, 36, 68, 132) for st in (1, 2)}
