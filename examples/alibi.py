@@ -1,7 +1,7 @@
 """ALiBi: a per-head linear bias on the distance, slope 2^(-8(h+1)/H).
 
 The same Python function is traced into the kernel and run by the numpy reference."""
-from _common import random_qkv, run, tessera
+from _example import random_qkv, run, tessera
 
 H = 8
 

@@ -1,5 +1,5 @@
 """Causal softmax attention."""
-from _common import random_qkv, run, tessera
+from _example import random_qkv, run, tessera
 
 
 def main():

@@ -3,7 +3,7 @@
 The document ids are a run-time table, so one kernel serves every packing."""
 import numpy as np
 
-from _common import random_qkv, run, tessera
+from _example import random_qkv, run, tessera
 
 doc = tessera.Buffer("document_id")
 

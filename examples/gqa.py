@@ -1,7 +1,7 @@
 """Grouped-query attention: 8 query heads share 2 key/value heads (groups of 4).
 
 Nothing in the spec: the head counts come from the tensors at call time."""
-from _common import random_qkv, run, tessera
+from _example import random_qkv, run, tessera
 
 
 def main():

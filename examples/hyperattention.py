@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from _common import random_qkv, tessera
+from _example import random_qkv, tessera
 from tessera import reference, reference_sparse
 
 

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from _common import random_qkv, tessera
+from _example import random_qkv, tessera
 
 from tessera import linear
 from tessera.reference import relative_error

@@ -2,7 +2,7 @@
 q · mean(K[block]), attended with the causal mask. Three attn ops, no MoBA op."""
 import time
 
-from _common import random_qkv, tessera
+from _example import random_qkv, tessera
 from tessera import reference, reference_sparse
 
 

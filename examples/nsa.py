@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from _common import random_qkv, tessera
+from _example import random_qkv, tessera
 from tessera import reference, reference_sparse
 
 

@@ -1,5 +1,5 @@
 """Sliding-window attention: each query sees itself and the 127 keys before it."""
-from _common import random_qkv, run, tessera
+from _example import random_qkv, run, tessera
 
 
 def main():

@@ -1,12 +1,13 @@
 //===- RowTilePrograms.cpp - row permutations: LSH sort, gather, scatter --===//
 //
 // HyperAttention's sorting (SEMANTICS.md §3) as tile programs. attn.lsh_sort is a
-// stable counting sort per (head, batch): bucket counts, their exclusive prefix (a
-// product with a triangular matrix), then each row's rank = its bucket's start + the
-// rows of the same bucket before it (a strictly-lower-triangular product within a tile
-// plus a running count across tiles). attn.gather_rows / attn.scatter_rows move one row
-// per step with bounded loads and stores, so out-of-range indices read zeros or are
-// dropped without a check of their own.
+// stable counting sort per (head, batch) built from products, so that tensor cores run
+// it: bucket counts (ones times the one-hot rows), their exclusive prefix (times a
+// triangular matrix), then each row's rank = its bucket's start + the rows of the same
+// bucket before it (a strictly-lower-triangular product within a tile plus a running
+// count across tiles), stored; a second grid writes perm[rank[i]] = i. attn.gather_rows /
+// attn.scatter_rows move one row per step with bounded loads and stores, so out-of-range
+// indices read zeros or are dropped without a check of their own.
 //
 //===----------------------------------------------------------------------===//
 #include "passes/TilePrograms.h"
@@ -144,31 +145,55 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
   if (bits > kMaxBits)
     return op.emitError("sorts by at most ") << kMaxBits << " hash bits, got " << bits;
   int64_t buckets = int64_t(1) << bits, bm = config.getBlockM();
+  // Hash columns padded to 16, what a GPU product reads a right operand by (R reads
+  // zeros there, weighted 0).
+  int64_t cols = llvm::alignTo(bits, 16);
   TileBuilder t(b);
+  // Products run on the rows' type when it is 16-bit: every operand below is exact in it
+  // (R excepted: rounded to the rows' type, as the rows are), accumulated in f32.
+  Type elem = xType.getElementType();
+  Type operandType = elem.isBF16() || elem.isF16() ? elem : t.f32;
+  auto asOperand = [&](Value f32Tile) -> Value {
+    if (operandType == t.f32)
+      return f32Tile;
+    auto shape = cast<RankedTensorType>(f32Tile.getType()).getShape();
+    return arith::TruncFOp::create(b, t.tileType(shape, operandType), f32Tile);
+  };
+  auto zeros = [&](int64_t rows, int64_t cols) { return t.splatF32({rows, cols}, 0); };
+  // 1 where `pred`(row, col) holds, else 0: [rows, cols] f32.
+  auto triangle = [&](arith::CmpIPredicate pred, int64_t rows, int64_t cols) {
+    Value c0 = t.cIndex(0);
+    Value i = t.broadcast(t.range(c0, rows), 1, cols), j = t.broadcast(t.range(c0, cols), 0, rows);
+    return t.select(t.cmpI(pred, i, j), t.splatF32({rows, cols}, 1), zeros(rows, cols));
+  };
   Value n = t.dim(x, 2);
+  // Each row's place in the sorted order (the inverse permutation), then perm from it.
+  auto dyn = ShapedType::kDynamic;
+  Value ranks = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, t.i32),
+                                        ValueRange{t.dim(x, 0), t.dim(x, 1), n});
   t.grid({t.dim(x, 1), t.dim(x, 0)}, config, [&](ArrayRef<Value> id) {
     Value h = id[0], bb = id[1], c0 = t.cIndex(0);
-    Value r = t.loadF32(proj, {d, bits}, {c0, c0});
-    SmallVector<float> pow2;
-    for (int64_t i = 0; i < bits; ++i)
-      pow2.push_back(float(int64_t(1) << i));
-    auto pow2Type = t.tileType({bits}, t.f32);
-    Value weights = t.broadcast(
-        arith::ConstantOp::create(b, pow2Type, DenseElementsAttr::get(pow2Type, ArrayRef(pow2))),
-        0, bm);
+    Value r = t.loadF32(proj, {d, cols}, {c0, c0});
+    r = asOperand(r);
+    // Column j weighs 2^j, the padding columns 0 (computed: a GPU kernel has no
+    // constant arrays).
+    Value column = t.range(c0, cols);
+    Value pow2 = t.select(t.cmpI(arith::CmpIPredicate::slt, column, t.splatI32({cols}, bits)),
+                          arith::ShLIOp::create(b, t.splatI32({cols}, 1), column),
+                          t.splatI32({cols}, 0));
+    Value weights =
+        t.broadcast(arith::SIToFPOp::create(b, t.tileType({cols}, t.f32), pow2), 0, bm);
     Value bucketIds = t.broadcast(t.range(c0, buckets), 0, bm); // [bm, buckets]
     Value nI32 = t.toI32(n);
     // One-hot [bm, buckets] (f32) of the Gray-ordered bucket of rows m0 .. m0 + bm - 1;
     // rows past the end have none.
     auto oneHot = [&](Value m0) {
-      Value projected =
-          t.dot(t.loadF32(x, {bm, d}, {bb, h, m0, c0}), r, t.splatF32({bm, bits}, 0));
+      Value projected = t.dot(t.loadOperand(x, {bm, d}, {bb, h, m0, c0}), r, zeros(bm, cols));
       Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, projected,
-                                             t.splatF32({bm, bits}, 0));
+                                             zeros(bm, cols));
       Value code = arith::FPToSIOp::create(
           b, t.tileType({bm}, t.i32),
-          t.reduce(tile::Combiner::sum,
-                   t.select(positive, weights, t.splatF32({bm, bits}, 0)), 1));
+          t.reduce(tile::Combiner::sum, t.select(positive, weights, zeros(bm, cols)), 1));
       // The position of `code` in the reflected Gray sequence g(n) = n ^ (n >> 1): the
       // prefix xor of its bits (shifts 1, 2, 4, ... cover `bits` bits), so neighbouring
       // buckets differ in one hyperplane.
@@ -180,48 +205,52 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
       Value hit = arith::AndIOp::create(
           b, t.cmpI(arith::CmpIPredicate::eq, t.broadcast(rank, 1, buckets), bucketIds),
           t.broadcast(valid, 1, buckets));
-      return t.select(hit, t.splatF32({bm, buckets}, 1), t.splatF32({bm, buckets}, 0));
+      return t.select(hit, t.splatF32({bm, buckets}, 1), zeros(bm, buckets));
     };
     Value tiles = t.ceilDiv(n, bm), bmIdx = t.cIndex(bm);
     auto tileStart = [&](Value i) { return arith::MulIOp::create(b, i, bmIdx).getResult(); };
-    Value counts = t.forLoop(c0, tiles, {t.splatF32({buckets}, 0)},
+    // Rows of the same bucket so far, as bm identical rows: a product with a tile of
+    // ones sums the one-hot columns (no reduction across rows needed).
+    Value ones = asOperand(t.splatF32({bm, bm}, 1));
+    auto addCounts = [&](Value hot, Value counts) { return t.dot(ones, asOperand(hot), counts); };
+    Value counts = t.forLoop(c0, tiles, {zeros(bm, buckets)},
                              [&](Value i, ValueRange carried) -> SmallVector<Value> {
-                               Value hot = oneHot(tileStart(i));
-                               return {arith::AddFOp::create(
-                                   b, carried[0], t.reduce(tile::Combiner::sum, hot, 0))};
+                               return {addCounts(oneHot(tileStart(i)), carried[0])};
                              })[0];
-    // Exclusive prefix over buckets: start[j] = sum_{i < j} counts[i] (exact in f32 up
-    // to 2^24 rows).
-    auto strictlyBefore = [&](int64_t rows, int64_t cols) {
-      Value i = t.broadcast(t.range(c0, rows), 1, cols), j = t.broadcast(t.range(c0, cols), 0, rows);
-      return t.select(t.cmpI(arith::CmpIPredicate::slt, i, j), t.splatF32({rows, cols}, 1),
-                      t.splatF32({rows, cols}, 0));
-    };
-    Value start = t.reduce(
-        tile::Combiner::sum,
-        t.dot(t.broadcast(counts, 0, 1), strictlyBefore(buckets, buckets),
-              t.splatF32({1, buckets}, 0)),
-        0);
-    // Earlier rows of the same tile: the transpose of strictlyBefore, i > j.
-    Value earlier = t.trans(strictlyBefore(bm, bm));
-    t.forLoop(c0, tiles, {start}, [&](Value i, ValueRange carried) -> SmallVector<Value> {
+    // Where each bucket starts: start[c] = sum of counts[c'] for c' < c, a product with
+    // the strictly upper triangle, one byte of the counts at a time so that every operand
+    // is exact in 16 bits (sums up to 2^24 rows are exact in f32).
+    Value upper = asOperand(triangle(arith::CmpIPredicate::slt, buckets, buckets));
+    Value whole = arith::FPToSIOp::create(b, t.tileType({bm, buckets}, t.i32), counts);
+    Value start = zeros(bm, buckets);
+    for (int32_t shift : {0, 8, 16}) {
+      Value byte = arith::AndIOp::create(
+          b, arith::ShRUIOp::create(b, whole, t.splatI32({bm, buckets}, shift)),
+          t.splatI32({bm, buckets}, 255));
+      Value part = t.dot(
+          asOperand(arith::SIToFPOp::create(b, t.tileType({bm, buckets}, t.f32), byte)), upper,
+          zeros(bm, buckets));
+      start = arith::AddFOp::create(
+          b, start, arith::MulFOp::create(b, part, t.splatF32({bm, buckets}, float(1 << shift))));
+    }
+    // A row's rank: its bucket's start, rows of its bucket in earlier tiles and earlier
+    // rows of this tile (the strictly lower triangle times the one-hot).
+    Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, bm, bm));
+    t.forLoop(c0, tiles, {zeros(bm, buckets)}, [&](Value i, ValueRange carried) -> SmallVector<Value> {
       Value m0 = tileStart(i), hot = oneHot(m0);
-      Value before = arith::AddFOp::create(
-          b, t.dot(earlier, hot, t.splatF32({bm, buckets}, 0)), t.broadcast(carried[0], 0, bm));
-      Value pos = arith::FPToSIOp::create(
+      Value before = t.dot(lower, asOperand(hot), arith::AddFOp::create(b, start, carried[0]));
+      Value rank = arith::FPToSIOp::create(
           b, t.tileType({bm}, t.i32),
           t.reduce(tile::Combiner::sum, arith::MulFOp::create(b, hot, before), 1));
-      // perm[pos] = row, one row at a time.
-      Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, m0, bmIdx), n);
-      t.forLoop(m0, end, {}, [&](Value row, ValueRange) -> SmallVector<Value> {
-        Value local = arith::SubIOp::create(b, row, m0);
-        Value at = arith::IndexCastOp::create(
-            b, b.getIndexType(), tensor::ExtractOp::create(b, pos, ValueRange{local}));
-        memref::StoreOp::create(b, t.toI32(row), perm, ValueRange{bb, h, at});
-        return {};
-      });
-      return {arith::AddFOp::create(b, carried[0], t.reduce(tile::Combiner::sum, hot, 0))};
+      tile::StoreOp::create(b, rank, ranks, ValueRange{bb, h, m0});
+      return {addCounts(hot, carried[0])};
     });
+  });
+  // perm[rank[i]] = i, one row at a time.
+  RowMover p(b, ranks, perm);
+  p.forEachRow(n, t.dim(x, 1), t.dim(x, 0), bm, config, [&](Value batch, Value head, Value i) {
+    Value row = t.splatOf({1}, t.toI32(i));
+    tile::StoreOp::create(b, row, perm, p.at(batch, head, p.indexAt(batch, head, i)));
   });
   return success();
 }

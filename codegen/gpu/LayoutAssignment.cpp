@@ -40,10 +40,11 @@ static bool isRowDistributed(LayoutKind kind) {
 /// A 2-D tile too narrow for the accumulator layout's 8-column blocks.
 static bool isNarrow(ArrayRef<int64_t> shape) { return shape.size() == 2 && shape[1] % 8; }
 
-/// The layout a stored tile with no other consumer is computed in.
-static LayoutKind storedKind(ArrayRef<int64_t> shape) {
+/// The layout a stored tile with no other consumer is computed in: a vector shorter than
+/// the warps' rows (a single element moved by a row mover) is held whole by every thread.
+static LayoutKind storedKind(ArrayRef<int64_t> shape, int64_t numWarps) {
   if (shape.size() == 1)
-    return LayoutKind::Row;
+    return shape[0] < 16 * numWarps ? LayoutKind::Whole : LayoutKind::Row;
   return isNarrow(shape) ? LayoutKind::RowSpan : LayoutKind::Acc;
 }
 
@@ -192,7 +193,7 @@ struct Assigner {
     } else if (auto store = dyn_cast<tile::StoreOp>(op)) {
       Value v = store.getValue();
       if (!get(v))
-        set(v, make(storedKind(shapeOf(v)), v, numWarps));
+        set(v, make(storedKind(shapeOf(v), numWarps), v, numWarps));
     } else if (isElementwise(op)) {
       Value res = op->getResult(0);
       for (Value operand : op->getOperands())
@@ -209,17 +210,28 @@ struct Assigner {
 LogicalResult tessera::gpu::assignLayouts(tile::GridOp grid, int64_t numWarps,
                                           DenseMap<Value, Layout> &layouts) {
   Assigner a{layouts, numWarps};
-  do {
-    a.changed = false;
-    grid.getBody().walk([&](Operation *op) { a.visit(op); });
-  } while (a.changed);
+  auto toFixedPoint = [&] {
+    do {
+      a.changed = false;
+      grid.getBody().walk([&](Operation *op) { a.visit(op); });
+    } while (a.changed);
+  };
+  toFixedPoint();
+  // A right operand computed from tiles that nothing else lays out (a loaded f32 tile
+  // narrowed to 16 bits) is computed distributed, then staged from registers.
+  grid.getBody().walk([&](tile::DotOp dot) {
+    Value rhs = dot.getRhs();
+    if (!layouts.count(rhs) && !isSplat(rhs))
+      layouts[rhs] = make(LayoutKind::Acc, rhs, numWarps);
+  });
+  toFixedPoint();
 
   // A splat takes the layout of each use; a stored one (a zero fill) has no consumer to
   // take it from, so it is stored the way a computed tile of its shape would be.
   grid.getBody().walk([&](tile::StoreOp store) {
     Value v = store.getValue();
     if (isSplat(v) && !layouts.count(v))
-      layouts[v] = make(storedKind(shapeOf(v)), v, numWarps);
+      layouts[v] = make(storedKind(shapeOf(v), numWarps), v, numWarps);
   });
   WalkResult result = grid.getBody().walk([&](Operation *op) -> WalkResult {
     for (Value r : op->getResults())

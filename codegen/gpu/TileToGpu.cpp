@@ -922,9 +922,13 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   for (int64_t s = 0; s < numSlots(l); ++s) {
     SlotCoord c = slotCoord(l, s);
     SmallVector<Value> idx(origin);
-    // Row and RowSpan values are replicated over the 4 lanes of a quad: one writes them.
+    // Row and RowSpan values are replicated over the 4 lanes of a quad: one writes them;
+    // a Whole value is held by every thread: the first writes it.
     bool quadReplicated = l.kind == LayoutKind::Row || l.kind == LayoutKind::RowSpan;
     Value inBounds = quadReplicated ? isQuadLeader : Value();
+    if (l.kind == LayoutKind::Whole)
+      inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
+                                       arith::ConstantIndexOp::create(b, 0));
     for (int64_t k = 0; k < tileRank; ++k) {
       Value local = k == 0 ? coord(l, c.rowBase, c.row) : coord(l, c.colBase, c.col);
       Value &i = idx[rank - tileRank + k];

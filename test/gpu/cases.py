@@ -216,3 +216,21 @@ def _moba(q, k, v):
 
 
 PROGRAMS["moba"] = tessera.program(_moba, q="B H N D", k="B G N D", v="B G N D")
+
+
+# HyperAttention whole (examples/hyperattention.py): its geometry is fixed per length.
+HYPER_BLOCK, HYPER_SAMPLES, HYPER_BITS = 128, 32, 7
+HYPER_LENGTHS = (1, 17, 1000)
+
+
+def hyper_kernels(lengths=HYPER_LENGTHS, dims=HEAD_DIMS):
+    import sys
+    from pathlib import Path
+    examples = str(Path(__file__).resolve().parents[2] / "examples")
+    if examples not in sys.path:
+        sys.path.append(examples)
+    import hyperattention
+    return {(n, d): tessera.compile(hyperattention.hyper_spec(
+                n, n, block=HYPER_BLOCK, samples=HYPER_SAMPLES, bits=HYPER_BITS),
+                head_dim=d, dtype=DTYPE, target="cuda", config=_PROGRAM_CONFIG)
+            for n in lengths for d in dims}

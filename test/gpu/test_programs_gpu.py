@@ -134,3 +134,32 @@ def test_moba_whole(d, n):
     err = rel(out, reference(q, k, v, causal=True))
     print(f"moba d={d} n={n}: {err:.2e}")
     assert err <= 4e-3
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n", cases.HYPER_LENGTHS)
+def test_hyper_attention_whole(d, n):
+    # The sort's hash products run in bf16: R is rounded to bf16 first (the reference
+    # takes the same R), so only f32 accumulation separates them from float64.
+    from tessera import reference_sparse
+    torch.manual_seed(n + 19 * d)
+    q, k, v = randn(1, 2, n, d), randn(1, 2, n, d), randn(1, 2, n, d)
+    projection = torch.randn(d, cases.HYPER_BITS, device="cuda").bfloat16().float()
+    samples = torch.randint(0, n, (cases.HYPER_SAMPLES,), device="cuda", dtype=torch.int32)
+    o, lse = hyper_kernels()[n, d](q, k, v, projection, samples)
+    host = [x.float().cpu().numpy() for x in (q, k, v, projection)]
+    ro, rl = reference_sparse.hyper_attention(*host, samples.cpu().numpy(),
+                                              block=cases.HYPER_BLOCK)
+    err_o = rel(o, torch.from_numpy(ro).cuda())
+    err_l = rel(lse, torch.from_numpy(rl).cuda())
+    print(f"hyper d={d} n={n}: o {err_o:.2e} lse {err_l:.2e}")
+    assert err_o <= 4e-3 and err_l <= 4e-3
+
+
+_HYPER = {}
+
+
+def hyper_kernels():
+    if not _HYPER:
+        _HYPER.update(cases.hyper_kernels())
+    return _HYPER

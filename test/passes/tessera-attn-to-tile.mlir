@@ -244,14 +244,20 @@ func.func @topk(%q: tensor<?x?x?x64xf32>, %kb: tensor<?x?x?x64xf32>) -> tensor<?
 
 // -----
 
-// LSH sort: per (head, batch) a counting pass and a ranking pass over row tiles, each
-// hashing with one product by R; ranks within a tile by a triangular product.
+// LSH sort, in products only: per (head, batch) a counting pass over row tiles (hash by
+// R, padded to 16 columns; bucket counts as ones times the one-hot), the buckets' starts
+// (three byte-wise products by a triangle), a ranking pass (a triangular product within
+// the tile) storing each row's rank; then a grid writes perm[rank] = row.
 // CHECK-LABEL: func.func @lsh
+// CHECK: %[[RANKS:.*]] = memref.alloc({{.*}}) : memref<?x?x?xi32>
 // CHECK: tile.grid
-// CHECK: tile.dot {{.*}} : tensor<32x64xf32>, tensor<64x3xf32> -> tensor<32x3xf32>
-// CHECK: tile.dot {{.*}} : tensor<1x8xf32>, tensor<8x8xf32> -> tensor<1x8xf32>
+// CHECK: tile.dot {{.*}} : tensor<32x64xf32>, tensor<64x16xf32> -> tensor<32x16xf32>
 // CHECK: tile.dot {{.*}} : tensor<32x32xf32>, tensor<32x8xf32> -> tensor<32x8xf32>
-// CHECK: memref.store
+// CHECK-COUNT-3: tile.dot {{.*}} : tensor<32x8xf32>, tensor<8x8xf32> -> tensor<32x8xf32>
+// CHECK: tile.store {{.*}}, %[[RANKS]]{{.*}} : tensor<32xi32>
+// CHECK: tile.grid
+// CHECK: memref.load %[[RANKS]]
+// CHECK: tile.store {{.*}} : tensor<1xi32>
 func.func @lsh(%x: tensor<?x?x?x64xf32>, %r: tensor<64x3xf32>) -> tensor<?x?x?xi32> {
   %p = attn.lsh_sort %x, %r : tensor<?x?x?x64xf32>, tensor<64x3xf32> -> tensor<?x?x?xi32>
   return %p : tensor<?x?x?xi32>

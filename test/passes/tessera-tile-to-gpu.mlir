@@ -175,6 +175,48 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 
 // -----
 
+// A right operand narrowed from a loaded f32 tile (a hash projection) has no 16-bit load
+// to stage: it is computed in the accumulator layout, stored to shared memory and read
+// back by ldmatrix. A one-element tile (a row mover's index) is held by every thread and
+// stored by the first.
+// CHECK-LABEL: func.func @narrowed_operand
+// CHECK: gpu.func @narrowed_operand_kernel0
+// CHECK: %[[TID:.*]] = gpu.thread_id x
+// CHECK: gpu.barrier
+// CHECK: memref.store {{.*}} : memref<64x24xbf16, #gpu.address_space<workgroup>>
+// CHECK: gpu.barrier
+// CHECK: nvgpu.ldmatrix
+// CHECK: nvvm.mma.sync
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[TID]], %{{.*}} : index
+// CHECK: %[[OK:.*]] = arith.andi %[[FIRST]]
+// CHECK: scf.if %[[OK]]
+// CHECK-NEXT: memref.store {{.*}} : memref<?xi32, strided<[1], offset: ?>>
+func.func @narrowed_operand(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                            %r: memref<64x7xf32, strided<[?, ?], offset: ?>>,
+                            %o: memref<?x16xf32, strided<[?, ?], offset: ?>>,
+                            %ids: memref<?xi32, strided<[?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %n = memref.dim %x, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %xt = tile.load %x[%row, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %rt = tile.load %r[%c0, %c0] : memref<64x7xf32, strided<[?, ?], offset: ?>> -> tensor<64x16xf32>
+    %rb = arith.truncf %rt : tensor<64x16xf32> to tensor<64x16xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x16xf32>
+    %p = tile.dot %xt, %rb, %zero : tensor<64x64xbf16>, tensor<64x16xbf16> -> tensor<64x16xf32>
+    tile.store %p, %o[%row, %c0] : tensor<64x16xf32>, memref<?x16xf32, strided<[?, ?], offset: ?>>
+    %ci = arith.index_cast %i : index to i32
+    %s = tensor.splat %ci : tensor<1xi32>
+    tile.store %s, %ids[%i] : tensor<1xi32>, memref<?xi32, strided<[?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
 // A narrow tile (a gate column, [64, 1]) takes RowSpan: each thread loads its rows whole
 // and reduces them with no shuffle; the row result is stored by quad leaders.
 // CHECK-LABEL: func.func @narrow_column

@@ -89,3 +89,19 @@ def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
     assert b".minnctapersm 3" in ptx and '"smem": 66560' in launches
     with pytest.raises(_core.CompileError, match=r"min_blocks must be in \[0, 32\].*got 40"):
         _core.compile_gpu(module, "attention", "sm_90a", min_blocks=40, **config)
+
+
+def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
+    # LSH sort, gathers, the block-diagonal and sampled attentions, the merge and the
+    # scatters: every op of HyperAttention lowers to sm_90a, and ptxas takes all of it.
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    kernel = cases.hyper_kernels(lengths=(1000,), dims=(128,))[1000, 128]
+    ptx = kernel._image.ptx
+    assert len(kernel._image.launches) == 18
+    assert re.search(rb"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", ptx)
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    path = tmp_path / "hyper.ptx"
+    path.write_bytes(ptx)
+    subprocess.run([PTXAS, "-arch=sm_90a", str(path), "-o", str(tmp_path / "hyper.cubin")],
+                   check=True, capture_output=True)
