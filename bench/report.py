@@ -121,6 +121,26 @@ def nsa_table(rows):
         "config", lambda row: row.get("tessera", {}).get("config", "–"), peer="fla-parallel_nsa")
 
 
+def hyper_table(rows):
+    if not rows:
+        return ""
+    by, meta = _by_workload(rows)
+    lines = ["## HyperAttention at N = 131072 against Tessera's dense kernels", "",
+             f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
+             f"`{meta.get('command')}`.",
+             "Speedup = dense time / HyperAttention time (bars: ≥ 10× non-causal, ≥ 2× causal);",
+             "errors against float64 exact attention on the last 128 queries of two heads",
+             "(HyperAttention approximates).", "",
+             "| workload | dense ms | hyperattention ms | speedup | rel err hyper | rel err dense | config |",
+             "|---|---|---|---|---|---|---|"]
+    for w in sorted(by):
+        dense, hyper = by[w].get("dense", {}), by[w].get("hyperattention", {})
+        lines.append(f"| {w} | {dense.get('ms', '–')} | {hyper.get('ms', '–')} | "
+                     f"{hyper.get('rate', '–')}× | {hyper.get('rel_err', '–')} | "
+                     f"{dense.get('rel_err', '–')} | {hyper.get('config', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
 def autotune_table(rows):
     if not rows:
         return ""
@@ -258,12 +278,13 @@ def plot(rows):
 
 if __name__ == "__main__":
     softmax, linear, tuned = load("softmax-"), load("linear-"), load("autotune-")
-    sparse, masks, nsa = load("block-topk"), load("mask-"), load("nsa-")
+    sparse, masks, nsa, hyper = load("block-topk"), load("mask-"), load("nsa-"), load("hyper-")
     (ROOT / "RESULTS.md").write_text("\n".join(t for t in (
         table(softmax), mask_mod_table(masks), block_sparse_table(sparse), nsa_table(nsa),
+        hyper_table(hyper),
         linear_table(linear), autotune_table(tuned)) if t))
     plot(softmax)
     plot_linear(linear)
     plot_block_sparse(sparse + nsa)
-    print(f"{len(softmax) + len(masks) + len(sparse) + len(nsa) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
+    print(f"{len(softmax) + len(masks) + len(sparse) + len(nsa) + len(hyper) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
           f"bench/softmax.png, bench/linear.png, bench/block_sparse.png")

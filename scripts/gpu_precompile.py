@@ -13,6 +13,7 @@ sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "benc
 import autotune_gpu  # noqa: E402
 import block_sparse_gpu  # noqa: E402
 import cases  # noqa: E402
+import hyper_gpu  # noqa: E402
 import linear_gpu  # noqa: E402
 import mask_mod_gpu  # noqa: E402
 import nsa_gpu  # noqa: E402
@@ -25,5 +26,5 @@ n = sum(len(kernels()) for kernels in (
     cases.hyper_kernels,
     softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
-    mask_mod_gpu.kernels, nsa_gpu.kernels))
+    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels))
 print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")
