@@ -61,21 +61,16 @@ def kernels():
     return out
 
 
-def causal_hyper(ours, q, k, v, projection, samples, depth=0):
-    """(O, L) of causal HyperAttention on GPU tensors: exact below MIN_SEQ_LEN, else the
-    halves recursed and the off-diagonal quadrant merged into the second half."""
+def causal_hyper(ours, q, k, v, projection, samples):
+    """(O, L) of causal HyperAttention on GPU tensors: examples/hyperattention.py's
+    recursion with the GPU kernels."""
+    import hyperattention
     import torch
-    n = q.shape[2]
-    if n <= MIN_SEQ_LEN:
-        return ours["dense", True](q, k, v, return_lse=True)
-    h = n // 2
-    top = causal_hyper(ours, q[:, :, :h], k[:, :, :h], v[:, :, :h], projection, samples,
-                       depth + 1)
-    bottom = causal_hyper(ours, q[:, :, h:], k[:, :, h:], v[:, :, h:], projection, samples,
-                          depth + 1)
-    cross = ours["hyper", h](q[:, :, h:], k[:, :, :h], v[:, :, :h], projection, samples[depth])
-    o, lse = ours["merge"](*bottom, *cross)
-    return torch.cat([top[0], o], 2), torch.cat([top[1], lse], 2)
+    return hyperattention.causal_recursion(
+        q, k, v, samples, min_seq_len=MIN_SEQ_LEN,
+        exact=lambda q, k, v: ours["dense", True](q, k, v, return_lse=True),
+        cross=lambda q, k, v, s: ours["hyper", q.shape[2]](q, k, v, projection, s),
+        merge=ours["merge"], concat=lambda a, b: torch.cat([a, b], 2))
 
 
 def main():

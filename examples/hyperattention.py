@@ -65,24 +65,35 @@ def hyper_attention(q, k, v, projection, samples, *, block):
                    q.shape[3])(q, k, v, projection, samples)
 
 
-def hyper_attention_causal(q, k, v, projection, samples_per_depth, *, block, min_seq_len,
-                           depth=0):
-    """Causal HyperAttention: exact below min_seq_len, else halves recursed and the
-    off-diagonal quadrant (second-half queries, first-half keys) merged in."""
-    n, d = q.shape[2], q.shape[3]
+def causal_recursion(q, k, v, samples_per_depth, *, min_seq_len, exact, cross, merge,
+                     concat, depth=0):
+    """Causal HyperAttention's recursion, for any kernels: `exact(q, k, v)` below
+    min_seq_len, else the halves recursed and the off-diagonal quadrant, `cross(q2, k1,
+    v1, samples)`, merged into the second half; (O, L) are joined along N by `concat`."""
+    n = q.shape[2]
     if n <= min_seq_len:
-        return _exact_causal(d)(q, k, v, return_lse=True)
+        return exact(q, k, v)
     h = n // 2
-    top = hyper_attention_causal(q[:, :, :h], k[:, :, :h], v[:, :, :h], projection,
-                                 samples_per_depth, block=block, min_seq_len=min_seq_len,
-                                 depth=depth + 1)
-    bottom = hyper_attention_causal(q[:, :, h:], k[:, :, h:], v[:, :, h:], projection,
-                                    samples_per_depth, block=block, min_seq_len=min_seq_len,
-                                    depth=depth + 1)
-    cross = hyper_attention(q[:, :, h:], k[:, :, :h], v[:, :, :h], projection,
-                            samples_per_depth[depth], block=block)
-    o, lse = _merge(d)(*bottom, *cross)
-    return np.concatenate([top[0], o], axis=2), np.concatenate([top[1], lse], axis=2)
+    kernels = dict(min_seq_len=min_seq_len, exact=exact, cross=cross, merge=merge,
+                   concat=concat, depth=depth + 1)
+    top = causal_recursion(q[:, :, :h], k[:, :, :h], v[:, :, :h], samples_per_depth, **kernels)
+    bottom = causal_recursion(q[:, :, h:], k[:, :, h:], v[:, :, h:], samples_per_depth,
+                              **kernels)
+    o, lse = merge(*bottom, *cross(q[:, :, h:], k[:, :, :h], v[:, :, :h],
+                                   samples_per_depth[depth]))
+    return concat(top[0], o), concat(top[1], lse)
+
+
+def hyper_attention_causal(q, k, v, projection, samples_per_depth, *, block, min_seq_len):
+    """Causal HyperAttention on the CPU: exact below min_seq_len, else halves recursed and
+    the off-diagonal quadrant (second-half queries, first-half keys) merged in."""
+    d = q.shape[3]
+    return causal_recursion(
+        q, k, v, samples_per_depth, min_seq_len=min_seq_len,
+        exact=lambda q, k, v: _exact_causal(d)(q, k, v, return_lse=True),
+        cross=lambda q, k, v, samples: hyper_attention(q, k, v, projection, samples,
+                                                       block=block),
+        merge=_merge(d), concat=lambda a, b: np.concatenate([a, b], axis=2))
 
 
 def main():
