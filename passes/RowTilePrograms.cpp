@@ -159,12 +159,12 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
     auto shape = cast<RankedTensorType>(f32Tile.getType()).getShape();
     return arith::TruncFOp::create(b, t.tileType(shape, operandType), f32Tile);
   };
-  auto zeros = [&](int64_t rows, int64_t cols) { return t.splatF32({rows, cols}, 0); };
-  // 1 where `pred`(row, col) holds, else 0: [rows, cols] f32.
-  auto triangle = [&](arith::CmpIPredicate pred, int64_t rows, int64_t cols) {
+  auto zeros = [&](int64_t m, int64_t n) { return t.splatF32({m, n}, 0); };
+  // 1 where `pred`(row, col) holds, else 0: [m, n] f32.
+  auto triangle = [&](arith::CmpIPredicate pred, int64_t m, int64_t n) {
     Value c0 = t.cIndex(0);
-    Value i = t.broadcast(t.range(c0, rows), 1, cols), j = t.broadcast(t.range(c0, cols), 0, rows);
-    return t.select(t.cmpI(pred, i, j), t.splatF32({rows, cols}, 1), zeros(rows, cols));
+    Value i = t.broadcast(t.range(c0, m), 1, n), j = t.broadcast(t.range(c0, n), 0, m);
+    return t.select(t.cmpI(pred, i, j), t.splatF32({m, n}, 1), zeros(m, n));
   };
   Value n = t.dim(x, 2);
   // Each row's place in the sorted order (the inverse permutation), then perm from it.

@@ -115,6 +115,13 @@ struct Assigner {
       if (shapeOf(from) == shapeOf(to))
         set(to, *l);
   }
+  /// One layout for all of `group` (the places one loop-state position passes through).
+  void unify(ArrayRef<Value> group) {
+    for (Value a : group)
+      for (Value b : group)
+        if (a != b)
+          sameAs(a, b);
+  }
   /// Forward through an element-wise op: distributed layouts only.
   void forward(Value operand, Value result) {
     if (auto l = get(operand); l && !isReplicated(l->kind))
@@ -160,29 +167,17 @@ struct Assigner {
       sameAs(gather.getResult(), gather.getIndices());
     } else if (auto forOp = dyn_cast<scf::ForOp>(op)) {
       auto yield = cast<scf::YieldOp>(forOp.getBody()->getTerminator());
-      for (auto [i, res] : llvm::enumerate(forOp.getResults())) {
-        Value group[] = {forOp.getInitArgs()[i], forOp.getRegionIterArgs()[i],
-                         yield.getOperand(i), res};
-        for (Value a : group)
-          for (Value b : group)
-            if (a != b)
-              sameAs(a, b);
-      }
+      for (auto [i, res] : llvm::enumerate(forOp.getResults()))
+        unify({forOp.getInitArgs()[i], forOp.getRegionIterArgs()[i], yield.getOperand(i), res});
     } else if (auto whileOp = dyn_cast<scf::WhileOp>(op)) {
       // Carried values: the same layout at every place a position of the loop state is
       // (loops that forward their state unchanged to the body, as the tile programs do).
       bool forwards = whileOp.getBeforeArguments().size() == whileOp.getResults().size() &&
                       whileOp.getInits().size() == whileOp.getResults().size();
-      for (auto [i, res] : llvm::enumerate(forwards ? whileOp.getResults() : ValueRange())) {
-        Value group[] = {whileOp.getInits()[i], whileOp.getBeforeArguments()[i],
-                         whileOp.getConditionOp().getArgs()[i],
-                         whileOp.getAfterArguments()[i], whileOp.getYieldOp().getOperand(i),
-                         res};
-        for (Value a : group)
-          for (Value b : group)
-            if (a != b)
-              sameAs(a, b);
-      }
+      for (auto [i, res] : llvm::enumerate(forwards ? whileOp.getResults() : ValueRange()))
+        unify({whileOp.getInits()[i], whileOp.getBeforeArguments()[i],
+               whileOp.getConditionOp().getArgs()[i], whileOp.getAfterArguments()[i],
+               whileOp.getYieldOp().getOperand(i), res});
     } else if (auto ifOp = dyn_cast<scf::IfOp>(op)) {
       for (auto [i, res] : llvm::enumerate(ifOp.getResults()))
         for (Region *r : {&ifOp.getThenRegion(), &ifOp.getElseRegion()}) {

@@ -251,9 +251,11 @@ private:
   /// The swizzled buffer of `op`'s (source, tile type), allocated at first use with the
   /// stages planStages gave it.
   int swizzledBuffer(tile::LoadOp op);
-  bool firstProductOnly = false;
+  /// Whether the stage plan double-buffers only first-product operands.
+  bool firstProductOnly() const { return plannedBlocksPerSM > 0; }
   DenseSet<std::pair<Value, Type>> doubleBuffered; // (source, tile type), tile level
-  /// Copy groups a loop issues for its next iteration, while this one's may still fly.
+  /// Copy groups a loop issues for its next iteration, while this one's may still fly
+  /// (-2 - buffer; the same map takes such a group back to its buffer).
   static int nextStageGroup(int buffer) { return -2 - buffer; }
   /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
   Value stageOffset(const SwizzledTile &t, Value stage);
@@ -1476,7 +1478,7 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     }
     if (!ok)
       continue;
-    if (firstProductOnly && !feedsFirstProduct(load, op))
+    if (firstProductOnly() && !feedsFirstProduct(load, op))
       continue;
     Prefetch p{load, {}};
     for (Operation &x : op.getBody()->without_terminator())
@@ -1539,12 +1541,11 @@ void Distributor::planStages(Block &gridBody) {
   auto blocksPerSM = [&](int64_t smem) {
     return std::min(kSharedPerSM / (smem + 1024), 16 / numWarps);
   };
-  firstProductOnly = !firstOperands.empty() &&
-                     blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile));
-  if (firstProductOnly)
+  if (!firstOperands.empty() &&
+      blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile)))
     plannedBlocksPerSM = blocksPerSM(bytes(firstOnly));
   for (auto &[key, b] : stageBytes)
-    if (firstProductOnly ? firstOnly(key) : everyTile(key))
+    if (firstProductOnly() ? firstOnly(key) : everyTile(key))
       doubleBuffered.insert(key);
 }
 
@@ -1627,6 +1628,14 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
   SmallVector<size_t> regCounts;
   Value first = arith::ConstantIndexOp::create(b, 0);
+  SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
+  for (Prefetch &p : prefetches)
+    if (wgmma)
+      buffers.push_back(swizzledBuffer(p.load));
+  // A next-stage copy group of this loop's prefetched buffers.
+  auto isNextStage = [&](int group) {
+    return group <= -2 && llvm::is_contained(buffers, nextStageGroup(group));
+  };
   if (wgmma && !prefetches.empty()) {
     if (continuesLastLoop(op, prefetches)) {
       init.push_back(lastPrefetchingLoop->nextStage);
@@ -1639,12 +1648,10 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
           waitForCopies();
         ::mlir::gpu::BarrierOp::create(b);
       }
-      for (Prefetch &p : prefetches) {
-        int index = swizzledBuffer(p.load);
+      for (auto [p, index] : llvm::zip(prefetches, buffers))
         issueCopies(p.load, swizzledTiles[index], first,
                     prefetchOrigin(p, lb, op.getInductionVar()),
-                    firstProductOnly ? index : -1);
-      }
+                    firstProductOnly() ? index : -1);
     }
   }
   // Copies pending before a loop that may run no iteration still need their barrier.
@@ -1663,7 +1670,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
   SmallVector<Value> nextRegs;
   SmallVector<int> copiesAtEntry = pendingCopies;
-  if (wgmma && firstProductOnly && !prefetches.empty()) {
+  if (wgmma && firstProductOnly() && !prefetches.empty()) {
     // Everyone is done with the other stage and the single buffers: copy this
     // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
     // (K) into the other stage; products wait for their own copies only, so this
@@ -1673,17 +1680,14 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     barrierPending = true; // the single-buffered copies share this barrier
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
-    SmallVector<int> buffers;
-    for (Prefetch &p : prefetches) {
-      int index = swizzledBuffer(p.load);
-      buffers.push_back(index);
+    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
       shared[p.load.getResult()] = {Value(), false, index, stage};
       preStaged.insert(p.load);
     }
     // The copies the previous iteration (or loop) made for this one are this one's now.
     for (int &group : pendingCopies)
-      if (group <= -2 && llvm::is_contained(buffers, -2 - group))
-        group = -2 - group;
+      if (isNextStage(group))
+        group = nextStageGroup(group);
     Value iv = op.getInductionVar();
     auto issueNext = [this, prefetches, buffers, other, next, iv] {
       for (auto [p, index] : llvm::zip(prefetches, buffers))
@@ -1712,8 +1716,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     barrierPending = false;
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
-    for (Prefetch &p : prefetches) {
-      int index = swizzledBuffer(p.load);
+    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
       issueCopies(p.load, swizzledTiles[index], other,
                   prefetchOrigin(p, next, op.getInductionVar()));
       shared[p.load.getResult()] = {Value(), false, index, stage};
@@ -1758,15 +1761,12 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     copiesBeforeLoop.append(pendingCopies);
     pendingCopies = std::move(copiesBeforeLoop);
   }
-  if (wgmma && firstProductOnly && !prefetches.empty()) {
+  if (wgmma && firstProductOnly() && !prefetches.empty()) {
     // In flight now: the copies for iteration `ub` (or, with no iteration, for `lb`),
     // the newest groups; everything else the loop's products waited for.
-    SmallVector<int> buffers;
-    for (Prefetch &p : prefetches)
-      buffers.push_back(swizzledBuffer(p.load));
     pendingCopies.clear();
     for (int group : copiesAtEntry)
-      if (!llvm::is_contained(buffers, group) && !llvm::is_contained(buffers, -2 - group))
+      if (!llvm::is_contained(buffers, group) && !isNextStage(group))
         pendingCopies.push_back(group);
     for (int index : buffers)
       pendingCopies.push_back(nextStageGroup(index));
