@@ -42,8 +42,8 @@ def _merge():
 
 
 def _lengths(n=N):
-    """The non-causal program sizes the causal recursion uses (halves of n, down to
-    2 · MIN_SEQ_LEN), and n itself for the non-causal run."""
+    """The HyperAttention program sizes: n for the non-causal run, then the causal
+    recursion's quadrants (halves of n down to MIN_SEQ_LEN)."""
     out = [n]
     while n > MIN_SEQ_LEN:
         n //= 2
@@ -53,7 +53,7 @@ def _lengths(n=N):
 
 def kernels():
     """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
-    out = {("hyper", n): _hyper(n) for n in _lengths() if n >= MIN_SEQ_LEN}
+    out = {("hyper", n): _hyper(n) for n in _lengths()}
     out["merge"] = _merge()
     for causal in (False, True):
         out["dense", causal] = tessera.compile(tessera.attention(causal=causal), head_dim=D,

@@ -146,7 +146,7 @@ def test_hyper_attention_whole(d, n):
     q, k, v = randn(1, 2, n, d), randn(1, 2, n, d), randn(1, 2, n, d)
     projection = torch.randn(d, cases.HYPER_BITS, device="cuda").bfloat16().float()
     samples = torch.randint(0, n, (cases.HYPER_SAMPLES,), device="cuda", dtype=torch.int32)
-    o, lse = hyper_kernels()[n, d](q, k, v, projection, samples)
+    o, lse = cases.hyper_kernels(lengths=(n,), dims=(d,))[n, d](q, k, v, projection, samples)
     host = [x.float().cpu().numpy() for x in (q, k, v, projection)]
     ro, rl = reference_sparse.hyper_attention(*host, samples.cpu().numpy(),
                                               block=cases.HYPER_BLOCK)
@@ -154,12 +154,3 @@ def test_hyper_attention_whole(d, n):
     err_l = rel(lse, torch.from_numpy(rl).cuda())
     print(f"hyper d={d} n={n}: o {err_o:.2e} lse {err_l:.2e}")
     assert err_o <= 4e-3 and err_l <= 4e-3
-
-
-_HYPER = {}
-
-
-def hyper_kernels():
-    if not _HYPER:
-        _HYPER.update(cases.hyper_kernels())
-    return _HYPER
