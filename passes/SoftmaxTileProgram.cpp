@@ -212,6 +212,11 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     auto grid = tile::GridOp::create(b, ValueRange{qTiles, gridHeads, gridBatch}, config);
     b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
     Value qTileIdx = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(0));
+    // Under causal / window bounds later query tiles see more keys: launch them first
+    // (blocks start in index order) so the grid does not end on its longest programs.
+    if (op.getCausal() || op.getWindowAttr())
+      qTileIdx = arith::SubIOp::create(
+          b, arith::SubIOp::create(b, qTiles, p.cIndex(1)), qTileIdx);
     p.head = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(1));
     p.batch = tile::ProgramIdOp::create(b, b.getIndexType(), b.getI64IntegerAttr(2));
     p.qTileIdx = qTileIdx;
