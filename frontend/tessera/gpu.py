@@ -190,6 +190,7 @@ class _Image:
         kernels = self._kernels(device.index or 0)
         for launch, kernel in list(zip(self.launches, kernels))[first:last]:
             grid = [_extent(f, everything) for f in launch["grid"]]
+            grid += [1] * (3 - len(grid))  # grids of one or two dimensions
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
