@@ -46,16 +46,18 @@ def write_row(path, row):
         f.write(json.dumps(row) + "\n")
 
 
-def bench_setup(script: str):
+def bench_setup(script: str, profile: bool = False):
     """The command line every GPU benchmark takes (--quick, --out FILE, default
-    bench/results/<name>.jsonl), and what each of its rows records: (args, {device,
-    commit, command})."""
+    bench/results/<name>.jsonl; --profile where `profile`), and what each of its rows
+    records: (args, {device, commit, command})."""
     import argparse
     import torch
     name = Path(script).stem.removesuffix("_gpu")
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(ROOT / f"bench/results/{name}.jsonl"))
+    if profile:
+        ap.add_argument("--profile", action="store_true", help="time each launch and stop")
     args = ap.parse_args()
     command = f"python3 bench/{Path(script).name}" + (" --quick" if args.quick else "")
     return args, {"device": torch.cuda.get_device_name(), "commit": commit_id(),

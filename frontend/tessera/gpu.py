@@ -196,6 +196,26 @@ class _Image:
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
         return workspaces
 
+    def profile(self, args, repeat: int):
+        """(kernel, grid, ms) per launch: each launched alone after the ones before it
+        ran, timed by CUDA events, the best of `repeat`."""
+        import torch
+        workspaces = self.launch(args)
+        torch.cuda.synchronize()
+        everything = list(args) + workspaces
+        out = []
+        for i, launch in enumerate(self.launches):
+            best = float("inf")
+            for _ in range(repeat):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                self.launch(args, workspaces, i, i + 1)
+                end.record()
+                end.synchronize()
+                best = min(best, start.elapsed_time(end))
+            out.append((launch["kernel"], [_extent(f, everything) for f in launch["grid"]], best))
+        return out
+
 
 class TileMask:
     """A mask_mod spec's classified tiles for one set of shapes and tables (what

@@ -423,6 +423,18 @@ class ProgramGpuKernel:
         return getattr(torch_module(), _TORCH_DTYPES[self.dtype] if kind == _ELEMENT else kind)
 
     def __call__(self, *args, **kwargs):
+        tensors, outs = self._arguments(args, kwargs)
+        self._image.launch(tensors + outs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def profile(self, *args, repeat: int = 3, **kwargs):
+        """Times each launch of the program on these inputs: a list of (kernel, grid,
+        milliseconds), the best of `repeat` runs each."""
+        tensors, outs = self._arguments(args, kwargs)
+        return self._image.profile(tensors + outs, repeat)
+
+    def _arguments(self, args, kwargs):
+        """The checked inputs in declared order and freshly allocated outputs."""
         from .gpu import _check_cuda_tensor, torch_module
         torch = torch_module()
         tensors = _given(self.spec, args, kwargs)
@@ -438,5 +450,4 @@ class ProgramGpuKernel:
                             lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
         outs = [torch.empty(tuple(dim_value(x, env) for x in o.dims), dtype=self._dtype(o.kind),
                             device=device) for o in self._outputs]
-        self._image.launch(tensors + outs)
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return tensors, outs
