@@ -1,11 +1,11 @@
 //===- RowTilePrograms.cpp - row permutations: LSH sort, gather, scatter --===//
 //
 // HyperAttention's sorting (SEMANTICS.md §3) as tile programs. attn.lsh_sort is a
-// stable counting sort per (head, batch) built from products, so that tensor cores run
-// it: bucket counts (ones times the one-hot rows), their exclusive prefix (times a
-// triangular matrix), then each row's rank = its bucket's start + the rows of the same
-// bucket before it (a strictly-lower-triangular product within a tile plus a running
-// count across tiles), stored; a second grid writes perm[rank[i]] = i. attn.gather_rows /
+// stable counting sort per (head, batch) in four grids, built from products so that
+// tensor cores run it: every tile's bucket counts (in parallel), their exclusive prefix
+// over tiles and buckets (one program per head, triangular products over chunks of
+// tiles), every row's rank = its tile's offset for its bucket + the earlier rows of
+// that bucket in the tile (in parallel), then perm[rank[i]] = i. attn.gather_rows /
 // attn.scatter_rows move one row per step with bounded loads and stores, so out-of-range
 // indices read zeros or are dropped without a check of their own.
 //
@@ -145,6 +145,9 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
   if (bits > kMaxBits)
     return op.emitError("sorts by at most ") << kMaxBits << " hash bits, got " << bits;
   int64_t buckets = int64_t(1) << bits, bm = config.getBlockM();
+  // A tile's bucket counts (at most bm) are product operands: exact in 16 bits up to 256.
+  if (bm > 256)
+    return op.emitError("sorts in tiles of at most 256 rows, got block_m = ") << bm;
   // Hash columns padded to 16, what a GPU product reads a right operand by (R reads
   // zeros there, weighted 0).
   int64_t cols = llvm::alignTo(bits, 16);
@@ -160,95 +163,155 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
     return arith::TruncFOp::create(b, t.tileType(shape, operandType), f32Tile);
   };
   auto zeros = [&](int64_t m, int64_t n) { return t.splatF32({m, n}, 0); };
+  auto toF32 = [&](Value ints) {
+    auto shape = cast<RankedTensorType>(ints.getType()).getShape();
+    return arith::SIToFPOp::create(b, t.tileType(shape, t.f32), ints).getResult();
+  };
+  auto toI32 = [&](Value floats) {
+    auto shape = cast<RankedTensorType>(floats.getType()).getShape();
+    return arith::FPToSIOp::create(b, t.tileType(shape, t.i32), floats).getResult();
+  };
   // 1 where `pred`(row, col) holds, else 0: [m, n] f32.
   auto triangle = [&](arith::CmpIPredicate pred, int64_t m, int64_t n) {
     Value c0 = t.cIndex(0);
     Value i = t.broadcast(t.range(c0, m), 1, n), j = t.broadcast(t.range(c0, n), 0, m);
     return t.select(t.cmpI(pred, i, j), t.splatF32({m, n}, 1), zeros(m, n));
   };
-  Value n = t.dim(x, 2);
-  // Each row's place in the sorted order (the inverse permutation), then perm from it.
-  auto dyn = ShapedType::kDynamic;
-  Value ranks = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, t.i32),
-                                        ValueRange{t.dim(x, 0), t.dim(x, 1), n});
-  t.grid({t.dim(x, 1), t.dim(x, 0)}, config, [&](ArrayRef<Value> id) {
-    Value h = id[0], bb = id[1], c0 = t.cIndex(0);
-    Value r = t.loadF32(proj, {d, cols}, {c0, c0});
-    r = asOperand(r);
-    // Column j weighs 2^j, the padding columns 0 (computed: a GPU kernel has no
-    // constant arrays).
-    Value column = t.range(c0, cols);
+  // The position of hash code `code` in the reflected Gray sequence g(n) = n ^ (n >> 1):
+  // the prefix xor of its bits (shifts 1, 2, 4, ... cover `bits` bits), so neighbouring
+  // buckets differ in one hyperplane.
+  auto grayPosition = [&](Value code) {
+    auto shape = cast<RankedTensorType>(code.getType()).getShape();
+    for (int32_t s = 1; s < bits; s <<= 1)
+      code = arith::XOrIOp::create(b, code, arith::ShRUIOp::create(b, code, t.splatI32(shape, s)));
+    return code;
+  };
+  // Hash column j weighs 2^j, the padding columns 0 (computed: a GPU kernel has no
+  // constant arrays): [cols] f32.
+  auto columnWeights = [&]() {
+    Value column = t.range(t.cIndex(0), cols);
     Value pow2 = t.select(t.cmpI(arith::CmpIPredicate::slt, column, t.splatI32({cols}, bits)),
                           arith::ShLIOp::create(b, t.splatI32({cols}, 1), column),
                           t.splatI32({cols}, 0));
-    Value weights =
-        t.broadcast(arith::SIToFPOp::create(b, t.tileType({cols}, t.f32), pow2), 0, bm);
-    Value bucketIds = t.broadcast(t.range(c0, buckets), 0, bm); // [bm, buckets]
-    Value nI32 = t.toI32(n);
-    // One-hot [bm, buckets] (f32) of the Gray-ordered bucket of rows m0 .. m0 + bm - 1;
-    // rows past the end have none.
-    auto oneHot = [&](Value m0) {
-      Value projected = t.dot(t.loadOperand(x, {bm, d}, {bb, h, m0, c0}), r, zeros(bm, cols));
-      Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, projected,
-                                             zeros(bm, cols));
-      Value code = arith::FPToSIOp::create(
-          b, t.tileType({bm}, t.i32),
-          t.reduce(tile::Combiner::sum, t.select(positive, weights, zeros(bm, cols)), 1));
-      // The position of `code` in the reflected Gray sequence g(n) = n ^ (n >> 1): the
-      // prefix xor of its bits (shifts 1, 2, 4, ... cover `bits` bits), so neighbouring
-      // buckets differ in one hyperplane.
-      Value rank = code;
-      for (int32_t s = 1; s < bits; s <<= 1)
-        rank = arith::XOrIOp::create(b, rank,
-                                     arith::ShRUIOp::create(b, rank, t.splatI32({bm}, s)));
-      Value valid = t.cmpI(arith::CmpIPredicate::slt, t.range(m0, bm), t.splatOf({bm}, nI32));
-      Value hit = arith::AndIOp::create(
-          b, t.cmpI(arith::CmpIPredicate::eq, t.broadcast(rank, 1, buckets), bucketIds),
-          t.broadcast(valid, 1, buckets));
-      return t.select(hit, t.splatF32({bm, buckets}, 1), zeros(bm, buckets));
+    return toF32(pow2);
+  };
+  // 1 where row m0 + r of (batch, head) lies on the positive side of hyperplane c:
+  // [bm, cols] f32.
+  auto signs = [&](Value batch, Value head, Value m0) {
+    Value c0 = t.cIndex(0);
+    Value r = asOperand(t.loadF32(proj, {d, cols}, {c0, c0}));
+    Value projected = t.dot(t.loadOperand(x, {bm, d}, {batch, head, m0, c0}), r, zeros(bm, cols));
+    Value positive =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, projected, zeros(bm, cols));
+    return t.select(positive, t.splatF32({bm, cols}, 1), zeros(bm, cols));
+  };
+  Value n = t.dim(x, 2), nI32 = t.toI32(n);
+  auto rowsValid = [&](Value m0) {
+    return t.cmpI(arith::CmpIPredicate::slt, t.range(m0, bm), t.splatOf({bm}, nI32));
+  };
+  Value tiles = t.ceilDiv(n, bm), bmIdx = t.cIndex(bm);
+  auto tileStart = [&](Value i) { return arith::MulIOp::create(b, i, bmIdx).getResult(); };
+  auto dyn = ShapedType::kDynamic;
+  auto perTile = [&](Value batches, Value heads) {
+    return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, buckets}, t.i32),
+                                   ValueRange{batches, heads, tiles});
+  };
+  Value batches = t.dim(x, 0), heads = t.dim(x, 1);
+
+  // A stable counting sort in four parallel steps. 1: each tile's bucket counts.
+  Value tileCounts = perTile(batches, heads);
+  t.grid({tiles, heads, batches}, config, [&](ArrayRef<Value> id) {
+    Value m0 = tileStart(id[0]), c0 = t.cIndex(0);
+    // Codes along the columns (the tile's rows transposed), repeated on every bucket's
+    // row: weights times the signs, so that each bucket's count is a row sum.
+    Value weightRows = asOperand(t.broadcast(columnWeights(), 0, buckets));
+    Value codes = toI32(t.dot(weightRows, t.trans(asOperand(signs(id[2], id[1], m0))),
+                              zeros(buckets, bm)));
+    Value hit = arith::AndIOp::create(
+        b,
+        t.cmpI(arith::CmpIPredicate::eq, grayPosition(codes),
+               t.broadcast(t.range(c0, buckets), 1, bm)),
+        t.broadcast(rowsValid(m0), 0, buckets));
+    Value count = t.reduce(tile::Combiner::sum,
+                           t.select(hit, t.splatI32({buckets, bm}, 1), t.splatI32({buckets, bm}, 0)),
+                           1);
+    tile::StoreOp::create(b, count, tileCounts, ValueRange{id[2], id[1], id[0], c0});
+  });
+
+  // 2: per (head, batch), where each tile's rows of each bucket start: the bucket's start
+  // (the counts of the buckets before it) plus its rows in earlier tiles, walking the
+  // tiles in chunks of 64 (an exclusive prefix is a strictly-lower-triangular product).
+  constexpr int64_t kChunk = 64;
+  Value tileOffsets = perTile(batches, heads);
+  t.grid({heads, batches}, config, [&](ArrayRef<Value> id) {
+    Value h = id[0], bb = id[1], c0 = t.cIndex(0);
+    Value chunks = t.ceilDiv(tiles, kChunk), chunkIdx = t.cIndex(kChunk);
+    auto chunkStart = [&](Value i) { return arith::MulIOp::create(b, i, chunkIdx).getResult(); };
+    auto chunkAt = [&](Value buffer, Value i) {
+      return tile::LoadOp::create(b, t.tileType({kChunk, buckets}, t.i32), buffer,
+                                  ValueRange{bb, h, chunkStart(i), c0}, nullptr)
+          .getResult();
     };
-    Value tiles = t.ceilDiv(n, bm), bmIdx = t.cIndex(bm);
-    auto tileStart = [&](Value i) { return arith::MulIOp::create(b, i, bmIdx).getResult(); };
-    // Rows of the same bucket so far, as bm identical rows: a product with a tile of
-    // ones sums the one-hot columns (no reduction across rows needed).
-    Value ones = asOperand(t.splatF32({bm, bm}, 1));
-    auto addCounts = [&](Value hot, Value counts) { return t.dot(ones, asOperand(hot), counts); };
-    Value counts = t.forLoop(c0, tiles, {zeros(bm, buckets)},
+    Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, kChunk, kChunk));
+    Value ones = asOperand(t.splatF32({kChunk, kChunk}, 1));
+    // Totals so far, as identical rows (a product with ones sums a chunk's rows).
+    Value totals = t.forLoop(c0, chunks, {zeros(kChunk, buckets)},
                              [&](Value i, ValueRange carried) -> SmallVector<Value> {
-                               return {addCounts(oneHot(tileStart(i)), carried[0])};
+                               Value counts = asOperand(toF32(chunkAt(tileCounts, i)));
+                               tile::StoreOp::create(b, toI32(t.dot(lower, counts, carried[0])),
+                                                     tileOffsets,
+                                                     ValueRange{bb, h, chunkStart(i), c0});
+                               return {t.dot(ones, counts, carried[0])};
                              })[0];
-    // Where each bucket starts: start[c] = sum of counts[c'] for c' < c, a product with
-    // the strictly upper triangle, one byte of the counts at a time so that every operand
-    // is exact in 16 bits (sums up to 2^24 rows are exact in f32).
+    // start[c] = the totals of buckets before c: the strictly upper triangle, one byte of
+    // the totals at a time so that every operand is exact in 16 bits (sums up to 2^24
+    // rows are exact in f32).
     Value upper = asOperand(triangle(arith::CmpIPredicate::slt, buckets, buckets));
-    Value whole = arith::FPToSIOp::create(b, t.tileType({bm, buckets}, t.i32), counts);
-    Value start = zeros(bm, buckets);
+    Value whole = toI32(totals);
+    Value start = zeros(kChunk, buckets);
     for (int32_t shift : {0, 8, 16}) {
       Value byte = arith::AndIOp::create(
-          b, arith::ShRUIOp::create(b, whole, t.splatI32({bm, buckets}, shift)),
-          t.splatI32({bm, buckets}, 255));
-      Value part = t.dot(
-          asOperand(arith::SIToFPOp::create(b, t.tileType({bm, buckets}, t.f32), byte)), upper,
-          zeros(bm, buckets));
+          b, arith::ShRUIOp::create(b, whole, t.splatI32({kChunk, buckets}, shift)),
+          t.splatI32({kChunk, buckets}, 255));
+      Value part = t.dot(asOperand(toF32(byte)), upper, zeros(kChunk, buckets));
       start = arith::AddFOp::create(
-          b, start, arith::MulFOp::create(b, part, t.splatF32({bm, buckets}, float(1 << shift))));
+          b, start,
+          arith::MulFOp::create(b, part, t.splatF32({kChunk, buckets}, float(1 << shift))));
     }
-    // A row's rank: its bucket's start, rows of its bucket in earlier tiles and earlier
-    // rows of this tile (the strictly lower triangle times the one-hot).
-    Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, bm, bm));
-    t.forLoop(c0, tiles, {zeros(bm, buckets)}, [&](Value i, ValueRange carried) -> SmallVector<Value> {
-      Value m0 = tileStart(i), hot = oneHot(m0);
-      Value before = t.dot(lower, asOperand(hot), arith::AddFOp::create(b, start, carried[0]));
-      Value rank = arith::FPToSIOp::create(
-          b, t.tileType({bm}, t.i32),
-          t.reduce(tile::Combiner::sum, arith::MulFOp::create(b, hot, before), 1));
-      tile::StoreOp::create(b, rank, ranks, ValueRange{bb, h, m0});
-      return {addCounts(hot, carried[0])};
+    Value startI32 = toI32(start);
+    t.forLoop(c0, chunks, {}, [&](Value i, ValueRange) -> SmallVector<Value> {
+      tile::StoreOp::create(b, arith::AddIOp::create(b, chunkAt(tileOffsets, i), startI32),
+                            tileOffsets, ValueRange{bb, h, chunkStart(i), c0});
+      return {};
     });
   });
-  // perm[rank[i]] = i, one row at a time.
+
+  // 3: each row's rank: its tile's offset for its bucket plus the earlier rows of its
+  // bucket in the tile (the strictly lower triangle times the one-hot rows).
+  Value ranks = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, t.i32),
+                                        ValueRange{batches, heads, n});
+  t.grid({tiles, heads, batches}, config, [&](ArrayRef<Value> id) {
+    Value m0 = tileStart(id[0]), c0 = t.cIndex(0);
+    Value weights = t.broadcast(columnWeights(), 0, bm);
+    Value code = toI32(t.reduce(tile::Combiner::sum,
+                                arith::MulFOp::create(b, signs(id[2], id[1], m0), weights), 1));
+    Value hit = arith::AndIOp::create(
+        b,
+        t.cmpI(arith::CmpIPredicate::eq, t.broadcast(grayPosition(code), 1, buckets),
+               t.broadcast(t.range(c0, buckets), 0, bm)),
+        t.broadcast(rowsValid(m0), 1, buckets));
+    Value hot = t.select(hit, t.splatF32({bm, buckets}, 1), zeros(bm, buckets));
+    Value offsets = tile::LoadOp::create(b, t.tileType({buckets}, t.i32), tileOffsets,
+                                         ValueRange{id[2], id[1], id[0], c0}, nullptr);
+    Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, bm, bm));
+    Value before = t.dot(lower, asOperand(hot), t.broadcast(toF32(offsets), 0, bm));
+    Value rank = toI32(t.reduce(tile::Combiner::sum, arith::MulFOp::create(b, hot, before), 1));
+    tile::StoreOp::create(b, rank, ranks, ValueRange{id[2], id[1], m0});
+  });
+
+  // 4: perm[rank[i]] = i, one row at a time.
   RowMover p(b, ranks, perm);
-  p.forEachRow(n, t.dim(x, 1), t.dim(x, 0), bm, config, [&](Value batch, Value head, Value i) {
+  p.forEachRow(n, heads, batches, bm, config, [&](Value batch, Value head, Value i) {
     Value row = t.splatOf({1}, t.toI32(i));
     tile::StoreOp::create(b, row, perm, p.at(batch, head, p.indexAt(batch, head, i)));
   });

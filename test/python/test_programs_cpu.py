@@ -70,7 +70,7 @@ def test_block_topk_without_current_pads_with_minus_one():
     assert (got[..., 3:] == -1).all()
 
 
-@pytest.mark.parametrize("n", [1, 17, 333])
+@pytest.mark.parametrize("n", [1, 17, 333, 9000])  # 9000: counts prefixed over 3 chunks of tiles
 def test_lsh_sort_gather_scatter(n):
     def sort(x, projection):
         perm = tessera.lsh_sort(x, projection)
