@@ -145,6 +145,9 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
   if (bits > kMaxBits)
     return op.emitError("sorts by at most ") << kMaxBits << " hash bits, got " << bits;
   int64_t buckets = int64_t(1) << bits, bm = config.getBlockM();
+  // Bucket slots of the counting tiles: the per-tile count product has one row per slot,
+  // at least 16 per warp; slots past the buckets stay empty.
+  int64_t slots = std::max<int64_t>(buckets, 16 * config.getNumWarps());
   // A tile's bucket counts (at most bm) are product operands: exact in 16 bits up to 256.
   if (bm > 256)
     return op.emitError("sorts in tiles of at most 256 rows, got block_m = ") << bm;
@@ -213,7 +216,7 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
   auto tileStart = [&](Value i) { return arith::MulIOp::create(b, i, bmIdx).getResult(); };
   auto dyn = ShapedType::kDynamic;
   auto perTile = [&](Value batches, Value heads) {
-    return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, buckets}, t.i32),
+    return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, slots}, t.i32),
                                    ValueRange{batches, heads, tiles});
   };
   Value batches = t.dim(x, 0), heads = t.dim(x, 1);
@@ -224,38 +227,39 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
     Value m0 = tileStart(id[0]), c0 = t.cIndex(0);
     // Codes along the columns (the tile's rows transposed), repeated on every bucket's
     // row: weights times the signs, so that each bucket's count is a row sum.
-    Value weightRows = asOperand(t.broadcast(columnWeights(), 0, buckets));
+    Value weightRows = asOperand(t.broadcast(columnWeights(), 0, slots));
     Value codes = toI32(t.dot(weightRows, t.trans(asOperand(signs(id[2], id[1], m0))),
-                              zeros(buckets, bm)));
+                              zeros(slots, bm)));
     Value hit = arith::AndIOp::create(
         b,
         t.cmpI(arith::CmpIPredicate::eq, grayPosition(codes),
-               t.broadcast(t.range(c0, buckets), 1, bm)),
-        t.broadcast(rowsValid(m0), 0, buckets));
+               t.broadcast(t.range(c0, slots), 1, bm)),
+        t.broadcast(rowsValid(m0), 0, slots));
     Value count = t.reduce(tile::Combiner::sum,
-                           t.select(hit, t.splatI32({buckets, bm}, 1), t.splatI32({buckets, bm}, 0)),
+                           t.select(hit, t.splatI32({slots, bm}, 1), t.splatI32({slots, bm}, 0)),
                            1);
     tile::StoreOp::create(b, count, tileCounts, ValueRange{id[2], id[1], id[0], c0});
   });
 
   // 2: per (head, batch), where each tile's rows of each bucket start: the bucket's start
   // (the counts of the buckets before it) plus its rows in earlier tiles, walking the
-  // tiles in chunks of 64 (an exclusive prefix is a strictly-lower-triangular product).
-  constexpr int64_t kChunk = 64;
+  // tiles in chunks of 64 or 16 per warp (an exclusive prefix is a strictly-lower-
+  // triangular product).
+  const int64_t kChunk = std::max<int64_t>(64, 16 * config.getNumWarps());
   Value tileOffsets = perTile(batches, heads);
   t.grid({heads, batches}, config, [&](ArrayRef<Value> id) {
     Value h = id[0], bb = id[1], c0 = t.cIndex(0);
     Value chunks = t.ceilDiv(tiles, kChunk), chunkIdx = t.cIndex(kChunk);
     auto chunkStart = [&](Value i) { return arith::MulIOp::create(b, i, chunkIdx).getResult(); };
     auto chunkAt = [&](Value buffer, Value i) {
-      return tile::LoadOp::create(b, t.tileType({kChunk, buckets}, t.i32), buffer,
+      return tile::LoadOp::create(b, t.tileType({kChunk, slots}, t.i32), buffer,
                                   ValueRange{bb, h, chunkStart(i), c0}, nullptr)
           .getResult();
     };
     Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, kChunk, kChunk));
     Value ones = asOperand(t.splatF32({kChunk, kChunk}, 1));
     // Totals so far, as identical rows (a product with ones sums a chunk's rows).
-    Value totals = t.forLoop(c0, chunks, {zeros(kChunk, buckets)},
+    Value totals = t.forLoop(c0, chunks, {zeros(kChunk, slots)},
                              [&](Value i, ValueRange carried) -> SmallVector<Value> {
                                Value counts = asOperand(toF32(chunkAt(tileCounts, i)));
                                tile::StoreOp::create(b, toI32(t.dot(lower, counts, carried[0])),
@@ -266,17 +270,17 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
     // start[c] = the totals of buckets before c: the strictly upper triangle, one byte of
     // the totals at a time so that every operand is exact in 16 bits (sums up to 2^24
     // rows are exact in f32).
-    Value upper = asOperand(triangle(arith::CmpIPredicate::slt, buckets, buckets));
+    Value upper = asOperand(triangle(arith::CmpIPredicate::slt, slots, slots));
     Value whole = toI32(totals);
-    Value start = zeros(kChunk, buckets);
+    Value start = zeros(kChunk, slots);
     for (int32_t shift : {0, 8, 16}) {
       Value byte = arith::AndIOp::create(
-          b, arith::ShRUIOp::create(b, whole, t.splatI32({kChunk, buckets}, shift)),
-          t.splatI32({kChunk, buckets}, 255));
-      Value part = t.dot(asOperand(toF32(byte)), upper, zeros(kChunk, buckets));
+          b, arith::ShRUIOp::create(b, whole, t.splatI32({kChunk, slots}, shift)),
+          t.splatI32({kChunk, slots}, 255));
+      Value part = t.dot(asOperand(toF32(byte)), upper, zeros(kChunk, slots));
       start = arith::AddFOp::create(
           b, start,
-          arith::MulFOp::create(b, part, t.splatF32({kChunk, buckets}, float(1 << shift))));
+          arith::MulFOp::create(b, part, t.splatF32({kChunk, slots}, float(1 << shift))));
     }
     Value startI32 = toI32(start);
     t.forLoop(c0, chunks, {}, [&](Value i, ValueRange) -> SmallVector<Value> {
@@ -297,11 +301,11 @@ LogicalResult tessera::buildLshSortTileProgram(ImplicitLocOpBuilder &b, attn::Ls
                                 arith::MulFOp::create(b, signs(id[2], id[1], m0), weights), 1));
     Value hit = arith::AndIOp::create(
         b,
-        t.cmpI(arith::CmpIPredicate::eq, t.broadcast(grayPosition(code), 1, buckets),
-               t.broadcast(t.range(c0, buckets), 0, bm)),
-        t.broadcast(rowsValid(m0), 1, buckets));
-    Value hot = t.select(hit, t.splatF32({bm, buckets}, 1), zeros(bm, buckets));
-    Value offsets = tile::LoadOp::create(b, t.tileType({buckets}, t.i32), tileOffsets,
+        t.cmpI(arith::CmpIPredicate::eq, t.broadcast(grayPosition(code), 1, slots),
+               t.broadcast(t.range(c0, slots), 0, bm)),
+        t.broadcast(rowsValid(m0), 1, slots));
+    Value hot = t.select(hit, t.splatF32({bm, slots}, 1), zeros(bm, slots));
+    Value offsets = tile::LoadOp::create(b, t.tileType({slots}, t.i32), tileOffsets,
                                          ValueRange{id[2], id[1], id[0], c0}, nullptr);
     Value lower = asOperand(triangle(arith::CmpIPredicate::sgt, bm, bm));
     Value before = t.dot(lower, asOperand(hot), t.broadcast(toF32(offsets), 0, bm));

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "passes/TilePrograms.h"
 
+#include "passes/ModifierBounds.h"
 #include "passes/ModifierInlining.h"
 #include "passes/TileBuilder.h"
 
@@ -279,39 +280,79 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     OpBuilder::InsertionGuard classify(b);
     KeyTiles tiles = beginProgram(listHeads, listBatches);
     auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, p.i32, v); };
+    auto lastOf = [&](Value first, int64_t size, Value end) { // inclusive, clipped
+      return p.toI32(arith::SubIOp::create(
+          b, arith::MinSIOp::create(b, arith::AddIOp::create(b, first, p.cIndex(size)), end),
+          p.cIndex(1)));
+    };
+    Value lastRow = lastOf(p.m0, p.bm, nq);
     Value count = p.forLoop(tiles.lo, tiles.hi, ValueRange{i32c(0)}, [&](Value t,
                                                                          ValueRange acc) {
-      auto [qIdx, kIdx] = p.indexTiles(arith::MulIOp::create(b, t, bnIdx));
-      SmallVector<int64_t> shape{p.bm, p.bn};
-      Value keep = p.keepTile(qIdx, kIdx);
-      // Rows past the end of the queries do not count either way.
-      Value rowValid = p.cmpI(arith::CmpIPredicate::slt, qIdx, p.splatOf(shape, p.toI32(nq)));
-      // Two counts in one sum (one block-wide reduction): kept pairs in the low 16 bits,
-      // kept-or-ignored ones above (a tile has at most 2^14 pairs, checked above).
-      auto ints = [&](Value bits) {
-        return arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits).getResult();
-      };
-      Value packed = arith::AddIOp::create(
-          b, ints(arith::AndIOp::create(b, keep, rowValid)),
-          arith::ShLIOp::create(b, ints(arith::OrIOp::create(b, keep, p.logicalNot(rowValid))),
-                                p.splatI32(shape, 16)));
-      Value total = tensor::ExtractOp::create(
-          b, p.reduce(tile::Combiner::sum, p.reduce(tile::Combiner::sum, packed, 1), 0),
-          ValueRange{});
-      Value kept = arith::AndIOp::create(b, total, i32c(0xFFFF));
-      Value isFull = p.cmpI(arith::CmpIPredicate::eq,
-                            arith::ShRUIOp::create(b, total, i32c(16)), i32c(p.bm * p.bn));
+      Value n0 = arith::MulIOp::create(b, t, bnIdx);
       // Written at the next free place whatever the class: an empty tile's entry is
       // overwritten by the next kept one (or lies past the count).
-      Value entry = arith::AddIOp::create(
-          b, arith::MulIOp::create(b, p.toI32(t), i32c(2)),
-          arith::ExtUIOp::create(b, p.i32, isFull));
-      memref::StoreOp::create(b, entry, tileLists,
-                              ValueRange{p.batch, p.head, p.qTileIdx,
-                                         arith::IndexCastOp::create(b, b.getIndexType(), acc[0])});
-      Value any = p.cmpI(arith::CmpIPredicate::sgt, kept, i32c(0));
-      return SmallVector<Value>{
-          arith::AddIOp::create(b, acc[0], arith::ExtUIOp::create(b, p.i32, any))};
+      auto record = [&](Value isFull, Value any) {
+        Value entry = arith::AddIOp::create(b, arith::MulIOp::create(b, p.toI32(t), i32c(2)),
+                                            arith::ExtUIOp::create(b, p.i32, isFull));
+        memref::StoreOp::create(
+            b, entry, tileLists,
+            ValueRange{p.batch, p.head, p.qTileIdx,
+                       arith::IndexCastOp::create(b, b.getIndexType(), acc[0])});
+        return SmallVector<Value>{
+            arith::AddIOp::create(b, acc[0], arith::ExtUIOp::create(b, p.i32, any))};
+      };
+      // The mask's verdict on the whole tile (rows and keys past the ends left out) by
+      // interval arithmetic; element-wise only when that decides nothing.
+      BoxVerdict verdict = boundMaskOverBox(
+          b, op.getMaskMod(),
+          {{p.toI32(p.batch), p.toI32(p.batch)}, {p.toI32(p.head), p.toI32(p.head)},
+           {p.toI32(p.m0), lastRow}, {p.toI32(n0), lastOf(n0, p.bn, nk)}});
+      Value wholeByBounds = arith::AndIOp::create(
+          b, p.cmpI(arith::CmpIPredicate::sge, t, tiles.fullLo),
+          p.cmpI(arith::CmpIPredicate::slt, t, tiles.fullHi));
+      Value keepsAll = arith::AndIOp::create(b, verdict.keepsAll, wholeByBounds);
+      auto branch = [&](Value cond, function_ref<SmallVector<Value>()> then,
+                        function_ref<SmallVector<Value>()> otherwise) {
+        auto ifOp = scf::IfOp::create(b, TypeRange{p.i32}, cond, true);
+        for (auto [region, body] : {std::pair{&ifOp.getThenRegion(), then},
+                                    std::pair{&ifOp.getElseRegion(), otherwise}}) {
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToStart(&region->front());
+          scf::YieldOp::create(b, body());
+        }
+        return ifOp.getResult(0);
+      };
+      auto elementwise = [&]() -> SmallVector<Value> {
+        auto [qIdx, kIdx] = p.indexTiles(n0);
+        SmallVector<int64_t> shape{p.bm, p.bn};
+        Value keep = p.keepTile(qIdx, kIdx);
+        // Rows past the end of the queries do not count either way.
+        Value rowValid =
+            p.cmpI(arith::CmpIPredicate::slt, qIdx, p.splatOf(shape, p.toI32(nq)));
+        // Two counts in one sum (one block-wide reduction): kept pairs in the low 16 bits,
+        // kept-or-ignored ones above (a tile has at most 2^14 pairs, checked above).
+        auto ints = [&](Value bits) {
+          return arith::ExtUIOp::create(b, p.tileType(shape, p.i32), bits).getResult();
+        };
+        Value packed = arith::AddIOp::create(
+            b, ints(arith::AndIOp::create(b, keep, rowValid)),
+            arith::ShLIOp::create(
+                b, ints(arith::OrIOp::create(b, keep, p.logicalNot(rowValid))),
+                p.splatI32(shape, 16)));
+        Value total = tensor::ExtractOp::create(
+            b, p.reduce(tile::Combiner::sum, p.reduce(tile::Combiner::sum, packed, 1), 0),
+            ValueRange{});
+        Value kept = arith::AndIOp::create(b, total, i32c(0xFFFF));
+        Value isFull = p.cmpI(arith::CmpIPredicate::eq,
+                              arith::ShRUIOp::create(b, total, i32c(16)), i32c(p.bm * p.bn));
+        return record(isFull, p.cmpI(arith::CmpIPredicate::sgt, kept, i32c(0)));
+      };
+      Value yes = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+      return SmallVector<Value>{branch(
+          verdict.keepsNone, [&]() -> SmallVector<Value> { return {acc[0]}; },
+          [&]() -> SmallVector<Value> {
+            return {branch(keepsAll, [&] { return record(yes, yes); }, elementwise)};
+          })};
     })[0];
     memref::StoreOp::create(b, count, tileCounts, ValueRange{p.batch, p.head, p.qTileIdx});
   }

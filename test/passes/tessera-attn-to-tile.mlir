@@ -96,6 +96,39 @@ func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: ten
 
 // -----
 
+// A mask the classification can bound: per key tile it first computes the mask over
+// the tile's row and key ranges by interval arithmetic (scalar floor divisions of the
+// ends); a tile surely empty is skipped, one surely whole listed as whole, and only the
+// rest evaluated element-wise.
+// CHECK-LABEL: func.func @bounded_mask
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: arith.floordivsi {{.*}} : i32
+// CHECK: arith.floordivsi {{.*}} : i32
+// CHECK: %[[NONE:.*]] = arith.ori
+// CHECK: scf.if %[[NONE]] -> (i32)
+// CHECK: } else {
+// CHECK: scf.if {{.*}} -> (i32)
+// CHECK: arith.floordivsi {{.*}} : tensor<32x16xi32>
+// CHECK: tile.reduce <sum>
+// CHECK: tile.grid
+func.func @bounded_mask(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+    mask_mod {
+    ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+      %c48 = arith.constant 48 : i32
+      %c80 = arith.constant 80 : i32
+      %bi = arith.floordivsi %i, %c48 : i32
+      %bj = arith.floordivsi %j, %c80 : i32
+      %same = arith.cmpi eq, %bi, %bj : i32
+      attn.yield %same : i1
+    }
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
 // GQA: the key/value head is the query head divided by the group size.
 // CHECK-LABEL: func.func @gqa
 // CHECK: %[[H:.*]] = tile.program_id 1 : index
@@ -244,16 +277,33 @@ func.func @topk(%q: tensor<?x?x?x64xf32>, %kb: tensor<?x?x?x64xf32>) -> tensor<?
 
 // -----
 
-// LSH sort, in products only: per (head, batch) a counting pass over row tiles (hash by
-// R, padded to 16 columns; bucket counts as ones times the one-hot), the buckets' starts
-// (three byte-wise products by a triangle), a ranking pass (a triangular product within
-// the tile) storing each row's rank; then a grid writes perm[rank] = row.
+// LSH sort, in products only, as a counting sort in four grids. 1: per row tile, the
+// hash codes (R padded to 16 columns) transposed onto one row per bucket slot (64: 16 per
+// warp), each slot's count a row sum. 2: per (head, batch), over chunks of 64 tiles, the
+// exclusive prefix of the counts (a triangular product, totals carried as ones times the
+// counts), the buckets' starts (three byte-wise products by a triangle) added after.
+// 3: per row tile, each row's rank (a triangular product within the tile on top of its
+// tile's offsets). 4: perm[rank] = row.
 // CHECK-LABEL: func.func @lsh
-// CHECK: %[[RANKS:.*]] = memref.alloc({{.*}}) : memref<?x?x?xi32>
+// CHECK: %[[COUNTS:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xi32>
 // CHECK: tile.grid
 // CHECK: tile.dot {{.*}} : tensor<32x64xf32>, tensor<64x16xf32> -> tensor<32x16xf32>
-// CHECK: tile.dot {{.*}} : tensor<32x32xf32>, tensor<32x8xf32> -> tensor<32x8xf32>
-// CHECK-COUNT-3: tile.dot {{.*}} : tensor<32x8xf32>, tensor<8x8xf32> -> tensor<32x8xf32>
+// CHECK: tile.dot {{.*}} : tensor<64x16xf32>, tensor<16x32xf32> -> tensor<64x32xf32>
+// CHECK: tile.reduce <sum> {{.*}} axis 1 : tensor<64x32xi32> -> tensor<64xi32>
+// CHECK: tile.store {{.*}}, %[[COUNTS]]{{.*}} : tensor<64xi32>
+// CHECK: %[[OFFSETS:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xi32>
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: tile.load %[[COUNTS]]{{.*}} -> tensor<64x64xi32>
+// CHECK: tile.store {{.*}}, %[[OFFSETS]]
+// CHECK-COUNT-3: tile.dot {{.*}} : tensor<64x64xf32>, tensor<64x64xf32> -> tensor<64x64xf32>
+// CHECK: scf.for
+// CHECK: tile.load %[[OFFSETS]]
+// CHECK: tile.store {{.*}}, %[[OFFSETS]]
+// CHECK: %[[RANKS:.*]] = memref.alloc({{.*}}) : memref<?x?x?xi32>
+// CHECK: tile.grid
+// CHECK: tile.load %[[OFFSETS]]{{.*}} -> tensor<64xi32>
+// CHECK: tile.dot {{.*}} : tensor<32x32xf32>, tensor<32x64xf32> -> tensor<32x64xf32>
 // CHECK: tile.store {{.*}}, %[[RANKS]]{{.*}} : tensor<32xi32>
 // CHECK: tile.grid
 // CHECK: memref.load %[[RANKS]]

@@ -77,6 +77,14 @@ def per_head_band(b, h, q_idx, kv_idx):      # uses b and h: band width 8(h+1) +
     return (kv_idx <= q_idx) & (q_idx - kv_idx < (h + 1) * 8 + b)
 
 
+def block_diagonal(b, h, q_idx, kv_idx):     # HyperAttention's: query and key blocks differ
+    return q_idx // 48 == kv_idx // 80
+
+
+def bounded_mix(b, h, q_idx, kv_idx):        # every op tile classification bounds, per head
+    return ((q_idx - kv_idx) // -7 <= -2) ^ (kv_idx * 3 < 90 + 20 * h)
+
+
 def rows_20_to_39_masked(b, h, q_idx, kv_idx):
     return (q_idx < 20) | (q_idx >= 40)
 
@@ -111,6 +119,8 @@ VARIANTS = {
     "softcap_document": (dict(causal=True, scale=SOFTCAP_SCALE, score_mod=softcap,
                               mask_mod=same_document),
                          dict(causal=True, scale=SOFTCAP_SCALE, score_mod=softcap_np)),
+    "block_diagonal": (dict(mask_mod=block_diagonal), dict(mask_mod=block_diagonal)),
+    "bounded_mix": (dict(mask_mod=bounded_mix), dict(mask_mod=bounded_mix)),
     "rows_20_39": (dict(mask_mod=rows_20_to_39_masked), dict(mask_mod=rows_20_to_39_masked)),
     "rows_60_70": (dict(causal=True, mask_mod=rows_60_to_70_masked),
                    dict(causal=True, mask_mod=rows_60_to_70_masked)),
@@ -221,7 +231,8 @@ def test_rectangular_variants(name, nq, nk):
 @pytest.mark.parametrize("n", [17, 257])
 @pytest.mark.parametrize("name", ["window", "window1", "alibi", "alibi_pow", "softcap",
                                   "document", "document_full", "prefix_lm", "per_head_band",
-                                  "softcap_document", "score_minus_inf", "python_div_mod"])
+                                  "softcap_document", "score_minus_inf", "python_div_mod",
+                                  "block_diagonal", "bounded_mix"])
 def test_variants(name, n):
     run_and_check(name, *inputs(2, H_ALIBI, H_ALIBI, n, n, 64, seed=n))
 
@@ -263,7 +274,8 @@ def test_causal_empty_rows_exactly_zero():
 # --- tile configs -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bm,bn", [(32, 16), (16, 128), (128, 32)])
-@pytest.mark.parametrize("name", ["causal", "window", "prefix_lm"])
+@pytest.mark.parametrize("name", ["causal", "window", "prefix_lm", "block_diagonal",
+                                  "bounded_mix"])
 def test_configs(name, bm, bn):
     config = tessera.Config(block_m=bm, block_n=bn)
     run_and_check(name, *inputs(1, 2, 2, 257, 257, 64, seed=bm + bn), config=config)
