@@ -34,11 +34,9 @@ def _hyper(n):
 
 
 def _merge():
-    def merged(oa, la, ob, lb):
-        return tessera.merge(oa, la, ob, lb)
-    return tessera.compile(tessera.program(merged, oa="B H N Dv", la=("B H N", "float32"),
-                                           ob="B H N Dv", lb=("B H N", "float32")),
-                           head_dim=D, dtype="bfloat16", target="cuda")
+    import hyperattention
+    return tessera.compile(hyperattention.merge_spec(), head_dim=D, dtype="bfloat16",
+                           target="cuda")
 
 
 def _lengths(n=N):

@@ -50,13 +50,17 @@ def _exact_causal(head_dim):
     return tessera.compile(tessera.attention(causal=True), head_dim=head_dim)
 
 
-@lru_cache(maxsize=None)
-def _merge(head_dim):
+def merge_spec():
+    """Two (O, L) pairs merged by log-sum-exp: the causal form's combiner."""
     def merged(oa, la, ob, lb):
         return tessera.merge(oa, la, ob, lb)
-    spec = tessera.program(merged, oa="B H N Dv", la=("B H N", "float32"),
+    return tessera.program(merged, oa="B H N Dv", la=("B H N", "float32"),
                            ob="B H N Dv", lb=("B H N", "float32"))
-    return tessera.compile(spec, head_dim=head_dim)
+
+
+@lru_cache(maxsize=None)
+def _merge(head_dim):
+    return tessera.compile(merge_spec(), head_dim=head_dim)
 
 
 def hyper_attention(q, k, v, projection, samples, *, block):
@@ -67,10 +71,15 @@ def hyper_attention(q, k, v, projection, samples, *, block):
 
 def causal_recursion(q, k, v, samples_per_depth, *, min_seq_len, exact, cross, merge,
                      concat, depth=0):
-    """Causal HyperAttention's recursion, for any kernels: `exact(q, k, v)` below
+    """(O, L) of causal HyperAttention for any kernels: `exact(q, k, v)` below
     min_seq_len, else the halves recursed and the off-diagonal quadrant, `cross(q2, k1,
-    v1, samples)`, merged into the second half; (O, L) are joined along N by `concat`."""
+    v1, samples)`, merged into the second half; (O, L) are joined along N by `concat`.
+    When every halving is even the quadrants of one depth are equal in size and run as
+    one batch (_causal_by_depth); otherwise the halves recurse one by one."""
     n = q.shape[2]
+    if depth == 0 and _halvings(n, min_seq_len):
+        return _causal_by_depth(q, k, v, samples_per_depth, _halvings(n, min_seq_len),
+                                exact=exact, cross=cross, merge=merge)
     if n <= min_seq_len:
         return exact(q, k, v)
     h = n // 2
@@ -82,6 +91,48 @@ def causal_recursion(q, k, v, samples_per_depth, *, min_seq_len, exact, cross, m
     o, lse = merge(*bottom, *cross(q[:, :, h:], k[:, :, :h], v[:, :, :h],
                                    samples_per_depth[depth]))
     return concat(top[0], o), concat(top[1], lse)
+
+
+def _halvings(n, min_seq_len):
+    """How many times the recursion halves n, when every halving is even (else 0)."""
+    depth = 0
+    while n > min_seq_len:
+        if n % 2:
+            return 0
+        n, depth = n // 2, depth + 1
+    return depth
+
+
+def _causal_by_depth(q, k, v, samples_per_depth, depths, *, exact, cross, merge):
+    """The recursion with N = leaf * 2^depths, a few launches per depth: segments of one
+    size are extra heads of a view ([B, H, N, D] read as [B, H * N / s, s, D], no copy),
+    so the leaves are one exact call and each depth's quadrants (odd segments' queries
+    against the even segments before them) one cross call, merged into the odd rows.
+    Every row gets the same terms in the same order as in the recursion."""
+    b, h, n, _ = q.shape
+    dv = v.shape[3]
+
+    def segments(x, size, pick=None):  # [B, H * N / size, size, ...] (every or odd/even)
+        tail = x.shape[3:]
+        if pick is None:
+            return x.reshape(b, h * (n // size), size, *tail)
+        pairs = x.reshape(b, h, n // (2 * size), 2, size, *tail)[:, :, :, pick]
+        return pairs.reshape(b, h * (n // (2 * size)), size, *tail)
+
+    leaf = n >> depths
+    o, lse = exact(segments(q, leaf), segments(k, leaf), segments(v, leaf))
+    o, lse = o.reshape(b, h, n, dv), lse.reshape(b, h, n)
+    for depth in reversed(range(depths)):
+        size = n >> (depth + 1)
+        cross_o, cross_l = cross(segments(q, size, 1), segments(k, size, 0),
+                                 segments(v, size, 0), samples_per_depth[depth])
+        merged_o, merged_l = merge(segments(o, size, 1), segments(lse, size, 1),
+                                   cross_o, cross_l)
+        o.reshape(b, h, n // (2 * size), 2, size, dv)[:, :, :, 1] = \
+            merged_o.reshape(b, h, n // (2 * size), size, dv)
+        lse.reshape(b, h, n // (2 * size), 2, size)[:, :, :, 1] = \
+            merged_l.reshape(b, h, n // (2 * size), size)
+    return o, lse
 
 
 def hyper_attention_causal(q, k, v, projection, samples_per_depth, *, block, min_seq_len):

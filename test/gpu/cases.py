@@ -223,14 +223,34 @@ HYPER_BLOCK, HYPER_SAMPLES, HYPER_BITS = 128, 32, 7
 HYPER_LENGTHS = (1, 17, 1000)
 
 
-def hyper_kernels(lengths=HYPER_LENGTHS, dims=HEAD_DIMS):
+def hyperattention_example():
     import sys
     from pathlib import Path
     examples = str(Path(__file__).resolve().parents[2] / "examples")
     if examples not in sys.path:
         sys.path.append(examples)
     import hyperattention
+    return hyperattention
+
+
+def hyper_kernels(lengths=HYPER_LENGTHS, dims=HEAD_DIMS):
+    hyperattention = hyperattention_example()
     return {(n, d): tessera.compile(hyperattention.hyper_spec(
                 n, n, block=HYPER_BLOCK, samples=HYPER_SAMPLES, bits=HYPER_BITS),
                 head_dim=d, dtype=DTYPE, target="cuda", config=_PROGRAM_CONFIG)
             for n in lengths for d in dims}
+
+
+# Causal HyperAttention: N = 2000 halves evenly twice down to 500 (exact there).
+HYPER_CAUSAL_N, HYPER_MIN_SEQ_LEN = 2000, 500
+
+
+def hyper_causal_kernels(dims=HEAD_DIMS):
+    """Per head dim: the non-causal program at each quadrant size, the exact causal
+    kernel of the leaves and the merge."""
+    merge = hyperattention_example().merge_spec()
+    return {d: {**{n: k for (n, _), k in hyper_kernels((1000, 500), (d,)).items()},
+                "exact": tessera.compile(tessera.attention(causal=True), head_dim=d,
+                                         dtype=DTYPE, target="cuda"),
+                "merge": tessera.compile(merge, head_dim=d, dtype=DTYPE, target="cuda")}
+            for d in dims}

@@ -154,3 +154,31 @@ def test_hyper_attention_whole(d, n):
     err_l = rel(lse, torch.from_numpy(rl).cuda())
     print(f"hyper d={d} n={n}: o {err_o:.2e} lse {err_l:.2e}")
     assert err_o <= 4e-3 and err_l <= 4e-3
+
+
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+def test_hyper_attention_causal(d):
+    # Two even halvings: the leaves as one exact call and each depth's quadrants as one
+    # program call over extra heads (strided views), against the recursive reference.
+    import torch
+    from tessera import reference_sparse
+    n, min_len = cases.HYPER_CAUSAL_N, cases.HYPER_MIN_SEQ_LEN
+    kernels = cases.hyper_causal_kernels((d,))[d]
+    torch.manual_seed(d)
+    q, k, v = randn(1, 2, n, d), randn(1, 2, n, d), randn(1, 2, n, d)
+    projection = torch.randn(d, cases.HYPER_BITS, device="cuda").bfloat16().float()
+    samples = [torch.randint(0, n >> (depth + 1), (cases.HYPER_SAMPLES,), device="cuda",
+                             dtype=torch.int32) for depth in range(2)]
+    o, lse = cases.hyperattention_example().causal_recursion(
+        q, k, v, samples, min_seq_len=min_len,
+        exact=lambda q, k, v: kernels["exact"](q, k, v, return_lse=True),
+        cross=lambda q, k, v, s: kernels[q.shape[2]](q, k, v, projection, s),
+        merge=kernels["merge"], concat=lambda a, b: torch.cat([a, b], 2))
+    host = [x.float().cpu().numpy() for x in (q, k, v, projection)]
+    ro, rl = reference_sparse.hyper_attention_causal(
+        *host, [s.cpu().numpy() for s in samples], block=cases.HYPER_BLOCK,
+        min_seq_len=min_len)
+    err_o = rel(o, torch.from_numpy(ro).cuda())
+    err_l = rel(lse, torch.from_numpy(rl).cuda())
+    print(f"hyper-causal d={d} n={n}: o {err_o:.2e} lse {err_l:.2e}")
+    assert err_o <= 4e-3 and err_l <= 4e-3
