@@ -260,8 +260,10 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
   OpBuilder::InsertionGuard guard(b);
   // Block classification, as FlexAttention's BlockMask: a first grid evaluates mask_mod
   // on every tile the bounds leave and lists, per query tile, the tiles it keeps
-  // anything of (entry 2 t + 1 when it keeps all, 2 t when only part), then their count;
-  // the attention grid walks that list only, evaluating mask_mod on partial tiles alone.
+  // anything of (entry 2 t + 1 when it keeps all, 2 t when only part), one program per
+  // chunk of 32 key tiles (its list from the chunk's first place, and its count); a
+  // second grid joins each query tile's chunks into one list and its count; the
+  // attention grid walks that list only, evaluating mask_mod on partial tiles alone.
   // A mask_mod that reads neither batch nor head is classified once for all of them.
   Value tileLists, tileCounts;
   bool maskPerBatch = false, maskPerHead = false;
@@ -271,14 +273,29 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
     maskPerHead = !mask.getArgument(1).use_empty();
     Value c1 = p.cIndex(1);
     Value listBatches = maskPerBatch ? nBatch : c1, listHeads = maskPerHead ? nHeads : c1;
+    constexpr int64_t kChunkTiles = 32;
+    Value chunkSize = p.cIndex(kChunkTiles);
     Value kTiles = arith::CeilDivSIOp::create(b, nk, bnIdx);
+    Value kChunks = arith::CeilDivSIOp::create(b, kTiles, chunkSize);
     auto dyn = ShapedType::kDynamic;
-    tileLists = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dyn}, p.i32),
-                                        ValueRange{listBatches, listHeads, qTiles, kTiles});
-    tileCounts = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, p.i32),
-                                         ValueRange{listBatches, listHeads, qTiles});
+    auto lists = [&](SmallVector<Value> sizes) {
+      SmallVector<int64_t> shape(sizes.size(), dyn);
+      return memref::AllocOp::create(b, MemRefType::get(shape, p.i32), sizes).getResult();
+    };
+    tileLists = lists({listBatches, listHeads, qTiles,
+                       arith::MulIOp::create(b, kChunks, chunkSize)});
+    tileCounts = lists({listBatches, listHeads, qTiles});
+    Value chunkCounts = lists({listBatches, listHeads, qTiles, kChunks});
     OpBuilder::InsertionGuard classify(b);
-    KeyTiles tiles = beginProgram(listHeads, listBatches);
+    // Programs over (query tile, head x chunk, batch).
+    KeyTiles tiles = beginProgram(arith::MulIOp::create(b, listHeads, kChunks), listBatches);
+    Value chunk = arith::RemSIOp::create(b, p.head, kChunks);
+    p.head = arith::DivSIOp::create(b, p.head, kChunks);
+    Value chunkFirst = arith::MulIOp::create(b, chunk, chunkSize);
+    Value chunkLo = arith::MaxSIOp::create(b, tiles.lo, chunkFirst);
+    Value chunkHi = arith::MaxSIOp::create(
+        b, chunkLo,
+        arith::MinSIOp::create(b, tiles.hi, arith::AddIOp::create(b, chunkFirst, chunkSize)));
     auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, p.i32, v); };
     auto lastOf = [&](Value first, int64_t size, Value end) { // inclusive, clipped
       return p.toI32(arith::SubIOp::create(
@@ -286,8 +303,8 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           p.cIndex(1)));
     };
     Value lastRow = lastOf(p.m0, p.bm, nq);
-    Value count = p.forLoop(tiles.lo, tiles.hi, ValueRange{i32c(0)}, [&](Value t,
-                                                                         ValueRange acc) {
+    Value count = p.forLoop(chunkLo, chunkHi, ValueRange{i32c(0)}, [&](Value t,
+                                                                        ValueRange acc) {
       Value n0 = arith::MulIOp::create(b, t, bnIdx);
       // Written at the next free place whatever the class: an empty tile's entry is
       // overwritten by the next kept one (or lies past the count).
@@ -297,7 +314,8 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         memref::StoreOp::create(
             b, entry, tileLists,
             ValueRange{p.batch, p.head, p.qTileIdx,
-                       arith::IndexCastOp::create(b, b.getIndexType(), acc[0])});
+                       arith::AddIOp::create(
+                           b, chunkFirst, arith::IndexCastOp::create(b, b.getIndexType(), acc[0]))});
         return SmallVector<Value>{
             arith::AddIOp::create(b, acc[0], arith::ExtUIOp::create(b, p.i32, any))};
       };
@@ -354,7 +372,28 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
             return {branch(keepsAll, [&] { return record(yes, yes); }, elementwise)};
           })};
     })[0];
-    memref::StoreOp::create(b, count, tileCounts, ValueRange{p.batch, p.head, p.qTileIdx});
+    memref::StoreOp::create(b, count, chunkCounts,
+                            ValueRange{p.batch, p.head, p.qTileIdx, chunk});
+    // Each chunk's list moved up behind the ones before it: a chunk's list starts no
+    // earlier than where it is written, so no list is overwritten before it is read.
+    b.setInsertionPointAfter(b.getBlock()->getParentOp());
+    tiles = beginProgram(listHeads, listBatches);
+    Value firstChunk = arith::FloorDivSIOp::create(b, tiles.lo, chunkSize);
+    Value endChunk = arith::MaxSIOp::create(
+        b, firstChunk, arith::CeilDivSIOp::create(b, tiles.hi, chunkSize));
+    Value total = p.forLoop(firstChunk, endChunk, ValueRange{i32c(0)}, [&](Value c,
+                                                                           ValueRange acc) {
+      Value listed = tile::LoadOp::create(
+          b, p.tileType({kChunkTiles}, p.i32), tileLists,
+          ValueRange{p.batch, p.head, p.qTileIdx, arith::MulIOp::create(b, c, chunkSize)},
+          nullptr);
+      tile::StoreOp::create(b, listed, tileLists,
+                            ValueRange{p.batch, p.head, p.qTileIdx,
+                                       arith::IndexCastOp::create(b, b.getIndexType(), acc[0])});
+      Value n = memref::LoadOp::create(b, chunkCounts, ValueRange{p.batch, p.head, p.qTileIdx, c});
+      return SmallVector<Value>{arith::AddIOp::create(b, acc[0], n)};
+    })[0];
+    memref::StoreOp::create(b, total, tileCounts, ValueRange{p.batch, p.head, p.qTileIdx});
   }
 
   KeyTiles tiles = beginProgram(nHeads, nBatch);

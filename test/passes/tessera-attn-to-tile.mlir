@@ -48,20 +48,29 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 // -----
 
 // score_mod and mask_mod are inlined element-wise on the 32x16 score tile; a captured
-// table becomes a tile.gather from its buffer. A first grid classifies each key tile
-// and lists the ones a query tile keeps anything of (2 t + 1 when whole), then their
-// count; a mask that reads neither batch nor head is classified once ([1, 1, ...] lists).
-// The attention grid walks the list, loads first, and evaluates mask_mod only on
-// partial tiles.
+// table becomes a tile.gather from its buffer. A first grid classifies the key tiles of
+// a query tile in chunks of 32 (one program per chunk) and lists the ones it keeps
+// anything of (2 t + 1 when whole) from the chunk's first place, then their count; a
+// second joins the chunks' lists into one and stores the total; a mask that reads
+// neither batch nor head is classified once ([1, 1, ...] lists). The attention grid
+// walks the list, loads first, and evaluates mask_mod only on partial tiles.
 // CHECK-LABEL: func.func @modifiers
 // CHECK-SAME: %[[DOC:[^:]+]]: memref<?xi32, strided<[?], offset: ?>>
 // CHECK: %[[LISTS:.*]] = memref.alloc(%[[ONE:.*]], %[[ONE]], {{.*}}) : memref<?x?x?x?xi32>
 // CHECK: %[[COUNTS:.*]] = memref.alloc(%[[ONE]], %[[ONE]], {{.*}}) : memref<?x?x?xi32>
-// CHECK: tile.grid[{{.*}}, %[[ONE]], %[[ONE]]]
+// CHECK: %[[CHUNK_COUNTS:.*]] = memref.alloc(%[[ONE]], %[[ONE]], {{.*}}) : memref<?x?x?x?xi32>
+// CHECK: %[[HEAD_CHUNKS:.*]] = arith.muli %[[ONE]], %{{.*}} : index
+// CHECK: tile.grid[{{.*}}, %[[HEAD_CHUNKS]], %[[ONE]]]
 // CHECK: scf.for
 // CHECK: tile.gather %[[DOC]]
 // CHECK: tile.reduce <sum>
 // CHECK: memref.store {{.*}}, %[[LISTS]]
+// CHECK: memref.store {{.*}}, %[[CHUNK_COUNTS]]
+// CHECK: tile.grid[{{.*}}, %[[ONE]], %[[ONE]]]
+// CHECK: scf.for
+// CHECK: %[[LISTED:.*]] = tile.load %[[LISTS]]{{.*}} -> tensor<32xi32>
+// CHECK: tile.store %[[LISTED]], %[[LISTS]]
+// CHECK: memref.load %[[CHUNK_COUNTS]]
 // CHECK: memref.store {{.*}}, %[[COUNTS]]
 // CHECK: tile.grid
 // CHECK: memref.load %[[COUNTS]]

@@ -273,6 +273,13 @@ def test_causal_empty_rows_exactly_zero():
 
 # --- tile configs -------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("name", ["document", "prefix_lm", "bounded_mix"])
+def test_classification_in_chunks(name):
+    # 16-key tiles at N = 1100: 69 key tiles, classified in three chunks of 32 and joined.
+    config = tessera.Config(block_m=16, block_n=16)
+    run_and_check(name, *inputs(1, 2, 2, 1100, 1100, 64, seed=11), config=config)
+
+
 @pytest.mark.parametrize("bm,bn", [(32, 16), (16, 128), (128, 32)])
 @pytest.mark.parametrize("name", ["causal", "window", "prefix_lm", "block_diagonal",
                                   "bounded_mix"])
