@@ -282,8 +282,9 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       SmallVector<int64_t> shape(sizes.size(), dyn);
       return memref::AllocOp::create(b, MemRefType::get(shape, p.i32), sizes).getResult();
     };
-    tileLists = lists({listBatches, listHeads, qTiles,
-                       arith::MulIOp::create(b, kChunks, chunkSize)});
+    // A chunk's list fits between its first place and the row's end; the joining grid
+    // moves whole chunks of places, those past the end read as 0 and are not written.
+    tileLists = lists({listBatches, listHeads, qTiles, kTiles});
     tileCounts = lists({listBatches, listHeads, qTiles});
     Value chunkCounts = lists({listBatches, listHeads, qTiles, kChunks});
     OpBuilder::InsertionGuard classify(b);

@@ -1,5 +1,6 @@
 """GPU code generation without a GPU: every GPU test variant compiles to PTX for Hopper
 (sm_90a) and Ampere (sm_80) that uses the tensor cores, and ptxas assembles it."""
+import json
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ def test_ptx_assembles(name, chip, tmp_path):
     if wgmma:
         assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", text)
         assert "cp.async.cg.shared.global" in text and "fence.proxy.async.shared::cta" in text
-        assert '"smem": 0' not in launches
+        assert json.loads(launches)["launches"][-1]["smem"] > 0  # the attention grid
     else:
         assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
         assert "wgmma" not in text
@@ -97,7 +98,7 @@ def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     kernel = cases.hyper_kernels(lengths=(1000,), dims=(128,))[1000, 128]
     ptx = kernel._image.ptx
-    assert len(kernel._image.launches) == 22  # 4 per sort
+    assert len(kernel._image.launches) == 24  # 4 per sort, 2 classifying the diagonal
     assert re.search(rb"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", ptx)
     if not os.path.exists(PTXAS):
         pytest.skip("ptxas not installed")
