@@ -48,7 +48,8 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 // -----
 
 // score_mod and mask_mod are inlined element-wise on the 32x16 score tile; a captured
-// table becomes a tile.gather from its buffer. A first grid classifies the key tiles of
+// table becomes a tile.gather from its buffer, once per row for the query index and
+// once per column for the key index. A first grid classifies the key tiles of
 // a query tile in chunks of 32 (one program per chunk) and lists the ones it keeps
 // anything of (2 t + 1 when whole) from the chunk's first place, then their count; a
 // second joins the chunks' lists into one and stores the total; a mask that reads
@@ -81,7 +82,8 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 // CHECK: math.tanh {{.*}} : tensor<32x16xf32>
 // CHECK: } else {
 // CHECK: math.tanh {{.*}} : tensor<32x16xf32>
-// CHECK: tile.gather %[[DOC]]
+// CHECK: tile.gather %[[DOC]]{{.*}} -> tensor<32xi32>
+// CHECK: tile.gather %[[DOC]]{{.*}} -> tensor<16xi32>
 // CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>
 func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %doc: tensor<?xi32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
@@ -108,7 +110,7 @@ func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: ten
 // A mask the classification can bound: per key tile it first computes the mask over
 // the tile's row and key ranges by interval arithmetic (scalar floor divisions of the
 // ends); a tile surely empty is skipped, one surely whole listed as whole, and only the
-// rest evaluated element-wise.
+// rest evaluated element-wise — i // 48 once per row, j // 80 once per column.
 // CHECK-LABEL: func.func @bounded_mask
 // CHECK: tile.grid
 // CHECK: scf.for
@@ -118,7 +120,9 @@ func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: ten
 // CHECK: scf.if %[[NONE]] -> (i32)
 // CHECK: } else {
 // CHECK: scf.if {{.*}} -> (i32)
-// CHECK: arith.floordivsi {{.*}} : tensor<32x16xi32>
+// CHECK: arith.floordivsi {{.*}} : tensor<32xi32>
+// CHECK: arith.floordivsi {{.*}} : tensor<16xi32>
+// CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>
 // CHECK: tile.reduce <sum>
 // CHECK: tile.grid
 func.func @bounded_mask(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
