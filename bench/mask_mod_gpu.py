@@ -7,7 +7,7 @@ Both build their tile mask once, outside the timing, as a model reuses it across
 `tessera+classify` rows time Tessera's whole call, classification included.
 TFLOP/s = 4 · kept pairs · D / time.
 
-    python3 bench/mask_mod_gpu.py [--quick] [--out FILE]
+    python3 bench/mask_mod_gpu.py [--quick] [--out FILE] [--profile]
 """
 import sys
 from pathlib import Path
@@ -54,7 +54,7 @@ def main():
     import torch
     from torch.nn.attention.flex_attention import create_block_mask
 
-    args, run_info = bench_setup(__file__)
+    args, run_info = bench_setup(__file__, profile=True)
     ours = kernels()
     flex = compiled_flex()
     gen = torch.Generator().manual_seed(0)
@@ -81,8 +81,12 @@ def main():
                     buffers = {}
                 flops = 4 * b * H * kept_pairs(kind, n, doc_lengths) * d
                 workload = f"mask-{kind} d={d} n={n} b={b} h={H}"
-                block_mask = create_block_mask(flex_mask, None, None, n, n, device="cuda")
                 kernel = ours[kind, d]
+                if args.profile:  # where the time of a whole call goes, launch by launch
+                    for name, grid, ms in kernel.profile(q, k, v, **buffers):
+                        print(f"{workload:<40} {name:<20} grid {str(grid):<16} {ms:8.3f} ms")
+                    continue
+                block_mask = create_block_mask(flex_mask, None, None, n, n, device="cuda")
                 tiles = kernel.block_mask(q, k, v, **buffers)
                 impls = {"tessera": lambda: kernel(q, k, v, block_mask=tiles, **buffers),
                          "tessera+classify": lambda: kernel(q, k, v, **buffers),

@@ -285,6 +285,11 @@ class GpuKernel:
         workspaces = self._image.launch(args, last=len(self.launches) - 1)
         return TileMask(self, (tuple(q.shape), tuple(k.shape)), workspaces)
 
+    def profile(self, q, k, v, repeat: int = 3, **buffers):
+        """Times each launch of the kernel on these inputs (the classification grids of a
+        mask_mod spec, then attention): a list of (kernel, grid, milliseconds)."""
+        return self._image.profile(self._arguments(q, k, v, None, None, buffers), repeat)
+
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  block_mask: Optional[TileMask] = None, **buffers):
         args = self._arguments(q, k, v, out, lse_out, buffers)
