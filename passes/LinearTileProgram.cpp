@@ -336,23 +336,44 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   LinearProgram p(b, op.getFeatureMap());
   Value nBatch = memref::DimOp::create(b, q, 0), nHeads = memref::DimOp::create(b, q, 1);
   Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
+  // As the forward: `split` programs per (head, batch) take pieces of the value columns
+  // (16 or more each), so a piece of the state fits in registers.
+  int64_t pieces = 1;
+  for (int64_t c = config.getSplit(); c > 1 && pieces == 1; --c)
+    if (config.getSplit() % c == 0 && dv % c == 0 && dv / c >= 16)
+      pieces = c;
+  int64_t piece = dv / pieces;
   OpBuilder::InsertionGuard guard(b);
-  auto [head, batch, kvHead] = beginHeadProgram(p, nHeads, nBatch, group, decay, config);
-  Value c0 = p.cIndex(0);
+  auto [head, batch, kvHead] =
+      beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(pieces));
+  Value c0 = p.cIndex(0), col0 = arith::MulIOp::create(b, p.programId(2), p.cIndex(piece));
+  // The token is row 0 of tiles of 16 rows per warp (what products spread over warps):
+  // loads past the one token read zeros, stores past it are dropped, φ's padding rows
+  // are cleared.
+  const int64_t kRows = 16 * config.getNumWarps();
+  Type operandType = cast<MemRefType>(q.getType()).getElementType();
+  auto asOperand = [&](Value x) -> Value {
+    auto t = cast<RankedTensorType>(x.getType());
+    if (t.getElementType() == operandType)
+      return x;
+    return arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x);
+  };
+  Value tokenRow = tile::RangeOp::create(b, p.tileType({kRows}, p.i32), c0);
+  auto mapped = [&](Value buffer, Value h) {
+    Value x = p.phi(p.loadF32(buffer, {kRows, d}, ValueRange{batch, h, c0, c0}));
+    return asOperand(p.zeroRowsFrom(x, tokenRow, p.cIndex(1)));
+  };
   // S' = λ S + φ(k)ᵀ v; o = τ φ(q) S'.
-  Value state = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), s0,
-                                     ValueRange{batch, head, c0, c0}, nullptr);
-  Value qt = p.phi(p.loadF32(q, {1, d}, ValueRange{batch, head, c0, c0}));
-  Value kt = p.phi(p.loadF32(k, {1, d}, ValueRange{batch, kvHead, c0, c0}));
-  Value vt = p.loadF32(v, {1, dv}, ValueRange{batch, kvHead, c0, c0});
-  Value decayed = arith::MulFOp::create(b, state, p.splatOf({d, dv}, p.decayPow(p.cF32(1.0))));
-  Value kCol = tile::TransOp::create(b, p.tileType({d, 1}, p.f32), kt);
-  Value next = tile::DotOp::create(b, decayed.getType(), kCol, vt, decayed);
-  Value o = tile::DotOp::create(b, p.tileType({1, dv}, p.f32), qt, next,
-                                p.splatF32({1, dv}, 0.0f));
-  p.storeAs(arith::MulFOp::create(b, o, p.splatF32({1, dv}, float(scale))), out,
-            ValueRange{batch, head, c0, c0});
-  tile::StoreOp::create(b, next, s1, ValueRange{batch, head, c0, c0});
+  Value state = tile::LoadOp::create(b, p.tileType({d, piece}, p.f32), s0,
+                                     ValueRange{batch, head, c0, col0}, nullptr);
+  Value vt = tile::LoadOp::create(b, p.tileType({kRows, piece}, operandType), v,
+                                  ValueRange{batch, kvHead, c0, col0}, nullptr);
+  Value decayed = arith::MulFOp::create(b, state, p.splatOf({d, piece}, p.decayPow(p.cF32(1.0))));
+  Value next = p.dot(p.trans(mapped(k, kvHead)), vt, decayed);
+  Value o = p.dot(mapped(q, head), asOperand(next), p.splatF32({kRows, piece}, 0.0f));
+  p.storeAs(arith::MulFOp::create(b, o, p.splatF32({kRows, piece}, float(scale))), out,
+            ValueRange{batch, head, c0, col0});
+  tile::StoreOp::create(b, next, s1, ValueRange{batch, head, c0, col0});
   return success();
 }
 

@@ -222,8 +222,6 @@ class LinearGpuKernel:
 
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
         from .gpu import GpuKernel
-        if spec.decode:
-            raise SpecError("the decode step runs on the CPU target for now")
         self._compiled = GpuKernel(spec, dtype, head_dim, value_dim, config, chip)
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
@@ -240,7 +238,10 @@ class LinearGpuKernel:
                          self.value_dim, same_length=True)
         check_names("inputs", self.spec.extra_inputs, inputs)
         B, H, N, D = q.shape
-        shapes = {"initial_state": (B, H, D, self.value_dim), "decay": (H,)}
+        if self.spec.decode and N != 1:
+            raise ValueError(f"a decode step takes one token, got {N}")
+        shapes = {"initial_state": (B, H, D, self.value_dim), "state": (B, H, D, self.value_dim),
+                  "decay": (H,)}
         extras = []
         for name in self.spec.extra_inputs:
             a = inputs[name]

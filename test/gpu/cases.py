@@ -104,6 +104,19 @@ def linear_kernels():
     return out
 
 
+# Decode steps after a prefill by the spec of the same name without "-decode".
+LINEAR_DECODE_SPECS = {
+    "la2-decode": tessera.linear_decode(decay=True),
+    "elu-decode": tessera.linear_decode(feature_map="elu_plus_one", scale=0.5),
+}
+
+
+def linear_decode_kernels():
+    return {(name, d): tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
+                                       config=linear_config(d, name))
+            for name, spec in LINEAR_DECODE_SPECS.items() for d in HEAD_DIMS}
+
+
 # Block-sparse softmax (key-block lists per query block, as a top-k selection or a
 # FlexAttention BlockMask gives them): name -> (spec, config).
 BLOCK_SPARSE = {

@@ -14,6 +14,7 @@ import cases  # noqa: E402
 import tessera  # noqa: E402
 
 KERNELS = cases.linear_kernels()
+DECODE = cases.linear_decode_kernels()
 
 
 def phi(x, feature_map):
@@ -86,6 +87,35 @@ def test_matches_float64(name, d, n, h, hk):
     # fla reaches 1.8-2.7e-3 on the output in bf16 (SEMANTICS.md); the state is f32.
     assert err_o <= 4e-3, f"output relative error {err_o:.3e}"
     assert err_s <= 4e-3, f"state relative error {err_s:.3e}"
+
+
+@pytest.mark.parametrize("decode", list(cases.LINEAR_DECODE_SPECS))
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("n", [1, 1000])
+def test_decode_after_prefill(decode, d, n):
+    # A prefill of n tokens, then three decode steps from its state, against the float64
+    # reference of all n + 3 tokens (outputs and final state).
+    prefill = decode.removesuffix("-decode")
+    spec, steps, h, hk = cases.LINEAR_SPECS[prefill], 3, 4, 2
+    torch.manual_seed(n + d)
+    total = n + steps
+    q = (torch.randn(1, h, total, d, device="cuda") * d ** -0.5).bfloat16()
+    k = (torch.randn(1, hk, total, d, device="cuda") * d ** -0.5).bfloat16()
+    v = torch.randn(1, hk, total, d, device="cuda", dtype=torch.bfloat16)
+    inputs = {"decay": torch.from_numpy(tessera.alibi_decay(h)).cuda()} if spec.decay else {}
+    out, state = KERNELS[prefill, d](q[:, :, :n], k[:, :, :n], v[:, :, :n], **inputs)
+    outs = [out]
+    for t in range(n, total):
+        o = torch.full((1, h, 1, d), float("nan"), device="cuda", dtype=torch.bfloat16)
+        _, state = DECODE[decode, d](q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1],
+                                     out=o, state=state, **inputs)
+        outs.append(o)
+    torch.cuda.synchronize()
+    ref_o, ref_s = reference(spec, q, k, v, inputs.get("decay"))
+    err_o = rel(torch.cat(outs, 2)[:, :, n:], ref_o[:, :, n:])
+    err_s = rel(state, ref_s)
+    print(f"{decode} d={d} n={n}: decoded o {err_o:.2e} state {err_s:.2e}")
+    assert err_o <= 4e-3 and err_s <= 4e-3
 
 
 def test_rejects_bad_inputs():

@@ -188,13 +188,20 @@ func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: ten
 
 // -----
 
-// A decode step: the state is loaded, decayed, updated by kᵀv and stored back.
+// A decode step: the token is row 0 of tiles of 16 rows per warp (64 with 4 warps);
+// the state is loaded, decayed, updated by φ(k)ᵀv and stored back, o = φ(q) S'. With
+// split = 12 the value columns go to 4 programs of 16.
 // CHECK-LABEL: func.func @decode
 // CHECK: tile.grid
 // CHECK: %[[S0:.*]] = tile.load {{.*}} -> tensor<64x64xf32>
-// CHECK: %[[KT:.*]] = tile.trans {{.*}} : tensor<1x64xf32> -> tensor<64x1xf32>
-// CHECK: %[[S1:.*]] = tile.dot %[[KT]]
+// CHECK: %[[KT:.*]] = tile.trans {{.*}} : tensor<64x64xf32> -> tensor<64x64xf32>
+// CHECK: %[[S1:.*]] = tile.dot %[[KT]], {{.*}} : tensor<64x64xf32>, tensor<64x64xf32> -> tensor<64x64xf32>
+// CHECK: tile.dot {{.*}}, %[[S1]], {{.*}} : tensor<64x64xf32>, tensor<64x64xf32> -> tensor<64x64xf32>
 // CHECK: tile.store %[[S1]]
+// CHUNKS-LABEL: func.func @decode
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4]
+// CHUNKS: tile.load {{.*}} -> tensor<64x16xf32>
+// CHUNKS: tile.store {{.*}} : tensor<64x16xf32>
 func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor<?x?x1x64xf32>, %s0: tensor<?x?x64x64xf32>)
     -> (tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>) {
   %o, %s = attn.linear_decode %q, %k, %v, %s0 : tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32> -> tensor<?x?x1x64xf32>, tensor<?x?x64x64xf32>

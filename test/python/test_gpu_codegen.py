@@ -77,6 +77,22 @@ def test_linear_attention_gpu_default_splits_the_value_columns(tmp_path, monkeyp
     assert b"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in k.ptx
 
 
+@pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one"])
+def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
+    # One token in tiles of 16 rows per warp, the state's value columns over 4 programs.
+    import tessera
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    k = tessera.compile(tessera.linear_decode(decay=True, feature_map=feature_map),
+                        head_dim=128, dtype="bfloat16", target="cuda")
+    assert [l["grid"][2] for l in k._image.launches] == [[-1, 4, 1]]
+    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    (tmp_path / "decode.ptx").write_bytes(k.ptx)
+    subprocess.run([PTXAS, "-arch=sm_90a", str(tmp_path / "decode.ptx"), "-o",
+                    str(tmp_path / "decode.cubin")], check=True, capture_output=True)
+
+
 def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
     module = cases.SPECS["full"][0].to_mlir(cases.DTYPE, 128, 128)
     config = dict(block_m=64, block_n=64, num_warps=4, num_stages=1)
