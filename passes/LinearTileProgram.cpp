@@ -391,109 +391,215 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
   Value dv = buffers.lookup(op.getGradValue());
   int64_t d = ops.d, dvDim = ops.dv, blk = ops.blk;
   double scale = ops.scale;
-  Value nBatch = ops.nBatch, nKvHeads = ops.nKvHeads, n = ops.n, group = ops.group;
-  Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks, c0 = p.cIndex(0), c1 = p.cIndex(1);
-  // One program per key/value head: it owns dK and dV of that head, summing over the
-  // query heads of its group without races.
-  auto grid = tile::GridOp::create(b, ValueRange{nKvHeads, nBatch}, config);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-  Value kvHead = p.programId(0), batch = p.programId(1);
-  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0);
-  Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
-  Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
-  Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
-                                      p.splatF32({blk, blk}, 0.0f));
+  Value nBatch = ops.nBatch, nHeads = ops.nHeads, nKvHeads = ops.nKvHeads, n = ops.n;
+  Value group = ops.group, blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
+  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+  // Three sweeps, each over pieces of the state (up to `split` pieces) so that a piece
+  // fits in registers: dQ over pieces of D (S's rows), dK over pieces of D (the state
+  // gradient's rows), dV over pieces of Dv (its columns). Every term a piece needs is
+  // whole in it; G Vᵀ and Q' K'ᵀ are recomputed per piece. Pieces of rows keep 16 rows
+  // per warp, pieces of columns 16 columns.
+  auto piecesOf = [&](int64_t dim, int64_t least) {
+    for (int64_t c = config.getSplit(); c > 1; --c)
+      if (config.getSplit() % c == 0 && dim % c == 0 && (dim / c) % least == 0)
+        return c;
+    return int64_t(1);
+  };
+  int64_t dPieces = piecesOf(d, 16 * config.getNumWarps()), vPieces = piecesOf(dvDim, 16);
+  int64_t dPiece = d / dPieces, vPiece = dvDim / vPieces;
+  Type operandType = cast<MemRefType>(q.getType()).getElementType();
+  auto asOperand = [&](Value x) -> Value {
+    auto t = cast<RankedTensorType>(x.getType());
+    if (t.getElementType() == operandType)
+      return x;
+    return arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x);
+  };
   auto zeros = [&](int64_t r, int64_t c) { return p.splatF32({r, c}, 0.0f); };
+  auto rowScaled = [&](Value t, Value perRow) {
+    return arith::MulFOp::create(
+               b, t, p.broadcast(perRow, 1, cast<RankedTensorType>(t.getType()).getDimSize(1)))
+        .getResult();
+  };
+  // dK and dV sum over the query heads of a group: in f32 workspaces, converted at the end.
+  auto dyn = ShapedType::kDynamic;
+  auto sums = [&](int64_t width) {
+    return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, width}, p.f32),
+                                   ValueRange{nBatch, nKvHeads, n})
+        .getResult();
+  };
+  Value dkSum = sums(d), dvSum = sums(dvDim);
 
-  // dK and dV start at zero; every query head of the group adds its share.
-  p.forLoop(c0, numBlocks, {}, [&](Value i, ValueRange) {
-    Value n0 = arith::MulIOp::create(b, i, blkIdx);
-    tile::StoreOp::create(b, zeros(blk, d), dk, ValueRange{batch, kvHead, n0, c0});
-    tile::StoreOp::create(b, zeros(blk, dvDim), dv, ValueRange{batch, kvHead, n0, c0});
-    return SmallVector<Value>{};
-  });
-
-  p.forLoop(c0, group, {}, [&](Value g, ValueRange) {
-    Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
-    p.log2Decay = loadLog2Decay(p, decay, head);
-    Value mask = arith::SelectOp::create(b, lower, p.decayPow(diff), zeros(blk, blk));
-    Value qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
-    // Everything one block needs: φ(q), φ(k) (padding rows zeroed), v, G = τ dO, the
-    // raw q and k for φ', the valid rows and Λk = λ^(valid-1-r).
-    struct Block {
-      Value qRaw, kRaw, q, k, v, g, validF, kDecay;
-    };
-    auto loadBlock = [&](Value n0) {
-      Block blkv;
-      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-      blkv.qRaw = p.loadF32(q, {blk, d}, ValueRange{batch, head, n0, c0});
-      blkv.kRaw = p.loadF32(k, {blk, d}, ValueRange{batch, kvHead, n0, c0});
-      blkv.q = p.zeroRowsFrom(p.phi(blkv.qRaw), local, valid);
-      blkv.k = p.zeroRowsFrom(p.phi(blkv.kRaw), local, valid);
-      blkv.v = p.loadF32(v, {blk, dvDim}, ValueRange{batch, kvHead, n0, c0});
-      blkv.g = arith::MulFOp::create(
-          b, p.loadF32(dout, {blk, dvDim}, ValueRange{batch, head, n0, c0}),
-          p.splatF32({blk, dvDim}, float(scale)));
-      blkv.validF = p.indexToF32(valid);
-      Value kExp = arith::MaxNumFOp::create(
-          b,
-          arith::SubFOp::create(
-              b, p.splatOf({blk}, arith::SubFOp::create(b, blkv.validF, p.cF32(1.0))), rowsF),
-          p.splatF32({blk}, 0.0f));
-      blkv.kDecay = p.decayPow(kExp);
-      return blkv;
-    };
-
-    // Forward sweep: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before the block.
-    Value s0 = init ? tile::LoadOp::create(b, p.tileType({d, dvDim}, p.f32), init,
-                                           ValueRange{batch, head, c0, c0}, nullptr)
-                          .getResult()
-                    : zeros(d, dvDim);
-    p.forLoop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
+  // What every program of every sweep shares: the block's row indices, the intra-block
+  // decay mask M, Λq = λ^(r+1), and per block the valid rows, λ^valid and Λk.
+  struct Shared {
+    Value local, mask, qDecay;
+  };
+  auto shared = [&]() {
+    Shared sh;
+    sh.local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0);
+    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), sh.local);
+    Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
+    Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, zeros(blk, blk));
+    sh.mask = arith::SelectOp::create(b, lower, p.decayPow(diff), zeros(blk, blk));
+    sh.qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+    return sh;
+  };
+  struct BlockRows {
+    Value n0, valid, validF, kDecay; // kDecay = Λk = λ^(valid-1-r), 0 exponent past valid
+  };
+  auto blockRows = [&](const Shared &sh, Value i) {
+    BlockRows r;
+    r.n0 = arith::MulIOp::create(b, i, blkIdx);
+    r.valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, r.n0));
+    r.validF = p.indexToF32(r.valid);
+    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), sh.local);
+    Value kExp = arith::MaxNumFOp::create(
+        b,
+        arith::SubFOp::create(
+            b, p.splatOf({blk}, arith::SubFOp::create(b, r.validF, p.cF32(1.0))), rowsF),
+        p.splatF32({blk}, 0.0f));
+    r.kDecay = p.decayPow(kExp);
+    return r;
+  };
+  // φ(x) and x of columns [col, col + width) of a block (f32; rows past valid zero).
+  auto mapped = [&](const Shared &sh, const BlockRows &r, Value buffer, Value batch, Value h,
+                    Value col, int64_t width) {
+    Value raw = p.loadF32(buffer, {blk, width}, ValueRange{batch, h, r.n0, col});
+    return std::make_pair(p.zeroRowsFrom(p.phi(raw), sh.local, r.valid), raw);
+  };
+  auto loadRows = [&](Value buffer, Value batch, Value h, const BlockRows &r, Value col,
+                      int64_t width) {
+    return p.loadF32(buffer, {blk, width}, ValueRange{batch, h, r.n0, col});
+  };
+  auto gradOut = [&](Value batch, Value head, const BlockRows &r, Value col, int64_t width) {
+    return arith::MulFOp::create(b, loadRows(dout, batch, head, r, col, width),
+                                 p.splatF32({blk, width}, float(scale)))
+        .getResult();
+  };
+  auto decayState = [&](Value state, Value validF) {
+    auto shape = cast<RankedTensorType>(state.getType()).getShape();
+    return arith::MulFOp::create(b, state, p.splatOf(shape, p.decayPow(validF))).getResult();
+  };
+  // Opens a grid over (head, batch, piece); returns them.
+  auto openGrid = [&](Value heads, int64_t pieces) {
+    auto grid = tile::GridOp::create(b, ValueRange{heads, nBatch, p.cIndex(pieces)}, config);
+    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+    return std::make_tuple(p.programId(0), p.programId(1), p.programId(2));
+  };
+  auto lastToFirst = [&](Value i) {
+    return arith::SubIOp::create(b, arith::SubIOp::create(b, numBlocks, c1), i).getResult();
+  };
+  // Adds `t` into the workspace rows of a block (the group's first head stores).
+  auto accumulate = [&](Value sum, Value t, Value g, Value batch, Value kvHead,
+                        const BlockRows &r, Value col) {
+    SmallVector<Value> at{batch, kvHead, r.n0, col};
+    Value before = tile::LoadOp::create(b, t.getType(), sum, at, nullptr);
+    Value first = p.cmpI(arith::CmpIPredicate::eq, g, c0);
+    auto shape = cast<RankedTensorType>(t.getType()).getShape();
+    Value base = arith::SelectOp::create(b, p.splatOf(shape, first), p.splatF32(shape, 0.0f),
+                                         before);
+    tile::StoreOp::create(b, arith::AddFOp::create(b, base, t), sum, at);
+  };
+  auto convert = [&](Value sum, Value to, Value batch, Value kvHead, Value col, int64_t width) {
+    p.forLoop(c0, numBlocks, {}, [&](Value i, ValueRange) {
       Value n0 = arith::MulIOp::create(b, i, blkIdx);
-      Block x = loadBlock(n0);
-      Value dS = arith::MulFOp::create(b, p.dot(x.g, p.trans(x.v), zeros(blk, blk)), mask);
-      Value dqPrime = p.dot(dS, x.k, zeros(blk, d));
-      dqPrime = p.dot(arith::MulFOp::create(b, x.g, p.broadcast(qDecay, 1, dvDim)),
-                    p.trans(carried[0]), dqPrime);
-      p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(x.qRaw)), dq,
-                ValueRange{batch, head, n0, c0});
-      Value kDecayed = arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d));
-      Value decayed = arith::MulFOp::create(b, carried[0],
-                                            p.splatOf({d, dvDim}, p.decayPow(x.validF)));
-      return SmallVector<Value>{p.dot(p.trans(kDecayed), x.v, decayed)};
+      SmallVector<Value> at{batch, kvHead, n0, col};
+      p.storeAs(tile::LoadOp::create(b, p.tileType({blk, width}, p.f32), sum, at, nullptr),
+                to, at);
+      return SmallVector<Value>{};
     });
+  };
 
-    // Reverse sweep with dS_state = 0 after the last block:
-    // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ, dV = [(Q'K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS,
-    // then dS ← λ^valid dS + (Λq Q')ᵀ G.
-    p.forLoop(c0, numBlocks, {zeros(d, dvDim)}, [&](Value i, ValueRange carried) {
-      Value last = arith::SubIOp::create(b, numBlocks, c1);
-      Value n0 = arith::MulIOp::create(b, arith::SubIOp::create(b, last, i), blkIdx);
-      Block x = loadBlock(n0);
-      Value dState = carried[0];
-      Value dS = arith::MulFOp::create(b, p.dot(x.g, p.trans(x.v), zeros(blk, blk)), mask);
-      Value a = arith::MulFOp::create(b, p.dot(x.q, p.trans(x.k), zeros(blk, blk)), mask);
-      Value dkPrime = p.dot(p.trans(dS), x.q, zeros(blk, d));
-      dkPrime = p.dot(arith::MulFOp::create(b, x.v, p.broadcast(x.kDecay, 1, dvDim)),
-                    p.trans(dState), dkPrime);
-      Value dvBlock = p.dot(p.trans(a), x.g, zeros(blk, dvDim));
-      dvBlock = p.dot(arith::MulFOp::create(b, x.k, p.broadcast(x.kDecay, 1, d)), dState, dvBlock);
-      Value dkBlock = arith::MulFOp::create(b, dkPrime, p.phiDerivative(x.kRaw));
-      SmallVector<Value> at{batch, kvHead, n0, c0};
-      Value dkSum = arith::AddFOp::create(
-          b, tile::LoadOp::create(b, dkBlock.getType(), dk, at, nullptr), dkBlock);
-      Value dvSum = arith::AddFOp::create(
-          b, tile::LoadOp::create(b, dvBlock.getType(), dv, at, nullptr), dvBlock);
-      tile::StoreOp::create(b, dkSum, dk, at);
-      tile::StoreOp::create(b, dvSum, dv, at);
-      Value qDecayed = arith::MulFOp::create(b, x.q, p.broadcast(qDecay, 1, d));
-      Value decayed = arith::MulFOp::create(b, dState,
-                                            p.splatOf({d, dvDim}, p.decayPow(x.validF)));
-      return SmallVector<Value>{p.dot(p.trans(qDecayed), x.g, decayed)};
+  {
+    // dQ, forward over blocks: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before
+    // the block (rows of this piece), then S ← λ^valid S + (Λk K')ᵀ V.
+    OpBuilder::InsertionGuard guard(b);
+    auto [head, batch, piece] = openGrid(nHeads, dPieces);
+    Value kvHead = arith::DivSIOp::create(b, head, group);
+    p.log2Decay = loadLog2Decay(p, decay, head);
+    Shared sh = shared();
+    Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+    Value s0 = init ? tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
+                                           ValueRange{batch, head, col, c0}, nullptr)
+                          .getResult()
+                    : zeros(dPiece, dvDim);
+    p.forLoop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
+      BlockRows r = blockRows(sh, i);
+      Value g = gradOut(batch, head, r, c0, dvDim);
+      Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
+      Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
+      Value qRaw = loadRows(q, batch, head, r, col, dPiece);
+      Value dS = arith::MulFOp::create(
+          b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
+      Value dqPrime = p.dot(asOperand(dS), asOperand(kb), zeros(blk, dPiece));
+      dqPrime = p.dot(asOperand(rowScaled(g, sh.qDecay)), p.trans(asOperand(carried[0])),
+                      dqPrime);
+      p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(qRaw)), dq,
+                ValueRange{batch, head, r.n0, col});
+      Value next = p.dot(p.trans(asOperand(rowScaled(kb, r.kDecay))), asOperand(vb),
+                         decayState(carried[0], r.validF));
+      return SmallVector<Value>{next};
     });
-    return SmallVector<Value>{};
-  });
+  }
+  {
+    // dK, reverse over blocks for each head of the group, with the state gradient dS
+    // (rows of this piece) zero after the last block:
+    // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ, then dS ← λ^valid dS + (Λq Q')ᵀ G.
+    OpBuilder::InsertionGuard guard(b);
+    auto [kvHead, batch, piece] = openGrid(nKvHeads, dPieces);
+    Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+    p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
+      Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
+      p.log2Decay = loadLog2Decay(p, decay, head);
+      Shared sh = shared();
+      p.forLoop(c0, numBlocks, {zeros(dPiece, dvDim)}, [&](Value i, ValueRange carried) {
+        BlockRows r = blockRows(sh, lastToFirst(i));
+        Value g = gradOut(batch, head, r, c0, dvDim);
+        Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
+        Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
+        Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
+        Value dS = arith::MulFOp::create(
+            b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
+        Value dkPrime = p.dot(p.trans(asOperand(dS)), asOperand(qb), zeros(blk, dPiece));
+        dkPrime = p.dot(asOperand(rowScaled(vb, r.kDecay)), p.trans(asOperand(carried[0])),
+                        dkPrime);
+        accumulate(dkSum, arith::MulFOp::create(b, dkPrime, p.phiDerivative(kRaw)), gi, batch,
+                   kvHead, r, col);
+        Value next = p.dot(p.trans(asOperand(rowScaled(qb, sh.qDecay))), asOperand(g),
+                           decayState(carried[0], r.validF));
+        return SmallVector<Value>{next};
+      });
+      return SmallVector<Value>{};
+    });
+    convert(dkSum, dk, batch, kvHead, col, dPiece);
+  }
+  {
+    // dV, reverse over blocks for each head of the group (columns of this piece):
+    // dV = [(Q' K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS, then dS ← λ^valid dS + (Λq Q')ᵀ G.
+    OpBuilder::InsertionGuard guard(b);
+    auto [kvHead, batch, piece] = openGrid(nKvHeads, vPieces);
+    Value col = arith::MulIOp::create(b, piece, p.cIndex(vPiece));
+    p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
+      Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
+      p.log2Decay = loadLog2Decay(p, decay, head);
+      Shared sh = shared();
+      p.forLoop(c0, numBlocks, {zeros(d, vPiece)}, [&](Value i, ValueRange carried) {
+        BlockRows r = blockRows(sh, lastToFirst(i));
+        Value g = gradOut(batch, head, r, col, vPiece);
+        Value qb = mapped(sh, r, q, batch, head, c0, d).first;
+        Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
+        Value a = arith::MulFOp::create(
+            b, p.dot(asOperand(qb), p.trans(asOperand(kb)), zeros(blk, blk)), sh.mask);
+        Value dvBlock = p.dot(p.trans(asOperand(a)), asOperand(g), zeros(blk, vPiece));
+        dvBlock = p.dot(asOperand(rowScaled(kb, r.kDecay)), asOperand(carried[0]), dvBlock);
+        accumulate(dvSum, dvBlock, gi, batch, kvHead, r, col);
+        Value next = p.dot(p.trans(asOperand(rowScaled(qb, sh.qDecay))), asOperand(g),
+                           decayState(carried[0], r.validF));
+        return SmallVector<Value>{next};
+      });
+      return SmallVector<Value>{};
+    });
+    convert(dvSum, dv, batch, kvHead, col, vPiece);
+  }
   return success();
 }

@@ -22,7 +22,8 @@ import tune_softmax  # noqa: E402
 
 start = time.time()
 n = sum(len(kernels()) for kernels in (
-    cases.kernels, cases.linear_kernels, cases.linear_decode_kernels, cases.block_sparse_kernels, cases.program_kernels,
+    cases.kernels, cases.linear_kernels, cases.linear_decode_kernels, cases.linear_grad_kernels,
+    cases.block_sparse_kernels, cases.program_kernels,
     cases.hyper_kernels, cases.hyper_causal_kernels,
     softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,

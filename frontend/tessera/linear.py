@@ -230,10 +230,60 @@ class LinearGpuKernel:
         self._checked_decay = None
 
     def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
-        from .gpu import _check_cuda_tensor, _output_tensor, check_qkv_tensors, torch_module
+        """(o, final state). When q, k or v require gradients (and torch records them),
+        o is differentiable through the gradient kernel; the final state is not."""
+        from .gpu import torch_module
+        torch = torch_module()
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+                and not self.spec.decode):
+            if out is not None or state_out is not None:
+                raise ValueError("out= / state_out= are not taken where q, k or v require "
+                                 "gradients")
+            return _LinearFunction.apply(self, inputs, q, k, v)
+        return self._forward(q, k, v, out, state_out, inputs)
+
+    def grad(self, q, k, v, grad_out, **inputs):
+        """(dq, dk, dv) of o for the upstream gradient `grad_out` (q's dtype, o's shape),
+        from the gradient kernel (compiled on first use)."""
+        from .gpu import _check_cuda_tensor
+        if self.spec.decode:
+            raise SpecError("a decode step has no gradient kernel; differentiate the prefill")
+        extras = self._checked(q, k, v, inputs)
+        B, H, N, _ = q.shape
+        _check_cuda_tensor(grad_out, "grad_out", q.dtype, q.device)
+        if tuple(grad_out.shape) != (B, H, N, self.value_dim):
+            raise ValueError(f"grad_out must have shape {(B, H, N, self.value_dim)}, got "
+                             f"{tuple(grad_out.shape)}")
+        dq, dk, dv = (x.new_empty(x.shape) for x in (q, k, v))
+        self.grad_image().launch([q, k, v, grad_out, *extras, dq, dk, dv])
+        return dq, dk, dv
+
+    def grad_image(self):
+        """The gradient kernel's image, compiled (or found in the cache) on first use."""
+        from .gpu import _Image
+        if getattr(self, "_grad", None) is None:
+            module = _grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
+            self._grad = _Image(module, self.spec.name + "_grad", self.config, self.chip)
+        return self._grad
+
+    def _forward(self, q, k, v, out, state_out, inputs):
+        from .gpu import _output_tensor
+        import torch
+        extras = self._checked(q, k, v, inputs)
+        B, H, N, D = q.shape
+        out = _output_tensor(out, (B, H, N, self.value_dim), q.dtype, q.device, "out")
+        state_out = _output_tensor(state_out, (B, H, D, self.value_dim), torch.float32,
+                                   q.device, "state_out")
+        self._image.launch([q, k, v, *extras, out, state_out])
+        return out, state_out
+
+    def _checked(self, q, k, v, inputs):
+        """The call-time inputs (decay, initial_state, state) in kernel order, checked
+        with q, k, v."""
+        from .gpu import _check_cuda_tensor, check_qkv_tensors, torch_module
         from .kernel import check_names, check_qkv_shapes
         torch = torch_module()
-        want = check_qkv_tensors(q, k, v, self.dtype)
+        check_qkv_tensors(q, k, v, self.dtype)
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
                          self.value_dim, same_length=True)
         check_names("inputs", self.spec.extra_inputs, inputs)
@@ -254,11 +304,41 @@ class LinearGpuKernel:
                     raise ValueError("decay values must lie in (0, 1]")
                 self._checked_decay = (a.data_ptr(), a._version)
             extras.append(a)
-        out = _output_tensor(out, (B, H, N, self.value_dim), want, q.device, "out")
-        state_out = _output_tensor(state_out, (B, H, D, self.value_dim), torch.float32,
-                                   q.device, "state_out")
-        self._image.launch([q, k, v, *extras, out, state_out])
-        return out, state_out
+        return extras
+
+
+def _linear_function():
+    """torch.autograd.Function for GPU linear attention, defined when torch is there."""
+    import torch
+
+    class LinearFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, kernel, inputs, q, k, v):
+            out, state = kernel._forward(q, k, v, None, None, inputs)
+            ctx.kernel, ctx.inputs = kernel, inputs
+            ctx.save_for_backward(q, k, v)
+            ctx.mark_non_differentiable(state)
+            return out, state
+
+        @staticmethod
+        def backward(ctx, grad_out, _grad_state):
+            q, k, v = ctx.saved_tensors
+            dq, dk, dv = ctx.kernel.grad(q, k, v, grad_out.to(q.dtype).contiguous(),
+                                         **ctx.inputs)
+            return None, None, dq, dk, dv
+
+    return LinearFunction
+
+
+class _LinearFunction:
+    """Builds the autograd Function on first use (torch is imported lazily)."""
+    _cls = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls._cls is None:
+            cls._cls = _linear_function()
+        return cls._cls.apply(*args)
 
 
 def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale=None,

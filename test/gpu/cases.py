@@ -104,6 +104,18 @@ def linear_kernels():
     return out
 
 
+# Gradients on the GPU (autograd through the gradient kernel) for these specs.
+LINEAR_GRAD_NAMES = ("la2", "elu", "la2-init")
+
+
+def linear_grad_kernels():
+    kernels = linear_kernels()
+    for name in LINEAR_GRAD_NAMES:
+        for d in HEAD_DIMS:
+            kernels[name, d].grad_image()
+    return {(name, d): kernels[name, d] for name in LINEAR_GRAD_NAMES for d in HEAD_DIMS}
+
+
 # Decode steps after a prefill by the spec of the same name without "-decode".
 LINEAR_DECODE_SPECS = {
     "la2-decode": tessera.linear_decode(decay=True),

@@ -210,16 +210,32 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 
 // -----
 
-// The gradient: one program per key/value head; dK, dV zeroed, then for every query head
-// of the group a forward sweep (dQ) and a reverse sweep (dK, dV) carrying a 64x64 state.
+// The gradient in three sweeps, each over pieces of the state: dQ forward over blocks
+// per query head; dK, then dV, in reverse per key/value head, every head of its group in
+// turn adding into an f32 workspace that is converted to the output at the end. With
+// split = 12 (D = Dv = 64, 4 warps) dQ and dK keep their 64 state rows whole (pieces of
+// rows keep 16 per warp) and dV takes 4 pieces of 16 columns.
 // CHECK-LABEL: func.func @lightning_grad
+// CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xf32>
+// CHECK: %[[DV_SUM:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xf32>
+// CHECK: tile.grid
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: tile.grid
 // CHECK: scf.for
-// CHECK: tile.store {{.*}} : tensor<32x64xf32>
-// CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: arith.subi
+// CHECK: tile.store {{.*}}, %[[DK_SUM]]
+// CHECK: tile.load %[[DK_SUM]]
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: tile.store {{.*}}, %[[DV_SUM]]
+// CHECK: tile.load %[[DV_SUM]]
+// CHUNKS-LABEL: func.func @lightning_grad
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4]
+// CHUNKS: scf.for {{.*}} -> (tensor<64x16xf32>)
 func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %do: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>) {
   %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>

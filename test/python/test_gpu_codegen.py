@@ -93,6 +93,24 @@ def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
                     str(tmp_path / "decode.cubin")], check=True, capture_output=True)
 
 
+@pytest.mark.parametrize("feature_map,d", [("identity", 128), ("elu_plus_one", 64)])
+def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
+    # Three sweeps (dQ and dK over pieces of D's rows, dV over pieces of Dv's columns),
+    # dK and dV summed over a group's heads in f32 workspaces.
+    import tessera
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    k = tessera.compile(tessera.linear_attention(decay=True, feature_map=feature_map),
+                        head_dim=d, dtype="bfloat16", target="cuda")
+    image = k.grad_image()
+    assert len(image.launches) == 3 and len(image.workspaces) == 2
+    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in image.ptx
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    (tmp_path / "grad.ptx").write_bytes(image.ptx)
+    subprocess.run([PTXAS, "-arch=sm_90a", str(tmp_path / "grad.ptx"), "-o",
+                    str(tmp_path / "grad.cubin")], check=True, capture_output=True)
+
+
 def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
     module = cases.SPECS["full"][0].to_mlir(cases.DTYPE, 128, 128)
     config = dict(block_m=64, block_n=64, num_warps=4, num_stages=1)

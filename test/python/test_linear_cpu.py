@@ -147,6 +147,19 @@ def test_backward_lightning_attention2(n, d):
         assert relative_error(got, ref) <= TOL
 
 
+@pytest.mark.parametrize("split", [2, 4])
+def test_backward_in_pieces(split):
+    # Each sweep over pieces of the state: D = 128 in 2 pieces of 64 rows (dQ, dK: 16 rows
+    # per warp), Dv in 2 or 4 pieces of columns (dV); GQA sums over a group of two heads.
+    q, k, v = inputs(2, 4, 2, 150, 128, seed=split)
+    grad_out = np.random.default_rng(split).standard_normal(q.shape, dtype=np.float32)
+    lam = L.alibi_decay(4)
+    spec = tessera.linear_attention(decay=True)
+    got = kernel(spec, 128, split=split).grad(q, k, v, grad_out, decay=lam)
+    for g, r in zip(got, L.reference_grad(q, k, v, grad_out, decay=lam)):
+        assert relative_error(g, r) <= TOL
+
+
 @pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one", "relu"])
 def test_backward_feature_maps_initial_state_no_decay(feature_map):
     q, k, v = inputs(2, 2, 2, 70, 64, seed=9)
