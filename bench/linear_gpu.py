@@ -32,9 +32,13 @@ CONFIGS = {f"split={sp} stages={st}":
 
 
 def kernels():
-    """The Tessera kernels the benchmark runs (also used by scripts/gpu_precompile.py)."""
-    return {name: tessera.compile(SPEC, head_dim=D, dtype="bfloat16", target="cuda", config=c)
-            for name, c in CONFIGS.items()}
+    """The Tessera kernels the benchmark runs, forward and gradient (also used by
+    scripts/gpu_precompile.py)."""
+    out = {name: tessera.compile(SPEC, head_dim=D, dtype="bfloat16", target="cuda", config=c)
+           for name, c in CONFIGS.items()}
+    for kernel in out.values():
+        kernel.grad_image()
+    return out
 
 
 def prefix_error(out, q, k, v, lam, rows=1024):
@@ -78,7 +82,10 @@ def main():
         v = torch.randn(b, H, n, D, device="cuda", dtype=torch.bfloat16)
         # The fastest config for this shape (each timed once here, then again below).
         best = min(ours, key=lambda c: time_ms(lambda: ours[c](q, k, v, decay=lam), 5))
-        impls = {"tessera": (lambda: ours[best](q, k, v, decay=lam)[0], None)}
+        # fwd+bwd through torch autograd (the gradient kernel), as the peers run it.
+        qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+        impls = {"tessera": (lambda: ours[best](q, k, v, decay=lam)[0],
+                             lambda: ours[best](qg, kg, vg, decay=lam)[0])}
         if "fla" in peers:
             # fla's layout is [B, T, H, D]: transposed copies, made outside the timing.
             qt, kt, vt = (x.transpose(1, 2).contiguous().requires_grad_() for x in (q, k, v))
