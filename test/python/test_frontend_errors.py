@@ -362,3 +362,9 @@ def test_linear_attention_gpu_rejects_what_it_cannot_run(tmp_path, monkeypatch):
     # Without torch: torch is needed; with it: q must be a CUDA tensor.
     with pytest.raises((RuntimeError, TypeError), match="torch"):
         kernel(q, q, q)
+    with pytest.raises((RuntimeError, TypeError), match="torch"):
+        kernel.grad(q, q, q, q)
+    step = tessera.compile(tessera.linear_decode(), head_dim=64, dtype="bfloat16",
+                           target="cuda")
+    with pytest.raises(tessera.SpecError, match="a decode step has no gradient kernel"):
+        step.grad(q, q, q, q)
