@@ -541,65 +541,66 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
       return SmallVector<Value>{next};
     });
   }
-  {
-    // dK, reverse over blocks for each head of the group, with the state gradient dS
-    // (rows of this piece) zero after the last block:
-    // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ, then dS ← λ^valid dS + (Λq Q')ᵀ G.
+  // A reverse sweep per (key/value head, batch, piece of `width`): for each head of the
+  // group, the blocks last to first carrying the state gradient dS (zero after the last
+  // block). `block` gives the block's share of the output (added into `sum`) and the
+  // φ(q) and G that update dS ← λ^valid dS + (Λq Q')ᵀ G; `sum` goes to `to` at the end.
+  struct ReverseStep {
+    Value share, q, g;
+  };
+  using ReverseBlock = function_ref<ReverseStep(Value head, Value batch, Value kvHead,
+                                                Value col, const Shared &, const BlockRows &,
+                                                Value dState)>;
+  auto reverseSweep = [&](int64_t pieces, int64_t width, int64_t stateRows,
+                          int64_t stateCols, Value sum, Value to, ReverseBlock block) {
     OpBuilder::InsertionGuard guard(b);
-    auto [kvHead, batch, piece] = openGrid(nKvHeads, dPieces);
-    Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+    auto [kvHead, batch, piece] = openGrid(nKvHeads, pieces);
+    Value col = arith::MulIOp::create(b, piece, p.cIndex(width));
     p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
       Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
       p.log2Decay = loadLog2Decay(p, decay, head);
       Shared sh = shared();
-      p.forLoop(c0, numBlocks, {zeros(dPiece, dvDim)}, [&](Value i, ValueRange carried) {
+      p.forLoop(c0, numBlocks, {zeros(stateRows, stateCols)}, [&](Value i, ValueRange carried) {
         BlockRows r = blockRows(sh, lastToFirst(i));
-        Value g = gradOut(batch, head, r, c0, dvDim);
-        Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
-        Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
-        Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
-        Value dS = arith::MulFOp::create(
-            b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
-        Value dkPrime = p.dot(p.trans(asOperand(dS)), asOperand(qb), zeros(blk, dPiece));
-        dkPrime = p.dot(asOperand(rowScaled(vb, r.kDecay)), p.trans(asOperand(carried[0])),
-                        dkPrime);
-        accumulate(dkSum, arith::MulFOp::create(b, dkPrime, p.phiDerivative(kRaw)), gi, batch,
-                   kvHead, r, col);
-        Value next = p.dot(p.trans(asOperand(rowScaled(qb, sh.qDecay))), asOperand(g),
+        ReverseStep step = block(head, batch, kvHead, col, sh, r, carried[0]);
+        accumulate(sum, step.share, gi, batch, kvHead, r, col);
+        Value next = p.dot(p.trans(asOperand(rowScaled(step.q, sh.qDecay))), asOperand(step.g),
                            decayState(carried[0], r.validF));
         return SmallVector<Value>{next};
       });
       return SmallVector<Value>{};
     });
-    convert(dkSum, dk, batch, kvHead, col, dPiece);
-  }
-  {
-    // dV, reverse over blocks for each head of the group (columns of this piece):
-    // dV = [(Q' K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS, then dS ← λ^valid dS + (Λq Q')ᵀ G.
-    OpBuilder::InsertionGuard guard(b);
-    auto [kvHead, batch, piece] = openGrid(nKvHeads, vPieces);
-    Value col = arith::MulIOp::create(b, piece, p.cIndex(vPiece));
-    p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
-      Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
-      p.log2Decay = loadLog2Decay(p, decay, head);
-      Shared sh = shared();
-      p.forLoop(c0, numBlocks, {zeros(d, vPiece)}, [&](Value i, ValueRange carried) {
-        BlockRows r = blockRows(sh, lastToFirst(i));
-        Value g = gradOut(batch, head, r, col, vPiece);
-        Value qb = mapped(sh, r, q, batch, head, c0, d).first;
-        Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
-        Value a = arith::MulFOp::create(
-            b, p.dot(asOperand(qb), p.trans(asOperand(kb)), zeros(blk, blk)), sh.mask);
-        Value dvBlock = p.dot(p.trans(asOperand(a)), asOperand(g), zeros(blk, vPiece));
-        dvBlock = p.dot(asOperand(rowScaled(kb, r.kDecay)), asOperand(carried[0]), dvBlock);
-        accumulate(dvSum, dvBlock, gi, batch, kvHead, r, col);
-        Value next = p.dot(p.trans(asOperand(rowScaled(qb, sh.qDecay))), asOperand(g),
-                           decayState(carried[0], r.validF));
-        return SmallVector<Value>{next};
-      });
-      return SmallVector<Value>{};
-    });
-    convert(dvSum, dv, batch, kvHead, col, vPiece);
-  }
+    convert(sum, to, batch, kvHead, col, width);
+  };
+  // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ over pieces of D (dS's rows).
+  reverseSweep(dPieces, dPiece, dPiece, dvDim, dkSum, dk,
+               [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
+                   const BlockRows &r, Value dState) {
+                 Value g = gradOut(batch, head, r, c0, dvDim);
+                 Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
+                 Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
+                 Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
+                 Value dS = arith::MulFOp::create(
+                     b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
+                 Value dkPrime =
+                     p.dot(p.trans(asOperand(dS)), asOperand(qb), zeros(blk, dPiece));
+                 dkPrime = p.dot(asOperand(rowScaled(vb, r.kDecay)), p.trans(asOperand(dState)),
+                                 dkPrime);
+                 return ReverseStep{arith::MulFOp::create(b, dkPrime, p.phiDerivative(kRaw)),
+                                    qb, g};
+               });
+  // dV = [(Q' K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS over pieces of Dv (dS's columns).
+  reverseSweep(vPieces, vPiece, d, vPiece, dvSum, dv,
+               [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
+                   const BlockRows &r, Value dState) {
+                 Value g = gradOut(batch, head, r, col, vPiece);
+                 Value qb = mapped(sh, r, q, batch, head, c0, d).first;
+                 Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
+                 Value a = arith::MulFOp::create(
+                     b, p.dot(asOperand(qb), p.trans(asOperand(kb)), zeros(blk, blk)), sh.mask);
+                 Value dvBlock = p.dot(p.trans(asOperand(a)), asOperand(g), zeros(blk, vPiece));
+                 dvBlock = p.dot(asOperand(rowScaled(kb, r.kDecay)), asOperand(dState), dvBlock);
+                 return ReverseStep{dvBlock, qb, g};
+               });
   return success();
 }

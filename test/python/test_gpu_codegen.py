@@ -17,6 +17,16 @@ from tessera import _core  # noqa: E402
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 
 
+def assemble(ptx: bytes, chip: str, tmp_path):
+    """ptxas takes the PTX (the test is skipped where ptxas is not installed)."""
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    path = tmp_path / "k.ptx"
+    path.write_bytes(ptx)
+    subprocess.run([PTXAS, f"-arch={chip}", str(path), "-o", str(tmp_path / "k.cubin")],
+                   check=True, capture_output=True)
+
+
 VARIANTS = {**{name: (spec, cases.config_for(64, name)) for name, (spec, _) in cases.SPECS.items()},
             **cases.BLOCK_SPARSE}
 
@@ -40,12 +50,7 @@ def test_ptx_assembles(name, chip, tmp_path):
         assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
         assert "wgmma" not in text
     assert '"kernel": "attention_kernel0"' in launches
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    path = tmp_path / "k.ptx"
-    path.write_bytes(ptx)
-    subprocess.run([PTXAS, f"-arch={chip}", str(path), "-o", str(tmp_path / "k.cubin")],
-                   check=True, capture_output=True)
+    assemble(ptx, chip, tmp_path)
 
 
 def test_gpu_layout_constraint_is_reported():
@@ -86,11 +91,7 @@ def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
                         head_dim=128, dtype="bfloat16", target="cuda")
     assert [l["grid"][2] for l in k._image.launches] == [[-1, 4, 1]]
     assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    (tmp_path / "decode.ptx").write_bytes(k.ptx)
-    subprocess.run([PTXAS, "-arch=sm_90a", str(tmp_path / "decode.ptx"), "-o",
-                    str(tmp_path / "decode.cubin")], check=True, capture_output=True)
+    assemble(k.ptx, "sm_90a", tmp_path)
 
 
 @pytest.mark.parametrize("feature_map,d", [("identity", 128), ("elu_plus_one", 64)])
@@ -104,11 +105,7 @@ def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
     image = k.grad_image()
     assert len(image.launches) == 3 and len(image.workspaces) == 2
     assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in image.ptx
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    (tmp_path / "grad.ptx").write_bytes(image.ptx)
-    subprocess.run([PTXAS, "-arch=sm_90a", str(tmp_path / "grad.ptx"), "-o",
-                    str(tmp_path / "grad.cubin")], check=True, capture_output=True)
+    assemble(image.ptx, "sm_90a", tmp_path)
 
 
 def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
@@ -134,9 +131,4 @@ def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
     ptx = kernel._image.ptx
     assert len(kernel._image.launches) == 24  # 4 per sort, 2 classifying the diagonal
     assert re.search(rb"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", ptx)
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    path = tmp_path / "hyper.ptx"
-    path.write_bytes(ptx)
-    subprocess.run([PTXAS, "-arch=sm_90a", str(path), "-o", str(tmp_path / "hyper.cubin")],
-                   check=True, capture_output=True)
+    assemble(ptx, "sm_90a", tmp_path)
