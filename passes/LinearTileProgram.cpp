@@ -22,7 +22,16 @@ namespace {
 /// What one linear-attention program shares across its blocks.
 struct LinearProgram : TileBuilder {
   attn::FeatureMap featureMap;
-  Value log2Decay; // f32 scalar (0 without decay)
+  Value log2Decay;  // f32 scalar (0 without decay)
+  Type operandType; // products take the inputs' element type (bf16/f16 in, f32 accumulate)
+
+  /// `x` in the products' operand type.
+  Value asOperand(Value x) {
+    auto t = cast<RankedTensorType>(x.getType());
+    if (t.getElementType() == operandType)
+      return x;
+    return arith::TruncFOp::create(b, tileType(t.getShape(), operandType), x);
+  }
 
   LinearProgram(ImplicitLocOpBuilder &b, attn::FeatureMap featureMap)
       : TileBuilder(b), featureMap(featureMap) {}
@@ -113,6 +122,15 @@ Value loadLog2Decay(TileBuilder &tb, Value decay, Value head) {
 }
 } // namespace
 
+/// The most pieces (a divisor of `split`) that cut `dim` into equal parts passing `fits`:
+/// how `split` programs share a state.
+static int64_t statePieces(int64_t split, int64_t dim, function_ref<bool(int64_t)> fits) {
+  for (int64_t c = split; c > 1; --c)
+    if (split % c == 0 && dim % c == 0 && fits(dim / c))
+      return c;
+  return 1;
+}
+
 /// Opens a grid of one program per (query head, batch[, piece of the value columns]) and
 /// moves the builder into it;
 /// returns the program's head, batch and key/value head, with the head's decay loaded.
@@ -140,16 +158,14 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   LinearProgram p(b, op.getFeatureMap());
   LinearOperands ops(p, op, buffers, config);
   Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
+  p.operandType = cast<MemRefType>(q.getType()).getElementType();
   Value out = buffers.lookup(op.getOutput()), finalState = buffers.lookup(op.getFinalState());
   int64_t d = ops.d, blk = ops.blk, split = config.getSplit();
   // `split` programs share a (head, batch) when batch x heads alone cannot fill the
   // machine: first as pieces of the value columns (16 or more each; the query-key
   // product is recomputed per piece), the rest as chunks of the sequence (each chunk
   // first recomputes its starting state from the keys and values before it).
-  int64_t pieces = 1;
-  for (int64_t c = split; c > 1 && pieces == 1; --c)
-    if (split % c == 0 && ops.dv % c == 0 && ops.dv / c >= 16)
-      pieces = c;
+  int64_t pieces = statePieces(split, ops.dv, [](int64_t width) { return width >= 16; });
   int64_t chunks = split / pieces;
   int64_t dv = ops.dv / pieces;
   double scale = ops.scale;
@@ -188,14 +204,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                       : p.splatF32({d, dv}, 0.0f);
     Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
-    // Products take the inputs' element type (tensor cores: bf16/f16 in, f32 accumulate).
-    Type operandType = cast<MemRefType>(q.getType()).getElementType();
-    auto asOperand = [&](Value x) {
-      auto t = cast<RankedTensorType>(x.getType());
-      if (t.getElementType() == operandType)
-        return x;
-      return Value(arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x));
-    };
+    Type operandType = p.operandType;
     // φ(rows) as operands; only φ = elu + 1 maps the zero padding past `valid` off zero.
     auto loadMapped = [&](Value buffer, Value h, Value n0, Value valid) {
       if (op.getFeatureMap() == attn::FeatureMap::identity)
@@ -204,7 +213,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
       if (op.getFeatureMap() == attn::FeatureMap::elu_plus_one)
         x = p.zeroRowsFrom(x, local, valid);
-      return asOperand(x);
+      return p.asOperand(x);
     };
     auto loadBlock = [&](Value n0) {
       Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
@@ -249,7 +258,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
           kt = arith::ExtFOp::create(b, p.tileType({d, blk}, p.f32), kt);
         Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
         Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-        return p.dot(asOperand(kDecayed), vb, carried);
+        return p.dot(p.asOperand(kDecayed), vb, carried);
       };
       auto stateOnly = [&](Value n0, Value s) {
         Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
@@ -282,10 +291,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         auto [qb, kb, vb, valid] = loadBlock(n0);
         // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
         // Q feeds both products as it was loaded.
-        Value o = arith::MulFOp::create(b, p.dot(qb, asOperand(s), zeroOut), qDecay);
+        Value o = arith::MulFOp::create(b, p.dot(qb, p.asOperand(s), zeroOut), qDecay);
         Value scores =
             arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
-        o = p.dot(asOperand(scores), vb, o);
+        o = p.dot(p.asOperand(scores), vb, o);
         p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
         return updateState(s, kb, vb, n0, valid);
       });
@@ -296,7 +305,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         auto [qb, kb, vb, valid] = loadBlock(n0);
         return p.dot(p.trans(kb), vb, s);
       });
-      Value stateOperand = asOperand(state);
+      Value stateOperand = p.asOperand(state);
       forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         Value o = p.dot(qb, stateOperand, zeroOut);
@@ -338,10 +347,8 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
   // As the forward: `split` programs per (head, batch) take pieces of the value columns
   // (16 or more each), so a piece of the state fits in registers.
-  int64_t pieces = 1;
-  for (int64_t c = config.getSplit(); c > 1 && pieces == 1; --c)
-    if (config.getSplit() % c == 0 && dv % c == 0 && dv / c >= 16)
-      pieces = c;
+  int64_t pieces =
+      statePieces(config.getSplit(), dv, [](int64_t width) { return width >= 16; });
   int64_t piece = dv / pieces;
   OpBuilder::InsertionGuard guard(b);
   auto [head, batch, kvHead] =
@@ -351,17 +358,12 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   // loads past the one token read zeros, stores past it are dropped, φ's padding rows
   // are cleared.
   const int64_t kRows = 16 * config.getNumWarps();
-  Type operandType = cast<MemRefType>(q.getType()).getElementType();
-  auto asOperand = [&](Value x) -> Value {
-    auto t = cast<RankedTensorType>(x.getType());
-    if (t.getElementType() == operandType)
-      return x;
-    return arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x);
-  };
+  p.operandType = cast<MemRefType>(q.getType()).getElementType();
+  Type operandType = p.operandType;
   Value tokenRow = tile::RangeOp::create(b, p.tileType({kRows}, p.i32), c0);
   auto mapped = [&](Value buffer, Value h) {
     Value x = p.phi(p.loadF32(buffer, {kRows, d}, ValueRange{batch, h, c0, c0}));
-    return asOperand(p.zeroRowsFrom(x, tokenRow, p.cIndex(1)));
+    return p.asOperand(p.zeroRowsFrom(x, tokenRow, p.cIndex(1)));
   };
   // S' = λ S + φ(k)ᵀ v; o = τ φ(q) S'.
   Value state = tile::LoadOp::create(b, p.tileType({d, piece}, p.f32), s0,
@@ -370,7 +372,7 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
                                   ValueRange{batch, kvHead, c0, col0}, nullptr);
   Value decayed = arith::MulFOp::create(b, state, p.splatOf({d, piece}, p.decayPow(p.cF32(1.0))));
   Value next = p.dot(p.trans(mapped(k, kvHead)), vt, decayed);
-  Value o = p.dot(mapped(q, head), asOperand(next), p.splatF32({kRows, piece}, 0.0f));
+  Value o = p.dot(mapped(q, head), p.asOperand(next), p.splatF32({kRows, piece}, 0.0f));
   p.storeAs(arith::MulFOp::create(b, o, p.splatF32({kRows, piece}, float(scale))), out,
             ValueRange{batch, head, c0, col0});
   tile::StoreOp::create(b, next, s1, ValueRange{batch, head, c0, col0});
@@ -399,21 +401,13 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
   // gradient's rows), dV over pieces of Dv (its columns). Every term a piece needs is
   // whole in it; G Vᵀ and Q' K'ᵀ are recomputed per piece. Pieces of rows keep 16 rows
   // per warp, pieces of columns 16 columns.
-  auto piecesOf = [&](int64_t dim, int64_t least) {
-    for (int64_t c = config.getSplit(); c > 1; --c)
-      if (config.getSplit() % c == 0 && dim % c == 0 && (dim / c) % least == 0)
-        return c;
-    return int64_t(1);
-  };
-  int64_t dPieces = piecesOf(d, 16 * config.getNumWarps()), vPieces = piecesOf(dvDim, 16);
+  int64_t rowsPerWarps = 16 * config.getNumWarps();
+  int64_t dPieces = statePieces(config.getSplit(), d,
+                                [&](int64_t rows) { return rows % rowsPerWarps == 0; });
+  int64_t vPieces =
+      statePieces(config.getSplit(), dvDim, [](int64_t cols) { return cols % 16 == 0; });
   int64_t dPiece = d / dPieces, vPiece = dvDim / vPieces;
-  Type operandType = cast<MemRefType>(q.getType()).getElementType();
-  auto asOperand = [&](Value x) -> Value {
-    auto t = cast<RankedTensorType>(x.getType());
-    if (t.getElementType() == operandType)
-      return x;
-    return arith::TruncFOp::create(b, p.tileType(t.getShape(), operandType), x);
-  };
+  p.operandType = cast<MemRefType>(q.getType()).getElementType();
   auto zeros = [&](int64_t r, int64_t c) { return p.splatF32({r, c}, 0.0f); };
   auto rowScaled = [&](Value t, Value perRow) {
     return arith::MulFOp::create(
@@ -530,13 +524,13 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
       Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
       Value qRaw = loadRows(q, batch, head, r, col, dPiece);
       Value dS = arith::MulFOp::create(
-          b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
-      Value dqPrime = p.dot(asOperand(dS), asOperand(kb), zeros(blk, dPiece));
-      dqPrime = p.dot(asOperand(rowScaled(g, sh.qDecay)), p.trans(asOperand(carried[0])),
+          b, p.dot(p.asOperand(g), p.trans(p.asOperand(vb)), zeros(blk, blk)), sh.mask);
+      Value dqPrime = p.dot(p.asOperand(dS), p.asOperand(kb), zeros(blk, dPiece));
+      dqPrime = p.dot(p.asOperand(rowScaled(g, sh.qDecay)), p.trans(p.asOperand(carried[0])),
                       dqPrime);
       p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(qRaw)), dq,
                 ValueRange{batch, head, r.n0, col});
-      Value next = p.dot(p.trans(asOperand(rowScaled(kb, r.kDecay))), asOperand(vb),
+      Value next = p.dot(p.trans(p.asOperand(rowScaled(kb, r.kDecay))), p.asOperand(vb),
                          decayState(carried[0], r.validF));
       return SmallVector<Value>{next};
     });
@@ -564,7 +558,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
         BlockRows r = blockRows(sh, lastToFirst(i));
         ReverseStep step = block(head, batch, kvHead, col, sh, r, carried[0]);
         accumulate(sum, step.share, gi, batch, kvHead, r, col);
-        Value next = p.dot(p.trans(asOperand(rowScaled(step.q, sh.qDecay))), asOperand(step.g),
+        Value next = p.dot(p.trans(p.asOperand(rowScaled(step.q, sh.qDecay))), p.asOperand(step.g),
                            decayState(carried[0], r.validF));
         return SmallVector<Value>{next};
       });
@@ -581,10 +575,10 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                  Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
                  Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
                  Value dS = arith::MulFOp::create(
-                     b, p.dot(asOperand(g), p.trans(asOperand(vb)), zeros(blk, blk)), sh.mask);
+                     b, p.dot(p.asOperand(g), p.trans(p.asOperand(vb)), zeros(blk, blk)), sh.mask);
                  Value dkPrime =
-                     p.dot(p.trans(asOperand(dS)), asOperand(qb), zeros(blk, dPiece));
-                 dkPrime = p.dot(asOperand(rowScaled(vb, r.kDecay)), p.trans(asOperand(dState)),
+                     p.dot(p.trans(p.asOperand(dS)), p.asOperand(qb), zeros(blk, dPiece));
+                 dkPrime = p.dot(p.asOperand(rowScaled(vb, r.kDecay)), p.trans(p.asOperand(dState)),
                                  dkPrime);
                  return ReverseStep{arith::MulFOp::create(b, dkPrime, p.phiDerivative(kRaw)),
                                     qb, g};
@@ -597,9 +591,10 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                  Value qb = mapped(sh, r, q, batch, head, c0, d).first;
                  Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
                  Value a = arith::MulFOp::create(
-                     b, p.dot(asOperand(qb), p.trans(asOperand(kb)), zeros(blk, blk)), sh.mask);
-                 Value dvBlock = p.dot(p.trans(asOperand(a)), asOperand(g), zeros(blk, vPiece));
-                 dvBlock = p.dot(asOperand(rowScaled(kb, r.kDecay)), asOperand(dState), dvBlock);
+                     b, p.dot(p.asOperand(qb), p.trans(p.asOperand(kb)), zeros(blk, blk)), sh.mask);
+                 Value dvBlock = p.dot(p.trans(p.asOperand(a)), p.asOperand(g), zeros(blk, vPiece));
+                 dvBlock = p.dot(p.asOperand(rowScaled(kb, r.kDecay)), p.asOperand(dState),
+                                 dvBlock);
                  return ReverseStep{dvBlock, qb, g};
                });
   return success();

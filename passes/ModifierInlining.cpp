@@ -103,8 +103,8 @@ FailureOr<Value> tessera::inlineModifierElementwise(ImplicitLocOpBuilder &b, Reg
           i = arith::IndexCastOp::create(b, b.getIndexType(), i);
         Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
                                          memref::DimOp::create(b, table, 0));
-        Value read = memref::LoadOp::create(
-            b, table, ValueRange{arith::SelectOp::create(b, ok, i, arith::ConstantIndexOp::create(b, 0))});
+        Value inside = arith::SelectOp::create(b, ok, i, arith::ConstantIndexOp::create(b, 0));
+        Value read = memref::LoadOp::create(b, table, ValueRange{inside});
         Value zero = arith::ConstantOp::create(b, b.getZeroAttr(extract.getType()));
         forms[extract.getResult()] = {arith::SelectOp::create(b, ok, read, zero), Form::kScalar};
         continue;

@@ -312,11 +312,10 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       auto record = [&](Value isFull, Value any) {
         Value entry = arith::AddIOp::create(b, arith::MulIOp::create(b, p.toI32(t), i32c(2)),
                                             arith::ExtUIOp::create(b, p.i32, isFull));
-        memref::StoreOp::create(
-            b, entry, tileLists,
-            ValueRange{p.batch, p.head, p.qTileIdx,
-                       arith::AddIOp::create(
-                           b, chunkFirst, arith::IndexCastOp::create(b, b.getIndexType(), acc[0]))});
+        Value place = arith::AddIOp::create(
+            b, chunkFirst, arith::IndexCastOp::create(b, b.getIndexType(), acc[0]));
+        memref::StoreOp::create(b, entry, tileLists,
+                                ValueRange{p.batch, p.head, p.qTileIdx, place});
         return SmallVector<Value>{
             arith::AddIOp::create(b, acc[0], arith::ExtUIOp::create(b, p.i32, any))};
       };
