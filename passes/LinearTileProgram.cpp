@@ -470,6 +470,12 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                  p.splatF32({blk, width}, float(scale)))
         .getResult();
   };
+  // (A Bᵀ) ⊙ M for two blocks of rows: G Vᵀ (the scores' gradient) or Q' K'ᵀ (the scores).
+  auto maskedProduct = [&](Value a, Value rows, const Shared &sh) {
+    return arith::MulFOp::create(
+               b, p.dot(p.asOperand(a), p.trans(p.asOperand(rows)), zeros(blk, blk)), sh.mask)
+        .getResult();
+  };
   auto decayState = [&](Value state, Value validF) {
     auto shape = cast<RankedTensorType>(state.getType()).getShape();
     return arith::MulFOp::create(b, state, p.splatOf(shape, p.decayPow(validF))).getResult();
@@ -523,8 +529,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
       Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
       Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
       Value qRaw = loadRows(q, batch, head, r, col, dPiece);
-      Value dS = arith::MulFOp::create(
-          b, p.dot(p.asOperand(g), p.trans(p.asOperand(vb)), zeros(blk, blk)), sh.mask);
+      Value dS = maskedProduct(g, vb, sh);
       Value dqPrime = p.dot(p.asOperand(dS), p.asOperand(kb), zeros(blk, dPiece));
       dqPrime = p.dot(p.asOperand(rowScaled(g, sh.qDecay)), p.trans(p.asOperand(carried[0])),
                       dqPrime);
@@ -574,8 +579,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                  Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
                  Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
                  Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
-                 Value dS = arith::MulFOp::create(
-                     b, p.dot(p.asOperand(g), p.trans(p.asOperand(vb)), zeros(blk, blk)), sh.mask);
+                 Value dS = maskedProduct(g, vb, sh);
                  Value dkPrime =
                      p.dot(p.trans(p.asOperand(dS)), p.asOperand(qb), zeros(blk, dPiece));
                  dkPrime = p.dot(p.asOperand(rowScaled(vb, r.kDecay)), p.trans(p.asOperand(dState)),
@@ -590,8 +594,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                  Value g = gradOut(batch, head, r, col, vPiece);
                  Value qb = mapped(sh, r, q, batch, head, c0, d).first;
                  Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
-                 Value a = arith::MulFOp::create(
-                     b, p.dot(p.asOperand(qb), p.trans(p.asOperand(kb)), zeros(blk, blk)), sh.mask);
+                 Value a = maskedProduct(qb, kb, sh);
                  Value dvBlock = p.dot(p.trans(p.asOperand(a)), p.asOperand(g), zeros(blk, vPiece));
                  dvBlock = p.dot(p.asOperand(rowScaled(kb, r.kDecay)), p.asOperand(dState),
                                  dvBlock);
