@@ -85,6 +85,15 @@ def bounded_mix(b, h, q_idx, kv_idx):        # every op tile classification boun
     return ((q_idx - kv_idx) // -7 <= -2) ^ (kv_idx * 3 < 90 + 20 * h)
 
 
+def selected_band(b, h, q_idx, kv_idx):      # a select between masks, a minimum: bounded
+    return tessera.where(q_idx < 100, kv_idx <= q_idx,
+                         (q_idx - kv_idx) < tessera.minimum(q_idx // 4, 64))
+
+
+def selected_band_np(b, h, q_idx, kv_idx):
+    return np.where(q_idx < 100, kv_idx <= q_idx, (q_idx - kv_idx) < np.minimum(q_idx // 4, 64))
+
+
 def rows_20_to_39_masked(b, h, q_idx, kv_idx):
     return (q_idx < 20) | (q_idx >= 40)
 
@@ -121,6 +130,7 @@ VARIANTS = {
                          dict(causal=True, scale=SOFTCAP_SCALE, score_mod=softcap_np)),
     "block_diagonal": (dict(mask_mod=block_diagonal), dict(mask_mod=block_diagonal)),
     "bounded_mix": (dict(mask_mod=bounded_mix), dict(mask_mod=bounded_mix)),
+    "selected_band": (dict(mask_mod=selected_band), dict(mask_mod=selected_band_np)),
     "rows_20_39": (dict(mask_mod=rows_20_to_39_masked), dict(mask_mod=rows_20_to_39_masked)),
     "rows_60_70": (dict(causal=True, mask_mod=rows_60_to_70_masked),
                    dict(causal=True, mask_mod=rows_60_to_70_masked)),
@@ -232,7 +242,7 @@ def test_rectangular_variants(name, nq, nk):
 @pytest.mark.parametrize("name", ["window", "window1", "alibi", "alibi_pow", "softcap",
                                   "document", "document_full", "prefix_lm", "per_head_band",
                                   "softcap_document", "score_minus_inf", "python_div_mod",
-                                  "block_diagonal", "bounded_mix"])
+                                  "block_diagonal", "bounded_mix", "selected_band"])
 def test_variants(name, n):
     run_and_check(name, *inputs(2, H_ALIBI, H_ALIBI, n, n, 64, seed=n))
 
@@ -273,7 +283,7 @@ def test_causal_empty_rows_exactly_zero():
 
 # --- tile configs -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["document", "prefix_lm", "bounded_mix"])
+@pytest.mark.parametrize("name", ["document", "prefix_lm", "bounded_mix", "selected_band"])
 def test_classification_in_chunks(name):
     # 16-key tiles at N = 1100: 69 key tiles, classified in three chunks of 32 and joined.
     config = tessera.Config(block_m=16, block_n=16)
