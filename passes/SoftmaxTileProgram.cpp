@@ -329,17 +329,6 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           b, p.cmpI(arith::CmpIPredicate::sge, t, tiles.fullLo),
           p.cmpI(arith::CmpIPredicate::slt, t, tiles.fullHi));
       Value keepsAll = arith::AndIOp::create(b, verdict.keepsAll, wholeByBounds);
-      auto branch = [&](Value cond, function_ref<SmallVector<Value>()> then,
-                        function_ref<SmallVector<Value>()> otherwise) {
-        auto ifOp = scf::IfOp::create(b, TypeRange{p.i32}, cond, true);
-        for (auto [region, body] : {std::pair{&ifOp.getThenRegion(), then},
-                                    std::pair{&ifOp.getElseRegion(), otherwise}}) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPointToStart(&region->front());
-          scf::YieldOp::create(b, body());
-        }
-        return ifOp.getResult(0);
-      };
       auto elementwise = [&]() -> SmallVector<Value> {
         auto [qIdx, kIdx] = p.indexTiles(n0);
         SmallVector<int64_t> shape{p.bm, p.bn};
@@ -366,11 +355,9 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
         return record(isFull, p.cmpI(arith::CmpIPredicate::sgt, kept, i32c(0)));
       };
       Value yes = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
-      return SmallVector<Value>{branch(
+      return p.ifElse(
           verdict.keepsNone, [&]() -> SmallVector<Value> { return {acc[0]}; },
-          [&]() -> SmallVector<Value> {
-            return {branch(keepsAll, [&] { return record(yes, yes); }, elementwise)};
-          })};
+          [&]() { return p.ifElse(keepsAll, [&] { return record(yes, yes); }, elementwise); });
     })[0];
     memref::StoreOp::create(b, count, chunkCounts,
                             ValueRange{p.batch, p.head, p.qTileIdx, chunk});
@@ -419,22 +406,6 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       return p.step(n0, k, v, carried, masked);
     };
   };
-  auto branch = [&](Value cond, function_ref<SmallVector<Value>()> thenFn,
-                    function_ref<SmallVector<Value>()> elseFn) {
-    auto ifOp = scf::IfOp::create(
-        b, cond,
-        [&](OpBuilder &nb, Location) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          scf::YieldOp::create(b, thenFn());
-        },
-        [&](OpBuilder &nb, Location) {
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          scf::YieldOp::create(b, elseFn());
-        });
-    return SmallVector<Value>(ifOp.getResults());
-  };
   // Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
   // tile's first key (from `entry = fetch(j)`, read from the list at a clamped place, so
   // any j is safe), whether to apply it (null: always) and whether the bounds keep it
@@ -458,18 +429,18 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       ChosenTile c = choose(j, entry);
       auto [k, v] = p.loadKeyValue(c.n0);
       auto apply = [&] {
-        return branch(
+        return p.ifElse(
             c.whole, [&] { return p.step(c.n0, k, v, tileState, false); },
             [&] { return p.step(c.n0, k, v, tileState, true); });
       };
       SmallVector<Value> next =
-          c.visit ? branch(c.visit, apply, [&] { return SmallVector<Value>(tileState); })
+          c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(tileState); })
                   : apply();
       llvm::append_range(out, next);
       return out;
     };
     SmallVector<Value> unchanged(state);
-    state = branch(
+    state = p.ifElse(
         p.cmpI(arith::CmpIPredicate::sgt, total, c0),
         [&] {
           if (fetchAhead)
@@ -605,7 +576,7 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
                     arith::OrIOp::create(b, acc[0], cmp(P::eq, entryAt(f), raw))};
               }));
         };
-        Value seen = branch(ascending, [&] { return SmallVector<Value>{falseBit}; },
+        Value seen = p.ifElse(ascending, [&] { return SmallVector<Value>{falseBit}; },
                             seenBefore)[0];
         // Tiles that causal / window bounds keep whole need no mask, unless mask_mod.
         Value whole = op.hasMaskMod()

@@ -112,6 +112,21 @@ struct TileBuilder {
                            llvm::function_ref<llvm::SmallVector<mlir::Value>(
                                mlir::Value, mlir::ValueRange)>
                                body);
+  /// An scf.if whose branches are emitted with this builder inside them and return the
+  /// values they yield; returns the if's results.
+  llvm::SmallVector<mlir::Value>
+  ifElse(mlir::Value cond, llvm::function_ref<llvm::SmallVector<mlir::Value>()> thenFn,
+         llvm::function_ref<llvm::SmallVector<mlir::Value>()> elseFn) {
+    auto emit = [&](llvm::function_ref<llvm::SmallVector<mlir::Value>()> fn) {
+      return [&, fn](mlir::OpBuilder &nested, mlir::Location) {
+        mlir::OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(), nested.getInsertionPoint());
+        mlir::scf::YieldOp::create(b, fn());
+      };
+    };
+    auto ifOp = mlir::scf::IfOp::create(b, cond, emit(thenFn), emit(elseFn));
+    return llvm::SmallVector<mlir::Value>(ifOp.getResults());
+  }
   /// Loads a tile and widens it to f32.
   mlir::Value loadF32(mlir::Value buffer, llvm::ArrayRef<int64_t> shape,
                       mlir::ValueRange indices) {

@@ -149,6 +149,12 @@ def _extent(formula, args) -> int:
     return x
 
 
+def _grid(launch, args) -> list:
+    """A launch's grid for these arguments, in three dimensions."""
+    grid = [_extent(f, args) for f in launch["grid"]]
+    return grid + [1] * (3 - len(grid))
+
+
 _WORKSPACE_DTYPES = {"i32": "int32", "f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 
 
@@ -189,8 +195,7 @@ class _Image:
         stream = torch.cuda.current_stream(device).cuda_stream
         kernels = self._kernels(device.index or 0)
         for launch, kernel in list(zip(self.launches, kernels))[first:last]:
-            grid = [_extent(f, everything) for f in launch["grid"]]
-            grid += [1] * (3 - len(grid))  # grids of one or two dimensions
+            grid = _grid(launch, everything)
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
@@ -213,7 +218,7 @@ class _Image:
                 end.record()
                 end.synchronize()
                 best = min(best, start.elapsed_time(end))
-            out.append((launch["kernel"], [_extent(f, everything) for f in launch["grid"]], best))
+            out.append((launch["kernel"], _grid(launch, everything), best))
         return out
 
 

@@ -3,6 +3,7 @@ attention, feature-mapped variants, and the recurrent decode step; all one attn 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Optional
 
@@ -239,7 +240,7 @@ class LinearGpuKernel:
             if out is not None or state_out is not None:
                 raise ValueError("out= / state_out= are not taken where q, k or v require "
                                  "gradients")
-            return _LinearFunction.apply(self, inputs, q, k, v)
+            return _linear_function().apply(self, inputs, q, k, v)
         return self._forward(q, k, v, out, state_out, inputs)
 
     def grad(self, q, k, v, grad_out, **inputs):
@@ -267,8 +268,8 @@ class LinearGpuKernel:
         return self._grad
 
     def _forward(self, q, k, v, out, state_out, inputs):
-        from .gpu import _output_tensor
-        import torch
+        from .gpu import _output_tensor, torch_module
+        torch = torch_module()
         extras = self._checked(q, k, v, inputs)
         B, H, N, D = q.shape
         out = _output_tensor(out, (B, H, N, self.value_dim), q.dtype, q.device, "out")
@@ -307,8 +308,10 @@ class LinearGpuKernel:
         return extras
 
 
+@functools.lru_cache(maxsize=None)
 def _linear_function():
-    """torch.autograd.Function for GPU linear attention, defined when torch is there."""
+    """torch.autograd.Function for GPU linear attention, defined on first use (torch is
+    imported lazily)."""
     import torch
 
     class LinearFunction(torch.autograd.Function):
@@ -328,17 +331,6 @@ def _linear_function():
             return None, None, dq, dk, dv
 
     return LinearFunction
-
-
-class _LinearFunction:
-    """Builds the autograd Function on first use (torch is imported lazily)."""
-    _cls = None
-
-    @classmethod
-    def apply(cls, *args):
-        if cls._cls is None:
-            cls._cls = _linear_function()
-        return cls._cls.apply(*args)
 
 
 def reference(q, k, v, *, causal=True, decay=None, feature_map="identity", scale=None,
