@@ -77,9 +77,10 @@ def causal_recursion(q, k, v, samples_per_depth, *, min_seq_len, exact, cross, m
     When every halving is even the quadrants of one depth are equal in size and run as
     one batch (_causal_by_depth); otherwise the halves recurse one by one."""
     n = q.shape[2]
-    if depth == 0 and _halvings(n, min_seq_len):
-        return _causal_by_depth(q, k, v, samples_per_depth, _halvings(n, min_seq_len),
-                                exact=exact, cross=cross, merge=merge)
+    depths = _halvings(n, min_seq_len) if depth == 0 else 0
+    if depths:
+        return _causal_by_depth(q, k, v, samples_per_depth, depths, exact=exact, cross=cross,
+                                merge=merge)
     if n <= min_seq_len:
         return exact(q, k, v)
     h = n // 2

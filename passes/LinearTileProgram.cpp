@@ -131,6 +131,11 @@ static int64_t statePieces(int64_t split, int64_t dim, function_ref<bool(int64_t
   return 1;
 }
 
+/// Pieces of the value columns (16 or more each) for the forward and the decode step.
+static int64_t valuePieces(int64_t split, int64_t dv) {
+  return statePieces(split, dv, [](int64_t cols) { return cols >= 16; });
+}
+
 /// Opens a grid of one program per (query head, batch[, piece of the value columns]) and
 /// moves the builder into it;
 /// returns the program's head, batch and key/value head, with the head's decay loaded.
@@ -165,7 +170,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   // machine: first as pieces of the value columns (16 or more each; the query-key
   // product is recomputed per piece), the rest as chunks of the sequence (each chunk
   // first recomputes its starting state from the keys and values before it).
-  int64_t pieces = statePieces(split, ops.dv, [](int64_t width) { return width >= 16; });
+  int64_t pieces = valuePieces(split, ops.dv);
   int64_t chunks = split / pieces;
   int64_t dv = ops.dv / pieces;
   double scale = ops.scale;
@@ -347,8 +352,7 @@ LogicalResult tessera::buildLinearDecodeTileProgram(ImplicitLocOpBuilder &b,
   Value group = arith::DivSIOp::create(b, nHeads, memref::DimOp::create(b, k, 1));
   // As the forward: `split` programs per (head, batch) take pieces of the value columns
   // (16 or more each), so a piece of the state fits in registers.
-  int64_t pieces =
-      statePieces(config.getSplit(), dv, [](int64_t width) { return width >= 16; });
+  int64_t pieces = valuePieces(config.getSplit(), dv);
   int64_t piece = dv / pieces;
   OpBuilder::InsertionGuard guard(b);
   auto [head, batch, kvHead] =
