@@ -68,6 +68,13 @@ struct LinearProgram : TileBuilder {
     }
     return one;
   }
+  /// `x` widened to f32.
+  Value widen(Value x) {
+    auto t = cast<RankedTensorType>(x.getType());
+    if (t.getElementType() == f32)
+      return x;
+    return arith::ExtFOp::create(b, tileType(t.getShape(), f32), x);
+  }
   /// λ^e element-wise for an f32 exponent tile (or scalar).
   Value decayPow(Value exponent) {
     Value l = log2Decay;
@@ -131,9 +138,17 @@ static int64_t statePieces(int64_t split, int64_t dim, function_ref<bool(int64_t
   return 1;
 }
 
-/// Pieces of the value columns (16 or more each) for the forward and the decode step.
+/// Pieces of the value columns (16 or more each) for the decode step.
 static int64_t valuePieces(int64_t split, int64_t dv) {
   return statePieces(split, dv, [](int64_t cols) { return cols >= 16; });
+}
+
+/// Pieces of the value columns for the forward: whole warps' rows each (16 x num_warps,
+/// so that the piece's state can be held as Sᵀ, value columns as rows), else as for the
+/// decode step.
+static int64_t forwardPieces(int64_t split, int64_t dv, int64_t warps) {
+  int64_t whole = statePieces(split, dv, [&](int64_t cols) { return cols % (16 * warps) == 0; });
+  return whole > 1 || dv % (16 * warps) == 0 ? whole : valuePieces(split, dv);
 }
 
 /// Opens a grid of one program per (query head, batch[, piece of the value columns]) and
@@ -170,9 +185,15 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   // machine: first as pieces of the value columns (16 or more each; the query-key
   // product is recomputed per piece), the rest as chunks of the sequence (each chunk
   // first recomputes its starting state from the keys and values before it).
-  int64_t pieces = valuePieces(split, ops.dv);
+  int64_t pieces = forwardPieces(split, ops.dv, config.getNumWarps());
   int64_t chunks = split / pieces;
   int64_t dv = ops.dv / pieces;
+  // A piece's state is carried as Sᵀ [dv, d] when its value columns fill whole warps'
+  // rows: every product then has block_m or dv rows (a warpgroup product's rows) and the
+  // state update multiplies K as loaded. Otherwise as S [d, dv].
+  bool transposed = dv % (16 * config.getNumWarps()) == 0;
+  SmallVector<int64_t> stateShape =
+      transposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
   double scale = ops.scale;
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
@@ -182,7 +203,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   Value chunkStates;
   if (op.getCausal() && chunks > 1) {
     auto dyn = ShapedType::kDynamic;
-    chunkStates = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, chunks, d, ops.dv}, p.f32),
+    SmallVector<int64_t> shape{dyn, dyn, chunks, d, ops.dv};
+    if (transposed)
+      std::swap(shape[3], shape[4]);
+    chunkStates = memref::AllocOp::create(b, MemRefType::get(shape, p.f32),
                                           ValueRange{nBatch, nHeads});
   }
   SmallVector<bool> passes =
@@ -201,12 +225,27 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk), numBlocks);
     Value endBlock =
         arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk), numBlocks);
+    // States in memory: [B, H, d, Dv] for the caller's (SEMANTICS §2), in the carried
+    // orientation for the chunk workspace.
+    auto loadState = [&](Value buffer, ValueRange idx) {
+      Value s = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), buffer, idx, nullptr);
+      return transposed ? p.trans(s) : s;
+    };
+    auto storeState = [&](Value s, Value buffer, ValueRange idx) {
+      tile::StoreOp::create(b, transposed ? p.trans(s) : s, buffer, idx);
+    };
+    auto workspaceIndex = [&](Value c) {
+      return transposed ? SmallVector<Value>{batch, head, c, col0, c0}
+                        : SmallVector<Value>{batch, head, c, c0, col0};
+    };
+    // Q S with the state as the right operand.
+    auto rightOperand = [&](Value s) {
+      Value operand = p.asOperand(s);
+      return transposed ? p.trans(operand) : operand;
+    };
     // The chunk-states grid starts every chunk from zero.
-    Value state = init && !statesOnly
-                      ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
-                                             ValueRange{batch, head, c0, col0}, nullptr)
-                            .getResult()
-                      : p.splatF32({d, dv}, 0.0f);
+    Value state = init && !statesOnly ? loadState(init, ValueRange{batch, head, c0, col0})
+                                      : p.splatF32(stateShape, 0.0f);
     Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
     Type operandType = p.operandType;
@@ -247,9 +286,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       Value qDecay =
           p.broadcast(p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
       // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
-      // its last valid token: the decay scales the columns of Kᵀ, the left operand, so
-      // V goes to the product as loaded. Rows past `valid` are zero; the exponent is
-      // clamped at 0 there (λ^(negative) could overflow to inf).
+      // its last valid token: the decay scales the columns of the left operand (Kᵀ, or
+      // Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
+      // loaded. Rows past `valid` are zero; the exponent is clamped at 0 there
+      // (λ^(negative) could overflow to inf).
       auto updateState = [&](Value s, Value kb, Value vb, Value n0, Value valid) {
         Value validF = p.indexToF32(valid);
         Value tokens = arith::SIToFPOp::create(
@@ -258,12 +298,11 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
             p.indexToF32(arith::SubIOp::create(b, arith::AddIOp::create(b, n0, valid), c1));
         Value kExp = arith::MaxNumFOp::create(
             b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens), p.splatF32({blk}, 0.0f));
-        Value kt = p.trans(kb);
-        if (operandType != p.f32)
-          kt = arith::ExtFOp::create(b, p.tileType({d, blk}, p.f32), kt);
-        Value kDecayed = arith::MulFOp::create(b, kt, p.broadcast(p.decayPow(kExp), 0, d));
-        Value carried = arith::MulFOp::create(b, s, p.splatOf({d, dv}, p.decayPow(validF)));
-        return p.dot(p.asOperand(kDecayed), vb, carried);
+        Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
+        Value decayed = arith::MulFOp::create(
+            b, left, p.broadcast(p.decayPow(kExp), 0, stateShape[0]));
+        Value carried = arith::MulFOp::create(b, s, p.splatOf(stateShape, p.decayPow(validF)));
+        return p.dot(p.asOperand(decayed), right, carried);
       };
       auto stateOnly = [&](Value n0, Value s) {
         Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
@@ -274,7 +313,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       };
       if (statesOnly) {
         Value own = forBlocks(firstBlock, endBlock, state, stateOnly); // from zero
-        tile::StoreOp::create(b, own, chunkStates, ValueRange{batch, head, chunk, c0, col0});
+        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
         continue;
       }
       // A later chunk's starting state (with short sequences a trailing chunk may own no
@@ -286,17 +325,17 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
           Value tokens = arith::SubIOp::create( // clamped: a trailing chunk may start past n
               b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, to, blkIdx)),
               arith::MinSIOp::create(b, n, arith::MulIOp::create(b, from, blkIdx)));
-          Value own = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), chunkStates,
-                                           ValueRange{batch, head, c, c0, col0}, nullptr);
+          Value own = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
+                                           workspaceIndex(c), nullptr);
           Value decayed = arith::MulFOp::create(
-              b, carried[0], p.splatOf({d, dv}, p.decayPow(p.indexToF32(tokens))));
+              b, carried[0], p.splatOf(stateShape, p.decayPow(p.indexToF32(tokens))));
           return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
         })[0];
       state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
         // Q feeds both products as it was loaded.
-        Value o = arith::MulFOp::create(b, p.dot(qb, p.asOperand(s), zeroOut), qDecay);
+        Value o = arith::MulFOp::create(b, p.dot(qb, rightOperand(s), zeroOut), qDecay);
         Value scores =
             arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
         o = p.dot(p.asOperand(scores), vb, o);
@@ -308,9 +347,9 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       // program's blocks.
       state = forBlocks(c0, numBlocks, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
-        return p.dot(p.trans(kb), vb, s);
+        return transposed ? p.dot(p.trans(vb), kb, s) : p.dot(p.trans(kb), vb, s);
       });
-      Value stateOperand = p.asOperand(state);
+      Value stateOperand = rightOperand(state);
       forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         Value o = p.dot(qb, stateOperand, zeroOut);
@@ -320,7 +359,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     }
     // The final state is the last chunk's.
     if (chunks == 1) {
-      tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+      storeState(state, finalState, ValueRange{batch, head, c0, col0});
       continue;
     }
     Value lastChunk =
@@ -328,7 +367,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-      tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+      storeState(state, finalState, ValueRange{batch, head, c0, col0});
       scf::YieldOp::create(b);
     });
   }

@@ -156,30 +156,37 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // -----
 
 // Lightning Attention-2: one program per (head, batch); the 64x64 state is carried by the
-// block loop and stored once, after it; the decay enters as exp2 of its log2.
+// block loop as Sᵀ (its 64 value columns fill the 4 warps' rows), updated by (Vᵀ Λk) K,
+// read by Q Sᵀᵀ, and stored once, after it, transposed; the decay enters as exp2 of its
+// log2.
 // CHECK-LABEL: func.func @lightning
 // CHECK: tile.grid
 // CHECK: %[[LAMBDA:.*]] = memref.load
 // CHECK: math.log2 %[[LAMBDA]]
 // CHECK: math.exp2
-// CHECK: %[[S:.*]] = scf.for {{.*}} -> (tensor<64x64xf32>)
-// CHECK: tile.dot
+// CHECK: %[[S:.*]] = scf.for {{.*}} iter_args(%[[ST:.*]] = {{.*}}) -> (tensor<64x64xf32>)
+// CHECK: %[[SB:.*]] = tile.trans %[[ST]]
+// CHECK: tile.dot {{.*}}, %[[SB]], {{.*}} : tensor<32x64xf32>, tensor<64x64xf32>
 // CHECK: tile.store {{.*}} : tensor<32x64xf32>
+// CHECK: %[[VT:.*]] = tile.trans {{.*}} : tensor<32x64xf32> -> tensor<64x32xf32>
+// CHECK: %[[VW:.*]] = arith.mulf %[[VT]]
+// CHECK: tile.dot %[[VW]], {{.*}} : tensor<64x32xf32>, tensor<32x64xf32> -> tensor<64x64xf32>
 // CHECK: scf.yield {{.*}} : tensor<64x64xf32>
-// CHECK: tile.store %[[S]], {{.*}} : tensor<64x64xf32>
-// split = 12: 4 value pieces of 16 columns x 3 sequence chunks. A first grid stores each
-// chunk's own state in a workspace; in the second, a chunk starts from the decayed sum
-// of the chunks before it.
+// CHECK: %[[OUT:.*]] = tile.trans %[[S]]
+// CHECK: tile.store %[[OUT]], {{.*}} : tensor<64x64xf32>
+// split = 12: a piece must fill the warps' rows, so 12 sequence chunks of the whole
+// state. A first grid stores each chunk's own state in a workspace; in the second, a
+// chunk starts from the decayed sum of the chunks before it.
 // CHUNKS-LABEL: func.func @lightning
-// CHUNKS: %[[STATES:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
+// CHUNKS: %[[STATES:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
 // CHUNKS: tile.grid
-// CHUNKS: scf.for {{.*}} -> (tensor<64x16xf32>)
+// CHUNKS: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHUNKS: tile.store {{.*}}, %[[STATES]]
 // CHUNKS: tile.grid
 // CHUNKS: scf.for
 // CHUNKS: tile.load %[[STATES]]
 // CHUNKS: math.exp2
-// CHUNKS: arith.addf {{.*}} : tensor<64x16xf32>
+// CHUNKS: arith.addf {{.*}} : tensor<64x64xf32>
 func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>) {
   %o, %s = attn.linear_attention %q, %k, %v decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>

@@ -11,11 +11,11 @@ TOL = 1e-5
 _KERNELS = {}
 
 
-def kernel(spec, d, block_m=32, split=1):
-    key = (spec, d, block_m, split)
+def kernel(spec, d, block_m=32, split=1, num_warps=4):
+    key = (spec, d, block_m, split, num_warps)
     if key not in _KERNELS:
-        _KERNELS[key] = tessera.compile(spec, head_dim=d,
-                                        config=tessera.Config(block_m=block_m, split=split))
+        config = tessera.Config(block_m=block_m, split=split, num_warps=num_warps)
+        _KERNELS[key] = tessera.compile(spec, head_dim=d, config=config)
     return _KERNELS[key]
 
 
@@ -27,11 +27,11 @@ def inputs(b, h, hk, n, d, seed):
     return q, k, v
 
 
-def run_and_check(spec, q, k, v, d, block_m=32, split=1, **extra):
+def run_and_check(spec, q, k, v, d, block_m=32, split=1, num_warps=4, **extra):
     b, h, n, _ = q.shape
     out = np.full((b, h, n, d), np.nan, np.float32)
     state = np.full((b, h, d, d), np.nan, np.float32)
-    o, s = kernel(spec, d, block_m, split)(q, k, v, out=out, state_out=state, **extra)
+    o, s = kernel(spec, d, block_m, split, num_warps)(q, k, v, out=out, state_out=state, **extra)
     assert o is out and s is state
     ro, rs = L.reference(q, k, v, causal=spec.causal, feature_map=spec.feature_map,
                          scale=spec.scale, decay=extra.get("decay"),
@@ -64,19 +64,21 @@ def test_feature_maps_and_initial_state(feature_map, causal):
     run_and_check(spec, q, k, v, 64, initial_state=state)
 
 
-# split = 8 at D = 64: 4 value pieces x 2 sequence chunks; split = 3: 3 chunks; each
-# later chunk recomputes its starting state.
-@pytest.mark.parametrize("split", [3, 8])
+# At D = 64, a piece's state is carried as Sᵀ when its value columns fill whole warps'
+# rows (16 x num_warps), else as S: split = 8 with 1 warp makes 4 pieces (Sᵀ) x 2 sequence
+# chunks, with 8 warps 4 pieces (S) x 2 chunks, with 4 warps 8 chunks; split = 3: 3
+# chunks. Each later chunk starts from the decayed sum of the chunks before it.
+@pytest.mark.parametrize("split,num_warps", [(3, 4), (8, 1), (8, 4), (8, 8)])
 @pytest.mark.parametrize("n", [1, 17, 100, 255])
 @pytest.mark.parametrize("causal", [True, False])
-def test_split_into_value_pieces_and_sequence_chunks(split, n, causal):
+def test_split_into_value_pieces_and_sequence_chunks(split, num_warps, n, causal):
     q, k, v = inputs(1, 2, 1, n, 64, seed=n + split)
     state = np.random.default_rng(5).standard_normal((1, 2, 64, 64), dtype=np.float32)
     spec = tessera.linear_attention(causal=causal, decay=causal, initial_state=True)
     extra = {"initial_state": state}
     if causal:
         extra["decay"] = L.alibi_decay(2)
-    run_and_check(spec, q, k, v, 64, block_m=16, split=split, **extra)
+    run_and_check(spec, q, k, v, 64, block_m=16, split=split, num_warps=num_warps, **extra)
 
 
 @pytest.mark.parametrize("block_m", [16, 64])
