@@ -19,16 +19,15 @@ H, D, TOKENS = 16, 128, 65536
 # Bytes a forward pass must move per token: q, k, v read and o written once, bf16.
 BYTES_PER_TOKEN = 4 * 2 * H * D
 SPEC = tessera.linear_attention(decay=True)
-# `split` programs per (head, batch): value pieces first (the largest divisor of split
-# leaving ≥ 16 columns), the rest sequence chunks (each chunk's own state goes through a
-# workspace, the chunks after it start from their decayed sum): 4 or 8 pieces alone, or 4
-# pieces × 5 / 9 / 17 / 33 chunks for when batch × heads is small; one or two stages. The
-# benchmark times each and reports the fastest as "tessera" (the config is in the row).
-# min_blocks=3 (170 registers instead of 222-255, three blocks per SM) won at no length
-# (a --quick run at 68e47fa).
+# `split` programs per (head, batch): two pieces of 64 value columns (each piece's state
+# carried as Sᵀ, so that all four products are wgmma), the rest sequence chunks (each
+# chunk's own state goes through a workspace, the chunks after it start from their
+# decayed sum): 2 pieces alone, or × 2 / 4 / 18 / 66 chunks for when batch × heads is
+# small; one or two stages. The benchmark times each and reports the fastest as
+# "tessera" (the config is in the row).
 CONFIGS = {f"split={sp} stages={st}":
            tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=st, split=sp)
-           for sp in (4, 8, 20, 36, 68, 132) for st in (1, 2)}
+           for sp in (2, 4, 8, 36, 132) for st in (1, 2)}
 
 
 def kernels():

@@ -144,6 +144,11 @@ private:
     return wgmma || (onlyProducts && isa<scf::ForOp>(op->getParentOp()) &&
                      vectorsPerThread(op) > 0);
   }
+  /// Whether a staged load goes to a swizzled buffer by cp.async (16-bit tiles of wgmma
+  /// kernels; an f32 tile, a state, goes to a padded one).
+  bool swizzles(tile::LoadOp op) {
+    return wgmma && cast<RankedTensorType>(op.getType()).getElementType().getIntOrFloatBitWidth() == 16;
+  }
   /// ldmatrix.x4: lane l supplies row l % 8 of 8 x 8 matrix l / 8; bits 0 and 1 of the
   /// matrix number pick its halves (each 0 or 8) of the two tile dimensions.
   struct LdmatrixLane {
@@ -231,6 +236,15 @@ private:
   }
   /// Before a warpgroup product: its operands' copies have landed and are visible.
   void flushForProduct(tile::DotOp op);
+  /// Waits until the copies into the swizzled `buffers` have landed and are visible to
+  /// every thread (other copies keep flying where they can).
+  void awaitSwizzled(ArrayRef<int> buffers);
+  /// A swizzled tile read into registers in layout `want` (a value loaded for the
+  /// products that an element-wise op reads too: Vᵀ scaled by a decay).
+  Slots readSwizzled(const SharedTile &t, const Layout &want);
+  /// A register tile written to a swizzled buffer of its own: a warpgroup product's
+  /// right operand that was computed (a state, a feature-mapped key).
+  FailureOr<SharedTile> stageSwizzled(Value v);
   bool touchesSharedMemory(Operation *op);
 
   // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
@@ -441,6 +455,8 @@ FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
   auto type = cast<RankedTensorType>(v.getType());
   if (type.getRank() != 2 || type.getElementType().getIntOrFloatBitWidth() != 16)
     return emitError(v.getLoc(), "a product's right operand must be a 2-D 16-bit tile");
+  if (wgmma)
+    return stageSwizzled(v);
   FailureOr<Slots> have = slotsOf(v, layoutOf(v));
   if (failed(have))
     return failure();
@@ -473,8 +489,7 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
     if (sh == shared.end())
       return emitError(v.getLoc(), "tile used before it was distributed");
     if (!sh->second.mem)
-      return emitError(v.getLoc(), "a tile in swizzled shared memory can only be read by "
-                                   "warpgroup products");
+      return remember(readSwizzled(sh->second, want));
     flushBarrier();
     auto type = cast<RankedTensorType>(v.getType());
     Type elem = type.getElementType();
@@ -639,12 +654,74 @@ void Distributor::flushForProduct(tile::DotOp op) {
   for (Value operand : {op.getLhs(), op.getRhs()})
     if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0)
       operandBuffers.push_back(it->second.swizzled);
-  if (!waitForGroup([&](int group) { return llvm::is_contained(operandBuffers, group); })) {
+  awaitSwizzled(operandBuffers);
+}
+
+void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
+  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); })) {
     flushBarrier();
     return;
   }
   ::mlir::gpu::BarrierOp::create(b);
   barrierPending = false;
+}
+
+Slots Distributor::readSwizzled(const SharedTile &t, const Layout &want) {
+  awaitSwizzled({t.swizzled});
+  const SwizzledTile &st = swizzledTiles[t.swizzled];
+  Value base = stageOffset(st, t.stage);
+  Slots out;
+  for (int64_t s = 0; s < numSlots(want); ++s) {
+    auto [r, c] = position(want, s);
+    if (t.transposed)
+      std::swap(r, c);
+    Value at = arith::AddIOp::create(b, base, swizzledOffset(b, r, c, st.rows));
+    out.push_back(memref::LoadOp::create(b, st.view, ValueRange{at}));
+  }
+  return out;
+}
+
+FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  if (rows % 8 || cols % kSwizzleCols)
+    return emitError(v.getLoc(), "a computed warpgroup operand needs rows in multiples of 8 "
+                                 "and columns in multiples of 64");
+  const Layout &have = layoutOf(v);
+  FailureOr<Slots> slots = slotsOf(v, have);
+  if (failed(slots))
+    return failure();
+  int index = allocateSwizzled(rows, cols, /*stages=*/1, type.getElementType());
+  const SwizzledTile &st = swizzledTiles[index];
+  // Earlier readers of the buffer (last iteration's products) are done; copies in flight
+  // elsewhere keep flying.
+  ::mlir::gpu::BarrierOp::create(b);
+  for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
+    auto [r, c] = position(have, s);
+    Value at = swizzledOffset(b, r, c, rows);
+    // Neighbouring columns in one thread (accumulator pairs) go as one 32-bit store.
+    SlotCoord here = slotCoord(have, s);
+    if (s + 1 < int64_t(slots->size())) {
+      SlotCoord next = slotCoord(have, s + 1);
+      if (next.rowBase == here.rowBase && next.row == here.row &&
+          next.colBase == here.colBase && next.col == here.col + 1 && here.col % 2 == 0) {
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, type.getElementType()), ValueRange{(*slots)[s], (*slots)[s + 1]});
+        vector::StoreOp::create(b, pair, st.view, ValueRange{at});
+        ++s;
+        continue;
+      }
+    }
+    memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{at});
+  }
+  // Written through the generic proxy, read by wgmma through the async one.
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  ::mlir::gpu::BarrierOp::create(b);
+  SharedTile t{Value(), /*transposed=*/false, index, arith::ConstantIndexOp::create(b, 0)};
+  shared[v] = t;
+  return t;
 }
 
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
@@ -766,7 +843,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     origin.push_back(scalars.lookup(i));
 
   // The previous iteration's readers must be done before the tile is overwritten.
-  if (wgmma) {
+  if (swizzles(op)) {
     int index = swizzledBuffer(op);
     if (!barrierPending) {
       // No two copies in flight to the same bytes: wait for the newest earlier copy into
@@ -856,9 +933,22 @@ LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
   return success();
 }
 
+/// A transpose of a register tile that only stores read: the stores write the input's
+/// slots at swapped coordinates instead (no trip through shared memory).
+static bool isStoredTranspose(tile::TransOp t) {
+  return llvm::all_of(t->getUsers(), [](Operation *u) { return isa<tile::StoreOp>(u); });
+}
+
 LogicalResult Distributor::lowerStore(tile::StoreOp op) {
-  const Layout &l = layoutOf(op.getValue());
-  FailureOr<Slots> values = slotsOf(op.getValue(), l);
+  Value value = op.getValue();
+  bool transposed = false;
+  if (auto t = value.getDefiningOp<tile::TransOp>();
+      t && isStoredTranspose(t) && tiles.count(t.getInput())) {
+    value = t.getInput();
+    transposed = true;
+  }
+  const Layout &l = layoutOf(value);
+  FailureOr<Slots> values = slotsOf(value, l);
   if (failed(values))
     return failure();
   Value buffer = scalars.lookup(op.getDest());
@@ -872,7 +962,8 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   Type elem = type.getElementType();
   int64_t rowLength = type.getDimSize(rank - 1);
   bool wholeRows = rowLength == l.cols && matchPattern(op.getIndices().back(), m_Zero());
-  if (l.kind == LayoutKind::Acc && tileRank == 2 && elem.getIntOrFloatBitWidth() == 16 &&
+  if (!transposed && l.kind == LayoutKind::Acc && tileRank == 2 &&
+      elem.getIntOrFloatBitWidth() == 16 &&
       !ShapedType::isDynamic(rowLength) && rowLength % 2 == 0 &&
       knownMultipleOf(op.getIndices().back(), 2)) {
     Value rows = memref::DimOp::create(b, buffer, rank - 2);
@@ -932,7 +1023,8 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
       inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
                                        arith::ConstantIndexOp::create(b, 0));
     for (int64_t k = 0; k < tileRank; ++k) {
-      Value local = k == 0 ? coord(l, c.rowBase, c.row) : coord(l, c.colBase, c.col);
+      Value local = (k == 0) != transposed ? coord(l, c.rowBase, c.row)
+                                           : coord(l, c.colBase, c.col);
       Value &i = idx[rank - tileRank + k];
       i = arith::AddIOp::create(b, i, local);
       Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
@@ -1117,9 +1209,11 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   int64_t m = lhsType.getDimSize(0), k = lhsType.getDimSize(1), n = rhsType.getDimSize(1);
   Type elem = lhsType.getElementType();
+  if (!shared.count(op.getRhs()) && failed(stageSwizzled(op.getRhs())))
+    return failure();
   auto rhs = shared.find(op.getRhs());
-  if (rhs == shared.end() || rhs->second.swizzled < 0)
-    return op.emitError("wgmma needs the right operand loaded from memory");
+  if (rhs->second.swizzled < 0)
+    return op.emitError("wgmma needs the right operand in swizzled shared memory");
   // A zero accumulator is not read: the first product overwrites it.
   bool zeroInit = matchPattern(op.getAcc(), m_AnyZeroFloat());
   int64_t mTiles = layoutOf(op.getResult()).mTiles;
@@ -1146,9 +1240,11 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   Slots out;
   Value ssResult; // the struct a shared-memory-sourced chain ends with
   auto lhsShared = shared.find(op.getLhs());
-  if (lhsShared == shared.end() || lhsShared->second.swizzled < 0) {
-    // Left operand in registers (P): each warp's fragment is the mma.sync A layout. All
-    // operands are ready before the first wgmma, so the chain runs uninterrupted.
+  if (lhsShared == shared.end() || lhsShared->second.swizzled < 0 ||
+      lhsShared->second.transposed) {
+    // Left operand in registers (P, or a transposed tile read from its buffer): each
+    // warp's fragment is the mma.sync A layout. All operands are ready before the first
+    // wgmma, so the chain runs uninterrupted.
     FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
     if (failed(a))
       return failure();
@@ -1453,7 +1549,7 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     auto load = dyn_cast<tile::LoadOp>(o);
     if (!load)
       continue;
-    if (!isStaged(load) || !vectorsPerThread(load))
+    if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
       continue;
     // The indices must follow from the induction variable through pure ops of the body.
     SetVector<Operation *> slice;
@@ -1513,7 +1609,7 @@ void Distributor::planStages(Block &gridBody) {
   llvm::MapVector<Key, int64_t> stageBytes;
   DenseSet<Key> prefetched, firstOperands, notLeft;
   gridBody.walk([&](tile::LoadOp load) {
-    if (!isStaged(load))
+    if (!isStaged(load) || !swizzles(load))
       return;
     auto type = cast<RankedTensorType>(load.getType());
     Key key{load.getSource(), type};
@@ -1537,9 +1633,23 @@ void Distributor::planStages(Block &gridBody) {
   };
   auto everyTile = [&](Key k) { return prefetched.contains(k) || notLeft.contains(k); };
   auto firstOnly = [&](Key k) { return firstOperands.contains(k); };
-  // Warpgroup kernels take >= 128 registers a thread: at most 16 / num_warps blocks.
+  // Computed right operands (a state, a feature-mapped key) take swizzled buffers of
+  // their own.
+  DenseSet<Value> computed;
+  int64_t computedBytes = 0;
+  gridBody.walk([&](tile::DotOp dot) {
+    Value r = dot.getRhs();
+    if (auto t = r.getDefiningOp<tile::TransOp>())
+      r = t.getInput();
+    if (!r.getDefiningOp<tile::LoadOp>() && computed.insert(r).second)
+      computedBytes += llvm::alignTo(cast<RankedTensorType>(r.getType()).getNumElements() * 2,
+                                     kSwizzleAtomBytes);
+  });
+  // Warpgroup kernels take >= 128 registers a thread: at most 16 / num_warps blocks;
+  // those computing a right operand carry a tile state across their loop (~200).
+  int64_t registerBound = (computed.empty() ? 16 : 8) / numWarps;
   auto blocksPerSM = [&](int64_t smem) {
-    return std::min(kSharedPerSM / (smem + 1024), 16 / numWarps);
+    return std::min(kSharedPerSM / (smem + computedBytes + 1024), registerBound);
   };
   if (!firstOperands.empty() &&
       blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile)))
@@ -1898,9 +2008,13 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       FailureOr<SharedTile> t = stageRegisters(trans.getInput());
       if (failed(t))
         return failure();
-      shared[trans.getResult()] = {t->mem, !t->transposed};
+      SharedTile flipped = *t;
+      flipped.transposed = !flipped.transposed;
+      shared[trans.getResult()] = flipped;
       return success();
     }
+    if (isStoredTranspose(trans) && tiles.count(trans.getInput()))
+      return success(); // lowerStore writes the input transposed
     FailureOr<Slots> moved = convertThroughShared(trans.getInput(), out, /*transpose=*/true);
     if (failed(moved))
       return failure();
@@ -2021,7 +2135,8 @@ static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
 
 /// Why `grid` cannot use wgmma (empty when it can): warpgroups of 4 warps each owning 64
 /// rows, 16-bit operands whose contraction and column extents fill 128-byte swizzle rows,
-/// right operands and memory-read left operands loaded whole with 16-byte copies.
+/// memory-read operands loaded whole with 16-byte copies (computed right operands are
+/// written to a swizzled buffer from registers).
 static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTiles,
                                  const DenseMap<Value, Layout> &layouts) {
   if (warps % 4 || mTiles != 1)
@@ -2037,16 +2152,13 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
       reason = "needs products of 16 x num_warps rows";
     else if (k % kSwizzleCols || n % kSwizzleCols || n > 256)
       reason = "needs K and N multiples of 64 (N <= 256)";
-    Value r = dot.getRhs();
-    if (auto t = r.getDefiningOp<tile::TransOp>())
-      r = t.getInput();
-    if (!r.getDefiningOp<tile::LoadOp>())
-      reason = "needs right operands loaded from memory";
   });
   grid.walk([&](tile::LoadOp load) {
     auto kind = layouts.lookup(load.getResult()).kind;
     if (kind != LayoutKind::A && kind != LayoutKind::B && kind != LayoutKind::BT)
       return;
+    if (cast<RankedTensorType>(load.getType()).getElementType().getIntOrFloatBitWidth() != 16)
+      return; // an f32 tile staged for a transpose (a state), not a product operand
     if (!vectorsPerThreadOf(load, 32 * warps))
       reason = "needs operand tiles spanning whole rows, 16-byte chunks spread evenly";
     if (kind == LayoutKind::A)

@@ -72,14 +72,20 @@ def test_compile_rejections_are_cached(tmp_path, monkeypatch):
             gpu.load_image(module, spec.name, bad, "sm_90a")
 
 
-def test_linear_attention_gpu_default_splits_the_value_columns(tmp_path, monkeypatch):
+def test_linear_attention_gpu_default_uses_warpgroup_products(tmp_path, monkeypatch):
+    # The state is carried as Sᵀ over pieces of 64 value columns: every product has 64
+    # rows, so all four are wgmma (the state written to a swizzled buffer for Q Sᵀᵀ, Vᵀ
+    # read from its buffer for the update) with cp.async copies; mma.sync on sm_80.
     import tessera
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
-    k = tessera.compile(tessera.linear_attention(decay=True), head_dim=128, dtype="bfloat16",
-                        target="cuda")
-    assert k.config.split == 4
-    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
-    assert b"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in k.ptx
+    spec = tessera.linear_attention(decay=True)
+    k = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda")
+    assert k.ptx.count(b"wgmma.mma_async") >= 4 and b"cp.async.cg.shared.global" in k.ptx
+    assert b"mma.sync" not in k.ptx
+    assemble(k.ptx, "sm_90a", tmp_path)
+    ampere = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda", chip="sm_80")
+    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in ampere.ptx
+    assemble(ampere.ptx, "sm_80", tmp_path)
 
 
 @pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one"])
