@@ -334,11 +334,13 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
-        // Q feeds both products as it was loaded.
-        Value o = arith::MulFOp::create(b, p.dot(qb, rightOperand(s), zeroOut), qDecay);
-        Value scores =
-            arith::MulFOp::create(b, p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f)), mask);
-        o = p.dot(p.asOperand(scores), vb, o);
+        // Q feeds both products as it was loaded. Q Kᵀ comes first: its mask arithmetic
+        // can run while Q S is still being multiplied (the state's operand is made first).
+        Value stateOperand = rightOperand(s);
+        Value scores = p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
+        Value inter = p.dot(qb, stateOperand, zeroOut);
+        scores = arith::MulFOp::create(b, scores, mask);
+        Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, qDecay));
         p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
         return updateState(s, kb, vb, n0, valid);
       });

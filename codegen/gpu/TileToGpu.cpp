@@ -282,6 +282,18 @@ private:
   /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
   void settleCopies();
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
+  /// Warpgroup products committed and not yet waited for: result -> its wgmma group
+  /// (1, 2, ... in commit order). A product's registers are read only after a wait that
+  /// covers its group, so that independent products (Q Kᵀ and Q S) and the arithmetic
+  /// between them overlap.
+  DenseMap<Value, int64_t> productsInFlight;
+  int64_t productGroups = 0;
+  /// Waits for `v`'s group (and every older one) and fences the registers it covers.
+  void awaitProduct(Value v);
+  /// Waits for every product in flight (region boundaries; before shared-memory writes
+  /// that a product in flight may still be reading).
+  void settleProducts();
+  void waitProducts(int64_t newerLeft, int64_t upTo);
 
   Value base(const Layout &l, LaneBase lb) {
     switch (lb) {
@@ -475,6 +487,8 @@ FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
 FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   if (isSplat(v))
     return Slots(numSlots(want), splatScalar(v));
+  if (productsInFlight.count(v))
+    awaitProduct(v);
   for (const Conversion &c : conversions.lookup(v))
     if (c.layout == want && visibleHere(c.block))
       return c.slots;
@@ -647,6 +661,28 @@ void Distributor::settleCopies() {
     waitForCopies();
     ::mlir::gpu::BarrierOp::create(b);
   }
+}
+
+void Distributor::waitProducts(int64_t newerLeft, int64_t upTo) {
+  NVVM::WgmmaWaitGroupSyncOp::create(b, newerLeft);
+  SmallVector<Value> done;
+  for (auto &[v, group] : productsInFlight)
+    if (group <= upTo)
+      done.push_back(v);
+  for (Value v : done) {
+    tiles[v] = fenceRegisters(b, tiles[v]);
+    productsInFlight.erase(v);
+  }
+}
+
+void Distributor::awaitProduct(Value v) {
+  int64_t group = productsInFlight.lookup(v);
+  waitProducts(productGroups - group, group);
+}
+
+void Distributor::settleProducts() {
+  if (!productsInFlight.empty())
+    waitProducts(0, productGroups);
 }
 
 void Distributor::flushForProduct(tile::DotOp op) {
@@ -843,6 +879,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     origin.push_back(scalars.lookup(i));
 
   // The previous iteration's readers must be done before the tile is overwritten.
+  settleProducts();
   if (swizzles(op)) {
     int index = swizzledBuffer(op);
     if (!barrierPending) {
@@ -1295,10 +1332,10 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
     ssResult = d;
   }
   NVVM::WgmmaGroupSyncAlignedOp::create(b);
-  NVVM::WgmmaWaitGroupSyncOp::create(b, 0);
   for (int64_t i = 0; ssResult && i < n / 2; ++i)
     out.push_back(LLVM::ExtractValueOp::create(b, ssResult, ArrayRef<int64_t>{i}));
   tiles[op.getResult()] = std::move(out);
+  productsInFlight[op.getResult()] = ++productGroups;
   return success();
 }
 
@@ -1721,6 +1758,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
     return failure();
+  settleProducts();
   size_t numCarried = init.size();
   SmallVector<Prefetch> prefetches = findPrefetches(op);
   // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
@@ -1906,6 +1944,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInits(), op.getBeforeArguments(), init)))
     return failure();
+  settleProducts();
   if (copiesPending())
     waitForCopies();
   barrierPending = true;
@@ -1939,6 +1978,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
 }
 
 LogicalResult Distributor::lowerIf(scf::IfOp op) {
+  settleProducts();
   auto ifOp = scf::IfOp::create(b, flatTypes(op.getResults()),
                                 scalars.lookup(op.getCondition()), !op.getElseRegion().empty());
   // Copies in flight at the branch (K and V loaded before a whole/partial choice) are
@@ -2086,6 +2126,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       run();
     }
   }
+  settleProducts();
   flushBarrier();
   return success();
 }

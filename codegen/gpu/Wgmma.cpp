@@ -71,3 +71,28 @@ Value tessera::gpu::registerSourcedWgmma(ImplicitLocOpBuilder &b, ValueRange acc
              LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr())
       .getResult(0);
 }
+
+SmallVector<Value> tessera::gpu::fenceRegisters(ImplicitLocOpBuilder &b, ValueRange values) {
+  SmallVector<Value> out;
+  // In groups of 32: an asm statement takes a bounded number of operands.
+  for (size_t start = 0; start < values.size(); start += 32) {
+    ValueRange part = values.slice(start, std::min<size_t>(32, values.size() - start));
+    std::string constraints;
+    for (size_t i = 0; i < part.size(); ++i)
+      constraints += "=f,";
+    for (size_t i = 0; i < part.size(); ++i)
+      constraints += std::to_string(i) + (i + 1 < part.size() ? "," : "");
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(part.size(), b.getF32Type()));
+    Value fenced =
+        LLVM::InlineAsmOp::create(b, type, part, b.getStringAttr(""),
+                                  b.getStringAttr(constraints), /*has_side_effects=*/b.getUnitAttr(),
+                                  UnitAttr(), LLVM::TailCallKindAttr(),
+                                  LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+                                  ArrayAttr())
+            .getResult(0);
+    for (size_t i = 0; i < part.size(); ++i)
+      out.push_back(LLVM::ExtractValueOp::create(b, fenced, ArrayRef<int64_t>{int64_t(i)}));
+  }
+  return out;
+}

@@ -46,6 +46,12 @@ mlir::Value registerSourcedWgmma(mlir::ImplicitLocOpBuilder &b, mlir::ValueRange
                                  mlir::ValueRange aRegs, mlir::Value descB, bool f16,
                                  bool bMnMajor);
 
+/// `values` passed through an empty volatile asm that reads and writes them: their uses
+/// cannot move above it. Placed after a wgmma wait, it keeps reads of the accumulators a
+/// product writes asynchronously after the wait (what CUTLASS's warpgroup_fence_operand does).
+llvm::SmallVector<mlir::Value> fenceRegisters(mlir::ImplicitLocOpBuilder &b,
+                                              mlir::ValueRange values);
+
 } // namespace tessera::gpu
 
 #endif
