@@ -525,14 +525,53 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     auto shape = cast<RankedTensorType>(state.getType()).getShape();
     return arith::MulFOp::create(b, state, p.splatOf(shape, p.decayPow(validF))).getResult();
   };
-  // Opens a grid over (head, batch, piece); returns them.
-  auto openGrid = [&](Value heads, int64_t pieces) {
-    auto grid = tile::GridOp::create(b, ValueRange{heads, nBatch, p.cIndex(pieces)}, config);
-    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-    return std::make_tuple(p.programId(0), p.programId(1), p.programId(2));
+  // Sequence chunks when batch x heads is small: the `split` programs of a head and batch
+  // are pieces x chunks. Each chunk's own state (forward, from zero over its blocks: for
+  // dQ) and own state gradient (reverse: for dK and dV) go to workspaces first; a chunk
+  // then starts from the decayed sum of the chunks before (after) it.
+  int64_t chunks = std::max<int64_t>(1, config.getSplit() / std::max(dPieces, vPieces));
+  Value perChunk = p.ceilDiv(numBlocks, chunks);
+  auto chunkBlocks = [&](Value c) {
+    Value first = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
+    Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, perChunk), numBlocks);
+    return std::make_pair(first, end);
   };
-  auto lastToFirst = [&](Value i) {
-    return arith::SubIOp::create(b, arith::SubIOp::create(b, numBlocks, c1), i).getResult();
+  // λ^(tokens of chunk c) applied to a state (a trailing chunk may own no token).
+  auto decayOverChunk = [&](Value state, Value c) {
+    auto [first, end] = chunkBlocks(c);
+    Value tokens = arith::SubIOp::create(
+        b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, end, blkIdx)),
+        arith::MinSIOp::create(b, n, arith::MulIOp::create(b, first, blkIdx)));
+    return decayState(state, p.indexToF32(tokens));
+  };
+  // Opens a grid over (head, batch, piece x chunk); returns head, batch, piece, chunk.
+  auto openGrid = [&](Value heads, int64_t pieces) {
+    auto grid =
+        tile::GridOp::create(b, ValueRange{heads, nBatch, p.cIndex(pieces * chunks)}, config);
+    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+    Value id = p.programId(2);
+    return std::make_tuple(p.programId(0), p.programId(1),
+                           arith::RemUIOp::create(b, id, p.cIndex(pieces)).getResult(),
+                           arith::DivUIOp::create(b, id, p.cIndex(pieces)).getResult());
+  };
+  // Blocks [first, end) last to first: `body` gets the block index.
+  auto reverseBlocks = [&](Value first, Value end, Value init,
+                           function_ref<Value(Value block, Value carried)> body) {
+    return p.forLoop(c0, arith::SubIOp::create(b, end, first), ValueRange{init},
+                     [&](Value i, ValueRange carried) {
+                       Value block = arith::SubIOp::create(b, arith::SubIOp::create(b, end, c1), i);
+                       return SmallVector<Value>{body(block, carried[0])};
+                     })[0];
+  };
+  // S ← λ^valid S + (Λk K')ᵀ V, and dS ← λ^valid dS + (Λq Q')ᵀ G.
+  auto stateStep = [&](Value state, Value kb, Value vb, const BlockRows &r) {
+    return p.dot(p.trans(p.asOperand(rowScaled(kb, r.kDecay))), p.asOperand(vb),
+                 decayState(state, r.validF));
+  };
+  auto gradStateStep = [&](Value dState, Value qb, Value g, const Shared &sh,
+                           const BlockRows &r) {
+    return p.dot(p.trans(p.asOperand(rowScaled(qb, sh.qDecay))), p.asOperand(g),
+                 decayState(dState, r.validF));
   };
   // Adds `t` into the workspace rows of a block (the group's first head stores).
   auto accumulate = [&](Value sum, Value t, Value g, Value batch, Value kvHead,
@@ -545,8 +584,9 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                          before);
     tile::StoreOp::create(b, arith::AddFOp::create(b, base, t), sum, at);
   };
-  auto convert = [&](Value sum, Value to, Value batch, Value kvHead, Value col, int64_t width) {
-    p.forLoop(c0, numBlocks, {}, [&](Value i, ValueRange) {
+  auto convert = [&](Value sum, Value to, Value batch, Value kvHead, Value col, int64_t width,
+                     Value first, Value end) {
+    p.forLoop(first, end, {}, [&](Value i, ValueRange) {
       Value n0 = arith::MulIOp::create(b, i, blkIdx);
       SmallVector<Value> at{batch, kvHead, n0, col};
       p.storeAs(tile::LoadOp::create(b, p.tileType({blk, width}, p.f32), sum, at, nullptr),
@@ -555,11 +595,64 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     });
   };
 
+  Value ownStates, ownGrads; // [B, H, chunks, D, Dv]
+  if (chunks > 1) {
+    auto workspace = [&] {
+      return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, chunks, d, dvDim}, p.f32),
+                                     ValueRange{nBatch, nHeads})
+          .getResult();
+    };
+    ownStates = workspace();
+    ownGrads = workspace();
+    for (bool forward : {true, false}) {
+      OpBuilder::InsertionGuard guard(b);
+      auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
+      Value kvHead = arith::DivSIOp::create(b, head, group);
+      p.log2Decay = loadLog2Decay(p, decay, head);
+      Shared sh = shared();
+      Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+      auto [first, end] = chunkBlocks(chunk);
+      Value own = zeros(dPiece, dvDim);
+      if (forward)
+        own = p.forLoop(first, end, {own}, [&](Value i, ValueRange carried) {
+          BlockRows r = blockRows(sh, i);
+          Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
+          return SmallVector<Value>{
+              stateStep(carried[0], kb, loadRows(v, batch, kvHead, r, c0, dvDim), r)};
+        })[0];
+      else
+        own = reverseBlocks(first, end, own, [&](Value i, Value carried) {
+          BlockRows r = blockRows(sh, i);
+          Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
+          return gradStateStep(carried, qb, gradOut(batch, head, r, c0, dvDim), sh, r);
+        });
+      tile::StoreOp::create(b, own, forward ? ownStates : ownGrads,
+                            ValueRange{batch, head, chunk, col, c0});
+    }
+  }
+  // The decayed sum of chunk `c`'s predecessors' own states (forward) or successors' own
+  // state gradients (reverse), onto `start`; rows [row0, ...) and columns [col0, ...).
+  auto chunkStart = [&](bool forward, Value start, Value batch, Value head, Value c,
+                        Value row0, Value col0) {
+    if (chunks == 1)
+      return start;
+    auto type = cast<RankedTensorType>(start.getType());
+    Value count = forward ? c : arith::SubIOp::create(b, p.cIndex(chunks - 1), c).getResult();
+    return p.forLoop(c0, count, {start}, [&](Value j, ValueRange carried) {
+      Value other =
+          forward ? j : arith::SubIOp::create(b, p.cIndex(chunks - 1), j).getResult();
+      Value own = tile::LoadOp::create(b, type, forward ? ownStates : ownGrads,
+                                       ValueRange{batch, head, other, row0, col0}, nullptr);
+      return SmallVector<Value>{
+          arith::AddFOp::create(b, decayOverChunk(carried[0], other), own)};
+    })[0];
+  };
+
   {
     // dQ, forward over blocks: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before
     // the block (rows of this piece), then S ← λ^valid S + (Λk K')ᵀ V.
     OpBuilder::InsertionGuard guard(b);
-    auto [head, batch, piece] = openGrid(nHeads, dPieces);
+    auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
     Value kvHead = arith::DivSIOp::create(b, head, group);
     p.log2Decay = loadLog2Decay(p, decay, head);
     Shared sh = shared();
@@ -568,7 +661,9 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                            ValueRange{batch, head, col, c0}, nullptr)
                           .getResult()
                     : zeros(dPiece, dvDim);
-    p.forLoop(c0, numBlocks, {s0}, [&](Value i, ValueRange carried) {
+    s0 = chunkStart(/*forward=*/true, s0, batch, head, chunk, col, c0);
+    auto [first, end] = chunkBlocks(chunk);
+    p.forLoop(first, end, {s0}, [&](Value i, ValueRange carried) {
       BlockRows r = blockRows(sh, i);
       Value g = gradOut(batch, head, r, c0, dvDim);
       Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
@@ -580,44 +675,45 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                       dqPrime);
       p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(qRaw)), dq,
                 ValueRange{batch, head, r.n0, col});
-      Value next = p.dot(p.trans(p.asOperand(rowScaled(kb, r.kDecay))), p.asOperand(vb),
-                         decayState(carried[0], r.validF));
-      return SmallVector<Value>{next};
+      return SmallVector<Value>{stateStep(carried[0], kb, vb, r)};
     });
   }
-  // A reverse sweep per (key/value head, batch, piece of `width`): for each head of the
-  // group, the blocks last to first carrying the state gradient dS (zero after the last
-  // block). `block` gives the block's share of the output (added into `sum`) and the
-  // φ(q) and G that update dS ← λ^valid dS + (Λq Q')ᵀ G; `sum` goes to `to` at the end.
+  // A reverse sweep per (key/value head, batch, piece of `width`, chunk): for each head
+  // of the group, the chunk's blocks last to first carrying the state gradient dS (from
+  // the chunks after it; zero after the last block). `block` gives the block's share of
+  // the output (added into `sum`) and the φ(q) and G that update dS; `sum` goes to `to`
+  // at the end. The piece is dS's rows (`piecesOfRows`) or its columns.
   struct ReverseStep {
     Value share, q, g;
   };
   using ReverseBlock = function_ref<ReverseStep(Value head, Value batch, Value kvHead,
                                                 Value col, const Shared &, const BlockRows &,
                                                 Value dState)>;
-  auto reverseSweep = [&](int64_t pieces, int64_t width, int64_t stateRows,
-                          int64_t stateCols, Value sum, Value to, ReverseBlock block) {
+  auto reverseSweep = [&](int64_t pieces, int64_t width, bool piecesOfRows, Value sum, Value to,
+                          ReverseBlock block) {
     OpBuilder::InsertionGuard guard(b);
-    auto [kvHead, batch, piece] = openGrid(nKvHeads, pieces);
+    auto [kvHead, batch, piece, chunk] = openGrid(nKvHeads, pieces);
     Value col = arith::MulIOp::create(b, piece, p.cIndex(width));
+    auto [first, end] = chunkBlocks(chunk);
+    int64_t rows = piecesOfRows ? width : d, cols = piecesOfRows ? dvDim : width;
     p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
       Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
       p.log2Decay = loadLog2Decay(p, decay, head);
       Shared sh = shared();
-      p.forLoop(c0, numBlocks, {zeros(stateRows, stateCols)}, [&](Value i, ValueRange carried) {
-        BlockRows r = blockRows(sh, lastToFirst(i));
-        ReverseStep step = block(head, batch, kvHead, col, sh, r, carried[0]);
+      Value dS0 = chunkStart(/*forward=*/false, zeros(rows, cols), batch, head, chunk,
+                             piecesOfRows ? col : c0, piecesOfRows ? c0 : col);
+      reverseBlocks(first, end, dS0, [&](Value i, Value carried) {
+        BlockRows r = blockRows(sh, i);
+        ReverseStep step = block(head, batch, kvHead, col, sh, r, carried);
         accumulate(sum, step.share, gi, batch, kvHead, r, col);
-        Value next = p.dot(p.trans(p.asOperand(rowScaled(step.q, sh.qDecay))), p.asOperand(step.g),
-                           decayState(carried[0], r.validF));
-        return SmallVector<Value>{next};
+        return gradStateStep(carried, step.q, step.g, sh, r);
       });
       return SmallVector<Value>{};
     });
-    convert(sum, to, batch, kvHead, col, width);
+    convert(sum, to, batch, kvHead, col, width, first, end);
   };
   // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ over pieces of D (dS's rows).
-  reverseSweep(dPieces, dPiece, dPiece, dvDim, dkSum, dk,
+  reverseSweep(dPieces, dPiece, /*piecesOfRows=*/true, dkSum, dk,
                [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
                    const BlockRows &r, Value dState) {
                  Value g = gradOut(batch, head, r, c0, dvDim);
@@ -633,7 +729,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                                     qb, g};
                });
   // dV = [(Q' K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS over pieces of Dv (dS's columns).
-  reverseSweep(vPieces, vPiece, d, vPiece, dvSum, dv,
+  reverseSweep(vPieces, vPiece, /*piecesOfRows=*/false, dvSum, dv,
                [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
                    const BlockRows &r, Value dState) {
                  Value g = gradOut(batch, head, r, col, vPiece);

@@ -238,10 +238,23 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: tile.store {{.*}}, %[[DV_SUM]]
 // CHECK: tile.load %[[DV_SUM]]
+// With split = 12 the gradient also runs in 3 sequence chunks (12 / 4 dV pieces): two
+// grids first store each chunk's own state and own state gradient (from zero over its
+// blocks), then each sweep's chunk starts from the decayed sum of those before (dQ) or
+// after (dK, dV) it.
 // CHUNKS-LABEL: func.func @lightning_grad
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4]
+// CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
+// CHUNKS: %[[OWN_DS:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_S]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_DS]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.load %[[OWN_S]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.load %[[OWN_DS]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12]
+// CHUNKS: tile.load %[[OWN_DS]]
 // CHUNKS: scf.for {{.*}} -> (tensor<64x16xf32>)
 func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %do: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>) {

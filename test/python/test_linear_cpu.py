@@ -162,6 +162,25 @@ def test_backward_in_pieces(split):
         assert relative_error(g, r) <= TOL
 
 
+# Sequence chunks (split / pieces of them per head and batch): each chunk's own state and
+# state gradient go through workspaces; n = 1 and 17 leave trailing chunks with no block.
+@pytest.mark.parametrize("split", [8, 24])
+@pytest.mark.parametrize("n", [1, 17, 150])
+def test_backward_in_sequence_chunks(split, n):
+    q, k, v = inputs(2, 4, 2, n, 64, seed=n + split)
+    rng = np.random.default_rng(n)
+    grad_out = rng.standard_normal(q.shape, dtype=np.float32)
+    state = rng.standard_normal((2, 4, 64, 64), dtype=np.float32)
+    lam = L.alibi_decay(4)
+    spec = tessera.linear_attention(decay=True, initial_state=True, feature_map="elu_plus_one")
+    got = kernel(spec, 64, block_m=16, split=split).grad(q, k, v, grad_out, decay=lam,
+                                                         initial_state=state)
+    ref = L.reference_grad(q, k, v, grad_out, decay=lam, feature_map="elu_plus_one",
+                           initial_state=state)
+    for g, r in zip(got, ref):
+        assert relative_error(g, r) <= TOL
+
+
 @pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one", "relu"])
 def test_backward_feature_maps_initial_state_no_decay(feature_map):
     q, k, v = inputs(2, 2, 2, 70, 64, seed=9)
