@@ -105,7 +105,7 @@ def linear_kernels():
 
 
 # Gradients on the GPU (autograd through the gradient kernel) for these specs.
-LINEAR_GRAD_NAMES = ("la2", "elu", "la2-init")
+LINEAR_GRAD_NAMES = ("la2", "elu", "la2-init", "la2-chunks")
 
 
 def linear_grad_kernels():
