@@ -502,15 +502,19 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
     auto sh = shared.find(v);
     if (sh == shared.end())
       return emitError(v.getLoc(), "tile used before it was distributed");
-    if (!sh->second.mem)
-      return remember(readSwizzled(sh->second, want));
-    flushBarrier();
     auto type = cast<RankedTensorType>(v.getType());
     Type elem = type.getElementType();
     bool fragments = (want.kind == LayoutKind::A || want.kind == LayoutKind::Acc) &&
                      (elem.isBF16() || elem.isF16()) && want.cols % 16 == 0;
-    if (!fragments)
-      return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+    if (!sh->second.mem) {
+      if (!fragments)
+        return remember(readSwizzled(sh->second, want));
+      awaitSwizzled({sh->second.swizzled});
+    } else {
+      flushBarrier();
+      if (!fragments)
+        return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+    }
     // A and Acc hold the same elements per thread in another order: read A fragments
     // with ldmatrix (one per 16 x 16 block instead of 8 scalar loads), then reorder.
     Slots a;
@@ -1146,7 +1150,13 @@ std::array<Value, 4> Distributor::aFragment(const SharedTile &t, int64_t tilesPe
   SmallVector<Value> idx = t.transposed
                                ? SmallVector<Value>{arith::AddIOp::create(b, kIdx, row), mIdx}
                                : SmallVector<Value>{arith::AddIOp::create(b, mIdx, row), kIdx};
-  return ldmatrixWords(t.mem, idx, t.transposed, elem);
+  if (t.mem)
+    return ldmatrixWords(t.mem, idx, t.transposed, elem);
+  // A swizzled tile: each lane's 8 elements (one 16-byte chunk) stay contiguous.
+  const SwizzledTile &st = swizzledTiles[t.swizzled];
+  Value at = arith::AddIOp::create(b, stageOffset(st, t.stage),
+                                   swizzledOffset(b, idx[0], idx[1], st.rows));
+  return ldmatrixWords(st.view, {at}, t.transposed, elem);
 }
 
 LogicalResult Distributor::lowerDot(tile::DotOp op) {
