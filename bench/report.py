@@ -13,11 +13,13 @@ PEERS = ["sdpa-flash2", "sdpa-cudnn", "flex"]
 
 
 def load(family):
-    """The `family` rows (workloads starting with it) of the newest run holding any (one
-    .jsonl per run): every figure in a table comes from one process on one device, peers
-    side by side."""
+    """The `family` rows (workloads starting with it) of the newest full run holding any
+    (one .jsonl per run): every figure in a table comes from one process on one device,
+    peers side by side."""
     runs = []
     for path in (ROOT / "results").glob("*.jsonl"):
+        if path.stem.endswith("_quick"):
+            continue  # a --quick check (fewer lengths) is kept, but a full run makes the table
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["workload"].startswith(family)]
         if rows:

@@ -169,6 +169,52 @@ static std::tuple<Value, Value, Value> beginHeadProgram(LinearProgram &p, Value 
   return {head, batch, arith::DivSIOp::create(b, head, group)};
 }
 
+/// Tokens of sequence chunk `c`: `perChunk` blocks of `blk` tokens each (the last block
+/// may be short; a trailing chunk may own none).
+static Value chunkTokens(TileBuilder &p, Value c, Value perChunk, Value numBlocks,
+                         Value blkIdx, Value n) {
+  ImplicitLocOpBuilder &b = p.b;
+  Value first = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
+  Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, perChunk), numBlocks);
+  Value tokens = arith::SubIOp::create(
+      b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, end, blkIdx)),
+      arith::MinSIOp::create(b, n, arith::MulIOp::create(b, first, blkIdx)));
+  return p.indexToF32(tokens);
+}
+
+/// Replaces each chunk's own state in `states` ([B, H, chunks, R, C], in pieces of
+/// `rows` x `cols` along R or C) by the state the chunk starts from: the own states of
+/// the chunks before it (after it, `reverse`), each decayed over the chunks that follow,
+/// summed onto `start` (the sequence's initial state, or zero). One program per (head,
+/// batch, piece) walks the chunks once, where summing its predecessors in every chunk's
+/// own program would read O(chunks²) states.
+static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int64_t pieces,
+                            int64_t rows, int64_t cols, bool piecesOfRows, bool reverse,
+                            Value nHeads, Value nBatch, Value decay, tile::ConfigAttr config,
+                            function_ref<Value(Value c)> tokensOf,
+                            function_ref<Value(Value batch, Value head, Value row0,
+                                               Value col0)> start) {
+  ImplicitLocOpBuilder &b = p.b;
+  p.grid({nHeads, nBatch, p.cIndex(pieces)}, config, [&](ArrayRef<Value> ids) {
+    Value head = ids[0], batch = ids[1], c0 = p.cIndex(0);
+    p.log2Decay = loadLog2Decay(p, decay, head);
+    Value offset = arith::MulIOp::create(b, ids[2], p.cIndex(piecesOfRows ? rows : cols));
+    Value row0 = piecesOfRows ? offset : c0, col0 = piecesOfRows ? c0 : offset;
+    Type type = p.tileType({rows, cols}, p.f32);
+    p.forLoop(c0, p.cIndex(chunks), {start(batch, head, row0, col0)},
+              [&](Value j, ValueRange carried) {
+                Value c = reverse ? arith::SubIOp::create(b, p.cIndex(chunks - 1), j).getResult()
+                                  : j;
+                SmallVector<Value> at{batch, head, c, row0, col0};
+                Value own = tile::LoadOp::create(b, type, states, at, nullptr);
+                tile::StoreOp::create(b, carried[0], states, at);
+                Value decayed = arith::MulFOp::create(
+                    b, carried[0], p.splatOf({rows, cols}, p.decayPow(tokensOf(c))));
+                return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
+              });
+  });
+}
+
 LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                               attn::LinearAttentionOp op,
                                               const IRMapping &buffers,
@@ -198,8 +244,9 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
   Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
   // Causal sequence chunks: a first grid writes each chunk's own state contribution
-  // (from zero, over its blocks) to a workspace; each program of the second starts from
-  // the chunks before it, summed with their decay, instead of re-reading their keys.
+  // (from zero, over its blocks) to a workspace, a scan turns those into the states the
+  // chunks start from, and each program of the last grid starts from its chunk's instead
+  // of re-reading the keys before it.
   Value chunkStates;
   if (op.getCausal() && chunks > 1) {
     auto dyn = ShapedType::kDynamic;
@@ -211,7 +258,25 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
   }
   SmallVector<bool> passes =
       chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
+  Value perChunk = p.ceilDiv(numBlocks, chunks);
   for (bool statesOnly : passes) {
+    if (!statesOnly && chunkStates) {
+      // Each chunk's own state becomes the state it starts from (the caller's initial
+      // state goes in here, before the first chunk).
+      int64_t rows = stateShape[0], cols = stateShape[1];
+      scanChunkStates(
+          p, chunkStates, chunks, pieces, rows, cols, /*piecesOfRows=*/transposed,
+          /*reverse=*/false, nHeads, nBatch, decay, config,
+          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
+          [&](Value batch, Value head, Value row0, Value col0) {
+            if (!init)
+              return p.splatF32({rows, cols}, 0.0f);
+            Value at = transposed ? row0 : col0;
+            Value s = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
+                                           ValueRange{batch, head, p.cIndex(0), at}, nullptr);
+            return transposed ? p.trans(s) : s;
+          });
+    }
     OpBuilder::InsertionGuard guard(b);
     auto [head, batch, kvHead] =
         beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
@@ -220,7 +285,6 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
     Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
     // This program's blocks: [firstBlock, endBlock).
-    Value perChunk = arith::CeilDivSIOp::create(b, numBlocks, p.cIndex(chunks));
     Value firstBlock =
         arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk), numBlocks);
     Value endBlock =
@@ -243,9 +307,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
       Value operand = p.asOperand(s);
       return transposed ? p.trans(operand) : operand;
     };
-    // The chunk-states grid starts every chunk from zero.
-    Value state = init && !statesOnly ? loadState(init, ValueRange{batch, head, c0, col0})
-                                      : p.splatF32(stateShape, 0.0f);
+    // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
+    // each chunk's starting state (the initial state's included) in the workspace.
+    Value state = init && !chunkStates ? loadState(init, ValueRange{batch, head, c0, col0})
+                                       : p.splatF32(stateShape, 0.0f);
     Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
 
     Type operandType = p.operandType;
@@ -316,21 +381,9 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
         tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
         continue;
       }
-      // A later chunk's starting state (with short sequences a trailing chunk may own no
-      // block and start past the last): S ← λ^len S + (chunk's own state), chunk by chunk.
       if (chunkStates)
-        state = p.forLoop(c0, chunk, ValueRange{state}, [&](Value c, ValueRange carried) {
-          Value from = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
-          Value to = arith::MinSIOp::create(b, arith::AddIOp::create(b, from, perChunk), numBlocks);
-          Value tokens = arith::SubIOp::create( // clamped: a trailing chunk may start past n
-              b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, to, blkIdx)),
-              arith::MinSIOp::create(b, n, arith::MulIOp::create(b, from, blkIdx)));
-          Value own = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
-                                           workspaceIndex(c), nullptr);
-          Value decayed = arith::MulFOp::create(
-              b, carried[0], p.splatOf(stateShape, p.decayPow(p.indexToF32(tokens))));
-          return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
-        })[0];
+        state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
+                                     workspaceIndex(chunk), nullptr);
       state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
         auto [qb, kb, vb, valid] = loadBlock(n0);
         // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
@@ -536,14 +589,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, perChunk), numBlocks);
     return std::make_pair(first, end);
   };
-  // λ^(tokens of chunk c) applied to a state (a trailing chunk may own no token).
-  auto decayOverChunk = [&](Value state, Value c) {
-    auto [first, end] = chunkBlocks(c);
-    Value tokens = arith::SubIOp::create(
-        b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, end, blkIdx)),
-        arith::MinSIOp::create(b, n, arith::MulIOp::create(b, first, blkIdx)));
-    return decayState(state, p.indexToF32(tokens));
-  };
+
   // Opens a grid over (head, batch, piece x chunk); returns head, batch, piece, chunk.
   auto openGrid = [&](Value heads, int64_t pieces) {
     auto grid =
@@ -629,23 +675,28 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
       tile::StoreOp::create(b, own, forward ? ownStates : ownGrads,
                             ValueRange{batch, head, chunk, col, c0});
     }
+    // Own states become the states the chunks start from (forward, from the initial
+    // state) and own state gradients those they end with (reverse, from zero).
+    for (bool forward : {true, false})
+      scanChunkStates(
+          p, forward ? ownStates : ownGrads, chunks, dPieces, dPiece, dvDim,
+          /*piecesOfRows=*/true, /*reverse=*/!forward, nHeads, nBatch, decay, config,
+          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
+          [&](Value batch, Value head, Value row0, Value col0) -> Value {
+            if (!forward || !init)
+              return zeros(dPiece, dvDim);
+            return tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
+                                        ValueRange{batch, head, row0, col0}, nullptr);
+          });
   }
-  // The decayed sum of chunk `c`'s predecessors' own states (forward) or successors' own
-  // state gradients (reverse), onto `start`; rows [row0, ...) and columns [col0, ...).
+  // The state (forward) or state gradient (reverse) chunk `c` starts from, rows
+  // [row0, ...) and columns [col0, ...): `start` without chunks, else from the scan.
   auto chunkStart = [&](bool forward, Value start, Value batch, Value head, Value c,
                         Value row0, Value col0) {
     if (chunks == 1)
       return start;
-    auto type = cast<RankedTensorType>(start.getType());
-    Value count = forward ? c : arith::SubIOp::create(b, p.cIndex(chunks - 1), c).getResult();
-    return p.forLoop(c0, count, {start}, [&](Value j, ValueRange carried) {
-      Value other =
-          forward ? j : arith::SubIOp::create(b, p.cIndex(chunks - 1), j).getResult();
-      Value own = tile::LoadOp::create(b, type, forward ? ownStates : ownGrads,
-                                       ValueRange{batch, head, other, row0, col0}, nullptr);
-      return SmallVector<Value>{
-          arith::AddFOp::create(b, decayOverChunk(carried[0], other), own)};
-    })[0];
+    return Value(tile::LoadOp::create(b, start.getType(), forward ? ownStates : ownGrads,
+                                      ValueRange{batch, head, c, row0, col0}, nullptr));
   };
 
   {
@@ -657,11 +708,12 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     p.log2Decay = loadLog2Decay(p, decay, head);
     Shared sh = shared();
     Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
-    Value s0 = init ? tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
-                                           ValueRange{batch, head, col, c0}, nullptr)
-                          .getResult()
-                    : zeros(dPiece, dvDim);
-    s0 = chunkStart(/*forward=*/true, s0, batch, head, chunk, col, c0);
+    Value s0 = zeros(dPiece, dvDim);
+    if (chunks > 1)
+      s0 = chunkStart(/*forward=*/true, s0, batch, head, chunk, col, c0);
+    else if (init)
+      s0 = tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
+                                ValueRange{batch, head, col, c0}, nullptr);
     auto [first, end] = chunkBlocks(chunk);
     p.forLoop(first, end, {s0}, [&](Value i, ValueRange carried) {
       BlockRows r = blockRows(sh, i);

@@ -175,18 +175,23 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // CHECK: %[[OUT:.*]] = tile.trans %[[S]]
 // CHECK: tile.store %[[OUT]], {{.*}} : tensor<64x64xf32>
 // split = 12: a piece must fill the warps' rows, so 12 sequence chunks of the whole
-// state. A first grid stores each chunk's own state in a workspace; in the second, a
-// chunk starts from the decayed sum of the chunks before it.
+// state. A first grid stores each chunk's own state in a workspace; a scan (one program
+// per head and batch) replaces each by the decayed sum of those before it; in the last
+// grid a chunk starts from its own entry.
 // CHUNKS-LABEL: func.func @lightning
 // CHUNKS: %[[STATES:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
-// CHUNKS: tile.grid
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
 // CHUNKS: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHUNKS: tile.store {{.*}}, %[[STATES]]
-// CHUNKS: tile.grid
-// CHUNKS: scf.for
-// CHUNKS: tile.load %[[STATES]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: scf.for %[[C:.*]] = {{.*}} iter_args(%[[SUM:.*]] = {{.*}}) -> (tensor<64x64xf32>)
+// CHUNKS: tile.load %[[STATES]][{{.*}}, %[[C]], {{.*}}]
+// CHUNKS: tile.store %[[SUM]], %[[STATES]][{{.*}}, %[[C]], {{.*}}]
 // CHUNKS: math.exp2
 // CHUNKS: arith.addf {{.*}} : tensor<64x64xf32>
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: %[[START:.*]] = tile.load %[[STATES]]
+// CHUNKS: scf.for {{.*}} iter_args({{.*}} = %[[START]]) -> (tensor<64x64xf32>)
 func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>) {
   %o, %s = attn.linear_attention %q, %k, %v decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x64x64xf32>
@@ -240,14 +245,18 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.load %[[DV_SUM]]
 // With split = 12 the gradient also runs in 3 sequence chunks (12 / 4 dV pieces): two
 // grids first store each chunk's own state and own state gradient (from zero over its
-// blocks), then each sweep's chunk starts from the decayed sum of those before (dQ) or
-// after (dK, dV) it.
+// blocks), two scans turn them into the state each chunk starts from (dQ) and the state
+// gradient it ends with (dK, dV), read once by each sweep's chunk.
 // CHUNKS-LABEL: func.func @lightning_grad
 // CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
 // CHUNKS: %[[OWN_DS:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_DS]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_S]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_DS]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
 // CHUNKS: tile.load %[[OWN_S]]
