@@ -600,6 +600,21 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
                            arith::RemUIOp::create(b, id, p.cIndex(pieces)).getResult(),
                            arith::DivUIOp::create(b, id, p.cIndex(pieces)).getResult());
   };
+  // A program per (query head, batch, piece of D's rows, chunk), its decay loaded.
+  struct HeadProgram {
+    Value head, batch, chunk, kvHead, col;
+    Shared sh;
+  };
+  auto openHeadProgram = [&]() {
+    HeadProgram h;
+    auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
+    h.head = head, h.batch = batch, h.chunk = chunk;
+    h.kvHead = arith::DivSIOp::create(b, head, group);
+    p.log2Decay = loadLog2Decay(p, decay, head);
+    h.sh = shared();
+    h.col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+    return h;
+  };
   // Blocks [first, end) last to first: `body` gets the block index.
   auto reverseBlocks = [&](Value first, Value end, Value init,
                            function_ref<Value(Value block, Value carried)> body) {
@@ -652,11 +667,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     ownGrads = workspace();
     for (bool forward : {true, false}) {
       OpBuilder::InsertionGuard guard(b);
-      auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
-      Value kvHead = arith::DivSIOp::create(b, head, group);
-      p.log2Decay = loadLog2Decay(p, decay, head);
-      Shared sh = shared();
-      Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+      auto [head, batch, chunk, kvHead, col, sh] = openHeadProgram();
       auto [first, end] = chunkBlocks(chunk);
       Value own = zeros(dPiece, dvDim);
       if (forward)
@@ -703,11 +714,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     // dQ, forward over blocks: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before
     // the block (rows of this piece), then S ← λ^valid S + (Λk K')ᵀ V.
     OpBuilder::InsertionGuard guard(b);
-    auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
-    Value kvHead = arith::DivSIOp::create(b, head, group);
-    p.log2Decay = loadLog2Decay(p, decay, head);
-    Shared sh = shared();
-    Value col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
+    auto [head, batch, chunk, kvHead, col, sh] = openHeadProgram();
     Value s0 = zeros(dPiece, dvDim);
     if (chunks > 1)
       s0 = chunkStart(/*forward=*/true, s0, batch, head, chunk, col, c0);

@@ -43,8 +43,8 @@ DEFAULT_SPACE = {
     "cuda": {"block_m": [64, 128], "block_n": [32, 64], "num_warps": [4, 8],
              "num_stages": [1, 2]},
 }
-# Linear attention walks blocks of block_m tokens (block_n is unused); on the GPU a
-# program owns value_dim / split columns.
+# Linear attention walks blocks of block_m tokens (block_n is unused); on the GPU `split`
+# programs share a head and batch: pieces of the value columns times sequence chunks.
 DEFAULT_LINEAR_SPACE = {
     "cpu": {"block_m": [16, 32, 64, 128]},
     "cuda": {"block_m": [64], "num_warps": [4], "num_stages": [1, 2], "split": [1, 2, 4, 8]},

@@ -205,21 +205,26 @@ class LinearKernel:
         return extras
 
 
-def default_gpu_config(value_dim: int):
-    """The GPU config a linear-attention kernel gets unless told otherwise: value columns
-    split over 4 programs (16 columns or more each), the best measured on the H200 at
-    batch x heads >= 64 (bench/results/autotune_b5d7599.jsonl; split 8 wins below that:
-    tune with tessera.autotune)."""
+def default_gpu_config(value_dim: int, decode: bool = False):
+    """The GPU config a linear-attention kernel gets unless told otherwise: the value
+    columns in pieces of 64, one program each (a piece's state is carried as Sᵀ over the 4
+    warps' rows, so every product runs on wgmma). At Dv = 128 that is split 2, the fastest
+    measured on the H200 at batch x heads >= 256 (bench/results/linear_555b7e1.jsonl;
+    with fewer, sequence chunks win — tune with tessera.autotune). A decode step, and value
+    dims that are not multiples of 64, take 4 or 2 pieces of 16 columns or more."""
     from .kernel import Config
-    split = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
+    if value_dim % 64 == 0 and not decode:
+        split = value_dim // 64
+    else:
+        split = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
     return Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
 
 
 class LinearGpuKernel:
     """A linear-attention spec compiled to PTX: bf16/f16 q, k, v, f32 state; any B, H, N.
     With `config.split` = s, each (head, batch) runs as s programs: pieces of the value
-    columns (16 or more each), then chunks of the sequence, for more parallelism when
-    batch x heads is small."""
+    columns (16 x num_warps each where they divide, else 16 or more), times chunks of the
+    sequence, for more parallelism when batch x heads is small."""
 
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
         from .gpu import GpuKernel
