@@ -169,13 +169,21 @@ static std::tuple<Value, Value, Value> beginHeadProgram(LinearProgram &p, Value 
   return {head, batch, arith::DivSIOp::create(b, head, group)};
 }
 
-/// Tokens of sequence chunk `c`: `perChunk` blocks of `blk` tokens each (the last block
-/// may be short; a trailing chunk may own none).
-static Value chunkTokens(TileBuilder &p, Value c, Value perChunk, Value numBlocks,
-                         Value blkIdx, Value n) {
+/// The blocks [first, end) of sequence chunk `c`, `perChunk` to a chunk (a trailing chunk
+/// may own none).
+static std::pair<Value, Value> chunkBlocks(TileBuilder &p, Value c, Value perChunk,
+                                           Value numBlocks) {
   ImplicitLocOpBuilder &b = p.b;
   Value first = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
   Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, perChunk), numBlocks);
+  return {first, end};
+}
+
+/// Tokens of sequence chunk `c`: blocks of `blk` tokens (the last may be short).
+static Value chunkTokens(TileBuilder &p, Value c, Value perChunk, Value numBlocks,
+                         Value blkIdx, Value n) {
+  ImplicitLocOpBuilder &b = p.b;
+  auto [first, end] = chunkBlocks(p, c, perChunk, numBlocks);
   Value tokens = arith::SubIOp::create(
       b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, end, blkIdx)),
       arith::MinSIOp::create(b, n, arith::MulIOp::create(b, first, blkIdx)));
@@ -284,11 +292,7 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
     Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
     Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-    // This program's blocks: [firstBlock, endBlock).
-    Value firstBlock =
-        arith::MinSIOp::create(b, arith::MulIOp::create(b, chunk, perChunk), numBlocks);
-    Value endBlock =
-        arith::MinSIOp::create(b, arith::AddIOp::create(b, firstBlock, perChunk), numBlocks);
+    auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
     // States in memory: [B, H, d, Dv] for the caller's (SEMANTICS §2), in the carried
     // orientation for the chunk workspace.
     auto loadState = [&](Value buffer, ValueRange idx) {
@@ -584,11 +588,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
   // then starts from the decayed sum of the chunks before (after) it.
   int64_t chunks = std::max<int64_t>(1, config.getSplit() / std::max(dPieces, vPieces));
   Value perChunk = p.ceilDiv(numBlocks, chunks);
-  auto chunkBlocks = [&](Value c) {
-    Value first = arith::MinSIOp::create(b, arith::MulIOp::create(b, c, perChunk), numBlocks);
-    Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, perChunk), numBlocks);
-    return std::make_pair(first, end);
-  };
+
 
   // Opens a grid over (head, batch, piece x chunk); returns head, batch, piece, chunk.
   auto openGrid = [&](Value heads, int64_t pieces) {
@@ -668,7 +668,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     for (bool forward : {true, false}) {
       OpBuilder::InsertionGuard guard(b);
       auto [head, batch, chunk, kvHead, col, sh] = openHeadProgram();
-      auto [first, end] = chunkBlocks(chunk);
+      auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
       Value own = zeros(dPiece, dvDim);
       if (forward)
         own = p.forLoop(first, end, {own}, [&](Value i, ValueRange carried) {
@@ -721,7 +721,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     else if (init)
       s0 = tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
                                 ValueRange{batch, head, col, c0}, nullptr);
-    auto [first, end] = chunkBlocks(chunk);
+    auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
     p.forLoop(first, end, {s0}, [&](Value i, ValueRange carried) {
       BlockRows r = blockRows(sh, i);
       Value g = gradOut(batch, head, r, c0, dvDim);
@@ -753,7 +753,7 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     OpBuilder::InsertionGuard guard(b);
     auto [kvHead, batch, piece, chunk] = openGrid(nKvHeads, pieces);
     Value col = arith::MulIOp::create(b, piece, p.cIndex(width));
-    auto [first, end] = chunkBlocks(chunk);
+    auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
     int64_t rows = piecesOfRows ? width : d, cols = piecesOfRows ? dvDim : width;
     p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
       Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);

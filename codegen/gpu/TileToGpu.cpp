@@ -124,6 +124,11 @@ private:
     Value stage;       // wgmma kernels: which copy of a multi-buffered tile (index)
   };
   DenseMap<Value, SharedTile> shared;
+  /// The same bytes read as the transpose.
+  static SharedTile transposedView(SharedTile t) {
+    t.transposed = !t.transposed;
+    return t;
+  }
   /// One staging buffer per (source buffer, tile type): the loops of a program run one
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
@@ -736,23 +741,19 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
   ::mlir::gpu::BarrierOp::create(b);
-  for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
+  // An accumulator's slots 2i and 2i + 1 are neighbouring columns of one row: one
+  // 32-bit store (as lowerStore pairs them).
+  int64_t step = have.kind == LayoutKind::Acc ? 2 : 1;
+  for (int64_t s = 0; s < int64_t(slots->size()); s += step) {
     auto [r, c] = position(have, s);
     Value at = swizzledOffset(b, r, c, rows);
-    // Neighbouring columns in one thread (accumulator pairs) go as one 32-bit store.
-    SlotCoord here = slotCoord(have, s);
-    if (s + 1 < int64_t(slots->size())) {
-      SlotCoord next = slotCoord(have, s + 1);
-      if (next.rowBase == here.rowBase && next.row == here.row &&
-          next.colBase == here.colBase && next.col == here.col + 1 && here.col % 2 == 0) {
-        Value pair = vector::FromElementsOp::create(
-            b, VectorType::get({2}, type.getElementType()), ValueRange{(*slots)[s], (*slots)[s + 1]});
-        vector::StoreOp::create(b, pair, st.view, ValueRange{at});
-        ++s;
-        continue;
-      }
+    if (step == 1) {
+      memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{at});
+      continue;
     }
-    memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{at});
+    Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, type.getElementType()),
+                                                ValueRange{(*slots)[s], (*slots)[s + 1]});
+    vector::StoreOp::create(b, pair, st.view, ValueRange{at});
   }
   // Written through the generic proxy, read by wgmma through the async one.
   NVVM::FenceProxyOp::create(
@@ -2042,9 +2043,7 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerRange(range);
   if (auto trans = dyn_cast<tile::TransOp>(op)) {
     if (auto it = shared.find(trans.getInput()); it != shared.end()) {
-      SharedTile t = it->second;
-      t.transposed = !t.transposed;
-      shared[trans.getResult()] = t;
+      shared[trans.getResult()] = transposedView(it->second);
       return success();
     }
     const Layout &in = layoutOf(trans.getInput()), &out = layoutOf(trans.getResult());
@@ -2058,9 +2057,7 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       FailureOr<SharedTile> t = stageRegisters(trans.getInput());
       if (failed(t))
         return failure();
-      SharedTile flipped = *t;
-      flipped.transposed = !flipped.transposed;
-      shared[trans.getResult()] = flipped;
+      shared[trans.getResult()] = transposedView(*t);
       return success();
     }
     if (isStoredTranspose(trans) && tiles.count(trans.getInput()))
