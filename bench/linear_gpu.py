@@ -5,7 +5,10 @@ H = 16, D = Dv = 128, bf16, B·N = 65536 (B = 1 past that). Mtok/s = B·N per se
 The peers are not part of Tessera: fetch their repositories into the git-ignored .peers/
 (fla/, lightning_attn/, einops/) and carry that folder to the GPU machine.
 
-    python3 bench/linear_gpu.py [--quick] [--out FILE]
+    python3 bench/linear_gpu.py [--quick] [--out FILE] [--profile]
+
+--profile prints, per N, each launch of the forward and the gradient (split 2 and the
+most-chunked config), timed alone, instead of the table.
 """
 import sys
 from pathlib import Path
@@ -56,11 +59,34 @@ def prefix_error(out, q, k, v, lam, rows=1024):
     return max(errs)
 
 
+def profile(ours, lam, lengths):
+    """Where the time goes: each launch of the forward and gradient images alone."""
+    import torch
+    for n in lengths:
+        b = max(1, TOKENS // n)
+        q, k, v, g = (torch.randn(b, H, n, D, device="cuda", dtype=torch.bfloat16)
+                      for _ in range(4))
+        extras = [torch.empty(b, H, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+        for name in ("split=2 stages=2", "split=132 stages=2"):
+            kernel = ours[name]
+            state = torch.empty(b, H, D, D, device="cuda")
+            out = torch.empty_like(v)
+            images = (("fwd", kernel._image, [q, k, v, lam, out, state]),
+                      ("grad", kernel.grad_image(), [q, k, v, g, lam, *extras]))
+            for kind, image, args in images:
+                for launch, grid, ms in image.profile(args, 5):
+                    print(f"n={n} b={b} {name} {kind}: {launch:<32} grid {str(grid):<14} "
+                          f"{ms:8.3f} ms", flush=True)
+
+
 def main():
     import torch
-    args, run_info = bench_setup(__file__)
+    args, run_info = bench_setup(__file__, profile=True)
     ours = kernels()
     lam = torch.from_numpy(tessera.alibi_decay(H)).cuda()
+    if args.profile:
+        profile(ours, lam, [1024, 65536] if args.quick else [1024, 16384, 65536])
+        return
     peers = {}
     try:
         from fla.ops.simple_gla import chunk_simple_gla

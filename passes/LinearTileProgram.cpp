@@ -223,6 +223,273 @@ static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int6
   });
 }
 
+namespace {
+/// One operand role of a causal sweep: a [B, heads, N, width] buffer read at the
+/// program's query head or at its key/value head, through φ (`mapped`) or as stored.
+struct SweepInput {
+  Value buffer;
+  bool byKvHead = false;
+  bool mapped = false;
+};
+
+/// A causal sweep over the sequence in blocks of block_m tokens (SEMANTICS §2): per block
+///   out = τ (Λr (R S) + [(R Kᵀ) ⊙ M] V),  then  S ← λ^valid S + (Λk K)ᵀ V,
+/// with the state S [d, dv] (f32) carried on chip. Forward, S sums the blocks before,
+/// M_ts = λ^(t-s) for s ≤ t, Λr = λ^(r+1) and Λk = λ^(valid-1-r) for row r. `reverse`
+/// walks the blocks last to first: S sums the blocks after, M_ts = λ^(s-t) for s ≥ t and
+/// the two row decays swap. The forward pass is one sweep (R, K, V = φ(Q), φ(K), V); the
+/// gradient three, with the roles of Q, K, V and the output gradient permuted.
+struct CausalSweep {
+  SweepInput rows, keys, values;
+  bool reverse = false;
+  /// `out` is per key/value head, the sum over its group's query heads (the gradient of
+  /// a shared key or value).
+  bool grouped = false;
+  Value init;                 // [B, H, d, dv], or [B, H, dv, d] (`initTransposed`); optional
+  bool initTransposed = false;
+  Value finalState;           // [B, H, d, dv]; optional
+  Value out;                  // [B, heads, N, dv]
+  Value chainRule;            // optional: φ' of this buffer (indexed as `out`) scales `out`
+};
+} // namespace
+
+/// Emits the grids of a causal sweep. `split` programs share a (head, batch) when batch x
+/// heads alone cannot fill the machine: first as pieces of the value columns (whole warps'
+/// rows each where they divide: the query-key product is recomputed per piece), the rest
+/// as chunks of the sequence: a first grid writes each chunk's own state (from zero, over
+/// its blocks) to a workspace, a scan turns those into the states the chunks start from,
+/// and the programs of the last grid start from their chunk's.
+static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
+                             const CausalSweep &sw, tile::ConfigAttr config) {
+  ImplicitLocOpBuilder &b = p.b;
+  auto widthOf = [](Value buffer) { return cast<MemRefType>(buffer.getType()).getDimSize(3); };
+  int64_t d = widthOf(sw.keys.buffer), dvAll = widthOf(sw.values.buffer), blk = ops.blk;
+  int64_t split = config.getSplit(), warps = config.getNumWarps();
+  int64_t pieces = forwardPieces(split, dvAll, warps);
+  int64_t chunks = split / pieces, dv = dvAll / pieces;
+  // A piece's state is carried as Sᵀ [dv, d] when its value columns fill whole warps'
+  // rows: every product then has block_m or dv rows (a warpgroup product's rows) and the
+  // state update multiplies K as loaded. Otherwise as S [d, dv].
+  bool transposed = dv % (16 * warps) == 0;
+  SmallVector<int64_t> stateShape =
+      transposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
+  Value nBatch = ops.nBatch, nHeads = ops.nHeads, nKvHeads = ops.nKvHeads, n = ops.n;
+  Value group = ops.group, blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
+  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+  Type operandType = p.operandType;
+  auto dyn = ShapedType::kDynamic;
+  Value chunkStates;
+  if (chunks > 1) {
+    SmallVector<int64_t> shape{dyn, dyn, chunks, d, dvAll};
+    if (transposed)
+      std::swap(shape[3], shape[4]);
+    chunkStates = memref::AllocOp::create(b, MemRefType::get(shape, p.f32),
+                                          ValueRange{nBatch, nHeads});
+  }
+  // Grouped outputs of a group of several heads go to f32 per query head first, summed
+  // by a last grid (a group of one head stores its own).
+  Value groupSums;
+  if (sw.grouped)
+    groupSums = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dvAll}, p.f32),
+                                        ValueRange{nBatch, nHeads, n});
+  Value alone = p.cmpI(arith::CmpIPredicate::eq, group, c1);
+  // The initial state's piece at value column `at`, in the carried orientation.
+  auto loadInit = [&](Value batch, Value head, Value at) -> Value {
+    SmallVector<int64_t> shape =
+        sw.initTransposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
+    SmallVector<Value> idx = sw.initTransposed ? SmallVector<Value>{batch, head, at, c0}
+                                               : SmallVector<Value>{batch, head, c0, at};
+    Value s = tile::LoadOp::create(b, p.tileType(shape, p.f32), sw.init, idx, nullptr);
+    return sw.initTransposed == transposed ? s : p.trans(s);
+  };
+  Value perChunk = p.ceilDiv(numBlocks, chunks);
+  SmallVector<bool> passes =
+      chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
+  for (bool statesOnly : passes) {
+    if (!statesOnly && chunkStates) {
+      // Each chunk's own state becomes the state it starts from (the initial state goes
+      // in before the first chunk).
+      int64_t rows = stateShape[0], cols = stateShape[1];
+      scanChunkStates(
+          p, chunkStates, chunks, pieces, rows, cols, /*piecesOfRows=*/transposed, sw.reverse,
+          nHeads, nBatch, ops.decay, config,
+          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
+          [&](Value batch, Value head, Value row0, Value col0) {
+            if (!sw.init)
+              return p.splatF32({rows, cols}, 0.0f);
+            return loadInit(batch, head, transposed ? row0 : col0);
+          });
+    }
+    OpBuilder::InsertionGuard guard(b);
+    auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch, p.cIndex(split)}, config);
+    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+    Value head = p.programId(0), batch = p.programId(1);
+    Value kvHead = arith::DivSIOp::create(b, head, group);
+    Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
+    Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
+    Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
+    auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
+    {
+      p.log2Decay = loadLog2Decay(p, ops.decay, head);
+      Value outHead = sw.grouped ? kvHead : head;
+      auto workspaceIndex = [&](Value c) {
+        return transposed ? SmallVector<Value>{batch, head, c, col0, c0}
+                          : SmallVector<Value>{batch, head, c, c0, col0};
+      };
+      // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
+      // each chunk's starting state (the initial state's included) in the workspace.
+      Value state = sw.init && !chunkStates ? loadInit(batch, head, col0)
+                                            : p.splatF32(stateShape, 0.0f);
+      Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
+      // A role's rows [n0, n0 + blk), columns [col, col + width), as a product operand;
+      // only φ = elu + 1 maps the zero padding past `valid` off zero.
+      auto load = [&](const SweepInput &in, Value n0, Value valid, Value col, int64_t width) {
+        SmallVector<Value> at{batch, in.byKvHead ? kvHead : head, n0, col};
+        if (!in.mapped || p.featureMap == attn::FeatureMap::identity)
+          return Value(tile::LoadOp::create(b, p.tileType({blk, width}, operandType),
+                                            in.buffer, at, nullptr));
+        Value x = p.phi(p.loadF32(in.buffer, {blk, width}, at));
+        if (p.featureMap == attn::FeatureMap::elu_plus_one)
+          x = p.zeroRowsFrom(x, local, valid);
+        return p.asOperand(x);
+      };
+      auto validRows = [&](Value n0) {
+        return arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0)).getResult();
+      };
+      // Blocks in sweep order.
+      auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
+        return p.forLoop(firstBlock, endBlock, ValueRange{init}, [&](Value i, ValueRange carried) {
+          Value block = i;
+          if (sw.reverse)
+            block = arith::SubIOp::create(
+                b, arith::SubIOp::create(b, arith::AddIOp::create(b, firstBlock, endBlock), c1), i);
+          return SmallVector<Value>{body(arith::MulIOp::create(b, block, blkIdx), carried[0])};
+        })[0];
+      };
+      // The intra-block decay mask; λ^(r+1) for the rows before the state's reference
+      // point (the token after the block); λ^(valid-1-r) after it, the exponent clamped
+      // at 0 past `valid` (λ^(negative) could overflow to inf; those rows are zero).
+      Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
+      Value down = p.broadcast(rowsF, 1, blk), across = p.broadcast(rowsF, 0, blk);
+      Value diff = sw.reverse ? arith::SubFOp::create(b, across, down)
+                              : arith::SubFOp::create(b, down, across);
+      Value inside =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, p.splatF32({blk, blk}, 0.0f));
+      Value mask =
+          arith::SelectOp::create(b, inside, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f));
+      Value beforeDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+      auto afterDecay = [&](Value valid) {
+        Value last = arith::SubFOp::create(b, p.indexToF32(valid), p.cF32(1.0));
+        Value e = arith::MaxNumFOp::create(
+            b, arith::SubFOp::create(b, p.splatOf({blk}, last), rowsF), p.splatF32({blk}, 0.0f));
+        return p.decayPow(e);
+      };
+      Value fixedRowDecay = sw.reverse ? Value() : p.broadcast(beforeDecay, 1, dv);
+      // S ← λ^valid S + (Kᵀ Λk) V: the decay scales the columns of the left operand (Kᵀ,
+      // or Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
+      // loaded.
+      auto updateState = [&](Value s, Value kb, Value vb, Value valid) {
+        Value keyDecay = sw.reverse ? beforeDecay : afterDecay(valid);
+        Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
+        Value decayed =
+            arith::MulFOp::create(b, left, p.broadcast(keyDecay, 0, stateShape[0]));
+        Value carried = arith::MulFOp::create(
+            b, s, p.splatOf(stateShape, p.decayPow(p.indexToF32(valid))));
+        return p.dot(p.asOperand(decayed), right, carried);
+      };
+      if (statesOnly) {
+        Value own = forBlocks(state, [&](Value n0, Value s) {
+          Value valid = validRows(n0);
+          Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
+          return updateState(s, kb, vb, valid);
+        });
+        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
+        continue;
+      }
+      if (chunkStates)
+        state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
+                                     workspaceIndex(chunk), nullptr);
+      Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
+      Value zeroOut = p.splatF32({blk, dv}, 0.0f);
+      // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
+      auto emit = [&](Value o, Value n0) {
+        SmallVector<Value> at{batch, outHead, n0, col0};
+        if (!sw.grouped) {
+          p.storeAs(o, sw.out, at);
+          return;
+        }
+        p.ifElse(
+            alone, [&] { p.storeAs(o, sw.out, at); return SmallVector<Value>{}; },
+            [&] {
+              tile::StoreOp::create(b, o, groupSums, ValueRange{batch, head, n0, col0});
+              return SmallVector<Value>{};
+            });
+      };
+      state = forBlocks(state, [&](Value n0, Value s) {
+        Value valid = validRows(n0);
+        Value rb = load(sw.rows, n0, valid, c0, d), kb = load(sw.keys, n0, valid, c0, d);
+        Value vb = load(sw.values, n0, valid, col0, dv);
+        // out = Λr (R S) + [(R Kᵀ) ⊙ M] V: the row decay applied after the product, so
+        // that R feeds both products as it was loaded. R Kᵀ comes first: its mask
+        // arithmetic can run while R S is still being multiplied (the state's operand is
+        // made first).
+        Value stateOperand = p.asOperand(s);
+        if (transposed)
+          stateOperand = p.trans(stateOperand);
+        Value scores = p.dot(rb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
+        Value inter = p.dot(rb, stateOperand, zeroOut);
+        scores = arith::MulFOp::create(b, scores, mask);
+        Value rowDecay = sw.reverse ? p.broadcast(afterDecay(valid), 1, dv) : fixedRowDecay;
+        Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, rowDecay));
+        o = arith::MulFOp::create(b, o, scaleTile);
+        if (sw.chainRule && p.featureMap != attn::FeatureMap::identity)
+          o = arith::MulFOp::create(
+              b, o,
+              p.phiDerivative(p.loadF32(sw.chainRule, {blk, dv}, ValueRange{batch, outHead, n0, col0})));
+        emit(o, n0);
+        return updateState(s, kb, vb, valid);
+      });
+      if (!sw.finalState)
+        continue;
+      // The final state is the last chunk's, stored as [d, dv].
+      auto storeFinal = [&] {
+        tile::StoreOp::create(b, transposed ? p.trans(state) : state, sw.finalState,
+                              ValueRange{batch, head, c0, col0});
+        return SmallVector<Value>{};
+      };
+      if (chunks == 1) {
+        storeFinal();
+        continue;
+      }
+      Value lastChunk =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1));
+      p.ifElse(lastChunk, storeFinal, [] { return SmallVector<Value>{}; });
+    }
+  }
+  if (!sw.grouped)
+    return;
+  // The sums of groups of several heads (no blocks for a group of one), per key/value
+  // head, piece and chunk as the sweep.
+  p.grid({nKvHeads, nBatch, p.cIndex(split)}, config, [&](ArrayRef<Value> ids) {
+    Value kvHead = ids[0], batch = ids[1];
+    Value col0 = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, ids[2], p.cIndex(pieces)), p.cIndex(dv));
+    auto [first, end] = chunkBlocks(
+        p, arith::DivUIOp::create(b, ids[2], p.cIndex(pieces)), perChunk, numBlocks);
+    p.forLoop(first, arith::SelectOp::create(b, alone, first, end), {}, [&](Value i, ValueRange) {
+      Value n0 = arith::MulIOp::create(b, i, blkIdx);
+      Value sum = p.forLoop(c0, group, {p.splatF32({blk, dv}, 0.0f)}, [&](Value g, ValueRange acc) {
+        Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
+        Value t = tile::LoadOp::create(b, p.tileType({blk, dv}, p.f32), groupSums,
+                                       ValueRange{batch, head, n0, col0}, nullptr);
+        return SmallVector<Value>{arith::AddFOp::create(b, acc[0], t)};
+      })[0];
+      p.storeAs(sum, sw.out, ValueRange{batch, kvHead, n0, col0});
+      return SmallVector<Value>{};
+    });
+  });
+}
+
 LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
                                               attn::LinearAttentionOp op,
                                               const IRMapping &buffers,
@@ -231,205 +498,66 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
     return op.emitError("normalize is not lowered to a tile program yet");
   LinearProgram p(b, op.getFeatureMap());
   LinearOperands ops(p, op, buffers, config);
-  Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
-  p.operandType = cast<MemRefType>(q.getType()).getElementType();
+  p.operandType = cast<MemRefType>(ops.q.getType()).getElementType();
   Value out = buffers.lookup(op.getOutput()), finalState = buffers.lookup(op.getFinalState());
+  if (op.getCausal()) {
+    CausalSweep sw;
+    sw.rows = {ops.q, /*byKvHead=*/false, /*mapped=*/true};
+    sw.keys = {ops.k, /*byKvHead=*/true, /*mapped=*/true};
+    sw.values = {ops.v, /*byKvHead=*/true, /*mapped=*/false};
+    sw.init = ops.init;
+    sw.finalState = finalState;
+    sw.out = out;
+    buildCausalSweep(p, ops, sw, config);
+    return success();
+  }
+  // Non-causal: S = S₀ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this program's
+  // blocks (`split` programs per head and batch: pieces of the value columns, then
+  // chunks of the output blocks).
   int64_t d = ops.d, blk = ops.blk, split = config.getSplit();
-  // `split` programs share a (head, batch) when batch x heads alone cannot fill the
-  // machine: first as pieces of the value columns (16 or more each; the query-key
-  // product is recomputed per piece), the rest as chunks of the sequence (each chunk
-  // first recomputes its starting state from the keys and values before it).
   int64_t pieces = forwardPieces(split, ops.dv, config.getNumWarps());
-  int64_t chunks = split / pieces;
-  int64_t dv = ops.dv / pieces;
-  // A piece's state is carried as Sᵀ [dv, d] when its value columns fill whole warps'
-  // rows: every product then has block_m or dv rows (a warpgroup product's rows) and the
-  // state update multiplies K as loaded. Otherwise as S [d, dv].
-  bool transposed = dv % (16 * config.getNumWarps()) == 0;
-  SmallVector<int64_t> stateShape =
-      transposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
-  double scale = ops.scale;
-  Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n, group = ops.group;
-  Value blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
-  // Causal sequence chunks: a first grid writes each chunk's own state contribution
-  // (from zero, over its blocks) to a workspace, a scan turns those into the states the
-  // chunks start from, and each program of the last grid starts from its chunk's instead
-  // of re-reading the keys before it.
-  Value chunkStates;
-  if (op.getCausal() && chunks > 1) {
-    auto dyn = ShapedType::kDynamic;
-    SmallVector<int64_t> shape{dyn, dyn, chunks, d, ops.dv};
-    if (transposed)
-      std::swap(shape[3], shape[4]);
-    chunkStates = memref::AllocOp::create(b, MemRefType::get(shape, p.f32),
-                                          ValueRange{nBatch, nHeads});
-  }
-  SmallVector<bool> passes =
-      chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
-  Value perChunk = p.ceilDiv(numBlocks, chunks);
-  for (bool statesOnly : passes) {
-    if (!statesOnly && chunkStates) {
-      // Each chunk's own state becomes the state it starts from (the caller's initial
-      // state goes in here, before the first chunk).
-      int64_t rows = stateShape[0], cols = stateShape[1];
-      scanChunkStates(
-          p, chunkStates, chunks, pieces, rows, cols, /*piecesOfRows=*/transposed,
-          /*reverse=*/false, nHeads, nBatch, decay, config,
-          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
-          [&](Value batch, Value head, Value row0, Value col0) {
-            if (!init)
-              return p.splatF32({rows, cols}, 0.0f);
-            Value at = transposed ? row0 : col0;
-            Value s = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), init,
-                                           ValueRange{batch, head, p.cIndex(0), at}, nullptr);
-            return transposed ? p.trans(s) : s;
-          });
-    }
-    OpBuilder::InsertionGuard guard(b);
-    auto [head, batch, kvHead] =
-        beginHeadProgram(p, nHeads, nBatch, group, decay, config, p.cIndex(split));
-    Value c0 = p.cIndex(0), c1 = p.cIndex(1);
-    Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
-    Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
-    Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-    auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
-    // States in memory: [B, H, d, Dv] for the caller's (SEMANTICS §2), in the carried
-    // orientation for the chunk workspace.
-    auto loadState = [&](Value buffer, ValueRange idx) {
-      Value s = tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), buffer, idx, nullptr);
-      return transposed ? p.trans(s) : s;
-    };
-    auto storeState = [&](Value s, Value buffer, ValueRange idx) {
-      tile::StoreOp::create(b, transposed ? p.trans(s) : s, buffer, idx);
-    };
-    auto workspaceIndex = [&](Value c) {
-      return transposed ? SmallVector<Value>{batch, head, c, col0, c0}
-                        : SmallVector<Value>{batch, head, c, c0, col0};
-    };
-    // Q S with the state as the right operand.
-    auto rightOperand = [&](Value s) {
-      Value operand = p.asOperand(s);
-      return transposed ? p.trans(operand) : operand;
-    };
-    // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
-    // each chunk's starting state (the initial state's included) in the workspace.
-    Value state = init && !chunkStates ? loadState(init, ValueRange{batch, head, c0, col0})
-                                       : p.splatF32(stateShape, 0.0f);
-    Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
-
-    Type operandType = p.operandType;
-    // φ(rows) as operands; only φ = elu + 1 maps the zero padding past `valid` off zero.
-    auto loadMapped = [&](Value buffer, Value h, Value n0, Value valid) {
-      if (op.getFeatureMap() == attn::FeatureMap::identity)
-        return Value(tile::LoadOp::create(b, p.tileType({blk, d}, operandType), buffer,
-                                          ValueRange{batch, h, n0, c0}, nullptr));
-      Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
-      if (op.getFeatureMap() == attn::FeatureMap::elu_plus_one)
-        x = p.zeroRowsFrom(x, local, valid);
-      return p.asOperand(x);
-    };
-    auto loadBlock = [&](Value n0) {
-      Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-      Value qb = loadMapped(q, head, n0, valid), kb = loadMapped(k, kvHead, n0, valid);
-      Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
-                                      ValueRange{batch, kvHead, n0, col0}, nullptr);
-      return std::make_tuple(qb, kb, vb, valid);
-    };
-    auto forBlocks = [&](Value from, Value to, Value init,
-                         function_ref<Value(Value n0, Value carried)> body) {
-      return p.forLoop(from, to, ValueRange{init}, [&](Value i, ValueRange carried) {
-        return SmallVector<Value>{body(arith::MulIOp::create(b, i, blkIdx), carried[0])};
-      })[0];
-    };
-    Value scaleTile = p.splatF32({blk, dv}, float(scale));
-    Value zeroOut = p.splatF32({blk, dv}, 0.0f);
-
-    if (op.getCausal()) {
-      // t - s for the intra-block decay mask; r + 1 for Λq.
-      Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
-      Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
-      Value lower =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, p.splatF32({blk, blk}, 0.0f));
-      Value mask =
-          arith::SelectOp::create(b, lower, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f));
-      Value qDecay =
-          p.broadcast(p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f))), 1, dv);
-      // S ← λ^valid S + (Kᵀ Λk) V with Λk = λ^(last - t) for token t of the block, last
-      // its last valid token: the decay scales the columns of the left operand (Kᵀ, or
-      // Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
-      // loaded. Rows past `valid` are zero; the exponent is clamped at 0 there
-      // (λ^(negative) could overflow to inf).
-      auto updateState = [&](Value s, Value kb, Value vb, Value n0, Value valid) {
-        Value validF = p.indexToF32(valid);
-        Value tokens = arith::SIToFPOp::create(
-            b, p.tileType({blk}, p.f32), tile::RangeOp::create(b, p.tileType({blk}, p.i32), n0));
-        Value lastF =
-            p.indexToF32(arith::SubIOp::create(b, arith::AddIOp::create(b, n0, valid), c1));
-        Value kExp = arith::MaxNumFOp::create(
-            b, arith::SubFOp::create(b, p.splatOf({blk}, lastF), tokens), p.splatF32({blk}, 0.0f));
-        Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
-        Value decayed = arith::MulFOp::create(
-            b, left, p.broadcast(p.decayPow(kExp), 0, stateShape[0]));
-        Value carried = arith::MulFOp::create(b, s, p.splatOf(stateShape, p.decayPow(validF)));
-        return p.dot(p.asOperand(decayed), right, carried);
-      };
-      auto stateOnly = [&](Value n0, Value s) {
-        Value valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0));
-        Value kb = loadMapped(k, kvHead, n0, valid);
-        Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, operandType), v,
-                                        ValueRange{batch, kvHead, n0, col0}, nullptr);
-        return updateState(s, kb, vb, n0, valid);
-      };
-      if (statesOnly) {
-        Value own = forBlocks(firstBlock, endBlock, state, stateOnly); // from zero
-        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
-        continue;
-      }
-      if (chunkStates)
-        state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
-                                     workspaceIndex(chunk), nullptr);
-      state = forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
-        auto [qb, kb, vb, valid] = loadBlock(n0);
-        // O = Λq (Q S) + [(Q Kᵀ) ⊙ M] V: the row decay applied after the product, so that
-        // Q feeds both products as it was loaded. Q Kᵀ comes first: its mask arithmetic
-        // can run while Q S is still being multiplied (the state's operand is made first).
-        Value stateOperand = rightOperand(s);
-        Value scores = p.dot(qb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
-        Value inter = p.dot(qb, stateOperand, zeroOut);
-        scores = arith::MulFOp::create(b, scores, mask);
-        Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, qDecay));
-        p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
-        return updateState(s, kb, vb, n0, valid);
-      });
-    } else {
-      // Non-causal: S = S₋₁ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this
-      // program's blocks.
-      state = forBlocks(c0, numBlocks, state, [&](Value n0, Value s) {
-        auto [qb, kb, vb, valid] = loadBlock(n0);
-        return transposed ? p.dot(p.trans(vb), kb, s) : p.dot(p.trans(kb), vb, s);
-      });
-      Value stateOperand = rightOperand(state);
-      forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
-        auto [qb, kb, vb, valid] = loadBlock(n0);
-        Value o = p.dot(qb, stateOperand, zeroOut);
-        p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
-        return s;
-      });
-    }
-    // The final state is the last chunk's.
-    if (chunks == 1) {
-      storeState(state, finalState, ValueRange{batch, head, c0, col0});
-      continue;
-    }
-    Value lastChunk =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1));
-    scf::IfOp::create(b, lastChunk, [&](OpBuilder &nb, Location loc) {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-      storeState(state, finalState, ValueRange{batch, head, c0, col0});
-      scf::YieldOp::create(b);
-    });
-  }
+  int64_t chunks = split / pieces, dv = ops.dv / pieces;
+  Value c0 = p.cIndex(0);
+  OpBuilder::InsertionGuard guard(b);
+  auto [head, batch, kvHead] = beginHeadProgram(p, ops.nHeads, ops.nBatch, ops.group,
+                                                ops.decay, config, p.cIndex(split));
+  Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
+  Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
+  Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
+  auto [firstBlock, endBlock] =
+      chunkBlocks(p, chunk, p.ceilDiv(ops.numBlocks, chunks), ops.numBlocks);
+  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0);
+  auto loadMapped = [&](Value buffer, Value h, Value n0) -> Value {
+    if (op.getFeatureMap() == attn::FeatureMap::identity)
+      return tile::LoadOp::create(b, p.tileType({blk, d}, p.operandType), buffer,
+                                  ValueRange{batch, h, n0, c0}, nullptr);
+    Value valid = arith::MinSIOp::create(b, ops.blkIdx, arith::SubIOp::create(b, ops.n, n0));
+    Value x = p.phi(p.loadF32(buffer, {blk, d}, ValueRange{batch, h, n0, c0}));
+    return p.asOperand(p.zeroRowsFrom(x, local, valid));
+  };
+  auto forBlocks = [&](Value from, Value to, Value init,
+                       function_ref<Value(Value n0, Value carried)> body) {
+    return p.forLoop(from, to, ValueRange{init}, [&](Value i, ValueRange carried) {
+      return SmallVector<Value>{body(arith::MulIOp::create(b, i, ops.blkIdx), carried[0])};
+    })[0];
+  };
+  Value state = ops.init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), ops.init,
+                                                ValueRange{batch, head, c0, col0}, nullptr)
+                               .getResult()
+                         : p.splatF32({d, dv}, 0.0f);
+  state = forBlocks(c0, ops.numBlocks, state, [&](Value n0, Value s) {
+    Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, p.operandType), ops.v,
+                                    ValueRange{batch, kvHead, n0, col0}, nullptr);
+    return p.dot(p.trans(loadMapped(ops.k, kvHead, n0)), vb, s);
+  });
+  Value stateOperand = p.asOperand(state);
+  Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
+  forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
+    Value o = p.dot(loadMapped(ops.q, head, n0), stateOperand, p.splatF32({blk, dv}, 0.0f));
+    p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
+    return s;
+  });
+  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
   return success();
 }
 
@@ -489,316 +617,39 @@ LogicalResult tessera::buildLinearGradTileProgram(ImplicitLocOpBuilder &b,
     return op.emitError("the non-causal gradient is not lowered to a tile program yet");
   LinearProgram p(b, op.getFeatureMap());
   LinearOperands ops(p, op, buffers, config);
-  Value q = ops.q, k = ops.k, v = ops.v, decay = ops.decay, init = ops.init;
-  Value dout = buffers.lookup(op.getGradOutput());
-  Value dq = buffers.lookup(op.getGradQuery()), dk = buffers.lookup(op.getGradKey());
-  Value dv = buffers.lookup(op.getGradValue());
-  int64_t d = ops.d, dvDim = ops.dv, blk = ops.blk;
-  double scale = ops.scale;
-  Value nBatch = ops.nBatch, nHeads = ops.nHeads, nKvHeads = ops.nKvHeads, n = ops.n;
-  Value group = ops.group, blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
-  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
-  // Three sweeps, each over pieces of the state (up to `split` pieces) so that a piece
-  // fits in registers: dQ over pieces of D (S's rows), dK over pieces of D (the state
-  // gradient's rows), dV over pieces of Dv (its columns). Every term a piece needs is
-  // whole in it; G Vᵀ and Q' K'ᵀ are recomputed per piece. Pieces of rows keep 16 rows
-  // per warp, pieces of columns 16 columns.
-  int64_t rowsPerWarps = 16 * config.getNumWarps();
-  int64_t dPieces = statePieces(config.getSplit(), d,
-                                [&](int64_t rows) { return rows % rowsPerWarps == 0; });
-  int64_t vPieces =
-      statePieces(config.getSplit(), dvDim, [](int64_t cols) { return cols % 16 == 0; });
-  int64_t dPiece = d / dPieces, vPiece = dvDim / vPieces;
-  p.operandType = cast<MemRefType>(q.getType()).getElementType();
-  auto zeros = [&](int64_t r, int64_t c) { return p.splatF32({r, c}, 0.0f); };
-  auto rowScaled = [&](Value t, Value perRow) {
-    return arith::MulFOp::create(
-               b, t, p.broadcast(perRow, 1, cast<RankedTensorType>(t.getType()).getDimSize(1)))
-        .getResult();
-  };
-  // dK and dV sum over the query heads of a group: in f32 workspaces, converted at the end.
-  auto dyn = ShapedType::kDynamic;
-  auto sums = [&](int64_t width) {
-    return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, width}, p.f32),
-                                   ValueRange{nBatch, nKvHeads, n})
-        .getResult();
-  };
-  Value dkSum = sums(d), dvSum = sums(dvDim);
+  p.operandType = cast<MemRefType>(ops.q.getType()).getElementType();
+  Value g = buffers.lookup(op.getGradOutput());
+  // Three sweeps of the forward's kind (SEMANTICS §2), with G the output gradient, Q' and
+  // K' the mapped queries and keys, and every output scaled by τ:
+  //   dQ' = [(G Vᵀ) ⊙ M] K' + Λq (G Sᵀ),   Sᵀ = Σ before (Λk V)ᵀ K'   (forward)
+  //   dK' = [(V Gᵀ) ⊙ Mᵀ] Q' + Λk (V dSᵀ), dSᵀ = Σ after (Λq G)ᵀ Q'   (reverse)
+  //   dV  = [(K' Q'ᵀ) ⊙ Mᵀ] G + Λk (K' dS), dS = Σ after (Λq Q')ᵀ G    (reverse)
+  // dQ = dQ' φ'(Q) and dK = dK' φ'(K); dK and dV sum over the query heads of a group.
+  CausalSweep dq;
+  dq.rows = {g, /*byKvHead=*/false, /*mapped=*/false};
+  dq.keys = {ops.v, /*byKvHead=*/true, /*mapped=*/false};
+  dq.values = {ops.k, /*byKvHead=*/true, /*mapped=*/true};
+  dq.init = ops.init;
+  dq.initTransposed = true; // the sweep carries Sᵀ
+  dq.out = buffers.lookup(op.getGradQuery());
+  dq.chainRule = ops.q;
+  buildCausalSweep(p, ops, dq, config);
 
-  // What every program of every sweep shares: the block's row indices, the intra-block
-  // decay mask M, Λq = λ^(r+1), and per block the valid rows, λ^valid and Λk.
-  struct Shared {
-    Value local, mask, qDecay;
-  };
-  auto shared = [&]() {
-    Shared sh;
-    sh.local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0);
-    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), sh.local);
-    Value diff = arith::SubFOp::create(b, p.broadcast(rowsF, 1, blk), p.broadcast(rowsF, 0, blk));
-    Value lower = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, zeros(blk, blk));
-    sh.mask = arith::SelectOp::create(b, lower, p.decayPow(diff), zeros(blk, blk));
-    sh.qDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
-    return sh;
-  };
-  struct BlockRows {
-    Value n0, valid, validF, kDecay; // kDecay = Λk = λ^(valid-1-r), 0 exponent past valid
-  };
-  auto blockRows = [&](const Shared &sh, Value i) {
-    BlockRows r;
-    r.n0 = arith::MulIOp::create(b, i, blkIdx);
-    r.valid = arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, r.n0));
-    r.validF = p.indexToF32(r.valid);
-    Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), sh.local);
-    Value kExp = arith::MaxNumFOp::create(
-        b,
-        arith::SubFOp::create(
-            b, p.splatOf({blk}, arith::SubFOp::create(b, r.validF, p.cF32(1.0))), rowsF),
-        p.splatF32({blk}, 0.0f));
-    r.kDecay = p.decayPow(kExp);
-    return r;
-  };
-  // φ(x) and x of columns [col, col + width) of a block (f32; rows past valid zero).
-  auto mapped = [&](const Shared &sh, const BlockRows &r, Value buffer, Value batch, Value h,
-                    Value col, int64_t width) {
-    Value raw = p.loadF32(buffer, {blk, width}, ValueRange{batch, h, r.n0, col});
-    return std::make_pair(p.zeroRowsFrom(p.phi(raw), sh.local, r.valid), raw);
-  };
-  auto loadRows = [&](Value buffer, Value batch, Value h, const BlockRows &r, Value col,
-                      int64_t width) {
-    return p.loadF32(buffer, {blk, width}, ValueRange{batch, h, r.n0, col});
-  };
-  auto gradOut = [&](Value batch, Value head, const BlockRows &r, Value col, int64_t width) {
-    return arith::MulFOp::create(b, loadRows(dout, batch, head, r, col, width),
-                                 p.splatF32({blk, width}, float(scale)))
-        .getResult();
-  };
-  // (A Bᵀ) ⊙ M for two blocks of rows: G Vᵀ (the scores' gradient) or Q' K'ᵀ (the scores).
-  auto maskedProduct = [&](Value a, Value rows, const Shared &sh) {
-    return arith::MulFOp::create(
-               b, p.dot(p.asOperand(a), p.trans(p.asOperand(rows)), zeros(blk, blk)), sh.mask)
-        .getResult();
-  };
-  auto decayState = [&](Value state, Value validF) {
-    auto shape = cast<RankedTensorType>(state.getType()).getShape();
-    return arith::MulFOp::create(b, state, p.splatOf(shape, p.decayPow(validF))).getResult();
-  };
-  // Sequence chunks when batch x heads is small: the `split` programs of a head and batch
-  // are pieces x chunks. Each chunk's own state (forward, from zero over its blocks: for
-  // dQ) and own state gradient (reverse: for dK and dV) go to workspaces first; a chunk
-  // then starts from the decayed sum of the chunks before (after) it.
-  int64_t chunks = std::max<int64_t>(1, config.getSplit() / std::max(dPieces, vPieces));
-  Value perChunk = p.ceilDiv(numBlocks, chunks);
+  CausalSweep dk;
+  dk.rows = {ops.v, /*byKvHead=*/true, /*mapped=*/false};
+  dk.keys = {g, /*byKvHead=*/false, /*mapped=*/false};
+  dk.values = {ops.q, /*byKvHead=*/false, /*mapped=*/true};
+  dk.reverse = dk.grouped = true;
+  dk.out = buffers.lookup(op.getGradKey());
+  dk.chainRule = ops.k;
+  buildCausalSweep(p, ops, dk, config);
 
-
-  // Opens a grid over (head, batch, piece x chunk); returns head, batch, piece, chunk.
-  auto openGrid = [&](Value heads, int64_t pieces) {
-    auto grid =
-        tile::GridOp::create(b, ValueRange{heads, nBatch, p.cIndex(pieces * chunks)}, config);
-    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-    Value id = p.programId(2);
-    return std::make_tuple(p.programId(0), p.programId(1),
-                           arith::RemUIOp::create(b, id, p.cIndex(pieces)).getResult(),
-                           arith::DivUIOp::create(b, id, p.cIndex(pieces)).getResult());
-  };
-  // A program per (query head, batch, piece of D's rows, chunk), its decay loaded.
-  struct HeadProgram {
-    Value head, batch, chunk, kvHead, col;
-    Shared sh;
-  };
-  auto openHeadProgram = [&]() {
-    HeadProgram h;
-    auto [head, batch, piece, chunk] = openGrid(nHeads, dPieces);
-    h.head = head, h.batch = batch, h.chunk = chunk;
-    h.kvHead = arith::DivSIOp::create(b, head, group);
-    p.log2Decay = loadLog2Decay(p, decay, head);
-    h.sh = shared();
-    h.col = arith::MulIOp::create(b, piece, p.cIndex(dPiece));
-    return h;
-  };
-  // Blocks [first, end) last to first: `body` gets the block index.
-  auto reverseBlocks = [&](Value first, Value end, Value init,
-                           function_ref<Value(Value block, Value carried)> body) {
-    return p.forLoop(c0, arith::SubIOp::create(b, end, first), ValueRange{init},
-                     [&](Value i, ValueRange carried) {
-                       Value block = arith::SubIOp::create(b, arith::SubIOp::create(b, end, c1), i);
-                       return SmallVector<Value>{body(block, carried[0])};
-                     })[0];
-  };
-  // S ← λ^valid S + (Λk K')ᵀ V, and dS ← λ^valid dS + (Λq Q')ᵀ G.
-  auto stateStep = [&](Value state, Value kb, Value vb, const BlockRows &r) {
-    return p.dot(p.trans(p.asOperand(rowScaled(kb, r.kDecay))), p.asOperand(vb),
-                 decayState(state, r.validF));
-  };
-  auto gradStateStep = [&](Value dState, Value qb, Value g, const Shared &sh,
-                           const BlockRows &r) {
-    return p.dot(p.trans(p.asOperand(rowScaled(qb, sh.qDecay))), p.asOperand(g),
-                 decayState(dState, r.validF));
-  };
-  // Adds `t` into the workspace rows of a block (the group's first head stores).
-  auto accumulate = [&](Value sum, Value t, Value g, Value batch, Value kvHead,
-                        const BlockRows &r, Value col) {
-    SmallVector<Value> at{batch, kvHead, r.n0, col};
-    Value before = tile::LoadOp::create(b, t.getType(), sum, at, nullptr);
-    Value first = p.cmpI(arith::CmpIPredicate::eq, g, c0);
-    auto shape = cast<RankedTensorType>(t.getType()).getShape();
-    Value base = arith::SelectOp::create(b, p.splatOf(shape, first), p.splatF32(shape, 0.0f),
-                                         before);
-    tile::StoreOp::create(b, arith::AddFOp::create(b, base, t), sum, at);
-  };
-  auto convert = [&](Value sum, Value to, Value batch, Value kvHead, Value col, int64_t width,
-                     Value first, Value end) {
-    p.forLoop(first, end, {}, [&](Value i, ValueRange) {
-      Value n0 = arith::MulIOp::create(b, i, blkIdx);
-      SmallVector<Value> at{batch, kvHead, n0, col};
-      p.storeAs(tile::LoadOp::create(b, p.tileType({blk, width}, p.f32), sum, at, nullptr),
-                to, at);
-      return SmallVector<Value>{};
-    });
-  };
-
-  Value ownStates, ownGrads; // [B, H, chunks, D, Dv]
-  if (chunks > 1) {
-    auto workspace = [&] {
-      return memref::AllocOp::create(b, MemRefType::get({dyn, dyn, chunks, d, dvDim}, p.f32),
-                                     ValueRange{nBatch, nHeads})
-          .getResult();
-    };
-    ownStates = workspace();
-    ownGrads = workspace();
-    for (bool forward : {true, false}) {
-      OpBuilder::InsertionGuard guard(b);
-      auto [head, batch, chunk, kvHead, col, sh] = openHeadProgram();
-      auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
-      Value own = zeros(dPiece, dvDim);
-      if (forward)
-        own = p.forLoop(first, end, {own}, [&](Value i, ValueRange carried) {
-          BlockRows r = blockRows(sh, i);
-          Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
-          return SmallVector<Value>{
-              stateStep(carried[0], kb, loadRows(v, batch, kvHead, r, c0, dvDim), r)};
-        })[0];
-      else
-        own = reverseBlocks(first, end, own, [&](Value i, Value carried) {
-          BlockRows r = blockRows(sh, i);
-          Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
-          return gradStateStep(carried, qb, gradOut(batch, head, r, c0, dvDim), sh, r);
-        });
-      tile::StoreOp::create(b, own, forward ? ownStates : ownGrads,
-                            ValueRange{batch, head, chunk, col, c0});
-    }
-    // Own states become the states the chunks start from (forward, from the initial
-    // state) and own state gradients those they end with (reverse, from zero).
-    for (bool forward : {true, false})
-      scanChunkStates(
-          p, forward ? ownStates : ownGrads, chunks, dPieces, dPiece, dvDim,
-          /*piecesOfRows=*/true, /*reverse=*/!forward, nHeads, nBatch, decay, config,
-          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
-          [&](Value batch, Value head, Value row0, Value col0) -> Value {
-            if (!forward || !init)
-              return zeros(dPiece, dvDim);
-            return tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
-                                        ValueRange{batch, head, row0, col0}, nullptr);
-          });
-  }
-  // The state (forward) or state gradient (reverse) chunk `c` starts from, rows
-  // [row0, ...) and columns [col0, ...): `start` without chunks, else from the scan.
-  auto chunkStart = [&](bool forward, Value start, Value batch, Value head, Value c,
-                        Value row0, Value col0) {
-    if (chunks == 1)
-      return start;
-    return Value(tile::LoadOp::create(b, start.getType(), forward ? ownStates : ownGrads,
-                                      ValueRange{batch, head, c, row0, col0}, nullptr));
-  };
-
-  {
-    // dQ, forward over blocks: dQ' = [(G Vᵀ) ⊙ M] K' + (Λq G) Sᵀ with S the state before
-    // the block (rows of this piece), then S ← λ^valid S + (Λk K')ᵀ V.
-    OpBuilder::InsertionGuard guard(b);
-    auto [head, batch, chunk, kvHead, col, sh] = openHeadProgram();
-    Value s0 = zeros(dPiece, dvDim);
-    if (chunks > 1)
-      s0 = chunkStart(/*forward=*/true, s0, batch, head, chunk, col, c0);
-    else if (init)
-      s0 = tile::LoadOp::create(b, p.tileType({dPiece, dvDim}, p.f32), init,
-                                ValueRange{batch, head, col, c0}, nullptr);
-    auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
-    p.forLoop(first, end, {s0}, [&](Value i, ValueRange carried) {
-      BlockRows r = blockRows(sh, i);
-      Value g = gradOut(batch, head, r, c0, dvDim);
-      Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
-      Value kb = mapped(sh, r, k, batch, kvHead, col, dPiece).first;
-      Value qRaw = loadRows(q, batch, head, r, col, dPiece);
-      Value dS = maskedProduct(g, vb, sh);
-      Value dqPrime = p.dot(p.asOperand(dS), p.asOperand(kb), zeros(blk, dPiece));
-      dqPrime = p.dot(p.asOperand(rowScaled(g, sh.qDecay)), p.trans(p.asOperand(carried[0])),
-                      dqPrime);
-      p.storeAs(arith::MulFOp::create(b, dqPrime, p.phiDerivative(qRaw)), dq,
-                ValueRange{batch, head, r.n0, col});
-      return SmallVector<Value>{stateStep(carried[0], kb, vb, r)};
-    });
-  }
-  // A reverse sweep per (key/value head, batch, piece of `width`, chunk): for each head
-  // of the group, the chunk's blocks last to first carrying the state gradient dS (from
-  // the chunks after it; zero after the last block). `block` gives the block's share of
-  // the output (added into `sum`) and the φ(q) and G that update dS; `sum` goes to `to`
-  // at the end. The piece is dS's rows (`piecesOfRows`) or its columns.
-  struct ReverseStep {
-    Value share, q, g;
-  };
-  using ReverseBlock = function_ref<ReverseStep(Value head, Value batch, Value kvHead,
-                                                Value col, const Shared &, const BlockRows &,
-                                                Value dState)>;
-  auto reverseSweep = [&](int64_t pieces, int64_t width, bool piecesOfRows, Value sum, Value to,
-                          ReverseBlock block) {
-    OpBuilder::InsertionGuard guard(b);
-    auto [kvHead, batch, piece, chunk] = openGrid(nKvHeads, pieces);
-    Value col = arith::MulIOp::create(b, piece, p.cIndex(width));
-    auto [first, end] = chunkBlocks(p, chunk, perChunk, numBlocks);
-    int64_t rows = piecesOfRows ? width : d, cols = piecesOfRows ? dvDim : width;
-    p.forLoop(c0, group, {}, [&](Value gi, ValueRange) {
-      Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), gi);
-      p.log2Decay = loadLog2Decay(p, decay, head);
-      Shared sh = shared();
-      Value dS0 = chunkStart(/*forward=*/false, zeros(rows, cols), batch, head, chunk,
-                             piecesOfRows ? col : c0, piecesOfRows ? c0 : col);
-      reverseBlocks(first, end, dS0, [&](Value i, Value carried) {
-        BlockRows r = blockRows(sh, i);
-        ReverseStep step = block(head, batch, kvHead, col, sh, r, carried);
-        accumulate(sum, step.share, gi, batch, kvHead, r, col);
-        return gradStateStep(carried, step.q, step.g, sh, r);
-      });
-      return SmallVector<Value>{};
-    });
-    convert(sum, to, batch, kvHead, col, width, first, end);
-  };
-  // dK' = [(G Vᵀ) ⊙ M]ᵀ Q' + (Λk V) dSᵀ over pieces of D (dS's rows).
-  reverseSweep(dPieces, dPiece, /*piecesOfRows=*/true, dkSum, dk,
-               [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
-                   const BlockRows &r, Value dState) {
-                 Value g = gradOut(batch, head, r, c0, dvDim);
-                 Value vb = loadRows(v, batch, kvHead, r, c0, dvDim);
-                 Value qb = mapped(sh, r, q, batch, head, col, dPiece).first;
-                 Value kRaw = loadRows(k, batch, kvHead, r, col, dPiece);
-                 Value dS = maskedProduct(g, vb, sh);
-                 Value dkPrime =
-                     p.dot(p.trans(p.asOperand(dS)), p.asOperand(qb), zeros(blk, dPiece));
-                 dkPrime = p.dot(p.asOperand(rowScaled(vb, r.kDecay)), p.trans(p.asOperand(dState)),
-                                 dkPrime);
-                 return ReverseStep{arith::MulFOp::create(b, dkPrime, p.phiDerivative(kRaw)),
-                                    qb, g};
-               });
-  // dV = [(Q' K'ᵀ) ⊙ M]ᵀ G + (Λk K') dS over pieces of Dv (dS's columns).
-  reverseSweep(vPieces, vPiece, /*piecesOfRows=*/false, dvSum, dv,
-               [&](Value head, Value batch, Value kvHead, Value col, const Shared &sh,
-                   const BlockRows &r, Value dState) {
-                 Value g = gradOut(batch, head, r, col, vPiece);
-                 Value qb = mapped(sh, r, q, batch, head, c0, d).first;
-                 Value kb = mapped(sh, r, k, batch, kvHead, c0, d).first;
-                 Value a = maskedProduct(qb, kb, sh);
-                 Value dvBlock = p.dot(p.trans(p.asOperand(a)), p.asOperand(g), zeros(blk, vPiece));
-                 dvBlock = p.dot(p.asOperand(rowScaled(kb, r.kDecay)), p.asOperand(dState),
-                                 dvBlock);
-                 return ReverseStep{dvBlock, qb, g};
-               });
+  CausalSweep dv;
+  dv.rows = {ops.k, /*byKvHead=*/true, /*mapped=*/true};
+  dv.keys = {ops.q, /*byKvHead=*/false, /*mapped=*/true};
+  dv.values = {g, /*byKvHead=*/false, /*mapped=*/false};
+  dv.reverse = dv.grouped = true;
+  dv.out = buffers.lookup(op.getGradValue());
+  buildCausalSweep(p, ops, dv, config);
   return success();
 }

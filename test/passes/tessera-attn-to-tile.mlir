@@ -222,49 +222,71 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 
 // -----
 
-// The gradient in three sweeps, each over pieces of the state: dQ forward over blocks
-// per query head; dK, then dV, in reverse per key/value head, every head of its group in
-// turn adding into an f32 workspace that is converted to the output at the end. With
-// split = 12 (D = Dv = 64, 4 warps) dQ and dK keep their 64 state rows whole (pieces of
-// rows keep 16 per warp) and dV takes 4 pieces of 16 columns.
+// The gradient: three sweeps of the forward's kind with the roles of q, k, v and the
+// output gradient G permuted, one program per query head each. dQ walks the blocks first
+// to last (rows G, keys V, values K); dK (rows V, keys G, values Q), then dV (rows K,
+// keys Q, values G), walk them last to first. A group of one head stores its dK / dV
+// blocks directly; a larger one stores f32 per head, summed by one more grid per key /
+// value head.
 // CHECK-LABEL: func.func @lightning_grad
+// CHECK-SAME: (%[[Q:[a-z0-9]+]]: {{.*}}, %[[K:[a-z0-9]+]]: {{.*}}, %[[V:[a-z0-9]+]]: {{.*}}, %[[G:[a-z0-9]+]]: {{.*}}, %[[LAM:[a-z0-9]+]]: {{.*}}, %[[DQ:[a-z0-9]+]]: {{.*}}, %[[DK:[a-z0-9]+]]: {{.*}}, %[[DV:[a-z0-9]+]]:
+// CHECK: tile.grid
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: %[[QG:.*]] = tile.load %[[G]]
+// CHECK: tile.load %[[V]]
+// CHECK: tile.load %[[K]]
+// CHECK: tile.dot %[[QG]]
+// CHECK: tile.store {{.*}}, %[[DQ]]
 // CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xf32>
+// CHECK: tile.grid
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: arith.subi
+// CHECK: %[[KV:.*]] = tile.load %[[V]]
+// CHECK: tile.load %[[G]]
+// CHECK: tile.load %[[Q]]
+// CHECK: tile.dot %[[KV]]
+// CHECK: scf.if
+// CHECK: tile.store {{.*}}, %[[DK]]
+// CHECK: } else {
+// CHECK: tile.store {{.*}}, %[[DK_SUM]]
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (tensor<32x64xf32>)
+// CHECK: tile.load %[[DK_SUM]]
+// CHECK: tile.store {{.*}}, %[[DK]]
 // CHECK: %[[DV_SUM:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xf32>
 // CHECK: tile.grid
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
-// CHECK: tile.grid
-// CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
-// CHECK: arith.subi
-// CHECK: tile.store {{.*}}, %[[DK_SUM]]
-// CHECK: tile.load %[[DK_SUM]]
-// CHECK: tile.grid
-// CHECK: scf.for
-// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK: %[[VK:.*]] = tile.load %[[K]]
+// CHECK: tile.load %[[Q]]
+// CHECK: tile.load %[[G]]
+// CHECK: tile.dot %[[VK]]
+// CHECK: scf.if
+// CHECK: tile.store {{.*}}, %[[DV]]
 // CHECK: tile.store {{.*}}, %[[DV_SUM]]
+// CHECK: tile.grid
 // CHECK: tile.load %[[DV_SUM]]
-// With split = 12 the gradient also runs in 3 sequence chunks (12 / 4 dV pieces): two
-// grids first store each chunk's own state and own state gradient (from zero over its
-// blocks), two scans turn them into the state each chunk starts from (dQ) and the state
-// gradient it ends with (dK, dV), read once by each sweep's chunk.
+// CHECK: tile.store {{.*}}, %[[DV]]
+// With split = 12 (one piece of 64 value columns, so 12 sequence chunks) each sweep
+// first stores every chunk's own state (from zero over its blocks), a scan (one program
+// per head and batch walking the chunks) turns those into the states the chunks start
+// from, and the sweep's programs start from them.
 // CHUNKS-LABEL: func.func @lightning_grad
-// CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
-// CHUNKS: %[[OWN_DS:.*]] = memref.alloc({{.*}}) : memref<?x?x3x64x64xf32>
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
-// CHUNKS: tile.store {{.*}}, %[[OWN_S]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
-// CHUNKS: tile.store {{.*}}, %[[OWN_DS]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
-// CHUNKS: tile.store {{.*}}, %[[OWN_DS]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_S]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
 // CHUNKS: tile.load %[[OWN_S]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c3{{.*}}]
-// CHUNKS: tile.load %[[OWN_DS]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12]
-// CHUNKS: tile.load %[[OWN_DS]]
-// CHUNKS: scf.for {{.*}} -> (tensor<64x16xf32>)
+// CHUNKS: %[[OWN_DSK:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.load %[[OWN_DSK]]
+// CHUNKS: scf.for
 func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %do: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>) {
   %dq, %dk, %dv = attn.linear_attention_grad %q, %k, %v, %do decay(%lam : tensor<?xf32>) {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>

@@ -102,16 +102,20 @@ def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("feature_map,d", [("identity", 128), ("elu_plus_one", 64)])
 def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
-    # Three sweeps (dQ and dK over pieces of D's rows, dV over pieces of Dv's columns),
-    # dK and dV summed over a group's heads in f32 workspaces.
+    # Three sweeps of the forward's kind (dQ first to last, dK and dV last to first), all
+    # on warpgroup products on Hopper; dK and dV each with a grid summing a group's heads
+    # (no blocks for a group of one head).
     import tessera
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
-    k = tessera.compile(tessera.linear_attention(decay=True, feature_map=feature_map),
-                        head_dim=d, dtype="bfloat16", target="cuda")
-    image = k.grad_image()
-    assert len(image.launches) == 3 and len(image.workspaces) == 2
-    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in image.ptx
+    spec = tessera.linear_attention(decay=True, feature_map=feature_map)
+    image = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda").grad_image()
+    assert len(image.launches) == 5 and len(image.workspaces) == 2
+    assert b"wgmma.mma_async" in image.ptx and b"mma.sync" not in image.ptx
     assemble(image.ptx, "sm_90a", tmp_path)
+    ampere = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
+                             chip="sm_80").grad_image()
+    assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in ampere.ptx
+    assemble(ampere.ptx, "sm_80", tmp_path)
 
 
 def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):

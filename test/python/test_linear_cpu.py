@@ -195,6 +195,26 @@ def test_backward_feature_maps_initial_state_no_decay(feature_map):
         assert relative_error(g, r) <= TOL
 
 
+@pytest.mark.parametrize("split", [1, 4])
+def test_backward_value_dim_differs_from_head_dim(split):
+    # D = 64, Dv = 128: the dQ and dK sweeps carry [Dv, D] states, dV [D, Dv]; with
+    # split = 4 they cut them into different pieces and sequence chunks.
+    rng = np.random.default_rng(split)
+    q = rng.standard_normal((2, 4, 150, 64), dtype=np.float32) * 0.3
+    k = rng.standard_normal((2, 2, 150, 64), dtype=np.float32) * 0.3
+    v = rng.standard_normal((2, 2, 150, 128), dtype=np.float32)
+    grad_out = rng.standard_normal((2, 4, 150, 128), dtype=np.float32)
+    state = rng.standard_normal((2, 4, 64, 128), dtype=np.float32)
+    lam = L.alibi_decay(4)
+    spec = tessera.linear_attention(decay=True, initial_state=True)
+    compiled = tessera.compile(spec, head_dim=64, value_dim=128,
+                               config=tessera.Config(block_m=32, split=split))
+    got = compiled.grad(q, k, v, grad_out, decay=lam, initial_state=state)
+    ref = L.reference_grad(q, k, v, grad_out, decay=lam, initial_state=state)
+    for g, r in zip(got, ref):
+        assert relative_error(g, r) <= TOL
+
+
 def test_reference_gradient_matches_finite_differences():
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal(s) for s in ((1, 2, 6, 4), (1, 1, 6, 4), (1, 1, 6, 4)))
