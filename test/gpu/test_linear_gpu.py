@@ -108,7 +108,9 @@ def test_backward_through_autograd(name, d, n, h, hk):
         inputs["decay"] = torch.from_numpy(tessera.alibi_decay(h)).cuda()
     if spec.initial_state:
         inputs["initial_state"] = torch.randn(1, h, d, d, device="cuda")
-    weight = torch.randn(1, h, n, d, device="cuda")
+    # W exactly bf16: autograd hands the kernel G = W in o's dtype, and the reference
+    # should see the same G (at n = 1, dq and dk are one dot product g·v each).
+    weight = torch.randn(1, h, n, d, device="cuda").bfloat16().float()
     out, _ = kernel(q, k, v, **inputs)
     (out.float() * weight).sum().backward()
     leaves = [x.detach().double().requires_grad_() for x in (q, k, v)]
