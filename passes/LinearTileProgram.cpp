@@ -209,16 +209,27 @@ static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int6
     Value offset = arith::MulIOp::create(b, ids[2], p.cIndex(piecesOfRows ? rows : cols));
     Value row0 = piecesOfRows ? offset : c0, col0 = piecesOfRows ? c0 : offset;
     Type type = p.tileType({rows, cols}, p.f32);
-    p.forLoop(c0, p.cIndex(chunks), {start(batch, head, row0, col0)},
+    // Chunk of step j (clamped: the last step's look-ahead re-reads the last chunk).
+    auto chunkAt = [&](Value j) -> Value {
+      j = arith::MinSIOp::create(b, j, p.cIndex(chunks - 1));
+      return reverse ? arith::SubIOp::create(b, p.cIndex(chunks - 1), j).getResult() : j;
+    };
+    auto ownState = [&](Value c) {
+      return tile::LoadOp::create(b, type, states, ValueRange{batch, head, c, row0, col0},
+                                  nullptr)
+          .getResult();
+    };
+    // Each step loads the next chunk's own state before it stores its own result, so
+    // that the load's latency overlaps a step instead of adding to it.
+    Value first = ownState(chunkAt(c0));
+    p.forLoop(c0, p.cIndex(chunks), {start(batch, head, row0, col0), first},
               [&](Value j, ValueRange carried) {
-                Value c = reverse ? arith::SubIOp::create(b, p.cIndex(chunks - 1), j).getResult()
-                                  : j;
-                SmallVector<Value> at{batch, head, c, row0, col0};
-                Value own = tile::LoadOp::create(b, type, states, at, nullptr);
-                tile::StoreOp::create(b, carried[0], states, at);
+                Value c = chunkAt(j);
+                Value next = ownState(chunkAt(arith::AddIOp::create(b, j, p.cIndex(1))));
+                tile::StoreOp::create(b, carried[0], states, ValueRange{batch, head, c, row0, col0});
                 Value decayed = arith::MulFOp::create(
                     b, carried[0], p.splatOf({rows, cols}, p.decayPow(tokensOf(c))));
-                return SmallVector<Value>{arith::AddFOp::create(b, decayed, own)};
+                return SmallVector<Value>{arith::AddFOp::create(b, decayed, carried[1]), next};
               });
   });
 }
@@ -321,12 +332,14 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
           });
     }
     OpBuilder::InsertionGuard guard(b);
-    auto grid = tile::GridOp::create(b, ValueRange{nHeads, nBatch, p.cIndex(split)}, config);
+    // The split index varies fastest: the pieces of a head run side by side and read
+    // its rows and keys from L2 after the first.
+    auto grid = tile::GridOp::create(b, ValueRange{p.cIndex(split), nHeads, nBatch}, config);
     b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-    Value head = p.programId(0), batch = p.programId(1);
+    Value head = p.programId(1), batch = p.programId(2);
     Value kvHead = arith::DivSIOp::create(b, head, group);
-    Value piece = arith::RemUIOp::create(b, p.programId(2), p.cIndex(pieces));
-    Value chunk = arith::DivUIOp::create(b, p.programId(2), p.cIndex(pieces));
+    Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(pieces));
+    Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(pieces));
     Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
     auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
     {

@@ -176,20 +176,24 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // CHECK: tile.store %[[OUT]], {{.*}} : tensor<64x64xf32>
 // split = 12: a piece must fill the warps' rows, so 12 sequence chunks of the whole
 // state. A first grid stores each chunk's own state in a workspace; a scan (one program
-// per head and batch) replaces each by the decayed sum of those before it; in the last
-// grid a chunk starts from its own entry.
+// per head and batch, loading the next chunk's own state a step ahead) replaces each by
+// the decayed sum of those before it; in the last grid a chunk starts from its own
+// entry. The sweep grids put the split index first (it varies fastest: a head's
+// programs run side by side).
 // CHUNKS-LABEL: func.func @lightning
 // CHUNKS: %[[STATES:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHUNKS: tile.store {{.*}}, %[[STATES]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
-// CHUNKS: scf.for %[[C:.*]] = {{.*}} iter_args(%[[SUM:.*]] = {{.*}}) -> (tensor<64x64xf32>)
-// CHUNKS: tile.load %[[STATES]][{{.*}}, %[[C]], {{.*}}]
-// CHUNKS: tile.store %[[SUM]], %[[STATES]][{{.*}}, %[[C]], {{.*}}]
+// CHUNKS: %[[FIRST:.*]] = tile.load %[[STATES]]
+// CHUNKS: scf.for {{.*}} iter_args(%[[SUM:.*]] = {{.*}}, %[[OWN:.*]] = %[[FIRST]]) -> (tensor<64x64xf32>, tensor<64x64xf32>)
+// CHUNKS: %[[NEXT:.*]] = tile.load %[[STATES]]
+// CHUNKS: tile.store %[[SUM]], %[[STATES]]
 // CHUNKS: math.exp2
-// CHUNKS: arith.addf {{.*}} : tensor<64x64xf32>
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: %[[NEW:.*]] = arith.addf {{.*}}, %[[OWN]] : tensor<64x64xf32>
+// CHUNKS: scf.yield %[[NEW]], %[[NEXT]]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: %[[START:.*]] = tile.load %[[STATES]]
 // CHUNKS: scf.for {{.*}} iter_args({{.*}} = %[[START]]) -> (tensor<64x64xf32>)
 func.func @lightning(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
@@ -273,18 +277,18 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // from, and the sweep's programs start from them.
 // CHUNKS-LABEL: func.func @lightning_grad
 // CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.load %[[OWN_S]]
 // CHUNKS: %[[OWN_DSK:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
 // CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c12{{.*}}]
+// CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.load %[[OWN_DSK]]
 // CHUNKS: scf.for
 func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %do: tensor<?x?x?x64xf32>, %lam: tensor<?xf32>)
