@@ -411,6 +411,11 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
         return p.dot(p.asOperand(decayed), right, carried);
       };
       if (statesOnly) {
+        // No chunk starts after the last one (before the first, in reverse): its own
+        // state is never read.
+        Value unread = p.cmpI(arith::CmpIPredicate::eq, chunk,
+                              p.cIndex(sw.reverse ? 0 : chunks - 1));
+        endBlock = arith::SelectOp::create(b, unread, firstBlock, endBlock);
         Value own = forBlocks(state, [&](Value n0, Value s) {
           Value valid = validRows(n0);
           Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
