@@ -383,26 +383,31 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
       // point (the token after the block); λ^(valid-1-r) after it, the exponent clamped
       // at 0 past `valid` (λ^(negative) could overflow to inf; those rows are zero).
       Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
-      Value down = p.broadcast(rowsF, 1, blk), across = p.broadcast(rowsF, 0, blk);
-      Value diff = sw.reverse ? arith::SubFOp::create(b, across, down)
-                              : arith::SubFOp::create(b, down, across);
-      Value inside =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, p.splatF32({blk, blk}, 0.0f));
-      Value mask =
-          arith::SelectOp::create(b, inside, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f));
-      Value beforeDecay = p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+      // Made per block (a few exp2 per thread) rather than held across the loop: a
+      // [blk, blk] f32 tile is 32 registers per thread with 4 warps.
+      auto decayMask = [&] {
+        Value down = p.broadcast(rowsF, 1, blk), across = p.broadcast(rowsF, 0, blk);
+        Value diff = sw.reverse ? arith::SubFOp::create(b, across, down)
+                                : arith::SubFOp::create(b, down, across);
+        Value inside = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
+                                             p.splatF32({blk, blk}, 0.0f));
+        return arith::SelectOp::create(b, inside, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f))
+            .getResult();
+      };
+      auto beforeDecay = [&] {
+        return p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+      };
       auto afterDecay = [&](Value valid) {
         Value last = arith::SubFOp::create(b, p.indexToF32(valid), p.cF32(1.0));
         Value e = arith::MaxNumFOp::create(
             b, arith::SubFOp::create(b, p.splatOf({blk}, last), rowsF), p.splatF32({blk}, 0.0f));
         return p.decayPow(e);
       };
-      Value fixedRowDecay = sw.reverse ? Value() : p.broadcast(beforeDecay, 1, dv);
       // S ← λ^valid S + (Kᵀ Λk) V: the decay scales the columns of the left operand (Kᵀ,
       // or Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
       // loaded.
       auto updateState = [&](Value s, Value kb, Value vb, Value valid) {
-        Value keyDecay = sw.reverse ? beforeDecay : afterDecay(valid);
+        Value keyDecay = sw.reverse ? beforeDecay() : afterDecay(valid);
         Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
         Value decayed =
             arith::MulFOp::create(b, left, p.broadcast(keyDecay, 0, stateShape[0]));
@@ -456,8 +461,8 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
           stateOperand = p.trans(stateOperand);
         Value scores = p.dot(rb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
         Value inter = p.dot(rb, stateOperand, zeroOut);
-        scores = arith::MulFOp::create(b, scores, mask);
-        Value rowDecay = sw.reverse ? p.broadcast(afterDecay(valid), 1, dv) : fixedRowDecay;
+        scores = arith::MulFOp::create(b, scores, decayMask());
+        Value rowDecay = p.broadcast(sw.reverse ? afterDecay(valid) : beforeDecay(), 1, dv);
         Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, rowDecay));
         o = arith::MulFOp::create(b, o, scaleTile);
         if (sw.chainRule && p.featureMap != attn::FeatureMap::identity)
