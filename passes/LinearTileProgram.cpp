@@ -179,9 +179,11 @@ static std::pair<Value, Value> chunkBlocks(TileBuilder &p, Value c, Value perChu
   return {first, end};
 }
 
-/// Tokens in blocks [first, end) of `blk` tokens (the last block may be short).
-static Value blockTokens(TileBuilder &p, Value first, Value end, Value blkIdx, Value n) {
+/// Tokens of sequence chunk `c`: blocks of `blk` tokens (the last may be short).
+static Value chunkTokens(TileBuilder &p, Value c, Value perChunk, Value numBlocks,
+                         Value blkIdx, Value n) {
   ImplicitLocOpBuilder &b = p.b;
+  auto [first, end] = chunkBlocks(p, c, perChunk, numBlocks);
   Value tokens = arith::SubIOp::create(
       b, arith::MinSIOp::create(b, n, arith::MulIOp::create(b, end, blkIdx)),
       arith::MinSIOp::create(b, n, arith::MulIOp::create(b, first, blkIdx)));
@@ -276,10 +278,6 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
   int64_t split = config.getSplit(), warps = config.getNumWarps();
   int64_t pieces = forwardPieces(split, dvAll, warps);
   int64_t chunks = split / pieces, dv = dvAll / pieces;
-  // Own states are taken over parts of chunks (8 parts in all when chunks are few), so
-  // that their grid has programs enough for the machine; chunk c starts from the scan's
-  // entry for its first part (its last, in reverse).
-  int64_t parts = chunks > 1 ? std::max<int64_t>(1, 8 / chunks) : 1;
   // A piece's state is carried as Sᵀ [dv, d] when its value columns fill whole warps'
   // rows: every product then has block_m or dv rows (a warpgroup product's rows) and the
   // state update multiplies K as loaded. Otherwise as S [d, dv].
@@ -293,7 +291,7 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
   auto dyn = ShapedType::kDynamic;
   Value chunkStates;
   if (chunks > 1) {
-    SmallVector<int64_t> shape{dyn, dyn, chunks * parts, d, dvAll};
+    SmallVector<int64_t> shape{dyn, dyn, chunks, d, dvAll};
     if (transposed)
       std::swap(shape[3], shape[4]);
     chunkStates = memref::AllocOp::create(b, MemRefType::get(shape, p.f32),
@@ -315,14 +313,7 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
     Value s = tile::LoadOp::create(b, p.tileType(shape, p.f32), sw.init, idx, nullptr);
     return sw.initTransposed == transposed ? s : p.trans(s);
   };
-  Value perChunk = p.ceilDiv(numBlocks, chunks), perPart = p.ceilDiv(perChunk, parts);
-  // Blocks [first, end) of part `j` of chunk `c`.
-  auto partBlocks = [&](Value c, Value j) {
-    auto [first, end] = chunkBlocks(p, c, perChunk, numBlocks);
-    Value from = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, arith::MulIOp::create(b, j, perPart)), end);
-    Value to = arith::MinSIOp::create(b, arith::AddIOp::create(b, from, perPart), end);
-    return std::make_pair(Value(from), Value(to));
-  };
+  Value perChunk = p.ceilDiv(numBlocks, chunks);
   SmallVector<bool> passes =
       chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
   for (bool statesOnly : passes) {
@@ -331,14 +322,9 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
       // in before the first chunk).
       int64_t rows = stateShape[0], cols = stateShape[1];
       scanChunkStates(
-          p, chunkStates, chunks * parts, pieces, rows, cols, /*piecesOfRows=*/transposed,
-          sw.reverse, nHeads, nBatch, ops.decay, config,
-          [&](Value part) {
-            auto [first, end] = partBlocks(
-                arith::DivUIOp::create(b, part, p.cIndex(parts)),
-                arith::RemUIOp::create(b, part, p.cIndex(parts)));
-            return blockTokens(p, first, end, blkIdx, n);
-          },
+          p, chunkStates, chunks, pieces, rows, cols, /*piecesOfRows=*/transposed, sw.reverse,
+          nHeads, nBatch, ops.decay, config,
+          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
           [&](Value batch, Value head, Value row0, Value col0) {
             if (!sw.init)
               return p.splatF32({rows, cols}, 0.0f);
@@ -348,28 +334,14 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
     OpBuilder::InsertionGuard guard(b);
     // The split index varies fastest: the pieces of a head run side by side and read
     // its rows and keys from L2 after the first.
-    // The chunk-states grid runs a program per part of a chunk.
-    int64_t programs = statesOnly ? split * parts : split;
-    auto grid =
-        tile::GridOp::create(b, ValueRange{p.cIndex(programs), nHeads, nBatch}, config);
+    auto grid = tile::GridOp::create(b, ValueRange{p.cIndex(split), nHeads, nBatch}, config);
     b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
     Value head = p.programId(1), batch = p.programId(2);
     Value kvHead = arith::DivSIOp::create(b, head, group);
     Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(pieces));
-    Value slot = arith::DivUIOp::create(b, p.programId(0), p.cIndex(pieces));
+    Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(pieces));
     Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-    // The chunk, and (chunk-states grid) its part; the workspace entry is per part.
-    Value chunk = slot, part = c0;
-    if (statesOnly) {
-      chunk = arith::DivUIOp::create(b, slot, p.cIndex(parts));
-      part = arith::RemUIOp::create(b, slot, p.cIndex(parts));
-    }
-    auto [firstBlock, endBlock] = partBlocks(chunk, part);
-    if (!statesOnly)
-      std::tie(firstBlock, endBlock) = chunkBlocks(p, chunk, perChunk, numBlocks);
-    Value entry = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, chunk, p.cIndex(parts)),
-        statesOnly ? part : p.cIndex(sw.reverse ? parts - 1 : 0));
+    auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
     {
       p.log2Decay = loadLog2Decay(p, ops.decay, head);
       Value outHead = sw.grouped ? kvHead : head;
@@ -454,12 +426,12 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
           Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
           return updateState(s, kb, vb, valid);
         });
-        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(entry));
+        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
         continue;
       }
       if (chunkStates)
         state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
-                                     workspaceIndex(entry), nullptr);
+                                     workspaceIndex(chunk), nullptr);
       Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
       Value zeroOut = p.splatF32({blk, dv}, 0.0f);
       // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
