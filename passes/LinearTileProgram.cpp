@@ -226,7 +226,8 @@ static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int6
               [&](Value j, ValueRange carried) {
                 Value c = chunkAt(j);
                 Value next = ownState(chunkAt(arith::AddIOp::create(b, j, p.cIndex(1))));
-                tile::StoreOp::create(b, carried[0], states, ValueRange{batch, head, c, row0, col0});
+                tile::StoreOp::create(b, carried[0], states,
+                                      ValueRange{batch, head, c, row0, col0});
                 Value decayed = arith::MulFOp::create(
                     b, carried[0], p.splatOf({rows, cols}, p.decayPow(tokensOf(c))));
                 return SmallVector<Value>{arith::AddFOp::create(b, decayed, carried[1]), next};
@@ -468,7 +469,8 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
         if (sw.chainRule && p.featureMap != attn::FeatureMap::identity)
           o = arith::MulFOp::create(
               b, o,
-              p.phiDerivative(p.loadF32(sw.chainRule, {blk, dv}, ValueRange{batch, outHead, n0, col0})));
+              p.phiDerivative(p.loadF32(sw.chainRule, {blk, dv},
+                                        ValueRange{batch, outHead, n0, col0})));
         emit(o, n0);
         return updateState(s, kb, vb, valid);
       });
