@@ -299,11 +299,14 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
                                           ValueRange{nBatch, nHeads});
   }
   // Grouped outputs of a group of several heads go to f32 per query head first, summed
-  // by a last grid (a group of one head stores its own).
+  // by a last grid (a group of one head stores its own: the buffer then has no heads).
   Value groupSums;
-  if (sw.grouped)
+  if (sw.grouped) {
+    Value shared = p.cmpI(arith::CmpIPredicate::ne, nHeads, nKvHeads);
+    Value heads = arith::SelectOp::create(b, shared, nHeads, c0);
     groupSums = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dvAll}, p.f32),
-                                        ValueRange{nBatch, nHeads, n});
+                                        ValueRange{nBatch, heads, n});
+  }
   Value alone = p.cmpI(arith::CmpIPredicate::eq, group, c1);
   // The initial state's piece at value column `at`, in the carried orientation.
   auto loadInit = [&](Value batch, Value head, Value at) -> Value {

@@ -2138,9 +2138,34 @@ LogicalResult Distributor::lowerBlock(Block &block) {
   return success();
 }
 
-/// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant.
+/// (argument number, dim) of a `memref.dim` of an entry argument with a constant index.
+static std::optional<std::pair<int64_t, int64_t>> argumentDim(Value x, func::FuncOp func) {
+  auto dim = x.getDefiningOp<memref::DimOp>();
+  if (!dim)
+    return std::nullopt;
+  auto arg = dyn_cast<BlockArgument>(dim.getSource());
+  auto index = dim.getConstantIndex();
+  if (!arg || arg.getOwner() != &func.getBody().front() || !index)
+    return std::nullopt;
+  return std::make_pair(int64_t(arg.getArgNumber()), *index);
+}
+
+/// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant;
+/// or a dim that is 0 where it equals another (a buffer only some shapes use).
 static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   Builder b(size.getContext());
+  // [-2, a, d, a2, d2]: dim d of argument a, or 0 where it equals dim d2 of argument a2
+  // (select(dim != dim2, dim, 0)).
+  if (auto select = size.getDefiningOp<arith::SelectOp>()) {
+    auto cmp = select.getCondition().getDefiningOp<arith::CmpIOp>();
+    if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::ne ||
+        cmp.getLhs() != select.getTrueValue() || !matchPattern(select.getFalseValue(), m_Zero()))
+      return failure();
+    auto dim = argumentDim(cmp.getLhs(), func), other = argumentDim(cmp.getRhs(), func);
+    if (!dim || !other)
+      return failure();
+    return b.getDenseI64ArrayAttr({-2, dim->first, dim->second, other->first, other->second});
+  }
   // [a, d, q1, q2, ...]: dim d of argument a (d itself when a = -1), divided by q1, then
   // q2, ... — rounding up for q > 0, down for q < 0 (recorded as -q).
   SmallVector<int64_t> divisors;
@@ -2168,14 +2193,10 @@ static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   if (matchPattern(x, m_ConstantInt(&c))) {
     formula = {-1, c.getSExtValue()};
   } else {
-    auto dim = x.getDefiningOp<memref::DimOp>();
+    auto dim = argumentDim(x, func);
     if (!dim)
       return failure();
-    auto arg = dyn_cast<BlockArgument>(dim.getSource());
-    auto index = dim.getConstantIndex();
-    if (!arg || arg.getOwner() != &func.getBody().front() || !index)
-      return failure();
-    formula = {int64_t(arg.getArgNumber()), *index};
+    formula = {dim->first, dim->second};
   }
   formula.append(divisors);
   return b.getDenseI64ArrayAttr(formula);
@@ -2346,7 +2367,8 @@ static LogicalResult allocationsToWorkspaces(func::FuncOp func) {
       FailureOr<Attribute> f = gridFormula(*sizes++, func);
       if (failed(f))
         return alloc.emitError("GPU workspace sizes must be ceil or floor of dim(argument) / "
-                               "constant, or constants");
+                               "constant, constants, or a dim selected where it differs "
+                               "from another");
       shape.push_back(*f);
     }
     for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,6 +111,12 @@ def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
     spec = tessera.linear_attention(decay=True, feature_map=feature_map)
     image = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda").grad_image()
     assert len(image.launches) == 5 and len(image.workspaces) == 2
+    # The per-head f32 sums have no heads where every group is one head.
+    from tessera.gpu import _extent
+    for heads, kv_heads in ((4, 2), (4, 4)):
+        q, k = (SimpleNamespace(shape=(2, h, 100, d)) for h in (heads, kv_heads))
+        assert [[_extent(f, [q, k]) for f in w["shape"]] for w in image.workspaces] == \
+            [[2, 0 if heads == kv_heads else heads, 100, d]] * 2
     assert b"wgmma.mma_async" in image.ptx and b"mma.sync" not in image.ptx
     assemble(image.ptx, "sm_90a", tmp_path)
     ampere = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
