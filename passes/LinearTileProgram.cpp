@@ -265,263 +265,299 @@ struct CausalSweep {
 };
 } // namespace
 
+namespace {
+/// How a causal sweep is cut and what it allocates (buildCausalSweep): `split` programs
+/// per (head, batch) as pieces of the value columns times chunks of the sequence.
+struct SweepPlan {
+  int64_t d, dv, pieces, chunks;
+  /// The state is carried as Sᵀ [dv, d] when a piece's value columns fill whole warps'
+  /// rows (every product then has block_m or dv rows, a warpgroup product's rows, and
+  /// the state update multiplies K as loaded); otherwise as S [d, dv].
+  bool transposed;
+  SmallVector<int64_t, 2> stateShape;
+  Value c0, c1;
+  Value perChunk;    // blocks per chunk
+  Value chunkStates; // [B, H, chunks, state] f32: own states, then the starting states
+  Value groupSums;   // [B, H (0 for groups of one), N, Dv] f32: grouped outputs per head
+  Value alone;       // every group is one head
+};
+} // namespace
+
+/// The initial state's piece at value column `at`, in the carried orientation.
+static Value loadInitialState(LinearProgram &p, const CausalSweep &sw, const SweepPlan &plan,
+                              Value batch, Value head, Value at) {
+  int64_t d = plan.d, dv = plan.dv;
+  Value c0 = plan.c0;
+  SmallVector<int64_t> shape =
+      sw.initTransposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
+  SmallVector<Value> idx = sw.initTransposed ? SmallVector<Value>{batch, head, at, c0}
+                                             : SmallVector<Value>{batch, head, c0, at};
+  Value s = tile::LoadOp::create(p.b, p.tileType(shape, p.f32), sw.init, idx, nullptr);
+  return sw.initTransposed == plan.transposed ? s : p.trans(s);
+}
+
+/// One grid of a sweep, a program per (piece x chunk, head, batch): the chunk's blocks
+/// from its starting state, or (`statesOnly`) the chunk's own state from zero into the
+/// workspace. The split index varies fastest: the pieces of a head run side by side and
+/// read its rows and keys from L2 after the first.
+static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
+                          const SweepPlan &plan, tile::ConfigAttr config, bool statesOnly) {
+  ImplicitLocOpBuilder &b = p.b;
+  int64_t d = plan.d, dv = plan.dv, blk = ops.blk, chunks = plan.chunks;
+  bool transposed = plan.transposed;
+  ArrayRef<int64_t> stateShape = plan.stateShape;
+  Value n = ops.n, group = ops.group, blkIdx = ops.blkIdx;
+  Value c0 = plan.c0, c1 = plan.c1, chunkStates = plan.chunkStates;
+  Value groupSums = plan.groupSums, alone = plan.alone;
+  Type operandType = p.operandType;
+  OpBuilder::InsertionGuard guard(b);
+  auto grid = tile::GridOp::create(
+      b, ValueRange{p.cIndex(config.getSplit()), ops.nHeads, ops.nBatch}, config);
+  b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
+  Value head = p.programId(1), batch = p.programId(2);
+  Value kvHead = arith::DivSIOp::create(b, head, group);
+  Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
+  Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
+  Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
+  auto [firstBlock, endBlock] = chunkBlocks(p, chunk, plan.perChunk, ops.numBlocks);
+  p.log2Decay = loadLog2Decay(p, ops.decay, head);
+  Value outHead = sw.grouped ? kvHead : head;
+  auto workspaceIndex = [&](Value c) {
+    return transposed ? SmallVector<Value>{batch, head, c, col0, c0}
+                      : SmallVector<Value>{batch, head, c, c0, col0};
+  };
+  // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
+  // each chunk's starting state (the initial state's included) in the workspace.
+  Value state = sw.init && !chunkStates ? loadInitialState(p, sw, plan, batch, head, col0)
+                                        : p.splatF32(stateShape, 0.0f);
+  Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
+  // A role's rows [n0, n0 + blk), columns [col, col + width), as a product operand;
+  // only φ = elu + 1 maps the zero padding past `valid` off zero.
+  auto load = [&](const SweepInput &in, Value n0, Value valid, Value col, int64_t width) {
+    SmallVector<Value> at{batch, in.byKvHead ? kvHead : head, n0, col};
+    if (!in.mapped || p.featureMap == attn::FeatureMap::identity)
+      return Value(
+          tile::LoadOp::create(b, p.tileType({blk, width}, operandType), in.buffer, at, nullptr));
+    Value x = p.phi(p.loadF32(in.buffer, {blk, width}, at));
+    if (p.featureMap == attn::FeatureMap::elu_plus_one)
+      x = p.zeroRowsFrom(x, local, valid);
+    return p.asOperand(x);
+  };
+  auto validRows = [&](Value n0) {
+    return arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0)).getResult();
+  };
+  // Blocks in sweep order.
+  auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
+    return p.forLoop(firstBlock, endBlock, ValueRange{init}, [&](Value i, ValueRange carried) {
+      Value block = i;
+      if (sw.reverse)
+        block = arith::SubIOp::create(
+            b, arith::SubIOp::create(b, arith::AddIOp::create(b, firstBlock, endBlock), c1), i);
+      return SmallVector<Value>{body(arith::MulIOp::create(b, block, blkIdx), carried[0])};
+    })[0];
+  };
+  // The intra-block decay mask; λ^(r+1) for the rows before the state's reference
+  // point (the token after the block); λ^(valid-1-r) after it, the exponent clamped
+  // at 0 past `valid` (λ^(negative) could overflow to inf; those rows are zero).
+  Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
+  // Made per block (a few exp2 per thread) rather than held across the loop: a
+  // [blk, blk] f32 tile is 32 registers per thread with 4 warps.
+  auto decayMask = [&] {
+    Value down = p.broadcast(rowsF, 1, blk), across = p.broadcast(rowsF, 0, blk);
+    Value diff = sw.reverse ? arith::SubFOp::create(b, across, down)
+                            : arith::SubFOp::create(b, down, across);
+    Value inside =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff, p.splatF32({blk, blk}, 0.0f));
+    return arith::SelectOp::create(b, inside, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f))
+        .getResult();
+  };
+  auto beforeDecay = [&] {
+    return p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
+  };
+  auto afterDecay = [&](Value valid) {
+    Value last = arith::SubFOp::create(b, p.indexToF32(valid), p.cF32(1.0));
+    Value e = arith::MaxNumFOp::create(b, arith::SubFOp::create(b, p.splatOf({blk}, last), rowsF),
+                                       p.splatF32({blk}, 0.0f));
+    return p.decayPow(e);
+  };
+  // S ← λ^valid S + (Kᵀ Λk) V: the decay scales the columns of the left operand (Kᵀ,
+  // or Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
+  // loaded.
+  auto updateState = [&](Value s, Value kb, Value vb, Value valid) {
+    Value keyDecay = sw.reverse ? beforeDecay() : afterDecay(valid);
+    Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
+    Value decayed = arith::MulFOp::create(b, left, p.broadcast(keyDecay, 0, stateShape[0]));
+    Value carried =
+        arith::MulFOp::create(b, s, p.splatOf(stateShape, p.decayPow(p.indexToF32(valid))));
+    return p.dot(p.asOperand(decayed), right, carried);
+  };
+  if (statesOnly) {
+    // No chunk starts after the last one (before the first, in reverse): its own
+    // state is never read.
+    Value unread = p.cmpI(arith::CmpIPredicate::eq, chunk, p.cIndex(sw.reverse ? 0 : chunks - 1));
+    endBlock = arith::SelectOp::create(b, unread, firstBlock, endBlock);
+    Value own = forBlocks(state, [&](Value n0, Value s) {
+      Value valid = validRows(n0);
+      Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
+      return updateState(s, kb, vb, valid);
+    });
+    tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
+    return;
+  }
+  if (chunkStates)
+    state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
+                                 workspaceIndex(chunk), nullptr);
+  Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
+  Value zeroOut = p.splatF32({blk, dv}, 0.0f);
+  // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
+  auto emit = [&](Value o, Value n0) {
+    SmallVector<Value> at{batch, outHead, n0, col0};
+    if (!sw.grouped) {
+      p.storeAs(o, sw.out, at);
+      return;
+    }
+    p.ifElse(
+        alone,
+        [&] {
+          p.storeAs(o, sw.out, at);
+          return SmallVector<Value>{};
+        },
+        [&] {
+          tile::StoreOp::create(b, o, groupSums, ValueRange{batch, head, n0, col0});
+          return SmallVector<Value>{};
+        });
+  };
+  state = forBlocks(state, [&](Value n0, Value s) {
+    Value valid = validRows(n0);
+    Value rb = load(sw.rows, n0, valid, c0, d), kb = load(sw.keys, n0, valid, c0, d);
+    Value vb = load(sw.values, n0, valid, col0, dv);
+    // out = Λr (R S) + [(R Kᵀ) ⊙ M] V: the row decay applied after the product, so
+    // that R feeds both products as it was loaded. R Kᵀ comes first: its mask
+    // arithmetic can run while R S is still being multiplied (the state's operand is
+    // made first).
+    Value stateOperand = p.asOperand(s);
+    if (transposed)
+      stateOperand = p.trans(stateOperand);
+    Value scores = p.dot(rb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
+    Value inter = p.dot(rb, stateOperand, zeroOut);
+    scores = arith::MulFOp::create(b, scores, decayMask());
+    Value rowDecay = p.broadcast(sw.reverse ? afterDecay(valid) : beforeDecay(), 1, dv);
+    Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, rowDecay));
+    o = arith::MulFOp::create(b, o, scaleTile);
+    if (sw.chainRule && p.featureMap != attn::FeatureMap::identity)
+      o = arith::MulFOp::create(b, o,
+                                p.phiDerivative(p.loadF32(sw.chainRule, {blk, dv},
+                                                          ValueRange{batch, outHead, n0, col0})));
+    emit(o, n0);
+    return updateState(s, kb, vb, valid);
+  });
+  if (!sw.finalState)
+    return;
+  // The final state is the last chunk's, stored as [d, dv].
+  auto storeFinal = [&] {
+    tile::StoreOp::create(b, transposed ? p.trans(state) : state, sw.finalState,
+                          ValueRange{batch, head, c0, col0});
+    return SmallVector<Value>{};
+  };
+  if (chunks == 1) {
+    storeFinal();
+    return;
+  }
+  Value lastChunk = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1));
+  p.ifElse(lastChunk, storeFinal, [] { return SmallVector<Value>{}; });
+}
+
+/// The sums of a grouped sweep's outputs over groups of several heads (no blocks for
+/// groups of one), a program per (piece x chunk, key/value head, batch) as the sweep's.
+static void emitGroupSums(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
+                          const SweepPlan &plan, tile::ConfigAttr config) {
+  ImplicitLocOpBuilder &b = p.b;
+  int64_t blk = ops.blk, dv = plan.dv, pieces = plan.pieces;
+  Value group = ops.group, blkIdx = ops.blkIdx, c0 = plan.c0;
+  p.grid({ops.nKvHeads, ops.nBatch, p.cIndex(config.getSplit())}, config, [&](ArrayRef<Value> ids) {
+    Value kvHead = ids[0], batch = ids[1];
+    Value col0 =
+        arith::MulIOp::create(b, arith::RemUIOp::create(b, ids[2], p.cIndex(pieces)), p.cIndex(dv));
+    auto [first, end] = chunkBlocks(p, arith::DivUIOp::create(b, ids[2], p.cIndex(pieces)),
+                                    plan.perChunk, ops.numBlocks);
+    p.forLoop(
+        first, arith::SelectOp::create(b, plan.alone, first, end), {}, [&](Value i, ValueRange) {
+          Value n0 = arith::MulIOp::create(b, i, blkIdx);
+          Value sum =
+              p.forLoop(c0, group, {p.splatF32({blk, dv}, 0.0f)}, [&](Value g, ValueRange acc) {
+                Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
+                Value t = tile::LoadOp::create(b, p.tileType({blk, dv}, p.f32), plan.groupSums,
+                                               ValueRange{batch, head, n0, col0}, nullptr);
+                return SmallVector<Value>{arith::AddFOp::create(b, acc[0], t)};
+              })[0];
+          p.storeAs(sum, sw.out, ValueRange{batch, kvHead, n0, col0});
+          return SmallVector<Value>{};
+        });
+  });
+}
+
 /// Emits the grids of a causal sweep. `split` programs share a (head, batch) when batch x
 /// heads alone cannot fill the machine: first as pieces of the value columns (whole warps'
 /// rows each where they divide: the query-key product is recomputed per piece), the rest
 /// as chunks of the sequence: a first grid writes each chunk's own state (from zero, over
 /// its blocks) to a workspace, a scan turns those into the states the chunks start from,
 /// and the programs of the last grid start from their chunk's.
-static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops,
-                             const CausalSweep &sw, tile::ConfigAttr config) {
+static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
+                             tile::ConfigAttr config) {
   ImplicitLocOpBuilder &b = p.b;
   auto widthOf = [](Value buffer) { return cast<MemRefType>(buffer.getType()).getDimSize(3); };
-  int64_t d = widthOf(sw.keys.buffer), dvAll = widthOf(sw.values.buffer), blk = ops.blk;
-  int64_t split = config.getSplit(), warps = config.getNumWarps();
-  int64_t pieces = forwardPieces(split, dvAll, warps);
-  int64_t chunks = split / pieces, dv = dvAll / pieces;
-  // A piece's state is carried as Sᵀ [dv, d] when its value columns fill whole warps'
-  // rows: every product then has block_m or dv rows (a warpgroup product's rows) and the
-  // state update multiplies K as loaded. Otherwise as S [d, dv].
-  bool transposed = dv % (16 * warps) == 0;
-  SmallVector<int64_t> stateShape =
-      transposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
-  Value nBatch = ops.nBatch, nHeads = ops.nHeads, nKvHeads = ops.nKvHeads, n = ops.n;
-  Value group = ops.group, blkIdx = ops.blkIdx, numBlocks = ops.numBlocks;
-  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
-  Type operandType = p.operandType;
+  SweepPlan plan;
+  plan.d = widthOf(sw.keys.buffer);
+  int64_t dvAll = widthOf(sw.values.buffer), warps = config.getNumWarps();
+  plan.pieces = forwardPieces(config.getSplit(), dvAll, warps);
+  plan.chunks = config.getSplit() / plan.pieces;
+  plan.dv = dvAll / plan.pieces;
+  plan.transposed = plan.dv % (16 * warps) == 0;
+  plan.stateShape = plan.transposed ? SmallVector<int64_t, 2>{plan.dv, plan.d}
+                                    : SmallVector<int64_t, 2>{plan.d, plan.dv};
+  Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n;
+  plan.c0 = p.cIndex(0);
+  plan.c1 = p.cIndex(1);
   auto dyn = ShapedType::kDynamic;
-  Value chunkStates;
-  if (chunks > 1) {
-    SmallVector<int64_t> shape{dyn, dyn, chunks, d, dvAll};
-    if (transposed)
+  if (plan.chunks > 1) {
+    SmallVector<int64_t> shape{dyn, dyn, plan.chunks, plan.d, dvAll};
+    if (plan.transposed)
       std::swap(shape[3], shape[4]);
-    chunkStates = memref::AllocOp::create(b, MemRefType::get(shape, p.f32),
-                                          ValueRange{nBatch, nHeads});
+    plan.chunkStates =
+        memref::AllocOp::create(b, MemRefType::get(shape, p.f32), ValueRange{nBatch, nHeads});
   }
   // Grouped outputs of a group of several heads go to f32 per query head first, summed
   // by a last grid (a group of one head stores its own: the buffer then has no heads).
-  Value groupSums;
   if (sw.grouped) {
-    Value shared = p.cmpI(arith::CmpIPredicate::ne, nHeads, nKvHeads);
-    Value heads = arith::SelectOp::create(b, shared, nHeads, c0);
-    groupSums = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dvAll}, p.f32),
-                                        ValueRange{nBatch, heads, n});
+    Value shared = p.cmpI(arith::CmpIPredicate::ne, nHeads, ops.nKvHeads);
+    Value heads = arith::SelectOp::create(b, shared, nHeads, plan.c0);
+    plan.groupSums = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dvAll}, p.f32),
+                                             ValueRange{nBatch, heads, n});
   }
-  Value alone = p.cmpI(arith::CmpIPredicate::eq, group, c1);
-  // The initial state's piece at value column `at`, in the carried orientation.
-  auto loadInit = [&](Value batch, Value head, Value at) -> Value {
-    SmallVector<int64_t> shape =
-        sw.initTransposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
-    SmallVector<Value> idx = sw.initTransposed ? SmallVector<Value>{batch, head, at, c0}
-                                               : SmallVector<Value>{batch, head, c0, at};
-    Value s = tile::LoadOp::create(b, p.tileType(shape, p.f32), sw.init, idx, nullptr);
-    return sw.initTransposed == transposed ? s : p.trans(s);
-  };
-  Value perChunk = p.ceilDiv(numBlocks, chunks);
-  SmallVector<bool> passes =
-      chunkStates ? SmallVector<bool>{true, false} : SmallVector<bool>{false};
-  for (bool statesOnly : passes) {
-    if (!statesOnly && chunkStates) {
-      // Each chunk's own state becomes the state it starts from (the initial state goes
-      // in before the first chunk).
-      int64_t rows = stateShape[0], cols = stateShape[1];
-      scanChunkStates(
-          p, chunkStates, chunks, pieces, rows, cols, /*piecesOfRows=*/transposed, sw.reverse,
-          nHeads, nBatch, ops.decay, config,
-          [&](Value c) { return chunkTokens(p, c, perChunk, numBlocks, blkIdx, n); },
-          [&](Value batch, Value head, Value row0, Value col0) {
-            if (!sw.init)
-              return p.splatF32({rows, cols}, 0.0f);
-            return loadInit(batch, head, transposed ? row0 : col0);
-          });
-    }
-    OpBuilder::InsertionGuard guard(b);
-    // The split index varies fastest: the pieces of a head run side by side and read
-    // its rows and keys from L2 after the first.
-    auto grid = tile::GridOp::create(b, ValueRange{p.cIndex(split), nHeads, nBatch}, config);
-    b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
-    Value head = p.programId(1), batch = p.programId(2);
-    Value kvHead = arith::DivSIOp::create(b, head, group);
-    Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(pieces));
-    Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(pieces));
-    Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-    auto [firstBlock, endBlock] = chunkBlocks(p, chunk, perChunk, numBlocks);
-    {
-      p.log2Decay = loadLog2Decay(p, ops.decay, head);
-      Value outHead = sw.grouped ? kvHead : head;
-      auto workspaceIndex = [&](Value c) {
-        return transposed ? SmallVector<Value>{batch, head, c, col0, c0}
-                          : SmallVector<Value>{batch, head, c, c0, col0};
-      };
-      // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
-      // each chunk's starting state (the initial state's included) in the workspace.
-      Value state = sw.init && !chunkStates ? loadInit(batch, head, col0)
-                                            : p.splatF32(stateShape, 0.0f);
-      Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
-      // A role's rows [n0, n0 + blk), columns [col, col + width), as a product operand;
-      // only φ = elu + 1 maps the zero padding past `valid` off zero.
-      auto load = [&](const SweepInput &in, Value n0, Value valid, Value col, int64_t width) {
-        SmallVector<Value> at{batch, in.byKvHead ? kvHead : head, n0, col};
-        if (!in.mapped || p.featureMap == attn::FeatureMap::identity)
-          return Value(tile::LoadOp::create(b, p.tileType({blk, width}, operandType),
-                                            in.buffer, at, nullptr));
-        Value x = p.phi(p.loadF32(in.buffer, {blk, width}, at));
-        if (p.featureMap == attn::FeatureMap::elu_plus_one)
-          x = p.zeroRowsFrom(x, local, valid);
-        return p.asOperand(x);
-      };
-      auto validRows = [&](Value n0) {
-        return arith::MinSIOp::create(b, blkIdx, arith::SubIOp::create(b, n, n0)).getResult();
-      };
-      // Blocks in sweep order.
-      auto forBlocks = [&](Value init, function_ref<Value(Value n0, Value carried)> body) {
-        return p.forLoop(firstBlock, endBlock, ValueRange{init}, [&](Value i, ValueRange carried) {
-          Value block = i;
-          if (sw.reverse)
-            block = arith::SubIOp::create(
-                b, arith::SubIOp::create(b, arith::AddIOp::create(b, firstBlock, endBlock), c1), i);
-          return SmallVector<Value>{body(arith::MulIOp::create(b, block, blkIdx), carried[0])};
-        })[0];
-      };
-      // The intra-block decay mask; λ^(r+1) for the rows before the state's reference
-      // point (the token after the block); λ^(valid-1-r) after it, the exponent clamped
-      // at 0 past `valid` (λ^(negative) could overflow to inf; those rows are zero).
-      Value rowsF = arith::SIToFPOp::create(b, p.tileType({blk}, p.f32), local);
-      // Made per block (a few exp2 per thread) rather than held across the loop: a
-      // [blk, blk] f32 tile is 32 registers per thread with 4 warps.
-      auto decayMask = [&] {
-        Value down = p.broadcast(rowsF, 1, blk), across = p.broadcast(rowsF, 0, blk);
-        Value diff = sw.reverse ? arith::SubFOp::create(b, across, down)
-                                : arith::SubFOp::create(b, down, across);
-        Value inside = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, diff,
-                                             p.splatF32({blk, blk}, 0.0f));
-        return arith::SelectOp::create(b, inside, p.decayPow(diff), p.splatF32({blk, blk}, 0.0f))
-            .getResult();
-      };
-      auto beforeDecay = [&] {
-        return p.decayPow(arith::AddFOp::create(b, rowsF, p.splatF32({blk}, 1.0f)));
-      };
-      auto afterDecay = [&](Value valid) {
-        Value last = arith::SubFOp::create(b, p.indexToF32(valid), p.cF32(1.0));
-        Value e = arith::MaxNumFOp::create(
-            b, arith::SubFOp::create(b, p.splatOf({blk}, last), rowsF), p.splatF32({blk}, 0.0f));
-        return p.decayPow(e);
-      };
-      // S ← λ^valid S + (Kᵀ Λk) V: the decay scales the columns of the left operand (Kᵀ,
-      // or Vᵀ for Sᵀ ← λ^valid Sᵀ + (Vᵀ Λk) K), so the right one goes to the product as
-      // loaded.
-      auto updateState = [&](Value s, Value kb, Value vb, Value valid) {
-        Value keyDecay = sw.reverse ? beforeDecay() : afterDecay(valid);
-        Value left = p.widen(p.trans(transposed ? vb : kb)), right = transposed ? kb : vb;
-        Value decayed =
-            arith::MulFOp::create(b, left, p.broadcast(keyDecay, 0, stateShape[0]));
-        Value carried = arith::MulFOp::create(
-            b, s, p.splatOf(stateShape, p.decayPow(p.indexToF32(valid))));
-        return p.dot(p.asOperand(decayed), right, carried);
-      };
-      if (statesOnly) {
-        // No chunk starts after the last one (before the first, in reverse): its own
-        // state is never read.
-        Value unread = p.cmpI(arith::CmpIPredicate::eq, chunk,
-                              p.cIndex(sw.reverse ? 0 : chunks - 1));
-        endBlock = arith::SelectOp::create(b, unread, firstBlock, endBlock);
-        Value own = forBlocks(state, [&](Value n0, Value s) {
-          Value valid = validRows(n0);
-          Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
-          return updateState(s, kb, vb, valid);
+  plan.alone = p.cmpI(arith::CmpIPredicate::eq, ops.group, plan.c1);
+  plan.perChunk = p.ceilDiv(ops.numBlocks, plan.chunks);
+  if (plan.chunkStates) {
+    emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/true);
+    // Each chunk's own state becomes the state it starts from (the initial state goes
+    // in before the first chunk).
+    int64_t rows = plan.stateShape[0], cols = plan.stateShape[1];
+    scanChunkStates(
+        p, plan.chunkStates, plan.chunks, plan.pieces, rows, cols,
+        /*piecesOfRows=*/plan.transposed, sw.reverse, nHeads, nBatch, ops.decay, config,
+        [&](Value c) { return chunkTokens(p, c, plan.perChunk, ops.numBlocks, ops.blkIdx, n); },
+        [&](Value batch, Value head, Value row0, Value col0) {
+          if (!sw.init)
+            return p.splatF32({rows, cols}, 0.0f);
+          return loadInitialState(p, sw, plan, batch, head, plan.transposed ? row0 : col0);
         });
-        tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
-        continue;
-      }
-      if (chunkStates)
-        state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
-                                     workspaceIndex(chunk), nullptr);
-      Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
-      Value zeroOut = p.splatF32({blk, dv}, 0.0f);
-      // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
-      auto emit = [&](Value o, Value n0) {
-        SmallVector<Value> at{batch, outHead, n0, col0};
-        if (!sw.grouped) {
-          p.storeAs(o, sw.out, at);
-          return;
-        }
-        p.ifElse(
-            alone, [&] { p.storeAs(o, sw.out, at); return SmallVector<Value>{}; },
-            [&] {
-              tile::StoreOp::create(b, o, groupSums, ValueRange{batch, head, n0, col0});
-              return SmallVector<Value>{};
-            });
-      };
-      state = forBlocks(state, [&](Value n0, Value s) {
-        Value valid = validRows(n0);
-        Value rb = load(sw.rows, n0, valid, c0, d), kb = load(sw.keys, n0, valid, c0, d);
-        Value vb = load(sw.values, n0, valid, col0, dv);
-        // out = Λr (R S) + [(R Kᵀ) ⊙ M] V: the row decay applied after the product, so
-        // that R feeds both products as it was loaded. R Kᵀ comes first: its mask
-        // arithmetic can run while R S is still being multiplied (the state's operand is
-        // made first).
-        Value stateOperand = p.asOperand(s);
-        if (transposed)
-          stateOperand = p.trans(stateOperand);
-        Value scores = p.dot(rb, p.trans(kb), p.splatF32({blk, blk}, 0.0f));
-        Value inter = p.dot(rb, stateOperand, zeroOut);
-        scores = arith::MulFOp::create(b, scores, decayMask());
-        Value rowDecay = p.broadcast(sw.reverse ? afterDecay(valid) : beforeDecay(), 1, dv);
-        Value o = p.dot(p.asOperand(scores), vb, arith::MulFOp::create(b, inter, rowDecay));
-        o = arith::MulFOp::create(b, o, scaleTile);
-        if (sw.chainRule && p.featureMap != attn::FeatureMap::identity)
-          o = arith::MulFOp::create(
-              b, o,
-              p.phiDerivative(p.loadF32(sw.chainRule, {blk, dv},
-                                        ValueRange{batch, outHead, n0, col0})));
-        emit(o, n0);
-        return updateState(s, kb, vb, valid);
-      });
-      if (!sw.finalState)
-        continue;
-      // The final state is the last chunk's, stored as [d, dv].
-      auto storeFinal = [&] {
-        tile::StoreOp::create(b, transposed ? p.trans(state) : state, sw.finalState,
-                              ValueRange{batch, head, c0, col0});
-        return SmallVector<Value>{};
-      };
-      if (chunks == 1) {
-        storeFinal();
-        continue;
-      }
-      Value lastChunk =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1));
-      p.ifElse(lastChunk, storeFinal, [] { return SmallVector<Value>{}; });
-    }
   }
-  if (!sw.grouped)
-    return;
-  // The sums of groups of several heads (no blocks for a group of one), per key/value
-  // head, piece and chunk as the sweep.
-  p.grid({nKvHeads, nBatch, p.cIndex(split)}, config, [&](ArrayRef<Value> ids) {
-    Value kvHead = ids[0], batch = ids[1];
-    Value col0 = arith::MulIOp::create(
-        b, arith::RemUIOp::create(b, ids[2], p.cIndex(pieces)), p.cIndex(dv));
-    auto [first, end] = chunkBlocks(
-        p, arith::DivUIOp::create(b, ids[2], p.cIndex(pieces)), perChunk, numBlocks);
-    p.forLoop(first, arith::SelectOp::create(b, alone, first, end), {}, [&](Value i, ValueRange) {
-      Value n0 = arith::MulIOp::create(b, i, blkIdx);
-      Value sum = p.forLoop(c0, group, {p.splatF32({blk, dv}, 0.0f)}, [&](Value g, ValueRange acc) {
-        Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
-        Value t = tile::LoadOp::create(b, p.tileType({blk, dv}, p.f32), groupSums,
-                                       ValueRange{batch, head, n0, col0}, nullptr);
-        return SmallVector<Value>{arith::AddFOp::create(b, acc[0], t)};
-      })[0];
-      p.storeAs(sum, sw.out, ValueRange{batch, kvHead, n0, col0});
-      return SmallVector<Value>{};
-    });
-  });
+  emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/false);
+  if (sw.grouped)
+    emitGroupSums(p, ops, sw, plan, config);
 }
 
-LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b,
-                                              attn::LinearAttentionOp op,
-                                              const IRMapping &buffers,
-                                              tile::ConfigAttr config) {
+LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b, attn::LinearAttentionOp op,
+                                              const IRMapping &buffers, tile::ConfigAttr config) {
   if (op.getNormalize())
     return op.emitError("normalize is not lowered to a tile program yet");
   LinearProgram p(b, op.getFeatureMap());
