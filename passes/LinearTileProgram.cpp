@@ -143,12 +143,16 @@ static int64_t valuePieces(int64_t split, int64_t dv) {
   return statePieces(split, dv, [](int64_t cols) { return cols >= 16; });
 }
 
-/// Pieces of the value columns for the forward: whole warps' rows each (16 x num_warps,
-/// so that the piece's state can be held as Sᵀ, value columns as rows), else as for the
-/// decode step.
+/// Whether `cols` value columns fill whole warps' rows (16 per warp): a piece's state is
+/// then carried as Sᵀ, value columns as rows, so every product has block_m or `cols` rows
+/// (a warpgroup product's rows) and the state update multiplies K as loaded.
+static bool fillsWarpRows(int64_t cols, int64_t warps) { return cols % (16 * warps) == 0; }
+
+/// Pieces of the value columns for the forward: whole warps' rows each where they divide,
+/// else as for the decode step.
 static int64_t forwardPieces(int64_t split, int64_t dv, int64_t warps) {
-  int64_t whole = statePieces(split, dv, [&](int64_t cols) { return cols % (16 * warps) == 0; });
-  return whole > 1 || dv % (16 * warps) == 0 ? whole : valuePieces(split, dv);
+  int64_t whole = statePieces(split, dv, [&](int64_t cols) { return fillsWarpRows(cols, warps); });
+  return whole > 1 || fillsWarpRows(dv, warps) ? whole : valuePieces(split, dv);
 }
 
 /// Opens a grid of one program per (query head, batch[, piece of the value columns]) and
@@ -263,17 +267,12 @@ struct CausalSweep {
   Value out;                  // [B, heads, N, dv]
   Value chainRule;            // optional: φ' of this buffer (indexed as `out`) scales `out`
 };
-} // namespace
 
-namespace {
 /// How a causal sweep is cut and what it allocates (buildCausalSweep): `split` programs
 /// per (head, batch) as pieces of the value columns times chunks of the sequence.
 struct SweepPlan {
   int64_t d, dv, pieces, chunks;
-  /// The state is carried as Sᵀ [dv, d] when a piece's value columns fill whole warps'
-  /// rows (every product then has block_m or dv rows, a warpgroup product's rows, and
-  /// the state update multiplies K as loaded); otherwise as S [d, dv].
-  bool transposed;
+  bool transposed; // the state carried as Sᵀ [dv, d] (fillsWarpRows), else S [d, dv]
   SmallVector<int64_t, 2> stateShape;
   Value c0, c1;
   Value perChunk;    // blocks per chunk
@@ -512,7 +511,7 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
   plan.pieces = forwardPieces(config.getSplit(), dvAll, warps);
   plan.chunks = config.getSplit() / plan.pieces;
   plan.dv = dvAll / plan.pieces;
-  plan.transposed = plan.dv % (16 * warps) == 0;
+  plan.transposed = fillsWarpRows(plan.dv, warps);
   plan.stateShape = plan.transposed ? SmallVector<int64_t, 2>{plan.dv, plan.d}
                                     : SmallVector<int64_t, 2>{plan.d, plan.dv};
   Value nBatch = ops.nBatch, nHeads = ops.nHeads, n = ops.n;
@@ -578,9 +577,10 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b, attn::Lin
   // Non-causal: S = S₀ + φ(K)ᵀV over all blocks, then O = τ φ(Q) S over this program's
   // blocks (`split` programs per head and batch: pieces of the value columns, then
   // chunks of the output blocks).
-  int64_t d = ops.d, blk = ops.blk, split = config.getSplit();
-  int64_t pieces = forwardPieces(split, ops.dv, config.getNumWarps());
+  int64_t d = ops.d, blk = ops.blk, split = config.getSplit(), warps = config.getNumWarps();
+  int64_t pieces = forwardPieces(split, ops.dv, warps);
   int64_t chunks = split / pieces, dv = ops.dv / pieces;
+  bool transposed = fillsWarpRows(dv, warps); // the state as Sᵀ [dv, d]
   Value c0 = p.cIndex(0);
   OpBuilder::InsertionGuard guard(b);
   auto [head, batch, kvHead] = beginHeadProgram(p, ops.nHeads, ops.nBatch, ops.group,
@@ -605,23 +605,36 @@ LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b, attn::Lin
       return SmallVector<Value>{body(arith::MulIOp::create(b, i, ops.blkIdx), carried[0])};
     })[0];
   };
-  Value state = ops.init ? tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), ops.init,
-                                                ValueRange{batch, head, c0, col0}, nullptr)
-                               .getResult()
-                         : p.splatF32({d, dv}, 0.0f);
+  auto oriented = [&](Value s) { return transposed ? p.trans(s) : s; }; // [d, dv] <-> carried
+  Value state = ops.init ? oriented(tile::LoadOp::create(b, p.tileType({d, dv}, p.f32), ops.init,
+                                                         ValueRange{batch, head, c0, col0},
+                                                         nullptr))
+                         : p.splatF32(transposed ? ArrayRef<int64_t>{dv, d}
+                                                 : ArrayRef<int64_t>{d, dv},
+                                      0.0f);
   state = forBlocks(c0, ops.numBlocks, state, [&](Value n0, Value s) {
+    Value kb = loadMapped(ops.k, kvHead, n0);
     Value vb = tile::LoadOp::create(b, p.tileType({blk, dv}, p.operandType), ops.v,
                                     ValueRange{batch, kvHead, n0, col0}, nullptr);
-    return p.dot(p.trans(loadMapped(ops.k, kvHead, n0)), vb, s);
+    return transposed ? p.dot(p.trans(vb), kb, s) : p.dot(p.trans(kb), vb, s);
   });
-  Value stateOperand = p.asOperand(state);
+  Value stateOperand = oriented(p.asOperand(state));
   Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
   forBlocks(firstBlock, endBlock, state, [&](Value n0, Value s) {
     Value o = p.dot(loadMapped(ops.q, head, n0), stateOperand, p.splatF32({blk, dv}, 0.0f));
     p.storeAs(arith::MulFOp::create(b, o, scaleTile), out, ValueRange{batch, head, n0, col0});
     return s;
   });
-  tile::StoreOp::create(b, state, finalState, ValueRange{batch, head, c0, col0});
+  // Every chunk has the whole state; the last stores it.
+  auto storeFinal = [&] {
+    tile::StoreOp::create(b, oriented(state), finalState, ValueRange{batch, head, c0, col0});
+    return SmallVector<Value>{};
+  };
+  if (chunks == 1)
+    storeFinal();
+  else
+    p.ifElse(p.cmpI(arith::CmpIPredicate::eq, chunk, p.cIndex(chunks - 1)), storeFinal,
+             [] { return SmallVector<Value>{}; });
   return success();
 }
 
