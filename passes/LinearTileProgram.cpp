@@ -197,22 +197,29 @@ static Value chunkTokens(TileBuilder &p, Value c, Value perChunk, Value numBlock
 /// Replaces each chunk's own state in `states` ([B, H, chunks, R, C], in pieces of
 /// `rows` x `cols` along R or C) by the state the chunk starts from: the own states of
 /// the chunks before it (after it, `reverse`), each decayed over the chunks that follow,
-/// summed onto `start` (the sequence's initial state, or zero). One program per (head,
-/// batch, piece) walks the chunks once, where summing its predecessors in every chunk's
-/// own program would read O(chunks²) states.
+/// summed onto `start` (the sequence's initial state, or zero). The scan is elementwise:
+/// one program per (head, batch, 16-column band of a piece) walks the chunks once, so
+/// that a few heads still fill the machine (a program per piece left the scan
+/// latency-bound), where summing its predecessors in every chunk's own program would
+/// read O(chunks²) states.
 static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int64_t pieces,
                             int64_t rows, int64_t cols, bool piecesOfRows, bool reverse,
                             Value nHeads, Value nBatch, Value decay, tile::ConfigAttr config,
                             function_ref<Value(Value c)> tokensOf,
                             function_ref<Value(Value batch, Value head, Value row0,
-                                               Value col0)> start) {
+                                               Value col0, int64_t bandCols)> start) {
   ImplicitLocOpBuilder &b = p.b;
-  p.grid({nHeads, nBatch, p.cIndex(pieces)}, config, [&](ArrayRef<Value> ids) {
+  int64_t bandCols = cols % 16 == 0 ? 16 : cols, bands = cols / bandCols;
+  p.grid({nHeads, nBatch, p.cIndex(pieces * bands)}, config, [&](ArrayRef<Value> ids) {
     Value head = ids[0], batch = ids[1], c0 = p.cIndex(0);
     p.log2Decay = loadLog2Decay(p, decay, head);
-    Value offset = arith::MulIOp::create(b, ids[2], p.cIndex(piecesOfRows ? rows : cols));
-    Value row0 = piecesOfRows ? offset : c0, col0 = piecesOfRows ? c0 : offset;
-    Type type = p.tileType({rows, cols}, p.f32);
+    Value piece = arith::DivUIOp::create(b, ids[2], p.cIndex(bands));
+    Value band = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, ids[2], p.cIndex(bands)), p.cIndex(bandCols));
+    Value offset = arith::MulIOp::create(b, piece, p.cIndex(piecesOfRows ? rows : cols));
+    Value row0 = piecesOfRows ? offset : c0;
+    Value col0 = piecesOfRows ? band : arith::AddIOp::create(b, offset, band).getResult();
+    Type type = p.tileType({rows, bandCols}, p.f32);
     // Chunk of step j (clamped: the last step's look-ahead re-reads the last chunk).
     auto chunkAt = [&](Value j) -> Value {
       j = arith::MinSIOp::create(b, j, p.cIndex(chunks - 1));
@@ -226,14 +233,14 @@ static void scanChunkStates(LinearProgram &p, Value states, int64_t chunks, int6
     // Each step loads the next chunk's own state before it stores its own result, so
     // that the load's latency overlaps a step instead of adding to it.
     Value first = ownState(chunkAt(c0));
-    p.forLoop(c0, p.cIndex(chunks), {start(batch, head, row0, col0), first},
+    p.forLoop(c0, p.cIndex(chunks), {start(batch, head, row0, col0, bandCols), first},
               [&](Value j, ValueRange carried) {
                 Value c = chunkAt(j);
                 Value next = ownState(chunkAt(arith::AddIOp::create(b, j, p.cIndex(1))));
                 tile::StoreOp::create(b, carried[0], states,
                                       ValueRange{batch, head, c, row0, col0});
                 Value decayed = arith::MulFOp::create(
-                    b, carried[0], p.splatOf({rows, cols}, p.decayPow(tokensOf(c))));
+                    b, carried[0], p.splatOf({rows, bandCols}, p.decayPow(tokensOf(c))));
                 return SmallVector<Value>{arith::AddFOp::create(b, decayed, carried[1]), next};
               });
   });
@@ -282,17 +289,18 @@ struct SweepPlan {
 };
 } // namespace
 
-/// The initial state's piece at value column `at`, in the carried orientation.
+/// The initial state's block at [row0, row0 + rows) x [col0, col0 + cols) of the carried
+/// orientation (Sᵀ [dv, d] where `plan.transposed`, else S [d, dv]), in that orientation.
 static Value loadInitialState(LinearProgram &p, const CausalSweep &sw, const SweepPlan &plan,
-                              Value batch, Value head, Value at) {
-  int64_t d = plan.d, dv = plan.dv;
-  Value c0 = plan.c0;
-  SmallVector<int64_t> shape =
-      sw.initTransposed ? SmallVector<int64_t>{dv, d} : SmallVector<int64_t>{d, dv};
-  SmallVector<Value> idx = sw.initTransposed ? SmallVector<Value>{batch, head, at, c0}
-                                             : SmallVector<Value>{batch, head, c0, at};
+                              Value batch, Value head, Value row0, Value col0, int64_t rows,
+                              int64_t cols) {
+  bool flip = sw.initTransposed != plan.transposed;
+  SmallVector<int64_t> shape = flip ? SmallVector<int64_t>{cols, rows}
+                                    : SmallVector<int64_t>{rows, cols};
+  SmallVector<Value> idx = flip ? SmallVector<Value>{batch, head, col0, row0}
+                                : SmallVector<Value>{batch, head, row0, col0};
   Value s = tile::LoadOp::create(p.b, p.tileType(shape, p.f32), sw.init, idx, nullptr);
-  return sw.initTransposed == plan.transposed ? s : p.trans(s);
+  return flip ? p.trans(s) : s;
 }
 
 /// One grid of a sweep, a program per (piece x chunk, head, batch): the chunk's blocks
@@ -327,8 +335,10 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
   };
   // The chunk-states grid starts every chunk from zero; with chunks, the scan has put
   // each chunk's starting state (the initial state's included) in the workspace.
-  Value state = sw.init && !chunkStates ? loadInitialState(p, sw, plan, batch, head, col0)
-                                        : p.splatF32(stateShape, 0.0f);
+  Value state = sw.init && !chunkStates
+                    ? loadInitialState(p, sw, plan, batch, head, transposed ? col0 : c0,
+                                       transposed ? c0 : col0, stateShape[0], stateShape[1])
+                    : p.splatF32(stateShape, 0.0f);
   Value local = tile::RangeOp::create(b, p.tileType({blk}, p.i32), c0); // 0 .. blk-1
   // A role's rows [n0, n0 + blk), columns [col, col + width), as a product operand;
   // only φ = elu + 1 maps the zero padding past `valid` off zero.
@@ -544,10 +554,10 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
         p, plan.chunkStates, plan.chunks, plan.pieces, rows, cols,
         /*piecesOfRows=*/plan.transposed, sw.reverse, nHeads, nBatch, ops.decay, config,
         [&](Value c) { return chunkTokens(p, c, plan.perChunk, ops.numBlocks, ops.blkIdx, n); },
-        [&](Value batch, Value head, Value row0, Value col0) {
+        [&](Value batch, Value head, Value row0, Value col0, int64_t bandCols) {
           if (!sw.init)
-            return p.splatF32({rows, cols}, 0.0f);
-          return loadInitialState(p, sw, plan, batch, head, plan.transposed ? row0 : col0);
+            return p.splatF32({rows, bandCols}, 0.0f);
+          return loadInitialState(p, sw, plan, batch, head, row0, col0, rows, bandCols);
         });
   }
   emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/false);

@@ -231,12 +231,12 @@ private:
   /// flying while an earlier one's product (Q·Kᵀ) and the softmax run.
   SmallVector<int> pendingCopies;
   bool copiesPending() const { return !pendingCopies.empty(); }
+  /// The barrier owed, if any. Copies in flight keep flying: every reader of a swizzled
+  /// tile waits for its own group (awaitSwizzled), so a barrier for staged stores or a
+  /// scratch need not drain the next block's prefetch.
   void flushBarrier() {
-    if (barrierPending) {
-      if (copiesPending())
-        waitForCopies();
+    if (barrierPending)
       ::mlir::gpu::BarrierOp::create(b);
-    }
     barrierPending = false;
   }
   /// Before a warpgroup product: its operands' copies have landed and are visible.
@@ -460,7 +460,7 @@ FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
   if (transpose)
     std::swap(shape[0], shape[1]);
   Value mem = scratchBuffer(shape, type.getElementType());
-  // Earlier readers of the scratch are done (and pending staged copies have landed).
+  // Earlier readers of the scratch are done (and pending staged stores are visible).
   barrierPending = true;
   flushBarrier();
   writeSlots(mem, layoutOf(v), *have, transpose);

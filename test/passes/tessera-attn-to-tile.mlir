@@ -176,7 +176,8 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // CHECK: tile.store %[[OUT]], {{.*}} : tensor<64x64xf32>
 // split = 12: a piece must fill the warps' rows, so 12 sequence chunks of the whole
 // state. A first grid stores each chunk's own state in a workspace; a scan (one program
-// per head and batch, loading the next chunk's own state a step ahead) replaces each by
+// per head, batch and 16-column band of the state, loading the next chunk's own band a step
+// ahead) replaces each by
 // the decayed sum of those before it; in the last grid a chunk starts from its own
 // entry. The sweep grids put the split index first (it varies fastest: a head's
 // programs run side by side).
@@ -185,13 +186,13 @@ func.func @gqa(%q: tensor<2x8x?x64xf32>, %k: tensor<2x2x?x64xf32>, %v: tensor<2x
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHUNKS: tile.store {{.*}}, %[[STATES]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
-// CHUNKS: %[[FIRST:.*]] = tile.load %[[STATES]]
-// CHUNKS: scf.for {{.*}} iter_args(%[[SUM:.*]] = {{.*}}, %[[OWN:.*]] = %[[FIRST]]) -> (tensor<64x64xf32>, tensor<64x64xf32>)
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4{{.*}}]
+// CHUNKS: %[[FIRST:.*]] = tile.load %[[STATES]]{{.*}} -> tensor<64x16xf32>
+// CHUNKS: scf.for {{.*}} iter_args(%[[SUM:.*]] = {{.*}}, %[[OWN:.*]] = %[[FIRST]]) -> (tensor<64x16xf32>, tensor<64x16xf32>)
 // CHUNKS: %[[NEXT:.*]] = tile.load %[[STATES]]
 // CHUNKS: tile.store %[[SUM]], %[[STATES]]
 // CHUNKS: math.exp2
-// CHUNKS: %[[NEW:.*]] = arith.addf {{.*}}, %[[OWN]] : tensor<64x64xf32>
+// CHUNKS: %[[NEW:.*]] = arith.addf {{.*}}, %[[OWN]] : tensor<64x16xf32>
 // CHUNKS: scf.yield %[[NEW]], %[[NEXT]]
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: %[[START:.*]] = tile.load %[[STATES]]
@@ -273,20 +274,20 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.store {{.*}}, %[[DV]]
 // With split = 12 (one piece of 64 value columns, so 12 sequence chunks) each sweep
 // first stores every chunk's own state (from zero over its blocks), a scan (one program
-// per head and batch walking the chunks) turns those into the states the chunks start
+// per head, batch and band of columns walking the chunks) turns those into the states the chunks start
 // from, and the sweep's programs start from them.
 // CHUNKS-LABEL: func.func @lightning_grad
 // CHUNKS: %[[OWN_S:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_S]]
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.load %[[OWN_S]]
 // CHUNKS: %[[OWN_DSK:.*]] = memref.alloc({{.*}}) : memref<?x?x12x64x64xf32>
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
-// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c1{{.*}}]
+// CHUNKS: tile.grid[{{.*}}, {{.*}}, %c4{{.*}}]
 // CHUNKS: tile.store {{.*}}, %[[OWN_DSK]]
 // CHUNKS: tile.grid[%c12{{.*}}, {{.*}}, {{.*}}]
 // CHUNKS: tile.load %[[OWN_DSK]]
