@@ -23,6 +23,7 @@ import tune_softmax  # noqa: E402
 start = time.time()
 n = sum(len(kernels()) for kernels in (
     cases.kernels, cases.linear_kernels, cases.linear_decode_kernels, cases.linear_grad_kernels,
+    cases.linear_shaped_kernel,
     cases.block_sparse_kernels, cases.program_kernels,
     cases.hyper_kernels, cases.hyper_causal_kernels,
     softmax_gpu.kernels,

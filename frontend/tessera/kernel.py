@@ -206,10 +206,8 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
         return ProgramKernel(spec, dtype, head_dim, value_dim, config or Config())
     if isinstance(spec, LinearAttentionSpec):
         if target == "cuda":
-            from .linear import LinearGpuKernel, default_gpu_config
-            return LinearGpuKernel(spec, dtype, head_dim, value_dim,
-                                   config or default_gpu_config(value_dim, spec.decode),
-                                   chip)
+            from .linear import LinearGpuKernel
+            return LinearGpuKernel(spec, dtype, head_dim, value_dim, config, chip)
         return LinearKernel(spec, dtype, head_dim, value_dim, config or Config())
     if target == "cuda":
         from .gpu import GpuKernel

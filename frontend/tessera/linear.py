@@ -205,35 +205,65 @@ class LinearKernel:
         return extras
 
 
-def default_gpu_config(value_dim: int, decode: bool = False):
+def default_gpu_config(value_dim: int, decode: bool = False, split: Optional[int] = None):
     """The GPU config a linear-attention kernel gets unless told otherwise: the value
     columns in pieces of 64, one program each (a piece's state is carried as Sᵀ over the 4
-    warps' rows, so every product runs on wgmma). At Dv = 128 that is split 2, the fastest
-    measured on the H200 at batch x heads >= 256 (bench/results/linear_555b7e1.jsonl;
-    with fewer, sequence chunks win — tune with tessera.autotune). A decode step, and value
-    dims that are not multiples of 64, take 4 or 2 pieces of 16 columns or more."""
+    warps' rows, so every product runs on wgmma), times `split` / pieces sequence chunks
+    (the kernel picks `split` per call, `shape_split`). A decode step, and value dims that
+    are not multiples of 64, take 4 or 2 pieces of 16 columns or more."""
     from .kernel import Config
     if value_dim % 64 == 0 and not decode:
-        split = value_dim // 64
+        pieces = value_dim // 64
     else:
-        split = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
-    return Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split)
+        pieces = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
+    return Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split or pieces)
+
+
+def shape_split(pieces: int, batch_heads: int, seq_len: int, sms: int) -> int:
+    """Programs per (head, batch) for a causal sweep of `seq_len` tokens over
+    `batch_heads` heads: `pieces` value pieces times sequence chunks, chosen from the
+    H200 measurements in bench/results/linear_*.jsonl (bench/linear_gpu.py prints every
+    split's time). Two sweep programs fit an SM (registers); pieces alone when they fill
+    those slots, else enough chunks to fill them. Chunks are not free: each reads its
+    keys and values twice (its own state, then the sweep), and a scan joins the states."""
+    slots = 2 * sms
+    if batch_heads * pieces >= slots or seq_len <= 1024:
+        return pieces
+    chunks = -(-slots // (batch_heads * pieces))
+    return pieces * chunks
 
 
 class LinearGpuKernel:
     """A linear-attention spec compiled to PTX: bf16/f16 q, k, v, f32 state; any B, H, N.
     With `config.split` = s, each (head, batch) runs as s programs: pieces of the value
     columns (16 x num_warps each where they divide, else 16 or more), times chunks of the
-    sequence, for more parallelism when batch x heads is small."""
+    sequence, for more parallelism when batch x heads is small. Compiled without a config
+    (`config=None`), a causal prefill picks s per call from B·H and N (`shape_split`),
+    compiling each s on first use (the on-disk cache keeps them)."""
 
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
         from .gpu import GpuKernel
+        self.split_follows_shape = config is None and spec.causal and not spec.decode
+        config = config or default_gpu_config(value_dim, spec.decode)
         self._compiled = GpuKernel(spec, dtype, head_dim, value_dim, config, chip)
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module, self.ptx = self._compiled.module, self._compiled.ptx
         self._image = self._compiled._image
         self._checked_decay = None
+        self._by_split = {config.split: self}
+
+    def for_shape(self, batch_heads: int, seq_len: int, device=None) -> "LinearGpuKernel":
+        """The kernel that runs B·H = `batch_heads` sequences of `seq_len` tokens: this one
+        where its config was given, else the one compiled for `shape_split`'s split."""
+        if not self.split_follows_shape:
+            return self
+        split = shape_split(self.config.split, batch_heads, seq_len, _sm_count(device))
+        if split not in self._by_split:
+            config = default_gpu_config(self.value_dim, split=split)
+            self._by_split[split] = LinearGpuKernel(self.spec, self.dtype, self.head_dim,
+                                                    self.value_dim, config, self.chip)
+        return self._by_split[split]
 
     def __call__(self, q, k, v, *, out=None, state_out=None, **inputs):
         """(o, final state). When q, k or v require gradients (and torch records them),
@@ -245,8 +275,8 @@ class LinearGpuKernel:
             if out is not None or state_out is not None:
                 raise ValueError("out= / state_out= are not taken where q, k or v require "
                                  "gradients")
-            return _linear_function().apply(self, inputs, q, k, v)
-        return self._forward(q, k, v, out, state_out, inputs)
+            return _linear_function().apply(self._shaped(q), inputs, q, k, v)
+        return self._shaped(q)._forward(q, k, v, out, state_out, inputs)
 
     def grad(self, q, k, v, grad_out, **inputs):
         """(dq, dk, dv) of o for the upstream gradient `grad_out` (q's dtype, o's shape),
@@ -261,8 +291,15 @@ class LinearGpuKernel:
             raise ValueError(f"grad_out must have shape {(B, H, N, self.value_dim)}, got "
                              f"{tuple(grad_out.shape)}")
         dq, dk, dv = (x.new_empty(x.shape) for x in (q, k, v))
-        self.grad_image().launch([q, k, v, grad_out, *extras, dq, dk, dv])
+        self._shaped(q).grad_image().launch([q, k, v, grad_out, *extras, dq, dk, dv])
         return dq, dk, dv
+
+    def _shaped(self, q):
+        """for_shape for q's [B, H, N, D] (checked later, by the kernel that runs)."""
+        if not self.split_follows_shape or len(getattr(q, "shape", ())) != 4:
+            return self
+        B, H, N, _ = q.shape
+        return self.for_shape(B * H, N, q.device)
 
     def grad_image(self):
         """The gradient kernel's image, compiled (or found in the cache) on first use."""
@@ -311,6 +348,16 @@ class LinearGpuKernel:
                 self._checked_decay = (a.data_ptr(), a._version)
             extras.append(a)
         return extras
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device) -> int:
+    """Streaming multiprocessors of a CUDA device (132, an H200's, where torch cannot say)."""
+    try:
+        from .gpu import torch_module
+        return torch_module().cuda.get_device_properties(device).multi_processor_count
+    except Exception:
+        return 132
 
 
 @functools.lru_cache(maxsize=None)

@@ -116,6 +116,21 @@ def linear_grad_kernels():
     return {(name, d): kernels[name, d] for name in LINEAR_GRAD_NAMES for d in HEAD_DIMS}
 
 
+# A kernel compiled without a config picks its split per call from B·H and N: these
+# (B, H, N) shapes take pieces alone, and pieces times sequence chunks.
+SHAPED_LINEAR_SHAPES = [(2, 2, 1000), (1, 2, 3000), (1, 4, 9000)]
+
+
+def linear_shaped_kernel():
+    """(Lightning Attention-2 at D = 128 with no config, its kernel per test shape, forward
+    and gradient compiled.)"""
+    kernel = tessera.compile(LINEAR_SPECS["la2"], head_dim=128, dtype=DTYPE, target="cuda")
+    shaped = [kernel.for_shape(b * h, n) for b, h, n in SHAPED_LINEAR_SHAPES]
+    for k in shaped:
+        k.grad_image()
+    return kernel, shaped
+
+
 # Decode steps after a prefill by the spec of the same name without "-decode".
 LINEAR_DECODE_SPECS = {
     "la2-decode": tessera.linear_decode(decay=True),

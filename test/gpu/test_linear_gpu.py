@@ -121,6 +121,34 @@ def test_backward_through_autograd(name, d, n, h, hk):
     assert max(errors) <= 1e-2
 
 
+@pytest.mark.parametrize("b,h,n", cases.SHAPED_LINEAR_SHAPES)
+def test_split_follows_shape(b, h, n):
+    # Compiled with no config: the forward and the gradient run the split that
+    # shape_split picks for B·H and N (sequence chunks where B·H is small).
+    kernel, _ = cases.linear_shaped_kernel()
+    shaped = kernel.for_shape(b * h, n)
+    pieces = kernel.config.split
+    assert shaped.config.split == tessera.linear.shape_split(
+        pieces, b * h, n, torch.cuda.get_device_properties(0).multi_processor_count)
+    torch.manual_seed(n)
+    spec, d = cases.LINEAR_SPECS["la2"], 128
+    q = (torch.randn(b, h, n, d, device="cuda") * d ** -0.5).bfloat16().requires_grad_()
+    k = (torch.randn(b, h, n, d, device="cuda") * d ** -0.5).bfloat16().requires_grad_()
+    v = torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16).requires_grad_()
+    decay = torch.from_numpy(tessera.alibi_decay(h)).cuda()
+    weight = torch.randn(b, h, n, d, device="cuda").bfloat16().float()
+    out, state = kernel(q, k, v, decay=decay)
+    (out.float() * weight).sum().backward()
+    leaves = [x.detach().double().requires_grad_() for x in (q, k, v)]
+    ref_o, ref_s = reference(spec, *leaves, decay)
+    (ref_o * weight.double()).sum().backward()
+    errors = [rel(out, ref_o), rel(state, ref_s)] + [
+        rel(x.grad, ref.grad) for x, ref in zip((q, k, v), leaves)]
+    print(f"b={b} h={h} n={n} split {shaped.config.split}: o, state, dq, dk, dv "
+          + " ".join(f"{e:.2e}" for e in errors))
+    assert max(errors[:2]) <= 4e-3 and max(errors[2:]) <= 1e-2
+
+
 @pytest.mark.parametrize("decode", list(cases.LINEAR_DECODE_SPECS))
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("n", [1, 1000])

@@ -89,6 +89,27 @@ def test_linear_attention_gpu_default_uses_warpgroup_products(tmp_path, monkeypa
     assemble(ampere.ptx, "sm_80", tmp_path)
 
 
+def test_linear_split_follows_shape_without_a_config(tmp_path, monkeypatch):
+    # No config: pieces of 64 value columns where B·H fills two programs per SM, else
+    # pieces times sequence chunks, compiled once per split; a given config is kept.
+    import tessera
+    from tessera.linear import shape_split
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    spec = tessera.linear_attention(decay=True)
+    k = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda")
+    assert k.config.split == 2 and k.for_shape(1024, 1024, "cpu") is k
+    for bh, n in ((64, 16384), (16, 65536), (16, 262144)):
+        split = shape_split(2, bh, n, 132)
+        assert split > 2 and split % 2 == 0
+        chunked = k.for_shape(bh, n, "cpu")
+        assert chunked.config.split == split and k.for_shape(bh, n, "cpu") is chunked
+        assert len(chunked._image.launches) == 3  # own states, scan, sweep
+    assert shape_split(2, 16, 1024, 132) == 2  # one chunk of blocks: no chunks
+    fixed = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda",
+                            config=tessera.Config(split=2))
+    assert fixed.for_shape(16, 65536, "cpu") is fixed
+
+
 @pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one"])
 def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
     # One token in tiles of 16 rows per warp, the state's value columns over 4 programs.
