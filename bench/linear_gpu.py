@@ -117,7 +117,9 @@ def main():
                     for c in ours}
         best_train = min(train_ms, key=train_ms.get)
         # Every config's time (what a default split for the shape should follow).
-        print(f"n={n} b={b} configs, fwd ms: "
+        default = tessera.linear.shape_split(2, b * H, n,
+                                             torch.cuda.get_device_properties(0).multi_processor_count)
+        print(f"n={n} b={b} default split={default}; configs, fwd ms: "
               + ", ".join(f"{c} {ms:.3f}" for c, ms in forward_ms.items())
               + "; fwd+bwd ms: " + ", ".join(f"{c} {ms:.3f}" for c, ms in train_ms.items()),
               flush=True)

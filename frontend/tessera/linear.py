@@ -221,16 +221,17 @@ def default_gpu_config(value_dim: int, decode: bool = False, split: Optional[int
 
 def shape_split(pieces: int, batch_heads: int, seq_len: int, sms: int) -> int:
     """Programs per (head, batch) for a causal sweep of `seq_len` tokens over
-    `batch_heads` heads: `pieces` value pieces times sequence chunks, chosen from the
-    H200 measurements in bench/results/linear_*.jsonl (bench/linear_gpu.py prints every
-    split's time). Two sweep programs fit an SM (registers); pieces alone when they fill
-    those slots, else enough chunks to fill them. Chunks are not free: each reads its
-    keys and values twice (its own state, then the sweep), and a scan joins the states."""
-    slots = 2 * sms
-    if batch_heads * pieces >= slots or seq_len <= 1024:
-        return pieces
-    chunks = -(-slots // (batch_heads * pieces))
-    return pieces * chunks
+    `batch_heads` heads: `pieces` value pieces times sequence chunks. Two sweep programs
+    fit an SM (registers), and one wave of them is fastest: pieces alone when they fill
+    it, else as many chunks as still fit in one wave, each at least 4 blocks of 64
+    tokens. On the H200 (bench/results/linear_c5b63b7.jsonl, every split timed) that
+    picks the fastest split at B·H = 1024, 256, 64 and 16 (N = 65536), and 16 against
+    32's 2.55 ms at N = 262144 (2.59 ms); 1.45 waves (split 6 at B·H = 64) lose 18 %.
+    Chunks are not free: each reads its keys and values twice (its own state, then the
+    sweep), and a scan joins the states."""
+    wave = 2 * sms
+    chunks = min(wave // (batch_heads * pieces), seq_len // 256)
+    return pieces * max(1, chunks)
 
 
 class LinearGpuKernel:

@@ -90,8 +90,9 @@ def test_linear_attention_gpu_default_uses_warpgroup_products(tmp_path, monkeypa
 
 
 def test_linear_split_follows_shape_without_a_config(tmp_path, monkeypatch):
-    # No config: pieces of 64 value columns where B·H fills two programs per SM, else
-    # pieces times sequence chunks, compiled once per split; a given config is kept.
+    # No config: pieces of 64 value columns where B·H fills a wave of two programs per
+    # SM, else pieces times as many sequence chunks as fit one wave, compiled once per
+    # split; a given config is kept.
     import tessera
     from tessera.linear import shape_split
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
@@ -104,7 +105,9 @@ def test_linear_split_follows_shape_without_a_config(tmp_path, monkeypatch):
         chunked = k.for_shape(bh, n, "cpu")
         assert chunked.config.split == split and k.for_shape(bh, n, "cpu") is chunked
         assert len(chunked._image.launches) == 3  # own states, scan, sweep
-    assert shape_split(2, 16, 1024, 132) == 2  # one chunk of blocks: no chunks
+    assert shape_split(2, 16, 1024, 132) == 8  # chunks of at least 4 blocks
+    assert shape_split(2, 128, 65536, 132) == 2  # 256 programs: one wave already
+    assert shape_split(2, 64, 16384, 132) == 4 and shape_split(2, 16, 65536, 132) == 16
     fixed = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda",
                             config=tessera.Config(split=2))
     assert fixed.for_shape(16, 65536, "cpu") is fixed
