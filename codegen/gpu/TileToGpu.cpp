@@ -748,9 +748,31 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   // An accumulator's slots 2i and 2i + 1 are neighbouring columns of one row: one
   // 32-bit store (as lowerStore pairs them).
   int64_t step = have.kind == LayoutKind::Acc ? 2 : 1;
+  // An accumulator's slots sit at rows warpRow + dr (dr a multiple of 8, so row % 8 is
+  // g) and columns 2t + dc: the swizzled offset is rowBase ^ (16-byte chunk) plus a
+  // constant, one base per thread for every store instead of one address register per
+  // store (ptxas spilled those, and reloaded them every block).
+  Value rowBase;
+  if (step == 2) {
+    auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+    rowBase = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, base(have, LaneBase::WarpRow), c(kSwizzleCols)),
+        arith::AddIOp::create(b, t2, arith::MulIOp::create(b, g, c(8))));
+  }
   for (int64_t s = 0; s < int64_t(slots->size()); s += step) {
-    auto [r, c] = position(have, s);
-    Value at = swizzledOffset(b, r, c, rows);
+    Value at;
+    if (step == 2) {
+      SlotCoord sc = slotCoord(have, s);
+      int64_t block = sc.col / kSwizzleCols, chunk = sc.col % kSwizzleCols / 8;
+      Value swizzled = arith::XOrIOp::create(
+          b, rowBase, arith::ConstantIndexOp::create(b, chunk * 8));
+      at = arith::AddIOp::create(
+          b, swizzled,
+          arith::ConstantIndexOp::create(b, block * rows * kSwizzleCols + sc.row * kSwizzleCols));
+    } else {
+      auto [r, c] = position(have, s);
+      at = swizzledOffset(b, r, c, rows);
+    }
     if (step == 1) {
       memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{at});
       continue;
