@@ -8,7 +8,7 @@ The peers are not part of Tessera: fetch their repositories into the git-ignored
     python3 bench/linear_gpu.py [--quick] [--out FILE] [--profile]
 
 --profile prints, per N, each launch of the forward and the gradient (split 2 and the
-most-chunked config), timed alone, instead of the table.
+split a kernel compiled without a config picks), timed alone, instead of the table.
 """
 import sys
 from pathlib import Path
@@ -68,7 +68,9 @@ def profile(ours, lam, lengths):
         q, k, v, g = (torch.randn(b, H, n, D, device="cuda", dtype=torch.bfloat16)
                       for _ in range(4))
         extras = [torch.empty(b, H, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
-        for name in ("split=2 stages=2", "split=132 stages=2"):
+        default = tessera.linear.shape_split(
+            2, b * H, n, torch.cuda.get_device_properties(0).multi_processor_count)
+        for name in dict.fromkeys(("split=2 stages=2", f"split={default} stages=2")):
             kernel = ours[name]
             state = torch.empty(b, H, D, D, device="cuda")
             out = torch.empty_like(v)

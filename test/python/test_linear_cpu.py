@@ -164,7 +164,7 @@ def test_backward_in_pieces(split):
 
 # Sequence chunks (split / pieces of them per head and batch): each chunk's own state and
 # state gradient go through workspaces; n = 1 and 17 leave trailing chunks with no block.
-@pytest.mark.parametrize("split", [8, 24])
+@pytest.mark.parametrize("split", [2, 8, 24])
 @pytest.mark.parametrize("n", [1, 17, 150])
 def test_backward_in_sequence_chunks(split, n):
     q, k, v = inputs(2, 4, 2, n, 64, seed=n + split)
