@@ -279,16 +279,11 @@ struct CausalSweep {
 /// per (head, batch) as pieces of the value columns times chunks of the sequence.
 struct SweepPlan {
   int64_t d, dv, pieces, chunks;
-  /// Own states are taken over parts of chunks (8 parts in all where chunks are few), so
-  /// that their grid fills the machine: with 2 chunks, a program per piece and chunk
-  /// left it latency-bound (0.141 ms of the 0.63 ms forward at B·H = 64, N = 16384).
-  int64_t parts;
   bool transposed; // the state carried as Sᵀ [dv, d] (fillsWarpRows), else S [d, dv]
   SmallVector<int64_t, 2> stateShape;
   Value c0, c1;
-  Value perPart;     // blocks per part of a chunk
-  Value perChunk;    // blocks per chunk: parts x perPart
-  Value chunkStates; // [B, H, chunks x parts, state] f32: own states, then starting states
+  Value perChunk;    // blocks per chunk
+  Value chunkStates; // [B, H, chunks, state] f32: own states, then the starting states
   Value groupSums;   // [B, H (0 for groups of one), N, Dv] f32: grouped outputs per head
   Value alone;       // every group is one head
 };
@@ -309,9 +304,9 @@ static Value loadInitialState(LinearProgram &p, const CausalSweep &sw, const Swe
 }
 
 /// One grid of a sweep, a program per (piece x chunk, head, batch): the chunk's blocks
-/// from its starting state, or (`statesOnly`, a program per piece x part of a chunk)
-/// the part's own state from zero into the workspace. The split index varies fastest: the
-/// pieces of a head run side by side and read its rows and keys from L2 after the first.
+/// from its starting state, or (`statesOnly`) the chunk's own state from zero into the
+/// workspace. The split index varies fastest: the pieces of a head run side by side and
+/// read its rows and keys from L2 after the first.
 static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
                           const SweepPlan &plan, tile::ConfigAttr config, bool statesOnly) {
   ImplicitLocOpBuilder &b = p.b;
@@ -323,25 +318,15 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
   Value groupSums = plan.groupSums, alone = plan.alone;
   Type operandType = p.operandType;
   OpBuilder::InsertionGuard guard(b);
-  int64_t programs = config.getSplit() * (statesOnly ? plan.parts : 1);
-  auto grid =
-      tile::GridOp::create(b, ValueRange{p.cIndex(programs), ops.nHeads, ops.nBatch}, config);
+  auto grid = tile::GridOp::create(
+      b, ValueRange{p.cIndex(config.getSplit()), ops.nHeads, ops.nBatch}, config);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
   Value head = p.programId(1), batch = p.programId(2);
   Value kvHead = arith::DivSIOp::create(b, head, group);
   Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
-  Value slot = arith::DivUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
+  Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
   Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
-  // The chunk-states grid's slot is a workspace entry (a part of a chunk); the sweep's
-  // is a chunk, which starts from the entry of its first part (its last, in reverse).
-  Value chunk = statesOnly ? arith::DivUIOp::create(b, slot, p.cIndex(plan.parts)) : slot;
-  Value entry = statesOnly ? slot
-                           : arith::AddIOp::create(
-                                 b, arith::MulIOp::create(b, chunk, p.cIndex(plan.parts)),
-                                 p.cIndex(sw.reverse ? plan.parts - 1 : 0));
-  auto [firstBlock, endBlock] =
-      statesOnly ? chunkBlocks(p, slot, plan.perPart, ops.numBlocks)
-                 : chunkBlocks(p, chunk, plan.perChunk, ops.numBlocks);
+  auto [firstBlock, endBlock] = chunkBlocks(p, chunk, plan.perChunk, ops.numBlocks);
   p.log2Decay = loadLog2Decay(p, ops.decay, head);
   Value outHead = sw.grouped ? kvHead : head;
   auto workspaceIndex = [&](Value c) {
@@ -425,12 +410,12 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
       Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);
       return updateState(s, kb, vb, valid);
     });
-    tile::StoreOp::create(b, own, chunkStates, workspaceIndex(entry));
+    tile::StoreOp::create(b, own, chunkStates, workspaceIndex(chunk));
     return;
   }
   if (chunkStates)
     state = tile::LoadOp::create(b, p.tileType(stateShape, p.f32), chunkStates,
-                                 workspaceIndex(entry), nullptr);
+                                 workspaceIndex(chunk), nullptr);
   Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
   Value zeroOut = p.splatF32({blk, dv}, 0.0f);
   // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
@@ -543,9 +528,8 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
   plan.c0 = p.cIndex(0);
   plan.c1 = p.cIndex(1);
   auto dyn = ShapedType::kDynamic;
-  plan.parts = plan.chunks > 1 ? std::max<int64_t>(1, 8 / plan.chunks) : 1;
   if (plan.chunks > 1) {
-    SmallVector<int64_t> shape{dyn, dyn, plan.chunks * plan.parts, plan.d, dvAll};
+    SmallVector<int64_t> shape{dyn, dyn, plan.chunks, plan.d, dvAll};
     if (plan.transposed)
       std::swap(shape[3], shape[4]);
     plan.chunkStates =
@@ -560,17 +544,16 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
                                              ValueRange{nBatch, heads, n});
   }
   plan.alone = p.cmpI(arith::CmpIPredicate::eq, ops.group, plan.c1);
-  plan.perPart = p.ceilDiv(ops.numBlocks, plan.chunks * plan.parts);
-  plan.perChunk = arith::MulIOp::create(b, plan.perPart, p.cIndex(plan.parts));
+  plan.perChunk = p.ceilDiv(ops.numBlocks, plan.chunks);
   if (plan.chunkStates) {
     emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/true);
     // Each chunk's own state becomes the state it starts from (the initial state goes
     // in before the first chunk).
     int64_t rows = plan.stateShape[0], cols = plan.stateShape[1];
     scanChunkStates(
-        p, plan.chunkStates, plan.chunks * plan.parts, plan.pieces, rows, cols,
+        p, plan.chunkStates, plan.chunks, plan.pieces, rows, cols,
         /*piecesOfRows=*/plan.transposed, sw.reverse, nHeads, nBatch, ops.decay, config,
-        [&](Value e) { return chunkTokens(p, e, plan.perPart, ops.numBlocks, ops.blkIdx, n); },
+        [&](Value c) { return chunkTokens(p, c, plan.perChunk, ops.numBlocks, ops.blkIdx, n); },
         [&](Value batch, Value head, Value row0, Value col0, int64_t bandCols) {
           if (!sw.init)
             return p.splatF32({rows, bandCols}, 0.0f);
