@@ -316,6 +316,27 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // CHECK: nvgpu.ldmatrix
 // CHECK: nvvm.mma.sync
 // CHECK: gpu.return
+// With wgmma the state goes to a 128-byte-swizzled buffer: every pair of a thread's
+// accumulator slots is stored at one per-thread base XOR its 16-byte chunk (8 columns)
+// plus a constant row offset (8 rows = 512 elements), not at an address of its own.
+// WGMMA-LABEL: func.func @state_product
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: gpu.barrier
+// WGMMA-NEXT: %[[G8:.*]] = arith.muli %{{.*}}, %c8
+// WGMMA-NEXT: %[[LANE:.*]] = arith.addi %{{.*}}, %[[G8]]
+// WGMMA-NEXT: %[[ROW:.*]] = arith.muli %{{.*}}, %c64
+// WGMMA-NEXT: %[[BASE:.*]] = arith.addi %[[ROW]], %[[LANE]]
+// WGMMA-NEXT: vector.from_elements
+// WGMMA-NEXT: vector.store %{{.*}}, %[[BUF:.*]][%[[BASE]]]
+// WGMMA-NEXT: %[[ROW8:.*]] = arith.addi %[[BASE]], %c512
+// WGMMA-NEXT: vector.from_elements
+// WGMMA-NEXT: vector.store %{{.*}}, %[[BUF]][%[[ROW8]]]
+// WGMMA-NEXT: %[[CHUNK1:.*]] = arith.xori %[[BASE]], %c8
+// WGMMA-NEXT: vector.from_elements
+// WGMMA-NEXT: vector.store %{{.*}}, %[[BUF]][%[[CHUNK1]]]
+// WGMMA: %[[CHUNK7:.*]] = arith.xori %[[BASE]], %c56
+// WGMMA: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
 func.func @state_product(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                          %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                          %v: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
