@@ -835,12 +835,22 @@ std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) 
   auto tileType = cast<RankedTensorType>(op.getType());
   int64_t cols = tileType.getDimSize(1);
   int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
-  Value linear = arith::AddIOp::create(b, threadId, arith::ConstantIndexOp::create(b, i * numThreads));
-  Value perRow = arith::ConstantIndexOp::create(b, cols / width);
-  Value r = arith::DivUIOp::create(b, linear, perRow);
-  Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, linear, perRow),
-                                  arith::ConstantIndexOp::create(b, width));
-  return {r, c};
+  int64_t perRow = cols / width;
+  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+  if (numThreads % perRow == 0) {
+    // Every pass of the threads covers whole rows: vector i is vector 0 moved down
+    // i x numThreads / perRow rows (the same column), so its addresses (and swizzle, for
+    // passes of a multiple of 8 rows) differ from vector 0's by constants and need no
+    // register of their own.
+    Value r = arith::AddIOp::create(b, arith::DivUIOp::create(b, threadId, c(perRow)),
+                                    c(i * (numThreads / perRow)));
+    return {r, arith::MulIOp::create(b, arith::RemUIOp::create(b, threadId, c(perRow)),
+                                     c(width))};
+  }
+  Value linear = arith::AddIOp::create(b, threadId, c(i * numThreads));
+  Value r = arith::DivUIOp::create(b, linear, c(perRow));
+  Value col = arith::MulIOp::create(b, arith::RemUIOp::create(b, linear, c(perRow)), c(width));
+  return {r, col};
 }
 
 Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange origin,
