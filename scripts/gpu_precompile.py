@@ -1,8 +1,13 @@
 """Fills a kernel cache with every GPU kernel the GPU tests and benchmarks use, on a
 machine with the compiler, so that a GPU machine with only the runtime can run them.
 
-    TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py
+    TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py [--only linear_gpu]
+
+--only keeps the kernel sets of the named modules (comma-separated). The cache records
+the compiler's fingerprint in FINGERPRINT, so that a cache made before a compiler change
+can be timed beside the changed one in one process (bench/ab_linear.py --base).
 """
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,13 +25,22 @@ import nsa_gpu  # noqa: E402
 import softmax_gpu  # noqa: E402
 import tune_softmax  # noqa: E402
 
-start = time.time()
-n = sum(len(kernels()) for kernels in (
+KERNEL_SETS = (
     cases.kernels, cases.linear_kernels, cases.linear_decode_kernels, cases.linear_grad_kernels,
     cases.linear_shaped_kernel,
     cases.block_sparse_kernels, cases.program_kernels,
     cases.hyper_kernels, cases.hyper_causal_kernels,
     softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
-    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels))
-print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s")
+    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels)
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--only", help="comma-separated modules whose kernel sets to compile")
+only = ap.parse_args().only
+sets = [k for k in KERNEL_SETS if not only or k.__module__ in only.split(",")]
+start = time.time()
+n = sum(len(kernels()) for kernels in sets)
+from tessera import gpu  # noqa: E402
+Path(gpu.cache_dir(), "FINGERPRINT").write_text(gpu.COMPILER_VERSION + "\n")
+print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s "
+      f"({gpu.cache_dir()}, {gpu.COMPILER_VERSION})")
