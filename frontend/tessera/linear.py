@@ -254,12 +254,17 @@ class LinearGpuKernel:
         self._checked_decay = None
         self._by_split = {config.split: self}
 
+    def split_for(self, batch_heads: int, seq_len: int, device=None) -> int:
+        """The split that runs B·H = `batch_heads` sequences of `seq_len` tokens: the
+        config's where one was given, else `shape_split`'s for this device."""
+        if not self.split_follows_shape:
+            return self.config.split
+        return shape_split(self.config.split, batch_heads, seq_len, _sm_count(device))
+
     def for_shape(self, batch_heads: int, seq_len: int, device=None) -> "LinearGpuKernel":
         """The kernel that runs B·H = `batch_heads` sequences of `seq_len` tokens: this one
-        where its config was given, else the one compiled for `shape_split`'s split."""
-        if not self.split_follows_shape:
-            return self
-        split = shape_split(self.config.split, batch_heads, seq_len, _sm_count(device))
+        where its config was given, else the one compiled for `split_for`'s split."""
+        split = self.split_for(batch_heads, seq_len, device)
         if split not in self._by_split:
             config = default_gpu_config(self.value_dim, split=split)
             self._by_split[split] = LinearGpuKernel(self.spec, self.dtype, self.head_dim,

@@ -1,5 +1,7 @@
 """The GPU test cases, shared by the tests and by scripts/gpu_precompile.py (which fills
 the kernel cache on a machine with the compiler, for a GPU machine without it)."""
+import functools
+
 import tessera
 
 WINDOW = 256
@@ -121,9 +123,10 @@ def linear_grad_kernels():
 SHAPED_LINEAR_SHAPES = [(2, 2, 1000), (1, 2, 3000), (1, 4, 9000)]
 
 
+@functools.lru_cache(maxsize=None)
 def linear_shaped_kernel():
     """(Lightning Attention-2 at D = 128 with no config, its kernel per test shape, forward
-    and gradient compiled.)"""
+    and gradient compiled), made once for every test that asks."""
     kernel = tessera.compile(LINEAR_SPECS["la2"], head_dim=128, dtype=DTYPE, target="cuda")
     shaped = [kernel.for_shape(b * h, n) for b, h, n in SHAPED_LINEAR_SHAPES]
     for k in shaped:
