@@ -4,6 +4,12 @@
 # the GPU tests and the benchmark. Kernels come from the carried cache (.gpu-cache),
 # filled beforehand where the compiler is: TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py
 set -euo pipefail
+# Takes no arguments (an unknown flag used to fall through to the whole ~10-minute run):
+# SKIP_TESTS=1 SKIP_BENCH=1 only builds the runtime module.
+if [ $# -ne 0 ]; then
+  echo "usage: [SKIP_TESTS=1] [SKIP_BENCH=1] [GPU_TESTS=...] [BENCH=...] $0 (no arguments)" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 export TESSERA_CACHE_DIR="$PWD/.gpu-cache" PYTHONUNBUFFERED=1
 ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
