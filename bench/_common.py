@@ -9,19 +9,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_ms(fn, iters):
-    """Median of `iters` CUDA-event timings of `fn` after one warm-up call."""
+    """Median of `iters` CUDA-event timings of `fn`, called back to back after one
+    warm-up call (as triton.testing.do_bench does): the host enqueues the next call while
+    the GPU runs this one, so each time is the GPU's, whatever Python costs per call."""
     import torch
     fn()
     torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(iters):
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(iters)]
+    for start, stop in events:
         start.record()
         fn()
         stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
+    torch.cuda.synchronize()
+    times = sorted(start.elapsed_time(stop) for start, stop in events)
     return times[len(times) // 2]
 
 

@@ -318,13 +318,25 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
   Value groupSums = plan.groupSums, alone = plan.alone;
   Type operandType = p.operandType;
   OpBuilder::InsertionGuard guard(b);
+  // No chunk starts after the last one (before the first, in reverse): the states grid
+  // has no programs for that chunk's own state, which is never read (idle programs would
+  // crowd the working ones onto fewer SMs).
+  int64_t gridChunks = statesOnly ? chunks - 1 : chunks;
+  // The states grid's body is one product per block, too short to hide a copy: its
+  // copies run three blocks ahead.
+  if (statesOnly)
+    config = tile::ConfigAttr::get(b.getContext(), config.getBlockM(), config.getBlockN(),
+                                   config.getNumWarps(), std::max<int64_t>(4, config.getNumStages()),
+                                   config.getSplit());
   auto grid = tile::GridOp::create(
-      b, ValueRange{p.cIndex(config.getSplit()), ops.nHeads, ops.nBatch}, config);
+      b, ValueRange{p.cIndex(plan.pieces * gridChunks), ops.nHeads, ops.nBatch}, config);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
   Value head = p.programId(1), batch = p.programId(2);
   Value kvHead = arith::DivSIOp::create(b, head, group);
   Value piece = arith::RemUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
   Value chunk = arith::DivUIOp::create(b, p.programId(0), p.cIndex(plan.pieces));
+  if (statesOnly && sw.reverse)
+    chunk = arith::AddIOp::create(b, chunk, c1);
   Value col0 = arith::MulIOp::create(b, piece, p.cIndex(dv));
   auto [firstBlock, endBlock] = chunkBlocks(p, chunk, plan.perChunk, ops.numBlocks);
   p.log2Decay = loadLog2Decay(p, ops.decay, head);
@@ -401,10 +413,6 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
     return p.dot(p.asOperand(decayed), right, carried);
   };
   if (statesOnly) {
-    // No chunk starts after the last one (before the first, in reverse): its own
-    // state is never read.
-    Value unread = p.cmpI(arith::CmpIPredicate::eq, chunk, p.cIndex(sw.reverse ? 0 : chunks - 1));
-    endBlock = arith::SelectOp::create(b, unread, firstBlock, endBlock);
     Value own = forBlocks(state, [&](Value n0, Value s) {
       Value valid = validRows(n0);
       Value kb = load(sw.keys, n0, valid, c0, d), vb = load(sw.values, n0, valid, col0, dv);

@@ -276,6 +276,10 @@ private:
   int swizzledBuffer(tile::LoadOp op);
   /// Whether the stage plan double-buffers only first-product operands.
   bool firstProductOnly() const { return plannedBlocksPerSM > 0; }
+  /// Stages of a prefetched buffer: num_stages where more than two (copies run
+  /// num_stages - 1 iterations ahead in loops that qualify, deepPrefetch), else two.
+  int64_t prefetchStages() const { return std::max<int64_t>(2, numStages); }
+  bool deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches);
   DenseSet<std::pair<Value, Type>> doubleBuffered; // (source, tile type), tile level
   /// Copy groups a loop issues for its next iteration, while this one's may still fly
   /// (-2 - buffer; the same map takes such a group back to its buffer).
@@ -611,7 +615,7 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
 
 int Distributor::swizzledBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t stages = doubleBuffered.contains({op.getSource(), tileType}) ? 2 : 1;
+  int64_t stages = doubleBuffered.contains({op.getSource(), tileType}) ? prefetchStages() : 1;
   auto key = std::make_pair(scalars.lookup(op.getSource()), Type(tileType));
   auto it = swizzledBuffers.find(key);
   if (it != swizzledBuffers.end())
@@ -1712,7 +1716,7 @@ void Distributor::planStages(Block &gridBody) {
   auto bytes = [&](function_ref<bool(Key)> twoStages) {
     int64_t total = 0;
     for (auto &[key, b] : stageBytes)
-      total += b * (twoStages(key) ? 2 : 1);
+      total += b * (twoStages(key) ? prefetchStages() : 1);
     return total;
   };
   auto everyTile = [&](Key k) { return prefetched.contains(k) || notLeft.contains(k); };
@@ -1735,7 +1739,8 @@ void Distributor::planStages(Block &gridBody) {
   auto blocksPerSM = [&](int64_t smem) {
     return std::min(kSharedPerSM / (smem + computedBytes + 1024), registerBound);
   };
-  if (!firstOperands.empty() &&
+  // (num_stages > 2 asks for every tile num_stages - 1 iterations ahead.)
+  if (!firstOperands.empty() && numStages <= 2 &&
       blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile)))
     plannedBlocksPerSM = blocksPerSM(bytes(firstOnly));
   for (auto &[key, b] : stageBytes)
@@ -1801,6 +1806,25 @@ bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches
   return true;
 }
 
+/// Whether `op`'s copies may run num_stages - 1 iterations ahead: a loop of its own (it
+/// neither continues the last prefetching loop nor is continued: the next loop does not
+/// look back at it) whose staged tiles are all prefetched, so that no copy group but the
+/// prefetches' is committed in its body and every iteration waits for a fixed count.
+bool Distributor::deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
+  if (!wgmma || firstProductOnly() || numStages <= 2 || prefetches.empty() ||
+      continuesLastLoop(op, prefetches))
+    return false;
+  auto prefetched = [&](tile::LoadOp load) {
+    return llvm::any_of(prefetches, [&](const Prefetch &p) { return p.load == load; });
+  };
+  return !op.getBody()
+              ->walk([&](tile::LoadOp load) {
+                return isStaged(load) && !prefetched(load) ? WalkResult::interrupt()
+                                                           : WalkResult::advance();
+              })
+              .wasInterrupted();
+}
+
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
@@ -1808,6 +1832,10 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   settleProducts();
   size_t numCarried = init.size();
   SmallVector<Prefetch> prefetches = findPrefetches(op);
+  // Iterations a prefetch runs ahead: one, each iteration's copies landing in the stage
+  // the last one read, or num_stages - 1 for a loop of its own (the copy engine keeps
+  // num_stages - 1 tiles in flight where a short body alone would not hide a copy).
+  int64_t ahead = deepPrefetch(op, prefetches) ? numStages - 1 : 1;
   // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
   // swizzled tiles, and the first to need them waits (older groups are waited for with
   // any newer one). Every iteration starts as if after a barrier-free body end.
@@ -1843,10 +1871,17 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
           waitForCopies();
         ::mlir::gpu::BarrierOp::create(b);
       }
-      for (auto [p, index] : llvm::zip(prefetches, buffers))
-        issueCopies(p.load, swizzledTiles[index], first,
-                    prefetchOrigin(p, lb, op.getInductionVar()),
-                    firstProductOnly() ? index : -1);
+      for (int64_t j = 0; j < ahead; ++j) {
+        Value iv = lb, stage = first;
+        if (j) {
+          stage = arith::ConstantIndexOp::create(b, j);
+          iv = arith::AddIOp::create(b, lb, arith::MulIOp::create(b, stage, step));
+        }
+        for (auto [p, index] : llvm::zip(prefetches, buffers))
+          issueCopies(p.load, swizzledTiles[index], stage,
+                      prefetchOrigin(p, iv, op.getInductionVar()),
+                      firstProductOnly() ? index : -1);
+      }
     }
   }
   // Copies pending before a loop that may run no iteration still need their barrier.
@@ -1903,21 +1938,31 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
       issueNext();
     nextRegs.push_back(other);
   } else if (wgmma && !prefetches.empty()) {
-    // This iteration's tiles have landed (and everyone is done with the other stage):
-    // start copying the next iteration's into it while this one computes.
+    // This iteration's tiles have landed (and everyone is done with the stage the last
+    // one read): start copying those `ahead` iterations on into it while this one
+    // computes; the copies for the iterations in between stay in flight.
     Value stage = loop.getRegionIterArgs()[numCarried];
-    waitForCopies();
+    waitForCopies(int((ahead - 1) * prefetches.size()));
     ::mlir::gpu::BarrierOp::create(b);
     barrierPending = false;
-    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
-    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    Value zero = arith::ConstantIndexOp::create(b, 0), one = arith::ConstantIndexOp::create(b, 1);
+    Value last = arith::ConstantIndexOp::create(b, ahead);
+    Value previous = arith::SubIOp::create(b, one, stage), following = previous;
+    if (ahead > 1) {
+      Value atZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, zero);
+      Value atLast = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, last);
+      previous = arith::SelectOp::create(b, atZero, last, arith::SubIOp::create(b, stage, one));
+      following = arith::SelectOp::create(b, atLast, zero, arith::AddIOp::create(b, stage, one));
+    }
+    Value target = arith::AddIOp::create(b, loop.getInductionVar(),
+                                         arith::MulIOp::create(b, last, step));
     for (auto [p, index] : llvm::zip(prefetches, buffers)) {
-      issueCopies(p.load, swizzledTiles[index], other,
-                  prefetchOrigin(p, next, op.getInductionVar()));
+      issueCopies(p.load, swizzledTiles[index], previous,
+                  prefetchOrigin(p, target, op.getInductionVar()));
       shared[p.load.getResult()] = {Value(), false, index, stage};
       preStaged.insert(p.load);
     }
-    nextRegs.push_back(other);
+    nextRegs.push_back(following);
   } else if (!prefetches.empty()) {
     // Store the tiles loaded one iteration ahead, then start loading the next ones:
     // their latency hides behind this iteration's arithmetic.
@@ -1968,6 +2013,8 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   }
   if (wgmma && !prefetches.empty())
     lastPrefetchingLoop = PrefetchingLoop{op, prefetches, loop.getResults().back()};
+  if (ahead > 1)
+    lastPrefetchingLoop.reset(); // the next loop cannot take over `ahead` stages in flight
   return success();
 }
 
