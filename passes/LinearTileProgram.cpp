@@ -322,9 +322,9 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
   // has no programs for that chunk's own state, which is never read (idle programs would
   // crowd the working ones onto fewer SMs).
   int64_t gridChunks = statesOnly ? chunks - 1 : chunks;
-  // The states grid's body is one product per block, too short to hide a copy: its
-  // copies run three blocks ahead.
-  if (statesOnly)
+  // The states grid's body is one product per block, too short to hide a copy: where
+  // the config pipelines, its copies run up to three blocks ahead.
+  if (statesOnly && config.getNumStages() >= 2)
     config = tile::ConfigAttr::get(b.getContext(), config.getBlockM(), config.getBlockN(),
                                    config.getNumWarps(), std::max<int64_t>(4, config.getNumStages()),
                                    config.getSplit());

@@ -1733,6 +1733,10 @@ void Distributor::planStages(Block &gridBody) {
       computedBytes += llvm::alignTo(cast<RankedTensorType>(r.getType()).getNumElements() * 2,
                                      kSwizzleAtomBytes);
   });
+  // num_stages beyond two is a ceiling: as many stages as leave a quarter of a block's
+  // shared memory to its other buffers.
+  while (numStages > 2 && bytes(everyTile) + computedBytes > kSharedLimit * 3 / 4)
+    --numStages;
   // Warpgroup kernels take >= 128 registers a thread: at most 16 / num_warps blocks;
   // those computing a right operand carry a tile state across their loop (~200).
   int64_t registerBound = (computed.empty() ? 16 : 8) / numWarps;
