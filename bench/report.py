@@ -233,6 +233,11 @@ def table(rows):
         "bench/results/. Tessera's row is the fastest of its candidate configs for the shape",
         "(the `config` column; bench/softmax_gpu.py lists them).",
         "",
+        "Times (every table): the median of CUDA-event timings of calls made back to back, as",
+        "triton.testing.do_bench makes them (bench/_common.py `time_ms`), so that host overhead",
+        "per call overlaps the GPU's work for every implementation alike. Runs before commit",
+        "179358f synchronized after each call, which counted each call's host overhead too.",
+        "",
         "| workload | tessera | " + " | ".join(PEERS) + " | tessera / flash2 | tessera / cudnn | tessera / flex | rel err tessera | rel err best peer | config |",
         "|---|---|" + "---|" * len(PEERS) + "---|---|---|---|---|---|",
     ]

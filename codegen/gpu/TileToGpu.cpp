@@ -185,6 +185,8 @@ private:
   Value stagingBuffer(tile::LoadOp op);
   int64_t vectorsPerThread(tile::LoadOp op);
   std::pair<Value, Value> vectorPosition(tile::LoadOp op, int64_t i);
+  /// The same for a [*, cols] tile of `elemBits`-bit elements.
+  std::pair<Value, Value> vectorPosition(int64_t cols, int64_t elemBits, int64_t i);
   /// Global indices of this thread's `i`-th 16-byte vector of `op`'s tile at `origin`,
   /// whether its row is inside the buffer, and its (row, column) in the tile.
   struct VectorSource {
@@ -254,6 +256,12 @@ private:
   /// A register tile written to a swizzled buffer of its own: a warpgroup product's
   /// right operand that was computed (a state, a feature-mapped key).
   FailureOr<SharedTile> stageSwizzled(Value v);
+  /// Stores an accumulator's slots (pairs of neighbouring columns) into swizzled buffer
+  /// `st` (stage 0).
+  void writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer, Type elem);
+  /// Whether `op` goes out through shared memory (storeThroughShared).
+  bool storesThroughShared(tile::StoreOp op, const Layout &l);
+  void storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots);
   bool touchesSharedMemory(Operation *op);
 
   // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
@@ -749,41 +757,13 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
   ::mlir::gpu::BarrierOp::create(b);
-  // An accumulator's slots 2i and 2i + 1 are neighbouring columns of one row: one
-  // 32-bit store (as lowerStore pairs them).
-  int64_t step = have.kind == LayoutKind::Acc ? 2 : 1;
-  // An accumulator's slots sit at rows warpRow + dr (dr a multiple of 8, so row % 8 is
-  // g) and columns 2t + dc: the swizzled offset is rowBase ^ (16-byte chunk) plus a
-  // constant, one base per thread for every store instead of one address register per
-  // store (ptxas spilled those, and reloaded them every block).
-  Value rowBase;
-  if (step == 2) {
-    auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
-    rowBase = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, base(have, LaneBase::WarpRow), c(kSwizzleCols)),
-        arith::AddIOp::create(b, t2, arith::MulIOp::create(b, g, c(8))));
-  }
-  for (int64_t s = 0; s < int64_t(slots->size()); s += step) {
-    Value at;
-    if (step == 2) {
-      SlotCoord sc = slotCoord(have, s);
-      int64_t block = sc.col / kSwizzleCols, chunk = sc.col % kSwizzleCols / 8;
-      Value swizzled = arith::XOrIOp::create(
-          b, rowBase, arith::ConstantIndexOp::create(b, chunk * 8));
-      at = arith::AddIOp::create(
-          b, swizzled,
-          arith::ConstantIndexOp::create(b, block * rows * kSwizzleCols + sc.row * kSwizzleCols));
-    } else {
+  if (have.kind == LayoutKind::Acc) {
+    writeAccumulatorPairs(have, *slots, index, type.getElementType());
+  } else {
+    for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
       auto [r, c] = position(have, s);
-      at = swizzledOffset(b, r, c, rows);
+      memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{swizzledOffset(b, r, c, rows)});
     }
-    if (step == 1) {
-      memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{at});
-      continue;
-    }
-    Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, type.getElementType()),
-                                                ValueRange{(*slots)[s], (*slots)[s + 1]});
-    vector::StoreOp::create(b, pair, st.view, ValueRange{at});
   }
   // Written through the generic proxy, read by wgmma through the async one.
   NVVM::FenceProxyOp::create(
@@ -793,6 +773,93 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   SharedTile t{Value(), /*transposed=*/false, index, arith::ConstantIndexOp::create(b, 0)};
   shared[v] = t;
   return t;
+}
+
+static bool knownMultipleOf(Value v, int64_t w);
+
+void Distributor::writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer,
+                                        Type elem) {
+  const SwizzledTile &st = swizzledTiles[buffer];
+  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+  // Slots 2i and 2i + 1 are neighbouring columns of one row: one 32-bit store. They sit
+  // at rows warpRow + dr (dr a multiple of 8, so row % 8 is g) and columns 2t + dc: the
+  // swizzled offset is rowBase ^ (16-byte chunk) plus a constant, one base per thread
+  // for every store instead of one address register per store (ptxas spilled those,
+  // and reloaded them every block).
+  Value rowBase = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, base(have, LaneBase::WarpRow), c(kSwizzleCols)),
+      arith::AddIOp::create(b, t2, arith::MulIOp::create(b, g, c(8))));
+  for (int64_t s = 0; s < int64_t(slots.size()); s += 2) {
+    SlotCoord sc = slotCoord(have, s);
+    int64_t block = sc.col / kSwizzleCols, chunk = sc.col % kSwizzleCols / 8;
+    Value swizzled = arith::XOrIOp::create(b, rowBase, c(chunk * 8));
+    Value at = arith::AddIOp::create(
+        b, swizzled, c(block * st.rows * kSwizzleCols + sc.row * kSwizzleCols));
+    Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, elem),
+                                                ValueRange{slots[s], slots[s + 1]});
+    vector::StoreOp::create(b, pair, st.view, ValueRange{at});
+  }
+}
+
+bool Distributor::storesThroughShared(tile::StoreOp op, const Layout &l) {
+  auto tileType = dyn_cast<RankedTensorType>(op.getValue().getType());
+  auto type = cast<MemRefType>(op.getDest().getType());
+  if (!wgmma || l.kind != LayoutKind::Acc || !tileType || tileType.getRank() != 2 ||
+      !isa<scf::ForOp>(op->getParentOp()))
+    return false;
+  Type elem = type.getElementType();
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  int64_t rowLength = type.getDimSize(type.getRank() - 1);
+  return elem.getIntOrFloatBitWidth() == 16 && rows % 8 == 0 && cols % kSwizzleCols == 0 &&
+         numThreads % (cols / 8) == 0 && (rows * cols / 8) % numThreads == 0 &&
+         !ShapedType::isDynamic(rowLength) && rowLength % 8 == 0 &&
+         knownMultipleOf(op.getIndices().back(), 8);
+}
+
+/// A block's output stored every iteration goes out through shared memory (not from a
+/// branch: the grouped gradient sweeps' both stores would spill): its pairs
+/// into a swizzled buffer, then 16-byte rows, a quarter of the global store instructions
+/// of 32-bit pairs (each holding its address and data registers until the store drains)
+/// and whole 32-byte sectors.
+void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots) {
+  auto tileType = cast<RankedTensorType>(op.getValue().getType());
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  Value buffer = scalars.lookup(op.getDest());
+  auto type = cast<MemRefType>(buffer.getType());
+  Type elem = type.getElementType();
+  int64_t rank = type.getRank(), rowLength = type.getDimSize(rank - 1);
+  int index = allocateSwizzled(rows, cols, /*stages=*/1, elem);
+  const SwizzledTile &st = swizzledTiles[index];
+  // The last iteration's readers of the buffer are done.
+  ::mlir::gpu::BarrierOp::create(b);
+  writeAccumulatorPairs(l, slots, index, elem);
+  ::mlir::gpu::BarrierOp::create(b);
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  auto vecType = VectorType::get({8}, elem);
+  for (int64_t i = 0; i < rows * cols / 8 / numThreads; ++i) {
+    auto [r, c] = vectorPosition(cols, 16, i);
+    Value v = vector::LoadOp::create(b, vecType, st.view, ValueRange{swizzledOffset(b, r, c, rows)},
+                                     /*nontemporal=*/false, b.getI64IntegerAttr(16));
+    SmallVector<Value> idx(origin);
+    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
+    idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], c);
+    // A 16-byte chunk lies wholly inside a row or wholly past it.
+    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
+    if (!(rowLength == cols && matchPattern(op.getIndices().back(), m_Zero())))
+      inside = arith::AndIOp::create(
+          b, inside,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
+                                arith::ConstantIndexOp::create(b, rowLength)));
+    scf::IfOp::create(b, inside, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      vector::StoreOp::create(b, v, buffer, idx, /*nontemporal=*/false, b.getI64IntegerAttr(16));
+      scf::YieldOp::create(b);
+    });
+  }
 }
 
 /// 16-byte vectors per thread when `op`'s tile spans whole rows of its buffer (the head
@@ -837,8 +904,12 @@ int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
 /// take consecutive vectors of a row, so a warp reads 512 contiguous bytes.
 std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) {
   auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t cols = tileType.getDimSize(1);
-  int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
+  return vectorPosition(tileType.getDimSize(1), tileType.getElementType().getIntOrFloatBitWidth(),
+                        i);
+}
+
+std::pair<Value, Value> Distributor::vectorPosition(int64_t cols, int64_t elemBits, int64_t i) {
+  int64_t width = 16 / (elemBits / 8);
   int64_t perRow = cols / width;
   auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
   if (numThreads % perRow == 0) {
@@ -1041,6 +1112,10 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
     origin.push_back(scalars.lookup(i));
   // An accumulator tile of 16-bit elements at an even column of rows of even length:
   // each thread's neighbouring columns (2t, 2t + 1) go out as one 32-bit store.
+  if (!transposed && storesThroughShared(op, l)) {
+    storeThroughShared(op, l, *values);
+    return success();
+  }
   Type elem = type.getElementType();
   int64_t rowLength = type.getDimSize(rank - 1);
   bool wholeRows = rowLength == l.cols && matchPattern(op.getIndices().back(), m_Zero());
