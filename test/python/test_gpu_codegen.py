@@ -113,6 +113,26 @@ def test_linear_split_follows_shape_without_a_config(tmp_path, monkeypatch):
     assert fixed.for_shape(16, 65536, "cpu") is fixed
 
 
+def test_linear_chunked_sweep_pipelines_and_stores_rows(tmp_path, monkeypatch):
+    # Sequence chunks: the states grid (no programs for the last chunk) keeps three
+    # blocks' copies in flight (two tiles a block: wait_group 4); the sweep's output
+    # blocks leave through shared memory as 16-byte rows, not 32-bit pairs.
+    import tessera
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    spec = tessera.linear_attention(decay=True)
+    k = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda",
+                        config=tessera.Config(split=4))
+    text = k.ptx.decode()
+    launches = k._image.launches
+    states, sweep = (text.split(f".entry {launches[i]['kernel']}(")[1].split(".entry")[0]
+                     for i in (0, 2))
+    assert launches[0]["grid"][0] == [-1, 2, 1]  # 2 pieces x 1 chunk (the last has none)
+    assert re.search(r"cp\.async\.wait_group\s+4;", states)
+    assert sweep.count("st.global.v4.b32") == 4 and "ld.shared.v4.b32" in sweep
+    assert "st.global.b32" not in sweep.split("st.global.v4.b32")[0]  # none in the loop
+    assemble(k.ptx, "sm_90a", tmp_path)
+
+
 @pytest.mark.parametrize("feature_map", ["identity", "elu_plus_one"])
 def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
     # One token in tiles of 16 rows per warp, the state's value columns over 4 programs.
