@@ -303,19 +303,29 @@ static Value loadInitialState(LinearProgram &p, const CausalSweep &sw, const Swe
   return flip ? p.trans(s) : s;
 }
 
-/// One grid of a sweep, a program per (piece x chunk, head, batch): the chunk's blocks
-/// from its starting state, or (`statesOnly`) the chunk's own state from zero into the
-/// workspace. The split index varies fastest: the pieces of a head run side by side and
-/// read its rows and keys from L2 after the first.
+/// What one grid of a sweep does (emitSweepGrid).
+enum class SweepGrid {
+  States,     // each chunk's own state, from zero, into the workspace
+  Outputs,    // the blocks from the chunk's starting state, outputs stored
+  GroupOfOne, // the same for a grouped sweep whose groups are one head (else no programs)
+  GroupSums,  // the same for groups of several heads: outputs kept in f32 for their sum
+};
+
+/// One grid of a sweep, a program per (piece x chunk, head, batch). The split index
+/// varies fastest: the pieces of a head run side by side and read its rows and keys from
+/// L2 after the first. A grouped sweep has a grid for either kind of group, of which the
+/// launch runs the one with programs: each stores its blocks unconditionally (a branch
+/// per block between the two stores kept them from going out through shared memory).
 static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
-                          const SweepPlan &plan, tile::ConfigAttr config, bool statesOnly) {
+                          const SweepPlan &plan, tile::ConfigAttr config, SweepGrid kind) {
+  bool statesOnly = kind == SweepGrid::States;
   ImplicitLocOpBuilder &b = p.b;
   int64_t d = plan.d, dv = plan.dv, blk = ops.blk, chunks = plan.chunks;
   bool transposed = plan.transposed;
   ArrayRef<int64_t> stateShape = plan.stateShape;
   Value n = ops.n, group = ops.group, blkIdx = ops.blkIdx;
   Value c0 = plan.c0, c1 = plan.c1, chunkStates = plan.chunkStates;
-  Value groupSums = plan.groupSums, alone = plan.alone;
+  Value groupSums = plan.groupSums;
   Type operandType = p.operandType;
   OpBuilder::InsertionGuard guard(b);
   // No chunk starts after the last one (before the first, in reverse): the states grid
@@ -328,8 +338,14 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
     config = tile::ConfigAttr::get(b.getContext(), config.getBlockM(), config.getBlockN(),
                                    config.getNumWarps(), std::max<int64_t>(4, config.getNumStages()),
                                    config.getSplit());
+  Value heads = ops.nHeads;
+  if (kind == SweepGrid::GroupOfOne || kind == SweepGrid::GroupSums) {
+    auto predicate =
+        kind == SweepGrid::GroupOfOne ? arith::CmpIPredicate::eq : arith::CmpIPredicate::ne;
+    heads = arith::SelectOp::create(b, p.cmpI(predicate, heads, ops.nKvHeads), heads, c0);
+  }
   auto grid = tile::GridOp::create(
-      b, ValueRange{p.cIndex(plan.pieces * gridChunks), ops.nHeads, ops.nBatch}, config);
+      b, ValueRange{p.cIndex(plan.pieces * gridChunks), heads, ops.nBatch}, config);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
   Value head = p.programId(1), batch = p.programId(2);
   Value kvHead = arith::DivSIOp::create(b, head, group);
@@ -426,23 +442,12 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
                                  workspaceIndex(chunk), nullptr);
   Value scaleTile = p.splatF32({blk, dv}, float(ops.scale));
   Value zeroOut = p.splatF32({blk, dv}, 0.0f);
-  // A block's output: stored, or (grouped, several heads) kept in f32 for the sum.
+  // A block's output: stored, or (groups of several heads) kept in f32 for the sum.
   auto emit = [&](Value o, Value n0) {
-    SmallVector<Value> at{batch, outHead, n0, col0};
-    if (!sw.grouped) {
-      p.storeAs(o, sw.out, at);
-      return;
-    }
-    p.ifElse(
-        alone,
-        [&] {
-          p.storeAs(o, sw.out, at);
-          return SmallVector<Value>{};
-        },
-        [&] {
-          tile::StoreOp::create(b, o, groupSums, ValueRange{batch, head, n0, col0});
-          return SmallVector<Value>{};
-        });
+    if (kind == SweepGrid::GroupSums)
+      tile::StoreOp::create(b, o, groupSums, ValueRange{batch, head, n0, col0});
+    else
+      p.storeAs(o, sw.out, ValueRange{batch, outHead, n0, col0});
   };
   state = forBlocks(state, [&](Value n0, Value s) {
     Value valid = validRows(n0);
@@ -554,7 +559,7 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
   plan.alone = p.cmpI(arith::CmpIPredicate::eq, ops.group, plan.c1);
   plan.perChunk = p.ceilDiv(ops.numBlocks, plan.chunks);
   if (plan.chunkStates) {
-    emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/true);
+    emitSweepGrid(p, ops, sw, plan, config, SweepGrid::States);
     // Each chunk's own state becomes the state it starts from (the initial state goes
     // in before the first chunk).
     int64_t rows = plan.stateShape[0], cols = plan.stateShape[1];
@@ -568,9 +573,13 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
           return loadInitialState(p, sw, plan, batch, head, row0, col0, rows, bandCols);
         });
   }
-  emitSweepGrid(p, ops, sw, plan, config, /*statesOnly=*/false);
-  if (sw.grouped)
-    emitGroupSums(p, ops, sw, plan, config);
+  if (!sw.grouped) {
+    emitSweepGrid(p, ops, sw, plan, config, SweepGrid::Outputs);
+    return;
+  }
+  emitSweepGrid(p, ops, sw, plan, config, SweepGrid::GroupOfOne);
+  emitSweepGrid(p, ops, sw, plan, config, SweepGrid::GroupSums);
+  emitGroupSums(p, ops, sw, plan, config);
 }
 
 LogicalResult tessera::buildLinearTileProgram(ImplicitLocOpBuilder &b, attn::LinearAttentionOp op,

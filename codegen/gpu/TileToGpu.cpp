@@ -2313,20 +2313,24 @@ static std::optional<std::pair<int64_t, int64_t>> argumentDim(Value x, func::Fun
 }
 
 /// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant;
-/// or a dim that is 0 where it equals another (a buffer only some shapes use).
+/// or a dim that is 0 where it equals another, or where it differs (a buffer or a grid
+/// only some shapes use).
 static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   Builder b(size.getContext());
   // [-2, a, d, a2, d2]: dim d of argument a, or 0 where it equals dim d2 of argument a2
-  // (select(dim != dim2, dim, 0)).
+  // (select(dim != dim2, dim, 0)); [-3, ...]: 0 where they differ (select(dim == dim2, ...)).
   if (auto select = size.getDefiningOp<arith::SelectOp>()) {
     auto cmp = select.getCondition().getDefiningOp<arith::CmpIOp>();
-    if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::ne ||
-        cmp.getLhs() != select.getTrueValue() || !matchPattern(select.getFalseValue(), m_Zero()))
+    bool ne = cmp && cmp.getPredicate() == arith::CmpIPredicate::ne;
+    bool eq = cmp && cmp.getPredicate() == arith::CmpIPredicate::eq;
+    if (!(ne || eq) || cmp.getLhs() != select.getTrueValue() ||
+        !matchPattern(select.getFalseValue(), m_Zero()))
       return failure();
     auto dim = argumentDim(cmp.getLhs(), func), other = argumentDim(cmp.getRhs(), func);
     if (!dim || !other)
       return failure();
-    return b.getDenseI64ArrayAttr({-2, dim->first, dim->second, other->first, other->second});
+    return b.getDenseI64ArrayAttr(
+        {ne ? -2 : -3, dim->first, dim->second, other->first, other->second});
   }
   // [a, d, q1, q2, ...]: dim d of argument a (d itself when a = -1), divided by q1, then
   // q2, ... — rounding up for q > 0, down for q < 0 (recorded as -q).

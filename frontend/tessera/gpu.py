@@ -142,11 +142,12 @@ def _output_tensor(given, shape, dtype, device, name: str):
 def _extent(formula, args) -> int:
     """[a, d, q1, q2, ...]: dim d of argument a (d itself for a = -1) divided by q1, then
     q2, ..., rounding up, or down by -q where q < 0; [-2, a, d, a2, d2]: dim d of argument
-    a, or 0 where it equals dim d2 of argument a2 (the compiler's formulas)."""
-    if formula[0] == -2:
-        _, a, d, a2, d2 = formula
+    a, or 0 where it equals dim d2 of argument a2; [-3, ...]: 0 where they differ (the
+    compiler's formulas)."""
+    if formula[0] in (-2, -3):
+        kind, a, d, a2, d2 = formula
         x = args[a].shape[d]
-        return 0 if x == args[a2].shape[d2] else x
+        return 0 if (x == args[a2].shape[d2]) == (kind == -2) else x
     a, d, *divisors = formula
     x = args[a].shape[d] if a >= 0 else d
     for q in divisors:

@@ -231,9 +231,10 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // The gradient: three sweeps of the forward's kind with the roles of q, k, v and the
 // output gradient G permuted, one program per query head each. dQ walks the blocks first
 // to last (rows G, keys V, values K); dK (rows V, keys G, values Q), then dV (rows K,
-// keys Q, values G), walk them last to first. A group of one head stores its dK / dV
-// blocks directly; a larger one stores f32 per head, summed by one more grid per key /
-// value head.
+// keys Q, values G), walk them last to first. A grouped sweep has two grids, of which a
+// shape's launch runs the one with programs (no branch per block): heads where groups
+// are one head (storing dK / dV directly), else none; and heads where groups are larger
+// (storing f32 per head, summed by one more grid per key / value head), else none.
 // CHECK-LABEL: func.func @lightning_grad
 // CHECK-SAME: (%[[Q:[a-z0-9]+]]: {{.*}}, %[[K:[a-z0-9]+]]: {{.*}}, %[[V:[a-z0-9]+]]: {{.*}}, %[[G:[a-z0-9]+]]: {{.*}}, %[[LAM:[a-z0-9]+]]: {{.*}}, %[[DQ:[a-z0-9]+]]: {{.*}}, %[[DK:[a-z0-9]+]]: {{.*}}, %[[DV:[a-z0-9]+]]:
 // CHECK: tile.grid
@@ -243,17 +244,25 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.load %[[K]]
 // CHECK: tile.dot %[[QG]]
 // CHECK: tile.store {{.*}}, %[[DQ]]
-// CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}) : memref<?x?x?x64xf32>
-// CHECK: tile.grid
+// CHECK: %[[SEVERAL:.*]] = arith.cmpi ne, %[[H:.*]], %[[KVH:.*]] : index
+// CHECK: %[[SUM_HEADS:.*]] = arith.select %[[SEVERAL]], %[[H]], %{{.*}} : index
+// CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}, %[[SUM_HEADS]], {{.*}}) : memref<?x?x?x64xf32>
+// CHECK: %[[ONE_HEADS:.*]] = arith.cmpi eq, %[[H]], %[[KVH]] : index
+// CHECK: %[[ALONE_HEADS:.*]] = arith.select %[[ONE_HEADS]], %[[H]], %{{.*}} : index
+// CHECK: tile.grid[{{.*}}, %[[ALONE_HEADS]], {{.*}}]
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: arith.subi
 // CHECK: %[[KV:.*]] = tile.load %[[V]]
 // CHECK: tile.load %[[G]]
 // CHECK: tile.load %[[Q]]
 // CHECK: tile.dot %[[KV]]
-// CHECK: scf.if
+// CHECK-NOT: scf.if
 // CHECK: tile.store {{.*}}, %[[DK]]
-// CHECK: } else {
+// CHECK: %[[MANY:.*]] = arith.cmpi ne, %[[H]], %[[KVH]] : index
+// CHECK: %[[SHARED_HEADS:.*]] = arith.select %[[MANY]], %[[H]], %{{.*}} : index
+// CHECK: tile.grid[{{.*}}, %[[SHARED_HEADS]], {{.*}}]
+// CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
+// CHECK-NOT: scf.if
 // CHECK: tile.store {{.*}}, %[[DK_SUM]]
 // CHECK: tile.grid
 // CHECK: scf.for
@@ -267,8 +276,8 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.load %[[Q]]
 // CHECK: tile.load %[[G]]
 // CHECK: tile.dot %[[VK]]
-// CHECK: scf.if
 // CHECK: tile.store {{.*}}, %[[DV]]
+// CHECK: tile.grid
 // CHECK: tile.store {{.*}}, %[[DV_SUM]]
 // CHECK: tile.grid
 // CHECK: tile.load %[[DV_SUM]]

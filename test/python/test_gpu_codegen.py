@@ -148,19 +148,24 @@ def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
 @pytest.mark.parametrize("feature_map,d", [("identity", 128), ("elu_plus_one", 64)])
 def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
     # Three sweeps of the forward's kind (dQ first to last, dK and dV last to first), all
-    # on warpgroup products on Hopper; dK and dV each with a grid summing a group's heads
-    # (no blocks for a group of one head).
+    # on warpgroup products on Hopper; dK and dV each as a sweep grid for groups of one
+    # head, one for larger groups and a grid summing a group's heads (no blocks for a
+    # group of one head).
     import tessera
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     spec = tessera.linear_attention(decay=True, feature_map=feature_map)
     image = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda").grad_image()
-    assert len(image.launches) == 5 and len(image.workspaces) == 2
-    # The per-head f32 sums have no heads where every group is one head.
-    from tessera.gpu import _extent
+    assert len(image.launches) == 7 and len(image.workspaces) == 2
+    # The per-head f32 sums have no heads where every group is one head; of the two
+    # sweep grids of dK (dV) a shape runs exactly one.
+    from tessera.gpu import _extent, _grid
     for heads, kv_heads in ((4, 2), (4, 4)):
         q, k = (SimpleNamespace(shape=(2, h, 100, d)) for h in (heads, kv_heads))
         assert [[_extent(f, [q, k]) for f in w["shape"]] for w in image.workspaces] == \
             [[2, 0 if heads == kv_heads else heads, 100, d]] * 2
+        sweeps = [_grid(l, [q, k])[1] for l in image.launches]
+        alone = heads == kv_heads
+        assert sweeps[1:3] == sweeps[4:6] == [heads if alone else 0, 0 if alone else heads]
     assert b"wgmma.mma_async" in image.ptx and b"mma.sync" not in image.ptx
     assemble(image.ptx, "sm_90a", tmp_path)
     ampere = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
