@@ -257,7 +257,7 @@ private:
   /// right operand that was computed (a state, a feature-mapped key).
   FailureOr<SharedTile> stageSwizzled(Value v);
   /// Stores an accumulator's slots (pairs of neighbouring columns) into swizzled buffer
-  /// `st` (stage 0).
+  /// `buffer` (stage 0).
   void writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer, Type elem);
   /// Whether `op` goes out through shared memory (storeThroughShared).
   bool storesThroughShared(tile::StoreOp op, const Layout &l);
@@ -816,11 +816,11 @@ bool Distributor::storesThroughShared(tile::StoreOp op, const Layout &l) {
          knownMultipleOf(op.getIndices().back(), 8);
 }
 
-/// A block's output stored every iteration goes out through shared memory (not from a
-/// branch: the grouped gradient sweeps' both stores would spill): its pairs
+/// A block's output stored every iteration goes out through shared memory: its pairs
 /// into a swizzled buffer, then 16-byte rows, a quarter of the global store instructions
 /// of 32-bit pairs (each holding its address and data registers until the store drains)
-/// and whole 32-byte sectors.
+/// and whole 32-byte sectors. Not from a branch (two branches' stores, as the grouped
+/// gradient sweeps had before they became a grid per case, spilled).
 void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots) {
   auto tileType = cast<RankedTensorType>(op.getValue().getType());
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
