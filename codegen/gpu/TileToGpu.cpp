@@ -195,6 +195,12 @@ private:
   };
   VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer,
                             bool clampOutside = true);
+  /// Whether the 16-byte chunk at global indices `idx` of `buffer` lies inside it: its row
+  /// below `rowsInBuffer` and, unless the tile (`tileCols` wide at tile-level column index
+  /// `tileCol`) spans whole rows, its column below the row length. A chunk lies wholly
+  /// inside or wholly outside.
+  Value chunkInside(ArrayRef<Value> idx, Value buffer, Value rowsInBuffer, int64_t tileCols,
+                    Value tileCol);
   SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
   void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
   /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
@@ -827,7 +833,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
   Value buffer = scalars.lookup(op.getDest());
   auto type = cast<MemRefType>(buffer.getType());
   Type elem = type.getElementType();
-  int64_t rank = type.getRank(), rowLength = type.getDimSize(rank - 1);
+  int64_t rank = type.getRank();
   int index = allocateSwizzled(rows, cols, /*stages=*/1, elem);
   const SwizzledTile &st = swizzledTiles[index];
   // The last iteration's readers of the buffer are done.
@@ -846,13 +852,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
     SmallVector<Value> idx(origin);
     idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
     idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], c);
-    // A 16-byte chunk lies wholly inside a row or wholly past it.
-    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
-    if (!(rowLength == cols && matchPattern(op.getIndices().back(), m_Zero())))
-      inside = arith::AndIOp::create(
-          b, inside,
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
-                                arith::ConstantIndexOp::create(b, rowLength)));
+    Value inside = chunkInside(idx, buffer, rowsInBuffer, cols, op.getIndices().back());
     scf::IfOp::create(b, inside, [&](OpBuilder &nb, Location) {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
@@ -936,23 +936,29 @@ Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange 
   VectorSource v{SmallVector<Value>(origin), Value(), r, c};
   v.indices[rank - 2] = arith::AddIOp::create(b, v.indices[rank - 2], r);
   v.indices[rank - 1] = arith::AddIOp::create(b, v.indices[rank - 1], c);
-  // A 16-byte chunk lies wholly inside the buffer or wholly outside (vectorsPerThreadOf):
-  // one past the buffer reads nothing (loads clamp its address to (0, 0)).
-  v.inBounds = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 2],
-                                     rowsInBuffer);
-  auto type = cast<MemRefType>(scalars.lookup(op.getSource()).getType());
-  if (type.getDimSize(rank - 1) != cast<RankedTensorType>(op.getType()).getDimSize(1) ||
-      !matchPattern(op.getIndices().back(), m_Zero()))
-    v.inBounds = arith::AndIOp::create(
-        b, v.inBounds,
-        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, v.indices[rank - 1],
-                              arith::ConstantIndexOp::create(b, type.getDimSize(rank - 1))));
+  // One past the buffer reads nothing (loads clamp its address to (0, 0); see
+  // vectorsPerThreadOf for why a chunk is wholly inside or outside).
+  v.inBounds = chunkInside(v.indices, scalars.lookup(op.getSource()), rowsInBuffer,
+                           cast<RankedTensorType>(op.getType()).getDimSize(1),
+                           op.getIndices().back());
   if (!clampOutside)
     return v;
   Value zero = arith::ConstantIndexOp::create(b, 0);
   for (int64_t d : {rank - 2, rank - 1})
     v.indices[d] = arith::SelectOp::create(b, v.inBounds, v.indices[d], zero);
   return v;
+}
+
+Value Distributor::chunkInside(ArrayRef<Value> idx, Value buffer, Value rowsInBuffer,
+                               int64_t tileCols, Value tileCol) {
+  int64_t rank = idx.size(), rowLength = cast<MemRefType>(buffer.getType()).getDimSize(rank - 1);
+  Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 2], rowsInBuffer);
+  if (rowLength != tileCols || !matchPattern(tileCol, m_Zero()))
+    inside = arith::AndIOp::create(
+        b, inside,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx[rank - 1],
+                              arith::ConstantIndexOp::create(b, rowLength)));
+  return inside;
 }
 
 SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
@@ -1110,12 +1116,12 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
-  // An accumulator tile of 16-bit elements at an even column of rows of even length:
-  // each thread's neighbouring columns (2t, 2t + 1) go out as one 32-bit store.
   if (!transposed && storesThroughShared(op, l)) {
     storeThroughShared(op, l, *values);
     return success();
   }
+  // An accumulator tile of 16-bit elements at an even column of rows of even length:
+  // each thread's neighbouring columns (2t, 2t + 1) go out as one 32-bit store.
   Type elem = type.getElementType();
   int64_t rowLength = type.getDimSize(rank - 1);
   bool wholeRows = rowLength == l.cols && matchPattern(op.getIndices().back(), m_Zero());
@@ -2024,10 +2030,10 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     waitForCopies(int((ahead - 1) * prefetches.size()));
     ::mlir::gpu::BarrierOp::create(b);
     barrierPending = false;
-    Value zero = arith::ConstantIndexOp::create(b, 0), one = arith::ConstantIndexOp::create(b, 1);
-    Value last = arith::ConstantIndexOp::create(b, ahead);
+    Value one = arith::ConstantIndexOp::create(b, 1), last = arith::ConstantIndexOp::create(b, ahead);
     Value previous = arith::SubIOp::create(b, one, stage), following = previous;
     if (ahead > 1) {
+      Value zero = arith::ConstantIndexOp::create(b, 0);
       Value atZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, zero);
       Value atLast = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, last);
       previous = arith::SelectOp::create(b, atZero, last, arith::SubIOp::create(b, stage, one));
