@@ -285,7 +285,10 @@ struct SweepPlan {
   Value perChunk;    // blocks per chunk
   Value chunkStates; // [B, H, chunks, state] f32: own states, then the starting states
   Value groupSums;   // [B, H (0 for groups of one), N, Dv] f32: grouped outputs per head
-  Value alone;       // every group is one head
+  // A grouped sweep's grid extents: query heads where every group is one head (else 0),
+  // query and key/value heads where groups are larger (else 0). A shape launches only
+  // the grids with programs.
+  Value headsOfSingleGroups, headsOfSharedGroups, kvHeadsOfSharedGroups;
 };
 } // namespace
 
@@ -338,12 +341,9 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
     config = tile::ConfigAttr::get(b.getContext(), config.getBlockM(), config.getBlockN(),
                                    config.getNumWarps(), std::max<int64_t>(4, config.getNumStages()),
                                    config.getSplit());
-  Value heads = ops.nHeads;
-  if (kind == SweepGrid::GroupOfOne || kind == SweepGrid::GroupSums) {
-    auto predicate =
-        kind == SweepGrid::GroupOfOne ? arith::CmpIPredicate::eq : arith::CmpIPredicate::ne;
-    heads = arith::SelectOp::create(b, p.cmpI(predicate, heads, ops.nKvHeads), heads, c0);
-  }
+  Value heads = kind == SweepGrid::GroupOfOne  ? plan.headsOfSingleGroups
+                : kind == SweepGrid::GroupSums ? plan.headsOfSharedGroups
+                                               : ops.nHeads;
   auto grid = tile::GridOp::create(
       b, ValueRange{p.cIndex(plan.pieces * gridChunks), heads, ops.nBatch}, config);
   b.setInsertionPointToStart(&grid.getBody().emplaceBlock());
@@ -489,32 +489,32 @@ static void emitSweepGrid(LinearProgram &p, const LinearOperands &ops, const Cau
   p.ifElse(lastChunk, storeFinal, [] { return SmallVector<Value>{}; });
 }
 
-/// The sums of a grouped sweep's outputs over groups of several heads (no blocks for
+/// The sums of a grouped sweep's outputs over groups of several heads (no programs for
 /// groups of one), a program per (piece x chunk, key/value head, batch) as the sweep's.
 static void emitGroupSums(LinearProgram &p, const LinearOperands &ops, const CausalSweep &sw,
                           const SweepPlan &plan, tile::ConfigAttr config) {
   ImplicitLocOpBuilder &b = p.b;
   int64_t blk = ops.blk, dv = plan.dv, pieces = plan.pieces;
   Value group = ops.group, blkIdx = ops.blkIdx, c0 = plan.c0;
-  p.grid({ops.nKvHeads, ops.nBatch, p.cIndex(config.getSplit())}, config, [&](ArrayRef<Value> ids) {
+  Value kvHeads = plan.kvHeadsOfSharedGroups, split = p.cIndex(config.getSplit());
+  p.grid({kvHeads, ops.nBatch, split}, config, [&](ArrayRef<Value> ids) {
     Value kvHead = ids[0], batch = ids[1];
     Value col0 =
         arith::MulIOp::create(b, arith::RemUIOp::create(b, ids[2], p.cIndex(pieces)), p.cIndex(dv));
     auto [first, end] = chunkBlocks(p, arith::DivUIOp::create(b, ids[2], p.cIndex(pieces)),
                                     plan.perChunk, ops.numBlocks);
-    p.forLoop(
-        first, arith::SelectOp::create(b, plan.alone, first, end), {}, [&](Value i, ValueRange) {
-          Value n0 = arith::MulIOp::create(b, i, blkIdx);
-          Value sum =
-              p.forLoop(c0, group, {p.splatF32({blk, dv}, 0.0f)}, [&](Value g, ValueRange acc) {
-                Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
-                Value t = tile::LoadOp::create(b, p.tileType({blk, dv}, p.f32), plan.groupSums,
-                                               ValueRange{batch, head, n0, col0}, nullptr);
-                return SmallVector<Value>{arith::AddFOp::create(b, acc[0], t)};
-              })[0];
-          p.storeAs(sum, sw.out, ValueRange{batch, kvHead, n0, col0});
-          return SmallVector<Value>{};
-        });
+    p.forLoop(first, end, {}, [&](Value i, ValueRange) {
+      Value n0 = arith::MulIOp::create(b, i, blkIdx);
+      Value sum =
+          p.forLoop(c0, group, {p.splatF32({blk, dv}, 0.0f)}, [&](Value g, ValueRange acc) {
+            Value head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), g);
+            Value t = tile::LoadOp::create(b, p.tileType({blk, dv}, p.f32), plan.groupSums,
+                                           ValueRange{batch, head, n0, col0}, nullptr);
+            return SmallVector<Value>{arith::AddFOp::create(b, acc[0], t)};
+          })[0];
+      p.storeAs(sum, sw.out, ValueRange{batch, kvHead, n0, col0});
+      return SmallVector<Value>{};
+    });
   });
 }
 
@@ -551,12 +551,16 @@ static void buildCausalSweep(LinearProgram &p, const LinearOperands &ops, const 
   // Grouped outputs of a group of several heads go to f32 per query head first, summed
   // by a last grid (a group of one head stores its own: the buffer then has no heads).
   if (sw.grouped) {
-    Value shared = p.cmpI(arith::CmpIPredicate::ne, nHeads, ops.nKvHeads);
-    Value heads = arith::SelectOp::create(b, shared, nHeads, plan.c0);
+    auto unless = [&](arith::CmpIPredicate pred, Value x, Value y) {
+      return arith::SelectOp::create(b, p.cmpI(pred, x, y), x, plan.c0).getResult();
+    };
+    Value nKvHeads = ops.nKvHeads;
+    plan.headsOfSharedGroups = unless(arith::CmpIPredicate::ne, nHeads, nKvHeads);
+    plan.headsOfSingleGroups = unless(arith::CmpIPredicate::eq, nHeads, nKvHeads);
+    plan.kvHeadsOfSharedGroups = unless(arith::CmpIPredicate::ne, nKvHeads, nHeads);
     plan.groupSums = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, dvAll}, p.f32),
-                                             ValueRange{nBatch, heads, n});
+                                             ValueRange{nBatch, plan.headsOfSharedGroups, n});
   }
-  plan.alone = p.cmpI(arith::CmpIPredicate::eq, ops.group, plan.c1);
   plan.perChunk = p.ceilDiv(ops.numBlocks, plan.chunks);
   if (plan.chunkStates) {
     emitSweepGrid(p, ops, sw, plan, config, SweepGrid::States);

@@ -234,7 +234,8 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // keys Q, values G), walk them last to first. A grouped sweep has two grids, of which a
 // shape's launch runs the one with programs (no branch per block): heads where groups
 // are one head (storing dK / dV directly), else none; and heads where groups are larger
-// (storing f32 per head, summed by one more grid per key / value head), else none.
+// (storing f32 per head, summed by one more grid per key / value head, also empty for
+// groups of one), else none.
 // CHECK-LABEL: func.func @lightning_grad
 // CHECK-SAME: (%[[Q:[a-z0-9]+]]: {{.*}}, %[[K:[a-z0-9]+]]: {{.*}}, %[[V:[a-z0-9]+]]: {{.*}}, %[[G:[a-z0-9]+]]: {{.*}}, %[[LAM:[a-z0-9]+]]: {{.*}}, %[[DQ:[a-z0-9]+]]: {{.*}}, %[[DK:[a-z0-9]+]]: {{.*}}, %[[DV:[a-z0-9]+]]:
 // CHECK: tile.grid
@@ -246,9 +247,11 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.store {{.*}}, %[[DQ]]
 // CHECK: %[[SEVERAL:.*]] = arith.cmpi ne, %[[H:.*]], %[[KVH:.*]] : index
 // CHECK: %[[SUM_HEADS:.*]] = arith.select %[[SEVERAL]], %[[H]], %{{.*}} : index
-// CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}, %[[SUM_HEADS]], {{.*}}) : memref<?x?x?x64xf32>
 // CHECK: %[[ONE_HEADS:.*]] = arith.cmpi eq, %[[H]], %[[KVH]] : index
 // CHECK: %[[ALONE_HEADS:.*]] = arith.select %[[ONE_HEADS]], %[[H]], %{{.*}} : index
+// CHECK: %[[SEVERAL_KV:.*]] = arith.cmpi ne, %[[KVH]], %[[H]] : index
+// CHECK: %[[SUM_KV_HEADS:.*]] = arith.select %[[SEVERAL_KV]], %[[KVH]], %{{.*}} : index
+// CHECK: %[[DK_SUM:.*]] = memref.alloc({{.*}}, %[[SUM_HEADS]], {{.*}}) : memref<?x?x?x64xf32>
 // CHECK: tile.grid[{{.*}}, %[[ALONE_HEADS]], {{.*}}]
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK: arith.subi
@@ -258,13 +261,11 @@ func.func @decode(%q: tensor<?x?x1x64xf32>, %k: tensor<?x?x1x64xf32>, %v: tensor
 // CHECK: tile.dot %[[KV]]
 // CHECK-NOT: scf.if
 // CHECK: tile.store {{.*}}, %[[DK]]
-// CHECK: %[[MANY:.*]] = arith.cmpi ne, %[[H]], %[[KVH]] : index
-// CHECK: %[[SHARED_HEADS:.*]] = arith.select %[[MANY]], %[[H]], %{{.*}} : index
-// CHECK: tile.grid[{{.*}}, %[[SHARED_HEADS]], {{.*}}]
+// CHECK: tile.grid[{{.*}}, %[[SUM_HEADS]], {{.*}}]
 // CHECK: scf.for {{.*}} -> (tensor<64x64xf32>)
 // CHECK-NOT: scf.if
 // CHECK: tile.store {{.*}}, %[[DK_SUM]]
-// CHECK: tile.grid
+// CHECK: tile.grid[%[[SUM_KV_HEADS]], {{.*}}]
 // CHECK: scf.for
 // CHECK: scf.for {{.*}} -> (tensor<32x64xf32>)
 // CHECK: tile.load %[[DK_SUM]]

@@ -157,15 +157,17 @@ def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
     image = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda").grad_image()
     assert len(image.launches) == 7 and len(image.workspaces) == 2
     # The per-head f32 sums have no heads where every group is one head; of the two
-    # sweep grids of dK (dV) a shape runs exactly one.
+    # sweep grids of dK (dV) a shape runs exactly one, and the sums only for larger groups.
     from tessera.gpu import _extent, _grid
     for heads, kv_heads in ((4, 2), (4, 4)):
         q, k = (SimpleNamespace(shape=(2, h, 100, d)) for h in (heads, kv_heads))
         assert [[_extent(f, [q, k]) for f in w["shape"]] for w in image.workspaces] == \
             [[2, 0 if heads == kv_heads else heads, 100, d]] * 2
-        sweeps = [_grid(l, [q, k])[1] for l in image.launches]
+        grids = [_grid(l, [q, k]) for l in image.launches]
         alone = heads == kv_heads
-        assert sweeps[1:3] == sweeps[4:6] == [heads if alone else 0, 0 if alone else heads]
+        for one, shared, sums in ((1, 2, 3), (4, 5, 6)):
+            assert [grids[one][1], grids[shared][1], grids[sums][0]] == \
+                ([heads, 0, 0] if alone else [0, heads, kv_heads])
     assert b"wgmma.mma_async" in image.ptx and b"mma.sync" not in image.ptx
     assemble(image.ptx, "sm_90a", tmp_path)
     ampere = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
