@@ -24,6 +24,7 @@
 
 static constexpr double kLog2E = 1.4426950408889634;
 static constexpr double kLn2 = 0.6931471805599453;
+static constexpr float kMaxLag = 8.0f;
 static constexpr int32_t kNoBlock = std::numeric_limits<int32_t>::max();
 
 using namespace mlir;
@@ -143,7 +144,14 @@ SmallVector<Value> Program::step(Value n0, Value k, Value v, ValueRange state, b
   Value rowMax = tile::ReduceOp::create(b, tileType({bm}, f32), tile::Combiner::max, s, 1);
   if (scaleLate)
     rowMax = arith::MulFOp::create(b, rowMax, splatF32({bm}, float(scale)));
-  Value mNew = arith::MaxNumFOp::create(b, m, rowMax);
+  // The maximum a row's exponents are taken from moves only when the tile's maximum
+  // exceeds it by more than kMaxLag (base 2): a weight is then at most 2^kMaxLag, far from
+  // f32 or bf16 overflow, and most key tiles leave every row's factor alpha exactly 1, so
+  // the GPU skips the accumulator's rescale (FlashAttention-4). The result is the same
+  // softmax: every weight, the sum and the output share one base per row.
+  Value lagging = arith::AddFOp::create(b, m, splatF32({bm}, kMaxLag));
+  Value moves = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, rowMax, lagging);
+  Value mNew = arith::SelectOp::create(b, moves, rowMax, m);
   Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
   Value isEmpty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, negInf);
   Value base = arith::SelectOp::create(b, isEmpty, splatF32({bm}, 0.0f), mNew);

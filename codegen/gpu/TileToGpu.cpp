@@ -378,6 +378,7 @@ private:
   LogicalResult lowerBroadcast(tile::BroadcastOp op);
   LogicalResult lowerRange(tile::RangeOp op);
   LogicalResult lowerElementwise(Operation *op);
+  LogicalResult lowerRowScale(arith::MulFOp op, Value scaled, Value factor);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
   LogicalResult lowerWhile(scf::WhileOp op);
@@ -1628,9 +1629,66 @@ LogicalResult Distributor::lowerRange(tile::RangeOp op) {
   return success();
 }
 
+/// The row vector `op` multiplies an accumulator by along its rows (an online softmax's
+/// rescale), with the accumulator in `scaled`; null otherwise.
+static Value rowFactor(arith::MulFOp op, Value &scaled) {
+  for (int i = 0; i < 2; ++i) {
+    auto broadcast = op->getOperand(i).getDefiningOp<tile::BroadcastOp>();
+    if (broadcast && broadcast.getAxis() == 1) {
+      scaled = op->getOperand(1 - i);
+      return broadcast.getInput();
+    }
+  }
+  return {};
+}
+
+/// A warp whose rows are all scaled by exactly 1 skips the multiplies: one vote and a
+/// branch instead of a product per element. An online softmax's factor is 1 for every
+/// key tile that moves no row's maximum (most of them, see SoftmaxTileProgram's kMaxLag).
+LogicalResult Distributor::lowerRowScale(arith::MulFOp op, Value scaled, Value factor) {
+  const Layout &l = layoutOf(op.getResult());
+  Value broadcast = op.getLhs() == scaled ? op.getRhs() : op.getLhs();
+  FailureOr<Slots> rows = slotsOf(factor, {LayoutKind::Row, l.rows, 0, l.mTiles});
+  FailureOr<Slots> in = slotsOf(scaled, l);
+  FailureOr<Slots> factors = slotsOf(broadcast, l);
+  if (failed(rows) || failed(in) || failed(factors))
+    return failure();
+  Type elem = getElementTypeOrSelf(op.getType());
+  Value one = arith::ConstantOp::create(b, b.getFloatAttr(elem, 1.0));
+  Value allOne = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+  for (Value r : *rows)
+    allOne = arith::AndIOp::create(
+        b, allOne, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, r, one));
+  Value warpAllOne = NVVM::VoteSyncOp::create(
+      b, b.getI1Type(), arith::ConstantIntOp::create(b, b.getI32Type(), -1), allOne,
+      NVVM::VoteSyncKind::all);
+  auto ifOp = scf::IfOp::create(b, SmallVector<Type>(in->size(), elem), warpAllOne,
+                                /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(b, *in);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    Slots out;
+    for (auto [x, f] : llvm::zip(*in, *factors))
+      out.push_back(arith::MulFOp::create(b, x, f, op.getFastmathAttr()));
+    scf::YieldOp::create(b, out);
+  }
+  tiles[op.getResult()] = Slots(ifOp.getResults().begin(), ifOp.getResults().end());
+  return success();
+}
+
 LogicalResult Distributor::lowerElementwise(Operation *op) {
   Value result = op->getResult(0);
   const Layout &l = layoutOf(result);
+  // Worth a branch only where a thread holds many elements per row factor.
+  constexpr int64_t kMinSlotsPerFactor = 8;
+  if (auto mul = dyn_cast<arith::MulFOp>(op);
+      mul && l.kind == LayoutKind::Acc && l.cols / 2 >= kMinSlotsPerFactor) {
+    Value scaled;
+    if (Value factor = rowFactor(mul, scaled))
+      return lowerRowScale(mul, scaled, factor);
+  }
   SmallVector<Slots> operands;
   for (Value v : op->getOperands()) {
     if (!isa<RankedTensorType>(v.getType())) {

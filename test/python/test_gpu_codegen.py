@@ -51,6 +51,8 @@ def test_ptx_assembles(name, chip, tmp_path):
         assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
         assert "wgmma" not in text
     assert '"kernel": "attention_kernel0"' in launches
+    # A warp whose rows keep their maximum skips the accumulator's rescale.
+    assert re.search(r"vote\.sync\.all\.pred\s+(%p\d+)[^\n]*\n\s*@\1 bra", text)
     assemble(ptx, chip, tmp_path)
 
 

@@ -220,6 +220,22 @@ def test_value_dim(d, dv):
     run_and_check("causal", *inputs(1, 2, 2, 257, 257, d, dv, seed=5))
 
 
+def jumping_maxima(B, H, N, D, seed):
+    """Inputs whose row maxima move by far more than the online softmax's lag (2^8) from
+    key tile to key tile, rising in the first half of the keys and falling in the
+    second: every tile both moves a row's maximum and lags behind it."""
+    q, k, v = inputs(B, H, H, N, N, D, seed=seed)
+    ramp = np.minimum(np.arange(N), N - np.arange(N)).astype(np.float32) / 2
+    k += ramp[None, None, :, None] * np.sign(q.mean(axis=2, keepdims=True))
+    return q, k, v
+
+
+@pytest.mark.parametrize("name", ["full", "causal", "window"])
+@pytest.mark.parametrize("n", [17, 300])
+def test_rows_whose_maxima_jump(name, n):
+    run_and_check(name, *jumping_maxima(1, 2, n, 64, seed=n))
+
+
 # --- causal with Nq != Nk (bottom-right aligned) ----------------------------------------
 
 @pytest.mark.parametrize("nq,nk", [(1, 1000), (17, 257), (128, 1000), (100, 64),
