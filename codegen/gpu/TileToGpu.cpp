@@ -31,6 +31,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/Support/SaveAndRestore.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TILETOGPU
@@ -265,9 +266,14 @@ private:
   /// Stores an accumulator's slots (pairs of neighbouring columns) into swizzled buffer
   /// `buffer` (stage 0).
   void writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer, Type elem);
-  /// Whether `op` goes out through shared memory (storeThroughShared).
-  bool storesThroughShared(tile::StoreOp op, const Layout &l);
-  void storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots);
+  /// The swizzled buffer `op` goes out through (storeThroughShared), allocated if
+  /// needed; -1 where it is stored straight from registers.
+  int throughSharedBuffer(tile::StoreOp op, const Layout &l);
+  int bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem);
+  /// `v` through an empty asm statement: equal to it, but not to anything LLVM computed
+  /// from it elsewhere.
+  Value opaqueIndex(Value v);
+  void storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots, int index);
   bool touchesSharedMemory(Operation *op);
 
   // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
@@ -808,19 +814,58 @@ void Distributor::writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slot
   }
 }
 
-bool Distributor::storesThroughShared(tile::StoreOp op, const Layout &l) {
+int Distributor::throughSharedBuffer(tile::StoreOp op, const Layout &l) {
   auto tileType = dyn_cast<RankedTensorType>(op.getValue().getType());
   auto type = cast<MemRefType>(op.getDest().getType());
+  bool inLoop = isa<scf::ForOp>(op->getParentOp());
   if (!wgmma || l.kind != LayoutKind::Acc || !tileType || tileType.getRank() != 2 ||
-      !isa<scf::ForOp>(op->getParentOp()))
-    return false;
+      !(inLoop || isa<tile::GridOp>(op->getParentOp())))
+    return -1;
   Type elem = type.getElementType();
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
   int64_t rowLength = type.getDimSize(type.getRank() - 1);
-  return elem.getIntOrFloatBitWidth() == 16 && rows % 8 == 0 && cols % kSwizzleCols == 0 &&
-         numThreads % (cols / 8) == 0 && (rows * cols / 8) % numThreads == 0 &&
-         !ShapedType::isDynamic(rowLength) && rowLength % 8 == 0 &&
-         knownMultipleOf(op.getIndices().back(), 8);
+  if (elem.getIntOrFloatBitWidth() != 16 || rows % 8 || cols % kSwizzleCols ||
+      numThreads % (cols / 8) || (rows * cols / 8) % numThreads ||
+      ShapedType::isDynamic(rowLength) || rowLength % 8 ||
+      !knownMultipleOf(op.getIndices().back(), 8))
+    return -1;
+  // Stored once, after the loops (a softmax's O): only through a buffer nothing reads
+  // any more (Q's), so that shared memory, and blocks per SM, stay as they are.
+  if (!inLoop)
+    return bufferFreeAfter(op, rows, cols, elem);
+  return allocateSwizzled(rows, cols, /*stages=*/1, elem);
+}
+
+Value Distributor::opaqueIndex(Value v) {
+  Value word = arith::IndexCastUIOp::create(b, b.getI32Type(), v);
+  Value same = LLVM::InlineAsmOp::create(
+                   b, b.getI32Type(), ValueRange{word}, b.getStringAttr(""),
+                   b.getStringAttr("=r,0"), /*has_side_effects=*/b.getUnitAttr(), UnitAttr(),
+                   LLVM::TailCallKindAttr(),
+                   LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+                   ArrayAttr())
+                   .getResult(0);
+  return arith::IndexCastUIOp::create(b, b.getIndexType(), same);
+}
+
+/// A swizzled buffer of rows x cols `elem`s that no op after `op` can touch: the ops
+/// after it load, multiply and branch nothing, and read no tile staged in it.
+int Distributor::bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem) {
+  for (Operation *later = op->getNextNode(); later; later = later->getNextNode())
+    if (later->getNumRegions() || isa<tile::LoadOp, tile::DotOp, tile::GatherOp>(later))
+      return -1;
+  for (auto [index, t] : llvm::enumerate(swizzledTiles)) {
+    if (t.rows != rows || t.cols != cols || getElementTypeOrSelf(t.view.getType()) != elem)
+      continue;
+    bool readLater = false;
+    for (Operation *later = op->getNextNode(); later; later = later->getNextNode())
+      for (Value v : later->getOperands())
+        if (auto it = shared.find(v); it != shared.end() && it->second.swizzled == int(index))
+          readLater = true;
+    if (!readLater)
+      return index;
+  }
+  return -1;
 }
 
 /// A block's output stored every iteration goes out through shared memory: its pairs
@@ -828,17 +873,29 @@ bool Distributor::storesThroughShared(tile::StoreOp op, const Layout &l) {
 /// of 32-bit pairs (each holding its address and data registers until the store drains)
 /// and whole 32-byte sectors. Not from a branch (two branches' stores, as the grouped
 /// gradient sweeps had before they became a grid per case, spilled).
-void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots) {
+void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots,
+                                     int index) {
   auto tileType = cast<RankedTensorType>(op.getValue().getType());
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
   Value buffer = scalars.lookup(op.getDest());
   auto type = cast<MemRefType>(buffer.getType());
   Type elem = type.getElementType();
   int64_t rank = type.getRank();
-  int index = allocateSwizzled(rows, cols, /*stages=*/1, elem);
   const SwizzledTile &st = swizzledTiles[index];
-  // The last iteration's readers of the buffer are done.
+  // The buffer's last readers (the last iteration's, or a reused buffer's) are done; a
+  // reused buffer's copies still landing (a prefetch past the last iteration) too.
+  bool reused = !isa<scf::ForOp>(op->getParentOp());
+  if (reused && copiesPending())
+    waitForCopies();
   ::mlir::gpu::BarrierOp::create(b);
+  // After the loops, positions from a thread index LLVM cannot equate with the entry's:
+  // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,
+  // and keep them in registers through every loop (26 more at D = 128).
+  llvm::SaveAndRestore<Value> localThreadId(threadId);
+  if (reused) {
+    barrierPending = false;
+    threadId = opaqueIndex(threadId);
+  }
   writeAccumulatorPairs(l, slots, index, elem);
   ::mlir::gpu::BarrierOp::create(b);
   SmallVector<Value> origin;
@@ -1117,8 +1174,8 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
-  if (!transposed && storesThroughShared(op, l)) {
-    storeThroughShared(op, l, *values);
+  if (int index = transposed ? -1 : throughSharedBuffer(op, l); index >= 0) {
+    storeThroughShared(op, l, *values, index);
     return success();
   }
   // An accumulator tile of 16-bit elements at an even column of rows of even length:

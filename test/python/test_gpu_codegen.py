@@ -47,6 +47,9 @@ def test_ptx_assembles(name, chip, tmp_path):
         assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", text)
         assert "cp.async.cg.shared.global" in text and "fence.proxy.async.shared::cta" in text
         assert json.loads(launches)["launches"][-1]["smem"] > 0  # the attention grid
+        # O (64 x 64 bf16 a warpgroup) leaves through Q's buffer in 4 16-byte rows a
+        # thread, not as 16 32-bit pairs.
+        assert text.count("st.global.v4.b32") == 4
     else:
         assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", text)
         assert "wgmma" not in text
