@@ -2529,10 +2529,40 @@ namespace {
 struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
   using TileToGpuBase::TileToGpuBase;
   void runOnOperation() override;
+  LogicalResult checkRegisterBudget(tile::GridOp grid, int64_t warps,
+                                    const DenseMap<Value, Layout> &layouts);
   LogicalResult outline(func::FuncOp func, tile::GridOp grid, int index,
                         ::mlir::gpu::GPUModuleOp module, SmallVectorImpl<Attribute> &launches);
 };
 } // namespace
+
+/// ptxas cannot assemble a product whose accumulator, with the one carried beside it (a
+/// softmax's O while S is computed), outgrows the registers a thread has; a min_blocks
+/// that leaves fewer is reported here instead of failing at module load on the GPU.
+LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warps,
+                                                 const DenseMap<Value, Layout> &layouts) {
+  if (minBlocks == 0)
+    return success(); // the stage plan's own hint leaves what its tiles need
+  SmallVector<int64_t> accumulators;
+  grid.walk([&](tile::DotOp dot) {
+    accumulators.push_back(numSlots(layouts.lookup(dot.getResult())));
+  });
+  // Distinct sizes: a program's several loops repeat the same two products.
+  llvm::sort(accumulators, std::greater<>());
+  accumulators.erase(llvm::unique(accumulators), accumulators.end());
+  int64_t needed = 0;
+  for (int64_t slots : ArrayRef(accumulators).take_front(2))
+    needed += slots;
+  // Registers are allocated per warp in units of 8, at most 255 a thread.
+  int64_t budget = std::min<int64_t>(255, 65536 / (minBlocks * 32 * warps) / 8 * 8);
+  if (needed <= budget)
+    return success();
+  return grid.emitError("min_blocks = ")
+         << int64_t(minBlocks) << " leaves " << budget << " registers a thread (65536 / ("
+         << int64_t(minBlocks) << " blocks x " << 32 * warps
+         << " threads)), fewer than the " << needed
+         << " its two largest product accumulators hold; use a smaller min_blocks";
+}
 
 LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int index,
                                      ::mlir::gpu::GPUModuleOp module,
@@ -2547,6 +2577,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
            << config.getBlockM() << ", num_warps = " << warps;
   DenseMap<Value, Layout> layouts;
   if (failed(assignLayouts(grid, warps, layouts)))
+    return failure();
+  if (failed(checkRegisterBudget(grid, warps, layouts)))
     return failure();
 
   std::string name = (func.getName() + "_kernel" + Twine(index)).str();

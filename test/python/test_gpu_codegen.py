@@ -194,6 +194,12 @@ def test_min_blocks_reaches_ptxas_and_is_checked(tmp_path):
     assert b".minnctapersm 3" in ptx and '"smem": 66560' in launches
     with pytest.raises(_core.CompileError, match=r"min_blocks must be in \[0, 32\].*got 40"):
         _core.compile_gpu(module, "attention", "sm_90a", min_blocks=40, **config)
+    # Six blocks leave 80 registers a thread, fewer than O (64) and S (32) take: ptxas
+    # would fail at module load on the GPU; five (96) assemble.
+    with pytest.raises(_core.CompileError, match=r"min_blocks = 6 leaves 80 registers.*96"):
+        _core.compile_gpu(module, "attention", "sm_90a", min_blocks=6, **config)
+    ptx, _ = _core.compile_gpu(module, "attention", "sm_90a", min_blocks=5, **config)
+    assemble(ptx, "sm_90a", tmp_path)
 
 
 def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
