@@ -34,7 +34,9 @@ def kernels():
                     out[kind, d, cfg] = tessera.compile(SPECS[kind], head_dim=d, dtype="bfloat16",
                                                         target="cuda", config=config)
                 except tessera.CompileError as e:
-                    print(f"skipped {kind} d={d} {cfg}: {str(e).splitlines()[1][:160]}")
+                    reason = next((line for line in str(e).splitlines() if "error" in line),
+                                  str(e))
+                    print(f"skipped {kind} d={d} {cfg}: {reason[:200]}")
     return out
 
 

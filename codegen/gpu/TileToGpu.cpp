@@ -851,20 +851,18 @@ Value Distributor::opaqueIndex(Value v) {
 /// A swizzled buffer of rows x cols `elem`s that no op after `op` can touch: the ops
 /// after it load, multiply and branch nothing, and read no tile staged in it.
 int Distributor::bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem) {
-  for (Operation *later = op->getNextNode(); later; later = later->getNextNode())
+  llvm::SmallDenseSet<int> readLater;
+  for (Operation *later = op->getNextNode(); later; later = later->getNextNode()) {
     if (later->getNumRegions() || isa<tile::LoadOp, tile::DotOp, tile::GatherOp>(later))
       return -1;
-  for (auto [index, t] : llvm::enumerate(swizzledTiles)) {
-    if (t.rows != rows || t.cols != cols || getElementTypeOrSelf(t.view.getType()) != elem)
-      continue;
-    bool readLater = false;
-    for (Operation *later = op->getNextNode(); later; later = later->getNextNode())
-      for (Value v : later->getOperands())
-        if (auto it = shared.find(v); it != shared.end() && it->second.swizzled == int(index))
-          readLater = true;
-    if (!readLater)
-      return index;
+    for (Value v : later->getOperands())
+      if (auto it = shared.find(v); it != shared.end())
+        readLater.insert(it->second.swizzled);
   }
+  for (auto [index, t] : llvm::enumerate(swizzledTiles))
+    if (t.rows == rows && t.cols == cols && getElementTypeOrSelf(t.view.getType()) == elem &&
+        !readLater.contains(int(index)))
+      return index;
   return -1;
 }
 

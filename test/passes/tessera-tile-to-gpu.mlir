@@ -436,3 +436,58 @@ func.func @workspace(%x: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
   }
   return
 }
+
+// -----
+
+// An accumulator scaled along its rows (an online softmax's rescale) is multiplied only
+// by warps whose factors are not all 1: a vote, then a branch that keeps the slots. A
+// 16-bit block stored once after the loop goes out through a swizzled buffer no later op
+// reads (the copies into it landed first), positions from an opaque thread index, then
+// 16-byte rows.
+// CHECK-LABEL: func.func @rescaled_output
+// CHECK: nvvm.vote.sync  all
+// WGMMA-LABEL: func.func @rescaled_output
+// WGMMA: scf.for
+// WGMMA: %[[ALL:.*]] = nvvm.vote.sync  all %{{.*}}, %{{.*}} -> i1
+// WGMMA-NEXT: scf.if %[[ALL]]
+// WGMMA-NEXT: scf.yield %
+// WGMMA: } else {
+// WGMMA: arith.mulf
+// WGMMA: nvvm.wgmma.mma_async
+// WGMMA: nvvm.cp.async.wait.group 0
+// WGMMA-NEXT: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
+// WGMMA-NEXT: arith.index_castui
+// WGMMA-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "", "=r,0"
+// WGMMA-COUNT-16: vector.store {{.*}} vector<2xbf16>
+// WGMMA-NEXT: gpu.barrier
+// WGMMA: vector.store {{.*}} {alignment = 16 : i64} : memref<?x64xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>
+func.func @rescaled_output(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                           %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
+                           %f: memref<?xf32, strided<[?], offset: ?>>,
+                           %o: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %q, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %zero) -> (tensor<64x64xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+      %alpha = tile.load %f[%n0] : memref<?xf32, strided<[?], offset: ?>> -> tensor<64xf32>
+      %ab = tile.broadcast %alpha axis 1 : tensor<64xf32> -> tensor<64x64xf32>
+      %scaled = arith.mulf %a, %ab : tensor<64x64xf32>
+      %ktt = tile.trans %kt : tensor<64x64xbf16> -> tensor<64x64xbf16>
+      %next = tile.dot %qt, %ktt, %scaled : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+      scf.yield %next : tensor<64x64xf32>
+    }
+    %ob = arith.truncf %acc : tensor<64x64xf32> to tensor<64x64xbf16>
+    tile.store %ob, %o[%row, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  }
+  return
+}
