@@ -8,4 +8,4 @@ if [ ! -f build/build.ninja ]; then
     -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
     -DLLVM_USE_LINKER=lld -DPython_EXECUTABLE="$(command -v python3)"
 fi
-ninja -C build tessera-opt _core _runtime tessera-runtime-tests tessera-runtime-smoke
+ninja -C build tessera-opt tessera-compiler _core _runtime tessera-runtime-tests tessera-runtime-smoke
