@@ -6,6 +6,10 @@
     out = kernel(q, k, v)              # numpy / DLPack tensors [B, H, N, D]
     print(kernel.ir("tile"))           # the block program; also "attn", "llvm"
 """
+from . import _native
+
+_native.ensure(__path__)  # an installed wheel under another Python builds its layer here
+
 from .kernel import CompileError, Config, Kernel, compile
 from .spec import AttentionSpec, attention
 from .linear import LinearAttentionSpec, alibi_decay, linear_attention, linear_decode

@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Optional
 
 from . import _runtime
 from .errors import CompileError
+from .fingerprint import compiler_fingerprint
 from .trace import SpecError
 
-
-
-def _compiler_fingerprint() -> str:
-    """Part of every cache key: kernels from another compiler are never reused. From a
-    source checkout (the developer flow, and the GPU machine that gets a copy of the tree)
-    it hashes the compiler's sources, so both machines agree without MLIR on the second."""
-    import hashlib
-    root = Path(__file__).resolve().parents[2]
-    folders = [root / d for d in ("dialect", "passes", "codegen", "compiler")]
-    if not all(f.is_dir() for f in folders):
-        return "tessera-0.1.0"
-    h = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            if path.suffix in (".cpp", ".h", ".td", ".txt"):
-                h.update(str(path.relative_to(root)).encode())
-                h.update(path.read_bytes())
-    return "tessera-0.1.0+" + h.hexdigest()[:16]
-
-
-COMPILER_VERSION = _compiler_fingerprint()
+COMPILER_VERSION = compiler_fingerprint()
 _TORCH_DTYPES = {"bfloat16": "bfloat16", "float16": "float16"}
 _REJECTED = b"rejected by the compiler\n"  # a cache entry holding a compile error
 
