@@ -7,7 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "frontend"))
+# An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "frontend"))
 import tessera  # noqa: E402
 
 spec = tessera.attention(causal=True)

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "bench")]
+# An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
+sys.path.append(str(ROOT / "frontend"))
 sys.path.append(str(ROOT / "examples"))
 import tessera  # noqa: E402
 from _common import bench_setup, tail_error, time_ms, write_row  # noqa: E402

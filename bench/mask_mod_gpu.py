@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "bench")]
+# An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
+sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
 from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
 

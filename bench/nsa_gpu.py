@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "bench"), str(ROOT / ".peers")]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / ".peers")]
+# An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
+sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
 from _common import bench_setup, measure_best, measure_tflops, write_row  # noqa: E402
 

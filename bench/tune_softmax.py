@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "frontend"))
+# An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
+sys.path.append(str(ROOT / "frontend"))
 sys.path.insert(0, str(ROOT / "bench"))
 import tessera  # noqa: E402
 

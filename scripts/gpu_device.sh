@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine (no MLIR, no network) from the repository root, in one call:
-# builds the runtime's Python module against the local Python, checks the runtime, runs
-# the GPU tests and the benchmark. Kernels come from the carried cache (.gpu-cache),
-# filled beforehand where the compiler is: TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py
+# Runs on the GPU machine (no MLIR, no network) from the repository root, in one call.
+# With a wheel carried in dist/ (python3 scripts/build_wheel.py here), installs it into the
+# machine's Python and compiles every kernel there, from an empty kernel cache unless
+# TESSERA_CACHE_DIR names one. Without a wheel, the older flow: builds the runtime's
+# module from the tree and takes kernels from a carried cache (.gpu-cache), filled where
+# the compiler is (TESSERA_CACHE_DIR=.gpu-cache python3 scripts/gpu_precompile.py).
+# Then runs the GPU tests and the benchmarks.
 set -euo pipefail
 # Takes no arguments (an unknown flag used to fall through to the whole ~10-minute run):
-# SKIP_TESTS=1 SKIP_BENCH=1 only builds the runtime module.
+# SKIP_TESTS=1 SKIP_BENCH=1 only installs / builds.
 if [ $# -ne 0 ]; then
   echo "usage: [SKIP_TESTS=1] [SKIP_BENCH=1] [GPU_TESTS=...] [BENCH=...] $0 (no arguments)" >&2
   exit 2
 fi
 cd "$(dirname "$0")/.."
-export TESSERA_CACHE_DIR="$PWD/.gpu-cache" PYTHONUNBUFFERED=1
-ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-g++ -O2 -std=c++17 -shared -fPIC -fexceptions -frtti $(python3 -m pybind11 --includes) -I. \
-  frontend/bindings/RuntimeModule.cpp runtime/CudaDriver.cpp runtime/KernelCache.cpp \
-  runtime/Module.cpp -o "frontend/tessera/_runtime$ext" -ldl
+export PYTHONUNBUFFERED=1
+wheel=$(ls dist/tessera-*.whl 2>/dev/null | tail -1 || true)
+if [ -n "$wheel" ]; then
+  site="${TESSERA_SITE:-/tmp/tessera-site}"
+  rm -rf "$site"
+  echo "== installing $wheel into $site ($(python3 --version))"
+  if ! python3 -m pip install -q --no-deps --no-index --target "$site" "$wheel" >/tmp/pip.log 2>&1; then
+    cat /tmp/pip.log; python3 -m zipfile -e "$wheel" "$site"   # a wheel is a zip
+  fi
+  export PYTHONPATH="$site" TESSERA_CACHE_DIR="${TESSERA_CACHE_DIR:-$(mktemp -d)}"
+  # The first import builds the pybind11 layers for this Python (tessera/_native.py).
+  python3 -c "import time; t = time.perf_counter(); import tessera; \
+print(f'== tessera imported in {time.perf_counter() - t:.1f} s from {tessera.__file__}')"
+  echo "== kernel cache $TESSERA_CACHE_DIR: $(ls "$TESSERA_CACHE_DIR" | wc -l) entries"
+else
+  export TESSERA_CACHE_DIR="$PWD/.gpu-cache" PYTHONPATH=frontend
+  ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+  g++ -O2 -std=c++17 -shared -fPIC -fexceptions -frtti $(python3 -m pybind11 --includes) -I. \
+    frontend/bindings/RuntimeModule.cpp runtime/CudaDriver.cpp runtime/KernelCache.cpp \
+    runtime/Module.cpp -o "frontend/tessera/_runtime$ext" -ldl
+fi
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
-PYTHONPATH=frontend python3 -c "from tessera import _runtime as r; print('driver', r.driver_available(), r.device_name(), r.compute_capability())"
+python3 -c "from tessera import _runtime as r; print('driver', r.driver_available(), r.device_name(), r.compute_capability())"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "== GPU tests"
-  PYTHONPATH=frontend python3 -m pytest -q -s ${GPU_TESTS:-test/gpu} ${GPU_TEST_ARGS:-} 2>&1 | tail -${GPU_TEST_TAIL:-60} || true
+  python3 -m pytest -q -s ${GPU_TESTS:-test/gpu} ${GPU_TEST_ARGS:-} 2>&1 | tail -${GPU_TEST_TAIL:-60} || true
 fi
 # BENCH=softmax|linear|block_sparse|mask_mod|nsa|hyper|all (default all); BENCH_ARGS go to each benchmark. The linear and NSA
 # benchmark's peers come from .peers/ (git-ignored; see bench/linear_gpu.py).
@@ -28,6 +47,6 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   for bench in softmax linear block_sparse mask_mod nsa hyper; do
     case "${BENCH:-all}" in all|"$bench") ;; *) continue ;; esac
     echo "== benchmark: $bench"
-    PYTHONPATH=frontend python3 "bench/${bench}_gpu.py" ${BENCH_ARGS:-}
+    python3 "bench/${bench}_gpu.py" ${BENCH_ARGS:-}
   done
 fi

@@ -9,3 +9,5 @@ echo "== lit =="
 echo "== pytest =="
 PYTHONPATH="$PWD/frontend" TESSERA_OPT="$PWD/build/bin/tessera-opt" \
   python3 -m pytest -q test/python
+echo "== wheel =="
+bash scripts/check_wheel.sh
