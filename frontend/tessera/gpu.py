@@ -135,6 +135,15 @@ def _extent(formula, args) -> int:
     return x
 
 
+class _Shaped:
+    """Only a shape: what the launch formulas read of an argument."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape) -> None:
+        self.shape = shape
+
+
 def _grid(launch, args) -> list:
     """A launch's grid for these arguments, in three dimensions."""
     grid = [_extent(f, args) for f in launch["grid"]]
@@ -153,6 +162,30 @@ class _Image:
         record, self.ptx = load_image(module, entry, config, chip)
         self.launches, self.workspaces = record["launches"], record["workspaces"]
         self._loaded = {}
+        self._plans = {}
+        self._workspace_dtypes = None
+
+    def workspace_dtypes(self) -> list:
+        if self._workspace_dtypes is None:
+            torch = torch_module()
+            self._workspace_dtypes = [getattr(torch, _WORKSPACE_DTYPES[w["dtype"]])
+                                      for w in self.workspaces]
+        return self._workspace_dtypes
+
+    def plan(self, shapes: tuple):
+        """(workspace shapes, grid per launch) for arguments of `shapes`, worked out once
+        per set of shapes: a call then only allocates and launches."""
+        plan = self._plans.get(shapes)
+        if plan is None:
+            everything = [_Shaped(s) for s in shapes]  # a workspace may follow an earlier one
+            for w in self.workspaces:
+                everything.append(_Shaped(tuple(_extent(f, everything) for f in w["shape"])))
+            plan = ([s.shape for s in everything[len(shapes):]],
+                    [_grid(launch, everything) for launch in self.launches])
+            if len(self._plans) > 4096:  # shapes that keep changing: do not grow forever
+                self._plans.clear()
+            self._plans[shapes] = plan
+        return plan
 
     def _kernels(self, device_index: int):
         if device_index not in self._loaded:
@@ -165,23 +198,17 @@ class _Image:
         unless given); returns the workspaces."""
         import torch
         device = args[0].device
-        everything = list(args)  # a workspace's shape may follow from an earlier one's
+        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
         if workspaces is None:
-            for w in self.workspaces:
-                everything.append(torch.empty(
-                    [_extent(f, everything) for f in w["shape"]], device=device,
-                    dtype=getattr(torch, _WORKSPACE_DTYPES[w["dtype"]])))
-            workspaces = everything[len(args):]
-        else:
-            everything += workspaces
+            workspaces = [torch.empty(s, device=device, dtype=d)
+                          for s, d in zip(workspace_shapes, self.workspace_dtypes())]
         params = []
-        for t in everything:
+        for t in (*args, *workspaces):
             p = t.data_ptr()
             params += [p, p, 0, *t.shape, *t.stride()]
         stream = torch.cuda.current_stream(device).cuda_stream
         kernels = self._kernels(device.index or 0)
-        for launch, kernel in list(zip(self.launches, kernels))[first:last]:
-            grid = _grid(launch, everything)
+        for launch, kernel, grid in list(zip(self.launches, kernels, grids))[first:last]:
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
@@ -251,10 +278,11 @@ class GpuKernel:
             blocks.append(lists)
         check_names("buffers", self.spec.buffers, buffers)
         tables = []
-        for name in self.spec.buffers:
-            t = buffers[name]
-            if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype != torch.int32 or t.device != q.device:
-                raise TypeError(f"buffer {name!r} must be a 1-D int32 tensor on {q.device}")
+        for table in self.spec.tables:
+            name, t = table.name, buffers[table.name]
+            if (not isinstance(t, torch.Tensor) or t.dim() != table.rank or t.device != q.device
+                    or t.dtype != getattr(torch, table.dtype)):
+                raise TypeError(f"buffer {name!r} must be {table.describe()} tensor on {q.device}")
             if t.stride(-1) != 1:
                 raise ValueError(f"{name} must be contiguous in its last dimension")
             tables.append(t)

@@ -51,7 +51,10 @@ def _as_array(x, what: str) -> np.ndarray:
         if int(kind) != _DLPACK_CPU:
             raise ValueError(f"{what} is on a device (DLPack device type {int(kind)}:{index}); "
                              f"this kernel was compiled for the CPU and needs host tensors")
-        return np.from_dlpack(x)
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError) as e:  # torch: bfloat16, sparse, requires_grad
+            raise TypeError(f"{what} cannot be read as a host array: {e}") from None
     raise TypeError(f"{what} must be a numpy array or a DLPack tensor, got {type(x).__name__}")
 
 

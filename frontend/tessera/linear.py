@@ -251,7 +251,6 @@ class LinearGpuKernel:
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module, self.ptx = self._compiled.module, self._compiled.ptx
         self._image = self._compiled._image
-        self._checked_decay = None
         self._by_split = {config.split: self}
 
     def split_for(self, batch_heads: int, seq_len: int, device=None) -> int:
@@ -347,13 +346,34 @@ class LinearGpuKernel:
             _check_cuda_tensor(a, name, torch.float32, q.device)
             if tuple(a.shape) != shapes[name]:
                 raise ValueError(f"{name} must be float32 of shape {shapes[name]}, got {tuple(a.shape)}")
-            if name == "decay" and self._checked_decay != (a.data_ptr(), a._version):
-                # Checked once per tensor version: the check waits for the GPU.
-                if not bool(((a > 0) & (a <= 1)).all()):
-                    raise ValueError("decay values must lie in (0, 1]")
-                self._checked_decay = (a.data_ptr(), a._version)
+            if name == "decay":
+                check_decay(a)
             extras.append(a)
         return extras
+
+
+_CHECKED_DECAYS = None  # decay tensor -> the version of it checked
+
+
+def check_decay(decay) -> None:
+    """Checks that a GPU decay tensor's values lie in (0, 1], once per tensor version (the
+    check waits for the GPU): calls with a checked tensor neither check nor synchronise,
+    so a CUDA graph can capture them. Call it before capturing a graph (or run one call
+    first); a replay does not see values written into the tensor later."""
+    global _CHECKED_DECAYS
+    import torch
+    if _CHECKED_DECAYS is None:
+        from torch.utils.weak import WeakIdKeyDictionary
+        _CHECKED_DECAYS = WeakIdKeyDictionary()
+    if _CHECKED_DECAYS.get(decay) == decay._version:
+        return
+    if torch.cuda.is_current_stream_capturing():
+        raise ValueError("decay was not checked before this CUDA graph capture (the check "
+                         "waits for the GPU): call tessera.linear.check_decay(decay), or run "
+                         "one call, before capturing")
+    if not bool(((decay > 0) & (decay <= 1)).all()):
+        raise ValueError("decay values must lie in (0, 1]")
+    _CHECKED_DECAYS[decay] = decay._version
 
 
 @functools.lru_cache(maxsize=None)

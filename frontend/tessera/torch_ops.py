@@ -1,0 +1,335 @@
+"""Compiled kernels as torch custom ops: torch.compile traces them with no graph break,
+autograd differentiates them, CUDA graphs capture them.
+
+    kernel = tessera.compile(spec, head_dim=64)           # any kernel kind, CPU or GPU
+    attn = tessera.torch_op(kernel)
+    out = attn(q, k, v)                                   # torch tensors, eager or compiled
+
+Each kernel is an op of its own, `tessera::<spec name>_<hash>`, the hash taken over what
+defines the kernel (its attn module, config, dtype, dims, target). Why not one op taking a
+kernel handle: a handle would be an int or string argument meaningful only in this
+process, so a graph cached on disk (Inductor's FX graph cache, AOTAutograd's cache) could
+replay with a handle naming another kernel, and the op's fake implementation could not
+know the output dims without a registry lookup per trace either way. A content-named op
+is the same op in every process that compiles the same spec, so cached graphs stay valid,
+and its schema lists exactly the kernel's inputs (opcheck checks them).
+
+Arguments are checked where the kernel runs (the op's implementation, with the kernel's
+own checks), not in the fake implementation: a bad input then raises the same exception,
+type and text, eager and compiled. The fake implementation only gives output shapes.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from .linear import LinearAttentionSpec
+from .program import ProgramSpec, _check_inputs, dim_value
+from .spec import AttentionSpec
+
+_LIBRARY = None
+_OPS = {}  # op name -> TorchKernel
+
+
+def _torch():
+    from .gpu import torch_module
+    return torch_module()
+
+
+def _library():
+    global _LIBRARY
+    if _LIBRARY is None:
+        _LIBRARY = _torch().library.Library("tessera", "FRAGMENT")
+    return _LIBRARY
+
+
+def op_name(kernel) -> str:
+    """`<spec name>_<hash of what defines the kernel>`: the same in every process."""
+    config = getattr(kernel, "config", None)
+    parts = [type(kernel).__name__, kernel.module, kernel.dtype, str(kernel.head_dim),
+             str(kernel.value_dim), getattr(kernel, "chip", "cpu"),
+             repr(sorted(config.as_kwargs().items())) if config else "",
+             str(getattr(kernel, "split_follows_shape", False))]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return f"{kernel.spec.name}_{digest}"
+
+
+def _as_torch(x):
+    """A CPU kernel's numpy result as a torch tensor sharing its memory."""
+    torch = _torch()
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(x)
+
+
+def _plain(tensors):
+    """The inputs without autograd's flag (an op's implementation runs below autograd, but
+    numpy refuses tensors that require gradients, and GPU linear attention would record a
+    gradient function of its own)."""
+    return [t.detach() if t.requires_grad else t for t in tensors]
+
+
+def _new(x, shape, dtype=None):
+    return x.new_empty(tuple(shape), dtype=dtype or x.dtype)
+
+
+class _Op:
+    """One registered op: schema, implementation, fake implementation."""
+
+    def __init__(self, name: str, inputs, outputs: int, impl, fake) -> None:
+        torch = _torch()
+        lib = _library()
+        result = "Tensor" if outputs == 1 else "(" + ", ".join(["Tensor"] * outputs) + ")"
+        lib.define(f"{name}({', '.join('Tensor ' + n for n in inputs)}) -> {result}")
+        lib.impl(name, impl, "CompositeExplicitAutograd")
+        torch.library.register_fake(f"tessera::{name}", fake, lib=lib)
+        self.name, self.inputs = name, tuple(inputs)
+        self.op = getattr(torch.ops.tessera, name).default
+
+
+def _missing_backward(message: str):
+    """A backward for a kernel without a gradient kernel. It fails when it runs (eager, or
+    a compiled graph's backward), through an op that raises, not when torch.compile traces
+    it: a compiled model whose forward is used stays usable."""
+    def backward(ctx, *grads):
+        inputs = ctx.saved_tensors
+        floats = [x for x in inputs if x.is_floating_point()]
+        # The upstream gradient is an input so that the op stays in the backward graph.
+        upstream = next(g for g in grads if g is not None)
+        made = iter(_missing_gradient_op()(floats, upstream, message))
+        return tuple(next(made) if x.is_floating_point() else None for x in inputs)
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    return backward, setup_context
+
+
+def _missing_gradient_op():
+    """tessera::missing_gradient(inputs, upstream, message): raises NotImplementedError(message)
+    when run; its fake implementation gives gradients shaped like the inputs."""
+    torch = _torch()
+    if not hasattr(torch.ops.tessera, "missing_gradient"):
+        def impl(inputs, upstream, message):
+            raise NotImplementedError(message)
+
+        lib = _library()
+        lib.define("missing_gradient(Tensor[] inputs, Tensor upstream, str message) -> Tensor[]")
+        lib.impl("missing_gradient", impl, "CompositeExplicitAutograd")
+        torch.library.register_fake("tessera::missing_gradient",
+                                    lambda inputs, upstream, message: [torch.empty_like(x) for x in inputs],
+                                    lib=lib)
+    return torch.ops.tessera.missing_gradient.default
+
+
+class TorchKernel:
+    """A compiled kernel called through its torch ops (see the module docstring). Calls
+    take what the kernel takes, as torch tensors, and return torch tensors."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel, self.name = kernel, op_name(kernel)
+        spec = kernel.spec
+        if isinstance(spec, AttentionSpec):
+            self.kind = "softmax"
+            self.input_names = (("block_indices",) if spec.block_sparse else ()) + spec.buffers
+        elif isinstance(spec, LinearAttentionSpec):
+            self.kind = "decode" if spec.decode else "linear"
+            self.input_names = spec.extra_inputs
+        elif isinstance(spec, ProgramSpec):
+            self.kind = "program"
+            self.input_names = tuple(d.name for d in spec.inputs)
+        else:
+            raise TypeError(f"torch_op takes a compiled Tessera kernel, got {type(kernel).__name__}")
+        self.grad_op = self.mask_op = self.masked_op = None
+        getattr(self, "_register_" + ("program" if self.kind == "program" else "attention"))()
+
+    # ------------------------------------------------------------------ registration
+
+    def _register_attention(self):
+        kernel, extra = self.kernel, self.input_names
+        names = ["q", "k", "v"] + ["in_" + n for n in extra]
+        softmax = self.kind == "softmax"
+
+        def impl(*args):
+            q, k, v, *rest = _plain(args)
+            given = dict(zip(extra, rest))
+            if softmax:
+                return tuple(_as_torch(x) for x in kernel(q, k, v, return_lse=True, **given))
+            return tuple(_as_torch(x) for x in kernel(q, k, v, **given))
+
+        def fake(q, k, v, *rest):
+            lead = tuple(q.shape[:3])  # lse [B, H, N], or the state [B, H, D, Dv]
+            second = lead if softmax else lead[:2] + (kernel.head_dim, kernel.value_dim)
+            return _new(q, lead + (kernel.value_dim,)), _new(q, second, _torch().float32)
+
+        self.forward = _Op(self.name, names, 2, impl, fake)
+        grad = getattr(kernel, "grad", None)
+        if grad is not None and self.kind != "decode":
+            self.grad_op = self._register_grad(names)
+        self._register_autograd(self.forward, len(names))
+        if softmax and hasattr(kernel, "block_mask"):
+            self._register_block_mask(names, impl, fake)
+
+    def _register_grad(self, names):
+        """(dq, dk, dv) from the kernel's gradient: linear attention's grad(q, k, v,
+        grad_out, **inputs); softmax's grad(q, k, v, o, lse, grad_out, **tables)."""
+        kernel, extra, softmax = self.kernel, self.input_names, self.kind == "softmax"
+        saved = ["o", "lse"] if softmax else []
+        grad_names = names[:3] + saved + ["grad_out"] + names[3:]
+
+        def impl(*args):
+            q, k, v, *rest = _plain(args)
+            head, tail = rest[:len(saved) + 1], rest[len(saved) + 1:]
+            return tuple(_as_torch(x) for x in kernel.grad(q, k, v, *head, **dict(zip(extra, tail))))
+
+        def fake(q, k, v, *rest):
+            return tuple(_new(x, x.shape) for x in (q, k, v))
+
+        return _Op(self.name + "_grad", grad_names, 3, impl, fake)
+
+    def _register_autograd(self, forward: _Op, inputs: int):
+        torch = _torch()
+        spec_name, softmax = self.kernel.spec.name, self.kind == "softmax"
+        if self.kind == "decode":
+            backward, setup_context = _missing_backward(
+                f"tessera kernel {spec_name!r} is a decode step: it has no gradient kernel; "
+                f"differentiate the prefill")
+        elif self.grad_op is None:
+            backward, setup_context = _missing_backward(
+                f"tessera kernel {spec_name!r} ({self.kind}) has no backward yet: "
+                f"{type(self.kernel).__name__}.grad(q, k, v, o, lse, grad_out, **tables) is "
+                f"missing (the softmax backward, issue 24)")
+        else:
+            grad_op, extra = self.grad_op.op, self.input_names
+
+            def backward(ctx, grad_out, _grad_second):
+                if any(ctx.needs_input_grad[3:]):
+                    wanted = [n for n, w in zip(extra, ctx.needs_input_grad[3:]) if w]
+                    raise NotImplementedError(f"tessera kernel {spec_name!r}: no gradient for "
+                                              f"{wanted}; only q, k and v are differentiable")
+                q, k, v, *rest = ctx.saved_tensors
+                saved = rest[:2] if softmax else []
+                tables = rest[2:] if softmax else rest
+                g = grad_out.to(q.dtype).contiguous()
+                dq, dk, dv = grad_op(q, k, v, *saved, g, *tables)
+                return (dq, dk, dv) + (None,) * (inputs - 3)
+
+            def setup_context(ctx, inputs, output):
+                # The second output (lse, or the final state) has no gradient path.
+                ctx.mark_non_differentiable(output[1])
+                ctx.save_for_backward(*inputs[:3], *(output if softmax else ()), *inputs[3:])
+
+        torch.library.register_autograd(f"tessera::{forward.name}", backward,
+                                        setup_context=setup_context, lib=_library())
+
+    def _register_block_mask(self, names, impl, fake):
+        """A GPU mask_mod kernel's tile classification as an op of its own (its outputs are
+        the workspaces), and attention reusing it (FlexAttention's block_mask)."""
+        kernel, extra = self.kernel, self.input_names
+        from .gpu import TileMask
+
+        def shapes(q, k, v, *rest):
+            lead = tuple(q.shape[:3])
+            return [tuple(q.shape), tuple(k.shape), tuple(v.shape), *(tuple(t.shape) for t in rest),
+                    lead + (kernel.value_dim,), lead]
+
+        def mask_impl(*args):
+            q, k, v, *rest = _plain(args)
+            return kernel.block_mask(q, k, v, **dict(zip(extra, rest))).workspaces
+
+        def mask_fake(q, k, v, *rest):
+            planned, _ = kernel._image.plan(tuple(shapes(q, k, v, *rest)))
+            return [_new(q, s, d) for s, d in zip(planned, kernel._image.workspace_dtypes())]
+
+        def masked_impl(q, k, v, mask, *rest):
+            q, k, v, *rest = _plain([q, k, v, *rest])
+            planned, _ = kernel._image.plan(tuple(shapes(q, k, v, *rest)))
+            if [tuple(m.shape) for m in mask] != [tuple(s) for s in planned]:
+                raise ValueError("block_mask was made for other shapes than these q, k, v")
+            tiles = TileMask(kernel, (tuple(q.shape), tuple(k.shape)), list(mask))
+            return kernel(q, k, v, return_lse=True, block_mask=tiles, **dict(zip(extra, rest)))
+
+        torch = _torch()
+        lib = _library()
+        lib.define(f"{self.name}_block_mask({', '.join('Tensor ' + n for n in names)}) -> Tensor[]")
+        lib.impl(f"{self.name}_block_mask", mask_impl, "CompositeExplicitAutograd")
+        torch.library.register_fake(f"tessera::{self.name}_block_mask", mask_fake, lib=lib)
+        self.mask_op = getattr(torch.ops.tessera, self.name + "_block_mask").default
+        lib.define(f"{self.name}_masked(Tensor q, Tensor k, Tensor v, Tensor[] block_mask"
+                   f"{''.join(', Tensor ' + n for n in names[3:])}) -> (Tensor, Tensor)")
+        lib.impl(f"{self.name}_masked", masked_impl, "CompositeExplicitAutograd")
+        torch.library.register_fake(f"tessera::{self.name}_masked",
+                                    lambda q, k, v, mask, *rest: fake(q, k, v, *rest), lib=lib)
+        self.masked_op = getattr(torch.ops.tessera, self.name + "_masked").default
+
+    def _register_program(self):
+        kernel = self.kernel
+        decls, outputs = kernel.spec.inputs, kernel._outputs
+        torch = _torch()
+
+        def impl(*inputs):
+            result = kernel(*_plain(inputs))
+            result = result if isinstance(result, tuple) else (result,)
+            return tuple(_as_torch(x) for x in result) if len(result) > 1 else _as_torch(result[0])
+
+        def dtype(kind):
+            return getattr(torch, kernel.dtype if kind == "element" else kind)
+
+        def fake(*inputs):
+            try:  # bad inputs fail in impl, with the kernel's message; here only shapes
+                env = _check_inputs(decls, inputs, lambda t: t.dtype, lambda d: dtype(d.kind),
+                                    kernel.head_dim, kernel.value_dim)
+                dims = [[dim_value(x, env) for x in o.dims] for o in outputs]
+            except (TypeError, ValueError, KeyError):
+                dims = [[0] * len(o.dims) for o in outputs]
+            result = [_new(inputs[0], d, dtype(o.kind)) for d, o in zip(dims, outputs)]
+            return tuple(result) if len(result) > 1 else result[0]
+
+        self.forward = _Op(self.name, ["in_" + n for n in self.input_names], len(outputs),
+                           impl, fake)
+        self._register_program_autograd()
+
+    def _register_program_autograd(self):
+        backward, setup_context = _missing_backward(
+            f"tessera program {self.kernel.spec.name!r} has no backward")
+        _torch().library.register_autograd(f"tessera::{self.name}", backward,
+                                           setup_context=setup_context, lib=_library())
+
+    # ------------------------------------------------------------------ calls
+
+    def ops(self):
+        """Every op registered for this kernel."""
+        return [o for o in (self.forward.op, self.grad_op and self.grad_op.op, self.mask_op,
+                            self.masked_op) if o is not None]
+
+    def block_mask(self, q, k, v, **buffers):
+        """A GPU mask_mod kernel's classified tiles for these shapes and tables (a list of
+        tensors), to pass as `block_mask=` to calls with the same shapes."""
+        if self.mask_op is None:
+            raise TypeError("block_mask() is for GPU kernels of specs with a mask_mod")
+        return self.mask_op(q, k, v, *[buffers[n] for n in self.input_names])
+
+    def __call__(self, *args, return_lse: bool = False, block_mask=None, **inputs):
+        if self.kind == "program":
+            from .program import _given
+            return self.forward.op(*_given(self.kernel.spec, args, inputs))
+        if len(args) != 3:
+            raise TypeError(f"tessera kernel {self.kernel.spec.name!r} takes q, k, v "
+                            f"positionally, got {len(args)} positional arguments")
+        from .kernel import check_names
+        check_names("inputs", self.input_names, inputs)
+        rest = [inputs[n] for n in self.input_names]
+        if block_mask is not None:
+            if self.masked_op is None:
+                raise TypeError("block_mask= is for GPU kernels of specs with a mask_mod")
+            out = self.masked_op(*args, list(block_mask), *rest)
+        else:
+            out = self.forward.op(*args, *rest)
+        if self.kind == "softmax":
+            return out if return_lse else out[0]
+        return out
+
+
+def torch_op(kernel) -> TorchKernel:
+    """The kernel's torch ops (registered on first use; the same object afterwards)."""
+    name = op_name(kernel)
+    if name not in _OPS:
+        _OPS[name] = TorchKernel(kernel)
+    return _OPS[name]

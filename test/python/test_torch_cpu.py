@@ -1,0 +1,274 @@
+"""Tessera kernels as torch custom ops on the CPU (tessera.torch_op): float64 references,
+torch.library.opcheck on every op, torch.compile(fullgraph=True) equal to eager, autograd
+through linear attention eager and compiled, the same error eager and compiled."""
+import functools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import tessera  # noqa: E402
+from tessera import linear as L  # noqa: E402
+from tessera.reference import attention as softmax_reference, relative_error  # noqa: E402
+
+TOL = 1e-5
+D = 16
+DOC = tessera.Buffer("document_id")
+
+
+def alibi(score, b, h, q_idx, kv_idx):
+    return score - (q_idx - kv_idx) * (h + 1) / 8
+
+
+def same_document(b, h, q_idx, kv_idx):
+    return DOC[q_idx] == DOC[kv_idx]
+
+
+def nsa_like(q, k, v, gates):
+    """Compressed-block selection, block-sparse attention and a gate: three kinds of op."""
+    idx = tessera.block_topk(q, tessera.compress(k, block=16), block_q=1, block_k=16, k=2,
+                             causal=True, include_current=True)
+    sel, _ = tessera.attention(causal=True, block_sparse=(1, 16))(q, k, v, block_indices=idx)
+    win, _ = tessera.attention(causal=True, window=5)(q, k, v)
+    return tessera.gate(gates, sel, win)
+
+
+SPECS = {
+    "score_mod": lambda: tessera.attention(causal=True, score_mod=alibi),
+    "mask_mod": lambda: tessera.attention(mask_mod=same_document),
+    "block_sparse": lambda: tessera.attention(causal=True, block_sparse=(16, 16)),
+    "linear": lambda: tessera.linear_attention(decay=True, initial_state=True),
+    "linear_elu": lambda: tessera.linear_attention(feature_map="elu_plus_one", scale=0.5),
+    "decode": lambda: tessera.linear_decode(decay=True),
+    "program": lambda: tessera.program(nsa_like, q="B H N D", k="B G N D", v="B G N D",
+                                       gates=("B H N 2", "float32")),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def op(name):
+    kernel = tessera.compile(SPECS[name](), head_dim=D, config=tessera.Config(block_m=16, block_n=16))
+    return tessera.torch_op(kernel)
+
+
+def randn(*shape, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g) * scale
+
+
+def inputs(name, b=1, h=2, hk=1, n=37, seed=0, grad=False):
+    """(positional args, keyword inputs) of a call to `name`'s op."""
+    n = 1 if name == "decode" else n
+    q, k, v = (randn(b, hh, n, D, seed=seed + i, scale=0.5) for i, hh in enumerate((h, hk, hk)))
+    if grad:
+        q, k, v = (x.requires_grad_() for x in (q, k, v))
+    extra = {}
+    if name == "mask_mod":
+        extra["document_id"] = torch.tensor(np.repeat(np.arange(n), 5)[:n], dtype=torch.int32)
+    if name == "block_sparse":
+        blocks = -(-n // 16)
+        lists = torch.full((b, 1, blocks, 2), -1, dtype=torch.int32)
+        for i in range(blocks):
+            lists[:, :, i, 0], lists[:, :, i, 1] = i, max(i - 2, -1)
+        extra["block_indices"] = lists
+    if name in ("linear", "decode"):
+        extra["decay"] = torch.from_numpy(tessera.alibi_decay(h))
+        key = "state" if name == "decode" else "initial_state"
+        extra[key] = randn(b, h, D, D, seed=seed + 9, scale=0.1)
+    if name == "program":
+        return (q, k, v, torch.rand(b, h, n, 2, generator=torch.Generator().manual_seed(seed))), {}
+    return (q, k, v), extra
+
+
+def reference(name, args, extra):
+    """float64 outputs of `name` (the program's from its CPU kernel called with numpy)."""
+    a = [x.detach().numpy() for x in args]
+    e = {n: x.numpy() for n, x in extra.items()}
+    if name == "score_mod":
+        return softmax_reference(*a, causal=True, score_mod=alibi)
+    if name == "mask_mod":
+        doc = e["document_id"]
+        return softmax_reference(*a, mask_mod=lambda b, h, i, j: doc[i] == doc[j])
+    if name == "block_sparse":
+        return softmax_reference(*a, causal=True, block_sparse=(16, 16),
+                                 block_indices=e["block_indices"])
+    if name in ("linear", "linear_elu"):
+        spec = SPECS[name]()
+        return L.reference(*a, causal=True, decay=e.get("decay"), feature_map=spec.feature_map,
+                           scale=spec.scale, initial_state=e.get("initial_state"))
+    if name == "decode":  # one step of the recurrence from `state`
+        return L.reference(*a, causal=True, decay=e["decay"], initial_state=e["state"])
+    return (op("program").kernel(*a),)
+
+
+@pytest.mark.parametrize("n", [1, 37])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_op_matches_float64(name, n):
+    args, extra = inputs(name, n=n, h=2, hk=1 if name != "program" else 2)
+    got = op(name)(*args, **extra)
+    got = got if isinstance(got, tuple) else (got,)
+    want = reference(name, args, extra)
+    assert all(isinstance(x, torch.Tensor) for x in got)
+    for g, w in zip(got, want):
+        assert relative_error(g.numpy(), w) <= TOL, (name, relative_error(g.numpy(), w))
+
+
+def test_ops_are_named_by_content():
+    a, b = op("score_mod"), tessera.torch_op(tessera.compile(
+        SPECS["score_mod"](), head_dim=D, config=tessera.Config(block_m=16, block_n=16)))
+    assert a is b and str(a.forward.op).startswith("tessera.attention_")
+    other = tessera.torch_op(tessera.compile(SPECS["score_mod"](), head_dim=D))
+    assert other.name != a.name  # another config, another kernel
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_opcheck(name):
+    differentiable = name in ("linear", "linear_elu")
+    args, extra = inputs(name, grad=differentiable)
+    kernel = op(name)
+    results = {}
+    for o in kernel.ops():
+        if o is kernel.forward.op:
+            call = list(args) + [extra[n] for n in kernel.input_names if n in extra]
+        else:  # the gradient op: q, k, v, grad_out, inputs
+            call = [x.detach() for x in args] + [randn(*args[0].shape[:3], D, seed=5)]
+            call += [extra[n] for n in kernel.input_names]
+        results[str(o)] = torch.library.opcheck(o, tuple(call))
+    print(name, results)
+    assert results and all(r == "SUCCESS" for res in results.values() for r in res.values())
+    assert len(results) == (2 if differentiable else 1)
+
+
+class SmallModel(torch.nn.Module):
+    """A softmax kernel with a score_mod beside Lightning Attention-2, between projections."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(D, D)
+        self.softmax, self.linear = op("score_mod"), op("linear")
+        self.register_buffer("decay", torch.from_numpy(tessera.alibi_decay(2)))
+
+    def forward(self, q, k, v, state):
+        o_soft = self.softmax(self.proj(q), k, v)
+        o_lin, new_state = self.linear(q, k, v, decay=self.decay, initial_state=state)
+        return o_soft + o_lin, new_state
+
+
+def test_compile_fullgraph_equals_eager():
+    torch.manual_seed(0)
+    model = SmallModel()
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    q, k, v = (randn(1, 2, 45, D, seed=i, scale=0.5) for i in range(3))
+    state = randn(1, 2, D, D, seed=4, scale=0.1)
+    with torch.no_grad():
+        eager = model(q, k, v, state)
+        torch._dynamo.reset()
+        traced = torch.compile(model, fullgraph=True, backend=record)(q, k, v, state)
+        compiled = torch.compile(model, fullgraph=True)(q, k, v, state)  # Inductor
+    calls = [str(n.target) for n in graphs[0].graph.nodes if n.op == "call_function"]
+    print("fullgraph: one graph, calls", calls)
+    assert len(graphs) == 1
+    assert sum(c.startswith("tessera.") for c in calls) == 2
+    for got in (traced, compiled):
+        for g, e in zip(got, eager):
+            assert torch.equal(g, e)
+    ref = softmax_reference(model.proj(q).detach().numpy(), k.numpy(), v.numpy(), causal=True,
+                            score_mod=alibi)[0]
+    ref += L.reference(q.numpy(), k.numpy(), v.numpy(), causal=True, decay=model.decay.numpy(),
+                       initial_state=state.numpy())[0]
+    assert relative_error(eager[0].numpy(), ref) <= TOL
+
+
+def linear_loss(fn, q, k, v, decay, weights):
+    o, _ = fn(q, k, v, decay=decay)
+    return (o * weights).sum()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_linear_backward_matches_float64(compiled):
+    kernel = tessera.torch_op(tessera.compile(tessera.linear_attention(decay=True), head_dim=D,
+                                              config=tessera.Config(block_m=16)))
+    q, k, v = (randn(1, 4, 33, D, seed=i, scale=0.5).requires_grad_() for i in range(3))
+    k, v = (x.detach()[:, :2].clone().requires_grad_() for x in (k, v))  # GQA: 2 key heads
+    decay = torch.from_numpy(tessera.alibi_decay(4))
+    weights = randn(1, 4, 33, D, seed=7)
+    loss_fn = torch.compile(linear_loss, fullgraph=True) if compiled else linear_loss
+    loss_fn(kernel, q, k, v, decay, weights).backward()
+    want = L.reference_grad(q.detach().numpy(), k.detach().numpy(), v.detach().numpy(),
+                            weights.numpy(), decay=decay.numpy())
+    for x, w in zip((q, k, v), want):
+        assert relative_error(x.grad.numpy(), w) <= TOL
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_backward_without_a_gradient_kernel_names_what_is_missing(compiled):
+    if getattr(op("score_mod").kernel, "grad", None) is not None:
+        pytest.skip("softmax kernels have a backward now")
+    q, k, v = (randn(1, 2, 20, D, seed=i).requires_grad_() for i in range(3))
+    fn = op("score_mod")
+    if compiled:
+        fn = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    out = fn(q, k, v)  # the forward works: only backward needs the gradient kernel
+    with pytest.raises(NotImplementedError, match=r"no backward yet.*grad\(q, k, v, o, lse"):
+        out.sum().backward()
+    args, extra = inputs("decode", grad=True)
+    o, _ = op("decode")(*args, **extra)
+    with pytest.raises(NotImplementedError, match="decode step"):
+        o.sum().backward()
+
+
+def bad_inputs():
+    q, k, v = (randn(1, 2, 20, D, seed=i) for i in range(3))
+    yield "float64", (q.double(), k.double(), v.double()), TypeError, "dtype float64"
+    yield "bfloat16", (q.bfloat16(), k, v), TypeError, "q cannot be read as a host array"
+    yield "head dim", (randn(1, 2, 20, 8), k, v), ValueError, "head dims must be 16"
+    yield "rank", (q[0], k, v), ValueError, "rank 4"
+    yield "heads", (randn(1, 3, 20, D), k, v), ValueError, "multiple of key/value heads"
+
+
+@pytest.mark.parametrize("case", list(bad_inputs()), ids=lambda c: c[0])
+def test_bad_input_raises_the_same_error_eager_and_compiled(case):
+    _, args, error, message = case
+    fn = op("score_mod")
+    with pytest.raises(error, match=message) as eager:
+        fn(*args)
+    torch._dynamo.reset()
+    with pytest.raises(error, match=message) as compiled:
+        torch.compile(fn, fullgraph=True, backend="aot_eager")(*args)
+    assert type(compiled.value) is type(eager.value)
+    assert str(compiled.value) == str(eager.value)
+
+
+def test_bad_table_and_decay_raise_the_same_error_eager_and_compiled():
+    args, extra = inputs("mask_mod")
+    bad_table = dict(extra, document_id=extra["document_id"].long())
+    args_l, extra_l = inputs("linear")
+    bad_decay = dict(extra_l, decay=extra_l["decay"] * 2)
+    for fn, a, e, message in ((op("mask_mod"), args, bad_table, "document_id"),
+                              (op("linear"), args_l, bad_decay, r"decay values must lie in")):
+        with pytest.raises((TypeError, ValueError), match=message) as eager:
+            fn(*a, **e)
+        torch._dynamo.reset()
+        with pytest.raises(type(eager.value), match=message):
+            torch.compile(lambda *x, **y: fn(*x, **y), fullgraph=True, backend="aot_eager")(*a, **e)
+
+
+def test_sparse_layout_is_named():  # torch.compile itself refuses sparse tensors
+    q, k, v = (randn(1, 2, 20, D, seed=i) for i in range(3))
+    with pytest.raises(TypeError, match="k cannot be read as a host array.*strided"):
+        op("score_mod")(q, k.to_sparse(), v)
+
+
+def test_non_contiguous_inputs_are_read_in_place():
+    args, _ = inputs("score_mod", n=30)
+    q = torch.randn(1, 30, 2, D).transpose(1, 2)  # [B, H, N, D] view of a [B, N, H, D] tensor
+    got = op("score_mod")(q, *args[1:])
+    want = softmax_reference(q.numpy(), args[1].numpy(), args[2].numpy(), causal=True,
+                             score_mod=alibi)[0]
+    assert not q.is_contiguous() and relative_error(got.numpy(), want) <= TOL
