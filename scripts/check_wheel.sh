@@ -49,7 +49,8 @@ rm -f "$site"/tessera/_core.*.so "$site"/tessera/_runtime.*.so
 
 other=""
 for candidate in python3.12 /root/.pyenv/versions/3.12*/bin/python3 python3.13; do
-  if command -v "$candidate" >/dev/null 2>&1; then other=$(command -v "$candidate"); break; fi
+  # (a pyenv shim is on PATH whether or not it runs)
+  if "$candidate" -c "import venv" >/dev/null 2>&1; then other=$(command -v "$candidate"); break; fi
 done
 if [ -n "$other" ]; then
   echo "== under another Python ($("$other" --version)): the wheel installed, its layers built on first import"
