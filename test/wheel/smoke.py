@@ -42,4 +42,13 @@ ref, _ = reference.attention(q.astype(np.float64), k.astype(np.float64), v.astyp
 err = reference.relative_error(out, ref)
 print(f"CPU kernel (causal + ALiBi, N = 77, D = 64): relative error {err:.2e} against "
       f"float64, compiled in {compile_s * 1e3:.0f} ms")
+from tessera import _runtime  # noqa: E402
+has_driver, why = _runtime.driver_available()
+if not has_driver:
+    try:
+        gpu(q, k, v)
+        raise SystemExit("a CUDA kernel ran on a machine without a CUDA driver")
+    except (TypeError, ValueError, RuntimeError) as e:
+        assert "CUDA" in str(e) or "GPU" in str(e), e
+        print(f"no CUDA driver here ({why.split(':')[0]}); calling the CUDA kernel: {e}")
 sys.exit(0 if err <= 1e-5 else 1)
