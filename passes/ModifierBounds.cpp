@@ -2,7 +2,8 @@
 //
 // Tile classification without looking at every element: the mask's scalar body is
 // re-emitted over intervals. Integers carry [lo, hi] (monotone ops map end points,
-// others are unknown); booleans carry (surely true, surely false). Comparing two
+// including '>>' by constants; a mask by a constant m >= 0 is in [0, m]; others,
+// such as '|', '^', '<<' and shifts by variables, are unknown); booleans carry (surely true, surely false). Comparing two
 // intervals that do not overlap, or two equal single points, decides the comparison
 // for the whole box.
 //
@@ -133,6 +134,16 @@ Bound BoundEmitter::visit(Operation &op) {
     return {asInt(x.surelyTrue), asInt(arith::XOrIOp::create(b, x.surelyFalse, trueValue())),
             {}, {}};
   }
+  // A mask by a non-negative constant lands in [0, mask], whatever the other operand.
+  if (isa<arith::AndIOp>(op)) {
+    std::optional<int64_t> m = constantOf(op.getOperand(1));
+    if (!m)
+      m = constantOf(op.getOperand(0));
+    if (m && *m >= 0)
+      return {arith::ConstantOp::create(b, type, b.getIntegerAttr(type, 0)),
+              arith::ConstantOp::create(b, type, b.getIntegerAttr(type, *m)), {}, {}};
+    return {};
+  }
   if (op.getNumOperands() != 2 || !in(0).lo || !in(1).lo)
     return {};
   Bound x = in(0), y = in(1);
@@ -143,6 +154,14 @@ Bound BoundEmitter::visit(Operation &op) {
     return {binary(x.lo, y.lo), binary(x.hi, y.hi), {}, {}};
   if (isa<arith::SubIOp>(op))
     return {binary(x.lo, y.hi), binary(x.hi, y.lo), {}, {}};
+  // A right shift by a constant count (the frontend's form for counts in [0, 31]) is
+  // monotone and never overflows ('<<' may wrap, so it stays unknown).
+  if (isa<arith::ShRSIOp>(op)) {
+    std::optional<int64_t> n = constantOf(op.getOperand(1));
+    if (!n || *n < 0 || *n > 31)
+      return {};
+    return {binary(x.lo, y.lo), binary(x.hi, y.lo), {}, {}};
+  }
   // A product or quotient by a constant: monotone in the other operand, reversed when
   // the constant is negative.
   std::optional<int64_t> c = constantOf(op.getOperand(1));

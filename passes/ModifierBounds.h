@@ -14,7 +14,7 @@ struct BoxVerdict {
 /// ranges over [lo_k, hi_k] (`ranges`, i32 scalars, inclusive) by interval arithmetic:
 /// `keepsAll` / `keepsNone` are true only when that holds for every point of the box.
 /// Values it cannot bound (reads of captured tables, floats, remainders, products of two
-/// ranges) are unknown, and comparisons of unknowns decide nothing, so both verdicts may
+/// ranges, '|', '^', '<<') are unknown, and comparisons of unknowns decide nothing, so both verdicts may
 /// be false: the caller then evaluates the mask element-wise.
 BoxVerdict boundMaskOverBox(mlir::ImplicitLocOpBuilder &b, mlir::Region &region,
                             llvm::ArrayRef<std::pair<mlir::Value, mlir::Value>> ranges);

@@ -94,29 +94,44 @@ FailureOr<Value> tessera::inlineModifierElementwise(ImplicitLocOpBuilder &b, Reg
       Value table = buffers.lookupOrNull(extract.getTensor());
       if (!table)
         return op.emitError("reads a tensor that is not an argument of the function");
-      // The verifier guarantees one index; look through the i32 -> index cast the
-      // frontend writes, since tile.gather indexes with i32.
-      Form index = forms.lookup(extract.getIndices()[0]);
-      if (index.axis == Form::kScalar) { // as tile.gather reads: 0 outside the table
-        Value i = index.value;
-        if (!i.getType().isIndex())
-          i = arith::IndexCastOp::create(b, b.getIndexType(), i);
-        Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
-                                         memref::DimOp::create(b, table, 0));
-        Value inside = arith::SelectOp::create(b, ok, i, arith::ConstantIndexOp::create(b, 0));
-        Value read = memref::LoadOp::create(b, table, ValueRange{inside});
+      SmallVector<Form> indexForms;
+      for (Value index : extract.getIndices())
+        indexForms.push_back(forms.lookup(index));
+      int64_t axis = in.commonAxis(indexForms);
+      if (axis == Form::kScalar) { // as tile.gather reads: 0 outside the table
+        Value ok;
+        SmallVector<Value> at;
+        for (auto [d, index] : llvm::enumerate(indexForms)) {
+          Value i = index.value;
+          if (!i.getType().isIndex())
+            i = arith::IndexCastOp::create(b, b.getIndexType(), i);
+          Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
+                                               memref::DimOp::create(b, table, d));
+          ok = ok ? arith::AndIOp::create(b, ok, inside).getResult() : inside;
+          at.push_back(i);
+        }
+        Value zeroIndex = arith::ConstantIndexOp::create(b, 0);
+        for (Value &i : at)
+          i = arith::SelectOp::create(b, ok, i, zeroIndex);
+        Value read = memref::LoadOp::create(b, table, at);
         Value zero = arith::ConstantOp::create(b, b.getZeroAttr(extract.getType()));
         forms[extract.getResult()] = {arith::SelectOp::create(b, ok, read, zero), Form::kScalar};
         continue;
       }
-      Value i = index.value;
-      if (auto cast = i.getDefiningOp<arith::IndexCastOp>())
-        i = cast.getIn();
-      if (!getElementTypeOrSelf(i.getType()).isInteger(32))
-        i = arith::IndexCastOp::create(b, in.typeIn(index.axis, b.getI32Type()), i);
-      Value gathered = tile::GatherOp::create(b, in.typeIn(index.axis, extract.getType()), table,
-                                              i, /*padding=*/nullptr);
-      forms[extract.getResult()] = {gathered, index.axis};
+      // tile.gather indexes with i32 tiles of one shape: look through the i32 -> index
+      // cast the frontend writes, and widen every index to the common form.
+      SmallVector<Value> indexTiles;
+      for (Form index : indexForms) {
+        if (auto cast = index.value.getDefiningOp<arith::IndexCastOp>())
+          index.value = cast.getIn();
+        if (!getElementTypeOrSelf(index.value.getType()).isInteger(32))
+          index.value = arith::IndexCastOp::create(
+              b, in.typeIn(index.axis, b.getI32Type()), index.value);
+        indexTiles.push_back(in.widen(index, axis));
+      }
+      Value gathered = tile::GatherOp::create(b, in.typeIn(axis, extract.getType()), table,
+                                              indexTiles, /*padding=*/nullptr);
+      forms[extract.getResult()] = {gathered, axis};
       continue;
     }
     // Every other op is a scalar arith/math op (the verifier says so): elementwise

@@ -8,7 +8,7 @@
 namespace tessera {
 /// Clones the scalar body of a modifier region (score_mod, mask_mod) once, element-wise
 /// over tiles of `shape`: block argument i becomes `argTiles[i]`, scalar ops become their
-/// tensor forms, and reads of captured 1-D tensors become tile.gather from their buffers
+/// tensor forms, and reads of captured tensors (any rank) become tile.gather from their buffers
 /// in `buffers`. Splat and broadcast arguments stay scalars and row / column vectors as
 /// long as the ops on them allow. Returns the tile the region yields.
 mlir::FailureOr<mlir::Value>

@@ -96,10 +96,11 @@ struct LowerGather : OpRewritePattern<tile::GatherOp> {
         rewriter, op.getLoc(), type, ValueRange{},
         [&](OpBuilder &nb, Location loc, ValueRange local) {
           ImplicitLocOpBuilder b(loc, nb);
-          Value raw = tensor::ExtractOp::create(b, op.getIndices(), local);
-          Value index = arith::IndexCastOp::create(b, b.getIndexType(), raw);
-          auto [indices, inBounds] =
-              bufferIndices(b, op.getSource(), ValueRange{index}, ValueRange{});
+          SmallVector<Value> at;
+          for (Value tileOfIndices : op.getIndices())
+            at.push_back(arith::IndexCastOp::create(
+                b, b.getIndexType(), tensor::ExtractOp::create(b, tileOfIndices, local)));
+          auto [indices, inBounds] = bufferIndices(b, op.getSource(), at, ValueRange{});
           Value pad = paddingValue(b, op.getPaddingAttr(), type.getElementType());
           tensor::YieldOp::create(
               b, guardedLoad(b, op.getSource(), indices, inBounds, pad));

@@ -163,8 +163,10 @@ struct Assigner {
       set(bc.getInput(),
           make(bc.getAxis() == 1 ? LayoutKind::Row : LayoutKind::Col, bc.getInput(), numWarps));
     } else if (auto gather = dyn_cast<tile::GatherOp>(op)) {
-      sameAs(gather.getIndices(), gather.getResult());
-      sameAs(gather.getResult(), gather.getIndices());
+      for (Value indices : gather.getIndices()) {
+        sameAs(indices, gather.getResult());
+        sameAs(gather.getResult(), indices);
+      }
     } else if (auto forOp = dyn_cast<scf::ForOp>(op)) {
       auto yield = cast<scf::YieldOp>(forOp.getBody()->getTerminator());
       for (auto [i, res] : llvm::enumerate(forOp.getResults()))

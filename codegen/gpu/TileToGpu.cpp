@@ -1261,21 +1261,36 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
 
 LogicalResult Distributor::lowerGather(tile::GatherOp op) {
   const Layout &l = layoutOf(op.getResult());
-  FailureOr<Slots> indices = slotsOf(op.getIndices(), l);
-  if (failed(indices))
-    return failure();
+  SmallVector<Slots> indices;
+  for (Value tileOfIndices : op.getIndices()) {
+    FailureOr<Slots> s = slotsOf(tileOfIndices, l);
+    if (failed(s))
+      return failure();
+    indices.push_back(std::move(*s));
+  }
   Value table = scalars.lookup(op.getSource());
-  Value size = memref::DimOp::create(b, table, 0);
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < int64_t(indices.size()); ++d)
+    sizes.push_back(memref::DimOp::create(b, table, d));
   Type elem = cast<MemRefType>(table.getType()).getElementType();
   TypedAttr padAttr = op.getPaddingAttr() ? op.getPaddingAttr()
                                           : cast<TypedAttr>(b.getZeroAttr(elem));
   Value pad = arith::ConstantOp::create(b, padAttr);
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Slots out;
-  for (Value raw : *indices) {
-    Value i = arith::IndexCastOp::create(b, b.getIndexType(), raw);
-    Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, size);
-    Value v = memref::LoadOp::create(b, table, ValueRange{arith::SelectOp::create(b, ok, i, zero)});
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    // Outside any dimension: read element 0 (always there) and give the padding.
+    Value ok;
+    SmallVector<Value> at;
+    for (auto [slots, size] : llvm::zip(indices, sizes)) {
+      Value i = arith::IndexCastOp::create(b, b.getIndexType(), slots[s]);
+      Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, size);
+      ok = ok ? arith::AndIOp::create(b, ok, inside).getResult() : inside;
+      at.push_back(i);
+    }
+    for (Value &i : at)
+      i = arith::SelectOp::create(b, ok, i, zero);
+    Value v = memref::LoadOp::create(b, table, at);
     out.push_back(arith::SelectOp::create(b, ok, v, pad));
   }
   tiles[op.getResult()] = std::move(out);

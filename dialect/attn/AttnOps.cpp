@@ -95,8 +95,8 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
-/// A modifier region holds scalar arith/math ops, reads of 1-D integer tensors defined
-/// outside the op, and ends in one attn.yield of `resultType`.
+/// A modifier region holds scalar arith/math ops, reads of i32 / f32 tensors (any rank)
+/// defined outside the op, and ends in one attn.yield of `resultType`.
 static LogicalResult verifyModifierRegion(AttentionOp op, Region &region, StringRef name,
                                           ArrayRef<Type> argTypes, Type resultType) {
   if (region.empty())
@@ -113,10 +113,11 @@ static LogicalResult verifyModifierRegion(AttentionOp op, Region &region, String
   for (Operation &inner : block.without_terminator()) {
     if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
       auto t = extract.getTensor().getType();
-      if (t.getRank() != 1 || !t.getElementType().isIntOrIndex() ||
+      Type elem = t.getElementType();
+      if (t.getRank() < 1 || !(elem.isInteger(32) || elem.isF32()) ||
           region.isAncestor(extract.getTensor().getParentRegion()))
         return inner.emitOpError("in ")
-               << name << ": only 1-D integer tensors defined outside may be read";
+               << name << ": only i32 or f32 tensors defined outside may be read";
       continue;
     }
     Dialect *d = inner.getDialect();

@@ -30,8 +30,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [
 
     `score_mod` receives `(score: f32, b, h, q_idx, kv_idx: i32)` and yields the new
     score; `mask_mod` receives `(b, h, q_idx, kv_idx: i32)` and yields `i1`. Both hold
-    scalar arith/math ops only, and may read 1-D integer tensors defined above with
-    `tensor.extract` (e.g. document ids).
+    scalar arith/math ops only, and may read i32 or f32 tensors of any rank defined above
+    with `tensor.extract` (document ids, ALiBi slopes, a bias table); a read outside the
+    tensor gives 0.
 
     ```mlir
     %o, %lse = attn.attention %q, %k, %v {causal, window = 256 : i64}

@@ -56,14 +56,17 @@ LogicalResult StoreOp::verify() {
 
 LogicalResult GatherOp::verify() {
   MemRefType table = getSource().getType();
-  auto indices = cast<RankedTensorType>(getIndices().getType());
   auto result = cast<RankedTensorType>(getResult().getType());
-  if (table.getRank() != 1)
-    return emitOpError("table must be 1-D, got rank ") << table.getRank();
-  if (!indices.getElementType().isInteger(32))
-    return emitOpError("indices must be i32");
-  if (indices.getShape() != result.getShape())
-    return emitOpError("result shape must equal the index tile's shape");
+  if (int64_t(getIndices().size()) != table.getRank())
+    return emitOpError("takes one index tile per table dimension: ")
+           << table.getRank() << ", got " << getIndices().size();
+  for (Value index : getIndices()) {
+    auto indices = cast<RankedTensorType>(index.getType());
+    if (!indices.getElementType().isInteger(32))
+      return emitOpError("indices must be i32");
+    if (indices.getShape() != result.getShape())
+      return emitOpError("result shape must equal the index tiles' shape");
+  }
   if (result.getElementType() != table.getElementType())
     return emitOpError("result element type must equal the table's");
   return verifyPadding(*this, getPaddingAttr(), result.getElementType());

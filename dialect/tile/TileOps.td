@@ -82,18 +82,21 @@ def Tile_StoreOp : Tile_Op<"store"> {
 }
 
 def Tile_GatherOp : Tile_Op<"gather"> {
-  let summary = "reads a 1-D buffer at a tile of indices";
+  let summary = "reads a buffer at tiles of indices, one per buffer dimension";
   let description = [{
-    `result[p] = source[indices[p]]` for every position `p` of the index tile; indices
-    outside the buffer read `padding` (zero unless given). Used for captured lookup tables
-    such as document ids.
+    `result[p] = source[indices_0[p], ..., indices_r-1[p]]` for every position `p` of
+    the index tiles (all of one shape, as many as the buffer has dimensions); a position
+    whose index is outside its dimension reads `padding` (zero unless given). Used for
+    captured tables: document ids, per-head ALiBi slopes, a bias[h, i - j + N - 1].
 
     ```mlir
     %d = tile.gather %doc[%qidx] : memref<?xi32>, tensor<64x64xi32> -> tensor<64x64xi32>
+    %s = tile.gather %bias[%h, %rel] : memref<?x?xf32>, tensor<64x64xi32>, tensor<64x64xi32>
+         -> tensor<64x64xf32>
     ```
   }];
   let arguments = (ins Arg<AnyMemRef, "table", [MemRead]>:$source,
-                       AnyStaticShapeTensor:$indices,
+                       Variadic<AnyStaticShapeTensor>:$indices,
                        OptionalAttr<TypedAttrInterface>:$padding);
   let results = (outs AnyStaticShapeTensor:$result);
   let assemblyFormat = [{

@@ -15,13 +15,15 @@ from .spec import AttentionSpec, attention
 from .linear import LinearAttentionSpec, alibi_decay, linear_attention, linear_decode
 from .program import (ProgramSpec, block_topk, compress, gate, gather_rows, lsh_sort, merge,
                       program, scatter_rows)
-from .trace import Buffer, SpecError, exp, log, maximum, minimum, sqrt, tanh, where
+from .trace import (Buffer, SpecError, clamp, exp, exp2, floor, log, log2, maximum, minimum, sqrt,
+                    tanh, where)
 from . import reference
 
 __all__ = [
     "AttentionSpec", "Buffer", "LinearAttentionSpec", "alibi_decay", "linear_attention",
     "linear_decode", "CompileError", "Config", "Kernel", "SpecError", "attention",
-    "compile", "exp", "log", "maximum", "minimum", "reference", "sqrt", "tanh", "where",
+    "compile", "clamp", "exp", "exp2", "floor", "log", "log2", "maximum", "minimum", "reference",
+    "sqrt", "tanh", "where",
     "ProgramSpec", "block_topk", "compress", "gate", "gather_rows", "lsh_sort", "merge",
     "program", "scatter_rows",
 ]

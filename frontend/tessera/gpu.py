@@ -278,10 +278,11 @@ class GpuKernel:
             blocks.append(lists)
         check_names("buffers", self.spec.buffers, buffers)
         tables = []
-        for name in self.spec.buffers:
-            t = buffers[name]
-            if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype != torch.int32 or t.device != q.device:
-                raise TypeError(f"buffer {name!r} must be a 1-D int32 tensor on {q.device}")
+        for table in self.spec.tables:
+            name, t = table.name, buffers[table.name]
+            if (not isinstance(t, torch.Tensor) or t.dim() != table.rank or t.device != q.device
+                    or t.dtype != getattr(torch, table.dtype)):
+                raise TypeError(f"buffer {name!r} must be {table.describe()} tensor on {q.device}")
             if t.stride(-1) != 1:
                 raise ValueError(f"{name} must be contiguous in its last dimension")
             tables.append(t)

@@ -168,10 +168,11 @@ class Kernel:
             blocks.append(self._block_indices(buffers.pop("block_indices"), B, H, Nq))
         check_names("buffers", self.spec.buffers, buffers)
         tables = []
-        for name in self.spec.buffers:
+        for table in self.spec.tables:
+            name = table.name
             t = _as_array(buffers[name], name)
-            if t.ndim != 1 or t.dtype != np.int32:
-                raise TypeError(f"buffer {name!r} must be a 1-D int32 array, got "
+            if t.ndim != table.rank or t.dtype != np.dtype(table.dtype):
+                raise TypeError(f"buffer {name!r} must be {table.describe()} array, got "
                                 f"{t.dtype} of shape {t.shape}")
             _check_strides(t, name)
             tables.append(t)

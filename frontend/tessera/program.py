@@ -237,11 +237,11 @@ def apply_attention(spec: AttentionSpec, q, k, v, block_indices) -> Tuple[Tensor
     if block_indices is not None:
         idx = _tensor(block_indices, "attention", "block_indices", 4, ("int32",))
         blocks = (idx.name, idx.mlir_type())
-    missing = [n for n in spec.buffers if n not in t.inputs or t.inputs[n].rank != 1
-               or t.inputs[n].kind != "int32"]
+    missing = [b.name for b in spec.tables if b.name not in t.inputs
+               or t.inputs[b.name].rank != b.rank or t.inputs[b.name].kind != b.dtype]
     if missing:
-        raise SpecError(f"the modifiers read buffers {missing}: declare each as a 1-D int32 "
-                        f"program input of the same name")
+        raise SpecError(f"the modifiers read buffers {missing}: declare each as a program "
+                        f"input of the same name, rank and dtype as its tessera.Buffer")
     o = t.result((q.dims[0], q.dims[1], q.dims[2], v.dims[3]), q.kind)
     lse = t.result(q.dims[:3], "float32")
     t.lines.append(spec.op_text((o.name, lse.name), (q.name, k.name, v.name),

@@ -54,7 +54,10 @@ class AttentionSpec:
             buffers.update(used)
         if self.mask_mod is not None:
             mask, used = trace_region(self.mask_mod, "mask_mod")
-            buffers.update(used)
+            for name, table in used.items():
+                if not buffers.setdefault(name, table).same_as(table):
+                    raise SpecError(f"score_mod and mask_mod read two different tables "
+                                    f"named {name!r}")
         reserved = {"q", "k", "v"} & set(buffers)
         if reserved:
             raise SpecError(f"buffer names {sorted(reserved)} clash with q, k, v")
@@ -62,8 +65,13 @@ class AttentionSpec:
 
     @property
     def buffers(self) -> Tuple[str, ...]:
-        """Names of the extra 1-D tables the modifiers read, in call order."""
+        """Names of the tables the modifiers read, in call order."""
         return tuple(sorted(self._regions[2]))
+
+    @property
+    def tables(self) -> Tuple[Buffer, ...]:
+        """The tables the modifiers read (name, dtype, rank), in call order."""
+        return tuple(self._regions[2][n] for n in self.buffers)
 
     def to_mlir(self, dtype: str, head_dim: int, value_dim: int) -> str:
         """The attn module for one element type and head dims; B, H, N stay dynamic."""
@@ -76,7 +84,7 @@ class AttentionSpec:
         if self.block_sparse is not None:
             blocks = ("%block_indices", "tensor<?x?x?x?xi32>")
             args.append(f"%block_indices: {blocks[1]}")
-        args += [f"%{n}: tensor<?xi32>" for n in self.buffers]
+        args += [f"%{t.name}: {t.mlir_type}" for t in self.tables]
         op = self.op_text(("%o", "%lse"), ("%q", "%k", "%v"), (qt, qt, vt), (vt, lt), blocks)
         return (
             f"func.func @{self.name}({', '.join(args)}) -> ({vt}, {lt}) {{\n"

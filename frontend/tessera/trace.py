@@ -98,6 +98,23 @@ def _to_float(v: "Value") -> "Value":
     return v.region.emit(f"arith.sitofp {v.name} : i32 to f32", _FLOAT)
 
 
+_I32_FLOOR, _I32_CEIL = -2147483648.0, 2147483520.0  # the f32 values nearest i32's ends
+
+
+def _to_int(v: "Value") -> "Value":
+    """i32 of a traced value: a float truncates toward zero (torch's .long()), saturating
+    at i32's ends, NaN giving 0, so that no input reaches fptosi's undefined cases."""
+    if v.type == _INT:
+        return v
+    if v.type == _BOOL:
+        return v.region.emit(f"arith.extui {v.name} : i1 to i32", _INT)
+    r = v.region
+    clamped = minimum(maximum(v, _I32_FLOOR), _I32_CEIL)
+    nan = r.emit(f"arith.cmpf uno, {v.name}, {v.name} : f32", _BOOL)
+    finite = where(nan, 0.0, clamped)
+    return r.emit(f"arith.fptosi {finite.name} : f32 to i32", _INT)
+
+
 def _unify(a: "Value", b: "Value"):
     if a.type == _FLOAT or b.type == _FLOAT:
         return _to_float(a), _to_float(b)
@@ -203,24 +220,81 @@ class Value:
     def __ne__(self, o): return self._compare(o, "une", "ne")  # type: ignore[override]
     __hash__ = None  # type: ignore[assignment]
 
-    # Logic on mask bits -------------------------------------------------------------
-    def _logic(self, other, op: str):
-        b = _lift(self.region, other, self)
-        if self.type != _BOOL or b.type != _BOOL:
-            raise SpecError(f"{_where()}: '&', '|' and '^' combine comparisons (bools); "
-                            f"got {self.type} and {b.type}")
-        return self.region.emit(f"{op} {self.name}, {b.name} : i1", _BOOL)
+    # Logic on mask bits, bit operations on integers (Morton codes) ---------------------
+    def _logic(self, other, op: str, reverse=False):
+        a, b = self, _lift(self.region, other, self)
+        if reverse:
+            a, b = b, a
+        if a.type != b.type or a.type == _FLOAT:
+            raise SpecError(f"{_where()}: '&', '|' and '^' combine two comparisons (bools) or "
+                            f"two integers; got {a.type} and {b.type}")
+        return self.region.emit(f"{op} {a.name}, {b.name} : {a.type}", a.type)
 
     def __and__(self, o): return self._logic(o, "arith.andi")
-    __rand__ = __and__
+    def __rand__(self, o): return self._logic(o, "arith.andi", True)
     def __or__(self, o): return self._logic(o, "arith.ori")
-    __ror__ = __or__
+    def __ror__(self, o): return self._logic(o, "arith.ori", True)
     def __xor__(self, o): return self._logic(o, "arith.xori")
+    def __rxor__(self, o): return self._logic(o, "arith.xori", True)
 
     def __invert__(self):
+        if self.type == _INT:
+            return self._logic(-1, "arith.xori")
         if self.type != _BOOL:
-            raise SpecError(f"{_where()}: '~' negates a comparison (bool), got {self.type}")
+            raise SpecError(f"{_where()}: '~' negates a comparison (bool) or an integer's "
+                            f"bits, got {self.type}")
         return self._logic(True, "arith.xori")
+
+    # Shifts of i32 indices. Counts are clamped into [0, 31] (a negative count shifts by
+    # 0); '<<' by 32 or more gives 0 (the product x * 2**n wrapped to 32 bits, as '*'
+    # wraps), '>>' by 31 or more gives 0 or -1 (Python's floor of x / 2**n). Shifts never
+    # reach LLVM's undefined counts.
+    def _shift(self, o, left: bool, reverse=False):
+        a, n = self, _lift(self.region, o, self)
+        if reverse:
+            a, n = n, a
+        if a.type != _INT or n.type != _INT:
+            raise SpecError(f"{_where()}: '<<' and '>>' shift integers, got {a.type} and {n.type}")
+        op = "arith.shli" if left else "arith.shrsi"
+        if not reverse and isinstance(o, numbers.Integral) and 0 <= int(o) <= 31:
+            return self.region.emit(f"{op} {a.name}, {n.name} : i32", _INT)
+        count = maximum(n, 0)
+        shifted = self.region.emit(f"{op} {a.name}, {minimum(count, 31).name} : i32", _INT)
+        return where(count > 31, 0, shifted) if left else shifted
+
+    def __lshift__(self, o): return self._shift(o, True)
+    def __rlshift__(self, o): return self._shift(o, True, True)
+    def __rshift__(self, o): return self._shift(o, False)
+    def __rrshift__(self, o): return self._shift(o, False, True)
+
+    # Methods torch users call on tensors ------------------------------------------------
+    def abs(self): return abs(self)
+    def exp(self): return exp(self)
+    def exp2(self): return exp2(self)
+    def log(self): return log(self)
+    def log2(self): return log2(self)
+    def sqrt(self): return sqrt(self)
+    def tanh(self): return tanh(self)
+    def floor(self): return floor(self)
+    def clamp(self, min=None, max=None): return clamp(self, min, max)  # noqa: A002
+    clip = clamp
+    def float(self): return _to_float(self)
+    def int(self): return _to_int(self)
+    long = int
+    def bool(self): return self if self.type == _BOOL else self != 0
+
+    def to(self, dtype):
+        """`x.to(torch.float32)`, `x.to(torch.long)`, `x.to(torch.bool)` (any float, int or
+        bool dtype, torch's or numpy's, or its name): the traced value in that kind."""
+        name = str(getattr(dtype, "__name__", dtype)).lower()
+        if "bool" in name:
+            return self.bool()
+        if any(k in name for k in ("float", "half", "double")):
+            return self.float()
+        if "int" in name or "long" in name:
+            return self.int()
+        raise SpecError(f"{_where()}: cannot convert a traced value to {dtype!r}; use a "
+                        f"float, int or bool dtype")
 
     # What cannot be traced ------------------------------------------------------------
     def __bool__(self):
@@ -242,7 +316,8 @@ class Value:
         if method == "__call__" and not kwargs and op is not None:
             return op(*(_numpy_scalar(x) for x in inputs))
         name = ufunc.__name__
-        hint = (f"tessera.{name}" if name in ("exp", "log", "tanh", "sqrt", "minimum", "maximum")
+        hint = (f"tessera.{name}" if name in ("exp", "exp2", "log", "log2", "tanh", "sqrt", "floor",
+                                             "minimum", "maximum")
                 else "tessera.exp, tessera.where, ...")
         raise SpecError(f"{_where()}: numpy's {name} cannot take a traced value; use {hint}")
 
@@ -266,30 +341,59 @@ _UFUNC_OPERATORS = {
     "less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
     "greater_equal": operator.ge, "equal": operator.eq, "not_equal": operator.ne,
     "bitwise_and": operator.and_, "bitwise_or": operator.or_, "bitwise_xor": operator.xor,
-    "invert": operator.invert,
+    "invert": operator.invert, "left_shift": operator.lshift, "right_shift": operator.rshift,
 }
 
 
-class Buffer:
-    """A 1-D integer table a modifier may index (e.g. document ids), passed at call time
-    under `name`."""
+_TABLE_TYPES = {"int32": _INT, "float32": _FLOAT}
 
-    def __init__(self, name: str, dtype: str = "int32") -> None:
+
+class Buffer:
+    """A table a modifier may index with traced indices (document ids, per-head ALiBi
+    slopes, a learned bias[h, q_idx - kv_idx + N - 1]), passed at call time under
+    `name`: int32 or float32, of any rank. An index outside the table reads 0."""
+
+    def __init__(self, name: str, dtype: str = "int32", rank: int = 1) -> None:
         if not name.isidentifier():
             raise SpecError(f"buffer name {name!r} must be a Python identifier")
-        if dtype != "int32":
-            raise SpecError(f"buffer {name!r}: only int32 tables are supported, got {dtype}")
-        self.name, self.dtype = name, dtype
+        if dtype not in _TABLE_TYPES:
+            raise SpecError(f"buffer {name!r}: tables are int32 or float32, got {dtype}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= 4:
+            raise SpecError(f"buffer {name!r}: rank must be an int in [1, 4], got {rank!r}")
+        self.name, self.dtype, self.rank = name, dtype, rank
         self._region: Optional[_Region] = None
 
+    @property
+    def mlir_type(self) -> str:
+        return f"tensor<{'?x' * self.rank}{_TABLE_TYPES[self.dtype]}>"
+
+    def describe(self) -> str:
+        return f"a {self.rank}-D {self.dtype}"
+
+    def same_as(self, other: "Buffer") -> bool:
+        return (self.name, self.dtype, self.rank) == (other.name, other.dtype, other.rank)
+
     def __getitem__(self, index):
-        if not isinstance(index, Value) or index.type != _INT:
-            raise SpecError(f"{_where()}: buffer {self.name!r} is indexed by a traced "
-                            f"index (b, h, q_idx, kv_idx or arithmetic on them)")
-        region = index.region
-        region.buffers[self.name] = self
-        i = region.emit(f"arith.index_cast {index.name} : i32 to index", _INDEX)
-        return region.emit(f"tensor.extract %{self.name}[{i.name}] : tensor<?xi32>", _INT)
+        index = index if isinstance(index, tuple) else (index,)
+        region = next((i.region for i in index if isinstance(i, Value)), None)
+        if region is None or len(index) != self.rank:
+            raise SpecError(f"{_where()}: buffer {self.name!r} is indexed by a traced index "
+                            f"(b, h, q_idx, kv_idx or arithmetic on them); {self.rank}-D, it "
+                            f"takes {self.rank} indices, got {len(index)}")
+        names = []
+        for i in index:
+            if isinstance(i, bool) or not isinstance(i, (Value, numbers.Integral)) or (
+                    isinstance(i, Value) and i.type != _INT):
+                raise SpecError(f"{_where()}: buffer {self.name!r} takes integer indices, "
+                                f"got {getattr(i, 'type', type(i).__name__)}")
+            i = _lift(region, i, Value(region, "", _INT))
+            names.append(region.emit(f"arith.index_cast {i.name} : i32 to index", _INDEX).name)
+        known = region.buffers.setdefault(self.name, self)
+        if not known.same_as(self):
+            raise SpecError(f"{_where()}: two buffers named {self.name!r} differ "
+                            f"({known.describe()} and {self.describe()} table)")
+        return region.emit(f"tensor.extract %{self.name}[{', '.join(names)}] : "
+                           f"{self.mlir_type}", _TABLE_TYPES[self.dtype])
 
 
 def _unary(op: str):
@@ -302,7 +406,21 @@ def _unary(op: str):
     return f
 
 
-exp, log, tanh, sqrt = (_unary(f"math.{n}") for n in ("exp", "log", "tanh", "sqrt"))
+exp, exp2, log, log2, tanh, sqrt, floor = (
+    _unary(f"math.{n}") for n in ("exp", "exp2", "log", "log2", "tanh", "sqrt", "floor"))
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 (torch's keyword names)
+    """torch.clamp: `x` limited to [min, max] (either may be None); a NaN stays NaN."""
+    if not isinstance(x, Value):
+        raise SpecError(f"{_where()}: tessera.clamp takes a traced value")
+    if min is None and max is None:
+        raise SpecError(f"{_where()}: clamp needs min or max")
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x
 
 
 def where(cond, a, b):

@@ -252,7 +252,9 @@ def test_buffer_indexed_by_python_int():
 
 
 def test_logic_on_numbers():
-    with pytest.raises(SpecError, match=r"'&', '\|' and '\^' combine comparisons"):
+    with pytest.raises(SpecError, match=r"'&', '\|' and '\^' combine two comparisons"):
+        tessera.attention(score_mod=lambda s, b, h, q_idx, kv_idx: s & kv_idx)
+    with pytest.raises(SpecError, match=r"mask_mod must return a bool"):  # bits of ints: i32
         tessera.attention(mask_mod=lambda b, h, q_idx, kv_idx: q_idx & kv_idx)
 
 
@@ -348,7 +350,7 @@ def test_not_a_spec():
 def test_bad_buffer_declarations():
     with pytest.raises(SpecError, match=r"must be a Python identifier"):
         tessera.Buffer("document id")
-    with pytest.raises(SpecError, match=r"only int32 tables"):
+    with pytest.raises(SpecError, match=r"tables are int32 or float32"):
         tessera.Buffer("document_id", dtype="int64")
 
 

@@ -343,16 +343,16 @@ func.func @mod_not_scalar(%q: tensor<1x8x128x64xf32>) {
 
 // -----
 
-func.func @mod_extract_2d(%q: tensor<1x8x128x64xf32>, %t: tensor<128x128xi32>) {
+func.func @mod_extract_i64(%q: tensor<1x8x128x64xf32>, %t: tensor<128x128xi64>) {
   %o, %l = attn.attention %q, %q, %q : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>,
       tensor<1x8x128x64xf32> -> tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
       mask_mod {
       ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
         %ii = arith.index_cast %i : i32 to index
-        // expected-error @+1 {{in mask_mod: only 1-D integer tensors defined outside may be read}}
-        %x = tensor.extract %t[%ii, %ii] : tensor<128x128xi32>
-        %z = arith.constant 0 : i32
-        %c = arith.cmpi eq, %x, %z : i32
+        // expected-error @+1 {{in mask_mod: only i32 or f32 tensors defined outside may be read}}
+        %x = tensor.extract %t[%ii, %ii] : tensor<128x128xi64>
+        %z = arith.constant 0 : i64
+        %c = arith.cmpi eq, %x, %z : i64
         attn.yield %c : i1
       }
   return

@@ -155,8 +155,16 @@ func.func @store_element_type(%t: tensor<64xi32>, %m: memref<?x64xf32>, %i: inde
 // -----
 
 func.func @gather_table_rank(%m: memref<?x4xi32>, %i: tensor<64xi32>) {
-  // expected-error @+1 {{table must be 1-D, got rank 2}}
+  // expected-error @+1 {{takes one index tile per table dimension: 2, got 1}}
   %d = tile.gather %m[%i] : memref<?x4xi32>, tensor<64xi32> -> tensor<64xi32>
+  return
+}
+
+// -----
+
+func.func @gather_index_shapes(%m: memref<?x?xf32>, %h: tensor<64xi32>, %i: tensor<32xi32>) {
+  // expected-error @+1 {{result shape must equal the index tiles' shape}}
+  %d = tile.gather %m[%h, %i] : memref<?x?xf32>, tensor<64xi32>, tensor<32xi32> -> tensor<64xf32>
   return
 }
 
@@ -171,7 +179,7 @@ func.func @gather_index_type(%m: memref<?xi32>, %i: tensor<64xi64>) {
 // -----
 
 func.func @gather_shape(%m: memref<?xi32>, %i: tensor<64xi32>) {
-  // expected-error @+1 {{result shape must equal the index tile's shape}}
+  // expected-error @+1 {{result shape must equal the index tiles' shape}}
   %d = tile.gather %m[%i] : memref<?xi32>, tensor<64xi32> -> tensor<32xi32>
   return
 }
