@@ -124,6 +124,9 @@ std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
 }
 
 std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::string &chip) {
+  // The chip is spliced into pipeline text: reject it before it can break the text.
+  if (std::string reason = unsupportedChipReason(chip); !reason.empty())
+    throw CompileError(reason);
   return "builtin.module(tessera-gpu{block-m=" + std::to_string(config.blockM) +
          " block-n=" + std::to_string(config.blockN) +
          " num-warps=" + std::to_string(config.numWarps) +

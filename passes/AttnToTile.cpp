@@ -37,6 +37,45 @@ static MemRefType bufferTypeFor(RankedTensorType type) {
   return MemRefType::get(type.getShape(), type.getElementType(), layout);
 }
 
+/// The operand and dim that dim `d` of attn result `r` equals (the ops' documented
+/// shapes); compress, block_topk, gather_rows and scatter_rows handle their row dim
+/// before asking.
+static std::pair<Value, int64_t> resultDimSource(Value r, int64_t d) {
+  Operation *op = r.getDefiningOp();
+  unsigned resultNo = cast<OpResult>(r).getResultNumber();
+  // o [B, H, Nq, Dv] and lse [B, H, Nq]: rows and heads of q, value dim of v.
+  auto queryRowsValueCols = [&](Value q, Value v) -> std::pair<Value, int64_t> {
+    return d == 3 ? std::make_pair(v, int64_t(3)) : std::make_pair(q, d);
+  };
+  return TypeSwitch<Operation *, std::pair<Value, int64_t>>(op)
+      .Case([&](attn::AttentionOp o) { return queryRowsValueCols(o.getQuery(), o.getValue()); })
+      .Case([&](attn::LinearAttentionOp o) -> std::pair<Value, int64_t> {
+        if (resultNo == 0)
+          return queryRowsValueCols(o.getQuery(), o.getValue());
+        // final_state [B, H, D, Dv].
+        return d < 2 ? std::make_pair(o.getQuery(), d)
+                     : std::make_pair(d == 2 ? o.getQuery() : o.getValue(), int64_t(3));
+      })
+      .Case([&](attn::LinearDecodeOp o) -> std::pair<Value, int64_t> {
+        if (resultNo == 0)
+          return queryRowsValueCols(o.getQuery(), o.getValue());
+        return {o.getState(), d};
+      })
+      .Case([&](attn::LinearAttentionGradOp o) -> std::pair<Value, int64_t> {
+        Value like[] = {o.getQuery(), o.getKey(), o.getValue()};
+        return {like[resultNo], d};
+      })
+      .Case([&](attn::MergeOp o) -> std::pair<Value, int64_t> {
+        return {resultNo == 0 ? o.getOutA() : o.getLseA(), d};
+      })
+      .Case([&](attn::GateOp o) -> std::pair<Value, int64_t> {
+        return {o.getPartials().front(), d};
+      })
+      .Case([&](attn::BlockTopKOp o) -> std::pair<Value, int64_t> { return {o.getQuery(), d}; })
+      // compress, lsh_sort, gather_rows, scatter_rows: the input's other dims.
+      .Default([&](Operation *) -> std::pair<Value, int64_t> { return {op->getOperand(0), d}; });
+}
+
 /// Dim `d` (dynamic) of the intermediate result `r`, from its op's operand buffers.
 static Value intermediateSize(ImplicitLocOpBuilder &b, Value r, int64_t d,
                               const IRMapping &buffers) {
@@ -65,16 +104,11 @@ static Value intermediateSize(ImplicitLocOpBuilder &b, Value r, int64_t d,
     Value idx = op->getOperand(1);
     return dimOf(idx, cast<RankedTensorType>(idx.getType()).getRank() - 1);
   }
-  // Otherwise a dim follows the first operand of the result's type (else the first
-  // operand: attn results share their leading dims with it, e.g. o and lse with q).
-  // (Function arguments are buffers by now: compare shapes and element types.)
-  auto resultType = cast<ShapedType>(r.getType());
-  auto sameType = llvm::find_if(op->getOperands(), [&](Value operand) {
-    auto t = dyn_cast<ShapedType>(operand.getType());
-    return t && t.getShape() == resultType.getShape() &&
-           t.getElementType() == resultType.getElementType();
-  });
-  return dimOf(sameType != op->operand_end() ? Value(*sameType) : op->getOperand(0), d);
+  // Otherwise each dim follows the operand dim the op's result semantics names (never a
+  // guess from matching types: with Dv != D, Nq != Nk or GQA, o's type matches v's, whose
+  // rows and heads are not o's).
+  auto [operand, operandDim] = resultDimSource(r, d);
+  return dimOf(operand, operandDim);
 }
 
 namespace {
