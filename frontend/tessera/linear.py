@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from .spec import _MLIR_TYPES, mlir_element_type
-from .trace import SpecError
+from .trace import SpecError, f32_literal
 
 FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
 
@@ -70,7 +70,7 @@ class LinearAttentionSpec:
         if self.causal and not self.decode:
             attrs.append("causal")
         if self.scale is not None:
-            attrs.append(f"scale = {float(self.scale)!r} : f32")
+            attrs.append(f"scale = {f32_literal(self.scale)} : f32")
         operands = "%q, %k, %v" + (", %state" if self.decode else "")
         if self.decay:
             operands += " decay(%decay : tensor<?xf32>)"
@@ -101,7 +101,7 @@ def _grad_mlir(spec: LinearAttentionSpec, dtype: str, head_dim: int, value_dim: 
     if spec.causal:
         attrs.append("causal")
     if spec.scale is not None:
-        attrs.append(f"scale = {float(spec.scale)!r} : f32")
+        attrs.append(f"scale = {f32_literal(spec.scale)} : f32")
     return (f"func.func @{spec.name}_grad({', '.join(args)}) -> ({qt}, {qt}, {vt}) {{\n"
             f"  %dq, %dk, %dv = attn.linear_attention_grad {operands} {{{', '.join(attrs)}}}\n"
             f"      : {qt}, {qt}, {vt}, {vt} -> {qt}, {qt}, {vt}\n"

@@ -27,7 +27,7 @@ import numpy as np
 
 from .kernel import Config, _as_array, _check_strides, _output, require_core
 from .spec import AttentionSpec, mlir_element_type
-from .trace import SpecError
+from .trace import SpecError, f32_literal
 
 _RESERVED = {"b", "h", "q_idx", "kv_idx", "score"}  # names of modifier arguments
 _ELEMENT = "element"  # the kernel's dtype
@@ -169,7 +169,7 @@ def block_topk(q: Tensor, block_keys: Tensor, *, block_q: int, block_k: int, k: 
     if score != "dot":
         attrs.append(f"score = #attn.block_score<{score}>")
     if scale is not None:
-        attrs.append(f"scale = {float(scale)!r} : f32")
+        attrs.append(f"scale = {f32_literal(scale)} : f32")
     t.emit([out], "attn.block_topk", [q, kb], " {" + ", ".join(attrs) + "}")
     return out
 

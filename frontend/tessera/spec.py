@@ -5,7 +5,7 @@ import dataclasses
 import math
 from typing import Callable, Dict, Optional, Tuple
 
-from .trace import Buffer, SpecError, trace_region
+from .trace import Buffer, SpecError, f32_literal, trace_region
 
 _MLIR_TYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
@@ -103,7 +103,7 @@ class AttentionSpec:
         if self.window is not None:
             attrs.append(f"window = {self.window} : i64")
         if self.scale is not None:
-            attrs.append(f"scale = {float(self.scale)!r} : f32")
+            attrs.append(f"scale = {f32_literal(self.scale)} : f32")
         if self.block_sparse is not None:
             attrs += [f"block_q = {self.block_sparse[0]} : i64",
                       f"block_k = {self.block_sparse[1]} : i64"]

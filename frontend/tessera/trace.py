@@ -39,14 +39,21 @@ _FLOAT, _INT, _BOOL, _INDEX = "f32", "i32", "i1", "index"
 _F32_MAX = 3.4028234663852886e38
 
 
-def _f32_literal(x: float) -> str:
-    """An f32 arith.constant literal; infinities and NaN (e.g. float('-inf') to mask a
-    score) have no decimal spelling in MLIR and are written as bit patterns."""
+def f32_literal(x: float) -> str:
+    """An f32 literal MLIR parses back to float32(x), for constants and `scale =`:
+    infinities and NaN (e.g. float('-inf') to mask a score) have no decimal spelling in
+    MLIR and are written as bit patterns; repr's shortest round-trip form gets the
+    mantissa point MLIR needs (1e-05 -> 1.0e-05, which is otherwise no float)."""
+    x = float(x)
     if x != x:
         return "0x7FC00000"
     if abs(x) > _F32_MAX:  # inf, or a double that rounds to inf in f32
         return "0x7F800000" if x > 0 else "0xFF800000"
-    return repr(x)
+    mantissa, e, exponent = repr(x).partition("e")
+    return mantissa + ("" if "." in mantissa else ".0") + e + exponent
+
+
+_f32_literal = f32_literal
 
 
 class _Region:

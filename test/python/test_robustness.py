@@ -82,3 +82,27 @@ def test_attention_result_feeding_row_ops_and_compress(m, n):
     pooled, picked_lse = kern(q, k, v, idx)
     assert relative_error(pooled, ref.compress(o, 2, 2)) <= TOL
     assert relative_error(picked_lse, ref.gather_rows(lse, idx)) <= TOL
+
+
+# ----------------------------------------------------- floats whose repr has no point
+
+@pytest.mark.parametrize("c", [1e-05, 1e+16, -1e+30, 2.5e-08])
+def test_float_constants_in_exponent_form(c):
+    # repr(1e-05) == '1e-05' is no MLIR float: modifiers and scale= failed to parse.
+    def score_mod(s, b, h, i, j):
+        return s + c * (i - j)
+
+    spec = tessera.attention(scale=1e-05 if abs(c) < 1 else None, score_mod=score_mod)
+    kern = tessera.compile(spec, head_dim=16)
+    rng = np.random.default_rng(5)
+    q, k, v = (randn(rng, 1, 2, 21, 16) for _ in range(3))
+    want, _ = exact(q, k, v, scale=spec.scale, score_mod=score_mod)
+    assert relative_error(kern(q, k, v), want) <= TOL
+
+
+def test_program_and_linear_scales_in_exponent_form():
+    def select(q, k):
+        return tessera.block_topk(q, tessera.compress(k, block=4), block_q=4, block_k=4, k=2,
+                                  score="softmax", scale=1e-05)
+    tessera.compile(tessera.program(select, q="B H N D", k="B H N D"), head_dim=16)
+    tessera.compile(tessera.linear_attention(causal=True, scale=1e-05), head_dim=16)
