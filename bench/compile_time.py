@@ -1,5 +1,6 @@
-"""Cold compile time of one GPU variant (spec -> PTX, on the machine with the compiler) and
-the cached path (kernel cache hit): python3 bench/compile_time.py"""
+"""Cold compile time (spec -> PTX, an empty kernel cache) and cached load (a cache hit) of
+one softmax and one linear-attention GPU kernel, on the machine it runs on:
+python3 bench/compile_time.py (JSON lines)"""
 import json
 import os
 import sys
@@ -11,11 +12,17 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parents[1] / "frontend"))
 import tessera  # noqa: E402
 
-spec = tessera.attention(causal=True)
+KERNELS = {
+    "softmax-causal d=128 bf16 sm_90a": tessera.attention(causal=True),
+    "lightning-attention-2 d=128 bf16 sm_90a": tessera.linear_attention(decay=True),
+}
 os.environ["TESSERA_CACHE_DIR"] = tempfile.mkdtemp()
-for label in ("cold", "cached"):
-    start = time.perf_counter()
-    kernel = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda")
-    ms = (time.perf_counter() - start) * 1e3
-    print(json.dumps({"workload": "compile softmax-causal d=128 bf16 sm_90a", "impl": label,
-                      "ms": round(ms, 1)}))
+for workload, spec in KERNELS.items():
+    for label in ("cold", "cached"):
+        start = time.perf_counter()
+        kernel = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda")
+        if hasattr(kernel, "for_shape"):  # linear kernels compile a split on first use
+            kernel.for_shape(64, 8192)
+        ms = (time.perf_counter() - start) * 1e3
+        print(json.dumps({"workload": f"compile {workload}", "impl": label,
+                          "ms": round(ms, 1), "tessera": os.path.dirname(tessera.__file__)}))
