@@ -141,7 +141,7 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
       return func.emitError("attn functions take and return ranked tensors only, got ")
              << t;
   for (Operation &op : body.without_terminator())
-    if (!isa<attn::AttentionOp, attn::LinearAttentionOp, attn::LinearDecodeOp,
+    if (!isa<attn::AttentionOp, attn::AttentionGradOp, attn::LinearAttentionOp, attn::LinearDecodeOp,
              attn::LinearAttentionGradOp, attn::CompressOp, attn::BlockTopKOp,
              attn::LshSortOp, attn::GatherRowsOp, attn::ScatterRowsOp, attn::MergeOp,
              attn::GateOp>(op))
@@ -199,6 +199,9 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
         TypeSwitch<Operation *, LogicalResult>(&op)
             .Case([&](attn::AttentionOp o) {
               return buildSoftmaxTileProgram(b, o, buffers, config);
+            })
+            .Case([&](attn::AttentionGradOp o) {
+              return buildSoftmaxGradTileProgram(b, o, buffers, config);
             })
             .Case([&](attn::LinearAttentionOp o) {
               return buildLinearTileProgram(b, o, buffers, config);

@@ -13,32 +13,40 @@ using namespace tessera::attn;
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
-double AttentionOp::getEffectiveScale() {
-  if (auto s = getScaleAttr())
+/// The softmax scale: the `scale` attribute, else D^-1/2 (forward and gradient alike).
+template <typename OpT>
+static double effectiveScale(OpT op) {
+  if (auto s = op.getScaleAttr())
     return s.getValueAsDouble();
-  return 1.0 / std::sqrt(double(getQuery().getType().getDimSize(3)));
+  return 1.0 / std::sqrt(double(op.getQuery().getType().getDimSize(3)));
 }
+double AttentionOp::getEffectiveScale() { return effectiveScale(*this); }
+double AttentionGradOp::getEffectiveScale() { return effectiveScale(*this); }
 
-LogicalResult AttentionOp::verify() {
-  Operation *op = getOperation();
-  auto q = getQuery().getType(), k = getKey().getType(), v = getValue().getType();
-  auto o = getOutput().getType(), l = getLse().getType();
+/// The checks attn.attention and attn.attention_grad share: q, k, v, the forward's
+/// output `o` and lse `l`, the masks, scale and block lists.
+template <typename OpT>
+static LogicalResult verifyAttentionSignature(OpT self, RankedTensorType o,
+                                              RankedTensorType l) {
+  Operation *op = self.getOperation();
+  auto q = self.getQuery().getType(), k = self.getKey().getType(),
+       v = self.getValue().getType();
   if (failed(verifyRank(op, "query", q, 4)) || failed(verifyRank(op, "key", k, 4)) ||
       failed(verifyRank(op, "value", v, 4)) || failed(verifyRank(op, "output", o, 4)) ||
       failed(verifyRank(op, "lse", l, 3)))
     return failure();
   if (!isFloatTensorElement(q.getElementType()))
-    return emitOpError("query element type must be f32, f16 or bf16, got ")
+    return self.emitOpError("query element type must be f32, f16 or bf16, got ")
            << q.getElementType();
   if (k.getElementType() != q.getElementType() ||
       v.getElementType() != q.getElementType())
-    return emitOpError("query, key and value must share one element type");
+    return self.emitOpError("query, key and value must share one element type");
   if (o.getElementType() != q.getElementType())
-    return emitOpError("output element type must match the query's");
+    return self.emitOpError("output element type must match the query's");
   if (!l.getElementType().isF32())
-    return emitOpError("lse element type must be f32");
+    return self.emitOpError("lse element type must be f32");
   if (q.isDynamicDim(3) || v.isDynamicDim(3))
-    return emitOpError("head dims (query dim 3, value dim 3) must be static");
+    return self.emitOpError("head dims (query dim 3, value dim 3) must be static");
   // Batch, heads, sequence and head-dim agreement.
   if (failed(verifyDimsMatch(op, "batch of key", q.getDimSize(0), k.getDimSize(0))) ||
       failed(verifyDimsMatch(op, "batch of value", q.getDimSize(0), v.getDimSize(0))) ||
@@ -48,7 +56,7 @@ LogicalResult AttentionOp::verify() {
     return failure();
   int64_t h = q.getDimSize(1), hk = k.getDimSize(1);
   if (!ShapedType::isDynamic(h) && !ShapedType::isDynamic(hk) && (hk == 0 || h % hk))
-    return emitOpError("query heads (") << h << ") must be a multiple of key/value heads ("
+    return self.emitOpError("query heads (") << h << ") must be a multiple of key/value heads ("
                                         << hk << ")";
   for (int i = 0; i < 3; ++i)
     if (failed(verifyDimsMatch(op, "output dim " + std::to_string(i), o.getDimSize(i),
@@ -58,57 +66,67 @@ LogicalResult AttentionOp::verify() {
       return failure();
   if (failed(verifyDimsMatch(op, "output head dim", o.getDimSize(3), v.getDimSize(3))))
     return failure();
-  if (auto s = getScaleAttr()) {
+  if (auto s = self.getScaleAttr()) {
     double x = s.getValueAsDouble();
     if (!(x > 0.0) || !std::isfinite(x))
-      return emitOpError("scale must be positive and finite, got ") << x;
+      return self.emitOpError("scale must be positive and finite, got ") << x;
   }
-  if (auto w = getWindowAttr()) {
-    if (!getCausal())
-      return emitOpError("window requires causal");
+  if (auto w = self.getWindowAttr()) {
+    if (!self.getCausal())
+      return self.emitOpError("window requires causal");
     if (w.getInt() < 1)
-      return emitOpError("window must be >= 1, got ") << w.getInt();
+      return self.emitOpError("window must be >= 1, got ") << w.getInt();
   }
-  bool hasBlocks = static_cast<bool>(getBlockIndices());
-  if (hasBlocks != bool(getBlockQAttr()) || hasBlocks != bool(getBlockKAttr()))
-    return emitOpError("block_indices requires block_q and block_k, and they require it");
+  bool hasBlocks = static_cast<bool>(self.getBlockIndices());
+  if (hasBlocks != bool(self.getBlockQAttr()) || hasBlocks != bool(self.getBlockKAttr()))
+    return self.emitOpError("block_indices requires block_q and block_k, and they require it");
   if (hasBlocks) {
-    auto bi = cast<RankedTensorType>(getBlockIndices().getType());
+    auto bi = cast<RankedTensorType>(self.getBlockIndices().getType());
     if (failed(verifyRank(op, "block_indices", bi, 4)))
       return failure();
     if (!bi.getElementType().isInteger(32))
-      return emitOpError("block_indices element type must be i32");
+      return self.emitOpError("block_indices element type must be i32");
     if (failed(verifyDimsMatch(op, "block_indices batch", bi.getDimSize(0), q.getDimSize(0))))
       return failure();
-    for (int64_t b : {getBlockQAttr().getInt(), getBlockKAttr().getInt()})
+    for (int64_t b : {self.getBlockQAttr().getInt(), self.getBlockKAttr().getInt()})
       if (b < 1)
-        return emitOpError("block sizes must be >= 1, got ") << b;
+        return self.emitOpError("block sizes must be >= 1, got ") << b;
     if (!bi.isDynamicDim(1) && bi.getDimSize(1) != 1 &&
         failed(verifyDimsMatch(op, "block_indices heads", bi.getDimSize(1), h)))
       return failure();
     if (!q.isDynamicDim(2) && !bi.isDynamicDim(2)) {
-      int64_t bq = getBlockQAttr().getInt();
+      int64_t bq = self.getBlockQAttr().getInt();
       if (bi.getDimSize(2) != (q.getDimSize(2) + bq - 1) / bq)
-        return emitOpError("block_indices dim 2 must be ceil(Nq / block_q)");
+        return self.emitOpError("block_indices dim 2 must be ceil(Nq / block_q)");
     }
   }
   return success();
 }
 
+LogicalResult AttentionOp::verify() {
+  return verifyAttentionSignature(*this, getOutput().getType(), getLse().getType());
+}
+
+LogicalResult AttentionGradOp::verify() {
+  // grad_output and the gradients match their primal's types (AllTypesMatch).
+  return verifyAttentionSignature(*this, cast<RankedTensorType>(getOutput().getType()),
+                                  cast<RankedTensorType>(getLse().getType()));
+}
+
 /// A modifier region holds scalar arith/math ops, reads of i32 / f32 tensors (any rank)
 /// defined outside the op, and ends in one attn.yield of `resultType`.
-static LogicalResult verifyModifierRegion(AttentionOp op, Region &region, StringRef name,
+static LogicalResult verifyModifierRegion(Operation *op, Region &region, StringRef name,
                                           ArrayRef<Type> argTypes, Type resultType) {
   if (region.empty())
     return success();
   if (!region.hasOneBlock())
-    return op.emitOpError() << name << " must have exactly one block";
+    return op->emitOpError() << name << " must have exactly one block";
   Block &block = region.front();
   if (block.getNumArguments() != argTypes.size())
-    return op.emitOpError() << name << " must take " << argTypes.size() << " arguments";
+    return op->emitOpError() << name << " must take " << argTypes.size() << " arguments";
   for (auto [i, arg] : llvm::enumerate(block.getArguments()))
     if (arg.getType() != argTypes[i])
-      return op.emitOpError() << name << " argument #" << i << " must be " << argTypes[i]
+      return op->emitOpError() << name << " argument #" << i << " must be " << argTypes[i]
                               << ", got " << arg.getType();
   for (Operation &inner : block.without_terminator()) {
     if (auto extract = dyn_cast<tensor::ExtractOp>(inner)) {
@@ -131,20 +149,28 @@ static LogicalResult verifyModifierRegion(AttentionOp op, Region &region, String
   }
   auto yield = dyn_cast<YieldOp>(block.getTerminator());
   if (!yield)
-    return op.emitOpError() << name << " must end with attn.yield";
+    return op->emitOpError() << name << " must end with attn.yield";
   if (yield.getValues().size() != 1 || yield.getValues()[0].getType() != resultType)
     return yield.emitOpError() << "in " << name << " must yield one " << resultType;
   return success();
 }
 
-LogicalResult AttentionOp::verifyRegions() {
-  Builder b(getContext());
+/// score_mod takes (score, b, h, q_idx, kv_idx) and yields a score; mask_mod takes the
+/// indices and yields a bit.
+static LogicalResult verifyModifierRegions(Operation *op, Region &scoreMod, Region &maskMod) {
+  Builder b(op->getContext());
   Type i32 = b.getI32Type(), f32 = b.getF32Type();
-  if (failed(verifyModifierRegion(*this, getScoreMod(), "score_mod",
-                                  {f32, i32, i32, i32, i32}, f32)))
+  if (failed(verifyModifierRegion(op, scoreMod, "score_mod", {f32, i32, i32, i32, i32}, f32)))
     return failure();
-  return verifyModifierRegion(*this, getMaskMod(), "mask_mod", {i32, i32, i32, i32},
-                              b.getI1Type());
+  return verifyModifierRegion(op, maskMod, "mask_mod", {i32, i32, i32, i32}, b.getI1Type());
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  return verifyModifierRegions(*this, getScoreMod(), getMaskMod());
+}
+
+LogicalResult AttentionGradOp::verifyRegions() {
+  return verifyModifierRegions(*this, getScoreMod(), getMaskMod());
 }
 
 //===----------------------------------------------------------------------===//

@@ -78,7 +78,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [
 }
 
 def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator, ReturnLike,
-    ParentOneOf<["AttentionOp", "LinearAttentionOp"]>]> {
+    ParentOneOf<["AttentionOp", "AttentionGradOp", "LinearAttentionOp"]>]> {
   let summary = "yields the scalar result of a modifier region";
   let description = [{
     Ends a `score_mod`, `mask_mod` or `feature_map` region with its scalar result.
@@ -119,5 +119,6 @@ def Attn_MergeOp : Attn_Op<"merge", [Pure,
 
 include "dialect/attn/AttnLinearOps.td"
 include "dialect/attn/AttnBlockOps.td"
+include "dialect/attn/AttnSoftmaxGradOps.td"
 
 #endif // TESSERA_ATTN_OPS

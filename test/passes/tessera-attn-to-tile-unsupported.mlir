@@ -25,3 +25,29 @@ func.func @lsh_bits(%x: tensor<1x1x128x64xf32>, %r: tensor<64x11xf32>) -> tensor
   %p = attn.lsh_sort %x, %r : tensor<1x1x128x64xf32>, tensor<64x11xf32> -> tensor<1x1x128xi32>
   return %p : tensor<1x1x128xi32>
 }
+
+// -----
+
+// The backward differentiates score_mod; an op without a derivative rule is named.
+func.func @grad_no_derivative(%q: tensor<1x1x8x64xf32>, %l: tensor<1x1x8xf32>)
+    -> (tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q
+      : tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>, tensor<1x1x8xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        // expected-error @+1 {{score_mod: the compiler cannot differentiate 'math.atan' with respect to the score (no derivative rule)}}
+        %a = math.atan %s : f32
+        attn.yield %a : f32
+      }
+  return %dq, %dk, %dv : tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>, tensor<1x1x8x64xf32>
+}
+
+// -----
+
+func.func @grad_blocks(%q: tensor<1x1x128x64xf32>, %l: tensor<1x1x128xf32>, %idx: tensor<1x1x3x2xi32>)
+    -> (tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>) {
+  // expected-error @+1 {{block_q (48) must be 1 or a multiple of the config's block_m (64) and block_k (64) a multiple of its block_n (64)}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q blocks(%idx : tensor<1x1x3x2xi32>) {block_q = 48 : i64, block_k = 64 : i64}
+      : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
+  return %dq, %dk, %dv : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>
+}

@@ -387,7 +387,7 @@ func.func @mask_mod_yield_type(%q: tensor<1x8x128x64xf32>) {
 // -----
 
 func.func @yield_outside(%x: f32) {
-  // expected-error @+1 {{expects parent op to be one of 'attn.attention, attn.linear_attention'}}
+  // expected-error @+1 {{expects parent op to be one of 'attn.attention, attn.attention_grad, attn.linear_attention'}}
   attn.yield %x : f32
 }
 
@@ -1110,5 +1110,58 @@ func.func @grad_output_shape(%q: tensor<1x4x8x64xf32>, %do: tensor<1x4x9x64xf32>
   // expected-error @+1 {{output dim 2 mismatch: 9 vs 8}}
   %dq, %dk, %dv = attn.linear_attention_grad %q, %q, %q, %do
       : tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x9x64xf32> -> tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>, tensor<1x4x8x64xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// attn.attention_grad (the checks it shares with attn.attention run once each above)
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @attention_grad_lse_type(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf16>) {
+  // expected-error @+1 {{lse element type must be f32}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q : tensor<1x8x128x64xf32>,
+      tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf16>
+  return
+}
+
+// -----
+
+func.func @attention_grad_heads(%q: tensor<1x8x128x64xf32>, %k: tensor<1x3x128x64xf32>, %l: tensor<1x8x128xf32>) {
+  // expected-error @+1 {{query heads (8) must be a multiple of key/value heads (3)}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %k, %q, %l, %q : tensor<1x8x128x64xf32>,
+      tensor<1x3x128x64xf32>, tensor<1x3x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_window(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>) {
+  // expected-error @+1 {{window requires causal}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q {window = 4 : i64} : tensor<1x8x128x64xf32>,
+      tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_score_mod_result(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>) {
+  // expected-error @+1 {{score_mod argument #0 must be 'f32', got 'i32'}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q : tensor<1x8x128x64xf32>,
+      tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+      score_mod {
+      ^bb0(%s: i32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %f = arith.sitofp %s : i32 to f32
+        attn.yield %f : f32
+      }
+  return
+}
+
+// -----
+
+func.func @attention_grad_output_gradient(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>, %do: tensor<1x8x128x32xf32>) {
+  // expected-error @+1 {{'attn.attention_grad' op failed to verify that all of {output, grad_output} have same type}}
+  %dq, %dk, %dv = "attn.attention_grad"(%q, %q, %q, %q, %l, %do) ({}, {}) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0>} : (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>, tensor<1x8x128x32xf32>) -> (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>)
   return
 }

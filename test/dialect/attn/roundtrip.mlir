@@ -259,3 +259,41 @@ func.func @linear_attention_grad(%q: tensor<1x4x?x64xf32>, %k: tensor<1x2x?x64xf
       : tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x4x?x64xf32> -> tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
   return %dq, %dk, %dv : tensor<1x4x?x64xf32>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @attention_grad_mods
+// CHECK: %[[DQ:.*]], %[[DK:.*]], %[[DV:.*]] = attn.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {causal, window = 32 : i64}
+// CHECK-SAME: tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>, tensor<?x8x?x32xf32>, tensor<?x8x?xf32> score_mod
+// CHECK: math.tanh
+// CHECK: mask_mod
+// CHECK: return %[[DQ]], %[[DK]], %[[DV]]
+func.func @attention_grad_mods(%q: tensor<?x8x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x2x?x32xf32>,
+    %o: tensor<?x8x?x32xf32>, %l: tensor<?x8x?xf32>, %do: tensor<?x8x?x32xf32>)
+    -> (tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %l, %do {causal, window = 32 : i64}
+      : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>, tensor<?x8x?x32xf32>, tensor<?x8x?xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %u = math.tanh %s : f32
+        attn.yield %u : f32
+      } mask_mod {
+      ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+        %t = arith.cmpi sge, %i, %j : i32
+        attn.yield %t : i1
+      }
+  return %dq, %dk, %dv : tensor<?x8x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @attention_grad_blocks
+// CHECK: attn.attention_grad {{.*}} blocks(%{{.*}} : tensor<1x1x2x4xi32>) {block_k = 64 : i64, block_q = 64 : i64, scale = 1.250000e-01 : f32}
+func.func @attention_grad_blocks(%q: tensor<1x1x128x64xf32>, %o: tensor<1x1x128x64xf32>,
+    %l: tensor<1x1x128xf32>, %idx: tensor<1x1x2x4xi32>)
+    -> (tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %l, %o blocks(%idx : tensor<1x1x2x4xi32>)
+      {block_q = 64 : i64, block_k = 64 : i64, scale = 0.125 : f32}
+      : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
+  return %dq, %dk, %dv : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>
+}

@@ -1,0 +1,356 @@
+//===- SoftmaxGradTileProgram.cpp - softmax attention backward ------------===//
+//
+// The backward of the online-softmax forward (SEMANTICS.md §1, backward), as three
+// grids that write every gradient element once, in a fixed order (deterministic, as
+// FlashAttention-3's deterministic mode):
+//
+//   1. Δ = rowsum(dO ∘ O), one program per (query tile, head, batch);
+//   2. dK, dV: one program per (key tile, key/value head, batch) walks the query heads
+//      of its group and, for each, the query tiles that see any of its keys, keeping dK
+//      and dV on chip (GQA sums without races);
+//   3. dQ: one program per (query tile, head, batch) walks the key tiles it sees, as
+//      the forward does.
+//
+// Each (query tile, key tile) pair recomputes P = exp(f(τ Q Kᵀ) − L) from the saved L.
+// Tile classification runs transposed in grid 2: causal / window bounds give each key
+// tile the range of query tiles that see it, and tiles those bounds keep whole skip all
+// mask arithmetic; a mask_mod or block list is evaluated on the other tiles, and a tile
+// it masks entirely is skipped (no products).
+//
+//===----------------------------------------------------------------------===//
+#include "passes/TilePrograms.h"
+
+#include "passes/ModifierDerivative.h"
+#include "passes/ModifierInlining.h"
+#include "passes/TileBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace tessera;
+using P = arith::CmpIPredicate;
+
+namespace {
+/// The operand tiles of one (query tile, key tile) pair.
+struct PairTiles {
+  Value m0, n0, head; // tile origins (index) and the query head
+  Value q, k, v, dO;  // BM x D, BN x D, BN x Dv, BM x Dv (f32)
+  Value lse, delta;   // BM (f32)
+};
+
+struct GradProgram : TileBuilder {
+  attn::AttentionGradOp op;
+  const IRMapping &buffers;
+  Region *scoreDerivative = nullptr; // ∂score_mod/∂score, when there is a score_mod
+  int64_t bm = 0, bn = 0, d = 0, dv = 0;
+  Value nq, nk, offset; // lengths (index) and Nk - Nq (index)
+  Value batch;          // program coordinate (index)
+  Value delta;          // Δ, [B, H, Nq] f32
+
+  GradProgram(ImplicitLocOpBuilder &b, attn::AttentionGradOp op, const IRMapping &buffers)
+      : TileBuilder(b), op(op), buffers(buffers) {}
+
+  Value buffer(Value tensor) { return buffers.lookup(tensor); }
+  Value load(Value tensor, ArrayRef<int64_t> shape, ValueRange at) {
+    return loadF32(buffer(tensor), shape, at);
+  }
+  /// The i1 tile of pairs the masks keep (bounds, ragged ends, mask_mod, block list).
+  Value keepTile(const PairTiles &t, bool withUserMasks);
+  /// Which rows of the query tile at `m0` list the key block holding key `n0`.
+  Value listedRows(Value m0, Value n0, Value head);
+  /// Whether causal / window bounds and the ragged ends keep every pair of the tile.
+  Value wholeTile(Value m0, Value n0);
+  /// P and dS of the pair (masked entries 0); `masked` evaluates the masks.
+  std::pair<Value, Value> pairGrads(const PairTiles &t, bool masked);
+  /// Runs `body` (returning the updated accumulators) on the pair if it keeps any
+  /// entry: directly where the bounds keep it whole, masked otherwise.
+  SmallVector<Value> visitPair(const PairTiles &t, ValueRange acc,
+                               function_ref<SmallVector<Value>(Value, Value, ValueRange)> body);
+  bool hasUserMasks() { return op.hasMaskMod() || op.getBlockIndices(); }
+};
+} // namespace
+
+Value GradProgram::keepTile(const PairTiles &t, bool withUserMasks) {
+  SmallVector<int64_t> shape{bm, bn};
+  Value qIdx = broadcast(range(t.m0, bm), 1, bn);
+  Value kIdx = broadcast(range(t.n0, bn), 0, bm);
+  // Padding rows and keys past the ends: their loads read 0, which a score_mod could
+  // still turn into an overflowing exponent.
+  Value keep = arith::AndIOp::create(b, cmpI(P::slt, qIdx, splatOf(shape, toI32(nq))),
+                                     cmpI(P::slt, kIdx, splatOf(shape, toI32(nk))));
+  Value diag; // i + Nk - Nq
+  if (op.getCausal()) {
+    diag = arith::AddIOp::create(b, qIdx, splatOf(shape, toI32(offset)));
+    keep = arith::AndIOp::create(b, keep, cmpI(P::sle, kIdx, diag));
+  }
+  if (auto w = op.getWindowAttr()) {
+    Value lowest = arith::SubIOp::create(
+        b, diag, splatOf(shape, arith::ConstantIntOp::create(b, i32, w.getInt())));
+    keep = arith::AndIOp::create(b, keep, cmpI(P::sgt, kIdx, lowest));
+  }
+  if (!withUserMasks)
+    return keep;
+  if (op.getBlockIndices())
+    keep = arith::AndIOp::create(b, keep, broadcast(listedRows(t.m0, t.n0, t.head), 1, bn));
+  if (op.hasMaskMod()) {
+    SmallVector<Value> args{splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx,
+                            kIdx};
+    keep = arith::AndIOp::create(
+        b, keep, *inlineModifierElementwise(b, op.getMaskMod(), args, shape, buffers));
+  }
+  return keep;
+}
+
+Value GradProgram::listedRows(Value m0, Value n0, Value head) {
+  // The block lists are walked (K entries per pair) rather than transposed into
+  // per-key-block lists: K is small (top-k selections) and no buffer is needed.
+  Value list = buffer(op.getBlockIndices());
+  int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
+  Value c0 = cIndex(0), c1 = cIndex(1);
+  Value sharedList = cmpI(P::eq, dim(list, 1), c1);
+  Value listHead = select(sharedList, c0, head);
+  Value keyBlock = toI32(arith::DivSIOp::create(b, n0, cIndex(bk)));
+  Value entries = dim(list, 3);
+  Value none = splatOf({bm}, arith::ConstantIntOp::create(b, b.getI1Type(), 0));
+  return forLoop(c0, entries, ValueRange{none}, [&](Value e, ValueRange acc) {
+    Value listed;
+    if (bq == 1) { // a list per row: the rows' column of entry e (-1 past the last row)
+      Value col = tile::LoadOp::create(b, tileType({bm, 1}, i32), list,
+                                       ValueRange{batch, listHead, m0, e},
+                                       b.getI32IntegerAttr(-1));
+      listed = reduce(tile::Combiner::sum, col, 1);
+    } else { // the tile lies in one query block (block_q is a multiple of block_m)
+      Value qBlock = arith::DivSIOp::create(b, m0, cIndex(bq));
+      listed = splatOf({bm}, memref::LoadOp::create(b, list,
+                                                    ValueRange{batch, listHead, qBlock, e}));
+    }
+    Value hit = cmpI(P::eq, listed, splatOf({bm}, keyBlock));
+    return SmallVector<Value>{arith::OrIOp::create(b, acc[0], hit)};
+  })[0];
+}
+
+Value GradProgram::wholeTile(Value m0, Value n0) {
+  if (hasUserMasks())
+    return arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+  auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
+  Value lastRow = arith::AddIOp::create(b, m0, cIndex(bm - 1));
+  Value lastKey = arith::AddIOp::create(b, n0, cIndex(bn - 1));
+  Value whole = both(cmpI(P::slt, lastRow, nq), cmpI(P::slt, lastKey, nk));
+  if (op.getCausal()) // the first row sees the last key
+    whole = both(whole, cmpI(P::sle, lastKey, arith::AddIOp::create(b, m0, offset)));
+  if (auto w = op.getWindowAttr()) { // the last row still sees the first key
+    Value lowest = arith::SubIOp::create(b, arith::AddIOp::create(b, lastRow, offset),
+                                         cIndex(w.getInt()));
+    whole = both(whole, cmpI(P::sgt, n0, lowest));
+  }
+  return whole;
+}
+
+std::pair<Value, Value> GradProgram::pairGrads(const PairTiles &t, bool masked) {
+  SmallVector<int64_t> shape{bm, bn};
+  Value s = dot(t.q, trans(t.k), splatF32(shape, 0.0f));
+  s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
+  Value slope; // ∂f/∂s
+  if (op.hasScoreMod()) {
+    Value qIdx = broadcast(range(t.m0, bm), 1, bn);
+    Value kIdx = broadcast(range(t.n0, bn), 0, bm);
+    SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)),
+                            qIdx, kIdx};
+    slope = *inlineModifierElementwise(b, *scoreDerivative, args, shape, buffers);
+    s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
+  }
+  // A row that kept no key has L = -inf: taking +inf instead makes its P 0, not NaN.
+  Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
+  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, t.lse, negInf);
+  Value lse = select(empty, splatF32({bm}, std::numeric_limits<float>::infinity()), t.lse);
+  Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, broadcast(lse, 1, bn)));
+  Value keep = masked ? keepTile(t, /*withUserMasks=*/true) : Value();
+  Value zero = splatF32(shape, 0.0f);
+  if (keep)
+    p = select(keep, p, zero);
+  Value dp = dot(t.dO, trans(t.v), zero);
+  Value ds = arith::MulFOp::create(
+      b, p, arith::SubFOp::create(b, dp, broadcast(t.delta, 1, bn)));
+  if (slope) {
+    ds = arith::MulFOp::create(b, ds, slope);
+    if (keep) // the slope of a masked pair may be inf or NaN
+      ds = select(keep, ds, zero);
+  }
+  return {p, ds};
+}
+
+SmallVector<Value>
+GradProgram::visitPair(const PairTiles &t, ValueRange acc,
+                       function_ref<SmallVector<Value>(Value, Value, ValueRange)> body) {
+  auto masked = [&]() -> SmallVector<Value> {
+    if (!hasUserMasks()) {
+      auto [p, ds] = pairGrads(t, true);
+      return body(p, ds, acc);
+    }
+    // Skip the products of a tile the user's masks leave empty.
+    Value keep = keepTile(t, true);
+    Value ones = arith::ExtUIOp::create(b, tileType({bm, bn}, i32), keep);
+    Value rows = reduce(tile::Combiner::max, ones, 1);
+    Value any = tensor::ExtractOp::create(b, reduce(tile::Combiner::max, rows, 0), ValueRange{});
+    return ifElse(
+        cmpI(P::sgt, any, arith::ConstantIntOp::create(b, i32, 0)),
+        [&] {
+          auto [p, ds] = pairGrads(t, true);
+          return body(p, ds, acc);
+        },
+        [&] { return SmallVector<Value>(acc); });
+  };
+  return ifElse(
+      wholeTile(t.m0, t.n0),
+      [&] {
+        auto [p, ds] = pairGrads(t, false);
+        return body(p, ds, acc);
+      },
+      masked);
+}
+
+LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
+                                                   attn::AttentionGradOp op,
+                                                   const IRMapping &buffers,
+                                                   tile::ConfigAttr config) {
+  GradProgram g(b, op, buffers);
+  g.bm = config.getBlockM();
+  g.bn = config.getBlockN();
+  if (op.getBlockIndices()) {
+    int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
+    if ((bq != 1 && bq % g.bm) || bk % g.bn)
+      return op.emitError("block_q (")
+             << bq << ") must be 1 or a multiple of the config's block_m (" << g.bm
+             << ") and block_k (" << bk << ") a multiple of its block_n (" << g.bn << ")";
+  }
+  Region derivative;
+  if (op.hasScoreMod()) {
+    if (failed(differentiateScoreMod(op.getScoreMod(), derivative)))
+      return failure();
+    g.scoreDerivative = &derivative;
+  }
+  Value q = g.buffer(op.getQuery()), k = g.buffer(op.getKey());
+  g.d = cast<MemRefType>(q.getType()).getDimSize(3);
+  g.dv = cast<MemRefType>(g.buffer(op.getValue()).getType()).getDimSize(3);
+  int64_t bm = g.bm, bn = g.bn, d = g.d, dv = g.dv;
+
+  // Host side: sizes and Δ's buffer.
+  Value nBatch = g.dim(q, 0), nHeads = g.dim(q, 1), nkvHeads = g.dim(k, 1);
+  g.nq = g.dim(q, 2);
+  g.nk = g.dim(k, 2);
+  g.offset = arith::SubIOp::create(b, g.nk, g.nq);
+  Value group = arith::DivSIOp::create(b, nHeads, nkvHeads);
+  Value qTiles = g.ceilDiv(g.nq, bm), kTiles = g.ceilDiv(g.nk, bn);
+  auto dyn = ShapedType::kDynamic;
+  g.delta = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, g.f32),
+                                    ValueRange{nBatch, nHeads, g.nq});
+  Value c0 = g.cIndex(0), c1 = g.cIndex(1);
+
+  // 1. Δ = rowsum(dO ∘ O).
+  g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+    Value m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
+    SmallVector<Value> at{id[2], id[1], m0, c0};
+    Value o = g.load(op.getOutput(), {bm, dv}, at);
+    Value dO = g.load(op.getGradOutput(), {bm, dv}, at);
+    Value delta = g.reduce(tile::Combiner::sum, arith::MulFOp::create(b, o, dO), 1);
+    tile::StoreOp::create(b, delta, g.delta, ValueRange{id[2], id[1], m0});
+  });
+
+  // The operand tiles of the pair (m0, n0) for query head `head`; K and V come from the
+  // caller (grid 2 keeps its own, grid 3 loads them per key tile).
+  auto queryTiles = [&](PairTiles &t) {
+    SmallVector<Value> at{g.batch, t.head, t.m0, c0};
+    t.q = g.load(op.getQuery(), {bm, d}, at);
+    t.dO = g.load(op.getGradOutput(), {bm, dv}, at);
+    t.lse = g.load(op.getLse(), {bm}, ValueRange{g.batch, t.head, t.m0});
+    t.delta = g.loadF32(g.delta, {bm}, ValueRange{g.batch, t.head, t.m0});
+  };
+  auto keyTiles = [&](PairTiles &t, Value kvHead) {
+    SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
+    t.k = g.load(op.getKey(), {bn, d}, at);
+    t.v = g.load(op.getValue(), {bn, dv}, at);
+  };
+  auto scaled = [&](Value acc, ArrayRef<int64_t> shape) {
+    return arith::MulFOp::create(b, acc, g.splatF32(shape, float(op.getEffectiveScale())))
+        .getResult();
+  };
+
+  // 2. dK, dV per key tile: the query tiles that see any of its keys are those from the
+  // first row whose diagonal reaches its first key (causal) to the last row whose window
+  // still holds its last key.
+  g.grid({kTiles, nkvHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+    g.batch = id[2];
+    Value kvHead = id[1];
+    PairTiles t;
+    t.n0 = arith::MulIOp::create(b, id[0], g.cIndex(bn));
+    keyTiles(t, kvHead);
+    Value rowBegin = c0, rowEnd = g.nq; // rows that may see a key of the tile
+    if (op.getCausal())
+      rowBegin = arith::MaxSIOp::create(b, c0, arith::SubIOp::create(b, t.n0, g.offset));
+    if (auto w = op.getWindowAttr()) {
+      Value lastKey = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.n0, g.cIndex(bn - 1)),
+                                             arith::SubIOp::create(b, g.nk, c1));
+      Value past = arith::AddIOp::create(
+          b, arith::SubIOp::create(b, lastKey, g.offset), g.cIndex(w.getInt()));
+      rowEnd = arith::MaxSIOp::create(b, c0, arith::MinSIOp::create(b, g.nq, past));
+    }
+    Value lo = arith::FloorDivSIOp::create(b, rowBegin, g.cIndex(bm));
+    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(rowEnd, bm));
+    SmallVector<Value> init{g.splatF32({bn, d}, 0.0f), g.splatF32({bn, dv}, 0.0f)};
+    ValueRange acc = g.forLoop(c0, group, init, [&](Value member, ValueRange perHead) {
+      t.head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), member);
+      return SmallVector<Value>(g.forLoop(lo, hi, perHead, [&](Value qt, ValueRange a) {
+        t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
+        queryTiles(t);
+        return g.visitPair(t, a, [&](Value p, Value ds, ValueRange cur) {
+          Value dk = g.dot(g.trans(ds), t.q, cur[0]);
+          Value dvNew = g.dot(g.trans(p), t.dO, cur[1]);
+          return SmallVector<Value>{dk, dvNew};
+        });
+      }));
+    });
+    SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
+    g.storeAs(scaled(acc[0], {bn, d}), g.buffer(op.getGradKey()), at);
+    g.storeAs(acc[1], g.buffer(op.getGradValue()), at);
+  });
+
+  // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
+  g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+    g.batch = id[2];
+    PairTiles t;
+    t.head = id[1];
+    t.m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
+    queryTiles(t);
+    Value kvHead = arith::DivSIOp::create(b, t.head, group);
+    Value keyBegin = c0, keyEnd = g.nk; // keys some row of the tile may see
+    Value lastRow = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.m0, g.cIndex(bm - 1)),
+                                           arith::SubIOp::create(b, g.nq, c1));
+    if (op.getCausal())
+      keyEnd = arith::MinSIOp::create(
+          b, g.nk,
+          arith::MaxSIOp::create(b, c0, arith::AddIOp::create(
+                                            b, arith::AddIOp::create(b, lastRow, g.offset), c1)));
+    if (auto w = op.getWindowAttr())
+      keyBegin = arith::MaxSIOp::create(
+          b, c0, arith::AddIOp::create(b, arith::AddIOp::create(b, t.m0, g.offset),
+                                       g.cIndex(1 - w.getInt())));
+    Value lo = arith::FloorDivSIOp::create(b, keyBegin, g.cIndex(bn));
+    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(keyEnd, bn));
+    Value dq = g.forLoop(lo, hi, ValueRange{g.splatF32({bm, d}, 0.0f)},
+                         [&](Value kt, ValueRange a) {
+                           t.n0 = arith::MulIOp::create(b, kt, g.cIndex(bn));
+                           keyTiles(t, kvHead);
+                           return g.visitPair(t, a, [&](Value, Value ds, ValueRange cur) {
+                             return SmallVector<Value>{g.dot(ds, t.k, cur[0])};
+                           });
+                         })[0];
+    g.storeAs(scaled(dq, {bm, d}), g.buffer(op.getGradQuery()),
+              ValueRange{g.batch, t.head, t.m0, c0});
+  });
+  return success();
+}

@@ -1,0 +1,57 @@
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
+
+// The softmax backward: Δ per query tile, dK / dV per key tile over the query tiles of
+// its group's heads that see it, dQ per query tile; scores recomputed from L.
+// CHECK-LABEL: func.func @grad_causal_gqa
+// CHECK: %[[DELTA:.*]] = memref.alloc({{.*}}) : memref<?x?x?xf32>
+// CHECK: tile.grid
+// CHECK: %[[O:.*]] = tile.load %arg3{{.*}} -> tensor<32x64xf32>
+// CHECK: %[[DO:.*]] = tile.load %arg5{{.*}} -> tensor<32x64xf32>
+// CHECK: %[[OD:.*]] = arith.mulf %[[O]], %[[DO]]
+// CHECK: %[[ROWSUM:.*]] = tile.reduce <sum> %[[OD]] axis 1
+// CHECK: tile.store %[[ROWSUM]], %[[DELTA]]
+// The key-tile grid: one program per (key tile, key/value head, batch).
+// CHECK: tile.grid
+// CHECK: %[[K:.*]] = tile.load %arg1{{.*}} -> tensor<16x64xf32>
+// CHECK: scf.for {{.*}} iter_args(%[[DK:.*]] = %{{.*}}, %[[DV:.*]] = %{{.*}}) -> (tensor<16x64xf32>, tensor<16x64xf32>)
+// CHECK: scf.for
+// CHECK: scf.if
+// CHECK: %[[P:.*]] = math.exp
+// CHECK: tile.trans %[[P]] : tensor<32x16xf32> -> tensor<16x32xf32>
+// CHECK: tile.dot
+// CHECK: tile.store {{.*}}, %arg7
+// CHECK: tile.store {{.*}}, %arg8
+// The query-tile grid: dQ.
+// CHECK: tile.grid
+// CHECK: scf.for {{.*}} -> (tensor<32x64xf32>)
+// CHECK: tile.store {{.*}}, %arg6
+func.func @grad_causal_gqa(%q: tensor<?x4x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x2x?x64xf32>,
+    %o: tensor<?x4x?x64xf32>, %l: tensor<?x4x?xf32>, %do: tensor<?x4x?x64xf32>)
+    -> (tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %l, %do {causal}
+      : tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?xf32>
+  return %dq, %dk, %dv : tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>
+}
+
+// -----
+
+// score_mod's derivative is generated: soft-capping c tanh(s / c) has slope
+// (1 - tanh²) (c / c), evaluated next to the capped score.
+// CHECK-LABEL: func.func @grad_softcap
+// CHECK: %[[T:.*]] = math.tanh %{{.*}} : tensor<32x16xf32>
+// CHECK: %[[SQ:.*]] = arith.mulf %[[T]], %[[T]] : tensor<32x16xf32>
+// CHECK: arith.subf %{{.*}}, %[[SQ]]
+func.func @grad_softcap(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: tensor<?x1x?xf32>)
+    -> (tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %l, %o
+      : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %c = arith.constant 3.0e+01 : f32
+        %t = arith.divf %s, %c : f32
+        %u = math.tanh %t : f32
+        %r = arith.mulf %u, %c : f32
+        attn.yield %r : f32
+      }
+  return %dq, %dk, %dv : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>
+}
