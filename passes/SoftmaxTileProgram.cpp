@@ -79,9 +79,14 @@ Value Program::keepTile(Value qIdx, Value kIdx) {
         b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kIdx, diag));
   }
   if (auto w = op.getWindowAttr()) {
-    Value lowest = arith::SubIOp::create(
-        b, diag,
-        splatOf(shape, arith::ConstantIntOp::create(b, i32, w.getInt())));
+    Value width = splatOf(shape, arith::ConstantIntOp::create(b, i32, w.getInt()));
+    if (!diag) { // a window without causality: |j - (i + Nk - Nq)| < w
+      diag = arith::AddIOp::create(b, qIdx, splatOf(shape, offset));
+      Value highest = arith::AddIOp::create(b, diag, width);
+      keep = arith::AndIOp::create(
+          b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kIdx, highest));
+    }
+    Value lowest = arith::SubIOp::create(b, diag, width);
     keep = arith::AndIOp::create(
         b, keep, arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, kIdx, lowest));
   }
@@ -182,7 +187,9 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
       return op.emitError("block_q (")
              << bq << ") must be 1 or a multiple of the config's block_m ("
              << config.getBlockM() << ") and block_k (" << bk
-             << ") a multiple of its block_n (" << config.getBlockN() << ")";
+             << ") a multiple of its block_n (" << config.getBlockN()
+             << "); tiles are powers of two, so blocks of other sizes (e.g. 50 tokens) are "
+                "written as a mask_mod reading a block table, keep[h, q_idx // 50, kv_idx // 50]";
   }
   if (op.hasMaskMod() && !op.getBlockIndices() &&
       config.getBlockM() * config.getBlockN() > (1 << 14))
@@ -244,6 +251,17 @@ LogicalResult tessera::buildSoftmaxTileProgram(ImplicitLocOpBuilder &b, attn::At
           arith::MaxSIOp::create(b, zero, arith::AddIOp::create(b, lastRowDiag, p.cIndex(1))));
       fullEnd =
           arith::MinSIOp::create(b, nk, arith::AddIOp::create(b, diagFirstRow, p.cIndex(1)));
+    } else if (auto w = op.getWindowAttr()) {
+      // A window without causality: row i keeps keys < i + offset + w too.
+      Value lastRowDiag = arith::AddIOp::create(b, diagFirstRow, p.cIndex(p.bm - 1));
+      keyEnd = arith::MinSIOp::create(
+          b, nk,
+          arith::MaxSIOp::create(b, zero,
+                                 arith::AddIOp::create(b, lastRowDiag, p.cIndex(w.getInt()))));
+      fullEnd = arith::MinSIOp::create(
+          b, nk,
+          arith::MaxSIOp::create(b, zero,
+                                 arith::AddIOp::create(b, diagFirstRow, p.cIndex(w.getInt()))));
     }
     Value keyBegin = zero, fullBegin = zero;
     if (auto w = op.getWindowAttr()) {

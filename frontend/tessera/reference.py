@@ -28,6 +28,8 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
                 keep &= j <= i + Nk - Nq
             if window is not None:
                 keep &= j > i + Nk - Nq - window
+                if not causal:  # a window without causality: |j - (i + Nk - Nq)| < window
+                    keep &= j < i + Nk - Nq + window
             if mask_mod is not None:
                 keep &= np.asarray(mask_mod(b, h, i, j), bool)
             if block_sparse is not None:  # key blocks listed for each query block

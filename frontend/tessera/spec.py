@@ -15,6 +15,8 @@ class AttentionSpec:
     """Softmax attention (SEMANTICS §1) with optional masks and modifiers."""
 
     causal: bool = False
+    # Keys at distance < window from the query's diagonal (i + Nk - Nq): with causal,
+    # i - w < j <= i; without, |j - i| < w (a bidirectional window, 2w - 1 keys).
     window: Optional[int] = None
     scale: Optional[float] = None
     score_mod: Optional[Callable] = None
@@ -31,8 +33,6 @@ class AttentionSpec:
         if self.window is not None:
             if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
                 raise SpecError(f"window must be a positive int, got {self.window!r}")
-            if not self.causal:
-                raise SpecError("window needs causal=True (it keeps i - w < j <= i)")
         if self.scale is not None:
             if not isinstance(self.scale, (int, float)) or not (self.scale > 0) or math.isinf(self.scale):
                 raise SpecError(f"scale must be a positive finite number, got {self.scale!r}")
