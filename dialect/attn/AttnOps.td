@@ -22,7 +22,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     `[B, H, Nq, Dv]` with the query's element type; lse `[B, H, Nq]` in f32.
 
     Masks combine by conjunction: `causal` keeps `j <= i + Nk - Nq` (aligned to the
-    bottom-right corner); `window = w` (needs `causal`) also keeps `j > i + Nk - Nq - w`;
+    bottom-right corner); `window = w` also keeps `j > i + Nk - Nq - w` (and, without `causal`,
+    `j < i + Nk - Nq + w`: a bidirectional window);
     the `mask_mod` region keeps the pairs for which it yields true; the optional
     `block_indices` operand `[B, H or 1, ceil(Nq / block_q), K]` (i32, -1 padded) lists
     for each query block the key blocks (of `block_k` keys) that may be visited at all.

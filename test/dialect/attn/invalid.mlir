@@ -152,16 +152,6 @@ func.func @attention_scale(%q: tensor<1x8x128x64xf32>) {
 
 // -----
 
-func.func @attention_window_without_causal(%q: tensor<1x8x128x64xf32>) {
-  // expected-error @+1 {{window requires causal}}
-  %o, %l = attn.attention %q, %q, %q {window = 16 : i64} : tensor<1x8x128x64xf32>,
-      tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>
-      -> tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
-  return
-}
-
-// -----
-
 func.func @attention_window_size(%q: tensor<1x8x128x64xf32>) {
   // expected-error @+1 {{window must be >= 1, got 0}}
   %o, %l = attn.attention %q, %q, %q {causal, window = 0 : i64} : tensor<1x8x128x64xf32>,
