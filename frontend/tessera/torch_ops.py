@@ -28,11 +28,16 @@ from .spec import AttentionSpec
 
 _LIBRARY = None
 _OPS = {}  # op name -> TorchKernel
+_TORCH = None
 
 
 def _torch():
-    from .gpu import torch_module
-    return torch_module()
+    """torch, imported on first use (a call of an op pays a global lookup, not an import)."""
+    global _TORCH
+    if _TORCH is None:
+        from .gpu import torch_module
+        _TORCH = torch_module()
+    return _TORCH
 
 
 def _library():
@@ -164,7 +169,7 @@ class TorchKernel:
         if grad is not None and self.kind != "decode":
             self.grad_op = self._register_grad(names)
         self._register_autograd(self.forward, len(names))
-        if softmax and hasattr(kernel, "block_mask"):
+        if softmax and getattr(kernel, "_classifies", lambda: False)():  # GPU mask_mod
             self._register_block_mask(names, impl, fake)
 
     def _register_grad(self, names):
@@ -235,7 +240,7 @@ class TorchKernel:
             return kernel.block_mask(q, k, v, **dict(zip(extra, rest))).workspaces
 
         def mask_fake(q, k, v, *rest):
-            planned, _ = kernel._image.plan(tuple(shapes(q, k, v, *rest)))
+            planned, _ = kernel._image.plan(shapes(q, k, v, *rest), cache=False)  # symbolic
             return [_new(q, s, d) for s, d in zip(planned, kernel._image.workspace_dtypes())]
 
         def masked_impl(q, k, v, mask, *rest):
