@@ -14,3 +14,8 @@ if [ "$need_apt" = 1 ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check numpy pytest pybind11 \
   scikit-build-core lit 2>&1 | grep -v "Running pip as the 'root' user" || true
+# torch for the torch custom ops' tests (test_torch_cpu.py) and the GPU tests: PyPI's wheel
+# with its CUDA libraries, about 3 GB to download (55 s on the dev machine; nothing to do
+# once installed).
+python3 -m pip install -q --disable-pip-version-check torch 2>&1 \
+  | grep -v "Running pip as the 'root' user" || true
