@@ -19,3 +19,4 @@ python3 -m pip install -q --disable-pip-version-check numpy pytest pybind11 \
 # once installed).
 python3 -m pip install -q --disable-pip-version-check torch 2>&1 \
   | grep -v "Running pip as the 'root' user" || true
+python3 -c "import torch" || { echo "torch did not install" >&2; exit 1; }
