@@ -150,8 +150,9 @@ class Kernel:
         """The tessera-opt command that reproduces `ir(stage)` from the attn module."""
         return f"tessera-opt {path} --pass-pipeline='{self.pipeline(stage)}'"
 
-    def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
-                 **buffers):
+    def call_arguments(self, q, k, v, buffers):
+        """q, k, v, the block lists and tables in `buffers`, checked, in the kernel's
+        argument order (the forward's and the gradient's)."""
         q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
         for a, n in ((q, "q"), (k, "k"), (v, "v")):
             if a.ndim != 4:
@@ -177,10 +178,31 @@ class Kernel:
             _check_strides(t, name)
             tables.append(t)
 
+        return [q, k, v, *blocks, *tables]
+
+    def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
+                 **buffers):
+        from .softmax_grad import torch_attention, wants_torch_grad
+        if wants_torch_grad(q, k, v):
+            if return_lse or out is not None or lse_out is not None:
+                raise ValueError("return_lse, out and lse_out are not available when q, k or v "
+                                 "require grad (the output is differentiable)")
+            return torch_attention(self, q, k, v, buffers)
+        args = self.call_arguments(q, k, v, dict(buffers))
+        q = args[0]
+        B, H, Nq, _ = q.shape
         out = _output(out, (B, H, Nq, self.value_dim), q.dtype, "out")
         lse_out = _output(lse_out, (B, H, Nq), np.dtype(np.float32), "lse_out")
-        self._impl.run([q, k, v, *blocks, *tables, out, lse_out])
+        self._impl.run([*args, out, lse_out])
         return (out, lse_out) if return_lse else out
+
+    def grad(self, q, k, v, o, lse, grad_out, *, out=None, **buffers):
+        """(dq, dk, dv) of o = self(q, k, v, **buffers) for the upstream gradient
+        `grad_out` (o's shape and dtype), given o and lse of that call; dk and dv sum over
+        each group's query heads; written into `out` = (dq, dk, dv) when given. The
+        gradient kernel is compiled on first use."""
+        from .softmax_grad import kernel_grad
+        return kernel_grad(self, q, k, v, o, lse, grad_out, out=out, **buffers)
 
 
 

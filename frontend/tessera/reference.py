@@ -23,22 +23,8 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
             s = tau * q[b, h] @ k[b, hk].T
             if score_mod is not None:
                 s = np.asarray(score_mod(s, b, h, i, j), np.float64) * np.ones_like(s)
-            keep = np.ones((Nq, Nk), bool)
-            if causal:
-                keep &= j <= i + Nk - Nq
-            if window is not None:
-                keep &= j > i + Nk - Nq - window
-                if not causal:  # a window without causality: |j - (i + Nk - Nq)| < window
-                    keep &= j < i + Nk - Nq + window
-            if mask_mod is not None:
-                keep &= np.asarray(mask_mod(b, h, i, j), bool)
-            if block_sparse is not None:  # key blocks listed for each query block
-                bq, bk = block_sparse
-                lists = block_indices[b, h if block_indices.shape[1] > 1 else 0]
-                listed = np.zeros((lists.shape[0], -(-Nk // bk)), bool)
-                for qb, row in enumerate(lists):
-                    listed[qb, row[row >= 0]] = True
-                keep &= listed[i // bq, j // bk]
+            keep = kept_pairs(b, h, Nq, Nk, causal=causal, window=window, mask_mod=mask_mod,
+                              block_sparse=block_sparse, block_indices=block_indices)
             s = np.where(keep, s, -np.inf)
             m = s.max(axis=1, keepdims=True)
             rows = np.isfinite(m[:, 0])
@@ -47,6 +33,30 @@ def attention(q, k, v, *, causal=False, window=None, scale=None, score_mod=None,
             out[b, h, rows] = (p @ v[b, hk])[rows] / l[rows]
             lse[b, h, rows] = m[rows, 0] + np.log(l[rows, 0])
     return out, lse
+
+
+def kept_pairs(b, h, Nq, Nk, *, causal=False, window=None, mask_mod=None, block_sparse=None,
+               block_indices=None):
+    """The [Nq, Nk] bool grid of (query, key) pairs the masks keep for batch b, head h."""
+    i = np.arange(Nq)[:, None]
+    j = np.arange(Nk)[None, :]
+    keep = np.ones((Nq, Nk), bool)
+    if causal:
+        keep &= j <= i + Nk - Nq
+    if window is not None:
+        keep &= j > i + Nk - Nq - window
+        if not causal:  # a window without causality: |j - (i + Nk - Nq)| < window
+            keep &= j < i + Nk - Nq + window
+    if mask_mod is not None:
+        keep &= np.asarray(mask_mod(b, h, i, j), bool)
+    if block_sparse is not None:  # key blocks listed for each query block
+        bq, bk = block_sparse
+        lists = block_indices[b, h if block_indices.shape[1] > 1 else 0]
+        listed = np.zeros((lists.shape[0], -(-Nk // bk)), bool)
+        for qb, row in enumerate(lists):
+            listed[qb, row[row >= 0]] = True
+        keep &= listed[i // bq, j // bk]
+    return keep
 
 
 def relative_error(x, ref) -> float:

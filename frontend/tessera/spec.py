@@ -93,9 +93,11 @@ class AttentionSpec:
             f"}}\n"
         )
 
-    def op_text(self, results, operands, operand_types, result_types, blocks=None) -> str:
-        """One attn.attention op: `results` = (o, lse) names, `blocks` = (name, type) of
-        the block lists or None. Captured tables are read as `%<buffer name>`."""
+    def op_text(self, results, operands, operand_types, result_types, blocks=None,
+                op: str = "attn.attention") -> str:
+        """One attn.attention op (or `op`, e.g. attn.attention_grad, with the same attributes
+        and regions): `results` = its result names, `blocks` = (name, type) of the block
+        lists or None. Captured tables are read as `%<buffer name>`."""
         score, mask, _ = self._regions
         attrs = []
         if self.causal:
@@ -114,9 +116,10 @@ class AttentionSpec:
             regions += "\n    score_mod {\n    " + score.replace("\n", "\n    ") + "\n    }"
         if mask:
             regions += "\n    mask_mod {\n    " + mask.replace("\n", "\n    ") + "\n    }"
-        return (f"  {results[0]}, {results[1]} = attn.attention {', '.join(operands)}"
+        arrow = f" -> {', '.join(result_types)}" if result_types else ""
+        return (f"  {', '.join(results)} = {op} {', '.join(operands)}"
                 f"{block_text}{attr_text}\n"
-                f"      : {', '.join(operand_types)} -> {', '.join(result_types)}{regions}\n")
+                f"      : {', '.join(operand_types)}{arrow}{regions}\n")
 
     def __call__(self, q, k, v, *, block_indices=None):
         """Inside a `tessera.program` function: this attention on program tensors,

@@ -1,0 +1,188 @@
+"""Softmax attention backward on the CPU (issue 24): dQ, dK, dV of the generated gradient
+kernel against a float64 backward written from the math (reference_grad), itself checked
+by finite differences of the float64 forward. fp32 tolerance 1e-5 (SEMANTICS.md)."""
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera import reference as ref
+from tessera.reference_grad import attention_grad as ref_grad
+
+TOL = 1e-5
+rng = np.random.default_rng(24)
+
+
+def _randn(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# Modifiers, each as the spec's traced function, its numpy twin and the numpy derivative
+# of the twin with respect to the score (written by hand).
+def _alibi(s, b, h, i, j):
+    return s - 0.25 * (h + 1) * abs(i - j)
+
+
+def _softcap(s, b, h, i, j):
+    return 8.0 * ts.tanh(s / 8.0)
+
+
+def _softcap_np(s, b, h, i, j):
+    return 8.0 * np.tanh(s / 8.0)
+
+
+def _softcap_slope(s, b, h, i, j):
+    return 1.0 - np.tanh(s / 8.0) ** 2
+
+
+def _one(s, b, h, i, j):
+    return np.ones_like(s)
+
+
+DOCS = ts.Buffer("doc")
+
+
+def _document(b, h, i, j):
+    return DOCS[i] == DOCS[j]
+
+
+def _prefix_lm(b, h, i, j):
+    return (j <= i) | (j < 5)
+
+
+def _late_rows(b, h, i, j):  # rows 0..2 keep no key at all
+    return (j <= i) & (i >= 3)
+
+
+BIAS = ts.Buffer("bias", dtype="float32", rank=2) if "rank" in ts.Buffer.__init__.__code__.co_varnames else None
+
+
+# name, spec kwargs, (B, H, Hk, Nq, Nk, D), numpy score_mod, slope, extra call buffers
+CASES = [
+    ("full", {}, (1, 2, 2, 17, 17, 64), None, None),
+    ("nq1_d256", {}, (1, 2, 1, 1, 17, 256), None, None),  # Nk = 1 has dq = dk = 0 exactly
+    ("causal_nq_lt_nk_gqa2", {"causal": True}, (1, 4, 2, 100, 130, 96), None, None),
+    ("causal_nq_gt_nk_gqa4", {"causal": True}, (1, 4, 1, 130, 100, 128), None, None),
+    ("window", {"causal": True, "window": 37}, (2, 2, 2, 128, 128, 64), None, None),
+    ("alibi", {"score_mod": _alibi, "causal": True}, (1, 2, 2, 128, 128, 64), _alibi, _one),
+    ("softcap", {"score_mod": _softcap}, (1, 2, 1, 77, 77, 96), _softcap_np, _softcap_slope),
+    ("softcap_n1000", {"score_mod": _softcap, "causal": True}, (1, 1, 1, 1000, 1000, 64),
+     _softcap_np, _softcap_slope),
+    ("prefix_lm", {"mask_mod": _prefix_lm}, (1, 2, 2, 128, 128, 64), None, None),
+    ("fully_masked_rows", {"mask_mod": _late_rows}, (1, 2, 2, 17, 17, 64), None, None),
+]
+
+
+def _check(kernel, spec_kwargs, shape, sm_np, slope, buffers=None, ref_kwargs=None):
+    B, H, Hk, Nq, Nk, D = shape
+    q, k, v = _randn(B, H, Nq, D), _randn(B, Hk, Nk, D), _randn(B, Hk, Nk, D)
+    g = _randn(B, H, Nq, D)
+    buffers = buffers or {}
+    o, lse = kernel(q, k, v, return_lse=True, **buffers)
+    poisoned = tuple(np.full_like(x, np.nan) for x in (q, k, v))
+    dq, dk, dv = kernel.grad(q, k, v, o, lse, g, out=poisoned, **buffers)
+    assert all(a is b for a, b in zip((dq, dk, dv), poisoned))
+    kw = dict(causal=spec_kwargs.get("causal", False), window=spec_kwargs.get("window"),
+              score_mod=sm_np, score_mod_grad=slope, **(ref_kwargs or {}))
+    rq, rk, rv = ref_grad(q, k, v, g, **kw)
+    errors = tuple(ref.relative_error(a, r) for a, r in ((dq, rq), (dk, rk), (dv, rv)))
+    print("errors dq dk dv", errors)
+    assert all(e <= TOL for e in errors), errors
+    return dq, dk, dv
+
+
+@pytest.mark.parametrize("name,spec_kwargs,shape,sm_np,slope", CASES, ids=[c[0] for c in CASES])
+def test_grad_matches_float64(name, spec_kwargs, shape, sm_np, slope):
+    kernel = ts.compile(ts.attention(**spec_kwargs), head_dim=shape[5])
+    mask = spec_kwargs.get("mask_mod")
+    dq, _, _ = _check(kernel, spec_kwargs, shape, sm_np, slope,
+                      ref_kwargs={"mask_mod": mask} if mask else None)
+    if name == "fully_masked_rows":
+        assert np.all(dq[:, :, :3] == 0)
+
+
+def test_document_mask():
+    N = 128
+    doc = np.repeat(np.arange(4, dtype=np.int32), [30, 50, 7, 41])
+    kernel = ts.compile(ts.attention(mask_mod=_document), head_dim=64)
+    _check(kernel, {}, (2, 2, 2, N, N, 64), None, None, buffers={"doc": doc},
+           ref_kwargs={"mask_mod": lambda b, h, i, j: doc[i] == doc[j]})
+
+
+@pytest.mark.skipif(BIAS is None, reason="float tables (issue 31) not in the spec language")
+def test_learnable_bias_table():
+    H, N = 2, 70
+    table = _randn(H, 2 * N - 1)
+
+    def biased(s, b, h, i, j):
+        return s + BIAS[h, i - j + N - 1]
+
+    kernel = ts.compile(ts.attention(score_mod=biased, causal=True), head_dim=64)
+    _check(kernel, {"causal": True}, (1, H, 1, N, N, 64),
+           lambda s, b, h, i, j: s + table[h, i - j + N - 1], _one, buffers={"bias": table})
+
+
+@pytest.mark.parametrize("block_q", [64, 1])
+def test_block_sparse(block_q):
+    B, H, N, D, bk = 1, 2, 256, 64, 64
+    nqb = -(-N // block_q)
+    lists = np.full((B, H, nqb, 3), -1, np.int32)
+    for h in range(H):
+        for qb in range(nqb):
+            picks = rng.choice(N // bk, size=2, replace=False)
+            lists[0, h, qb, :2] = np.sort(picks)
+    spec_kwargs = {"causal": True, "block_sparse": (block_q, bk)}
+    kernel = ts.compile(ts.attention(**spec_kwargs), head_dim=D)
+    _check(kernel, spec_kwargs, (B, H, H, N, N, D), None, None,
+           buffers={"block_indices": lists},
+           ref_kwargs={"block_sparse": (block_q, bk), "block_indices": lists})
+
+
+@pytest.mark.parametrize("case", ["plain", "causal_gqa", "softcap_mask"])
+def test_reference_against_finite_differences(case):
+    """The float64 backward agrees with central differences of reference.attention."""
+    B, H, Hk, Nq, Nk, D = (1, 2, 1, 5, 7, 4)
+    kw, grad_kw = {}, {}
+    if case == "causal_gqa":
+        kw = {"causal": True}
+    if case == "softcap_mask":
+        kw = {"score_mod": _softcap_np, "mask_mod": _late_rows}
+        grad_kw = {"score_mod_grad": _softcap_slope}
+    x = [rng.standard_normal(s) for s in ((B, H, Nq, D), (B, Hk, Nk, D), (B, Hk, Nk, D))]
+    g = rng.standard_normal((B, H, Nq, D))
+    analytic = ref_grad(*x, g, **kw, **grad_kw)
+    eps = 1e-6
+    for which in range(3):
+        numeric = np.zeros_like(x[which])
+        for idx in np.ndindex(x[which].shape):
+            plus, minus = [a.copy() for a in x], [a.copy() for a in x]
+            plus[which][idx] += eps
+            minus[which][idx] -= eps
+            f = lambda args: float(np.sum(ref.attention(*args, **kw)[0] * g))  # noqa: E731
+            numeric[idx] = (f(plus) - f(minus)) / (2 * eps)
+        assert ref.relative_error(analytic[which], numeric) < 1e-7
+
+
+def test_bad_grad_out():
+    kernel = ts.compile(ts.attention(causal=True), head_dim=64)
+    q, k, v = _randn(1, 2, 9, 64), _randn(1, 2, 9, 64), _randn(1, 2, 9, 64)
+    o, lse = kernel(q, k, v, return_lse=True)
+    with pytest.raises(ValueError, match=r"grad_out must be float32 of shape \(1, 2, 9, 64\)"):
+        kernel.grad(q, k, v, o, lse, _randn(1, 2, 8, 64))
+    with pytest.raises(ValueError, match="grad_out must be float32"):
+        kernel.grad(q, k, v, o, lse, o.astype(np.float64))
+    with pytest.raises(ValueError, match="lse must be float32"):
+        kernel.grad(q, k, v, o, lse[:, :1], o)
+
+
+def test_torch_autograd():
+    torch = pytest.importorskip("torch")
+    kernel = ts.compile(ts.attention(causal=True, score_mod=_softcap), head_dim=64)
+    q, k, v = (torch.randn(1, 2, 33, 64, requires_grad=True) for _ in range(3))
+    out = kernel(q, k, v)
+    g = torch.randn_like(out)
+    out.backward(g)
+    rq, rk, rv = ref_grad(q.detach().numpy(), k.detach().numpy(), v.detach().numpy(),
+                          g.numpy(), causal=True, score_mod=_softcap_np,
+                          score_mod_grad=_softcap_slope)
+    for t, r in ((q, rq), (k, rk), (v, rv)):
+        assert ref.relative_error(t.grad.numpy(), r) <= TOL
