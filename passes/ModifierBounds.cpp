@@ -169,8 +169,10 @@ Bound BoundEmitter::visit(Operation &op) {
     c = constantOf(op.getOperand(0));
     std::swap(x, y);
   }
+  // (No quotient by 0 or -1: INT32_MIN / -1 traps on x86 like / 0; the frontend guards
+  // those divisors itself.)
   if (!c || !isa<arith::MulIOp, arith::DivSIOp, arith::FloorDivSIOp, arith::CeilDivSIOp>(op) ||
-      (*c == 0 && !isa<arith::MulIOp>(op)))
+      ((*c == 0 || *c == -1) && !isa<arith::MulIOp>(op)))
     return {};
   if (*c >= 0)
     return {binary(x.lo, y.lo), binary(x.hi, y.hi), {}, {}};

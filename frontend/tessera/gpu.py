@@ -13,6 +13,7 @@ from typing import Optional
 from . import _runtime
 from .errors import CompileError
 from .fingerprint import compiler_fingerprint
+from .table_bounds import check_table_extents
 from .trace import SpecError
 
 COMPILER_VERSION = compiler_fingerprint()
@@ -291,6 +292,8 @@ class GpuKernel:
             if t.stride(-1) != 1:
                 raise ValueError(f"{name} must be contiguous in its last dimension")
             tables.append(t)
+        check_table_extents(self.spec, B, H, Nq, k.shape[2],
+                            {t.name: tuple(a.shape) for t, a in zip(self.spec.tables, tables)})
         out = _output_tensor(out, (B, H, Nq, self.value_dim), want, q.device, "out")
         lse_out = _output_tensor(lse_out, (B, H, Nq), torch.float32, q.device, "lse_out")
         return [q, k, v, *blocks, *tables, out, lse_out]

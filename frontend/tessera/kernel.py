@@ -12,6 +12,7 @@ except ImportError as e:  # a GPU machine with only the runtime: kernels come fr
     _core = None
     _CORE_IMPORT_ERROR = e
 from .spec import AttentionSpec
+from .table_bounds import check_table_extents
 from .trace import SpecError
 
 from .errors import CompileError  # noqa: E402
@@ -177,7 +178,8 @@ class Kernel:
                                 f"{t.dtype} of shape {t.shape}")
             _check_strides(t, name)
             tables.append(t)
-
+        check_table_extents(self.spec, B, H, Nq, k.shape[2],
+                            {t.name: a.shape for t, a in zip(self.spec.tables, tables)})
         return [q, k, v, *blocks, *tables]
 
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,

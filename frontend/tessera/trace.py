@@ -155,21 +155,36 @@ class Value:
     def __mul__(self, o): return self._binary(o, "arith.mulf", "arith.muli")
     def __rmul__(self, o): return self._binary(o, "arith.mulf", "arith.muli", True)
     # '//' and '%' follow Python (and numpy): the quotient is floored and the remainder
-    # takes the divisor's sign, for floats as for ints.
-    def _floordiv(self, o, reverse=False):
-        q = self._binary(o, "arith.divf", "arith.floordivsi", reverse)
-        if q.type == _FLOAT:
-            q = self.region.emit(f"math.floor {q.name} : f32", _FLOAT)
-        return q
-
-    def _mod(self, o, reverse=False):
+    # takes the divisor's sign, for floats as for ints. An integer divisor of 0 cannot
+    # raise as in Python, and must not trap (x86's idiv faults): x // 0 = 0 and x % 0 = x,
+    # so x == (x // y) * y + x % y still holds; INT32_MIN // -1 wraps to INT32_MIN as '*'
+    # wraps. Floats follow IEEE (x // 0.0 = +-inf or NaN, x % 0.0 = NaN). (docs/MODIFIERS.md)
+    def _divide(self, o, reverse, float_op: str, int_op: str):
+        """(dividend, divisor, result of the op, (divisor == 0, divisor == -1) or None):
+        integer ops divide by 1 in place of 0 and -1, which the callers patch."""
         a, b = self, _lift(self.region, o, self)
         if reverse:
             a, b = b, a
         a, b = _unify(a, b)
-        r = a._binary(b, "arith.remf", "arith.remsi")  # truncated: sign of the dividend
-        fix = (r != 0) & ((r < 0) ^ (b < 0))
-        return where(fix, r + b, r)
+        constant = None if reverse or isinstance(o, (bool, Value)) else o
+        if a.type != _INT or (isinstance(constant, numbers.Integral) and int(constant) not in (0, -1)):
+            return a, b, a._binary(b, float_op, int_op), None
+        zero, minus_one = b == 0, b == -1
+        return a, b, a._binary(where(zero | minus_one, 1, b), float_op, int_op), (zero, minus_one)
+
+    def _floordiv(self, o, reverse=False):
+        a, _, q, guards = self._divide(o, reverse, "arith.divf", "arith.floordivsi")
+        if q.type == _FLOAT:
+            return self.region.emit(f"math.floor {q.name} : f32", _FLOAT)
+        if guards:
+            q = where(guards[0], 0, where(guards[1], 0 - a, q))
+        return q
+
+    def _mod(self, o, reverse=False):
+        a, b, r, guards = self._divide(o, reverse, "arith.remf", "arith.remsi")
+        fix = (r != 0) & ((r < 0) ^ (b < 0))  # remsi / remf truncate: sign of the dividend
+        r = where(fix, r + b, r)
+        return where(guards[0], a, r) if guards else r
 
     def _pow(self, o, reverse=False):
         if (self.type == _INT and not reverse and isinstance(o, numbers.Integral)

@@ -106,3 +106,113 @@ def test_program_and_linear_scales_in_exponent_form():
                                   score="softmax", scale=1e-05)
     tessera.compile(tessera.program(select, q="B H N D", k="B H N D"), head_dim=16)
     tessera.compile(tessera.linear_attention(causal=True, scale=1e-05), head_dim=16)
+
+
+# ------------------------------------------------- integer '//' and '%' by zero (SIGFPE)
+
+def _floor_div(x, y):
+    """The defined semantics in int64: Python's floor division, x // 0 = 0."""
+    return np.where(y == 0, 0, x // np.where(y == 0, 1, y))
+
+
+def _floor_mod(x, y):
+    """Python's remainder (the divisor's sign), x % 0 = x."""
+    return np.where(y == 0, x, x % np.where(y == 0, 1, y))
+
+
+def _grid(shape, i, j):
+    return (np.broadcast_to(i, shape).astype(np.int64), np.broadcast_to(j, shape).astype(np.int64))
+
+
+def test_integer_division_by_zero_is_defined_and_floors_negatives():
+    # Divisors j - 3, j - 5 and 7 - j cross zero; dividends i - 20 are negative too.
+    def score_mod(s, b, h, i, j):
+        return (s + 0.01 * ((i - 20) // (j - 3)) + 0.1 * ((i - 20) % (j - 5))
+                + 0.05 * (i % (7 - j)) + 0.02 * ((i - 20) // -1) + 0.03 * (i % 0 + i // 0))
+
+    def reference(s, b, h, i, j):
+        i, j = _grid(s.shape, i, j)
+        return (s + 0.01 * _floor_div(i - 20, j - 3) + 0.1 * _floor_mod(i - 20, j - 5)
+                + 0.05 * _floor_mod(i, 7 - j) + 0.02 * -(i - 20) + 0.03 * i)
+
+    def mask_mod(b, h, i, j):
+        return (j // (i - 4)) % (i - 9) >= 0
+
+    def mask_reference(b, h, i, j):
+        i, j = _grid((i.shape[0], j.shape[1]), i, j)
+        return _floor_mod(_floor_div(j, i - 4), i - 9) >= 0
+
+    kern = tessera.compile(tessera.attention(score_mod=score_mod, mask_mod=mask_mod), head_dim=16)
+    rng = np.random.default_rng(7)
+    q, k, v = (randn(rng, 1, 2, 41, 16) for _ in range(3))
+    want, _ = exact(q, k, v, score_mod=reference, mask_mod=mask_reference)
+    assert relative_error(kern(q, k, v), want) <= TOL
+
+
+def test_integer_division_by_zero_compiles_for_the_gpu(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+    spec = tessera.attention(score_mod=lambda s, b, h, i, j: s + (i % (j - 3)) - i // (j - 5),
+                             mask_mod=lambda b, h, i, j: i // (j - 1) >= 0)
+    kern = tessera.compile(spec, head_dim=64, dtype="bfloat16", target="cuda", chip="sm_90a")
+    if not os.path.exists(ptxas):
+        pytest.skip("ptxas not installed")
+    (tmp_path / "k.ptx").write_bytes(kern.ptx if isinstance(kern.ptx, bytes) else kern.ptx.encode())
+    subprocess.run([ptxas, "-arch=sm_90a", str(tmp_path / "k.ptx"), "-o", str(tmp_path / "k.cubin")],
+                   check=True, capture_output=True)
+
+
+# ------------------------------------------------ tables shorter than the indices read
+
+DOC = tessera.Buffer("document_id")
+BIAS = tessera.Buffer("bias", "float32", rank=2)
+
+
+def _qkv(n_q, n_k, seed=3):
+    rng = np.random.default_rng(seed)
+    return randn(rng, 1, 2, n_q, 16), randn(rng, 1, 2, n_k, 16), randn(rng, 1, 2, n_k, 16)
+
+
+def test_short_document_table_raises_and_exact_one_runs():
+    kern = tessera.compile(tessera.attention(mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+                           head_dim=16)
+    q, k, v = _qkv(40, 40)
+    # The tail of a short table used to read 0: silently in document 0.
+    with pytest.raises(ValueError, match=r"table 'document_id' at dim 0 with indices 0 .. 39.*extent is 32"):
+        kern(q, k, v, document_id=np.zeros(32, np.int32))
+    doc = np.repeat(np.arange(4, dtype=np.int32), 10)
+    want, _ = exact(q, k, v, mask_mod=lambda b, h, i, j: doc[i] == doc[j])
+    assert relative_error(kern(q, k, v, document_id=doc), want) <= TOL
+
+
+def test_relative_bias_table_extent_follows_both_lengths():
+    kern = tessera.compile(tessera.attention(
+        score_mod=lambda s, b, h, i, j: s + BIAS[h, i - j + 63]), head_dim=16)
+    bias = np.random.default_rng(1).standard_normal((2, 127)).astype(np.float32)
+    q, k, v = _qkv(64, 64)
+    want, _ = exact(q, k, v, score_mod=lambda s, b, h, i, j: s + bias[h, i - j + 63])
+    assert relative_error(kern(q, k, v, bias=bias), want) <= TOL
+    q, k, v = _qkv(64, 65)  # kv_idx = 64 reads bias[h, -1]
+    with pytest.raises(ValueError, match=r"'bias' at dim 1 with indices -1 \.\. 126"):
+        kern(q, k, v, bias=bias)
+    q, k, v = _qkv(3, 3)  # heads read 0 .. 1 of 1
+    with pytest.raises(ValueError, match=r"'bias' at dim 0 with indices 0 \.\. 1 .*extent is 1"):
+        kern(q, k, v, bias=bias[:1])
+
+
+def test_guarded_and_undecidable_indices():
+    # Division guards keep exact bounds when the divisor cannot be 0: doc[i // (j + 1)]
+    # reads 0 .. Nq - 1; an index read from a table cannot be bounded and is not checked.
+    guarded = tessera.compile(tessera.attention(
+        mask_mod=lambda b, h, i, j: DOC[i // (j + 1)] >= 0), head_dim=16)
+    q, k, v = _qkv(20, 20)
+    with pytest.raises(ValueError, match=r"indices 0 \.\. 19"):
+        guarded(q, k, v, document_id=np.zeros(19, np.int32))
+    guarded(q, k, v, document_id=np.zeros(20, np.int32))
+    nested = tessera.compile(tessera.attention(
+        mask_mod=lambda b, h, i, j: DOC[DOC[i] + 0 * j] >= 0), head_dim=16)
+    with pytest.raises(ValueError, match=r"indices 0 \.\. 19"):  # the outer read's own index
+        nested(q, k, v, document_id=np.zeros(5, np.int32))
+    nested(q, k, v, document_id=np.zeros(20, np.int32))  # DOC[DOC[i]]: not decidable, runs
