@@ -4,8 +4,9 @@ Prints every candidate and writes one JSON line per workload (best, default, gai
 
     python3 bench/autotune_gpu.py [--out FILE]
 
-The GPU machine has no compiler: scripts/gpu_precompile.py fills the kernel cache with
-every candidate first (kernels() below), and the tuner finds them there.
+With the wheel installed there (scripts/gpu_device.sh), the tuner compiles each candidate
+on the GPU machine; without it, scripts/gpu_precompile.py fills the kernel cache with every
+candidate first (kernels() below), and the tuner finds them there.
 """
 import argparse
 import sys
