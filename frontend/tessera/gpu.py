@@ -197,12 +197,12 @@ class _Image:
             self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
         return self._loaded[device_index][1]
 
-    def launch(self, args, workspaces=None, first: int = 0, last=None):
+    def launch(self, args, workspaces=None, first: int = 0, last=None, plan=None):
         """Launches kernels [first, last) on `args` and the workspaces (allocated here
-        unless given); returns the workspaces."""
+        unless given); returns the workspaces. `plan`: plan() of these shapes, if known."""
         import torch
         device = args[0].device
-        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
+        workspace_shapes, grids = plan or self.plan(tuple(tuple(t.shape) for t in args))
         if workspaces is None:
             workspaces = [torch.empty(s, device=device, dtype=d)
                           for s, d in zip(workspace_shapes, self.workspace_dtypes())]

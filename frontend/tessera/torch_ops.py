@@ -124,6 +124,49 @@ def _missing_gradient_op():
     return torch.ops.tessera.missing_gradient.default
 
 
+class _PlannedCalls:
+    """A GPU kernel's calls through its op, for little host work per call: the first call
+    with a layout (the shape, strides, dtype and device of every input) runs the kernel's
+    own checks; later calls with that layout check only what a layout does not fix (each
+    input's 16-byte alignment, decay values once per tensor version), allocate the outputs
+    from torch's caching allocator and launch with the launch plan (grids, workspace
+    shapes) made on that first call."""
+
+    def __init__(self, kernel, extra, checked_call) -> None:
+        self.kernel, self.checked_call, self.plans = kernel, checked_call, {}
+        self.decay = 3 + extra.index("decay") if "decay" in extra else None
+        # Inputs whose rows the kernel reads with 16-byte loads (tables and block lists
+        # are read by element).
+        self.aligned = 3 if isinstance(kernel.spec, AttentionSpec) else 3 + len(extra)
+
+    def __call__(self, inputs):
+        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in inputs)
+        plan = self.plans.get(key)
+        if plan is None or any(t.data_ptr() % 16 for t in inputs[:self.aligned]):
+            outs = self.checked_call(*inputs)  # the kernel's checks, and its errors
+            if plan is None:
+                self.plans[key] = self._plan(inputs, outs)
+            return outs
+        image, outputs, launch_plan = plan
+        if self.decay is not None:
+            from .linear import check_decay
+            check_decay(inputs[self.decay])
+        torch, device = _TORCH, inputs[0].device
+        outs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape, dtype in outputs)
+        image.launch([*inputs, *outs], plan=launch_plan)
+        return outs
+
+    def _plan(self, inputs, outs):
+        kernel = self.kernel
+        if hasattr(kernel, "_shaped"):  # linear attention: the split follows the shape
+            kernel = kernel._shaped(inputs[0])
+        shapes = tuple(tuple(t.shape) for t in (*inputs, *outs))
+        if len(self.plans) > 1024:  # layouts that keep changing: do not grow forever
+            self.plans.clear()
+        return (kernel._image, [(tuple(o.shape), o.dtype) for o in outs],
+                kernel._image.plan(shapes))
+
+
 class TorchKernel:
     """A compiled kernel called through its torch ops (see the module docstring). Calls
     take what the kernel takes, as torch tensors, and return torch tensors."""
@@ -152,12 +195,20 @@ class TorchKernel:
         names = ["q", "k", "v"] + ["in_" + n for n in extra]
         softmax = self.kind == "softmax"
 
-        def impl(*args):
-            q, k, v, *rest = _plain(args)
+        def checked_call(q, k, v, *rest):
             given = dict(zip(extra, rest))
             if softmax:
                 return tuple(_as_torch(x) for x in kernel(q, k, v, return_lse=True, **given))
             return tuple(_as_torch(x) for x in kernel(q, k, v, **given))
+
+        if hasattr(kernel, "_image"):  # a GPU kernel: planned launches after the first call
+            planned = _PlannedCalls(kernel, extra, checked_call)
+
+            def impl(*args):
+                return planned(_plain(args))
+        else:
+            def impl(*args):
+                return checked_call(*_plain(args))
 
         def fake(q, k, v, *rest):
             lead = tuple(q.shape[:3])  # lse [B, H, N], or the state [B, H, D, Dv]

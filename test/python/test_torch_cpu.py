@@ -349,3 +349,43 @@ def test_gpu_kernel_ops_trace_with_fake_cuda_tensors():
         ((2, 4, 300, 64), torch.bfloat16, "cuda"), ((2, 4, 300, 64), torch.bfloat16, "cuda"),
         ((2, 4, 64, 64), torch.float32, "cuda"), ((2, 4, 1, 64), torch.bfloat16, "cuda"),
         ((2, 4, 64, 64), torch.float32, "cuda")]
+
+
+def test_gpu_calls_check_once_per_layout_then_launch_planned():
+    """_PlannedCalls (GPU ops' call path) with a stand-in kernel on host tensors: the
+    kernel's own checked call on a new layout or a misaligned input, else a planned launch
+    on fresh outputs."""
+    from tessera.torch_ops import _PlannedCalls
+
+    class Image:
+        def __init__(self):
+            self.launched, self.planned = [], 0
+
+        def plan(self, shapes):
+            self.planned += 1
+            return ("plan", shapes)
+
+        def launch(self, args, plan=None):
+            self.launched.append((len(args), plan))
+
+    class StandIn:
+        spec, _image = tessera.attention(), Image()
+
+    checked = []
+
+    def checked_call(q, k, v):
+        checked.append(q.shape)
+        return torch.zeros(q.shape), torch.zeros(q.shape[:3])
+
+    calls = _PlannedCalls(StandIn(), (), checked_call)
+    q = torch.randn(1, 2, 8, D)
+    calls([q, q, q])
+    assert len(checked) == 1 and StandIn._image.planned == 1 and not StandIn._image.launched
+    out, lse = calls([q, q, q])
+    assert len(checked) == 1 and StandIn._image.launched == [(5, ("plan", (
+        (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8))))]
+    assert out.shape == (1, 2, 8, D) and lse.shape == (1, 2, 8)
+    shifted = torch.randn(1 * 2 * 8 * D + 1)[1:].view(1, 2, 8, D)  # 4 bytes off alignment
+    calls([shifted, q, q])
+    calls([torch.randn(1, 2, 9, D)] * 3)  # a new layout
+    assert len(checked) == 3 and len(StandIn._image.launched) == 1
