@@ -8,8 +8,8 @@ On the GPU, N calls run back to back, timed on the host without waiting for the 
 between: the shapes are small (B = 1, H = 4, N = 128, D = 64), each kernel takes a few µs,
 so the GPU keeps up and the time per call is the host's (the issue's target: <= 20 µs for
 a softmax call). On the CPU (a smoke run here) a call also does the kernel's work; the
-shapes are smaller still (H = 1, N = 16, D = 16, 16 x 16 tiles) and `core` rows time the compiled kernel alone
-(its run() on ready arrays), so call - core is the host's share.
+shapes are smaller still (H = 1, N = 16, D = 16, 16 x 16 tiles) and `core` rows time the
+compiled kernel alone (its run() on ready arrays), so call - core is the host's share.
 """
 import argparse
 import sys

@@ -108,8 +108,8 @@ def _missing_backward(message: str):
 
 
 def _missing_gradient_op():
-    """tessera::missing_gradient(inputs, upstream, message): raises NotImplementedError(message)
-    when run; its fake implementation gives gradients shaped like the inputs."""
+    """tessera::missing_gradient(inputs, upstream, message): raises
+    NotImplementedError(message) when run; its fake gives gradients shaped like the inputs."""
     torch = _torch()
     if not hasattr(torch.ops.tessera, "missing_gradient"):
         def impl(inputs, upstream, message):
@@ -118,9 +118,10 @@ def _missing_gradient_op():
         lib = _library()
         lib.define("missing_gradient(Tensor[] inputs, Tensor upstream, str message) -> Tensor[]")
         lib.impl("missing_gradient", impl, "CompositeExplicitAutograd")
-        torch.library.register_fake("tessera::missing_gradient",
-                                    lambda inputs, upstream, message: [torch.empty_like(x) for x in inputs],
-                                    lib=lib)
+        def fake(inputs, upstream, message):
+            return [torch.empty_like(x) for x in inputs]
+
+        torch.library.register_fake("tessera::missing_gradient", fake, lib=lib)
     return torch.ops.tessera.missing_gradient.default
 
 
@@ -184,7 +185,8 @@ class TorchKernel:
             self.kind = "program"
             self.input_names = tuple(d.name for d in spec.inputs)
         else:
-            raise TypeError(f"torch_op takes a compiled Tessera kernel, got {type(kernel).__name__}")
+            raise TypeError(f"torch_op takes a compiled Tessera kernel, got "
+                            f"{type(kernel).__name__}")
         self.grad_op = self.mask_op = self.masked_op = None
         getattr(self, "_register_" + ("program" if self.kind == "program" else "attention"))()
 
@@ -221,7 +223,7 @@ class TorchKernel:
             self.grad_op = self._register_grad(names)
         self._register_autograd(self.forward, len(names))
         if softmax and getattr(kernel, "_classifies", lambda: False)():  # GPU mask_mod
-            self._register_block_mask(names, impl, fake)
+            self._register_block_mask(names, fake)
 
     def _register_grad(self, names):
         """(dq, dk, dv) from the kernel's gradient: linear attention's grad(q, k, v,
@@ -233,7 +235,8 @@ class TorchKernel:
         def impl(*args):
             q, k, v, *rest = _plain(args)
             head, tail = rest[:len(saved) + 1], rest[len(saved) + 1:]
-            return tuple(_as_torch(x) for x in kernel.grad(q, k, v, *head, **dict(zip(extra, tail))))
+            grads = kernel.grad(q, k, v, *head, **dict(zip(extra, tail)))
+            return tuple(_as_torch(x) for x in grads)
 
         def fake(q, k, v, *rest):
             return tuple(_new(x, x.shape) for x in (q, k, v))
@@ -275,7 +278,7 @@ class TorchKernel:
         torch.library.register_autograd(f"tessera::{forward.name}", backward,
                                         setup_context=setup_context, lib=_library())
 
-    def _register_block_mask(self, names, impl, fake):
+    def _register_block_mask(self, names, fake):
         """A GPU mask_mod kernel's tile classification as an op of its own (its outputs are
         the workspaces), and attention reusing it (FlexAttention's block_mask)."""
         kernel, extra = self.kernel, self.input_names
@@ -283,8 +286,7 @@ class TorchKernel:
 
         def shapes(q, k, v, *rest):
             lead = tuple(q.shape[:3])
-            return [tuple(q.shape), tuple(k.shape), tuple(v.shape), *(tuple(t.shape) for t in rest),
-                    lead + (kernel.value_dim,), lead]
+            return [tuple(t.shape) for t in (q, k, v, *rest)] + [lead + (kernel.value_dim,), lead]
 
         def mask_impl(*args):
             q, k, v, *rest = _plain(args)

@@ -48,7 +48,8 @@ SPECS = {
 
 @functools.lru_cache(maxsize=None)
 def op(name):
-    kernel = tessera.compile(SPECS[name](), head_dim=D, config=tessera.Config(block_m=16, block_n=16))
+    config = tessera.Config(block_m=16, block_n=16)
+    kernel = tessera.compile(SPECS[name](), head_dim=D, config=config)
     return tessera.torch_op(kernel)
 
 
@@ -339,7 +340,8 @@ def test_gpu_kernel_ops_trace_with_fake_cuda_tensors():
 
     with FakeTensorMode():
         q = torch.empty(2, 4, 300, 64, dtype=torch.bfloat16, device="cuda")
-        doc, decay = torch.empty(300, dtype=torch.int32, device="cuda"), torch.empty(4, device="cuda")
+        doc = torch.empty(300, dtype=torch.int32, device="cuda")
+        decay = torch.empty(4, device="cuda")
         state = torch.empty(2, 4, 64, 64, device="cuda")
         graph = make_fx(model)(q, q, q, doc, decay, state)
         outs = model(q, q, q, doc, decay, state)
