@@ -201,6 +201,12 @@ def test_opcheck():
              (op("linear").grad_op.op, (q, k, v, randn(1, 4, 70, D, seed=3), decay())),
              (op("decode").forward.op, (*qkv(n=1), torch.zeros(1, 4, D, D, device="cuda"),
                                         decay()))]
+    halves = tessera.program(lambda q, k1, v1, k2, v2: tessera.merge(
+        *tessera.attention()(q, k1, v1), *tessera.attention()(q, k2, v2)),
+        q="B H N D", k1="B H M D", v1="B H M D", k2="B H M D", v2="B H M D")
+    program = tessera.torch_op(tessera.compile(halves, head_dim=D, dtype="bfloat16",
+                                               target="cuda"))
+    cases.append((program.forward.op, (q, k, v, *qkv(n=70, seed=5)[1:])))
     for o, args in cases:
         result = torch.library.opcheck(o, args)
         print(o, result)
@@ -214,6 +220,16 @@ def bad_inputs():
     yield "layout", (q.transpose(2, 3).contiguous().transpose(2, 3), k, v), ValueError, \
         "contiguous in its last dimension"
     yield "head dim", (q[..., :32], k, v), ValueError, "rows must start|head dims"
+
+
+def test_cpu_kernel_given_cuda_tensors_says_so_eager_and_compiled():
+    cpu_op = tessera.torch_op(tessera.compile(tessera.attention(causal=True), head_dim=D))
+    q, k, v = (x.float() for x in qkv(n=20))
+    with pytest.raises(ValueError, match="compiled for the CPU") as eager:
+        cpu_op(q, k, v)
+    with pytest.raises(ValueError, match="compiled for the CPU") as compiled:
+        torch.compile(cpu_op, fullgraph=True)(q, k, v)
+    assert str(compiled.value) == str(eager.value)
 
 
 @pytest.mark.parametrize("case", list(bad_inputs()), ids=lambda c: c[0])
