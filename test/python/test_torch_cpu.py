@@ -391,3 +391,18 @@ def test_gpu_calls_check_once_per_layout_then_launch_planned():
     calls([shifted, q, q])
     calls([torch.randn(1, 2, 9, D)] * 3)  # a new layout
     assert len(checked) == 3 and len(StandIn._image.launched) == 1
+
+
+def test_outputs_record_a_gradient_exactly_where_one_is_needed():
+    args, extra = inputs("linear")
+    kernel = op("linear")
+    assert not kernel(*args, **extra)[0].requires_grad  # below autograd: nothing needs it
+    q = args[0].clone().requires_grad_()
+    with torch.no_grad():
+        assert not kernel(q, *args[1:], **extra)[0].requires_grad
+    o, state = kernel(q, *args[1:], **extra)
+    assert o.requires_grad and not state.requires_grad  # the state has no gradient path
+    decay = extra["decay"].clone().requires_grad_()
+    o, _ = kernel(*args, **dict(extra, decay=decay))
+    with pytest.raises(NotImplementedError, match=r"no gradient for \['decay'\]"):
+        o.sum().backward()
