@@ -70,7 +70,7 @@ class _Tracer:
 
     def fresh(self) -> str:
         self.counter += 1
-        return f"%p{self.counter}"
+        return f"%p.{self.counter}"  # '.': never an input's name (a Python identifier)
 
     def static(self, dim: Dim) -> Optional[int]:
         if isinstance(dim, int):

@@ -8,6 +8,8 @@ from typing import Callable, Dict, Optional, Tuple
 from .trace import Buffer, SpecError, f32_literal, trace_region
 
 _MLIR_TYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+_SSA_NAMES = {"q", "k", "v", "o", "lse", "grad_out", "dq", "dk", "dv", "do", "block_indices",
+              "score", "b", "h", "q_idx", "kv_idx"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +60,13 @@ class AttentionSpec:
                 if not buffers.setdefault(name, table).same_as(table):
                     raise SpecError(f"score_mod and mask_mod read two different tables "
                                     f"named {name!r}")
-        reserved = {"q", "k", "v"} & set(buffers)
+        # Tables are SSA values named after them, beside the kernel's own operands and
+        # the modifiers' arguments (a table "b" or "o" was a redefinition at parse time).
+        reserved = sorted(n for n in buffers if n in _SSA_NAMES or n.startswith("d_"))
         if reserved:
-            raise SpecError(f"buffer names {sorted(reserved)} clash with q, k, v")
+            raise SpecError(f"buffer names {reserved} clash with q, k, v or another name of "
+                            f"the kernel's operands and modifier arguments "
+                            f"({', '.join(sorted(_SSA_NAMES))}, d_*)")
         return score, mask, buffers
 
     @property

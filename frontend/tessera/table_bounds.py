@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple
 
 _I32_MIN, _I32_MAX = -2 ** 31, 2 ** 31 - 1
-_LINE = re.compile(r"^\s*(%\w+) = ([\w.]+)\s*(.*?)(?:\s+loc\(.*\))?$")
+_LINE = re.compile(r"^\s*(%[\w.]+) = ([\w.]+)\s*(.*?)(?:\s+loc\(.*\))?$")
 _ARGS = ("%b", "%h", "%q_idx", "%kv_idx")
 
 Interval = Optional[Tuple[int, int]]   # an i32 range, None when unknown
@@ -33,7 +33,7 @@ def _parse(region: str) -> Tuple[tuple, ...]:
         if m:
             result, op, rest = m.groups()
             operands = rest.split(" : ")[0]
-            ops.append((result, op, tuple(re.findall(r"%\w+", operands)), rest))
+            ops.append((result, op, tuple(re.findall(r"%[\w.]+", operands)), rest))
     return tuple(ops)
 
 

@@ -66,7 +66,7 @@ class _Region:
 
     def fresh(self) -> str:
         self.counter += 1
-        return f"%t{self.counter}"
+        return f"%t.{self.counter}"  # '.': never a table's name (a Python identifier)
 
     def emit(self, text: str, type_: str) -> "Value":
         name = self.fresh()

@@ -216,3 +216,31 @@ def test_guarded_and_undecidable_indices():
     with pytest.raises(ValueError, match=r"indices 0 \.\. 19"):  # the outer read's own index
         nested(q, k, v, document_id=np.zeros(5, np.int32))
     nested(q, k, v, document_id=np.zeros(20, np.int32))  # DOC[DOC[i]]: not decidable, runs
+
+
+# ------------------------------------------ SSA names of tables and traced values (fuzz)
+
+def test_table_named_like_a_traced_value_compiles():
+    # Found by the spec fuzzer: a table "t1" was also the name of the first traced value.
+    t1 = tessera.Buffer("t1")
+    kern = tessera.compile(tessera.attention(
+        score_mod=lambda s, b, h, i, j: s + 0.5 * (i + 1 == j) + 0.25 * t1[h]), head_dim=16)
+    q, k, v = _qkv(9, 9)
+    table = np.array([3, -2], np.int32)
+    want, _ = exact(q, k, v, score_mod=lambda s, b, h, i, j: s + 0.5 * (i + 1 == j) + 0.25 * table[h])
+    assert relative_error(kern(q, k, v, t1=table), want) <= TOL
+
+
+@pytest.mark.parametrize("name", ["o", "lse", "b", "score", "kv_idx", "d_x"])
+def test_table_names_of_kernel_operands_are_refused(name):
+    table = tessera.Buffer(name)
+    with pytest.raises(tessera.SpecError, match="clash with q, k, v or another name"):
+        tessera.attention(mask_mod=lambda b, h, i, j: table[i] >= 0)
+
+
+def test_program_input_named_like_an_intermediate():
+    attn = tessera.attention()
+    kern = tessera.compile(tessera.program(lambda q, k, p1: attn(q, k, p1)[0],
+                                           q="B H N D", k="B H N D", p1="B H N D"), head_dim=16)
+    q, k, v = _qkv(5, 5)
+    assert relative_error(kern(q, k, v), exact(q, k, v)[0]) <= TOL
