@@ -104,7 +104,10 @@ struct Tangents {
 };
 } // namespace
 
-LogicalResult tessera::differentiateScoreMod(Region &scoreMod, Region &into) {
+/// Clones `scoreMod` into `into` with the tangents of every f32 value with respect to
+/// the score (`seed` null) or to the value the table read `seed` yields; yields the
+/// result's tangent.
+static LogicalResult differentiate(Region &scoreMod, Region &into, Operation *seed) {
   Block &src = scoreMod.front();
   Block *dst = new Block;
   into.push_back(dst);
@@ -114,9 +117,14 @@ LogicalResult tessera::differentiateScoreMod(Region &scoreMod, Region &into) {
   OpBuilder b(scoreMod.getContext()); // `into` may have no parent op to ask
   b.setInsertionPointToEnd(dst);
   Tangents t{b, scoreMod.getLoc(), {}};
-  t.of[dst->getArgument(0)] = t.cst(1.0);
+  if (!seed)
+    t.of[dst->getArgument(0)] = t.cst(1.0);
   for (Operation &op : src.without_terminator()) {
     Operation *clone = b.clone(op, map);
+    if (&op == seed) {
+      t.of[clone->getResult(0)] = t.cst(1.0);
+      continue;
+    }
     bool dependsOnScore = llvm::any_of(clone->getOperands(), [&](Value v) { return t.has(v); });
     if (!dependsOnScore || clone->getNumResults() != 1 ||
         !clone->getResult(0).getType().isF32())
@@ -125,7 +133,8 @@ LogicalResult tessera::differentiateScoreMod(Region &scoreMod, Region &into) {
     Value tangent = t.derive(clone, clone->getResult(0));
     if (!tangent)
       return op.emitError("score_mod: the compiler cannot differentiate '")
-             << op.getName() << "' with respect to the score (no derivative rule)";
+             << op.getName() << "' with respect to the "
+             << (seed ? "table it reads" : "score") << " (no derivative rule)";
     t.of[clone->getResult(0)] = tangent;
   }
   auto yield = cast<attn::YieldOp>(src.getTerminator());
@@ -133,4 +142,37 @@ LogicalResult tessera::differentiateScoreMod(Region &scoreMod, Region &into) {
   Value derivative = t.get(map.lookup(yield.getValues()[0]));
   attn::YieldOp::create(b, yield.getLoc(), ValueRange{derivative});
   return success();
+}
+
+LogicalResult tessera::differentiateScoreMod(Region &scoreMod, Region &into) {
+  return differentiate(scoreMod, into, nullptr);
+}
+
+LogicalResult tessera::differentiateScoreModByRead(Region &scoreMod, Region &into,
+                                                   Operation *read) {
+  return differentiate(scoreMod, into, read);
+}
+
+void tessera::readIndexRegion(Region &scoreMod, Region &into, Operation *read, unsigned dim) {
+  Block &src = scoreMod.front();
+  Block *dst = new Block;
+  into.push_back(dst);
+  IRMapping map;
+  for (BlockArgument arg : src.getArguments())
+    map.map(arg, dst->addArgument(arg.getType(), arg.getLoc()));
+  OpBuilder b(scoreMod.getContext());
+  b.setInsertionPointToEnd(dst);
+  for (Operation &op : src.without_terminator()) {
+    b.clone(op, map);
+    if (&op == read)
+      break;
+  }
+  // The i32 the frontend cast to index, else a cast back (tile indices are i32).
+  Value index = read->getOperand(1 + dim);
+  if (auto cast = index.getDefiningOp<arith::IndexCastOp>(); cast && cast.getIn().getType().isInteger(32))
+    index = cast.getIn();
+  Value mapped = map.lookup(index);
+  if (!mapped.getType().isInteger(32))
+    mapped = arith::IndexCastOp::create(b, read->getLoc(), b.getI32Type(), mapped);
+  attn::YieldOp::create(b, read->getLoc(), ValueRange{mapped});
 }

@@ -27,15 +27,31 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <limits>
+#include <memory>
 
 using namespace mlir;
 using namespace tessera;
 using P = arith::CmpIPredicate;
 
 namespace {
+/// Where a table's gradient collects: one f32 table the score_mod reads, and per read of
+/// it, the regions giving ∂score_mod/∂(value read) and the entry read (one per dim).
+struct TableRead {
+  Value grad; // the gradient's buffer
+  std::unique_ptr<Region> slope;
+  SmallVector<std::unique_ptr<Region>> index;
+};
+
+/// The gradients of one pair: P, dS' = P ∘ (dP − Δ), dS = dS' ∘ ∂f/∂s, and the kept
+/// pairs (null where the bounds keep the whole tile).
+struct PairGrads {
+  Value p, dsPrime, ds, keep;
+};
+
 /// The operand tiles of one (query tile, key tile) pair.
 struct PairTiles {
   Value m0, n0, head; // tile origins (index) and the query head
@@ -47,6 +63,7 @@ struct GradProgram : TileBuilder {
   attn::AttentionGradOp op;
   const IRMapping &buffers;
   Region *scoreDerivative = nullptr; // ∂score_mod/∂score, when there is a score_mod
+  SmallVector<TableRead> tableReads; // tables whose gradient is asked, per read
   int64_t bm = 0, bn = 0, d = 0, dv = 0;
   Value nq, nk, offset; // lengths (index) and Nk - Nq (index)
   Value batch;          // program coordinate (index)
@@ -65,12 +82,14 @@ struct GradProgram : TileBuilder {
   Value listedRows(Value m0, Value n0, Value head);
   /// Whether causal / window bounds and the ragged ends keep every pair of the tile.
   Value wholeTile(Value m0, Value n0);
-  /// P and dS of the pair (masked entries 0); `masked` evaluates the masks.
-  std::pair<Value, Value> pairGrads(const PairTiles &t, bool masked);
+  /// The pair's gradients (masked entries 0); `masked` evaluates the masks.
+  PairGrads pairGrads(const PairTiles &t, bool masked);
+  /// Adds the pair's share of every table gradient, dS' ∘ ∂f/∂T at the entries read.
+  void accumulateTableGrads(const PairTiles &t, const PairGrads &g);
   /// Runs `body` (returning the updated accumulators) on the pair if it keeps any
   /// entry: directly where the bounds keep it whole, masked otherwise.
   SmallVector<Value> visitPair(const PairTiles &t, ValueRange acc,
-                               function_ref<SmallVector<Value>(Value, Value, ValueRange)> body);
+                               function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body);
   bool hasUserMasks() { return op.hasMaskMod() || op.getBlockIndices(); }
 };
 } // namespace
@@ -151,7 +170,7 @@ Value GradProgram::wholeTile(Value m0, Value n0) {
   return whole;
 }
 
-std::pair<Value, Value> GradProgram::pairGrads(const PairTiles &t, bool masked) {
+PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
   SmallVector<int64_t> shape{bm, bn};
   Value s = dot(t.q, trans(t.k), splatF32(shape, 0.0f));
   s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
@@ -174,24 +193,69 @@ std::pair<Value, Value> GradProgram::pairGrads(const PairTiles &t, bool masked) 
   if (keep)
     p = select(keep, p, zero);
   Value dp = dot(t.dO, trans(t.v), zero);
-  Value ds = arith::MulFOp::create(
+  Value dsPrime = arith::MulFOp::create(
       b, p, arith::SubFOp::create(b, dp, broadcast(t.delta, 1, bn)));
+  Value ds = dsPrime;
   if (slope) {
     ds = arith::MulFOp::create(b, ds, slope);
     if (keep) // the slope of a masked pair may be inf or NaN
       ds = select(keep, ds, zero);
   }
-  return {p, ds};
+  return {p, dsPrime, ds, keep};
+}
+
+void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
+  SmallVector<int64_t> shape{bm, bn};
+  Value qIdx = broadcast(range(t.m0, bm), 1, bn);
+  Value kIdx = broadcast(range(t.n0, bn), 0, bm);
+  Value s = arith::MulFOp::create(b, dot(t.q, trans(t.k), splatF32(shape, 0.0f)),
+                                  splatF32(shape, float(op.getEffectiveScale())));
+  SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx,
+                          kIdx};
+  Value zero = splatF32(shape, 0.0f);
+  for (TableRead &read : tableReads) {
+    Value share = arith::MulFOp::create(
+        b, g.dsPrime, *inlineModifierElementwise(b, *read.slope, args, shape, buffers));
+    // Pairs the masks drop, or past the ends, add nothing (their slope may be inf).
+    Value keep = g.keep ? g.keep : keepTile(t, /*withUserMasks=*/false);
+    share = select(keep, share, zero);
+    SmallVector<Value> entries;
+    for (auto &index : read.index)
+      entries.push_back(inlineModifierElementwise(b, *index, args, shape, buffers).value());
+    // Entries repeat across the tile (a relative-position bias reads each diagonal
+    // once per row), so the sum is a read-modify-write per element, in a fixed order:
+    // the same bits every run. The GPU will want a scatter-add op (atomics) here.
+    Value c0 = cIndex(0), c1 = cIndex(1);
+    scf::buildLoopNest(
+        b, b.getLoc(), {c0, c0}, {cIndex(bm), cIndex(bn)}, {c1, c1},
+        [&](OpBuilder &nb, Location loc, ValueRange ij) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          Value inside = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+          SmallVector<Value> at;
+          for (auto [d, e] : llvm::enumerate(entries)) {
+            Value x = arith::IndexCastOp::create(b, b.getIndexType(),
+                                                 tensor::ExtractOp::create(b, e, ij));
+            inside = arith::AndIOp::create(b, inside, cmpI(P::ult, x, dim(read.grad, d)));
+            at.push_back(x);
+          }
+          Value add = tensor::ExtractOp::create(b, share, ij);
+          // An entry outside the table read 0 and has no gradient.
+          scf::IfOp::create(b, inside, [&](OpBuilder &tb, Location l) {
+            Value old = memref::LoadOp::create(tb, l, read.grad, at);
+            memref::StoreOp::create(tb, l, arith::AddFOp::create(tb, l, old, add), read.grad, at);
+            scf::YieldOp::create(tb, l);
+          });
+        });
+  }
 }
 
 SmallVector<Value>
 GradProgram::visitPair(const PairTiles &t, ValueRange acc,
-                       function_ref<SmallVector<Value>(Value, Value, ValueRange)> body) {
+                       function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body) {
   auto masked = [&]() -> SmallVector<Value> {
-    if (!hasUserMasks()) {
-      auto [p, ds] = pairGrads(t, true);
-      return body(p, ds, acc);
-    }
+    if (!hasUserMasks())
+      return body(pairGrads(t, true), acc);
     // Skip the products of a tile the user's masks leave empty.
     Value keep = keepTile(t, true);
     Value ones = arith::ExtUIOp::create(b, tileType({bm, bn}, i32), keep);
@@ -199,19 +263,11 @@ GradProgram::visitPair(const PairTiles &t, ValueRange acc,
     Value any = tensor::ExtractOp::create(b, reduce(tile::Combiner::max, rows, 0), ValueRange{});
     return ifElse(
         cmpI(P::sgt, any, arith::ConstantIntOp::create(b, i32, 0)),
-        [&] {
-          auto [p, ds] = pairGrads(t, true);
-          return body(p, ds, acc);
-        },
+        [&] { return body(pairGrads(t, true), acc); },
         [&] { return SmallVector<Value>(acc); });
   };
   return ifElse(
-      wholeTile(t.m0, t.n0),
-      [&] {
-        auto [p, ds] = pairGrads(t, false);
-        return body(p, ds, acc);
-      },
-      masked);
+      wholeTile(t.m0, t.n0), [&] { return body(pairGrads(t, false), acc); }, masked);
 }
 
 LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
@@ -234,6 +290,23 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
       return failure();
     g.scoreDerivative = &derivative;
   }
+  // Table gradients: a derivative and the entries read, per read of each table.
+  for (auto [table, grad] : llvm::zip(op.getGradTables(), op.getTableGrads())) {
+    for (auto read : op.getScoreMod().front().getOps<tensor::ExtractOp>()) {
+      if (read.getTensor() != table)
+        continue;
+      TableRead r;
+      r.grad = g.buffer(grad);
+      r.slope = std::make_unique<Region>();
+      if (failed(differentiateScoreModByRead(op.getScoreMod(), *r.slope, read)))
+        return failure();
+      for (unsigned d = 0; d < read.getIndices().size(); ++d) {
+        r.index.push_back(std::make_unique<Region>());
+        readIndexRegion(op.getScoreMod(), *r.index.back(), read, d);
+      }
+      g.tableReads.push_back(std::move(r));
+    }
+  }
   Value q = g.buffer(op.getQuery()), k = g.buffer(op.getKey());
   g.d = cast<MemRefType>(q.getType()).getDimSize(3);
   g.dv = cast<MemRefType>(g.buffer(op.getValue()).getType()).getDimSize(3);
@@ -250,6 +323,21 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   g.delta = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, g.f32),
                                     ValueRange{nBatch, nHeads, g.nq});
   Value c0 = g.cIndex(0), c1 = g.cIndex(1);
+  // Table gradients start from 0 (one program: tables are small).
+  for (Value grad : op.getTableGrads()) {
+    Value buf = g.buffer(grad);
+    g.grid({c1}, config, [&](ArrayRef<Value>) {
+      auto type = cast<MemRefType>(buf.getType());
+      SmallVector<Value> lbs(type.getRank(), c0), steps(type.getRank(), c1), ubs;
+      for (int64_t d = 0; d < type.getRank(); ++d)
+        ubs.push_back(g.dim(buf, d));
+      Value zero = g.cF32(0.0);
+      scf::buildLoopNest(b, b.getLoc(), lbs, ubs, steps,
+                         [&](OpBuilder &nb, Location loc, ValueRange at) {
+                           memref::StoreOp::create(nb, loc, zero, buf, at);
+                         });
+    });
+  }
 
   // 1. Δ = rowsum(dO ∘ O).
   g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
@@ -307,9 +395,9 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
       return SmallVector<Value>(g.forLoop(lo, hi, perHead, [&](Value qt, ValueRange a) {
         t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
         queryTiles(t);
-        return g.visitPair(t, a, [&](Value p, Value ds, ValueRange cur) {
-          Value dk = g.dot(g.trans(ds), t.q, cur[0]);
-          Value dvNew = g.dot(g.trans(p), t.dO, cur[1]);
+        return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
+          Value dk = g.dot(g.trans(pg.ds), t.q, cur[0]);
+          Value dvNew = g.dot(g.trans(pg.p), t.dO, cur[1]);
           return SmallVector<Value>{dk, dvNew};
         });
       }));
@@ -345,8 +433,9 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
                          [&](Value kt, ValueRange a) {
                            t.n0 = arith::MulIOp::create(b, kt, g.cIndex(bn));
                            keyTiles(t, kvHead);
-                           return g.visitPair(t, a, [&](Value, Value ds, ValueRange cur) {
-                             return SmallVector<Value>{g.dot(ds, t.k, cur[0])};
+                           return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
+                             g.accumulateTableGrads(t, pg);
+                             return SmallVector<Value>{g.dot(pg.ds, t.k, cur[0])};
                            });
                          })[0];
     g.storeAs(scaled(dq, {bm, d}), g.buffer(op.getGradQuery()),

@@ -112,8 +112,26 @@ LogicalResult AttentionOp::verify() {
 
 LogicalResult AttentionGradOp::verify() {
   // grad_output and the gradients match their primal's types (AllTypesMatch).
-  return verifyAttentionSignature(*this, cast<RankedTensorType>(getOutput().getType()),
-                                  cast<RankedTensorType>(getLse().getType()));
+  if (failed(verifyAttentionSignature(*this, cast<RankedTensorType>(getOutput().getType()),
+                                      cast<RankedTensorType>(getLse().getType()))))
+    return failure();
+  if (getGradTables().size() != getTableGrads().size())
+    return emitOpError("needs one table gradient result per table in table_grads, got ")
+           << getTableGrads().size() << " for " << getGradTables().size();
+  for (auto [i, table, grad] : llvm::enumerate(getGradTables(), getTableGrads())) {
+    if (!cast<ShapedType>(table.getType()).getElementType().isF32())
+      return emitOpError("table_grads #") << i << " must be an f32 table (an integer table "
+                                          << "has no gradient), got " << table.getType();
+    if (grad.getType() != table.getType())
+      return emitOpError("table gradient #") << i << " must have its table's type "
+                                             << table.getType();
+    bool readByScoreMod = hasScoreMod() && llvm::any_of(table.getUsers(), [&](Operation *u) {
+      return getScoreMod().isAncestor(u->getParentRegion());
+    });
+    if (!readByScoreMod)
+      return emitOpError("table_grads #") << i << " is not read by score_mod";
+  }
+  return success();
 }
 
 /// A modifier region holds scalar arith/math ops, reads of i32 / f32 tensors (any rank)

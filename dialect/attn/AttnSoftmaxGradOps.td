@@ -3,6 +3,7 @@
 #define TESSERA_ATTN_SOFTMAX_GRAD_OPS
 
 def Attn_AttentionGradOp : Attn_Op<"attention_grad", [RecursiveMemoryEffects,
+    AttrSizedOperandSegments,
     AllTypesMatch<["query", "grad_query"]>, AllTypesMatch<["key", "grad_key"]>,
     AllTypesMatch<["value", "grad_value"]>, AllTypesMatch<["output", "grad_output"]>]> {
   let summary = "gradient of softmax attention with respect to query, key and value";
@@ -15,6 +16,10 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [RecursiveMemoryEffects,
     `dS' = P ∘ (dO Vᵀ - Δ)`, `dS = dS' ∘ ∂score_mod/∂score` (generated from the region),
     `dV = Pᵀ dO`, `dK = scale dSᵀ Q`, `dQ = scale dS K`; dK and dV sum over the query
     heads of a group. Rows with no kept key (L = -inf) contribute nothing.
+
+    `table_grads(T, ... -> types)` names f32 tables the score_mod reads whose gradient is
+    wanted: each gets a result of its type, `dT[e] = Σ dS'_ij ∂score_mod/∂T[e]` over the
+    kept pairs whose score_mod read entry e (a derivative generated per read).
 
     ```mlir
     %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do {causal}
@@ -30,6 +35,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [RecursiveMemoryEffects,
     AnyRankedTensor:$lse,
     AnyRankedTensor:$grad_output,
     Optional<AnyRankedTensor>:$block_indices,
+    Variadic<AnyRankedTensor>:$grad_tables,
     OptionalAttr<F32Attr>:$scale,
     UnitAttr:$causal,
     OptionalAttr<I64Attr>:$window,
@@ -37,11 +43,12 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [RecursiveMemoryEffects,
     OptionalAttr<I64Attr>:$block_k
   );
   let results = (outs AnyRankedTensor:$grad_query, AnyRankedTensor:$grad_key,
-                      AnyRankedTensor:$grad_value);
+                      AnyRankedTensor:$grad_value, Variadic<AnyRankedTensor>:$table_grads);
   let regions = (region AnyRegion:$score_mod, AnyRegion:$mask_mod);
   let assemblyFormat = [{
     $query `,` $key `,` $value `,` $output `,` $lse `,` $grad_output
     (`blocks` `(` $block_indices^ `:` type($block_indices) `)`)?
+    (`table_grads` `(` $grad_tables^ `:` type($grad_tables) `->` type($table_grads) `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($lse) (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
   }];

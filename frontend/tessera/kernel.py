@@ -198,13 +198,15 @@ class Kernel:
         self._impl.run([*args, out, lse_out])
         return (out, lse_out) if return_lse else out
 
-    def grad(self, q, k, v, o, lse, grad_out, *, out=None, **buffers):
+    def grad(self, q, k, v, o, lse, grad_out, *, out=None, grad_tables=(), **buffers):
         """(dq, dk, dv) of o = self(q, k, v, **buffers) for the upstream gradient
         `grad_out` (o's shape and dtype), given o and lse of that call; dk and dv sum over
-        each group's query heads; written into `out` = (dq, dk, dv) when given. The
-        gradient kernel is compiled on first use."""
+        each group's query heads; written into `out` = (dq, dk, dv) when given. Then the
+        gradient of each float32 table named in `grad_tables` (read by the score_mod).
+        The gradient kernel is compiled on first use."""
         from .softmax_grad import kernel_grad
-        return kernel_grad(self, q, k, v, o, lse, grad_out, out=out, **buffers)
+        return kernel_grad(self, q, k, v, o, lse, grad_out, out=out, grad_tables=grad_tables,
+                           **buffers)
 
 
 

@@ -10,10 +10,12 @@ from .reference import kept_pairs
 
 def attention_grad(q, k, v, grad_out, *, causal=False, window=None, scale=None,
                    score_mod=None, score_mod_grad=None, mask_mod=None, block_sparse=None,
-                   block_indices=None):
+                   block_indices=None, on_score_grad=None):
     """(dq, dk, dv) of O = attention(q, k, v) for the upstream gradient grad_out, in
     float64. `score_mod_grad(score, b, h, i, j)` is ∂score_mod/∂score written by hand
-    (numpy), required with a score_mod. Rows with no kept key contribute nothing."""
+    (numpy), required with a score_mod. Rows with no kept key contribute nothing.
+    `on_score_grad(b, h, ds_modified)` receives dS' (the gradient of the modified scores,
+    0 where masked) of each (b, h), from which a test sums a table's gradient."""
     if (score_mod is None) != (score_mod_grad is None):
         raise ValueError("score_mod and score_mod_grad come together")
     q, k, v, g = (np.asarray(x, np.float64) for x in (q, k, v, grad_out))
@@ -44,7 +46,10 @@ def attention_grad(q, k, v, grad_out, *, causal=False, window=None, scale=None,
             dv[b, hk] += p.T @ g[b, h]
             dp = g[b, h] @ v[b, hk].T
             delta = (g[b, h] * o).sum(axis=1, keepdims=True)
-            ds = np.where(keep, p * (dp - delta) * slope, 0.0)
+            ds_modified = np.where(keep, p * (dp - delta), 0.0)
+            if on_score_grad is not None:
+                on_score_grad(b, h, ds_modified)
+            ds = np.where(keep, ds_modified * slope, 0.0)
             dq[b, h] = tau * ds @ k[b, hk]
             dk[b, hk] += tau * ds.T @ q[b, h]
     return dq, dk, dv

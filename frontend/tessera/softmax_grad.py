@@ -14,25 +14,54 @@ import numpy as np
 from .trace import SpecError
 
 
-def grad_mlir(spec, dtype: str, head_dim: int, value_dim: int) -> str:
+def grad_mlir(spec, dtype: str, head_dim: int, value_dim: int, grad_tables=()) -> str:
     """The gradient module of a softmax spec: the forward's arguments with o, lse and
-    grad_out after v, returning (dq, dk, dv)."""
+    grad_out after v, returning (dq, dk, dv) and the gradients of `grad_tables`."""
     forward = spec.to_mlir(dtype, head_dim, value_dim)
     header = re.match(r"func\.func @\w+\((.*)\) -> \(", forward)
-    args = header.group(1).split(", %")
-    args = [a if a.startswith("%") else "%" + a for a in args]
-    qt, vt = args[0].split(": ")[1], args[2].split(": ")[1]
-    lt = "tensor<?x?x?xf32>"
+    args = ["%" + a.lstrip("%") for a in header.group(1).split(", %")]
+    types = dict(a[1:].split(": ") for a in args)
+    qt, vt, lt = types["q"], types["v"], "tensor<?x?x?xf32>"
     args[3:3] = [f"%o: {vt}", f"%lse: {lt}", f"%grad_out: {vt}"]
     blocks = None
     if spec.block_sparse is not None:
         blocks = ("%block_indices", "tensor<?x?x?x?xi32>")
-    op = spec.op_text(("%dq", "%dk", "%dv"), ("%q", "%k", "%v", "%o", "%lse", "%grad_out"),
-                      (qt, qt, vt, vt, lt), (), blocks, op="attn.attention_grad")
-    return (f"func.func @{spec.name}_grad({', '.join(args)}) -> ({qt}, {qt}, {vt}) {{\n"
+    results = ["%dq", "%dk", "%dv"] + [f"%d_{n}" for n in grad_tables]
+    result_types = [qt, qt, vt] + [types[n] for n in grad_tables]
+    tables = ""
+    if grad_tables:
+        tt = ", ".join(types[n] for n in grad_tables)
+        tables = f" table_grads({', '.join('%' + n for n in grad_tables)} : {tt} -> {tt})"
+    op = spec.op_text(results, ("%q", "%k", "%v", "%o", "%lse", "%grad_out"),
+                      (qt, qt, vt, vt, lt), (), blocks, op="attn.attention_grad",
+                      after_blocks=tables)
+    return (f"func.func @{spec.name}_grad({', '.join(args)}) -> ({', '.join(result_types)}) {{\n"
             f"{op}"
-            f"  return %dq, %dk, %dv : {qt}, {qt}, {vt}\n"
+            f"  return {', '.join(results)} : {', '.join(result_types)}\n"
             f"}}\n")
+
+
+def check_grad_tables(spec, grad_tables) -> tuple:
+    """The names of the tables a gradient is asked for, checked: float32 tables the
+    score_mod reads."""
+    if isinstance(grad_tables, str):
+        grad_tables = (grad_tables,)
+    grad_tables = tuple(grad_tables)
+    score_text = spec._regions[0] or ""
+    by_name = {t.name: t for t in spec.tables}
+    for name in grad_tables:
+        if name not in by_name:
+            raise SpecError(f"grad_tables: {name!r} is not a table of this spec "
+                            f"(its tables: {sorted(by_name)})")
+        if by_name[name].dtype != "float32":
+            raise SpecError(f"grad_tables: table {name!r} is {by_name[name].dtype}; only float32 "
+                            f"tables have a gradient")
+        if f"%{name}[" not in score_text:
+            raise SpecError(f"grad_tables: table {name!r} is not read by score_mod (only "
+                            f"score_mod's tables have a gradient)")
+    if len(set(grad_tables)) != len(grad_tables):
+        raise SpecError(f"grad_tables names a table twice: {grad_tables}")
+    return grad_tables
 
 
 def _checked(x, name: str, shape, dtype) -> np.ndarray:
@@ -45,11 +74,12 @@ def _checked(x, name: str, shape, dtype) -> np.ndarray:
     return a
 
 
-def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None,
+def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None, grad_tables=(),
                 **buffers) -> Tuple[np.ndarray, ...]:
     """(dq, dk, dv) of `kernel`'s output o = attention(q, k, v) for the upstream gradient
     `grad_out` (o's shape and dtype), from o and lse of the forward call; written into
-    `out` = (dq, dk, dv) when given."""
+    `out` = (dq, dk, dv) when given. Then the gradient of each table named in
+    `grad_tables` (float32 tables the score_mod reads), in that order."""
     from .kernel import _as_array, _output, require_core
     dt = np.dtype(np.float32)
     q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
@@ -63,18 +93,23 @@ def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None,
     # q, k, v, block lists and tables are checked as the forward checks them; the
     # forward call below is never made (its outputs are throwaway views).
     inputs = kernel.call_arguments(q, k, v, buffers)
-    if getattr(kernel, "_grad_impl", None) is None:
-        module = grad_mlir(kernel.spec, kernel.dtype, kernel.head_dim, kernel.value_dim)
-        kernel._grad_impl = require_core().CpuKernel(module, kernel.spec.name + "_grad",
-                                                     **kernel.config.as_kwargs())
+    grad_tables = check_grad_tables(kernel.spec, grad_tables)
+    impls = kernel.__dict__.setdefault("_grad_impls", {})  # one kernel per table set
+    if grad_tables not in impls:
+        module = grad_mlir(kernel.spec, kernel.dtype, kernel.head_dim, kernel.value_dim,
+                           grad_tables)
+        impls[grad_tables] = require_core().CpuKernel(module, kernel.spec.name + "_grad",
+                                                      **kernel.config.as_kwargs())
     if kernel.spec.window is not None and not kernel.spec.causal:
         raise SpecError("the softmax backward supports windows with causal=True only")
     if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 3):
         raise TypeError("out must be a tuple (dq, dk, dv)")
     dq, dk, dv = (_output(out[i] if out is not None else None, x.shape, x.dtype, n)
                   for i, (x, n) in enumerate(((q, "dq"), (k, "dk"), (v, "dv"))))
-    kernel._grad_impl.run([*inputs[:3], o, lse, grad_out, *inputs[3:], dq, dk, dv])
-    return dq, dk, dv
+    table_grads = [np.empty_like(_as_array(buffers[n], n)) for n in grad_tables]
+    impls[grad_tables].run([*inputs[:3], o, lse, grad_out, *inputs[3:], dq, dk, dv,
+                            *table_grads])
+    return (dq, dk, dv, *table_grads)
 
 
 def wants_torch_grad(*tensors) -> bool:

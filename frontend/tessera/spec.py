@@ -100,10 +100,11 @@ class AttentionSpec:
         )
 
     def op_text(self, results, operands, operand_types, result_types, blocks=None,
-                op: str = "attn.attention") -> str:
+                op: str = "attn.attention", after_blocks: str = "") -> str:
         """One attn.attention op (or `op`, e.g. attn.attention_grad, with the same attributes
-        and regions): `results` = its result names, `blocks` = (name, type) of the block
-        lists or None. Captured tables are read as `%<buffer name>`."""
+        and regions and `after_blocks`' operand groups): `results` = its result names,
+        `blocks` = (name, type) of the block lists or None. Captured tables are read as
+        `%<buffer name>`."""
         score, mask, _ = self._regions
         attrs = []
         if self.causal:
@@ -124,7 +125,7 @@ class AttentionSpec:
             regions += "\n    mask_mod {\n    " + mask.replace("\n", "\n    ") + "\n    }"
         arrow = f" -> {', '.join(result_types)}" if result_types else ""
         return (f"  {', '.join(results)} = {op} {', '.join(operands)}"
-                f"{block_text}{attr_text}\n"
+                f"{block_text}{after_blocks}{attr_text}\n"
                 f"      : {', '.join(operand_types)}{arrow}{regions}\n")
 
     def __call__(self, q, k, v, *, block_indices=None):

@@ -55,3 +55,33 @@ func.func @grad_softcap(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: 
       }
   return %dq, %dk, %dv : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>
 }
+
+// -----
+
+// A table gradient: zeroed by a one-program grid, then each pair of the dQ grid adds
+// dS' ∘ ∂f/∂bias (here 1) at the entries the score_mod read, in a fixed order.
+// CHECK-LABEL: func.func @grad_bias_table
+// CHECK: tile.grid[%{{.*}}] config
+// CHECK: memref.store %{{.*}}, %arg6
+// CHECK: tile.gather %arg2
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: %[[OLD:.*]] = memref.load %arg6
+// CHECK: %[[NEW:.*]] = arith.addf %[[OLD]]
+// CHECK: memref.store %[[NEW]], %arg6
+func.func @grad_bias_table(%q: tensor<?x2x?x64xf32>, %l: tensor<?x2x?xf32>, %bias: tensor<?x?xf32>)
+    -> (tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x?xf32>) {
+  %dq, %dk, %dv, %dbias = attn.attention_grad %q, %q, %q, %q, %l, %q
+      table_grads(%bias : tensor<?x?xf32> -> tensor<?x?xf32>) {causal}
+      : tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %hi = arith.index_cast %h : i32 to index
+        %d = arith.subi %i, %j : i32
+        %di = arith.index_cast %d : i32 to index
+        %t = tensor.extract %bias[%hi, %di] : tensor<?x?xf32>
+        %r = arith.addf %s, %t : f32
+        attn.yield %r : f32
+      }
+  return %dq, %dk, %dv, %dbias : tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x?xf32>
+}

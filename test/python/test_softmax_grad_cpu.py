@@ -53,7 +53,8 @@ def _late_rows(b, h, i, j):  # rows 0..2 keep no key at all
     return (j <= i) & (i >= 3)
 
 
-BIAS = ts.Buffer("bias", dtype="float32", rank=2) if "rank" in ts.Buffer.__init__.__code__.co_varnames else None
+BIAS = ts.Buffer("bias", dtype="float32", rank=2)
+SLOPES = ts.Buffer("slopes", dtype="float32")
 
 
 # name, spec kwargs, (B, H, Hk, Nq, Nk, D), numpy score_mod, slope, extra call buffers
@@ -108,17 +109,68 @@ def test_document_mask():
            ref_kwargs={"mask_mod": lambda b, h, i, j: doc[i] == doc[j]})
 
 
-@pytest.mark.skipif(BIAS is None, reason="float tables (issue 31) not in the spec language")
+def _table_case(spec, table_name, table, shape, sm_np, index, slope, **spec_kwargs):
+    """dq, dk, dv and the table's gradient against float64: dT[index(b, h, i, j)] summed
+    from dS' ∘ slope(b, h, i, j) (the reference's dS', summed here with np.add.at)."""
+    B, H, Hk, Nq, Nk, D = shape
+    kernel = ts.compile(spec, head_dim=D)
+    q, k, v = _randn(B, H, Nq, D), _randn(B, Hk, Nk, D), _randn(B, Hk, Nk, D)
+    g = _randn(B, H, Nq, D)
+    o, lse = kernel(q, k, v, return_lse=True, **{table_name: table})
+    dq, dk, dv, dt = kernel.grad(q, k, v, o, lse, g, grad_tables=(table_name,),
+                                 **{table_name: table})
+    ref_dt = np.zeros(table.shape)
+    i, j = np.arange(Nq)[:, None], np.arange(Nk)[None, :]
+
+    def collect(b, h, ds_modified):
+        np.add.at(ref_dt, index(b, h, i, j), ds_modified * slope(b, h, i, j))
+
+    rq, rk, rv = ref_grad(q, k, v, g, score_mod=sm_np, score_mod_grad=_one,
+                          on_score_grad=collect, **spec_kwargs)
+    errors = [ref.relative_error(a, r) for a, r in ((dq, rq), (dk, rk), (dv, rv), (dt, ref_dt))]
+    print("errors dq dk dv dtable", errors)
+    assert all(e <= TOL for e in errors), errors
+
+
 def test_learnable_bias_table():
+    """A relative-position bias bias[h, i - j + N - 1] receives its gradient."""
     H, N = 2, 70
     table = _randn(H, 2 * N - 1)
 
     def biased(s, b, h, i, j):
         return s + BIAS[h, i - j + N - 1]
 
-    kernel = ts.compile(ts.attention(score_mod=biased, causal=True), head_dim=64)
-    _check(kernel, {"causal": True}, (1, H, 1, N, N, 64),
-           lambda s, b, h, i, j: s + table[h, i - j + N - 1], _one, buffers={"bias": table})
+    _table_case(ts.attention(score_mod=biased, causal=True), "bias", table, (1, H, 1, N, N, 64),
+                lambda s, b, h, i, j: s + table[h, i - j + N - 1],
+                lambda b, h, i, j: (np.full_like(i - j, h), i - j + N - 1),
+                lambda b, h, i, j: 1.0, causal=True)
+
+
+def test_alibi_slopes_table():
+    """Per-head ALiBi slopes read from a table: dslopes[h] = -Σ dS' |i - j|."""
+    H, N = 4, 100
+    table = (0.5 ** np.arange(1, H + 1)).astype(np.float32)
+
+    def alibi(s, b, h, i, j):
+        return s - SLOPES[h] * abs(i - j)
+
+    _table_case(ts.attention(score_mod=alibi), "slopes", table, (2, H, 2, N, N, 96),
+                lambda s, b, h, i, j: s - table[h] * np.abs(i - j),
+                lambda b, h, i, j: np.full(np.broadcast(i, j).shape, h),
+                lambda b, h, i, j: -np.abs(i - j).astype(np.float64))
+
+
+def test_table_gradient_errors():
+    kernel = ts.compile(ts.attention(mask_mod=_document,
+                                     score_mod=lambda s, b, h, i, j: s - SLOPES[h]), head_dim=64)
+    with pytest.raises(ts.SpecError, match="table 'doc' is int32; only float32 tables"):
+        kernel.grad(*(np.zeros((1, 1, 4, 64), np.float32),) * 4, np.zeros((1, 1, 4), np.float32),
+                    np.zeros((1, 1, 4, 64), np.float32), grad_tables=("doc",),
+                    doc=np.zeros(4, np.int32), slopes=np.zeros(1, np.float32))
+    with pytest.raises(ts.SpecError, match="'nope' is not a table of this spec"):
+        kernel.grad(*(np.zeros((1, 1, 4, 64), np.float32),) * 4, np.zeros((1, 1, 4), np.float32),
+                    np.zeros((1, 1, 4, 64), np.float32), grad_tables=("nope",),
+                    doc=np.zeros(4, np.int32), slopes=np.zeros(1, np.float32))
 
 
 @pytest.mark.parametrize("block_q", [64, 1])

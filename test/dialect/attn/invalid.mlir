@@ -1152,6 +1152,24 @@ func.func @attention_grad_score_mod_result(%q: tensor<1x8x128x64xf32>, %l: tenso
 
 func.func @attention_grad_output_gradient(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>, %do: tensor<1x8x128x32xf32>) {
   // expected-error @+1 {{'attn.attention_grad' op failed to verify that all of {output, grad_output} have same type}}
-  %dq, %dk, %dv = "attn.attention_grad"(%q, %q, %q, %q, %l, %do) ({}, {}) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0>} : (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>, tensor<1x8x128x32xf32>) -> (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>)
+  %dq, %dk, %dv = "attn.attention_grad"(%q, %q, %q, %q, %l, %do) ({}, {}) {operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0>} : (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>, tensor<1x8x128x32xf32>) -> (tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>)
+  return
+}
+
+// -----
+
+func.func @attention_grad_int_table(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>, %doc: tensor<?xi32>) {
+  // expected-error @+1 {{table_grads #0 must be an f32 table (an integer table has no gradient), got 'tensor<?xi32>'}}
+  %dq, %dk, %dv, %dd = attn.attention_grad %q, %q, %q, %q, %l, %q table_grads(%doc : tensor<?xi32> -> tensor<?xi32>)
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_unread_table(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>, %t: tensor<?xf32>) {
+  // expected-error @+1 {{table_grads #0 is not read by score_mod}}
+  %dq, %dk, %dv, %dt = attn.attention_grad %q, %q, %q, %q, %l, %q table_grads(%t : tensor<?xf32> -> tensor<?xf32>)
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
   return
 }

@@ -297,3 +297,24 @@ func.func @attention_grad_blocks(%q: tensor<1x1x128x64xf32>, %o: tensor<1x1x128x
       : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128xf32>
   return %dq, %dk, %dv : tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>, tensor<1x1x128x64xf32>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @attention_grad_table
+// CHECK: %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} = attn.attention_grad {{.*}} table_grads(%arg2 : tensor<?x?xf32> -> tensor<?x?xf32>) {causal}
+func.func @attention_grad_table(%q: tensor<?x2x?x64xf32>, %l: tensor<?x2x?xf32>, %bias: tensor<?x?xf32>)
+    -> (tensor<?x2x?x64xf32>, tensor<?x?xf32>) {
+  %dq, %dk, %dv, %dbias = attn.attention_grad %q, %q, %q, %q, %l, %q
+      table_grads(%bias : tensor<?x?xf32> -> tensor<?x?xf32>) {causal}
+      : tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %hi = arith.index_cast %h : i32 to index
+        %d = arith.subi %i, %j : i32
+        %di = arith.index_cast %d : i32 to index
+        %t = tensor.extract %bias[%hi, %di] : tensor<?x?xf32>
+        %r = arith.addf %s, %t : f32
+        attn.yield %r : f32
+      }
+  return %dq, %dbias : tensor<?x2x?x64xf32>, tensor<?x?xf32>
+}
