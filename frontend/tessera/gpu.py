@@ -145,6 +145,17 @@ class _Shaped:
         self.shape = shape
 
 
+def _parameters(tensors):
+    """The kernels' parameters, a memref descriptor per tensor (allocated and aligned
+    pointers, offset 0, sizes, strides), and where each descriptor starts."""
+    params, slots = [], []
+    for t in tensors:
+        p = t.data_ptr()
+        slots.append(len(params))
+        params += [p, p, 0, *t.shape, *t.stride()]
+    return params, slots
+
+
 def _grid(launch, args) -> list:
     """A launch's grid for these arguments, in three dimensions."""
     grid = [_extent(f, args) for f in launch["grid"]]
@@ -197,28 +208,51 @@ class _Image:
             self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
         return self._loaded[device_index][1]
 
-    def launch(self, args, workspaces=None, first: int = 0, last=None, plan=None):
+    def launch(self, args, workspaces=None, first: int = 0, last=None):
         """Launches kernels [first, last) on `args` and the workspaces (allocated here
-        unless given); returns the workspaces. `plan`: plan() of these shapes, if known."""
+        unless given); returns the workspaces."""
         import torch
         device = args[0].device
-        workspace_shapes, grids = plan or self.plan(tuple(tuple(t.shape) for t in args))
+        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
         if workspaces is None:
             workspaces = [torch.empty(s, device=device, dtype=d)
                           for s, d in zip(workspace_shapes, self.workspace_dtypes())]
-        params = []
-        for t in (*args, *workspaces):
-            p = t.data_ptr()
-            params += [p, p, 0, *t.shape, *t.stride()]
-        # torch's current stream (a capture's, inside CUDA graph capture); the raw handle
-        # costs a fraction of a µs, torch.cuda.current_stream a few.
-        stream = torch._C._cuda_getCurrentRawStream(device.index or 0)
-        kernels = self._kernels(device.index or 0)
+        self._run(device.index or 0, grids, _parameters([*args, *workspaces])[0], first, last)
+        return workspaces
+
+    def launcher(self, args):
+        """A function launching every kernel on tensors laid out as `args` (shapes,
+        strides, device), as launch() does: the grids, the workspaces' shapes and the
+        parameters are worked out here once; each call fills in the data pointers,
+        allocates the workspaces and launches."""
+        import torch
+        device = args[0].device
+        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
+        dtypes = self.workspace_dtypes()
+        laid_out = [torch.empty(s, device="meta", dtype=d)  # the workspaces' strides
+                    for s, d in zip(workspace_shapes, dtypes)]
+        template, slots = _parameters([*args, *laid_out])
+
+        def launch(tensors):
+            workspaces = [torch.empty(s, device=device, dtype=d)
+                          for s, d in zip(workspace_shapes, dtypes)]
+            params = template.copy()
+            for slot, t in zip(slots, (*tensors, *workspaces)):
+                params[slot] = params[slot + 1] = t.data_ptr()
+            self._run(device.index or 0, grids, params)
+        return launch
+
+    def _run(self, device_index: int, grids, params, first: int = 0, last=None):
+        """Launches kernels [first, last) with these grids and parameters on torch's
+        current stream (a capture's, inside CUDA graph capture; the raw handle costs a
+        fraction of a µs, torch.cuda.current_stream a few)."""
+        import torch
+        stream = torch._C._cuda_getCurrentRawStream(device_index)
+        kernels = self._kernels(device_index)
         for launch, kernel, grid in list(zip(self.launches, kernels, grids))[first:last]:
             if min(grid) == 0:
                 continue
             kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
-        return workspaces
 
     def profile(self, args, repeat: int):
         """(kernel, grid, ms) per launch: each launched alone after the ones before it

@@ -130,8 +130,8 @@ class _PlannedCalls:
     with a layout (the shape, strides, dtype and device of every input) runs the kernel's
     own checks; later calls with that layout check only what a layout does not fix (each
     input's 16-byte alignment, decay values once per tensor version), allocate the outputs
-    from torch's caching allocator and launch with the launch plan (grids, workspace
-    shapes) made on that first call."""
+    from torch's caching allocator and launch through the launcher made on that first
+    call (grids, workspace shapes, parameters but for the data pointers)."""
 
     def __init__(self, kernel, extra, checked_call) -> None:
         self.kernel, self.checked_call, self.plans = kernel, checked_call, {}
@@ -148,24 +148,24 @@ class _PlannedCalls:
             if plan is None:
                 self.plans[key] = self._plan(inputs, outs)
             return outs
-        image, outputs, launch_plan = plan
+        launch, outputs = plan
         if self.decay is not None:
             from .linear import check_decay
             check_decay(inputs[self.decay])
         torch, device = _TORCH, inputs[0].device
         outs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape, dtype in outputs)
-        image.launch([*inputs, *outs], plan=launch_plan)
+        launch([*inputs, *outs])
         return outs
 
     def _plan(self, inputs, outs):
+        """(the image's launcher for this layout, the outputs' shapes and dtypes)."""
         kernel = self.kernel
         if hasattr(kernel, "_shaped"):  # linear attention: the split follows the shape
             kernel = kernel._shaped(inputs[0])
-        shapes = tuple(tuple(t.shape) for t in (*inputs, *outs))
         if len(self.plans) > 1024:  # layouts that keep changing: do not grow forever
             self.plans.clear()
-        return (kernel._image, [(tuple(o.shape), o.dtype) for o in outs],
-                kernel._image.plan(shapes))
+        return (kernel._image.launcher([*inputs, *outs]),
+                [(tuple(o.shape), o.dtype) for o in outs])
 
 
 def _call(op, args):

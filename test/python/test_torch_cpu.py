@@ -355,20 +355,17 @@ def test_gpu_kernel_ops_trace_with_fake_cuda_tensors():
 
 def test_gpu_calls_check_once_per_layout_then_launch_planned():
     """_PlannedCalls (GPU ops' call path) with a stand-in kernel on host tensors: the
-    kernel's own checked call on a new layout or a misaligned input, else a planned launch
-    on fresh outputs."""
+    kernel's own checked call on a new layout or a misaligned input, else the layout's
+    launcher on fresh outputs."""
     from tessera.torch_ops import _PlannedCalls
 
     class Image:
         def __init__(self):
-            self.launched, self.planned = [], 0
+            self.launched, self.layouts = [], []
 
-        def plan(self, shapes):
-            self.planned += 1
-            return ("plan", shapes)
-
-        def launch(self, args, plan=None):
-            self.launched.append((len(args), plan))
+        def launcher(self, args):
+            self.layouts.append([tuple(t.shape) for t in args])
+            return lambda tensors: self.launched.append([tuple(t.shape) for t in tensors])
 
     class StandIn:
         spec, _image = tessera.attention(), Image()
@@ -382,15 +379,48 @@ def test_gpu_calls_check_once_per_layout_then_launch_planned():
     calls = _PlannedCalls(StandIn(), (), checked_call)
     q = torch.randn(1, 2, 8, D)
     calls([q, q, q])
-    assert len(checked) == 1 and StandIn._image.planned == 1 and not StandIn._image.launched
+    shapes = [(1, 2, 8, D)] * 4 + [(1, 2, 8)]
+    assert len(checked) == 1 and StandIn._image.layouts == [shapes]
     out, lse = calls([q, q, q])
-    assert len(checked) == 1 and StandIn._image.launched == [(5, ("plan", (
-        (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8, D), (1, 2, 8))))]
+    assert len(checked) == 1 and StandIn._image.launched == [shapes]
     assert out.shape == (1, 2, 8, D) and lse.shape == (1, 2, 8)
     shifted = torch.randn(1 * 2 * 8 * D + 1)[1:].view(1, 2, 8, D)  # 4 bytes off alignment
     calls([shifted, q, q])
     calls([torch.randn(1, 2, 9, D)] * 3)  # a new layout
     assert len(checked) == 3 and len(StandIn._image.launched) == 1
+
+
+def test_gpu_launcher_passes_what_launch_passes(monkeypatch):
+    """An image's per-layout launcher gives the kernels the grids and parameters launch()
+    gives them (host tensors and stand-in kernels: nothing runs)."""
+    from tessera.gpu import _Image
+    launched = []
+
+    class Kernel:
+        def launch(self, grid, block, smem, stream, params):
+            launched.append((grid, block, smem, list(params)))
+
+    image = object.__new__(_Image)
+    image.launches = [{"kernel": "classify", "grid": [[0, 2, 16], [0, 1], [0, 0]], "block": 128},
+                      {"kernel": "attend", "grid": [[0, 2, 64], [0, 1], [0, 0]], "block": 256,
+                       "smem": 4096}]
+    image.workspaces = [{"dtype": "i32", "shape": [[0, 0], [0, 1], [0, 2, 16]]},
+                        {"dtype": "f32", "shape": [[2, 0], [2, 1], [2, 2], [-1, 2]]}]
+    image._loaded = {0: (None, [Kernel(), Kernel()])}
+    image._plans, image._workspace_dtypes = {}, None
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda index: 7, raising=False)
+    args = [torch.randn(2, 3, 100, D), torch.randn(2, 3, 100, D).transpose(2, 3)]
+    image.launch(args)
+    image.launcher(args)(args)
+    general, planned = launched[:2], launched[2:]
+    assert [g[:3] for g in general] == [g[:3] for g in planned] == [
+        ([7, 3, 2], (128, 1, 1), 0), ([2, 3, 2], (256, 1, 1), 4096)]
+    pointers = {0, 1, 11, 12, 22, 23, 31, 32}  # each descriptor's two pointers
+    for (_, _, _, a), (_, _, _, b) in zip(general, planned):
+        assert len(a) == len(b) == 42
+        assert [x for i, x in enumerate(a) if i not in pointers] == \
+            [x for i, x in enumerate(b) if i not in pointers]
+        assert a[:2] == b[:2] == [args[0].data_ptr()] * 2 and a[11] == b[11] == args[1].data_ptr()
 
 
 def test_outputs_record_a_gradient_exactly_where_one_is_needed():
