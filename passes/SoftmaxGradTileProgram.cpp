@@ -32,6 +32,7 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
 
 using namespace mlir;
 using namespace tessera;
@@ -91,6 +92,15 @@ struct GradProgram : TileBuilder {
   SmallVector<Value> visitPair(const PairTiles &t, ValueRange acc,
                                function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body);
   bool hasUserMasks() { return op.hasMaskMod() || op.getBlockIndices(); }
+  /// How far past its diagonal (i + Nk - Nq) a row sees: 0 under causal, w - 1 for a
+  /// window w without causal (|j - diag| < w), unbounded (nullopt) otherwise.
+  std::optional<int64_t> reach() {
+    if (op.getCausal())
+      return 0;
+    if (auto w = op.getWindowAttr())
+      return w.getInt() - 1;
+    return std::nullopt;
+  }
 };
 } // namespace
 
@@ -102,10 +112,11 @@ Value GradProgram::keepTile(const PairTiles &t, bool withUserMasks) {
   // still turn into an overflowing exponent.
   Value keep = arith::AndIOp::create(b, cmpI(P::slt, qIdx, splatOf(shape, toI32(nq))),
                                      cmpI(P::slt, kIdx, splatOf(shape, toI32(nk))));
-  Value diag; // i + Nk - Nq
-  if (op.getCausal()) {
-    diag = arith::AddIOp::create(b, qIdx, splatOf(shape, toI32(offset)));
-    keep = arith::AndIOp::create(b, keep, cmpI(P::sle, kIdx, diag));
+  Value diag = arith::AddIOp::create(b, qIdx, splatOf(shape, toI32(offset))); // i + Nk - Nq
+  if (std::optional<int64_t> r = reach()) {
+    Value highest = arith::AddIOp::create(
+        b, diag, splatOf(shape, arith::ConstantIntOp::create(b, i32, *r)));
+    keep = arith::AndIOp::create(b, keep, cmpI(P::sle, kIdx, highest));
   }
   if (auto w = op.getWindowAttr()) {
     Value lowest = arith::SubIOp::create(
@@ -160,8 +171,10 @@ Value GradProgram::wholeTile(Value m0, Value n0) {
   Value lastRow = arith::AddIOp::create(b, m0, cIndex(bm - 1));
   Value lastKey = arith::AddIOp::create(b, n0, cIndex(bn - 1));
   Value whole = both(cmpI(P::slt, lastRow, nq), cmpI(P::slt, lastKey, nk));
-  if (op.getCausal()) // the first row sees the last key
-    whole = both(whole, cmpI(P::sle, lastKey, arith::AddIOp::create(b, m0, offset)));
+  if (std::optional<int64_t> r = reach()) // the first row sees the last key
+    whole = both(whole, cmpI(P::sle, lastKey,
+                             arith::AddIOp::create(b, arith::AddIOp::create(b, m0, offset),
+                                                   cIndex(*r))));
   if (auto w = op.getWindowAttr()) { // the last row still sees the first key
     Value lowest = arith::SubIOp::create(b, arith::AddIOp::create(b, lastRow, offset),
                                          cIndex(w.getInt()));
@@ -378,8 +391,9 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     t.n0 = arith::MulIOp::create(b, id[0], g.cIndex(bn));
     keyTiles(t, kvHead);
     Value rowBegin = c0, rowEnd = g.nq; // rows that may see a key of the tile
-    if (op.getCausal())
-      rowBegin = arith::MaxSIOp::create(b, c0, arith::SubIOp::create(b, t.n0, g.offset));
+    if (std::optional<int64_t> r = g.reach())
+      rowBegin = arith::MaxSIOp::create(
+          b, c0, arith::SubIOp::create(b, t.n0, arith::AddIOp::create(b, g.offset, g.cIndex(*r))));
     if (auto w = op.getWindowAttr()) {
       Value lastKey = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.n0, g.cIndex(bn - 1)),
                                              arith::SubIOp::create(b, g.nk, c1));
@@ -418,11 +432,12 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     Value keyBegin = c0, keyEnd = g.nk; // keys some row of the tile may see
     Value lastRow = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.m0, g.cIndex(bm - 1)),
                                            arith::SubIOp::create(b, g.nq, c1));
-    if (op.getCausal())
+    if (std::optional<int64_t> r = g.reach())
       keyEnd = arith::MinSIOp::create(
           b, g.nk,
           arith::MaxSIOp::create(b, c0, arith::AddIOp::create(
-                                            b, arith::AddIOp::create(b, lastRow, g.offset), c1)));
+                                            b, arith::AddIOp::create(b, lastRow, g.offset),
+                                            g.cIndex(*r + 1))));
     if (auto w = op.getWindowAttr())
       keyBegin = arith::MaxSIOp::create(
           b, c0, arith::AddIOp::create(b, arith::AddIOp::create(b, t.m0, g.offset),

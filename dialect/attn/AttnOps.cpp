@@ -72,11 +72,7 @@ static LogicalResult verifyAttentionSignature(OpT self, RankedTensorType o,
       return self.emitOpError("scale must be positive and finite, got ") << x;
   }
   if (auto w = self.getWindowAttr()) {
-    // A window without causality keeps |j - (i + Nk - Nq)| < w; the gradient's tile
-    // program bounds causal windows only.
-    if constexpr (!std::is_same_v<OpT, AttentionOp>)
-      if (!self.getCausal())
-        return self.emitOpError("window requires causal");
+    // A window without causality keeps |j - (i + Nk - Nq)| < w.
     if (w.getInt() < 1)
       return self.emitOpError("window must be >= 1, got ") << w.getInt();
   }

@@ -64,6 +64,7 @@ CASES = [
     ("causal_nq_lt_nk_gqa2", {"causal": True}, (1, 4, 2, 100, 130, 96), None, None),
     ("causal_nq_gt_nk_gqa4", {"causal": True}, (1, 4, 1, 130, 100, 128), None, None),
     ("window", {"causal": True, "window": 37}, (2, 2, 2, 128, 128, 64), None, None),
+    ("bidirectional_window", {"window": 20}, (1, 2, 2, 100, 150, 64), None, None),
     ("alibi", {"score_mod": _alibi, "causal": True}, (1, 2, 2, 128, 128, 64), _alibi, _one),
     ("softcap", {"score_mod": _softcap}, (1, 2, 1, 77, 77, 96), _softcap_np, _softcap_slope),
     ("softcap_n1000", {"score_mod": _softcap, "causal": True}, (1, 1, 1, 1000, 1000, 64),

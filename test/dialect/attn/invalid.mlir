@@ -1128,8 +1128,8 @@ func.func @attention_grad_heads(%q: tensor<1x8x128x64xf32>, %k: tensor<1x3x128x6
 // -----
 
 func.func @attention_grad_window(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>) {
-  // expected-error @+1 {{window requires causal}}
-  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q {window = 4 : i64} : tensor<1x8x128x64xf32>,
+  // expected-error @+1 {{window must be >= 1, got 0}}
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q {window = 0 : i64} : tensor<1x8x128x64xf32>,
       tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
   return
 }
