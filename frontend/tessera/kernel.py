@@ -185,7 +185,7 @@ class Kernel:
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  **buffers):
         from .softmax_grad import torch_attention, wants_torch_grad
-        if wants_torch_grad(q, k, v):
+        if wants_torch_grad(q, k, v, *buffers.values()):
             if return_lse or out is not None or lse_out is not None:
                 raise ValueError("return_lse, out and lse_out are not available when q, k or v "
                                  "require grad (the output is differentiable)")

@@ -119,25 +119,33 @@ def wants_torch_grad(*tensors) -> bool:
 
 
 def torch_attention(kernel, q, k, v, buffers):
-    """o = kernel(q, k, v) for CPU torch tensors, differentiable in q, k and v through
-    the generated backward (tables and block lists get no gradient)."""
+    """o = kernel(q, k, v, **buffers) for CPU torch tensors, differentiable in q, k, v and
+    in every float32 table of `buffers` that requires grad (those the score_mod reads)
+    through the generated backward; block lists and integer tables get none."""
     import torch
+
+    names = [n for n, t in buffers.items()
+             if isinstance(t, torch.Tensor) and t.requires_grad]
+    grad_tables = check_grad_tables(kernel.spec, names)
+    fixed = {n: t for n, t in buffers.items() if n not in grad_tables}
 
     class _Attention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v):
-            o, lse = kernel(q.detach(), k.detach(), v.detach(), return_lse=True, **buffers)
+        def forward(ctx, q, k, v, *tables):
+            given = dict(fixed, **{n: t.detach() for n, t in zip(grad_tables, tables)})
+            o, lse = kernel(q.detach(), k.detach(), v.detach(), return_lse=True, **given)
             o, lse = torch.from_numpy(o), torch.from_numpy(lse)
-            ctx.save_for_backward(q, k, v, o, lse)
+            ctx.save_for_backward(q, k, v, o, lse, *tables)
             return o
 
         @staticmethod
         def backward(ctx, grad_out):
-            q, k, v, o, lse = (t.detach() for t in ctx.saved_tensors)
-            g = grad_out.detach().contiguous()
-            dq, dk, dv = kernel.grad(q, k, v, o, lse, g, **buffers)
-            return torch.from_numpy(dq), torch.from_numpy(dk), torch.from_numpy(dv)
+            q, k, v, o, lse, *tables = (t.detach() for t in ctx.saved_tensors)
+            given = dict(fixed, **dict(zip(grad_tables, tables)))
+            grads = kernel.grad(q, k, v, o, lse, grad_out.detach().contiguous(),
+                                grad_tables=grad_tables, **given)
+            return tuple(torch.from_numpy(g) for g in grads)
 
     if q.device.type != "cpu":
         raise ValueError(f"q is on {q.device}; this kernel was compiled for the CPU")
-    return _Attention.apply(q, k, v)
+    return _Attention.apply(q, k, v, *(buffers[n] for n in grad_tables))
