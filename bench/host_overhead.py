@@ -44,6 +44,29 @@ def per_call_us(fn, calls: int, sync) -> float:
     return best / calls * 1e6
 
 
+def stubbed_gpu_call(B, H, N):
+    """The GPU softmax op's later calls (layout already checked and planned) on host
+    tensors, with the kernels' launches and the current-stream lookup stubbed out: the
+    Python work of the GPU call path, measurable without a GPU (a CUDA torch.empty and
+    cuLaunchKernel cost a few µs more there). The GPU kernel compiles to PTX here."""
+    from tessera import torch_ops
+
+    class Stub:
+        def launch(self, *args):
+            pass
+
+    kernel = tessera.compile(tessera.attention(causal=True, score_mod=alibi), head_dim=64,
+                             dtype="bfloat16", target="cuda")
+    kernel._image._loaded[0] = (None, [Stub() for _ in kernel._image.launches])
+    torch._C._cuda_getCurrentRawStream = lambda index: 0
+    op = tessera.torch_op(kernel)
+    q = torch.randn(B, H, N, 64, dtype=torch.bfloat16)
+    outs = (torch.empty(B, H, N, 64, dtype=torch.bfloat16), torch.empty(B, H, N))
+    planned = op.forward_calls  # the first call's checks want CUDA tensors: plan directly
+    planned.plans[torch_ops.layout((q, q, q))] = planned._plan([q, q, q], outs)
+    return lambda: op(q, q, q)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -97,6 +120,8 @@ def main():
                       torch.empty(B, H, D, D).numpy())
         cases["core: softmax run()"] = lambda: softmax._impl.run([*arrays, o, lse])
         cases["core: linear run()"] = lambda: linear._impl.run([*arrays, decay.numpy(), o, st])
+    if not gpu:
+        cases["GPU softmax op, launches stubbed"] = stubbed_gpu_call(B, H, N)
     device = torch.cuda.get_device_name() if gpu else "cpu"
     print(f"{device}: B={B} H={H} N={N} D={D} {dtype}, {args.calls} calls, host µs per call")
     for name, fn in cases.items():

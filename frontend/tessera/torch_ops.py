@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .linear import LinearAttentionSpec
+from .kernel import check_names
+from .linear import LinearAttentionSpec, check_decay
 from .program import ProgramSpec, _check_inputs, dim_value
 from .spec import AttentionSpec
 
@@ -125,6 +126,12 @@ def _missing_gradient_op():
     return torch.ops.tessera.missing_gradient.default
 
 
+def layout(tensors) -> tuple:
+    """What a kernel's checks of these tensors depend on but their data pointers:
+    shapes, strides, dtypes, devices."""
+    return tuple([(t.shape, t.stride(), t.dtype, t.get_device()) for t in tensors])
+
+
 class _PlannedCalls:
     """A GPU kernel's calls through its op, for little host work per call: the first call
     with a layout (the shape, strides, dtype and device of every input) runs the kernel's
@@ -141,19 +148,22 @@ class _PlannedCalls:
         self.aligned = 3 if isinstance(kernel.spec, AttentionSpec) else 3 + len(extra)
 
     def __call__(self, inputs):
-        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in inputs)
+        # (List comprehensions and loops: a generator costs a µs more per call here.)
+        key = layout(inputs)
         plan = self.plans.get(key)
-        if plan is None or any(t.data_ptr() % 16 for t in inputs[:self.aligned]):
+        misaligned = False
+        for t in inputs[:self.aligned]:
+            misaligned |= t.data_ptr() % 16 != 0
+        if plan is None or misaligned:
             outs = self.checked_call(*inputs)  # the kernel's checks, and its errors
             if plan is None:
                 self.plans[key] = self._plan(inputs, outs)
             return outs
         launch, outputs = plan
         if self.decay is not None:
-            from .linear import check_decay
             check_decay(inputs[self.decay])
-        torch, device = _TORCH, inputs[0].device
-        outs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape, dtype in outputs)
+        empty, device = _TORCH.empty, inputs[0].device
+        outs = tuple([empty(shape, dtype=dtype, device=device) for shape, dtype in outputs])
         launch([*inputs, *outs])
         return outs
 
@@ -173,9 +183,12 @@ def _call(op, args):
     wrapper of a registered op costs ~7 µs a call (half the op's dispatch), spent only
     where it records something. Inside torch.compile the op is traced as it is."""
     torch = _TORCH
-    if (torch.compiler.is_compiling() or
-            (torch.is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in args))):
+    if torch.compiler.is_compiling():
         return op(*args)
+    if torch.is_grad_enabled():
+        for t in args:
+            if getattr(t, "requires_grad", False):
+                return op(*args)
     with torch._C._AutoDispatchBelowAutograd():
         return op(*args)
 
@@ -215,8 +228,9 @@ class TorchKernel:
                 return tuple(_as_torch(x) for x in kernel(q, k, v, return_lse=True, **given))
             return tuple(_as_torch(x) for x in kernel(q, k, v, **given))
 
+        self.forward_calls = None
         if hasattr(kernel, "_image"):  # a GPU kernel: planned launches after the first call
-            planned = _PlannedCalls(kernel, extra, checked_call)
+            planned = self.forward_calls = _PlannedCalls(kernel, extra, checked_call)
 
             def impl(*args):
                 return planned(_plain(args))
@@ -383,8 +397,8 @@ class TorchKernel:
         if len(args) != 3:
             raise TypeError(f"tessera kernel {self.kernel.spec.name!r} takes q, k, v "
                             f"positionally, got {len(args)} positional arguments")
-        from .kernel import check_names
-        check_names("inputs", self.input_names, inputs)
+        if inputs or self.input_names:
+            check_names("inputs", self.input_names, inputs)
         rest = [inputs[n] for n in self.input_names]
         if block_mask is not None:
             if self.masked_op is None:
