@@ -126,6 +126,21 @@ def _missing_gradient_op():
     return torch.ops.tessera.missing_gradient.default
 
 
+def _differentiable_tables(spec) -> tuple:
+    """The tables of a softmax spec that kernel.grad differentiates (float32, read by the
+    score_mod), as its own check of grad_tables= decides."""
+    from .softmax_grad import check_grad_tables
+    from .trace import SpecError
+    tables = []
+    for name in spec.buffers:
+        try:
+            check_grad_tables(spec, (name,))
+        except SpecError:
+            continue
+        tables.append(name)
+    return tuple(tables)
+
+
 def layout(tensors) -> tuple:
     """What a kernel's checks of these tensors depend on but their data pointers:
     shapes, strides, dtypes, devices."""
@@ -212,7 +227,8 @@ class TorchKernel:
         else:
             raise TypeError(f"torch_op takes a compiled Tessera kernel, got "
                             f"{type(kernel).__name__}")
-        self.grad_op = self.mask_op = self.masked_op = None
+        self.grad_op = self.grad_tables_op = self.mask_op = self.masked_op = None
+        self.tables_with_grad = ()
         getattr(self, "_register_" + ("program" if self.kind == "program" else "attention"))()
 
     # ------------------------------------------------------------------ registration
@@ -247,27 +263,34 @@ class TorchKernel:
         grad = getattr(kernel, "grad", None)
         if grad is not None and self.kind != "decode":
             self.grad_op = self._register_grad(names)
+            self.tables_with_grad = _differentiable_tables(kernel.spec) if softmax else ()
+            if self.tables_with_grad:
+                self.grad_tables_op = self._register_grad(names, self.tables_with_grad)
         self._register_autograd(self.forward, len(names))
         if softmax and getattr(kernel, "_classifies", lambda: False)():  # GPU mask_mod
             self._register_block_mask(names, fake)
 
-    def _register_grad(self, names):
+    def _register_grad(self, names, tables=()):
         """(dq, dk, dv) from the kernel's gradient: linear attention's grad(q, k, v,
-        grad_out, **inputs); softmax's grad(q, k, v, o, lse, grad_out, **tables)."""
+        grad_out, **inputs); softmax's grad(q, k, v, o, lse, grad_out, **tables), and
+        with `tables` (float32 tables the score_mod reads) their gradients after them."""
         kernel, extra, softmax = self.kernel, self.input_names, self.kind == "softmax"
         saved = ["o", "lse"] if softmax else []
         grad_names = names[:3] + saved + ["grad_out"] + names[3:]
+        wanted = {"grad_tables": tables} if tables else {}
 
         def impl(*args):
             q, k, v, *rest = _plain(args)
             head, tail = rest[:len(saved) + 1], rest[len(saved) + 1:]
-            grads = kernel.grad(q, k, v, *head, **dict(zip(extra, tail)))
+            grads = kernel.grad(q, k, v, *head, **wanted, **dict(zip(extra, tail)))
             return tuple(_as_torch(x) for x in grads)
 
         def fake(q, k, v, *rest):
-            return tuple(_new(x, x.shape) for x in (q, k, v))
+            given = dict(zip(extra, rest[len(saved) + 1:]))
+            return tuple(_new(x, x.shape) for x in (q, k, v, *(given[n] for n in tables)))
 
-        return _Op(self.name + "_grad", grad_names, 3, impl, fake)
+        suffix = "_grad_tables" if tables else "_grad"
+        return _Op(self.name + suffix, grad_names, 3 + len(tables), impl, fake)
 
     def _register_autograd(self, forward: _Op, inputs: int):
         torch = _torch()
@@ -282,19 +305,23 @@ class TorchKernel:
                 f"{type(self.kernel).__name__}.grad(q, k, v, o, lse, grad_out, **tables) is "
                 f"missing (the softmax backward, issue 24)")
         else:
-            grad_op, extra = self.grad_op.op, self.input_names
+            extra, with_grad = self.input_names, self.tables_with_grad
 
             def backward(ctx, grad_out, _grad_second):
-                if any(ctx.needs_input_grad[3:]):
-                    wanted = [n for n, w in zip(extra, ctx.needs_input_grad[3:]) if w]
-                    raise NotImplementedError(f"tessera kernel {spec_name!r}: no gradient for "
-                                              f"{wanted}; only q, k and v are differentiable")
+                wanted = [n for n, w in zip(extra, ctx.needs_input_grad[3:]) if w]
+                if any(n not in with_grad for n in wanted):
+                    raise NotImplementedError(
+                        f"tessera kernel {spec_name!r}: no gradient for {wanted}; the "
+                        f"differentiable inputs are {['q', 'k', 'v', *with_grad]}")
                 q, k, v, *rest = ctx.saved_tensors
                 saved = rest[:2] if softmax else []
                 tables = rest[2:] if softmax else rest
                 g = grad_out.to(q.dtype).contiguous()
-                dq, dk, dv = grad_op(q, k, v, *saved, g, *tables)
-                return (dq, dk, dv) + (None,) * (inputs - 3)
+                if not wanted:
+                    return (*self.grad_op.op(q, k, v, *saved, g, *tables),) + (None,) * (inputs - 3)
+                dq, dk, dv, *made = self.grad_tables_op.op(q, k, v, *saved, g, *tables)
+                by_name = dict(zip(with_grad, made))
+                return (dq, dk, dv) + tuple(by_name.get(n) for n in extra)
 
             def setup_context(ctx, inputs, output):
                 # The second output (lse, or the final state) has no gradient path.
@@ -380,8 +407,9 @@ class TorchKernel:
 
     def ops(self):
         """Every op registered for this kernel."""
-        return [o for o in (self.forward.op, self.grad_op and self.grad_op.op, self.mask_op,
-                            self.masked_op) if o is not None]
+        grads = [g and g.op for g in (self.grad_op, self.grad_tables_op)]
+        return [o for o in (self.forward.op, *grads, self.mask_op, self.masked_op)
+                if o is not None]
 
     def block_mask(self, q, k, v, **buffers):
         """A GPU mask_mod kernel's classified tiles for these shapes and tables (a list of

@@ -15,6 +15,12 @@ from tessera.reference import attention as softmax_reference, relative_error  # 
 TOL = 1e-5
 D = 16
 DOC = tessera.Buffer("document_id")
+BIAS = tessera.Buffer("bias", dtype="float32", rank=2)
+N_BIAS = 40  # relative positions -39 .. 39: lengths up to 40
+
+
+def biased(score, b, h, q_idx, kv_idx):
+    return score + BIAS[h, q_idx - kv_idx + N_BIAS - 1]
 
 
 def alibi(score, b, h, q_idx, kv_idx):
@@ -36,6 +42,7 @@ def nsa_like(q, k, v, gates):
 
 SPECS = {
     "score_mod": lambda: tessera.attention(causal=True, score_mod=alibi),
+    "bias": lambda: tessera.attention(causal=True, score_mod=biased),  # a learnable table
     "mask_mod": lambda: tessera.attention(mask_mod=same_document),
     "block_sparse": lambda: tessera.attention(causal=True, block_sparse=(16, 16)),
     "linear": lambda: tessera.linear_attention(decay=True, initial_state=True),
@@ -62,8 +69,6 @@ def inputs(name, b=1, h=2, hk=1, n=37, seed=0, grad=False):
     """(positional args, keyword inputs) of a call to `name`'s op."""
     n = 1 if name == "decode" else n
     q, k, v = (randn(b, hh, n, D, seed=seed + i, scale=0.5) for i, hh in enumerate((h, hk, hk)))
-    if grad:
-        q, k, v = (x.requires_grad_() for x in (q, k, v))
     extra = {}
     if name == "mask_mod":
         extra["document_id"] = torch.tensor(np.repeat(np.arange(n), 5)[:n], dtype=torch.int32)
@@ -73,10 +78,15 @@ def inputs(name, b=1, h=2, hk=1, n=37, seed=0, grad=False):
         for i in range(blocks):
             lists[:, :, i, 0], lists[:, :, i, 1] = i, max(i - 2, -1)
         extra["block_indices"] = lists
+    if name == "bias":
+        extra["bias"] = randn(h, 2 * N_BIAS - 1, seed=seed + 7, scale=0.5)
     if name in ("linear", "decode"):
         extra["decay"] = torch.from_numpy(tessera.alibi_decay(h))
         key = "state" if name == "decode" else "initial_state"
         extra[key] = randn(b, h, D, D, seed=seed + 9, scale=0.1)
+    if grad:  # float inputs that can have a gradient: q, k, v, a float32 table
+        q, k, v = (x.requires_grad_() for x in (q, k, v))
+        extra = {n: x.requires_grad_() if n == "bias" else x for n, x in extra.items()}
     if name == "program":
         return (q, k, v, torch.rand(b, h, n, 2, generator=torch.Generator().manual_seed(seed))), {}
     return (q, k, v), extra
@@ -88,6 +98,10 @@ def reference(name, args, extra):
     e = {n: x.numpy() for n, x in extra.items()}
     if name == "score_mod":
         return softmax_reference(*a, causal=True, score_mod=alibi)
+    if name == "bias":
+        table = e["bias"]
+        return softmax_reference(*a, causal=True, score_mod=lambda s, b, h, i, j:
+                                 s + table[h, i - j + N_BIAS - 1])
     if name == "mask_mod":
         doc = e["document_id"]
         return softmax_reference(*a, mask_mod=lambda b, h, i, j: doc[i] == doc[j])
@@ -134,14 +148,16 @@ def test_opcheck(name):
         if o is kernel.forward.op:
             call = list(args) + rest
         else:  # the gradient op: q, k, v, (o, lse of the forward,) grad_out, inputs
-            plain = [x.detach() for x in args]
-            saved = list(kernel.forward.op(*plain, *rest)) if kernel.kind == "softmax" else []
-            call = plain + saved + [randn(*args[0].shape[:3], D, seed=5)] + rest
+            plain, fixed = [x.detach() for x in args], [x.detach() for x in rest]
+            saved = list(kernel.forward.op(*plain, *fixed)) if kernel.kind == "softmax" else []
+            call = plain + saved + [randn(*args[0].shape[:3], D, seed=5)] + fixed
         results[str(o)] = torch.library.opcheck(o, tuple(call))
     print(name, results)
     assert results and all(r == "SUCCESS" for res in results.values() for r in res.values())
-    assert len(results) == (2 if differentiable else 1)
-    assert differentiable or name in ("score_mod", "mask_mod", "block_sparse", "decode", "program")
+    assert len(results) == 1 + differentiable + (kernel.grad_tables_op is not None)
+    assert differentiable or name in ("score_mod", "mask_mod", "block_sparse", "bias", "decode",
+                                      "program")
+    assert (kernel.tables_with_grad == ("bias",)) == (name == "bias" and differentiable)
 
 
 class SmallModel(torch.nn.Module):
@@ -249,6 +265,28 @@ def test_softmax_backward_matches_float64(compiled):
     exact = [x.detach().double().requires_grad_() for x in (q, k, v)]
     (softmax_alibi_float64(*exact) * weights.double()).sum().backward()
     for x, w in zip((q, k, v), exact):
+        assert relative_error(x.grad.numpy(), w.grad.numpy()) <= TOL
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_learnable_bias_table_gets_its_gradient(compiled):
+    """A float32 table the score_mod reads (a relative-position bias) gets .grad like
+    q, k and v, eager and compiled, against float64 autograd."""
+    if op("bias").grad_tables_op is None:
+        pytest.skip("softmax kernels have no table gradients here")
+    n = 33
+    (q, k, v), extra = inputs("bias", n=n, grad=True)
+    bias, weights = extra["bias"], randn(1, 2, n, D, seed=8)
+    fn = op("bias")
+    if compiled:
+        fn = torch.compile(fn, fullgraph=True)
+    (fn(q, k, v, bias=bias) * weights).sum().backward()
+    exact = [x.detach().double().requires_grad_() for x in (q, k, v, bias)]
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    s = exact[0] @ exact[1].transpose(-1, -2) / D ** 0.5 + exact[3][:, i - j + N_BIAS - 1]
+    o = torch.softmax(s.masked_fill(j > i, -float("inf")), -1) @ exact[2]
+    (o * weights.double()).sum().backward()
+    for x, w in zip((q, k, v, bias), exact):
         assert relative_error(x.grad.numpy(), w.grad.numpy()) <= TOL
 
 
