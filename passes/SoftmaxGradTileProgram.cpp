@@ -56,7 +56,7 @@ struct PairGrads {
 /// The operand tiles of one (query tile, key tile) pair.
 struct PairTiles {
   Value m0, n0, head; // tile origins (index) and the query head
-  Value q, k, v, dO;  // BM x D, BN x D, BN x Dv, BM x Dv (f32)
+  Value q, k, v, dO;  // BM x D, BN x D, BN x Dv, BM x Dv (the inputs' type)
   Value lse, delta;   // BM (f32)
 };
 
@@ -77,6 +77,20 @@ struct GradProgram : TileBuilder {
   Value load(Value tensor, ArrayRef<int64_t> shape, ValueRange at) {
     return loadF32(buffer(tensor), shape, at);
   }
+  /// A product operand in the inputs' type (f16 / bf16 stay so, for tensor cores).
+  Value operand(Value tensor, ArrayRef<int64_t> shape, ValueRange at) {
+    return loadOperand(buffer(tensor), shape, at);
+  }
+  /// An f32 tile (P, dS) narrowed to the operands' type for a product, as the forward
+  /// narrows P: the products run at the input precision, accumulating in f32.
+  Value narrow(Value t) {
+    Type elem = cast<RankedTensorType>(operandType).getElementType();
+    if (elem == f32)
+      return t;
+    auto type = cast<RankedTensorType>(t.getType());
+    return arith::TruncFOp::create(b, tileType(type.getShape(), elem), t);
+  }
+  Type operandType; // the type of a loaded Q tile
   /// The i1 tile of pairs the masks keep (bounds, ragged ends, mask_mod, block list).
   Value keepTile(const PairTiles &t, bool withUserMasks);
   /// Which rows of the query tile at `m0` list the key block holding key `n0`.
@@ -366,15 +380,17 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // caller (grid 2 keeps its own, grid 3 loads them per key tile).
   auto queryTiles = [&](PairTiles &t) {
     SmallVector<Value> at{g.batch, t.head, t.m0, c0};
-    t.q = g.load(op.getQuery(), {bm, d}, at);
-    t.dO = g.load(op.getGradOutput(), {bm, dv}, at);
+    t.q = g.operand(op.getQuery(), {bm, d}, at);
+    t.dO = g.operand(op.getGradOutput(), {bm, dv}, at);
+    g.operandType = t.q.getType();
     t.lse = g.load(op.getLse(), {bm}, ValueRange{g.batch, t.head, t.m0});
     t.delta = g.loadF32(g.delta, {bm}, ValueRange{g.batch, t.head, t.m0});
   };
   auto keyTiles = [&](PairTiles &t, Value kvHead) {
     SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
-    t.k = g.load(op.getKey(), {bn, d}, at);
-    t.v = g.load(op.getValue(), {bn, dv}, at);
+    t.k = g.operand(op.getKey(), {bn, d}, at);
+    t.v = g.operand(op.getValue(), {bn, dv}, at);
+    g.operandType = t.k.getType();
   };
   auto scaled = [&](Value acc, ArrayRef<int64_t> shape) {
     return arith::MulFOp::create(b, acc, g.splatF32(shape, float(op.getEffectiveScale())))
@@ -410,8 +426,8 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
         t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
         queryTiles(t);
         return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
-          Value dk = g.dot(g.trans(pg.ds), t.q, cur[0]);
-          Value dvNew = g.dot(g.trans(pg.p), t.dO, cur[1]);
+          Value dk = g.dot(g.trans(g.narrow(pg.ds)), t.q, cur[0]);
+          Value dvNew = g.dot(g.trans(g.narrow(pg.p)), t.dO, cur[1]);
           return SmallVector<Value>{dk, dvNew};
         });
       }));
@@ -450,7 +466,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
                            keyTiles(t, kvHead);
                            return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
                              g.accumulateTableGrads(t, pg);
-                             return SmallVector<Value>{g.dot(pg.ds, t.k, cur[0])};
+                             return SmallVector<Value>{g.dot(g.narrow(pg.ds), t.k, cur[0])};
                            });
                          })[0];
     g.storeAs(scaled(dq, {bm, d}), g.buffer(op.getGradQuery()),

@@ -1,0 +1,47 @@
+"""The softmax backward's tile program through the existing GPU lowering (issue 24's
+stretch; the GPU backward proper waits for issue 23's tgpu level): PTX for sm_90a (wgmma)
+and sm_80 (mma.sync) that ptxas assembles. Nothing runs here; the device run checks the
+numbers once the runtime launches it."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import tessera as ts
+from tessera import _core
+from tessera.softmax_grad import grad_mlir
+
+PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+DOC = ts.Buffer("doc")
+BIAS = ts.Buffer("bias", dtype="float32", rank=2)
+
+SPECS = {
+    "causal": ts.attention(causal=True),
+    "softcap": ts.attention(score_mod=lambda s, b, h, i, j: 30.0 * ts.tanh(s / 30.0)),
+    "document": ts.attention(mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+    "blocks": ts.attention(block_sparse=(64, 64)),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("chip,product", [("sm_90a", "wgmma.mma_async"), ("sm_80", "mma.sync")])
+def test_backward_ptx_assembles(name, chip, product, tmp_path):
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    module = grad_mlir(SPECS[name], "bfloat16", 64, 64)
+    ptx, _ = _core.compile_gpu(module, "attention_grad", chip, **ts.Config().as_kwargs())
+    assert ptx.count(b".entry") == 3  # Δ, dK / dV per key tile, dQ per query tile
+    assert product.encode() in ptx
+    path = tmp_path / "k.ptx"
+    path.write_bytes(ptx)
+    subprocess.run([PTXAS, f"-arch={chip}", str(path), "-o", str(tmp_path / "k.cubin")],
+                   check=True, capture_output=True)
+
+
+def test_table_gradient_is_not_lowered_to_gpu_yet():
+    """Table gradients sum per element on the CPU; the GPU target says it cannot yet."""
+    spec = ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + BIAS[h, i - j + 63])
+    with pytest.raises(_core.CompileError, match="cannot lower yet"):
+        _core.compile_gpu(grad_mlir(spec, "bfloat16", 64, 64, ("bias",)), "attention_grad",
+                          "sm_90a", **ts.Config().as_kwargs())
