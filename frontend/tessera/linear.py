@@ -275,7 +275,8 @@ class LinearGpuKernel:
         o is differentiable through the gradient kernel; the final state is not."""
         from .gpu import torch_module
         torch = torch_module()
-        if (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        if (torch.is_grad_enabled()
+                and any(getattr(t, "requires_grad", False) for t in (q, k, v))
                 and not self.spec.decode):
             if out is not None or state_out is not None:
                 raise ValueError("out= / state_out= are not taken where q, k or v require "
