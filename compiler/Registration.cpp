@@ -13,6 +13,7 @@
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "dialect/attn/AttnDialect.h"
+#include "dialect/tgpu/TgpuDialect.h"
 #include "dialect/tile/TileDialect.h"
 #include "passes/Passes.h"
 
@@ -59,7 +60,7 @@
 
 void tessera::registerAllDialects(mlir::DialectRegistry &registry) {
   using namespace mlir;
-  registry.insert<attn::AttnDialect, tile::TileDialect, arith::ArithDialect,
+  registry.insert<attn::AttnDialect, tile::TileDialect, tgpu::TgpuDialect, arith::ArithDialect,
                   affine::AffineDialect, bufferization::BufferizationDialect,
                   cf::ControlFlowDialect, func::FuncDialect, linalg::LinalgDialect,
                   LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,

@@ -1,0 +1,298 @@
+//===- TgpuSyncOps.td - barriers, TMA, warpgroup MMA, partitions -*- tablegen -*-===//
+//
+// Included by TgpuOps.td: what orders asynchronous work (mbarriers, block barriers,
+// proxy fences), TMA copies, warpgroup products, and warp specialisation.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_TGPU_SYNC_OPS
+#define TESSERA_TGPU_SYNC_OPS
+
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+//===----------------------------------------------------------------------===//
+// mbarriers
+//===----------------------------------------------------------------------===//
+
+def Tgpu_MbarrierInitOp : Tgpu_Op<"mbarrier_init"> {
+  let summary = "allocates and initialises one mbarrier per stage";
+  let description = [{
+    Each barrier of the result completes a phase once `count` arrivals (and every
+    transaction byte announced by `tgpu.mbarrier_expect_tx`) have happened.
+
+    ```mlir
+    %full = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins I64Attr:$count);
+  let results = (outs Res<Tgpu_MbarrierType, "", [MemAlloc, MemWrite]>:$result);
+  let assemblyFormat = "`count` `=` $count attr-dict `:` qualified(type($result))";
+  let hasVerifier = 1;
+}
+
+def Tgpu_MbarrierArriveOp : Tgpu_Op<"mbarrier_arrive"> {
+  let summary = "counts `count` arrivals on one barrier";
+  let description = [{
+    ```mlir
+    tgpu.mbarrier_arrive %empty[%s] : !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead, MemWrite]>:$barrier,
+                       Optional<Index>:$stage, DefaultValuedAttr<I64Attr, "1">:$count);
+  let assemblyFormat = [{
+    $barrier (`[` $stage^ `]`)? (`count` `=` $count^)? attr-dict `:` qualified(type($barrier))
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_MbarrierExpectTxOp : Tgpu_Op<"mbarrier_expect_tx"> {
+  let summary = "arrives once and announces `bytes` of asynchronous transactions";
+  let description = [{
+    The barrier's current phase then also waits for that many bytes written by TMA
+    copies that name it (`mbarrier.arrive.expect_tx`).
+
+    ```mlir
+    tgpu.mbarrier_expect_tx %full[%s] bytes = 16384 : !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead, MemWrite]>:$barrier,
+                       Optional<Index>:$stage, I64Attr:$bytes);
+  let assemblyFormat = [{
+    $barrier (`[` $stage^ `]`)? `bytes` `=` $bytes attr-dict `:` qualified(type($barrier))
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_MbarrierWaitOp : Tgpu_Op<"mbarrier_wait"> {
+  let summary = "waits until the barrier's phase of parity `phase` has completed";
+  let description = [{
+    The phase is a value: a pipelined loop flips it each time it comes back to a stage
+    (`(iteration / stages) % 2`).
+
+    ```mlir
+    tgpu.mbarrier_wait %full[%s], %phase : !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead]>:$barrier,
+                       Optional<Index>:$stage, I1:$phase);
+  let assemblyFormat = [{
+    $barrier (`[` $stage^ `]`)? `,` $phase attr-dict `:` qualified(type($barrier))
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// TMA
+//===----------------------------------------------------------------------===//
+
+def Tgpu_TmaLoadOp : Tgpu_Op<"tma_load", [AttrSizedOperandSegments]> {
+  let summary = "copies a box from global into shared memory, completing on an mbarrier";
+  let description = [{
+    One thread issues `cp.async.bulk.tensor` for the box at `coordinates` (one i32 per
+    global dimension of the descriptor, innermost last, as the tile ops index) into
+    stage `stage` of the buffer; the bytes count as transactions on the barrier, whose
+    phase completes when they have landed. Out-of-bounds elements are zero.
+
+    ```mlir
+    tgpu.tma_load %kdesc[%n0, %c0] into %kbuf[%s], %full[%s]
+        : !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>,
+          !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>,
+          !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins Tgpu_TmaDescriptorType:$descriptor, Variadic<I32>:$coordinates,
+                       Arg<Tgpu_SharedBufferType, "", [MemWrite]>:$buffer,
+                       Optional<Index>:$stage,
+                       Arg<Tgpu_MbarrierType, "", [MemRead, MemWrite]>:$barrier,
+                       Optional<Index>:$barrierStage);
+  let assemblyFormat = [{
+    $descriptor `[` $coordinates `]` `into` $buffer (`[` $stage^ `]`)? `,`
+    $barrier (`[` $barrierStage^ `]`)? attr-dict
+    `:` qualified(type($descriptor)) `,` qualified(type($buffer)) `,` qualified(type($barrier))
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_TmaStoreOp : Tgpu_Op<"tma_store"> {
+  let summary = "copies a shared buffer's tile to global memory at a box";
+  let description = [{
+    Starts `cp.async.bulk.tensor` from shared to global and commits it to the bulk
+    group; `tgpu.tma_store_wait` says when the buffer may be written again. Writes
+    after a `tgpu.fence_async_shared` are what it reads.
+
+    ```mlir
+    tgpu.tma_store %obuf to %odesc[%m0, %c0]
+        : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>,
+          !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>
+    ```
+  }];
+  let arguments = (ins Arg<Tgpu_SharedBufferType, "", [MemRead]>:$buffer,
+                       Tgpu_TmaDescriptorType:$descriptor, Variadic<I32>:$coordinates);
+  let assemblyFormat = [{
+    $buffer `to` $descriptor `[` $coordinates `]` attr-dict
+    `:` qualified(type($buffer)) `,` qualified(type($descriptor))
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_TmaStoreWaitOp : Tgpu_Op<"tma_store_wait"> {
+  let summary = "waits until at most `pending` bulk store groups still read shared memory";
+  let description = [{
+    ```mlir
+    tgpu.tma_store_wait pending = 0
+    ```
+  }];
+  let arguments = (ins I64Attr:$pending);
+  let assemblyFormat = "`pending` `=` $pending attr-dict";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Warpgroup MMA
+//===----------------------------------------------------------------------===//
+
+def Tgpu_WarpgroupDotOp : Tgpu_Op<"warpgroup_dot", [
+    AttrSizedOperandSegments, AllTypesMatch<["acc", "result"]>]> {
+  let summary = "starts result = a * b + acc on the warpgroups' tensor cores";
+  let description = [{
+    `wgmma.mma_async`: `b` (`[K, N]`) is read from shared memory through a descriptor;
+    `a` (`[M, K]`) from shared memory as well, or from registers in the `a` operand
+    layout of the accumulator (FlashAttention-3's P). The accumulator has a
+    `#tgpu.mma<wgmma, ...>` layout. The product runs asynchronously: its result and its
+    operands' registers may be touched only after a `tgpu.warpgroup_wait` covering the
+    token.
+
+    ```mlir
+    %s, %t = tgpu.warpgroup_dot %qbuf, %kbuf[%st], %zero {trans_b}
+        : !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>>,
+          !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>,
+          tensor<64x64xf32, #wgacc>
+    ```
+  }];
+  // The accumulator comes first: ODS infers the result's type from a fixed operand index.
+  let arguments = (ins Tgpu_Tile:$acc,
+                       AnyTypeOf<[Tgpu_SharedBufferType, Tgpu_Tile]>:$a,
+                       Optional<Index>:$aStage,
+                       Tgpu_SharedBufferType:$b, Optional<Index>:$bStage,
+                       UnitAttr:$trans_b);
+  let results = (outs Tgpu_Tile:$result, Tgpu_AsyncTokenType:$token);
+  let assemblyFormat = [{
+    $a (`[` $aStage^ `]`)? `,` $b (`[` $bStage^ `]`)? `,` $acc attr-dict
+    `:` type($a) `,` qualified(type($b)) `,` type($acc)
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_WarpgroupWaitOp : Tgpu_Op<"warpgroup_wait", [
+    DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "waits until at most `pending` warpgroup products are in flight";
+  let description = [{
+    `wgmma.wait_group pending`; the values it passes through (the accumulators the
+    products write) are its results, so no use of them can move above the wait.
+
+    ```mlir
+    %s2 = tgpu.warpgroup_wait %t, %s pending = 0 : tensor<64x64xf32, #wgacc>
+    ```
+  }];
+  let arguments = (ins Tgpu_AsyncTokenType:$token, Variadic<AnyType>:$values,
+                       I64Attr:$pending);
+  let results = (outs Variadic<AnyType>:$results);
+  let assemblyFormat = [{
+    $token (`,` $values^)? `pending` `=` $pending attr-dict (`:` type($values)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Block-level ordering
+//===----------------------------------------------------------------------===//
+
+def Tgpu_BarrierOp : Tgpu_Op<"barrier"> {
+  let summary = "every thread of the block waits here (bar.sync 0)";
+  let description = [{
+    Orders shared-memory accesses across warps: writes before it are visible to reads
+    after it. Placed by a barrier-insertion analysis, not by the op that needs it.
+
+    ```mlir
+    tgpu.barrier
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Tgpu_FenceAsyncSharedOp : Tgpu_Op<"fence_async_shared"> {
+  let summary = "orders generic-proxy shared-memory accesses before async-proxy ones";
+  let description = [{
+    `fence.proxy.async.shared::cta`: what threads wrote with ordinary stores (or
+    cp.async) becomes visible to `wgmma` and TMA, which read shared memory through the
+    async proxy.
+
+    ```mlir
+    tgpu.fence_async_shared
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+//===----------------------------------------------------------------------===//
+// Warp specialisation
+//===----------------------------------------------------------------------===//
+
+def Tgpu_WarpSpecializeOp : Tgpu_Op<"warp_specialize", [RecursiveMemoryEffects]> {
+  let summary = "runs producer partitions on warps of their own beside the default warps";
+  let description = [{
+    The `default` region runs on the block's own warps (the consumers: products and
+    softmax) and yields the op's results; each `partition` region runs on
+    `num_warps[i]` extra warps (producers: TMA loads, one warp). `registers` sets each
+    partition's register budget (`setmaxnreg`; multiples of 8 in [24, 256]) and
+    `default_registers` the default warps' — producers give registers to consumers.
+    Partitions communicate through shared buffers and mbarriers only.
+
+    ```mlir
+    %o = tgpu.warp_specialize num_warps = [1] registers = [24] default_registers = 240
+        -> tensor<128x128xf32, #wgacc> default {
+      ...
+      tgpu.warp_yield %acc : tensor<128x128xf32, #wgacc>
+    } partitions {
+      ...
+      tgpu.warp_return
+    }
+    ```
+  }];
+  let arguments = (ins DenseI32ArrayAttr:$num_warps,
+                       OptionalAttr<DenseI32ArrayAttr>:$registers,
+                       OptionalAttr<I32Attr>:$default_registers);
+  let results = (outs Variadic<AnyType>:$results);
+  let regions = (region SizedRegion<1>:$defaultRegion,
+                        VariadicRegion<SizedRegion<1>>:$partitionRegions);
+  let assemblyFormat = [{
+    `num_warps` `=` $num_warps (`registers` `=` $registers^)?
+    (`default_registers` `=` $default_registers^)? (`->` type($results)^)?
+    attr-dict-with-keyword `default` $defaultRegion `partitions` $partitionRegions
+  }];
+  let hasVerifier = 1;
+}
+
+def Tgpu_WarpYieldOp : Tgpu_Op<"warp_yield", [
+    Pure, Terminator, ReturnLike, HasParent<"WarpSpecializeOp">]> {
+  let summary = "ends the default region of a warp_specialize with its results";
+  let description = [{
+    ```mlir
+    tgpu.warp_yield %acc : tensor<128x128xf32, #wgacc>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyType>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
+def Tgpu_WarpReturnOp : Tgpu_Op<"warp_return", [
+    Pure, Terminator, ReturnLike, HasParent<"WarpSpecializeOp">]> {
+  let summary = "ends a partition of a warp_specialize";
+  let description = [{
+    ```mlir
+    tgpu.warp_return
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+#endif // TESSERA_TGPU_SYNC_OPS
