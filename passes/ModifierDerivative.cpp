@@ -104,21 +104,28 @@ struct Tangents {
 };
 } // namespace
 
+/// Starts `into` with one block taking `scoreMod`'s arguments (mapped in `map`) and
+/// returns a builder at its end.
+static OpBuilder startRegionLike(Region &scoreMod, Region &into, IRMapping &map) {
+  Block *dst = new Block;
+  into.push_back(dst);
+  for (BlockArgument arg : scoreMod.front().getArguments())
+    map.map(arg, dst->addArgument(arg.getType(), arg.getLoc()));
+  OpBuilder b(scoreMod.getContext()); // `into` may have no parent op to ask
+  b.setInsertionPointToEnd(dst);
+  return b;
+}
+
 /// Clones `scoreMod` into `into` with the tangents of every f32 value with respect to
 /// the score (`seed` null) or to the value the table read `seed` yields; yields the
 /// result's tangent.
 static LogicalResult differentiate(Region &scoreMod, Region &into, Operation *seed) {
   Block &src = scoreMod.front();
-  Block *dst = new Block;
-  into.push_back(dst);
   IRMapping map;
-  for (BlockArgument arg : src.getArguments())
-    map.map(arg, dst->addArgument(arg.getType(), arg.getLoc()));
-  OpBuilder b(scoreMod.getContext()); // `into` may have no parent op to ask
-  b.setInsertionPointToEnd(dst);
+  OpBuilder b = startRegionLike(scoreMod, into, map);
   Tangents t{b, scoreMod.getLoc(), {}};
   if (!seed)
-    t.of[dst->getArgument(0)] = t.cst(1.0);
+    t.of[b.getInsertionBlock()->getArgument(0)] = t.cst(1.0);
   for (Operation &op : src.without_terminator()) {
     Operation *clone = b.clone(op, map);
     if (&op == seed) {
@@ -154,15 +161,9 @@ LogicalResult tessera::differentiateScoreModByRead(Region &scoreMod, Region &int
 }
 
 void tessera::readIndexRegion(Region &scoreMod, Region &into, Operation *read, unsigned dim) {
-  Block &src = scoreMod.front();
-  Block *dst = new Block;
-  into.push_back(dst);
   IRMapping map;
-  for (BlockArgument arg : src.getArguments())
-    map.map(arg, dst->addArgument(arg.getType(), arg.getLoc()));
-  OpBuilder b(scoreMod.getContext());
-  b.setInsertionPointToEnd(dst);
-  for (Operation &op : src.without_terminator()) {
+  OpBuilder b = startRegionLike(scoreMod, into, map);
+  for (Operation &op : scoreMod.front().without_terminator()) {
     b.clone(op, map);
     if (&op == read)
       break;
