@@ -477,3 +477,29 @@ def test_outputs_record_a_gradient_exactly_where_one_is_needed():
     o, _ = kernel(*args, **dict(extra, decay=decay))
     with pytest.raises(NotImplementedError, match=r"no gradient for \['decay'\]"):
         o.sum().backward()
+
+
+CACHED_COMPILE = """
+import torch, tessera
+from torch._dynamo.utils import counters
+def alibi(score, b, h, q_idx, kv_idx):
+    return score - (q_idx - kv_idx) * (h + 1) / 8
+attn = tessera.torch_op(tessera.compile(tessera.attention(causal=True, score_mod=alibi),
+                                        head_dim=16))
+torch.compile(lambda q: attn(q, q, q), fullgraph=True)(torch.randn(1, 2, 20, 16))
+hits = counters["inductor"]["fxgraph_cache_hit"], counters["aot_autograd"]["autograd_cache_hit"]
+print(attn.name, *hits)
+"""
+
+
+def test_compiled_graphs_are_reused_from_disk_by_another_process(tmp_path):
+    """The reason for one op per kernel, named by content: a second process compiling the
+    same spec names the same op, so Inductor's and AOTAutograd's on-disk caches hit."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", CACHED_COMPILE], env=env, check=True,
+                           capture_output=True, text=True).stdout.split() for _ in range(2)]
+    assert runs[0][0] == runs[1][0]  # the op's name
+    assert runs[0][1:] == ["0", "0"] and runs[1][1:] == ["1", "1"], runs
