@@ -88,8 +88,8 @@ def Tgpu_DotOperandEncodingAttr : Tgpu_Layout<"DotOperandEncoding", "dot_operand
   let description = [{
     The fragment an `mma.sync` (or a register-sourced `wgmma`) reads for its `a`
     (`[M, K]`) or `b` (`[K, N]`) operand, defined by the accumulator layout `parent` it
-    feeds. `k_width` is how many consecutive elements along K a thread holds in one
-    register pair (2 for 16-bit elements: one 32-bit register). An `a` operand is split
+    feeds. `k_width` is how many consecutive elements along K a thread holds together
+    (2 for 16-bit elements: one 32-bit register). An `a` operand is split
     over warps like its parent's rows; a `b` operand is held whole by every warp.
 
     ```mlir
