@@ -1,5 +1,6 @@
 //===- Pipelines.cpp - Tessera's named pass pipelines ---------------------===//
 #include "codegen/Pipelines.h"
+#include "codegen/GpuChecks.h"
 
 #include "codegen/cpu/Passes.h"
 #include "codegen/gpu/Passes.h"
@@ -12,7 +13,6 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -21,55 +21,6 @@
 
 using namespace mlir;
 
-std::string tessera::unsupportedChipReason(const std::string &chip) {
-  // sm_80: mma.sync and cp.async (the driver JITs it for Ampere and Ada); sm_90a adds
-  // wgmma and TMA; sm_90 is Hopper without them (the driver JITs it for Blackwell).
-  static const char *const supported[] = {"sm_80", "sm_90", "sm_90a"};
-  for (const char *s : supported)
-    if (chip == s)
-      return "";
-  return "unsupported GPU chip '" + chip +
-         "': the GPU pipeline targets NVIDIA sm_80 (Ampere, Ada), sm_90 and sm_90a "
-         "(Hopper; sm_90 also runs on Blackwell)";
-}
-
-namespace {
-/// The first pass of each GPU pipeline: options no later pass can handle become one
-/// located diagnostic before any pass runs, never an abort inside LLVM. (Tuning knobs are
-/// checked where they are read: AttnToTile, TileToGpu, and the #tile.config verifier.)
-struct CheckGpuOptionsPass
-    : PassWrapper<CheckGpuOptionsPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CheckGpuOptionsPass)
-  CheckGpuOptionsPass() = default;
-  CheckGpuOptionsPass(const CheckGpuOptionsPass &other) : PassWrapper(other) {}
-  StringRef getArgument() const override { return "tessera-check-gpu-options"; }
-  StringRef getDescription() const override {
-    return "rejects a GPU chip or option the GPU pipeline cannot compile for";
-  }
-  Option<std::string> chip{*this, "chip", llvm::cl::desc("GPU architecture"),
-                           llvm::cl::init("sm_90a")};
-  Option<int64_t> minBlocks{*this, "min-blocks", llvm::cl::desc("blocks per SM"),
-                            llvm::cl::init(0)};
-
-  void runOnOperation() override {
-    std::string reason = tessera::unsupportedChipReason(chip);
-    if (reason.empty() && (minBlocks < 0 || minBlocks > 32))
-      reason = "min-blocks must be in [0, 32] (blocks per SM), got " +
-               std::to_string(int64_t(minBlocks));
-    if (!reason.empty()) {
-      mlir::emitError(getOperation().getLoc(), reason);
-      signalPassFailure();
-    }
-  }
-};
-
-std::unique_ptr<Pass> createCheckGpuOptions(const tessera::GpuPipelineOptions &options) {
-  auto pass = std::make_unique<CheckGpuOptionsPass>();
-  pass->chip = options.chip.getValue();
-  pass->minBlocks = options.minBlocks.getValue();
-  return pass;
-}
-} // namespace
 
 void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &options) {
   AttnToTileOptions attnToTile;
@@ -111,6 +62,7 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
 
 /// Tile programs -> PTX, the options already checked.
 static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
+  pm.addPass(tessera::createCheckGpuTiles());
   tessera::gpu::TileToGpuOptions distribute;
   distribute.wgmma = options.chip == "sm_90a";
   distribute.minBlocks = options.minBlocks;
@@ -135,7 +87,7 @@ static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineO
 }
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  pm.addPass(createCheckGpuOptions(options));
+  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
   buildCheckedTileToPtx(pm, options);
 }
 
@@ -146,7 +98,7 @@ void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &opti
   tiling.numWarps = options.numWarps;
   tiling.numStages = options.numStages;
   tiling.split = options.split;
-  pm.addPass(createCheckGpuOptions(options));
+  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
   buildToTilePipeline(pm, tiling);
   buildCheckedTileToPtx(pm, options);
 }
@@ -157,7 +109,7 @@ void tessera::buildCpuPipeline(OpPassManager &pm, const PipelineOptions &options
 }
 
 void tessera::registerPipelines() {
-  PassRegistration<CheckGpuOptionsPass>();
+  registerGpuChecks();
   PassPipelineRegistration<PipelineOptions>(
       "tessera-to-tile", "attn ops to tile programs (target-independent)",
       buildToTilePipeline);

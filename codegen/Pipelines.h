@@ -45,11 +45,6 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
                             llvm::cl::init(0)};
 };
 
-/// Why `chip` cannot be compiled for ("" when it can). The GPU pipelines emit PTX for
-/// these NVIDIA targets only; anything else (an older sm_XX, an AMD gfx name, SM_90A)
-/// would abort inside LLVM's instruction selection, so it is rejected before any pass.
-std::string unsupportedChipReason(const std::string &chip);
-
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up.
 void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
 /// `tessera-tile-to-cpu`: tile programs -> the LLVM dialect, ready for the JIT.

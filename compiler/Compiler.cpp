@@ -1,6 +1,7 @@
 //===- Compiler.cpp - the narrow facade over the Tessera compiler ---------===//
 #include "compiler/Compiler.h"
 
+#include "codegen/GpuChecks.h"
 #include "codegen/Pipelines.h"
 #include "compiler/Registration.h"
 

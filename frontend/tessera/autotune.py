@@ -24,6 +24,7 @@ import re
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -733,8 +734,12 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
              f"{result.elapsed_s:.1f} s)")
     result.config, result.ms, result.kernel = best.config, best.ms, best_kernel
     if db is not None:
-        db.put(tkey, {"config": best.config.as_kwargs(), "ms": best.ms, "compiler": version,
-                      "candidates": len(table),
-                      "rejected": sum(t.status in ("rejected", "failed") for t in table),
-                      "shape": list(shape)})
+        try:  # the tuned kernel is the caller's even where the store cannot keep it
+            db.put(tkey, {"config": best.config.as_kwargs(), "ms": best.ms, "compiler": version,
+                          "candidates": len(table),
+                          "rejected": sum(t.status in ("rejected", "failed") for t in table),
+                          "shape": list(shape)})
+        except (OSError, ValueError) as e:
+            warnings.warn(f"autotune: the tuning store {db.path} did not take the result "
+                          f"({e}); continuing without storing it", RuntimeWarning, stacklevel=2)
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Optional
 
 from . import _runtime
@@ -29,12 +30,41 @@ def _tuning_text(config) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(config.as_kwargs().items()))
 
 
+def _parse_entry(blob: bytes):
+    """(record, ptx) of a cache entry, None when its payload is not one: an entry can
+    carry a valid checksum and still be unusable (written by another version, edited)."""
+    header, newline, ptx = blob.partition(b"\n")
+    try:
+        record = json.loads(header)
+    except (ValueError, RecursionError):
+        return None
+    if (not newline or not isinstance(record, dict) or not isinstance(record.get("launches"), list)
+            or not isinstance(record.get("workspaces"), list)
+            or not all(isinstance(x, dict) and {"kernel", "block", "grid"} <= set(x)
+                       for x in record["launches"])):
+        return None
+    return record, ptx
+
+
+def _cache_put(directory: str, key: str, blob: bytes) -> None:
+    """Stores an entry; a cache that cannot be written (read-only, not a folder) costs
+    the next process a compile, never this one its kernel."""
+    try:
+        _runtime.cache_put(directory, key, blob)
+    except (RuntimeError, OSError, ValueError) as e:
+        warnings.warn(f"tessera: kernel cache {directory} is not writable ({e}); "
+                      f"continuing without caching", RuntimeWarning, stacklevel=3)
+
+
 def load_image(module: str, entry: str, config, chip: str):
-    """(record, ptx bytes) for `entry` of `module`, compiling on a cache miss; the record
-    holds the launches and the workspaces (compiler/Compiler.h)."""
+    """(record, ptx bytes) for `entry` of `module`, compiling on a cache miss (or an
+    entry whose payload is damaged, which is then replaced); the record holds the
+    launches and the workspaces (compiler/Compiler.h)."""
     key = _runtime.cache_key(module, _tuning_text(config), chip, COMPILER_VERSION)
     directory = cache_dir()
     blob = _runtime.cache_get(directory, key)
+    if blob is not None and not blob.startswith(_REJECTED) and _parse_entry(blob) is None:
+        blob = None  # damaged: compile again and overwrite
     if blob is None:
         try:
             from . import _core
@@ -48,14 +78,13 @@ def load_image(module: str, entry: str, config, chip: str):
         except CompileError as e:
             # Rejections are cached too: a machine without the compiler (the tuner on
             # the GPU machine) then reports the compiler's reason, not a cache miss.
-            _runtime.cache_put(directory, key, _REJECTED + str(e).encode())
+            _cache_put(directory, key, _REJECTED + str(e).encode())
             raise
         blob = launches.encode() + b"\n" + ptx
-        _runtime.cache_put(directory, key, blob)
+        _cache_put(directory, key, blob)
     if blob.startswith(_REJECTED):
         raise CompileError(blob[len(_REJECTED):].decode(errors="replace"))
-    header, ptx = blob.split(b"\n", 1)
-    return json.loads(header), ptx
+    return _parse_entry(blob)
 
 
 def _check_gpu_layout(t, name: str) -> None:

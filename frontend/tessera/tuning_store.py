@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -78,8 +79,9 @@ def _entry_problem(entry: Any) -> Optional[str]:
         if isinstance(v, bool) or not isinstance(v, int):
             return f"config {k} is not an integer: {v!r}"
     ms = entry.get("ms")
-    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, float))):
-        return f"ms is not a number: {ms!r}"
+    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, float))
+                           or not math.isfinite(ms) or ms < 0):
+        return f"ms is not a finite time: {ms!r}"  # JSON as Python writes it holds NaN
     if not isinstance(entry.get("compiler"), str):
         return "compiler version missing"
     return None
@@ -101,10 +103,14 @@ class TuningStore:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}, None
+        except OSError as e:  # a directory, no permission
+            return {}, f"{self.path} cannot be read ({e.strerror or e})"
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             return {}, f"{self.path} does not parse as JSON ({e})"
+        except RecursionError:
+            return {}, f"{self.path} is nested too deeply to be a {FORMAT} file"
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return {}, f"{self.path} is not a {FORMAT} file"
         if data.get("version") != VERSION:
@@ -170,7 +176,7 @@ class TuningStore:
     def _update(self, change) -> None:
         with self._locked():
             entries, problem = self.load()
-            if problem and self.path.exists():
+            if problem and self.path.is_file():  # never move a folder in its way
                 with contextlib.suppress(OSError):  # keep the bad bytes once, for a look
                     os.replace(self.path, self.path.with_name(self.path.name + ".corrupt"))
             entries = dict(entries)

@@ -11,7 +11,7 @@
 // AMD: error: unsupported GPU chip 'gfx90a'
 // CASE: error: unsupported GPU chip 'SM_90A'
 // EMPTY: error: unsupported GPU chip ''
-// BLOCKS: error: min-blocks must be in [0, 32] (blocks per SM), got -1
+// BLOCKS: error: min_blocks must be in [0, 32] (blocks per SM), got -1
 // OK-LABEL: func.func @attention
 // OK: attn.attention
 
