@@ -229,6 +229,7 @@ class TorchKernel:
                             f"{type(kernel).__name__}")
         self.grad_op = self.grad_tables_op = self.mask_op = self.masked_op = None
         self.tables_with_grad = ()
+        self.forward_calls = None  # a GPU kernel's _PlannedCalls
         getattr(self, "_register_" + ("program" if self.kind == "program" else "attention"))()
 
     # ------------------------------------------------------------------ registration
@@ -244,7 +245,6 @@ class TorchKernel:
                 return tuple(_as_torch(x) for x in kernel(q, k, v, return_lse=True, **given))
             return tuple(_as_torch(x) for x in kernel(q, k, v, **given))
 
-        self.forward_calls = None
         if hasattr(kernel, "_image"):  # a GPU kernel: planned launches after the first call
             planned = self.forward_calls = _PlannedCalls(kernel, extra, checked_call)
 
