@@ -2,7 +2,7 @@
 allocation, dispatch, launch), Tessera's softmax and linear attention beside SDPA and
 FlexAttention, each called directly, through its torch op, and inside torch.compile.
 
-    python3 bench/host_overhead.py [--device cuda|cpu] [--calls N] [--out FILE]
+    python3 bench/host_overhead.py [--device cuda|cpu] [--calls N] [--quick] [--out FILE]
 
 On the GPU, N calls run back to back, timed on the host without waiting for the GPU in
 between: the shapes are small (B = 1, H = 4, N = 128, D = 64), each kernel takes a few µs,
@@ -71,8 +71,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="200 calls (the device flow's flag)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/host_overhead.jsonl"))
     args = ap.parse_args()
+    if args.quick:
+        args.calls = 200
     gpu = args.device == "cuda"
     B, H, N, D = (1, 4, 128, 64) if gpu else (1, 1, 16, 16)
     dtype = torch.bfloat16 if gpu else torch.float32
