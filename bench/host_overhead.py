@@ -134,7 +134,7 @@ def main():
             print(f"  {name:40s} failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
             continue
         print(f"  {name:40s} {us:8.1f}")
-        write_row(args.out, dict(bench="host_overhead", case=name, us_per_call=round(us, 2),
+        write_row(args.out, dict(workload=f"host_overhead {name}", us_per_call=round(us, 2),
                                  device=device, shape=[B, H, N, D], calls=args.calls,
                                  commit=commit_id(), torch=torch.__version__))
 
