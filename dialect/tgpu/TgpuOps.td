@@ -54,8 +54,10 @@ def Tgpu_LocalAllocOp : Tgpu_Op<"local_alloc"> {
     later, by an allocation analysis with liveness.
 
     ```mlir
-    %kbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
-    %sbuf = tgpu.local_alloc %s : (tensor<64x64xbf16, #acc>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>>
+    %kbuf = tgpu.local_alloc
+        : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+    %sbuf = tgpu.local_alloc %s
+        : (tensor<64x64xbf16, #acc>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>>
     ```
   }];
   let arguments = (ins Optional<Tgpu_Tile>:$init);
@@ -75,7 +77,9 @@ def Tgpu_LocalLoadOp : Tgpu_Op<"local_load"> {
     operand of Q·Kᵀ (`ldmatrix.trans`), so no transposition is ever copied.
 
     ```mlir
-    %kt = tgpu.local_load %kbuf[%s] {trans} : !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>, stages = 2, mutable> -> tensor<64x64xbf16, #opb>
+    %kt = tgpu.local_load %kbuf[%s] {trans}
+        : !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>, stages = 2, mutable>
+        -> tensor<64x64xbf16, #opb>
     ```
   }];
   let arguments = (ins Arg<Tgpu_SharedBufferType, "", [MemRead]>:$buffer,
@@ -91,7 +95,8 @@ def Tgpu_LocalStoreOp : Tgpu_Op<"local_store"> {
   let summary = "writes a tile from registers into a mutable shared buffer";
   let description = [{
     ```mlir
-    tgpu.local_store %o, %obuf : tensor<64x64xbf16, #acc>, !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    tgpu.local_store %o, %obuf
+        : tensor<64x64xbf16, #acc>, !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
     ```
   }];
   let arguments = (ins Tgpu_Tile:$value,
@@ -118,7 +123,8 @@ def Tgpu_AsyncCopyOp : Tgpu_Op<"async_copy", [AttrSizedOperandSegments]> {
 
     ```mlir
     %t = tgpu.async_copy %k[%b, %h, %n0, %c0] into %kbuf[%s]
-        : memref<?x?x?x64xbf16> -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+        : memref<?x?x?x64xbf16>
+        -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
     ```
   }];
   let arguments = (ins Arg<AnyMemRef, "", [MemRead]>:$source, Variadic<Index>:$indices,

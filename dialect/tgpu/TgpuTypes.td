@@ -77,7 +77,8 @@ def Tgpu_AsyncTokenType : Tgpu_Type<"AsyncToken", "async_token"> {
   let description = [{
     ```mlir
     %t = tgpu.async_copy %k[%b, %h, %n0, %c0] into %kbuf[%s]
-        : memref<?x?x?x64xbf16> -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+        : memref<?x?x?x64xbf16>
+        -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
     ```
   }];
 }
