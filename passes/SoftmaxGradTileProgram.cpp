@@ -47,10 +47,11 @@ struct TableRead {
   SmallVector<std::unique_ptr<Region>> index;
 };
 
-/// The gradients of one pair: P, dS' = P ∘ (dP − Δ), dS = dS' ∘ ∂f/∂s, and the kept
-/// pairs (null where the bounds keep the whole tile).
+/// The gradients of one pair: P, dS' = P ∘ (dP − Δ), dS = dS' ∘ ∂f/∂s, the kept pairs
+/// (null where the bounds keep the whole tile) and the score_mod's arguments.
 struct PairGrads {
   Value p, dsPrime, ds, keep;
+  SmallVector<Value> modArgs; // (τ Q Kᵀ, b, h, i, j) tiles
 };
 
 /// The operand tiles of one (query tile, key tile) pair.
@@ -202,11 +203,11 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
   Value s = dot(t.q, trans(t.k), splatF32(shape, 0.0f));
   s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
   Value slope; // ∂f/∂s
+  SmallVector<Value> args;
   if (op.hasScoreMod()) {
     Value qIdx = broadcast(range(t.m0, bm), 1, bn);
     Value kIdx = broadcast(range(t.n0, bn), 0, bm);
-    SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)),
-                            qIdx, kIdx};
+    args = {s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx, kIdx};
     slope = *inlineModifierElementwise(b, *scoreDerivative, args, shape, buffers);
     s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
   }
@@ -228,17 +229,12 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
     if (keep) // the slope of a masked pair may be inf or NaN
       ds = select(keep, ds, zero);
   }
-  return {p, dsPrime, ds, keep};
+  return {p, dsPrime, ds, keep, args};
 }
 
 void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
   SmallVector<int64_t> shape{bm, bn};
-  Value qIdx = broadcast(range(t.m0, bm), 1, bn);
-  Value kIdx = broadcast(range(t.n0, bn), 0, bm);
-  Value s = arith::MulFOp::create(b, dot(t.q, trans(t.k), splatF32(shape, 0.0f)),
-                                  splatF32(shape, float(op.getEffectiveScale())));
-  SmallVector<Value> args{s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx,
-                          kIdx};
+  ArrayRef<Value> args = g.modArgs; // a table is read by the score_mod: it has its args
   Value zero = splatF32(shape, 0.0f);
   for (TableRead &read : tableReads) {
     Value share = arith::MulFOp::create(
