@@ -85,3 +85,34 @@ func.func @grad_bias_table(%q: tensor<?x2x?x64xf32>, %l: tensor<?x2x?xf32>, %bia
       }
   return %dq, %dk, %dv, %dbias : tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x?xf32>
 }
+
+// -----
+
+// With a mask_mod nothing is known of a tile statically: every pair in the bounds
+// evaluates the mask, and one it leaves empty (the maximum of its kept bits is 0) skips
+// the products; a window without causal bounds both ends of each key tile's query range.
+// CHECK-LABEL: func.func @grad_mask_mod_window
+// CHECK: tile.grid
+// CHECK: tile.grid
+// CHECK: arith.remsi
+// CHECK: %[[BITS:.*]] = arith.extui %{{.*}} : tensor<32x16xi1> to tensor<32x16xi32>
+// CHECK: %[[ROWS:.*]] = tile.reduce <max> %[[BITS]] axis 1
+// CHECK: %[[ANY:.*]] = tile.reduce <max> %[[ROWS]] axis 0
+// CHECK: %[[N:.*]] = tensor.extract %[[ANY]][]
+// CHECK: %[[SOME:.*]] = arith.cmpi sgt, %[[N]]
+// CHECK: scf.if %[[SOME]]
+// CHECK: math.exp
+func.func @grad_mask_mod_window(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: tensor<?x1x?xf32>)
+    -> (tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %l, %o {window = 48 : i64}
+      : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?xf32>
+      mask_mod {
+      ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+        %c = arith.constant 3 : i32
+        %r = arith.remsi %j, %c : i32
+        %z = arith.constant 0 : i32
+        %t = arith.cmpi ne, %r, %z : i32
+        attn.yield %t : i1
+      }
+  return %dq, %dk, %dv : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>
+}
