@@ -3,6 +3,8 @@
 
 #include "dialect/tile/TileDialect.h"
 
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -49,39 +51,57 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
   }
 };
 
-/// A tile is distributed over a block's threads element by element: one of megabytes
-/// (a head dim of 65536, a 1024 x 1024 tile) made the GPU pipeline run for minutes
-/// before failing, though no SM could hold it.
-struct CheckGpuTilesPass : PassWrapper<CheckGpuTilesPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CheckGpuTilesPass)
-  StringRef getArgument() const override { return "tessera-check-gpu-tiles"; }
+/// What verifies but the GPU pipeline cannot compile, refused before distribution:
+/// * a tile larger than an SM can hold: a tile is distributed over a block's threads
+///   element by element, and one of megabytes (a head dim of 65536, a 1024 x 1024 tile)
+///   ran the pipeline for minutes before failing;
+/// * a memref.dim / tensor.dim whose constant index is outside its operand's rank: valid
+///   IR (undefined at run time), but upstream canonicalization in the kernel module
+///   crashed on it (a segfault, found by IR mutation fuzzing).
+struct CheckGpuInputPass : PassWrapper<CheckGpuInputPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CheckGpuInputPass)
+  StringRef getArgument() const override { return "tessera-check-gpu-input"; }
   StringRef getDescription() const override {
-    return "rejects tiles larger than a GPU block can hold on chip";
+    return "rejects tiles larger than a GPU block can hold and dims outside their operand";
+  }
+
+  static LogicalResult checkDim(Operation *op, std::optional<int64_t> index, Value source) {
+    auto type = dyn_cast<ShapedType>(source.getType());
+    if (!index || !type || !type.hasRank() || (*index >= 0 && *index < type.getRank()))
+      return success();
+    return op->emitError("dimension index ")
+           << *index << " is outside the rank of " << type << " (0 .. "
+           << type.getRank() - 1 << ")";
+  }
+
+  static LogicalResult checkTile(Operation *op) {
+    for (Type t : op->getResultTypes()) {
+      auto tile = dyn_cast<RankedTensorType>(t);
+      if (!tile || !tile.hasStaticShape() || !tile.getElementType().isIntOrFloat())
+        continue;
+      // Bits rounded up to whole bytes per element, in 128 bits so nothing wraps.
+      __int128 bytes = (tile.getElementType().getIntOrFloatBitWidth() + 7) / 8;
+      for (int64_t d : tile.getShape())
+        bytes *= d;
+      if (bytes > tessera::kMaxGpuTileBytes)
+        return op->emitError("tile ")
+               << tile << " holds more than a GPU block can keep on chip (at most "
+               << tessera::kMaxGpuTileBytes / 1024
+               << " KiB a tile, an SM's register file); use smaller head dims or blocks";
+    }
+    return success();
   }
 
   void runOnOperation() override {
-    WalkResult walk = getOperation().walk([](tessera::tile::GridOp grid) {
-      WalkResult inner = grid.getBody().walk([](Operation *op) {
-        for (Type t : op->getResultTypes()) {
-          auto tile = dyn_cast<RankedTensorType>(t);
-          if (!tile || !tile.hasStaticShape() || !tile.getElementType().isIntOrFloat())
-            continue;
-          // Bits rounded up to whole bytes per element, in 128 bits so nothing wraps.
-          unsigned elementBytes = (tile.getElementType().getIntOrFloatBitWidth() + 7) / 8;
-          __int128 bytes = elementBytes;
-          for (int64_t d : tile.getShape())
-            bytes *= d;
-          if (bytes > tessera::kMaxGpuTileBytes) {
-            op->emitError("tile ")
-                << tile << " holds more than a GPU block can keep on chip (at most "
-                << tessera::kMaxGpuTileBytes / 1024
-                << " KiB a tile, an SM's register file); use smaller head dims or blocks";
-            return WalkResult::interrupt();
-          }
-        }
-        return WalkResult::advance();
-      });
-      return inner;
+    WalkResult walk = getOperation().walk([](Operation *op) {
+      LogicalResult ok = success();
+      if (auto dim = dyn_cast<memref::DimOp>(op))
+        ok = checkDim(op, dim.getConstantIndex(), dim.getSource());
+      else if (auto dim = dyn_cast<tensor::DimOp>(op))
+        ok = checkDim(op, dim.getConstantIndex(), dim.getSource());
+      else if (op->getParentOfType<tessera::tile::GridOp>())
+        ok = checkTile(op);
+      return failed(ok) ? WalkResult::interrupt() : WalkResult::advance();
     });
     if (walk.wasInterrupted())
       signalPassFailure();
@@ -97,11 +117,11 @@ std::unique_ptr<Pass> tessera::createCheckGpuOptions(const std::string &chip,
   return pass;
 }
 
-std::unique_ptr<Pass> tessera::createCheckGpuTiles() {
-  return std::make_unique<CheckGpuTilesPass>();
+std::unique_ptr<Pass> tessera::createCheckGpuInput() {
+  return std::make_unique<CheckGpuInputPass>();
 }
 
 void tessera::registerGpuChecks() {
   PassRegistration<CheckGpuOptionsPass>();
-  PassRegistration<CheckGpuTilesPass>();
+  PassRegistration<CheckGpuInputPass>();
 }

@@ -1,8 +1,9 @@
 //===- GpuChecks.h - what the GPU pipelines refuse up front -----*- C++ -*-===//
 //
-// Inputs that would otherwise abort inside LLVM (an unknown chip) or run the GPU
-// pipeline for minutes (a tile no SM can hold) are rejected by two small passes that
-// run before the passes they would break, each with a located diagnostic.
+// Inputs that would otherwise abort inside LLVM (an unknown chip), crash upstream
+// canonicalization (a dim index outside its operand) or run the GPU pipeline for minutes
+// (a tile no SM can hold) are rejected by two small passes that run before the passes
+// they would break, each with a located diagnostic.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TESSERA_CODEGEN_GPUCHECKS_H
@@ -29,8 +30,8 @@ constexpr int64_t kMaxGpuTileBytes = 256 * 1024;
 
 /// `tessera-check-gpu-options{chip= min-blocks=}`: first in the GPU pipelines.
 std::unique_ptr<mlir::Pass> createCheckGpuOptions(const std::string &chip, int64_t minBlocks);
-/// `tessera-check-gpu-tiles`: before tile programs are distributed over threads.
-std::unique_ptr<mlir::Pass> createCheckGpuTiles();
+/// `tessera-check-gpu-input`: before tile programs are distributed over threads.
+std::unique_ptr<mlir::Pass> createCheckGpuInput();
 
 void registerGpuChecks();
 

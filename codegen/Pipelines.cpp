@@ -62,7 +62,7 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
 
 /// Tile programs -> PTX, the options already checked.
 static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
-  pm.addPass(tessera::createCheckGpuTiles());
+  pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToGpuOptions distribute;
   distribute.wgmma = options.chip == "sm_90a";
   distribute.minBlocks = options.minBlocks;
@@ -99,6 +99,9 @@ void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &opti
   tiling.numStages = options.numStages;
   tiling.split = options.split;
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
+  // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
+  // loaded crashed on an out-of-range dim index before the second check could see it.
+  pm.addPass(tessera::createCheckGpuInput());
   buildToTilePipeline(pm, tiling);
   buildCheckedTileToPtx(pm, options);
 }

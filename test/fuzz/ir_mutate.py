@@ -67,6 +67,14 @@ def mutate_integer(rng, text):
     return _replace_match(rng, text, r"(?<![\w%#.x])-?\d+(?![\w.x])", INTERESTING_INTS)
 
 
+def mutate_index_constant(rng, text):
+    """An index constant (a dim number, a loop bound, an offset) negative, huge or past
+    a rank: verifies, may be undefined at run time, must not crash a pass."""
+    return _replace_match(rng, text, r"(?<=arith\.constant )-?\d+(?= : index)",
+                          ["-1", "-2", "2", "3", "4", "-9223372036854775808",
+                           "9223372036854775807", "2147483648"])
+
+
 def mutate_dim(rng, text):
     """Mostly one static size changed everywhere it is a dim (types stay consistent:
     a head dim of 80, or of 2^31), else one dim of one type."""
@@ -139,7 +147,7 @@ def mutate_arith(rng, text):
                            "arith.maximumf", "arith.minimumf", "arith.remf"])
 
 
-MUTATIONS = [mutate_integer, mutate_integer, mutate_dim, mutate_dim, mutate_element_type,
+MUTATIONS = [mutate_integer, mutate_index_constant, mutate_dim, mutate_dim, mutate_element_type,
              mutate_operand, mutate_line, mutate_attribute, mutate_attribute, mutate_arith]
 
 

@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file --tessera-check-gpu-tiles -verify-diagnostics | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --tessera-check-gpu-input -verify-diagnostics | FileCheck %s
 
 // A tile no SM can hold is refused before distribution (the GPU pipeline ran for
 // minutes on a 1024 x 1024 tile, found by IR mutation fuzzing).
@@ -28,6 +28,31 @@ func.func @largest(%x: memref<?x256xf32, strided<[?, ?], offset: ?>>) {
     tile.store %v, %x[%c0, %c0] : tensor<256x256xf32>, memref<?x256xf32, strided<[?, ?], offset: ?>>
   }
   return
+}
+
+// -----
+
+// A constant dim index outside the operand verifies (undefined at run time), but crashed
+// canonicalization in the kernel module: refused first (found by IR mutation fuzzing).
+func.func @negative_dim(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %cm1 = arith.constant -1 : index
+  // expected-error @+1 {{dimension index -1 is outside the rank of 'memref<?x64xbf16, strided<[?, ?], offset: ?>>' (0 .. 1)}}
+  %n = memref.dim %x, %cm1 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+    tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+func.func @dim_past_rank(%x: tensor<?x64xf32>) -> index {
+  %c2 = arith.constant 2 : index
+  // expected-error @+1 {{dimension index 2 is outside the rank of 'tensor<?x64xf32>' (0 .. 1)}}
+  %n = tensor.dim %x, %c2 : tensor<?x64xf32>
+  return %n : index
 }
 
 // -----
