@@ -18,6 +18,7 @@ sys.path[:0] = [str(ROOT / "frontend"), str(ROOT / "test/gpu"), str(ROOT / "benc
 import autotune_gpu  # noqa: E402
 import block_sparse_gpu  # noqa: E402
 import cases  # noqa: E402
+import flex_cases  # noqa: E402
 import hyper_gpu  # noqa: E402
 import linear_gpu  # noqa: E402
 import mask_mod_gpu  # noqa: E402
@@ -32,7 +33,7 @@ KERNEL_SETS = (
     cases.hyper_kernels, cases.hyper_causal_kernels,
     softmax_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
-    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels)
+    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels, flex_cases.kernels)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--only", help="comma-separated modules whose kernel sets to compile")

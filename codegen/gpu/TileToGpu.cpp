@@ -617,6 +617,8 @@ void Distributor::beginSharedArena() {
 }
 
 int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem) {
+  // Whole 64-column swizzle blocks: a partial block's chunks land anywhere in its rows.
+  cols = llvm::alignTo(cols, kSwizzleCols);
   int64_t elements = rows * cols * stages;
   int64_t offset = llvm::alignTo(arenaBytes, kSwizzleAtomBytes);
   arenaBytes = offset + llvm::alignTo(elements * 2, kSwizzleAtomBytes);
@@ -1910,7 +1912,10 @@ void Distributor::planStages(Block &gridBody) {
       return;
     auto type = cast<RankedTensorType>(load.getType());
     Key key{load.getSource(), type};
-    stageBytes[key] = llvm::alignTo(type.getNumElements() * 2, kSwizzleAtomBytes);
+    // As allocateSwizzled lays it out: whole 64-column swizzle blocks.
+    stageBytes[key] = llvm::alignTo(
+        type.getDimSize(0) * llvm::alignTo(type.getDimSize(1), kSwizzleCols) * 2,
+        kSwizzleAtomBytes);
     if (layoutOf(load.getResult()).kind != LayoutKind::A)
       notLeft.insert(key);
   });
@@ -1952,8 +1957,14 @@ void Distributor::planStages(Block &gridBody) {
   auto blocksPerSM = [&](int64_t smem) {
     return std::min(kSharedPerSM / (smem + computedBytes + 1024), registerBound);
   };
-  // (num_stages > 2 asks for every tile num_stages - 1 iterations ahead.)
-  if (!firstOperands.empty() && numStages <= 2 &&
+  // (num_stages > 2 asks for every tile num_stages - 1 iterations ahead.) Head dims
+  // other than 64 and 128 (a partial swizzle block to address, or wide accumulators) need
+  // more registers than the planned blocks leave a thread: every tile double-buffered.
+  bool partialBlocks = llvm::any_of(stageBytes, [](auto &entry) {
+    int64_t cols = cast<RankedTensorType>(entry.first.second).getDimSize(1);
+    return cols % kSwizzleCols != 0 || cols > 128;
+  });
+  if (!firstOperands.empty() && numStages <= 2 && !partialBlocks &&
       blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile)))
     plannedBlocksPerSM = blocksPerSM(bytes(firstOnly));
   for (auto &[key, b] : stageBytes)
@@ -2503,13 +2514,26 @@ static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
 }
 
 /// Why `grid` cannot use wgmma (empty when it can): warpgroups of 4 warps each owning 64
-/// rows, 16-bit operands whose contraction and column extents fill 128-byte swizzle rows,
-/// memory-read operands loaded whole with 16-byte copies (computed right operands are
-/// written to a swizzled buffer from registers).
+/// rows, 16-bit operands with contraction and column extents in multiples of 64 (of 16
+/// where a head dim such as 80 or 96 takes a partial last swizzle block), memory-read
+/// operands loaded whole with 16-byte copies, computed right operands
+/// (written to a swizzled buffer from registers) filling whole 128-byte swizzle rows.
 static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTiles,
                                  const DenseMap<Value, Layout> &layouts) {
   if (warps % 4 || mTiles != 1)
     return "needs num_warps % 4 == 0 and block_m = 16 x num_warps";
+  // Kernels whose head dims (the rows operand tiles read whole) are 64 or 128 keep the
+  // rule they were tuned under, K and N multiples of 64; other head dims (80, 96, 144,
+  // 192, ...) take extents in multiples of 16 (32-key tiles, a partial last swizzle block).
+  bool wholeBlocks = true;
+  grid.walk([&](tile::LoadOp load) {
+    auto type = cast<RankedTensorType>(load.getType());
+    int64_t row = load.getSource().getType().getShape().back();
+    if (type.getRank() == 2 && type.getElementType().getIntOrFloatBitWidth() == 16 &&
+        type.getDimSize(1) == row && (row % kSwizzleCols || row > 128))
+      wholeBlocks = false;
+  });
+  int64_t unit = wholeBlocks ? kSwizzleCols : 16;
   std::string reason;
   grid.walk([&](tile::DotOp dot) {
     auto lhs = cast<RankedTensorType>(dot.getLhs().getType());
@@ -2519,8 +2543,11 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
       reason = "needs f16/bf16 operands";
     else if (lhs.getDimSize(0) != 16 * warps)
       reason = "needs products of 16 x num_warps rows";
-    else if (k % kSwizzleCols || n % kSwizzleCols || n > 256)
-      reason = "needs K and N multiples of 64 (N <= 256)";
+    else if (k % unit || n % unit || n > 256)
+      reason = "needs K and N multiples of 64, or of 16 with a head dim that is not (N <= 256)";
+    else if (!dot.getRhs().getDefiningOp<tile::LoadOp>() &&
+             !dot.getRhs().getDefiningOp<tile::TransOp>() && (n % kSwizzleCols || k % 8))
+      reason = "needs a computed right operand with N a multiple of 64";
   });
   grid.walk([&](tile::LoadOp load) {
     auto kind = layouts.lookup(load.getResult()).kind;

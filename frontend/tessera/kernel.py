@@ -241,5 +241,7 @@ def compile(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = No
         return LinearKernel(spec, dtype, head_dim, value_dim, config or Config())
     if target == "cuda":
         from .gpu import GpuKernel
-        return GpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)
+        # Past D = 128, 32-key tiles leave O's accumulator its registers (no spills).
+        default = Config(block_n=64 if max(head_dim, value_dim) <= 128 else 32)
+        return GpuKernel(spec, dtype, head_dim, value_dim, config or default, chip)
     return Kernel(spec, dtype, head_dim, value_dim, config or Config(), target)

@@ -205,18 +205,26 @@ class LinearKernel:
         return extras
 
 
-def default_gpu_config(value_dim: int, decode: bool = False, split: Optional[int] = None):
+def default_gpu_config(value_dim: int, decode: bool = False, split: Optional[int] = None,
+                       head_dim: int = 64):
     """The GPU config a linear-attention kernel gets unless told otherwise: the value
     columns in pieces of 64, one program each (a piece's state is carried as Sᵀ over the 4
     warps' rows, so every product runs on wgmma), times `split` / pieces sequence chunks
     (the kernel picks `split` per call, `shape_split`). A decode step, and value dims that
-    are not multiples of 64, take 4 or 2 pieces of 16 columns or more."""
+    are not multiples of 64, take 4 or 2 pieces of a multiple of 16 columns, or one. The
+    state's D rows are spread over the warps in 16-row blocks: head dims that are no
+    multiple of 64 (80, 96, 160, ...) take 2 warps (multiples of 32) or 1, and pieces of
+    16 value columns, so that a thread's share of the state stays in registers."""
     from .kernel import Config
-    if value_dim % 64 == 0 and not decode:
+    warps = next(w for w in (4, 2, 1) if head_dim % (16 * w) == 0 or w == 1)
+    if value_dim % 64 == 0 and not decode and warps == 4:
         pieces = value_dim // 64
+    elif warps < 4 and value_dim % 16 == 0:  # fewer warps: narrower pieces of the state
+        pieces = value_dim // 16
     else:
-        pieces = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s >= 16), 1)
-    return Config(block_m=64, block_n=64, num_warps=4, num_stages=2, split=split or pieces)
+        pieces = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s % 16 == 0), 1)
+    return Config(block_m=16 * warps, block_n=64, num_warps=warps, num_stages=2,
+                  split=split or pieces)
 
 
 def shape_split(pieces: int, batch_heads: int, seq_len: int, sms: int) -> int:
@@ -245,7 +253,7 @@ class LinearGpuKernel:
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config, chip):
         from .gpu import GpuKernel
         self.split_follows_shape = config is None and spec.causal and not spec.decode
-        config = config or default_gpu_config(value_dim, spec.decode)
+        config = config or default_gpu_config(value_dim, spec.decode, head_dim=head_dim)
         self._compiled = GpuKernel(spec, dtype, head_dim, value_dim, config, chip)
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
@@ -265,7 +273,7 @@ class LinearGpuKernel:
         where its config was given, else the one compiled for `split_for`'s split."""
         split = self.split_for(batch_heads, seq_len, device)
         if split not in self._by_split:
-            config = default_gpu_config(self.value_dim, split=split)
+            config = default_gpu_config(self.value_dim, split=split, head_dim=self.head_dim)
             self._by_split[split] = LinearGpuKernel(self.spec, self.dtype, self.head_dim,
                                                     self.value_dim, config, self.chip)
         return self._by_split[split]

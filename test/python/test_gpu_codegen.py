@@ -211,3 +211,23 @@ def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
     assert len(kernel._image.launches) == 24  # 4 per sort, 2 classifying the diagonal
     assert re.search(rb"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", ptx)
     assemble(ptx, "sm_90a", tmp_path)
+
+
+import flex_cases  # noqa: E402
+
+
+@pytest.mark.parametrize("name", list(flex_cases.SPECS))
+@pytest.mark.parametrize("chip", ["sm_90a", "sm_80"])
+def test_flex_parity_ptx_assembles(name, chip, tmp_path):
+    """Float and 2-D tables, casts, bit operations, exp2, a bidirectional window (issue 31)."""
+    spec = flex_cases.SPECS[name][0]
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, 64, 64), spec.name, chip,
+                               **tessera_config().as_kwargs())
+    text = ptx.decode()
+    assert ("wgmma.mma_async" in text) == (chip == "sm_90a")
+    assemble(ptx, chip, tmp_path)
+
+
+def tessera_config():
+    import tessera
+    return tessera.Config()
