@@ -104,3 +104,25 @@ func.func @indices(%doc: memref<?xi32>, %out: memref<?xi32>, %n: index) {
   }
   return
 }
+
+// -----
+
+// A 2-D float table read at (head, relative position) tiles: one index tile per dimension.
+// CHECK-LABEL: func.func @gather_2d
+// CHECK: %[[B:.*]] = tile.gather %{{.*}}[%[[H:.*]], %[[R:.*]]] : memref<?x?xf32>, tensor<64x32xi32>, tensor<64x32xi32> -> tensor<64x32xf32>
+// CHECK: tile.store %[[B]]
+func.func @gather_2d(%bias: memref<?x?xf32>, %out: memref<?x?xf32>, %n: index, %h: i32) {
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 32, num_warps = 4, num_stages = 1, split = 1> {
+    %m = tile.program_id 0 : index
+    %rows = tile.range %m : tensor<64xi32>
+    %c0 = arith.constant 0 : index
+    %cols = tile.range %c0 : tensor<32xi32>
+    %rb = tile.broadcast %rows axis 1 : tensor<64xi32> -> tensor<64x32xi32>
+    %cb = tile.broadcast %cols axis 0 : tensor<32xi32> -> tensor<64x32xi32>
+    %rel = arith.subi %rb, %cb : tensor<64x32xi32>
+    %heads = tensor.splat %h : tensor<64x32xi32>
+    %b = tile.gather %bias[%heads, %rel] : memref<?x?xf32>, tensor<64x32xi32>, tensor<64x32xi32> -> tensor<64x32xf32>
+    tile.store %b, %out[%m, %c0] : tensor<64x32xf32>, memref<?x?xf32>
+  }
+  return
+}
