@@ -470,3 +470,63 @@ func.func @token_lists(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: t
       : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
   return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
 }
+
+// -----
+
+// Shifts and masks in a mask_mod (Morton-style blocks) are bounded per tile: '>>' by a
+// constant maps the ends of the row and key ranges, '&' by 7 lands in [0, 7], so the
+// tile is decided by scalars before any element-wise evaluation.
+// CHECK-LABEL: func.func @shifted_blocks
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK-COUNT-4: arith.shrsi {{.*}} : i32
+// CHECK: %[[LO:.*]] = arith.constant 0 : i32
+// CHECK: %[[HI:.*]] = arith.constant 7 : i32
+// CHECK: arith.cmpi sge, %[[LO]],
+// CHECK: arith.cmpi slt, %[[HI]],
+// CHECK: %[[NONE:.*]] = arith.ori
+// CHECK: scf.if %[[NONE]] -> (i32)
+// CHECK: arith.shrsi {{.*}} : tensor<32xi32>
+// CHECK: arith.shrsi {{.*}} : tensor<16xi32>
+// CHECK: arith.andi {{.*}} : tensor<16xi32>
+func.func @shifted_blocks(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+    mask_mod {
+    ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+      %c5 = arith.constant 5 : i32
+      %c7 = arith.constant 7 : i32
+      %bi = arith.shrsi %i, %c5 : i32
+      %bj = arith.shrsi %j, %c5 : i32
+      %x = arith.andi %bj, %c7 : i32
+      %same = arith.cmpi sle, %bi, %bj : i32
+      %small = arith.cmpi slt, %x, %c7 : i32
+      %keep = arith.andi %same, %small : i1
+      attn.yield %keep : i1
+    }
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
+
+// -----
+
+// A window without causal keeps |j - (i + Nk - Nq)| < w: the key tiles visited run from
+// the first row's lower edge to the last row's diagonal + w, the whole tiles from the
+// last row's lower edge to the first row's diagonal + w; boundary tiles compare both edges.
+// CHECK-LABEL: func.func @bidirectional_window
+// CHECK: tile.grid
+// CHECK: %[[DIAG:.*]] = arith.addi %{{.*}}, %{{.*}} : index
+// CHECK: %[[LAST:.*]] = arith.addi %[[DIAG]], %{{.*}} : index
+// CHECK: arith.addi %[[LAST]], %{{.*}} : index
+// CHECK: arith.addi %[[DIAG]], %{{.*}} : index
+// CHECK: arith.addi %[[DIAG]], %{{.*}} : index
+// CHECK: scf.for
+// CHECK: arith.cmpi slt
+// CHECK: arith.cmpi slt
+// CHECK: arith.cmpi sgt
+// CHECK: scf.for
+// CHECK: scf.for
+func.func @bidirectional_window(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
+    -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
+  %o, %l = attn.attention %q, %k, %v {window = 8 : i64} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+  return %o, %l : tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
+}
