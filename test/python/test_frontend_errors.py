@@ -282,9 +282,10 @@ def test_modifier_not_callable():
 
 # --- spec and compile options ---------------------------------------------------------------------------
 
-def test_window_without_causal():
-    with pytest.raises(SpecError, match=r"window needs causal=True"):
-        tessera.attention(window=16)
+def test_window_without_causal_is_bidirectional():
+    """No longer an error (issue 31): |j - i| < w, test_window_blocks_cpu.py."""
+    text = tessera.attention(window=16).to_mlir("float32", 64, 64)
+    assert "{window = 16 : i64}" in text and "causal" not in text
 
 
 @pytest.mark.parametrize("window", [0, -3, 2.5, True])
