@@ -223,8 +223,9 @@ def default_gpu_config(value_dim: int, decode: bool = False, split: Optional[int
         pieces = value_dim // 16
     else:
         pieces = next((s for s in (4, 2) if value_dim % s == 0 and value_dim // s % 16 == 0), 1)
-    return Config(block_m=16 * warps, block_n=64, num_warps=warps, num_stages=2,
-                  split=split or pieces)
+    # With fewer warps, a thread holds more of each tile: one stage leaves them registers.
+    return Config(block_m=16 * warps, block_n=64, num_warps=warps,
+                  num_stages=2 if warps == 4 else 1, split=split or pieces)
 
 
 def shape_split(pieces: int, batch_heads: int, seq_len: int, sms: int) -> int:
