@@ -68,8 +68,10 @@ def kernels():
     for d, dv in HEAD_DIMS:
         out["causal", d, dv] = tessera.compile(tessera.attention(causal=True), head_dim=d,
                                                value_dim=dv, dtype="bfloat16", target="cuda")
-    for d, dv in LINEAR_HEAD_DIMS:
+    from tessera.linear import default_gpu_config
+    for d, dv in LINEAR_HEAD_DIMS:  # the default config, fixed (no per-shape split to miss)
         out["linear", d, dv] = tessera.compile(tessera.linear_attention(decay=True),
                                                head_dim=d, value_dim=dv, dtype="bfloat16",
-                                               target="cuda")
+                                               target="cuda",
+                                               config=default_gpu_config(dv, head_dim=d))
     return out
