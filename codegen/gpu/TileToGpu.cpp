@@ -2459,7 +2459,7 @@ static std::optional<std::pair<int64_t, int64_t>> argumentDim(Value x, func::Fun
 
 /// A grid size as the runtime recomputes it: ceil(dim(arg, d) / divisor), or a constant;
 /// or a dim that is 0 where it equals another, or where it differs (a buffer or a grid
-/// only some shapes use).
+/// only some shapes use); or the product of two of these.
 static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
   Builder b(size.getContext());
   // [-2, a, d, a2, d2]: dim d of argument a, or 0 where it equals dim d2 of argument a2
@@ -2476,6 +2476,20 @@ static FailureOr<Attribute> gridFormula(Value size, func::FuncOp func) {
       return failure();
     return b.getDenseI64ArrayAttr(
         {ne ? -2 : -3, dim->first, dim->second, other->first, other->second});
+  }
+  // [-4, n, f1..., f2...]: the product of formula f1 (n entries) and formula f2 (a
+  // classification grid over heads x key-tile chunks, for a mask_mod that reads h).
+  if (auto mul = size.getDefiningOp<arith::MulIOp>()) {
+    FailureOr<Attribute> lhs = gridFormula(mul.getLhs(), func);
+    FailureOr<Attribute> rhs = gridFormula(mul.getRhs(), func);
+    if (failed(lhs) || failed(rhs))
+      return failure();
+    ArrayRef<int64_t> f1 = cast<DenseI64ArrayAttr>(*lhs).asArrayRef();
+    ArrayRef<int64_t> f2 = cast<DenseI64ArrayAttr>(*rhs).asArrayRef();
+    SmallVector<int64_t> formula{-4, int64_t(f1.size())};
+    formula.append(f1.begin(), f1.end());
+    formula.append(f2.begin(), f2.end());
+    return b.getDenseI64ArrayAttr(formula);
   }
   // [a, d, q1, q2, ...]: dim d of argument a (d itself when a = -1), divided by q1, then
   // q2, ... — rounding up for q > 0, down for q < 0 (recorded as -q).

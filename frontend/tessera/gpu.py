@@ -153,7 +153,11 @@ def _extent(formula, args) -> int:
     """[a, d, q1, q2, ...]: dim d of argument a (d itself for a = -1) divided by q1, then
     q2, ..., rounding up, or down by -q where q < 0; [-2, a, d, a2, d2]: dim d of argument
     a, or 0 where it equals dim d2 of argument a2; [-3, ...]: 0 where they differ (the
-    compiler's formulas)."""
+    compiler's formulas); [-4, n, f1..., f2...]: the product of formulas f1 (n entries)
+    and f2."""
+    if formula[0] == -4:
+        n = formula[1]
+        return _extent(formula[2:2 + n], args) * _extent(formula[2 + n:], args)
     if formula[0] in (-2, -3):
         kind, a, d, a2, d2 = formula
         x = args[a].shape[d]

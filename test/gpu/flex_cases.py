@@ -53,6 +53,10 @@ SPECS = {
                         np.log2(np.exp2(np.clip(s, -4, 4)) + 1) * 2},
              lambda: {}),
     "bidirectional": (tessera.attention(window=100), lambda t: {"window": 100}, lambda: {}),
+    # A mask that reads the head: classified per head (a grid of heads x key-tile chunks).
+    "per-head": (tessera.attention(mask_mod=lambda b, h, i, j: (j >> (h & 1)) <= i + 3 * h),
+                 lambda t: {"mask_mod": lambda b, h, i, j: (j >> (h & 1)) <= i + 3 * h},
+                 lambda: {}),
 }
 
 # Head dims (D, Dv) past the 64 / 128 of cases.py, at the default config.

@@ -231,3 +231,22 @@ def test_flex_parity_ptx_assembles(name, chip, tmp_path):
 def tessera_config():
     import tessera
     return tessera.Config()
+
+
+def test_mask_mod_reading_the_head_compiles():
+    """A mask_mod that reads h is classified per head: the classification grid runs over
+    heads x key-tile chunks, a product launch formula [-4, n, f1..., f2...] (it was
+    rejected: 'grid sizes must be ceil or floor of dim(argument) / constant')."""
+    from tessera.gpu import _Shaped, _extent
+    spec = tessera_attention(mask_mod=lambda b, h, i, j: j <= i + h)
+    _, launches = _core.compile_gpu(spec.to_mlir(cases.DTYPE, 64, 64), spec.name, "sm_90a",
+                                    **tessera_config().as_kwargs())
+    heads_by_chunks = json.loads(launches)["launches"][0]["grid"][1]
+    assert heads_by_chunks[0] == -4
+    args = [_Shaped((2, 12, 5000, 64)), _Shaped((2, 4, 9000, 64))]
+    assert _extent(heads_by_chunks, args) == 12 * -(-(-(-9000 // 64)) // 32)
+
+
+def tessera_attention(**kwargs):
+    import tessera
+    return tessera.attention(**kwargs)
