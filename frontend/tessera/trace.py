@@ -300,6 +300,9 @@ class Value:
     def floor(self): return floor(self)
     def clamp(self, min=None, max=None): return clamp(self, min, max)  # noqa: A002
     clip = clamp
+    def maximum(self, other): return maximum(self, other)
+    def minimum(self, other): return minimum(self, other)
+    def where(self, condition, other): return where(condition, self, other)  # torch's order
     def float(self): return _to_float(self)
     def int(self): return _to_int(self)
     long = int

@@ -60,6 +60,12 @@ CASES = {
              lambda nq, nk: {"bias": np.random.default_rng(1).standard_normal((H, 511))}),
     "t5": (dict(score_mod=t5_traced), lambda t: dict(score_mod=t5_numpy(t)),
            lambda nq, nk: {"t5_bias": np.random.default_rng(2).standard_normal((H, BUCKETS))}),
+    # torch's Tensor.where / maximum / minimum methods.
+    "methods": (dict(score_mod=lambda s, b, h, q_idx, kv_idx:
+                     s.where(q_idx >= kv_idx, s.maximum(-1.0).minimum(0.5) - 2.0)),
+                lambda t: dict(score_mod=lambda s, b, h, i, j:
+                               np.where(i >= j, s, np.minimum(np.maximum(s, -1), 0.5) - 2)),
+                lambda nq, nk: {}),
     "exp2-log2": (dict(score_mod=lambda s, b, h, q_idx, kv_idx:
                        tessera.log2(tessera.exp2(s.clamp(-3.0, 3.0)) + 1.0) * 1.5),
                   lambda t: dict(score_mod=lambda s, b, h, i, j:
