@@ -332,8 +332,18 @@ class GpuKernel:
 
     def _arguments(self, q, k, v, out, lse_out, buffers):
         """The kernel's arguments, checked: q, k, v, block lists, tables, out, lse."""
+        inputs = self._inputs(q, k, v, buffers)
+        B, H, Nq, _ = q.shape
+        out = _output_tensor(out, (B, H, Nq, self.value_dim), q.dtype, q.device, "out")
+        lse_out = _output_tensor(lse_out, (B, H, Nq), torch_module().float32, q.device,
+                                 "lse_out")
+        return [*inputs, out, lse_out]
+
+    def _inputs(self, q, k, v, buffers):
+        """q, k, v, block lists and tables, checked, in the order of the forward's and the
+        gradient's arguments."""
         torch = torch_module()
-        want = check_qkv_tensors(q, k, v, self.dtype)
+        check_qkv_tensors(q, k, v, self.dtype)
         from .kernel import check_block_lists, check_names, check_qkv_shapes
         B, H, Nq, _ = q.shape
         check_qkv_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), self.head_dim,
@@ -361,9 +371,7 @@ class GpuKernel:
             tables.append(t)
         check_table_extents(self.spec, B, H, Nq, k.shape[2],
                             {t.name: tuple(a.shape) for t, a in zip(self.spec.tables, tables)})
-        out = _output_tensor(out, (B, H, Nq, self.value_dim), want, q.device, "out")
-        lse_out = _output_tensor(lse_out, (B, H, Nq), torch.float32, q.device, "lse_out")
-        return [q, k, v, *blocks, *tables, out, lse_out]
+        return [q, k, v, *blocks, *tables]
 
     def _classifies(self) -> bool:
         return self.spec.mask_mod is not None and self.spec.block_sparse is None
@@ -386,6 +394,10 @@ class GpuKernel:
 
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  block_mask: Optional[TileMask] = None, **buffers):
+        from .softmax_grad import differentiable_call, wants_torch_grad
+        if wants_torch_grad(q, k, v, *buffers.values()):
+            return differentiable_call(self, q, k, v, return_lse, out, lse_out, block_mask,
+                                       buffers)
         args = self._arguments(q, k, v, out, lse_out, buffers)
         if block_mask is None:
             self._image.launch(args)
@@ -398,3 +410,40 @@ class GpuKernel:
             self._image.launch(args, block_mask.workspaces, first=len(self.launches) - 1)
         out, lse_out = args[-2], args[-1]
         return (out, lse_out) if return_lse else out
+
+    def grad(self, q, k, v, o, lse, grad_out, *, out=None, grad_tables=(), **buffers):
+        """(dq, dk, dv) of o = self(q, k, v, **buffers) for the upstream gradient
+        `grad_out` (o's shape and dtype), given o and lse (return_lse=True) of that call,
+        in q's dtype as FlashAttention returns them (accumulated in f32 on chip); dk and dv
+        sum over each group's query heads; written into `out` = (dq, dk, dv) when given.
+        The gradient kernels (Δ = rowsum(dO ∘ O), then dK / dV per key tile, dQ per query
+        tile: the same bits every run) are compiled, or found in the cache, on first use."""
+        from .softmax_grad import check_grad_tables
+        if check_grad_tables(self.spec, grad_tables):
+            raise SpecError(f"grad_tables={tuple(grad_tables)}: table gradients are not "
+                            f"lowered to the GPU yet (they are on the CPU target)")
+        args = self._inputs(q, k, v, dict(buffers))
+        B, H, Nq, _ = q.shape
+        o_shape = (B, H, Nq, self.value_dim)
+        for t, n, dtype, shape in ((o, "o", q.dtype, o_shape),
+                                   (lse, "lse", torch_module().float32, (B, H, Nq)),
+                                   (grad_out, "grad_out", q.dtype, o_shape)):
+            _check_cuda_tensor(t, n, dtype, q.device)
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{n} must have shape {shape}, got {tuple(t.shape)}")
+        if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 3):
+            raise TypeError("out must be a tuple (dq, dk, dv)")
+        grads = [_output_tensor(out[i] if out is not None else None, tuple(x.shape), x.dtype,
+                                q.device, n) for i, (x, n) in enumerate(((q, "dq"), (k, "dk"),
+                                                                         (v, "dv")))]
+        self.grad_image().launch([*args[:3], o, lse, grad_out, *args[3:], *grads])
+        return tuple(grads)
+
+    def grad_image(self) -> _Image:
+        """The gradient module's image (three grids and the Δ workspace), compiled with
+        this kernel's config on first use."""
+        if getattr(self, "_grad_image", None) is None:
+            from .softmax_grad import grad_mlir
+            module = grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
+            self._grad_image = _Image(module, self.spec.name + "_grad", self.config, self.chip)
+        return self._grad_image

@@ -184,12 +184,9 @@ class Kernel:
 
     def __call__(self, q, k, v, *, return_lse: bool = False, out=None, lse_out=None,
                  **buffers):
-        from .softmax_grad import torch_attention, wants_torch_grad
+        from .softmax_grad import differentiable_call, wants_torch_grad
         if wants_torch_grad(q, k, v, *buffers.values()):
-            if return_lse or out is not None or lse_out is not None:
-                raise ValueError("return_lse, out and lse_out are not available when q, k or v "
-                                 "require grad (the output is differentiable)")
-            return torch_attention(self, q, k, v, buffers)
+            return differentiable_call(self, q, k, v, return_lse, out, lse_out, None, buffers)
         args = self.call_arguments(q, k, v, dict(buffers))
         q = args[0]
         B, H, Nq, _ = q.shape

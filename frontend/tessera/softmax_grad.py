@@ -1,4 +1,5 @@
-"""The softmax-attention backward on the CPU target: `Kernel.grad` and the torch hook.
+"""The softmax-attention backward: the gradient module, `Kernel.grad` (CPU target) and the
+torch autograd entry of CPU and GPU kernels (GpuKernel.grad launches the GPU one).
 
 The gradient kernel is compiled from the same spec as the forward (one attn.attention_grad
 op with the forward's attributes and modifier regions; the compiler differentiates the
@@ -118,34 +119,19 @@ def wants_torch_grad(*tensors) -> bool:
             and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
 
 
-def torch_attention(kernel, q, k, v, buffers):
-    """o = kernel(q, k, v, **buffers) for CPU torch tensors, differentiable in q, k, v and
-    in every float32 table of `buffers` that requires grad (those the score_mod reads)
-    through the generated backward; block lists and integer tables get none."""
+def differentiable_call(kernel, q, k, v, return_lse, out, lse_out, block_mask, buffers):
+    """kernel(q, k, v, **buffers) for torch tensors of which some require grad (CPU or
+    CUDA kernels): through the kernel's torch op (torch_ops.py), whose registered autograd
+    runs the generated backward; the one autograd path of softmax kernels. Tables that
+    require grad are checked here, before the forward runs."""
     import torch
-
-    names = [n for n, t in buffers.items()
-             if isinstance(t, torch.Tensor) and t.requires_grad]
-    grad_tables = check_grad_tables(kernel.spec, names)
-    fixed = {n: t for n, t in buffers.items() if n not in grad_tables}
-
-    class _Attention(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, q, k, v, *tables):
-            given = dict(fixed, **{n: t.detach() for n, t in zip(grad_tables, tables)})
-            o, lse = kernel(q.detach(), k.detach(), v.detach(), return_lse=True, **given)
-            o, lse = torch.from_numpy(o), torch.from_numpy(lse)
-            ctx.save_for_backward(q, k, v, o, lse, *tables)
-            return o
-
-        @staticmethod
-        def backward(ctx, grad_out):
-            q, k, v, o, lse, *tables = (t.detach() for t in ctx.saved_tensors)
-            given = dict(fixed, **dict(zip(grad_tables, tables)))
-            grads = kernel.grad(q, k, v, o, lse, grad_out.detach().contiguous(),
-                                grad_tables=grad_tables, **given)
-            return tuple(torch.from_numpy(g) for g in grads)
-
-    if q.device.type != "cpu":
-        raise ValueError(f"q is on {q.device}; this kernel was compiled for the CPU")
-    return _Attention.apply(q, k, v, *(buffers[n] for n in grad_tables))
+    if out is not None or lse_out is not None or block_mask is not None:
+        raise ValueError("out, lse_out and block_mask are not available when q, k, v or a "
+                         "table require grad (the output is differentiable)")
+    names = [n for n, t in buffers.items() if isinstance(t, torch.Tensor) and t.requires_grad]
+    check_grad_tables(kernel.spec, names)
+    if names and hasattr(kernel, "_image"):
+        raise SpecError(f"tables {names} require grad: table gradients are not lowered to "
+                        f"the GPU yet (they are on the CPU target); detach them")
+    from .torch_ops import torch_op
+    return torch_op(kernel)(q, k, v, return_lse=return_lse, **buffers)

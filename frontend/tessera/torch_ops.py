@@ -266,7 +266,7 @@ class TorchKernel:
             self.tables_with_grad = _differentiable_tables(kernel.spec) if softmax else ()
             if self.tables_with_grad:
                 self.grad_tables_op = self._register_grad(names, self.tables_with_grad)
-        self._register_autograd(self.forward, len(names))
+        self._register_autograd(self.forward.name)
         if softmax and getattr(kernel, "_classifies", lambda: False)():  # GPU mask_mod
             self._register_block_mask(names, fake)
 
@@ -292,7 +292,9 @@ class TorchKernel:
         suffix = "_grad_tables" if tables else "_grad"
         return _Op(self.name + suffix, grad_names, 3 + len(tables), impl, fake)
 
-    def _register_autograd(self, forward: _Op, inputs: int):
+    def _register_autograd(self, op: str, lists: int = 0):
+        """Autograd of tessera::`op` (q, k, v, then `lists` tensor lists with no gradient,
+        e.g. a block mask, then the kernel's other inputs)."""
         torch = _torch()
         spec_name, softmax = self.kernel.spec.name, self.kind == "softmax"
         if self.kind == "decode":
@@ -308,7 +310,7 @@ class TorchKernel:
             extra, with_grad = self.input_names, self.tables_with_grad
 
             def backward(ctx, grad_out, _grad_second):
-                wanted = [n for n, w in zip(extra, ctx.needs_input_grad[3:]) if w]
+                wanted = [n for n, w in zip(extra, ctx.needs_input_grad[3 + lists:]) if w]
                 if any(n not in with_grad for n in wanted):
                     raise NotImplementedError(
                         f"tessera kernel {spec_name!r}: no gradient for {wanted}; the "
@@ -318,17 +320,23 @@ class TorchKernel:
                 tables = rest[2:] if softmax else rest
                 g = grad_out.to(q.dtype).contiguous()
                 if not wanted:
-                    return (*self.grad_op.op(q, k, v, *saved, g, *tables),) + (None,) * (inputs - 3)
-                dq, dk, dv, *made = self.grad_tables_op.op(q, k, v, *saved, g, *tables)
+                    dq, dk, dv = self.grad_op.op(q, k, v, *saved, g, *tables)
+                    made = ()
+                else:
+                    dq, dk, dv, *made = self.grad_tables_op.op(q, k, v, *saved, g, *tables)
                 by_name = dict(zip(with_grad, made))
-                return (dq, dk, dv) + tuple(by_name.get(n) for n in extra)
+                # A tensor list's gradient is a list of Nones as long as it (torch checks).
+                return ((dq, dk, dv) + tuple([None] * n for n in ctx.list_lengths)
+                        + tuple(by_name.get(n) for n in extra))
 
             def setup_context(ctx, inputs, output):
                 # The second output (lse, or the final state) has no gradient path.
                 ctx.mark_non_differentiable(output[1])
-                ctx.save_for_backward(*inputs[:3], *(output if softmax else ()), *inputs[3:])
+                ctx.list_lengths = [len(x) for x in inputs[3:3 + lists]]
+                ctx.save_for_backward(*inputs[:3], *(output if softmax else ()),
+                                      *inputs[3 + lists:])
 
-        torch.library.register_autograd(f"tessera::{forward.name}", backward,
+        torch.library.register_autograd(f"tessera::{op}", backward,
                                         setup_context=setup_context, lib=_library())
 
     def _register_block_mask(self, names, fake):
@@ -369,6 +377,7 @@ class TorchKernel:
         torch.library.register_fake(f"tessera::{self.name}_masked",
                                     lambda q, k, v, mask, *rest: fake(q, k, v, *rest), lib=lib)
         self.masked_op = getattr(torch.ops.tessera, self.name + "_masked").default
+        self._register_autograd(f"{self.name}_masked", lists=1)
 
     def _register_program(self):
         kernel = self.kernel

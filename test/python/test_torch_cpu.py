@@ -370,7 +370,7 @@ def test_gpu_kernel_ops_trace_with_fake_cuda_tensors():
     masked = tessera.torch_op(tessera.compile(tessera.attention(mask_mod=same_document), **gpu))
     linear = tessera.torch_op(tessera.compile(tessera.linear_attention(decay=True), **gpu))
     decode = tessera.torch_op(tessera.compile(tessera.linear_decode(decay=True), **gpu))
-    assert len(masked.ops()) == 3 and len(linear.ops()) == 2 and len(decode.ops()) == 1
+    assert len(masked.ops()) == 4 and len(linear.ops()) == 2 and len(decode.ops()) == 1
 
     def model(q, k, v, doc, decay, state):
         mask = masked.block_mask(q, k, v, document_id=doc)

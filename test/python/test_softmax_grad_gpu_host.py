@@ -1,0 +1,119 @@
+"""The GPU softmax backward's host side, without a GPU: the gradient image's launch record
+(Δ workspace, three grids), how GpuKernel.grad packs its arguments, its errors, and torch
+autograd through the kernel's op, with host tensors standing in for CUDA ones and the
+launches recorded instead of run (test/gpu/test_softmax_grad_gpu.py runs the kernels)."""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import tessera  # noqa: E402
+from tessera import gpu  # noqa: E402
+
+DOC = tessera.Buffer("doc")
+BIAS = tessera.Buffer("bias", dtype="float32", rank=1)
+GPU = dict(head_dim=64, dtype="bfloat16", target="cuda")
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Host tensors pass the CUDA checks; each launch records (kernel, grid, parameters)."""
+    recorded = []
+    monkeypatch.setattr(gpu, "_check_cuda_tensor",
+                        lambda t, name, dtype, device: None if t.dtype == dtype else
+                        (_ for _ in ()).throw(TypeError(f"{name} has dtype {t.dtype}")))
+
+    def run(self, device_index, grids, params, first=0, last=None):
+        for launch, grid in list(zip(self.launches, grids))[first:last]:
+            recorded.append((launch["kernel"], grid, list(params)))
+    monkeypatch.setattr(gpu._Image, "_run", run)
+    return recorded
+
+
+def _bf16(*shape):
+    return torch.randn(*shape).to(torch.bfloat16)
+
+
+def test_gradient_image_plans_delta_and_three_grids():
+    kernel = tessera.compile(tessera.attention(causal=True), **GPU)
+    image = kernel.grad_image()
+    assert [w["dtype"] for w in image.workspaces] == ["f32"]
+    B, H, Hk, Nq, Nk = 2, 8, 2, 100, 300
+    q, k = (B, H, Nq, 64), (B, Hk, Nk, 64)
+    shapes = (q, k, k, q, (B, H, Nq), q, q, k, k)
+    workspaces, grids = image.plan(shapes)
+    assert workspaces == [(B, H, Nq)]  # Δ = rowsum(dO ∘ O) per query row
+    assert grids[1] == [-(-Nk // 64), Hk, B]  # dK / dV per key tile and key head
+    assert grids[2] == [-(-Nq // 64), H, B]  # dQ per query tile
+    assert kernel.grad_image() is image  # compiled once
+
+
+def test_arguments_are_packed_in_the_gradient_module_order(launches):
+    kernel = tessera.compile(tessera.attention(causal=True,
+                                               mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+                             **GPU)
+    B, H, Hk, N = 1, 4, 2, 70
+    q, k, v = _bf16(B, H, N, 64), _bf16(B, Hk, N, 64), _bf16(B, Hk, N, 64)
+    o, g = _bf16(B, H, N, 64), _bf16(B, H, N, 64)
+    lse, doc = torch.randn(B, H, N), torch.zeros(N, dtype=torch.int32)
+    dq, dk, dv = kernel.grad(q, k, v, o, lse, g, doc=doc)
+    assert [x.shape for x in (dq, dk, dv)] == [q.shape, k.shape, v.shape]
+    assert {x.dtype for x in (dq, dk, dv)} == {torch.bfloat16}  # q's dtype, as FlashAttention
+    assert [name for name, _, _ in launches] == [l["kernel"] for l in kernel.grad_image().launches]
+    params = launches[0][2]
+    pointers, i = [], 0
+    for t in (q, k, v, o, lse, g, doc, dq, dk, dv):  # then Δ
+        assert params[i + 3:i + 3 + t.dim()] == list(t.shape)
+        pointers.append(params[i])
+        i += 3 + 2 * t.dim()
+    assert pointers == [t.data_ptr() for t in (q, k, v, o, lse, g, doc, dq, dk, dv)]
+    assert params[i + 3:i + 6] == [B, H, N] and len(params) == i + 3 + 2 * 3
+
+
+def test_out_receives_the_gradients(launches):
+    kernel = tessera.compile(tessera.attention(), **GPU)
+    q, o = _bf16(1, 2, 17, 64), _bf16(1, 2, 17, 64)
+    given = tuple(torch.empty_like(q) for _ in range(3))
+    got = kernel.grad(q, q, q, o, torch.zeros(1, 2, 17), o, out=given)
+    assert all(a is b for a, b in zip(got, given))
+
+
+def test_bad_gradient_inputs_are_named(launches):
+    kernel = tessera.compile(tessera.attention(score_mod=lambda s, b, h, i, j: s + BIAS[h]),
+                             **GPU)
+    q, o, lse, bias = _bf16(1, 2, 9, 64), _bf16(1, 2, 9, 64), torch.zeros(1, 2, 9), torch.zeros(2)
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(1, 2, 9, 64\)"):
+        kernel.grad(q, q, q, o, lse, o[:, :, :8], bias=bias)
+    with pytest.raises(TypeError, match="grad_out has dtype"):
+        kernel.grad(q, q, q, o, lse, o.float(), bias=bias)
+    with pytest.raises(ValueError, match=r"lse must have shape \(1, 2, 9\)"):
+        kernel.grad(q, q, q, o, lse[:, :1], o, bias=bias)
+    with pytest.raises(tessera.SpecError, match="table gradients are not lowered to the GPU"):
+        kernel.grad(q, q, q, o, lse, o, grad_tables=("bias",), bias=bias)
+    with pytest.raises(tessera.SpecError, match="not lowered to the GPU yet"):
+        kernel(q, q, q, bias=bias.requires_grad_())
+    with pytest.raises(TypeError, match=r"out must be a tuple \(dq, dk, dv\)"):
+        kernel.grad(q, q, q, o, lse, o, out=q, bias=bias.detach())
+
+
+@pytest.mark.parametrize("reuse_mask", [False, True])
+def test_autograd_runs_the_forward_then_the_gradient_kernels(launches, reuse_mask):
+    """A call on tensors that require grad goes through the kernel's torch op; backward
+    launches the gradient image on the saved q, k, v, o, lse and the upstream gradient."""
+    kernel = tessera.compile(tessera.attention(causal=True,
+                                               mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
+                             **GPU)
+    q = _bf16(1, 2, 33, 64).requires_grad_()
+    k, v, doc = _bf16(1, 2, 33, 64), _bf16(1, 2, 33, 64), torch.zeros(33, dtype=torch.int32)
+    if reuse_mask:
+        mask = tessera.torch_op(kernel).block_mask(q.detach(), k, v, doc=doc)
+        out = tessera.torch_op(kernel)(q, k, v, block_mask=mask, doc=doc)
+    else:
+        out = kernel(q, k, v, doc=doc)
+    assert out.requires_grad and out.dtype == torch.bfloat16
+    forward = len(launches)
+    out.backward(torch.ones_like(out))
+    grad_kernels = [l["kernel"] for l in kernel.grad_image().launches]
+    assert [name for name, _, _ in launches[forward:]] == grad_kernels
+    assert q.grad is not None and q.grad.shape == q.shape and q.grad.dtype == torch.bfloat16
+    params = launches[-1][2]
+    assert params[0] == q.data_ptr()  # the saved q, not a copy
