@@ -243,13 +243,16 @@ TRACED = TracedOps()
 
 def modifiers(score_tree, mask_tree, ops):
     """(score_mod, mask_mod) functions walking the trees with `ops`."""
+    def leaf(x):  # numpy: b and h arrive as Python ints, whose '~' is not a logical not
+        return np.int64(x) if ops is NUMPY and isinstance(x, int) else x
+
     def score_mod(s, b, h, i, j):
-        env = dict(s=s, b=b, h=h, i=i, j=j)
+        env = dict(s=s, b=leaf(b), h=leaf(h), i=i, j=j)
         ops.env = env
         return env["s"] + 2.0 * ops.tanh(evaluate(score_tree, ops, env) * 0.05)
 
     def mask_mod(b, h, i, j):
-        env = dict(b=b, h=h, i=i, j=j)
+        env = dict(b=leaf(b), h=leaf(h), i=i, j=j)
         ops.env = env
         return evaluate(mask_tree, ops, env)
 
