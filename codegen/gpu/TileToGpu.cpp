@@ -2707,7 +2707,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Value size : grid.getSizes()) {
     FailureOr<Attribute> f = gridFormula(size, func);
     if (failed(f))
-      return grid.emitError("grid sizes must be ceil or floor of dim(argument) / constant, or constants");
+      return grid.emitError("grid sizes must be ceil or floor of dim(argument) / constant, "
+                            "constants, or products of these");
     grids.push_back(*f);
   }
   Builder attrs(ctx);

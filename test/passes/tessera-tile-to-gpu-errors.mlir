@@ -17,8 +17,8 @@ func.func @unsupported(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
 func.func @opaque_grid(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
   %c0 = arith.constant 0 : index
   %d = memref.dim %x, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
-  %n = arith.muli %d, %d : index
-  // expected-error @+1 {{grid sizes must be ceil or floor of dim(argument) / constant, or constants}}
+  %n = arith.addi %d, %d : index
+  // expected-error @+1 {{grid sizes must be ceil or floor of dim(argument) / constant, constants, or products of these}}
   tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
     %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
     tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
