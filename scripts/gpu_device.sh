@@ -41,11 +41,11 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "== GPU tests"
   python3 -m pytest -q -s ${GPU_TESTS:-test/gpu} ${GPU_TEST_ARGS:-} 2>&1 | tail -${GPU_TEST_TAIL:-60} || true
 fi
-# BENCH=softmax|linear|block_sparse|mask_mod|nsa|hyper|host_overhead|all (default all);
+# BENCH=softmax|softmax_bwd|linear|block_sparse|mask_mod|nsa|hyper|host_overhead|all (default all);
 # BENCH_ARGS go to each benchmark. The linear and NSA benchmark's peers come from .peers/
 # (git-ignored; see bench/linear_gpu.py). host_overhead: host µs per call (torch ops).
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
-  for bench in softmax linear block_sparse mask_mod nsa hyper host_overhead; do
+  for bench in softmax softmax_bwd linear block_sparse mask_mod nsa hyper host_overhead; do
     case "${BENCH:-all}" in all|"$bench") ;; *) continue ;; esac
     echo "== benchmark: $bench"
     script="bench/${bench}_gpu.py"

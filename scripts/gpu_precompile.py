@@ -19,10 +19,12 @@ import autotune_gpu  # noqa: E402
 import block_sparse_gpu  # noqa: E402
 import cases  # noqa: E402
 import flex_cases  # noqa: E402
+import grad_cases  # noqa: E402
 import hyper_gpu  # noqa: E402
 import linear_gpu  # noqa: E402
 import mask_mod_gpu  # noqa: E402
 import nsa_gpu  # noqa: E402
+import softmax_bwd_gpu  # noqa: E402
 import softmax_gpu  # noqa: E402
 import tune_softmax  # noqa: E402
 
@@ -31,9 +33,10 @@ KERNEL_SETS = (
     cases.linear_shaped_kernel,
     cases.block_sparse_kernels, cases.program_kernels,
     cases.hyper_kernels, cases.hyper_causal_kernels,
-    softmax_gpu.kernels,
+    softmax_gpu.kernels, softmax_bwd_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,
-    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels, flex_cases.kernels)
+    mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels, flex_cases.kernels,
+    grad_cases.kernels)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--only", help="comma-separated modules whose kernel sets to compile")

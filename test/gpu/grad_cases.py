@@ -1,0 +1,60 @@
+"""The GPU softmax-backward cases (issue 24), shared by test_softmax_grad_gpu.py and
+scripts/gpu_precompile.py (which compiles their forward and gradient images for a GPU
+machine without the compiler). Kernels take the GPU default config (tessera.compile's)."""
+import functools
+
+import tessera
+
+import cases
+
+SLOPES = tessera.Buffer("slopes", "float32")
+BLOCKS = (64, 64)
+HEADS = 4
+
+
+def alibi(s, b, h, i, j):
+    return s + SLOPES[h] * (j - i).float()
+
+
+# name -> (spec, reference keywords: causal, window, score_mod (torch, on [B, H, Nq, Nk]
+# scores with h, i, j index tensors and the tables), mask (i, j, tables) -> bool)
+SPECS = {
+    "full": (tessera.attention(), {}),
+    "causal": (tessera.attention(causal=True), {"causal": True}),
+    "window": (tessera.attention(causal=True, window=cases.WINDOW),
+               {"causal": True, "window": cases.WINDOW}),
+    "alibi": (tessera.attention(causal=True, score_mod=alibi),
+              {"causal": True,
+               "score_mod": lambda s, h, i, j, t: s + t["slopes"].double()[h] * (j - i)}),
+    "softcap": (tessera.attention(score_mod=cases.softcap),
+                {"score_mod": lambda s, h, i, j, t:
+                 cases.SOFTCAP * (s / cases.SOFTCAP).tanh()}),
+    "document": (cases.SPECS["document"][0],
+                 {"causal": True,
+                  "mask": lambda i, j, t: t["document_id"][i] == t["document_id"][j]}),
+    "blocks": (tessera.attention(block_sparse=BLOCKS), {}),
+}
+
+
+def tables_for(name, heads, n, device):
+    """The run-time tables of a case (ALiBi's slopes, document ids)."""
+    import torch
+    if name == "alibi":
+        return {"slopes": -(2.0 ** (-8.0 * torch.arange(1, heads + 1, device=device) / heads))}
+    return cases.buffers_for(name, n, device)
+
+
+@functools.lru_cache(maxsize=None)
+def kernel(name, head_dim):
+    return tessera.compile(SPECS[name][0], head_dim=head_dim, dtype=cases.DTYPE,
+                           target="cuda")
+
+
+def kernels():
+    """Every case's kernel with its gradient image compiled (or found in the cache)."""
+    out = {}
+    for name in SPECS:
+        for d in cases.HEAD_DIMS:
+            out[name, d] = kernel(name, d)
+            out[name, d].grad_image()
+    return out
