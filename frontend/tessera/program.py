@@ -27,6 +27,7 @@ import numpy as np
 
 from .kernel import Config, _as_array, _check_strides, _output, require_core
 from .spec import AttentionSpec, mlir_element_type
+from .table_bounds import check_table_extents
 from .trace import SpecError, f32_literal
 
 _RESERVED = {"b", "h", "q_idx", "kv_idx", "score"}  # names of modifier arguments
@@ -67,6 +68,8 @@ class _Tracer:
         self.lines: List[str] = []
         self.counter = 0
         self.inputs: Dict[str, Tensor] = {}
+        # (spec, q dims, k dims) of each attention: its tables are checked at call time.
+        self.attentions: List[tuple] = []
 
     def fresh(self) -> str:
         self.counter += 1
@@ -242,6 +245,7 @@ def apply_attention(spec: AttentionSpec, q, k, v, block_indices) -> Tuple[Tensor
     if missing:
         raise SpecError(f"the modifiers read buffers {missing}: declare each as a program "
                         f"input of the same name, rank and dtype as its tessera.Buffer")
+    t.attentions.append((spec, q.dims, k.dims))
     o = t.result((q.dims[0], q.dims[1], q.dims[2], v.dims[3]), q.kind)
     lse = t.result(q.dims[:3], "float32")
     t.lines.append(spec.op_text((o.name, lse.name), (q.name, k.name, v.name),
@@ -294,6 +298,7 @@ class ProgramSpec:
             result = self.fn(*t.inputs.values())
         finally:
             _Tracer.active = None
+        object.__setattr__(self, "_attentions", tuple(t.attentions))
         outputs = result if isinstance(result, tuple) else (result,)
         if not outputs or not all(isinstance(o, Tensor) for o in outputs):
             raise SpecError(f"program {self.name!r} must return program tensors, got {result!r}")
@@ -357,10 +362,20 @@ class ProgramKernel:
                             lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
         for d, a in zip(self.spec.inputs, arrays):
             _check_strides(a, d.name)
+        _check_tables(self.spec, env, {d.name: a.shape for d, a in zip(self.spec.inputs, arrays)})
         outs = [_output(None, tuple(dim_value(x, env) for x in o.dims), self._dtype(o.kind),
                         "output") for o in self._outputs]
         self._impl.run(arrays + outs)
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _check_tables(spec: ProgramSpec, env: Dict[str, int], shapes: Dict[str, tuple]) -> None:
+    """Each attention's tables against the indices its modifiers read, at the sizes its
+    q and k have for these inputs (table_bounds.py)."""
+    for attention, q_dims, k_dims in spec._attentions:
+        if attention.tables:
+            batch, heads, n_q = (dim_value(d, env) for d in q_dims[:3])
+            check_table_extents(attention, batch, heads, n_q, dim_value(k_dims[2], env), shapes)
 
 
 def _given(spec: ProgramSpec, args, kwargs) -> list:
@@ -448,6 +463,7 @@ class ProgramGpuKernel:
                                 f"contiguous in its last dimension")
         env = _check_inputs(self.spec.inputs, tensors, lambda t: t.dtype,
                             lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
+        _check_tables(self.spec, env, {d.name: tuple(t.shape) for d, t in zip(self.spec.inputs, tensors)})
         outs = [torch.empty(tuple(dim_value(x, env) for x in o.dims), dtype=self._dtype(o.kind),
                             device=device) for o in self._outputs]
         return tensors, outs

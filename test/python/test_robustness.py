@@ -244,3 +244,19 @@ def test_program_input_named_like_an_intermediate():
                                            q="B H N D", k="B H N D", p1="B H N D"), head_dim=16)
     q, k, v = _qkv(5, 5)
     assert relative_error(kern(q, k, v), exact(q, k, v)[0]) <= TOL
+
+
+def test_short_table_inside_a_program_raises():
+    attn = tessera.attention(mask_mod=lambda b, h, i, j: DOC[i] == DOC[j])
+
+    def documents(q, k, v, document_id):
+        return tessera.merge(*attn(q, k, v), *attn(q, k, v))[0]
+
+    kern = tessera.compile(tessera.program(documents, q="B H N D", k="B H N D", v="B H N D",
+                                           document_id=("T", "int32")), head_dim=16)
+    q, k, v = _qkv(40, 40)
+    with pytest.raises(ValueError, match=r"'document_id' at dim 0 with indices 0 \.\. 39.*extent is 32"):
+        kern(q, k, v, np.zeros(32, np.int32))
+    doc = np.repeat(np.arange(4, dtype=np.int32), 10)
+    want, _ = exact(q, k, v, mask_mod=lambda b, h, i, j: doc[i] == doc[j])
+    assert relative_error(kern(q, k, v, doc), want) <= TOL
