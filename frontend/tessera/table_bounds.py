@@ -61,7 +61,7 @@ _COMPARE = {"slt": lambda x, y: (x[1] < y[0], x[0] >= y[1]),
             "ne": lambda x, y: (x[1] < y[0] or y[1] < x[0], x[0] == x[1] == y[0] == y[1])}
 
 
-def _integer_op(op: str, x: Interval, y: Interval, rest: str) -> Interval:
+def _integer_op(op: str, x: Interval, y: Interval) -> Interval:
     """The range of a two-operand i32 op over ranges x and y (None: unknown)."""
     if op == "arith.andi":  # a non-negative mask bounds the result, whatever the other
         masks = [r[1] for r in (x, y) if r is not None and r[0] >= 0]
@@ -133,7 +133,7 @@ def _evaluate(region: str, box: Dict[str, Tuple[int, int]]) -> List[Tuple[str, L
                  "arith.xori": lambda p, q: p != q}[op]
             value = frozenset(f(p, q) for p in args[0] for q in args[1])
         elif len(args) == 2 and not any(isinstance(a, frozenset) for a in args):
-            value = _integer_op(op, *args, rest)
+            value = _integer_op(op, *args)
         if value is not None:
             values[result] = value
     return reads

@@ -75,23 +75,24 @@ def mutate_index_constant(rng, text):
                            "9223372036854775807", "2147483648"])
 
 
+def _everywhere_or_once(rng, text, before, token, after, choices):
+    """Mostly one value of `token` (between lookarounds `before` and `after`) replaced
+    everywhere, so types stay consistent; else one occurrence."""
+    found = sorted(set(re.findall(rf"(?<={before})({token})(?={after})", text)))
+    if found and rng.random() < 0.7:
+        old, new = rng.choice(found), rng.choice(choices)
+        return re.sub(rf"(?<={before}){re.escape(old)}(?={after})", new, text)
+    return _replace_match(rng, text, rf"(?<={before})({token})(?={after})", choices, 1)
+
+
 def mutate_dim(rng, text):
-    """Mostly one static size changed everywhere it is a dim (types stay consistent:
-    a head dim of 80, or of 2^31), else one dim of one type."""
-    sizes = sorted(set(re.findall(r"(?<=[<x])(\d+)(?=x)", text)))
-    if sizes and rng.random() < 0.7:
-        old, new = rng.choice(sizes), rng.choice(DIMS)
-        return re.sub(rf"(?<=[<x]){old}(?=x)", new, text)
-    return _replace_match(rng, text, r"(?<=[<x])(\d+|\?)(?=x)", DIMS, 1)
+    """A static size (a head dim of 80, or of 2^31) or a '?'."""
+    return _everywhere_or_once(rng, text, "[<x]", r"\d+|\?", "x", DIMS)
 
 
 def mutate_element_type(rng, text):
-    """Mostly one element type changed everywhere, else in one type."""
-    found = sorted(set(re.findall(r"(?<=x)(f32|f16|bf16|i32|i1|f64|i64)(?=>)", text)))
-    if found and rng.random() < 0.7:
-        old, new = rng.choice(found), rng.choice(ELEMENT_TYPES)
-        return re.sub(rf"(?<=x){old}(?=>)", new, text)
-    return _replace_match(rng, text, r"(?<=x)(f32|f16|bf16|i32|i1|f64|i64)(?=>)", ELEMENT_TYPES, 1)
+    return _everywhere_or_once(rng, text, "x", "f32|f16|bf16|i32|i1|f64|i64", ">",
+                               ELEMENT_TYPES)
 
 
 def mutate_operand(rng, text):
