@@ -18,9 +18,11 @@ GPU = dict(head_dim=64, dtype="bfloat16", target="cuda")
 def launches(monkeypatch):
     """Host tensors pass the CUDA checks; each launch records (kernel, grid, parameters)."""
     recorded = []
-    monkeypatch.setattr(gpu, "_check_cuda_tensor",
-                        lambda t, name, dtype, device: None if t.dtype == dtype else
-                        (_ for _ in ()).throw(TypeError(f"{name} has dtype {t.dtype}")))
+
+    def dtype_only(t, name, dtype, device):
+        if t.dtype != dtype:
+            raise TypeError(f"{name} has dtype {t.dtype}; this kernel takes {dtype}")
+    monkeypatch.setattr(gpu, "_check_cuda_tensor", dtype_only)
 
     def run(self, device_index, grids, params, first=0, last=None):
         for launch, grid in list(zip(self.launches, grids))[first:last]:
