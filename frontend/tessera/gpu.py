@@ -326,6 +326,7 @@ class GpuKernel:
             raise SpecError(f"GPU kernels take bfloat16 or float16, got {dtype!r}")
         self.spec, self.dtype, self.config, self.chip = spec, dtype, config, chip
         self.head_dim, self.value_dim = head_dim, value_dim
+        self.grad_config = None  # the backward's Config; None: default_grad_config
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
         self._image = _Image(self.module, spec.name, config, chip)
         self.launches, self.ptx = self._image.launches, self._image.ptx
@@ -441,9 +442,23 @@ class GpuKernel:
 
     def grad_image(self) -> _Image:
         """The gradient module's image (three grids and the Δ workspace), compiled with
-        this kernel's config on first use."""
-        if getattr(self, "_grad_image", None) is None:
+        `grad_config` (the backward's own; see default_grad_config) on first use."""
+        config = getattr(self, "grad_config", None) or default_grad_config(self.head_dim,
+                                                                           self.value_dim)
+        images = self.__dict__.setdefault("_grad_images", {})
+        if config not in images:
             from .softmax_grad import grad_mlir
             module = grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
-            self._grad_image = _Image(module, self.spec.name + "_grad", self.config, self.chip)
-        return self._grad_image
+            images[config] = _Image(module, self.spec.name + "_grad", config, self.chip)
+        return images[config]
+
+
+def default_grad_config(head_dim: int, value_dim: int):
+    """The softmax backward's config, apart from the forward's: its key tiles are also
+    transposed operands, so both tile sizes must be multiples of 16 x num_warps (64 for 4
+    warps; the forward's 32-key tiles past D = 128 do not compile), and one stage past
+    D = 192 keeps shared memory within a block's 227 KiB. Set `kernel.grad_config` to
+    another Config to tune it."""
+    from .kernel import Config
+    return Config(block_m=64, block_n=64, num_warps=4,
+                  num_stages=2 if max(head_dim, value_dim) <= 192 else 1)

@@ -49,6 +49,20 @@ def test_gradient_image_plans_delta_and_three_grids():
     assert kernel.grad_image() is image  # compiled once
 
 
+@pytest.mark.parametrize("head_dim", [192, 256])
+def test_backward_has_a_config_of_its_own(head_dim):
+    """The forward's 32-key tiles past D = 128 cannot be transposed over 4 warps: the
+    backward takes 64 x 64 tiles (one stage at D = 256, for shared memory) whatever the
+    forward's config, and `grad_config` replaces it."""
+    kernel = tessera.compile(tessera.attention(causal=True), **dict(GPU, head_dim=head_dim))
+    assert kernel.config.block_n == 32
+    image = kernel.grad_image()
+    assert image.launches[1]["grid"][0][-1] == 64  # key tiles of 64
+    assert image.launches[1]["smem"] <= 232448  # a block's shared memory
+    kernel.grad_config = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1)
+    assert kernel.grad_image() is not image or head_dim == 256
+
+
 def test_arguments_are_packed_in_the_gradient_module_order(launches):
     kernel = tessera.compile(tessera.attention(causal=True,
                                                mask_mod=lambda b, h, i, j: DOC[i] == DOC[j]),
