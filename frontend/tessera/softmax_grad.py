@@ -125,13 +125,17 @@ def differentiable_call(kernel, q, k, v, return_lse, out, lse_out, block_mask, b
     runs the generated backward; the one autograd path of softmax kernels. Tables that
     require grad are checked here, before the forward runs."""
     import torch
-    if out is not None or lse_out is not None or block_mask is not None:
-        raise ValueError("out, lse_out and block_mask are not available when q, k, v or a "
-                         "table require grad (the output is differentiable)")
+    if out is not None or lse_out is not None:
+        raise ValueError("out and lse_out are not available when q, k, v or a table "
+                         "require grad (the output is differentiable)")
+    if block_mask is not None:  # a GPU kernel's TileMask: its tensors go to the torch op
+        if getattr(block_mask, "kernel", None) is not kernel:
+            raise ValueError("block_mask must come from this kernel's block_mask()")
+        block_mask = block_mask.workspaces
     names = [n for n, t in buffers.items() if isinstance(t, torch.Tensor) and t.requires_grad]
     check_grad_tables(kernel.spec, names)
     if names and hasattr(kernel, "_image"):
         raise SpecError(f"tables {names} require grad: table gradients are not lowered to "
                         f"the GPU yet (they are on the CPU target); detach them")
     from .torch_ops import torch_op
-    return torch_op(kernel)(q, k, v, return_lse=return_lse, **buffers)
+    return torch_op(kernel)(q, k, v, return_lse=return_lse, block_mask=block_mask, **buffers)

@@ -111,7 +111,7 @@ def test_bad_gradient_inputs_are_named(launches):
         kernel.grad(q, q, q, o, lse, o, out=q, bias=bias.detach())
 
 
-@pytest.mark.parametrize("reuse_mask", [False, True])
+@pytest.mark.parametrize("reuse_mask", [None, "op", "kernel"])
 def test_autograd_runs_the_forward_then_the_gradient_kernels(launches, reuse_mask):
     """A call on tensors that require grad goes through the kernel's torch op; backward
     launches the gradient image on the saved q, k, v, o, lse and the upstream gradient."""
@@ -120,9 +120,11 @@ def test_autograd_runs_the_forward_then_the_gradient_kernels(launches, reuse_mas
                              **GPU)
     q = _bf16(1, 2, 33, 64).requires_grad_()
     k, v, doc = _bf16(1, 2, 33, 64), _bf16(1, 2, 33, 64), torch.zeros(33, dtype=torch.int32)
-    if reuse_mask:
+    if reuse_mask == "op":
         mask = tessera.torch_op(kernel).block_mask(q.detach(), k, v, doc=doc)
         out = tessera.torch_op(kernel)(q, k, v, block_mask=mask, doc=doc)
+    elif reuse_mask == "kernel":
+        out = kernel(q, k, v, block_mask=kernel.block_mask(q.detach(), k, v, doc=doc), doc=doc)
     else:
         out = kernel(q, k, v, doc=doc)
     assert out.requires_grad and out.dtype == torch.bfloat16
