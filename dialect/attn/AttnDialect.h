@@ -11,6 +11,15 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace tessera::attn {
+/// `custom<ModRegions>($score_mod, $mask_mod)` of attn.attention and
+/// attn.attention_grad: `(score_mod region)? (mask_mod region)?` (AttnOps.cpp).
+mlir::ParseResult parseModRegions(mlir::OpAsmParser &parser, mlir::Region &scoreMod,
+                                  mlir::Region &maskMod);
+void printModRegions(mlir::OpAsmPrinter &printer, mlir::Operation *op,
+                     mlir::Region &scoreMod, mlir::Region &maskMod);
+} // namespace tessera::attn
+
 #include "dialect/attn/AttnOpsDialect.h.inc"
 #include "dialect/attn/AttnEnums.h.inc"
 #define GET_ATTRDEF_CLASSES

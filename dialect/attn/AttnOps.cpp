@@ -130,6 +130,50 @@ LogicalResult AttentionGradOp::verify() {
   return success();
 }
 
+// The modifier regions' syntax, `(score_mod region)? (mask_mod region)?`, as a custom
+// directive rather than ODS optional region groups. Works around an upstream MLIR
+// (22) parser bug: an ODS-generated parser parses each region into a local
+// std::unique_ptr<Region> and moves it into the OperationState only once every region
+// has parsed, so on a parse error inside a region the locals are destroyed (mask_mod
+// before score_mod) without the cleanup that the generic parser gives regions already
+// in the OperationState (dropping the uses of every value they define). A name used
+// before its definition resolves to whatever later defines it, in the same op or out
+// of it: score_mod's forward references to a mask_mod block argument (fuzzer mutant
+// 41:191), or an op before this one using a value score_mod defines, point into the
+// freed region, and destroying the user writes to freed memory (heap corruption,
+// valgrind: Region::~Region in AttentionGradOp::parse). On an error this directive
+// drops the uses of every value both regions define before returning, so the parser
+// reports the error and the regions are freed without dangling uses. On success the
+// generated parser moves both regions into the OperationState before anything else
+// can fail, and the parser's own cleanup covers them from there.
+ParseResult tessera::attn::parseModRegions(OpAsmParser &parser, Region &scoreMod,
+                                           Region &maskMod) {
+  auto fail = [&]() -> ParseResult {
+    for (Region *region : {&scoreMod, &maskMod})
+      for (Block &block : *region)
+        block.dropAllDefinedValueUses();
+    return failure();
+  };
+  if (succeeded(parser.parseOptionalKeyword("score_mod")) && parser.parseRegion(scoreMod))
+    return fail();
+  if (succeeded(parser.parseOptionalKeyword("mask_mod")) && parser.parseRegion(maskMod))
+    return fail();
+  return success();
+}
+
+/// Prints what parseModRegions reads, as the ODS optional groups printed it.
+void tessera::attn::printModRegions(OpAsmPrinter &printer, Operation *,
+                                    Region &scoreMod, Region &maskMod) {
+  if (!scoreMod.empty()) {
+    printer << " score_mod ";
+    printer.printRegion(scoreMod);
+  }
+  if (!maskMod.empty()) {
+    printer << " mask_mod ";
+    printer.printRegion(maskMod);
+  }
+}
+
 /// A modifier region holds scalar arith/math ops, reads of i32 / f32 tensors (any rank)
 /// defined outside the op, and ends in one attn.yield of `resultType`.
 static LogicalResult verifyModifierRegion(Operation *op, Region &region, StringRef name,

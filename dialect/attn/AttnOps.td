@@ -66,7 +66,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     $query `,` $key `,` $value (`blocks` `(` $block_indices^ `:` type($block_indices) `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value)
     `->` type($output) `,` type($lse)
-    (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
+    `` custom<ModRegions>($score_mod, $mask_mod)
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;

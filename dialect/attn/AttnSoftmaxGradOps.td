@@ -50,7 +50,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [RecursiveMemoryEffects,
     (`blocks` `(` $block_indices^ `:` type($block_indices) `)`)?
     (`table_grads` `(` $grad_tables^ `:` type($grad_tables) `->` type($table_grads) `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
-    type($lse) (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
+    type($lse) `` custom<ModRegions>($score_mod, $mask_mod)
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;

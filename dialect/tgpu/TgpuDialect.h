@@ -14,6 +14,16 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace tessera::tgpu {
+/// `custom<WarpRegions>($defaultRegion, $partitionRegions)` of tgpu.warp_specialize:
+/// `default region partitions region (, region)*` (TgpuOps.cpp).
+mlir::ParseResult
+parseWarpRegions(mlir::OpAsmParser &parser, mlir::Region &defaultRegion,
+                 llvm::SmallVectorImpl<std::unique_ptr<mlir::Region>> &partitions);
+void printWarpRegions(mlir::OpAsmPrinter &printer, mlir::Operation *op,
+                      mlir::Region &defaultRegion, mlir::MutableArrayRef<mlir::Region> partitions);
+} // namespace tessera::tgpu
+
 #include "dialect/tgpu/TgpuOpsDialect.h.inc"
 #include "dialect/tgpu/TgpuEnums.h.inc"
 #define GET_ATTRDEF_CLASSES

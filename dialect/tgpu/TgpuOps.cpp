@@ -6,6 +6,54 @@
 using namespace mlir;
 using namespace tessera::tgpu;
 
+// tgpu.warp_specialize's regions through a custom directive rather than `$defaultRegion`
+// and `$partitionRegions`: works around an upstream MLIR (22) parser bug. The
+// ODS-generated parser parses the regions into local std::unique_ptr<Region>s that it
+// destroys on a parse error without dropping the uses of the values they define (the
+// generic parser does, for regions already in the OperationState); a use of one of
+// them from another region, or from an op before this one (a forward reference), is
+// left pointing into freed memory: heap corruption. On an error this drops those uses
+// first; see parseModRegions in AttnOps.cpp.
+ParseResult tessera::tgpu::parseWarpRegions(
+    OpAsmParser &parser, Region &defaultRegion,
+    SmallVectorImpl<std::unique_ptr<Region>> &partitions) {
+  auto fail = [&]() -> ParseResult {
+    SmallVector<Region *> regions = {&defaultRegion};
+    for (std::unique_ptr<Region> &region : partitions)
+      regions.push_back(region.get());
+    for (Region *region : regions)
+      for (Block &block : *region)
+        block.dropAllDefinedValueUses();
+    return failure();
+  };
+  if (parser.parseKeyword("default") || parser.parseRegion(defaultRegion) ||
+      parser.parseKeyword("partitions"))
+    return fail();
+  std::unique_ptr<Region> region = std::make_unique<Region>();
+  OptionalParseResult first = parser.parseOptionalRegion(*region);
+  if (!first.has_value())
+    return success();
+  partitions.push_back(std::move(region));
+  if (failed(*first))
+    return fail();
+  while (succeeded(parser.parseOptionalComma())) {
+    partitions.push_back(std::make_unique<Region>());
+    if (parser.parseRegion(*partitions.back()))
+      return fail();
+  }
+  return success();
+}
+
+void tessera::tgpu::printWarpRegions(OpAsmPrinter &printer, Operation *,
+                                     Region &defaultRegion,
+                                     MutableArrayRef<Region> partitions) {
+  printer << "default ";
+  printer.printRegion(defaultRegion);
+  printer << " partitions ";
+  llvm::interleaveComma(partitions, printer,
+                        [&](Region &region) { printer.printRegion(region); });
+}
+
 #define GET_OP_CLASSES
 #include "dialect/tgpu/TgpuOps.cpp.inc"
 

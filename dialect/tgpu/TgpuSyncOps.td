@@ -267,7 +267,7 @@ def Tgpu_WarpSpecializeOp : Tgpu_Op<"warp_specialize", [RecursiveMemoryEffects]>
   let assemblyFormat = [{
     `num_warps` `=` $num_warps (`registers` `=` $registers^)?
     (`default_registers` `=` $default_registers^)? (`->` type($results)^)?
-    attr-dict-with-keyword `default` $defaultRegion `partitions` $partitionRegions
+    attr-dict-with-keyword custom<WarpRegions>($defaultRegion, $partitionRegions)
   }];
   let hasVerifier = 1;
 }

@@ -11,6 +11,12 @@
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace tessera::tile {
+/// `custom<Body>($body)` of tile.grid: its region (TileOps.cpp).
+mlir::ParseResult parseBody(mlir::OpAsmParser &parser, mlir::Region &body);
+void printBody(mlir::OpAsmPrinter &printer, mlir::Operation *op, mlir::Region &body);
+} // namespace tessera::tile
+
 #include "dialect/tile/TileOpsDialect.h.inc"
 #include "dialect/tile/TileEnums.h.inc"
 #define GET_ATTRDEF_CLASSES

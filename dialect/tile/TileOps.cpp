@@ -4,6 +4,28 @@
 using namespace mlir;
 using namespace tessera::tile;
 
+// tile.grid's region through a custom directive rather than `$body`: works around an
+// upstream MLIR (22) parser bug. The ODS-generated parser parses the region into a
+// local std::unique_ptr<Region> that it destroys on a parse error without dropping the
+// uses of the values the region defines (the generic parser does, for regions already
+// in the OperationState), so an op before tile.grid that used a name the body defines
+// (a forward reference) is left pointing into the freed region: heap corruption.
+// On an error this drops those uses first; see parseModRegions in AttnOps.cpp.
+ParseResult tessera::tile::parseBody(OpAsmParser &parser, Region &body) {
+  if (parser.parseRegion(body)) {
+    for (Block &block : body)
+      block.dropAllDefinedValueUses();
+    return failure();
+  }
+  if (body.empty())
+    body.emplaceBlock();
+  return success();
+}
+
+void tessera::tile::printBody(OpAsmPrinter &printer, Operation *, Region &body) {
+  printer.printRegion(body);
+}
+
 LogicalResult GridOp::verify() {
   if (getSizes().empty() || getSizes().size() > 3)
     return emitOpError("grid must have 1 to 3 dimensions, got ") << getSizes().size();

@@ -24,7 +24,7 @@ def Tile_GridOp : Tile_Op<"grid", [SingleBlock, NoTerminator, RecursiveMemoryEff
   }];
   let arguments = (ins Variadic<Index>:$sizes, Tile_ConfigAttr:$config);
   let regions = (region SizedRegion<1>:$body);
-  let assemblyFormat = "`[` $sizes `]` `config` `=` $config attr-dict-with-keyword $body";
+  let assemblyFormat = "`[` $sizes `]` `config` `=` $config attr-dict-with-keyword custom<Body>($body)";
   let hasVerifier = 1;
 }
 

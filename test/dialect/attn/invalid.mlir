@@ -1173,3 +1173,62 @@ func.func @attention_grad_unread_table(%q: tensor<1x8x128x64xf32>, %l: tensor<1x
       : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Parse errors inside modifier regions (custom<ModRegions>, AttnOps.cpp): a located
+// diagnostic, never a use of a freed region.
+//===----------------------------------------------------------------------===//
+
+// Fuzzer mutant 41:191: score_mod uses %i before mask_mod's block argument defines it,
+// then mask_mod fails to parse; the parser freed mask_mod under score_mod's uses.
+func.func @attention_grad_mod_parse_error(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+      score_mod {
+        %t = arith.cmpi sge, %i, %j : i32
+        attn.yield %t : i1
+      } mask_mod {
+      ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+      // expected-error @+1 {{redefinition of block '^bb0'}}
+      ^bb0(%s: f32):
+      }
+  return
+}
+
+// -----
+
+// The same error in attn.attention's regions.
+func.func @attention_mod_parse_error(%q: tensor<1x8x128x64xf32>) {
+  %o, %l = attn.attention %q, %q, %q
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>
+      -> tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+      score_mod {
+        %t = arith.cmpi sge, %i, %j : i32
+        attn.yield %t : i1
+      } mask_mod {
+      ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+      // expected-error @+1 {{redefinition of block '^bb0'}}
+      ^bb0(%s: f32):
+      }
+  return
+}
+
+// -----
+
+// An op before attn.attention_grad uses %x before score_mod defines it, then score_mod
+// fails to parse: the parser freed score_mod under that use.
+func.func @attention_grad_outer_use_parse_error(%q: tensor<1x8x128x64xf32>, %l: tensor<1x8x128xf32>) {
+  %z = arith.addf %x, %x : f32
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %q, %l, %q
+      : tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128x64xf32>, tensor<1x8x128xf32>
+      score_mod {
+      ^bb0(%s: f32, %b: i32, %h: i32, %i: i32, %j: i32):
+        %x = math.tanh %s : f32
+        attn.yield %x : f32
+      // expected-error @+1 {{redefinition of block '^bb0'}}
+      ^bb0(%s2: f32):
+      }
+  return
+}

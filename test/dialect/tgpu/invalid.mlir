@@ -639,3 +639,38 @@ func.func @warp_specialize_results() {
   }
   return
 }
+
+// -----
+
+// A partition uses %x before the default region defines it, then fails to parse.
+func.func @warp_specialize_region_parse_error(%n: index) {
+  tgpu.warp_specialize num_warps = [1] default {
+    %x = arith.constant 1 : index
+    tgpu.warp_yield
+  } partitions {
+    %y = arith.addi %x, %x : index
+    tgpu.warp_return
+  }, {
+  ^bb0:
+  // expected-error @+1 {{redefinition of block '^bb0'}}
+  ^bb0:
+  }
+  return
+}
+
+// -----
+
+// An op before tgpu.warp_specialize uses %x before its default region defines it, then
+// the region fails to parse.
+func.func @warp_specialize_outer_use_parse_error(%n: index) {
+  %z = arith.addi %x, %x : index
+  tgpu.warp_specialize num_warps = [1] default {
+    %x = arith.constant 1 : index
+  ^bb0:
+  // expected-error @+1 {{redefinition of block '^bb0'}}
+  ^bb0:
+  } partitions {
+    tgpu.warp_return
+  }
+  return
+}

@@ -311,3 +311,18 @@ func.func @range_type(%i: index) {
   %r = tile.range %i : tensor<64xi64>
   return
 }
+
+// -----
+
+// An op before tile.grid uses %x before the body defines it, then the body fails to
+// parse: a located diagnostic, never a use of the freed region (custom<Body>, TileOps.cpp).
+func.func @grid_outer_use_parse_error(%n: index) {
+  %z = arith.addi %x, %x : index
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %x = tile.program_id 0 : index
+  ^bb0:
+  // expected-error @+1 {{redefinition of block '^bb0'}}
+  ^bb0:
+  }
+  return
+}
