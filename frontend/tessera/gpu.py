@@ -111,8 +111,10 @@ def torch_module():
     return torch
 
 
-def _check_cuda_tensor(t, name: str, dtype, device) -> None:
-    """A kernel input: a torch tensor of `dtype` on `device`, rows 16-byte aligned."""
+def _check_cuda_tensor(t, name: str, dtype, device, vector_rows: bool = True) -> None:
+    """A kernel input: a torch tensor of `dtype` on `device`, rows 16-byte aligned where
+    the kernel reads them with vector copies (vector_rows; a row vector such as lse is
+    read element by element and only needs its last dimension contiguous)."""
     torch = torch_module()
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor on a CUDA device, got {type(t).__name__}")
@@ -122,7 +124,11 @@ def _check_cuda_tensor(t, name: str, dtype, device) -> None:
         raise ValueError(f"{name} is on {t.device} but q is on {device}")
     if t.dtype != dtype:
         raise TypeError(f"{name} has dtype {t.dtype}; this kernel takes {dtype}")
-    _check_gpu_layout(t, name)
+    if vector_rows:
+        _check_gpu_layout(t, name)
+    elif any(s < 0 for s in t.stride()) or t.stride(-1) != 1:
+        raise ValueError(f"{name} must be contiguous in its last dimension with no negative "
+                         f"strides, got strides {tuple(t.stride())}; pass {name}.contiguous()")
 
 
 def check_qkv_tensors(q, k, v, dtype: str):
@@ -429,7 +435,7 @@ class GpuKernel:
         for t, n, dtype, shape in ((o, "o", q.dtype, o_shape),
                                    (lse, "lse", torch_module().float32, (B, H, Nq)),
                                    (grad_out, "grad_out", q.dtype, o_shape)):
-            _check_cuda_tensor(t, n, dtype, q.device)
+            _check_cuda_tensor(t, n, dtype, q.device, vector_rows=n != "lse")
             if tuple(t.shape) != shape:
                 raise ValueError(f"{n} must have shape {shape}, got {tuple(t.shape)}")
         if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 3):

@@ -19,7 +19,7 @@ def launches(monkeypatch):
     """Host tensors pass the CUDA checks; each launch records (kernel, grid, parameters)."""
     recorded = []
 
-    def dtype_only(t, name, dtype, device):
+    def dtype_only(t, name, dtype, device, vector_rows=True):
         if t.dtype != dtype:
             raise TypeError(f"{name} has dtype {t.dtype}; this kernel takes {dtype}")
     monkeypatch.setattr(gpu, "_check_cuda_tensor", dtype_only)
