@@ -38,13 +38,24 @@ KERNEL_SETS = (
     mask_mod_gpu.kernels, nsa_gpu.kernels, hyper_gpu.kernels, flex_cases.kernels,
     grad_cases.kernels)
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--only", help="comma-separated modules whose kernel sets to compile")
-only = ap.parse_args().only
-sets = [k for k in KERNEL_SETS if not only or k.__module__ in only.split(",")]
-start = time.time()
-n = sum(len(kernels()) for kernels in sets)
-from tessera import gpu  # noqa: E402
-Path(gpu.cache_dir(), "FINGERPRINT").write_text(gpu.COMPILER_VERSION + "\n")
-print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s "
-      f"({gpu.cache_dir()}, {gpu.COMPILER_VERSION})")
+
+def kernel_sets(only=None):
+    """The kernel-set functions, or those of the modules named in `only`."""
+    return [k for k in KERNEL_SETS if not only or k.__module__ in only]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", help="comma-separated modules whose kernel sets to compile")
+    only = ap.parse_args().only
+    sets = kernel_sets(only.split(",") if only else None)
+    start = time.time()
+    n = sum(len(kernels()) for kernels in sets)
+    from tessera import gpu
+    Path(gpu.cache_dir(), "FINGERPRINT").write_text(gpu.COMPILER_VERSION + "\n")
+    print(f"{n} GPU kernels compiled or found in the cache in {time.time() - start:.1f} s "
+          f"({gpu.cache_dir()}, {gpu.COMPILER_VERSION})")
+
+
+if __name__ == "__main__":
+    main()
