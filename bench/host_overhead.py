@@ -57,7 +57,7 @@ def stubbed_gpu_call(B, H, N):
 
     kernel = tessera.compile(tessera.attention(causal=True, score_mod=alibi), head_dim=64,
                              dtype="bfloat16", target="cuda")
-    kernel._image._loaded[0] = (None, [Stub() for _ in kernel._image.launches])
+    kernel._image._loaded[0] = (None, [Stub() for _ in kernel._image.kernels])
     torch._C._cuda_getCurrentRawStream = lambda index: 0
     op = tessera.torch_op(kernel)
     q = torch.randn(B, H, N, 64, dtype=torch.bfloat16)

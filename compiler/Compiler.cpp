@@ -4,6 +4,7 @@
 #include "codegen/GpuChecks.h"
 #include "codegen/Pipelines.h"
 #include "compiler/Registration.h"
+#include "runtime/LaunchRecord.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -136,6 +137,109 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
          " min-blocks=" + std::to_string(config.minBlocks) + " chip=" + chip + "})";
 }
 
+/// Writes a grid-size formula in codegen's integer encoding (TileToGpu.cpp, gridFormula)
+/// as a launch-record extent (docs/LAUNCH_RECORD.md); false for one it does not know.
+static bool writeExtent(ArrayRef<int64_t> f, llvm::raw_ostream &os) {
+  if (f.size() < 2)
+    return false;
+  if (f[0] == -4) { // [-4, n, f1 (n entries)..., f2...]: a product
+    if (f[1] < 2 || size_t(f[1]) + 4 > f.size())
+      return false;
+    os << "{\"product\": [";
+    if (!writeExtent(f.slice(2, f[1]), os))
+      return false;
+    os << ", ";
+    if (!writeExtent(f.drop_front(2 + f[1]), os))
+      return false;
+    os << "]}";
+    return true;
+  }
+  if (f[0] == -2 || f[0] == -3) { // [-2 | -3, a, d, a2, d2]
+    if (f.size() != 5)
+      return false;
+    os << "{\"dim\": [" << f[1] << ", " << f[2] << "], \""
+       << (f[0] == -2 ? "zero_if_equal" : "zero_unless_equal") << "\": [" << f[3] << ", "
+       << f[4] << "]}";
+    return true;
+  }
+  if (f[0] == -1) // [-1, c, q...]
+    os << "{\"constant\": " << f[1];
+  else if (f[0] >= 0) // [a, d, q...]
+    os << "{\"dim\": [" << f[0] << ", " << f[1] << "]";
+  else
+    return false;
+  SmallVector<int64_t> divisors;
+  for (int64_t q : f.drop_front(2))
+    if (q != 1) // a division by 1 rounds nothing
+      divisors.push_back(q);
+  if (!divisors.empty()) {
+    os << ", \"divide\": [";
+    llvm::interleaveComma(divisors, os);
+    os << "]";
+  }
+  os << "}";
+  return true;
+}
+
+/// The launch record of `func` (version tessera::runtime::kLaunchRecordVersion): the
+/// caller's arguments' ranks, the workspaces and the launches, from the attributes the GPU
+/// pipeline left on it. False where an attribute is not of the shape codegen writes.
+static bool writeLaunchRecord(func::FuncOp func, ArrayAttr launches, ArrayAttr workspaces,
+                              std::string &out) {
+  llvm::raw_string_ostream json(out);
+  auto extents = [&](Attribute list) {
+    auto array = dyn_cast_or_null<ArrayAttr>(list);
+    if (!array)
+      return false;
+    json << "[";
+    for (auto [i, dim] : llvm::enumerate(array)) {
+      auto formula = dyn_cast<DenseI64ArrayAttr>(dim);
+      json << (i ? ", " : "");
+      if (!formula || !writeExtent(formula.asArrayRef(), json))
+        return false;
+    }
+    json << "]";
+    return true;
+  };
+  if (func.getNumArguments() < workspaces.size())
+    return false;
+  json << "{\"version\": " << tessera::runtime::kLaunchRecordVersion << ", \"arguments\": [";
+  for (unsigned i = 0, e = func.getNumArguments() - workspaces.size(); i < e; ++i) {
+    auto type = dyn_cast<MemRefType>(func.getArgument(i).getType());
+    if (!type)
+      return false;
+    json << (i ? ", " : "") << type.getRank();
+  }
+  json << "], \"workspaces\": [";
+  for (auto [i, attr] : llvm::enumerate(workspaces)) {
+    auto w = dyn_cast<DictionaryAttr>(attr);
+    auto dtype = w ? w.getAs<StringAttr>("dtype") : StringAttr();
+    if (!dtype)
+      return false;
+    json << (i ? ", " : "") << "{\"dtype\": \"" << dtype.getValue() << "\", \"shape\": ";
+    if (!extents(w.get("shape")))
+      return false;
+    json << "}";
+  }
+  json << "], \"launches\": [";
+  for (auto [i, attr] : llvm::enumerate(launches)) {
+    auto launch = dyn_cast<DictionaryAttr>(attr);
+    auto kernel = launch ? launch.getAs<StringAttr>("kernel") : StringAttr();
+    auto block = launch ? launch.getAs<IntegerAttr>("block") : IntegerAttr();
+    auto smem = launch ? launch.getAs<IntegerAttr>("smem") : IntegerAttr();
+    if (!kernel || !block || !smem)
+      return false;
+    json << (i ? ", " : "") << "{\"kernel\": \"" << kernel.getValue()
+         << "\", \"block\": " << block.getInt() << ", \"smem\": " << smem.getInt()
+         << ", \"grid\": ";
+    if (!extents(launch.get("grid")))
+      return false;
+    json << "}";
+  }
+  json << "]}";
+  return true;
+}
+
 tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
                                                const std::string &entry,
                                                const TuningConfig &config,
@@ -155,35 +259,9 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
     cc.fail("the GPU pipeline produced no kernel for '" + entry + "'");
   GpuKernelImage image;
   image.ptx = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
-  llvm::raw_string_ostream json(image.launchesJson);
-  auto formula = [&](Attribute a) {
-    json << "[";
-    llvm::interleaveComma(cast<DenseI64ArrayAttr>(a).asArrayRef(), json);
-    json << "]";
-  };
-  json << "{\"workspaces\": [";
-  for (auto [i, w] : llvm::enumerate(workspaces.getAsRange<DictionaryAttr>())) {
-    json << (i ? ", " : "") << "{\"dtype\": \""
-         << cast<StringAttr>(w.get("dtype")).getValue() << "\", \"shape\": [";
-    for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(w.get("shape")))) {
-      json << (j ? ", " : "");
-      formula(dim);
-    }
-    json << "]}";
-  }
-  json << "], \"launches\": [";
-  for (auto [i, launch] : llvm::enumerate(launches.getAsRange<DictionaryAttr>())) {
-    json << (i ? ", " : "") << "{\"kernel\": \""
-         << cast<StringAttr>(launch.get("kernel")).getValue() << "\", \"block\": "
-         << cast<IntegerAttr>(launch.get("block")).getInt() << ", \"smem\": "
-         << cast<IntegerAttr>(launch.get("smem")).getInt() << ", \"grid\": [";
-    for (auto [j, dim] : llvm::enumerate(cast<ArrayAttr>(launch.get("grid")))) {
-      json << (j ? ", " : "");
-      formula(dim);
-    }
-    json << "]}";
-  }
-  json << "]}";
+  if (!writeLaunchRecord(func, launches, workspaces, image.launchesJson))
+    cc.fail("the GPU pipeline wrote a launch record for '" + entry +
+            "' that the facade cannot translate (codegen/gpu and compiler/Compiler.cpp disagree)");
   return image;
 }
 

@@ -40,17 +40,12 @@ std::string lowerModule(const std::string &attnModule, Stage stage,
                         const TuningConfig &config);
 
 /// What a GPU runtime without MLIR needs to launch a compiled spec: the PTX of its
-/// kernels and, per kernel, its name, block size and grid. Each grid dimension is
-/// [arg, dim, divisor]: ceil(size of dimension `dim` of argument `arg` / divisor), or the
-/// constant `dim` when arg = -1. Kernel parameters are each argument's memref descriptor
-/// expanded field by field (allocated, aligned, offset, sizes..., strides...).
+/// kernels and the launch record (docs/LAUNCH_RECORD.md, decoded by runtime/LaunchRecord.h):
+/// a versioned JSON object naming each kernel with its block, shared memory and grid, the
+/// workspaces between grids, and the ranks of the caller's arguments; grids and workspace
+/// shapes are formulas of the arguments' sizes.
 struct GpuKernelImage {
   std::string ptx;
-  /// {"workspaces": [{"dtype": ..., "shape": [[a, d, q], ...]}, ...],
-  ///  "launches": [{"kernel": ..., "block": n, "smem": bytes, "grid": [[a, d, q] x 3]}, ...]}
-  /// where [a, d, q1, q2, ...] is dim d of argument a (d itself when a = -1) divided by
-  /// q1, then q2, ..., rounding up (down, by -q, where q < 0); workspaces count as
-  /// arguments after the caller's, in order.
   std::string launchesJson;
 };
 

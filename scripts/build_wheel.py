@@ -28,6 +28,7 @@ TAG = "py3-none-linux_x86_64"
 BINDING_SOURCES = ["compiler/Compiler.h", "frontend/bindings/CoreModule.cpp",
                    "frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
                    "runtime/CudaDriver.h", "runtime/KernelCache.cpp", "runtime/KernelCache.h",
+                   "runtime/LaunchRecord.cpp", "runtime/LaunchRecord.h",
                    "runtime/Module.cpp", "runtime/Module.h"]
 
 

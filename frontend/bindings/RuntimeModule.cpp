@@ -2,11 +2,12 @@
 //
 // No MLIR here: this module builds on machines that only have Python, a C++ compiler
 // and (at run time) a CUDA driver. It loads PTX, launches kernels on a caller's stream
-// and reads/writes the on-disk kernel cache.
+// reads/writes the on-disk kernel cache and decodes launch records.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/CudaDriver.h"
 #include "runtime/KernelCache.h"
+#include "runtime/LaunchRecord.h"
 #include "runtime/Module.h"
 
 #include <pybind11/pybind11.h>
@@ -15,10 +16,64 @@
 namespace py = pybind11;
 using namespace tessera::runtime;
 
+namespace {
+/// Python's arithmetic, for launch formulas over sizes that are any Python number (torch's
+/// symbolic sizes under torch.compile: a comparison then records a guard).
+struct PythonOps {
+  static py::object check(PyObject *result) {
+    if (!result)
+      throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(result);
+  }
+  py::object constant(int64_t c) const { return py::int_(c); }
+  py::object floorDiv(const py::object &x, int64_t q) const {
+    return check(PyNumber_FloorDivide(x.ptr(), py::int_(q).ptr()));
+  }
+  py::object ceilDiv(const py::object &x, int64_t q) const {
+    py::object negated = check(PyNumber_Negative(x.ptr()));
+    return check(PyNumber_Negative(floorDiv(negated, q).ptr()));
+  }
+  py::object mul(const py::object &a, const py::object &b) const {
+    return check(PyNumber_Multiply(a.ptr(), b.ptr()));
+  }
+  bool equal(const py::object &a, const py::object &b) const {
+    return check(PyObject_RichCompare(a.ptr(), b.ptr(), Py_EQ)).cast<bool>();
+  }
+};
+
+/// (workspace shapes, grids) for argument shapes of Python numbers.
+py::tuple planOverPythonSizes(const LaunchRecord &record, const std::vector<py::list> &shapes) {
+  std::vector<size_t> ranks;
+  for (const py::list &shape : shapes)
+    ranks.push_back(shape.size());
+  record.checkArgumentRanks(ranks);
+  std::vector<py::list> everything(shapes);
+  auto sizeOf = [&](int64_t arg, int64_t dim) { return py::object(everything[arg][dim]); };
+  py::list workspaceShapes, grids;
+  for (const Workspace &workspace : record.workspaces()) {
+    py::list shape;
+    for (const Extent &extent : workspace.shape)
+      shape.append(evaluateExtent<py::object>(extent, sizeOf, PythonOps()));
+    everything.push_back(shape);
+    workspaceShapes.append(py::tuple(shape));
+  }
+  for (const Launch &launch : record.launches()) {
+    py::list grid;
+    for (const Extent &extent : launch.grid)
+      grid.append(evaluateExtent<py::object>(extent, sizeOf, PythonOps()));
+    while (grid.size() < 3)
+      grid.append(1);
+    grids.append(py::tuple(grid));
+  }
+  return py::make_tuple(workspaceShapes, grids);
+}
+} // namespace
+
 PYBIND11_MODULE(_runtime, m) {
   m.doc() = "Tessera GPU runtime (CUDA driver by dlopen, kernel cache)";
   py::register_exception<CudaError>(m, "CudaError", PyExc_RuntimeError);
   py::register_exception<KernelCacheError>(m, "KernelCacheError", PyExc_OSError);
+  py::register_exception<LaunchRecordError>(m, "LaunchRecordError", PyExc_ValueError);
 
   m.def("driver_available", [] {
     CudaDriver &d = CudaDriver::instance();
@@ -45,6 +100,71 @@ PYBIND11_MODULE(_runtime, m) {
   m.def("cache_put", [](const std::string &dir, const std::string &key, py::bytes blob) {
     KernelCache(dir).put(key, std::string(blob));
   });
+
+  m.attr("LAUNCH_RECORD_VERSION") = kLaunchRecordVersion;
+  py::class_<LaunchRecord>(m, "LaunchRecord")
+      .def_static("parse", &LaunchRecord::parse, py::arg("text"))
+      .def_property_readonly("version", &LaunchRecord::version)
+      .def_property_readonly("text", &LaunchRecord::text)
+      .def_property_readonly("argument_ranks", &LaunchRecord::argumentRanks)
+      .def_property_readonly("kernels",
+                             [](const LaunchRecord &r) {
+                               std::vector<std::string> names;
+                               for (const Launch &l : r.launches())
+                                 names.push_back(l.kernel);
+                               return names;
+                             })
+      .def_property_readonly("blocks",
+                             [](const LaunchRecord &r) {
+                               std::vector<int64_t> blocks;
+                               for (const Launch &l : r.launches())
+                                 blocks.push_back(l.block);
+                               return blocks;
+                             })
+      .def_property_readonly("shared_bytes",
+                             [](const LaunchRecord &r) {
+                               std::vector<int64_t> bytes;
+                               for (const Launch &l : r.launches())
+                                 bytes.push_back(l.sharedBytes);
+                               return bytes;
+                             })
+      .def_property_readonly("workspace_dtypes",
+                             [](const LaunchRecord &r) {
+                               std::vector<std::string> dtypes;
+                               for (const Workspace &w : r.workspaces())
+                                 dtypes.push_back(w.dtype);
+                               return dtypes;
+                             })
+      .def(
+          "plan",
+          [](const LaunchRecord &r, const std::vector<std::vector<int64_t>> &shapes) {
+            LaunchPlan plan = r.plan(shapes);
+            py::list workspaceShapes, grids;
+            for (const auto &shape : plan.workspaceShapes)
+              workspaceShapes.append(py::tuple(py::cast(shape)));
+            for (const auto &grid : plan.grids)
+              grids.append(py::make_tuple(grid[0], grid[1], grid[2]));
+            return py::make_tuple(workspaceShapes, grids);
+          },
+          py::arg("shapes"),
+          "(workspace shapes, grids of 3 dims) for the caller's arguments of these shapes")
+      .def("plan_symbolic", &planOverPythonSizes, py::arg("shapes"),
+           "plan() over sizes of any Python number type (torch's symbolic sizes)")
+      .def(
+          "pack",
+          [](const LaunchRecord &r, const py::sequence &tensors) {
+            // Anything with data_ptr(), shape and stride(): torch tensors, meta ones too.
+            std::vector<TensorLayout> layouts;
+            for (py::handle t : tensors)
+              layouts.push_back({t.attr("data_ptr")().cast<uint64_t>(),
+                                 t.attr("shape").cast<std::vector<int64_t>>(),
+                                 t.attr("stride")().cast<std::vector<int64_t>>()});
+            PackedParameters packed = r.pack(layouts);
+            return py::make_tuple(packed.values, packed.pointerSlots);
+          },
+          py::arg("tensors"),
+          "(parameters, where each tensor's descriptor starts) for the caller's arguments "
+          "then the workspaces");
 
   py::class_<GpuKernel>(m, "Kernel")
       .def_property_readonly("name", &GpuKernel::name)

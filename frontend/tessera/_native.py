@@ -26,7 +26,8 @@ COMPILER_LIBRARY = "libtessera-compiler.so"
 _MODULES = {
     "_core": (["frontend/bindings/CoreModule.cpp"], True),
     "_runtime": (["frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
-                  "runtime/KernelCache.cpp", "runtime/Module.cpp"], False),
+                  "runtime/KernelCache.cpp", "runtime/LaunchRecord.cpp",
+                  "runtime/Module.cpp"], False),
 }
 
 

@@ -31,19 +31,16 @@ def _tuning_text(config) -> str:
 
 
 def _parse_entry(blob: bytes):
-    """(record, ptx) of a cache entry, None when its payload is not one: an entry can
-    carry a valid checksum and still be unusable (written by another version, edited)."""
+    """(launch record, ptx) of a cache entry, None when its payload is not one: an entry can
+    carry a valid checksum and still be unusable (written before records had a version,
+    by another version, edited)."""
     header, newline, ptx = blob.partition(b"\n")
+    if not newline:
+        return None
     try:
-        record = json.loads(header)
-    except (ValueError, RecursionError):
+        return _runtime.LaunchRecord.parse(header), ptx
+    except _runtime.LaunchRecordError:
         return None
-    if (not newline or not isinstance(record, dict) or not isinstance(record.get("launches"), list)
-            or not isinstance(record.get("workspaces"), list)
-            or not all(isinstance(x, dict) and {"kernel", "block", "grid"} <= set(x)
-                       for x in record["launches"])):
-        return None
-    return record, ptx
 
 
 def _cache_put(directory: str, key: str, blob: bytes) -> None:
@@ -57,9 +54,9 @@ def _cache_put(directory: str, key: str, blob: bytes) -> None:
 
 
 def load_image(module: str, entry: str, config, chip: str):
-    """(record, ptx bytes) for `entry` of `module`, compiling on a cache miss (or an
-    entry whose payload is damaged, which is then replaced); the record holds the
-    launches and the workspaces (compiler/Compiler.h)."""
+    """(launch record, ptx bytes) for `entry` of `module`, compiling on a cache miss (or an
+    entry whose payload is damaged or of an older record version, which is then replaced);
+    the record (docs/LAUNCH_RECORD.md) holds the launches and the workspaces."""
     key = _runtime.cache_key(module, _tuning_text(config), chip, COMPILER_VERSION)
     directory = cache_dir()
     blob = _runtime.cache_get(directory, key)
@@ -80,8 +77,9 @@ def load_image(module: str, entry: str, config, chip: str):
             # the GPU machine) then reports the compiler's reason, not a cache miss.
             _cache_put(directory, key, _REJECTED + str(e).encode())
             raise
-        blob = launches.encode() + b"\n" + ptx
-        _cache_put(directory, key, blob)
+        record = _runtime.LaunchRecord.parse(launches)  # the facade's own: errors surface
+        _cache_put(directory, key, launches.encode() + b"\n" + ptx)
+        return record, ptx
     if blob.startswith(_REJECTED):
         raise CompileError(blob[len(_REJECTED):].decode(errors="replace"))
     return _parse_entry(blob)
@@ -155,63 +153,25 @@ def _output_tensor(given, shape, dtype, device, name: str):
     return given
 
 
-def _extent(formula, args) -> int:
-    """[a, d, q1, q2, ...]: dim d of argument a (d itself for a = -1) divided by q1, then
-    q2, ..., rounding up, or down by -q where q < 0; [-2, a, d, a2, d2]: dim d of argument
-    a, or 0 where it equals dim d2 of argument a2; [-3, ...]: 0 where they differ (the
-    compiler's formulas); [-4, n, f1..., f2...]: the product of formulas f1 (n entries)
-    and f2."""
-    if formula[0] == -4:
-        n = formula[1]
-        return _extent(formula[2:2 + n], args) * _extent(formula[2 + n:], args)
-    if formula[0] in (-2, -3):
-        kind, a, d, a2, d2 = formula
-        x = args[a].shape[d]
-        return 0 if (x == args[a2].shape[d2]) == (kind == -2) else x
-    a, d, *divisors = formula
-    x = args[a].shape[d] if a >= 0 else d
-    for q in divisors:
-        x = x // -q if q < 0 else -(-x // q)
-    return x
-
-
-class _Shaped:
-    """Only a shape: what the launch formulas read of an argument."""
-
-    __slots__ = ("shape",)
-
-    def __init__(self, shape) -> None:
-        self.shape = shape
-
-
-def _parameters(tensors):
-    """The kernels' parameters, a memref descriptor per tensor (allocated and aligned
-    pointers, offset 0, sizes, strides), and where each descriptor starts."""
-    params, slots = [], []
-    for t in tensors:
-        p = t.data_ptr()
-        slots.append(len(params))
-        params += [p, p, 0, *t.shape, *t.stride()]
-    return params, slots
-
-
-def _grid(launch, args) -> list:
-    """A launch's grid for these arguments, in three dimensions."""
-    grid = [_extent(f, args) for f in launch["grid"]]
-    return grid + [1] * (3 - len(grid))
-
-
 _WORKSPACE_DTYPES = {"i32": "int32", "f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 
 
 class _Image:
     """The compiled kernels of one module, loaded per device and launched on torch's
-    current stream with the arguments' memref descriptors, then the workspaces (buffers
-    between its grids) allocated per call."""
+    current stream; the launch record (runtime/LaunchRecord.h) gives their grids, the
+    workspaces (buffers between its grids, allocated per call) and the parameters (a
+    memref descriptor per argument, then per workspace)."""
 
     def __init__(self, module: str, entry: str, config, chip: str) -> None:
-        record, self.ptx = load_image(module, entry, config, chip)
-        self.launches, self.workspaces = record["launches"], record["workspaces"]
+        self.record, self.ptx = load_image(module, entry, config, chip)
+        self._describe()
+
+    def _describe(self) -> None:
+        """What a launch needs of the record, kept as Python values for the per-call path."""
+        record = self.record
+        self.kernels = record.kernels
+        self._launch_shapes = [((block, 1, 1), smem)
+                               for block, smem in zip(record.blocks, record.shared_bytes)]
         self._loaded = {}
         self._plans = {}
         self._workspace_dtypes = None
@@ -219,23 +179,19 @@ class _Image:
     def workspace_dtypes(self) -> list:
         if self._workspace_dtypes is None:
             torch = torch_module()
-            self._workspace_dtypes = [getattr(torch, _WORKSPACE_DTYPES[w["dtype"]])
-                                      for w in self.workspaces]
+            self._workspace_dtypes = [getattr(torch, _WORKSPACE_DTYPES[d])
+                                      for d in self.record.workspace_dtypes]
         return self._workspace_dtypes
 
     def plan(self, shapes, cache: bool = True):
         """(workspace shapes, grid per launch) for arguments of `shapes`, worked out once
         per set of shapes: a call then only allocates and launches. cache=False for
         symbolic shapes (torch.compile's fake tensors)."""
-        plan = self._plans.get(shapes) if cache else None
+        if not cache:
+            return self.record.plan_symbolic([list(s) for s in shapes])
+        plan = self._plans.get(shapes)
         if plan is None:
-            everything = [_Shaped(s) for s in shapes]  # a workspace may follow an earlier one
-            for w in self.workspaces:
-                everything.append(_Shaped(tuple(_extent(f, everything) for f in w["shape"])))
-            plan = ([s.shape for s in everything[len(shapes):]],
-                    [_grid(launch, everything) for launch in self.launches])
-            if not cache:
-                return plan
+            plan = self.record.plan(shapes)
             if len(self._plans) > 4096:  # shapes that keep changing: do not grow forever
                 self._plans.clear()
             self._plans[shapes] = plan
@@ -244,7 +200,7 @@ class _Image:
     def _kernels(self, device_index: int):
         if device_index not in self._loaded:
             module = _runtime.Module(self.ptx, device_index)
-            self._loaded[device_index] = (module, [module.kernel(l["kernel"]) for l in self.launches])
+            self._loaded[device_index] = (module, [module.kernel(k) for k in self.kernels])
         return self._loaded[device_index][1]
 
     def launch(self, args, workspaces=None, first: int = 0, last=None):
@@ -256,7 +212,8 @@ class _Image:
         if workspaces is None:
             workspaces = [torch.empty(s, device=device, dtype=d)
                           for s, d in zip(workspace_shapes, self.workspace_dtypes())]
-        self._run(device.index or 0, grids, _parameters([*args, *workspaces])[0], first, last)
+        params, _ = self.record.pack([*args, *workspaces])
+        self._run(device.index or 0, grids, params, first, last)
         return workspaces
 
     def launcher(self, args):
@@ -270,7 +227,7 @@ class _Image:
         dtypes = self.workspace_dtypes()
         laid_out = [torch.empty(s, device="meta", dtype=d)  # the workspaces' strides
                     for s, d in zip(workspace_shapes, dtypes)]
-        template, slots = _parameters([*args, *laid_out])
+        template, slots = self.record.pack([*args, *laid_out])
 
         def launch(tensors):
             workspaces = [torch.empty(s, device=device, dtype=d)
@@ -288,10 +245,11 @@ class _Image:
         import torch
         stream = torch._C._cuda_getCurrentRawStream(device_index)
         kernels = self._kernels(device_index)
-        for launch, kernel, grid in list(zip(self.launches, kernels, grids))[first:last]:
+        for (block, smem), kernel, grid in list(zip(self._launch_shapes, kernels,
+                                                    grids))[first:last]:
             if min(grid) == 0:
                 continue
-            kernel.launch(grid, (launch["block"], 1, 1), launch.get("smem", 0), stream, params)
+            kernel.launch(grid, block, smem, stream, params)
 
     def profile(self, args, repeat: int):
         """(kernel, grid, ms) per launch: each launched alone after the ones before it
@@ -299,9 +257,9 @@ class _Image:
         import torch
         workspaces = self.launch(args)
         torch.cuda.synchronize()
-        everything = list(args) + workspaces
+        _, grids = self.plan(tuple(tuple(t.shape) for t in args))
         out = []
-        for i, launch in enumerate(self.launches):
+        for i, name in enumerate(self.kernels):
             best = float("inf")
             for _ in range(repeat):
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -310,7 +268,7 @@ class _Image:
                 end.record()
                 end.synchronize()
                 best = min(best, start.elapsed_time(end))
-            out.append((launch["kernel"], _grid(launch, everything), best))
+            out.append((name, list(grids[i]), best))
         return out
 
 
@@ -335,7 +293,7 @@ class GpuKernel:
         self.grad_config = None  # the backward's Config; None: default_grad_config
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
         self._image = _Image(self.module, spec.name, config, chip)
-        self.launches, self.ptx = self._image.launches, self._image.ptx
+        self.ptx = self._image.ptx
 
     def _arguments(self, q, k, v, out, lse_out, buffers):
         """The kernel's arguments, checked: q, k, v, block lists, tables, out, lse."""
@@ -391,7 +349,7 @@ class GpuKernel:
         if not self._classifies():
             raise SpecError("block_mask() is for specs with a mask_mod (and no block_sparse)")
         args = self._arguments(q, k, v, None, None, buffers)
-        workspaces = self._image.launch(args, last=len(self.launches) - 1)
+        workspaces = self._image.launch(args, last=len(self._image.kernels) - 1)
         return TileMask(self, (tuple(q.shape), tuple(k.shape)), workspaces)
 
     def profile(self, q, k, v, repeat: int = 3, **buffers):
@@ -414,7 +372,7 @@ class GpuKernel:
             if block_mask.shapes != (tuple(q.shape), tuple(k.shape)):
                 raise ValueError(f"block_mask was made for q, k of shapes {block_mask.shapes}, "
                                  f"not {(tuple(q.shape), tuple(k.shape))}")
-            self._image.launch(args, block_mask.workspaces, first=len(self.launches) - 1)
+            self._image.launch(args, block_mask.workspaces, first=len(self._image.kernels) - 1)
         out, lse_out = args[-2], args[-1]
         return (out, lse_out) if return_lse else out
 

@@ -17,8 +17,14 @@ from tessera.tuning_store import Lookup, TuningStore
 
 MODULE = tessera.attention(causal=True).to_mlir("bfloat16", 64, 64)
 CONFIG = Config()
-RECORD = {"workspaces": [], "launches": [{"kernel": "k0", "block": 128, "smem": 0,
-                                          "grid": [[0, 2, 64], [0, 1, 1], [0, 0, 1]]}]}
+RECORD = {"version": _runtime.LAUNCH_RECORD_VERSION, "arguments": [4, 4, 4, 4, 3],
+          "workspaces": [],
+          "launches": [{"kernel": "k0", "block": 128, "smem": 0,
+                        "grid": [{"dim": [0, 2], "divide": [64]}, {"dim": [0, 1]},
+                                 {"dim": [0, 0]}]}]}
+# What entries held before records had a version: a miss now, never a crash.
+UNVERSIONED = {"workspaces": [], "launches": [{"kernel": "k0", "block": 128, "smem": 0,
+                                               "grid": [[0, 2, 64], [0, 1, 1], [0, 0, 1]]}]}
 
 
 @pytest.fixture
@@ -43,7 +49,9 @@ def _key():
 BAD_PAYLOADS = [b"", b"no newline at all", b"{not json}\nptx", b"[1, 2]\nptx", b"{}\nptx",
                 b'{"launches": 3, "workspaces": []}\nptx',
                 b'{"launches": [{"kernel": "k"}], "workspaces": []}\nptx',
-                b"[" * 100000 + b"]" * 100000 + b"\nptx", b"\xff\xfe\x00\nptx"]
+                b"[" * 100000 + b"]" * 100000 + b"\nptx", b"\xff\xfe\x00\nptx",
+                json.dumps(UNVERSIONED).encode() + b"\nptx",
+                json.dumps(dict(RECORD, version=RECORD["version"] + 1)).encode() + b"\nptx"]
 
 
 @pytest.mark.parametrize("payload", BAD_PAYLOADS, ids=range(len(BAD_PAYLOADS)))
@@ -52,9 +60,9 @@ def test_bad_payload_with_valid_checksum_recompiles_and_replaces(tmp_path, monke
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     _runtime.cache_put(str(tmp_path), _key(), payload)  # a valid checksum over bad bytes
     record, ptx = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
-    assert record == RECORD and compiler == ["attention"]
+    assert json.loads(record.text) == RECORD and compiler == ["attention"]
     record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")  # fixed, not broken
-    assert record == RECORD and compiler == ["attention"]
+    assert json.loads(record.text) == RECORD and compiler == ["attention"]
 
 
 @pytest.mark.parametrize("where", ["file", "proc"])
@@ -67,7 +75,7 @@ def test_unwritable_cache_warns_and_returns_the_kernel(tmp_path, monkeypatch, co
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(directory))
     with pytest.warns(RuntimeWarning, match="not writable"):
         record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
-    assert record == RECORD
+    assert json.loads(record.text) == RECORD
 
 
 def test_random_damage_to_cache_entries(tmp_path, monkeypatch, compiler):
@@ -95,8 +103,8 @@ def test_random_damage_to_cache_entries(tmp_path, monkeypatch, compiler):
             _runtime.cache_put(str(tmp_path), _key(), bytes(data))
         record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
         # A damaged file is a miss; a payload may stay a valid (other) record.
-        assert record == RECORD if in_file else gpu._parse_entry(
-            json.dumps(record).encode() + b"\n") is not None, f"trial {trial}"
+        assert json.loads(record.text) == RECORD if in_file else gpu._parse_entry(
+            record.text.encode() + b"\n") is not None, f"trial {trial}"
 
 
 # --------------------------------------------------------------------- tuning store

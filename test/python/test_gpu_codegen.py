@@ -7,13 +7,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gpu"))
 import cases  # noqa: E402
-from tessera import _core  # noqa: E402
+from tessera import _core, _runtime  # noqa: E402
 
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 
@@ -109,7 +108,7 @@ def test_linear_split_follows_shape_without_a_config(tmp_path, monkeypatch):
         assert split > 2 and split % 2 == 0
         chunked = k.for_shape(bh, n, "cpu")
         assert chunked.config.split == split and k.for_shape(bh, n, "cpu") is chunked
-        assert len(chunked._image.launches) == 3  # own states, scan, sweep
+        assert len(chunked._image.kernels) == 3  # own states, scan, sweep
     assert shape_split(2, 16, 1024, 132) == 8  # chunks of at least 4 blocks
     assert shape_split(2, 128, 65536, 132) == 2  # 256 programs: one wave already
     assert shape_split(2, 64, 16384, 132) == 4 and shape_split(2, 16, 65536, 132) == 16
@@ -128,10 +127,10 @@ def test_linear_chunked_sweep_pipelines_and_stores_rows(tmp_path, monkeypatch):
     k = tessera.compile(spec, head_dim=128, dtype="bfloat16", target="cuda",
                         config=tessera.Config(split=4))
     text = k.ptx.decode()
-    launches = k._image.launches
+    launches = json.loads(k._image.record.text)["launches"]
     states, sweep = (text.split(f".entry {launches[i]['kernel']}(")[1].split(".entry")[0]
                      for i in (0, 2))
-    assert launches[0]["grid"][0] == [-1, 2, 1]  # 2 pieces x 1 chunk (the last has none)
+    assert launches[0]["grid"][0] == {"constant": 2}  # 2 pieces x 1 chunk (the last has none)
     assert re.search(r"cp\.async\.wait_group\s+4;", states)
     assert sweep.count("st.global.v4.b32") == 4 and "ld.shared.v4.b32" in sweep
     assert "st.global.b32" not in sweep.split("st.global.v4.b32")[0]  # none in the loop
@@ -145,7 +144,8 @@ def test_linear_decode_assembles(feature_map, tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     k = tessera.compile(tessera.linear_decode(decay=True, feature_map=feature_map),
                         head_dim=128, dtype="bfloat16", target="cuda")
-    assert [l["grid"][2] for l in k._image.launches] == [[-1, 4, 1]]
+    launches = json.loads(k._image.record.text)["launches"]
+    assert [l["grid"][2] for l in launches] == [{"constant": 4}]
     assert b"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" in k.ptx
     assemble(k.ptx, "sm_90a", tmp_path)
 
@@ -160,15 +160,13 @@ def test_linear_gradient_assembles(feature_map, d, tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     spec = tessera.linear_attention(decay=True, feature_map=feature_map)
     image = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda").grad_image()
-    assert len(image.launches) == 7 and len(image.workspaces) == 2
+    assert len(image.kernels) == 7 and len(image.record.workspace_dtypes) == 2
     # The per-head f32 sums have no heads where every group is one head; of the two
     # sweep grids of dK (dV) a shape runs exactly one, and the sums only for larger groups.
-    from tessera.gpu import _extent, _grid
     for heads, kv_heads in ((4, 2), (4, 4)):
-        q, k = (SimpleNamespace(shape=(2, h, 100, d)) for h in (heads, kv_heads))
-        assert [[_extent(f, [q, k]) for f in w["shape"]] for w in image.workspaces] == \
-            [[2, 0 if heads == kv_heads else heads, 100, d]] * 2
-        grids = [_grid(l, [q, k]) for l in image.launches]
+        q, k = (2, heads, 100, d), (2, kv_heads, 100, d)
+        workspaces, grids = image.plan(_with_others(image, q, k))
+        assert workspaces == [(2, 0 if heads == kv_heads else heads, 100, d)] * 2
         alone = heads == kv_heads
         for one, shared, sums in ((1, 2, 3), (4, 5, 6)):
             assert [grids[one][1], grids[shared][1], grids[sums][0]] == \
@@ -208,7 +206,7 @@ def test_hyper_attention_program_assembles(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     kernel = cases.hyper_kernels(lengths=(1000,), dims=(128,))[1000, 128]
     ptx = kernel._image.ptx
-    assert len(kernel._image.launches) == 24  # 4 per sort, 2 classifying the diagonal
+    assert len(kernel._image.kernels) == 24  # 4 per sort, 2 classifying the diagonal
     assert re.search(rb"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16", ptx)
     assemble(ptx, "sm_90a", tmp_path)
 
@@ -237,14 +235,20 @@ def test_mask_mod_reading_the_head_compiles():
     """A mask_mod that reads h is classified per head: the classification grid runs over
     heads x key-tile chunks, a product launch formula [-4, n, f1..., f2...] (it was
     rejected: 'grid sizes must be ceil or floor of dim(argument) / constant')."""
-    from tessera.gpu import _Shaped, _extent
     spec = tessera_attention(mask_mod=lambda b, h, i, j: j <= i + h)
     _, launches = _core.compile_gpu(spec.to_mlir(cases.DTYPE, 64, 64), spec.name, "sm_90a",
                                     **tessera_config().as_kwargs())
-    heads_by_chunks = json.loads(launches)["launches"][0]["grid"][1]
-    assert heads_by_chunks[0] == -4
-    args = [_Shaped((2, 12, 5000, 64)), _Shaped((2, 4, 9000, 64))]
-    assert _extent(heads_by_chunks, args) == 12 * -(-(-(-9000 // 64)) // 32)
+    assert "product" in json.loads(launches)["launches"][0]["grid"][1]
+    record = _runtime.LaunchRecord.parse(launches)
+    _, grids = record.plan(_with_others(record, (2, 12, 5000, 64), (2, 4, 9000, 64)))
+    assert grids[0][1] == 12 * -(-(-(-9000 // 64)) // 32)
+
+
+def _with_others(image, q, k):
+    """Shapes for every argument of an image (or record) whose formulas read only q and k:
+    those two, then ones of each other argument's rank."""
+    ranks = getattr(image, "record", image).argument_ranks
+    return tuple([q, k] + [(1,) * r for r in ranks[2:]])
 
 
 def tessera_attention(**kwargs):

@@ -2,6 +2,8 @@
 (Δ workspace, three grids), how GpuKernel.grad packs its arguments, its errors, and torch
 autograd through the kernel's op, with host tensors standing in for CUDA ones and the
 launches recorded instead of run (test/gpu/test_softmax_grad_gpu.py runs the kernels)."""
+import json
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -25,8 +27,8 @@ def launches(monkeypatch):
     monkeypatch.setattr(gpu, "_check_cuda_tensor", dtype_only)
 
     def run(self, device_index, grids, params, first=0, last=None):
-        for launch, grid in list(zip(self.launches, grids))[first:last]:
-            recorded.append((launch["kernel"], grid, list(params)))
+        for kernel, grid in list(zip(self.kernels, grids))[first:last]:
+            recorded.append((kernel, grid, list(params)))
     monkeypatch.setattr(gpu._Image, "_run", run)
     return recorded
 
@@ -38,14 +40,14 @@ def _bf16(*shape):
 def test_gradient_image_plans_delta_and_three_grids():
     kernel = tessera.compile(tessera.attention(causal=True), **GPU)
     image = kernel.grad_image()
-    assert [w["dtype"] for w in image.workspaces] == ["f32"]
+    assert image.record.workspace_dtypes == ["f32"]
     B, H, Hk, Nq, Nk = 2, 8, 2, 100, 300
     q, k = (B, H, Nq, 64), (B, Hk, Nk, 64)
     shapes = (q, k, k, q, (B, H, Nq), q, q, k, k)
     workspaces, grids = image.plan(shapes)
     assert workspaces == [(B, H, Nq)]  # Δ = rowsum(dO ∘ O) per query row
-    assert grids[1] == [-(-Nk // 64), Hk, B]  # dK / dV per key tile and key head
-    assert grids[2] == [-(-Nq // 64), H, B]  # dQ per query tile
+    assert grids[1] == (-(-Nk // 64), Hk, B)  # dK / dV per key tile and key head
+    assert grids[2] == (-(-Nq // 64), H, B)  # dQ per query tile
     assert kernel.grad_image() is image  # compiled once
 
 
@@ -57,8 +59,9 @@ def test_backward_has_a_config_of_its_own(head_dim):
     kernel = tessera.compile(tessera.attention(causal=True), **dict(GPU, head_dim=head_dim))
     assert kernel.config.block_n == 32
     image = kernel.grad_image()
-    assert image.launches[1]["grid"][0][-1] == 64  # key tiles of 64
-    assert image.launches[1]["smem"] <= 232448  # a block's shared memory
+    key_tiles = json.loads(image.record.text)["launches"][1]["grid"][0]
+    assert key_tiles["divide"] == [64]  # key tiles of 64
+    assert image.record.shared_bytes[1] <= 232448  # a block's shared memory
     kernel.grad_config = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1)
     assert kernel.grad_image() is not image or head_dim == 256
 
@@ -74,7 +77,7 @@ def test_arguments_are_packed_in_the_gradient_module_order(launches):
     dq, dk, dv = kernel.grad(q, k, v, o, lse, g, doc=doc)
     assert [x.shape for x in (dq, dk, dv)] == [q.shape, k.shape, v.shape]
     assert {x.dtype for x in (dq, dk, dv)} == {torch.bfloat16}  # q's dtype, as FlashAttention
-    assert [name for name, _, _ in launches] == [l["kernel"] for l in kernel.grad_image().launches]
+    assert [name for name, _, _ in launches] == kernel.grad_image().kernels
     params = launches[0][2]
     pointers, i = [], 0
     for t in (q, k, v, o, lse, g, doc, dq, dk, dv):  # then Δ
@@ -130,7 +133,7 @@ def test_autograd_runs_the_forward_then_the_gradient_kernels(launches, reuse_mas
     assert out.requires_grad and out.dtype == torch.bfloat16
     forward = len(launches)
     out.backward(torch.ones_like(out))
-    grad_kernels = [l["kernel"] for l in kernel.grad_image().launches]
+    grad_kernels = kernel.grad_image().kernels
     assert [name for name, _, _ in launches[forward:]] == grad_kernels
     assert q.grad is not None and q.grad.shape == q.shape and q.grad.dtype == torch.bfloat16
     params = launches[-1][2]

@@ -2,6 +2,7 @@
 torch.library.opcheck on every op, torch.compile(fullgraph=True) equal to eager, autograd
 through linear attention eager and compiled, the same error eager and compiled."""
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import tessera  # noqa: E402
-from tessera import linear as L  # noqa: E402
+from tessera import _runtime, linear as L  # noqa: E402
 from tessera.reference import attention as softmax_reference, relative_error  # noqa: E402
 
 TOL = 1e-5
@@ -442,20 +443,27 @@ def test_gpu_launcher_passes_what_launch_passes(monkeypatch):
             launched.append((grid, block, smem, list(params)))
 
     image = object.__new__(_Image)
-    image.launches = [{"kernel": "classify", "grid": [[0, 2, 16], [0, 1], [0, 0]], "block": 128},
-                      {"kernel": "attend", "grid": [[0, 2, 64], [0, 1], [0, 0]], "block": 256,
-                       "smem": 4096}]
-    image.workspaces = [{"dtype": "i32", "shape": [[0, 0], [0, 1], [0, 2, 16]]},
-                        {"dtype": "f32", "shape": [[2, 0], [2, 1], [2, 2], [-1, 2]]}]
+    image.record = _runtime.LaunchRecord.parse(json.dumps({
+        "version": _runtime.LAUNCH_RECORD_VERSION, "arguments": [4, 4],
+        "workspaces": [{"dtype": "i32", "shape": [{"dim": [0, 0]}, {"dim": [0, 1]},
+                                                  {"dim": [0, 2], "divide": [16]}]},
+                       {"dtype": "f32", "shape": [{"dim": [2, 0]}, {"dim": [2, 1]},
+                                                  {"dim": [2, 2]}, {"constant": 2}]}],
+        "launches": [{"kernel": "classify", "block": 128, "smem": 0,
+                      "grid": [{"dim": [0, 2], "divide": [16]}, {"dim": [0, 1]},
+                               {"dim": [0, 0]}]},
+                     {"kernel": "attend", "block": 256, "smem": 4096,
+                      "grid": [{"dim": [0, 2], "divide": [64]}, {"dim": [0, 1]},
+                               {"dim": [0, 0]}]}]}))
+    image._describe()
     image._loaded = {0: (None, [Kernel(), Kernel()])}
-    image._plans, image._workspace_dtypes = {}, None
     monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda index: 7, raising=False)
     args = [torch.randn(2, 3, 100, D), torch.randn(2, 3, 100, D).transpose(2, 3)]
     image.launch(args)
     image.launcher(args)(args)
     general, planned = launched[:2], launched[2:]
     assert [g[:3] for g in general] == [g[:3] for g in planned] == [
-        ([7, 3, 2], (128, 1, 1), 0), ([2, 3, 2], (256, 1, 1), 4096)]
+        ((7, 3, 2), (128, 1, 1), 0), ((2, 3, 2), (256, 1, 1), 4096)]
     pointers = {0, 1, 11, 12, 22, 23, 31, 32}  # each descriptor's two pointers
     for (_, _, _, a), (_, _, _, b) in zip(general, planned):
         assert len(a) == len(b) == 42
