@@ -1,0 +1,254 @@
+//===- SoftmaxListWalk.cpp - key tiles chosen from lists ------------------===//
+//
+// Walks of the key tiles a list names: the user's block lists (block_indices, per token
+// or per query block) and the lists the mask_mod classification wrote. Only listed
+// tiles are visited (O(N / block_k) per query block); each is clipped to the causal /
+// window range.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/SoftmaxTileProgram.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace tessera;
+using P = arith::CmpIPredicate;
+
+static constexpr int32_t kNoBlock = std::numeric_limits<int32_t>::max();
+
+namespace {
+/// A key tile chosen from a list: its first key, whether to apply it (null: always) and
+/// whether the bounds keep it whole (no mask).
+struct ListedKeyTile {
+  Value n0, visit, whole;
+};
+
+/// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
+/// tile from `entry = fetch(j)`, read from the list at a clamped place, so any j is safe.
+/// The tile's loads come first, so a GPU prefetches them; with one stage nothing loads
+/// ahead, so the entry of tile j + 1 is read during tile j (carried) and its latency
+/// leaves the path to the copies. The loop sits under total > 0: a GPU issues the first
+/// iteration's loads before its loop, and an empty list has no place to read.
+void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
+                        function_ref<ListedKeyTile(Value, Value)> choose) {
+  bool fetchAhead = p.config.getNumStages() < 2;
+  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+  auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    Value entry = fetchAhead ? carried.front() : fetch(j);
+    ValueRange tileState = fetchAhead ? carried.drop_front() : carried;
+    SmallVector<Value> out;
+    if (fetchAhead)
+      out.push_back(fetch(arith::AddIOp::create(p.b, j, c1)));
+    ListedKeyTile c = choose(j, entry);
+    auto [k, v] = p.loadKeyValue(c.n0);
+    auto apply = [&] {
+      return p.ifElse(
+          c.whole, [&] { return p.step(c.n0, k, v, tileState, false); },
+          [&] { return p.step(c.n0, k, v, tileState, true); });
+    };
+    SmallVector<Value> next =
+        c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(tileState); })
+                : apply();
+    llvm::append_range(out, next);
+    return out;
+  };
+  SmallVector<Value> &state = p.state;
+  SmallVector<Value> unchanged(state);
+  state = p.ifElse(
+      p.cmpI(P::sgt, total, c0),
+      [&] {
+        if (fetchAhead)
+          state.insert(state.begin(), fetch(c0));
+        ValueRange results = p.forLoop(c0, total, state, body);
+        state.assign(results.begin(), results.end());
+        if (fetchAhead)
+          state.erase(state.begin());
+        return state;
+      },
+      [&] { return unchanged; });
+}
+
+/// Where a query block's list lies in block_indices [batch, heads or 1, query blocks,
+/// entries], and the index constants 0 and 1 both walks use.
+struct BlockListPlace {
+  Value list, head, queryBlock, entries, tilesPerBlock;
+  Value c0, c1;
+};
+
+/// Every row has its own list (per-token selection, MoBA / NSA): visits the union of
+/// the tile's lists in increasing block order, each block masked to the rows that
+/// listed it. The next block is the least listed one above the last visited.
+void walkPerTokenBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
+                            const BlockListPlace &place) {
+  ImplicitLocOpBuilder &b = p.b;
+  Value c0 = place.c0;
+  // The key tiles of block `raw` (i32), clipped to the causal / window range.
+  auto visitBlock = [&](Value raw, ValueRange carried) {
+    Value first = arith::MulIOp::create(
+        b, arith::IndexCastOp::create(b, b.getIndexType(), raw), place.tilesPerBlock);
+    Value from = arith::MaxSIOp::create(b, first, tiles.lo);
+    Value to = arith::MinSIOp::create(
+        b, arith::AddIOp::create(b, first, place.tilesPerBlock), tiles.hi);
+    return SmallVector<Value>(p.forLoop(from, to, carried, [&](Value t, ValueRange c) {
+      return p.stepTile(t, c, /*masked=*/true);
+    }));
+  };
+  auto entryColumn = [&](Value e) { // [bm] i32, -1 past the last query
+    Value col = tile::LoadOp::create(b, p.tileType({p.bm, 1}, p.i32), place.list,
+                                     ValueRange{p.batch, place.head, p.m0, e},
+                                     b.getI32IntegerAttr(-1));
+    return p.reduce(tile::Combiner::sum, col, 1);
+  };
+  Value none = arith::ConstantIntOp::create(b, p.i32, kNoBlock);
+  auto nextAbove = [&](Value last) {
+    return p.forLoop(c0, place.entries, ValueRange{none}, [&](Value e, ValueRange acc) {
+      Value col = entryColumn(e);
+      Value above = p.cmpI(P::sgt, col, p.splatOf({p.bm}, last));
+      Value least =
+          p.reduce(tile::Combiner::min, p.select(above, col, p.splatI32({p.bm}, kNoBlock)), 0);
+      Value scalar = tensor::ExtractOp::create(b, least, ValueRange{});
+      return SmallVector<Value>{arith::MinSIOp::create(b, acc[0], scalar)};
+    })[0];
+  };
+  SmallVector<Value> init{nextAbove(arith::ConstantIntOp::create(b, p.i32, -1))};
+  init.append(p.state.begin(), p.state.end());
+  auto loop = scf::WhileOp::create(
+      b, TypeRange(ValueRange(init)), init,
+      [&](OpBuilder &nb, Location, ValueRange args) {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        scf::ConditionOp::create(b, p.cmpI(P::ne, args[0], none), args);
+      },
+      [&](OpBuilder &nb, Location, ValueRange args) {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value block = args[0];
+        Value member = p.forLoop(
+            c0, place.entries,
+            ValueRange{p.splatOf({p.bm}, arith::ConstantIntOp::create(b, b.getI1Type(), 0))},
+            [&](Value e, ValueRange acc) {
+              Value hit = p.cmpI(P::eq, entryColumn(e), p.splatOf({p.bm}, block));
+              return SmallVector<Value>{arith::OrIOp::create(b, acc[0], hit)};
+            })[0];
+        p.rowKeep = member;
+        SmallVector<Value> next{nextAbove(block)};
+        llvm::append_range(next, visitBlock(block, args.drop_front()));
+        p.rowKeep = Value();
+        scf::YieldOp::create(b, next);
+      });
+  p.state.assign(loop.getResults().begin() + 1, loop.getResults().end());
+}
+
+/// Whole query blocks share a list: one flat loop over (entry, tile of its block), so
+/// that the next tile's copies can start while this one computes. Its loads read a
+/// clamped entry and an in-range tile, whatever it holds; a tile that is not to be
+/// visited (-1, a repeat, outside causal / window bounds) is loaded but not applied.
+void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
+                         const BlockListPlace &place) {
+  ImplicitLocOpBuilder &b = p.b;
+  attn::AttentionOp op = p.op;
+  Value c0 = place.c0, c1 = place.c1;
+  Value tilesPerBlock = place.tilesPerBlock;
+  Value lastEntry = arith::SubIOp::create(b, place.entries, c1);
+  auto entryAt = [&](Value e) {
+    return memref::LoadOp::create(b, place.list,
+                                  ValueRange{p.batch, place.head, place.queryBlock, e})
+        .getResult();
+  };
+  auto cmp = [&](P pred, Value x, Value y) { return p.cmpI(pred, x, y); };
+  auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
+  Value falseBit = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
+  Value trueBit = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+  Value noBlock = arith::ConstantIntOp::create(b, p.i32, -1);
+  // One pass over the list: whether its blocks ascend (-1 anywhere) — as top-k
+  // selections and BlockMasks give them, then no repeats are possible and the per-tile
+  // search for an earlier equal entry is skipped — and where its last listed entry is,
+  // so trailing -1 padding costs no iterations.
+  ValueRange scan = p.forLoop(
+      c0, place.entries, ValueRange{noBlock, trueBit, c0}, [&](Value e, ValueRange acc) {
+        Value x = entryAt(e);
+        Value listed = cmp(P::sgt, x, noBlock);
+        Value inOrder = arith::OrIOp::create(b, arith::XOrIOp::create(b, listed, trueBit),
+                                             cmp(P::sgt, x, acc[0]));
+        return SmallVector<Value>{p.select(listed, x, acc[0]), both(acc[1], inOrder),
+                                  p.select(listed, arith::AddIOp::create(b, e, c1), acc[2])};
+      });
+  Value ascending = scan[1];
+  Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
+  auto entryIndex = [&](Value j) {
+    return arith::MinSIOp::create(b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry)
+        .getResult();
+  };
+  auto fetch = [&](Value j) { return entryAt(entryIndex(j)); };
+  walkListedKeyTiles(p, total, fetch, [&](Value j, Value raw) {
+    Value e = entryIndex(j);
+    Value t = arith::AddIOp::create(
+        b,
+        arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
+                              tilesPerBlock),
+        arith::RemSIOp::create(b, j, tilesPerBlock));
+    Value inRange = both(cmp(P::sgt, raw, noBlock),
+                         both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
+    // A block listed twice is still visited once: skip repeats of earlier entries.
+    auto seenBefore = [&] {
+      return SmallVector<Value>(
+          p.forLoop(c0, e, ValueRange{falseBit}, [&](Value f, ValueRange acc) {
+            return SmallVector<Value>{
+                arith::OrIOp::create(b, acc[0], cmp(P::eq, entryAt(f), raw))};
+          }));
+    };
+    Value seen =
+        p.ifElse(ascending, [&] { return SmallVector<Value>{falseBit}; }, seenBefore)[0];
+    // Tiles that causal / window bounds keep whole need no mask, unless mask_mod.
+    Value whole = op.hasMaskMod()
+                      ? falseBit
+                      : both(cmp(P::sge, t, tiles.fullLo), cmp(P::slt, t, tiles.fullHi));
+    return ListedKeyTile{arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), p.bnIdx),
+                         both(inRange, arith::XOrIOp::create(b, seen, trueBit)), whole};
+  });
+}
+} // namespace
+
+void tessera::walkBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles) {
+  ImplicitLocOpBuilder &b = p.b;
+  int64_t bq = p.op.getBlockQAttr().getInt(), bk = p.op.getBlockKAttr().getInt();
+  BlockListPlace place;
+  Value c0 = place.c0 = p.cIndex(0), c1 = place.c1 = p.cIndex(1);
+  place.list = p.buffers.lookup(p.op.getBlockIndices());
+  Value listHeads = memref::DimOp::create(b, place.list, 1);
+  Value sharedList = arith::CmpIOp::create(b, P::eq, listHeads, c1);
+  place.head = arith::SelectOp::create(b, sharedList, c0, p.head);
+  place.queryBlock = arith::DivSIOp::create(b, p.m0, p.cIndex(bq));
+  place.tilesPerBlock = p.cIndex(bk / p.bn);
+  place.entries = memref::DimOp::create(b, place.list, 3);
+  if (bq == 1)
+    walkPerTokenBlockLists(p, tiles, place);
+  else
+    walkQueryBlockLists(p, tiles, place);
+}
+
+// The classified tiles, as listed: entry 2 t + 1 for a whole tile, 2 t for a partial
+// one; the place after the last entry is unwritten, so the tile read is clamped too.
+void tessera::walkClassifiedKeyTiles(SoftmaxProgram &p, const ClassifiedKeyTiles &classified) {
+  ImplicitLocOpBuilder &b = p.b;
+  Value c0 = p.cIndex(0), c1 = p.cIndex(1), c2 = p.cIndex(2);
+  SmallVector<Value> at{classified.perBatch ? p.batch : c0, classified.perHead ? p.head : c0,
+                        p.qTileIdx};
+  Value count = arith::IndexCastOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, classified.counts, at));
+  Value lastEntry = arith::MaxSIOp::create(b, arith::SubIOp::create(b, count, c1), c0);
+  Value lastTile = arith::MaxSIOp::create(
+      b, arith::SubIOp::create(b, arith::CeilDivSIOp::create(b, p.nk, p.bnIdx), c1), c0);
+  auto fetch = [&](Value j) {
+    SmallVector<Value> idx(at);
+    idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
+    return memref::LoadOp::create(b, classified.lists, idx).getResult();
+  };
+  walkListedKeyTiles(p, count, fetch, [&](Value j, Value listed) {
+    Value entry = arith::IndexCastOp::create(b, b.getIndexType(), listed);
+    Value t = arith::MinSIOp::create(
+        b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, c2), c0), lastTile);
+    return ListedKeyTile{arith::MulIOp::create(b, t, p.bnIdx), Value(),
+                         p.cmpI(P::eq, arith::RemSIOp::create(b, entry, c2), c1)};
+  });
+}
