@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT / "bench")]
 # An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
 sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
-from tessera import gpu  # noqa: E402
+from tessera import gpu, launch  # noqa: E402
 from linear_gpu import CONFIGS, D, H, SPEC, TOKENS  # noqa: E402
 
 SHAPES = (1024, 4096, 16384, 65536)
@@ -29,7 +29,7 @@ SHAPES = (1024, 4096, 16384, 65536)
 def kernels(cache, fingerprint, splits):
     """The forward kernels (their gradients loaded too) of one compiler's cache."""
     os.environ["TESSERA_CACHE_DIR"] = str(cache)
-    gpu.COMPILER_VERSION = fingerprint
+    launch.COMPILER_VERSION = fingerprint  # the cache key load_image uses
     out = {}
     for split in splits:
         kernel = tessera.compile(SPEC, head_dim=D, dtype="bfloat16", target="cuda",

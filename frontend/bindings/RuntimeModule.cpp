@@ -13,6 +13,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <type_traits>
+#include <utility>
+
 namespace py = pybind11;
 using namespace tessera::runtime;
 
@@ -40,6 +43,15 @@ struct PythonOps {
     return check(PyObject_RichCompare(a.ptr(), b.ptr(), Py_EQ)).cast<bool>();
   }
 };
+
+/// One field of each item (a launch, a workspace), for a Python list.
+template <typename Item, typename Field>
+auto each(const std::vector<Item> &items, Field field) {
+  std::vector<std::decay_t<decltype(field(std::declval<const Item &>()))>> out;
+  for (const Item &item : items)
+    out.push_back(field(item));
+  return out;
+}
 
 /// (workspace shapes, grids) for argument shapes of Python numbers.
 py::tuple planOverPythonSizes(const LaunchRecord &record, const std::vector<py::list> &shapes) {
@@ -109,31 +121,21 @@ PYBIND11_MODULE(_runtime, m) {
       .def_property_readonly("argument_ranks", &LaunchRecord::argumentRanks)
       .def_property_readonly("kernels",
                              [](const LaunchRecord &r) {
-                               std::vector<std::string> names;
-                               for (const Launch &l : r.launches())
-                                 names.push_back(l.kernel);
-                               return names;
+                               return each(r.launches(), [](const Launch &l) { return l.kernel; });
                              })
       .def_property_readonly("blocks",
                              [](const LaunchRecord &r) {
-                               std::vector<int64_t> blocks;
-                               for (const Launch &l : r.launches())
-                                 blocks.push_back(l.block);
-                               return blocks;
+                               return each(r.launches(), [](const Launch &l) { return l.block; });
                              })
       .def_property_readonly("shared_bytes",
                              [](const LaunchRecord &r) {
-                               std::vector<int64_t> bytes;
-                               for (const Launch &l : r.launches())
-                                 bytes.push_back(l.sharedBytes);
-                               return bytes;
+                               return each(r.launches(),
+                                           [](const Launch &l) { return l.sharedBytes; });
                              })
       .def_property_readonly("workspace_dtypes",
                              [](const LaunchRecord &r) {
-                               std::vector<std::string> dtypes;
-                               for (const Workspace &w : r.workspaces())
-                                 dtypes.push_back(w.dtype);
-                               return dtypes;
+                               return each(r.workspaces(),
+                                           [](const Workspace &w) { return w.dtype; });
                              })
       .def(
           "plan",

@@ -10,7 +10,10 @@ from . import _native
 
 _native.ensure(__path__)  # an installed wheel under another Python builds its layer here
 
-from .kernel import CompileError, Config, Kernel, compile
+from .api import compile
+from .config import Config
+from .errors import CompileError
+from .kernel import Kernel
 from .spec import AttentionSpec, attention
 from .linear import LinearAttentionSpec, alibi_decay, linear_attention, linear_decode
 from .program import (ProgramSpec, block_topk, compress, gate, gather_rows, lsh_sort, merge,

@@ -28,9 +28,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from .kernel import CompileError, Config, _core
-from .kernel import compile as _compile
-from .linear import LinearAttentionSpec
+import numpy as np
+
+from .api import compile as _compile
+from .config import Config
+from .core import _core
+from .errors import CompileError
+from .launch import COMPILER_VERSION, load_image
+from .linear import LinearAttentionSpec, alibi_decay
 from .spec import AttentionSpec
 from .trace import SpecError
 from .tuning_store import KNOBS, TuningKey, TuningStore, cache_dir
@@ -158,22 +163,9 @@ def _cfg_text(c: Config) -> str:
 # Keys
 
 def compiler_version() -> str:
-    """tessera.gpu.COMPILER_VERSION (a hash of the compiler's sources), else a hash of the
-    compiler module itself."""
-    global _VERSION
-    if _VERSION is None:
-        try:
-            from .gpu import COMPILER_VERSION
-            _VERSION = COMPILER_VERSION
-        except Exception:
-            h = hashlib.sha256()
-            if _core is not None and getattr(_core, "__file__", None):
-                h.update(Path(_core.__file__).resolve().read_bytes())
-            _VERSION = "tessera-0.1.0+core-" + h.hexdigest()[:16]
-    return _VERSION
-
-
-_VERSION: Optional[str] = None
+    """The compiler's fingerprint (launch.COMPILER_VERSION, a hash of its sources), which
+    keys the kernel cache too."""
+    return COMPILER_VERSION
 
 
 def spec_hash(spec: AttentionSpec) -> str:
@@ -235,11 +227,10 @@ def _validate_worker(module: str, entry: str, target: str, chip: str,
                      cfg: Dict[str, int]) -> Tuple[bool, str]:
     """Compiles one candidate: (True, "") or (False, the compiler's message). Any other
     exception is an unexpected compiler failure and propagates."""
-    from tessera.kernel import _core as core
+    core = _core
     errors = (CompileError,)
     try:
         if core is None:  # a GPU machine with only the runtime: the kernel cache decides
-            from tessera.gpu import load_image
             load_image(module, entry, Config(**cfg), chip)
             return True, ""
         tile = core.lower(module, "tile", **cfg)
@@ -248,13 +239,8 @@ def _validate_worker(module: str, entry: str, target: str, chip: str,
         core.verify(tile)
         if target == "cpu":
             core.lower(module, "llvm", **cfg)
-        else:
-            try:
-                from tessera.gpu import load_image
-            except ImportError:  # no runtime module: compile only
-                core.compile_gpu(module, entry, chip, **cfg)
-            else:  # compile once, into the kernel cache the timing run loads from
-                load_image(module, entry, Config(**cfg), chip)
+        else:  # compile once, into the kernel cache the timing run loads from
+            load_image(module, entry, Config(**cfg), chip)
     except errors as e:
         return False, str(e)
     return True, ""
@@ -413,7 +399,6 @@ def _default_inputs(spec, shape, head_dim, value_dim, dtype, target):
                         f"(q, k, v, {{name: table}})")
     B, H, N = shape
     if target == "cpu":
-        import numpy as np
         rng = np.random.default_rng(0)
         return tuple(rng.standard_normal((B, H, N, d), dtype=np.float32)
                      for d in (head_dim, head_dim, value_dim))
@@ -426,10 +411,8 @@ def _default_inputs(spec, shape, head_dim, value_dim, dtype, target):
 def _default_linear_inputs(spec, shape, head_dim, value_dim, dtype, target):
     """Random q, k, v (rows scaled by D^-1/2) and the spec's call-time inputs: ALiBi
     decays, a zero initial state."""
-    from .linear import alibi_decay
     B, H, N = shape
     if target == "cpu":
-        import numpy as np
         rng = np.random.default_rng(0)
         q, k, v = (rng.standard_normal((B, H, N, d), dtype=np.float32) for d in
                    (head_dim, head_dim, value_dim))
@@ -460,7 +443,6 @@ def _outputs(kernel, q, empty, f32):
 
 
 def _time_cpu(kernel, q, k, v, buffers, warmup, repeats):
-    import numpy as np
     outs = _outputs(kernel, q, np.empty, np.float32)
     for _ in range(warmup):
         kernel(q, k, v, **outs, **buffers)
@@ -501,7 +483,6 @@ def _time_cuda(kernel, q, k, v, buffers, warmup, repeats):
 def _max_diff(a, b) -> float:
     if hasattr(a, "detach"):
         a, b = a.detach().float().cpu().numpy(), b.detach().float().cpu().numpy()
-    import numpy as np
     a, b = np.nan_to_num(np.asarray(a, np.float64)), np.nan_to_num(np.asarray(b, np.float64))
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 

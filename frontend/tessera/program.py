@@ -23,9 +23,6 @@ import dataclasses
 import inspect
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
-from .kernel import Config, _as_array, _check_strides, _output, require_core
 from .spec import AttentionSpec, mlir_element_type
 from .table_bounds import check_table_extents
 from .trace import SpecError, f32_literal
@@ -55,6 +52,10 @@ class Tensor:
 
     def __bool__(self):
         raise SpecError("a program tensor has no truth value at trace time")
+
+    def attend(self, spec: AttentionSpec, k, v, block_indices) -> Tuple["Tensor", "Tensor"]:
+        """spec(self, k, v): how an attention spec applies itself to program tensors."""
+        return apply_attention(spec, self, k, v, block_indices)
 
 
 class _Tracer:
@@ -335,40 +336,6 @@ def program(fn: Callable, *, name: Optional[str] = None, **inputs) -> ProgramSpe
     return spec
 
 
-_NUMPY = {"float32": np.dtype(np.float32), "int32": np.dtype(np.int32)}
-
-
-class ProgramKernel:
-    """A program compiled for the CPU: inputs in declared order, outputs allocated."""
-
-    def __init__(self, spec: ProgramSpec, dtype: str, head_dim: int, value_dim: int,
-                 config: Config) -> None:
-        self.spec, self.dtype, self.config = spec, dtype, config
-        self.head_dim, self.value_dim = head_dim, value_dim
-        self.module, self._outputs = spec.trace(dtype, head_dim, value_dim)
-        self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
-
-    def ir(self, stage: str = "attn") -> str:
-        """The IR at `stage` ("attn", "tile" or "llvm")."""
-        return require_core().lower(self.module, stage, **self.config.as_kwargs())
-
-    def _dtype(self, kind: str) -> np.dtype:
-        return _NUMPY[self.dtype if kind == _ELEMENT else kind]
-
-    def __call__(self, *args, **kwargs):
-        given = _given(self.spec, args, kwargs)
-        arrays = [_as_array(x, d.name) for d, x in zip(self.spec.inputs, given)]
-        env = _check_inputs(self.spec.inputs, arrays, lambda a: a.dtype,
-                            lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
-        for d, a in zip(self.spec.inputs, arrays):
-            _check_strides(a, d.name)
-        _check_tables(self.spec, env, {d.name: a.shape for d, a in zip(self.spec.inputs, arrays)})
-        outs = [_output(None, tuple(dim_value(x, env) for x in o.dims), self._dtype(o.kind),
-                        "output") for o in self._outputs]
-        self._impl.run(arrays + outs)
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-
 def _check_tables(spec: ProgramSpec, env: Dict[str, int], shapes: Dict[str, tuple]) -> None:
     """Each attention's tables against the indices its modifiers read, at the sizes its
     q and k have for these inputs (table_bounds.py)."""
@@ -416,54 +383,3 @@ def _check_inputs(decls, values, dtype_of, wanted, head_dim, value_dim) -> Dict[
             else:
                 env[dim], where[dim] = size, f"input {d.name!r}"
     return env
-
-
-class ProgramGpuKernel:
-    """A program compiled for the GPU: torch CUDA inputs in declared order, outputs
-    allocated, intermediates in workspaces the runtime allocates per call. Every op of the
-    program must have a GPU lowering; the compiler names the first that has none."""
-
-    def __init__(self, spec: ProgramSpec, dtype: str, head_dim: int, value_dim: int,
-                 config: Config, chip: str) -> None:
-        from .gpu import _TORCH_DTYPES, _Image
-        if dtype not in _TORCH_DTYPES:
-            raise SpecError(f"GPU programs take bfloat16 or float16, got {dtype!r}")
-        self.spec, self.dtype, self.config = spec, dtype, config
-        self.head_dim, self.value_dim = head_dim, value_dim
-        self.module, self._outputs = spec.trace(dtype, head_dim, value_dim)
-        self._image = _Image(self.module, spec.name, config, chip)
-
-    def _dtype(self, kind: str):
-        from .gpu import _TORCH_DTYPES, torch_module
-        return getattr(torch_module(), _TORCH_DTYPES[self.dtype] if kind == _ELEMENT else kind)
-
-    def __call__(self, *args, **kwargs):
-        tensors, outs = self._arguments(args, kwargs)
-        self._image.launch(tensors + outs)
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-    def profile(self, *args, repeat: int = 3, **kwargs):
-        """Times each launch of the program on these inputs: a list of (kernel, grid,
-        milliseconds), the best of `repeat` runs each."""
-        tensors, outs = self._arguments(args, kwargs)
-        return self._image.profile(tensors + outs, repeat)
-
-    def _arguments(self, args, kwargs):
-        """The checked inputs in declared order and freshly allocated outputs."""
-        from .gpu import _check_cuda_tensor, torch_module
-        torch = torch_module()
-        tensors = _given(self.spec, args, kwargs)
-        device = getattr(tensors[0], "device", None)
-        for d, t in zip(self.spec.inputs, tensors):
-            if d.kind == _ELEMENT:  # product operands: 16-byte rows
-                _check_cuda_tensor(t, d.name, self._dtype(d.kind), device)
-            elif (not isinstance(t, torch.Tensor) or not t.is_cuda or t.device != device
-                  or t.stride(-1) != 1):
-                raise TypeError(f"input {d.name!r} must be a {d.kind} tensor on {device}, "
-                                f"contiguous in its last dimension")
-        env = _check_inputs(self.spec.inputs, tensors, lambda t: t.dtype,
-                            lambda d: self._dtype(d.kind), self.head_dim, self.value_dim)
-        _check_tables(self.spec, env, {d.name: tuple(t.shape) for d, t in zip(self.spec.inputs, tensors)})
-        outs = [torch.empty(tuple(dim_value(x, env) for x in o.dims), dtype=self._dtype(o.kind),
-                            device=device) for o in self._outputs]
-        return tensors, outs

@@ -1,5 +1,6 @@
-"""The softmax-attention backward: the gradient module, `Kernel.grad` (CPU target) and the
-torch autograd entry of CPU and GPU kernels (GpuKernel.grad launches the GPU one).
+"""The softmax-attention backward: the gradient module, which tables have a gradient, and
+`Kernel.grad` (CPU target; GpuKernel.grad launches the GPU one; torch autograd reaches
+both through the kernel's torch op, torch_ops.py).
 
 The gradient kernel is compiled from the same spec as the forward (one attn.attention_grad
 op with the forward's attributes and modifier regions; the compiler differentiates the
@@ -12,6 +13,8 @@ from typing import Tuple
 
 import numpy as np
 
+from .checks import as_array, check_strides, output_array
+from .core import require_core
 from .trace import SpecError
 
 
@@ -66,12 +69,11 @@ def check_grad_tables(spec, grad_tables) -> tuple:
 
 
 def _checked(x, name: str, shape, dtype) -> np.ndarray:
-    from .kernel import _as_array, _check_strides
-    a = _as_array(x, name)
+    a = as_array(x, name)
     if a.shape != tuple(shape) or a.dtype != dtype:
         raise ValueError(f"{name} must be {dtype} of shape {tuple(shape)}, got "
                          f"{a.dtype} {a.shape}")
-    _check_strides(a, name)
+    check_strides(a, name)
     return a
 
 
@@ -81,9 +83,8 @@ def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None, grad_tables=(),
     `grad_out` (o's shape and dtype), from o and lse of the forward call; written into
     `out` = (dq, dk, dv) when given. Then the gradient of each table named in
     `grad_tables` (float32 tables the score_mod reads), in that order."""
-    from .kernel import _as_array, _output, require_core
     dt = np.dtype(np.float32)
-    q, k, v = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
+    q, k, v = (as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
         raise ValueError(f"q, k, v must have rank 4, got shapes {q.shape}, {k.shape}, {v.shape}")
     B, H, Nq, _ = q.shape
@@ -103,39 +104,9 @@ def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None, grad_tables=(),
                                                       **kernel.config.as_kwargs())
     if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 3):
         raise TypeError("out must be a tuple (dq, dk, dv)")
-    dq, dk, dv = (_output(out[i] if out is not None else None, x.shape, x.dtype, n)
+    dq, dk, dv = (output_array(out[i] if out is not None else None, x.shape, x.dtype, n)
                   for i, (x, n) in enumerate(((q, "dq"), (k, "dk"), (v, "dv"))))
-    table_grads = [np.empty_like(_as_array(buffers[n], n)) for n in grad_tables]
+    table_grads = [np.empty_like(as_array(buffers[n], n)) for n in grad_tables]
     impls[grad_tables].run([*inputs[:3], o, lse, grad_out, *inputs[3:], dq, dk, dv,
                             *table_grads])
     return (dq, dk, dv, *table_grads)
-
-
-def wants_torch_grad(*tensors) -> bool:
-    """Whether a call on these (torch) tensors must record a backward."""
-    import sys
-    torch = sys.modules.get("torch")
-    return (torch is not None and torch.is_grad_enabled()
-            and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
-
-
-def differentiable_call(kernel, q, k, v, return_lse, out, lse_out, block_mask, buffers):
-    """kernel(q, k, v, **buffers) for torch tensors of which some require grad (CPU or
-    CUDA kernels): through the kernel's torch op (torch_ops.py), whose registered autograd
-    runs the generated backward; the one autograd path of softmax kernels. Tables that
-    require grad are checked here, before the forward runs."""
-    import torch
-    if out is not None or lse_out is not None:
-        raise ValueError("out and lse_out are not available when q, k, v or a table "
-                         "require grad (the output is differentiable)")
-    if block_mask is not None:  # a GPU kernel's TileMask: its tensors go to the torch op
-        if getattr(block_mask, "kernel", None) is not kernel:
-            raise ValueError("block_mask must come from this kernel's block_mask()")
-        block_mask = block_mask.workspaces
-    names = [n for n, t in buffers.items() if isinstance(t, torch.Tensor) and t.requires_grad]
-    check_grad_tables(kernel.spec, names)
-    if names and hasattr(kernel, "_image"):
-        raise SpecError(f"tables {names} require grad: table gradients are not lowered to "
-                        f"the GPU yet (they are on the CPU target); detach them")
-    from .torch_ops import torch_op
-    return torch_op(kernel)(q, k, v, return_lse=return_lse, block_mask=block_mask, **buffers)

@@ -130,9 +130,13 @@ class AttentionSpec:
 
     def __call__(self, q, k, v, *, block_indices=None):
         """Inside a `tessera.program` function: this attention on program tensors,
-        returning (o, lse) tensors."""
-        from .program import apply_attention
-        return apply_attention(self, q, k, v, block_indices)
+        returning (o, lse) tensors (program.py's tensors trace it)."""
+        attend = getattr(q, "attend", None)
+        if attend is None:
+            raise SpecError(f"tessera.attention: q must be a program tensor (call the spec "
+                            f"inside a function given to tessera.program), got "
+                            f"{type(q).__name__}")
+        return attend(self, k, v, block_indices=block_indices)
 
 
 def mlir_element_type(dtype: str) -> str:

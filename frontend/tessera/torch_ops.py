@@ -21,11 +21,14 @@ type and text, eager and compiled. The fake implementation only gives output sha
 from __future__ import annotations
 
 import hashlib
+import sys
 
-from .kernel import check_names
-from .linear import LinearAttentionSpec, check_decay
-from .program import ProgramSpec, _check_inputs, dim_value
+from .checks import check_decay, check_names, torch_module
+from .linear import LinearAttentionSpec
+from .program import ProgramSpec, _check_inputs, _given, dim_value
+from .softmax_grad import check_grad_tables
 from .spec import AttentionSpec
+from .trace import SpecError
 
 _LIBRARY = None
 _OPS = {}  # op name -> TorchKernel
@@ -36,7 +39,6 @@ def _torch():
     """torch, imported on first use (a call of an op pays a global lookup, not an import)."""
     global _TORCH
     if _TORCH is None:
-        from .gpu import torch_module
         _TORCH = torch_module()
     return _TORCH
 
@@ -129,8 +131,6 @@ def _missing_gradient_op():
 def _differentiable_tables(spec) -> tuple:
     """The tables of a softmax spec that kernel.grad differentiates (float32, read by the
     score_mod), as its own check of grad_tables= decides."""
-    from .softmax_grad import check_grad_tables
-    from .trace import SpecError
     tables = []
     for name in spec.buffers:
         try:
@@ -343,7 +343,6 @@ class TorchKernel:
         """A GPU mask_mod kernel's tile classification as an op of its own (its outputs are
         the workspaces), and attention reusing it (FlexAttention's block_mask)."""
         kernel, extra = self.kernel, self.input_names
-        from .gpu import TileMask
 
         def shapes(q, k, v, *rest):
             lead = tuple(q.shape[:3])
@@ -362,7 +361,7 @@ class TorchKernel:
             planned, _ = kernel._image.plan(tuple(shapes(q, k, v, *rest)))
             if [tuple(m.shape) for m in mask] != [tuple(s) for s in planned]:
                 raise ValueError("block_mask was made for other shapes than these q, k, v")
-            tiles = TileMask(kernel, (tuple(q.shape), tuple(k.shape)), list(mask))
+            tiles = kernel.tile_mask((tuple(q.shape), tuple(k.shape)), list(mask))
             return kernel(q, k, v, return_lse=True, block_mask=tiles, **dict(zip(extra, rest)))
 
         torch = _torch()
@@ -429,7 +428,6 @@ class TorchKernel:
 
     def __call__(self, *args, return_lse: bool = False, block_mask=None, **inputs):
         if self.kind == "program":
-            from .program import _given
             return _call(self.forward.op, _given(self.kernel.spec, args, inputs))
         if len(args) != 3:
             raise TypeError(f"tessera kernel {self.kernel.spec.name!r} takes q, k, v "
@@ -454,3 +452,31 @@ def torch_op(kernel) -> TorchKernel:
     if name not in _OPS:
         _OPS[name] = TorchKernel(kernel)
     return _OPS[name]
+
+
+def wants_torch_grad(*tensors) -> bool:
+    """Whether a call on these (torch) tensors must record a backward."""
+    torch = sys.modules.get("torch")  # not imported here: without torch, no torch tensors
+    return (torch is not None and torch.is_grad_enabled()
+            and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
+
+
+def differentiable_call(kernel, q, k, v, return_lse, out, lse_out, block_mask, buffers):
+    """kernel(q, k, v, **buffers) for torch tensors of which some require grad (CPU or
+    CUDA softmax kernels): through the kernel's torch op, whose registered autograd
+    runs the generated backward; the one autograd path of softmax kernels. Tables that
+    require grad are checked here, before the forward runs."""
+    torch = _torch()
+    if out is not None or lse_out is not None:
+        raise ValueError("out and lse_out are not available when q, k, v or a table "
+                         "require grad (the output is differentiable)")
+    if block_mask is not None:  # a GPU kernel's TileMask: its tensors go to the torch op
+        if getattr(block_mask, "kernel", None) is not kernel:
+            raise ValueError("block_mask must come from this kernel's block_mask()")
+        block_mask = block_mask.workspaces
+    names = [n for n, t in buffers.items() if isinstance(t, torch.Tensor) and t.requires_grad]
+    check_grad_tables(kernel.spec, names)
+    if names and hasattr(kernel, "_image"):
+        raise SpecError(f"tables {names} require grad: table gradients are not lowered to "
+                        f"the GPU yet (they are on the CPU target); detach them")
+    return torch_op(kernel)(q, k, v, return_lse=return_lse, block_mask=block_mask, **buffers)

@@ -10,9 +10,9 @@ import random
 import pytest
 
 import tessera
-from tessera import _runtime, gpu
+from tessera import _runtime, launch
 from tessera.autotune import autotune
-from tessera.kernel import Config
+from tessera.config import Config
 from tessera.tuning_store import Lookup, TuningStore
 
 MODULE = tessera.attention(causal=True).to_mlir("bfloat16", 64, 64)
@@ -43,7 +43,7 @@ def compiler(monkeypatch):
 
 
 def _key():
-    return _runtime.cache_key(MODULE, gpu._tuning_text(CONFIG), "sm_90a", gpu.COMPILER_VERSION)
+    return _runtime.cache_key(MODULE, launch._tuning_text(CONFIG), "sm_90a", launch.COMPILER_VERSION)
 
 
 BAD_PAYLOADS = [b"", b"no newline at all", b"{not json}\nptx", b"[1, 2]\nptx", b"{}\nptx",
@@ -59,9 +59,9 @@ def test_bad_payload_with_valid_checksum_recompiles_and_replaces(tmp_path, monke
                                                                   compiler, payload):
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     _runtime.cache_put(str(tmp_path), _key(), payload)  # a valid checksum over bad bytes
-    record, ptx = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
+    record, ptx = launch.load_image(MODULE, "attention", CONFIG, "sm_90a")
     assert json.loads(record.text) == RECORD and compiler == ["attention"]
-    record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")  # fixed, not broken
+    record, _ = launch.load_image(MODULE, "attention", CONFIG, "sm_90a")  # fixed, not broken
     assert json.loads(record.text) == RECORD and compiler == ["attention"]
 
 
@@ -74,7 +74,7 @@ def test_unwritable_cache_warns_and_returns_the_kernel(tmp_path, monkeypatch, co
         directory = "/proc/tessera-cache"
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(directory))
     with pytest.warns(RuntimeWarning, match="not writable"):
-        record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
+        record, _ = launch.load_image(MODULE, "attention", CONFIG, "sm_90a")
     assert json.loads(record.text) == RECORD
 
 
@@ -101,9 +101,9 @@ def test_random_damage_to_cache_entries(tmp_path, monkeypatch, compiler):
             path.write_bytes(bytes(data))
         else:
             _runtime.cache_put(str(tmp_path), _key(), bytes(data))
-        record, _ = gpu.load_image(MODULE, "attention", CONFIG, "sm_90a")
+        record, _ = launch.load_image(MODULE, "attention", CONFIG, "sm_90a")
         # A damaged file is a miss; a payload may stay a valid (other) record.
-        assert json.loads(record.text) == RECORD if in_file else gpu._parse_entry(
+        assert json.loads(record.text) == RECORD if in_file else launch._parse_entry(
             record.text.encode() + b"\n") is not None, f"trial {trial}"
 
 

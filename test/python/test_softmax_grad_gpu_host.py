@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import tessera  # noqa: E402
-from tessera import gpu  # noqa: E402
+from tessera import checks, gpu, launch  # noqa: E402
 
 DOC = tessera.Buffer("doc")
 BIAS = tessera.Buffer("bias", dtype="float32", rank=1)
@@ -24,12 +24,13 @@ def launches(monkeypatch):
     def dtype_only(t, name, dtype, device, vector_rows=True):
         if t.dtype != dtype:
             raise TypeError(f"{name} has dtype {t.dtype}; this kernel takes {dtype}")
-    monkeypatch.setattr(gpu, "_check_cuda_tensor", dtype_only)
+    monkeypatch.setattr(checks, "check_cuda_tensor", dtype_only)
+    monkeypatch.setattr(gpu, "check_cuda_tensor", dtype_only)
 
     def run(self, device_index, grids, params, first=0, last=None):
         for kernel, grid in list(zip(self.kernels, grids))[first:last]:
             recorded.append((kernel, grid, list(params)))
-    monkeypatch.setattr(gpu._Image, "_run", run)
+    monkeypatch.setattr(launch.KernelImage, "_run", run)
     return recorded
 
 

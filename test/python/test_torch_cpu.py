@@ -435,14 +435,14 @@ def test_gpu_calls_check_once_per_layout_then_launch_planned():
 def test_gpu_launcher_passes_what_launch_passes(monkeypatch):
     """An image's per-layout launcher gives the kernels the grids and parameters launch()
     gives them (host tensors and stand-in kernels: nothing runs)."""
-    from tessera.gpu import _Image
+    from tessera.launch import KernelImage
     launched = []
 
     class Kernel:
         def launch(self, grid, block, smem, stream, params):
             launched.append((grid, block, smem, list(params)))
 
-    image = object.__new__(_Image)
+    image = object.__new__(KernelImage)
     image.record = _runtime.LaunchRecord.parse(json.dumps({
         "version": _runtime.LAUNCH_RECORD_VERSION, "arguments": [4, 4],
         "workspaces": [{"dtype": "i32", "shape": [{"dim": [0, 0]}, {"dim": [0, 1]},

@@ -1,0 +1,26 @@
+"""The tuning knobs every kernel is compiled with."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Tuning knobs; they become the kernel's #tile.config attribute (min_blocks, a
+    register hint, goes to the GPU code generator only)."""
+
+    block_m: int = 64
+    block_n: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+    # Pieces a program's work is split into, for more programs (linear attention: the
+    # value columns; 1 = none).
+    split: int = 1
+    # GPU: blocks per SM the register allocation must leave room for (ptxas
+    # .minnctapersm; 0 = the compiler's own choice). One-warpgroup D = 128 kernels take
+    # 168 registers (3 blocks); 4 caps them at 128, spilling a little.
+    min_blocks: int = 0
+
+    def as_kwargs(self) -> Dict[str, int]:
+        return dataclasses.asdict(self)
