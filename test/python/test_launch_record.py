@@ -116,3 +116,26 @@ def test_wrong_arguments_are_named():
     for text in (b"", b"\xff", b"[" * 10000, b'{"version": 1.0}'):
         with pytest.raises(ValueError, match="launch record"):
             Record.parse(text)
+
+
+def test_fake_workspaces_stay_symbolic():
+    """The block-mask op's fake implementation plans workspaces over torch's symbolic sizes
+    (plan_symbolic): traced with a symbolic N, their shapes are formulas of N (ceil(N / 64)
+    query tiles), not the traced N's values. Compiles PTX; runs nothing."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("tessera._core")
+    from torch.fx.experimental.proxy_tensor import make_fx
+    import tessera
+    doc = tessera.Buffer("document_id")
+    kernel = tessera.compile(tessera.attention(mask_mod=lambda b, h, i, j: doc[i] == doc[j]),
+                             head_dim=64, dtype="bfloat16", target="cuda")
+    op = tessera.torch_op(kernel)
+    q = torch.randn(2, 4, 300, 64, dtype=torch.bfloat16)
+    graph = make_fx(lambda q, k, v, d: op.block_mask(q, k, v, document_id=d),
+                    tracing_mode="symbolic")(q, q, q, torch.zeros(300, dtype=torch.int32))
+    shapes = [n.meta["val"].shape for n in graph.graph.nodes
+              if n.op == "call_function" and "getitem" in str(n.target)]
+    assert len(shapes) == len(kernel._image.record.workspace_dtypes) > 0
+    tiles = shapes[0][2]
+    assert isinstance(tiles, torch.SymInt) and "//64" in str(tiles).replace(" ", "")
+    assert tiles.node.hint == -(-300 // 64)
