@@ -1,6 +1,7 @@
 """tessera.autotune on the GPU: softmax (causal) and Lightning Attention-2 kernels tuned
-over a config space, each against the default config (tessera.Config()), in one run.
-Prints every candidate and writes one JSON line per workload (best, default, gain).
+over a config space, each against the default config (tessera.Config()), and the softmax
+backward's own config (autotune(backward=True), against gpu.default_grad_config), in one
+run. Prints every candidate and writes one JSON line per workload (best, default, gain).
 
     python3 bench/autotune_gpu.py [--out FILE]
 
@@ -19,6 +20,7 @@ sys.path[:0] = [str(ROOT / "bench")]
 sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
 from _common import commit_id, write_row  # noqa: E402
+from tessera.gpu import default_grad_config  # noqa: E402
 
 # name -> (spec, (batch, heads, seq_len), space); each space holds tessera.Config().
 WORKLOADS = {
@@ -32,12 +34,19 @@ WORKLOADS = {
         tessera.linear_attention(decay=True), (1, 16, 65536),
         {"block_m": [64], "num_warps": [4], "num_stages": [1, 2], "split": [1, 2, 4, 8]}),
 }
+# name -> (spec, (batch, heads, seq_len), space) of the backward's config (kernel.grad, the
+# torch op's backward); each space holds gpu.default_grad_config(D, D).
+BACKWARD_WORKLOADS = {
+    "autotune-softmax-bwd-causal d=128 n=16384": (
+        tessera.attention(causal=True), (4, 16, 16384),
+        {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8], "num_stages": [1, 2]}),
+}
 D = 128
 
 
 def kernels():
     """Every candidate that compiles (for scripts/gpu_precompile.py)."""
-    from tessera.autotune import _candidates
+    from tessera.autotune import _candidates, invalid_for_backward
     out = {}
     for name, (spec, _, space) in WORKLOADS.items():
         for config in _candidates(space, "cuda"):
@@ -46,6 +55,16 @@ def kernels():
                                                     target="cuda", config=config)
             except tessera.CompileError:
                 pass  # the tuner reports it as rejected
+    for name, (spec, _, space) in BACKWARD_WORKLOADS.items():
+        kernel = tessera.compile(spec, head_dim=D, dtype="bfloat16", target="cuda")
+        for config in _candidates(space, "cuda"):
+            if invalid_for_backward(config, "cuda", D, D):
+                continue  # refused before compiling
+            kernel.grad_config = config
+            try:
+                out[name, config] = kernel.grad_image()
+            except tessera.CompileError:
+                pass
     return out
 
 
@@ -55,12 +74,14 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench/results/autotune.jsonl"))
     args = ap.parse_args()
     device, commit = torch.cuda.get_device_name(), commit_id()
-    default = tessera.Config()
-    for name, (spec, shape, space) in WORKLOADS.items():
+    runs = [(name, *w, False, tessera.Config()) for name, w in WORKLOADS.items()]
+    runs += [(name, *w, True, default_grad_config(D, D))
+             for name, w in BACKWARD_WORKLOADS.items()]
+    for name, spec, shape, space, backward, default in runs:
         with tempfile.TemporaryDirectory() as store:
             r = tessera.autotune(spec, head_dim=D, dtype="bfloat16", target="cuda", key=shape,
                                  space=space, store=Path(store) / "tuning.json",
-                                 budget_s=240, progress=False, workers=0)
+                                 budget_s=240, progress=False, workers=0, backward=backward)
         print(f"== {name} {shape}")
         for t in r.table:
             print(f"  {t}")

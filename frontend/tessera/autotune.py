@@ -31,6 +31,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .api import compile as _compile
+from .autotune_grad import (DEFAULT_GRAD_SPACE, BackwardRun, check_backward_spec,
+                            grad_key_hash, grad_module, invalid_for_backward)
 from .config import Config
 from .core import _core
 from .errors import CompileError
@@ -205,10 +207,10 @@ def _shape(key, target: str) -> Tuple[int, int, int]:
 
 def tuning_key(spec: AttentionSpec, *, head_dim: int, value_dim: int, dtype: str,
                shape: Tuple[int, int, int], target: str, chip: str,
-               device: Optional[str] = None) -> TuningKey:
+               device: Optional[str] = None, backward: bool = False) -> TuningKey:
     B, H, N = shape
     return TuningKey(
-        spec=spec_hash(spec),
+        spec=grad_key_hash(spec, _SPEC_HASH_DIMS) if backward else spec_hash(spec),
         shape=f"D={head_dim},Dv={value_dim},N={_next_pow2(N)},BH={_next_pow2(B * H)}",
         dtype=dtype, target=target if target == "cpu" else f"cuda:{chip}",
         device=device or device_name(target))
@@ -285,16 +287,23 @@ def _failure(module: str, config: Config, target: str, chip: str, error: BaseExc
 def validate_configs(spec: AttentionSpec, configs: Sequence[Config], *, head_dim: int,
                      value_dim: Optional[int] = None, dtype: str = "float32",
                      target: str = "cpu", chip: str = "sm_90a", workers: Optional[int] = None,
-                     deadline: Optional[float] = None, on_done: Optional[Callable] = None
-                     ) -> List[Trial]:
+                     deadline: Optional[float] = None, on_done: Optional[Callable] = None,
+                     backward: bool = False) -> List[Trial]:
     """Compiles each config (in `workers` processes; 0 = in this process) and returns a
     Trial per config: "ok" (valid, not timed), "rejected" with the compiler's reason,
     "failed" (unexpected error or crash; a reproducer is written) or "skipped" (past
-    `deadline`, a time.monotonic() value)."""
+    `deadline`, a time.monotonic() value). backward: the softmax gradient's kernels,
+    whose invalid candidates are rejected before compiling (autotune_grad.py)."""
     value_dim = head_dim if value_dim is None else value_dim
-    module = spec.to_mlir(dtype, head_dim, value_dim)
+    module, entry = spec.to_mlir(dtype, head_dim, value_dim), spec.name
     configs = list(configs)
     results: Dict[int, Trial] = {}
+    if backward:
+        module, entry = grad_module(spec, dtype, head_dim, value_dim)
+        for i, c in enumerate(configs):
+            reason = invalid_for_backward(c, target, head_dim, value_dim)
+            if reason:
+                results[i] = Trial(c, "rejected", reason=reason, detail=reason)
 
     def finish(i: int, ok: bool, message: str) -> None:
         c = configs[i]
@@ -316,16 +325,18 @@ def validate_configs(spec: AttentionSpec, configs: Sequence[Config], *, head_dim
         workers = min(4, os.cpu_count() or 1)
     if workers <= 0:
         for i, c in enumerate(configs):
+            if i in results:
+                continue
             if late():
                 break
             try:
-                finish(i, *_validate_worker(module, spec.name, target, chip, c.as_kwargs()))
+                finish(i, *_validate_worker(module, entry, target, chip, c.as_kwargs()))
             except Exception as e:  # noqa: BLE001
                 crashed(i, e)
     else:
-        todo = list(range(len(configs)))
+        todo = [i for i in range(len(configs)) if i not in results]
         while todo:
-            broken = _run_pool(module, spec.name, target, chip, configs, todo,
+            broken = _run_pool(module, entry, target, chip, configs, todo,
                                min(workers, len(todo)), finish, crashed, late)
             if not broken:
                 break
@@ -442,42 +453,61 @@ def _outputs(kernel, q, empty, f32):
     return out
 
 
-def _time_cpu(kernel, q, k, v, buffers, warmup, repeats):
-    outs = _outputs(kernel, q, np.empty, np.float32)
+class _ForwardRun:
+    """The forward call timed for a candidate, on fixed inputs and output buffers."""
+
+    def __init__(self, kernel, q, k, v, buffers, target: str) -> None:
+        if target == "cpu":
+            self.outs = _outputs(kernel, q, np.empty, np.float32)
+        else:
+            import torch
+            self.outs = _outputs(kernel, q, lambda shape, dtype: torch.empty(
+                shape, dtype=dtype, device=q.device), torch.float32)
+        self.q, self.k, self.v, self.buffers = q, k, v, buffers
+
+    def runner(self, kernel) -> Callable[[], None]:
+        return lambda: kernel(self.q, self.k, self.v, **self.outs, **self.buffers)
+
+    def result(self):
+        out = self.outs["out"]
+        return out.copy() if hasattr(out, "copy") else out.clone()
+
+
+def _time_cpu(run: Callable[[], None], warmup: int, repeats: int) -> float:
+    """Median milliseconds of `run()` on the host."""
     for _ in range(warmup):
-        kernel(q, k, v, **outs, **buffers)
+        run()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        kernel(q, k, v, **outs, **buffers)
+        run()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, outs["out"]
+    return statistics.median(times) * 1e3
 
 
 _L2_FLUSH = {}
 
 
-def _time_cuda(kernel, q, k, v, buffers, warmup, repeats):
+def _time_cuda(run: Callable[[], None], warmup: int, repeats: int) -> float:
+    """Median milliseconds of `run()` on the current CUDA device (CUDA events), with L2
+    flushed before each run."""
     import torch
-    dev = q.device
+    dev = torch.cuda.current_device()
     if dev not in _L2_FLUSH:  # larger than any L2: writing it evicts the kernel's data
         _L2_FLUSH[dev] = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     flush = _L2_FLUSH[dev]
-    outs = _outputs(kernel, q, lambda shape, dtype: torch.empty(shape, dtype=dtype, device=dev),
-                    torch.float32)
     for _ in range(warmup):
-        kernel(q, k, v, **outs, **buffers)
+        run()
     events = []
     for _ in range(repeats):
         flush.zero_()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        kernel(q, k, v, **outs, **buffers)
+        run()
         end.record()
         events.append((start, end))
     torch.cuda.synchronize(dev)
-    return statistics.median(s.elapsed_time(e) for s, e in events), outs["out"]
-
+    return statistics.median(s.elapsed_time(e) for s, e in events)
 
 
 def _max_diff(a, b) -> float:
@@ -567,9 +597,15 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
              inputs: Union[Callable, Tuple, None] = None, budget_s: float = 60.0,
              warmup: int = 1, repeats: int = 5, workers: Optional[int] = None,
              store: Union[TuningStore, str, os.PathLike, bool, None] = None,
-             progress: bool = True) -> AutotuneResult:
+             progress: bool = True, backward: bool = False) -> AutotuneResult:
     """Finds the fastest valid config in `space` for `spec` at the problem shape `key`
     ((batch, heads, seq_len)), or reuses the one stored for the same key.
+
+    backward: tunes the softmax backward's own config instead (kernel.grad and the torch
+    op's backward; autotune_grad.py): candidates valid for it (default space
+    DEFAULT_GRAD_SPACE), the gradient kernels compiled and timed (kernel.grad on fixed
+    o, lse and grad_out), the winner stored under the gradient module's key. The
+    result's kernel is the forward's (default config) with the winner as grad_config.
 
     inputs: a callable shape -> (q, k, v) or (q, k, v, {table: array}), or such a tuple
     (its q fixes the shape); default random normal tensors of shape `key`.
@@ -591,9 +627,13 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         raise SpecError(f"GPU kernels take bfloat16 or float16, got {dtype!r}")
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
+    if backward:
+        check_backward_spec(spec)
+        space = DEFAULT_GRAD_SPACE[target] if space is None else space
     value_dim = head_dim if value_dim is None else value_dim
     candidates = _candidates(space, target, isinstance(spec, LinearAttentionSpec))
-    module = spec.to_mlir(dtype, head_dim, value_dim)
+    module = (grad_module(spec, dtype, head_dim, value_dim)[0] if backward
+              else spec.to_mlir(dtype, head_dim, value_dim))
     given = None
     if inputs is not None and not callable(inputs):
         given = tuple(inputs)
@@ -610,14 +650,23 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
             raise RuntimeError("autotuning for target='cuda' times kernels on the GPU and needs "
                                "torch with a CUDA device; validate_configs() only compiles")
     tkey = tuning_key(spec, head_dim=head_dim, value_dim=value_dim, dtype=dtype, shape=shape,
-                      target=target, chip=chip)
+                      target=target, chip=chip, backward=backward)
     db = _open_store(store)
     version = compiler_version()
     bar = _Progress(progress, budget_s, start)
 
+    forward_kernel = []
+
     def build(config: Config):
-        return _compile(spec, head_dim=head_dim, value_dim=value_dim, dtype=dtype,
-                        config=config, target=target, chip=chip)
+        if not backward:
+            return _compile(spec, head_dim=head_dim, value_dim=value_dim, dtype=dtype,
+                            config=config, target=target, chip=chip)
+        if not forward_kernel:  # one forward kernel; each candidate is its grad_config
+            forward_kernel.append(_compile(spec, head_dim=head_dim, value_dim=value_dim,
+                                           dtype=dtype, target=target, chip=chip))
+        kernel = forward_kernel[0]
+        kernel.grad_config = config
+        return kernel
 
     result = AutotuneResult(module=module, config=Config(), target=target, chip=chip, key=tkey)
     store_status = "off"
@@ -627,7 +676,8 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         if found.status == "hit":
             config = Config(**found.entry["config"])
             check = validate_configs(spec, [config], head_dim=head_dim, value_dim=value_dim,
-                                     dtype=dtype, target=target, chip=chip, workers=0)[0]
+                                     dtype=dtype, target=target, chip=chip, workers=0,
+                                     backward=backward)[0]
             if check.status == "ok":
                 try:
                     kernel = build(config)
@@ -658,7 +708,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
     bar.show("compiling", 0, len(candidates), None)
     table = validate_configs(spec, candidates, head_dim=head_dim, value_dim=value_dim,
                              dtype=dtype, target=target, chip=chip, workers=workers,
-                             deadline=deadline, on_done=compiled)
+                             deadline=deadline, on_done=compiled, backward=backward)
     result.compiled = sum(t.status != "skipped" for t in table)
 
     # 2. time the valid ones, one at a time, on the target.
@@ -674,7 +724,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         buffers = dict(args[3]) if len(args) > 3 else {}
         timer = _time_cpu if target == "cpu" else _time_cuda
     best: Optional[Trial] = None
-    best_kernel = reference = reference_cfg = None
+    best_kernel = reference = reference_cfg = runs = None
     tol = _TOLERANCE.get(dtype, 1e-3)
     for n, trial in enumerate(valid):
         if best is not None and time.monotonic() > deadline:
@@ -683,13 +733,22 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         bar.show("timing", n, len(valid), best)
         try:
             kernel = build(trial.config)
+            if runs is None:  # inputs and outputs, the same for every candidate
+                runs = (BackwardRun if backward else _ForwardRun)(kernel, q, k, v, buffers,
+                                                                  target)
+            run = runs.runner(kernel)
+            if backward:
+                run()  # the gradient kernels compile on first use, untimed
         except (CompileError,) as e:
             table[table.index(trial)] = _failure(module, trial.config, target, chip, e,
                                                  "compiles in a worker but not here")
             continue
-        ms, out = timer(kernel, q, k, v, buffers, warmup, repeats)
+        ms = timer(run, warmup, repeats)
+        out = runs.result()
         if reference is None:
-            reference, reference_cfg = out.copy() if hasattr(out, "copy") else out.clone(), trial.config
+            reference, reference_cfg = out, trial.config
+            if backward:  # gradients: relative to their largest entry
+                tol *= max(1.0, _max_diff(reference, 0 * reference))
         else:
             diff = _max_diff(out, reference)
             if not diff <= tol:
@@ -713,6 +772,8 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
              f"({sum(t.status == 'ok' for t in table)} timed, "
              f"{sum(t.status in ('rejected', 'failed') for t in table)} rejected, "
              f"{result.elapsed_s:.1f} s)")
+    if backward:
+        best_kernel.grad_config = best.config
     result.config, result.ms, result.kernel = best.config, best.ms, best_kernel
     if db is not None:
         try:  # the tuned kernel is the caller's even where the store cannot keep it

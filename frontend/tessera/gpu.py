@@ -9,7 +9,7 @@ from .checks import (TORCH_DTYPES, check_block_lists, check_cuda_tensor, check_n
 from .config import Config
 # Where the kernel cache and launching live; named here too, as scripts and benches use them.
 from .launch import COMPILER_VERSION, KernelImage, cache_dir, load_image  # noqa: F401
-from .softmax_grad import check_grad_tables, grad_mlir
+from .softmax_grad import GRAD_SHARED_BUDGET, check_grad_tables, grad_mlir, grad_shared_bytes
 from .table_bounds import check_table_extents
 from .torch_ops import differentiable_call, wants_torch_grad
 from .trace import SpecError
@@ -162,10 +162,12 @@ class GpuKernel:
 
 
 def default_grad_config(head_dim: int, value_dim: int):
-    """The softmax backward's config, apart from the forward's: its key tiles are also
-    transposed operands, so both tile sizes must be multiples of 16 x num_warps (64 for 4
-    warps; the forward's 32-key tiles past D = 128 do not compile), and one stage past
-    D = 192 keeps shared memory within a block's 227 KiB. Set `kernel.grad_config` to
-    another Config to tune it."""
-    return Config(block_m=64, block_n=64, num_warps=4,
-                  num_stages=2 if max(head_dim, value_dim) <= 192 else 1)
+    """The softmax backward's config, apart from the forward's: its key tiles are product
+    rows too (dK and dV accumulate per key), so both tile sizes must be multiples of
+    16 x num_warps (64 for 4 warps; the forward's 32-key tiles past D = 128 do not
+    compile), and two stages only where the staged tiles fit (one past D = 192). Set
+    `kernel.grad_config` to another Config, or tune it: autotune(..., backward=True)."""
+    two = Config(block_m=64, block_n=64, num_warps=4, num_stages=2)
+    if grad_shared_bytes(two, head_dim, value_dim) <= GRAD_SHARED_BUDGET:
+        return two
+    return Config(block_m=64, block_n=64, num_warps=4, num_stages=1)

@@ -24,6 +24,7 @@ class Kernel:
                  config: Config, target: str) -> None:
         self.spec, self.dtype, self.config, self.target = spec, dtype, config, target
         self.head_dim, self.value_dim = head_dim, value_dim
+        self.grad_config = None  # the backward's Config; None: the forward's
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
         self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
 

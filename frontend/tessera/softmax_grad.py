@@ -14,8 +14,23 @@ from typing import Tuple
 import numpy as np
 
 from .checks import as_array, check_strides, output_array
+from .config import Config
 from .core import require_core
 from .trace import SpecError
+
+
+# Shared memory the gradient's staged tiles may take on the GPU: three quarters of a block's
+# 227 KiB, the rest for the code generator's own buffers (conversions, scratch).
+GRAD_SHARED_BUDGET = 227 * 1024 * 3 // 4
+
+
+def grad_shared_bytes(config: Config, head_dim: int, value_dim: int) -> int:
+    """About the shared memory of the gradient's largest grid (16-bit tiles): the dK / dV
+    grid keeps a key tile of K and V and stages query tiles of Q and dO num_stages deep;
+    the dQ grid the other way round."""
+    row = 2 * (head_dim + value_dim)
+    bm, bn, stages = config.block_m, config.block_n, config.num_stages
+    return row * max(bn + stages * bm, bm + stages * bn)
 
 
 def grad_mlir(spec, dtype: str, head_dim: int, value_dim: int, grad_tables=()) -> str:
@@ -96,17 +111,19 @@ def kernel_grad(kernel, q, k, v, o, lse, grad_out, out=None, grad_tables=(),
     # forward call below is never made (its outputs are throwaway views).
     inputs = kernel.call_arguments(q, k, v, buffers)
     grad_tables = check_grad_tables(kernel.spec, grad_tables)
-    impls = kernel.__dict__.setdefault("_grad_impls", {})  # one kernel per table set
-    if grad_tables not in impls:
+    # The backward's own config (tuned by autotune(backward=True)), else the forward's.
+    config = getattr(kernel, "grad_config", None) or kernel.config
+    impls = kernel.__dict__.setdefault("_grad_impls", {})  # per table set and config
+    if (grad_tables, config) not in impls:
         module = grad_mlir(kernel.spec, kernel.dtype, kernel.head_dim, kernel.value_dim,
                            grad_tables)
-        impls[grad_tables] = require_core().CpuKernel(module, kernel.spec.name + "_grad",
-                                                      **kernel.config.as_kwargs())
+        impls[grad_tables, config] = require_core().CpuKernel(
+            module, kernel.spec.name + "_grad", **config.as_kwargs())
     if out is not None and (not isinstance(out, (tuple, list)) or len(out) != 3):
         raise TypeError("out must be a tuple (dq, dk, dv)")
     dq, dk, dv = (output_array(out[i] if out is not None else None, x.shape, x.dtype, n)
                   for i, (x, n) in enumerate(((q, "dq"), (k, "dk"), (v, "dv"))))
     table_grads = [np.empty_like(as_array(buffers[n], n)) for n in grad_tables]
-    impls[grad_tables].run([*inputs[:3], o, lse, grad_out, *inputs[3:], dq, dk, dv,
+    impls[grad_tables, config].run([*inputs[:3], o, lse, grad_out, *inputs[3:], dq, dk, dv,
                             *table_grads])
     return (dq, dk, dv, *table_grads)
