@@ -12,6 +12,10 @@
 //      the forward does.
 //
 // Each (query tile, key tile) pair recomputes P = exp(f(τ Q Kᵀ) − L) from the saved L.
+// Grid 2 computes the pair's tiles transposed, [key, query] (Sᵀ = K Qᵀ, dPᵀ = V dOᵀ), so
+// that Pᵀ and dSᵀ are the left operands of dV += Pᵀ dO and dK += dSᵀ Q as they stand (on
+// the GPU: straight from the accumulator registers, no transpose through shared memory).
+// dP − Δ accumulates onto −Δ and P is one exp2 of a multiply-add, as in the forward.
 // Tile classification runs transposed in grid 2: causal / window bounds give each key
 // tile the range of query tiles that see it, and tiles those bounds keep whole skip all
 // mask arithmetic; a mask_mod or block list is evaluated on the other tiles, and a tile
@@ -38,6 +42,8 @@ using namespace mlir;
 using namespace tessera;
 using P = arith::CmpIPredicate;
 
+static constexpr double kLog2E = 1.4426950408889634;
+
 namespace {
 /// Where a table's gradient collects: one f32 table the score_mod reads, and per read of
 /// it, the regions giving ∂score_mod/∂(value read) and the entry read (one per dim).
@@ -58,7 +64,7 @@ struct PairGrads {
 struct PairTiles {
   Value m0, n0, head; // tile origins (index) and the query head
   Value q, k, v, dO;  // BM x D, BN x D, BN x Dv, BM x Dv (the inputs' type)
-  Value lse, delta;   // BM (f32)
+  Value lse, delta;   // BM (f32); null: read where used (grid 2, for shorter live ranges)
 };
 
 struct GradProgram : TileBuilder {
@@ -66,7 +72,11 @@ struct GradProgram : TileBuilder {
   const IRMapping &buffers;
   Region *scoreDerivative = nullptr; // ∂score_mod/∂score, when there is a score_mod
   SmallVector<TableRead> tableReads; // tables whose gradient is asked, per read
-  int64_t bm = 0, bn = 0, d = 0, dv = 0;
+  int64_t bm = 0, bn = 0, d = 0, dv = 0; // the current grid's query and key tiles
+  /// Pair tiles are [key, query] (the dK / dV grid): Sᵀ and dPᵀ come straight out of
+  /// their products, so Pᵀ and dSᵀ are the left operands of dV and dK as computed (on
+  /// the GPU, in registers: no transpose through shared memory).
+  bool keyRows = false;
   Value nq, nk, offset; // lengths (index) and Nk - Nq (index)
   Value batch;          // program coordinate (index)
   Value delta;          // Δ, [B, H, Nq] f32
@@ -75,6 +85,12 @@ struct GradProgram : TileBuilder {
       : TileBuilder(b), op(op), buffers(buffers) {}
 
   Value buffer(Value tensor) { return buffers.lookup(tensor); }
+  SmallVector<int64_t> pairShape() {
+    return keyRows ? SmallVector<int64_t>{bn, bm} : SmallVector<int64_t>{bm, bn};
+  }
+  /// A [bm] per-query vector (or [bn] per-key one) spread over the pair tile.
+  Value perQuery(Value v) { return keyRows ? broadcast(v, 0, bn) : broadcast(v, 1, bn); }
+  Value perKey(Value v) { return keyRows ? broadcast(v, 1, bm) : broadcast(v, 0, bm); }
   Value load(Value tensor, ArrayRef<int64_t> shape, ValueRange at) {
     return loadF32(buffer(tensor), shape, at);
   }
@@ -92,12 +108,22 @@ struct GradProgram : TileBuilder {
     return arith::TruncFOp::create(b, tileType(type.getShape(), elem), t);
   }
   Type operandType; // the type of a loaded Q tile
-  /// The i1 tile of pairs the masks keep (bounds, ragged ends, mask_mod, block list).
+  /// The i1 tile of pairs the masks keep (bounds, ragged ends, mask_mod, block list);
+  /// null where nothing is masked.
   Value keepTile(const PairTiles &t, bool withUserMasks);
   /// Which rows of the query tile at `m0` list the key block holding key `n0`.
   Value listedRows(Value m0, Value n0, Value head);
-  /// Whether causal / window bounds and the ragged ends keep every pair of the tile.
+  /// Whether causal / window bounds and the ragged ends keep every pair of the tile
+  /// (null: every tile is kept whole).
   Value wholeTile(Value m0, Value n0);
+  /// Which ragged ends are masked. Loads past an end read 0, so without a score_mod
+  /// (which may turn such a score into inf or NaN) or user masks, a padding query adds
+  /// nothing to a stored gradient (its Q, dO, L and Δ are 0: P = 1, dS = 0), and a
+  /// padding key of the dK / dV grid only to its own rows, which are not stored. A
+  /// padding key of the dQ grid is masked: its P = 2^(−L) overflows for rows whose L is
+  /// very negative, and inf · 0 is NaN.
+  bool maskQueryEnd() { return op.hasScoreMod() || hasUserMasks(); }
+  bool maskKeyEnd() { return maskQueryEnd() || !keyRows; }
   /// The pair's gradients (masked entries 0); `masked` evaluates the masks.
   PairGrads pairGrads(const PairTiles &t, bool masked);
   /// Adds the pair's share of every table gradient, dS' ∘ ∂f/∂T at the entries read.
@@ -120,33 +146,34 @@ struct GradProgram : TileBuilder {
 } // namespace
 
 Value GradProgram::keepTile(const PairTiles &t, bool withUserMasks) {
-  SmallVector<int64_t> shape{bm, bn};
-  Value qIdx = broadcast(range(t.m0, bm), 1, bn);
-  Value kIdx = broadcast(range(t.n0, bn), 0, bm);
-  // Padding rows and keys past the ends: their loads read 0, which a score_mod could
-  // still turn into an overflowing exponent.
-  Value keep = arith::AndIOp::create(b, cmpI(P::slt, qIdx, splatOf(shape, toI32(nq))),
-                                     cmpI(P::slt, kIdx, splatOf(shape, toI32(nk))));
+  SmallVector<int64_t> shape = pairShape();
+  Value qIdx = perQuery(range(t.m0, bm));
+  Value kIdx = perKey(range(t.n0, bn));
+  Value keep; // null: every pair
+  auto both = [&](Value x) { keep = keep ? arith::AndIOp::create(b, keep, x).getResult() : x; };
+  if (maskQueryEnd())
+    both(cmpI(P::slt, qIdx, splatOf(shape, toI32(nq))));
+  if (maskKeyEnd())
+    both(cmpI(P::slt, kIdx, splatOf(shape, toI32(nk))));
   Value diag = arith::AddIOp::create(b, qIdx, splatOf(shape, toI32(offset))); // i + Nk - Nq
   if (std::optional<int64_t> r = reach()) {
     Value highest = arith::AddIOp::create(
         b, diag, splatOf(shape, arith::ConstantIntOp::create(b, i32, *r)));
-    keep = arith::AndIOp::create(b, keep, cmpI(P::sle, kIdx, highest));
+    both(cmpI(P::sle, kIdx, highest));
   }
   if (auto w = op.getWindowAttr()) {
     Value lowest = arith::SubIOp::create(
         b, diag, splatOf(shape, arith::ConstantIntOp::create(b, i32, w.getInt())));
-    keep = arith::AndIOp::create(b, keep, cmpI(P::sgt, kIdx, lowest));
+    both(cmpI(P::sgt, kIdx, lowest));
   }
   if (!withUserMasks)
     return keep;
   if (op.getBlockIndices())
-    keep = arith::AndIOp::create(b, keep, broadcast(listedRows(t.m0, t.n0, t.head), 1, bn));
+    both(perQuery(listedRows(t.m0, t.n0, t.head)));
   if (op.hasMaskMod()) {
     SmallVector<Value> args{splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx,
                             kIdx};
-    keep = arith::AndIOp::create(
-        b, keep, *inlineModifierElementwise(b, op.getMaskMod(), args, shape, buffers));
+    both(*inlineModifierElementwise(b, op.getMaskMod(), args, shape, buffers));
   }
   return keep;
 }
@@ -182,47 +209,63 @@ Value GradProgram::listedRows(Value m0, Value n0, Value head) {
 Value GradProgram::wholeTile(Value m0, Value n0) {
   if (hasUserMasks())
     return arith::ConstantIntOp::create(b, b.getI1Type(), 0);
-  auto both = [&](Value x, Value y) { return arith::AndIOp::create(b, x, y).getResult(); };
+  Value whole; // null: every tile
+  auto both = [&](Value x) { whole = whole ? arith::AndIOp::create(b, whole, x).getResult() : x; };
   Value lastRow = arith::AddIOp::create(b, m0, cIndex(bm - 1));
   Value lastKey = arith::AddIOp::create(b, n0, cIndex(bn - 1));
-  Value whole = both(cmpI(P::slt, lastRow, nq), cmpI(P::slt, lastKey, nk));
+  if (maskQueryEnd())
+    both(cmpI(P::slt, lastRow, nq));
+  if (maskKeyEnd())
+    both(cmpI(P::slt, lastKey, nk));
   if (std::optional<int64_t> r = reach()) // the first row sees the last key
-    whole = both(whole, cmpI(P::sle, lastKey,
-                             arith::AddIOp::create(b, arith::AddIOp::create(b, m0, offset),
-                                                   cIndex(*r))));
+    both(cmpI(P::sle, lastKey,
+              arith::AddIOp::create(b, arith::AddIOp::create(b, m0, offset), cIndex(*r))));
   if (auto w = op.getWindowAttr()) { // the last row still sees the first key
     Value lowest = arith::SubIOp::create(b, arith::AddIOp::create(b, lastRow, offset),
                                          cIndex(w.getInt()));
-    whole = both(whole, cmpI(P::sgt, n0, lowest));
+    both(cmpI(P::sgt, n0, lowest));
   }
   return whole;
 }
 
 PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
-  SmallVector<int64_t> shape{bm, bn};
-  Value s = dot(t.q, trans(t.k), splatF32(shape, 0.0f));
-  s = arith::MulFOp::create(b, s, splatF32(shape, float(op.getEffectiveScale())));
+  SmallVector<int64_t> shape = pairShape();
+  Value zero = splatF32(shape, 0.0f);
+  auto contract = arith::FastMathFlags::contract;
+  Value s = keyRows ? dot(t.k, trans(t.q), zero) : dot(t.q, trans(t.k), zero);
+  // P = exp(f(τ s) − L) = 2^(f(τ s) log2 e − L log2 e): one multiply-add and one ex2 per
+  // pair, as the forward's weights.
+  float scale = float(op.getEffectiveScale()), log2e = float(kLog2E);
   Value slope; // ∂f/∂s
   SmallVector<Value> args;
   if (op.hasScoreMod()) {
-    Value qIdx = broadcast(range(t.m0, bm), 1, bn);
-    Value kIdx = broadcast(range(t.n0, bn), 0, bm);
+    s = arith::MulFOp::create(b, s, splatF32(shape, scale));
+    Value qIdx = perQuery(range(t.m0, bm));
+    Value kIdx = perKey(range(t.n0, bn));
     args = {s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx, kIdx};
     slope = *inlineModifierElementwise(b, *scoreDerivative, args, shape, buffers);
     s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
+  } else {
+    log2e *= scale;
   }
   // A row that kept no key has L = -inf: taking +inf instead makes its P 0, not NaN.
   Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
-  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, t.lse, negInf);
-  Value lse = select(empty, splatF32({bm}, std::numeric_limits<float>::infinity()), t.lse);
-  Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, broadcast(lse, 1, bn)));
+  Value saved = t.lse ? t.lse : load(op.getLse(), {bm}, ValueRange{batch, t.head, t.m0});
+  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, saved, negInf);
+  Value lse = select(empty, splatF32({bm}, std::numeric_limits<float>::infinity()), saved);
+  Value base = arith::MulFOp::create(b, lse, splatF32({bm}, float(kLog2E)));
+  Value exponent = arith::SubFOp::create(
+      b, arith::MulFOp::create(b, s, splatF32(shape, log2e), contract), perQuery(base), contract);
+  Value p = math::Exp2Op::create(b, exponent);
   Value keep = masked ? keepTile(t, /*withUserMasks=*/true) : Value();
-  Value zero = splatF32(shape, 0.0f);
   if (keep)
     p = select(keep, p, zero);
-  Value dp = dot(t.dO, trans(t.v), zero);
-  Value dsPrime = arith::MulFOp::create(
-      b, p, arith::SubFOp::create(b, dp, broadcast(t.delta, 1, bn)));
+  // dP − Δ: the product accumulates onto −Δ, so Δ is not held beside its result.
+  Value delta = t.delta ? t.delta : loadF32(this->delta, {bm}, ValueRange{batch, t.head, t.m0});
+  Value minusDelta = perQuery(arith::NegFOp::create(b, delta));
+  Value dpMinusDelta = keyRows ? dot(t.v, trans(t.dO), minusDelta)
+                               : dot(t.dO, trans(t.v), minusDelta);
+  Value dsPrime = arith::MulFOp::create(b, p, dpMinusDelta);
   Value ds = dsPrime;
   if (slope) {
     ds = arith::MulFOp::create(b, ds, slope);
@@ -233,7 +276,7 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
 }
 
 void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
-  SmallVector<int64_t> shape{bm, bn};
+  SmallVector<int64_t> shape = pairShape();
   ArrayRef<Value> args = g.modArgs; // a table is read by the score_mod: it has its args
   Value zero = splatF32(shape, 0.0f);
   for (TableRead &read : tableReads) {
@@ -250,7 +293,7 @@ void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
     // the same bits every run. The GPU will want a scatter-add op (atomics) here.
     Value c0 = cIndex(0), c1 = cIndex(1);
     scf::buildLoopNest(
-        b, b.getLoc(), {c0, c0}, {cIndex(bm), cIndex(bn)}, {c1, c1},
+        b, b.getLoc(), {c0, c0}, {cIndex(shape[0]), cIndex(shape[1])}, {c1, c1},
         [&](OpBuilder &nb, Location loc, ValueRange ij) {
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
@@ -281,7 +324,7 @@ GradProgram::visitPair(const PairTiles &t, ValueRange acc,
       return body(pairGrads(t, true), acc);
     // Skip the products of a tile the user's masks leave empty.
     Value keep = keepTile(t, true);
-    Value ones = arith::ExtUIOp::create(b, tileType({bm, bn}, i32), keep);
+    Value ones = arith::ExtUIOp::create(b, tileType(pairShape(), i32), keep);
     Value rows = reduce(tile::Combiner::max, ones, 1);
     Value any = tensor::ExtractOp::create(b, reduce(tile::Combiner::max, rows, 0), ValueRange{});
     return ifElse(
@@ -289,8 +332,10 @@ GradProgram::visitPair(const PairTiles &t, ValueRange acc,
         [&] { return body(pairGrads(t, true), acc); },
         [&] { return SmallVector<Value>(acc); });
   };
-  return ifElse(
-      wholeTile(t.m0, t.n0), [&] { return body(pairGrads(t, false), acc); }, masked);
+  Value whole = wholeTile(t.m0, t.n0);
+  if (!whole) // nothing to mask
+    return body(pairGrads(t, false), acc);
+  return ifElse(whole, [&] { return body(pairGrads(t, false), acc); }, masked);
 }
 
 LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
@@ -374,11 +419,13 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
 
   // The operand tiles of the pair (m0, n0) for query head `head`; K and V come from the
   // caller (grid 2 keeps its own, grid 3 loads them per key tile).
-  auto queryTiles = [&](PairTiles &t) {
+  auto queryTiles = [&](PairTiles &t, bool vectors) {
     SmallVector<Value> at{g.batch, t.head, t.m0, c0};
     t.q = g.operand(op.getQuery(), {bm, d}, at);
     t.dO = g.operand(op.getGradOutput(), {bm, dv}, at);
     g.operandType = t.q.getType();
+    if (!vectors)
+      return;
     t.lse = g.load(op.getLse(), {bm}, ValueRange{g.batch, t.head, t.m0});
     t.delta = g.loadF32(g.delta, {bm}, ValueRange{g.batch, t.head, t.m0});
   };
@@ -396,6 +443,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // 2. dK, dV per key tile: the query tiles that see any of its keys are those from the
   // first row whose diagonal reaches its first key (causal) to the last row whose window
   // still holds its last key.
+  g.keyRows = true;
   g.grid({kTiles, nkvHeads, nBatch}, config, [&](ArrayRef<Value> id) {
     g.batch = id[2];
     Value kvHead = id[1];
@@ -420,10 +468,10 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
       t.head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), member);
       return SmallVector<Value>(g.forLoop(lo, hi, perHead, [&](Value qt, ValueRange a) {
         t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
-        queryTiles(t);
+        queryTiles(t, /*vectors=*/false);
         return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
-          Value dk = g.dot(g.trans(g.narrow(pg.ds)), t.q, cur[0]);
-          Value dvNew = g.dot(g.trans(g.narrow(pg.p)), t.dO, cur[1]);
+          Value dk = g.dot(g.narrow(pg.ds), t.q, cur[0]);
+          Value dvNew = g.dot(g.narrow(pg.p), t.dO, cur[1]);
           return SmallVector<Value>{dk, dvNew};
         });
       }));
@@ -433,13 +481,14 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     g.storeAs(acc[1], g.buffer(op.getGradValue()), at);
   });
 
+  g.keyRows = false;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
   g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
     g.batch = id[2];
     PairTiles t;
     t.head = id[1];
     t.m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
-    queryTiles(t);
+    queryTiles(t, /*vectors=*/true);
     Value kvHead = arith::DivSIOp::create(b, t.head, group);
     Value keyBegin = c0, keyEnd = g.nk; // keys some row of the tile may see
     Value lastRow = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.m0, g.cIndex(bm - 1)),

@@ -10,15 +10,28 @@
 // CHECK: %[[OD:.*]] = arith.mulf %[[O]], %[[DO]]
 // CHECK: %[[ROWSUM:.*]] = tile.reduce <sum> %[[OD]] axis 1
 // CHECK: tile.store %[[ROWSUM]], %[[DELTA]]
-// The key-tile grid: one program per (key tile, key/value head, batch).
+// The key-tile grid: one program per (key tile, key/value head, batch). Its pair tiles
+// are [key, query]: Sᵀ = K Qᵀ, P = exp2 of one multiply-add, dPᵀ accumulated onto −Δ,
+// then Pᵀ and dSᵀ are the left operands of dV and dK as they stand (no transpose).
 // CHECK: tile.grid
 // CHECK: %[[K:.*]] = tile.load %arg1{{.*}} -> tensor<16x64xf32>
 // CHECK: scf.for {{.*}} iter_args(%[[DK:.*]] = %{{.*}}, %[[DV:.*]] = %{{.*}}) -> (tensor<16x64xf32>, tensor<16x64xf32>)
 // CHECK: scf.for
+// CHECK: %[[Q:.*]] = tile.load %arg0{{.*}} -> tensor<32x64xf32>
+// CHECK: %[[DOQ:.*]] = tile.load %arg5{{.*}} -> tensor<32x64xf32>
 // CHECK: scf.if
-// CHECK: %[[P:.*]] = math.exp
-// CHECK: tile.trans %[[P]] : tensor<32x16xf32> -> tensor<16x32xf32>
-// CHECK: tile.dot
+// CHECK: %[[QT:.*]] = tile.trans %[[Q]] : tensor<32x64xf32> -> tensor<64x32xf32>
+// CHECK: %[[ST:.*]] = tile.dot %[[K]], %[[QT]], %{{.*}} -> tensor<16x32xf32>
+// CHECK: %[[E:.*]] = arith.subf %{{.*}} fastmath<contract> : tensor<16x32xf32>
+// CHECK: %[[P:.*]] = math.exp2 %[[E]] : tensor<16x32xf32>
+// CHECK: %[[DELTAT:.*]] = tile.load %[[DELTA]]
+// CHECK: %[[NEG:.*]] = arith.negf %[[DELTAT]] : tensor<32xf32>
+// CHECK: %[[MINUS:.*]] = tile.broadcast %[[NEG]] axis 0 : tensor<32xf32> -> tensor<16x32xf32>
+// CHECK: %[[DOT:.*]] = tile.trans %[[DOQ]] : tensor<32x64xf32> -> tensor<64x32xf32>
+// CHECK: %[[DPT:.*]] = tile.dot %{{.*}}, %[[DOT]], %[[MINUS]]
+// CHECK: %[[DST:.*]] = arith.mulf %[[P]], %[[DPT]] : tensor<16x32xf32>
+// CHECK: tile.dot %[[DST]], %[[Q]], %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
+// CHECK: tile.dot %[[P]], %[[DOQ]], %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
 // CHECK: tile.store {{.*}}, %arg7
 // CHECK: tile.store {{.*}}, %arg8
 // The query-tile grid: dQ.
