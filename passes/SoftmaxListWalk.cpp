@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "passes/SoftmaxTileProgram.h"
 
+#include "passes/TileLoopAttrs.h"
+
 #include <limits>
 
 using namespace mlir;
@@ -24,11 +26,18 @@ struct ListedKeyTile {
 };
 
 /// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
-/// tile from `entry = fetch(j)`, read from the list at a clamped place, so any j is safe.
-/// The tile's loads come first, so a GPU prefetches them; with one stage nothing loads
-/// ahead, so the entry of tile j + 1 is read during tile j (carried) and its latency
-/// leaves the path to the copies. The loop sits under total > 0: a GPU issues the first
-/// iteration's loads before its loop, and an empty list has no place to read.
+/// tile from `entry = fetch(j)`. The loop is shaped for TileToGpu's pipelining
+/// (docs/RationaleTile.md, "What the GPU lowering relies on"):
+/// - K and V are loaded at the top of the body, before the branches that apply the
+///   tile, their indices computed from j alone (pure ops and list reads): only such
+///   loads are prefetched (findPrefetches);
+/// - every read is clamped (list place, tile), so the reads of iterations past the last
+///   are in bounds (tile.speculable); the loop sits under total > 0, since the first
+///   iteration's reads are issued before the loop and an empty list has no place;
+/// - with one stage nothing is prefetched, so the entry of tile j + 1 is read during
+///   tile j and carried (fetchAhead): its latency leaves the path to the copies. With
+///   more it is not carried: a load whose indices depend on a carried value is never
+///   prefetched.
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value)> choose) {
   bool fetchAhead = p.config.getNumStages() < 2;
@@ -60,6 +69,7 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
         if (fetchAhead)
           state.insert(state.begin(), fetch(c0));
         ValueRange results = p.forLoop(c0, total, state, body);
+        results.front().getDefiningOp()->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
         state.assign(results.begin(), results.end());
         if (fetchAhead)
           state.erase(state.begin());

@@ -1,5 +1,6 @@
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16 split=12" | FileCheck %s --check-prefix=CHUNKS
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16 num-stages=1" | FileCheck %s --check-prefix=ONE-STAGE
 
 // Full attention: one loop over every key tile, no mask arithmetic, buffers in
 // destination-passing form, the tuning config on the grid.
@@ -29,16 +30,21 @@ func.func @full(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?
 // -----
 
 // Causal: three key-tile loops (masked before, unmasked middle, masked diagonal); only
-// the masked ones compare indices.
+// the masked ones compare indices. Each loop starts where the last ends and says that it
+// continues it (one GPU copy pipeline across all three).
 // CHECK-LABEL: func.func @causal
-// CHECK: scf.for
+// CHECK: %[[FIRST:.*]]:3 = scf.for %{{.*}} = %{{.*}} to %[[FULL_LO:[^ ]+]] step
 // CHECK: arith.cmpi sle
 // CHECK: scf.yield
-// CHECK: scf.for
+// CHECK-NEXT: }{{$}}
+// CHECK: %[[MIDDLE:.*]]:3 = scf.for %{{.*}} = %[[FULL_LO]] to %[[FULL_HI:[^ ]+]] step {{.*}} iter_args(%{{.*}} = %[[FIRST]]#0,
 // CHECK-NOT: arith.cmpi
 // CHECK: scf.yield
-// CHECK: scf.for
+// CHECK-NEXT: } {tile.continues_previous}
+// CHECK: scf.for %{{.*}} = %[[FULL_HI]] to {{.*}} iter_args(%{{.*}} = %[[MIDDLE]]#0,
 // CHECK: arith.cmpi sle
+// CHECK: scf.yield
+// CHECK-NEXT: } {tile.continues_previous}
 func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
   %o, %l = attn.attention %q, %k, %v {causal} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
@@ -85,6 +91,7 @@ func.func @causal(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor
 // CHECK: tile.gather %[[DOC]]{{.*}} -> tensor<32xi32>
 // CHECK: tile.gather %[[DOC]]{{.*}} -> tensor<16xi32>
 // CHECK: arith.cmpi eq, {{.*}} : tensor<32x16xi32>
+// CHECK: } {tile.speculable}
 func.func @modifiers(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %doc: tensor<?xi32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
   %o, %l = attn.attention %q, %k, %v : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
@@ -316,7 +323,8 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // (list entry, key tile of its block). Lists that do not ascend search for an earlier
 // equal entry; the tile's loads precede the product (so a GPU can prefetch them); a tile
 // that is listed, not a repeat and in range is applied, masked only where causal /
-// window bounds cut it.
+// window bounds cut it. Its reads are clamped, so the loop is speculable. With one stage
+// (nothing prefetched) the next entry is read one tile ahead and carried.
 // CHECK-LABEL: func.func @block_sparse
 // CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
 // CHECK: tile.grid
@@ -337,6 +345,16 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // CHECK: tile.trans %[[K]]
 // CHECK: } else {
 // CHECK: arith.cmpi slt
+// CHECK: } {tile.speculable}
+// ONE-STAGE-LABEL: func.func @block_sparse
+// ONE-STAGE: scf.if
+// ONE-STAGE: %[[FIRST:.*]] = memref.load
+// ONE-STAGE: scf.for %[[J:[^ ]+]] = {{.*}} iter_args(%[[ENTRY:[^ ]+]] = %[[FIRST]],
+// ONE-STAGE: %[[NEXT_J:.*]] = arith.addi %[[J]], %{{.*}} : index
+// ONE-STAGE: %[[NEXT:.*]] = memref.load
+// ONE-STAGE: arith.index_cast %[[ENTRY]]
+// ONE-STAGE: scf.yield %[[NEXT]],
+// ONE-STAGE-NEXT: } {tile.speculable}
 func.func @block_sparse(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x64xf32>, %list: tensor<?x?x?x?xi32>)
     -> (tensor<?x?x?x64xf32>, tensor<?x?x?xf32>) {
   %o, %l = attn.attention %q, %k, %v blocks(%list : tensor<?x?x?x?xi32>) {block_q = 64 : i64, block_k = 64 : i64} : tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32> -> tensor<?x?x?x64xf32>, tensor<?x?x?xf32>
