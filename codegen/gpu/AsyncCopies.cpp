@@ -1,0 +1,333 @@
+//===- AsyncCopies.cpp - the swizzled arena, cp.async and wgmma waits -------===//
+//
+// Hopper kernels: operands in 128-byte swizzled buffers of the dynamic arena, filled by
+// cp.async in commit groups that each reader waits for by name, warpgroup products
+// waited for before their registers are read, and outputs stored through a swizzled
+// buffer.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+void Distributor::beginSharedArena() {
+  MLIRContext *ctx = b.getContext();
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      ctx, ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  arena = ::mlir::gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface{},
+                         workgroup));
+  // Swizzle atoms must start on 1024-byte boundaries of the shared window: shift the
+  // arena's start up to the next one (the launch reserves the slack).
+  Value raw = memref::ExtractAlignedPointerAsIndexOp::create(b, arena);
+  Value atom = arith::ConstantIndexOp::create(b, kSwizzleAtomBytes);
+  arenaShift = arith::RemUIOp::create(
+      b, arith::SubIOp::create(b, atom, arith::RemUIOp::create(b, raw, atom)), atom);
+  Value aligned = arith::AddIOp::create(b, raw, arenaShift);
+  arenaAddress = arith::IndexCastUIOp::create(b, b.getI64Type(), aligned);
+  arenaAnchor = arenaAddress.getDefiningOp();
+}
+
+int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem) {
+  // Whole 64-column swizzle blocks: a partial block's chunks land anywhere in its rows.
+  cols = llvm::alignTo(cols, kSwizzleCols);
+  int64_t elements = rows * cols * stages;
+  int64_t offset = llvm::alignTo(arenaBytes, kSwizzleAtomBytes);
+  arenaBytes = offset + llvm::alignTo(elements * 2, kSwizzleAtomBytes);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(arenaAnchor);
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      b.getContext(), ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value shift = arith::AddIOp::create(b, arenaShift, arith::ConstantIndexOp::create(b, offset));
+  Value view = memref::ViewOp::create(
+      b, MemRefType::get({elements}, elem, MemRefLayoutAttrInterface{}, workgroup), arena,
+      shift, ValueRange{});
+  Value address = arith::AddIOp::create(
+      b, arenaAddress, arith::ConstantIntOp::create(b, b.getI64Type(), offset));
+  swizzledTiles.push_back({view, address, rows, cols, stages});
+  return swizzledTiles.size() - 1;
+}
+
+int Distributor::swizzledBuffer(tile::LoadOp op) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  int64_t stages = doubleBuffered.contains({op.getSource(), tileType}) ? prefetchStages() : 1;
+  auto key = std::make_pair(scalars.lookup(op.getSource()), Type(tileType));
+  auto it = swizzledBuffers.find(key);
+  if (it != swizzledBuffers.end())
+    return it->second;
+  int index = allocateSwizzled(tileType.getDimSize(0), tileType.getDimSize(1), stages,
+                               tileType.getElementType());
+  swizzledBuffers[key] = index;
+  return index;
+}
+
+Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
+  return arith::MulIOp::create(b, stage, arith::ConstantIndexOp::create(b, t.rows * t.cols));
+}
+
+void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
+                              ValueRange origin, int group) {
+  Value buffer = scalars.lookup(op.getSource());
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value full = arith::ConstantIndexOp::create(b, 8), none = zero;
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  Value base = stageOffset(t, stage);
+  auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+  for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
+    // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros without
+    // reading its source, so the address needs no clamp and stays an affine function of
+    // the tile origin (a few instructions per copy once LLVM shares the common terms).
+    VectorSource v = vectorSource(op, origin, i, rowsInBuffer, /*clampOutside=*/false);
+    Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, v.row, v.col, t.rows));
+    nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, v.indices,
+                                     b.getIndexAttr(8),
+                                     arith::SelectOp::create(b, v.inBounds, full, none),
+                                     b.getUnitAttr());
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b);
+  pendingCopies.push_back(group);
+}
+
+void Distributor::waitForCopies(int newerGroupsLeft) {
+  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(newerGroupsLeft));
+  // cp.async writes through the generic proxy; wgmma reads through the async one.
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
+}
+
+bool Distributor::waitForGroup(function_ref<bool(int)> needed) {
+  for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
+    if (needed(pendingCopies[i])) {
+      waitForCopies(int(pendingCopies.size()) - 1 - i);
+      return true;
+    }
+  return false;
+}
+
+void Distributor::settleCopies() {
+  flushBarrier();
+  if (copiesPending()) {
+    waitForCopies();
+    ::mlir::gpu::BarrierOp::create(b);
+  }
+}
+
+void Distributor::waitProducts(int64_t newerLeft, int64_t upTo) {
+  NVVM::WgmmaWaitGroupSyncOp::create(b, newerLeft);
+  SmallVector<Value> done;
+  for (auto &[v, group] : productsInFlight)
+    if (group <= upTo)
+      done.push_back(v);
+  for (Value v : done) {
+    tiles[v] = fenceRegisters(b, tiles[v]);
+    productsInFlight.erase(v);
+  }
+}
+
+void Distributor::awaitProduct(Value v) {
+  int64_t group = productsInFlight.lookup(v);
+  waitProducts(productGroups - group, group);
+}
+
+void Distributor::settleProducts() {
+  if (!productsInFlight.empty())
+    waitProducts(0, productGroups);
+}
+
+void Distributor::flushForProduct(tile::DotOp op) {
+  SmallVector<int> operandBuffers;
+  for (Value operand : {op.getLhs(), op.getRhs()})
+    if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0)
+      operandBuffers.push_back(it->second.swizzled);
+  awaitSwizzled(operandBuffers);
+}
+
+void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
+  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); })) {
+    flushBarrier();
+    return;
+  }
+  ::mlir::gpu::BarrierOp::create(b);
+  barrierPending = false;
+}
+
+Slots Distributor::readSwizzled(const SharedTile &t, const Layout &want) {
+  awaitSwizzled({t.swizzled});
+  const SwizzledTile &st = swizzledTiles[t.swizzled];
+  Value base = stageOffset(st, t.stage);
+  Slots out;
+  for (int64_t s = 0; s < numSlots(want); ++s) {
+    auto [r, c] = position(want, s);
+    if (t.transposed)
+      std::swap(r, c);
+    Value at = arith::AddIOp::create(b, base, swizzledOffset(b, r, c, st.rows));
+    out.push_back(memref::LoadOp::create(b, st.view, ValueRange{at}));
+  }
+  return out;
+}
+
+FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  if (rows % 8 || cols % kSwizzleCols)
+    return emitError(v.getLoc(), "a computed warpgroup operand needs rows in multiples of 8 "
+                                 "and columns in multiples of 64");
+  const Layout &have = layoutOf(v);
+  FailureOr<Slots> slots = slotsOf(v, have);
+  if (failed(slots))
+    return failure();
+  int index = allocateSwizzled(rows, cols, /*stages=*/1, type.getElementType());
+  const SwizzledTile &st = swizzledTiles[index];
+  // Earlier readers of the buffer (last iteration's products) are done; copies in flight
+  // elsewhere keep flying.
+  ::mlir::gpu::BarrierOp::create(b);
+  if (have.kind == LayoutKind::Acc) {
+    writeAccumulatorPairs(have, *slots, index, type.getElementType());
+  } else {
+    for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
+      auto [r, c] = position(have, s);
+      memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{swizzledOffset(b, r, c, rows)});
+    }
+  }
+  // Written through the generic proxy, read by wgmma through the async one.
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  ::mlir::gpu::BarrierOp::create(b);
+  SharedTile t{Value(), /*transposed=*/false, index, arith::ConstantIndexOp::create(b, 0)};
+  shared[v] = t;
+  return t;
+}
+
+void Distributor::writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer,
+                                        Type elem) {
+  const SwizzledTile &st = swizzledTiles[buffer];
+  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, v); };
+  // Slots 2i and 2i + 1 are neighbouring columns of one row: one 32-bit store. They sit
+  // at rows warpRow + dr (dr a multiple of 8, so row % 8 is g) and columns 2t + dc: the
+  // swizzled offset is rowBase ^ (16-byte chunk) plus a constant, one base per thread
+  // for every store instead of one address register per store (ptxas spilled those,
+  // and reloaded them every block).
+  Value rowBase = arith::AddIOp::create(
+      b, arith::MulIOp::create(b, base(have, LaneBase::WarpRow), c(kSwizzleCols)),
+      arith::AddIOp::create(b, t2, arith::MulIOp::create(b, g, c(8))));
+  for (int64_t s = 0; s < int64_t(slots.size()); s += 2) {
+    SlotCoord sc = slotCoord(have, s);
+    int64_t block = sc.col / kSwizzleCols, chunk = sc.col % kSwizzleCols / 8;
+    Value swizzled = arith::XOrIOp::create(b, rowBase, c(chunk * 8));
+    Value at = arith::AddIOp::create(
+        b, swizzled, c(block * st.rows * kSwizzleCols + sc.row * kSwizzleCols));
+    Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, elem),
+                                                ValueRange{slots[s], slots[s + 1]});
+    vector::StoreOp::create(b, pair, st.view, ValueRange{at});
+  }
+}
+
+int Distributor::throughSharedBuffer(tile::StoreOp op, const Layout &l) {
+  auto tileType = dyn_cast<RankedTensorType>(op.getValue().getType());
+  auto type = cast<MemRefType>(op.getDest().getType());
+  bool inLoop = isa<scf::ForOp>(op->getParentOp());
+  if (!wgmma || l.kind != LayoutKind::Acc || !tileType || tileType.getRank() != 2 ||
+      !(inLoop || isa<tile::GridOp>(op->getParentOp())))
+    return -1;
+  Type elem = type.getElementType();
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  int64_t rowLength = type.getDimSize(type.getRank() - 1);
+  if (elem.getIntOrFloatBitWidth() != 16 || rows % 8 || cols % kSwizzleCols ||
+      numThreads % (cols / 8) || (rows * cols / 8) % numThreads ||
+      ShapedType::isDynamic(rowLength) || rowLength % 8 ||
+      !knownMultipleOf(op.getIndices().back(), 8))
+    return -1;
+  // Stored once, after the loops (a softmax's O): only through a buffer nothing reads
+  // any more (Q's), so that shared memory, and blocks per SM, stay as they are.
+  if (!inLoop)
+    return bufferFreeAfter(op, rows, cols, elem);
+  return allocateSwizzled(rows, cols, /*stages=*/1, elem);
+}
+
+Value Distributor::opaqueIndex(Value v) {
+  Value word = arith::IndexCastUIOp::create(b, b.getI32Type(), v);
+  Value same = LLVM::InlineAsmOp::create(
+                   b, b.getI32Type(), ValueRange{word}, b.getStringAttr(""),
+                   b.getStringAttr("=r,0"), /*has_side_effects=*/b.getUnitAttr(), UnitAttr(),
+                   LLVM::TailCallKindAttr(),
+                   LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+                   ArrayAttr())
+                   .getResult(0);
+  return arith::IndexCastUIOp::create(b, b.getIndexType(), same);
+}
+
+/// A swizzled buffer of rows x cols `elem`s that no op after `op` can touch: the ops
+/// after it load, multiply and branch nothing, and read no tile staged in it.
+int Distributor::bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem) {
+  llvm::SmallDenseSet<int> readLater;
+  for (Operation *later = op->getNextNode(); later; later = later->getNextNode()) {
+    if (later->getNumRegions() || isa<tile::LoadOp, tile::DotOp, tile::GatherOp>(later))
+      return -1;
+    for (Value v : later->getOperands())
+      if (auto it = shared.find(v); it != shared.end())
+        readLater.insert(it->second.swizzled);
+  }
+  for (auto [index, t] : llvm::enumerate(swizzledTiles))
+    if (t.rows == rows && t.cols == cols && getElementTypeOrSelf(t.view.getType()) == elem &&
+        !readLater.contains(int(index)))
+      return index;
+  return -1;
+}
+
+/// A block's output stored every iteration goes out through shared memory: its pairs
+/// into a swizzled buffer, then 16-byte rows, a quarter of the global store instructions
+/// of 32-bit pairs (each holding its address and data registers until the store drains)
+/// and whole 32-byte sectors. Not from a branch (two branches' stores, as the grouped
+/// gradient sweeps had before they became a grid per case, spilled).
+void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots,
+                                     int index) {
+  auto tileType = cast<RankedTensorType>(op.getValue().getType());
+  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
+  Value buffer = scalars.lookup(op.getDest());
+  auto type = cast<MemRefType>(buffer.getType());
+  Type elem = type.getElementType();
+  int64_t rank = type.getRank();
+  const SwizzledTile &st = swizzledTiles[index];
+  // The buffer's last readers (the last iteration's, or a reused buffer's) are done; a
+  // reused buffer's copies still landing (a prefetch past the last iteration) too.
+  bool reused = !isa<scf::ForOp>(op->getParentOp());
+  if (reused && copiesPending())
+    waitForCopies();
+  ::mlir::gpu::BarrierOp::create(b);
+  // After the loops, positions from a thread index LLVM cannot equate with the entry's:
+  // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,
+  // and keep them in registers through every loop (26 more at D = 128).
+  llvm::SaveAndRestore<Value> localThreadId(threadId);
+  if (reused) {
+    barrierPending = false;
+    threadId = opaqueIndex(threadId);
+  }
+  writeAccumulatorPairs(l, slots, index, elem);
+  ::mlir::gpu::BarrierOp::create(b);
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
+  auto vecType = VectorType::get({8}, elem);
+  for (int64_t i = 0; i < rows * cols / 8 / numThreads; ++i) {
+    auto [r, c] = vectorPosition(cols, 16, i);
+    Value v = vector::LoadOp::create(b, vecType, st.view, ValueRange{swizzledOffset(b, r, c, rows)},
+                                     /*nontemporal=*/false, b.getI64IntegerAttr(16));
+    SmallVector<Value> idx(origin);
+    idx[rank - 2] = arith::AddIOp::create(b, idx[rank - 2], r);
+    idx[rank - 1] = arith::AddIOp::create(b, idx[rank - 1], c);
+    Value inside = chunkInside(idx, buffer, rowsInBuffer, cols, op.getIndices().back());
+    scf::IfOp::create(b, inside, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      vector::StoreOp::create(b, v, buffer, idx, /*nontemporal=*/false, b.getI64IntegerAttr(16));
+      scf::YieldOp::create(b);
+    });
+  }
+}

@@ -1,0 +1,130 @@
+//===- Distributor.cpp - the op dispatcher ----------------------------------===//
+//
+// lowerOp sends each op of a grid body to its lowering; lowerBlock walks a block and
+// keeps the shared-memory bookkeeping (barriers owed, copies and products in flight)
+// consistent at op boundaries.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+LogicalResult Distributor::lowerOp(Operation *op) {
+  if (auto pid = dyn_cast<tile::ProgramIdOp>(op)) {
+    static const ::mlir::gpu::Dimension dims[] = {
+        ::mlir::gpu::Dimension::x, ::mlir::gpu::Dimension::y, ::mlir::gpu::Dimension::z};
+    scalars.map(pid.getResult(), ::mlir::gpu::BlockIdOp::create(b, dims[pid.getDim()]));
+    return success();
+  }
+  if (auto load = dyn_cast<tile::LoadOp>(op))
+    return lowerLoad(load);
+  if (auto store = dyn_cast<tile::StoreOp>(op))
+    return lowerStore(store);
+  if (auto gather = dyn_cast<tile::GatherOp>(op))
+    return lowerGather(gather);
+  if (auto dot = dyn_cast<tile::DotOp>(op))
+    return wgmma ? lowerWarpgroupDot(dot) : lowerDot(dot);
+  if (auto red = dyn_cast<tile::ReduceOp>(op))
+    return lowerReduce(red);
+  if (auto bc = dyn_cast<tile::BroadcastOp>(op))
+    return lowerBroadcast(bc);
+  if (auto range = dyn_cast<tile::RangeOp>(op))
+    return lowerRange(range);
+  if (auto trans = dyn_cast<tile::TransOp>(op)) {
+    if (auto it = shared.find(trans.getInput()); it != shared.end()) {
+      shared[trans.getResult()] = transposedView(it->second);
+      return success();
+    }
+    const Layout &in = layoutOf(trans.getInput()), &out = layoutOf(trans.getResult());
+    // BT and B enumerate the same elements in the same slot order: a relabeling.
+    if (in.kind == LayoutKind::BT && out.kind == LayoutKind::B) {
+      tiles[trans.getResult()] = tiles.lookup(trans.getInput());
+      return success();
+    }
+    // Read whole by a product: staged once, read transposed.
+    if (out.kind == LayoutKind::B || out.kind == LayoutKind::BT) {
+      FailureOr<SharedTile> t = stageRegisters(trans.getInput());
+      if (failed(t))
+        return failure();
+      shared[trans.getResult()] = transposedView(*t);
+      return success();
+    }
+    if (isStoredTranspose(trans) && tiles.count(trans.getInput()))
+      return success(); // lowerStore writes the input transposed
+    FailureOr<Slots> moved = convertThroughShared(trans.getInput(), out, /*transpose=*/true);
+    if (failed(moved))
+      return failure();
+    tiles[trans.getResult()] = std::move(*moved);
+    return success();
+  }
+  if (auto forOp = dyn_cast<scf::ForOp>(op))
+    return lowerFor(forOp);
+  if (auto ifOp = dyn_cast<scf::IfOp>(op))
+    return lowerIf(ifOp);
+  if (auto whileOp = dyn_cast<scf::WhileOp>(op))
+    return lowerWhile(whileOp);
+  if (auto extract = dyn_cast<tensor::ExtractOp>(op);
+      extract && extract.getTensor().getType().getRank() == 0) {
+    scalars.map(extract.getResult(), scalars.lookup(extract.getTensor()));
+    return success();
+  }
+  bool producesTile = llvm::any_of(op->getResultTypes(),
+                                   [](Type t) { return isa<RankedTensorType>(t); });
+  if (producesTile) {
+    if (isSplat(op->getResult(0)))
+      return success(); // materialized at each use
+    StringRef ns = op->getDialect() ? op->getDialect()->getNamespace() : "";
+    if (ns == "arith" || ns == "math")
+      return lowerElementwise(op);
+    return op->emitError("has no GPU lowering");
+  }
+  if (llvm::any_of(op->getOperandTypes(), [](Type t) { return isa<RankedTensorType>(t); }))
+    return op->emitError("reads a tile in a way the GPU target cannot lower yet");
+  // Uniform scalar code (sizes, loop bounds, scalar loads) is cloned as is.
+  b.clone(*op, scalars);
+  return success();
+}
+
+/// Whether lowering `op` may read or write shared memory. Scalar ops, splat constants
+/// and transposes of staged tiles (a flag on the tile) do not, so they leave pending
+/// copies in flight.
+bool Distributor::touchesSharedMemory(Operation *op) {
+  if (auto trans = dyn_cast<tile::TransOp>(op))
+    return !shared.count(trans.getInput());
+  if (isa<arith::ConstantOp>(op))
+    return false;
+  // Both branches of an if start from the copies in flight (lowerIf).
+  if (auto ifOp = dyn_cast<scf::IfOp>(op); ifOp && wgmma && !ifOp.getElseRegion().empty())
+    return false;
+  auto isTile = [](Type t) { return isa<RankedTensorType>(t); };
+  return op->getNumRegions() || llvm::any_of(op->getOperandTypes(), isTile) ||
+         llvm::any_of(op->getResultTypes(), isTile);
+}
+
+LogicalResult Distributor::lowerBlock(Block &block) {
+  for (Operation &op : block.without_terminator()) {
+    if (preStaged.contains(&op))
+      continue;
+    auto load = dyn_cast<tile::LoadOp>(op);
+    bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
+    // Loops decide themselves (a prefetching wgmma loop issues its copies first).
+    if (isa<scf::ForOp>(op))
+      staged = true;
+    if (wgmma && isa<tile::DotOp>(op))
+      flushForProduct(cast<tile::DotOp>(op));
+    else if (!staged && touchesSharedMemory(&op))
+      flushBarrier();
+    if (failed(lowerOp(&op)))
+      return failure();
+    if (afterOp.first == &op) {
+      auto run = std::move(afterOp.second);
+      afterOp = {};
+      run();
+    }
+  }
+  settleProducts();
+  flushBarrier();
+  return success();
+}

@@ -1,0 +1,414 @@
+//===- Distributor.h - one kernel body, distributed over threads ------------===//
+//
+// Private to codegen/gpu: the Distributor emits one kernel's body from a tile.grid body,
+// each tile value a list of per-thread scalars ("slots") in the layout LayoutAssignment
+// gave it. Its methods are defined by concern: SharedMemory.cpp (layout conversions,
+// staging buffers), AsyncCopies.cpp (the swizzled arena, cp.async groups, wgmma waits),
+// LoadStore.cpp, Products.cpp (mma.sync, wgmma), Elementwise.cpp (element-wise ops,
+// reductions, broadcasts), Loops.cpp (stage plan, prefetching, scf loops and branches)
+// and Distributor.cpp (the op dispatcher).
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_GPU_DISTRIBUTOR_H
+#define TESSERA_CODEGEN_GPU_DISTRIBUTOR_H
+
+#include "codegen/gpu/LayoutAssignment.h"
+#include "codegen/gpu/Wgmma.h"
+#include "dialect/tile/TileDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/Support/SaveAndRestore.h"
+
+#include <functional>
+#include <optional>
+
+namespace tessera::gpu {
+using namespace ::mlir;
+
+using Slots = SmallVector<Value>;
+/// Shared memory a block may opt in to on sm_90 (227 KiB).
+constexpr int64_t kSharedLimit = 227 * 1024;
+/// Shared memory of one SM on sm_90 (each block also takes 1 KiB of it).
+constexpr int64_t kSharedPerSM = 228 * 1024;
+
+/// Whether index `v` is a multiple of `w` by construction.
+bool knownMultipleOf(Value v, int64_t w);
+/// 16-byte vectors per thread when `op`'s tile is made of whole 16-byte chunks of its
+/// buffer's rows (all of a row, or columns starting at a multiple of 16 bytes of a row
+/// that is a whole number of chunks) and the chunks divide evenly among `numThreads`
+/// threads; 0 otherwise.
+int64_t vectorsPerThreadOf(tile::LoadOp op, int64_t numThreads);
+/// A transpose of a register tile that only stores read: the stores write the input's
+/// slots at swapped coordinates instead (no trip through shared memory).
+bool isStoredTranspose(tile::TransOp t);
+
+/// Emits the body of one kernel: the grid body's ops, distributed over threads.
+class Distributor {
+public:
+  Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
+              int64_t numWarps, int64_t numStages, bool wgmma,
+              ::mlir::gpu::GPUFuncOp kernel)
+      : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
+        numWarps(numWarps), numStages(numStages), wgmma(wgmma) {
+    Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
+    threadId = tid;
+    Value c32 = arith::ConstantIndexOp::create(b, 32);
+    lane = arith::RemUIOp::create(b, tid, c32);
+    Value warp = arith::DivUIOp::create(b, tid, c32);
+    warpgroup = arith::DivUIOp::create(b, warp, arith::ConstantIndexOp::create(b, 4));
+    beginSharedArena(); // unused (and removed) when nothing is staged
+    g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
+    isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
+                                         arith::ConstantIndexOp::create(b, 0));
+    this->warp = warp;
+    laneAnchor = isQuadLeader.getDefiningOp();
+  }
+
+  LogicalResult lowerBlock(Block &block);
+  /// Hopper loops with num_stages >= 2 copy a tile one iteration ahead into the other
+  /// stage of a double buffer. By default every tile a loop loads is; when double-
+  /// buffering only the operands of the loop's first product (K) lets more blocks share
+  /// an SM (by shared memory: 64 x 64 tiles at D = 128 take 64 KiB instead of 80), the
+  /// others (V) stay single: copied at the top of their own iteration, they land under
+  /// the first product and the softmax. Decided once per kernel, before lowering.
+  void planStages(Block &gridBody);
+  /// Blocks per SM the stage plan made room for (0: no plan), passed on to ptxas as
+  /// .minnctapersm so that registers do not undo what shared memory allowed.
+  int64_t plannedBlocksPerSM = 0;
+  IRMapping scalars; // non-tile values: program ids, sizes, loop counters
+  /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
+  int64_t dynamicSharedBytes() const {
+    return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
+  }
+
+private:
+  ImplicitLocOpBuilder &b;
+  const DenseMap<Value, Layout> &layouts;
+  DenseMap<Value, Slots> tiles;
+  Value g, t2, isQuadLeader, threadId, lane, warp, warpgroup;
+  /// 16 * mTiles * warp + g per m-tile count: the first row of a lane in row-distributed
+  /// tiles. Created at the kernel entry (after `laneAnchor`) on first use.
+  DenseMap<int64_t, Value> warpRows;
+  Operation *laneAnchor = nullptr;
+  Value warpRowFor(int64_t tilesPerWarp) {
+    Value &v = warpRows[tilesPerWarp];
+    if (!v) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(laneAnchor);
+      v = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, warp, arith::ConstantIndexOp::create(b, 16 * tilesPerWarp)),
+          g);
+      laneAnchor = v.getDefiningOp();
+    }
+    return v;
+  }
+  ::mlir::gpu::GPUFuncOp kernel;
+  int64_t numThreads;
+  int64_t numWarps;
+
+  /// A tile every warp reads whole (a dot's right operand) lives in shared memory,
+  /// staged once per program instead of once per warp; fragments are read from it just
+  /// before each mma, which also keeps them out of registers.
+  struct SharedTile {
+    Value mem;       // [rows][cols + pad] in workgroup memory (mma.sync kernels)
+    bool transposed; // the value is the transpose of what is stored
+    int swizzled = -1; // wgmma kernels: index into swizzledTiles
+    Value stage;       // wgmma kernels: which copy of a multi-buffered tile (index)
+  };
+  DenseMap<Value, SharedTile> shared;
+  /// The same bytes read as the transpose.
+  static SharedTile transposedView(SharedTile t) {
+    t.transposed = !t.transposed;
+    return t;
+  }
+  /// One staging buffer per (source buffer, tile type): the loops of a program run one
+  /// after another, so the key tiles of every loop share one buffer.
+  DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
+  /// Loads whose tile goes to shared memory: right operands; left operands read from
+  /// memory with wgmma (Q), and with mma.sync those loaded in a loop.
+  bool isStaged(tile::LoadOp op) {
+    LayoutKind kind = layoutOf(op.getResult()).kind;
+    if (kind == LayoutKind::B || kind == LayoutKind::BT)
+      return true;
+    if (kind != LayoutKind::A)
+      return false;
+    // A left operand loaded in a loop is copied with 16-byte vectors (and prefetched)
+    // and read by ldmatrix: far fewer memory instructions than loading its fragments.
+    bool onlyProducts = llvm::all_of(op->getUsers(), [&](Operation *user) {
+      auto dot = dyn_cast<tile::DotOp>(user);
+      return dot && dot.getLhs() == op.getResult();
+    });
+    return wgmma || (onlyProducts && isa<scf::ForOp>(op->getParentOp()) &&
+                     vectorsPerThread(op) > 0);
+  }
+  /// Whether a staged load goes to a swizzled buffer by cp.async (16-bit tiles of wgmma
+  /// kernels; an f32 tile, a state, goes to a padded one).
+  bool swizzles(tile::LoadOp op) {
+    return wgmma && cast<RankedTensorType>(op.getType()).getElementType().getIntOrFloatBitWidth() == 16;
+  }
+  /// ldmatrix.x4: lane l supplies row l % 8 of 8 x 8 matrix l / 8; bits 0 and 1 of the
+  /// matrix number pick its halves (each 0 or 8) of the two tile dimensions.
+  struct LdmatrixLane {
+    Value row, half0, half1;
+  };
+  std::optional<LdmatrixLane> ldmatrixLanes; // made once, at the kernel entry
+  LdmatrixLane ldmatrixLane() {
+    if (!ldmatrixLanes) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(laneAnchor);
+      Value matrix = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 8));
+      Value eight = arith::ConstantIndexOp::create(b, 8), one = arith::ConstantIndexOp::create(b, 1);
+      Value row = arith::RemUIOp::create(b, lane, eight);
+      Value half0 = arith::MulIOp::create(b, arith::AndIOp::create(b, matrix, one), eight);
+      Value half1 = arith::MulIOp::create(b, arith::ShRUIOp::create(b, matrix, one), eight);
+      ldmatrixLanes = LdmatrixLane{row, half0, half1};
+      laneAnchor = half1.getDefiningOp();
+    }
+    return *ldmatrixLanes;
+  }
+  /// The four registers of the A fragment (m-tile mt, k-block kb) of a staged tile read
+  /// as an [M, K] left operand spread over warps in m-tiles of `tilesPerWarp`.
+  std::array<Value, 4> aFragment(const SharedTile &t, int64_t tilesPerWarp, int64_t mt,
+                                 int64_t kb, Type elem);
+  /// The four 32-bit registers ldmatrix.x4 reads for this lane from `mem` at `idx`.
+  std::array<Value, 4> ldmatrixWords(Value mem, ArrayRef<Value> idx, bool transpose,
+                                     Type elem);
+  LogicalResult lowerLoadToShared(tile::LoadOp op);
+  Value stagingBuffer(tile::LoadOp op);
+  int64_t vectorsPerThread(tile::LoadOp op);
+  std::pair<Value, Value> vectorPosition(tile::LoadOp op, int64_t i);
+  /// The same for a [*, cols] tile of `elemBits`-bit elements.
+  std::pair<Value, Value> vectorPosition(int64_t cols, int64_t elemBits, int64_t i);
+  /// Global indices of this thread's `i`-th 16-byte vector of `op`'s tile at `origin`,
+  /// whether its row is inside the buffer, and its (row, column) in the tile.
+  struct VectorSource {
+    SmallVector<Value> indices;
+    Value inBounds, row, col;
+  };
+  VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer,
+                            bool clampOutside = true);
+  /// Whether the 16-byte chunk at global indices `idx` of `buffer` lies inside it: its row
+  /// below `rowsInBuffer` and, unless the tile (`tileCols` wide at tile-level column index
+  /// `tileCol`) spans whole rows, its column below the row length. A chunk lies wholly
+  /// inside or wholly outside.
+  Value chunkInside(ArrayRef<Value> idx, Value buffer, Value rowsInBuffer, int64_t tileCols,
+                    Value tileCol);
+  SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
+  void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
+  /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
+  /// are loaded into registers while this one computes, then stored to shared memory at
+  /// the top of the next iteration.
+  struct Prefetch {
+    tile::LoadOp load;
+    SmallVector<Operation *> indexSlice; // body ops computing the load's indices
+  };
+  SmallVector<Prefetch> findPrefetches(scf::ForOp op);
+  bool feedsFirstProduct(tile::LoadOp load, scf::ForOp loop);
+  /// The last loop lowered with cp.async prefetching. Its last iteration prefetches the
+  /// tiles of iteration `ub`: a loop right after it that starts there and loads the same
+  /// tiles the same way finds its first tiles on their way, in stage `nextStage`, so the
+  /// pipeline runs on across the loops of a masked / unmasked / masked split.
+  struct PrefetchingLoop {
+    scf::ForOp op;
+    SmallVector<Prefetch> prefetches;
+    Value nextStage;
+  };
+  std::optional<PrefetchingLoop> lastPrefetchingLoop;
+  bool continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches);
+  SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
+  SmallVector<Value> prefetchOrigin(const Prefetch &p, Value iv, Value loopIv);
+  DenseSet<Operation *> preStaged;
+  /// Run right after lowering `first` (a loop body's next-stage copies follow its
+  /// single-buffered ones, so that a product can wait for the latter alone).
+  std::pair<Operation *, std::function<void()>> afterOp;
+  int64_t numStages;
+  /// Staging copies that follow one another share their barriers: one before the first
+  /// (readers of the previous contents are done), one after the last (before any read).
+  bool barrierPending = false;
+  /// cp.async copy groups committed and not yet waited for (wgmma kernels), oldest first:
+  /// the swizzled buffer each fills, or -1 for prefetches (only waited for all at once).
+  /// A product waits for its own operands' groups only, so a tile's copies (V) keep
+  /// flying while an earlier one's product (Q·Kᵀ) and the softmax run.
+  SmallVector<int> pendingCopies;
+  bool copiesPending() const { return !pendingCopies.empty(); }
+  /// The barrier owed, if any, after the copies in flight have landed. Leaving them in
+  /// flight (readers wait for their own groups) measured 14-19 % slower on the H200 for
+  /// linear sweeps of more than one wave (bench/results/linear_c5b63b7.jsonl against
+  /// linear_2a093b7.jsonl at N = 1024 / 4096) and no faster for one wave.
+  void flushBarrier() {
+    if (barrierPending) {
+      if (copiesPending())
+        waitForCopies();
+      ::mlir::gpu::BarrierOp::create(b);
+    }
+    barrierPending = false;
+  }
+  /// Before a warpgroup product: its operands' copies have landed and are visible.
+  void flushForProduct(tile::DotOp op);
+  /// Waits until the copies into the swizzled `buffers` have landed and are visible to
+  /// every thread (other copies keep flying where they can).
+  void awaitSwizzled(ArrayRef<int> buffers);
+  /// A swizzled tile read into registers in layout `want` (a value loaded for the
+  /// products that an element-wise op reads too: Vᵀ scaled by a decay).
+  Slots readSwizzled(const SharedTile &t, const Layout &want);
+  /// A register tile written to a swizzled buffer of its own: a warpgroup product's
+  /// right operand that was computed (a state, a feature-mapped key).
+  FailureOr<SharedTile> stageSwizzled(Value v);
+  /// Stores an accumulator's slots (pairs of neighbouring columns) into swizzled buffer
+  /// `buffer` (stage 0).
+  void writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer, Type elem);
+  /// The swizzled buffer `op` goes out through (storeThroughShared), allocated if
+  /// needed; -1 where it is stored straight from registers.
+  int throughSharedBuffer(tile::StoreOp op, const Layout &l);
+  int bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem);
+  /// `v` through an empty asm statement: equal to it, but not to anything LLVM computed
+  /// from it elsewhere.
+  Value opaqueIndex(Value v);
+  void storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots, int index);
+  bool touchesSharedMemory(Operation *op);
+
+  // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
+  // swizzled layout (Wgmma.h), are filled by cp.async and read by wgmma descriptors.
+  bool wgmma;
+  struct SwizzledTile {
+    Value view;    // 1-D memref over all stages, in workgroup memory
+    Value address; // i64 shared address of stage 0
+    int64_t rows, cols, stages;
+  };
+  SmallVector<SwizzledTile> swizzledTiles;
+  DenseMap<std::pair<Value, Type>, int> swizzledBuffers; // (source, type) -> tile
+  Value arena, arenaShift, arenaAddress; // dynamic shared memory, aligned to 1024 bytes
+  Operation *arenaAnchor = nullptr;      // views are created right after it, in the entry
+  int64_t arenaBytes = 0;
+  void beginSharedArena();
+  int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem);
+  /// The swizzled buffer of `op`'s (source, tile type), allocated at first use with the
+  /// stages planStages gave it.
+  int swizzledBuffer(tile::LoadOp op);
+  /// Whether the stage plan double-buffers only first-product operands.
+  bool firstProductOnly() const { return plannedBlocksPerSM > 0; }
+  /// Stages of a prefetched buffer: num_stages where more than two (copies run
+  /// num_stages - 1 iterations ahead in loops that qualify, deepPrefetch), else two.
+  int64_t prefetchStages() const { return std::max<int64_t>(2, numStages); }
+  bool deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches);
+  DenseSet<std::pair<Value, Type>> doubleBuffered; // (source, tile type), tile level
+  /// Copy groups a loop issues for its next iteration, while this one's may still fly
+  /// (-2 - buffer; the same map takes such a group back to its buffer).
+  static int nextStageGroup(int buffer) { return -2 - buffer; }
+  /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
+  Value stageOffset(const SwizzledTile &t, Value stage);
+  void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
+                   int group = -1);
+  void waitForCopies(int newerGroupsLeft = 0);
+  /// Waits for the newest pending group `needed` accepts (and every older one); false
+  /// when there is none.
+  bool waitForGroup(function_ref<bool(int)> needed);
+  /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
+  void settleCopies();
+  LogicalResult lowerWarpgroupDot(tile::DotOp op);
+  /// Warpgroup products committed and not yet waited for: result -> its wgmma group
+  /// (1, 2, ... in commit order). A product's registers are read only after a wait that
+  /// covers its group, so that independent products (Q Kᵀ and Q S) and the arithmetic
+  /// between them overlap.
+  DenseMap<Value, int64_t> productsInFlight;
+  int64_t productGroups = 0;
+  /// Waits for `v`'s group (and every older one) and fences the registers it covers.
+  void awaitProduct(Value v);
+  /// Waits for every product in flight (region boundaries; before shared-memory writes
+  /// that a product in flight may still be reading).
+  void settleProducts();
+  void waitProducts(int64_t newerLeft, int64_t upTo);
+
+  Value base(const Layout &l, LaneBase lb) {
+    switch (lb) {
+    case LaneBase::WarpRow:
+      return warpRowFor(l.mTiles);
+    case LaneBase::G:
+      return g;
+    case LaneBase::T2:
+      return t2;
+    case LaneBase::Zero:
+      return arith::ConstantIndexOp::create(b, 0);
+    }
+    return {};
+  }
+  Value coord(const Layout &l, LaneBase lb, int64_t c) {
+    return arith::AddIOp::create(b, base(l, lb), arith::ConstantIndexOp::create(b, c));
+  }
+  /// The tile coordinates (row, column) of slot `s` of layout `l` in this thread; a 1-D
+  /// layout's position is its row.
+  std::pair<Value, Value> position(const Layout &l, int64_t s) {
+    SlotCoord c = slotCoord(l, s);
+    return {coord(l, c.rowBase, c.row), l.cols ? coord(l, c.colBase, c.col) : Value()};
+  }
+  const Layout &layoutOf(Value v) { return layouts.find(v)->second; }
+
+  /// The per-thread scalars of tile `v` in layout `want`; a splat gives its scalar in
+  /// every slot.
+  FailureOr<Slots> slotsOf(Value v, const Layout &want);
+  Value splatScalar(Value v);
+
+  // Layout conversions (a value used in a layout it was not computed in) go through
+  // shared memory: its owners write it, a barrier, the consumers read their slots.
+  struct Conversion {
+    Layout layout;
+    Slots slots;
+    Block *block; // where it was made: reusable in this block and blocks nested in it
+  };
+  DenseMap<Value, SmallVector<Conversion>> conversions;
+  DenseMap<Type, Value> scratchBuffers; // one per shape: conversions fence around it
+  Value workgroupBuffer(ArrayRef<int64_t> shape, Type elem);
+  Value scratchBuffer(ArrayRef<int64_t> shape, Type elem);
+  void writeSlots(Value mem, const Layout &have, ArrayRef<Value> slots, bool transpose);
+  Slots readSlots(Value mem, const Layout &want, bool transposed);
+  FailureOr<Slots> convertThroughShared(Value v, const Layout &want, bool transpose);
+  bool visibleHere(Block *made);
+  /// A register tile a product reads whole (its right operand) copied to shared memory.
+  FailureOr<SharedTile> stageRegisters(Value v);
+
+  LogicalResult lowerOp(Operation *op);
+  LogicalResult lowerLoad(tile::LoadOp op);
+  LogicalResult lowerStore(tile::StoreOp op);
+  LogicalResult lowerGather(tile::GatherOp op);
+  LogicalResult lowerDot(tile::DotOp op);
+  LogicalResult lowerReduce(tile::ReduceOp op);
+  LogicalResult lowerBroadcast(tile::BroadcastOp op);
+  LogicalResult lowerRange(tile::RangeOp op);
+  LogicalResult lowerElementwise(Operation *op);
+  LogicalResult lowerRowScale(arith::MulFOp op, Value scaled, Value factor);
+  LogicalResult lowerFor(scf::ForOp op);
+  LogicalResult lowerIf(scf::IfOp op);
+  LogicalResult lowerWhile(scf::WhileOp op);
+  /// Types of `values` once distributed: a scalar per slot of each tile.
+  SmallVector<Type> flatTypes(ValueRange values);
+  /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
+  Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
+  /// Each value combined over the warps through a [num_warps, columns] shared scratch;
+  /// `column(i)` is where value i goes in its warp's row.
+  Slots combineWarps(tile::Combiner kind, ArrayRef<Value> values,
+                     function_ref<Value(int64_t)> column, int64_t columns);
+  /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
+  /// the same position in `like` (a loop's or if's results).
+  LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
+  void unflatten(ValueRange values, ValueRange flat);
+};
+} // namespace tessera::gpu
+
+#endif // TESSERA_CODEGEN_GPU_DISTRIBUTOR_H

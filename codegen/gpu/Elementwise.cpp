@@ -1,0 +1,297 @@
+//===- Elementwise.cpp - element-wise ops, reductions, broadcasts -----------===//
+//
+// Work that needs no tensor core: element-wise ops slot by slot (and the row rescale
+// that skips a warp whose factors are all 1), reductions through lane shuffles and a
+// shared scratch across warps, broadcasts, ranges, and the flattening of tiles into
+// loop-carried scalars.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Value y) {
+  bool isFloat = isa<FloatType>(x.getType());
+  switch (kind) {
+  case tile::Combiner::sum:
+    return isFloat ? Value(arith::AddFOp::create(b, x, y)) : Value(arith::AddIOp::create(b, x, y));
+  case tile::Combiner::max:
+    return isFloat ? Value(arith::MaxNumFOp::create(b, x, y))
+                   : Value(arith::MaxSIOp::create(b, x, y));
+  case tile::Combiner::min:
+    return isFloat ? Value(arith::MinimumFOp::create(b, x, y))
+                   : Value(arith::MinSIOp::create(b, x, y));
+  }
+  return {};
+}
+
+Value Distributor::combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets) {
+  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
+  for (int64_t offset : offsets) {
+    Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
+    v = combine(b, kind, v,
+                ::mlir::gpu::ShuffleOp::create(b, v, off, width, ::mlir::gpu::ShuffleMode::XOR)
+                    .getShuffleResult());
+  }
+  return v;
+}
+
+Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
+                                function_ref<Value(int64_t)> column, int64_t columns) {
+  Value mem = scratchBuffer({numWarps, columns}, values.front().getType());
+  barrierPending = true; // earlier readers of the scratch are done
+  flushBarrier();
+  for (auto [i, v] : llvm::enumerate(values))
+    memref::StoreOp::create(b, v, mem, ValueRange{warp, column(i)});
+  ::mlir::gpu::BarrierOp::create(b);
+  Slots out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    Value acc;
+    for (int64_t w = 0; w < numWarps; ++w) {
+      Value x = memref::LoadOp::create(b, mem,
+                                       ValueRange{arith::ConstantIndexOp::create(b, w), column(i)});
+      acc = acc ? combine(b, kind, acc, x) : x;
+    }
+    out.push_back(acc);
+  }
+  barrierPending = true; // before the scratch is written again
+  return out;
+}
+
+LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
+  const Layout &in = layoutOf(op.getInput());
+  bool rowSpanToRows = in.kind == LayoutKind::RowSpan && op.getAxis() == 1;
+  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col &&
+      !rowSpanToRows)
+    return op.emitError("the GPU target reduces accumulator, row and column tiles (and "
+                        "narrow tiles along their rows) only");
+  FailureOr<Slots> values = slotsOf(op.getInput(), in);
+  if (failed(values))
+    return failure();
+  tile::Combiner kind = op.getCombiner();
+  auto fold = [&](Value acc, Value v) { return acc ? combine(b, kind, acc, v) : v; };
+  if (rowSpanToRows) {
+    // Each thread holds its rows whole: no lane holds another part of them.
+    Slots out;
+    for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
+      Value acc;
+      for (int64_t c = 0; c < in.cols; ++c)
+        acc = fold(acc, (*values)[row * in.cols + c]);
+      out.push_back(acc);
+    }
+    tiles[op.getResult()] = std::move(out);
+    return success();
+  }
+  if (in.kind != LayoutKind::Acc) {
+    // To one value: a column tile's quads hold different columns (every warp all of
+    // them); a row tile's 8 quads hold different rows and so do its warps.
+    Value acc;
+    for (Value v : *values)
+      acc = fold(acc, v);
+    if (in.kind == LayoutKind::Col) {
+      acc = combineLanes(kind, acc, {1, 2});
+    } else {
+      acc = combineLanes(kind, acc, {4, 8, 16});
+      acc = combineWarps(
+          kind, {acc}, [&](int64_t) { return arith::ConstantIndexOp::create(b, 0); }, 1)[0];
+    }
+    scalars.map(op.getResult(), acc);
+    return success();
+  }
+  int64_t perTile = in.cols / 2;
+  if (op.getAxis() == 0) {
+    // Over rows: each thread's rows (both halves of every m-tile) per column slot, then
+    // the 8 quads of a warp, then the warps.
+    Layout out{LayoutKind::Col, in.cols, 0, 1};
+    Slots acc(numSlots(out));
+    for (int64_t s = 0; s < numSlots(in); ++s) {
+      int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
+      acc[c] = fold(acc[c], (*values)[s]);
+    }
+    for (Value &v : acc)
+      v = combineLanes(kind, v, {4, 8, 16});
+    tiles[op.getResult()] = combineWarps(
+        kind, acc, [&](int64_t c) { return position(out, c).first; }, in.cols);
+    return success();
+  }
+  Slots out;
+  for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
+    // Slots of m-tile row / 2 whose row half (g or g + 8) is row % 2; the 4 lanes of a
+    // quad hold the same row.
+    Value acc;
+    for (int64_t s = (row / 2) * perTile; s < (row / 2 + 1) * perTile; ++s)
+      if (((s % 4) >> 1) == row % 2)
+        acc = fold(acc, (*values)[s]);
+    out.push_back(combineLanes(kind, acc, {1, 2}));
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
+  const Layout &outL = layoutOf(op.getResult());
+  bool rowSpan = outL.kind == LayoutKind::RowSpan;
+  if (!rowSpan && outL.kind != LayoutKind::Acc)
+    return op.emitError("the GPU target broadcasts into accumulator and row-span tiles only");
+  // Along rows from the rows' values; along columns from the columns' (an accumulator's
+  // lanes split them, a row span's threads hold them all).
+  bool alongRows = op.getAxis() == 1;
+  Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
+                         : Layout{rowSpan ? LayoutKind::Whole : LayoutKind::Col, outL.cols, 0};
+  FailureOr<Slots> in = slotsOf(op.getInput(), inL);
+  if (failed(in))
+    return failure();
+  Slots out;
+  for (int64_t s = 0; s < numSlots(outL); ++s) {
+    if (rowSpan) {
+      out.push_back(alongRows ? (*in)[s / outL.cols] : (*in)[s % outL.cols]);
+      continue;
+    }
+    int64_t perTile = outL.cols / 2, mt = s / perTile, r = s % perTile;
+    out.push_back(alongRows ? (*in)[2 * mt + ((r % 4) >> 1)] : (*in)[2 * (r / 4) + (r % 2)]);
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::lowerRange(tile::RangeOp op) {
+  const Layout &l = layoutOf(op.getResult());
+  Value start = scalars.lookup(op.getStart());
+  Slots out;
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SlotCoord c = slotCoord(l, s);
+    Value i = arith::AddIOp::create(b, start, coord(l, c.rowBase, c.row));
+    out.push_back(arith::IndexCastOp::create(b, b.getI32Type(), i));
+  }
+  tiles[op.getResult()] = std::move(out);
+  return success();
+}
+
+/// The row vector `op` multiplies an accumulator by along its rows (an online softmax's
+/// rescale), with the accumulator in `scaled`; null otherwise.
+static Value rowFactor(arith::MulFOp op, Value &scaled) {
+  for (int i = 0; i < 2; ++i) {
+    auto broadcast = op->getOperand(i).getDefiningOp<tile::BroadcastOp>();
+    if (broadcast && broadcast.getAxis() == 1) {
+      scaled = op->getOperand(1 - i);
+      return broadcast.getInput();
+    }
+  }
+  return {};
+}
+
+/// A warp whose rows are all scaled by exactly 1 skips the multiplies: one vote and a
+/// branch instead of a product per element. An online softmax's factor is 1 for every
+/// key tile that moves no row's maximum (most of them, see SoftmaxTileProgram's kMaxLag).
+LogicalResult Distributor::lowerRowScale(arith::MulFOp op, Value scaled, Value factor) {
+  const Layout &l = layoutOf(op.getResult());
+  Value broadcast = op.getLhs() == scaled ? op.getRhs() : op.getLhs();
+  FailureOr<Slots> rows = slotsOf(factor, {LayoutKind::Row, l.rows, 0, l.mTiles});
+  FailureOr<Slots> in = slotsOf(scaled, l);
+  FailureOr<Slots> factors = slotsOf(broadcast, l);
+  if (failed(rows) || failed(in) || failed(factors))
+    return failure();
+  Type elem = getElementTypeOrSelf(op.getType());
+  Value one = arith::ConstantOp::create(b, b.getFloatAttr(elem, 1.0));
+  Value allOne = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
+  for (Value r : *rows)
+    allOne = arith::AndIOp::create(
+        b, allOne, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, r, one));
+  Value warpAllOne = NVVM::VoteSyncOp::create(
+      b, b.getI1Type(), arith::ConstantIntOp::create(b, b.getI32Type(), -1), allOne,
+      NVVM::VoteSyncKind::all);
+  auto ifOp = scf::IfOp::create(b, SmallVector<Type>(in->size(), elem), warpAllOne,
+                                /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(b, *in);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    Slots out;
+    for (auto [x, f] : llvm::zip(*in, *factors))
+      out.push_back(arith::MulFOp::create(b, x, f, op.getFastmathAttr()));
+    scf::YieldOp::create(b, out);
+  }
+  tiles[op.getResult()] = Slots(ifOp.getResults().begin(), ifOp.getResults().end());
+  return success();
+}
+
+LogicalResult Distributor::lowerElementwise(Operation *op) {
+  Value result = op->getResult(0);
+  const Layout &l = layoutOf(result);
+  // Worth a branch only where a thread holds many elements per row factor.
+  constexpr int64_t kMinSlotsPerFactor = 8;
+  if (auto mul = dyn_cast<arith::MulFOp>(op);
+      mul && l.kind == LayoutKind::Acc && l.cols / 2 >= kMinSlotsPerFactor) {
+    Value scaled;
+    if (Value factor = rowFactor(mul, scaled))
+      return lowerRowScale(mul, scaled, factor);
+  }
+  SmallVector<Slots> operands;
+  for (Value v : op->getOperands()) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      operands.push_back(Slots(numSlots(l), scalars.lookup(v)));
+      continue;
+    }
+    FailureOr<Slots> s = slotsOf(v, l);
+    if (failed(s))
+      return failure();
+    operands.push_back(std::move(*s));
+  }
+  Type scalarType = cast<RankedTensorType>(result.getType()).getElementType();
+  Slots out;
+  for (int64_t s = 0; s < numSlots(l); ++s) {
+    SmallVector<Value> args;
+    for (Slots &o : operands)
+      args.push_back(o[s]);
+    // One MUFU.EX2 / MUFU.LG2. Upstream's ex2.approx.f32 brackets each call with a
+    // rescale for subnormal results (three more instructions); flushing them to zero
+    // changes no softmax weight or decay factor by more than 2^-126. log2 (of softmax
+    // sums, >= 1 for any row that saw a key) would otherwise be a ~30-instruction
+    // polynomial; lg2.approx is within 2^-22 of it.
+    StringRef intrinsic = !scalarType.isF32()          ? ""
+                          : isa<math::Exp2Op>(op) ? "llvm.nvvm.ex2.approx.ftz.f32"
+                          : isa<math::Log2Op>(op) ? "llvm.nvvm.lg2.approx.ftz.f"
+                                                  : "";
+    if (!intrinsic.empty()) {
+      out.push_back(
+          LLVM::CallIntrinsicOp::create(b, scalarType, b.getStringAttr(intrinsic), args)
+              .getResult(0));
+      continue;
+    }
+    OperationState state(op->getLoc(), op->getName(), args, {scalarType}, op->getAttrs());
+    out.push_back(b.create(state)->getResult(0));
+  }
+  tiles[result] = std::move(out);
+  return success();
+}
+
+LogicalResult Distributor::flatten(ValueRange values, ValueRange like,
+                                   SmallVectorImpl<Value> &out) {
+  for (auto [v, l] : llvm::zip(values, like)) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      out.push_back(scalars.lookup(v));
+      continue;
+    }
+    FailureOr<Slots> s = slotsOf(v, layoutOf(l));
+    if (failed(s))
+      return failure();
+    out.append(s->begin(), s->end());
+  }
+  return success();
+}
+
+void Distributor::unflatten(ValueRange values, ValueRange flat) {
+  size_t pos = 0;
+  for (Value v : values) {
+    if (!isa<RankedTensorType>(v.getType())) {
+      scalars.map(v, flat[pos++]);
+      continue;
+    }
+    int64_t n = numSlots(layoutOf(v));
+    tiles[v] = Slots(flat.begin() + pos, flat.begin() + pos + n);
+    pos += n;
+  }
+}

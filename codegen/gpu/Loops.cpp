@@ -1,0 +1,512 @@
+//===- Loops.cpp - stage plan, prefetching, loops and branches --------------===//
+//
+// The stage plan (which staged tiles are double-buffered), loop-level prefetching
+// (cp.async one or num_stages - 1 iterations ahead, continued across a masked /
+// unmasked / masked split), and scf.for / scf.while / scf.if with their tiles carried
+// as slots.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+/// A scalar load from a buffer the kernel never writes (a block list, a table): as safe
+/// to compute one iteration early as a pure op, given in-bounds indices, which the tile
+/// program guarantees for every value of the induction variable.
+static bool isReadOfInput(Operation *op) {
+  auto load = dyn_cast<memref::LoadOp>(op);
+  if (!load)
+    return false;
+  return llvm::none_of(load.getMemRef().getUsers(), [](Operation *user) {
+    return isa<memref::StoreOp, tile::StoreOp>(user);
+  });
+}
+
+SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
+  SmallVector<Prefetch> out;
+  if (numStages < 2)
+    return out;
+  for (Operation &o : op.getBody()->without_terminator()) {
+    auto load = dyn_cast<tile::LoadOp>(o);
+    if (!load)
+      continue;
+    if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
+      continue;
+    // The indices must follow from the induction variable through pure ops of the body.
+    SetVector<Operation *> slice;
+    SmallVector<Value> work(load.getIndices().begin(), load.getIndices().end());
+    bool ok = true;
+    while (!work.empty() && ok) {
+      Value v = work.pop_back_val();
+      Operation *def = v.getDefiningOp();
+      if (!def && v != op.getInductionVar() && cast<BlockArgument>(v).getOwner() == op.getBody()) {
+        ok = false; // a loop-carried value: next iteration's is not known yet
+        break;
+      }
+      if (!def || def->getBlock() != op.getBody())
+        continue; // the induction variable or a value from outside the loop
+      if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||
+          isa<RankedTensorType>(v.getType())) {
+        ok = false;
+        break;
+      }
+      if (slice.insert(def))
+        work.append(def->operand_begin(), def->operand_end());
+    }
+    if (!ok)
+      continue;
+    if (firstProductOnly() && !feedsFirstProduct(load, op))
+      continue;
+    Prefetch p{load, {}};
+    for (Operation &x : op.getBody()->without_terminator())
+      if (slice.contains(&x))
+        p.indexSlice.push_back(&x);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+/// Whether `v` is an operand of `dot`, directly or transposed.
+static bool feedsProduct(Value v, tile::DotOp dot) {
+  return llvm::any_of(v.getUsers(), [&](Operation *user) {
+    return user == dot.getOperation() ||
+           (isa<tile::TransOp>(user) && feedsProduct(user->getResult(0), dot));
+  });
+}
+
+bool Distributor::feedsFirstProduct(tile::LoadOp load, scf::ForOp loop) {
+  tile::DotOp first;
+  loop.getBody()->walk<WalkOrder::PreOrder>([&](tile::DotOp dot) {
+    first = dot;
+    return WalkResult::interrupt();
+  });
+  return first && feedsProduct(load.getResult(), first);
+}
+
+void Distributor::planStages(Block &gridBody) {
+  if (!wgmma || numStages < 2)
+    return;
+  using Key = std::pair<Value, Type>;
+  llvm::MapVector<Key, int64_t> stageBytes;
+  DenseSet<Key> prefetched, firstOperands, notLeft;
+  gridBody.walk([&](tile::LoadOp load) {
+    if (!isStaged(load) || !swizzles(load))
+      return;
+    auto type = cast<RankedTensorType>(load.getType());
+    Key key{load.getSource(), type};
+    // As allocateSwizzled lays it out: whole 64-column swizzle blocks.
+    stageBytes[key] = llvm::alignTo(
+        type.getDimSize(0) * llvm::alignTo(type.getDimSize(1), kSwizzleCols) * 2,
+        kSwizzleAtomBytes);
+    if (layoutOf(load.getResult()).kind != LayoutKind::A)
+      notLeft.insert(key);
+  });
+  gridBody.walk([&](scf::ForOp loop) {
+    for (Prefetch &p : findPrefetches(loop)) {
+      Key key{p.load.getSource(), p.load.getType()};
+      prefetched.insert(key);
+      if (feedsFirstProduct(p.load, loop))
+        firstOperands.insert(key);
+    }
+  });
+  auto bytes = [&](function_ref<bool(Key)> twoStages) {
+    int64_t total = 0;
+    for (auto &[key, b] : stageBytes)
+      total += b * (twoStages(key) ? prefetchStages() : 1);
+    return total;
+  };
+  auto everyTile = [&](Key k) { return prefetched.contains(k) || notLeft.contains(k); };
+  auto firstOnly = [&](Key k) { return firstOperands.contains(k); };
+  // Computed right operands (a state, a feature-mapped key) take swizzled buffers of
+  // their own.
+  DenseSet<Value> computed;
+  int64_t computedBytes = 0;
+  gridBody.walk([&](tile::DotOp dot) {
+    Value r = dot.getRhs();
+    if (auto t = r.getDefiningOp<tile::TransOp>())
+      r = t.getInput();
+    if (!r.getDefiningOp<tile::LoadOp>() && computed.insert(r).second)
+      computedBytes += llvm::alignTo(cast<RankedTensorType>(r.getType()).getNumElements() * 2,
+                                     kSwizzleAtomBytes);
+  });
+  // num_stages beyond two is a ceiling: as many stages as leave a quarter of a block's
+  // shared memory to its other buffers.
+  while (numStages > 2 && bytes(everyTile) + computedBytes > kSharedLimit * 3 / 4)
+    --numStages;
+  // Warpgroup kernels take >= 128 registers a thread: at most 16 / num_warps blocks;
+  // those computing a right operand carry a tile state across their loop (~200).
+  int64_t registerBound = (computed.empty() ? 16 : 8) / numWarps;
+  auto blocksPerSM = [&](int64_t smem) {
+    return std::min(kSharedPerSM / (smem + computedBytes + 1024), registerBound);
+  };
+  // (num_stages > 2 asks for every tile num_stages - 1 iterations ahead.) Head dims
+  // other than 64 and 128 (a partial swizzle block to address, or wide accumulators) need
+  // more registers than the planned blocks leave a thread: every tile double-buffered.
+  bool partialBlocks = llvm::any_of(stageBytes, [](auto &entry) {
+    int64_t cols = cast<RankedTensorType>(entry.first.second).getDimSize(1);
+    return cols % kSwizzleCols != 0 || cols > 128;
+  });
+  if (!firstOperands.empty() && numStages <= 2 && !partialBlocks &&
+      blocksPerSM(bytes(firstOnly)) > blocksPerSM(bytes(everyTile)))
+    plannedBlocksPerSM = blocksPerSM(bytes(firstOnly));
+  for (auto &[key, b] : stageBytes)
+    if (firstProductOnly() ? firstOnly(key) : everyTile(key))
+      doubleBuffered.insert(key);
+}
+
+SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
+  return loadRows(p.load, prefetchOrigin(p, iv, loopIv));
+}
+
+SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Value loopIv) {
+  // Recompute the load's indices for induction value `iv` without touching the mapping
+  // the rest of the body uses.
+  IRMapping local;
+  local.map(loopIv, iv);
+  for (Operation *o : p.indexSlice) {
+    for (Value operand : o->getOperands())
+      if (!local.contains(operand))
+        local.map(operand, scalars.lookup(operand));
+    b.clone(*o, local);
+  }
+  SmallVector<Value> origin;
+  tile::LoadOp load = p.load;
+  for (Value i : load.getIndices())
+    origin.push_back(local.contains(i) ? local.lookup(i) : scalars.lookup(i));
+  return origin;
+}
+
+/// Whether `a` (in loop `la`) and `b` (in loop `lb`) compute the same function of their
+/// loops' induction variables.
+static bool sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
+  if (a == la.getInductionVar() || b == lb.getInductionVar())
+    return a == la.getInductionVar() && b == lb.getInductionVar();
+  Operation *da = a.getDefiningOp(), *db = b.getDefiningOp();
+  bool insideA = da && da->getBlock() == la.getBody();
+  bool insideB = db && db->getBlock() == lb.getBody();
+  if (!insideA || !insideB)
+    return !insideA && !insideB && a == b;
+  return cast<OpResult>(a).getResultNumber() == cast<OpResult>(b).getResultNumber() &&
+         OperationEquivalence::isEquivalentTo(
+             da, db, [&](Value x, Value y) {
+               return success(sameFunctionOfIv(x, la, y, lb));
+             },
+             nullptr, OperationEquivalence::IgnoreLocations);
+}
+
+bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
+  if (!lastPrefetchingLoop || op->getPrevNode() != lastPrefetchingLoop->op.getOperation())
+    return false;
+  scf::ForOp last = lastPrefetchingLoop->op;
+  if (op.getLowerBound() != last.getUpperBound() || op.getStep() != last.getStep() ||
+      prefetches.size() != lastPrefetchingLoop->prefetches.size())
+    return false;
+  for (auto [p, q] : llvm::zip(prefetches, lastPrefetchingLoop->prefetches)) {
+    tile::LoadOp x = p.load, y = q.load;
+    if (x.getSource() != y.getSource() || x.getType() != y.getType())
+      return false;
+    for (auto [i, j] : llvm::zip(x.getIndices(), y.getIndices()))
+      if (!sameFunctionOfIv(i, op, j, last))
+        return false;
+  }
+  return true;
+}
+
+/// Whether `op`'s copies may run num_stages - 1 iterations ahead: a loop of its own (it
+/// neither continues the last prefetching loop nor is continued: the next loop does not
+/// look back at it) whose staged tiles are all prefetched, so that no copy group but the
+/// prefetches' is committed in its body and every iteration waits for a fixed count.
+bool Distributor::deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
+  if (!wgmma || firstProductOnly() || numStages <= 2 || prefetches.empty() ||
+      continuesLastLoop(op, prefetches))
+    return false;
+  auto prefetched = [&](tile::LoadOp load) {
+    return llvm::any_of(prefetches, [&](const Prefetch &p) { return p.load == load; });
+  };
+  return !op.getBody()
+              ->walk([&](tile::LoadOp load) {
+                return isStaged(load) && !prefetched(load) ? WalkResult::interrupt()
+                                                           : WalkResult::advance();
+              })
+              .wasInterrupted();
+}
+
+LogicalResult Distributor::lowerFor(scf::ForOp op) {
+  SmallVector<Value> init;
+  if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
+    return failure();
+  settleProducts();
+  size_t numCarried = init.size();
+  SmallVector<Prefetch> prefetches = findPrefetches(op);
+  // Iterations a prefetch runs ahead: one, each iteration's copies landing in the stage
+  // the last one read, or num_stages - 1 for a loop of its own (the copy engine keeps
+  // num_stages - 1 tiles in flight where a short body alone would not hide a copy).
+  int64_t ahead = deepPrefetch(op, prefetches) ? numStages - 1 : 1;
+  // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
+  // swizzled tiles, and the first to need them waits (older groups are waited for with
+  // any newer one). Every iteration starts as if after a barrier-free body end.
+  SmallVector<int> copiesBeforeLoop;
+  if (!wgmma) {
+    flushBarrier();
+  } else if (prefetches.empty()) {
+    if (barrierPending)
+      ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = false;
+    copiesBeforeLoop = pendingCopies;
+  }
+  Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
+  SmallVector<size_t> regCounts;
+  Value first = arith::ConstantIndexOp::create(b, 0);
+  SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
+  for (Prefetch &p : prefetches)
+    if (wgmma)
+      buffers.push_back(swizzledBuffer(p.load));
+  // A next-stage copy group of this loop's prefetched buffers.
+  auto isNextStage = [&](int group) {
+    return group <= -2 && llvm::is_contained(buffers, nextStageGroup(group));
+  };
+  if (wgmma && !prefetches.empty()) {
+    if (continuesLastLoop(op, prefetches)) {
+      init.push_back(lastPrefetchingLoop->nextStage);
+    } else {
+      init.push_back(first); // the stage the first iteration reads
+      // The first iteration's tiles go to stage 0 once earlier readers and copies are
+      // done; copies issued just before (Q) need no wait: the loop's first wait covers them.
+      if (!barrierPending) {
+        if (copiesPending())
+          waitForCopies();
+        ::mlir::gpu::BarrierOp::create(b);
+      }
+      for (int64_t j = 0; j < ahead; ++j) {
+        Value iv = lb, stage = first;
+        if (j) {
+          stage = arith::ConstantIndexOp::create(b, j);
+          iv = arith::AddIOp::create(b, lb, arith::MulIOp::create(b, stage, step));
+        }
+        for (auto [p, index] : llvm::zip(prefetches, buffers))
+          issueCopies(p.load, swizzledTiles[index], stage,
+                      prefetchOrigin(p, iv, op.getInductionVar()),
+                      firstProductOnly() ? index : -1);
+      }
+    }
+  }
+  // Copies pending before a loop that may run no iteration still need their barrier.
+  bool pendingBefore = barrierPending;
+  for (const Prefetch &p : prefetches) {
+    if (wgmma)
+      break;
+    SmallVector<Value> regs = prefetchAt(p, lb, op.getInductionVar());
+    regCounts.push_back(regs.size());
+    init.append(regs);
+  }
+  auto loop = scf::ForOp::create(b, lb, scalars.lookup(op.getUpperBound()), step, init);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  scalars.map(op.getInductionVar(), loop.getInductionVar());
+  unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
+  SmallVector<Value> nextRegs;
+  SmallVector<int> copiesAtEntry = pendingCopies;
+  if (wgmma && firstProductOnly() && !prefetches.empty()) {
+    // Everyone is done with the other stage and the single buffers: copy this
+    // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
+    // (K) into the other stage; products wait for their own copies only, so this
+    // iteration's K (copied an iteration ago) and V may still be landing here.
+    Value stage = loop.getRegionIterArgs()[numCarried];
+    ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = true; // the single-buffered copies share this barrier
+    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
+      shared[p.load.getResult()] = {Value(), false, index, stage};
+      preStaged.insert(p.load);
+    }
+    // The copies the previous iteration (or loop) made for this one are this one's now.
+    for (int &group : pendingCopies)
+      if (isNextStage(group))
+        group = nextStageGroup(group);
+    Value iv = op.getInductionVar();
+    auto issueNext = [this, prefetches, buffers, other, next, iv] {
+      for (auto [p, index] : llvm::zip(prefetches, buffers))
+        issueCopies(p.load, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
+                    nextStageGroup(index));
+    };
+    // After the body's own staged loads that come before its first product or branch.
+    Operation *lastSingle = nullptr;
+    for (Operation &x : op.getBody()->without_terminator()) {
+      if (isa<tile::DotOp>(x) || x.getNumRegions())
+        break;
+      if (auto load = dyn_cast<tile::LoadOp>(x); load && isStaged(load) && !preStaged.contains(&x))
+        lastSingle = &x;
+    }
+    if (lastSingle)
+      afterOp = {lastSingle, issueNext};
+    else
+      issueNext();
+    nextRegs.push_back(other);
+  } else if (wgmma && !prefetches.empty()) {
+    // This iteration's tiles have landed (and everyone is done with the stage the last
+    // one read): start copying those `ahead` iterations on into it while this one
+    // computes; the copies for the iterations in between stay in flight.
+    Value stage = loop.getRegionIterArgs()[numCarried];
+    waitForCopies(int((ahead - 1) * prefetches.size()));
+    ::mlir::gpu::BarrierOp::create(b);
+    barrierPending = false;
+    Value one = arith::ConstantIndexOp::create(b, 1), last = arith::ConstantIndexOp::create(b, ahead);
+    Value previous = arith::SubIOp::create(b, one, stage), following = previous;
+    if (ahead > 1) {
+      Value zero = arith::ConstantIndexOp::create(b, 0);
+      Value atZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, zero);
+      Value atLast = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, last);
+      previous = arith::SelectOp::create(b, atZero, last, arith::SubIOp::create(b, stage, one));
+      following = arith::SelectOp::create(b, atLast, zero, arith::AddIOp::create(b, stage, one));
+    }
+    Value target = arith::AddIOp::create(b, loop.getInductionVar(),
+                                         arith::MulIOp::create(b, last, step));
+    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
+      issueCopies(p.load, swizzledTiles[index], previous,
+                  prefetchOrigin(p, target, op.getInductionVar()));
+      shared[p.load.getResult()] = {Value(), false, index, stage};
+      preStaged.insert(p.load);
+    }
+    nextRegs.push_back(following);
+  } else if (!prefetches.empty()) {
+    // Store the tiles loaded one iteration ahead, then start loading the next ones:
+    // their latency hides behind this iteration's arithmetic.
+    flushBarrier();
+    ::mlir::gpu::BarrierOp::create(b);
+    size_t pos = numCarried;
+    for (auto [p, count] : llvm::zip(prefetches, regCounts)) {
+      Value mem = stagingBuffer(p.load);
+      SmallVector<Value> regs(loop.getRegionIterArgs().slice(pos, count));
+      storeRows(p.load, mem, regs);
+      pos += count;
+      shared[p.load.getResult()] = {mem, /*transposed=*/false};
+      preStaged.insert(p.load);
+    }
+    barrierPending = true;
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    for (const Prefetch &p : prefetches)
+      nextRegs.append(prefetchAt(p, next, op.getInductionVar()));
+  }
+  if (failed(lowerBlock(*op.getBody())))
+    return failure();
+  SmallVector<Value> yielded;
+  if (failed(flatten(op.getBody()->getTerminator()->getOperands(), op.getResults(), yielded)))
+    return failure();
+  yielded.append(nextRegs);
+  if (loop.getBody()->mightHaveTerminator())
+    loop.getBody()->getTerminator()->erase();
+  b.setInsertionPointToEnd(loop.getBody());
+  scf::YieldOp::create(b, yielded);
+  b.setInsertionPointAfter(loop);
+  unflatten(op.getResults(), loop.getResults().take_front(numCarried));
+  barrierPending |= pendingBefore;
+  // A loop that runs no iteration leaves the earlier copies in flight (kept as the
+  // oldest groups; waiting for one already landed costs nothing).
+  if (!copiesBeforeLoop.empty()) {
+    copiesBeforeLoop.append(pendingCopies);
+    pendingCopies = std::move(copiesBeforeLoop);
+  }
+  if (wgmma && firstProductOnly() && !prefetches.empty()) {
+    // In flight now: the copies for iteration `ub` (or, with no iteration, for `lb`),
+    // the newest groups; everything else the loop's products waited for.
+    pendingCopies.clear();
+    for (int group : copiesAtEntry)
+      if (!llvm::is_contained(buffers, group) && !isNextStage(group))
+        pendingCopies.push_back(group);
+    for (int index : buffers)
+      pendingCopies.push_back(nextStageGroup(index));
+  }
+  if (wgmma && !prefetches.empty())
+    lastPrefetchingLoop = PrefetchingLoop{op, prefetches, loop.getResults().back()};
+  if (ahead > 1)
+    lastPrefetchingLoop.reset(); // the next loop cannot take over `ahead` stages in flight
+  return success();
+}
+
+SmallVector<Type> Distributor::flatTypes(ValueRange values) {
+  SmallVector<Type> types;
+  for (Value v : values) {
+    auto tileType = dyn_cast<RankedTensorType>(v.getType());
+    if (!tileType) {
+      types.push_back(v.getType());
+      continue;
+    }
+    types.append(numSlots(layoutOf(v)), tileType.getElementType());
+  }
+  return types;
+}
+
+/// A while loop (per-token lists: the next block above the last visited) carries its
+/// tiles as slots. Its regions start and end with no copies in flight and no barrier
+/// owed, the state an iteration boundary must have whatever ran before.
+LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
+  SmallVector<Value> init;
+  if (failed(flatten(op.getInits(), op.getBeforeArguments(), init)))
+    return failure();
+  settleProducts();
+  if (copiesPending())
+    waitForCopies();
+  barrierPending = true;
+  flushBarrier();
+  auto loop = scf::WhileOp::create(b, flatTypes(op.getAfterArguments()), init);
+  OpBuilder::InsertionGuard guard(b);
+  Block *before = b.createBlock(&loop.getBefore(), {}, flatTypes(op.getBeforeArguments()),
+                                SmallVector<Location>(init.size(), op.getLoc()));
+  unflatten(op.getBeforeArguments(), before->getArguments());
+  if (failed(lowerBlock(op.getBefore().front())))
+    return failure();
+  scf::ConditionOp cond = op.getConditionOp();
+  SmallVector<Value> forwarded;
+  if (failed(flatten(cond.getArgs(), op.getAfterArguments(), forwarded)))
+    return failure();
+  settleCopies();
+  scf::ConditionOp::create(b, scalars.lookup(cond.getCondition()), forwarded);
+  Block *after = b.createBlock(&loop.getAfter(), {}, flatTypes(op.getAfterArguments()),
+                               SmallVector<Location>(forwarded.size(), op.getLoc()));
+  unflatten(op.getAfterArguments(), after->getArguments());
+  if (failed(lowerBlock(op.getAfter().front())))
+    return failure();
+  SmallVector<Value> yielded;
+  if (failed(flatten(op.getYieldOp().getOperands(), op.getBeforeArguments(), yielded)))
+    return failure();
+  settleCopies();
+  scf::YieldOp::create(b, yielded);
+  b.setInsertionPointAfter(loop);
+  unflatten(op.getResults(), loop.getResults());
+  return success();
+}
+
+LogicalResult Distributor::lowerIf(scf::IfOp op) {
+  settleProducts();
+  auto ifOp = scf::IfOp::create(b, flatTypes(op.getResults()),
+                                scalars.lookup(op.getCondition()), !op.getElseRegion().empty());
+  // Copies in flight at the branch (K and V loaded before a whole/partial choice) are
+  // waited for by each branch's products; each branch ends with none in flight.
+  SmallVector<int> copiesBefore = pendingCopies;
+  bool barrierBefore = barrierPending;
+  for (auto [from, to] : {std::pair{&op.getThenRegion(), &ifOp.getThenRegion()},
+                          std::pair{&op.getElseRegion(), &ifOp.getElseRegion()}}) {
+    if (from->empty())
+      continue;
+    OpBuilder::InsertionGuard guard(b);
+    Block &block = to->front();
+    if (block.mightHaveTerminator())
+      block.getTerminator()->erase();
+    b.setInsertionPointToEnd(&block);
+    pendingCopies = copiesBefore;
+    barrierPending = barrierBefore;
+    if (failed(lowerBlock(from->front())))
+      return failure();
+    settleCopies();
+    SmallVector<Value> yielded;
+    if (failed(flatten(from->front().getTerminator()->getOperands(), op.getResults(),
+                       yielded)))
+      return failure();
+    scf::YieldOp::create(b, yielded);
+  }
+  unflatten(op.getResults(), ifOp.getResults());
+  return success();
+}

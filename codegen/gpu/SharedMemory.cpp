@@ -1,0 +1,208 @@
+//===- SharedMemory.cpp - layout conversions and staging buffers ------------===//
+//
+// Tiles in shared memory that are not swizzled: the dynamic arena's views, conversion
+// scratch (a value used in a layout it was not computed in), the padded buffers a
+// product's right operand is staged in, and slotsOf, which gives a tile's slots in any
+// layout.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+/// Rows padded by 16 bytes so that the 8 rows one ldmatrix (or one column walk) reads
+/// fall in different banks.
+static SmallVector<int64_t> paddedShape(ArrayRef<int64_t> shape, Type elem) {
+  SmallVector<int64_t> out(shape);
+  if (out.size() == 2)
+    out[1] += 16 / (elem.getIntOrFloatBitWidth() / 8);
+  return out;
+}
+
+Value Distributor::splatScalar(Value v) {
+  if (auto splat = v.getDefiningOp<tensor::SplatOp>())
+    return scalars.lookup(splat.getInput());
+  DenseElementsAttr dense;
+  matchPattern(v, m_Constant(&dense));
+  return arith::ConstantOp::create(b, cast<TypedAttr>(dense.getSplatValue<Attribute>()));
+}
+
+bool Distributor::visibleHere(Block *made) {
+  for (Block *cur = b.getInsertionBlock(); cur;
+       cur = cur->getParentOp() ? cur->getParentOp()->getBlock() : nullptr)
+    if (cur == made)
+      return true;
+  return false;
+}
+
+Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem) {
+  // A view of the dynamic shared memory arena: no 48 KiB cap on static allocations, and
+  // 128-byte alignment for 16-byte vector copies and ldmatrix rows.
+  int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
+  for (int64_t d : shape)
+    bytes *= d;
+  int64_t offset = llvm::alignTo(arenaBytes, 128);
+  arenaBytes = offset + bytes;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(arenaAnchor);
+  auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
+      b.getContext(), ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
+  Value shift = arith::AddIOp::create(b, arenaShift, arith::ConstantIndexOp::create(b, offset));
+  return memref::ViewOp::create(
+      b, MemRefType::get(shape, elem, MemRefLayoutAttrInterface{}, workgroup), arena, shift,
+      ValueRange{});
+}
+
+Value Distributor::scratchBuffer(ArrayRef<int64_t> shape, Type elem) {
+  SmallVector<int64_t> padded = paddedShape(shape, elem);
+  Value &mem = scratchBuffers[MemRefType::get(padded, elem)];
+  if (!mem)
+    mem = workgroupBuffer(padded, elem);
+  return mem;
+}
+
+void Distributor::writeSlots(Value mem, const Layout &have, ArrayRef<Value> slots,
+                             bool transpose) {
+  // Layouts that replicate a value (a quad's lanes, every warp) write it several times,
+  // all the same.
+  for (auto [s, v] : llvm::enumerate(slots)) {
+    auto [r, c] = position(have, s);
+    SmallVector<Value> idx{r};
+    if (c)
+      idx = transpose ? SmallVector<Value>{c, r} : SmallVector<Value>{r, c};
+    memref::StoreOp::create(b, v, mem, idx);
+  }
+}
+
+Slots Distributor::readSlots(Value mem, const Layout &want, bool transposed) {
+  Slots out;
+  for (int64_t s = 0; s < numSlots(want); ++s) {
+    auto [r, c] = position(want, s);
+    SmallVector<Value> idx{r};
+    if (c)
+      idx = transposed ? SmallVector<Value>{c, r} : SmallVector<Value>{r, c};
+    out.push_back(memref::LoadOp::create(b, mem, idx));
+  }
+  return out;
+}
+
+FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
+                                                   bool transpose) {
+  auto type = cast<RankedTensorType>(v.getType());
+  FailureOr<Slots> have = slotsOf(v, layoutOf(v));
+  if (failed(have))
+    return failure();
+  SmallVector<int64_t> shape(type.getShape());
+  if (transpose)
+    std::swap(shape[0], shape[1]);
+  Value mem = scratchBuffer(shape, type.getElementType());
+  // Earlier readers of the scratch are done (and pending staged copies have landed).
+  barrierPending = true;
+  flushBarrier();
+  writeSlots(mem, layoutOf(v), *have, transpose);
+  ::mlir::gpu::BarrierOp::create(b);
+  return readSlots(mem, want, /*transposed=*/false);
+}
+
+FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getRank() != 2 || type.getElementType().getIntOrFloatBitWidth() != 16)
+    return emitError(v.getLoc(), "a product's right operand must be a 2-D 16-bit tile");
+  if (wgmma)
+    return stageSwizzled(v);
+  FailureOr<Slots> have = slotsOf(v, layoutOf(v));
+  if (failed(have))
+    return failure();
+  // Its own buffer: the operand stays readable for as long as the value lives.
+  Value mem = workgroupBuffer(paddedShape(type.getShape(), type.getElementType()),
+                              type.getElementType());
+  barrierPending = true;
+  flushBarrier(); // the previous iteration's readers are done
+  writeSlots(mem, layoutOf(v), *have, /*transpose=*/false);
+  ::mlir::gpu::BarrierOp::create(b);
+  SharedTile t{mem, /*transposed=*/false};
+  shared[v] = t;
+  return t;
+}
+
+FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
+  if (isSplat(v))
+    return Slots(numSlots(want), splatScalar(v));
+  if (productsInFlight.count(v))
+    awaitProduct(v);
+  for (const Conversion &c : conversions.lookup(v))
+    if (c.layout == want && visibleHere(c.block))
+      return c.slots;
+  auto remember = [&](Slots slots) {
+    conversions[v].push_back({want, slots, b.getInsertionBlock()});
+    return slots;
+  };
+  auto it = tiles.find(v);
+  if (it == tiles.end()) {
+    // A tile staged in shared memory for a product, used elsewhere too.
+    auto sh = shared.find(v);
+    if (sh == shared.end())
+      return emitError(v.getLoc(), "tile used before it was distributed");
+    auto type = cast<RankedTensorType>(v.getType());
+    Type elem = type.getElementType();
+    bool fragments = (want.kind == LayoutKind::A || want.kind == LayoutKind::Acc) &&
+                     (elem.isBF16() || elem.isF16()) && want.cols % 16 == 0;
+    if (!sh->second.mem) {
+      if (!fragments)
+        return remember(readSwizzled(sh->second, want));
+      awaitSwizzled({sh->second.swizzled});
+    } else {
+      flushBarrier();
+      if (!fragments)
+        return remember(readSlots(sh->second.mem, want, sh->second.transposed));
+    }
+    // A and Acc hold the same elements per thread in another order: read A fragments
+    // with ldmatrix (one per 16 x 16 block instead of 8 scalar loads), then reorder.
+    Slots a;
+    for (int64_t mt = 0; mt < want.mTiles; ++mt)
+      for (int64_t kb = 0; kb < want.cols / 16; ++kb)
+        for (Value word : aFragment(sh->second, want.mTiles, mt, kb, elem)) {
+          Value pair = elem.isF16() ? word
+                                    : Value(vector::BitCastOp::create(
+                                          b, VectorType::get({2}, elem),
+                                          vector::FromElementsOp::create(
+                                              b, VectorType::get({1}, b.getI32Type()), word)));
+          for (int64_t i = 0; i < 2; ++i)
+            a.push_back(vector::ExtractOp::create(b, pair, ArrayRef<int64_t>{i}));
+        }
+    if (want.kind == LayoutKind::A)
+      return remember(a);
+    Slots acc(a.size());
+    for (int64_t s = 0; s < int64_t(a.size()); ++s)
+      acc[accSlotForOperandA(s, want.cols)] = a[s];
+    return remember(acc);
+  }
+  const Layout &have = layoutOf(v);
+  if (have == want)
+    return it->second;
+  // The one conversion that needs no data movement: an accumulator read as a left
+  // operand (FlashAttention-2's P, straight from registers into the second product).
+  if (have.kind == LayoutKind::Acc && want.kind == LayoutKind::A && have.rows == want.rows &&
+      have.cols == want.cols) {
+    Slots out;
+    for (int64_t s = 0; s < numSlots(want); ++s)
+      out.push_back(it->second[accSlotForOperandA(s, want.cols)]);
+    return out;
+  }
+  FailureOr<Slots> converted = convertThroughShared(v, want, /*transpose=*/false);
+  if (failed(converted))
+    return failure();
+  return remember(*converted);
+}
+
+Value Distributor::stagingBuffer(tile::LoadOp op) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  Type elem = tileType.getElementType();
+  SmallVector<int64_t> shape = paddedShape(tileType.getShape(), elem);
+  Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), MemRefType::get(shape, elem)}];
+  if (!mem)
+    mem = workgroupBuffer(shape, elem);
+  return mem;
+}
