@@ -46,6 +46,7 @@ struct CudaDriver::Api {
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t) = nullptr;
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char **) = nullptr;
+  TensorMapEncodeTiledFn cuTensorMapEncodeTiled = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char **) = nullptr;
 };
 
@@ -120,6 +121,8 @@ CudaDriver::CudaDriver(const std::string &library) : api_(std::make_unique<Api>(
   need(a.cuGetErrorString, {"cuGetErrorString"});
   // Optional (driver 12.4+): lets launches check their argument count.
   bind(handle_, a.cuFuncGetParamInfo, {"cuFuncGetParamInfo"});
+  // Optional (driver 12.0+): TMA descriptors; only kernels that take one need it.
+  bind(handle_, a.cuTensorMapEncodeTiled, {"cuTensorMapEncodeTiled"});
 
   if (!missing.empty()) {
     reason_ = library + " lacks";
@@ -206,6 +209,20 @@ int CudaDriver::deviceAttribute(int attribute, CUdevice device) const {
   check(api("cuDeviceGetAttribute").cuDeviceGetAttribute(&value, attribute, device),
         "cuDeviceGetAttribute");
   return value;
+}
+
+int CudaDriver::multiprocessorCount(int ordinal) const {
+  return deviceAttribute(cu::DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device(ordinal));
+}
+
+TensorMapEncodeTiledFn CudaDriver::tensorMapEncodeTiled() const {
+  const Api &a = api("cuTensorMapEncodeTiled");
+  if (!a.cuTensorMapEncodeTiled)
+    throw CudaError("cuTensorMapEncodeTiled", CudaError::kDriverUnavailable,
+                    "cuTensorMapEncodeTiled: the CUDA driver (version " +
+                        std::to_string(driverVersion_) +
+                        ") has no TMA descriptors; driver 12.0 or newer is needed");
+  return a.cuTensorMapEncodeTiled;
 }
 
 std::string CudaDriver::deviceName(CUdevice device) const {

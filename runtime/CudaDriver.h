@@ -9,6 +9,7 @@
 #define TESSERA_RUNTIME_CUDADRIVER_H
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,20 @@ using CUmodule = ::CUmod_st *;
 using CUfunction = ::CUfunc_st *;
 using CUstream = ::CUstream_st *;
 using CUevent = ::CUevent_st *;
+
+/// A TMA descriptor (cuda.h's CUtensorMap): 128 opaque bytes. The driver wants it 64-byte
+/// aligned; cuda.h 13 declares 128, which satisfies both.
+struct alignas(128) TensorMap {
+  uint64_t opaque[16];
+};
+
+/// cuTensorMapEncodeTiled's signature (enums as int, cuuint32/64_t as uint32/64_t). Callers
+/// that test without a GPU inject a function of this type (runtime/TensorMap.h).
+using TensorMapEncodeTiledFn = CUresult (*)(TensorMap *map, int dataType, uint32_t rank,
+                                            void *address, const uint64_t *dims,
+                                            const uint64_t *strides, const uint32_t *box,
+                                            const uint32_t *elementStrides, int interleave,
+                                            int swizzle, int l2Promotion, int oobFill);
 
 /// The driver enum values this runtime uses, with cuda.h's names minus the CU_/CUDA_ prefix.
 namespace cu {
@@ -61,6 +76,18 @@ constexpr int JIT_INFO_LOG_BUFFER_SIZE_BYTES = 4;
 constexpr int JIT_ERROR_LOG_BUFFER = 5;
 constexpr int JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 constexpr int JIT_LOG_VERBOSE = 12;
+
+constexpr int TENSOR_MAP_DATA_TYPE_INT32 = 3;
+constexpr int TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
+constexpr int TENSOR_MAP_DATA_TYPE_FLOAT32 = 7;
+constexpr int TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+constexpr int TENSOR_MAP_INTERLEAVE_NONE = 0;
+constexpr int TENSOR_MAP_SWIZZLE_NONE = 0;
+constexpr int TENSOR_MAP_SWIZZLE_32B = 1;
+constexpr int TENSOR_MAP_SWIZZLE_64B = 2;
+constexpr int TENSOR_MAP_SWIZZLE_128B = 3;
+constexpr int TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
+constexpr int TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0; // out-of-bounds elements read as zero
 
 constexpr unsigned STREAM_DEFAULT = 0x0;
 constexpr unsigned STREAM_NON_BLOCKING = 0x1;
@@ -137,6 +164,11 @@ public:
   void launchKernel(CUfunction function, unsigned gridX, unsigned gridY, unsigned gridZ,
                     unsigned blockX, unsigned blockY, unsigned blockZ, unsigned sharedBytes,
                     CUstream stream, void **params) const;
+
+  /// The device's SM count (CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT): persistent grids.
+  int multiprocessorCount(int ordinal) const;
+  /// cuTensorMapEncodeTiled (driver 12.0+); throws CudaError where the driver lacks it.
+  TensorMapEncodeTiledFn tensorMapEncodeTiled() const;
 
   // Streams and events (stream 0 is the legacy default stream).
   CUstream createStream(unsigned flags = cu::STREAM_NON_BLOCKING) const;

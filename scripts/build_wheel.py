@@ -29,7 +29,8 @@ BINDING_SOURCES = ["compiler/Compiler.h", "frontend/bindings/CoreModule.cpp",
                    "frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
                    "runtime/CudaDriver.h", "runtime/KernelCache.cpp", "runtime/KernelCache.h",
                    "runtime/LaunchRecord.cpp", "runtime/LaunchRecord.h",
-                   "runtime/Module.cpp", "runtime/Module.h"]
+                   "runtime/Module.cpp", "runtime/Module.h", "runtime/TensorMap.cpp",
+                   "runtime/TensorMap.h"]
 
 
 def load_module(name: str, path: Path):

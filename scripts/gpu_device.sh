@@ -33,7 +33,7 @@ else
   ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
   g++ -O2 -std=c++17 -shared -fPIC -fexceptions -frtti $(python3 -m pybind11 --includes) -I. \
     frontend/bindings/RuntimeModule.cpp runtime/CudaDriver.cpp runtime/KernelCache.cpp \
-    runtime/LaunchRecord.cpp \
+    runtime/LaunchRecord.cpp runtime/TensorMap.cpp \
     runtime/Module.cpp -o "frontend/tessera/_runtime$ext" -ldl
 fi
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"

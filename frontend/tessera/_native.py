@@ -27,7 +27,7 @@ _MODULES = {
     "_core": (["frontend/bindings/CoreModule.cpp"], True),
     "_runtime": (["frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
                   "runtime/KernelCache.cpp", "runtime/LaunchRecord.cpp",
-                  "runtime/Module.cpp"], False),
+                  "runtime/Module.cpp", "runtime/TensorMap.cpp"], False),
 }
 
 

@@ -55,6 +55,27 @@ static_assert(cu::JIT_LOG_VERBOSE == CU_JIT_LOG_VERBOSE);
 static_assert(cu::STREAM_DEFAULT == CU_STREAM_DEFAULT);
 static_assert(cu::STREAM_NON_BLOCKING == CU_STREAM_NON_BLOCKING);
 static_assert(cu::EVENT_DEFAULT == CU_EVENT_DEFAULT);
+static_assert(cu::TENSOR_MAP_DATA_TYPE_INT32 == CU_TENSOR_MAP_DATA_TYPE_INT32);
+static_assert(cu::TENSOR_MAP_DATA_TYPE_FLOAT16 == CU_TENSOR_MAP_DATA_TYPE_FLOAT16);
+static_assert(cu::TENSOR_MAP_DATA_TYPE_FLOAT32 == CU_TENSOR_MAP_DATA_TYPE_FLOAT32);
+static_assert(cu::TENSOR_MAP_DATA_TYPE_BFLOAT16 == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16);
+static_assert(cu::TENSOR_MAP_INTERLEAVE_NONE == CU_TENSOR_MAP_INTERLEAVE_NONE);
+static_assert(cu::TENSOR_MAP_SWIZZLE_NONE == CU_TENSOR_MAP_SWIZZLE_NONE);
+static_assert(cu::TENSOR_MAP_SWIZZLE_32B == CU_TENSOR_MAP_SWIZZLE_32B);
+static_assert(cu::TENSOR_MAP_SWIZZLE_64B == CU_TENSOR_MAP_SWIZZLE_64B);
+static_assert(cu::TENSOR_MAP_SWIZZLE_128B == CU_TENSOR_MAP_SWIZZLE_128B);
+static_assert(cu::TENSOR_MAP_L2_PROMOTION_L2_128B == CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
+static_assert(cu::TENSOR_MAP_FLOAT_OOB_FILL_NONE == CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+static_assert(sizeof(rt::TensorMap) == sizeof(CUtensorMap) && alignof(rt::TensorMap) >= 64);
+// The injectable encoder has the driver entry point's type, argument for argument.
+static_assert(std::is_same_v<decltype(&cuTensorMapEncodeTiled),
+                             CUresult (*)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                          const cuuint64_t *, const cuuint64_t *,
+                                          const cuuint32_t *, const cuuint32_t *,
+                                          CUtensorMapInterleave, CUtensorMapSwizzle,
+                                          CUtensorMapL2promotion, CUtensorMapFloatOOBfill)>);
+static_assert(sizeof(cuuint64_t) == sizeof(uint64_t) && sizeof(cuuint32_t) == sizeof(uint32_t));
+static_assert(sizeof(CUtensorMapDataType) == sizeof(int) && sizeof(CUtensorMapSwizzle) == sizeof(int));
 
 // Reported at run time too, so the test log shows the cross-check was compiled in.
 TEST(declarationsMatchCudaHeader) { EXPECT(CUDA_VERSION >= 12000); }
