@@ -22,8 +22,10 @@
 using namespace mlir;
 
 
-void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &options) {
+void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &options,
+                                  bool keyMajorGrad) {
   AttnToTileOptions attnToTile;
+  attnToTile.keyMajorGrad = keyMajorGrad;
   attnToTile.blockM = options.blockM;
   attnToTile.blockN = options.blockN;
   attnToTile.numWarps = options.numWarps;
@@ -102,7 +104,8 @@ void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &opti
   // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());
-  buildToTilePipeline(pm, tiling);
+  // wgmma takes Pᵀ and dSᵀ from registers; mma.sync would hold K and V there instead.
+  buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
   buildCheckedTileToPtx(pm, options);
 }
 
@@ -115,7 +118,7 @@ void tessera::registerPipelines() {
   registerGpuChecks();
   PassPipelineRegistration<PipelineOptions>(
       "tessera-to-tile", "attn ops to tile programs (target-independent)",
-      buildToTilePipeline);
+      [](OpPassManager &pm, const PipelineOptions &options) { buildToTilePipeline(pm, options); });
   PassPipelineRegistration<>("tessera-tile-to-cpu",
                              "tile programs to the LLVM dialect for the CPU JIT",
                              buildTileToCpuPipeline);

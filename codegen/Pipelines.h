@@ -45,8 +45,10 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
                             llvm::cl::init(0)};
 };
 
-/// `tessera-to-tile`: attn ops -> tile programs, cleaned up.
-void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
+/// `tessera-to-tile`: attn ops -> tile programs, cleaned up. `keyMajorGrad`: the pass
+/// option key-major-grad (the softmax backward's dK / dV tiles; false for mma.sync GPUs).
+void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options,
+                         bool keyMajorGrad = true);
 /// `tessera-tile-to-cpu`: tile programs -> the LLVM dialect, ready for the JIT.
 void buildTileToCpuPipeline(mlir::OpPassManager &pm);
 /// `tessera-cpu`: both of the above.

@@ -201,7 +201,7 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
               return buildSoftmaxTileProgram(b, o, buffers, config);
             })
             .Case([&](attn::AttentionGradOp o) {
-              return buildSoftmaxGradTileProgram(b, o, buffers, config);
+              return buildSoftmaxGradTileProgram(b, o, buffers, config, keyMajorGrad);
             })
             .Case([&](attn::LinearAttentionOp o) {
               return buildLinearTileProgram(b, o, buffers, config);

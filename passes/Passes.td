@@ -33,7 +33,12 @@ def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
     Option<"numWarps", "num-warps", "int64_t", "4", "warps per program (GPU)">,
     Option<"numStages", "num-stages", "int64_t", "2", "software-pipeline stages (GPU)">,
     Option<"split", "split", "int64_t", "1",
-           "pieces a program's work is split into (linear attention: value columns)">
+           "pieces a program's work is split into (linear attention: value columns)">,
+    Option<"keyMajorGrad", "key-major-grad", "bool", "true",
+           "softmax backward: the dK / dV grid computes [key, query] tiles (Sᵀ, dPᵀ), "
+           "whose Pᵀ and dSᵀ are left operands as they stand (wgmma takes them from "
+           "registers); false: [query, key] tiles, transposed for those products "
+           "(mma.sync, whose left operands loaded once would stay in registers)">
   ];
 }
 

@@ -13,8 +13,10 @@
 //
 // Each (query tile, key tile) pair recomputes P = exp(f(τ Q Kᵀ) − L) from the saved L.
 // Grid 2 computes the pair's tiles transposed, [key, query] (Sᵀ = K Qᵀ, dPᵀ = V dOᵀ), so
-// that Pᵀ and dSᵀ are the left operands of dV += Pᵀ dO and dK += dSᵀ Q as they stand (on
-// the GPU: straight from the accumulator registers, no transpose through shared memory).
+// that Pᵀ and dSᵀ are the left operands of dV += Pᵀ dO and dK += dSᵀ Q as they stand
+// (wgmma: straight from the accumulator registers, no transpose through shared memory);
+// with keyMajor false (mma.sync, sm_80: K and V as left operands would be held in
+// registers across the loop) it computes [query, key] tiles and transposes P and dS.
 // dP − Δ accumulates onto −Δ and P is one exp2 of a multiply-add, as in the forward.
 // Tile classification runs transposed in grid 2: causal / window bounds give each key
 // tile the range of query tiles that see it, and tiles those bounds keep whole skip all
@@ -341,7 +343,7 @@ GradProgram::visitPair(const PairTiles &t, ValueRange acc,
 LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
                                                    attn::AttentionGradOp op,
                                                    const IRMapping &buffers,
-                                                   tile::ConfigAttr config) {
+                                                   tile::ConfigAttr config, bool keyMajor) {
   GradProgram g(b, op, buffers);
   g.bm = config.getBlockM();
   g.bn = config.getBlockN();
@@ -443,7 +445,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // 2. dK, dV per key tile: the query tiles that see any of its keys are those from the
   // first row whose diagonal reaches its first key (causal) to the last row whose window
   // still holds its last key.
-  g.keyRows = true;
+  g.keyRows = keyMajor;
   g.grid({kTiles, nkvHeads, nBatch}, config, [&](ArrayRef<Value> id) {
     g.batch = id[2];
     Value kvHead = id[1];
@@ -470,8 +472,10 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
         t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
         queryTiles(t, /*vectors=*/false);
         return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
-          Value dk = g.dot(g.narrow(pg.ds), t.q, cur[0]);
-          Value dvNew = g.dot(g.narrow(pg.p), t.dO, cur[1]);
+          // Pᵀ and dSᵀ: as computed in [key, query] tiles, else transposed.
+          auto keyRowsOf = [&](Value x) { return g.keyRows ? x : g.trans(x); };
+          Value dk = g.dot(keyRowsOf(g.narrow(pg.ds)), t.q, cur[0]);
+          Value dvNew = g.dot(keyRowsOf(g.narrow(pg.p)), t.dO, cur[1]);
           return SmallVector<Value>{dk, dvNew};
         });
       }));

@@ -19,11 +19,12 @@ mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
                                             const mlir::IRMapping &buffers,
                                             tile::ConfigAttr config);
 /// Its backward: Δ, then dK and dV per key tile, then dQ per query tile (deterministic);
-/// SoftmaxGradTileProgram.cpp.
+/// `keyMajor`: the dK / dV grid's pair tiles are [key, query] (see the pass option
+/// key-major-grad). SoftmaxGradTileProgram.cpp.
 mlir::LogicalResult buildSoftmaxGradTileProgram(mlir::ImplicitLocOpBuilder &b,
                                                 attn::AttentionGradOp op,
                                                 const mlir::IRMapping &buffers,
-                                                tile::ConfigAttr config);
+                                                tile::ConfigAttr config, bool keyMajor);
 /// Linear attention with its D x Dv state carried on chip across blocks of
 /// `config.block_m` tokens (Lightning Attention-2, SEMANTICS.md §2); LinearTileProgram.cpp.
 mlir::LogicalResult buildLinearTileProgram(mlir::ImplicitLocOpBuilder &b,

@@ -1,4 +1,5 @@
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16 key-major-grad=false" | FileCheck %s --check-prefix=QROWS
 
 // The softmax backward: Δ per query tile, dK / dV per key tile over the query tiles of
 // its group's heads that see it, dQ per query tile; scores recomputed from L.
@@ -34,6 +35,18 @@
 // CHECK: tile.dot %[[P]], %[[DOQ]], %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
 // CHECK: tile.store {{.*}}, %arg7
 // CHECK: tile.store {{.*}}, %arg8
+// key-major-grad=false (mma.sync targets): [query, key] tiles, P and dS transposed for
+// the dV and dK products.
+// QROWS-LABEL: func.func @grad_causal_gqa
+// QROWS: tile.grid
+// QROWS: tile.grid
+// QROWS: %[[S:.*]] = tile.dot %{{.*}}, %{{.*}}, %{{.*}} : tensor<32x64xf32>, tensor<64x16xf32> -> tensor<32x16xf32>
+// QROWS: %[[P:.*]] = math.exp2 %{{.*}} : tensor<32x16xf32>
+// QROWS: %[[DS:.*]] = arith.mulf %[[P]], %{{.*}} : tensor<32x16xf32>
+// QROWS: %[[DST:.*]] = tile.trans %[[DS]] : tensor<32x16xf32> -> tensor<16x32xf32>
+// QROWS: tile.dot %[[DST]], %{{.*}}, %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
+// QROWS: %[[PT:.*]] = tile.trans %[[P]] : tensor<32x16xf32> -> tensor<16x32xf32>
+// QROWS: tile.dot %[[PT]], %{{.*}}, %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
 // The query-tile grid: dQ.
 // CHECK: tile.grid
 // CHECK: scf.for {{.*}} -> (tensor<32x64xf32>)
