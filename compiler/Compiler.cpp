@@ -142,10 +142,17 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
 static bool writeExtent(ArrayRef<int64_t> f, llvm::raw_ostream &os) {
   if (f.size() < 2)
     return false;
-  if (f[0] == -4) { // [-4, n, f1 (n entries)..., f2...]: a product
+  if (f[0] == -5) { // [-5, k]: k blocks per SM (a persistent grid)
+    if (f.size() != 2 || f[1] < 1)
+      return false;
+    os << "{\"sm_count\": " << f[1] << "}";
+    return true;
+  }
+  // [-4 | -6, n, f1 (n entries)..., f2...]: the product or the minimum of two formulas
+  if (f[0] == -4 || f[0] == -6) {
     if (f[1] < 2 || size_t(f[1]) + 4 > f.size())
       return false;
-    os << "{\"product\": [";
+    os << (f[0] == -4 ? "{\"product\": [" : "{\"min\": [");
     if (!writeExtent(f.slice(2, f[1]), os))
       return false;
     os << ", ";
@@ -185,7 +192,7 @@ static bool writeExtent(ArrayRef<int64_t> f, llvm::raw_ostream &os) {
 /// caller's arguments' ranks, the workspaces and the launches, from the attributes the GPU
 /// pipeline left on it. False where an attribute is not of the shape codegen writes.
 static bool writeLaunchRecord(func::FuncOp func, ArrayAttr launches, ArrayAttr workspaces,
-                              std::string &out) {
+                              ArrayAttr tensorMaps, std::string &out) {
   llvm::raw_string_ostream json(out);
   auto extents = [&](Attribute list) {
     auto array = dyn_cast_or_null<ArrayAttr>(list);
@@ -221,6 +228,24 @@ static bool writeLaunchRecord(func::FuncOp func, ArrayAttr launches, ArrayAttr w
       return false;
     json << "}";
   }
+  // TMA descriptors (docs/LAUNCH_RECORD.md, "The facade's attributes"); none where codegen
+  // set no `tessera.tensor_maps`.
+  json << "], \"tensor_maps\": [";
+  if (!tensorMaps)
+    tensorMaps = ArrayAttr::get(func.getContext(), {});
+  for (auto [i, attr] : llvm::enumerate(tensorMaps)) {
+    auto map = dyn_cast<DictionaryAttr>(attr);
+    auto argument = map ? map.getAs<IntegerAttr>("argument") : IntegerAttr();
+    auto dtype = map ? map.getAs<StringAttr>("dtype") : StringAttr();
+    auto box = map ? map.getAs<DenseI64ArrayAttr>("box") : DenseI64ArrayAttr();
+    auto swizzle = map ? map.getAs<IntegerAttr>("swizzle") : IntegerAttr();
+    if (!argument || !dtype || !box || !swizzle || map.size() != 4)
+      return false;
+    json << (i ? ", " : "") << "{\"argument\": " << argument.getInt() << ", \"dtype\": \""
+         << dtype.getValue() << "\", \"box\": [";
+    llvm::interleaveComma(box.asArrayRef(), json);
+    json << "], \"swizzle\": " << swizzle.getInt() << "}";
+  }
   json << "], \"launches\": [";
   for (auto [i, attr] : llvm::enumerate(launches)) {
     auto launch = dyn_cast<DictionaryAttr>(attr);
@@ -240,6 +265,20 @@ static bool writeLaunchRecord(func::FuncOp func, ArrayAttr launches, ArrayAttr w
   return true;
 }
 
+/// The launch record of `func` from its `tessera.*` attributes; fails through `cc` where
+/// they are missing or not of the shape docs/LAUNCH_RECORD.md gives.
+static std::string recordFromAttributes(CompilerContext &cc, func::FuncOp func,
+                                        const std::string &entry) {
+  auto launches = func->getAttrOfType<ArrayAttr>("tessera.launches");
+  auto workspaces = func->getAttrOfType<ArrayAttr>("tessera.workspaces");
+  auto tensorMaps = func->getAttrOfType<ArrayAttr>("tessera.tensor_maps");
+  std::string json;
+  if (!launches || !workspaces || !writeLaunchRecord(func, launches, workspaces, tensorMaps, json))
+    cc.fail("the GPU pipeline wrote a launch record for '" + entry +
+            "' that the facade cannot translate (codegen/gpu and compiler/Compiler.cpp disagree)");
+  return json;
+}
+
 tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
                                                const std::string &entry,
                                                const TuningConfig &config,
@@ -253,16 +292,23 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
   cc.runPipeline(*module, gpuPipelineFor(config, chip));
   func = module->lookupSymbol<func::FuncOp>(entry);
   auto binary = module->lookupSymbol<mlir::gpu::BinaryOp>(entry + "_kernels");
-  auto launches = func ? func->getAttrOfType<ArrayAttr>("tessera.launches") : ArrayAttr();
-  auto workspaces = func ? func->getAttrOfType<ArrayAttr>("tessera.workspaces") : ArrayAttr();
-  if (!binary || !launches || !workspaces || binary.getObjects().size() != 1)
+  if (!binary || !func || !func->hasAttr("tessera.launches") ||
+      binary.getObjects().size() != 1)
     cc.fail("the GPU pipeline produced no kernel for '" + entry + "'");
   GpuKernelImage image;
   image.ptx = cast<mlir::gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
-  if (!writeLaunchRecord(func, launches, workspaces, image.launchesJson))
-    cc.fail("the GPU pipeline wrote a launch record for '" + entry +
-            "' that the facade cannot translate (codegen/gpu and compiler/Compiler.cpp disagree)");
+  image.launchesJson = recordFromAttributes(cc, func, entry);
   return image;
+}
+
+std::string tessera::launchRecordOf(const std::string &gpuModule, const std::string &entry) {
+  ensureRegistered();
+  CompilerContext cc;
+  auto module = cc.parse(gpuModule);
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    cc.fail("no function '" + entry + "' in the module");
+  return recordFromAttributes(cc, func, entry);
 }
 
 std::string tessera::verifyModule(const std::string &attnModule) {

@@ -53,6 +53,12 @@ struct GpuKernelImage {
 GpuKernelImage compileForGpu(const std::string &attnModule, const std::string &entry,
                              const TuningConfig &config, const std::string &chip);
 
+/// The launch record `compileForGpu` writes for `entry` of a module the GPU pipeline already
+/// lowered, from the entry's `tessera.launches`, `tessera.workspaces` and (optional)
+/// `tessera.tensor_maps` attributes (their shapes: docs/LAUNCH_RECORD.md). Throws
+/// CompileError where they are missing or malformed.
+std::string launchRecordOf(const std::string &gpuModule, const std::string &entry);
+
 /// The `tessera-opt` pipeline `compileForGpu` runs.
 std::string gpuPipelineFor(const TuningConfig &config, const std::string &chip);
 

@@ -231,11 +231,23 @@ std::vector<int64_t> integers(Fields &fields, const std::string &key, size_t cou
   return out;
 }
 
-/// Parses an extent; `ranks` are those of the arguments it may read.
-Extent parseExtent(const Json &value, const std::string &where,
-                   const std::vector<int64_t> &ranks) {
+/// What an extent may use: the ranks of the arguments it may read, the record's version
+/// (SM counts and minimums came with version 2), and where a grid uses the SM count.
+struct ExtentScope {
+  const std::vector<int64_t> &ranks;
+  int64_t version;
+  bool *usesSmCount;
+};
+
+/// Parses an extent within `scope`.
+Extent parseExtent(const Json &value, const std::string &where, const ExtentScope &scope) {
   Fields fields(value, where);
   Extent extent;
+  const std::vector<int64_t> &ranks = scope.ranks;
+  auto sinceVersion2 = [&](const char *key) {
+    if (scope.version < 2)
+      fields.fail("has '" + std::string(key) + "', which needs record version 2");
+  };
   auto argumentDim = [&](const std::string &key, int64_t &arg, int64_t &dim) {
     std::vector<int64_t> pair = integers(fields, key, 2);
     arg = pair[0], dim = pair[1];
@@ -246,13 +258,33 @@ Extent parseExtent(const Json &value, const std::string &where,
       fields.fail("reads dim " + std::to_string(dim) + " of argument " + std::to_string(arg) +
                   ", which has rank " + std::to_string(ranks[arg]));
   };
-  if (const Json *product = fields.find("product")) {
-    extent.kind = Extent::Kind::Product;
-    if (product->type != Json::Type::Array || product->items.size() != 2)
-      fields.fail("field 'product' must be a list of two extents");
+  for (const char *key : {"product", "min"}) {
+    const Json *pair = fields.find(key);
+    if (!pair)
+      continue;
+    bool isMin = key == std::string("min");
+    if (isMin)
+      sinceVersion2(key);
+    extent.kind = isMin ? Extent::Kind::Min : Extent::Kind::Product;
+    if (pair->type != Json::Type::Array || pair->items.size() != 2)
+      fields.fail("field '" + std::string(key) + "' must be a list of two extents");
     for (size_t i = 0; i < 2; ++i)
-      extent.factors.push_back(
-          parseExtent(product->items[i], where + ".product[" + std::to_string(i) + "]", ranks));
+      extent.factors.push_back(parseExtent(
+          pair->items[i], where + "." + key + "[" + std::to_string(i) + "]", scope));
+    fields.done();
+    return extent;
+  }
+  if (fields.find("sm_count")) {
+    sinceVersion2("sm_count");
+    if (!scope.usesSmCount)
+      fields.fail("reads the SM count, which only grids may");
+    const Json &perSm = fields.get("sm_count", Json::Type::Integer);
+    if (perSm.integer < 1 || perSm.integer > 64)
+      fields.fail("has sm_count " + std::to_string(perSm.integer) +
+                  "; 1 to 64 blocks per SM expected");
+    extent.kind = Extent::Kind::SmCount;
+    extent.value = perSm.integer;
+    *scope.usesSmCount = true;
     fields.done();
     return extent;
   }
@@ -283,6 +315,44 @@ Extent parseExtent(const Json &value, const std::string &where,
   return extent;
 }
 
+/// The version-2 field 'tensor_maps': TMA descriptors of tensors among `ranks` (the
+/// caller's arguments, then the workspaces).
+std::vector<TensorMapParameter> parseTensorMaps(Fields &top, const std::vector<int64_t> &ranks) {
+  std::vector<TensorMapParameter> maps;
+  if (!top.find("tensor_maps")) // optional: a module without descriptors leaves it out
+    return maps;
+  const Json &list = top.get("tensor_maps", Json::Type::Array);
+  for (size_t i = 0; i < list.items.size(); ++i) {
+    Fields fields(list.items[i], "tensor_maps[" + std::to_string(i) + "]");
+    TensorMapParameter map;
+    map.argument = fields.get("argument", Json::Type::Integer).integer;
+    if (map.argument < 0 || size_t(map.argument) >= ranks.size())
+      fields.fail("describes argument " + std::to_string(map.argument) + " of " +
+                  std::to_string(ranks.size()) + " (arguments, then workspaces)");
+    map.dtype = fields.get("dtype", Json::Type::String).string;
+    try {
+      tensorMapElementBytes(map.dtype);
+    } catch (const TensorMapError &) {
+      fields.fail("has dtype '" + map.dtype + "'; one of i32, f32, bf16, f16 expected");
+    }
+    map.box = integers(fields, "box", 0);
+    int64_t rank = ranks[map.argument];
+    if (rank < 1 || rank > 5 || map.box.size() != size_t(rank))
+      fields.fail("has a box of " + std::to_string(map.box.size()) + " dims for argument " +
+                  std::to_string(map.argument) + " of rank " + std::to_string(rank) +
+                  " (TMA: rank 1 to 5, one box dim per dim)");
+    for (int64_t b : map.box)
+      if (b < 1 || b > 256)
+        fields.fail("has box dim " + std::to_string(b) + "; TMA copies 1 to 256 per dim");
+    map.swizzle = fields.get("swizzle", Json::Type::Integer).integer;
+    if (map.swizzle != 0 && map.swizzle != 32 && map.swizzle != 64 && map.swizzle != 128)
+      fields.fail("has swizzle " + std::to_string(map.swizzle) + "; 0, 32, 64 or 128 expected");
+    fields.done();
+    maps.push_back(std::move(map));
+  }
+  return maps;
+}
+
 int64_t nonNegative(Fields &fields, const std::string &key) {
   int64_t value = fields.get(key, Json::Type::Integer).integer;
   if (value < 0)
@@ -301,11 +371,13 @@ LaunchRecord LaunchRecord::parse(const std::string &json) {
   if (!version)
     throw LaunchRecordError("launch record has no version (written before version " +
                             std::to_string(kLaunchRecordVersion) + "); recompile the kernel");
-  if (version->type != Json::Type::Integer || version->integer != kLaunchRecordVersion)
+  if (version->type != Json::Type::Integer || version->integer < kOldestLaunchRecordVersion ||
+      version->integer > kLaunchRecordVersion)
     throw LaunchRecordError(
         "launch record version " +
         (version->type == Json::Type::Integer ? std::to_string(version->integer) : "(not an integer)") +
-        " is not read by this runtime, which reads version " +
+        " is not read by this runtime, which reads versions " +
+        std::to_string(kOldestLaunchRecordVersion) + " to " +
         std::to_string(kLaunchRecordVersion));
   record.version_ = version->integer;
   record.argumentRanks_ = integers(top, "arguments", 0);
@@ -326,7 +398,8 @@ LaunchRecord LaunchRecord::parse(const std::string &json) {
     const Json &shape = fields.get("shape", Json::Type::Array);
     for (size_t d = 0; d < shape.items.size(); ++d)
       workspace.shape.push_back(
-          parseExtent(shape.items[d], fields.where + ".shape[" + std::to_string(d) + "]", ranks));
+          parseExtent(shape.items[d], fields.where + ".shape[" + std::to_string(d) + "]",
+                      {ranks, record.version_, nullptr}));
     fields.done();
     ranks.push_back(int64_t(workspace.shape.size()));
     record.workspaces_.push_back(std::move(workspace));
@@ -349,10 +422,13 @@ LaunchRecord LaunchRecord::parse(const std::string &json) {
       fields.fail("has a grid of " + std::to_string(grid.items.size()) + " dims; 1 to 3 expected");
     for (size_t d = 0; d < grid.items.size(); ++d)
       launch.grid.push_back(
-          parseExtent(grid.items[d], fields.where + ".grid[" + std::to_string(d) + "]", ranks));
+          parseExtent(grid.items[d], fields.where + ".grid[" + std::to_string(d) + "]",
+                      {ranks, record.version_, &record.usesSmCount_}));
     fields.done();
     record.launches_.push_back(std::move(launch));
   }
+  if (record.version_ >= 2)
+    record.tensorMaps_ = parseTensorMaps(top, ranks);
   top.done();
   return record;
 }
@@ -370,6 +446,9 @@ void LaunchRecord::checkArgumentRanks(const std::vector<size_t> &ranks) const {
 
 namespace {
 struct Int64Ops {
+  int64_t sms;
+  int64_t smCount() const { return sms; }
+  int64_t min(int64_t a, int64_t b) const { return std::min(a, b); }
   int64_t constant(int64_t c) const { return c; }
   int64_t ceilDiv(int64_t x, int64_t q) const { return x >= 0 ? (x + q - 1) / q : -(-x / q); }
   int64_t floorDiv(int64_t x, int64_t q) const { return x >= 0 ? x / q : -((-x + q - 1) / q); }
@@ -378,7 +457,16 @@ struct Int64Ops {
 };
 } // namespace
 
-LaunchPlan LaunchRecord::plan(const std::vector<std::vector<int64_t>> &argumentShapes) const {
+void LaunchRecord::checkSmCount(int64_t smCount) const {
+  if (usesSmCount_ && smCount < 1)
+    throw LaunchRecordError("launch record: a grid is a number of SMs (a persistent kernel); "
+                            "planning it needs the device's SM count, got " +
+                            std::to_string(smCount));
+}
+
+LaunchPlan LaunchRecord::plan(const std::vector<std::vector<int64_t>> &argumentShapes,
+                              int64_t smCount) const {
+  checkSmCount(smCount);
   std::vector<size_t> ranks;
   for (const auto &shape : argumentShapes)
     ranks.push_back(shape.size());
@@ -390,30 +478,30 @@ LaunchPlan LaunchRecord::plan(const std::vector<std::vector<int64_t>> &argumentS
   // Workspaces follow the caller's arguments: a later shape may read an earlier one.
   std::vector<std::vector<int64_t>> shapes = argumentShapes;
   auto sizeOf = [&](int64_t arg, int64_t dim) { return shapes[arg][dim]; };
+  Int64Ops ops{smCount};
   LaunchPlan plan;
   for (const Workspace &workspace : workspaces_) {
     std::vector<int64_t> shape;
     for (const Extent &extent : workspace.shape)
-      shape.push_back(evaluateExtent<int64_t>(extent, sizeOf, Int64Ops()));
+      shape.push_back(evaluateExtent<int64_t>(extent, sizeOf, ops));
     shapes.push_back(shape);
     plan.workspaceShapes.push_back(std::move(shape));
   }
   for (const Launch &launch : launches_) {
     std::array<int64_t, 3> grid = {1, 1, 1};
     for (size_t d = 0; d < launch.grid.size(); ++d)
-      grid[d] = evaluateExtent<int64_t>(launch.grid[d], sizeOf, Int64Ops());
+      grid[d] = evaluateExtent<int64_t>(launch.grid[d], sizeOf, ops);
     plan.grids.push_back(grid);
   }
   return plan;
 }
 
-PackedParameters LaunchRecord::pack(const std::vector<TensorLayout> &tensors) const {
+void LaunchRecord::checkTensors(const std::vector<TensorLayout> &tensors) const {
   size_t expected = argumentRanks_.size() + workspaces_.size();
   if (tensors.size() != expected)
     throw LaunchRecordError("the kernels take " + std::to_string(argumentRanks_.size()) +
                             " arguments and " + std::to_string(workspaces_.size()) +
                             " workspaces, got " + std::to_string(tensors.size()) + " tensors");
-  PackedParameters packed;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorLayout &t = tensors[i];
     size_t rank = i < argumentRanks_.size() ? size_t(argumentRanks_[i])
@@ -423,6 +511,13 @@ PackedParameters LaunchRecord::pack(const std::vector<TensorLayout> &tensors) co
                               std::to_string(rank) + " (sizes and strides), got " +
                               std::to_string(t.sizes.size()) + " sizes and " +
                               std::to_string(t.strides.size()) + " strides");
+  }
+}
+
+PackedParameters LaunchRecord::pack(const std::vector<TensorLayout> &tensors) const {
+  checkTensors(tensors);
+  PackedParameters packed;
+  for (const TensorLayout &t : tensors) {
     packed.pointerSlots.push_back(packed.values.size());
     packed.values.push_back(int64_t(t.data)); // allocated
     packed.values.push_back(int64_t(t.data)); // aligned
@@ -431,4 +526,35 @@ PackedParameters LaunchRecord::pack(const std::vector<TensorLayout> &tensors) co
     packed.values.insert(packed.values.end(), t.strides.begin(), t.strides.end());
   }
   return packed;
+}
+
+std::vector<TensorMap> LaunchRecord::encodeTensorMaps(const std::vector<TensorLayout> &tensors,
+                                                      TensorMapCache &cache) const {
+  checkTensors(tensors);
+  std::vector<TensorMap> maps;
+  maps.reserve(tensorMaps_.size());
+  for (size_t i = 0; i < tensorMaps_.size(); ++i) {
+    const TensorMapParameter &p = tensorMaps_[i];
+    const TensorLayout &t = tensors[p.argument];
+    if (std::count(t.sizes.begin(), t.sizes.end(), 0)) {
+      maps.push_back(TensorMap{}); // an empty tensor: nothing to copy, no grid reads it
+      continue;
+    }
+    TensorMapRequest request;
+    request.address = t.data;
+    request.dtype = p.dtype;
+    request.sizes = t.sizes;
+    int64_t elementBytes = tensorMapElementBytes(p.dtype);
+    for (int64_t stride : t.strides)
+      request.strideBytes.push_back(stride * elementBytes);
+    request.box = p.box;
+    request.swizzleBytes = p.swizzle;
+    try {
+      maps.push_back(cache.get(request));
+    } catch (const TensorMapError &e) {
+      throw LaunchRecordError("argument " + std::to_string(p.argument) + " (tensor_maps[" +
+                              std::to_string(i) + "]): " + e.what());
+    }
+  }
+  return maps;
 }

@@ -74,6 +74,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("module"), py::arg("entry"), py::arg("chip") = "sm_90a", CONFIG_ARGS,
       "Compile to PTX; returns (ptx bytes, launches JSON).");
+  m.def("launch_record", &launchRecordOf, py::arg("module"), py::arg("entry"),
+        "The launch record JSON compile_gpu writes, from the tessera.* attributes of "
+        "`entry` in an already lowered module (docs/LAUNCH_RECORD.md).");
   m.def(
       "gpu_pipeline",
       [](const std::string &chip, int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp,

@@ -91,7 +91,8 @@ class KernelImage:
     """The compiled kernels of one module, loaded per device and launched on torch's
     current stream; the launch record (runtime/LaunchRecord.h) gives their grids, the
     workspaces (buffers between its grids, allocated per call) and the parameters (a
-    memref descriptor per argument, then per workspace)."""
+    memref descriptor per argument, then per workspace, then the TMA descriptors, encoded
+    per call from the runtime's descriptor cache); persistent grids read the SM count."""
 
     def __init__(self, module: str, entry: str, config, chip: str) -> None:
         self.record, self.ptx = load_image(module, entry, config, chip)
@@ -106,6 +107,8 @@ class KernelImage:
         self._loaded = {}
         self._plans = {}
         self._workspace_dtypes = None
+        self._has_tensor_maps = bool(record.tensor_maps)
+        self._sm_counts = {} if record.uses_sm_count else None
 
     def workspace_dtypes(self) -> list:
         if self._workspace_dtypes is None:
@@ -114,18 +117,31 @@ class KernelImage:
                                       for d in self.record.workspace_dtypes]
         return self._workspace_dtypes
 
-    def plan(self, shapes, cache: bool = True):
-        """(workspace shapes, grid per launch) for arguments of `shapes`, worked out once
-        per set of shapes: a call then only allocates and launches. cache=False for
-        symbolic shapes (torch.compile's fake tensors)."""
+    def _sm_count(self, device_index) -> int:
+        """The SM count persistent grids are planned for: 0 where no grid reads it; 1 where
+        no device is named (workspace shapes never read it: fake tensors ask for those)."""
+        if self._sm_counts is None:
+            return 0
+        if device_index is None:
+            return 1
+        if device_index not in self._sm_counts:
+            self._sm_counts[device_index] = _runtime.multiprocessor_count(device_index)
+        return self._sm_counts[device_index]
+
+    def plan(self, shapes, cache: bool = True, device_index=None):
+        """(workspace shapes, grid per launch) for arguments of `shapes` on a device,
+        worked out once per set of shapes: a call then only allocates and launches.
+        cache=False for symbolic shapes (torch.compile's fake tensors)."""
+        sms = self._sm_count(device_index)
         if not cache:
-            return self.record.plan_symbolic([list(s) for s in shapes])
-        plan = self._plans.get(shapes)
+            return self.record.plan_symbolic([list(s) for s in shapes], sms)
+        key = (shapes, sms) if sms else shapes
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self.record.plan(shapes)
+            plan = self.record.plan(shapes, sms)
             if len(self._plans) > 4096:  # shapes that keep changing: do not grow forever
                 self._plans.clear()
-            self._plans[shapes] = plan
+            self._plans[key] = plan
         return plan
 
     def _kernels(self, device_index: int):
@@ -139,13 +155,21 @@ class KernelImage:
         unless given); returns the workspaces."""
         torch = torch_module()
         device = args[0].device
-        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
+        index = device.index or 0
+        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args),
+                                            device_index=index)
         if workspaces is None:
             workspaces = [torch.empty(s, device=device, dtype=d)
                           for s, d in zip(workspace_shapes, self.workspace_dtypes())]
-        params, _ = self.record.pack([*args, *workspaces])
-        self._run(device.index or 0, grids, params, first, last)
+        tensors = [*args, *workspaces]
+        params, _ = self.record.pack(tensors)
+        self._run(index, grids, params, first, last, self._tensor_maps(tensors))
         return workspaces
+
+    def _tensor_maps(self, tensors):
+        """The TMA descriptors for these tensors (the runtime's cache encodes each layout
+        and pointer once); None for kernels that take none."""
+        return self.record.encode_tensor_maps(tensors) if self._has_tensor_maps else None
 
     def launcher(self, args):
         """A function launching every kernel on tensors laid out as `args` (shapes,
@@ -154,7 +178,9 @@ class KernelImage:
         allocates the workspaces and launches."""
         torch = torch_module()
         device = args[0].device
-        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args))
+        index = device.index or 0
+        workspace_shapes, grids = self.plan(tuple(tuple(t.shape) for t in args),
+                                            device_index=index)
         dtypes = self.workspace_dtypes()
         laid_out = [torch.empty(s, device="meta", dtype=d)  # the workspaces' strides
                     for s, d in zip(workspace_shapes, dtypes)]
@@ -164,15 +190,18 @@ class KernelImage:
             workspaces = [torch.empty(s, device=device, dtype=d)
                           for s, d in zip(workspace_shapes, dtypes)]
             params = template.copy()
-            for slot, t in zip(slots, (*tensors, *workspaces)):
+            everything = (*tensors, *workspaces)
+            for slot, t in zip(slots, everything):
                 params[slot] = params[slot + 1] = t.data_ptr()
-            self._run(device.index or 0, grids, params)
+            self._run(index, grids, params, tensor_maps=self._tensor_maps(everything))
         return launch
 
-    def _run(self, device_index: int, grids, params, first: int = 0, last=None):
-        """Launches kernels [first, last) with these grids and parameters on torch's
-        current stream (a capture's, inside CUDA graph capture; the raw handle costs a
-        fraction of a µs, torch.cuda.current_stream a few)."""
+    def _run(self, device_index: int, grids, params, first: int = 0, last=None,
+             tensor_maps=None):
+        """Launches kernels [first, last) with these grids and parameters (then the TMA
+        descriptors, where the kernels take any) on torch's current stream (a capture's,
+        inside CUDA graph capture; the raw handle costs a fraction of a µs,
+        torch.cuda.current_stream a few)."""
         torch = torch_module()
         stream = torch._C._cuda_getCurrentRawStream(device_index)
         kernels = self._kernels(device_index)
@@ -180,7 +209,10 @@ class KernelImage:
                                                     grids))[first:last]:
             if min(grid) == 0:
                 continue
-            kernel.launch(grid, block, smem, stream, params)
+            if tensor_maps is None:
+                kernel.launch(grid, block, smem, stream, params)
+            else:
+                kernel.launch(grid, block, smem, stream, params, tensor_maps)
 
     def profile(self, args, repeat: int):
         """(kernel, grid, ms) per launch: each launched alone after the ones before it
@@ -188,7 +220,8 @@ class KernelImage:
         torch = torch_module()
         workspaces = self.launch(args)
         torch.cuda.synchronize()
-        _, grids = self.plan(tuple(tuple(t.shape) for t in args))
+        _, grids = self.plan(tuple(tuple(t.shape) for t in args),
+                             device_index=args[0].device.index or 0)
         out = []
         for i, name in enumerate(self.kernels):
             best = float("inf")
