@@ -69,6 +69,14 @@ struct CompilerContext {
     return module;
   }
 
+  /// The function `entry` of `module`; fails naming it where there is none.
+  func::FuncOp entryFunction(ModuleOp module, const std::string &entry) {
+    auto func = module.lookupSymbol<func::FuncOp>(entry);
+    if (!func)
+      fail("no function '" + entry + "' in the module");
+    return func;
+  }
+
   void runPipeline(ModuleOp module, const std::string &pipeline) {
     // Pipelines are printed anchored on the module, as tessera-opt's --pass-pipeline
     // takes them; the pass manager below is that anchor, so it gets the inner list.
@@ -286,11 +294,9 @@ tessera::GpuKernelImage tessera::compileForGpu(const std::string &attnModule,
   ensureRegistered();
   CompilerContext cc;
   auto module = cc.parse(attnModule);
-  auto func = module->lookupSymbol<func::FuncOp>(entry);
-  if (!func)
-    cc.fail("no function '" + entry + "' in the module");
+  cc.entryFunction(*module, entry);
   cc.runPipeline(*module, gpuPipelineFor(config, chip));
-  func = module->lookupSymbol<func::FuncOp>(entry);
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
   auto binary = module->lookupSymbol<mlir::gpu::BinaryOp>(entry + "_kernels");
   if (!binary || !func || !func->hasAttr("tessera.launches") ||
       binary.getObjects().size() != 1)
@@ -305,10 +311,7 @@ std::string tessera::launchRecordOf(const std::string &gpuModule, const std::str
   ensureRegistered();
   CompilerContext cc;
   auto module = cc.parse(gpuModule);
-  auto func = module->lookupSymbol<func::FuncOp>(entry);
-  if (!func)
-    cc.fail("no function '" + entry + "' in the module");
-  return recordFromAttributes(cc, func, entry);
+  return recordFromAttributes(cc, cc.entryFunction(*module, entry), entry);
 }
 
 std::string tessera::verifyModule(const std::string &attnModule) {
@@ -346,9 +349,7 @@ tessera::CpuKernel::compile(const std::string &attnModule, const std::string &en
   });
   auto impl = std::make_unique<Impl>();
   auto module = impl->cc.parse(attnModule);
-  auto func = module->lookupSymbol<func::FuncOp>(entry);
-  if (!func)
-    impl->cc.fail("no function '" + entry + "' in the module");
+  auto func = impl->cc.entryFunction(*module, entry);
   impl->numArgs = func.getNumArguments() + func.getNumResults();
   impl->entry = entry;
   impl->cc.runPipeline(*module, pipelineFor(Stage::Llvm, config));

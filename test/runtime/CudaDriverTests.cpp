@@ -9,12 +9,7 @@
 #include <filesystem>
 
 using namespace tessera::runtime;
-
-namespace {
-bool contains(const std::string &text, const std::string &part) {
-  return text.find(part) != std::string::npos;
-}
-} // namespace
+using tessera::runtime::test::contains;
 
 TEST(missingLibraryIsUnavailableWithAReason) {
   CudaDriver driver("libtessera-no-such-driver.so.1");

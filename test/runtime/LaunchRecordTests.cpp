@@ -7,6 +7,7 @@
 #include <string>
 
 using namespace tessera::runtime;
+using tessera::runtime::test::contains;
 
 namespace {
 
@@ -34,10 +35,6 @@ std::string errorOf(const std::string &text) {
     return e.what();
   }
   return "";
-}
-
-bool contains(const std::string &text, const std::string &part) {
-  return text.find(part) != std::string::npos;
 }
 
 } // namespace

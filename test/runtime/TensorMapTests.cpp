@@ -9,6 +9,7 @@
 #include <vector>
 
 using namespace tessera::runtime;
+using tessera::runtime::test::contains;
 
 namespace {
 
@@ -59,10 +60,6 @@ std::string errorOf(const TensorMapRequest &request) {
     return e.what();
   }
   return "";
-}
-
-bool contains(const std::string &text, const std::string &part) {
-  return text.find(part) != std::string::npos;
 }
 
 } // namespace

@@ -33,6 +33,11 @@ struct Skip : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Whether `text` (an error message) holds `part`.
+inline bool contains(const std::string &text, const std::string &part) {
+  return text.find(part) != std::string::npos;
+}
+
 inline std::string where(const char *file, int line) {
   return std::string(file) + ":" + std::to_string(line) + ": ";
 }
