@@ -67,7 +67,7 @@ def invalid_for_backward(config: Config, target: str, head_dim: int,
 
 class BackwardRun:
     """One set of inputs for timing the backward: o and lse of a forward call, a fixed
-    grad_out and the gradients' buffers; `run(kernel)` launches kernel.grad once."""
+    grad_out and the gradients' buffers; `runner(kernel)()` launches kernel.grad once."""
 
     def __init__(self, kernel, q, k, v, buffers, target: str) -> None:
         self.q, self.k, self.v, self.buffers = q, k, v, dict(buffers)
