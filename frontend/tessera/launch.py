@@ -163,13 +163,12 @@ class KernelImage:
                           for s, d in zip(workspace_shapes, self.workspace_dtypes())]
         tensors = [*args, *workspaces]
         params, _ = self.record.pack(tensors)
-        self._run(index, grids, params, first, last, self._tensor_maps(tensors))
+        if self._has_tensor_maps:  # encoded per call: the runtime's cache makes repeats free
+            self._run(index, grids, params, first, last,
+                      tensor_maps=self.record.encode_tensor_maps(tensors))
+        else:
+            self._run(index, grids, params, first, last)
         return workspaces
-
-    def _tensor_maps(self, tensors):
-        """The TMA descriptors for these tensors (the runtime's cache encodes each layout
-        and pointer once); None for kernels that take none."""
-        return self.record.encode_tensor_maps(tensors) if self._has_tensor_maps else None
 
     def launcher(self, args):
         """A function launching every kernel on tensors laid out as `args` (shapes,
@@ -185,6 +184,7 @@ class KernelImage:
         laid_out = [torch.empty(s, device="meta", dtype=d)  # the workspaces' strides
                     for s, d in zip(workspace_shapes, dtypes)]
         template, slots = self.record.pack([*args, *laid_out])
+        encode = self.record.encode_tensor_maps if self._has_tensor_maps else None
 
         def launch(tensors):
             workspaces = [torch.empty(s, device=device, dtype=d)
@@ -193,7 +193,10 @@ class KernelImage:
             everything = (*tensors, *workspaces)
             for slot, t in zip(slots, everything):
                 params[slot] = params[slot + 1] = t.data_ptr()
-            self._run(index, grids, params, tensor_maps=self._tensor_maps(everything))
+            if encode is None:
+                self._run(index, grids, params)
+            else:
+                self._run(index, grids, params, tensor_maps=encode(everything))
         return launch
 
     def _run(self, device_index: int, grids, params, first: int = 0, last=None,
