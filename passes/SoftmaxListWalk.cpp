@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "passes/SoftmaxTileProgram.h"
 
+#include "passes/LoopReadAhead.h"
 #include "passes/TileLoopAttrs.h"
 
 #include <limits>
@@ -27,52 +28,45 @@ struct ListedKeyTile {
 
 /// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
 /// tile from `entry = fetch(j)`. The loop is shaped for TileToGpu's pipelining
-/// (docs/RationaleTile.md, "What the GPU lowering relies on"):
+/// (docs/RationaleTile.md, "Loop attributes, and what the GPU lowering relies on"):
 /// - K and V are loaded at the top of the body, before the branches that apply the
 ///   tile, their indices computed from j alone (pure ops and list reads): only such
 ///   loads are prefetched (findPrefetches);
 /// - every read is clamped (list place, tile), so the reads of iterations past the last
 ///   are in bounds (tile.speculable); the loop sits under total > 0, since the first
-///   iteration's reads are issued before the loop and an empty list has no place;
-/// - with one stage nothing is prefetched, so the entry of tile j + 1 is read during
-///   tile j and carried (fetchAhead): its latency leaves the path to the copies. With
-///   more it is not carried: a load whose indices depend on a carried value is never
-///   prefetched.
+///   iteration's reads are issued before the loop and an empty list has no place.
+/// With one stage nothing is prefetched, so the entry is then read one tile ahead
+/// (carryReadAhead): its latency leaves the path to the copies. With more it must not
+/// be: a load whose indices depend on a carried value is never prefetched.
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value)> choose) {
-  bool fetchAhead = p.config.getNumStages() < 2;
-  Value c0 = p.cIndex(0), c1 = p.cIndex(1);
+  Value c0 = p.cIndex(0);
+  memref::LoadOp entryRead;
   auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-    Value entry = fetchAhead ? carried.front() : fetch(j);
-    ValueRange tileState = fetchAhead ? carried.drop_front() : carried;
-    SmallVector<Value> out;
-    if (fetchAhead)
-      out.push_back(fetch(arith::AddIOp::create(p.b, j, c1)));
+    Value entry = fetch(j);
+    entryRead = entry.getDefiningOp<memref::LoadOp>();
     ListedKeyTile c = choose(j, entry);
     auto [k, v] = p.loadKeyValue(c.n0);
     auto apply = [&] {
       return p.ifElse(
-          c.whole, [&] { return p.step(c.n0, k, v, tileState, false); },
-          [&] { return p.step(c.n0, k, v, tileState, true); });
+          c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
+          [&] { return p.step(c.n0, k, v, carried, true); });
     };
-    SmallVector<Value> next =
-        c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(tileState); })
-                : apply();
-    llvm::append_range(out, next);
-    return out;
+    return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
+                   : apply();
   };
   SmallVector<Value> &state = p.state;
   SmallVector<Value> unchanged(state);
   state = p.ifElse(
       p.cmpI(P::sgt, total, c0),
       [&] {
-        if (fetchAhead)
-          state.insert(state.begin(), fetch(c0));
         ValueRange results = p.forLoop(c0, total, state, body);
-        results.front().getDefiningOp()->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
-        state.assign(results.begin(), results.end());
-        if (fetchAhead)
-          state.erase(state.begin());
+        auto loop = cast<scf::ForOp>(results.front().getDefiningOp());
+        loop->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
+        if (p.config.getNumStages() < 2)
+          loop = *carryReadAhead(p.b, loop, entryRead);
+        ValueRange tileState = loop.getResults().take_back(state.size());
+        state.assign(tileState.begin(), tileState.end());
         return state;
       },
       [&] { return unchanged; });
