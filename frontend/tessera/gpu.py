@@ -152,8 +152,8 @@ class GpuKernel:
     def grad_image(self) -> KernelImage:
         """The gradient module's image (three grids and the Δ workspace), compiled with
         `grad_config` (the backward's own; see default_grad_config) on first use."""
-        config = getattr(self, "grad_config", None) or default_grad_config(self.head_dim,
-                                                                           self.value_dim)
+        config = getattr(self, "grad_config", None) or default_grad_config(
+            self.head_dim, self.value_dim, self.chip)
         images = self.__dict__.setdefault("_grad_images", {})
         if config not in images:
             module = grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
@@ -161,13 +161,16 @@ class GpuKernel:
         return images[config]
 
 
-def default_grad_config(head_dim: int, value_dim: int):
+def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
     """The softmax backward's config, apart from the forward's: its key tiles are product
     rows too (dK and dV accumulate per key), so both tile sizes must be multiples of
     16 x num_warps (64 for 4 warps; the forward's 32-key tiles past D = 128 do not
-    compile), and two stages only where the staged tiles fit (one past D = 192). Set
-    `kernel.grad_config` to another Config, or tune it: autotune(..., backward=True)."""
-    two = Config(block_m=64, block_n=64, num_warps=4, num_stages=2)
-    if grad_shared_bytes(two, head_dim, value_dim) <= GRAD_SHARED_BUDGET:
-        return two
-    return Config(block_m=64, block_n=64, num_warps=4, num_stages=1)
+    compile), and two stages only where the staged tiles fit (one past D = 192). On sm_80
+    min_blocks = 1 (.minnctapersm 1): without it ptxas gave the D = 128 block-list dK/dV
+    kernel 168 registers and 1304 B of spills instead of 255 and 424 (nothing else moves).
+    Set `kernel.grad_config` to another Config, or tune it: autotune(..., backward=True)."""
+    stages = 2
+    if grad_shared_bytes(Config(num_stages=2), head_dim, value_dim) > GRAD_SHARED_BUDGET:
+        stages = 1
+    return Config(block_m=64, block_n=64, num_warps=4, num_stages=stages,
+                  min_blocks=0 if chip == "sm_90a" else 1)
