@@ -65,8 +65,10 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
 /// Tile programs -> PTX, the options already checked.
 static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuInput());
+  tessera::gpu::TileToTgpuOptions layouts;
+  layouts.wgmma = options.chip == "sm_90a";
+  pm.addPass(tessera::gpu::createTileToTgpu(layouts));
   tessera::gpu::TileToGpuOptions distribute;
-  distribute.wgmma = options.chip == "sm_90a";
   distribute.minBlocks = options.minBlocks;
   pm.addPass(tessera::gpu::createTileToGpu(distribute));
   GpuNVVMAttachTargetOptions target;

@@ -52,8 +52,9 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
 
 int Distributor::swizzledBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t stages = doubleBuffered.contains({op.getSource(), tileType}) ? prefetchStages() : 1;
-  auto key = std::make_pair(scalars.lookup(op.getSource()), Type(tileType));
+  Type bare = bufferKey(tileType);
+  int64_t stages = doubleBuffered.contains({op.getSource(), bare}) ? prefetchStages() : 1;
+  auto key = std::make_pair(scalars.lookup(op.getSource()), bare);
   auto it = swizzledBuffers.find(key);
   if (it != swizzledBuffers.end())
     return it->second;
@@ -177,7 +178,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   if (rows % 8 || cols % kSwizzleCols)
     return emitError(v.getLoc(), "a computed warpgroup operand needs rows in multiples of 8 "
                                  "and columns in multiples of 64");
-  const Layout &have = layoutOf(v);
+  Layout have = layoutOf(v);
   FailureOr<Slots> slots = slotsOf(v, have);
   if (failed(slots))
     return failure();

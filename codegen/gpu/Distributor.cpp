@@ -37,7 +37,7 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       shared[trans.getResult()] = transposedView(it->second);
       return success();
     }
-    const Layout &in = layoutOf(trans.getInput()), &out = layoutOf(trans.getResult());
+    Layout in = layoutOf(trans.getInput()), out = layoutOf(trans.getResult());
     // BT and B enumerate the same elements in the same slot order: a relabeling.
     if (in.kind == LayoutKind::BT && out.kind == LayoutKind::B) {
       tiles[trans.getResult()] = tiles.lookup(trans.getInput());

@@ -13,6 +13,7 @@
 #define TESSERA_CODEGEN_GPU_DISTRIBUTOR_H
 
 #include "codegen/gpu/LayoutAssignment.h"
+#include "codegen/gpu/LayoutEncoding.h"
 #include "codegen/gpu/Wgmma.h"
 #include "dialect/tile/TileDialect.h"
 
@@ -60,10 +61,9 @@ bool isStoredTranspose(tile::TransOp t);
 /// Emits the body of one kernel: the grid body's ops, distributed over threads.
 class Distributor {
 public:
-  Distributor(ImplicitLocOpBuilder &b, const DenseMap<Value, Layout> &layouts,
-              int64_t numWarps, int64_t numStages, bool wgmma,
+  Distributor(ImplicitLocOpBuilder &b, int64_t numWarps, int64_t numStages, bool wgmma,
               ::mlir::gpu::GPUFuncOp kernel)
-      : b(b), layouts(layouts), kernel(kernel), numThreads(32 * numWarps),
+      : b(b), kernel(kernel), numThreads(32 * numWarps),
         numWarps(numWarps), numStages(numStages), wgmma(wgmma) {
     Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
     threadId = tid;
@@ -100,7 +100,6 @@ public:
 
 private:
   ImplicitLocOpBuilder &b;
-  const DenseMap<Value, Layout> &layouts;
   DenseMap<Value, Slots> tiles;
   Value g, t2, isQuadLeader, threadId, lane, warp, warpgroup;
   /// 16 * mTiles * warp + g per m-tile count: the first row of a lane in row-distributed
@@ -358,7 +357,17 @@ private:
     SlotCoord c = slotCoord(l, s);
     return {coord(l, c.rowBase, c.row), l.cols ? coord(l, c.colBase, c.col) : Value()};
   }
-  const Layout &layoutOf(Value v) { return layouts.find(v)->second; }
+  /// The layout tessera-tile-to-tgpu wrote in `v`'s type (every non-splat tile has one).
+  static Layout layoutOf(Value v) {
+    std::optional<Layout> l = layoutOfType(v.getType());
+    assert(l && "a tile without a #tgpu layout");
+    return *l;
+  }
+  /// A tile type as a buffer key: loads of one source share buffers whatever their
+  /// layouts.
+  static Type bufferKey(Type tileType) {
+    return cast<RankedTensorType>(tileType).cloneWithEncoding({});
+  }
 
   /// The per-thread scalars of tile `v` in layout `want`; a splat gives its scalar in
   /// every slot.

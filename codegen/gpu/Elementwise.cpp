@@ -61,7 +61,7 @@ Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
 }
 
 LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
-  const Layout &in = layoutOf(op.getInput());
+  Layout in = layoutOf(op.getInput());
   bool rowSpanToRows = in.kind == LayoutKind::RowSpan && op.getAxis() == 1;
   if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col &&
       !rowSpanToRows)
@@ -131,7 +131,7 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
 }
 
 LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
-  const Layout &outL = layoutOf(op.getResult());
+  Layout outL = layoutOf(op.getResult());
   bool rowSpan = outL.kind == LayoutKind::RowSpan;
   if (!rowSpan && outL.kind != LayoutKind::Acc)
     return op.emitError("the GPU target broadcasts into accumulator and row-span tiles only");
@@ -157,7 +157,7 @@ LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
 }
 
 LogicalResult Distributor::lowerRange(tile::RangeOp op) {
-  const Layout &l = layoutOf(op.getResult());
+  Layout l = layoutOf(op.getResult());
   Value start = scalars.lookup(op.getStart());
   Slots out;
   for (int64_t s = 0; s < numSlots(l); ++s) {
@@ -186,7 +186,7 @@ static Value rowFactor(arith::MulFOp op, Value &scaled) {
 /// branch instead of a product per element. An online softmax's factor is 1 for every
 /// key tile that moves no row's maximum (most of them, see SoftmaxTileProgram's kMaxLag).
 LogicalResult Distributor::lowerRowScale(arith::MulFOp op, Value scaled, Value factor) {
-  const Layout &l = layoutOf(op.getResult());
+  Layout l = layoutOf(op.getResult());
   Value broadcast = op.getLhs() == scaled ? op.getRhs() : op.getLhs();
   FailureOr<Slots> rows = slotsOf(factor, {LayoutKind::Row, l.rows, 0, l.mTiles});
   FailureOr<Slots> in = slotsOf(scaled, l);
@@ -220,7 +220,7 @@ LogicalResult Distributor::lowerRowScale(arith::MulFOp op, Value scaled, Value f
 
 LogicalResult Distributor::lowerElementwise(Operation *op) {
   Value result = op->getResult(0);
-  const Layout &l = layoutOf(result);
+  Layout l = layoutOf(result);
   // Worth a branch only where a thread holds many elements per row factor.
   constexpr int64_t kMinSlotsPerFactor = 8;
   if (auto mul = dyn_cast<arith::MulFOp>(op);

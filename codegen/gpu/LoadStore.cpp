@@ -197,7 +197,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 LogicalResult Distributor::lowerLoad(tile::LoadOp op) {
   if (isStaged(op))
     return lowerLoadToShared(op);
-  const Layout &l = layoutOf(op.getResult());
+  Layout l = layoutOf(op.getResult());
   Value buffer = scalars.lookup(op.getSource());
   auto type = cast<MemRefType>(buffer.getType());
   int64_t rank = type.getRank(), tileRank = l.cols ? 2 : 1;
@@ -245,7 +245,7 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
     value = t.getInput();
     transposed = true;
   }
-  const Layout &l = layoutOf(value);
+  Layout l = layoutOf(value);
   FailureOr<Slots> values = slotsOf(value, l);
   if (failed(values))
     return failure();
@@ -343,7 +343,7 @@ LogicalResult Distributor::lowerStore(tile::StoreOp op) {
 }
 
 LogicalResult Distributor::lowerGather(tile::GatherOp op) {
-  const Layout &l = layoutOf(op.getResult());
+  Layout l = layoutOf(op.getResult());
   SmallVector<Slots> indices;
   for (Value tileOfIndices : op.getIndices()) {
     FailureOr<Slots> s = slotsOf(tileOfIndices, l);

@@ -95,7 +95,7 @@ void Distributor::planStages(Block &gridBody) {
     if (!isStaged(load) || !swizzles(load))
       return;
     auto type = cast<RankedTensorType>(load.getType());
-    Key key{load.getSource(), type};
+    Key key{load.getSource(), bufferKey(type)};
     // As allocateSwizzled lays it out: whole 64-column swizzle blocks.
     stageBytes[key] = llvm::alignTo(
         type.getDimSize(0) * llvm::alignTo(type.getDimSize(1), kSwizzleCols) * 2,
@@ -105,7 +105,7 @@ void Distributor::planStages(Block &gridBody) {
   });
   gridBody.walk([&](scf::ForOp loop) {
     for (Prefetch &p : findPrefetches(loop)) {
-      Key key{p.load.getSource(), p.load.getType()};
+      Key key{p.load.getSource(), bufferKey(p.load.getType())};
       prefetched.insert(key);
       if (feedsFirstProduct(p.load, loop))
         firstOperands.insert(key);

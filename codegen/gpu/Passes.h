@@ -14,6 +14,7 @@ namespace memref { class MemRefDialect; }
 namespace scf { class SCFDialect; }
 namespace vector { class VectorDialect; }
 } // namespace mlir
+namespace tessera::tgpu { class TgpuDialect; }
 
 namespace tessera::gpu {
 #define GEN_PASS_DECL

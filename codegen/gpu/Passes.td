@@ -4,21 +4,40 @@
 
 include "mlir/Pass/PassBase.td"
 
-def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
-  let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
+def TileToTgpu : Pass<"tessera-tile-to-tgpu", "mlir::ModuleOp"> {
+  let summary = "layout assignment: every tile of a tile.grid gets its #tgpu layout encoding";
   let description = [{
-    Outlines every `tile.grid` into a `gpu.func` (one CUDA block per program,
-    32 x num_warps threads) and distributes its tiles over the threads: each tile value
-    gets a layout (mma accumulator, row/column slices, mma operands), element-wise ops
-    run per thread, row reductions end with quad shuffles, `tile.dot` becomes
-    `nvvm.mma.sync` m16n8k16. The host function keeps a `tessera.launches` record (kernel
-    name, grid as formulas of argument sizes, block size) for runtimes without MLIR.
+    Finds a layout for every tile of each `tile.grid` body (producers fix them: a
+    product's result is an accumulator, a reduction's a row or column slice; consumers
+    demand them from loads: a product's left operand, its right operand read whole from
+    shared memory) and writes it as the encoding of the tile's tensor type. A value used
+    where its user needs the user's type (element-wise operands, a product's accumulator,
+    loop-carried values) in another layout goes through `tgpu.convert_layout`; a splat
+    constant is cloned in the layout wanted. The grid records the kernel's accumulator
+    layout (`tgpu.accumulator`): mma.sync m16n8k16, or wgmma where the option asks for it
+    and the program fits. A tile no layout can hold is reported at the op that makes it.
   }];
   let options = [
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "use Hopper warpgroup MMA (sm_90a) for programs that fit it: warpgroups of 4 "
            "warps each owning 64 rows, operands staged by cp.async in swizzled shared "
-           "memory; other programs keep mma.sync">,
+           "memory; other programs keep mma.sync">
+  ];
+  let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
+}
+
+def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
+  let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
+  let description = [{
+    Outlines every `tile.grid` into a `gpu.func` (one CUDA block per program,
+    32 x num_warps threads) and distributes its tiles over the threads in the layouts
+    tessera-tile-to-tgpu wrote in their types (mma accumulator, row/column slices, mma
+    operands; the grid's accumulator layout picks mma.sync or wgmma), element-wise ops
+    run per thread, row reductions end with quad shuffles, `tile.dot` becomes
+    `nvvm.mma.sync` m16n8k16. The host function keeps a `tessera.launches` record (kernel
+    name, grid as formulas of argument sizes, block size) for runtimes without MLIR.
+  }];
+  let options = [
     Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"0",
            "blocks per SM each kernel's registers must leave room for (ptxas "
            ".minnctapersm); 0: only what a stage plan made room for in shared memory">

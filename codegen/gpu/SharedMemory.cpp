@@ -179,7 +179,7 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
       acc[accSlotForOperandA(s, want.cols)] = a[s];
     return remember(acc);
   }
-  const Layout &have = layoutOf(v);
+  Layout have = layoutOf(v);
   if (have == want)
     return it->second;
   // The one conversion that needs no data movement: an accumulator read as a left

@@ -1,10 +1,11 @@
 //===- TileToGpu.cpp - tile programs to warp-level tensor-core kernels ----===//
 //
 // Each tile.grid becomes a gpu.func (one CUDA block per program, 32 x num_warps threads)
-// in a gpu.module. Tile values are distributed over the block's threads by the layouts
-// of LayoutAssignment: a tile becomes a list of per-thread scalars ("slots"), element-wise
-// ops run slot by slot, row reductions finish with two butterfly shuffles inside each
-// quad of lanes, and tile.dot becomes mma.sync m16n8k16 (f16/bf16 in, f32 accumulate).
+// in a gpu.module. Tile values are distributed over the block's threads in the layouts
+// tessera-tile-to-tgpu wrote in their types: a tile becomes a list of per-thread scalars
+// ("slots"), element-wise ops run slot by slot, row reductions finish with two butterfly
+// shuffles inside each quad of lanes, and tile.dot becomes mma.sync m16n8k16 or wgmma, as
+// the grid's accumulator layout says (f16/bf16 in, f32 accumulate).
 // The host side keeps a launch record (grid as a formula of argument sizes, block size)
 // on the function so a runtime without MLIR can launch the kernel.
 //
@@ -25,64 +26,11 @@ using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
 
-/// Why `grid` cannot use wgmma (empty when it can): warpgroups of 4 warps each owning 64
-/// rows, 16-bit operands with contraction and column extents in multiples of 64 (of 16
-/// where a head dim such as 80 or 96 takes a partial last swizzle block), memory-read
-/// operands loaded whole with 16-byte copies, computed right operands
-/// (written to a swizzled buffer from registers) filling whole 128-byte swizzle rows.
-static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTiles,
-                                 const DenseMap<Value, Layout> &layouts) {
-  if (warps % 4 || mTiles != 1)
-    return "needs num_warps % 4 == 0 and block_m = 16 x num_warps";
-  // Kernels whose head dims (the rows operand tiles read whole) are 64 or 128 keep the
-  // rule they were tuned under, K and N multiples of 64; other head dims (80, 96, 144,
-  // 192, ...) take extents in multiples of 16 (32-key tiles, a partial last swizzle block).
-  bool wholeBlocks = true;
-  grid.walk([&](tile::LoadOp load) {
-    auto type = cast<RankedTensorType>(load.getType());
-    int64_t row = load.getSource().getType().getShape().back();
-    if (type.getRank() == 2 && type.getElementType().getIntOrFloatBitWidth() == 16 &&
-        type.getDimSize(1) == row && (row % kSwizzleCols || row > 128))
-      wholeBlocks = false;
-  });
-  int64_t unit = wholeBlocks ? kSwizzleCols : 16;
-  std::string reason;
-  grid.walk([&](tile::DotOp dot) {
-    auto lhs = cast<RankedTensorType>(dot.getLhs().getType());
-    auto rhs = cast<RankedTensorType>(dot.getRhs().getType());
-    int64_t k = lhs.getDimSize(1), n = rhs.getDimSize(1);
-    if (!lhs.getElementType().isF16() && !lhs.getElementType().isBF16())
-      reason = "needs f16/bf16 operands";
-    else if (lhs.getDimSize(0) != 16 * warps)
-      reason = "needs products of 16 x num_warps rows";
-    else if (k % unit || n % unit || n > 256)
-      reason = "needs K and N multiples of 64, or of 16 with a head dim that is not (N <= 256)";
-    else if (!dot.getRhs().getDefiningOp<tile::LoadOp>() &&
-             !dot.getRhs().getDefiningOp<tile::TransOp>() && (n % kSwizzleCols || k % 8))
-      reason = "needs a computed right operand with N a multiple of 64";
-  });
-  grid.walk([&](tile::LoadOp load) {
-    auto kind = layouts.lookup(load.getResult()).kind;
-    if (kind != LayoutKind::A && kind != LayoutKind::B && kind != LayoutKind::BT)
-      return;
-    if (cast<RankedTensorType>(load.getType()).getElementType().getIntOrFloatBitWidth() != 16)
-      return; // an f32 tile staged for a transpose (a state), not a product operand
-    if (!vectorsPerThreadOf(load, 32 * warps))
-      reason = "needs operand tiles spanning whole rows, 16-byte chunks spread evenly";
-    if (kind == LayoutKind::A)
-      for (Operation *user : load->getUsers())
-        if (auto dot = dyn_cast<tile::DotOp>(user); !dot || dot.getLhs() != load.getResult())
-          reason = "needs memory-read left operands used only by products";
-  });
-  return reason;
-}
-
 namespace {
 struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
   using TileToGpuBase::TileToGpuBase;
   void runOnOperation() override;
-  LogicalResult checkRegisterBudget(tile::GridOp grid, int64_t warps,
-                                    const DenseMap<Value, Layout> &layouts);
+  LogicalResult checkRegisterBudget(tile::GridOp grid, int64_t warps);
   LogicalResult outline(func::FuncOp func, tile::GridOp grid, int index,
                         ::mlir::gpu::GPUModuleOp module, SmallVectorImpl<Attribute> &launches);
 };
@@ -91,13 +39,12 @@ struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
 /// ptxas cannot assemble a product whose accumulator, with the one carried beside it (a
 /// softmax's O while S is computed), outgrows the registers a thread has; a min_blocks
 /// that leaves fewer is reported here instead of failing at module load on the GPU.
-LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warps,
-                                                 const DenseMap<Value, Layout> &layouts) {
+LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warps) {
   if (minBlocks == 0)
     return success(); // the stage plan's own hint leaves what its tiles need
   SmallVector<int64_t> accumulators;
   grid.walk([&](tile::DotOp dot) {
-    accumulators.push_back(numSlots(layouts.lookup(dot.getResult())));
+    accumulators.push_back(numSlots(*layoutOfType(dot.getType())));
   });
   // Distinct sizes: a program's several loops repeat the same two products.
   llvm::sort(accumulators, std::greater<>());
@@ -122,16 +69,34 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   MLIRContext *ctx = &getContext();
   tile::ConfigAttr config = grid.getConfig();
   int64_t warps = config.getNumWarps();
-  int64_t mTiles = config.getBlockM() / (16 * warps);
-  if (config.getBlockM() % (16 * warps) || mTiles > 4)
-    return grid.emitError("the GPU target needs block_m = 16 x num_warps x (1, 2 or 4), got "
-                          "block_m = ")
-           << config.getBlockM() << ", num_warps = " << warps;
-  DenseMap<Value, Layout> layouts;
-  if (failed(assignLayouts(grid, warps, layouts)))
+  tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
+  if (!accumulator)
+    return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
+                          "before tessera-tile-to-gpu");
+  // The distributor reads every tile's layout from its type.
+  WalkResult unencoded = grid.getBody().walk([](Operation *op) {
+    auto lacksLayout = [](Value v) {
+      auto t = dyn_cast<RankedTensorType>(v.getType());
+      return t && t.getRank() > 0 && !isSplat(v) && !layoutOfType(t);
+    };
+    if (llvm::any_of(op->getResults(), lacksLayout) ||
+        llvm::any_of(op->getOperands(), lacksLayout)) {
+      op->emitError("a tile without a #tgpu layout: the program was changed after "
+                    "tessera-tile-to-tgpu assigned layouts");
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (unencoded.wasInterrupted())
     return failure();
-  if (failed(checkRegisterBudget(grid, warps, layouts)))
+  if (failed(checkRegisterBudget(grid, warps)))
     return failure();
+  // Conversions are made where their users read them (Distributor::slotsOf, which
+  // shares one among the users of a block).
+  grid.walk([](tgpu::ConvertLayoutOp convert) {
+    convert.getResult().replaceAllUsesWith(convert.getSource());
+    convert.erase();
+  });
 
   std::string name = (func.getName() + "_kernel" + Twine(index)).str();
   OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
@@ -156,8 +121,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&entry);
 
-  bool useWgmma = wgmma && wgmmaMismatch(grid, warps, mTiles, layouts).empty();
-  Distributor d(b, layouts, warps, config.getNumStages(), useWgmma, kernel);
+  bool useWgmma = accumulator.getVersion() == tgpu::MmaVersion::wgmma;
+  Distributor d(b, warps, config.getNumStages(), useWgmma, kernel);
   d.planStages(grid.getBody().front());
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))

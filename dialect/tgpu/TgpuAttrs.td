@@ -106,6 +106,28 @@ def Tgpu_DotOperandEncodingAttr : Tgpu_Layout<"DotOperandEncoding", "dot_operand
   let genVerifyDecl = 1;
 }
 
+def Tgpu_SharedOperandEncodingAttr : Tgpu_Layout<"SharedOperandEncoding", "shared_operand"> {
+  let summary = "a product's right operand every warp reads whole, through shared memory";
+  let description = [{
+    A `[K, N]` right operand that every warp of the block reads in full: the tile is
+    staged once in shared memory and each warp reads its fragments there just before
+    each product (`ldmatrix` for `mma_sync`, a descriptor for `wgmma`). `transposed`:
+    the tile is the operand's transpose (`[N, K]`, a key tile read as Kᵀ). `parent` is
+    the accumulator layout of the products it feeds.
+
+    ```mlir
+    tensor<64x128xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync, warps = [4, 1],
+                                                                instr = [16, 8, 16]>,
+                                             transposed = true>>
+    ```
+  }];
+  let parameters = (ins "MmaEncodingAttr":$parent,
+                        DefaultValuedParameter<"bool", "false">:$transposed);
+  let assemblyFormat = [{
+    `<` `parent` `=` qualified($parent) (`,` `transposed` `=` $transposed^)? `>`
+  }];
+}
+
 def Tgpu_SliceEncodingAttr : Tgpu_Layout<"SliceEncoding", "slice"> {
   let summary = "a 1-D tile: one value per row or per column of a 2-D parent layout";
   let description = [{

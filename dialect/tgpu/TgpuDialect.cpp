@@ -26,8 +26,8 @@ void TgpuDialect::initialize() {
 }
 
 bool tessera::tgpu::isRegisterLayout(Attribute encoding) {
-  return isa_and_nonnull<MmaEncodingAttr, DotOperandEncodingAttr, SliceEncodingAttr,
-                         RowSpanEncodingAttr, WholeEncodingAttr>(encoding);
+  return isa_and_nonnull<MmaEncodingAttr, DotOperandEncodingAttr, SharedOperandEncodingAttr,
+                         SliceEncodingAttr, RowSpanEncodingAttr, WholeEncodingAttr>(encoding);
 }
 
 static bool isPowerOfTwo(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
@@ -119,6 +119,20 @@ DotOperandEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
   return verifyTileShape(emitError, "#tgpu.dot_operand<b>", shape,
                          {k, getParent().getInstr()[1]},
                          "the instruction's k along rows, its n along columns");
+}
+
+//===----------------------------------------------------------------------===//
+// #tgpu.shared_operand
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+SharedOperandEncodingAttr::verifyEncoding(ArrayRef<int64_t> shape, Type,
+                                          function_ref<InFlightDiagnostic()> emitError) const {
+  // Extents are the product's to check (its K and N, with the product's own message).
+  if (shape.size() != 2)
+    return emitError() << "a #tgpu.shared_operand layout holds 2-D tiles, got rank "
+                       << shape.size();
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu -verify-diagnostics
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu --tessera-tile-to-gpu -verify-diagnostics
 
 // Tiles the distribution cannot place are reported, never miscompiled.
 func.func @unsupported(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {

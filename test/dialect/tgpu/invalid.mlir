@@ -85,6 +85,14 @@ func.func @dot_operand_shape(
 
 // -----
 
+func.func @shared_operand_rank(
+    // expected-error @+1 {{a #tgpu.shared_operand layout holds 2-D tiles, got rank 1}}
+    %x: tensor<64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>>) {
+  return
+}
+
+// -----
+
 func.func @slice_dim(
     // expected-error @+1 {{a slice removes dimension 0 or 1 of a 2-D parent, got 2}}
     %x: tensor<64xf32, #tgpu.slice<dim = 2, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>>) {

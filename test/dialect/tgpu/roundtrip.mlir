@@ -4,7 +4,7 @@
 // parses again (textual and bytecode round trips).
 
 // The register layouts: accumulators of both instruction families, dot operands, row and
-// column slices, row-span and whole.
+// column slices, row-span and whole, right operands read whole from shared memory.
 #acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
 #wg = #tgpu.mma<wgmma, warps = [8, 1], instr = [64, 128, 16]>
 #opa = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
@@ -13,6 +13,8 @@
 #col = #tgpu.slice<dim = 0, parent = #acc>
 #span = #tgpu.row_span<warps = 4>
 #spanrow = #tgpu.slice<dim = 1, parent = #span>
+#shb = #tgpu.shared_operand<parent = #wg>
+#shbt = #tgpu.shared_operand<parent = #acc, transposed = true>
 // CHECK-LABEL: func.func @layouts
 // CHECK-SAME: tensor<64x64xf32, #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>
 // CHECK-SAME: tensor<128x128xf32, #tgpu.mma<wgmma, warps = [8, 1], instr = [64, 128, 16]>>
@@ -23,11 +25,14 @@
 // CHECK-SAME: tensor<64x3xi32, #tgpu.row_span<warps = 4>>
 // CHECK-SAME: tensor<64xi32, #tgpu.slice<dim = 1, parent = #tgpu.row_span<warps = 4>>>
 // CHECK-SAME: tensor<3xi32, #tgpu.whole>
+// CHECK-SAME: tensor<128x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [8, 1], instr = [64, 128, 16]>>>
+// CHECK-SAME: tensor<64x128xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>, transposed = true>>
 func.func @layouts(%acc: tensor<64x64xf32, #acc>, %wg: tensor<128x128xf32, #wg>,
                    %a: tensor<64x32xbf16, #opa>, %b: tensor<32x64xbf16, #opb>,
                    %r: tensor<64xf32, #row>, %c: tensor<64xf32, #col>,
                    %s: tensor<64x3xi32, #span>, %sr: tensor<64xi32, #spanrow>,
-                   %w: tensor<3xi32, #tgpu.whole>) {
+                   %w: tensor<3xi32, #tgpu.whole>, %sb: tensor<128x64xbf16, #shb>,
+                   %sbt: tensor<64x128xbf16, #shbt>) {
   return
 }
 
