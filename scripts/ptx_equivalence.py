@@ -191,10 +191,43 @@ def judge(base, new):
     return ("worse" if reasons else "allowed"), reasons
 
 
+def pair_renamed(base, new):
+    """Keys name a kernel by a hash of its module text, which a frontend change may alter
+    (SSA names) without touching the kernel: unmatched kernels of the same entry, chip and
+    config are paired, those with the same PTX first, the rest in key order."""
+    def groups(summary, keys):
+        out = {}
+        for key in sorted(keys):
+            item = summary[key]
+            out.setdefault((item["entry"], item["chip"], json.dumps(item["config"], sort_keys=True)),
+                           []).append(key)
+        return out
+    only_base, only_new = groups(base, set(base) - set(new)), groups(new, set(new) - set(base))
+    base, new = dict(base), dict(new)
+    for group, old_keys in only_base.items():
+        new_keys = only_new.get(group, [])
+        if len(new_keys) != len(old_keys):
+            continue
+        by_sha = {}
+        for key in new_keys:
+            by_sha.setdefault(new[key].get("sha1"), []).append(key)
+        rest = []
+        for key in old_keys:
+            same = by_sha.get(base[key].get("sha1"))
+            if same:
+                new[key] = new.pop(same.pop(0))
+            else:
+                rest.append(key)
+        for old_key, new_key in zip(rest, [k for ks in by_sha.values() for k in ks]):
+            new[old_key] = new.pop(new_key)
+    return base, new
+
+
 def compare(args):
     base = json.loads(Path(args.base, "summary.json").read_text())
     new = json.loads(Path(args.new, "summary.json").read_text())
     tally = {"identical": 0, "allowed": 0, "worse": 0, "missing": 0, "new only": 0}
+    base, new = pair_renamed(base, new)
     for key in sorted(set(base) | set(new)):
         if key not in new:
             tally["missing"] += 1
