@@ -63,8 +63,12 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
         ValueRange results = p.forLoop(c0, total, state, body);
         auto loop = cast<scf::ForOp>(results.front().getDefiningOp());
         loop->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
+        // (The entry read's indices follow from j alone, so the rewrite applies; were it
+        // refused, the canonical loop is as correct.)
         if (p.config.getNumStages() < 2)
-          loop = *carryReadAhead(p.b, loop, entryRead);
+          if (FailureOr<scf::ForOp> ahead = carryReadAhead(p.b, loop, entryRead);
+              succeeded(ahead))
+            loop = *ahead;
         ValueRange tileState = loop.getResults().take_back(state.size());
         state.assign(tileState.begin(), tileState.end());
         return state;
