@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <utility>
 
 using namespace tessera::runtime;
@@ -531,13 +532,14 @@ PackedParameters LaunchRecord::pack(const std::vector<TensorLayout> &tensors) co
 std::vector<TensorMap> LaunchRecord::encodeTensorMaps(const std::vector<TensorLayout> &tensors,
                                                       TensorMapCache &cache) const {
   checkTensors(tensors);
-  std::vector<TensorMap> maps;
-  maps.reserve(tensorMaps_.size());
+  // Every request is checked before any reaches the driver, so a call refused for one
+  // argument encodes (and caches) nothing.
+  std::vector<std::optional<TensorMapRequest>> requests;
   for (size_t i = 0; i < tensorMaps_.size(); ++i) {
     const TensorMapParameter &p = tensorMaps_[i];
     const TensorLayout &t = tensors[p.argument];
     if (std::count(t.sizes.begin(), t.sizes.end(), 0)) {
-      maps.push_back(TensorMap{}); // an empty tensor: nothing to copy, no grid reads it
+      requests.emplace_back(); // an empty tensor: nothing to copy, no grid reads it
       continue;
     }
     TensorMapRequest request;
@@ -550,11 +552,16 @@ std::vector<TensorMap> LaunchRecord::encodeTensorMaps(const std::vector<TensorLa
     request.box = p.box;
     request.swizzleBytes = p.swizzle;
     try {
-      maps.push_back(cache.get(request));
+      tiledEncoding(request);
     } catch (const TensorMapError &e) {
       throw LaunchRecordError("argument " + std::to_string(p.argument) + " (tensor_maps[" +
                               std::to_string(i) + "]): " + e.what());
     }
+    requests.push_back(std::move(request));
   }
+  std::vector<TensorMap> maps(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i])
+      maps[i] = cache.get(*requests[i]);
   return maps;
 }

@@ -52,3 +52,12 @@ def test_unsupported_layout_is_refused_before_the_driver():
     q = torch.randn(1, 2, 64, 64, device="cuda", dtype=torch.bfloat16)
     with pytest.raises(_runtime.LaunchRecordError, match="contiguous in the last dimension"):
         record().encode_tensor_maps([q, q.transpose(2, 3)])
+
+
+@pytest.mark.skipif(not HOPPER, reason="TMA descriptors need sm_90 or newer")
+def test_the_refused_calls_tensor_alone_encodes():
+    # The refusal above once ended in a segmentation fault on an H100 after the driver had
+    # encoded q; every argument is now checked before the driver sees any. This keeps q's
+    # own encoding (a leading dim of 1) under test.
+    q = torch.randn(1, 2, 64, 64, device="cuda", dtype=torch.bfloat16)
+    assert len(record().encode_tensor_maps([q, q])) == 256
