@@ -423,13 +423,13 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // caller (grid 2 keeps its own, grid 3 loads them per key tile).
   auto queryTiles = [&](PairTiles &t, bool vectors) {
     SmallVector<Value> at{g.batch, t.head, t.m0, c0};
-    t.q = g.operand(op.getQuery(), {bm, d}, at);
-    t.dO = g.operand(op.getGradOutput(), {bm, dv}, at);
+    t.q = g.operand(op.getQuery(), {g.bm, d}, at);
+    t.dO = g.operand(op.getGradOutput(), {g.bm, dv}, at);
     g.operandType = t.q.getType();
     if (!vectors)
       return;
-    t.lse = g.load(op.getLse(), {bm}, ValueRange{g.batch, t.head, t.m0});
-    t.delta = g.loadF32(g.delta, {bm}, ValueRange{g.batch, t.head, t.m0});
+    t.lse = g.load(op.getLse(), {g.bm}, ValueRange{g.batch, t.head, t.m0});
+    t.delta = g.loadF32(g.delta, {g.bm}, ValueRange{g.batch, t.head, t.m0});
   };
   auto keyTiles = [&](PairTiles &t, Value kvHead) {
     SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
@@ -446,7 +446,19 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // first row whose diagonal reaches its first key (causal) to the last row whose window
   // still holds its last key.
   g.keyRows = keyMajor;
-  g.grid({kTiles, nkvHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+  // Past head dim 64 the [key, query] tiles walk 32 queries at a time (wgmma N = K =
+  // 32): Sᵀ, dPᵀ, Pᵀ and the per-query lse / Δ a thread holds halve beside the dK / dV
+  // accumulators, which a 64-query walk spills at D = 128. The grid's config names its
+  // product rows (keys) block_m and its query tiles block_n.
+  bool narrowQueries = keyMajor && std::max(d, dv) > 64 && bm % 32 == 0 && bm > 32;
+  g.bm = narrowQueries ? 32 : bm;
+  tile::ConfigAttr keyConfig =
+      narrowQueries ? tile::ConfigAttr::get(b.getContext(), bn, g.bm, config.getNumWarps(),
+                                            config.getNumStages(), config.getSplit())
+                    : config;
+  g.grid({kTiles, nkvHeads, nBatch}, keyConfig, [&](ArrayRef<Value> id) {
+    if (narrowQueries)
+      b.getInsertionBlock()->getParentOp()->setAttr(kNarrowProductsAttr, b.getUnitAttr());
     g.batch = id[2];
     Value kvHead = id[1];
     PairTiles t;
@@ -463,13 +475,13 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
           b, arith::SubIOp::create(b, lastKey, g.offset), g.cIndex(w.getInt()));
       rowEnd = arith::MaxSIOp::create(b, c0, arith::MinSIOp::create(b, g.nq, past));
     }
-    Value lo = arith::FloorDivSIOp::create(b, rowBegin, g.cIndex(bm));
-    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(rowEnd, bm));
+    Value lo = arith::FloorDivSIOp::create(b, rowBegin, g.cIndex(g.bm));
+    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(rowEnd, g.bm));
     SmallVector<Value> init{g.splatF32({bn, d}, 0.0f), g.splatF32({bn, dv}, 0.0f)};
     ValueRange acc = g.forLoop(c0, group, init, [&](Value member, ValueRange perHead) {
       t.head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), member);
       return SmallVector<Value>(g.forLoop(lo, hi, perHead, [&](Value qt, ValueRange a) {
-        t.m0 = arith::MulIOp::create(b, qt, g.cIndex(bm));
+        t.m0 = arith::MulIOp::create(b, qt, g.cIndex(g.bm));
         queryTiles(t, /*vectors=*/false);
         return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
           // Pᵀ and dSᵀ: as computed in [key, query] tiles, else transposed.
@@ -486,6 +498,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   });
 
   g.keyRows = false;
+  g.bm = bm;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
   g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
     g.batch = id[2];

@@ -13,6 +13,11 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace tessera {
+/// Unit attribute on a tile.grid whose products are narrow by design (the softmax
+/// backward's 32-query dK / dV tiles): a target whose product rule asks wide extents at
+/// some head dims (wgmma: K and N multiples of 64 at head dims 64 and 128) takes them
+/// in multiples of 16 there.
+inline constexpr llvm::StringLiteral kNarrowProductsAttr = "tile.narrow_products";
 /// FlashAttention-2 online softmax (SEMANTICS.md §1); SoftmaxTileProgram.cpp.
 mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
                                             attn::AttentionOp op,

@@ -16,6 +16,7 @@
 #include "codegen/gpu/LayoutEncoding.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/Wgmma.h"
+#include "passes/TilePrograms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -44,8 +45,9 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
     return "needs num_warps % 4 == 0 and block_m = 16 x num_warps";
   // Kernels whose head dims (the rows operand tiles read whole) are 64 or 128 keep the
   // rule they were tuned under, K and N multiples of 64; other head dims (80, 96, 144,
-  // 192, ...) take extents in multiples of 16 (32-key tiles, a partial last swizzle block).
-  bool wholeBlocks = true;
+  // 192, ...) and grids whose tile program asks narrow products (kNarrowProductsAttr)
+  // take extents in multiples of 16 (32-key tiles, a partial last swizzle block).
+  bool wholeBlocks = !grid->hasAttr(kNarrowProductsAttr);
   grid.walk([&](tile::LoadOp load) {
     auto type = cast<RankedTensorType>(load.getType());
     int64_t row = load.getSource().getType().getShape().back();

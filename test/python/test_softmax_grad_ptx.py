@@ -3,6 +3,7 @@ stretch; the GPU backward proper waits for issue 23's tgpu level): PTX for sm_90
 and sm_80 (mma.sync) that ptxas assembles. Nothing runs here; the device run checks the
 numbers once the runtime launches it."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -10,6 +11,7 @@ import pytest
 
 import tessera as ts
 from tessera import _core
+from tessera.gpu import default_grad_config
 from tessera.softmax_grad import grad_mlir
 
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
@@ -37,6 +39,49 @@ def test_backward_ptx_assembles(name, chip, product, tmp_path):
     path.write_bytes(ptx)
     subprocess.run([PTXAS, f"-arch={chip}", str(path), "-o", str(tmp_path / "k.cubin")],
                    check=True, capture_output=True)
+
+
+SLOPES = ts.Buffer("slopes", "float32")
+SPILL_SPECS = {
+    **SPECS,
+    "full": ts.attention(),
+    "window": ts.attention(causal=True, window=256),
+    "alibi": ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + SLOPES[h] * (j - i)),
+}
+# Spill bytes (stores) ptxas 13 gives the D = 128 backward with its default config on
+# sm_90a: dQ none; dK / dV (32-query wgmma tiles) not yet none for every spec (issue 24's
+# goal is 0: lower a ceiling as the kernels improve, never raise it).
+DKDV_SPILL_CEILING = {"causal": 96, "softcap": 272, "document": 80, "blocks": 0, "full": 24,
+                      "window": 104, "alibi": 256}
+
+
+def ptxas_spills(ptx, chip, tmp_path):
+    """{entry: spill store bytes} from ptxas -v."""
+    path = tmp_path / "k.ptx"
+    path.write_bytes(ptx)
+    run = subprocess.run([PTXAS, f"-arch={chip}", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
+                         check=True, capture_output=True, text=True)
+    spills, entry = {}, None
+    for line in run.stderr.splitlines():
+        m = re.search(r"Compiling entry function '(\w+)'", line)
+        entry = m.group(1) if m else entry
+        m = re.search(r"(\d+) bytes spill stores", line)
+        if m and entry:
+            spills[entry] = int(m.group(1))
+    return spills
+
+
+@pytest.mark.parametrize("name", list(SPILL_SPECS))
+def test_default_d128_backward_spills_on_sm90a(name, tmp_path):
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    config = default_grad_config(128, 128, "sm_90a")
+    module = grad_mlir(SPILL_SPECS[name], "bfloat16", 128, 128)
+    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_90a", **config.as_kwargs())
+    spills = ptxas_spills(ptx, "sm_90a", tmp_path)
+    # Kernels: Δ, dK / dV per key tile, dQ per query tile.
+    assert spills["attention_grad_kernel0"] == 0 and spills["attention_grad_kernel2"] == 0, spills
+    assert spills["attention_grad_kernel1"] <= DKDV_SPILL_CEILING[name], spills
 
 
 def test_table_gradient_is_not_lowered_to_gpu_yet():
