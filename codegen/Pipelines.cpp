@@ -62,12 +62,17 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-/// Tile programs -> PTX, the options already checked.
-static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
+/// Tile programs -> tgpu (layouts and the loop schedule), the options already checked.
+static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToTgpuOptions layouts;
   layouts.wgmma = options.chip == "sm_90a";
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
+  pm.addPass(tessera::gpu::createTgpuAssignStages());
+}
+
+/// tgpu -> PTX.
+static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   tessera::gpu::TileToGpuOptions distribute;
   distribute.minBlocks = options.minBlocks;
   pm.addPass(tessera::gpu::createTileToGpu(distribute));
@@ -92,10 +97,11 @@ static void buildCheckedTileToPtx(OpPassManager &pm, const tessera::GpuPipelineO
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
-  buildCheckedTileToPtx(pm, options);
+  buildCheckedTileToTgpu(pm, options);
+  buildTgpuToPtx(pm, options);
 }
 
-void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   PipelineOptions tiling;
   tiling.blockM = options.blockM;
   tiling.blockN = options.blockN;
@@ -108,7 +114,12 @@ void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &opti
   pm.addPass(tessera::createCheckGpuInput());
   // wgmma takes Pᵀ and dSᵀ from registers; mma.sync would hold K and V there instead.
   buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
-  buildCheckedTileToPtx(pm, options);
+  buildCheckedTileToTgpu(pm, options);
+}
+
+void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildToTgpuPipeline(pm, options);
+  buildTgpuToPtx(pm, options);
 }
 
 void tessera::buildCpuPipeline(OpPassManager &pm, const PipelineOptions &options) {
@@ -128,6 +139,9 @@ void tessera::registerPipelines() {
       "tessera-cpu", "attn ops to the LLVM dialect for the CPU JIT", buildCpuPipeline);
   PassPipelineRegistration<GpuPipelineOptions>(
       "tessera-tile-to-ptx", "tile programs to PTX (gpu.binary)", buildTileToPtxPipeline);
+  PassPipelineRegistration<GpuPipelineOptions>(
+      "tessera-to-tgpu", "attn ops to tile programs with GPU layouts and loop schedule",
+      buildToTgpuPipeline);
   PassPipelineRegistration<GpuPipelineOptions>("tessera-gpu", "attn ops to PTX",
                                                buildGpuPipeline);
 }

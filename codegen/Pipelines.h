@@ -56,6 +56,9 @@ void buildCpuPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
 
 /// `tessera-tile-to-ptx{chip=}`: tile programs -> gpu.binary holding PTX per kernel.
 void buildTileToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// `tessera-to-tgpu{...}`: attn ops -> tile programs with #tgpu layouts and the loop
+/// schedule (tessera-tgpu-assign-stages), as tessera-gpu has them before distribution.
+void buildToTgpuPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 /// `tessera-gpu{...}`: attn ops -> PTX.
 void buildGpuPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 

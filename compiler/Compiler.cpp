@@ -111,9 +111,14 @@ tessera::Stage tessera::parseStage(const std::string &name) {
     return Stage::Attn;
   if (name == "tile")
     return Stage::Tile;
+  if (name == "tgpu")
+    return Stage::TgpuSm90a;
+  if (name == "tgpu-sm_80")
+    return Stage::TgpuSm80;
   if (name == "llvm")
     return Stage::Llvm;
-  throw CompileError("unknown stage '" + name + "' (expected attn, tile or llvm)");
+  throw CompileError("unknown stage '" + name +
+                     "' (expected attn, tile, tgpu, tgpu-sm_80 or llvm)");
 }
 
 std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
@@ -127,6 +132,11 @@ std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
     return "builtin.module()";
   case Stage::Tile:
     return "builtin.module(tessera-to-tile{" + options + "})";
+  case Stage::TgpuSm90a:
+  case Stage::TgpuSm80:
+    return "builtin.module(tessera-to-tgpu{" + options +
+           " min-blocks=" + std::to_string(config.minBlocks) +
+           (stage == Stage::TgpuSm90a ? " chip=sm_90a" : " chip=sm_80") + "})";
   case Stage::Llvm:
     return "builtin.module(tessera-cpu{" + options + "})";
   }

@@ -26,7 +26,9 @@ struct TuningConfig {
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.
-enum class Stage { Attn, Tile, Llvm };
+/// TgpuSm90a ("tgpu") and TgpuSm80 ("tgpu-sm_80"): the tile program with its GPU layouts
+/// and loop schedule, as the GPU pipeline has it for that chip before distribution.
+enum class Stage { Attn, Tile, TgpuSm90a, TgpuSm80, Llvm };
 Stage parseStage(const std::string &name); // throws CompileError on an unknown name
 
 /// The `tessera-opt` pass pipeline that takes attn IR to `stage` with `config`.

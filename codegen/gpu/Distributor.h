@@ -92,6 +92,20 @@ public:
   /// Blocks per SM the stage plan made room for (0: no plan), passed on to ptxas as
   /// .minnctapersm so that registers do not undo what shared memory allowed.
   int64_t plannedBlocksPerSM = 0;
+  /// The pipelining lowerFor gives one loop (StageAssignment.cpp writes it as the loop's
+  /// tgpu.* attributes, docs/RationaleTgpu.md): its prefetched loads, how many
+  /// iterations ahead, whether it takes over the previous loop's copies in flight.
+  struct LoopSchedule {
+    scf::ForOp loop;
+    SmallVector<tile::LoadOp> prefetched;
+    int64_t distance = 0;
+    bool continues = false;
+    StringRef mode;
+  };
+  /// Every loop's schedule, in lowering order (after planStages); fails, located at the
+  /// loop, where a user's tgpu.prefetch_distance cannot be honoured.
+  FailureOr<SmallVector<LoopSchedule>> scheduleLoops(Block &gridBody);
+  int64_t plannedStages() const { return numStages; }
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
   /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
   int64_t dynamicSharedBytes() const {

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/StageAttrs.h"
 
 using namespace mlir;
 using namespace tessera;
@@ -28,9 +29,14 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
   SmallVector<Prefetch> out;
   if (numStages < 2)
     return out;
+  // A user's tgpu.prefetch_distance = 0 keeps the loop at one stage; a scheduled loop
+  // prefetches the loads tessera-tgpu-assign-stages marked.
+  if (auto d = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr); d && d.getInt() == 0)
+    return out;
+  bool scheduled = op->hasAttr(kPipelineAttr);
   for (Operation &o : op.getBody()->without_terminator()) {
     auto load = dyn_cast<tile::LoadOp>(o);
-    if (!load)
+    if (!load || (scheduled && !load->hasAttr(kPrefetchDistanceAttr)))
       continue;
     if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
       continue;
@@ -156,6 +162,73 @@ void Distributor::planStages(Block &gridBody) {
       doubleBuffered.insert(key);
 }
 
+FailureOr<SmallVector<Distributor::LoopSchedule>> Distributor::scheduleLoops(Block &gridBody) {
+  SmallVector<LoopSchedule> out;
+  lastPrefetchingLoop.reset();
+  // As lowerFor decides: at the loop's start, taking over from the last prefetching loop
+  // lowered before it (its body's loops are lowered before it becomes that loop).
+  std::function<LogicalResult(Block &)> visit = [&](Block &block) -> LogicalResult {
+    for (Operation &x : block) {
+      auto op = dyn_cast<scf::ForOp>(x);
+      if (!op) {
+        for (Region &r : x.getRegions())
+          for (Block &inner : r)
+            if (failed(visit(inner)))
+              return failure();
+        continue;
+      }
+      SmallVector<Prefetch> prefetches = findPrefetches(op);
+      auto user = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);
+      bool deep = deepPrefetch(op, prefetches);
+      int64_t ahead = deep ? numStages - 1 : 1;
+      if (user && !op->hasAttr(kPipelineAttr)) {
+        int64_t d = user.getInt();
+        if (d < 0)
+          return op.emitError("tgpu.prefetch_distance must be >= 0, got ") << d;
+        if (d > 0 && prefetches.empty())
+          return op.emitError("tgpu.prefetch_distance = ")
+                 << d << " asks for prefetching, but "
+                 << (numStages < 2 ? "num_stages is 1"
+                                   : "no staged load of this loop has indices known an "
+                                     "iteration early");
+        if (d > 1 && (!deep || d != numStages - 1))
+          return op.emitError("tgpu.prefetch_distance = ")
+                 << d << " needs wgmma, num_stages = " << d + 1
+                 << " and a loop of its own whose staged tiles are all prefetched (this "
+                    "kernel has num_stages = "
+                 << numStages << ")";
+        if (d > 0)
+          ahead = d;
+      } else if (auto d = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr)) {
+        ahead = std::max<int64_t>(1, d.getInt()); // scheduled already: kept
+      }
+      LoopSchedule s;
+      s.loop = op;
+      for (Prefetch &p : prefetches)
+        s.prefetched.push_back(p.load);
+      s.distance = prefetches.empty() ? 0 : ahead;
+      s.continues = wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches);
+      s.mode = prefetches.empty()   ? "none"
+               : !wgmma             ? "registers"
+               : firstProductOnly() ? "cp_async_first_product"
+                                    : "cp_async";
+      out.push_back(std::move(s));
+      if (failed(visit(*op.getBody())))
+        return failure();
+      if (wgmma && !prefetches.empty())
+        lastPrefetchingLoop = PrefetchingLoop{op, prefetches, Value()};
+      if (ahead > 1)
+        lastPrefetchingLoop.reset();
+    }
+    return success();
+  };
+  LogicalResult result = visit(gridBody);
+  lastPrefetchingLoop.reset();
+  if (failed(result))
+    return failure();
+  return out;
+}
+
 SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
   return loadRows(p.load, prefetchOrigin(p, iv, loopIv));
 }
@@ -243,7 +316,18 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   // Iterations a prefetch runs ahead: one, each iteration's copies landing in the stage
   // the last one read, or num_stages - 1 for a loop of its own (the copy engine keeps
   // num_stages - 1 tiles in flight where a short body alone would not hide a copy).
+  // A scheduled loop says both (tessera-tgpu-assign-stages); its continuation is checked.
   int64_t ahead = deepPrefetch(op, prefetches) ? numStages - 1 : 1;
+  bool continues = wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches);
+  if (op->hasAttr(kPipelineAttr)) {
+    auto distance = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);
+    ahead = distance ? std::max<int64_t>(1, distance.getInt()) : 1;
+    if (op->hasAttr(kContinuesPrefetchAttr) && !continues)
+      return op.emitError("tgpu.continues_prefetch: the loop before it leaves no copies of "
+                          "these tiles in flight (it must end where this loop starts and "
+                          "prefetch the same tiles the same way)");
+    continues = op->hasAttr(kContinuesPrefetchAttr);
+  }
   // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
   // swizzled tiles, and the first to need them waits (older groups are waited for with
   // any newer one). Every iteration starts as if after a barrier-free body end.
@@ -268,7 +352,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return group <= -2 && llvm::is_contained(buffers, nextStageGroup(group));
   };
   if (wgmma && !prefetches.empty()) {
-    if (continuesLastLoop(op, prefetches)) {
+    if (continues) {
       init.push_back(lastPrefetchingLoop->nextStage);
     } else {
       init.push_back(first); // the stage the first iteration reads

@@ -26,6 +26,22 @@ def TileToTgpu : Pass<"tessera-tile-to-tgpu", "mlir::ModuleOp"> {
   let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
 }
 
+def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
+  let summary = "the loop schedule (stages, prefetches, pipelining mode) as tgpu.* attributes";
+  let description = [{
+    Runs after tessera-tile-to-tgpu. Writes the decisions tessera-tile-to-gpu's loop
+    lowering follows: on each `tile.grid`, `tgpu.num_stages` (stages of a prefetched
+    buffer after the shared-memory ceiling) and `tgpu.blocks_per_sm` (where only the
+    first product's operands are double-buffered); on each `scf.for`, `tgpu.pipeline`
+    ("none", "registers", "cp_async", "cp_async_first_product"),
+    `tgpu.prefetch_distance` (iterations ahead) and `tgpu.continues_prefetch` (its first
+    tiles are the previous loop's last copies); on each prefetched `tile.load`, its
+    `tgpu.prefetch_distance`. A `tgpu.prefetch_distance` a user put on a loop is kept (0:
+    one stage, no prefetching), or reported at the loop when it cannot be honoured.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
   let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
   let description = [{

@@ -75,7 +75,7 @@ def test_llvm_stage(causal, masked):
 
 
 def test_unknown_stage(causal):
-    with pytest.raises(Exception, match=r"unknown stage .ptx."):
+    with pytest.raises(Exception, match=r"unknown stage .ptx. \(expected attn, tile, tgpu, tgpu-sm_80 or llvm\)"):
         causal.ir("ptx")
 
 
@@ -84,6 +84,67 @@ def test_replay_command_text(causal):
     assert cmd.startswith("tessera-opt k.mlir --pass-pipeline=")
     assert causal.pipeline("tile") in cmd
     assert "block-m=32" in causal.pipeline("tile") and "block-n=16" in causal.pipeline("tile")
+
+
+GPU_CONFIG = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=2)
+
+
+@pytest.fixture(scope="module")
+def gpu_causal():
+    """A config the GPU target takes (the tgpu stage checks it as the GPU pipeline does)."""
+    return tessera.compile(tessera.attention(causal=True), head_dim=64, config=GPU_CONFIG)
+
+
+def test_tgpu_stage_layouts_and_schedule(gpu_causal):
+    """The tile program after layout and stage assignment: every tile has a #tgpu layout,
+    every loop a schedule. An f32 program takes mma.sync on either chip."""
+    for stage in ("tgpu", "tgpu-sm_80"):
+        tgpu = gpu_causal.ir(stage)
+        assert "tgpu.accumulator = #tgpu.mma<mma_sync" in tgpu
+        assert "#tgpu.dot_operand<a" in tgpu and "#tgpu.shared_operand<" in tgpu
+        loops = tgpu.count("scf.for")
+        assert loops >= 2
+        assert len(re.findall(r'\} \{.*tgpu\.pipeline = "registers", tgpu\.prefetch_distance = 1', tgpu)) == loops
+        assert re.search(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64\}", tgpu)
+        # The tile stage has neither.
+        assert "tgpu." not in gpu_causal.ir("tile")
+
+
+def test_tgpu_stage_checks_the_gpu_config(causal):
+    with pytest.raises(Exception, match=r"the GPU target needs block_m = 16 x num_warps"):
+        causal.ir("tgpu")
+
+
+@pytest.mark.parametrize("which", ["gpu_causal", "masked"])
+def test_replay_tgpu_with_tessera_opt(request, tmp_path, which):
+    test_replay_with_tessera_opt(request, tmp_path, which, "tgpu")
+
+
+def _bf16_tgpu(spec, head_dim, config, stage="tgpu"):
+    """The tgpu stage of a bf16 (GPU) module, through the same core entry as ir()."""
+    from tessera.core import require_core
+    module = spec.to_mlir("bfloat16", head_dim, head_dim)
+    return require_core().lower(module, stage, **config.as_kwargs())
+
+
+def test_tgpu_stage_causal_d128_wgmma_schedule():
+    """D = 128 causal softmax on sm_90a: the masked / unmasked / masked loops double-buffer
+    only K, one iteration ahead, the second and third taking over the copies in flight;
+    the plan leaves shared memory for 3 blocks an SM. On sm_80 every staged tile is
+    prefetched into registers."""
+    config = GPU_CONFIG
+    tgpu = _bf16_tgpu(tessera.attention(causal=True), 128, config)
+    assert "#tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>" in tgpu
+    assert "tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64" in tgpu
+    schedules = re.findall(r"\} \{(.*tgpu\.pipeline[^}]*)\}", tgpu)
+    assert len(schedules) == 3, schedules
+    assert all('tgpu.pipeline = "cp_async_first_product"' in s for s in schedules)
+    assert ["tgpu.continues_prefetch" in s for s in schedules] == [False, True, True]
+    # K (the first product's operand) is prefetched in each loop; V is not.
+    assert len(re.findall(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64\}", tgpu)) == 3
+    sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
+    assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
+    assert sm80.count('tgpu.pipeline = "registers"') == 3
 
 
 @pytest.mark.parametrize("which", ["causal", "masked"])

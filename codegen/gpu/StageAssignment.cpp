@@ -1,0 +1,100 @@
+//===- StageAssignment.cpp - the loop schedule as attributes ---------------===//
+//
+// tessera-tgpu-assign-stages: the decisions tessera-tile-to-gpu's loop lowering makes
+// (the stage plan, which loads each loop prefetches and how far ahead, the pipelining
+// mode, a loop taking over the previous loop's copies in flight) written as tgpu.*
+// attributes on each grid's scf.for loops and tile.load ops (StageAttrs.h), which the
+// lowering then follows. A user's tgpu.prefetch_distance on a loop is kept, or reported
+// at the loop where it cannot be honoured.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/StageAttrs.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUASSIGNSTAGES
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+struct TgpuAssignStagesPass
+    : tessera::gpu::impl::TgpuAssignStagesBase<TgpuAssignStagesPass> {
+  void runOnOperation() override;
+  LogicalResult assign(tile::GridOp grid);
+};
+} // namespace
+
+/// Ops of `root` the schedule names, in walk order: a clone lists its copies in the
+/// same positions.
+static SmallVector<Operation *> scheduledOps(Operation *root) {
+  SmallVector<Operation *> ops;
+  root->walk([&](Operation *op) {
+    if (isa<scf::ForOp, tile::LoadOp>(op))
+      ops.push_back(op);
+  });
+  return ops;
+}
+
+LogicalResult TgpuAssignStagesPass::assign(tile::GridOp grid) {
+  MLIRContext *ctx = &getContext();
+  tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
+  if (!accumulator)
+    return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
+                          "before tessera-tgpu-assign-stages");
+  // The distributor's analyses run on a scratch copy of the grid as tessera-tile-to-gpu
+  // will see it (layout conversions made where their users read them), in a scratch
+  // kernel its constructor may emit into; both are dropped afterwards.
+  OwningOpRef<ModuleOp> scratch = ModuleOp::create(grid.getLoc());
+  OpBuilder sb = OpBuilder::atBlockEnd(scratch->getBody());
+  auto kernel = ::mlir::gpu::GPUFuncOp::create(sb, grid.getLoc(), "stage_assignment",
+                                               FunctionType::get(ctx, {}, {}));
+  auto copy = cast<tile::GridOp>(sb.clone(*grid));
+  copy.walk([](tgpu::ConvertLayoutOp convert) {
+    convert.getResult().replaceAllUsesWith(convert.getSource());
+    convert.erase();
+  });
+  ImplicitLocOpBuilder b(grid.getLoc(), ctx);
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  tile::ConfigAttr config = grid.getConfig();
+  Distributor d(b, config.getNumWarps(), config.getNumStages(),
+                accumulator.getVersion() == tgpu::MmaVersion::wgmma, kernel);
+  d.planStages(copy.getBody().front());
+  FailureOr<SmallVector<Distributor::LoopSchedule>> schedules =
+      d.scheduleLoops(copy.getBody().front());
+  // Located diagnostics point at the copy's ops, which carry the original locations.
+  if (failed(schedules))
+    return failure();
+  DenseMap<Operation *, Operation *> original;
+  for (auto [c, o] : llvm::zip_equal(scheduledOps(copy), scheduledOps(grid)))
+    original[c] = o;
+  auto i64 = [&](int64_t v) { return IntegerAttr::get(IntegerType::get(ctx, 64), v); };
+  grid->setAttr(kNumStagesAttr, i64(d.plannedStages()));
+  if (d.plannedBlocksPerSM)
+    grid->setAttr(kBlocksPerSMAttr, i64(d.plannedBlocksPerSM));
+  for (Distributor::LoopSchedule &s : *schedules) {
+    Operation *loop = original.lookup(s.loop);
+    loop->setAttr(kPipelineAttr, StringAttr::get(ctx, s.mode));
+    loop->setAttr(kPrefetchDistanceAttr, i64(s.distance));
+    if (s.continues)
+      loop->setAttr(kContinuesPrefetchAttr, UnitAttr::get(ctx));
+    else
+      loop->removeAttr(kContinuesPrefetchAttr);
+    for (tile::LoadOp load : s.prefetched)
+      original.lookup(load)->setAttr(kPrefetchDistanceAttr, i64(s.distance));
+  }
+  return success();
+}
+
+void TgpuAssignStagesPass::runOnOperation() {
+  WalkResult result = getOperation().walk([&](tile::GridOp grid) {
+    return failed(assign(grid)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    signalPassFailure();
+}

@@ -1,0 +1,24 @@
+//===- StageAttrs.h - the schedule's loop and load attributes ----*- C++ -*-===//
+//
+// Names of the discardable attributes tessera-tgpu-assign-stages writes (and a user may
+// set) on the scf.for loops and tile.load ops of a tile.grid; docs/RationaleTgpu.md.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_GPU_STAGEATTRS_H
+#define TESSERA_CODEGEN_GPU_STAGEATTRS_H
+
+namespace tessera::gpu {
+/// scf.for and tile.load: iterations ahead the loop's (the load's) tiles are copied; on
+/// a loop before assignment, the user's override (0: no prefetching, one stage).
+inline constexpr const char kPrefetchDistanceAttr[] = "tgpu.prefetch_distance";
+/// scf.for: how its prefetches are carried ("none", "registers", "cp_async",
+/// "cp_async_first_product"); its presence marks the loop as scheduled.
+inline constexpr const char kPipelineAttr[] = "tgpu.pipeline";
+/// scf.for: its first tiles are the previous loop's last copies, still in flight.
+inline constexpr const char kContinuesPrefetchAttr[] = "tgpu.continues_prefetch";
+/// tile.grid: stages of a prefetched buffer and the blocks per SM the plan made room for.
+inline constexpr const char kNumStagesAttr[] = "tgpu.num_stages";
+inline constexpr const char kBlocksPerSMAttr[] = "tgpu.blocks_per_sm";
+} // namespace tessera::gpu
+
+#endif
