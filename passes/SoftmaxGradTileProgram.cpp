@@ -234,30 +234,44 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
   SmallVector<int64_t> shape = pairShape();
   Value zero = splatF32(shape, 0.0f);
   auto contract = arith::FastMathFlags::contract;
-  Value s = keyRows ? dot(t.k, trans(t.q), zero) : dot(t.q, trans(t.k), zero);
-  // P = exp(f(τ s) − L) = 2^(f(τ s) log2 e − L log2 e): one multiply-add and one ex2 per
-  // pair, as the forward's weights.
   float scale = float(op.getEffectiveScale()), log2e = float(kLog2E);
-  Value slope; // ∂f/∂s
-  SmallVector<Value> args;
-  if (op.hasScoreMod()) {
-    s = arith::MulFOp::create(b, s, splatF32(shape, scale));
-    Value qIdx = perQuery(range(t.m0, bm));
-    Value kIdx = perKey(range(t.n0, bn));
-    args = {s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx, kIdx};
-    slope = *inlineModifierElementwise(b, *scoreDerivative, args, shape, buffers);
-    s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
-  } else {
-    log2e *= scale;
-  }
   // A row that kept no key has L = -inf: taking +inf instead makes its P 0, not NaN.
-  Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
-  Value saved = t.lse ? t.lse : load(op.getLse(), {bm}, ValueRange{batch, t.head, t.m0});
-  Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, saved, negInf);
-  Value lse = select(empty, splatF32({bm}, std::numeric_limits<float>::infinity()), saved);
-  Value base = arith::MulFOp::create(b, lse, splatF32({bm}, float(kLog2E)));
-  Value exponent = arith::SubFOp::create(
-      b, arith::MulFOp::create(b, s, splatF32(shape, log2e), contract), perQuery(base), contract);
+  auto loadLse = [&] {
+    Value negInf = splatF32({bm}, -std::numeric_limits<float>::infinity());
+    Value saved = t.lse ? t.lse : load(op.getLse(), {bm}, ValueRange{batch, t.head, t.m0});
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, saved, negInf);
+    return select(empty, splatF32({bm}, std::numeric_limits<float>::infinity()), saved);
+  };
+  auto product = [&](Value init) {
+    return keyRows ? dot(t.k, trans(t.q), init) : dot(t.q, trans(t.k), init);
+  };
+  Value exponent, slope; // ∂f/∂s
+  SmallVector<Value> args;
+  if (!op.hasScoreMod() && scale > 0) {
+    // P = 2^((s − L / τ) τ log2 e): the product accumulates onto −L / τ, so L is not
+    // held beside the scores (as dP accumulates onto −Δ).
+    Value minusBase = arith::MulFOp::create(b, loadLse(), splatF32({bm}, -1.0f / scale));
+    exponent = arith::MulFOp::create(b, product(perQuery(minusBase)),
+                                     splatF32(shape, scale * log2e));
+  } else {
+    // P = exp(f(τ s) − L) = 2^(f(τ s) log2 e − L log2 e): one multiply-add and one ex2
+    // per pair, as the forward's weights.
+    Value s = product(zero);
+    if (op.hasScoreMod()) {
+      s = arith::MulFOp::create(b, s, splatF32(shape, scale));
+      Value qIdx = perQuery(range(t.m0, bm));
+      Value kIdx = perKey(range(t.n0, bn));
+      args = {s, splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), qIdx, kIdx};
+      slope = *inlineModifierElementwise(b, *scoreDerivative, args, shape, buffers);
+      s = *inlineModifierElementwise(b, op.getScoreMod(), args, shape, buffers);
+    } else {
+      log2e *= scale;
+    }
+    Value base = arith::MulFOp::create(b, loadLse(), splatF32({bm}, float(kLog2E)));
+    exponent = arith::SubFOp::create(
+        b, arith::MulFOp::create(b, s, splatF32(shape, log2e), contract), perQuery(base),
+        contract);
+  }
   Value p = math::Exp2Op::create(b, exponent);
   Value keep = masked ? keepTile(t, /*withUserMasks=*/true) : Value();
   if (keep)
@@ -450,7 +464,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // 32): Sᵀ, dPᵀ, Pᵀ and the per-query lse / Δ a thread holds halve beside the dK / dV
   // accumulators, which a 64-query walk spills at D = 128. The grid's config names its
   // product rows (keys) block_m and its query tiles block_n.
-  bool narrowQueries = keyMajor && std::max(d, dv) > 64 && bm % 32 == 0 && bm > 32;
+  bool narrowQueries = keyMajor && std::max(d, dv) > 64 && bm == 64;
   g.bm = narrowQueries ? 32 : bm;
   tile::ConfigAttr keyConfig =
       narrowQueries ? tile::ConfigAttr::get(b.getContext(), bn, g.bm, config.getNumWarps(),
