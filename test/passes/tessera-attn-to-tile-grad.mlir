@@ -12,8 +12,9 @@
 // CHECK: %[[ROWSUM:.*]] = tile.reduce <sum> %[[OD]] axis 1
 // CHECK: tile.store %[[ROWSUM]], %[[DELTA]]
 // The key-tile grid: one program per (key tile, key/value head, batch). Its pair tiles
-// are [key, query]: Sᵀ = K Qᵀ, P = exp2 of one multiply-add, dPᵀ accumulated onto −Δ,
-// then Pᵀ and dSᵀ are the left operands of dV and dK as they stand (no transpose).
+// are [key, query]: Sᵀ = K Qᵀ accumulated onto −L/τ (no score_mod), P = exp2 of one
+// multiply, dPᵀ accumulated onto −Δ, then Pᵀ and dSᵀ are the left operands of dV and dK
+// as they stand (no transpose).
 // CHECK: tile.grid
 // CHECK: %[[K:.*]] = tile.load %arg1{{.*}} -> tensor<16x64xf32>
 // CHECK: scf.for {{.*}} iter_args(%[[DK:.*]] = %{{.*}}, %[[DV:.*]] = %{{.*}}) -> (tensor<16x64xf32>, tensor<16x64xf32>)
@@ -21,9 +22,11 @@
 // CHECK: %[[Q:.*]] = tile.load %arg0{{.*}} -> tensor<32x64xf32>
 // CHECK: %[[DOQ:.*]] = tile.load %arg5{{.*}} -> tensor<32x64xf32>
 // CHECK: scf.if
+// CHECK: %[[LSE:.*]] = tile.load %arg4{{.*}} -> tensor<32xf32>
+// CHECK: %[[MINUSL:.*]] = tile.broadcast %{{.*}} axis 0 : tensor<32xf32> -> tensor<16x32xf32>
 // CHECK: %[[QT:.*]] = tile.trans %[[Q]] : tensor<32x64xf32> -> tensor<64x32xf32>
-// CHECK: %[[ST:.*]] = tile.dot %[[K]], %[[QT]], %{{.*}} -> tensor<16x32xf32>
-// CHECK: %[[E:.*]] = arith.subf %{{.*}} fastmath<contract> : tensor<16x32xf32>
+// CHECK: %[[ST:.*]] = tile.dot %[[K]], %[[QT]], %[[MINUSL]] {{.*}} -> tensor<16x32xf32>
+// CHECK: %[[E:.*]] = arith.mulf %[[ST]], %{{.*}} : tensor<16x32xf32>
 // CHECK: %[[P:.*]] = math.exp2 %[[E]] : tensor<16x32xf32>
 // CHECK: %[[DELTAT:.*]] = tile.load %[[DELTA]]
 // CHECK: %[[NEG:.*]] = arith.negf %[[DELTAT]] : tensor<32xf32>
