@@ -131,3 +131,35 @@ func.func @narrow_and_fill(%x: memref<?x3xf32, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// The softmax backward's 32-query dK / dV tiles at head dim 128: a [64, 32] product
+// takes wgmma (n = 32) only where its tile program marks the grid narrow; unmarked,
+// the rule tuned for head dims 64 / 128 (N multiples of 64) keeps mma.sync.
+// WGMMA-LABEL: func.func @narrow_products
+// WGMMA: tile.grid{{.*}}tgpu.accumulator = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+// WGMMA: tile.grid{{.*}}tgpu.accumulator = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>
+func.func @narrow_products(%k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                           %q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                           %s: memref<?x32xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 32, num_warps = 4, num_stages = 1, split = 1> {
+    %kt = tile.load %k[%c0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %qt = tile.load %q[%c0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<32x128xbf16>
+    %qtt = tile.trans %qt : tensor<32x128xbf16> -> tensor<128x32xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x32xf32>
+    %st = tile.dot %kt, %qtt, %zero : tensor<64x128xbf16>, tensor<128x32xbf16> -> tensor<64x32xf32>
+    tile.store %st, %s[%c0, %c0] : tensor<64x32xf32>, memref<?x32xf32, strided<[?, ?], offset: ?>>
+  }
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 32, num_warps = 4, num_stages = 1, split = 1> attributes {tile.narrow_products} {
+    %kt = tile.load %k[%c0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %qt = tile.load %q[%c0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<32x128xbf16>
+    %qtt = tile.trans %qt : tensor<32x128xbf16> -> tensor<128x32xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x32xf32>
+    %st = tile.dot %kt, %qtt, %zero : tensor<64x128xbf16>, tensor<128x32xbf16> -> tensor<64x32xf32>
+    tile.store %st, %s[%c0, %c0] : tensor<64x32xf32>, memref<?x32xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
