@@ -15,13 +15,19 @@ using namespace tessera::gpu;
 
 /// A scalar load from a buffer the kernel never writes (a block list, a table): as safe
 /// to compute one iteration early as a pure op, given in-bounds indices, which the tile
-/// program guarantees for every value of the induction variable.
+/// program guarantees for every value of the induction variable. Grids before the
+/// load's have finished their writes (tessera-tile-to-gpu has outlined them by then).
 static bool isReadOfInput(Operation *op) {
   auto load = dyn_cast<memref::LoadOp>(op);
   if (!load)
     return false;
-  return llvm::none_of(load.getMemRef().getUsers(), [](Operation *user) {
-    return isa<memref::StoreOp, tile::StoreOp>(user);
+  auto grid = op->getParentOfType<tile::GridOp>();
+  return llvm::none_of(load.getMemRef().getUsers(), [&](Operation *user) {
+    if (!isa<memref::StoreOp, tile::StoreOp>(user))
+      return false;
+    auto writer = user->getParentOfType<tile::GridOp>();
+    return !(grid && writer && writer != grid && writer->getBlock() == grid->getBlock() &&
+             writer->isBeforeInBlock(grid));
   });
 }
 

@@ -12,6 +12,7 @@
 #include "codegen/gpu/LayoutEncoding.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/StageAttrs.h"
+#include "llvm/ADT/ScopeExit.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TGPUASSIGNSTAGES
@@ -47,14 +48,18 @@ LogicalResult TgpuAssignStagesPass::assign(tile::GridOp grid) {
   if (!accumulator)
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
                           "before tessera-tgpu-assign-stages");
-  // The distributor's analyses run on a scratch copy of the grid as tessera-tile-to-gpu
-  // will see it (layout conversions made where their users read them), in a scratch
-  // kernel its constructor may emit into; both are dropped afterwards.
+  // The distributor's analyses run on a copy of the grid as tessera-tile-to-gpu will see
+  // it (layout conversions made where their users read them), right after the grid (the
+  // grids before it are done writing their buffers), with a scratch kernel its
+  // constructor may emit into; both are dropped afterwards.
   OwningOpRef<ModuleOp> scratch = ModuleOp::create(grid.getLoc());
   OpBuilder sb = OpBuilder::atBlockEnd(scratch->getBody());
   auto kernel = ::mlir::gpu::GPUFuncOp::create(sb, grid.getLoc(), "stage_assignment",
                                                FunctionType::get(ctx, {}, {}));
-  auto copy = cast<tile::GridOp>(sb.clone(*grid));
+  OpBuilder after(grid->getContext());
+  after.setInsertionPointAfter(grid);
+  auto copy = cast<tile::GridOp>(after.clone(*grid));
+  auto dropCopy = llvm::make_scope_exit([&] { copy.erase(); });
   copy.walk([](tgpu::ConvertLayoutOp convert) {
     convert.getResult().replaceAllUsesWith(convert.getSource());
     convert.erase();
@@ -92,9 +97,10 @@ LogicalResult TgpuAssignStagesPass::assign(tile::GridOp grid) {
 }
 
 void TgpuAssignStagesPass::runOnOperation() {
-  WalkResult result = getOperation().walk([&](tile::GridOp grid) {
-    return failed(assign(grid)) ? WalkResult::interrupt() : WalkResult::advance();
-  });
-  if (result.wasInterrupted())
-    signalPassFailure();
+  // Collected first: each assignment puts a copy of its grid beside it for a while.
+  SmallVector<tile::GridOp> grids;
+  getOperation().walk([&](tile::GridOp grid) { grids.push_back(grid); });
+  for (tile::GridOp grid : grids)
+    if (failed(assign(grid)))
+      return signalPassFailure();
 }

@@ -247,3 +247,56 @@ func.func @one_stage(%q: !in, %k: !in, %v: !in, %o: !out) {
   }
   return
 }
+
+// -----
+
+// A block list written by an earlier grid is an input by the time the second grid runs:
+// the second grid's loop reads the list one iteration early and prefetches K and V.
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+// CHECK-LABEL: func.func @list_from_earlier_grid
+// CHECK: tile.grid
+// CHECK: memref.store
+// CHECK: tile.grid
+// CHECK: %[[ENTRY:.*]] = memref.load
+// CHECK: %[[INDEX:.*]] = arith.index_cast %[[ENTRY]]
+// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: } {tgpu.pipeline = "registers", tgpu.prefetch_distance = 1 : i64}
+func.func @list_from_earlier_grid(%q: !in, %k: !in, %v: !in, %o: !out, %list: memref<?xi32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant 0 : i32
+    memref.store %zero, %list[%c0] : memref<?xi32>
+  }
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc1 = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %entry = memref.load %list[%t] : memref<?xi32>
+      %block = arith.index_cast %entry : i32 to index
+      %n0 = arith.muli %block, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %acc1, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
