@@ -36,7 +36,8 @@ class Kernel:
         return a
 
     def ir(self, stage: str = "attn") -> str:
-        """The IR at `stage` ("attn", "tile" or "llvm"), as `replay_command` prints it."""
+        """The IR at `stage` ("attn", "tile", "tgpu" / "tgpu-sm_80": the GPU layouts and loop
+        schedule for sm_90a / sm_80, or "llvm"), as `replay_command` prints it."""
         return require_core().lower(self.module, stage, **self.config.as_kwargs())
 
     def pipeline(self, stage: str = "llvm") -> str:
