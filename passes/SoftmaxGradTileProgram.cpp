@@ -276,18 +276,21 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
   Value keep = masked ? keepTile(t, /*withUserMasks=*/true) : Value();
   if (keep)
     p = select(keep, p, zero);
+  // P ∂f/∂s before the dP product, so the slope is not held across it.
+  Value weight = p;
+  if (slope) {
+    weight = arith::MulFOp::create(b, p, slope);
+    if (keep) // the slope of a masked pair may be inf or NaN
+      weight = select(keep, weight, zero);
+  }
   // dP − Δ: the product accumulates onto −Δ, so Δ is not held beside its result.
   Value delta = t.delta ? t.delta : loadF32(this->delta, {bm}, ValueRange{batch, t.head, t.m0});
   Value minusDelta = perQuery(arith::NegFOp::create(b, delta));
   Value dpMinusDelta = keyRows ? dot(t.v, trans(t.dO), minusDelta)
                                : dot(t.dO, trans(t.v), minusDelta);
-  Value dsPrime = arith::MulFOp::create(b, p, dpMinusDelta);
-  Value ds = dsPrime;
-  if (slope) {
-    ds = arith::MulFOp::create(b, ds, slope);
-    if (keep) // the slope of a masked pair may be inf or NaN
-      ds = select(keep, ds, zero);
-  }
+  // dS' = P ∘ (dP − Δ) only where table gradients read it.
+  Value dsPrime = tableReads.empty() ? Value() : arith::MulFOp::create(b, p, dpMinusDelta);
+  Value ds = arith::MulFOp::create(b, weight, dpMinusDelta);
   return {p, dsPrime, ds, keep, args};
 }
 
