@@ -62,13 +62,19 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-/// Tile programs -> tgpu (layouts and the loop schedule), the options already checked.
-static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
+/// Tile programs -> tgpu (layouts; with `assignStages`, the loop schedule as attributes),
+/// the options already checked. The PTX pipelines leave the schedule to
+/// tessera-tile-to-gpu's own (identical) analyses for now: its wgmma waits fence
+/// products in pointer order (productsInFlight, a DenseMap<Value>), so the allocations
+/// of one more pass reorder them in some backward kernels (docs/STATUS.md, issue 23).
+static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options,
+                                   bool assignStages) {
   pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToTgpuOptions layouts;
   layouts.wgmma = options.chip == "sm_90a";
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
-  pm.addPass(tessera::gpu::createTgpuAssignStages());
+  if (assignStages)
+    pm.addPass(tessera::gpu::createTgpuAssignStages());
 }
 
 /// tgpu -> PTX.
@@ -97,12 +103,14 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
-  buildCheckedTileToTgpu(pm, options);
+  buildCheckedTileToTgpu(pm, options, /*assignStages=*/false);
   buildTgpuToPtx(pm, options);
 }
 
-void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  PipelineOptions tiling;
+/// attn ops -> tgpu, as tessera-gpu has them before distribution.
+static void buildToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options,
+                        bool assignStages) {
+  tessera::PipelineOptions tiling;
   tiling.blockM = options.blockM;
   tiling.blockN = options.blockN;
   tiling.numWarps = options.numWarps;
@@ -113,12 +121,16 @@ void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &o
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());
   // wgmma takes Pᵀ and dSᵀ from registers; mma.sync would hold K and V there instead.
-  buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
-  buildCheckedTileToTgpu(pm, options);
+  tessera::buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
+  buildCheckedTileToTgpu(pm, options, assignStages);
+}
+
+void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildToTgpu(pm, options, /*assignStages=*/true);
 }
 
 void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  buildToTgpuPipeline(pm, options);
+  buildToTgpu(pm, options, /*assignStages=*/false);
   buildTgpuToPtx(pm, options);
 }
 

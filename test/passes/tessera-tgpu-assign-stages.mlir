@@ -1,6 +1,9 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages | FileCheck %s
 // Assigning twice gives the same schedule (a scheduled loop keeps its attributes).
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-assign-stages | FileCheck %s
+// tessera-tile-to-gpu follows the schedule: the override adds a copy group (the third
+// loop starts its own prologue instead of taking over the second's copies).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 
 // The D = 128 causal softmax's shape on sm_90a (num_stages = 2): masked, unmasked and
 // masked loops over the same key / value tiles. Only the first product's operand (K) is
@@ -8,6 +11,9 @@
 // iteration ahead and across the loops: the second and third loops take over the copies
 // the loop before them left in flight.
 // CHECK-LABEL: func.func @causal_d128
+// LOWERED-LABEL: gpu.func @causal_d128_kernel0
+// LOWERED-COUNT-8: nvvm.cp.async.commit.group
+// LOWERED-NOT: nvvm.cp.async.commit.group
 // CHECK: tile.grid{{.*}}tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64
 // CHECK: %[[L1:.*]] = scf.for
 // CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
@@ -85,6 +91,9 @@ func.func @causal_d128(%q: !in, %k: !in, %v: !in, %o: !out) {
 // A user's override: one stage (no prefetching) for the unmasked loop. The schedule
 // changes around it: the third loop has no copies in flight to take over.
 // CHECK-LABEL: func.func @one_stage_override
+// LOWERED-LABEL: gpu.func @one_stage_override_kernel0
+// LOWERED-COUNT-9: nvvm.cp.async.commit.group
+// LOWERED-NOT: nvvm.cp.async.commit.group
 // CHECK: } {tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: %[[MID:.*]] = scf.for
 // CHECK-NOT: tgpu.prefetch_distance = 1
