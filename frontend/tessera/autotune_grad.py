@@ -24,8 +24,10 @@ from .trace import SpecError
 # block_n: key tiles (the dK / dV grid's product rows).
 DEFAULT_GRAD_SPACE = {
     "cpu": {"block_m": [32, 64, 128], "block_n": [32, 64, 128]},
+    # min_blocks 1 lifts the stage plan's register cap (two or more blocks an SM: 128 a
+    # thread), which the 32-query dK / dV tiles past D = 64 spill under (default_grad_config).
     "cuda": {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8],
-             "num_stages": [1, 2]},
+             "num_stages": [1, 2], "min_blocks": [0, 1]},
 }
 
 
