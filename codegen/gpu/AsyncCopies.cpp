@@ -124,6 +124,11 @@ void Distributor::waitProducts(int64_t newerLeft, int64_t upTo) {
   for (auto &[v, group] : productsInFlight)
     if (group <= upTo)
       done.push_back(v);
+  // In issue order, not the map's (pointer) order: the fences' order must not depend on
+  // where values were allocated.
+  llvm::sort(done, [&](Value a, Value b) {
+    return productsInFlight.lookup(a) < productsInFlight.lookup(b);
+  });
   for (Value v : done) {
     tiles[v] = fenceRegisters(b, tiles[v]);
     productsInFlight.erase(v);
