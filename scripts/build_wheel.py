@@ -24,13 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
 TAG = "py3-none-linux_x86_64"
-# What another Python needs to build the layers (paths relative to the repository root).
-BINDING_SOURCES = ["compiler/Compiler.h", "frontend/bindings/CoreModule.cpp",
-                   "frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
-                   "runtime/CudaDriver.h", "runtime/KernelCache.cpp", "runtime/KernelCache.h",
-                   "runtime/LaunchRecord.cpp", "runtime/LaunchRecord.h",
-                   "runtime/Module.cpp", "runtime/Module.h", "runtime/TensorMap.cpp",
-                   "runtime/TensorMap.h"]
+# Headers the layers' sources include beyond the sources' own (paths from the repository root).
+EXTRA_HEADERS = ["compiler/Compiler.h"]
 
 
 def load_module(name: str, path: Path):
@@ -41,6 +36,19 @@ def load_module(name: str, path: Path):
     return module
 
 
+def binding_sources(native) -> list:
+    """What another Python needs to build the layers: the sources _native.py compiles (its
+    list is the one place they are named), each one's header beside it, and EXTRA_HEADERS."""
+    files = []
+    for sources, _ in native.MODULES.values():
+        for rel in sources:
+            files.append(rel)
+            header = Path(rel).with_suffix(".h")
+            if (ROOT / header).is_file():
+                files.append(str(header))
+    return sorted(set(files + EXTRA_HEADERS))
+
+
 def stage(package: Path) -> float:
     """Fills `package` (the wheel's tessera/); returns the seconds the layers took."""
     source = ROOT / "frontend" / "tessera"
@@ -48,14 +56,14 @@ def stage(package: Path) -> float:
     for path in sorted(source.glob("*.py")):
         shutil.copy2(path, package / path.name)
     shutil.copy2(ROOT / "build" / "lib" / "libtessera-compiler.so", package)
-    for rel in BINDING_SOURCES:
+    native = load_module("tessera_native", source / "_native.py")
+    for rel in binding_sources(native):
         (package / "_src" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, package / "_src" / rel)
     fingerprint = load_module("tessera_fingerprint", source / "fingerprint.py")
     (package / "_build_info.py").write_text(
         '"""Written by scripts/build_wheel.py."""\n'
         f"COMPILER_FINGERPRINT = {fingerprint.source_fingerprint(ROOT)!r}\n")
-    native = load_module("tessera_native", source / "_native.py")
     return native.build(package, package / "_src", package)
 
 

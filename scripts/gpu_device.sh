@@ -30,11 +30,12 @@ print(f'== tessera imported in {time.perf_counter() - t:.1f} s from {tessera.__f
   echo "== kernel cache $TESSERA_CACHE_DIR: $(ls "$TESSERA_CACHE_DIR" | wc -l) entries"
 else
   export TESSERA_CACHE_DIR="$PWD/.gpu-cache" PYTHONPATH=frontend
-  ext=$(python3 -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-  g++ -O2 -std=c++17 -shared -fPIC -fexceptions -frtti $(python3 -m pybind11 --includes) -I. \
-    frontend/bindings/RuntimeModule.cpp runtime/CudaDriver.cpp runtime/KernelCache.cpp \
-    runtime/LaunchRecord.cpp runtime/TensorMap.cpp \
-    runtime/Module.cpp -o "frontend/tessera/_runtime$ext" -ldl
+  # The runtime's module, by the command (and source list) tessera/_native.py builds it with.
+  python3 -c "import importlib.util as u, subprocess, pathlib as p; \
+s = u.spec_from_file_location('tessera_native', 'frontend/tessera/_native.py'); \
+n = u.module_from_spec(s); s.loader.exec_module(n); \
+subprocess.run(n.build_command('_runtime', p.Path('frontend/tessera'), p.Path('.'), \
+p.Path('frontend/tessera')), check=True)"
 fi
 echo "== device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
 python3 -c "from tessera import _runtime as r; print('driver', r.driver_available(), r.device_name(), r.compute_capability())"

@@ -23,7 +23,7 @@ SOURCES = PACKAGE / "_src"
 COMPILER_LIBRARY = "libtessera-compiler.so"
 
 # Each module: its sources (relative to _src) and whether it links the compiler library.
-_MODULES = {
+MODULES = {
     "_core": (["frontend/bindings/CoreModule.cpp"], True),
     "_runtime": (["frontend/bindings/RuntimeModule.cpp", "runtime/CudaDriver.cpp",
                   "runtime/KernelCache.cpp", "runtime/LaunchRecord.cpp",
@@ -47,7 +47,7 @@ def build_command(name: str, out_dir: Path, sources_dir: Path, library_dir: Path
         raise NativeBuildError(
             f"building tessera.{name} for Python {sys.version.split()[0]} needs pybind11 "
             f"(pip install pybind11)") from e
-    sources, links_compiler = _MODULES[name]
+    sources, links_compiler = MODULES[name]
     include = sysconfig.get_paths()["include"]
     if not (Path(include) / "Python.h").exists():
         raise NativeBuildError(f"building tessera.{name} needs Python's headers "
@@ -68,7 +68,7 @@ def build(out_dir: Path, sources_dir: Path = SOURCES, library_dir: Path = PACKAG
           verbose: bool = False) -> float:
     """Builds both modules into out_dir (in parallel); returns the seconds it took."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    commands = [build_command(n, out_dir, sources_dir, library_dir) for n in _MODULES]
+    commands = [build_command(n, out_dir, sources_dir, library_dir) for n in MODULES]
     start = time.perf_counter()
 
     def run(cmd):
@@ -82,7 +82,7 @@ def build(out_dir: Path, sources_dir: Path = SOURCES, library_dir: Path = PACKAG
     except FileNotFoundError as e:
         raise NativeBuildError(f"building Tessera's native layer needs a C++ compiler "
                                f"(g++): {e}") from e
-    for name, result in zip(_MODULES, results):
+    for name, result in zip(MODULES, results):
         if result.returncode != 0:
             raise NativeBuildError(f"building tessera.{name} failed:\n{result.stderr[-4000:]}")
     return time.perf_counter() - start
@@ -104,17 +104,17 @@ def ensure(package_path: list) -> None:
     if not SOURCES.is_dir():
         return
     suffix = extension_suffix()
-    if all((PACKAGE / f"{n}{suffix}").exists() for n in _MODULES):
+    if all((PACKAGE / f"{n}{suffix}").exists() for n in MODULES):
         return
     directory = _build_dir()
-    if not all((directory / f"{n}{suffix}").exists() for n in _MODULES):
+    if not all((directory / f"{n}{suffix}").exists() for n in MODULES):
         print(f"tessera: building the native layer for Python {sys.version.split()[0]} "
               f"into {directory} (once)", file=sys.stderr)
         # Build beside, then move into place, so a concurrent import never sees half a file.
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             seconds = build(Path(tmp))
-            for n in _MODULES:
+            for n in MODULES:
                 os.replace(Path(tmp) / f"{n}{suffix}", directory / f"{n}{suffix}")
         print(f"tessera: native layer built in {seconds:.1f} s", file=sys.stderr)
     if directory != PACKAGE and str(directory) not in package_path:
