@@ -1,5 +1,5 @@
 """Softmax attention forward + backward on the GPU (issue 24): Tessera's generated
-backward beside torch SDPA (cuDNN and FlashAttention-2 backends, causal only) and
+backward beside torch SDPA (cuDNN and FlashAttention-2 backends, full and causal only) and
 FlexAttention with the same mods, each through torch autograd (a forward on inputs that
 require grad, then torch.autograd.grad with a fixed upstream gradient). One JSON line
 per measurement to bench/results/softmax_bwd.jsonl (bench/report.py makes the table).
@@ -8,7 +8,7 @@ TFLOP/s = 3.5 · 4 · B · H · kept pairs · D / time (the backward counted as 
 as FlashAttention counts it). rel_err: the forward output's last 128 rows against float64
 (a backward reference at N = 64k costs more than the run).
 
-    python3 bench/softmax_bwd_gpu.py [--quick]     # --quick: D = 128 causal, N 4096, 16384
+    python3 bench/softmax_bwd_gpu.py [--quick]     # --quick: D = 128 full and causal, N 4096, 16384
 """
 import sys
 from pathlib import Path
@@ -25,6 +25,7 @@ H, TOKENS, WINDOW = 16, 65536, 1024
 SLOPES = tessera.Buffer("slopes", "float32")
 DOC = tessera.Buffer("document_id")
 SPECS = {
+    "full": tessera.attention(),
     "causal": tessera.attention(causal=True),
     "alibi": tessera.attention(causal=True, score_mod=lambda s, b, h, i, j:
                                s + SLOPES[h] * (j - i).float()),
@@ -49,6 +50,8 @@ def kept_pairs(kind, n, lengths):
         return int((lengths * (lengths + 1) // 2).sum())
     if kind == "window":
         return sum(min(i + 1, WINDOW) for i in range(n))
+    if kind == "full":
+        return n * n
     return n * (n + 1) // 2
 
 
@@ -75,7 +78,7 @@ def main():
     gen = torch.Generator().manual_seed(0)
     dims = (128,) if args.quick else (64, 128)
     lengths = [4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
-    kinds = ("causal",) if args.quick else tuple(SPECS)
+    kinds = ("full", "causal") if args.quick else tuple(SPECS)
     for d in dims:
         for n in lengths:
             b = TOKENS // n
@@ -88,13 +91,14 @@ def main():
                 tables = {"slopes": slopes} if kind == "alibi" else \
                     {"document_id": doc} if kind == "document" else {}
                 keep = {"document": lambda i, j: (j <= i) & (doc[i] == doc[j]),
-                        "window": lambda i, j: (j <= i) & (j > i - WINDOW)}.get(
+                        "window": lambda i, j: (j <= i) & (j > i - WINDOW),
+                        "full": lambda i, j: (j >= 0) & (i >= 0)}.get(
                             kind, lambda i, j: j <= i)
                 bias = (lambda h, i, j: slopes[h].double() * (j - i)) if kind == "alibi" \
                     else (lambda h, i, j: 0.0)
 
                 def mask_mod(b_, h, i, j, kind=kind):
-                    kept = j <= i
+                    kept = (j <= i) if kind != "full" else (j >= 0)
                     if kind == "document":
                         kept = kept & (doc[i] == doc[j])
                     if kind == "window":
@@ -116,15 +120,16 @@ def main():
                     tiles = op.block_mask(q.detach(), k.detach(), v.detach(), **tables)
                     impls["tessera"] = lambda op=op, tiles=tiles: step(
                         lambda: op(q, k, v, block_mask=tiles, **tables))
-                if kind == "causal":
+                if kind in ("causal", "full"):
                     for label, backend in (("sdpa-flash2", SDPBackend.FLASH_ATTENTION),
                                            ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
                         def sdpa(backend=backend):
                             with sdpa_kernel([backend]):
                                 return torch.nn.functional.scaled_dot_product_attention(
-                                    q, k, v, is_causal=True)
+                                    q, k, v, is_causal=kind == "causal")
                         impls[label] = lambda sdpa=sdpa: step(sdpa)
-                bm = create_block_mask(mask_mod, None, None, n, n, device="cuda")
+                bm = None if kind == "full" else create_block_mask(mask_mod, None, None, n, n,
+                                                                   device="cuda")
                 score_mod = alibi_mod if kind == "alibi" else None
                 impls["flex"] = lambda bm=bm, sm=score_mod: step(
                     lambda: flex(q, k, v, score_mod=sm, block_mask=bm))
