@@ -81,6 +81,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
 static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   tessera::gpu::TileToGpuOptions distribute;
   distribute.minBlocks = options.minBlocks;
+  distribute.tma = options.tma;
   pm.addPass(tessera::gpu::createTileToGpu(distribute));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
@@ -92,6 +93,7 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
   kernels.addPass(createSCFToControlFlowPass());
   kernels.addPass(createConvertNVGPUToNVVMPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(tessera::gpu::createTensorMapParams());
   // NVVM ops with no LLVM intrinsic (wgmma, some barriers) become inline PTX here.
   kernels.addPass(createConvertNVVMToLLVMPass());
   kernels.addPass(createCanonicalizerPass());
@@ -116,6 +118,7 @@ static void buildToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &op
   tiling.numWarps = options.numWarps;
   tiling.numStages = options.numStages;
   tiling.split = options.split;
+  tiling.gradQueryTile = options.gradQueryTile;
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
   // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
   // loaded crashed on an out-of-range dim index before the second check could see it.

@@ -43,6 +43,10 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
                             llvm::cl::desc("blocks per SM ptxas must leave registers for "
                                            "(.minnctapersm; 0 = the compiler's choice)"),
                             llvm::cl::init(0)};
+  Option<bool> tma{*this, "tma",
+                   llvm::cl::desc("sm_90a: copy wgmma operand tiles with TMA from descriptor "
+                                  "parameters (off by default)"),
+                   llvm::cl::init(false)};
 };
 
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up. `keyMajorGrad`: the pass

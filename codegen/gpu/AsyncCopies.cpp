@@ -70,6 +70,9 @@ Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
 
 void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
                               ValueRange origin, int group) {
+  // TMA: readers wait on the stage's barrier, not on a group (TensorMemory.cpp).
+  if (tensorCopies)
+    return issueTensorCopies(op, int(&t - swizzledTiles.data()), stage, origin);
   Value buffer = scalars.lookup(op.getSource());
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   Value zero = arith::ConstantIndexOp::create(b, 0);
@@ -93,6 +96,12 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
 }
 
 void Distributor::waitForCopies(int newerGroupsLeft) {
+  if (tensorCopies) {
+    // No cp.async groups: what a loop records as in flight is waited for by its readers.
+    pendingCopies.erase(pendingCopies.begin(),
+                        pendingCopies.end() - std::min<int>(newerGroupsLeft, pendingCopies.size()));
+    return;
+  }
   NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(newerGroupsLeft));
   // cp.async writes through the generic proxy; wgmma reads through the async one.
   NVVM::FenceProxyOp::create(
@@ -148,8 +157,10 @@ void Distributor::settleProducts() {
 void Distributor::flushForProduct(tile::DotOp op) {
   SmallVector<int> operandBuffers;
   for (Value operand : {op.getLhs(), op.getRhs()})
-    if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0)
+    if (auto it = shared.find(operand); it != shared.end() && it->second.swizzled >= 0) {
       operandBuffers.push_back(it->second.swizzled);
+      awaitTensorCopies(it->second);
+    }
   awaitSwizzled(operandBuffers);
 }
 
@@ -163,6 +174,7 @@ void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
 }
 
 Slots Distributor::readSwizzled(const SharedTile &t, const Layout &want) {
+  awaitTensorCopies(t);
   awaitSwizzled({t.swizzled});
   const SwizzledTile &st = swizzledTiles[t.swizzled];
   Value base = stageOffset(st, t.stage);
@@ -305,6 +317,8 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
   bool reused = !isa<scf::ForOp>(op->getParentOp());
   if (reused && copiesPending())
     waitForCopies();
+  if (reused)
+    drainTensorCopies({index});
   ::mlir::gpu::BarrierOp::create(b);
   // After the loops, positions from a thread index LLVM cannot equate with the entry's:
   // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,

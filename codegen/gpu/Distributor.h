@@ -111,6 +111,12 @@ public:
   int64_t dynamicSharedBytes() const {
     return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
   }
+  /// The `tma` knob (TensorMemory.cpp), before lowerBlock: swizzled operand tiles are
+  /// copied by TMA from descriptor parameters when every one of them can be.
+  void useTensorCopies(Block &gridBody, func::FuncOp func);
+  /// After lowerBlock: waits for copies still landing, places and initialises the
+  /// barriers, writes the descriptors `func` takes (tessera.tensor_maps).
+  LogicalResult finishTensorCopies(func::FuncOp func);
 
 private:
   ImplicitLocOpBuilder &b;
@@ -348,6 +354,35 @@ private:
   /// that a product in flight may still be reading).
   void settleProducts();
   void waitProducts(int64_t newerLeft, int64_t upTo);
+
+  // TMA copies (TensorMemory.cpp): a descriptor per (argument, tile rows), an mbarrier
+  // per stage of each buffer they fill, one phase bit per barrier in `phaseWord`.
+  struct TensorMap {
+    unsigned argument;
+    SmallVector<int64_t> box; // outermost first
+    Type elem;
+    Value param; // the kernel's !llvm.ptr parameter
+  };
+  bool tensorCopies = false;
+  SmallVector<TensorMap> tensorMaps;
+  DenseMap<std::pair<unsigned, int64_t>, unsigned> tensorMapOf;
+  DenseMap<int, int> barrierBase; // swizzled buffer -> its stage 0 barrier
+  int numBarriers = 0;
+  arith::ConstantIntOp barrierOffset; // arena offset of the barriers, set when finished
+  Value barrierArea, phaseWord;
+  Operation *barrierInitAnchor = nullptr;
+  std::string tensorCopyRefusal(tile::LoadOp op, func::FuncOp func);
+  int barriersOf(int buffer);
+  Value barrierIndex(int buffer, Value stage);
+  Value barrierAddress(Value index);
+  Value awaitedParity(Value index);
+  void waitBarrier(Value index);
+  /// One elected thread copies `op`'s tile at `origin` into stage `stage` of `buffer`.
+  void issueTensorCopies(tile::LoadOp op, int buffer, Value stage, ValueRange origin);
+  /// Waits until the newest copy into `t`'s stage has landed (no-op without TMA).
+  void awaitTensorCopies(const SharedTile &t);
+  /// Waits for the newest copy into every stage of `buffers`.
+  void drainTensorCopies(ArrayRef<int> buffers);
 
   Value base(const Layout &l, LaneBase lb) {
     switch (lb) {

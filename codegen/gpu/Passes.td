@@ -56,7 +56,11 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
   let options = [
     Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"0",
            "blocks per SM each kernel's registers must leave room for (ptxas "
-           ".minnctapersm); 0: only what a stage plan made room for in shared memory">
+           ".minnctapersm); 0: only what a stage plan made room for in shared memory">,
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "wgmma kernels of one grid copy their swizzled operand tiles with TMA "
+           "(cp.async.bulk.tensor from descriptor parameters, mbarrier completion) where "
+           "every one can be; the host function gets `tessera.tensor_maps`">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
@@ -64,6 +68,18 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect"
   ];
+}
+
+def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
+  let summary = "a kernel's TMA descriptor parameters become byval grid constants";
+  let description = [{
+    Runs after the kernels are LLVM functions. The last `tessera.tensor_map_params`
+    parameters of a kernel (`!llvm.ptr`, written by tessera-tile-to-gpu with `tma`) get
+    `llvm.byval = !llvm.array<128 x i8>`, `llvm.align = 64` and `nvvm.grid_constant`:
+    PTX `.param .align 64 .b8 p[128]`, whose own address (cvta.param) TMA reads. The
+    GPU-to-NVVM lowering keeps neither attribute from a `gpu.func`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect"];
 }
 
 #endif // TESSERA_GPU_PASSES

@@ -152,6 +152,7 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
     if (!sh->second.mem) {
       if (!fragments)
         return remember(readSwizzled(sh->second, want));
+      awaitTensorCopies(sh->second);
       awaitSwizzled({sh->second.swizzled});
     } else {
       flushBarrier();

@@ -149,7 +149,10 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Operation &op : func.getBody().front())
     if (hostSlice.contains(&op))
       b.clone(op, d.scalars);
-  if (failed(d.lowerBlock(grid.getBody().front())))
+  // TMA descriptors are parameters of every kernel of a function: one grid only, for now.
+  if (tma && index == 0 && llvm::range_size(func.getBody().getOps<tile::GridOp>()) == 1)
+    d.useTensorCopies(grid.getBody().front(), func);
+  if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
   if (int64_t blocks = minBlocks ? minBlocks : d.plannedBlocksPerSM)

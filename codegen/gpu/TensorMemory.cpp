@@ -1,0 +1,276 @@
+//===- TensorMemory.cpp - TMA copies into the swizzled arena ----------------===//
+//
+// Hopper kernels compiled with `tma`: every swizzled operand tile (Q, K, V) is copied by
+// `cp.async.bulk.tensor` from a CUtensorMap kernel parameter (encoded per call by the
+// runtime, docs/LAUNCH_RECORD.md) into the same 128-byte-swizzled layout the cp.async
+// path writes: a box of [rows, 64] 16-bit elements is one 64-column swizzle block. One
+// elected thread issues a tile's boxes and arms an mbarrier per (buffer, stage) with the
+// bytes to expect; readers wait on that barrier's phase. Rows past the tensor arrive as
+// zeros (the descriptor's out-of-bounds fill), so no copy carries a predicate.
+//
+// Phases: each thread keeps one bit per barrier, flipped whenever a fill of that barrier
+// is issued (every thread runs the issuing code; only the elected one copies). A reader
+// waits for parity `bit ^ 1`, the phase the newest fill completes; waiting again, or for a
+// barrier never filled, returns at once, so waits need no bookkeeping of their own. The
+// bits live in a one-word alloca that LLVM promotes to a register.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/TensorMemory.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+/// Bits of the per-thread phase word: barriers a kernel may have.
+static constexpr int kMaxBarriers = 32;
+/// Columns of one box: a 128-byte swizzle block of 16-bit elements.
+static constexpr int64_t kBoxCols = kSwizzleCols;
+
+/// Inline PTX with side effects and no result.
+static void emitPtx(ImplicitLocOpBuilder &b, StringRef ptx, StringRef constraints,
+                    ValueRange operands) {
+  LLVM::InlineAsmOp::create(b, TypeRange{}, operands, b.getStringAttr(ptx),
+                            b.getStringAttr(constraints), /*has_side_effects=*/b.getUnitAttr(),
+                            UnitAttr(), LLVM::TailCallKindAttr(),
+                            LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+                            ArrayAttr());
+}
+
+static Value toI32(ImplicitLocOpBuilder &b, Value v) {
+  if (v.getType().isIndex())
+    return arith::IndexCastUIOp::create(b, b.getI32Type(), v);
+  return arith::TruncIOp::create(b, b.getI32Type(), v);
+}
+
+/// Why `op`'s tile cannot be copied by TMA, or "" where it can.
+std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  auto source = dyn_cast<BlockArgument>(op.getSource());
+  auto buffer = cast<MemRefType>(op.getSource().getType());
+  if (!source || source.getOwner() != &func.getBody().front())
+    return "its source is not an argument of the kernel";
+  if (buffer.getRank() < 2 || buffer.getRank() > 5)
+    return "its source has rank outside TMA's 2 to 5";
+  if (!tileType.getElementType().isBF16() && !tileType.getElementType().isF16())
+    return "its elements are not bf16 or f16";
+  if (tileType.getDimSize(1) % kBoxCols || tileType.getDimSize(0) > 256)
+    return "its tile is not whole 64-column blocks of at most 256 rows";
+  if (vectorsPerThread(op) == 0)
+    return "its tile is not whole 16-byte chunks of the source's rows";
+  return "";
+}
+
+void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
+  SmallVector<tile::LoadOp> loads;
+  bool every = !gridBody
+                    .walk([&](tile::LoadOp op) {
+                      if (!isStaged(op) || !swizzles(op))
+                        return WalkResult::advance();
+                      if (!tensorCopyRefusal(op, func).empty())
+                        return WalkResult::interrupt();
+                      loads.push_back(op);
+                      return WalkResult::advance();
+                    })
+                    .wasInterrupted();
+  // All or none: cp.async groups and barrier phases are waited for differently, and the
+  // group counts assume every staged copy is a group.
+  if (!every || loads.empty())
+    return;
+  MLIRContext *ctx = b.getContext();
+  auto pointer = LLVM::LLVMPointerType::get(ctx);
+  for (tile::LoadOp op : loads) {
+    auto tileType = cast<RankedTensorType>(op.getType());
+    unsigned argument = cast<BlockArgument>(op.getSource()).getArgNumber();
+    auto key = std::make_pair(argument, tileType.getDimSize(0));
+    if (tensorMapOf.count(key))
+      continue;
+    int64_t rank = cast<MemRefType>(op.getSource().getType()).getRank();
+    SmallVector<int64_t> box(rank, 1);
+    box[rank - 2] = tileType.getDimSize(0);
+    box[rank - 1] = kBoxCols;
+    // Descriptors follow the buffers (the launch record packs them in this order).
+    kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(), kernel.getLoc());
+    tensorMapOf[key] = tensorMaps.size();
+    tensorMaps.push_back({argument, box, tileType.getElementType(),
+                          kernel.getArgument(kernel.getNumArguments() - 1)});
+  }
+  tensorCopies = true;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointAfter(arenaAnchor);
+  // The barriers go after the last buffer, once its size is known (finishTensorCopies).
+  barrierOffset = arith::ConstantIntOp::create(b, b.getI64Type(), 0);
+  barrierArea = arith::AddIOp::create(b, arenaAddress, barrierOffset);
+  phaseWord = memref::AllocaOp::create(b, MemRefType::get({1}, b.getI32Type()));
+  memref::StoreOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 0), phaseWord,
+                          ValueRange{arith::ConstantIndexOp::create(b, 0)});
+  barrierInitAnchor = phaseWord.getDefiningOp();
+}
+
+int Distributor::barriersOf(int buffer) {
+  auto it = barrierBase.find(buffer);
+  if (it != barrierBase.end())
+    return it->second;
+  barrierBase[buffer] = numBarriers;
+  numBarriers += swizzledTiles[buffer].stages;
+  return barrierBase[buffer];
+}
+
+Value Distributor::barrierIndex(int buffer, Value stage) {
+  return arith::AddIOp::create(b, arith::ConstantIndexOp::create(b, barriersOf(buffer)), stage);
+}
+
+Value Distributor::barrierAddress(Value index) {
+  Value offset = arith::MulIOp::create(
+      b, arith::IndexCastUIOp::create(b, b.getI64Type(), index),
+      arith::ConstantIntOp::create(b, b.getI64Type(), 8));
+  return toI32(b, arith::AddIOp::create(b, barrierArea, offset));
+}
+
+/// Parity of the phase the newest fill of barrier `index` completes.
+Value Distributor::awaitedParity(Value index) {
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value word = memref::LoadOp::create(b, phaseWord, ValueRange{zero});
+  Value bit = arith::ShRUIOp::create(b, word, toI32(b, index));
+  Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
+  return arith::XOrIOp::create(b, arith::AndIOp::create(b, bit, one), one);
+}
+
+void Distributor::waitBarrier(Value index) {
+  // A loop in one asm block: PTX scopes the label to its braces.
+  emitPtx(b,
+          "{\n.reg .pred done;\nwait_phase:\n"
+          "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+          "@!done bra wait_phase;\n}",
+          "r,r", {barrierAddress(index), awaitedParity(index)});
+}
+
+void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
+                                    ValueRange origin) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  const SwizzledTile &t = swizzledTiles[buffer];
+  const TensorMap &map =
+      tensorMaps[tensorMapOf.lookup({cast<BlockArgument>(op.getSource()).getArgNumber(),
+                                     tileType.getDimSize(0)})];
+  int64_t rank = origin.size();
+  int64_t boxes = tileType.getDimSize(1) / kBoxCols;
+  int64_t boxBytes = tileType.getDimSize(0) * kBoxCols * 2;
+  Value index = barrierIndex(buffer, stage);
+  Value barrier = barrierAddress(index);
+  // The stage's bytes in shared memory: stage 0's address plus the stage's elements.
+  Value stageBytes = arith::MulIOp::create(
+      b, arith::IndexCastUIOp::create(b, b.getI64Type(), stage),
+      arith::ConstantIntOp::create(b, b.getI64Type(), t.rows * t.cols * 2));
+  Value dst = arith::AddIOp::create(b, t.address, stageBytes);
+  SmallVector<Value> coords; // innermost first, as the descriptor numbers dims
+  for (int64_t d = rank - 1; d >= 0; --d)
+    coords.push_back(toI32(b, origin[d]));
+  Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
+                                        arith::ConstantIndexOp::create(b, 0));
+  scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+    // The previous fill of this stage has landed (a barrier takes one fill per phase);
+    // generic-proxy accesses before this point are ordered before the copy's writes.
+    waitBarrier(index);
+    emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
+    emitPtx(b, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r",
+            {barrier, arith::ConstantIntOp::create(b, b.getI32Type(), boxes * boxBytes)});
+    for (int64_t box = 0; box < boxes; ++box) {
+      // Box k fills swizzle block k: [rows][64] elements after the k blocks before it.
+      Value boxDst = arith::AddIOp::create(
+          b, dst, arith::ConstantIntOp::create(b, b.getI64Type(), box * t.rows * kBoxCols * 2));
+      SmallVector<Value> operands{toI32(b, boxDst), map.param};
+      operands.push_back(arith::AddIOp::create(
+          b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols)));
+      llvm::append_range(operands, ArrayRef(coords).drop_front());
+      operands.push_back(barrier);
+      std::string ptx, constraints = "r,l";
+      llvm::raw_string_ostream os(ptx);
+      os << "cp.async.bulk.tensor." << rank
+         << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
+      for (int64_t d = 0; d < rank; ++d) {
+        os << (d ? ", " : "") << "$" << d + 2;
+        constraints += ",r";
+      }
+      os << "}], [$" << rank + 2 << "];";
+      constraints += ",r";
+      emitPtx(b, ptx, constraints, operands);
+    }
+    scf::YieldOp::create(b);
+  });
+  // Every thread flips the barrier's bit: the phase its readers wait for.
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value word = memref::LoadOp::create(b, phaseWord, ValueRange{zero});
+  Value flip = arith::ShLIOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 1),
+                                     toI32(b, index));
+  memref::StoreOp::create(b, arith::XOrIOp::create(b, word, flip), phaseWord, ValueRange{zero});
+}
+
+void Distributor::awaitTensorCopies(const SharedTile &t) {
+  if (!tensorCopies || t.swizzled < 0 || !barrierBase.count(t.swizzled))
+    return;
+  waitBarrier(barrierIndex(t.swizzled, t.stage));
+}
+
+void Distributor::drainTensorCopies(ArrayRef<int> buffers) {
+  for (int buffer : buffers) {
+    if (!barrierBase.count(buffer))
+      continue;
+    for (int64_t s = 0; s < swizzledTiles[buffer].stages; ++s)
+      waitBarrier(barrierIndex(buffer, arith::ConstantIndexOp::create(b, s)));
+  }
+}
+
+LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
+  if (!tensorCopies)
+    return success();
+  if (numBarriers > kMaxBarriers)
+    return func.emitError("tma: the kernel needs ")
+           << numBarriers << " mbarriers, more than the " << kMaxBarriers
+           << " its phase word tracks; use fewer stages";
+  // No copy may still be landing when the block exits (a prefetch past the last tile).
+  SmallVector<int> all;
+  for (auto &[buffer, base] : barrierBase)
+    all.push_back(buffer);
+  llvm::sort(all);
+  drainTensorCopies(all);
+  int64_t offset = llvm::alignTo(arenaBytes, 8);
+  arenaBytes = offset + 8 * numBarriers;
+  barrierOffset.setValueAttr(b.getI64IntegerAttr(offset));
+  {
+    // One thread initialises every barrier (one arrival a phase: the elected issuer's
+    // arrive.expect_tx), before any thread can use one.
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfter(barrierInitAnchor);
+    Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
+                                          arith::ConstantIndexOp::create(b, 0));
+    scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      for (int i = 0; i < numBarriers; ++i)
+        emitPtx(b, "mbarrier.init.shared::cta.b64 [$0], 1;", "r",
+                {barrierAddress(arith::ConstantIndexOp::create(b, i))});
+      emitPtx(b, "fence.mbarrier_init.release.cluster;", "", {});
+      scf::YieldOp::create(b);
+    });
+    ::mlir::gpu::BarrierOp::create(b);
+  }
+  MLIRContext *ctx = b.getContext();
+  SmallVector<Attribute> maps;
+  for (const TensorMap &m : tensorMaps)
+    maps.push_back(DictionaryAttr::get(
+        ctx, {NamedAttribute(StringAttr::get(ctx, "argument"),
+                             IntegerAttr::get(IntegerType::get(ctx, 64), m.argument)),
+              NamedAttribute(StringAttr::get(ctx, "dtype"),
+                             StringAttr::get(ctx, m.elem.isBF16() ? "bf16" : "f16")),
+              NamedAttribute(StringAttr::get(ctx, "box"), DenseI64ArrayAttr::get(ctx, m.box)),
+              NamedAttribute(StringAttr::get(ctx, "swizzle"),
+                             IntegerAttr::get(IntegerType::get(ctx, 64), 128))}));
+  func->setAttr(kTensorMapsAttr, ArrayAttr::get(ctx, maps));
+  // The last `n` parameters become byval grid constants after lowering to LLVM
+  // (tessera-tensor-map-params): the descriptor's address must be the parameter's own.
+  kernel->setAttr(kTensorMapParamsAttr, IntegerAttr::get(IntegerType::get(ctx, 64),
+                                                         tensorMaps.size()));
+  return success();
+}
