@@ -31,6 +31,7 @@ void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &opti
   attnToTile.numWarps = options.numWarps;
   attnToTile.numStages = options.numStages;
   attnToTile.split = options.split;
+  attnToTile.gradQueryTile = options.gradQueryTile;
   pm.addPass(createAttnToTile(attnToTile));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -28,6 +28,10 @@ struct TuningOptions : mlir::PassPipelineOptions<Derived> {
       *this, "num-warps", llvm::cl::desc("warps per program"), llvm::cl::init(4)};
   typename Base::template Option<int64_t> numStages{
       *this, "num-stages", llvm::cl::desc("software-pipeline stages"), llvm::cl::init(2)};
+  typename Base::template Option<int64_t> gradQueryTile{
+      *this, "grad-query-tile",
+      llvm::cl::desc("softmax backward: queries per dK / dV tile (0: the compiler's rule)"),
+      llvm::cl::init(0)};
   typename Base::template Option<int64_t> split{
       *this, "split", llvm::cl::desc("pieces a program's work is split into"),
       llvm::cl::init(1)};

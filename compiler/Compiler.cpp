@@ -121,12 +121,20 @@ tessera::Stage tessera::parseStage(const std::string &name) {
                      "' (expected attn, tile, tgpu, tgpu-sm_80 or llvm)");
 }
 
+/// The tiling options every pipeline takes; grad-query-tile only where set, so that the
+/// text of a default config stays as it was before the knob.
+static std::string tilingOptions(const tessera::TuningConfig &config) {
+  return "block-m=" + std::to_string(config.blockM) +
+         " block-n=" + std::to_string(config.blockN) +
+         " num-warps=" + std::to_string(config.numWarps) +
+         " num-stages=" + std::to_string(config.numStages) +
+         " split=" + std::to_string(config.split) +
+         (config.gradQueryTile ? " grad-query-tile=" + std::to_string(config.gradQueryTile)
+                               : std::string());
+}
+
 std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
-  std::string options = "block-m=" + std::to_string(config.blockM) +
-                        " block-n=" + std::to_string(config.blockN) +
-                        " num-warps=" + std::to_string(config.numWarps) +
-                        " num-stages=" + std::to_string(config.numStages) +
-                        " split=" + std::to_string(config.split);
+  std::string options = tilingOptions(config);
   switch (stage) {
   case Stage::Attn:
     return "builtin.module()";
@@ -147,11 +155,7 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
   // The chip is spliced into pipeline text: reject it before it can break the text.
   if (std::string reason = unsupportedChipReason(chip); !reason.empty())
     throw CompileError(reason);
-  return "builtin.module(tessera-gpu{block-m=" + std::to_string(config.blockM) +
-         " block-n=" + std::to_string(config.blockN) +
-         " num-warps=" + std::to_string(config.numWarps) +
-         " num-stages=" + std::to_string(config.numStages) +
-         " split=" + std::to_string(config.split) +
+  return "builtin.module(tessera-gpu{" + tilingOptions(config) +
          " min-blocks=" + std::to_string(config.minBlocks) + " chip=" + chip + "})";
 }
 

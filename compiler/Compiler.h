@@ -23,6 +23,7 @@ struct CompileError : std::runtime_error {
 struct TuningConfig {
   int64_t blockM = 64, blockN = 64, numWarps = 4, numStages = 2, split = 1;
   int64_t minBlocks = 0; // GPU: blocks per SM for ptxas (.minnctapersm); 0 = compiler's
+  int64_t gradQueryTile = 0; // softmax backward: queries per dK / dV tile; 0 = compiler's
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.

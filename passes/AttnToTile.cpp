@@ -201,7 +201,8 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
               return buildSoftmaxTileProgram(b, o, buffers, config);
             })
             .Case([&](attn::AttentionGradOp o) {
-              return buildSoftmaxGradTileProgram(b, o, buffers, config, keyMajorGrad);
+              return buildSoftmaxGradTileProgram(b, o, buffers, config,
+                                                 {keyMajorGrad, gradQueryTile});
             })
             .Case([&](attn::LinearAttentionOp o) {
               return buildLinearTileProgram(b, o, buffers, config);

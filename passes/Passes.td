@@ -38,7 +38,11 @@ def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
            "softmax backward: the dK / dV grid computes [key, query] tiles (Sᵀ, dPᵀ), "
            "whose Pᵀ and dSᵀ are left operands as they stand (wgmma takes them from "
            "registers); false: [query, key] tiles, transposed for those products "
-           "(mma.sync, whose left operands loaded once would stay in registers)">
+           "(mma.sync, whose left operands loaded once would stay in registers)">,
+    Option<"gradQueryTile", "grad-query-tile", "int64_t", "0",
+           "softmax backward: queries per tile the dK / dV grid walks (a multiple of 16 on "
+           "GPUs; with key-major-grad false, 16 x num-warps); 0: the rule, 32 past head "
+           "dim 64 in [key, query] tiles with block-m 64, else block-m">
   ];
 }
 

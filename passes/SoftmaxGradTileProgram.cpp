@@ -360,10 +360,19 @@ GradProgram::visitPair(const PairTiles &t, ValueRange acc,
 LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
                                                    attn::AttentionGradOp op,
                                                    const IRMapping &buffers,
-                                                   tile::ConfigAttr config, bool keyMajor) {
+                                                   tile::ConfigAttr config, GradTiling tiling) {
   GradProgram g(b, op, buffers);
   g.bm = config.getBlockM();
   g.bn = config.getBlockN();
+  bool keyMajor = tiling.keyMajor;
+  if (tiling.queryTile < 0)
+    return op.emitError("grad_query_tile must be 0 (the compiler's rule) or positive, got ")
+           << tiling.queryTile;
+  if (int64_t rows = 16 * config.getNumWarps(); !keyMajor && tiling.queryTile % rows)
+    return op.emitError("grad_query_tile (")
+           << tiling.queryTile << ") must be a multiple of 16 x num_warps = " << rows
+           << " where the dK / dV grid's queries are product rows (key-major-grad off: "
+              "mma.sync)";
   if (op.getBlockIndices()) {
     int64_t bq = op.getBlockQAttr().getInt(), bk = op.getBlockKAttr().getInt();
     if ((bq != 1 && bq % g.bm) || bk % g.bn)
@@ -398,6 +407,14 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   g.d = cast<MemRefType>(q.getType()).getDimSize(3);
   g.dv = cast<MemRefType>(g.buffer(op.getValue()).getType()).getDimSize(3);
   int64_t bm = g.bm, bn = g.bn, d = g.d, dv = g.dv;
+  // Queries per tile the dK / dV grid walks (see there).
+  int64_t keyQueries = tiling.queryTile ? tiling.queryTile
+                       : keyMajor && std::max(d, dv) > 64 && bm == 64 ? 32
+                                                                     : bm;
+  if (int64_t bq = op.getBlockIndices() ? op.getBlockQAttr().getInt() : 1;
+      bq != 1 && bq % keyQueries)
+    return op.emitError("block_q (")
+           << bq << ") must be 1 or a multiple of grad_query_tile (" << keyQueries << ")";
 
   // Host side: sizes and Δ's buffer.
   Value nBatch = g.dim(q, 0), nHeads = g.dim(q, 1), nkvHeads = g.dim(k, 1);
@@ -463,16 +480,20 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   // first row whose diagonal reaches its first key (causal) to the last row whose window
   // still holds its last key.
   g.keyRows = keyMajor;
-  // Past head dim 64 the [key, query] tiles walk 32 queries at a time (wgmma N = K =
-  // 32): Sᵀ, dPᵀ, Pᵀ and the per-query lse / Δ a thread holds halve beside the dK / dV
-  // accumulators, which a 64-query walk spills at D = 128. The grid's config names its
-  // product rows (keys) block_m and its query tiles block_n.
-  bool narrowQueries = keyMajor && std::max(d, dv) > 64 && bm == 64;
-  g.bm = narrowQueries ? 32 : bm;
-  tile::ConfigAttr keyConfig =
-      narrowQueries ? tile::ConfigAttr::get(b.getContext(), bn, g.bm, config.getNumWarps(),
-                                            config.getNumStages(), config.getSplit())
-                    : config;
+  // Queries per walked tile: the grad-query-tile option, else past head dim 64 the
+  // [key, query] tiles walk 32 queries at a time (wgmma N = K = 32): Sᵀ, dPᵀ, Pᵀ and the
+  // per-query lse / Δ a thread holds halve beside the dK / dV accumulators, which a
+  // 64-query walk spills at D = 128. Tiles under 64 queries ask narrow products; the
+  // grid's config names its product rows (keys) block_m and its query tiles block_n.
+  g.bm = keyQueries;
+  bool narrowQueries = keyMajor && g.bm < 64;
+  auto configOf = [&](int64_t rows, int64_t cols) {
+    return tile::ConfigAttr::get(b.getContext(), rows, cols, config.getNumWarps(),
+                                 config.getNumStages(), config.getSplit());
+  };
+  tile::ConfigAttr keyConfig = g.bm == bm ? config
+                               : keyMajor ? configOf(bn, g.bm)
+                                          : configOf(g.bm, bn);
   g.grid({kTiles, nkvHeads, nBatch}, keyConfig, [&](ArrayRef<Value> id) {
     if (narrowQueries)
       b.getInsertionBlock()->getParentOp()->setAttr(kNarrowProductsAttr, b.getUnitAttr());

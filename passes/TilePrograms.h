@@ -23,13 +23,18 @@ mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
                                             attn::AttentionOp op,
                                             const mlir::IRMapping &buffers,
                                             tile::ConfigAttr config);
-/// Its backward: Δ, then dK and dV per key tile, then dQ per query tile (deterministic);
-/// `keyMajor`: the dK / dV grid's pair tiles are [key, query] (see the pass option
-/// key-major-grad). SoftmaxGradTileProgram.cpp.
+/// How the softmax backward's dK / dV grid walks the query tiles (tessera-to-tile's
+/// options key-major-grad and grad-query-tile).
+struct GradTiling {
+  bool keyMajor = true;   // pair tiles are [key, query]
+  int64_t queryTile = 0;  // queries per walked tile; 0: the builder's rule
+};
+/// Its backward: Δ, then dK and dV per key tile, then dQ per query tile (deterministic).
+/// SoftmaxGradTileProgram.cpp.
 mlir::LogicalResult buildSoftmaxGradTileProgram(mlir::ImplicitLocOpBuilder &b,
                                                 attn::AttentionGradOp op,
                                                 const mlir::IRMapping &buffers,
-                                                tile::ConfigAttr config, bool keyMajor);
+                                                tile::ConfigAttr config, GradTiling tiling);
 /// Linear attention with its D x Dv state carried on chip across blocks of
 /// `config.block_m` tokens (Lightning Attention-2, SEMANTICS.md §2); LinearTileProgram.cpp.
 mlir::LogicalResult buildLinearTileProgram(mlir::ImplicitLocOpBuilder &b,

@@ -158,7 +158,8 @@ def pipeline_for(config: Config, stage: str, target: str = "cpu", chip: str = "s
 def _cfg_text(c: Config) -> str:
     return (f"block_m={c.block_m} block_n={c.block_n} num_warps={c.num_warps} "
             f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else "")
-            + (f" min_blocks={c.min_blocks}" if c.min_blocks else ""))
+            + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
+            + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def validate_configs(spec: AttentionSpec, configs: Sequence[Config], *, head_dim
     if backward:
         module, entry = grad_module(spec, dtype, head_dim, value_dim)
         for i, c in enumerate(configs):
-            reason = invalid_for_backward(c, target, head_dim, value_dim)
+            reason = invalid_for_backward(c, target, head_dim, value_dim, chip)
             if reason:
                 results[i] = Trial(c, "rejected", reason=reason, detail=reason)
 

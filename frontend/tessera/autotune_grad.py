@@ -20,14 +20,16 @@ from .softmax_grad import GRAD_SHARED_BUDGET, grad_mlir, grad_shared_bytes
 from .spec import AttentionSpec
 from .trace import SpecError
 
-# block_m: query tiles (the dQ grid's product rows, the dK / dV grid's walked tiles);
-# block_n: key tiles (the dK / dV grid's product rows).
+# block_m: query tiles (the dQ grid's product rows, the dK / dV grid's walked tiles unless
+# grad_query_tile says otherwise); block_n: key tiles (the dK / dV grid's product rows).
 DEFAULT_GRAD_SPACE = {
     "cpu": {"block_m": [32, 64, 128], "block_n": [32, 64, 128]},
     # min_blocks 1 lifts the stage plan's register cap (two or more blocks an SM: 128 a
-    # thread), which the 32-query dK / dV tiles past D = 64 spill under (default_grad_config).
+    # thread), which the narrow dK / dV tiles past D = 64 spill under (default_grad_config).
+    # grad_query_tile: the dK / dV grid's queries per tile on sm_90a (16 and 32 are refused
+    # on sm_80, where they are product rows).
     "cuda": {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8],
-             "num_stages": [1, 2], "min_blocks": [0, 1]},
+             "num_stages": [1, 2], "min_blocks": [0, 1], "grad_query_tile": [16, 32, 64]},
 }
 
 
@@ -49,7 +51,7 @@ def grad_module(spec: AttentionSpec, dtype: str, head_dim: int, value_dim: int) 
 
 
 def invalid_for_backward(config: Config, target: str, head_dim: int,
-                         value_dim: int) -> Optional[str]:
+                         value_dim: int, chip: str = "sm_90a") -> Optional[str]:
     """Why `config` cannot serve the backward on `target` (None: it may; the compiler
     still decides). Checked before compiling, so the tuner spends no compile on these."""
     if target != "cuda":
@@ -59,6 +61,12 @@ def invalid_for_backward(config: Config, target: str, head_dim: int,
         return (f"the backward's query and key tiles are both product rows: block_m and "
                 f"block_n must be multiples of 16 x num_warps = {rows}, got "
                 f"{config.block_m} x {config.block_n}")
+    tile = config.grad_query_tile
+    # sm_90a: a wgmma extent (N of Sᵀ / dPᵀ, K of dV / dK); sm_80: product rows.
+    unit = 16 if chip == "sm_90a" else rows
+    if tile and (tile % unit or tile > 256):
+        return (f"grad_query_tile={tile}: the dK / dV grid's query tiles on {chip} take a "
+                f"multiple of {unit} up to 256 (0: the compiler's rule)")
     need = grad_shared_bytes(config, head_dim, value_dim)
     if config.num_stages > 1 and need > GRAD_SHARED_BUDGET:
         return (f"num_stages={config.num_stages}: the gradient's tiles take about {need} bytes "

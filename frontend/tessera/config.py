@@ -21,6 +21,11 @@ class Config:
     # .minnctapersm; 0 = the compiler's own choice). One-warpgroup D = 128 kernels take
     # 168 registers (3 blocks); 4 caps them at 128, spilling a little.
     min_blocks: int = 0
+    # Softmax backward: queries per tile the dK / dV grid walks beside its block_n keys
+    # (0 = the compiler's rule: 32 past head dim 64 on sm_90a and the CPU with block_m
+    # 64, else block_m). Fewer queries, fewer registers beside the dK / dV accumulators;
+    # on sm_80 the queries are product rows (a multiple of 16 x num_warps).
+    grad_query_tile: int = 0
 
     def as_kwargs(self) -> Dict[str, int]:
         return dataclasses.asdict(self)

@@ -168,8 +168,8 @@ def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
     compile), and two stages only where the staged tiles fit (one past D = 192). On sm_80
     min_blocks = 1 (.minnctapersm 1): without it ptxas gave the D = 128 block-list dK/dV
     kernel 168 registers and 1304 B of spills instead of 255 and 424 (nothing else moves).
-    On sm_90a too past D = 64, where the dK/dV grid walks 32-query tiles (the tile
-    program's rule: narrowQueries in SoftmaxGradTileProgram.cpp).
+    On sm_90a too past D = 64, where the dK/dV grid walks 32-query tiles
+    (grad_query_tile; 64 elsewhere, the query tile itself).
     Set `kernel.grad_config` to another Config, or tune it: autotune(..., backward=True)."""
     stages = 2
     if grad_shared_bytes(Config(num_stages=2), head_dim, value_dim) > GRAD_SHARED_BUDGET:
@@ -178,4 +178,5 @@ def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
     # dK / dV tiles at 128 registers (1.2-2.2 KB spilled at D = 128).
     narrow_grad = chip == "sm_90a" and max(head_dim, value_dim) > 64
     return Config(block_m=64, block_n=64, num_warps=4, num_stages=stages,
-                  min_blocks=1 if chip != "sm_90a" or narrow_grad else 0)
+                  min_blocks=1 if chip != "sm_90a" or narrow_grad else 0,
+                  grad_query_tile=32 if narrow_grad else 64)

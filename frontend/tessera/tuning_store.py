@@ -31,9 +31,10 @@ except ImportError:  # not POSIX: single-writer only
 
 FORMAT = "tessera-tuning"
 VERSION = 1
-KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split", "min_blocks")
+KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split", "min_blocks",
+         "grad_query_tile")
 # Knobs added after a store may have been written: an entry without one takes the default.
-_LATER_KNOBS = {"min_blocks"}
+_LATER_KNOBS = {"min_blocks", "grad_query_tile"}
 
 
 def cache_dir() -> Path:

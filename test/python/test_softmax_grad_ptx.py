@@ -90,3 +90,21 @@ def test_table_gradient_is_not_lowered_to_gpu_yet():
     with pytest.raises(_core.CompileError, match="cannot lower yet"):
         _core.compile_gpu(grad_mlir(spec, "bfloat16", 64, 64, ("bias",)), "attention_grad",
                           "sm_90a", **ts.Config().as_kwargs())
+
+
+def test_grad_query_tile_sets_the_dk_dv_grids_wgmma_width():
+    """Config.grad_query_tile reaches the tile program (pipeline option grad-query-tile,
+    absent from a default config's text): 16 queries, wgmma m64n16k16 for Sᵀ and dPᵀ."""
+    assert "grad-query-tile" not in _core.gpu_pipeline("sm_90a", **ts.Config().as_kwargs())
+    assert "grad-query-tile=16" in _core.pipeline("tile", grad_query_tile=16)
+    module = grad_mlir(SPECS["causal"], "bfloat16", 128, 128)
+    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_90a",
+                               **ts.Config(min_blocks=1, grad_query_tile=16).as_kwargs())
+    assert b"wgmma.mma_async.sync.aligned.m64n16k16" in ptx
+    with pytest.raises(_core.CompileError, match=r"grad_query_tile \(16\) must be a multiple "
+                                                 r"of 16 x num_warps = 64"):
+        _core.compile_gpu(module, "attention_grad", "sm_80", grad_query_tile=16)
+    blocks = grad_mlir(SPECS["blocks"], "bfloat16", 64, 64)
+    with pytest.raises(_core.CompileError, match=r"block_q \(64\) must be 1 or a multiple "
+                                                 r"of grad_query_tile \(48\)"):
+        _core.compile_gpu(blocks, "attention_grad", "sm_90a", grad_query_tile=48)
