@@ -1,4 +1,4 @@
-"""Regenerates bench/RESULTS.md, bench/softmax.png, bench/linear.png and
+"""Regenerates bench/RESULTS.md, bench/softmax.png, bench/softmax_bwd.png, bench/linear.png and
 bench/block_sparse.png from bench/results/*.jsonl (softmax, mask_mod, block-sparse, linear
 attention and autotuning runs).
 
@@ -266,18 +266,53 @@ def backward_table(rows):
              f"Device: {meta.get('device')}; commit {meta.get('commit')}; command "
              f"`{meta.get('command')}`.",
              "Through torch autograd; TFLOP/s = 3.5 · 4 · B·H · kept pairs · D / time (the",
-             "backward counted as 2.5 forwards); SDPA runs only causal (no mod hook).", "",
-             "| workload | tessera | " + " | ".join(peers) + " | × fastest peer |",
-             "|---|---|---|---|---|---|"]
+             "backward counted as 2.5 forwards); SDPA runs only full and causal (no mod hook).",
+             "", "| workload | tessera | " + " | ".join(peers) +
+             " | × flash2 | × cudnn | × flex | × fastest peer |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for w in sorted(by, key=lambda w: (w.split()[0], -int(w.split("d=")[1].split()[0]), _n(w))):
         row = by[w]
         ours = row.get("tessera", {}).get("rate")
         best = max((row[p]["rate"] for p in peers if p in row), default=None)
         ratio = f"{ours / best:.2f}×" if ours and best else "–"
+        each = [f"{ours / row[p]['rate']:.2f}×" if ours and p in row else "–"
+                for p in ("sdpa-flash2", "sdpa-cudnn", "flex")]
         lines.append(f"| {w} | {ours if ours is not None else '–'} | " +
                      " | ".join(str(row[p]["rate"]) if p in row else "–" for p in peers) +
-                     f" | {ratio} |")
+                     " | " + " | ".join(each) + f" | {ratio} |")
     return "\n".join(lines) + "\n"
+
+
+def plot_backward(rows):
+    """Forward + backward per mod: one line per (impl, head dim), D = 64 dashed."""
+    if not rows:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    kinds = sorted({r["workload"].split()[0].removeprefix("bwd-softmax-") for r in rows})
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 4.2), squeeze=False)
+    colors = {"tessera": "tab:red", "sdpa-flash2": "tab:blue", "sdpa-cudnn": "tab:green",
+              "flex": "tab:purple"}
+    for ax, kind in zip(axes[0], kinds):
+        series = defaultdict(list)
+        for r in rows:
+            if r["workload"].split()[0] == f"bwd-softmax-{kind}":
+                d = int(r["workload"].split("d=")[1].split()[0])
+                series[r["impl"], d].append((_n(r["workload"]), r["rate"]))
+        for (impl, d), pts in sorted(series.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    color=colors.get(impl, "gray"), linestyle="-" if d == 128 else "--",
+                    label=f"{impl} d={d}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"fwd+bwd {kind}")
+        ax.set_xlabel("N (B·N = 65536, H = 16, bf16)")
+        ax.set_ylabel("TFLOP/s")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "softmax_bwd.png", dpi=110)
 
 
 def plot(rows):
@@ -322,5 +357,6 @@ if __name__ == "__main__":
     plot(softmax)
     plot_linear(linear)
     plot_block_sparse(sparse + nsa)
+    plot_backward(backward)
     print(f"{len(softmax) + len(backward) + len(masks) + len(sparse) + len(nsa) + len(hyper) + len(linear) + len(tuned)} measurements -> bench/RESULTS.md, "
-          f"bench/softmax.png, bench/linear.png, bench/block_sparse.png")
+          f"bench/softmax.png, bench/softmax_bwd.png, bench/linear.png, bench/block_sparse.png")
