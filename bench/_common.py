@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,10 +48,10 @@ def write_row(path, row):
         f.write(json.dumps(row) + "\n")
 
 
-def bench_setup(script: str, profile: bool = False):
+def bench_setup(script: str, profile: bool = False, options=None):
     """The command line every GPU benchmark takes (--quick, --out FILE, default
-    bench/results/<name>.jsonl; --profile where `profile`), and what each of its rows
-    records: (args, {device, commit, command})."""
+    bench/results/<name>.jsonl; --profile where `profile`; `options(parser)` adds a
+    benchmark's own), and what each of its rows records: (args, {device, commit, command})."""
     import argparse
     import torch
     name = Path(script).stem.removesuffix("_gpu")
@@ -59,8 +60,10 @@ def bench_setup(script: str, profile: bool = False):
     ap.add_argument("--out", default=str(ROOT / f"bench/results/{name}.jsonl"))
     if profile:
         ap.add_argument("--profile", action="store_true", help="time each launch and stop")
+    if options:
+        options(ap)
     args = ap.parse_args()
-    command = f"python3 bench/{Path(script).name}" + (" --quick" if args.quick else "")
+    command = " ".join([f"python3 bench/{Path(script).name}", *sys.argv[1:]])
     return args, {"device": torch.cuda.get_device_name(), "commit": commit_id(),
                   "command": command}
 

@@ -9,7 +9,12 @@ as FlashAttention counts it). rel_err: the forward output's last 128 rows agains
 (a backward reference at N = 64k costs more than the run).
 
     python3 bench/softmax_bwd_gpu.py [--quick]     # --quick: D = 128 full and causal, N 4096, 16384
+    python3 bench/softmax_bwd_gpu.py --grad-query-tiles 16,32   # also rows "tessera-gq16", ...
+
+--grad-query-tiles: besides the default backward, the same kernel with its backward's dK / dV
+grid walking that many queries per tile (Config.grad_query_tile), one row each.
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -20,6 +25,7 @@ sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
 from _common import bench_setup, compiled_flex, measure_tflops, write_row  # noqa: E402
 from mask_mod_gpu import document_ids  # noqa: E402
+from tessera.gpu import default_grad_config  # noqa: E402
 
 H, TOKENS, WINDOW = 16, 65536, 1024
 SLOPES = tessera.Buffer("slopes", "float32")
@@ -72,7 +78,9 @@ def main():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask
 
-    args, run_info = bench_setup(__file__)
+    args, run_info = bench_setup(__file__, options=lambda ap: ap.add_argument(
+        "--grad-query-tiles", default="", help="comma-separated, e.g. 16,32"))
+    query_tiles = [int(t) for t in args.grad_query_tiles.split(",") if t]
     ours = kernels()
     flex = compiled_flex()
     gen = torch.Generator().manual_seed(0)
@@ -115,6 +123,13 @@ def main():
 
                 kernel = ours[kind, d]
                 impls = {"tessera": lambda: step(lambda: kernel(q, k, v, **tables))}
+                base = default_grad_config(d, d, kernel.chip)
+                for tile in query_tiles:
+                    variant = tessera.compile(SPECS[kind], head_dim=d, dtype="bfloat16",
+                                              target="cuda")
+                    variant.grad_config = dataclasses.replace(base, grad_query_tile=tile)
+                    impls[f"tessera-gq{tile}"] = lambda variant=variant: step(
+                        lambda: variant(q, k, v, **tables))
                 if kind == "document":  # tiles classified once, as FlexAttention's block mask
                     op = tessera.torch_op(kernel)
                     tiles = op.block_mask(q.detach(), k.detach(), v.detach(), **tables)
