@@ -297,41 +297,18 @@ PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
 void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
   SmallVector<int64_t> shape = pairShape();
   ArrayRef<Value> args = g.modArgs; // a table is read by the score_mod: it has its args
-  Value zero = splatF32(shape, 0.0f);
   for (TableRead &read : tableReads) {
     Value share = arith::MulFOp::create(
         b, g.dsPrime, *inlineModifierElementwise(b, *read.slope, args, shape, buffers));
     // Pairs the masks drop, or past the ends, add nothing (their slope may be inf).
     Value keep = g.keep ? g.keep : keepTile(t, /*withUserMasks=*/false);
-    share = select(keep, share, zero);
     SmallVector<Value> entries;
     for (auto &index : read.index)
       entries.push_back(inlineModifierElementwise(b, *index, args, shape, buffers).value());
-    // Entries repeat across the tile (a relative-position bias reads each diagonal
-    // once per row), so the sum is a read-modify-write per element, in a fixed order:
-    // the same bits every run. The GPU will want a scatter-add op (atomics) here.
-    Value c0 = cIndex(0), c1 = cIndex(1);
-    scf::buildLoopNest(
-        b, b.getLoc(), {c0, c0}, {cIndex(shape[0]), cIndex(shape[1])}, {c1, c1},
-        [&](OpBuilder &nb, Location loc, ValueRange ij) {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value inside = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
-          SmallVector<Value> at;
-          for (auto [d, e] : llvm::enumerate(entries)) {
-            Value x = arith::IndexCastOp::create(b, b.getIndexType(),
-                                                 tensor::ExtractOp::create(b, e, ij));
-            inside = arith::AndIOp::create(b, inside, cmpI(P::ult, x, dim(read.grad, d)));
-            at.push_back(x);
-          }
-          Value add = tensor::ExtractOp::create(b, share, ij);
-          // An entry outside the table read 0 and has no gradient.
-          scf::IfOp::create(b, inside, [&](OpBuilder &tb, Location l) {
-            Value old = memref::LoadOp::create(tb, l, read.grad, at);
-            memref::StoreOp::create(tb, l, arith::AddFOp::create(tb, l, old, add), read.grad, at);
-            scf::YieldOp::create(tb, l);
-          });
-        });
+    // Entries repeat across the tile (a relative-position bias reads each diagonal once
+    // per row) and across programs: a scatter-add (in a fixed order on the CPU, atomic
+    // on the GPU); an entry outside the table read 0 and has no gradient.
+    tile::ScatterAddOp::create(b, share, read.grad, entries, keep);
   }
 }
 
@@ -427,19 +404,33 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   g.delta = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, g.f32),
                                     ValueRange{nBatch, nHeads, g.nq});
   Value c0 = g.cIndex(0), c1 = g.cIndex(1);
-  // Table gradients start from 0 (one program: tables are small).
+  // Table gradients start from 0: zero tiles of bm entries along a table's last
+  // dimension, one program per tile and entry of the leading dimensions (x: tiles,
+  // y: the dimension before the last, z: the others).
   for (Value grad : op.getTableGrads()) {
     Value buf = g.buffer(grad);
-    g.grid({c1}, config, [&](ArrayRef<Value>) {
-      auto type = cast<MemRefType>(buf.getType());
-      SmallVector<Value> lbs(type.getRank(), c0), steps(type.getRank(), c1), ubs;
-      for (int64_t d = 0; d < type.getRank(); ++d)
-        ubs.push_back(g.dim(buf, d));
-      Value zero = g.cF32(0.0);
-      scf::buildLoopNest(b, b.getLoc(), lbs, ubs, steps,
-                         [&](OpBuilder &nb, Location loc, ValueRange at) {
-                           memref::StoreOp::create(nb, loc, zero, buf, at);
-                         });
+    int64_t rank = cast<MemRefType>(buf.getType()).getRank();
+    SmallVector<Value> sizes{g.ceilDiv(g.dim(buf, rank - 1), bm)};
+    if (rank > 1)
+      sizes.push_back(g.dim(buf, rank - 2));
+    if (rank > 2) {
+      Value rest = g.dim(buf, 0);
+      for (int64_t d = 1; d < rank - 2; ++d)
+        rest = arith::MulIOp::create(b, rest, g.dim(buf, d));
+      sizes.push_back(rest);
+    }
+    g.grid(sizes, config, [&](ArrayRef<Value> id) {
+      SmallVector<Value> at(rank);
+      at[rank - 1] = arith::MulIOp::create(b, id[0], g.cIndex(bm));
+      if (rank > 1)
+        at[rank - 2] = id[1];
+      Value rest = rank > 2 ? id[2] : Value();
+      for (int64_t d = rank - 3; d >= 0; --d) {
+        Value size = g.dim(buf, d);
+        at[d] = d ? arith::RemSIOp::create(b, rest, size).getResult() : rest;
+        rest = arith::DivSIOp::create(b, rest, size);
+      }
+      tile::StoreOp::create(b, g.splatF32({bm}, 0.0f), buf, at);
     });
   }
 

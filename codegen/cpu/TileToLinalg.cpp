@@ -136,6 +136,42 @@ struct LowerStore : OpRewritePattern<tile::StoreOp> {
   }
 };
 
+/// One element after another in row-major order (repeated entries sum in that order:
+/// the same bits every run), each guarded by the mask and the table's bounds.
+struct LowerScatterAdd : OpRewritePattern<tile::ScatterAddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tile::ScatterAddOp op,
+                                PatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto type = cast<RankedTensorType>(op.getValues().getType());
+    Value zero = arith::ConstantIndexOp::create(b, 0);
+    Value one = arith::ConstantIndexOp::create(b, 1);
+    SmallVector<Value> lbs(type.getRank(), zero), steps(type.getRank(), one), ubs;
+    for (int64_t size : type.getShape())
+      ubs.push_back(arith::ConstantIndexOp::create(b, size));
+    scf::buildLoopNest(
+        b, op.getLoc(), lbs, ubs, steps, [&](OpBuilder &nb, Location loc, ValueRange local) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          SmallVector<Value> at;
+          for (Value tileOfIndices : op.getIndices())
+            at.push_back(arith::IndexCastOp::create(
+                ib, ib.getIndexType(), tensor::ExtractOp::create(ib, tileOfIndices, local)));
+          auto [indices, add] = bufferIndices(ib, op.getTable(), at, ValueRange{});
+          if (Value mask = op.getMask())
+            add = arith::AndIOp::create(ib, add, tensor::ExtractOp::create(ib, mask, local));
+          scf::IfOp::create(ib, add, [&](OpBuilder &tb, Location l) {
+            Value v = tensor::ExtractOp::create(tb, l, op.getValues(), local);
+            Value old = memref::LoadOp::create(tb, l, op.getTable(), indices);
+            memref::StoreOp::create(tb, l, arith::AddFOp::create(tb, l, old, v), op.getTable(),
+                                    indices);
+            scf::YieldOp::create(tb, l);
+          });
+        });
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
 struct LowerDot : OpRewritePattern<tile::DotOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tile::DotOp op, PatternRewriter &rewriter) const override {
@@ -290,8 +326,8 @@ struct TileToLinalgPass : tessera::cpu::impl::TileToLinalgBase<TileToLinalgPass>
       lowerGrid(g);
 
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLoad, LowerGather, LowerStore, LowerDot, LowerTrans, LowerBroadcast,
-                 LowerReduce, LowerRange, LowerSplat>(&getContext());
+    patterns.add<LowerLoad, LowerGather, LowerStore, LowerScatterAdd, LowerDot, LowerTrans,
+                 LowerBroadcast, LowerReduce, LowerRange, LowerSplat>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
     WalkResult leftover = getOperation().walk([](Operation *op) {

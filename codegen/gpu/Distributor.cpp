@@ -24,6 +24,8 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerStore(store);
   if (auto gather = dyn_cast<tile::GatherOp>(op))
     return lowerGather(gather);
+  if (auto scatter = dyn_cast<tile::ScatterAddOp>(op))
+    return lowerScatterAdd(scatter);
   if (auto dot = dyn_cast<tile::DotOp>(op))
     return wgmma ? lowerWarpgroupDot(dot) : lowerDot(dot);
   if (auto red = dyn_cast<tile::ReduceOp>(op))

@@ -5,8 +5,8 @@
 // gave it. Its methods are defined by concern: SharedMemory.cpp (layout conversions,
 // staging buffers), AsyncCopies.cpp (the swizzled arena, cp.async groups, wgmma waits),
 // LoadStore.cpp, Products.cpp (mma.sync, wgmma), Elementwise.cpp (element-wise ops,
-// reductions, broadcasts), Loops.cpp (stage plan, prefetching, scf loops and branches)
-// and Distributor.cpp (the op dispatcher).
+// reductions, broadcasts), Loops.cpp (stage plan, prefetching, scf loops and branches),
+// ScatterAdd.cpp (atomic table sums) and Distributor.cpp (the op dispatcher).
 //
 //===----------------------------------------------------------------------===//
 #ifndef TESSERA_CODEGEN_GPU_DISTRIBUTOR_H
@@ -445,6 +445,7 @@ private:
   LogicalResult lowerLoad(tile::LoadOp op);
   LogicalResult lowerStore(tile::StoreOp op);
   LogicalResult lowerGather(tile::GatherOp op);
+  LogicalResult lowerScatterAdd(tile::ScatterAddOp op); // ScatterAdd.cpp
   LogicalResult lowerDot(tile::DotOp op);
   LogicalResult lowerReduce(tile::ReduceOp op);
   LogicalResult lowerBroadcast(tile::BroadcastOp op);

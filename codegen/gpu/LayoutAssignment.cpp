@@ -167,6 +167,17 @@ struct Assigner {
         sameAs(indices, gather.getResult());
         sameAs(gather.getResult(), indices);
       }
+    } else if (auto scatter = dyn_cast<tile::ScatterAddOp>(op)) {
+      // One thread per element (each adds what it holds): an accumulator unless the
+      // values come in another layout.
+      Value values = scatter.getValues();
+      if (!get(values) && shapeOf(values).size() == 2)
+        set(values, make(LayoutKind::Acc, values, numWarps));
+      SmallVector<Value> group{values};
+      llvm::append_range(group, scatter.getIndices());
+      if (scatter.getMask())
+        group.push_back(scatter.getMask());
+      unify(group);
     } else if (auto forOp = dyn_cast<scf::ForOp>(op)) {
       auto yield = cast<scf::YieldOp>(forOp.getBody()->getTerminator());
       for (auto [i, res] : llvm::enumerate(forOp.getResults()))

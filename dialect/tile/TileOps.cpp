@@ -94,6 +94,30 @@ LogicalResult GatherOp::verify() {
   return verifyPadding(*this, getPaddingAttr(), result.getElementType());
 }
 
+LogicalResult ScatterAddOp::verify() {
+  MemRefType table = getTable().getType();
+  auto values = cast<RankedTensorType>(getValues().getType());
+  if (!table.getElementType().isF32() || !values.getElementType().isF32())
+    return emitOpError("adds f32 values into an f32 table, got ")
+           << values.getElementType() << " into " << table.getElementType();
+  if (int64_t(getIndices().size()) != table.getRank())
+    return emitOpError("takes one index tile per table dimension: ")
+           << table.getRank() << ", got " << getIndices().size();
+  for (Value index : getIndices()) {
+    auto indices = cast<RankedTensorType>(index.getType());
+    if (!indices.getElementType().isInteger(32))
+      return emitOpError("indices must be i32");
+    if (indices.getShape() != values.getShape())
+      return emitOpError("index tiles must have the value tile's shape");
+  }
+  if (Value mask = getMask()) {
+    auto type = cast<RankedTensorType>(mask.getType());
+    if (!type.getElementType().isInteger(1) || type.getShape() != values.getShape())
+      return emitOpError("mask must be an i1 tile of the value tile's shape");
+  }
+  return success();
+}
+
 LogicalResult DotOp::verify() {
   auto a = cast<RankedTensorType>(getLhs().getType());
   auto b = cast<RankedTensorType>(getRhs().getType());

@@ -105,6 +105,33 @@ def Tile_GatherOp : Tile_Op<"gather"> {
   let hasVerifier = 1;
 }
 
+def Tile_ScatterAddOp : Tile_Op<"scatter_add", [AttrSizedOperandSegments]> {
+  let summary = "adds a tile of f32 values into a table at tiles of indices";
+  let description = [{
+    `table[indices_0[p], ..., indices_r-1[p]] += values[p]` for every position `p` of the
+    value tile where `mask[p]` holds (every position without a mask); a position whose
+    index is outside its dimension adds nothing. Positions may name the same entry (a
+    relative-position bias read once per diagonal): the CPU adds them one after another
+    in row-major order (the same bits every run), the GPU with one atomic reduction
+    (`red.global.add.f32`) per element, in no fixed order. Used for the gradients of
+    captured float tables.
+
+    ```mlir
+    tile.scatter_add %share, %dbias[%h, %rel] mask(%keep : tensor<64x64xi1>)
+        : tensor<64x64xf32>, memref<?x?xf32>, tensor<64x64xi32>, tensor<64x64xi32>
+    ```
+  }];
+  let arguments = (ins AnyStaticShapeTensor:$values,
+                       Arg<AnyMemRef, "table", [MemRead, MemWrite]>:$table,
+                       Variadic<AnyStaticShapeTensor>:$indices,
+                       Optional<AnyStaticShapeTensor>:$mask);
+  let assemblyFormat = [{
+    $values `,` $table `[` $indices `]` (`mask` `(` $mask^ `:` type($mask) `)`)? attr-dict
+    `:` type($values) `,` type($table) `,` type($indices)
+  }];
+  let hasVerifier = 1;
+}
+
 def Tile_DotOp : Tile_Op<"dot", [Pure, AllTypesMatch<["acc", "result"]>]> {
   let summary = "tile matrix product with accumulation: result = lhs * rhs + acc";
   let description = [{

@@ -87,17 +87,18 @@ func.func @grad_softcap(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: 
 
 // -----
 
-// A table gradient: zeroed by a one-program grid, then each pair of the dQ grid adds
-// dS' ∘ ∂f/∂bias (here 1) at the entries the score_mod read, in a fixed order.
+// A table gradient: zeroed by a grid of zero-tile stores (per tile of the last dim and
+// entry of the first), then each pair of the dQ grid adds dS' ∘ ∂f/∂bias (here 1) at
+// the entries the score_mod read, masked by the pairs it keeps.
 // CHECK-LABEL: func.func @grad_bias_table
-// CHECK: tile.grid[%{{.*}}] config
-// CHECK: memref.store %{{.*}}, %arg6
+// CHECK: %[[LAST:.*]] = memref.dim %arg6, %c1{{.*}} : memref<?x?xf32
+// CHECK: %[[TILES:.*]] = arith.ceildivsi %[[LAST]], %c32
+// CHECK: %[[HEADS:.*]] = memref.dim %arg6, %c0
+// CHECK: tile.grid[%[[TILES]], %[[HEADS]]] config
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : tensor<32xf32>
+// CHECK: tile.store %[[ZERO]], %arg6[%{{.*}}, %{{.*}}] : tensor<32xf32>, memref<?x?xf32
 // CHECK: tile.gather %arg2
-// CHECK: scf.for
-// CHECK: scf.for
-// CHECK: %[[OLD:.*]] = memref.load %arg6
-// CHECK: %[[NEW:.*]] = arith.addf %[[OLD]]
-// CHECK: memref.store %[[NEW]], %arg6
+// CHECK: tile.scatter_add %{{.*}}, %arg6[%{{.*}}, %{{.*}}] mask(%{{.*}} : tensor<32x16xi1>) : tensor<32x16xf32>, memref<?x?xf32
 func.func @grad_bias_table(%q: tensor<?x2x?x64xf32>, %l: tensor<?x2x?xf32>, %bias: tensor<?x?xf32>)
     -> (tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x?xf32>) {
   %dq, %dk, %dv, %dbias = attn.attention_grad %q, %q, %q, %q, %l, %q

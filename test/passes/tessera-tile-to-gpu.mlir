@@ -491,3 +491,41 @@ func.func @rescaled_output(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// A scatter-add: each thread adds the elements it holds (32 of a 64 x 64 accumulator
+// over 4 warps) with red.global.add.f32 at the table's strided address, each under a
+// branch on the mask and the table's bounds.
+// CHECK-LABEL: func.func @scatter_add
+// CHECK: gpu.func @scatter_add_kernel0
+// CHECK: %[[BASE:.*]], %[[OFFSET:.*]], %[[SIZES:.*]]:2, %[[STRIDES:.*]]:2 = memref.extract_strided_metadata
+// CHECK: %[[PTR:.*]] = memref.extract_aligned_pointer_as_index
+// CHECK: %[[INSIDE:.*]] = arith.cmpi ult, %{{.*}}, %[[SIZES]]#1
+// CHECK: %[[ADD:.*]] = arith.andi %{{.*}}, %[[INSIDE]]
+// CHECK: scf.if %[[ADD]] {
+// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "red.global.add.f32 [$0], $1;", "l,f"
+// CHECK-COUNT-31: "red.global.add.f32 [$0], $1;"
+// CHECK-NOT: red.global
+// CHECK: gpu.return
+func.func @scatter_add(%values: memref<?x64xf32>, %table: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %rows = memref.dim %values, %c0 : memref<?x64xf32>
+  %tiles = arith.ceildivsi %rows, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %p = tile.program_id 0 : index
+    %m = arith.muli %p, %c64 : index
+    %v = tile.load %values[%m, %c0] : memref<?x64xf32> -> tensor<64x64xf32>
+    %r = tile.range %m : tensor<64xi32>
+    %cols = tile.range %c0 : tensor<64xi32>
+    %rb = tile.broadcast %r axis 1 : tensor<64xi32> -> tensor<64x64xi32>
+    %cb = tile.broadcast %cols axis 0 : tensor<64xi32> -> tensor<64x64xi32>
+    %rel = arith.subi %rb, %cb : tensor<64x64xi32>
+    %keep = arith.cmpi sge, %rb, %cb : tensor<64x64xi32>
+    %h = arith.index_cast %p : index to i32
+    %heads = tensor.splat %h : tensor<64x64xi32>
+    tile.scatter_add %v, %table[%heads, %rel] mask(%keep : tensor<64x64xi1>) : tensor<64x64xf32>, memref<?x?xf32>, tensor<64x64xi32>, tensor<64x64xi32>
+  }
+  return
+}

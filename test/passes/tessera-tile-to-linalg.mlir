@@ -44,3 +44,28 @@ func.func @tile_math(%a: tensor<16x8xf32>, %b: tensor<16x8xf32>, %acc: tensor<16
   %r = tile.range %s : tensor<16xi32>
   return %mb, %r : tensor<16x16xf32>, tensor<16xi32>
 }
+
+// -----
+
+// A scatter-add: a loop nest over the tile in row-major order (repeated entries sum in
+// that order every run), each element added under its mask and the table's bounds.
+// CHECK-LABEL: func.func @scatter_add
+// CHECK-SAME: (%[[V:.*]]: tensor<4x8xf32>, %[[I:.*]]: tensor<4x8xi32>, %[[K:.*]]: tensor<4x8xi1>, %[[T:.*]]: memref<?xf32>)
+// CHECK: scf.for %[[R:.*]] =
+// CHECK: scf.for %[[C:.*]] =
+// CHECK: %[[E:.*]] = tensor.extract %[[I]][%[[R]], %[[C]]]
+// CHECK: %[[X:.*]] = arith.index_cast %[[E]]
+// CHECK: %[[N:.*]] = memref.dim %[[T]]
+// CHECK: %[[IN:.*]] = arith.cmpi ult, %[[X]], %[[N]]
+// CHECK: %[[M:.*]] = tensor.extract %[[K]][%[[R]], %[[C]]]
+// CHECK: %[[ADD:.*]] = arith.andi %{{.*}}, %[[M]]
+// CHECK: scf.if %[[ADD]] {
+// CHECK: %[[VAL:.*]] = tensor.extract %[[V]][%[[R]], %[[C]]]
+// CHECK: %[[OLD:.*]] = memref.load %[[T]][%[[X]]]
+// CHECK: %[[SUM:.*]] = arith.addf %[[OLD]], %[[VAL]]
+// CHECK: memref.store %[[SUM]], %[[T]][%[[X]]]
+// CHECK-NOT: tile.
+func.func @scatter_add(%v: tensor<4x8xf32>, %i: tensor<4x8xi32>, %k: tensor<4x8xi1>, %t: memref<?xf32>) {
+  tile.scatter_add %v, %t[%i] mask(%k : tensor<4x8xi1>) : tensor<4x8xf32>, memref<?xf32>, tensor<4x8xi32>
+  return
+}

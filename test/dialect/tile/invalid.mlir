@@ -312,6 +312,50 @@ func.func @range_type(%i: index) {
   return
 }
 
+//===----------------------------------------------------------------------===//
+// tile.scatter_add
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @scatter_add_table_rank(%t: memref<?x?xf32>, %v: tensor<64xf32>, %i: tensor<64xi32>) {
+  // expected-error @+1 {{takes one index tile per table dimension: 2, got 1}}
+  tile.scatter_add %v, %t[%i] : tensor<64xf32>, memref<?x?xf32>, tensor<64xi32>
+  return
+}
+
+// -----
+
+func.func @scatter_add_element_type(%t: memref<?xf16>, %v: tensor<64xf16>, %i: tensor<64xi32>) {
+  // expected-error @+1 {{adds f32 values into an f32 table, got 'f16' into 'f16'}}
+  tile.scatter_add %v, %t[%i] : tensor<64xf16>, memref<?xf16>, tensor<64xi32>
+  return
+}
+
+// -----
+
+func.func @scatter_add_index_type(%t: memref<?xf32>, %v: tensor<64xf32>, %i: tensor<64xi64>) {
+  // expected-error @+1 {{indices must be i32}}
+  tile.scatter_add %v, %t[%i] : tensor<64xf32>, memref<?xf32>, tensor<64xi64>
+  return
+}
+
+// -----
+
+func.func @scatter_add_index_shape(%t: memref<?xf32>, %v: tensor<64xf32>, %i: tensor<32xi32>) {
+  // expected-error @+1 {{index tiles must have the value tile's shape}}
+  tile.scatter_add %v, %t[%i] : tensor<64xf32>, memref<?xf32>, tensor<32xi32>
+  return
+}
+
+// -----
+
+func.func @scatter_add_mask(%t: memref<?xf32>, %v: tensor<64xf32>, %i: tensor<64xi32>, %k: tensor<32xi1>) {
+  // expected-error @+1 {{mask must be an i1 tile of the value tile's shape}}
+  tile.scatter_add %v, %t[%i] mask(%k : tensor<32xi1>) : tensor<64xf32>, memref<?xf32>, tensor<64xi32>
+  return
+}
+
 // -----
 
 // An op before tile.grid uses %x before the body defines it, then the body fails to

@@ -126,3 +126,28 @@ func.func @gather_2d(%bias: memref<?x?xf32>, %out: memref<?x?xf32>, %n: index, %
   }
   return
 }
+
+// -----
+
+// A table gradient's sum: a tile of values added at (head, relative position) entries,
+// with and without a mask.
+// CHECK-LABEL: func.func @scatter_add
+// CHECK: tile.scatter_add %[[V:.*]], %{{.*}}[%[[H:.*]], %[[R:.*]]] mask(%[[K:.*]] : tensor<64x32xi1>) : tensor<64x32xf32>, memref<?x?xf32>, tensor<64x32xi32>, tensor<64x32xi32>
+// CHECK: tile.scatter_add %[[V]], %{{.*}}[%[[H]]] : tensor<64x32xf32>, memref<?xf32>, tensor<64x32xi32>
+func.func @scatter_add(%dbias: memref<?x?xf32>, %dslopes: memref<?xf32>, %n: index, %h: i32) {
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 32, num_warps = 4, num_stages = 1, split = 1> {
+    %m = tile.program_id 0 : index
+    %rows = tile.range %m : tensor<64xi32>
+    %c0 = arith.constant 0 : index
+    %cols = tile.range %c0 : tensor<32xi32>
+    %rb = tile.broadcast %rows axis 1 : tensor<64xi32> -> tensor<64x32xi32>
+    %cb = tile.broadcast %cols axis 0 : tensor<32xi32> -> tensor<64x32xi32>
+    %rel = arith.subi %rb, %cb : tensor<64x32xi32>
+    %keep = arith.cmpi sge, %rb, %cb : tensor<64x32xi32>
+    %heads = tensor.splat %h : tensor<64x32xi32>
+    %v = arith.sitofp %rel : tensor<64x32xi32> to tensor<64x32xf32>
+    tile.scatter_add %v, %dbias[%heads, %rel] mask(%keep : tensor<64x32xi1>) : tensor<64x32xf32>, memref<?x?xf32>, tensor<64x32xi32>, tensor<64x32xi32>
+    tile.scatter_add %v, %dslopes[%heads] : tensor<64x32xf32>, memref<?xf32>, tensor<64x32xi32>
+  }
+  return
+}
