@@ -274,3 +274,18 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
                                                          tensorMaps.size()));
   return success();
 }
+
+void tessera::gpu::shareTensorMaps(func::FuncOp func, ::mlir::gpu::GPUModuleOp module) {
+  auto maps = func->getAttrOfType<ArrayAttr>(kTensorMapsAttr);
+  if (!maps)
+    return;
+  auto pointer = LLVM::LLVMPointerType::get(func.getContext());
+  for (auto kernel : module.getOps<::mlir::gpu::GPUFuncOp>()) {
+    if (kernel->hasAttr(kTensorMapParamsAttr))
+      continue;
+    for (size_t i = 0; i < maps.size(); ++i)
+      kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(), kernel.getLoc());
+    kernel->setAttr(kTensorMapParamsAttr,
+                    IntegerAttr::get(IntegerType::get(func.getContext(), 64), maps.size()));
+  }
+}

@@ -13,6 +13,7 @@
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/LaunchRecord.h"
 #include "codegen/gpu/Passes.h"
+#include "codegen/gpu/TensorMemory.h"
 
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -149,8 +150,9 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Operation &op : func.getBody().front())
     if (hostSlice.contains(&op))
       b.clone(op, d.scalars);
-  // TMA descriptors are parameters of every kernel of a function: one grid only, for now.
-  if (tma && index == 0 && llvm::range_size(func.getBody().getOps<tile::GridOp>()) == 1)
+  // One grid of a function copies by TMA (the first that can); every kernel of the
+  // function takes its descriptors (shareTensorMaps).
+  if (tma && !func->hasAttr(kTensorMapsAttr))
     d.useTensorCopies(grid.getBody().front(), func);
   if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)))
     return failure();
@@ -212,6 +214,7 @@ void TileToGpuPass::runOnOperation() {
     for (auto [i, grid] : llvm::enumerate(grids))
       if (failed(outline(func, grid, i, module, launches)))
         return signalPassFailure();
+    shareTensorMaps(func, module);
     func->setAttr("tessera.launches", ArrayAttr::get(ctx, launches));
   }
 }
