@@ -24,6 +24,7 @@ struct TuningConfig {
   int64_t blockM = 64, blockN = 64, numWarps = 4, numStages = 2, split = 1;
   int64_t minBlocks = 0; // GPU: blocks per SM for ptxas (.minnctapersm); 0 = compiler's
   int64_t gradQueryTile = 0; // softmax backward: queries per dK / dV tile; 0 = compiler's
+  bool tma = false; // sm_90a: wgmma operand tiles copied by TMA (issue 25); CPU ignores it
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.

@@ -15,7 +15,7 @@ using namespace tessera;
 
 static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
                                int64_t numStages, int64_t split, int64_t minBlocks,
-                               int64_t gradQueryTile) {
+                               int64_t gradQueryTile, bool tma) {
   TuningConfig c;
   c.blockM = blockM;
   c.blockN = blockN;
@@ -24,6 +24,7 @@ static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
   c.split = split;
   c.minBlocks = minBlocks;
   c.gradQueryTile = gradQueryTile;
+  c.tma = tma;
   return c;
 }
 
@@ -48,31 +49,31 @@ PYBIND11_MODULE(_core, m) {
 #define CONFIG_ARGS                                                                  \
   py::arg("block_m") = 64, py::arg("block_n") = 64, py::arg("num_warps") = 4,         \
   py::arg("num_stages") = 2, py::arg("split") = 1, py::arg("min_blocks") = 0,          \
-  py::arg("grad_query_tile") = 0
+  py::arg("grad_query_tile") = 0, py::arg("tma") = false
 
   m.def("verify", &verifyModule, py::arg("module"),
         "Parse and verify attn IR; returns it printed.");
   m.def(
       "pipeline",
       [](const std::string &stage, int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp,
-         int64_t mb, int64_t gq) {
-        return pipelineFor(parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq));
+         int64_t mb, int64_t gq, bool tma) {
+        return pipelineFor(parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
       },
       py::arg("stage"), CONFIG_ARGS, "The tessera-opt pipeline reaching a stage.");
   m.def(
       "lower",
       [](const std::string &module, const std::string &stage, int64_t bm, int64_t bn,
-         int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq) {
-        return lowerModule(module, parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq));
+         int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
+        return lowerModule(module, parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
       },
       py::arg("module"), py::arg("stage"), CONFIG_ARGS, "Lower attn IR to a stage.");
 
   m.def(
       "compile_gpu",
       [](const std::string &module, const std::string &entry, const std::string &chip,
-         int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq) {
+         int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
         GpuKernelImage image =
-            compileForGpu(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq), chip);
+            compileForGpu(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq, tma), chip);
         return py::make_tuple(py::bytes(image.ptx), image.launchesJson);
       },
       py::arg("module"), py::arg("entry"), py::arg("chip") = "sm_90a", CONFIG_ARGS,
@@ -83,15 +84,15 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "gpu_pipeline",
       [](const std::string &chip, int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp,
-         int64_t mb, int64_t gq) {
-        return gpuPipelineFor(makeConfig(bm, bn, nw, ns, sp, mb, gq), chip);
+         int64_t mb, int64_t gq, bool tma) {
+        return gpuPipelineFor(makeConfig(bm, bn, nw, ns, sp, mb, gq, tma), chip);
       },
       py::arg("chip") = "sm_90a", CONFIG_ARGS);
 
   py::class_<CpuKernel>(m, "CpuKernel")
       .def(py::init([](const std::string &module, const std::string &entry, int64_t bm,
-                       int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq) {
-             return CpuKernel::compile(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq));
+                       int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
+             return CpuKernel::compile(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
            }),
            py::arg("module"), py::arg("entry"), CONFIG_ARGS)
       .def(

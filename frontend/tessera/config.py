@@ -26,6 +26,15 @@ class Config:
     # 64, else block_m). Fewer queries, fewer registers beside the dK / dV accumulators;
     # on sm_80 the queries are product rows (a multiple of 16 x num_warps).
     grad_query_tile: int = 0
+    # sm_90a: Q, K and V tiles copied by TMA (cp.async.bulk.tensor from tensor maps the
+    # runtime encodes per call, mbarrier completion) instead of cp.async by every thread.
+    # Off by default until a GPU run shows it correct and faster; sm_80 and the CPU
+    # ignore it.
+    tma: bool = False
 
     def as_kwargs(self) -> Dict[str, int]:
-        return dataclasses.asdict(self)
+        # tma only where set: default configs keep their cache keys and pipeline text.
+        kwargs = dataclasses.asdict(self)
+        if not self.tma:
+            del kwargs["tma"]
+        return kwargs
