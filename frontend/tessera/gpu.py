@@ -127,11 +127,14 @@ class GpuKernel:
         `grad_out` (o's shape and dtype), given o and lse (return_lse=True) of that call,
         in q's dtype as FlashAttention returns them (accumulated in f32 on chip); dk and dv
         sum over each group's query heads; written into `out` = (dq, dk, dv) when given.
+        Then the gradient of each table named in `grad_tables` (float32 tables the
+        score_mod reads), float32 of the table's shape, in that order.
         The gradient kernels (Δ = rowsum(dO ∘ O), then dK / dV per key tile, dQ per query
-        tile: the same bits every run) are compiled, or found in the cache, on first use."""
-        if check_grad_tables(self.spec, grad_tables):
-            raise SpecError(f"grad_tables={tuple(grad_tables)}: table gradients are not "
-                            f"lowered to the GPU yet (they are on the CPU target)")
+        tile: the same bits every run) are compiled, or found in the cache, on first use.
+        Table gradients are not bit-deterministic: the dQ grid adds each pair's share
+        with atomic reductions (red.global.add.f32), in whatever order they land (the
+        CPU target sums in a fixed order)."""
+        grad_tables = check_grad_tables(self.spec, grad_tables)
         args = self._inputs(q, k, v, dict(buffers))
         B, H, Nq, _ = q.shape
         o_shape = (B, H, Nq, self.value_dim)
@@ -146,19 +149,26 @@ class GpuKernel:
         grads = [output_tensor(out[i] if out is not None else None, tuple(x.shape), x.dtype,
                                 q.device, n) for i, (x, n) in enumerate(((q, "dq"), (k, "dk"),
                                                                          (v, "dv")))]
-        self.grad_image().launch([*args[:3], o, lse, grad_out, *args[3:], *grads])
-        return tuple(grads)
+        # Float32 sums the gradient's first grid zeroes on every call.
+        table_grads = [torch_module().empty(tuple(buffers[n].shape), dtype=torch_module().float32,
+                                            device=q.device) for n in grad_tables]
+        self.grad_image(grad_tables).launch([*args[:3], o, lse, grad_out, *args[3:], *grads,
+                                             *table_grads])
+        return (*grads, *table_grads)
 
-    def grad_image(self) -> KernelImage:
-        """The gradient module's image (three grids and the Δ workspace), compiled with
+    def grad_image(self, grad_tables=()) -> KernelImage:
+        """The gradient module's image (three grids and the Δ workspace; with
+        `grad_tables`, first a grid zeroing each table's gradient), compiled with
         `grad_config` (the backward's own; see default_grad_config) on first use."""
         config = getattr(self, "grad_config", None) or default_grad_config(
             self.head_dim, self.value_dim, self.chip)
+        grad_tables = tuple(grad_tables)
         images = self.__dict__.setdefault("_grad_images", {})
-        if config not in images:
-            module = grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim)
-            images[config] = KernelImage(module, self.spec.name + "_grad", config, self.chip)
-        return images[config]
+        if (grad_tables, config) not in images:
+            module = grad_mlir(self.spec, self.dtype, self.head_dim, self.value_dim, grad_tables)
+            images[grad_tables, config] = KernelImage(module, self.spec.name + "_grad", config,
+                                                      self.chip)
+        return images[grad_tables, config]
 
 
 def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):

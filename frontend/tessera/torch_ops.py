@@ -476,7 +476,4 @@ def differentiable_call(kernel, q, k, v, return_lse, out, lse_out, block_mask, b
         block_mask = block_mask.workspaces
     names = [n for n, t in buffers.items() if isinstance(t, torch.Tensor) and t.requires_grad]
     check_grad_tables(kernel.spec, names)
-    if names and hasattr(kernel, "_image"):
-        raise SpecError(f"tables {names} require grad: table gradients are not lowered to "
-                        f"the GPU yet (they are on the CPU target); detach them")
     return torch_op(kernel)(q, k, v, return_lse=return_lse, block_mask=block_mask, **buffers)

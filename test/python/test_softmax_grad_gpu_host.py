@@ -107,12 +107,51 @@ def test_bad_gradient_inputs_are_named(launches):
         kernel.grad(q, q, q, o, lse, o.float(), bias=bias)
     with pytest.raises(ValueError, match=r"lse must have shape \(1, 2, 9\)"):
         kernel.grad(q, q, q, o, lse[:, :1], o, bias=bias)
-    with pytest.raises(tessera.SpecError, match="table gradients are not lowered to the GPU"):
-        kernel.grad(q, q, q, o, lse, o, grad_tables=("bias",), bias=bias)
-    with pytest.raises(tessera.SpecError, match="not lowered to the GPU yet"):
-        kernel(q, q, q, bias=bias.requires_grad_())
+    with pytest.raises(tessera.SpecError, match="grad_tables: 'nope' is not a table"):
+        kernel.grad(q, q, q, o, lse, o, grad_tables=("nope",), bias=bias)
     with pytest.raises(TypeError, match=r"out must be a tuple \(dq, dk, dv\)"):
-        kernel.grad(q, q, q, o, lse, o, out=q, bias=bias.detach())
+        kernel.grad(q, q, q, o, lse, o, out=q, bias=bias)
+
+
+def test_table_gradients_launch_a_zeroing_grid_first(launches):
+    """grad_tables: a float32 gradient per table, the module's last arguments, zeroed by
+    the image's first grid (zero tiles of 64 entries per row of a [H, 2N - 1] bias)
+    before Δ, dK / dV and dQ (whose atomic adds sum into it)."""
+    rel = tessera.Buffer("rel", dtype="float32", rank=2)
+    spec = tessera.attention(causal=True, score_mod=lambda s, b, h, i, j: s + rel[h, i - j + 99])
+    kernel = tessera.compile(spec, **GPU)
+    B, H, N = 1, 2, 100
+    q, o = _bf16(B, H, N, 64), _bf16(B, H, N, 64)
+    lse, table = torch.zeros(B, H, N), torch.randn(H, 2 * N - 1)
+    dq, dk, dv, dtable = kernel.grad(q, q, q, o, lse, o, grad_tables=("rel",), rel=table)
+    assert dtable.shape == table.shape and dtable.dtype == torch.float32
+    image = kernel.grad_image(("rel",))
+    assert image is not kernel.grad_image() and len(image.kernels) == 4
+    assert [name for name, _, _ in launches] == image.kernels
+    zero_grid = launches[0][1]
+    assert tuple(zero_grid)[:2] == (-(-(2 * N - 1) // 64), H)
+    params = launches[0][2]
+    pointers, i = [], 0
+    for t in (q, q, q, o, lse, o, table, dq, dk, dv, dtable):
+        pointers.append(params[i])
+        i += 3 + 2 * t.dim()
+    assert pointers[-4:] == [t.data_ptr() for t in (dq, dk, dv, dtable)]
+
+
+def test_autograd_gives_a_table_that_requires_grad_its_gradient(launches):
+    """A CUDA kernel's table that requires grad (a learnable bias) gets .grad from the
+    gradient image with grad_tables, as on the CPU; q, k, v theirs."""
+    kernel = tessera.compile(tessera.attention(score_mod=lambda s, b, h, i, j: s + BIAS[h]),
+                             **GPU)
+    q = _bf16(1, 2, 33, 64).requires_grad_()
+    k, v = _bf16(1, 2, 33, 64), _bf16(1, 2, 33, 64)
+    bias = torch.zeros(2, requires_grad=True)
+    out = kernel(q, k, v, bias=bias)
+    forward = len(launches)
+    out.backward(torch.ones_like(out))
+    assert [name for name, _, _ in launches[forward:]] == kernel.grad_image(("bias",)).kernels
+    assert bias.grad is not None and bias.grad.shape == (2,) and bias.grad.dtype == torch.float32
+    assert q.grad is not None and q.grad.shape == q.shape
 
 
 @pytest.mark.parametrize("reuse_mask", [None, "op", "kernel"])

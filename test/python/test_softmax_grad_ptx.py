@@ -84,27 +84,35 @@ def test_default_d128_backward_spills_on_sm90a(name, tmp_path):
     assert spills["attention_grad_kernel1"] <= DKDV_SPILL_CEILING[name], spills
 
 
-def test_table_gradient_is_not_lowered_to_gpu_yet():
-    """Table gradients sum per element on the CPU; the GPU target says it cannot yet."""
-    spec = ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + BIAS[h, i - j + 63])
-    with pytest.raises(_core.CompileError, match="cannot lower yet"):
-        _core.compile_gpu(grad_mlir(spec, "bfloat16", 64, 64, ("bias",)), "attention_grad",
-                          "sm_90a", **ts.Config().as_kwargs())
+TABLE_SPECS = {  # a relative-position bias table, per-head ALiBi slopes
+    "bias": ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + BIAS[h, i - j + 63]),
+    "slopes": SPILL_SPECS["alibi"],
+}
 
 
-def test_grad_query_tile_sets_the_dk_dv_grids_wgmma_width():
-    """Config.grad_query_tile reaches the tile program (pipeline option grad-query-tile,
-    absent from a default config's text): 16 queries, wgmma m64n16k16 for Sᵀ and dPᵀ."""
-    assert "grad-query-tile" not in _core.gpu_pipeline("sm_90a", **ts.Config().as_kwargs())
-    assert "grad-query-tile=16" in _core.pipeline("tile", grad_query_tile=16)
-    module = grad_mlir(SPECS["causal"], "bfloat16", 128, 128)
-    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_90a",
-                               **ts.Config(min_blocks=1, grad_query_tile=16).as_kwargs())
-    assert b"wgmma.mma_async.sync.aligned.m64n16k16" in ptx
-    with pytest.raises(_core.CompileError, match=r"grad_query_tile \(16\) must be a multiple "
-                                                 r"of 16 x num_warps = 64"):
-        _core.compile_gpu(module, "attention_grad", "sm_80", grad_query_tile=16)
-    blocks = grad_mlir(SPECS["blocks"], "bfloat16", 64, 64)
-    with pytest.raises(_core.CompileError, match=r"block_q \(64\) must be 1 or a multiple "
-                                                 r"of grad_query_tile \(48\)"):
-        _core.compile_gpu(blocks, "attention_grad", "sm_90a", grad_query_tile=48)
+@pytest.mark.parametrize("table", list(TABLE_SPECS))
+@pytest.mark.parametrize("chip,head_dim", [("sm_90a", 64), ("sm_90a", 128), ("sm_80", 64),
+                                           ("sm_80", 128)])
+def test_table_gradient_ptx_adds_with_red(table, chip, head_dim, tmp_path):
+    """A table gradient: a first grid stores zero tiles over it, then the dQ grid adds
+    each pair's share with red.global.add.f32 (one per element a thread holds); the
+    other grids are those of the backward without it. ptxas assembles every kernel."""
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    config = default_grad_config(head_dim, head_dim, chip)
+    module = grad_mlir(TABLE_SPECS[table], "bfloat16", head_dim, head_dim, (table,))
+    ptx, _ = _core.compile_gpu(module, "attention_grad", chip, **config.as_kwargs())
+    text = ptx.decode()
+    kernels = dict(re.findall(r"\.entry (attention_grad_kernel\d)\((.*?)(?=\.entry|\Z)", text,
+                              re.S))
+    assert sorted(kernels) == [f"attention_grad_kernel{i}" for i in range(4)]
+    zero, delta, dkdv, dq = (kernels[f"attention_grad_kernel{i}"] for i in range(4))
+    def reductions(kernel):  # not cp.async.cg.shared.global
+        return len(re.findall(r"\bred\.global\.add\.f32", kernel))
+
+    assert "st.global.b32" in zero and reductions(zero + delta + dkdv) == 0
+    adds = reductions(dq)
+    assert adds >= 64 * 64 // 128, adds  # a 64 x 64 pair tile over 128 threads
+    assert "atom." not in text
+    spills = ptxas_spills(ptx, chip, tmp_path)
+    print(f"{table} {chip} D={head_dim}: {adds} red.global.add.f32, spills {spills}")
