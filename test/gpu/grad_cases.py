@@ -36,6 +36,20 @@ SPECS = {
 }
 
 
+# Cases with a learnable table (the gradient module with grad_tables): a relative-position
+# bias rel[h, i - j + MAX_REL - 1] (|i - j| < MAX_REL), and ALiBi's per-head slopes.
+MAX_REL = 1024
+REL = tessera.Buffer("rel", dtype="float32", rank=2)
+
+
+def relative_bias(s, b, h, i, j):
+    return s + REL[h, i - j + MAX_REL - 1]
+
+
+TABLE_SPECS = {"bias": (tessera.attention(causal=True, score_mod=relative_bias), "rel"),
+               "slopes": (SPECS["alibi"][0], "slopes")}
+
+
 def tables_for(name, heads, n, device):
     """The run-time tables of a case (ALiBi's slopes, document ids)."""
     import torch
@@ -50,11 +64,24 @@ def kernel(name, head_dim):
                            target="cuda")
 
 
+@functools.lru_cache(maxsize=None)
+def table_kernel(name, head_dim):
+    if name == "slopes":
+        return kernel("alibi", head_dim)
+    return tessera.compile(TABLE_SPECS[name][0], head_dim=head_dim, dtype=cases.DTYPE,
+                           target="cuda")
+
+
 def kernels():
-    """Every case's kernel with its gradient image compiled (or found in the cache)."""
+    """Every case's kernel with its gradient image compiled (or found in the cache), and
+    the table cases' gradient images with their table's gradient."""
     out = {}
     for name in SPECS:
         for d in cases.HEAD_DIMS:
             out[name, d] = kernel(name, d)
             out[name, d].grad_image()
+    for name, (_, table) in TABLE_SPECS.items():
+        for d in cases.HEAD_DIMS:
+            out[name + "_table", d] = table_kernel(name, d)
+            out[name + "_table", d].grad_image((table,))
     return out

@@ -5,6 +5,7 @@ through the kernel; the same bits every run. Skipped where there is no GPU."""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import grad_cases  # noqa: E402
 import tessera  # noqa: E402
+from tessera.reference import relative_error  # noqa: E402
+from tessera.reference_grad import attention_grad  # noqa: E402
 from test_block_sparse_gpu import listed_keys, random_lists  # noqa: E402
 
 FLOOR = 2e-3   # bf16 rounding of the gradients themselves
@@ -135,15 +138,103 @@ def test_matches_float64(name, d, nq, nk, h, hk):
         assert e <= bound, f"{what}: error {e:.3e} > {bound:.3e} (sdpa {p})"
 
 
-def test_table_gradients_are_refused_by_name():
-    kernel = grad_cases.kernel("alibi", 64)
-    q = torch.randn(1, 4, 64, 64, device="cuda", dtype=torch.bfloat16)
-    tables = grad_cases.tables_for("alibi", 4, 64, "cuda")
-    o, lse = kernel(q, q, q, return_lse=True, **tables)
-    with pytest.raises(tessera.SpecError, match="not lowered to the GPU yet"):
-        kernel.grad(q, q, q, o, lse, o, grad_tables=("slopes",), **tables)
-    with pytest.raises(tessera.SpecError, match="not lowered to the GPU yet"):
-        kernel(q, q, q, slopes=tables["slopes"].clone().requires_grad_())
+TABLE_SHAPES = [(1, 1, 4, 4), (17, 17, 4, 2), (100, 300, 4, 4), (300, 100, 4, 2),
+                (1000, 1000, 4, 1)]
+
+
+def table_reference(name, q, k, v, grad_out, table):
+    """(dq, dk, dv, dtable) in float64 (numpy, tessera.reference_grad): dtable sums the
+    reference's dS' ∘ ∂score_mod/∂table at the entries each pair reads."""
+    t = table.double().cpu().numpy()
+    qn, kn, vn, gn = (x.double().cpu().numpy() for x in (q, k, v, grad_out))
+    i, j = np.arange(q.shape[2])[:, None], np.arange(k.shape[2])[None, :]
+    full = np.broadcast(i, j).shape
+    if name == "bias":
+        def score_mod(s, b, h, i, j):
+            return s + t[h, i - j + grad_cases.MAX_REL - 1]
+        entries = lambda h: (np.full(full, h), np.broadcast_to(i - j + grad_cases.MAX_REL - 1, full))
+        slope = 1.0
+    else:
+        def score_mod(s, b, h, i, j):
+            return s + t[h] * (j - i)
+        entries = lambda h: (np.full(full, h),)
+        slope = (j - i).astype(np.float64)
+    dt = np.zeros(t.shape)
+
+    def collect(b, h, ds_modified):
+        np.add.at(dt, entries(h), ds_modified * slope)
+
+    dq, dk, dv = attention_grad(qn, kn, vn, gn, causal=True, score_mod=score_mod,
+                                score_mod_grad=lambda s, b, h, i, j: 1.0,
+                                on_score_grad=collect)
+    return dq, dk, dv, dt
+
+
+def poisoned_empty(shape):
+    """Leaves a NaN block of this size in torch's caching allocator, which the next
+    float32 allocation of the size takes: a table gradient the zeroing grid misses
+    shows up as NaN."""
+    torch.full(shape, float("nan"), device="cuda")
+
+
+@pytest.mark.parametrize("name", list(grad_cases.TABLE_SPECS))
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("nq,nk,h,hk", TABLE_SHAPES)
+def test_table_gradient_matches_float64(name, d, nq, nk, h, hk):
+    """kernel.grad(grad_tables=...) on the GPU: the table's gradient (atomic sums in the
+    dQ grid) and dq, dk, dv against float64 (a relative-position bias, ALiBi slopes)."""
+    torch.manual_seed(nq * 5 + nk + d)
+    B = 2 if nq * nk < 10 ** 6 else 1
+    q = torch.randn(B, h, nq, d, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(B, hk, nk, d, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    grad_out = torch.randn(B, h, nq, d, device="cuda", dtype=torch.bfloat16)
+    spec, table_name = grad_cases.TABLE_SPECS[name]
+    if name == "bias":
+        table = 0.5 * torch.randn(h, 2 * grad_cases.MAX_REL - 1, device="cuda")
+    else:
+        table = grad_cases.tables_for("alibi", h, nk, "cuda")["slopes"]
+    kernel = grad_cases.table_kernel(name, d)
+    o, lse = kernel(q, k, v, return_lse=True, **{table_name: table})
+    out = tuple(torch.full_like(x, float("nan")) for x in (q, k, v))  # poisoned
+    poisoned_empty(table.shape)
+    *got, dtable = kernel.grad(q, k, v, o, lse, grad_out, out=out, grad_tables=(table_name,),
+                               **{table_name: table})
+    torch.cuda.synchronize()
+    assert dtable.shape == table.shape and dtable.dtype == torch.float32
+    refs = table_reference(name, q, k, v, grad_out, table)
+    errs = [relative_error(x.double().cpu().numpy(), r) for x, r in zip((*got, dtable), refs)]
+    print(f"table {name} d={d} nq={nq} nk={nk} h={h}/{hk}: dq dk dv d{table_name} "
+          f"{' '.join(f'{e:.2e}' for e in errs)}")
+    for what, e in zip(("dq", "dk", "dv", "d" + table_name), errs):
+        assert e <= FIXED, f"{what}: error {e:.3e}"
+
+
+@pytest.mark.parametrize("name", list(grad_cases.TABLE_SPECS))
+def test_table_gradient_through_torch_autograd(name):
+    """A CUDA table that requires grad gets .grad through the kernel's torch op: kernel.grad's
+    table gradient up to the order of the atomic sums (not the same bits every run);
+    q's gradient, which has no atomics, the same bits."""
+    torch.manual_seed(11)
+    B, H, N, D = 2, 4, 333, 128
+    q = torch.randn(B, H, N, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k, v = (torch.randn(B, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    spec, table_name = grad_cases.TABLE_SPECS[name]
+    if name == "bias":
+        table = 0.5 * torch.randn(H, 2 * grad_cases.MAX_REL - 1, device="cuda")
+    else:
+        table = grad_cases.tables_for("alibi", H, N, "cuda")["slopes"]
+    learnable = table.clone().requires_grad_()
+    kernel = grad_cases.table_kernel(name, D)
+    weight = torch.randn(B, H, N, D, device="cuda")
+    (kernel(q, k, v, **{table_name: learnable}).float() * weight).sum().backward()
+    o, lse = kernel(q.detach(), k, v, return_lse=True, **{table_name: table})
+    dq, _, _, dtable = kernel.grad(q.detach(), k, v, o, lse, weight.to(torch.bfloat16),
+                                   grad_tables=(table_name,), **{table_name: table})
+    assert torch.equal(q.grad, dq)
+    assert learnable.grad.shape == table.shape
+    err = relative_error(learnable.grad.double().cpu().numpy(), dtable.double().cpu().numpy())
+    print(f"autograd table {name}: d{table_name} vs kernel.grad {err:.2e}")
+    assert err <= 1e-4  # f32 sums in another order
 
 
 @pytest.mark.parametrize("name", ["causal", "document", "alibi"])
