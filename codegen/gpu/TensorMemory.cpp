@@ -100,7 +100,7 @@ void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
   b.setInsertionPointAfter(arenaAnchor);
   // The barriers go after the last buffer, once its size is known (finishTensorCopies).
   barrierOffset = arith::ConstantIntOp::create(b, b.getI64Type(), 0);
-  barrierArea = arith::AddIOp::create(b, arenaAddress, barrierOffset);
+  barrierArea = toI32(b, arith::AddIOp::create(b, arenaAddress, barrierOffset));
   phaseWord = memref::AllocaOp::create(b, MemRefType::get({1}, b.getI32Type()));
   memref::StoreOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 0), phaseWord,
                           ValueRange{arith::ConstantIndexOp::create(b, 0)});
@@ -121,10 +121,10 @@ Value Distributor::barrierIndex(int buffer, Value stage) {
 }
 
 Value Distributor::barrierAddress(Value index) {
-  Value offset = arith::MulIOp::create(
-      b, arith::IndexCastUIOp::create(b, b.getI64Type(), index),
-      arith::ConstantIntOp::create(b, b.getI64Type(), 8));
-  return toI32(b, arith::AddIOp::create(b, barrierArea, offset));
+  // 32-bit shared-window arithmetic: the addresses stay one register each.
+  Value offset = arith::MulIOp::create(b, toI32(b, index),
+                                       arith::ConstantIntOp::create(b, b.getI32Type(), 8));
+  return arith::AddIOp::create(b, barrierArea, offset);
 }
 
 /// Parity of the phase the newest fill of barrier `index` completes.
