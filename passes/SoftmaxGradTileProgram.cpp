@@ -341,11 +341,15 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   GradProgram g(b, op, buffers);
   g.bm = config.getBlockM();
   g.bn = config.getBlockN();
-  bool keyMajor = tiling.keyMajor;
   if (tiling.queryTile < 0)
     return op.emitError("grad_query_tile must be 0 (the compiler's rule) or positive, got ")
            << tiling.queryTile;
-  if (int64_t rows = 16 * config.getNumWarps(); !keyMajor && tiling.queryTile % rows)
+  // Query tiles narrower than a product's rows (16 x num_warps) take [key, query] tiles
+  // where the target would not (mma.sync): K and V are then left operands, read from
+  // shared memory per product (kLeftOperandsPerUseAttr), not held across the loop.
+  int64_t rows = 16 * config.getNumWarps();
+  bool keyMajor = tiling.keyMajor || (tiling.queryTile && tiling.queryTile < rows);
+  if (!keyMajor && tiling.queryTile % rows)
     return op.emitError("grad_query_tile (")
            << tiling.queryTile << ") must be a multiple of 16 x num_warps = " << rows
            << " where the dK / dV grid's queries are product rows (key-major-grad off: "
@@ -486,8 +490,10 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
                                : keyMajor ? configOf(bn, g.bm)
                                           : configOf(g.bm, bn);
   g.grid({kTiles, nkvHeads, nBatch}, keyConfig, [&](ArrayRef<Value> id) {
+    Operation *grid = b.getInsertionBlock()->getParentOp();
     if (narrowQueries)
-      b.getInsertionBlock()->getParentOp()->setAttr(kNarrowProductsAttr, b.getUnitAttr());
+      grid->setAttr(kNarrowProductsAttr, b.getUnitAttr());
+    grid->setAttr(kLeftOperandsPerUseAttr, b.getUnitAttr());
     g.batch = id[2];
     Value kvHead = id[1];
     PairTiles t;
@@ -530,6 +536,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   g.bm = bm;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
   g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+    b.getInsertionBlock()->getParentOp()->setAttr(kLeftOperandsPerUseAttr, b.getUnitAttr());
     g.batch = id[2];
     PairTiles t;
     t.head = id[1];

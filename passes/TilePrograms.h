@@ -18,6 +18,11 @@ namespace tessera {
 /// some head dims (wgmma: K and N multiples of 64 at head dims 64 and 128) takes them
 /// in multiples of 16 there.
 inline constexpr llvm::StringLiteral kNarrowProductsAttr = "tile.narrow_products";
+/// Unit attribute on a tile.grid whose left operands loaded outside its loops are read
+/// from shared memory at each product (mma.sync: ldmatrix per use) rather than held as
+/// fragments across the loops: the softmax backward's K / V (dK / dV grid) and Q / dO
+/// (dQ grid), whose 64 registers a thread at D = 128 the accumulators need.
+inline constexpr llvm::StringLiteral kLeftOperandsPerUseAttr = "tile.left_operands_per_use";
 /// FlashAttention-2 online softmax (SEMANTICS.md §1); SoftmaxTileProgram.cpp.
 mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
                                             attn::AttentionOp op,

@@ -16,6 +16,7 @@
 #include "codegen/gpu/LayoutEncoding.h"
 #include "codegen/gpu/Wgmma.h"
 #include "dialect/tile/TileDialect.h"
+#include "passes/TilePrograms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -174,8 +175,11 @@ private:
       auto dot = dyn_cast<tile::DotOp>(user);
       return dot && dot.getLhs() == op.getResult();
     });
-    return wgmma || (onlyProducts && isa<scf::ForOp>(op->getParentOp()) &&
-                     vectorsPerThread(op) > 0);
+    // So is one loaded outside the loops of a grid that asks it (kLeftOperandsPerUseAttr).
+    auto grid = op->getParentOfType<tile::GridOp>();
+    bool perUse = isa<scf::ForOp>(op->getParentOp()) ||
+                  (grid && grid->hasAttr(kLeftOperandsPerUseAttr));
+    return wgmma || (onlyProducts && perUse && vectorsPerThread(op) > 0);
   }
   /// Whether a staged load goes to a swizzled buffer by cp.async (16-bit tiles of wgmma
   /// kernels; an f32 tile, a state, goes to a padded one).

@@ -26,8 +26,8 @@ DEFAULT_GRAD_SPACE = {
     "cpu": {"block_m": [32, 64, 128], "block_n": [32, 64, 128]},
     # min_blocks 1 lifts the stage plan's register cap (two or more blocks an SM: 128 a
     # thread), which the narrow dK / dV tiles past D = 64 spill under (default_grad_config).
-    # grad_query_tile: the dK / dV grid's queries per tile on sm_90a (16 and 32 are refused
-    # on sm_80, where they are product rows).
+    # grad_query_tile: the dK / dV grid's queries per tile ([key, query] tiles; on sm_80
+    # 64 = 16 x num_warps takes the [query, key] route, queries as product rows).
     "cuda": {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8],
              "num_stages": [1, 2], "min_blocks": [0, 1], "grad_query_tile": [16, 32, 64]},
 }
@@ -62,8 +62,9 @@ def invalid_for_backward(config: Config, target: str, head_dim: int,
                 f"block_n must be multiples of 16 x num_warps = {rows}, got "
                 f"{config.block_m} x {config.block_n}")
     tile = config.grad_query_tile
-    # sm_90a: a wgmma extent (N of Sᵀ / dPᵀ, K of dV / dK); sm_80: product rows.
-    unit = 16 if chip == "sm_90a" else rows
+    # A product extent (N of Sᵀ / dPᵀ, K of dV / dK) in [key, query] tiles; on sm_80 a
+    # tile of 16 x num_warps or more takes [query, key] tiles: product rows.
+    unit = rows if chip != "sm_90a" and tile >= rows else 16
     if tile and (tile % unit or tile > 256):
         return (f"grad_query_tile={tile}: the dK / dV grid's query tiles on {chip} take a "
                 f"multiple of {unit} up to 256 (0: the compiler's rule)")

@@ -130,7 +130,9 @@ def test_grad_query_tile_is_refused_where_it_cannot_work():
         kernel.grad(q, k, v, o, lse, o)
     c = tessera.Config(grad_query_tile=16)
     assert at.invalid_for_backward(c, "cuda", 128, 128, "sm_90a") is None
-    assert "multiple of 64" in at.invalid_for_backward(c, "cuda", 128, 128, "sm_80")
+    assert at.invalid_for_backward(c, "cuda", 128, 128, "sm_80") is None  # [key, query]
+    assert "multiple of 64" in at.invalid_for_backward(
+        tessera.Config(grad_query_tile=96), "cuda", 128, 128, "sm_80")
     assert "multiple of 16" in at.invalid_for_backward(
         tessera.Config(grad_query_tile=24), "cuda", 128, 128)
     assert at.invalid_for_backward(tessera.Config(grad_query_tile=64), "cuda", 128, 128,
@@ -155,18 +157,22 @@ def test_default_grad_space_and_config_agree_with_the_filter():
         c = default_grad_config(d, d)
         assert at.invalid_for_backward(c, "cuda", d, d) is None
         assert (c.num_stages == 2) == (d <= 192)
-        # sm_90a past D = 64: 32-query dK / dV tiles, which the stage plan would cap at
-        # 128 registers without min_blocks = 1.
+        # sm_90a past D = 64: 16-query dK / dV tiles, which the stage plan would cap at
+        # 128 registers without min_blocks = 1; sm_80: 16-query [key, query] tiles.
         assert c.min_blocks == (1 if d > 64 else 0)
-        assert default_grad_config(d, d, "sm_80").min_blocks == 1
+        assert c.grad_query_tile == (16 if d > 64 else 64)
+        sm80 = default_grad_config(d, d, "sm_80")
+        assert sm80.min_blocks == 1 and sm80.grad_query_tile == 16
+        assert at.invalid_for_backward(sm80, "cuda", d, d, "sm_80") is None
     space = at.DEFAULT_GRAD_SPACE["cuda"]
     valid = [c for c in at._candidates(space, "cuda")
              if at.invalid_for_backward(c, "cuda", 128, 128) is None]
     assert default_grad_config(128, 128) in valid and len(valid) >= 4
-    # The dK / dV grid's query tile is tuned on sm_90a; sm_80 keeps its product rows.
+    # The dK / dV grid's query tile is tuned (both routes on sm_80).
     assert {c.grad_query_tile for c in valid} == {16, 32, 64}
-    assert {c.grad_query_tile for c in at._candidates(space, "cuda")
-            if at.invalid_for_backward(c, "cuda", 128, 128, "sm_80") is None} == {64}
+    assert default_grad_config(128, 128, "sm_80") in [
+        c for c in at._candidates(space, "cuda")
+        if at.invalid_for_backward(c, "cuda", 128, 128, "sm_80") is None]
 
 
 def test_backward_of_a_linear_spec_is_refused():

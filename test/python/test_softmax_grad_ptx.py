@@ -48,11 +48,15 @@ SPILL_SPECS = {
     "window": ts.attention(causal=True, window=256),
     "alibi": ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + SLOPES[h] * (j - i)),
 }
-# Spill bytes (stores) ptxas 13 gives the D = 128 backward with its default config on
-# sm_90a: dQ none; dK / dV (32-query wgmma tiles) not yet none for every spec (issue 24's
-# goal is 0: lower a ceiling as the kernels improve, never raise it).
-DKDV_SPILL_CEILING = {"causal": 72, "softcap": 272, "document": 80, "blocks": 0, "full": 36,
-                      "window": 80, "alibi": 252}
+# Spill bytes (stores) ptxas 13 gives the D = 128 backward with its default config
+# (16-query dK / dV tiles on both chips; K / V, and dQ's Q / dO, read per product on
+# sm_80), per kernel: Δ, dK / dV, dQ. Issue 24's goal is 0 everywhere: lower a ceiling
+# as the kernels improve, never raise it.
+SPILL_CEILING = {
+    "sm_90a": {"alibi": (0, 12, 0)},
+    "sm_80": {"alibi": (0, 28, 0), "document": (0, 36, 16), "causal": (0, 0, 8),
+              "window": (0, 0, 12)},
+}
 
 
 def ptxas_spills(ptx, chip, tmp_path):
@@ -72,16 +76,17 @@ def ptxas_spills(ptx, chip, tmp_path):
 
 
 @pytest.mark.parametrize("name", list(SPILL_SPECS))
-def test_default_d128_backward_spills_on_sm90a(name, tmp_path):
+@pytest.mark.parametrize("chip", ["sm_90a", "sm_80"])
+def test_default_d128_backward_spills(name, chip, tmp_path):
     if not os.path.exists(PTXAS):
         pytest.skip("ptxas not installed")
-    config = default_grad_config(128, 128, "sm_90a")
+    config = default_grad_config(128, 128, chip)
     module = grad_mlir(SPILL_SPECS[name], "bfloat16", 128, 128)
-    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_90a", **config.as_kwargs())
-    spills = ptxas_spills(ptx, "sm_90a", tmp_path)
-    # Kernels: Δ, dK / dV per key tile, dQ per query tile.
-    assert spills["attention_grad_kernel0"] == 0 and spills["attention_grad_kernel2"] == 0, spills
-    assert spills["attention_grad_kernel1"] <= DKDV_SPILL_CEILING[name], spills
+    ptx, _ = _core.compile_gpu(module, "attention_grad", chip, **config.as_kwargs())
+    spills = ptxas_spills(ptx, chip, tmp_path)
+    got = tuple(spills[f"attention_grad_kernel{i}"] for i in range(3))
+    ceiling = SPILL_CEILING[chip].get(name, (0, 0, 0))
+    assert all(g <= c for g, c in zip(got, ceiling)), (got, ceiling)
 
 
 TABLE_SPECS = {  # a relative-position bias table, per-head ALiBi slopes
@@ -116,3 +121,25 @@ def test_table_gradient_ptx_adds_with_red(table, chip, head_dim, tmp_path):
     assert "atom." not in text
     spills = ptxas_spills(ptx, chip, tmp_path)
     print(f"{table} {chip} D={head_dim}: {adds} red.global.add.f32, spills {spills}")
+
+
+def test_grad_query_tile_sets_the_dk_dv_grids_tiles():
+    """Config.grad_query_tile reaches the tile program (pipeline option grad-query-tile,
+    absent from a default config's text): 16 queries, wgmma m64n16k16 for Sᵀ and dPᵀ on
+    sm_90a; on sm_80, under 16 x num_warps queries, [key, query] tiles whose K / V are
+    read per product (ldmatrix), from there on queries as product rows."""
+    assert "grad-query-tile" not in _core.gpu_pipeline("sm_90a", **ts.Config().as_kwargs())
+    assert "grad-query-tile=16" in _core.pipeline("tile", grad_query_tile=16)
+    module = grad_mlir(SPECS["causal"], "bfloat16", 128, 128)
+    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_90a",
+                               **ts.Config(min_blocks=1, grad_query_tile=16).as_kwargs())
+    assert b"wgmma.mma_async.sync.aligned.m64n16k16" in ptx
+    ptx, _ = _core.compile_gpu(module, "attention_grad", "sm_80", grad_query_tile=16)
+    assert b"ldmatrix" in ptx
+    with pytest.raises(_core.CompileError, match=r"grad_query_tile \(96\) must be a multiple "
+                                                 r"of 16 x num_warps = 64"):
+        _core.compile_gpu(module, "attention_grad", "sm_80", grad_query_tile=96)
+    blocks = grad_mlir(SPECS["blocks"], "bfloat16", 64, 64)
+    with pytest.raises(_core.CompileError, match=r"block_q \(64\) must be 1 or a multiple "
+                                                 r"of grad_query_tile \(48\)"):
+        _core.compile_gpu(blocks, "attention_grad", "sm_90a", grad_query_tile=48)
