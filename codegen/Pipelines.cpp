@@ -63,19 +63,14 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-/// Tile programs -> tgpu (layouts; with `assignStages`, the loop schedule as attributes),
-/// the options already checked. The PTX pipelines leave the schedule to
-/// tessera-tile-to-gpu's own (identical) analyses for now: its wgmma waits fence
-/// products in pointer order (productsInFlight, a DenseMap<Value>), so the allocations
-/// of one more pass reorder them in some backward kernels (docs/STATUS.md, issue 23).
-static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options,
-                                   bool assignStages) {
+/// Tile programs -> tgpu (layouts, then the loop schedule as attributes, which
+/// tessera-tile-to-gpu follows), the options already checked.
+static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToTgpuOptions layouts;
   layouts.wgmma = options.chip == "sm_90a";
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
-  if (assignStages)
-    pm.addPass(tessera::gpu::createTgpuAssignStages());
+  pm.addPass(tessera::gpu::createTgpuAssignStages());
 }
 
 /// tgpu -> PTX.
@@ -106,14 +101,13 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
-  buildCheckedTileToTgpu(pm, options, /*assignStages=*/false);
+  buildCheckedTileToTgpu(pm, options);
   buildTgpuToPtx(pm, options);
 }
 
 /// attn ops -> tgpu, as tessera-gpu has them before distribution.
-static void buildToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options,
-                        bool assignStages) {
-  tessera::PipelineOptions tiling;
+void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
+  PipelineOptions tiling;
   tiling.blockM = options.blockM;
   tiling.blockN = options.blockN;
   tiling.numWarps = options.numWarps;
@@ -125,16 +119,12 @@ static void buildToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &op
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());
   // wgmma takes Pᵀ and dSᵀ from registers; mma.sync would hold K and V there instead.
-  tessera::buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
-  buildCheckedTileToTgpu(pm, options, assignStages);
-}
-
-void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  buildToTgpu(pm, options, /*assignStages=*/true);
+  buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
+  buildCheckedTileToTgpu(pm, options);
 }
 
 void tessera::buildGpuPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  buildToTgpu(pm, options, /*assignStages=*/false);
+  buildToTgpuPipeline(pm, options);
   buildTgpuToPtx(pm, options);
 }
 

@@ -107,6 +107,18 @@ public:
   /// loop, where a user's tgpu.prefetch_distance cannot be honoured.
   FailureOr<SmallVector<LoopSchedule>> scheduleLoops(Block &gridBody);
   int64_t plannedStages() const { return numStages; }
+  /// Stages of the swizzled buffer `load` is staged into (after planStages): 1 unless
+  /// the plan multi-buffers it.
+  int64_t plannedBufferStages(tile::LoadOp load) {
+    return isStaged(load) && swizzles(load) &&
+                   doubleBuffered.contains({load.getSource(), bufferKey(load.getType())})
+               ? prefetchStages()
+               : 1;
+  }
+  /// Takes the stage plan from the grid's tgpu.* attributes (StageAttrs.h) instead of
+  /// planStages; lowerFor then follows each loop's. Fails, located, on a plan it cannot
+  /// follow.
+  LogicalResult followSchedule(tile::GridOp grid);
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
   /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
   int64_t dynamicSharedBytes() const {
@@ -243,6 +255,12 @@ private:
     SmallVector<Operation *> indexSlice; // body ops computing the load's indices
   };
   SmallVector<Prefetch> findPrefetches(scf::ForOp op);
+  /// `load` of loop `op` as a prefetch (with the ops computing its indices), if its
+  /// tile is staged and its indices are known an iteration early.
+  std::optional<Prefetch> prefetchOf(tile::LoadOp load, scf::ForOp op);
+  /// The loads a scheduled loop's attributes mark as prefetched; fails, located at the
+  /// load, where one cannot be.
+  FailureOr<SmallVector<Prefetch>> scheduledPrefetches(scf::ForOp op);
   bool feedsFirstProduct(tile::LoadOp load, scf::ForOp loop);
   /// The last loop lowered with cp.async prefetching. Its last iteration prefetches the
   /// tiles of iteration `ub`: a loop right after it that starts there and loads the same

@@ -31,12 +31,38 @@ static bool isReadOfInput(Operation *op) {
   });
 }
 
+std::optional<Distributor::Prefetch> Distributor::prefetchOf(tile::LoadOp load, scf::ForOp op) {
+  if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
+    return std::nullopt;
+  // The indices must follow from the induction variable through pure ops of the body.
+  SetVector<Operation *> slice;
+  SmallVector<Value> work(load.getIndices().begin(), load.getIndices().end());
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    Operation *def = v.getDefiningOp();
+    if (!def && v != op.getInductionVar() && cast<BlockArgument>(v).getOwner() == op.getBody())
+      return std::nullopt; // a loop-carried value: next iteration's is not known yet
+    if (!def || def->getBlock() != op.getBody())
+      continue; // the induction variable or a value from outside the loop
+    if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||
+        isa<RankedTensorType>(v.getType()))
+      return std::nullopt;
+    if (slice.insert(def))
+      work.append(def->operand_begin(), def->operand_end());
+  }
+  Prefetch p{load, {}};
+  for (Operation &x : op.getBody()->without_terminator())
+    if (slice.contains(&x))
+      p.indexSlice.push_back(&x);
+  return p;
+}
+
 SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
   SmallVector<Prefetch> out;
   if (numStages < 2)
     return out;
-  // A user's tgpu.prefetch_distance = 0 keeps the loop at one stage; a scheduled loop
-  // prefetches the loads tessera-tgpu-assign-stages marked.
+  // A user's tgpu.prefetch_distance = 0 keeps the loop at one stage; a loop scheduled
+  // already keeps the loads it marks.
   if (auto d = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr); d && d.getInt() == 0)
     return out;
   bool scheduled = op->hasAttr(kPipelineAttr);
@@ -44,38 +70,25 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     auto load = dyn_cast<tile::LoadOp>(o);
     if (!load || (scheduled && !load->hasAttr(kPrefetchDistanceAttr)))
       continue;
-    if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
+    std::optional<Prefetch> p = prefetchOf(load, op);
+    if (p && (!firstProductOnly() || feedsFirstProduct(load, op)))
+      out.push_back(std::move(*p));
+  }
+  return out;
+}
+
+FailureOr<SmallVector<Distributor::Prefetch>> Distributor::scheduledPrefetches(scf::ForOp op) {
+  SmallVector<Prefetch> out;
+  for (Operation &o : op.getBody()->without_terminator()) {
+    auto load = dyn_cast<tile::LoadOp>(o);
+    if (!load || !load->hasAttr(kPrefetchDistanceAttr))
       continue;
-    // The indices must follow from the induction variable through pure ops of the body.
-    SetVector<Operation *> slice;
-    SmallVector<Value> work(load.getIndices().begin(), load.getIndices().end());
-    bool ok = true;
-    while (!work.empty() && ok) {
-      Value v = work.pop_back_val();
-      Operation *def = v.getDefiningOp();
-      if (!def && v != op.getInductionVar() && cast<BlockArgument>(v).getOwner() == op.getBody()) {
-        ok = false; // a loop-carried value: next iteration's is not known yet
-        break;
-      }
-      if (!def || def->getBlock() != op.getBody())
-        continue; // the induction variable or a value from outside the loop
-      if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||
-          isa<RankedTensorType>(v.getType())) {
-        ok = false;
-        break;
-      }
-      if (slice.insert(def))
-        work.append(def->operand_begin(), def->operand_end());
-    }
-    if (!ok)
-      continue;
-    if (firstProductOnly() && !feedsFirstProduct(load, op))
-      continue;
-    Prefetch p{load, {}};
-    for (Operation &x : op.getBody()->without_terminator())
-      if (slice.contains(&x))
-        p.indexSlice.push_back(&x);
-    out.push_back(std::move(p));
+    std::optional<Prefetch> p = prefetchOf(load, op);
+    if (!p)
+      return load.emitError("tgpu.prefetch_distance on a load that cannot be prefetched "
+                            "(its tile is not staged, or its indices are not known an "
+                            "iteration early)");
+    out.push_back(std::move(*p));
   }
   return out;
 }
@@ -166,6 +179,33 @@ void Distributor::planStages(Block &gridBody) {
   for (auto &[key, b] : stageBytes)
     if (firstProductOnly() ? firstOnly(key) : everyTile(key))
       doubleBuffered.insert(key);
+}
+
+LogicalResult Distributor::followSchedule(tile::GridOp grid) {
+  auto stages = grid->getAttrOfType<IntegerAttr>(kNumStagesAttr);
+  if (!stages || stages.getInt() < 1)
+    return grid.emitError("tessera-tile-to-gpu follows the grid's schedule: ")
+           << kNumStagesAttr << " must be an integer >= 1 (tessera-tgpu-assign-stages)";
+  numStages = stages.getInt();
+  plannedBlocksPerSM = 0;
+  if (auto blocks = grid->getAttrOfType<IntegerAttr>(kBlocksPerSMAttr))
+    plannedBlocksPerSM = blocks.getInt();
+  // Only warpgroup kernels multi-buffer (swizzled buffers), all with prefetchStages().
+  WalkResult bad = grid.getBody().walk([&](tile::LoadOp load) {
+    auto n = load->getAttrOfType<IntegerAttr>(kBufferStagesAttr);
+    if (!n)
+      return WalkResult::advance();
+    if (!wgmma || !isStaged(load) || !swizzles(load) || n.getInt() != prefetchStages()) {
+      load.emitError(kBufferStagesAttr)
+          << " = " << n.getInt() << ": only a tile staged in a swizzled buffer (wgmma) is "
+          << "multi-buffered, with max(2, " << kNumStagesAttr << ") = " << prefetchStages()
+          << " stages";
+      return WalkResult::interrupt();
+    }
+    doubleBuffered.insert({load.getSource(), bufferKey(load.getType())});
+    return WalkResult::advance();
+  });
+  return failure(bad.wasInterrupted());
 }
 
 FailureOr<SmallVector<Distributor::LoopSchedule>> Distributor::scheduleLoops(Block &gridBody) {
@@ -318,22 +358,47 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return failure();
   settleProducts();
   size_t numCarried = init.size();
-  SmallVector<Prefetch> prefetches = findPrefetches(op);
-  // Iterations a prefetch runs ahead: one, each iteration's copies landing in the stage
-  // the last one read, or num_stages - 1 for a loop of its own (the copy engine keeps
-  // num_stages - 1 tiles in flight where a short body alone would not hide a copy).
-  // A scheduled loop says both (tessera-tgpu-assign-stages); its continuation is checked.
-  int64_t ahead = deepPrefetch(op, prefetches) ? numStages - 1 : 1;
-  bool continues = wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches);
-  if (op->hasAttr(kPipelineAttr)) {
-    auto distance = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);
-    ahead = distance ? std::max<int64_t>(1, distance.getInt()) : 1;
-    if (op->hasAttr(kContinuesPrefetchAttr) && !continues)
-      return op.emitError("tgpu.continues_prefetch: the loop before it leaves no copies of "
-                          "these tiles in flight (it must end where this loop starts and "
-                          "prefetch the same tiles the same way)");
-    continues = op->hasAttr(kContinuesPrefetchAttr);
-  }
+  // The loop's schedule (tessera-tgpu-assign-stages): which loads are prefetched, how
+  // many iterations ahead (one, each iteration's copies landing in the stage the last
+  // one read, or num_stages - 1 for a loop of its own: the copy engine keeps
+  // num_stages - 1 tiles in flight where a short body alone would not hide a copy), how
+  // (registers, cp.async of every staged tile or of the first product's operands only)
+  // and whether it takes over the previous loop's copies in flight (checked here).
+  auto mode = op->getAttrOfType<StringAttr>(kPipelineAttr);
+  if (!mode)
+    return op.emitError("a loop without ")
+           << kPipelineAttr << " in a scheduled grid: run tessera-tgpu-assign-stages after "
+           << "changing the program";
+  FailureOr<SmallVector<Prefetch>> scheduled = scheduledPrefetches(op);
+  if (failed(scheduled))
+    return failure();
+  SmallVector<Prefetch> prefetches = std::move(*scheduled);
+  StringRef expected = prefetches.empty() ? "none"
+                       : !wgmma           ? "registers"
+                       : mode.getValue() == "cp_async_first_product"
+                           ? "cp_async_first_product"
+                           : "cp_async";
+  if (mode.getValue() != expected)
+    return op.emitError(kPipelineAttr)
+           << " = \"" << mode.getValue() << "\" does not fit this loop: \"" << expected
+           << "\" for " << (wgmma ? "a wgmma" : "an mma.sync") << " kernel with "
+           << prefetches.size() << " prefetched load(s)";
+  bool firstOnly = expected == "cp_async_first_product";
+  for (Prefetch &p : prefetches)
+    if (wgmma && !doubleBuffered.contains({p.load.getSource(), bufferKey(p.load.getType())}))
+      return p.load.emitError("a prefetched tile needs a multi-buffered swizzled buffer: ")
+             << kBufferStagesAttr << " = " << prefetchStages() << " on this load";
+  auto distance = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);
+  int64_t ahead = distance ? std::max<int64_t>(1, distance.getInt()) : 1;
+  if (!prefetches.empty() && ahead > 1 && (!wgmma || firstOnly || ahead + 1 > prefetchStages()))
+    return op.emitError(kPrefetchDistanceAttr)
+           << " = " << ahead << " needs a \"cp_async\" loop and " << ahead + 1
+           << " buffer stages (" << kNumStagesAttr << " = " << numStages << ")";
+  bool continues = op->hasAttr(kContinuesPrefetchAttr);
+  if (continues && !(wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches)))
+    return op.emitError("tgpu.continues_prefetch: the loop before it leaves no copies of "
+                        "these tiles in flight (it must end where this loop starts and "
+                        "prefetch the same tiles the same way)");
   // Copies in flight before a wgmma loop (Q) stay in flight into it: only products read
   // swizzled tiles, and the first to need them waits (older groups are waited for with
   // any newer one). Every iteration starts as if after a barrier-free body end.
@@ -378,7 +443,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
         for (auto [p, index] : llvm::zip(prefetches, buffers))
           issueCopies(p.load, swizzledTiles[index], stage,
                       prefetchOrigin(p, iv, op.getInductionVar()),
-                      firstProductOnly() ? index : -1);
+                      firstOnly ? index : -1);
       }
     }
   }
@@ -398,7 +463,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
   SmallVector<Value> nextRegs;
   SmallVector<int> copiesAtEntry = pendingCopies;
-  if (wgmma && firstProductOnly() && !prefetches.empty()) {
+  if (wgmma && firstOnly && !prefetches.empty()) {
     // Everyone is done with the other stage and the single buffers: copy this
     // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
     // (K) into the other stage; products wait for their own copies only, so this
@@ -499,7 +564,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     copiesBeforeLoop.append(pendingCopies);
     pendingCopies = std::move(copiesBeforeLoop);
   }
-  if (wgmma && firstProductOnly() && !prefetches.empty()) {
+  if (wgmma && firstOnly && !prefetches.empty()) {
     // In flight now: the copies for iteration `ub` (or, with no iteration, for `lb`),
     // the newest groups; everything else the loop's products waited for.
     pendingCopies.clear();

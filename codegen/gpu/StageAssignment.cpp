@@ -27,7 +27,6 @@ namespace {
 struct TgpuAssignStagesPass
     : tessera::gpu::impl::TgpuAssignStagesBase<TgpuAssignStagesPass> {
   void runOnOperation() override;
-  LogicalResult assign(tile::GridOp grid);
 };
 } // namespace
 
@@ -42,8 +41,8 @@ static SmallVector<Operation *> scheduledOps(Operation *root) {
   return ops;
 }
 
-LogicalResult TgpuAssignStagesPass::assign(tile::GridOp grid) {
-  MLIRContext *ctx = &getContext();
+LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
+  MLIRContext *ctx = grid.getContext();
   tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
   if (!accumulator)
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
@@ -93,6 +92,10 @@ LogicalResult TgpuAssignStagesPass::assign(tile::GridOp grid) {
     for (tile::LoadOp load : s.prefetched)
       original.lookup(load)->setAttr(kPrefetchDistanceAttr, i64(s.distance));
   }
+  copy.walk([&](tile::LoadOp load) {
+    if (int64_t stages = d.plannedBufferStages(load); stages > 1)
+      original.lookup(load)->setAttr(kBufferStagesAttr, i64(stages));
+  });
   return success();
 }
 
@@ -101,6 +104,6 @@ void TgpuAssignStagesPass::runOnOperation() {
   SmallVector<tile::GridOp> grids;
   getOperation().walk([&](tile::GridOp grid) { grids.push_back(grid); });
   for (tile::GridOp grid : grids)
-    if (failed(assign(grid)))
+    if (failed(assignStages(grid)))
       return signalPassFailure();
 }

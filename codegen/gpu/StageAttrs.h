@@ -7,6 +7,12 @@
 #ifndef TESSERA_CODEGEN_GPU_STAGEATTRS_H
 #define TESSERA_CODEGEN_GPU_STAGEATTRS_H
 
+#include "mlir/Support/LLVM.h"
+
+namespace tessera::tile {
+class GridOp;
+}
+
 namespace tessera::gpu {
 /// scf.for and tile.load: iterations ahead the loop's (the load's) tiles are copied; on
 /// a loop before assignment, the user's override (0: no prefetching, one stage).
@@ -19,6 +25,14 @@ inline constexpr const char kContinuesPrefetchAttr[] = "tgpu.continues_prefetch"
 /// tile.grid: stages of a prefetched buffer and the blocks per SM the plan made room for.
 inline constexpr const char kNumStagesAttr[] = "tgpu.num_stages";
 inline constexpr const char kBlocksPerSMAttr[] = "tgpu.blocks_per_sm";
+/// tile.load: stages of the swizzled buffer its tile is staged into, where the plan
+/// multi-buffers it (absent: one).
+inline constexpr const char kBufferStagesAttr[] = "tgpu.buffer_stages";
+
+/// Writes `grid`'s schedule (tessera-tgpu-assign-stages on one grid); a grid scheduled
+/// already keeps its loops' decisions. Fails, located, where a user's override cannot be
+/// honoured.
+::mlir::LogicalResult assignStages(tile::GridOp grid);
 } // namespace tessera::gpu
 
 #endif

@@ -13,6 +13,7 @@
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/LaunchRecord.h"
 #include "codegen/gpu/Passes.h"
+#include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/TensorMemory.h"
 
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -92,6 +93,10 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
     return failure();
   if (failed(checkRegisterBudget(grid, warps)))
     return failure();
+  // The lowering follows the grid's schedule; an unscheduled grid (hand-written tgpu IR)
+  // is scheduled here, by the same code as tessera-tgpu-assign-stages.
+  if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
+    return failure();
   // Conversions are made where their users read them (Distributor::slotsOf, which
   // shares one among the users of a block).
   grid.walk([](tgpu::ConvertLayoutOp convert) {
@@ -124,7 +129,8 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
 
   bool useWgmma = accumulator.getVersion() == tgpu::MmaVersion::wgmma;
   Distributor d(b, warps, config.getNumStages(), useWgmma, kernel);
-  d.planStages(grid.getBody().front());
+  if (failed(d.followSchedule(grid)))
+    return failure();
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
     d.scalars.map(hostArg, kernelArg);

@@ -96,6 +96,7 @@ static tgpu::MmaEncodingAttr accumulatorLayout(MLIRContext *ctx, int64_t warps, 
     return tgpu::MmaEncodingAttr::get(ctx, tgpu::MmaVersion::mma_sync, {warps, 1},
                                       {16, 8, 16});
   int64_t columns = 0;
+  // In the map's (pointer) order: a gcd does not depend on it.
   for (auto &[v, l] : layouts)
     if (l.kind == LayoutKind::Acc || l.kind == LayoutKind::Col)
       columns = std::gcd(columns, l.kind == LayoutKind::Acc ? l.cols : l.rows);

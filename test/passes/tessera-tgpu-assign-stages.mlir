@@ -16,12 +16,12 @@
 // LOWERED-NOT: nvvm.cp.async.commit.group
 // CHECK: tile.grid{{.*}}tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64
 // CHECK: %[[L1:.*]] = scf.for
-// CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64}
 // CHECK-NEXT: %[[V1:.*]] = tile.load %{{[a-z0-9_]+}}[
 // CHECK: tile.trans %[[K1]]
 // CHECK: } {tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[L1]])
-// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64}
 // CHECK: } {tgpu.continues_prefetch, tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: scf.for
 // CHECK: } {tgpu.continues_prefetch, tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}

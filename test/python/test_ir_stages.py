@@ -140,8 +140,11 @@ def test_tgpu_stage_causal_d128_wgmma_schedule():
     assert len(schedules) == 3, schedules
     assert all('tgpu.pipeline = "cp_async_first_product"' in s for s in schedules)
     assert ["tgpu.continues_prefetch" in s for s in schedules] == [False, True, True]
-    # K (the first product's operand) is prefetched in each loop; V is not.
-    assert len(re.findall(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64\}", tgpu)) == 3
+    # K (the first product's operand) is prefetched in each loop, into a double buffer;
+    # V is not.
+    assert len(re.findall(r"tile\.load .*\{tgpu\.buffer_stages = 2 : i64, "
+                          r"tgpu\.prefetch_distance = 1 : i64\}", tgpu)) == 3
+    assert tgpu.count("tgpu.buffer_stages") == 3
     sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
     assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
     assert sm80.count('tgpu.pipeline = "registers"') == 3
