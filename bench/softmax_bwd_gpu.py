@@ -51,6 +51,20 @@ def kernels():
     return out
 
 
+def causal_mask(b, h, i, j):
+    return j <= i
+
+
+def window_mask(b, h, i, j):
+    return (j <= i) & (j > i - WINDOW)
+
+
+def document_mask(doc):
+    def same_document(b, h, i, j):
+        return (j <= i) & (doc[i] == doc[j])
+    return same_document
+
+
 def kept_pairs(kind, n, lengths):
     if kind == "document":
         return int((lengths * (lengths + 1) // 2).sum())
@@ -105,14 +119,6 @@ def main():
                 bias = (lambda h, i, j: slopes[h].double() * (j - i)) if kind == "alibi" \
                     else (lambda h, i, j: 0.0)
 
-                def mask_mod(b_, h, i, j, kind=kind):
-                    kept = (j <= i) if kind != "full" else (j >= 0)
-                    if kind == "document":
-                        kept = kept & (doc[i] == doc[j])
-                    if kind == "window":
-                        kept = kept & (j > i - WINDOW)
-                    return kept
-
                 def alibi_mod(score, b_, h, i, j):
                     return score + slopes[h] * (j - i)
 
@@ -143,8 +149,12 @@ def main():
                                 return torch.nn.functional.scaled_dot_product_attention(
                                     q, k, v, is_causal=kind == "causal")
                         impls[label] = lambda sdpa=sdpa: step(sdpa)
-                bm = None if kind == "full" else create_block_mask(mask_mod, None, None, n, n,
-                                                                   device="cuda")
+                # One function (code object) per mask: compiled FlexAttention keyed its
+                # graphs on the mask_mod's code, so one closure serving every kind
+                # reused the causal graph for the window and document runs.
+                mask_mod = {"causal": causal_mask, "alibi": causal_mask, "window": window_mask,
+                            "document": document_mask(doc)}.get(kind)
+                bm = mask_mod and create_block_mask(mask_mod, None, None, n, n, device="cuda")
                 score_mod = alibi_mod if kind == "alibi" else None
                 impls["flex"] = lambda bm=bm, sm=score_mod: step(
                     lambda: flex(q, k, v, score_mod=sm, block_mask=bm))
