@@ -165,6 +165,11 @@ void Distributor::flushForProduct(tile::DotOp op) {
 }
 
 void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
+  if (tensorCopiesVisible(buffers)) {
+    // Each reader waited on the barriers of the TMA copies it reads: no block barrier.
+    barrierPending = false;
+    return;
+  }
   if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); })) {
     flushBarrier();
     return;

@@ -405,6 +405,10 @@ private:
   void awaitTensorCopies(const SharedTile &t);
   /// Waits for the newest copy into every stage of `buffers`.
   void drainTensorCopies(ArrayRef<int> buffers);
+  /// Whether `buffers` are all filled by TMA and no other staging copy can be pending:
+  /// readers that waited on their barriers need no block barrier.
+  bool tensorCopiesVisible(ArrayRef<int> buffers);
+  bool onlyTensorStaging = false; // every staged load of the kernel is a TMA copy
 
   Value base(const Layout &l, LaneBase lb) {
     switch (lb) {

@@ -54,8 +54,10 @@ std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
     return "its source has rank outside TMA's 2 to 5";
   if (!tileType.getElementType().isBF16() && !tileType.getElementType().isF16())
     return "its elements are not bf16 or f16";
-  if (tileType.getDimSize(1) % kBoxCols || tileType.getDimSize(0) > 256)
-    return "its tile is not whole 64-column blocks of at most 256 rows";
+  // Boxes start on 1024-byte swizzle atoms: whole 8-row groups.
+  if (tileType.getDimSize(1) % kBoxCols || tileType.getDimSize(0) > 256 ||
+      tileType.getDimSize(0) % 8)
+    return "its tile is not whole 64-column blocks of 8 to 256 rows in eights";
   if (vectorsPerThread(op) == 0)
     return "its tile is not whole 16-byte chunks of the source's rows";
   return "";
@@ -63,10 +65,15 @@ std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
 
 void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
   SmallVector<tile::LoadOp> loads;
+  bool otherStaging = false;
   bool every = !gridBody
                     .walk([&](tile::LoadOp op) {
-                      if (!isStaged(op) || !swizzles(op))
+                      if (!isStaged(op))
                         return WalkResult::advance();
+                      if (!swizzles(op)) {
+                        otherStaging = true;
+                        return WalkResult::advance();
+                      }
                       if (!tensorCopyRefusal(op, func).empty())
                         return WalkResult::interrupt();
                       loads.push_back(op);
@@ -96,6 +103,7 @@ void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
                           kernel.getArgument(kernel.getNumArguments() - 1)});
   }
   tensorCopies = true;
+  onlyTensorStaging = !otherStaging;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(arenaAnchor);
   // The barriers go after the last buffer, once its size is known (finishTensorCopies).
@@ -211,6 +219,11 @@ void Distributor::awaitTensorCopies(const SharedTile &t) {
   if (!tensorCopies || t.swizzled < 0 || !barrierBase.count(t.swizzled))
     return;
   waitBarrier(barrierIndex(t.swizzled, t.stage));
+}
+
+bool Distributor::tensorCopiesVisible(ArrayRef<int> buffers) {
+  return tensorCopies && onlyTensorStaging && !buffers.empty() &&
+         llvm::all_of(buffers, [&](int buffer) { return barrierBase.count(buffer) > 0; });
 }
 
 void Distributor::drainTensorCopies(ArrayRef<int> buffers) {
