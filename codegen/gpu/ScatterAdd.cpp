@@ -4,7 +4,7 @@
 // branch on the mask and the table's bounds. Entries several threads (or programs) add
 // to sum in whatever order the memory system takes them: not the same bits every run.
 // LLVM's atomicrmw fadd selects `atom` (which returns the old value) even when nothing
-// reads it; `red` is the fire-and-forget form, so it is emitted directly.
+// reads it; `red` is the fire-and-forget form, so it is emitted directly (inline asm).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -12,6 +12,11 @@
 using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
+
+/// The table's (generic) address converted to the global window the `.global` state
+/// space names, then the reduction.
+static constexpr const char *kReduceAsm = "{\n.reg .b64 g;\ncvta.to.global.u64 g, $0;\n"
+                                          "red.global.add.f32 [g], $1;\n}";
 
 /// Layouts in which every element of the tile lives in exactly one thread (the others
 /// repeat elements across lanes or warps, and would add them more than once).
@@ -74,7 +79,7 @@ LogicalResult Distributor::lowerScatterAdd(tile::ScatterAddOp op) {
     Value value = (*values)[s];
     auto reduce = [&](OpBuilder &nb, Location loc) {
       LLVM::InlineAsmOp::create(nb, loc, TypeRange{}, ValueRange{address, value},
-                                nb.getStringAttr("red.global.add.f32 [$0], $1;"),
+                                nb.getStringAttr(kReduceAsm),
                                 nb.getStringAttr("l,f"), /*has_side_effects=*/nb.getUnitAttr(),
                                 UnitAttr(), LLVM::TailCallKindAttr(),
                                 LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT),

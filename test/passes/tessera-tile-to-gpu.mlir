@@ -504,8 +504,8 @@ func.func @rescaled_output(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: %[[INSIDE:.*]] = arith.cmpi ult, %{{.*}}, %[[SIZES]]#1
 // CHECK: %[[ADD:.*]] = arith.andi %{{.*}}, %[[INSIDE]]
 // CHECK: scf.if %[[ADD]] {
-// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "red.global.add.f32 [$0], $1;", "l,f"
-// CHECK-COUNT-31: "red.global.add.f32 [$0], $1;"
+// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "{{.*}}cvta.to.global.u64 g, $0;{{.*}}red.global.add.f32 [g], $1;{{.*}}", "l,f"
+// CHECK-COUNT-31: red.global.add.f32 [g], $1;
 // CHECK-NOT: red.global
 // CHECK: gpu.return
 func.func @scatter_add(%values: memref<?x64xf32>, %table: memref<?x?xf32>) {
