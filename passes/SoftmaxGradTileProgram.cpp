@@ -462,8 +462,8 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   };
   auto keyTiles = [&](PairTiles &t, Value kvHead) {
     SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
-    t.k = g.operand(op.getKey(), {bn, d}, at);
-    t.v = g.operand(op.getValue(), {bn, dv}, at);
+    t.k = g.operand(op.getKey(), {g.bn, d}, at);
+    t.v = g.operand(op.getValue(), {g.bn, dv}, at);
     g.operandType = t.k.getType();
   };
   auto scaled = [&](Value acc, ArrayRef<int64_t> shape) {
@@ -534,9 +534,19 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
 
   g.keyRows = false;
   g.bm = bm;
+  // On mma.sync targets (key-major-grad off) past head dim 64 the dQ grid walks 32-key
+  // tiles: S, dP and dS a thread holds halve beside the dQ accumulator (64-key tiles
+  // spilled 8-16 B at D = 128 on sm_80, 32-key tiles none). Block lists' block_k is a
+  // multiple of block_n, so of 32 too.
+  int64_t dqKeys = !tiling.keyMajor && std::max(d, dv) > 64 && bn == 64 ? 32 : bn;
+  g.bn = dqKeys;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
-  g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
-    b.getInsertionBlock()->getParentOp()->setAttr(kLeftOperandsPerUseAttr, b.getUnitAttr());
+  tile::ConfigAttr dqConfig = dqKeys == bn ? config : configOf(bm, dqKeys);
+  g.grid({qTiles, nHeads, nBatch}, dqConfig, [&](ArrayRef<Value> id) {
+    Operation *grid = b.getInsertionBlock()->getParentOp();
+    grid->setAttr(kLeftOperandsPerUseAttr, b.getUnitAttr());
+    if (dqKeys < 64)
+      grid->setAttr(kNarrowProductsAttr, b.getUnitAttr());
     g.batch = id[2];
     PairTiles t;
     t.head = id[1];
@@ -556,11 +566,11 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
       keyBegin = arith::MaxSIOp::create(
           b, c0, arith::AddIOp::create(b, arith::AddIOp::create(b, t.m0, g.offset),
                                        g.cIndex(1 - w.getInt())));
-    Value lo = arith::FloorDivSIOp::create(b, keyBegin, g.cIndex(bn));
-    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(keyEnd, bn));
+    Value lo = arith::FloorDivSIOp::create(b, keyBegin, g.cIndex(dqKeys));
+    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(keyEnd, dqKeys));
     Value dq = g.forLoop(lo, hi, ValueRange{g.splatF32({bm, d}, 0.0f)},
                          [&](Value kt, ValueRange a) {
-                           t.n0 = arith::MulIOp::create(b, kt, g.cIndex(bn));
+                           t.n0 = arith::MulIOp::create(b, kt, g.cIndex(dqKeys));
                            keyTiles(t, kvHead);
                            return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
                              g.accumulateTableGrads(t, pg);

@@ -40,7 +40,7 @@ from .launch import COMPILER_VERSION, load_image
 from .linear import LinearAttentionSpec, alibi_decay
 from .spec import AttentionSpec
 from .trace import SpecError
-from .tuning_store import KNOBS, TuningKey, TuningStore, cache_dir
+from .tuning_store import BOOL_KNOBS, KNOBS, TuningKey, TuningStore, cache_dir
 
 # Defaults per target. Knobs left out of a user's space take Config()'s value.
 DEFAULT_SPACE = {
@@ -57,6 +57,9 @@ DEFAULT_LINEAR_SPACE = {
     "cpu": {"block_m": [16, 32, 64, 128]},
     "cuda": {"block_m": [64], "num_warps": [4], "num_stages": [1, 2], "split": [1, 2, 4, 8]},
 }
+# sm_90a softmax forwards also try TMA copies (issue 25; off by default until a GPU run
+# shows them correct and faster).
+SM90A_SOFTMAX_KNOBS = {"tma": [False, True]}
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
 _SPEC_HASH_DIMS = ("float32", 64, 64)  # one reference module per spec
@@ -159,7 +162,8 @@ def _cfg_text(c: Config) -> str:
     return (f"block_m={c.block_m} block_n={c.block_n} num_warps={c.num_warps} "
             f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else "")
             + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
-            + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else ""))
+            + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else "")
+            + (" tma" if c.tma else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -563,14 +567,18 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
     unknown = set(space) - set(KNOBS)
     if unknown:
         raise ValueError(f"unknown knobs {sorted(unknown)} in space; knobs are {list(KNOBS)}")
-    base = Config().as_kwargs()
+    base = dataclasses.asdict(Config())
     values = []
     for knob in KNOBS:
         vals = space.get(knob, [base[knob]])
         if isinstance(vals, int):
             vals = [vals]
         vals = list(vals)
-        if not vals or any(isinstance(v, bool) or not isinstance(v, int) for v in vals):
+        if knob in BOOL_KNOBS:
+            if not vals or any(not isinstance(v, bool) for v in vals):
+                raise ValueError(f"space[{knob!r}] must be a non-empty list of True / False, "
+                                 f"got {vals!r}")
+        elif not vals or any(isinstance(v, bool) or not isinstance(v, int) for v in vals):
             raise ValueError(f"space[{knob!r}] must be a non-empty list of ints, got {vals!r}")
         values.append(vals)
     seen, out = set(), []
@@ -631,6 +639,8 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
     if backward:
         check_backward_spec(spec)
         space = DEFAULT_GRAD_SPACE[target] if space is None else space
+    elif space is None and target == "cuda" and chip == "sm_90a" and isinstance(spec, AttentionSpec):
+        space = {**DEFAULT_SPACE["cuda"], **SM90A_SOFTMAX_KNOBS}
     value_dim = head_dim if value_dim is None else value_dim
     candidates = _candidates(space, target, isinstance(spec, LinearAttentionSpec))
     module = (grad_module(spec, dtype, head_dim, value_dim)[0] if backward

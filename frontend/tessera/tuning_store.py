@@ -32,9 +32,12 @@ except ImportError:  # not POSIX: single-writer only
 FORMAT = "tessera-tuning"
 VERSION = 1
 KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split", "min_blocks",
-         "grad_query_tile")
-# Knobs added after a store may have been written: an entry without one takes the default.
-_LATER_KNOBS = {"min_blocks", "grad_query_tile"}
+         "grad_query_tile", "tma")
+# Knobs added after a store may have been written: an entry without one takes the default
+# (tma is also left out where off: Config.as_kwargs).
+_LATER_KNOBS = {"min_blocks", "grad_query_tile", "tma"}
+# Knobs that are on / off rather than integers.
+BOOL_KNOBS = {"tma"}
 
 
 def cache_dir() -> Path:
@@ -77,7 +80,10 @@ def _entry_problem(entry: Any) -> Optional[str]:
             or not set(KNOBS) - _LATER_KNOBS <= set(config)):
         return f"config must have exactly the keys {list(KNOBS)}"
     for k, v in config.items():
-        if isinstance(v, bool) or not isinstance(v, int):
+        if k in BOOL_KNOBS:
+            if not isinstance(v, bool):
+                return f"config {k} is not true or false: {v!r}"
+        elif isinstance(v, bool) or not isinstance(v, int):
             return f"config {k} is not an integer: {v!r}"
     ms = entry.get("ms")
     if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, float))

@@ -49,14 +49,11 @@ SPILL_SPECS = {
     "alibi": ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + SLOPES[h] * (j - i)),
 }
 # Spill bytes (stores) ptxas 13 gives the D = 128 backward with its default config
-# (16-query dK / dV tiles on both chips; K / V, and dQ's Q / dO, read per product on
-# sm_80), per kernel: Δ, dK / dV, dQ. Issue 24's goal is 0 everywhere: lower a ceiling
-# as the kernels improve, never raise it.
-SPILL_CEILING = {
-    "sm_90a": {"alibi": (0, 12, 0)},
-    "sm_80": {"alibi": (0, 28, 0), "document": (0, 36, 16), "causal": (0, 0, 8),
-              "window": (0, 0, 12)},
-}
+# (16-query dK / dV tiles on both chips; on sm_80 K / V, and dQ's Q / dO, read per
+# product, dQ over 32-key tiles), summed over the module's kernels (Δ, dK / dV, dQ and
+# any others); all of it is ALiBi's dK / dV. Issue 24's goal is 0 everywhere: lower a
+# ceiling as the kernels improve, never raise it.
+SPILL_CEILING = {"sm_90a": {"alibi": 12}, "sm_80": {"alibi": 28}}
 
 
 def ptxas_spills(ptx, chip, tmp_path):
@@ -84,9 +81,8 @@ def test_default_d128_backward_spills(name, chip, tmp_path):
     module = grad_mlir(SPILL_SPECS[name], "bfloat16", 128, 128)
     ptx, _ = _core.compile_gpu(module, "attention_grad", chip, **config.as_kwargs())
     spills = ptxas_spills(ptx, chip, tmp_path)
-    got = tuple(spills[f"attention_grad_kernel{i}"] for i in range(3))
-    ceiling = SPILL_CEILING[chip].get(name, (0, 0, 0))
-    assert all(g <= c for g, c in zip(got, ceiling)), (got, ceiling)
+    assert len(spills) >= 3, spills
+    assert sum(spills.values()) <= SPILL_CEILING[chip].get(name, 0), spills
 
 
 TABLE_SPECS = {  # a relative-position bias table, per-head ALiBi slopes

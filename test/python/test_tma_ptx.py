@@ -106,3 +106,22 @@ def test_cpu_ignores_tma():
     plain = tessera.compile(spec, head_dim=32, dtype="float32", config=tessera.Config())
     tma = tessera.compile(spec, head_dim=32, dtype="float32", config=tessera.Config(tma=True))
     assert np.array_equal(plain(q, k, v), tma(q, k, v))
+
+
+def test_autotune_space_takes_tma():
+    import importlib
+    at = importlib.import_module("tessera.autotune")  # `tessera.autotune` is the function
+    from tessera.tuning_store import _entry_problem
+    space = {**at.DEFAULT_SPACE["cuda"], **at.SM90A_SOFTMAX_KNOBS}
+    candidates = at._candidates(space, "cuda")
+    assert {c.tma for c in candidates} == {False, True}
+    assert len(candidates) == 2 * len(at._candidates(at.DEFAULT_SPACE["cuda"], "cuda"))
+    with pytest.raises(ValueError, match=r"space\['tma'\] must be a non-empty list of True / False"):
+        at._candidates({"tma": [1]}, "cuda")
+    # A stored winner keeps its tma; entries without the knob (older ones, or off) are read.
+    entry = {"config": tessera.Config(tma=True).as_kwargs(), "ms": 1.0, "compiler": "v"}
+    assert _entry_problem(entry) is None
+    entry["config"]["tma"] = 1
+    assert "tma is not true or false" in _entry_problem(entry)
+    entry["config"] = tessera.Config().as_kwargs()
+    assert _entry_problem(entry) is None
