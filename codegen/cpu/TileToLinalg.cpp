@@ -49,6 +49,16 @@ bufferIndices(ImplicitLocOpBuilder &b, Value buffer, ValueRange origin, ValueRan
   return {indices, inBounds};
 }
 
+/// The table entry named at tile position `local` by one index tile per dimension.
+static SmallVector<Value> entriesAt(ImplicitLocOpBuilder &b, ValueRange indexTiles,
+                                    ValueRange local) {
+  SmallVector<Value> at;
+  for (Value tileOfIndices : indexTiles)
+    at.push_back(arith::IndexCastOp::create(b, b.getIndexType(),
+                                            tensor::ExtractOp::create(b, tileOfIndices, local)));
+  return at;
+}
+
 static Value paddingValue(ImplicitLocOpBuilder &b, TypedAttr padding, Type elementType) {
   if (!padding)
     padding = cast<TypedAttr>(b.getZeroAttr(elementType));
@@ -96,10 +106,7 @@ struct LowerGather : OpRewritePattern<tile::GatherOp> {
         rewriter, op.getLoc(), type, ValueRange{},
         [&](OpBuilder &nb, Location loc, ValueRange local) {
           ImplicitLocOpBuilder b(loc, nb);
-          SmallVector<Value> at;
-          for (Value tileOfIndices : op.getIndices())
-            at.push_back(arith::IndexCastOp::create(
-                b, b.getIndexType(), tensor::ExtractOp::create(b, tileOfIndices, local)));
+          SmallVector<Value> at = entriesAt(b, op.getIndices(), local);
           auto [indices, inBounds] = bufferIndices(b, op.getSource(), at, ValueRange{});
           Value pad = paddingValue(b, op.getPaddingAttr(), type.getElementType());
           tensor::YieldOp::create(
@@ -152,10 +159,7 @@ struct LowerScatterAdd : OpRewritePattern<tile::ScatterAddOp> {
     scf::buildLoopNest(
         b, op.getLoc(), lbs, ubs, steps, [&](OpBuilder &nb, Location loc, ValueRange local) {
           ImplicitLocOpBuilder ib(loc, nb);
-          SmallVector<Value> at;
-          for (Value tileOfIndices : op.getIndices())
-            at.push_back(arith::IndexCastOp::create(
-                ib, ib.getIndexType(), tensor::ExtractOp::create(ib, tileOfIndices, local)));
+          SmallVector<Value> at = entriesAt(ib, op.getIndices(), local);
           auto [indices, add] = bufferIndices(ib, op.getTable(), at, ValueRange{});
           if (Value mask = op.getMask())
             add = arith::AndIOp::create(ib, add, tensor::ExtractOp::create(ib, mask, local));

@@ -76,19 +76,28 @@ LogicalResult StoreOp::verify() {
                           cast<RankedTensorType>(getValue().getType()));
 }
 
+/// One i32 index tile per table dimension, each of `shape` (`shapeError` otherwise).
+static LogicalResult verifyIndexTiles(Operation *op, MemRefType table, ValueRange indices,
+                                      ArrayRef<int64_t> shape, StringRef shapeError) {
+  if (int64_t(indices.size()) != table.getRank())
+    return op->emitOpError("takes one index tile per table dimension: ")
+           << table.getRank() << ", got " << indices.size();
+  for (Value index : indices) {
+    auto type = cast<RankedTensorType>(index.getType());
+    if (!type.getElementType().isInteger(32))
+      return op->emitOpError("indices must be i32");
+    if (type.getShape() != shape)
+      return op->emitOpError(shapeError);
+  }
+  return success();
+}
+
 LogicalResult GatherOp::verify() {
   MemRefType table = getSource().getType();
   auto result = cast<RankedTensorType>(getResult().getType());
-  if (int64_t(getIndices().size()) != table.getRank())
-    return emitOpError("takes one index tile per table dimension: ")
-           << table.getRank() << ", got " << getIndices().size();
-  for (Value index : getIndices()) {
-    auto indices = cast<RankedTensorType>(index.getType());
-    if (!indices.getElementType().isInteger(32))
-      return emitOpError("indices must be i32");
-    if (indices.getShape() != result.getShape())
-      return emitOpError("result shape must equal the index tiles' shape");
-  }
+  if (failed(verifyIndexTiles(*this, table, getIndices(), result.getShape(),
+                              "result shape must equal the index tiles' shape")))
+    return failure();
   if (result.getElementType() != table.getElementType())
     return emitOpError("result element type must equal the table's");
   return verifyPadding(*this, getPaddingAttr(), result.getElementType());
@@ -100,16 +109,9 @@ LogicalResult ScatterAddOp::verify() {
   if (!table.getElementType().isF32() || !values.getElementType().isF32())
     return emitOpError("adds f32 values into an f32 table, got ")
            << values.getElementType() << " into " << table.getElementType();
-  if (int64_t(getIndices().size()) != table.getRank())
-    return emitOpError("takes one index tile per table dimension: ")
-           << table.getRank() << ", got " << getIndices().size();
-  for (Value index : getIndices()) {
-    auto indices = cast<RankedTensorType>(index.getType());
-    if (!indices.getElementType().isInteger(32))
-      return emitOpError("indices must be i32");
-    if (indices.getShape() != values.getShape())
-      return emitOpError("index tiles must have the value tile's shape");
-  }
+  if (failed(verifyIndexTiles(*this, table, getIndices(), values.getShape(),
+                              "index tiles must have the value tile's shape")))
+    return failure();
   if (Value mask = getMask()) {
     auto type = cast<RankedTensorType>(mask.getType());
     if (!type.getElementType().isInteger(1) || type.getShape() != values.getShape())
