@@ -2,8 +2,12 @@
 cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
 bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
 
-    python3 bench/softmax_gpu.py [--quick]
+    python3 bench/softmax_gpu.py [--quick] [--tma] [--head-dims 64,128]
+
+--tma: also a "tessera-tma" row per workload, the fastest of the same candidates with
+Config.tma (K / V / Q tiles by TMA copies and mbarriers; sm_90a).
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -80,12 +84,20 @@ def main():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask
 
-    args, run_info = bench_setup(__file__)
+    def options(ap):
+        ap.add_argument("--tma", action="store_true", help="also the candidates with Config.tma")
+        ap.add_argument("--head-dims", default="64,128")
+    args, run_info = bench_setup(__file__, options=options)
+    dims = [int(d) for d in args.head_dims.split(",")]
     ours = kernels()
+    with_tma = {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
+                                     target="cuda", config=dataclasses.replace(
+                                         CONFIGS[key[:2]][key[2]], tma=True))
+                for key in ours if key[1] in dims} if args.tma else {}
     flex = compiled_flex()
     lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    for d in (64, 128):
+    for d in dims:
         for n in lengths:
             b = TOKENS // n
             q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -115,6 +127,14 @@ def main():
                                      for (name, dd, i), kern in ours.items()
                                      if (name, dd) == (kind, d)],
                                     error, flops, iters, workload, run_info)
+                if with_tma:
+                    tma_best = measure_best(
+                        [(dataclasses.replace(CONFIGS[kind, d][i], tma=True),
+                          lambda kern=kern: kern(q, k, v))
+                         for (name, dd, i), kern in with_tma.items() if (name, dd) == (kind, d)],
+                        error, flops, iters, workload, run_info)
+                    if tma_best:
+                        write_row(args.out, dict(tma_best, impl="tessera-tma"))
                 rows = [best] + [measure_tflops(fn, error, flops, iters, workload, impl, run_info)
                                  for impl, fn in impls.items()]
                 for row in rows:
