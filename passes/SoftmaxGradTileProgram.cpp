@@ -28,6 +28,7 @@
 
 #include "passes/ModifierDerivative.h"
 #include "passes/ModifierInlining.h"
+#include "passes/SoftmaxGradClassification.h"
 #include "passes/TileBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -38,6 +39,7 @@
 
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 using namespace mlir;
@@ -115,9 +117,13 @@ struct GradProgram : TileBuilder {
   Value keepTile(const PairTiles &t, bool withUserMasks);
   /// Which rows of the query tile at `m0` list the key block holding key `n0`.
   Value listedRows(Value m0, Value n0, Value head);
-  /// Whether causal / window bounds and the ragged ends keep every pair of the tile
-  /// (null: every tile is kept whole).
-  Value wholeTile(Value m0, Value n0);
+  /// Whether causal / window bounds and the ragged ends (and the user's masks, unless
+  /// `boundsOnly`) keep every pair of the tile (null: every tile is kept whole).
+  Value wholeTile(Value m0, Value n0, bool boundsOnly = false);
+  /// The key tiles (of `keys` keys) some of the `rows` rows from `m0` may see: [lo, hi).
+  std::pair<Value, Value> keyTileRange(Value m0, int64_t rows, int64_t keys);
+  /// The query tiles (of `rows` rows) that may see some of the `keys` keys from `n0`.
+  std::pair<Value, Value> queryTileRange(Value n0, int64_t rows, int64_t keys);
   /// Which ragged ends are masked. Loads past an end read 0, so without a score_mod
   /// (which may turn such a score into inf or NaN) or user masks, a padding query adds
   /// nothing to a stored gradient (its Q, dO, L and Δ are 0: P = 1, dS = 0), and a
@@ -131,9 +137,12 @@ struct GradProgram : TileBuilder {
   /// Adds the pair's share of every table gradient, dS' ∘ ∂f/∂T at the entries read.
   void accumulateTableGrads(const PairTiles &t, const PairGrads &g);
   /// Runs `body` (returning the updated accumulators) on the pair if it keeps any
-  /// entry: directly where the bounds keep it whole, masked otherwise.
+  /// entry: directly where the bounds keep it whole, masked otherwise. A pair from a
+  /// classification list (`listedWhole`: whether the mask_mod keeps it whole) keeps
+  /// something by construction.
   SmallVector<Value> visitPair(const PairTiles &t, ValueRange acc,
-                               function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body);
+                               function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body,
+                               Value listedWhole = {});
   bool hasUserMasks() { return op.hasMaskMod() || op.getBlockIndices(); }
   /// How far past its diagonal (i + Nk - Nq) a row sees: 0 under causal, w - 1 for a
   /// window w without causal (|j - diag| < w), unbounded (nullopt) otherwise.
@@ -208,8 +217,8 @@ Value GradProgram::listedRows(Value m0, Value n0, Value head) {
   })[0];
 }
 
-Value GradProgram::wholeTile(Value m0, Value n0) {
-  if (hasUserMasks())
+Value GradProgram::wholeTile(Value m0, Value n0, bool boundsOnly) {
+  if (hasUserMasks() && !boundsOnly)
     return arith::ConstantIntOp::create(b, b.getI1Type(), 0);
   Value whole; // null: every tile
   auto both = [&](Value x) { whole = whole ? arith::AndIOp::create(b, whole, x).getResult() : x; };
@@ -228,6 +237,46 @@ Value GradProgram::wholeTile(Value m0, Value n0) {
     both(cmpI(P::sgt, n0, lowest));
   }
   return whole;
+}
+
+// Rows see keys from the first row's window start to the last row's diagonal (causal)
+// or window end.
+std::pair<Value, Value> GradProgram::keyTileRange(Value m0, int64_t rows, int64_t keys) {
+  Value c0 = cIndex(0), c1 = cIndex(1);
+  Value keyBegin = c0, keyEnd = nk;
+  Value lastRow = arith::MinSIOp::create(b, arith::AddIOp::create(b, m0, cIndex(rows - 1)),
+                                         arith::SubIOp::create(b, nq, c1));
+  if (std::optional<int64_t> r = reach())
+    keyEnd = arith::MinSIOp::create(
+        b, nk,
+        arith::MaxSIOp::create(
+            b, c0,
+            arith::AddIOp::create(b, arith::AddIOp::create(b, lastRow, offset), cIndex(*r + 1))));
+  if (auto w = op.getWindowAttr())
+    keyBegin = arith::MaxSIOp::create(
+        b, c0, arith::AddIOp::create(b, arith::AddIOp::create(b, m0, offset),
+                                     cIndex(1 - w.getInt())));
+  Value lo = arith::FloorDivSIOp::create(b, keyBegin, cIndex(keys));
+  return {lo, arith::MaxSIOp::create(b, lo, ceilDiv(keyEnd, keys))};
+}
+
+// Keys are seen from the first row whose diagonal reaches the first key (causal) to the
+// last row whose window still holds the last key.
+std::pair<Value, Value> GradProgram::queryTileRange(Value n0, int64_t rows, int64_t keys) {
+  Value c0 = cIndex(0), c1 = cIndex(1);
+  Value rowBegin = c0, rowEnd = nq;
+  if (std::optional<int64_t> r = reach())
+    rowBegin = arith::MaxSIOp::create(
+        b, c0, arith::SubIOp::create(b, n0, arith::AddIOp::create(b, offset, cIndex(*r))));
+  if (auto w = op.getWindowAttr()) {
+    Value lastKey = arith::MinSIOp::create(b, arith::AddIOp::create(b, n0, cIndex(keys - 1)),
+                                           arith::SubIOp::create(b, nk, c1));
+    Value past = arith::AddIOp::create(b, arith::SubIOp::create(b, lastKey, offset),
+                                       cIndex(w.getInt()));
+    rowEnd = arith::MaxSIOp::create(b, c0, arith::MinSIOp::create(b, nq, past));
+  }
+  Value lo = arith::FloorDivSIOp::create(b, rowBegin, cIndex(rows));
+  return {lo, arith::MaxSIOp::create(b, lo, ceilDiv(rowEnd, rows))};
 }
 
 PairGrads GradProgram::pairGrads(const PairTiles &t, bool masked) {
@@ -314,7 +363,18 @@ void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
 
 SmallVector<Value>
 GradProgram::visitPair(const PairTiles &t, ValueRange acc,
-                       function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body) {
+                       function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body,
+                       Value listedWhole) {
+  if (listedWhole) {
+    // Block lists beside the mask_mod are still evaluated on every listed tile.
+    Value whole = op.getBlockIndices() ? arith::ConstantIntOp::create(b, b.getI1Type(), 0)
+                                       : listedWhole;
+    if (Value bounds = wholeTile(t.m0, t.n0, /*boundsOnly=*/true))
+      whole = arith::AndIOp::create(b, whole, bounds);
+    return ifElse(
+        whole, [&] { return body(pairGrads(t, false), acc); },
+        [&] { return body(pairGrads(t, true), acc); });
+  }
   auto masked = [&]() -> SmallVector<Value> {
     if (!hasUserMasks())
       return body(pairGrads(t, true), acc);
@@ -397,6 +457,12 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     return op.emitError("block_q (")
            << bq << ") must be 1 or a multiple of grad_query_tile (" << keyQueries << ")";
 
+  // On mma.sync targets (key-major-grad off) past head dim 64 the dQ grid walks 32-key
+  // tiles: S, dP and dS a thread holds halve beside the dQ accumulator (64-key tiles
+  // spilled 8-16 B at D = 128 on sm_80, 32-key tiles none). Block lists' block_k is a
+  // multiple of block_n, so of 32 too.
+  int64_t dqKeys = !tiling.keyMajor && std::max(d, dv) > 64 && bn == 64 ? 32 : bn;
+
   // Host side: sizes and Δ's buffer.
   Value nBatch = g.dim(q, 0), nHeads = g.dim(q, 1), nkvHeads = g.dim(k, 1);
   g.nq = g.dim(q, 2);
@@ -407,7 +473,7 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   auto dyn = ShapedType::kDynamic;
   g.delta = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn}, g.f32),
                                     ValueRange{nBatch, nHeads, g.nq});
-  Value c0 = g.cIndex(0), c1 = g.cIndex(1);
+  Value c0 = g.cIndex(0);
   // Table gradients start from 0: zero tiles of bm entries along a table's last
   // dimension, one program per tile and entry of the leading dimensions (x: tiles,
   // y: the dimension before the last, z: the others).
@@ -471,9 +537,39 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
         .getResult();
   };
 
-  // 2. dK, dV per key tile: the query tiles that see any of its keys are those from the
-  // first row whose diagonal reaches its first key (causal) to the last row whose window
-  // still holds its last key.
+  // A mask_mod is classified once per tile pair, into lists for both grids below: per
+  // key tile the query tiles that see any of it, per query tile its key tiles.
+  std::optional<GradTileClasses> classes;
+  GradTileList queryLists, keyLists;
+  auto boundsKeep = [&](Value m0, Value n0, int64_t rows, int64_t keys) {
+    auto saved = std::make_tuple(g.bm, g.bn, g.keyRows);
+    std::tie(g.bm, g.bn, g.keyRows) = std::make_tuple(rows, keys, false);
+    PairTiles tile;
+    tile.m0 = m0;
+    tile.n0 = n0;
+    Value keep = g.keepTile(tile, /*withUserMasks=*/false);
+    std::tie(g.bm, g.bn, g.keyRows) = saved;
+    return keep;
+  };
+  auto keyRange = [&](Value m0, int64_t rows, int64_t keys) {
+    return g.keyTileRange(m0, rows, keys);
+  };
+  auto queryRange = [&](Value n0, int64_t rows, int64_t keys) {
+    return g.queryTileRange(n0, rows, keys);
+  };
+  if (op.hasMaskMod()) {
+    if (bm * bn >= (1 << 15))
+      return op.emitError("a mask_mod's backward classifies block_m x block_n tiles of at "
+                          "most 2^15 - 1 pairs, got ")
+             << bm << " x " << bn;
+    GradClassification classify{g,  op,     buffers, config,    nBatch,    nHeads,
+                                g.nq, g.nk, boundsKeep, keyRange, queryRange};
+    classes = classify.classify(std::gcd(bm, keyQueries), std::gcd(bn, dqKeys));
+    queryLists = classify.listQueryTiles(*classes, keyQueries, bn);
+    keyLists = classify.listKeyTiles(*classes, bm, dqKeys);
+  }
+
+  // 2. dK, dV per key tile, over the query tiles that see any of its keys.
   g.keyRows = keyMajor;
   // Queries per walked tile: the grad-query-tile option, else past head dim 64 the
   // [key, query] tiles walk 32 queries at a time (wgmma N = K = 32): Sᵀ, dPᵀ, Pᵀ and the
@@ -499,32 +595,30 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     PairTiles t;
     t.n0 = arith::MulIOp::create(b, id[0], g.cIndex(bn));
     keyTiles(t, kvHead);
-    Value rowBegin = c0, rowEnd = g.nq; // rows that may see a key of the tile
-    if (std::optional<int64_t> r = g.reach())
-      rowBegin = arith::MaxSIOp::create(
-          b, c0, arith::SubIOp::create(b, t.n0, arith::AddIOp::create(b, g.offset, g.cIndex(*r))));
-    if (auto w = op.getWindowAttr()) {
-      Value lastKey = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.n0, g.cIndex(bn - 1)),
-                                             arith::SubIOp::create(b, g.nk, c1));
-      Value past = arith::AddIOp::create(
-          b, arith::SubIOp::create(b, lastKey, g.offset), g.cIndex(w.getInt()));
-      rowEnd = arith::MaxSIOp::create(b, c0, arith::MinSIOp::create(b, g.nq, past));
-    }
-    Value lo = arith::FloorDivSIOp::create(b, rowBegin, g.cIndex(g.bm));
-    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(rowEnd, g.bm));
+    auto [lo, hi] = g.queryTileRange(t.n0, g.bm, bn);
     SmallVector<Value> init{g.splatF32({bn, d}, 0.0f), g.splatF32({bn, dv}, 0.0f)};
+    // Query tile `qt` (listed whole or not: `listedWhole`, null unlisted) onto `a`.
+    auto visitQueryTile = [&](Value qt, Value listedWhole, ValueRange a) {
+      t.m0 = arith::MulIOp::create(b, qt, g.cIndex(g.bm));
+      queryTiles(t, /*vectors=*/false);
+      return g.visitPair(
+          t, a,
+          [&](const PairGrads &pg, ValueRange cur) {
+            // Pᵀ and dSᵀ: as computed in [key, query] tiles, else transposed.
+            auto keyRowsOf = [&](Value x) { return g.keyRows ? x : g.trans(x); };
+            Value dk = g.dot(keyRowsOf(g.narrow(pg.ds)), t.q, cur[0]);
+            Value dvNew = g.dot(keyRowsOf(g.narrow(pg.p)), t.dO, cur[1]);
+            return SmallVector<Value>{dk, dvNew};
+          },
+          listedWhole);
+    };
     ValueRange acc = g.forLoop(c0, group, init, [&](Value member, ValueRange perHead) {
       t.head = arith::AddIOp::create(b, arith::MulIOp::create(b, kvHead, group), member);
+      if (classes) // the transposed lists: the query tiles that keep any of this key tile
+        return walkGradTileList(g, *classes, queryLists, g.batch, t.head, id[0], perHead,
+                                visitQueryTile);
       return SmallVector<Value>(g.forLoop(lo, hi, perHead, [&](Value qt, ValueRange a) {
-        t.m0 = arith::MulIOp::create(b, qt, g.cIndex(g.bm));
-        queryTiles(t, /*vectors=*/false);
-        return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
-          // Pᵀ and dSᵀ: as computed in [key, query] tiles, else transposed.
-          auto keyRowsOf = [&](Value x) { return g.keyRows ? x : g.trans(x); };
-          Value dk = g.dot(keyRowsOf(g.narrow(pg.ds)), t.q, cur[0]);
-          Value dvNew = g.dot(keyRowsOf(g.narrow(pg.p)), t.dO, cur[1]);
-          return SmallVector<Value>{dk, dvNew};
-        });
+        return visitQueryTile(qt, Value(), a);
       }));
     });
     SmallVector<Value> at{g.batch, kvHead, t.n0, c0};
@@ -534,11 +628,6 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
 
   g.keyRows = false;
   g.bm = bm;
-  // On mma.sync targets (key-major-grad off) past head dim 64 the dQ grid walks 32-key
-  // tiles: S, dP and dS a thread holds halve beside the dQ accumulator (64-key tiles
-  // spilled 8-16 B at D = 128 on sm_80, 32-key tiles none). Block lists' block_k is a
-  // multiple of block_n, so of 32 too.
-  int64_t dqKeys = !tiling.keyMajor && std::max(d, dv) > 64 && bn == 64 ? 32 : bn;
   g.bn = dqKeys;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
   tile::ConfigAttr dqConfig = dqKeys == bn ? config : configOf(bm, dqKeys);
@@ -553,30 +642,26 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     t.m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
     queryTiles(t, /*vectors=*/true);
     Value kvHead = arith::DivSIOp::create(b, t.head, group);
-    Value keyBegin = c0, keyEnd = g.nk; // keys some row of the tile may see
-    Value lastRow = arith::MinSIOp::create(b, arith::AddIOp::create(b, t.m0, g.cIndex(bm - 1)),
-                                           arith::SubIOp::create(b, g.nq, c1));
-    if (std::optional<int64_t> r = g.reach())
-      keyEnd = arith::MinSIOp::create(
-          b, g.nk,
-          arith::MaxSIOp::create(b, c0, arith::AddIOp::create(
-                                            b, arith::AddIOp::create(b, lastRow, g.offset),
-                                            g.cIndex(*r + 1))));
-    if (auto w = op.getWindowAttr())
-      keyBegin = arith::MaxSIOp::create(
-          b, c0, arith::AddIOp::create(b, arith::AddIOp::create(b, t.m0, g.offset),
-                                       g.cIndex(1 - w.getInt())));
-    Value lo = arith::FloorDivSIOp::create(b, keyBegin, g.cIndex(dqKeys));
-    Value hi = arith::MaxSIOp::create(b, lo, g.ceilDiv(keyEnd, dqKeys));
-    Value dq = g.forLoop(lo, hi, ValueRange{g.splatF32({bm, d}, 0.0f)},
-                         [&](Value kt, ValueRange a) {
-                           t.n0 = arith::MulIOp::create(b, kt, g.cIndex(dqKeys));
-                           keyTiles(t, kvHead);
-                           return g.visitPair(t, a, [&](const PairGrads &pg, ValueRange cur) {
-                             g.accumulateTableGrads(t, pg);
-                             return SmallVector<Value>{g.dot(g.narrow(pg.ds), t.k, cur[0])};
-                           });
-                         })[0];
+    auto [lo, hi] = g.keyTileRange(t.m0, bm, dqKeys);
+    // Key tile `kt` (listed whole or not: `listedWhole`, null unlisted) onto `a`.
+    auto visitKeyTile = [&](Value kt, Value listedWhole, ValueRange a) {
+      t.n0 = arith::MulIOp::create(b, kt, g.cIndex(dqKeys));
+      keyTiles(t, kvHead);
+      return g.visitPair(
+          t, a,
+          [&](const PairGrads &pg, ValueRange cur) {
+            g.accumulateTableGrads(t, pg);
+            return SmallVector<Value>{g.dot(g.narrow(pg.ds), t.k, cur[0])};
+          },
+          listedWhole);
+    };
+    SmallVector<Value> init{g.splatF32({bm, d}, 0.0f)};
+    Value dq = classes
+                   ? walkGradTileList(g, *classes, keyLists, g.batch, t.head, id[0], init,
+                                      visitKeyTile)[0]
+                   : g.forLoop(lo, hi, init, [&](Value kt, ValueRange a) {
+                       return visitKeyTile(kt, Value(), a);
+                     })[0];
     g.storeAs(scaled(dq, {bm, d}), g.buffer(op.getGradQuery()),
               ValueRange{g.batch, t.head, t.m0, c0});
   });

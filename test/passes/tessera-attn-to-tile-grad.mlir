@@ -118,20 +118,49 @@ func.func @grad_bias_table(%q: tensor<?x2x?x64xf32>, %l: tensor<?x2x?xf32>, %bia
 
 // -----
 
-// With a mask_mod nothing is known of a tile statically: every pair in the bounds
-// evaluates the mask, and one it leaves empty (the maximum of its kept bits is 0) skips
-// the products; a window without causal bounds both ends of each key tile's query range.
+// A mask_mod is classified once per tile pair (the mask's verdict by interval
+// arithmetic, else element-wise: kept pairs in the low 16 bits, pairs kept-or-past-an-end
+// above; class 0 / 1 / 2), into a table both walks read through lists: per key tile the
+// query tiles that keep any of it (the transposed lists, dK / dV) and per query tile its
+// key tiles (dQ). A mask reading neither batch nor head has one table. Each walk visits
+// listed tiles only, from clamped places under count > 0 (tile.speculable); a tile
+// listed whole and kept whole by the window bounds runs without mask arithmetic.
 // CHECK-LABEL: func.func @grad_mask_mod_window
+// CHECK: %[[CLASSES:.*]] = memref.alloc(%[[ONE:.*]], %[[ONE]], %{{.*}}, %{{.*}}) : memref<?x?x?x?xi32>
 // CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: %[[HIGH:.*]] = arith.shli %{{.*}}, %{{.*}} : tensor<32x16xi32>
+// CHECK: %[[PACKED:.*]] = arith.addi %{{.*}}, %[[HIGH]] : tensor<32x16xi32>
+// CHECK: tile.reduce <sum> %[[PACKED]] axis 1
+// CHECK: arith.andi %{{.*}}, %c65535_i32
+// CHECK: memref.store %{{.*}}, %[[CLASSES]]
+// CHECK: %[[QLIST:.*]] = memref.alloc({{.*}}) : memref<?x?x?x?xi32>
+// CHECK: %[[QCOUNT:.*]] = memref.alloc({{.*}}) : memref<?x?x?xi32>
 // CHECK: tile.grid
-// CHECK: arith.remsi
-// CHECK: %[[BITS:.*]] = arith.extui %{{.*}} : tensor<32x16xi1> to tensor<32x16xi32>
-// CHECK: %[[ROWS:.*]] = tile.reduce <max> %[[BITS]] axis 1
-// CHECK: %[[ANY:.*]] = tile.reduce <max> %[[ROWS]] axis 0
-// CHECK: %[[N:.*]] = tensor.extract %[[ANY]][]
-// CHECK: %[[SOME:.*]] = arith.cmpi sgt, %[[N]]
+// CHECK: memref.load %[[CLASSES]]
+// CHECK: memref.store %{{.*}}, %[[QLIST]]
+// CHECK: memref.store %{{.*}}, %[[QCOUNT]]
+// CHECK: %[[KLIST:.*]] = memref.alloc({{.*}}) : memref<?x?x?x?xi32>
+// CHECK: %[[KCOUNT:.*]] = memref.alloc({{.*}}) : memref<?x?x?xi32>
+// CHECK: tile.grid
+// CHECK: memref.load %[[CLASSES]]
+// CHECK: memref.store %{{.*}}, %[[KLIST]]
+// CHECK: tile.grid
+// CHECK: %[[N:.*]] = memref.load %[[QCOUNT]][%{{.*}}, %{{.*}}, %[[KT:.*]]] : memref<?x?x?xi32>
+// CHECK: %[[NIDX:.*]] = arith.index_cast %[[N]]
+// CHECK: %[[SOME:.*]] = arith.cmpi sgt, %[[NIDX]]
 // CHECK: scf.if %[[SOME]]
+// CHECK: scf.for %[[E:.*]] = %{{.*}} to %[[NIDX]]
+// CHECK: %[[PLACE:.*]] = arith.minsi %[[E]]
+// CHECK: %[[ENTRY:.*]] = memref.load %[[QLIST]][%{{.*}}, %{{.*}}, %[[KT]], %[[PLACE]]]
+// CHECK: %[[WHOLE:.*]] = arith.trunci %[[ENTRY]] : i32 to i1
+// CHECK: arith.andi %[[WHOLE]]
 // CHECK: math.exp
+// CHECK: {tile.speculable}
+// CHECK: tile.grid
+// CHECK: memref.load %[[KCOUNT]]
+// CHECK: memref.load %[[KLIST]]
+// CHECK: {tile.speculable}
 func.func @grad_mask_mod_window(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: tensor<?x1x?xf32>)
     -> (tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>) {
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %l, %o {window = 48 : i64}
