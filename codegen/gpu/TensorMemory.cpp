@@ -9,10 +9,11 @@
 // zeros (the descriptor's out-of-bounds fill), so no copy carries a predicate.
 //
 // Phases: each thread keeps one bit per barrier, flipped whenever a fill of that barrier
-// is issued (every thread runs the issuing code; only the elected one copies). A reader
-// waits for parity `bit ^ 1`, the phase the newest fill completes; waiting again, or for a
-// barrier never filled, returns at once, so waits need no bookkeeping of their own. The
-// bits live in a one-word alloca that LLVM promotes to a register.
+// is issued (every thread runs the issuing code, after waiting for the previous fill;
+// only the elected one copies). A reader waits for parity `bit ^ 1`, the phase the newest
+// fill completes; waiting again, or for a barrier never filled, returns at once, so waits
+// need no bookkeeping of their own. The bits live in a one-word alloca that LLVM promotes
+// to a register.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -173,14 +174,17 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
   SmallVector<Value> coords; // innermost first, as the descriptor numbers dims
   for (int64_t d = rank - 1; d >= 0; --d)
     coords.push_back(toI32(b, origin[d]));
+  // Every thread sees the stage's previous fill land before it counts this one: a barrier
+  // takes one fill a phase, and a reader's parity names the newest fill only while no
+  // fill is more than one ahead of what every thread has seen (a prefetch nobody read,
+  // past a loop's last tile, is waited for here).
+  waitBarrier(index);
   Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
                                         arith::ConstantIndexOp::create(b, 0));
   scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    // The previous fill of this stage has landed (a barrier takes one fill per phase);
-    // generic-proxy accesses before this point are ordered before the copy's writes.
-    waitBarrier(index);
+    // Generic-proxy accesses before this point are ordered before the copy's writes.
     emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
     emitPtx(b, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r",
             {barrier, arith::ConstantIntOp::create(b, b.getI32Type(), boxes * boxBytes)});
