@@ -115,7 +115,10 @@ def test_table_gradient_ptx_adds_with_red(table, chip, head_dim, tmp_path):
 
     assert "st.global.b32" in zero and reductions(zero + delta + dkdv) == 0
     adds = reductions(dq)
-    assert adds >= 64 * 64 // 128, adds  # a 64 x 64 pair tile over 128 threads
+    # A pair tile over 128 threads: 64 x 64, or 64 x 32 where sm_80's dQ grid walks
+    # 32-key tiles (past D = 64).
+    keys = 32 if chip == "sm_80" and head_dim > 64 else 64
+    assert adds >= 64 * keys // 128, adds
     assert "atom." not in text
     spills = ptxas_spills(ptx, chip, tmp_path)
     print(f"{table} {chip} D={head_dim}: {adds} red.global.add.f32, spills {spills}")
