@@ -1,5 +1,7 @@
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16" | FileCheck %s
 // RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="block-m=32 block-n=16 key-major-grad=false" | FileCheck %s --check-prefix=QROWS
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="grad-query-tile=16" | FileCheck %s --check-prefix=NARROW
+// RUN: tessera-opt %s -split-input-file --tessera-attn-to-tile="grad-query-tile=16 key-major-grad=false" | FileCheck %s --check-prefix=NARROW
 
 // The softmax backward: Δ per query tile, dK / dV per key tile over the query tiles of
 // its group's heads that see it, dQ per query tile; scores recomputed from L.
@@ -50,6 +52,17 @@
 // QROWS: tile.dot %[[DST]], %{{.*}}, %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
 // QROWS: %[[PT:.*]] = tile.trans %[[P]] : tensor<32x16xf32> -> tensor<16x32xf32>
 // QROWS: tile.dot %[[PT]], %{{.*}}, %{{.*}} : tensor<16x32xf32>, tensor<32x64xf32> -> tensor<16x64xf32>
+// grad-query-tile=16: the dK / dV grid walks 16-query [key, query] tiles (also where
+// key-major-grad is off: 16 queries cannot be product rows), asks narrow products, and
+// reads K / V per product; so does the dQ grid its Q / dO.
+// NARROW-LABEL: func.func @grad_causal_gqa
+// NARROW: tile.grid
+// NARROW: tile.grid{{.*}} config = <block_m = 64, block_n = 16, {{.*}}> attributes {tile.left_operands_per_use, tile.narrow_products}
+// NARROW: %[[K:.*]] = tile.load %arg1{{.*}} -> tensor<64x64xf32>
+// NARROW: %[[Q:.*]] = tile.load %arg0{{.*}} -> tensor<16x64xf32>
+// NARROW: %[[QT:.*]] = tile.trans %[[Q]] : tensor<16x64xf32> -> tensor<64x16xf32>
+// NARROW: tile.dot %[[K]], %[[QT]], %{{.*}} -> tensor<64x16xf32>
+// NARROW: tile.grid{{.*}} config = <block_m = 64, block_n = 64, {{.*}}> attributes {tile.left_operands_per_use}
 // The query-tile grid: dQ.
 // CHECK: tile.grid
 // CHECK: scf.for {{.*}} -> (tensor<32x64xf32>)
