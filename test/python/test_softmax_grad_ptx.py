@@ -55,7 +55,7 @@ SPILL_SPECS = {
 # product, dQ over 32-key tiles), summed over the module's kernels (Δ, dK / dV, dQ and
 # any others); all of it in dK / dV. Issue 24's goal is 0 everywhere: lower a ceiling
 # as the kernels improve, never raise it.
-SPILL_CEILING = {"sm_90a": {"alibi": 12}, "sm_80": {"alibi": 28, "document": 36}}
+SPILL_CEILING = {"sm_90a": {"alibi": 12}, "sm_80": {"alibi": 28, "document": 8}}
 
 
 def ptxas_spills(ptx, chip, tmp_path):
