@@ -127,11 +127,23 @@ def test_block_lists_match_float64(name, d, nq, nk, list_heads, ascending):
 
 
 def test_unsupported_stride_is_refused():
-    # Rows 65 elements apart (130 bytes): TMA takes strides in multiples of 16 bytes.
+    # Rows 65 elements apart (130 bytes): TMA takes strides in multiples of 16 bytes. The
+    # kernel call refuses q before any descriptor is made; the kernel's own launch record
+    # refuses it too, with the runtime's rule named.
+    from tessera import _core, _runtime
     base = torch.randn(1, 2, 300, 65, device="cuda", dtype=torch.bfloat16)
     q = base[..., :64]
     k = torch.randn(1, 2, 300, 64, device="cuda", dtype=torch.bfloat16)
     v = torch.randn_like(k)
-    with pytest.raises(Exception, match="stride 130 bytes"):
+    with pytest.raises(ValueError, match="q rows must start at 16-byte boundaries"):
         kernel("full", 64)(q, k, v)
-        torch.cuda.synchronize()
+    spec = cases.SPECS["full"][0]
+    config = dataclasses.replace(cases.config_for(64, "full"), tma=True)
+    _, record = _core.compile_gpu(spec.to_mlir(cases.DTYPE, 64, 64), spec.name, "sm_90a",
+                                  **config.as_kwargs())
+    out = torch.empty_like(k)
+    lse = torch.empty(1, 2, 300, device="cuda")
+    with pytest.raises(_runtime.LaunchRecordError,
+                       match=r"argument 0 \(tensor_maps\[0\]\): tensor map: unsupported stride "
+                             r"\d+ bytes of dim \d \(strides \[\d+, \d+, 130, 2\]\)"):
+        _runtime.LaunchRecord.parse(record).encode_tensor_maps([q, k, v, out, lse])
