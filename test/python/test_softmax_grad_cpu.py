@@ -332,3 +332,25 @@ def test_mask_mod_tiles_visited_from_lists():
     # doc[i] and doc[j] gathered in the classification grid and the two partial branches
     # only (before: an any-kept test on every tile pair of both grids, then again).
     assert tile_ir.count("tile.gather") == 6, tile_ir.count("tile.gather")
+
+
+def _striped(b, h, i, j):  # a remainder: element-wise classification everywhere
+    return (i // 16) % 3 != (j // 16) % 3
+
+
+def _head_prefix_band(b, h, i, j):  # decided per tile by interval arithmetic (whole tiles)
+    return (j < 40) | (i - j < 70 * (h + 1))
+
+
+@pytest.mark.parametrize("mask", [_striped, _head_prefix_band], ids=["striped", "prefix_band"])
+@pytest.mark.parametrize("causal,window,shape", [
+    (True, 37, (1, 2, 1, 130, 200, 64)),
+    (True, None, (1, 2, 1, 200, 130, 128)),
+    (False, 20, (1, 2, 1, 100, 150, 64)),
+    (False, None, (1, 4, 2, 300, 300, 96)),
+], ids=["causal_window_nq_lt_nk", "causal_nq_gt_nk", "bidir_window", "gqa"])
+def test_mask_mod_lists_with_bounds(mask, causal, window, shape):
+    """Classified lists clipped by causal / window bounds, Nq ≠ Nk, GQA."""
+    spec_kwargs = {"causal": causal, "window": window}
+    kernel = ts.compile(ts.attention(mask_mod=mask, **spec_kwargs), head_dim=shape[5])
+    _check(kernel, spec_kwargs, shape, None, None, ref_kwargs={"mask_mod": mask})
