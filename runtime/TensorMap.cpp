@@ -2,7 +2,8 @@
 // up front, and the descriptor cache.
 #include "runtime/TensorMap.h"
 
-#include <sstream>
+#include <cinttypes>
+#include <cstdio>
 
 using namespace tessera::runtime;
 
@@ -34,13 +35,20 @@ const DtypeInfo &dtypeInfo(const std::string &dtype) {
 
 [[noreturn]] void fail(const std::string &what) { throw TensorMapError("tensor map: " + what); }
 
+// No iostreams here: on the GPU machine (Ubuntu 24.04, g++ 13, torch loaded) a
+// std::ostringstream in this function segfaulted while formatting a refusal (cuda-gdb:
+// frame 2 list(), called from tiledEncoding); plain strings do not touch the locale.
 std::string list(const std::vector<int64_t> &values) {
-  std::ostringstream os;
-  os << "[";
+  std::string out = "[";
   for (size_t i = 0; i < values.size(); ++i)
-    os << (i ? ", " : "") << values[i];
-  os << "]";
-  return os.str();
+    out += (i ? ", " : "") + std::to_string(values[i]);
+  return out + "]";
+}
+
+std::string hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%" PRIx64, value);
+  return text;
 }
 
 } // namespace
@@ -58,11 +66,8 @@ TiledEncoding tessera::runtime::tiledEncoding(const TensorMapRequest &r) {
     fail("sizes " + list(r.sizes) + ", strides " + list(r.strideBytes) + " and box " +
          list(r.box) + " must have one entry per dim");
   if (r.address % 16)
-    fail("the tensor's address 0x" + [&] {
-      std::ostringstream os;
-      os << std::hex << r.address;
-      return os.str();
-    }() + " is not 16-byte aligned (TMA needs it; a view starting mid-row breaks it)");
+    fail("the tensor's address 0x" + hex(r.address) +
+         " is not 16-byte aligned (TMA needs it; a view starting mid-row breaks it)");
   int swizzle;
   switch (r.swizzleBytes) {
   case 0: swizzle = cu::TENSOR_MAP_SWIZZLE_NONE; break;
