@@ -3,7 +3,8 @@
 // Tile classification without looking at every element: the mask's scalar body is
 // re-emitted over intervals. Integers carry [lo, hi] (monotone ops map end points,
 // including '>>' by constants; a mask by a constant m >= 0 is in [0, m]; others,
-// such as '|', '^', '<<' and shifts by variables, are unknown); booleans carry (surely true, surely false). Comparing two
+// such as '|', '^', '<<' and shifts by variables, are unknown; table reads too unless the
+// caller bounds them); booleans carry (surely true, surely false). Comparing two
 // intervals that do not overlap, or two equal single points, decides the comparison
 // for the whole box.
 //
@@ -13,6 +14,7 @@
 #include "dialect/attn/AttnDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 
 #include <optional>
@@ -30,6 +32,7 @@ struct Bound {
 struct BoundEmitter {
   ImplicitLocOpBuilder &b;
   DenseMap<Value, Bound> bounds;
+  TableReadRange tableRange; // may be null: table reads unknown
 
   Value falseValue() { return arith::ConstantIntOp::create(b, b.getI1Type(), 0); }
   Value trueValue() { return arith::ConstantIntOp::create(b, b.getI1Type(), 1); }
@@ -114,6 +117,19 @@ Bound BoundEmitter::visit(Operation &op) {
   }
   if (!type || !type.isSignlessIntOrIndex())
     return {};
+  if (isa<tensor::ExtractOp>(op)) {
+    if (!tableRange)
+      return {};
+    SmallVector<std::pair<Value, Value>> indexRanges;
+    for (Value index : op.getOperands().drop_front()) {
+      Bound x = bounds.lookup(index);
+      if (!x.lo)
+        return {};
+      indexRanges.push_back({x.lo, x.hi});
+    }
+    auto [lo, hi] = tableRange(&op, indexRanges);
+    return {lo, hi, {}, {}};
+  }
   if (auto c = constantOf(op.getResult(0))) {
     Value v = arith::ConstantOp::create(b, type, b.getIntegerAttr(type, *c));
     return {v, v, {}, {}};
@@ -180,9 +196,10 @@ Bound BoundEmitter::visit(Operation &op) {
 }
 
 BoxVerdict tessera::boundMaskOverBox(ImplicitLocOpBuilder &b, Region &region,
-                                     ArrayRef<std::pair<Value, Value>> ranges) {
+                                     ArrayRef<std::pair<Value, Value>> ranges,
+                                     TableReadRange tableRange) {
   Block &block = region.front();
-  BoundEmitter e{b, {}};
+  BoundEmitter e{b, DenseMap<Value, Bound>(), tableRange};
   for (auto [arg, range] : llvm::zip(block.getArguments(), ranges))
     e.bounds[arg] = {range.first, range.second, {}, {}};
   for (Operation &op : block.without_terminator())

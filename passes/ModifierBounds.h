@@ -16,8 +16,14 @@ struct BoxVerdict {
 /// Values it cannot bound (reads of captured tables, floats, remainders, products of two
 /// ranges, '|', '^', '<<') are unknown, and comparisons of unknowns decide nothing, so both verdicts may
 /// be false: the caller then evaluates the mask element-wise.
+/// `tableRange`, when given, bounds a read of a captured integer table whose indices lie
+/// in the given ranges (index or i32, inclusive): the range of the values read, or null
+/// values where it cannot (the read stays unknown).
+using TableReadRange = llvm::function_ref<std::pair<mlir::Value, mlir::Value>(
+    mlir::Operation *read, llvm::ArrayRef<std::pair<mlir::Value, mlir::Value>> indexRanges)>;
 BoxVerdict boundMaskOverBox(mlir::ImplicitLocOpBuilder &b, mlir::Region &region,
-                            llvm::ArrayRef<std::pair<mlir::Value, mlir::Value>> ranges);
+                            llvm::ArrayRef<std::pair<mlir::Value, mlir::Value>> ranges,
+                            TableReadRange tableRange = nullptr);
 } // namespace tessera
 
 #endif

@@ -17,6 +17,8 @@
 #include "passes/ModifierInlining.h"
 #include "passes/TileLoopAttrs.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace tessera;
 using P = arith::CmpIPredicate;
@@ -116,6 +118,37 @@ GradTileClasses GradClassification::classify(int64_t rows, int64_t keys) {
       }
       return classes;
     };
+    // A read of a 1-D integer table (document ids) over an index range of at most
+    // max(block_m, block_n) entries: the least and greatest entry, from one vector
+    // gather, so a document mask decides its tiles from two vectors instead of every
+    // pair (a longer range reads as unknown: the widest interval).
+    int64_t span = std::max(bm, bn);
+    auto tableRange = [&](Operation *read,
+                          ArrayRef<std::pair<Value, Value>> indices) -> std::pair<Value, Value> {
+      Value table = buffers.lookupOrNull(read->getOperand(0));
+      if (indices.size() != 1 || !table || !read->getResult(0).getType().isInteger(32))
+        return {};
+      auto asIndex = [&](Value v) {
+        return v.getType().isIndex()
+                   ? v
+                   : arith::IndexCastOp::create(b, b.getIndexType(), v).getResult();
+      };
+      Value lo = asIndex(indices[0].first), hi = asIndex(indices[0].second);
+      Value positions = tb.range(lo, span);
+      Value values = tile::GatherOp::create(b, tb.tileType({span}, tb.i32), table,
+                                            ValueRange{positions}, nullptr);
+      Value inside = tb.cmpI(P::sle, positions, tb.splatOf({span}, tb.toI32(hi)));
+      auto extreme = [&](tile::Combiner combiner, int32_t outside) {
+        Value masked = tb.select(inside, values, tb.splatI32({span}, outside));
+        return tensor::ExtractOp::create(b, tb.reduce(combiner, masked, 0), ValueRange{})
+            .getResult();
+      };
+      Value fits = tb.cmpI(P::slt, arith::SubIOp::create(b, hi, lo), tb.cIndex(span));
+      int32_t least = std::numeric_limits<int32_t>::min(),
+              most = std::numeric_limits<int32_t>::max();
+      return {tb.select(fits, extreme(tile::Combiner::min, most), i32c(least)),
+              tb.select(fits, extreme(tile::Combiner::max, least), i32c(most))};
+    };
     tb.forLoop(first, end, ValueRange{}, [&](Value t, ValueRange) {
       Value n0 = arith::MulIOp::create(b, t, tb.cIndex(bn));
       Value inRange =
@@ -128,7 +161,8 @@ GradTileClasses GradClassification::classify(int64_t rows, int64_t keys) {
             BoxVerdict verdict = boundMaskOverBox(
                 b, op.getMaskMod(),
                 {{batch32, batch32}, {head32, head32}, {tb.toI32(m0), lastOf(m0, bm, nq)},
-                 {tb.toI32(n0), lastOf(n0, bn, nk)}});
+                 {tb.toI32(n0), lastOf(n0, bn, nk)}},
+                tableRange);
             return tb.ifElse(
                 verdict.keepsNone, [&] { return same(kEmpty); },
                 [&] {

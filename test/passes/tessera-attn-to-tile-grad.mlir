@@ -188,3 +188,38 @@ func.func @grad_mask_mod_window(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf3
       }
   return %dq, %dk, %dv : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>
 }
+
+// -----
+
+// A document mask: the classification bounds each table read over the tile's rows
+// (keys) by the least and greatest id of one vector gather, so a tile whose rows and
+// keys lie in different documents is empty, and one in a single document whole,
+// without the element-wise count.
+// CHECK-LABEL: func.func @grad_document
+// CHECK: tile.grid
+// CHECK: tile.grid
+// CHECK: scf.for
+// CHECK: %[[IDS:.*]] = tile.gather %arg3[%{{.*}}] : memref<?xi32{{.*}}>, tensor<32xi32> -> tensor<32xi32>
+// CHECK: %[[LEAST:.*]] = tile.reduce <min> %{{.*}} axis 0 : tensor<32xi32>
+// CHECK: %[[MOST:.*]] = tile.reduce <max> %{{.*}} axis 0 : tensor<32xi32>
+// CHECK: tile.gather %arg3
+// CHECK: tile.reduce <min>
+// CHECK: tile.reduce <max>
+// CHECK: scf.if
+// CHECK: tile.gather %arg3[%{{.*}}] : memref<?xi32{{.*}}>, tensor<32xi32> -> tensor<32xi32>
+// CHECK: arith.cmpi eq, %{{.*}} : tensor<32x16xi32>
+func.func @grad_document(%q: tensor<?x1x?x64xf32>, %o: tensor<?x1x?x64xf32>, %l: tensor<?x1x?xf32>, %doc: tensor<?xi32>)
+    -> (tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %l, %o {causal}
+      : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?xf32>
+      mask_mod {
+      ^bb0(%b: i32, %h: i32, %i: i32, %j: i32):
+        %ii = arith.index_cast %i : i32 to index
+        %jj = arith.index_cast %j : i32 to index
+        %di = tensor.extract %doc[%ii] : tensor<?xi32>
+        %dj = tensor.extract %doc[%jj] : tensor<?xi32>
+        %same = arith.cmpi eq, %di, %dj : i32
+        attn.yield %same : i1
+      }
+  return %dq, %dk, %dv : tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>, tensor<?x1x?x64xf32>
+}
