@@ -63,13 +63,14 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-/// Tile programs -> tgpu (layouts, then the loop schedule as attributes, which
-/// tessera-tile-to-gpu follows), the options already checked.
+/// Tile programs -> tgpu (layouts, each conversion once, then the loop schedule as
+/// attributes, which tessera-tile-to-gpu follows), the options already checked.
 static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToTgpuOptions layouts;
   layouts.wgmma = options.chip == "sm_90a";
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
+  pm.addPass(tessera::gpu::createTgpuCleanupConversions());
   pm.addPass(tessera::gpu::createTgpuAssignStages());
 }
 

@@ -26,6 +26,19 @@ def TileToTgpu : Pass<"tessera-tile-to-tgpu", "mlir::ModuleOp"> {
   let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
 }
 
+def TgpuCleanupConversions : Pass<"tessera-tgpu-cleanup-conversions", "mlir::ModuleOp"> {
+  let summary = "each tgpu.convert_layout once, from the value's own layout";
+  let description = [{
+    Runs after tessera-tile-to-tgpu, which converts a value in front of every use that
+    needs another layout. Left: the conversions the kernel makes, as tessera-tile-to-gpu
+    makes them. A conversion of a conversion converts the original value (a chain ending
+    in the accumulator's own left-operand layout becomes the in-register
+    Acc -> `dot_operand<a>`); a conversion to the value's own layout is removed; one that
+    an equal conversion (same value, same layout) dominates reuses it; conversions left
+    unused are dropped.
+  }];
+}
+
 def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
   let summary = "the loop schedule (stages, prefetches, pipelining mode) as tgpu.* attributes";
   let description = [{
