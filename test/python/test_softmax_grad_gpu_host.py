@@ -86,7 +86,10 @@ def test_arguments_are_packed_in_the_gradient_module_order(launches):
         pointers.append(params[i])
         i += 3 + 2 * t.dim()
     assert pointers == [t.data_ptr() for t in (q, k, v, o, lse, g, doc, dq, dk, dv)]
-    assert params[i + 3:i + 6] == [B, H, N] and len(params) == i + 3 + 2 * 3
+    # Δ, then the mask_mod classification's workspaces: its class table, the per-key-tile
+    # and per-query-tile lists (4-D) with their counts (3-D).
+    assert params[i + 3:i + 6] == [B, H, N]
+    assert len(params) == i + 9 + 3 * (3 + 2 * 4) + 2 * (3 + 2 * 3)
 
 
 def test_out_receives_the_gradients(launches):
