@@ -122,7 +122,7 @@ def collect(args):
     summary, pending = {}, {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for module, entry, config in calls:
-            digest = hashlib.sha1((module + json.dumps(config, sort_keys=True)).encode())
+            digest = hashlib.sha1((module + config_text(config)).encode())
             for chip in args.chips.split(","):
                 key = f"{entry}.{digest.hexdigest()[:12]}.{chip}"
                 item = summary[key] = {"entry": entry, "chip": chip, "config": config}
@@ -191,6 +191,13 @@ def judge(base, new):
     return ("worse" if reasons else "allowed"), reasons
 
 
+def config_text(config):
+    """A compile's options as text, knobs at their default (0, False, None) left out: a
+    knob added to Config must not rename every kernel compiled without it."""
+    return json.dumps({k: v for k, v in config.items() if v not in (0, False, None)},
+                      sort_keys=True)
+
+
 def pair_renamed(base, new):
     """Keys name a kernel by a hash of its module text, which a frontend change may alter
     (SSA names) without touching the kernel: unmatched kernels of the same entry, chip and
@@ -199,7 +206,7 @@ def pair_renamed(base, new):
         out = {}
         for key in sorted(keys):
             item = summary[key]
-            out.setdefault((item["entry"], item["chip"], json.dumps(item["config"], sort_keys=True)),
+            out.setdefault((item["entry"], item["chip"], config_text(item["config"])),
                            []).append(key)
         return out
     only_base, only_new = groups(base, set(base) - set(new)), groups(new, set(new) - set(base))
