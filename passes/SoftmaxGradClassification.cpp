@@ -188,15 +188,19 @@ GradTileClasses GradClassification::classify(int64_t rows, int64_t keys) {
 }
 
 namespace {
-/// Emits the grid listing, per tile of `outer` (the grid's first dim), the tiles of the
-/// other dimension in `range(tile)` any of whose classes keeps anything: `rowSubs` x
-/// `keySubs` classes from (row, column) `firstClass(tile, other)`.
-GradTileList listTiles(GradClassification &c, const GradTileClasses &classes, Value outer,
-                       Value inner, function_ref<std::pair<Value, Value>(Value)> range,
-                       function_ref<std::pair<Value, Value>(Value, Value)> firstClass,
-                       int64_t rowSubs, int64_t keySubs) {
+/// Emits the grid listing, per query tile of `queries` rows (or per key tile of `keys`
+/// keys: `perKeyTile`), the tiles of the other dimension in its causal / window range
+/// any of whose classes keeps anything.
+GradTileList listTiles(GradClassification &c, const GradTileClasses &classes, int64_t queries,
+                       int64_t keys, bool perKeyTile) {
   TileBuilder &tb = c.tb;
   ImplicitLocOpBuilder &b = tb.b;
+  int64_t rowSubs = queries / classes.rows, keySubs = keys / classes.keys;
+  Value qTiles = tb.ceilDiv(c.nq, queries), kTiles = tb.ceilDiv(c.nk, keys);
+  Value outer = perKeyTile ? kTiles : qTiles, inner = perKeyTile ? qTiles : kTiles;
+  auto times = [&](Value x, int64_t n) {
+    return arith::MulIOp::create(b, x, tb.cIndex(n)).getResult();
+  };
   Value c1 = tb.cIndex(1);
   Value batches = classes.perBatch ? c.nBatch : c1, heads = classes.perHead ? c.nHeads : c1;
   auto dyn = ShapedType::kDynamic;
@@ -209,11 +213,13 @@ GradTileList listTiles(GradClassification &c, const GradTileClasses &classes, Va
   auto i32c = [&](int64_t v) { return arith::ConstantIntOp::create(b, tb.i32, v).getResult(); };
   tb.grid({outer, heads, batches}, c.config, [&](ArrayRef<Value> id) {
     Value tile = id[0], head = id[1], batch = id[2];
-    auto [lo, hi] = range(tile);
+    auto [lo, hi] = perKeyTile ? c.queryTileRange(times(tile, keys), queries, keys)
+                               : c.keyTileRange(times(tile, queries), queries, keys);
     Value yes = arith::ConstantIntOp::create(b, b.getI1Type(), 1);
     Value no = arith::ConstantIntOp::create(b, b.getI1Type(), 0);
     Value count = tb.forLoop(lo, hi, ValueRange{i32c(0)}, [&](Value other, ValueRange acc) {
-      auto [firstRow, firstCol] = firstClass(tile, other);
+      Value qt = perKeyTile ? other : tile, kt = perKeyTile ? tile : other;
+      Value firstRow = times(qt, rowSubs), firstCol = times(kt, keySubs);
       Value any = no, all = yes;
       for (int64_t s = 0; s < rowSubs * keySubs; ++s) {
         // Classes past the queries' or keys' end hold no pair: whole, not kept.
@@ -249,34 +255,12 @@ GradTileList listTiles(GradClassification &c, const GradTileClasses &classes, Va
 
 GradTileList GradClassification::listKeyTiles(const GradTileClasses &classes,
                                               int64_t queries, int64_t keys) {
-  ImplicitLocOpBuilder &b = tb.b;
-  int64_t rowSubs = queries / classes.rows, keySubs = keys / classes.keys;
-  return listTiles(
-      *this, classes, tb.ceilDiv(nq, queries), tb.ceilDiv(nk, keys),
-      [&](Value qt) {
-        return keyTileRange(arith::MulIOp::create(b, qt, tb.cIndex(queries)), queries, keys);
-      },
-      [&](Value qt, Value kt) {
-        return std::make_pair(arith::MulIOp::create(b, qt, tb.cIndex(rowSubs)).getResult(),
-                              arith::MulIOp::create(b, kt, tb.cIndex(keySubs)).getResult());
-      },
-      rowSubs, keySubs);
+  return listTiles(*this, classes, queries, keys, /*perKeyTile=*/false);
 }
 
 GradTileList GradClassification::listQueryTiles(const GradTileClasses &classes,
                                                 int64_t queries, int64_t keys) {
-  ImplicitLocOpBuilder &b = tb.b;
-  int64_t rowSubs = queries / classes.rows, keySubs = keys / classes.keys;
-  return listTiles(
-      *this, classes, tb.ceilDiv(nk, keys), tb.ceilDiv(nq, queries),
-      [&](Value kt) {
-        return queryTileRange(arith::MulIOp::create(b, kt, tb.cIndex(keys)), queries, keys);
-      },
-      [&](Value kt, Value qt) {
-        return std::make_pair(arith::MulIOp::create(b, qt, tb.cIndex(rowSubs)).getResult(),
-                              arith::MulIOp::create(b, kt, tb.cIndex(keySubs)).getResult());
-      },
-      rowSubs, keySubs);
+  return listTiles(*this, classes, queries, keys, /*perKeyTile=*/true);
 }
 
 SmallVector<Value> tessera::walkGradTileList(
