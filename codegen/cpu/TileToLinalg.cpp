@@ -59,6 +59,23 @@ static SmallVector<Value> entriesAt(ImplicitLocOpBuilder &b, ValueRange indexTil
   return at;
 }
 
+/// A loop nest over every element of a tile of `tileType`, row-major; `body` gets the
+/// element's position in the tile.
+static void forEachElement(ImplicitLocOpBuilder &b, Type tileType,
+                           function_ref<void(ImplicitLocOpBuilder &, ValueRange)> body) {
+  auto type = cast<RankedTensorType>(tileType);
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value one = arith::ConstantIndexOp::create(b, 1);
+  SmallVector<Value> lbs(type.getRank(), zero), steps(type.getRank(), one), ubs;
+  for (int64_t size : type.getShape())
+    ubs.push_back(arith::ConstantIndexOp::create(b, size));
+  scf::buildLoopNest(b, b.getLoc(), lbs, ubs, steps,
+                     [&](OpBuilder &nb, Location loc, ValueRange local) {
+                       ImplicitLocOpBuilder ib(loc, nb);
+                       body(ib, local);
+                     });
+}
+
 static Value paddingValue(ImplicitLocOpBuilder &b, TypedAttr padding, Type elementType) {
   if (!padding)
     padding = cast<TypedAttr>(b.getZeroAttr(elementType));
@@ -121,23 +138,14 @@ struct LowerStore : OpRewritePattern<tile::StoreOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tile::StoreOp op, PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    auto type = cast<RankedTensorType>(op.getValue().getType());
-    Value zero = arith::ConstantIndexOp::create(b, 0);
-    Value one = arith::ConstantIndexOp::create(b, 1);
-    SmallVector<Value> lbs(type.getRank(), zero), steps(type.getRank(), one), ubs;
-    for (int64_t size : type.getShape())
-      ubs.push_back(arith::ConstantIndexOp::create(b, size));
-    scf::buildLoopNest(b, op.getLoc(), lbs, ubs, steps,
-                       [&](OpBuilder &nb, Location loc, ValueRange local) {
-                         ImplicitLocOpBuilder ib(loc, nb);
-                         auto [indices, inBounds] =
-                             bufferIndices(ib, op.getDest(), op.getIndices(), local);
-                         scf::IfOp::create(ib, inBounds, [&](OpBuilder &tb, Location l) {
-                           Value v = tensor::ExtractOp::create(tb, l, op.getValue(), local);
-                           memref::StoreOp::create(tb, l, v, op.getDest(), indices);
-                           scf::YieldOp::create(tb, l);
-                         });
-                       });
+    forEachElement(b, op.getValue().getType(), [&](ImplicitLocOpBuilder &ib, ValueRange local) {
+      auto [indices, inBounds] = bufferIndices(ib, op.getDest(), op.getIndices(), local);
+      scf::IfOp::create(ib, inBounds, [&](OpBuilder &tb, Location l) {
+        Value v = tensor::ExtractOp::create(tb, l, op.getValue(), local);
+        memref::StoreOp::create(tb, l, v, op.getDest(), indices);
+        scf::YieldOp::create(tb, l);
+      });
+    });
     rewriter.eraseOp(op);
     return success();
   }
@@ -150,15 +158,8 @@ struct LowerScatterAdd : OpRewritePattern<tile::ScatterAddOp> {
   LogicalResult matchAndRewrite(tile::ScatterAddOp op,
                                 PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    auto type = cast<RankedTensorType>(op.getValues().getType());
-    Value zero = arith::ConstantIndexOp::create(b, 0);
-    Value one = arith::ConstantIndexOp::create(b, 1);
-    SmallVector<Value> lbs(type.getRank(), zero), steps(type.getRank(), one), ubs;
-    for (int64_t size : type.getShape())
-      ubs.push_back(arith::ConstantIndexOp::create(b, size));
-    scf::buildLoopNest(
-        b, op.getLoc(), lbs, ubs, steps, [&](OpBuilder &nb, Location loc, ValueRange local) {
-          ImplicitLocOpBuilder ib(loc, nb);
+    forEachElement(
+        b, op.getValues().getType(), [&](ImplicitLocOpBuilder &ib, ValueRange local) {
           SmallVector<Value> at = entriesAt(ib, op.getIndices(), local);
           auto [indices, add] = bufferIndices(ib, op.getTable(), at, ValueRange{});
           if (Value mask = op.getMask())
