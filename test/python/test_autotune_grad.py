@@ -157,12 +157,13 @@ def test_default_grad_space_and_config_agree_with_the_filter():
         c = default_grad_config(d, d)
         assert at.invalid_for_backward(c, "cuda", d, d) is None
         assert (c.num_stages == 2) == (d <= 192)
-        # sm_90a past D = 64: 16-query dK / dV tiles, which the stage plan would cap at
-        # 128 registers without min_blocks = 1; sm_80: 16-query [key, query] tiles.
-        assert c.min_blocks == (1 if d > 64 else 0)
+        # sm_90a past D = 64: 16-query dK / dV tiles, no .minnctapersm; sm_80: 16-query
+        # [key, query] tiles, one stage past D = 64 (the ptxas figures in gpu.py).
+        assert c.min_blocks == 0
         assert c.grad_query_tile == (16 if d > 64 else 64)
         sm80 = default_grad_config(d, d, "sm_80")
         assert sm80.min_blocks == 1 and sm80.grad_query_tile == 16
+        assert sm80.num_stages == (1 if d > 64 else 2)
         assert at.invalid_for_backward(sm80, "cuda", d, d, "sm_80") is None
     space = at.DEFAULT_GRAD_SPACE["cuda"]
     valid = [c for c in at._candidates(space, "cuda")
