@@ -24,9 +24,8 @@ from .trace import SpecError
 # grad_query_tile says otherwise); block_n: key tiles (the dK / dV grid's product rows).
 DEFAULT_GRAD_SPACE = {
     "cpu": {"block_m": [32, 64, 128], "block_n": [32, 64, 128]},
-    # min_blocks 1 lifts the stage plan's register cap (two or more blocks an SM: 128 a
-    # thread), which the narrow dK / dV tiles past D = 64 spill under (default_grad_config).
-    # grad_query_tile: the dK / dV grid's queries per tile ([key, query] tiles; on sm_80
+    # min_blocks: with 1 ptxas gets .minnctapersm 1 (sm_80's default; default_grad_config
+    # says where each spills). grad_query_tile: the dK / dV grid's queries per tile ([key, query] tiles; on sm_80
     # 64 = 16 x num_warps takes the [query, key] route, queries as product rows).
     "cuda": {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8],
              "num_stages": [1, 2], "min_blocks": [0, 1], "grad_query_tile": [16, 32, 64]},

@@ -175,27 +175,17 @@ def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
     """The softmax backward's config, apart from the forward's: its key tiles are product
     rows too (dK and dV accumulate per key), so both tile sizes must be multiples of
     16 x num_warps (64 for 4 warps; the forward's 32-key tiles past D = 128 do not
-    compile), and two stages only where the staged tiles fit (one past D = 192). On sm_80
-    min_blocks = 1 (.minnctapersm 1): without it ptxas gave the D = 128 block-list dK/dV
-    kernel 168 registers and 1304 B of spills instead of 255 and 424 (nothing else moves).
-    grad_query_tile (ptxas 13 spills at D = 128 below): past D = 64 on sm_90a the dK/dV
-    grid walks 16-query tiles (wgmma m64n16k16; 32 spilled 36-272 B; 16 with min_blocks 0:
-    none; timed within 1.5 % of 32 on an H100); on sm_80 16 at every head dim: [key,
-    query] tiles with K and V read per product by ldmatrix (64 query rows, the other
-    route, spilled 424-640 B at D = 128 and 4-120 B at D = 64; 16 with one stage past
-    D = 64: none).
-    Which is fastest is the device's to say: autotune(backward=True) tries 16 / 32 / 64.
-    Set `kernel.grad_config` to another Config, or tune it: autotune(..., backward=True)."""
-    stages = 2
-    if grad_shared_bytes(Config(num_stages=2), head_dim, value_dim) > GRAD_SHARED_BUDGET:
-        stages = 1
-    wide = max(head_dim, value_dim) > 64
-    narrow_grad = chip == "sm_90a" and wide
-    # sm_80 past D = 64: one stage (two spilled ALiBi's dK / dV 28 B and the document
-    # module's 8 B at D = 128, and 52-192 B at D = 192; one: none). sm_90a: no
-    # .minnctapersm (with it ptxas left ALiBi's 16-query dK / dV 12 B of spills).
-    if chip != "sm_90a" and wide:
-        stages = 1
-    return Config(block_m=64, block_n=64, num_warps=4, num_stages=stages,
-                  min_blocks=0 if chip == "sm_90a" else 1,
-                  grad_query_tile=16 if narrow_grad or chip != "sm_90a" else 64)
+    compile), two stages only where the staged tiles fit (one past D = 192). The rest is
+    what keeps every D = 128 spec's backward spill-free (ptxas 13; test_softmax_grad_ptx):
+    past D = 64 the dK / dV grid walks 16-query tiles ([key, query]; 32 spilled 36-272 B
+    on sm_90a, timed within 1.5 % of 16 on an H100); sm_80 walks 16 at every head dim
+    (K and V read per product by ldmatrix), with .minnctapersm 1 (without it: 1304 B on
+    block lists) and one stage past D = 64 (two: ALiBi 28 B); sm_90a without
+    .minnctapersm (with it: ALiBi 12 B). autotune(..., backward=True) tries the others;
+    `kernel.grad_config` overrides it."""
+    hopper, wide = chip == "sm_90a", max(head_dim, value_dim) > 64
+    fits_two = grad_shared_bytes(Config(num_stages=2), head_dim, value_dim) <= GRAD_SHARED_BUDGET
+    return Config(block_m=64, block_n=64, num_warps=4,
+                  num_stages=2 if fits_two and (hopper or not wide) else 1,
+                  min_blocks=0 if hopper else 1,
+                  grad_query_tile=64 if hopper and not wide else 16)
