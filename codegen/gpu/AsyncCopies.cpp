@@ -275,13 +275,7 @@ int Distributor::throughSharedBuffer(tile::StoreOp op, const Layout &l) {
 
 Value Distributor::opaqueIndex(Value v) {
   Value word = arith::IndexCastUIOp::create(b, b.getI32Type(), v);
-  Value same = LLVM::InlineAsmOp::create(
-                   b, b.getI32Type(), ValueRange{word}, b.getStringAttr(""),
-                   b.getStringAttr("=r,0"), /*has_side_effects=*/b.getUnitAttr(), UnitAttr(),
-                   LLVM::TailCallKindAttr(),
-                   LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-                   ArrayAttr())
-                   .getResult(0);
+  Value same = inlinePtx(b, b.getLoc(), b.getI32Type(), ValueRange{word}, "", "=r,0");
   return arith::IndexCastUIOp::create(b, b.getIndexType(), same);
 }
 

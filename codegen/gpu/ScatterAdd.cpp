@@ -60,7 +60,6 @@ LogicalResult Distributor::lowerScatterAdd(tile::ScatterAddOp op) {
   Value base = arith::IndexCastUIOp::create(
       b, b.getI64Type(), memref::ExtractAlignedPointerAsIndexOp::create(b, table));
   Value elementBytes = arith::ConstantIndexOp::create(b, 4);
-  MLIRContext *ctx = b.getContext();
   for (int64_t s = 0; s < numSlots(*layout); ++s) {
     Value add = mask.empty() ? Value() : mask[s];
     Value offset = meta.getOffset();
@@ -78,12 +77,7 @@ LogicalResult Distributor::lowerScatterAdd(tile::ScatterAddOp op) {
     Value address = arith::AddIOp::create(b, base, bytes);
     Value value = (*values)[s];
     auto reduce = [&](OpBuilder &nb, Location loc) {
-      LLVM::InlineAsmOp::create(nb, loc, TypeRange{}, ValueRange{address, value},
-                                nb.getStringAttr(kReduceAsm),
-                                nb.getStringAttr("l,f"), /*has_side_effects=*/nb.getUnitAttr(),
-                                UnitAttr(), LLVM::TailCallKindAttr(),
-                                LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT),
-                                ArrayAttr());
+      inlinePtx(nb, loc, Type(), ValueRange{address, value}, kReduceAsm, "l,f");
     };
     if (!add) { // a 0-d table without a mask
       reduce(b, b.getLoc());

@@ -31,11 +31,7 @@ static constexpr int64_t kBoxCols = kSwizzleCols;
 /// Inline PTX with side effects and no result.
 static void emitPtx(ImplicitLocOpBuilder &b, StringRef ptx, StringRef constraints,
                     ValueRange operands) {
-  LLVM::InlineAsmOp::create(b, TypeRange{}, operands, b.getStringAttr(ptx),
-                            b.getStringAttr(constraints), /*has_side_effects=*/b.getUnitAttr(),
-                            UnitAttr(), LLVM::TailCallKindAttr(),
-                            LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-                            ArrayAttr());
+  inlinePtx(b, b.getLoc(), Type(), operands, ptx, constraints);
 }
 
 static Value toI32(ImplicitLocOpBuilder &b, Value v) {

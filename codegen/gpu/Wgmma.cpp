@@ -65,11 +65,17 @@ Value tessera::gpu::registerSourcedWgmma(ImplicitLocOpBuilder &b, ValueRange acc
   operands.push_back(arith::ConstantIntOp::create(b, b.getI32Type(), 1)); // scale-d: accumulate
   auto result = LLVM::LLVMStructType::getLiteral(b.getContext(),
                                                  SmallVector<Type>(k, b.getF32Type()));
-  return LLVM::InlineAsmOp::create(
-             b, result, operands, b.getStringAttr(ptx), b.getStringAttr(constraints),
-             b.getUnitAttr(), UnitAttr(), LLVM::TailCallKindAttr(),
-             LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr())
-      .getResult(0);
+  return inlinePtx(b, b.getLoc(), result, operands, ptx, constraints);
+}
+
+Value tessera::gpu::inlinePtx(OpBuilder &b, Location loc, Type result, ValueRange operands,
+                              StringRef ptx, StringRef constraints) {
+  auto op = LLVM::InlineAsmOp::create(
+      b, loc, result ? TypeRange{result} : TypeRange{}, operands, b.getStringAttr(ptx),
+      b.getStringAttr(constraints), /*has_side_effects=*/b.getUnitAttr(), UnitAttr(),
+      LLVM::TailCallKindAttr(), LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  return result ? op.getResult(0) : Value();
 }
 
 SmallVector<Value> tessera::gpu::fenceRegisters(ImplicitLocOpBuilder &b, ValueRange values) {
@@ -84,13 +90,7 @@ SmallVector<Value> tessera::gpu::fenceRegisters(ImplicitLocOpBuilder &b, ValueRa
       constraints += std::to_string(i) + (i + 1 < part.size() ? "," : "");
     auto type = LLVM::LLVMStructType::getLiteral(
         b.getContext(), SmallVector<Type>(part.size(), b.getF32Type()));
-    Value fenced =
-        LLVM::InlineAsmOp::create(b, type, part, b.getStringAttr(""),
-                                  b.getStringAttr(constraints), /*has_side_effects=*/b.getUnitAttr(),
-                                  UnitAttr(), LLVM::TailCallKindAttr(),
-                                  LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-                                  ArrayAttr())
-            .getResult(0);
+    Value fenced = inlinePtx(b, b.getLoc(), type, part, "", constraints);
     for (size_t i = 0; i < part.size(); ++i)
       out.push_back(LLVM::ExtractValueOp::create(b, fenced, ArrayRef<int64_t>{int64_t(i)}));
   }

@@ -46,6 +46,12 @@ mlir::Value registerSourcedWgmma(mlir::ImplicitLocOpBuilder &b, mlir::ValueRange
                                  mlir::ValueRange aRegs, mlir::Value descB, bool f16,
                                  bool bMnMajor);
 
+/// Inline PTX with side effects, in the form NVVM emits its own (AT&T dialect): returns
+/// the statement's result, or null where `result` is null (a statement without one).
+mlir::Value inlinePtx(mlir::OpBuilder &b, mlir::Location loc, mlir::Type result,
+                      mlir::ValueRange operands, llvm::StringRef ptx,
+                      llvm::StringRef constraints);
+
 /// `values` passed through an empty volatile asm that reads and writes them: their uses
 /// cannot move above it. Placed after a wgmma wait, it keeps reads of the accumulators a
 /// product writes asynchronously after the wait (what CUTLASS's warpgroup_fence_operand does).
