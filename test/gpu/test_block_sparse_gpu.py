@@ -50,7 +50,9 @@ def listed_keys(lists, blocks, nq, nk):
 @pytest.mark.parametrize("nq,nk,list_heads,ascending", [
     (1, 1, 1, False), (17, 17, 4, False), (1000, 1000, 1, False), (1000, 1000, 4, True),
     (4097, 4097, 4, False), (4097, 4097, 1, True), (100, 300, 4, True)])
-def test_matches_float64(name, d, nq, nk, list_heads, ascending):
+def listed_error(kernel, name, d, nq, nk, list_heads, ascending):
+    """`kernel` (a block-sparse case's spec) on random inputs and lists, output poisoned
+    first: its relative error against float64."""
     spec, _ = cases.BLOCK_SPARSE[name]
     gen = torch.Generator().manual_seed(nq + d)
     torch.manual_seed(nq + d)
@@ -59,11 +61,14 @@ def test_matches_float64(name, d, nq, nk, list_heads, ascending):
     v = torch.randn(2, 2, nk, d, device="cuda", dtype=torch.bfloat16)
     lists = random_lists(gen, 2, list_heads, nq, nk, spec.block_sparse, 4, ascending)
     out = torch.full((2, 4, nq, d), float("nan"), device="cuda", dtype=torch.bfloat16)
-    KERNELS[name, d](q, k, v, block_indices=lists, out=out)
+    kernel(q, k, v, block_indices=lists, out=out)
     torch.cuda.synchronize()
-    ref = reference(q, k, v, causal=spec.causal,
-                    keep=listed_keys(lists, spec.block_sparse, nq, nk))
-    err = rel(out, ref)
+    return rel(out, reference(q, k, v, causal=spec.causal,
+                              keep=listed_keys(lists, spec.block_sparse, nq, nk)))
+
+
+def test_matches_float64(name, d, nq, nk, list_heads, ascending):
+    err = listed_error(KERNELS[name, d], name, d, nq, nk, list_heads, ascending)
     print(f"{name} d={d} nq={nq} nk={nk} list heads {list_heads} ascending {ascending}: "
           f"{err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import tessera  # noqa: E402
 from gpu_reference import reference, rel  # noqa: E402
-from test_block_sparse_gpu import listed_keys, random_lists  # noqa: E402
+from test_block_sparse_gpu import listed_error  # noqa: E402
 
 # Every softmax variant (dense walks, mask_mod, block lists) with its usual config plus tma.
 BLOCKS = dict(cases.BLOCK_SPARSE)
@@ -109,19 +109,7 @@ def test_same_as_without_tma(d):
     (1, 1, 1, False), (17, 17, 4, False), (1000, 1000, 4, True), (4097, 4097, 1, True),
     (100, 300, 4, True)])
 def test_block_lists_match_float64(name, d, nq, nk, list_heads, ascending):
-    spec, _ = BLOCKS[name]
-    gen = torch.Generator().manual_seed(nq + d)
-    torch.manual_seed(nq + d)
-    q = torch.randn(2, 4, nq, d, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(2, 2, nk, d, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn(2, 2, nk, d, device="cuda", dtype=torch.bfloat16)
-    lists = random_lists(gen, 2, list_heads, nq, nk, spec.block_sparse, 4, ascending)
-    out = torch.full((2, 4, nq, d), float("nan"), device="cuda", dtype=torch.bfloat16)
-    kernel(name, d)(q, k, v, block_indices=lists, out=out)
-    torch.cuda.synchronize()
-    ref = reference(q, k, v, causal=spec.causal,
-                    keep=listed_keys(lists, spec.block_sparse, nq, nk))
-    err = rel(out, ref)
+    err = listed_error(kernel(name, d), name, d, nq, nk, list_heads, ascending)
     print(f"tma {name} d={d} nq={nq} nk={nk}: {err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"
 
