@@ -51,6 +51,20 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
                    llvm::cl::desc("sm_90a: copy wgmma operand tiles with TMA from descriptor "
                                   "parameters (off by default)"),
                    llvm::cl::init(false)};
+  Option<bool> warpSpecialize{
+      *this, "warp-specialize",
+      llvm::cl::desc("sm_90a: a TMA producer warpgroup feeds consumer warpgroups through an "
+                     "mbarrier ring (needs tma; off by default)"),
+      llvm::cl::init(false)};
+  Option<bool> persistent{*this, "persistent",
+                          llvm::cl::desc("sm_90a: one CTA per SM walks the grid's tiles "
+                                         "(off by default)"),
+                          llvm::cl::init(false)};
+  Option<bool> gradDqAtomic{
+      *this, "grad-dq-atomic",
+      llvm::cl::desc("softmax backward: dQ summed in f32 by the dK / dV grid with atomics "
+                     "instead of a dQ grid (off by default)"),
+      llvm::cl::init(false)};
 };
 
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up. `keyMajorGrad`: the pass

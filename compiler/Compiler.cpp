@@ -155,10 +155,13 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
   // The chip is spliced into pipeline text: reject it before it can break the text.
   if (std::string reason = unsupportedChipReason(chip); !reason.empty())
     throw CompileError(reason);
-  // tma only where set: a default config's pipeline text stays as it was.
+  // Boolean knobs only where set: a default config's pipeline text stays as it was.
   return "builtin.module(tessera-gpu{" + tilingOptions(config) +
          " min-blocks=" + std::to_string(config.minBlocks) +
-         (config.tma ? " tma=true" : "") + " chip=" + chip + "})";
+         (config.tma ? " tma=true" : "") +
+         (config.warpSpecialize ? " warp-specialize=true" : "") +
+         (config.persistent ? " persistent=true" : "") +
+         (config.gradDqAtomic ? " grad-dq-atomic=true" : "") + " chip=" + chip + "})";
 }
 
 /// Writes a grid-size formula in codegen's integer encoding (TileToGpu.cpp, gridFormula)

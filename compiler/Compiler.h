@@ -25,6 +25,10 @@ struct TuningConfig {
   int64_t minBlocks = 0; // GPU: blocks per SM for ptxas (.minnctapersm); 0 = compiler's
   int64_t gradQueryTile = 0; // softmax backward: queries per dK / dV tile; 0 = compiler's
   bool tma = false; // sm_90a: wgmma operand tiles copied by TMA (issue 25); CPU ignores it
+  // sm_90a, issue 25 (CPU ignores them): a TMA producer warpgroup feeding consumer
+  // warpgroups through an mbarrier ring; one CTA per SM walking the grid's tiles.
+  bool warpSpecialize = false, persistent = false;
+  bool gradDqAtomic = false; // softmax backward: dQ summed by the dK / dV grid (f32 atomics)
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.

@@ -15,7 +15,8 @@ using namespace tessera;
 
 static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
                                int64_t numStages, int64_t split, int64_t minBlocks,
-                               int64_t gradQueryTile, bool tma) {
+                               int64_t gradQueryTile, bool tma, bool warpSpecialize,
+                               bool persistent, bool gradDqAtomic) {
   TuningConfig c;
   c.blockM = blockM;
   c.blockN = blockN;
@@ -25,6 +26,9 @@ static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
   c.minBlocks = minBlocks;
   c.gradQueryTile = gradQueryTile;
   c.tma = tma;
+  c.warpSpecialize = warpSpecialize;
+  c.persistent = persistent;
+  c.gradDqAtomic = gradDqAtomic;
   return c;
 }
 
@@ -49,31 +53,37 @@ PYBIND11_MODULE(_core, m) {
 #define CONFIG_ARGS                                                                  \
   py::arg("block_m") = 64, py::arg("block_n") = 64, py::arg("num_warps") = 4,         \
   py::arg("num_stages") = 2, py::arg("split") = 1, py::arg("min_blocks") = 0,          \
-  py::arg("grad_query_tile") = 0, py::arg("tma") = false
+  py::arg("grad_query_tile") = 0, py::arg("tma") = false,                             \
+  py::arg("warp_specialize") = false, py::arg("persistent") = false,                  \
+  py::arg("grad_dq_atomic") = false
+
+// The knobs as lambda parameters and as makeConfig's arguments, in CONFIG_ARGS' order.
+#define CONFIG_PARAMS                                                                \
+  int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq,  \
+      bool tma, bool ws, bool persistent, bool dqa
+#define CONFIG makeConfig(bm, bn, nw, ns, sp, mb, gq, tma, ws, persistent, dqa)
 
   m.def("verify", &verifyModule, py::arg("module"),
         "Parse and verify attn IR; returns it printed.");
   m.def(
       "pipeline",
-      [](const std::string &stage, int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp,
-         int64_t mb, int64_t gq, bool tma) {
-        return pipelineFor(parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
+      [](const std::string &stage, CONFIG_PARAMS) {
+        return pipelineFor(parseStage(stage), CONFIG);
       },
       py::arg("stage"), CONFIG_ARGS, "The tessera-opt pipeline reaching a stage.");
   m.def(
       "lower",
-      [](const std::string &module, const std::string &stage, int64_t bm, int64_t bn,
-         int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
-        return lowerModule(module, parseStage(stage), makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
+      [](const std::string &module, const std::string &stage, CONFIG_PARAMS) {
+        return lowerModule(module, parseStage(stage), CONFIG);
       },
       py::arg("module"), py::arg("stage"), CONFIG_ARGS, "Lower attn IR to a stage.");
 
   m.def(
       "compile_gpu",
       [](const std::string &module, const std::string &entry, const std::string &chip,
-         int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
+         CONFIG_PARAMS) {
         GpuKernelImage image =
-            compileForGpu(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq, tma), chip);
+            compileForGpu(module, entry, CONFIG, chip);
         return py::make_tuple(py::bytes(image.ptx), image.launchesJson);
       },
       py::arg("module"), py::arg("entry"), py::arg("chip") = "sm_90a", CONFIG_ARGS,
@@ -83,16 +93,14 @@ PYBIND11_MODULE(_core, m) {
         "`entry` in an already lowered module (docs/LAUNCH_RECORD.md).");
   m.def(
       "gpu_pipeline",
-      [](const std::string &chip, int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp,
-         int64_t mb, int64_t gq, bool tma) {
-        return gpuPipelineFor(makeConfig(bm, bn, nw, ns, sp, mb, gq, tma), chip);
+      [](const std::string &chip, CONFIG_PARAMS) {
+        return gpuPipelineFor(CONFIG, chip);
       },
       py::arg("chip") = "sm_90a", CONFIG_ARGS);
 
   py::class_<CpuKernel>(m, "CpuKernel")
-      .def(py::init([](const std::string &module, const std::string &entry, int64_t bm,
-                       int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq, bool tma) {
-             return CpuKernel::compile(module, entry, makeConfig(bm, bn, nw, ns, sp, mb, gq, tma));
+      .def(py::init([](const std::string &module, const std::string &entry, CONFIG_PARAMS) {
+             return CpuKernel::compile(module, entry, CONFIG);
            }),
            py::arg("module"), py::arg("entry"), CONFIG_ARGS)
       .def(

@@ -31,10 +31,25 @@ class Config:
     # Off by default until a GPU run shows it correct and faster; sm_80 and the CPU
     # ignore it.
     tma: bool = False
+    # sm_90a (issue 25): a producer warpgroup issues the TMA copies into a ring of
+    # num_stages buffers guarded by full / empty mbarriers, consumer warpgroups compute
+    # (needs tma). Off by default until a GPU run shows it faster.
+    warp_specialize: bool = False
+    # sm_90a (issue 25): one CTA per SM walking the grid's tiles (longest first).
+    persistent: bool = False
+    # Softmax backward on the GPU: dQ summed in f32 by the dK / dV grid with atomics (one
+    # grid of products fewer; not bit-deterministic) instead of a dQ grid of its own.
+    grad_dq_atomic: bool = False
 
     def as_kwargs(self) -> Dict[str, int]:
-        # tma only where set: default configs keep their cache keys and pipeline text.
+        # Boolean knobs only where set: default configs keep their cache keys and
+        # pipeline text.
         kwargs = dataclasses.asdict(self)
-        if not self.tma:
-            del kwargs["tma"]
+        for knob in BOOLEAN_KNOBS:
+            if not kwargs[knob]:
+                del kwargs[knob]
         return kwargs
+
+
+# Knobs a config carries only where they are on (as_kwargs, the tuning store).
+BOOLEAN_KNOBS = ("tma", "warp_specialize", "persistent", "grad_dq_atomic")

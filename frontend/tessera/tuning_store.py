@@ -29,15 +29,17 @@ try:
 except ImportError:  # not POSIX: single-writer only
     fcntl = None
 
+from .config import BOOLEAN_KNOBS
+
 FORMAT = "tessera-tuning"
 VERSION = 1
 KNOBS = ("block_m", "block_n", "num_warps", "num_stages", "split", "min_blocks",
-         "grad_query_tile", "tma")
+         "grad_query_tile") + BOOLEAN_KNOBS
 # Knobs added after a store may have been written: an entry without one takes the default
-# (tma is also left out where off: Config.as_kwargs).
-_LATER_KNOBS = {"min_blocks", "grad_query_tile", "tma"}
+# (boolean knobs are also left out where off: Config.as_kwargs).
+_LATER_KNOBS = {"min_blocks", "grad_query_tile", *BOOLEAN_KNOBS}
 # Knobs that are on / off rather than integers.
-BOOL_KNOBS = {"tma"}
+BOOL_KNOBS = set(BOOLEAN_KNOBS)
 
 
 def cache_dir() -> Path:
