@@ -2,10 +2,13 @@
 cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
 bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
 
-    python3 bench/softmax_gpu.py [--quick] [--tma] [--head-dims 64,128]
+    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--head-dims 64,128]
 
 --tma: also a "tessera-tma" row per workload, the fastest of the same candidates with
 Config.tma (K / V / Q tiles by TMA copies and mbarriers; sm_90a).
+--warp-specialize: also a "tessera-ws" row, the same with Config(tma=True,
+warp_specialize=True) (a producer warpgroup feeding the consumers through an mbarrier
+ring; sm_90a).
 """
 import dataclasses
 import sys
@@ -86,14 +89,24 @@ def main():
 
     def options(ap):
         ap.add_argument("--tma", action="store_true", help="also the candidates with Config.tma")
+        ap.add_argument("--warp-specialize", action="store_true",
+                        help="also the candidates with Config(tma=True, warp_specialize=True)")
         ap.add_argument("--head-dims", default="64,128")
     args, run_info = bench_setup(__file__, options=options)
     dims = [int(d) for d in args.head_dims.split(",")]
     ours = kernels()
-    with_tma = {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
-                                     target="cuda", config=dataclasses.replace(
-                                         CONFIGS[key[:2]][key[2]], tma=True))
-                for key in ours if key[1] in dims} if args.tma else {}
+    # Rows of the same candidates with knobs on: impl -> knobs, then impl -> kernels.
+    variants = {impl: knobs for impl, knobs, wanted in (
+        ("tessera-tma", {"tma": True}, args.tma),
+        ("tessera-ws", {"tma": True, "warp_specialize": True}, args.warp_specialize))
+        if wanted}
+    with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
+                                              target="cuda", config=dataclasses.replace(
+                                                  CONFIGS[key[:2]][key[2]], **knobs))
+                         for key in ours if key[1] in dims and not (
+                             # warp_specialize takes an SM alone: min_blocks > 1 is refused
+                             knobs.get("warp_specialize") and CONFIGS[key[:2]][key[2]].min_blocks > 1)}
+                  for impl, knobs in variants.items()}
     flex = compiled_flex()
     lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -127,14 +140,15 @@ def main():
                                      for (name, dd, i), kern in ours.items()
                                      if (name, dd) == (kind, d)],
                                     error, flops, iters, workload, run_info)
-                if with_tma:
-                    tma_best = measure_best(
-                        [(dataclasses.replace(CONFIGS[kind, d][i], tma=True),
+                for impl, kernels_with in with_knobs.items():
+                    knob_best = measure_best(
+                        [(dataclasses.replace(CONFIGS[kind, d][i], **variants[impl]),
                           lambda kern=kern: kern(q, k, v))
-                         for (name, dd, i), kern in with_tma.items() if (name, dd) == (kind, d)],
+                         for (name, dd, i), kern in kernels_with.items()
+                         if (name, dd) == (kind, d)],
                         error, flops, iters, workload, run_info)
-                    if tma_best:
-                        write_row(args.out, dict(tma_best, impl="tessera-tma"))
+                    if knob_best:
+                        write_row(args.out, dict(knob_best, impl=impl))
                 rows = [best] + [measure_tflops(fn, error, flops, iters, workload, impl, run_info)
                                  for impl, fn in impls.items()]
                 for row in rows:

@@ -38,12 +38,24 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
                            llvm::cl::init("sm_90a")};
   Option<int64_t> minBlocks{*this, "min-blocks", llvm::cl::desc("blocks per SM"),
                             llvm::cl::init(0)};
+  Option<bool> tma{*this, "tma", llvm::cl::desc("TMA copies"), llvm::cl::init(false)};
+  Option<bool> warpSpecialize{*this, "warp-specialize",
+                              llvm::cl::desc("a TMA producer warpgroup"), llvm::cl::init(false)};
 
   void runOnOperation() override {
     std::string reason = tessera::unsupportedChipReason(chip);
     if (reason.empty() && (minBlocks < 0 || minBlocks > 32))
       reason = "min_blocks must be in [0, 32] (blocks per SM), got " +
                std::to_string(int64_t(minBlocks));
+    // The producer copies by TMA and hands registers over with setmaxnreg (sm_90a); its
+    // block of 128 x (1 + consumer warpgroups) threads takes an SM's registers alone.
+    if (reason.empty() && warpSpecialize && (chip != "sm_90a" || !tma))
+      reason = "warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) "
+               "on sm_90a); got tma=" + std::string(tma ? "True" : "False") + " and chip " +
+               chip.getValue();
+    if (reason.empty() && warpSpecialize && minBlocks > 1)
+      reason = "warp_specialize runs one block per SM (its registers); min_blocks must be 0 "
+               "or 1, got " + std::to_string(int64_t(minBlocks));
     if (!reason.empty()) {
       mlir::emitError(getOperation().getLoc(), reason);
       signalPassFailure();
@@ -110,10 +122,13 @@ struct CheckGpuInputPass : PassWrapper<CheckGpuInputPass, OperationPass<ModuleOp
 } // namespace
 
 std::unique_ptr<Pass> tessera::createCheckGpuOptions(const std::string &chip,
-                                                     int64_t minBlocks) {
+                                                     int64_t minBlocks, bool tma,
+                                                     bool warpSpecialize) {
   auto pass = std::make_unique<CheckGpuOptionsPass>();
   pass->chip = chip;
   pass->minBlocks = minBlocks;
+  pass->tma = tma;
+  pass->warpSpecialize = warpSpecialize;
   return pass;
 }
 

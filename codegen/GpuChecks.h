@@ -29,7 +29,8 @@ std::string unsupportedChipReason(const std::string &chip);
 constexpr int64_t kMaxGpuTileBytes = 256 * 1024;
 
 /// `tessera-check-gpu-options{chip= min-blocks=}`: first in the GPU pipelines.
-std::unique_ptr<mlir::Pass> createCheckGpuOptions(const std::string &chip, int64_t minBlocks);
+std::unique_ptr<mlir::Pass> createCheckGpuOptions(const std::string &chip, int64_t minBlocks,
+                                                  bool tma = false, bool warpSpecialize = false);
 /// `tessera-check-gpu-input`: before tile programs are distributed over threads.
 std::unique_ptr<mlir::Pass> createCheckGpuInput();
 

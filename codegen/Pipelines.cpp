@@ -72,6 +72,8 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
   pm.addPass(tessera::gpu::createTgpuCleanupConversions());
   pm.addPass(tessera::gpu::createTgpuAssignStages());
+  if (options.warpSpecialize)
+    pm.addPass(tessera::gpu::createTgpuWarpSpecialize());
 }
 
 /// tgpu -> PTX.
@@ -101,7 +103,8 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
 }
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
-  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
+  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
+                                             options.warpSpecialize));
   buildCheckedTileToTgpu(pm, options);
   buildTgpuToPtx(pm, options);
 }
@@ -115,7 +118,8 @@ void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &o
   tiling.numStages = options.numStages;
   tiling.split = options.split;
   tiling.gradQueryTile = options.gradQueryTile;
-  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks));
+  pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
+                                             options.warpSpecialize));
   // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());

@@ -31,7 +31,7 @@ import tune_softmax  # noqa: E402
 KERNEL_SETS = (
     cases.kernels, cases.linear_kernels, cases.linear_decode_kernels, cases.linear_grad_kernels,
     cases.linear_shaped_kernel,
-    cases.block_sparse_kernels, cases.program_kernels,
+    cases.block_sparse_kernels, cases.warp_specialized_kernels, cases.program_kernels,
     cases.hyper_kernels, cases.hyper_causal_kernels,
     softmax_gpu.kernels, softmax_bwd_gpu.kernels,
     tune_softmax.kernels, linear_gpu.kernels, autotune_gpu.kernels, block_sparse_gpu.kernels,

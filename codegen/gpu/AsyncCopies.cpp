@@ -256,7 +256,7 @@ int Distributor::throughSharedBuffer(tile::StoreOp op, const Layout &l) {
   auto type = cast<MemRefType>(op.getDest().getType());
   bool inLoop = isa<scf::ForOp>(op->getParentOp());
   if (!wgmma || l.kind != LayoutKind::Acc || !tileType || tileType.getRank() != 2 ||
-      !(inLoop || isa<tile::GridOp>(op->getParentOp())))
+      !(inLoop || isa<tile::GridOp, tgpu::WarpSpecializeOp>(op->getParentOp())))
     return -1;
   Type elem = type.getElementType();
   int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);

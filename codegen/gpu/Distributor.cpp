@@ -19,7 +19,10 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return success();
   }
   if (auto load = dyn_cast<tile::LoadOp>(op))
-    return lowerLoad(load);
+    return warpSpecialized && isStaged(load) && swizzles(load) ? acquireRingTile(load)
+                                                               : lowerLoad(load);
+  if (auto split = dyn_cast<tgpu::WarpSpecializeOp>(op))
+    return lowerWarpSpecialize(split);
   if (auto store = dyn_cast<tile::StoreOp>(op))
     return lowerStore(store);
   if (auto gather = dyn_cast<tile::GatherOp>(op))
@@ -106,6 +109,8 @@ bool Distributor::touchesSharedMemory(Operation *op) {
 }
 
 LogicalResult Distributor::lowerBlock(Block &block) {
+  if (warpSpecialized)
+    ringTaken.emplace_back(); // given back at the block's end
   for (Operation &op : block.without_terminator()) {
     if (preStaged.contains(&op))
       continue;
@@ -128,5 +133,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
   }
   settleProducts();
   flushBarrier();
+  if (warpSpecialized)
+    releaseRingTiles();
   return success();
 }

@@ -14,7 +14,9 @@
 
 #include "codegen/gpu/LayoutAssignment.h"
 #include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/WarpSpecialize.h"
 #include "codegen/gpu/Wgmma.h"
+#include "dialect/tgpu/TgpuDialect.h"
 #include "dialect/tile/TileDialect.h"
 #include "passes/TilePrograms.h"
 
@@ -130,6 +132,11 @@ public:
   /// After lowerBlock: waits for copies still landing, places and initialises the
   /// barriers, writes the descriptors `func` takes (tessera.tensor_maps).
   LogicalResult finishTensorCopies(func::FuncOp func);
+  /// Threads a block launches: num_warps x 32, plus the producer warpgroup of a
+  /// warp-specialised kernel (known after lowerBlock).
+  int64_t blockThreads() const {
+    return numThreads + (warpSpecialized ? 32 * kProducerWarps : 0);
+  }
 
 private:
   ImplicitLocOpBuilder &b;
@@ -163,6 +170,7 @@ private:
     bool transposed; // the value is the transpose of what is stored
     int swizzled = -1; // wgmma kernels: index into swizzledTiles
     Value stage;       // wgmma kernels: which copy of a multi-buffered tile (index)
+    Value parity;      // warp-specialised: the phase of its fill to wait for (i32)
   };
   DenseMap<Value, SharedTile> shared;
   /// The same bytes read as the transpose.
@@ -409,6 +417,37 @@ private:
   /// readers that waited on their barriers need no block barrier.
   bool tensorCopiesVisible(ArrayRef<int> buffers);
   bool onlyTensorStaging = false; // every staged load of the kernel is a TMA copy
+  SmallVector<int64_t> barrierArrivals; // per barrier: arrivals a phase (mbarrier.init)
+  void waitParity(Value address, Value parity);
+  /// Where a TMA copy of a tile at `origin` lands: stage `stage` of `buffer`, and the
+  /// origin as the descriptor's coordinates (innermost first).
+  struct TensorCopyTarget {
+    Value dst;
+    SmallVector<Value> coords;
+  };
+  TensorCopyTarget tensorCopyTarget(int buffer, Value stage, ValueRange origin);
+  /// The issuing thread's part: arm `barrier` with the tile's bytes, copy its boxes.
+  void armTensorCopy(tile::LoadOp op, int buffer, const TensorCopyTarget &target,
+                     Value barrier);
+
+  // Warp specialisation (WarpSpecialize.cpp): a tgpu.warp_specialize's producer
+  // partition runs on one thread of an extra warpgroup, filling a ring of stages per
+  // buffer (full barriers: TMA completion; empty barriers: one arrival per consumer
+  // warp); the consumers take each tile from the ring and give it back at the end of
+  // the block that loaded it.
+  bool warpSpecialized = false;
+  LogicalResult lowerWarpSpecialize(tgpu::WarpSpecializeOp op);
+  LogicalResult lowerProducerBlock(Block &block);
+  void produceRingTile(tile::LoadOp op);
+  LogicalResult acquireRingTile(tile::LoadOp op);
+  /// Ring tiles taken in each block being lowered (buffer, stage), innermost last.
+  SmallVector<SmallVector<std::pair<int, Value>>> ringTaken;
+  void releaseRingTiles();
+  DenseMap<int, int> emptyBarrierBase; // ring buffer -> its stage 0 empty barrier
+  int emptyBarriersOf(int buffer);
+  DenseMap<int, Value> ringCounters; // ring buffer -> a thread's count of its fills
+  /// The stage and phase parity of `buffer`'s next fill (counted per thread).
+  std::pair<Value, Value> nextRingFill(int buffer);
 
   Value base(const Layout &l, LaneBase lb) {
     switch (lb) {

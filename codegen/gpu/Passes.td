@@ -83,6 +83,25 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
   ];
 }
 
+def TgpuWarpSpecialize : Pass<"tessera-tgpu-warp-specialize", "mlir::ModuleOp"> {
+  let summary = "a TMA grid's body runs on consumer warpgroups fed by a producer partition";
+  let description = [{
+    Runs after tessera-tgpu-assign-stages (Config.warp_specialize, which needs tma and
+    sm_90a). In each function, the grid the tma knob copies by TMA (the first whose every
+    staged tile TMA can copy) becomes a `tgpu.warp_specialize`: its body is the default
+    region (the consumers: num_warps warps, `default_registers`), and one partition of 4
+    warps (`registers`) holds the producer slice — the staged `tile.load`s with the loops
+    (bounds, loop-carried scalars), branches and scalar ops their indices and control
+    need. The loops stop prefetching (`tgpu.pipeline = "none"`); every staged load in a
+    loop takes max(2, `tgpu.num_stages`) buffer stages, the ring the producer fills
+    ahead; `tgpu.blocks_per_sm` is dropped. A grid whose slice would need a tile value,
+    a while loop or a branch's result is left as it is, with a remark saying why.
+    tessera-tile-to-gpu lowers the op (a producer warpgroup after the consumers' warps,
+    full / empty mbarriers per stage, setmaxnreg).
+  }];
+  let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::scf::SCFDialect"];
+}
+
 def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
   let summary = "a kernel's TMA descriptor parameters become byval grid constants";
   let description = [{

@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/TensorMemory.h"
+#include "codegen/gpu/WarpSpecialize.h"
 
 using namespace mlir;
 using namespace tessera;
@@ -40,8 +41,8 @@ static Value toI32(ImplicitLocOpBuilder &b, Value v) {
   return arith::TruncIOp::create(b, b.getI32Type(), v);
 }
 
-/// Why `op`'s tile cannot be copied by TMA, or "" where it can.
-std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
+std::string tessera::gpu::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func,
+                                            int64_t numThreads) {
   auto tileType = cast<RankedTensorType>(op.getType());
   auto source = dyn_cast<BlockArgument>(op.getSource());
   auto buffer = cast<MemRefType>(op.getSource().getType());
@@ -55,9 +56,13 @@ std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
   if (tileType.getDimSize(1) % kBoxCols || tileType.getDimSize(0) > 256 ||
       tileType.getDimSize(0) % 8)
     return "its tile is not whole 64-column blocks of 8 to 256 rows in eights";
-  if (vectorsPerThread(op) == 0)
+  if (vectorsPerThreadOf(op, numThreads) == 0)
     return "its tile is not whole 16-byte chunks of the source's rows";
   return "";
+}
+
+std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
+  return tessera::gpu::tensorCopyRefusal(op, func, numThreads);
 }
 
 void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
@@ -118,6 +123,7 @@ int Distributor::barriersOf(int buffer) {
     return it->second;
   barrierBase[buffer] = numBarriers;
   numBarriers += swizzledTiles[buffer].stages;
+  barrierArrivals.append(swizzledTiles[buffer].stages, 1); // the issuer's arrive.expect_tx
   return barrierBase[buffer];
 }
 
@@ -142,34 +148,24 @@ Value Distributor::awaitedParity(Value index) {
 }
 
 void Distributor::waitBarrier(Value index) {
+  Value address = barrierAddress(index);
+  waitParity(address, awaitedParity(index));
+}
+
+void Distributor::waitParity(Value address, Value parity) {
   // A loop in one asm block: PTX scopes the label to its braces.
   emitPtx(b,
           "{\n.reg .pred done;\nwait_phase:\n"
           "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
           "@!done bra wait_phase;\n}",
-          "r,r", {barrierAddress(index), awaitedParity(index)});
+          "r,r", {address, parity});
 }
 
 void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
                                     ValueRange origin) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  const SwizzledTile &t = swizzledTiles[buffer];
-  const TensorMap &map =
-      tensorMaps[tensorMapOf.lookup({cast<BlockArgument>(op.getSource()).getArgNumber(),
-                                     tileType.getDimSize(0)})];
-  int64_t rank = origin.size();
-  int64_t boxes = tileType.getDimSize(1) / kBoxCols;
-  int64_t boxBytes = tileType.getDimSize(0) * kBoxCols * 2;
   Value index = barrierIndex(buffer, stage);
   Value barrier = barrierAddress(index);
-  // The stage's bytes in shared memory: stage 0's address plus the stage's elements.
-  Value stageBytes = arith::MulIOp::create(
-      b, arith::IndexCastUIOp::create(b, b.getI64Type(), stage),
-      arith::ConstantIntOp::create(b, b.getI64Type(), t.rows * t.cols * 2));
-  Value dst = arith::AddIOp::create(b, t.address, stageBytes);
-  SmallVector<Value> coords; // innermost first, as the descriptor numbers dims
-  for (int64_t d = rank - 1; d >= 0; --d)
-    coords.push_back(toI32(b, origin[d]));
+  TensorCopyTarget target = tensorCopyTarget(buffer, stage, origin);
   // Every thread sees the stage's previous fill land before it counts this one: a barrier
   // takes one fill a phase, and a reader's parity names the newest fill only while no
   // fill is more than one ahead of what every thread has seen (a prefetch nobody read,
@@ -182,29 +178,7 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
     // Generic-proxy accesses before this point are ordered before the copy's writes.
     emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
-    emitPtx(b, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r",
-            {barrier, arith::ConstantIntOp::create(b, b.getI32Type(), boxes * boxBytes)});
-    for (int64_t box = 0; box < boxes; ++box) {
-      // Box k fills swizzle block k: [rows][64] elements after the k blocks before it.
-      Value boxDst = arith::AddIOp::create(
-          b, dst, arith::ConstantIntOp::create(b, b.getI64Type(), box * t.rows * kBoxCols * 2));
-      SmallVector<Value> operands{toI32(b, boxDst), map.param};
-      operands.push_back(arith::AddIOp::create(
-          b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols)));
-      llvm::append_range(operands, ArrayRef(coords).drop_front());
-      operands.push_back(barrier);
-      std::string ptx, constraints = "r,l";
-      llvm::raw_string_ostream os(ptx);
-      os << "cp.async.bulk.tensor." << rank
-         << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
-      for (int64_t d = 0; d < rank; ++d) {
-        os << (d ? ", " : "") << "$" << d + 2;
-        constraints += ",r";
-      }
-      os << "}], [$" << rank + 2 << "];";
-      constraints += ",r";
-      emitPtx(b, ptx, constraints, operands);
-    }
+    armTensorCopy(op, buffer, target, barrier);
     scf::YieldOp::create(b);
   });
   // Every thread flips the barrier's bit: the phase its readers wait for.
@@ -215,7 +189,64 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
   memref::StoreOp::create(b, arith::XOrIOp::create(b, word, flip), phaseWord, ValueRange{zero});
 }
 
+Distributor::TensorCopyTarget Distributor::tensorCopyTarget(int buffer, Value stage,
+                                                            ValueRange origin) {
+  const SwizzledTile &t = swizzledTiles[buffer];
+  // The stage's bytes in shared memory: stage 0's address plus the stage's elements.
+  Value stageBytes = arith::MulIOp::create(
+      b, arith::IndexCastUIOp::create(b, b.getI64Type(), stage),
+      arith::ConstantIntOp::create(b, b.getI64Type(), t.rows * t.cols * 2));
+  TensorCopyTarget target;
+  target.dst = arith::AddIOp::create(b, t.address, stageBytes);
+  for (int64_t d = int64_t(origin.size()) - 1; d >= 0; --d)
+    target.coords.push_back(toI32(b, origin[d])); // innermost first, as the descriptor
+  return target;
+}
+
+void Distributor::armTensorCopy(tile::LoadOp op, int buffer, const TensorCopyTarget &target,
+                                Value barrier) {
+  auto tileType = cast<RankedTensorType>(op.getType());
+  const SwizzledTile &t = swizzledTiles[buffer];
+  const TensorMap &map =
+      tensorMaps[tensorMapOf.lookup({cast<BlockArgument>(op.getSource()).getArgNumber(),
+                                     tileType.getDimSize(0)})];
+  ArrayRef<Value> coords = target.coords;
+  int64_t rank = coords.size();
+  int64_t boxes = tileType.getDimSize(1) / kBoxCols;
+  int64_t boxBytes = tileType.getDimSize(0) * kBoxCols * 2;
+  emitPtx(b, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r",
+          {barrier, arith::ConstantIntOp::create(b, b.getI32Type(), boxes * boxBytes)});
+  for (int64_t box = 0; box < boxes; ++box) {
+    // Box k fills swizzle block k: [rows][64] elements after the k blocks before it.
+    Value boxDst = arith::AddIOp::create(
+        b, target.dst,
+        arith::ConstantIntOp::create(b, b.getI64Type(), box * t.rows * kBoxCols * 2));
+    SmallVector<Value> operands{toI32(b, boxDst), map.param};
+    operands.push_back(arith::AddIOp::create(
+        b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols)));
+    llvm::append_range(operands, coords.drop_front());
+    operands.push_back(barrier);
+    std::string ptx, constraints = "r,l";
+    llvm::raw_string_ostream os(ptx);
+    os << "cp.async.bulk.tensor." << rank
+       << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
+    for (int64_t d = 0; d < rank; ++d) {
+      os << (d ? ", " : "") << "$" << d + 2;
+      constraints += ",r";
+    }
+    os << "}], [$" << rank + 2 << "];";
+    constraints += ",r";
+    emitPtx(b, ptx, constraints, operands);
+  }
+}
+
 void Distributor::awaitTensorCopies(const SharedTile &t) {
+  if (warpSpecialized) {
+    // A ring tile: its reader waits for the fill it took (acquireRingTile).
+    if (t.parity)
+      waitParity(barrierAddress(barrierIndex(t.swizzled, t.stage)), t.parity);
+    return;
+  }
   if (!tensorCopies || t.swizzled < 0 || !barrierBase.count(t.swizzled))
     return;
   waitBarrier(barrierIndex(t.swizzled, t.stage));
@@ -227,6 +258,9 @@ bool Distributor::tensorCopiesVisible(ArrayRef<int> buffers) {
 }
 
 void Distributor::drainTensorCopies(ArrayRef<int> buffers) {
+  // Warp-specialised: every fill the producer issues, a consumer waits for.
+  if (warpSpecialized)
+    return;
   for (int buffer : buffers) {
     if (!barrierBase.count(buffer))
       continue;
@@ -253,7 +287,8 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
   barrierOffset.setValueAttr(b.getI64IntegerAttr(offset));
   {
     // One thread initialises every barrier (one arrival a phase: the elected issuer's
-    // arrive.expect_tx), before any thread can use one.
+    // arrive.expect_tx; a ring's empty barriers: one per consumer warp), before any
+    // thread can use one.
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointAfter(barrierInitAnchor);
     Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
@@ -262,8 +297,8 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
       for (int i = 0; i < numBarriers; ++i)
-        emitPtx(b, "mbarrier.init.shared::cta.b64 [$0], 1;", "r",
-                {barrierAddress(arith::ConstantIndexOp::create(b, i))});
+        emitPtx(b, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(barrierArrivals[i]) + ";",
+                "r", {barrierAddress(arith::ConstantIndexOp::create(b, i))});
       emitPtx(b, "fence.mbarrier_init.release.cluster;", "", {});
       scf::YieldOp::create(b);
     });

@@ -189,7 +189,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   launches.push_back(attrs.getDictionaryAttr({
       attrs.getNamedAttr("kernel", attrs.getStringAttr(name)),
       attrs.getNamedAttr("grid", attrs.getArrayAttr(grids)),
-      attrs.getNamedAttr("block", attrs.getI64IntegerAttr(32 * warps)),
+      attrs.getNamedAttr("block", attrs.getI64IntegerAttr(d.blockThreads())),
       attrs.getNamedAttr("smem", attrs.getI64IntegerAttr(d.dynamicSharedBytes())),
   }));
   grid.erase();

@@ -57,9 +57,9 @@ DEFAULT_LINEAR_SPACE = {
     "cpu": {"block_m": [16, 32, 64, 128]},
     "cuda": {"block_m": [64], "num_warps": [4], "num_stages": [1, 2], "split": [1, 2, 4, 8]},
 }
-# sm_90a softmax forwards also try TMA copies (issue 25; off by default until a GPU run
-# shows them correct and faster).
-SM90A_SOFTMAX_KNOBS = {"tma": [False, True]}
+# sm_90a softmax forwards also try TMA copies, alone and feeding a producer warpgroup
+# (issue 25; off by default until a GPU run shows them correct and faster).
+SM90A_SOFTMAX_KNOBS = {"tma": [False, True], "warp_specialize": [False, True]}
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
 _SPEC_HASH_DIMS = ("float32", 64, 64)  # one reference module per spec
@@ -163,7 +163,7 @@ def _cfg_text(c: Config) -> str:
             f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else "")
             + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
             + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else "")
-            + (" tma" if c.tma else ""))
+            + (" tma" if c.tma else "") + (" warp_specialize" if c.warp_specialize else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -582,10 +582,16 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
             raise ValueError(f"space[{knob!r}] must be a non-empty list of ints, got {vals!r}")
         values.append(vals)
     seen, out = set(), []
+    tma_offered = True in space.get("tma", [])
     for combo in itertools.product(*values):
+        config = Config(**dict(zip(KNOBS, combo)))
+        # warp_specialize needs tma: where the space offers tma, the combination without
+        # it would only be refused.
+        if tma_offered and config.warp_specialize and not config.tma:
+            continue
         if combo not in seen:
             seen.add(combo)
-            out.append(Config(**dict(zip(KNOBS, combo))))
+            out.append(config)
     return out
 
 

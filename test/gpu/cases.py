@@ -1,5 +1,6 @@
 """The GPU test cases, shared by the tests and by scripts/gpu_precompile.py (which fills
 the kernel cache on a machine with the compiler, for a GPU machine without it)."""
+import dataclasses
 import functools
 
 import tessera
@@ -171,6 +172,27 @@ def block_sparse_kernels():
                                        config=config)
             for name, (spec, config) in BLOCK_SPARSE.items() for d in HEAD_DIMS}
 
+
+
+# Warp specialisation (Config.warp_specialize with tma, issue 25): every softmax and
+# block-list case. Two keep their kernel without a producer: causal-2m (mma.sync: no TMA)
+# and tokens-causal (a while loop over per-token lists: TMA alone).
+WARP_SPECIALIZED = list(SPECS) + list(BLOCK_SPARSE)
+
+
+def warp_specialized_config(name, head_dim):
+    config = BLOCK_SPARSE[name][1] if name in BLOCK_SPARSE else config_for(head_dim, name)
+    return dataclasses.replace(config, tma=True, warp_specialize=True)
+
+
+def warp_specialized_kernels():
+    out = {}
+    for name in WARP_SPECIALIZED:
+        spec = BLOCK_SPARSE[name][0] if name in BLOCK_SPARSE else SPECS[name][0]
+        for d in HEAD_DIMS:
+            out[name, d] = tessera.compile(spec, head_dim=d, dtype=DTYPE, target="cuda",
+                                           config=warp_specialized_config(name, d))
+    return out
 
 # Programs of several attn ops on the GPU (intermediates in workspaces):
 # name -> (program spec, config).

@@ -6,12 +6,19 @@
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-tile-to-ptx{chip=})' 2>&1 | FileCheck %s --check-prefix=EMPTY
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{min-blocks=-1})' 2>&1 | FileCheck %s --check-prefix=BLOCKS
 // RUN: tessera-opt %s --pass-pipeline='builtin.module(tessera-check-gpu-options{chip=sm_80})' | FileCheck %s --check-prefix=OK
+// warp-specialize needs tma and sm_90a, and one block per SM (issue 25).
+// RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{warp-specialize=true})' 2>&1 | FileCheck %s --check-prefix=WS-TMA
+// RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{chip=sm_80 tma=true warp-specialize=true})' 2>&1 | FileCheck %s --check-prefix=WS-CHIP
+// RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true warp-specialize=true min-blocks=2})' 2>&1 | FileCheck %s --check-prefix=WS-BLOCKS
 
 // OLD: error: unsupported GPU chip 'sm_70': the GPU pipeline targets NVIDIA sm_80 (Ampere, Ada), sm_90 and sm_90a
 // AMD: error: unsupported GPU chip 'gfx90a'
 // CASE: error: unsupported GPU chip 'SM_90A'
 // EMPTY: error: unsupported GPU chip ''
 // BLOCKS: error: min_blocks must be in [0, 32] (blocks per SM), got -1
+// WS-TMA: error: warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) on sm_90a); got tma=False and chip sm_90a
+// WS-CHIP: error: warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) on sm_90a); got tma=True and chip sm_80
+// WS-BLOCKS: error: warp_specialize runs one block per SM (its registers); min_blocks must be 0 or 1, got 2
 // OK-LABEL: func.func @attention
 // OK: attn.attention
 

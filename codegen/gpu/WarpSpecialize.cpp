@@ -1,0 +1,235 @@
+//===- WarpSpecialize.cpp - producer and consumer warpgroups ----------------===//
+//
+// The lowering of `tgpu.warp_specialize` (written by tessera-tgpu-warp-specialize,
+// WarpSpecializePass.cpp) in a TMA kernel. The block launches one warpgroup more than
+// the consumers' num_warps, after them, so the consumers keep their thread ids and their
+// code is the default region lowered as before, except that:
+// * a staged tile is taken from a ring: each buffer has `stages` slots, each slot a full
+//   barrier (the producer's arrive.expect_tx, then the copy's bytes) and an empty one
+//   (one arrival per consumer warp once it is done reading). Every thread counts the
+//   fills of each buffer it has taken (a word LLVM keeps in a register): fill n is in
+//   slot n % stages and completes phase n / stages of its barriers, so the parity to
+//   wait for is (n / stages) & 1 on the full barrier, and the producer waits for the
+//   parity before that on the empty one (a fresh barrier passes it at once);
+// * a tile is waited for where it is first read (so V lands under Q·Kᵀ) and given back
+//   at the end of the block that loaded it, after its products have been waited for;
+// * block barriers among the consumers are named barrier 1 over their threads only.
+// The producer warpgroup lowers its registers (setmaxnreg.dec) and one of its threads
+// runs the partition: the same loops, bounds and branches, with each staged load as
+// wait empty / arm full / copy. The consumers raise theirs (setmaxnreg.inc).
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/WarpSpecialize.h"
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+RegisterBudgets tessera::gpu::warpSpecializedRegisters(int64_t consumerWarpgroups) {
+  int64_t c = consumerWarpgroups;
+  // What an SM's 64 K registers give each of the block's threads, in the allocation unit
+  // of 8 (at most 255 a thread).
+  int32_t fair = int32_t(std::min<int64_t>(65536 / (128 * (1 + c)), 256) / 8 * 8);
+  int32_t producer = c == 1 ? 40 : 24;
+  int32_t consumer = int32_t(std::min<int64_t>(240, (fair * (1 + c) - producer) / c / 8 * 8));
+  return {std::min(fair, consumer), producer, consumer};
+}
+
+static Value toI32(ImplicitLocOpBuilder &b, Value v) {
+  if (v.getType().isIndex())
+    return arith::IndexCastUIOp::create(b, b.getI32Type(), v);
+  return arith::TruncIOp::create(b, b.getI32Type(), v);
+}
+
+int Distributor::emptyBarriersOf(int buffer) {
+  auto it = emptyBarrierBase.find(buffer);
+  if (it != emptyBarrierBase.end())
+    return it->second;
+  int64_t stages = swizzledTiles[buffer].stages;
+  emptyBarrierBase[buffer] = numBarriers;
+  numBarriers += stages;
+  barrierArrivals.append(stages, numWarps); // one arrival per consumer warp
+  return emptyBarrierBase[buffer];
+}
+
+std::pair<Value, Value> Distributor::nextRingFill(int buffer) {
+  barriersOf(buffer);
+  emptyBarriersOf(buffer);
+  Value &counter = ringCounters[buffer];
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  if (!counter) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfter(barrierInitAnchor);
+    counter = memref::AllocaOp::create(b, MemRefType::get({1}, b.getI32Type()));
+    memref::StoreOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 0), counter,
+                            ValueRange{arith::ConstantIndexOp::create(b, 0)});
+  }
+  Value fills = memref::LoadOp::create(b, counter, ValueRange{zero});
+  Value stages = arith::ConstantIntOp::create(b, b.getI32Type(), swizzledTiles[buffer].stages);
+  Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
+  Value stage = arith::IndexCastUIOp::create(b, b.getIndexType(),
+                                             arith::RemUIOp::create(b, fills, stages));
+  Value parity = arith::AndIOp::create(b, arith::DivUIOp::create(b, fills, stages), one);
+  memref::StoreOp::create(b, arith::AddIOp::create(b, fills, one), counter, ValueRange{zero});
+  return {stage, parity};
+}
+
+LogicalResult Distributor::acquireRingTile(tile::LoadOp op) {
+  int index = swizzledBuffer(op);
+  auto [stage, parity] = nextRingFill(index);
+  shared[op.getResult()] = {Value(), /*transposed=*/false, index, stage, parity};
+  ringTaken.back().push_back({index, stage});
+  return success();
+}
+
+void Distributor::releaseRingTiles() {
+  if (ringTaken.empty())
+    return;
+  SmallVector<std::pair<int, Value>> taken = ringTaken.pop_back_val();
+  if (taken.empty())
+    return;
+  // The warp's reads of the slots (wgmma, waited for by lowerBlock; or loads) are done
+  // before its first lane tells the producer.
+  NVVM::SyncWarpOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), -1));
+  Value laneWord = toI32(b, lane);
+  for (auto [buffer, stage] : taken) {
+    Value empty = barrierAddress(
+        arith::AddIOp::create(b, arith::ConstantIndexOp::create(b, emptyBarriersOf(buffer)), stage));
+    inlinePtx(b, b.getLoc(), Type(), ValueRange{empty, laneWord},
+              "{\n.reg .pred first;\nsetp.eq.u32 first, $1, 0;\n"
+              "@first mbarrier.arrive.shared::cta.b64 _, [$0];\n}",
+              "r,r");
+  }
+}
+
+void Distributor::produceRingTile(tile::LoadOp op) {
+  int index = swizzledBuffer(op);
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  auto [stage, parity] = nextRingFill(index);
+  Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
+  Value empty = barrierAddress(arith::AddIOp::create(
+      b, arith::ConstantIndexOp::create(b, emptyBarriersOf(index)), stage));
+  // The slot's previous fill has been read by every consumer warp.
+  waitParity(empty, arith::XOrIOp::create(b, parity, one));
+  Value full = barrierAddress(barrierIndex(index, stage));
+  armTensorCopy(op, index, tensorCopyTarget(index, stage, origin), full);
+}
+
+LogicalResult Distributor::lowerProducerBlock(Block &block) {
+  for (Operation &op : block.without_terminator()) {
+    if (auto load = dyn_cast<tile::LoadOp>(op)) {
+      produceRingTile(load);
+      continue;
+    }
+    if (auto loop = dyn_cast<scf::ForOp>(op)) {
+      SmallVector<Value> init;
+      for (Value v : loop.getInitArgs())
+        init.push_back(scalars.lookup(v));
+      auto copy = scf::ForOp::create(b, scalars.lookup(loop.getLowerBound()),
+                                     scalars.lookup(loop.getUpperBound()),
+                                     scalars.lookup(loop.getStep()), init);
+      OpBuilder::InsertionGuard guard(b);
+      if (copy.getBody()->mightHaveTerminator())
+        copy.getBody()->getTerminator()->erase();
+      b.setInsertionPointToEnd(copy.getBody());
+      scalars.map(loop.getInductionVar(), copy.getInductionVar());
+      for (auto [from, to] : llvm::zip(loop.getRegionIterArgs(), copy.getRegionIterArgs()))
+        scalars.map(from, to);
+      if (failed(lowerProducerBlock(*loop.getBody())))
+        return failure();
+      SmallVector<Value> yielded;
+      for (Value v : loop.getBody()->getTerminator()->getOperands())
+        yielded.push_back(scalars.lookup(v));
+      scf::YieldOp::create(b, yielded);
+      b.setInsertionPointAfter(copy);
+      for (auto [from, to] : llvm::zip(loop.getResults(), copy.getResults()))
+        scalars.map(from, to);
+      continue;
+    }
+    if (auto branch = dyn_cast<scf::IfOp>(op)) {
+      if (branch.getNumResults())
+        return branch.emitError("a producer partition's branch yields nothing");
+      auto copy = scf::IfOp::create(b, TypeRange{}, scalars.lookup(branch.getCondition()),
+                                    !branch.getElseRegion().empty());
+      for (auto [from, to] : {std::pair{&branch.getThenRegion(), &copy.getThenRegion()},
+                              std::pair{&branch.getElseRegion(), &copy.getElseRegion()}}) {
+        if (from->empty())
+          continue;
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(to->front().getTerminator());
+        if (failed(lowerProducerBlock(from->front())))
+          return failure();
+      }
+      continue;
+    }
+    if (llvm::any_of(op.getResultTypes(), llvm::IsaPred<RankedTensorType>) ||
+        op.getNumRegions())
+      return op.emitError("a producer partition computes scalars, loops, branches and "
+                          "staged loads only (tessera-tgpu-warp-specialize)");
+    if (failed(lowerOp(&op))) // program ids; other scalar ops are cloned
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
+  if (!wgmma || !tensorCopies || !onlyTensorStaging)
+    return op.emitError("a warp-specialised kernel's producer copies every staged tile by "
+                        "TMA: compile with tma (tessera-tile-to-gpu{tma=true}) a grid whose "
+                        "operand tiles TMA can all copy");
+  if (numWarps % 4 || op.getPartitionRegions().size() != 1 ||
+      op.getNumWarps() != ArrayRef<int32_t>{int32_t(kProducerWarps)} || op.getNumResults())
+    return op.emitError("the GPU lowering takes one producer partition of ")
+           << kProducerWarps << " warps beside whole consumer warpgroups, and no results";
+  RegisterBudgets budgets = warpSpecializedRegisters(numWarps / 4);
+  int32_t producerRegisters = op.getRegisters() ? (*op.getRegisters())[0] : budgets.producer;
+  int32_t consumerRegisters = op.getDefaultRegisters().value_or(budgets.consumer);
+  if (int64_t(budgets.entry) * (numWarps / 4 + 1) <
+      producerRegisters + int64_t(consumerRegisters) * (numWarps / 4))
+    return op.emitError("registers: ")
+           << budgets.entry << " a thread at entry cannot cover the producer's "
+           << producerRegisters << " and " << numWarps / 4 << " consumer warpgroup(s) of "
+           << consumerRegisters;
+  warpSpecialized = true;
+  MLIRContext *ctx = b.getContext();
+  // The launch's threads and the registers ptxas may give each at entry (a thread-id
+  // range LLVM must not narrow to the consumers'; setmaxnreg moves registers from there).
+  kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(ctx, {int32_t(blockThreads()), 1, 1}));
+  kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(), b.getI32IntegerAttr(budgets.entry));
+  Value producer = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, threadId,
+                                         arith::ConstantIndexOp::create(b, numThreads));
+  auto split = scf::IfOp::create(b, TypeRange{}, producer, /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(split.thenBlock()->getTerminator());
+    NVVM::SetMaxRegisterOp::create(b, producerRegisters, NVVM::SetMaxRegisterAction::decrease);
+    // One thread issues every copy; the warpgroup's other threads are done.
+    Value issuer = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
+                                         arith::ConstantIndexOp::create(b, numThreads));
+    auto single = scf::IfOp::create(b, TypeRange{}, issuer, /*withElseRegion=*/false);
+    b.setInsertionPoint(single.thenBlock()->getTerminator());
+    if (failed(lowerProducerBlock(op.getPartitionRegions()[0].front())))
+      return failure();
+  }
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(split.elseBlock()->getTerminator());
+  NVVM::SetMaxRegisterOp::create(b, consumerRegisters, NVVM::SetMaxRegisterAction::increase);
+  if (failed(lowerBlock(op.getDefaultRegion().front())))
+    return failure();
+  // The consumers synchronise among themselves: named barrier 1 over their threads.
+  SmallVector<::mlir::gpu::BarrierOp> blockBarriers;
+  split.getElseRegion().walk([&](::mlir::gpu::BarrierOp barrier) {
+    blockBarriers.push_back(barrier);
+  });
+  for (::mlir::gpu::BarrierOp barrier : blockBarriers) {
+    b.setInsertionPoint(barrier);
+    NVVM::BarrierOp::create(b, Type(), arith::ConstantIntOp::create(b, b.getI32Type(), 1),
+                            arith::ConstantIntOp::create(b, b.getI32Type(), numThreads),
+                            NVVM::BarrierReductionAttr(), Value());
+    barrier.erase();
+  }
+  return success();
+}

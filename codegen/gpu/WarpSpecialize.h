@@ -1,0 +1,38 @@
+//===- WarpSpecialize.h - warp-specialised kernels (issue 25) ---*- C++ -*-===//
+//
+// Shared by tessera-tgpu-warp-specialize (WarpSpecializePass.cpp), which splits a TMA
+// grid into a producer partition and its consumers, and the distributor's lowering of
+// the result (WarpSpecialize.cpp).
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_GPU_WARPSPECIALIZE_H
+#define TESSERA_CODEGEN_GPU_WARPSPECIALIZE_H
+
+#include "dialect/tile/TileDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include <string>
+
+namespace tessera::gpu {
+/// The producer is one warpgroup, launched after the consumers' warps (so the consumers
+/// keep thread ids 0 .. 32 x num_warps - 1 and every layout computation as it was).
+constexpr int64_t kProducerWarps = 4;
+
+/// Registers a thread: at the kernel's entry (ptxas .maxnreg), then the producer's
+/// (setmaxnreg.dec) and the consumers' (setmaxnreg.inc). A block's register file is
+/// 64 K: entry x threads must fit it, and what the producer gives back must cover what
+/// the consumers take (entry x (1 + C) >= producer + C x consumer, C consumer
+/// warpgroups), as FlashAttention-3 chooses them (C = 2: 168 / 24 / 240).
+struct RegisterBudgets {
+  int32_t entry, producer, consumer;
+};
+RegisterBudgets warpSpecializedRegisters(int64_t consumerWarpgroups);
+
+/// Why `op`'s tile cannot be copied by TMA, "" where it can (the `tma` knob's rule,
+/// TensorMemory.cpp): its source an argument of `func` of rank 2-5, bf16 / f16, whole
+/// 64-column blocks of 8 to 256 rows in eights, whole 16-byte chunks for `numThreads`.
+std::string tensorCopyRefusal(tile::LoadOp op, mlir::func::FuncOp func, int64_t numThreads);
+} // namespace tessera::gpu
+
+#endif

@@ -1,0 +1,289 @@
+//===- WarpSpecializePass.cpp - a TMA grid as producer and consumers --------===//
+//
+// tessera-tgpu-warp-specialize (Config.warp_specialize, issue 25). Runs after
+// tessera-tgpu-assign-stages. The grid of a function whose staged tiles TMA copies (the
+// one the tma knob picks: the first whose every staged tile TMA can copy) becomes
+//
+//   tile.grid ... {
+//     tgpu.warp_specialize num_warps = [4] registers = [P] default_registers = C default {
+//       <the body, unpipelined: its loads take their tiles from a ring of stages>
+//       tgpu.warp_yield
+//     } partitions {
+//       <the producer slice: the staged loads, and the loops, branches and scalars
+//        their indices and their control need, loop-carried scalars included>
+//       tgpu.warp_return
+//     }
+//   }
+//
+// The default region's loops lose their prefetching (tgpu.pipeline = "none"): the
+// producer runs ahead instead. Every staged load inside a loop takes max(2, num_stages)
+// buffer stages (the ring), others one; the grid's blocks-per-SM plan goes (one block
+// per SM: registers for 128 x (1 + C) threads). A grid whose slice would need a tile
+// value, a while loop or a branch's result stays as it is (TMA alone).
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/StageAttrs.h"
+#include "codegen/gpu/WarpSpecialize.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUWARPSPECIALIZE
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+struct TgpuWarpSpecializePass
+    : tessera::gpu::impl::TgpuWarpSpecializeBase<TgpuWarpSpecializePass> {
+  void runOnOperation() override;
+};
+
+/// The ops a producer partition keeps: the staged loads and what their indices and
+/// their enclosing loops and branches need, with the iteration arguments of each loop it
+/// carries.
+struct ProducerSlice {
+  tile::GridOp grid;
+  DenseSet<Operation *> ops;
+  DenseMap<Operation *, SmallVector<bool>> carried; // scf.for -> iter args kept
+  std::string refusal;                               // why there is none
+
+  bool fail(const Twine &why) {
+    if (refusal.empty())
+      refusal = why.str();
+    return false;
+  }
+
+  bool addValue(Value v) {
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      if (!grid->isProperAncestor(arg.getOwner()->getParentOp()))
+        return true; // an argument of the function: the partition reads it
+      auto loop = dyn_cast<scf::ForOp>(arg.getOwner()->getParentOp());
+      if (!loop)
+        return fail(Twine("its loads depend on a block argument of '") +
+                    arg.getOwner()->getParentOp()->getName().getStringRef() + "'");
+      if (arg == loop.getInductionVar())
+        return addControl(loop);
+      return carry(loop, arg.getArgNumber() - 1);
+    }
+    Operation *def = v.getDefiningOp();
+    if (!grid->isProperAncestor(def))
+      return true; // computed before the grid: the partition reads it
+    if (auto loop = dyn_cast<scf::ForOp>(def))
+      return carry(loop, cast<OpResult>(v).getResultNumber());
+    return addOp(def);
+  }
+
+  bool addOp(Operation *op, bool root = false) {
+    if (!ops.insert(op).second)
+      return true;
+    if (!root) {
+      if (op->getNumRegions())
+        return fail(Twine("its loads depend on the results of '") +
+                    op->getName().getStringRef() + "'");
+      if (llvm::any_of(op->getResultTypes(), llvm::IsaPred<RankedTensorType>))
+        return fail(Twine("its loads depend on a tile ('") + op->getName().getStringRef() +
+                    "')");
+      if (!isMemoryEffectFree(op) && !isa<memref::LoadOp, memref::DimOp>(op))
+        return fail(Twine("its loads depend on '") + op->getName().getStringRef() +
+                    "', which has side effects");
+    }
+    if (!addAncestors(op))
+      return false;
+    return llvm::all_of(op->getOperands(), [&](Value v) { return addValue(v); });
+  }
+
+  bool addAncestors(Operation *op) {
+    for (Operation *parent = op->getParentOp(); parent != grid.getOperation();
+         parent = parent->getParentOp()) {
+      if (!isa<scf::ForOp, scf::IfOp>(parent))
+        return fail(Twine("a staged load is inside '") + parent->getName().getStringRef() +
+                    "' (only scf.for and scf.if are sliced)");
+      if (!addControl(parent))
+        return false;
+    }
+    return true;
+  }
+
+  bool addControl(Operation *op) {
+    if (!ops.insert(op).second)
+      return true;
+    if (auto loop = dyn_cast<scf::ForOp>(op)) {
+      carried[op].assign(loop.getNumRegionIterArgs(), false);
+      if (!addValue(loop.getLowerBound()) || !addValue(loop.getUpperBound()) ||
+          !addValue(loop.getStep()))
+        return false;
+    } else if (!addValue(cast<scf::IfOp>(op).getCondition())) {
+      return false;
+    }
+    return addAncestors(op);
+  }
+
+  bool carry(scf::ForOp loop, unsigned i) {
+    if (!addControl(loop))
+      return false;
+    if (carried[loop][i])
+      return true;
+    carried[loop][i] = true;
+    if (isa<RankedTensorType>(loop.getRegionIterArgs()[i].getType()))
+      return fail("its loads depend on a loop-carried tile");
+    return addValue(loop.getInitArgs()[i]) &&
+           addValue(loop.getBody()->getTerminator()->getOperand(i));
+  }
+
+  /// Clones the kept ops of `from` at `b`.
+  void clone(Block &from, OpBuilder &b, IRMapping &map) {
+    for (Operation &op : from.without_terminator()) {
+      if (!ops.contains(&op))
+        continue;
+      if (auto loop = dyn_cast<scf::ForOp>(op)) {
+        ArrayRef<bool> keep = carried[&op];
+        SmallVector<Value> init;
+        for (auto [i, v] : llvm::enumerate(loop.getInitArgs()))
+          if (keep[i])
+            init.push_back(map.lookupOrDefault(v));
+        auto copy = scf::ForOp::create(b, loop.getLoc(), map.lookupOrDefault(loop.getLowerBound()),
+                                       map.lookupOrDefault(loop.getUpperBound()),
+                                       map.lookupOrDefault(loop.getStep()), init);
+        copy->setDiscardableAttrs(loop->getDiscardableAttrDictionary());
+        OpBuilder::InsertionGuard guard(b);
+        if (copy.getBody()->mightHaveTerminator())
+          copy.getBody()->getTerminator()->erase();
+        b.setInsertionPointToEnd(copy.getBody());
+        map.map(loop.getInductionVar(), copy.getInductionVar());
+        int64_t next = 0;
+        for (auto [i, arg] : llvm::enumerate(loop.getRegionIterArgs()))
+          if (keep[i])
+            map.map(arg, copy.getRegionIterArgs()[next++]);
+        clone(*loop.getBody(), b, map);
+        SmallVector<Value> yielded;
+        for (auto [i, v] : llvm::enumerate(loop.getBody()->getTerminator()->getOperands()))
+          if (keep[i])
+            yielded.push_back(map.lookupOrDefault(v));
+        scf::YieldOp::create(b, loop.getLoc(), yielded);
+        next = 0;
+        for (auto [i, result] : llvm::enumerate(loop.getResults()))
+          if (keep[i])
+            map.map(result, copy.getResults()[next++]);
+        continue;
+      }
+      if (auto branch = dyn_cast<scf::IfOp>(op)) {
+        auto copy = scf::IfOp::create(b, branch.getLoc(), TypeRange{},
+                                      map.lookupOrDefault(branch.getCondition()),
+                                      !branch.getElseRegion().empty());
+        for (auto [from, to] : {std::pair{&branch.getThenRegion(), &copy.getThenRegion()},
+                                std::pair{&branch.getElseRegion(), &copy.getElseRegion()}}) {
+          if (from->empty())
+            continue;
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(to->front().getTerminator());
+          clone(from->front(), b, map);
+        }
+        continue;
+      }
+      b.clone(op, map);
+    }
+  }
+};
+} // namespace
+
+/// Loads whose tile goes to shared memory in a wgmma kernel (the distributor's
+/// isStaged): left operands read by wgmma from shared memory, right operands.
+static bool isStagedLoad(tile::LoadOp load) {
+  std::optional<Layout> l = layoutOfType(load.getType());
+  return l && (l->kind == LayoutKind::A || l->kind == LayoutKind::B || l->kind == LayoutKind::BT);
+}
+
+/// The staged loads of `grid` if TMA copies every one of them (the tma knob's rule, as
+/// tessera-tile-to-gpu applies it), else none.
+static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::FuncOp func) {
+  tgpu::MmaEncodingAttr acc = accumulatorOf(grid);
+  SmallVector<tile::LoadOp> loads;
+  if (!acc || acc.getVersion() != tgpu::MmaVersion::wgmma)
+    return loads;
+  int64_t threads = 32 * grid.getConfig().getNumWarps();
+  WalkResult walk = grid.getBody().walk([&](tile::LoadOp load) {
+    if (!isStagedLoad(load))
+      return WalkResult::advance();
+    // Staging of another kind (an f32 tile in a padded buffer) keeps block barriers
+    // between its copies and its readers, which a ring does not give.
+    if (cast<RankedTensorType>(load.getType()).getElementType().getIntOrFloatBitWidth() != 16 ||
+        !tensorCopyRefusal(load, func, threads).empty())
+      return WalkResult::interrupt();
+    loads.push_back(load);
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    loads.clear();
+  return loads;
+}
+
+/// `grid` as a warp_specialize of its body (consumers) and `slice` (producer).
+static void specialize(tile::GridOp grid, ProducerSlice &slice) {
+  MLIRContext *ctx = grid.getContext();
+  Block &body = grid.getBody().front();
+  int64_t warps = grid.getConfig().getNumWarps();
+  RegisterBudgets budgets = warpSpecializedRegisters(warps / 4);
+  auto stagesAttr = grid->getAttrOfType<IntegerAttr>(kNumStagesAttr);
+  int64_t ring = std::max<int64_t>(2, stagesAttr ? stagesAttr.getInt() : 2);
+  OpBuilder b(ctx);
+  b.setInsertionPointToStart(&body);
+  auto split = tgpu::WarpSpecializeOp::create(
+      b, grid.getLoc(), TypeRange{}, ArrayRef<int32_t>{int32_t(kProducerWarps)},
+      b.getDenseI32ArrayAttr({budgets.producer}), b.getI32IntegerAttr(budgets.consumer),
+      /*partitionRegionsCount=*/1);
+  Block *consumers = b.createBlock(&split.getDefaultRegion());
+  Block *producer = b.createBlock(&split.getPartitionRegions()[0]);
+  // The producer's copy first, from the body as it stands.
+  b.setInsertionPointToStart(producer);
+  IRMapping map;
+  slice.clone(body, b, map);
+  tgpu::WarpReturnOp::create(b, grid.getLoc());
+  consumers->getOperations().splice(consumers->end(), body.getOperations(),
+                                    std::next(Block::iterator(split)), body.end());
+  b.setInsertionPointToEnd(consumers);
+  tgpu::WarpYieldOp::create(b, grid.getLoc(), ValueRange{});
+  // Neither side pipelines by prefetching any more: the ring's stages are the pipeline.
+  split->walk([&](Operation *op) {
+    if (auto loop = dyn_cast<scf::ForOp>(op)) {
+      loop->removeAttr(kPrefetchDistanceAttr);
+      loop->removeAttr(kContinuesPrefetchAttr);
+      loop->setAttr(kPipelineAttr, StringAttr::get(ctx, "none"));
+    } else if (auto load = dyn_cast<tile::LoadOp>(op)) {
+      load->removeAttr(kPrefetchDistanceAttr);
+      load->removeAttr(kBufferStagesAttr);
+      if (isStagedLoad(load) && load->getParentOfType<scf::ForOp>())
+        load->setAttr(kBufferStagesAttr, b.getI64IntegerAttr(ring));
+    }
+  });
+  grid->removeAttr(kBlocksPerSMAttr);
+}
+
+void TgpuWarpSpecializePass::runOnOperation() {
+  for (auto func : getOperation().getOps<func::FuncOp>()) {
+    for (auto grid : func.getBody().getOps<tile::GridOp>()) {
+      SmallVector<tile::LoadOp> loads = tensorCopiedLoads(grid, func);
+      if (loads.empty())
+        continue; // tessera-tile-to-gpu's TMA goes to a later grid, if any
+      if (grid.getBody().front().getOps<tgpu::WarpSpecializeOp>().empty()) {
+        ProducerSlice slice;
+        slice.grid = grid;
+        bool ok = llvm::all_of(loads, [&](tile::LoadOp load) { return slice.addOp(load, true); });
+        if (ok)
+          specialize(grid, slice);
+        else
+          emitRemark(grid.getLoc(), "not warp-specialised: ") << slice.refusal;
+      }
+      break; // one grid of a function copies by TMA
+    }
+  }
+}

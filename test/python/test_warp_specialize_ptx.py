@@ -1,0 +1,142 @@
+"""The `warp_specialize` knob without a GPU (issue 25): with tma, every softmax variant's
+sm_90a kernel runs a producer warpgroup (setmaxnreg.dec, one thread waiting on empty
+barriers and issuing cp.async.bulk.tensor) beside consumer warpgroups (setmaxnreg.inc,
+waits on full barriers, wgmma, arrivals on empty barriers, named barriers among
+themselves), launched with 128 more threads, and ptxas assembles it without spills. Off,
+the kernels are as they were; without tma or on sm_80 it is refused; the CPU ignores it."""
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gpu"))
+import cases  # noqa: E402
+import tessera  # noqa: E402
+from tessera import _core  # noqa: E402
+
+PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+# Dense walks (one and two consumer warpgroups), mask_mod (a classification grid first)
+# and block lists shared by a query block.
+VARIANTS = ("full", "causal", "window", "causal-2wg", "document", "blocks-causal",
+            "blocks-1stage", "blocks-2tiles")
+
+
+def compile_variant(name, d, chip="sm_90a", **knobs):
+    spec = cases.BLOCK_SPARSE[name][0] if name in cases.BLOCK_SPARSE else cases.SPECS[name][0]
+    config = dataclasses.replace(cases.warp_specialized_config(name, d), **knobs)
+    ptx, record = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, chip,
+                                    **config.as_kwargs())
+    return ptx.decode(), json.loads(record), config
+
+
+def ptxas(ptx, tmp_path):
+    """(registers, spill bytes) per kernel."""
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    path = tmp_path / "k.ptx"
+    path.write_text(ptx)
+    r = subprocess.run([PTXAS, "-arch=sm_90a", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return ([int(x) for x in re.findall(r"Used (\d+) registers", r.stderr)],
+            [int(x) for x in re.findall(r"(\d+) bytes spill stores", r.stderr)])
+
+
+def attention_kernel(ptx):
+    """The last kernel of the module (the attention grid; a mask_mod's classification
+    grids come first)."""
+    return ptx[ptx.rindex(".entry"):]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+def test_producer_and_consumers(name, d, tmp_path):
+    ptx, record, config = compile_variant(name, d)
+    kernel = attention_kernel(ptx)
+    consumers = config.num_warps // 4
+    entry, producer, consumer = {1: (240, 40, 240), 2: (168, 24, 240)}[consumers]
+    assert record["launches"][-1]["block"] == 32 * config.num_warps + 128
+    assert f".maxntid {32 * config.num_warps + 128}, 1, 1" in kernel
+    assert f".maxnreg {entry}" in kernel
+    assert kernel.count(f"setmaxnreg.dec.sync.aligned.u32 \t{producer};") == 1
+    assert kernel.count(f"setmaxnreg.inc.sync.aligned.u32 \t{consumer};") == 1
+    assert "cp.async.bulk.tensor" in kernel and "wgmma.mma_async" in kernel
+    # Full barriers take one arrival (arrive.expect_tx), empty ones one per consumer warp.
+    inits = re.findall(r"mbarrier\.init\.shared::cta\.b64 \[%r\d+\], (\d+);", kernel)
+    assert set(inits) == {"1", str(config.num_warps)} and inits.count("1") == inits.count(
+        str(config.num_warps))
+    assert "mbarrier.try_wait.parity.shared::cta.b64" in kernel
+    assert "@first mbarrier.arrive.shared::cta.b64" in kernel
+    assert "bar.warp.sync" in kernel
+    # One block-wide barrier (after the barriers' initialisation); the consumers' own are
+    # named barrier 1 over their threads.
+    assert kernel.count("bar.sync \t0;") == 1
+    assert set(re.findall(r"bar\.sync \t(\d+, \d+);", kernel)) <= {f"1, {32 * config.num_warps}"}
+    assert not re.search(r"cp\.async\.(cg|ca|wait_group|commit_group)", kernel)
+    registers, spills = ptxas(ptx, tmp_path)
+    assert max(spills) == 0, spills
+    assert entry in registers  # ptxas reports the cap it was given
+
+
+@pytest.mark.parametrize("name", ["causal", "document", "blocks-causal"])
+def test_off_is_unchanged(name):
+    # Off (the default) is the tma kernel as it was: no producer.
+    off, _, _ = compile_variant(name, 64, warp_specialize=False)
+    assert "setmaxnreg" not in off
+    default, _, _ = compile_variant(name, 64, warp_specialize=False, tma=False)
+    assert "setmaxnreg" not in default and "cp.async.bulk" not in default
+
+
+def test_kernels_it_cannot_split_keep_their_lowering():
+    # tokens-causal walks per-token lists in a while loop: TMA alone; causal-2m is mma.sync.
+    for name in ("tokens-causal", "causal-2m"):
+        ptx, record, _ = compile_variant(name, 64)
+        tma, _, _ = compile_variant(name, 64, warp_specialize=False)
+        assert ptx == tma and "setmaxnreg" not in ptx
+
+
+def test_refused_without_tma_or_on_sm80():
+    spec = cases.SPECS["causal"][0]
+    module = spec.to_mlir(cases.DTYPE, 64, 64)
+    for chip, knobs, got in (("sm_90a", dict(warp_specialize=True), "tma=False and chip sm_90a"),
+                             ("sm_80", dict(tma=True, warp_specialize=True),
+                              "tma=True and chip sm_80")):
+        with pytest.raises(_core.CompileError,
+                           match=rf"warp_specialize needs tma and sm_90a .*; got {got}"):
+            _core.compile_gpu(module, spec.name, chip, **tessera.Config(**knobs).as_kwargs())
+    with pytest.raises(_core.CompileError, match="min_blocks must be 0 or 1, got 2"):
+        _core.compile_gpu(module, spec.name, "sm_90a", **tessera.Config(
+            tma=True, warp_specialize=True, min_blocks=2).as_kwargs())
+
+
+def test_pipeline_text_and_cpu():
+    import numpy as np
+    assert "warp_specialize" not in tessera.Config().as_kwargs()
+    on = tessera.Config(tma=True, warp_specialize=True)
+    assert "warp-specialize=true" in _core.gpu_pipeline("sm_90a", **on.as_kwargs())
+    spec = tessera.attention(causal=True)
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, 37, 32)).astype(np.float32) for _ in range(3))
+    plain = tessera.compile(spec, head_dim=32, dtype="float32", config=tessera.Config())
+    split = tessera.compile(spec, head_dim=32, dtype="float32", config=on)
+    assert np.array_equal(plain(q, k, v), split(q, k, v))
+
+
+def test_autotune_space_tries_it_with_tma():
+    import importlib
+    at = importlib.import_module("tessera.autotune")  # `tessera.autotune` is the function
+    space = {**at.DEFAULT_SPACE["cuda"], **at.SM90A_SOFTMAX_KNOBS}
+    candidates = at._candidates(space, "cuda")
+    assert {(c.tma, c.warp_specialize) for c in candidates} == {
+        (False, False), (True, False), (True, True)}
+    assert all(c.tma for c in candidates if c.warp_specialize)
+    # Asked for alone, it is kept (and the compiler says why it refuses it).
+    alone = at._candidates({"warp_specialize": [True]}, "cuda")
+    assert [(c.tma, c.warp_specialize) for c in alone] == [(False, True)]
+    assert "warp_specialize" in at._cfg_text(candidates[-1])
