@@ -72,6 +72,8 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
   pm.addPass(tessera::gpu::createTgpuCleanupConversions());
   pm.addPass(tessera::gpu::createTgpuAssignStages());
+  if (options.persistent)
+    pm.addPass(tessera::gpu::createPersistentGrid());
   if (options.warpSpecialize)
     pm.addPass(tessera::gpu::createTgpuWarpSpecialize());
 }

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/PersistentGrid.h"
 
 using namespace mlir;
 using namespace tessera;
@@ -65,7 +66,7 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return success();
   }
   if (auto forOp = dyn_cast<scf::ForOp>(op))
-    return lowerFor(forOp);
+    return forOp->hasAttr(kWorkItemsAttr) ? lowerWorkItems(forOp) : lowerFor(forOp);
   if (auto ifOp = dyn_cast<scf::IfOp>(op))
     return lowerIf(ifOp);
   if (auto whileOp = dyn_cast<scf::WhileOp>(op))

@@ -68,20 +68,9 @@ public:
               ::mlir::gpu::GPUFuncOp kernel)
       : b(b), kernel(kernel), numThreads(32 * numWarps),
         numWarps(numWarps), numStages(numStages), wgmma(wgmma) {
-    Value tid = ::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x);
-    threadId = tid;
-    Value c32 = arith::ConstantIndexOp::create(b, 32);
-    lane = arith::RemUIOp::create(b, tid, c32);
-    Value warp = arith::DivUIOp::create(b, tid, c32);
-    warpgroup = arith::DivUIOp::create(b, warp, arith::ConstantIndexOp::create(b, 4));
+    deriveWarpIndices(::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x));
     beginSharedArena(); // unused (and removed) when nothing is staged
-    g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
-    Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
-    t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
-    isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
-                                         arith::ConstantIndexOp::create(b, 0));
-    this->warp = warp;
-    laneAnchor = isQuadLeader.getDefiningOp();
+    deriveLaneIndices();
   }
 
   LogicalResult lowerBlock(Block &block);
@@ -142,6 +131,23 @@ private:
   ImplicitLocOpBuilder &b;
   DenseMap<Value, Slots> tiles;
   Value g, t2, isQuadLeader, threadId, lane, warp, warpgroup;
+  /// threadId = `tid`, lane, warp and warpgroup from it; then g, t2 and isQuadLeader
+  /// from the lane, after which lane-derived values are created (laneAnchor).
+  void deriveWarpIndices(Value tid) {
+    threadId = tid;
+    Value c32 = arith::ConstantIndexOp::create(b, 32);
+    lane = arith::RemUIOp::create(b, tid, c32);
+    warp = arith::DivUIOp::create(b, tid, c32);
+    warpgroup = arith::DivUIOp::create(b, warp, arith::ConstantIndexOp::create(b, 4));
+  }
+  void deriveLaneIndices() {
+    g = arith::DivUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    Value t = arith::RemUIOp::create(b, lane, arith::ConstantIndexOp::create(b, 4));
+    t2 = arith::MulIOp::create(b, t, arith::ConstantIndexOp::create(b, 2));
+    isQuadLeader = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t,
+                                         arith::ConstantIndexOp::create(b, 0));
+    laneAnchor = isQuadLeader.getDefiningOp();
+  }
   /// 16 * mTiles * warp + g per m-tile count: the first row of a lane in row-distributed
   /// tiles. Created at the kernel entry (after `laneAnchor`) on first use.
   DenseMap<int64_t, Value> warpRows;
@@ -374,6 +380,14 @@ private:
   LogicalResult lowerWarpgroupDot(tile::DotOp op);
   /// Warpgroup products committed and not yet waited for: result -> its wgmma group
   /// (1, 2, ... in commit order). A product's registers are read only after a wait that
+  /// Before a persistent grid's work loop and at the end of each item: no products or
+  /// copies in flight, and after an item a block barrier (the next item's copies reuse
+  /// the buffers this one read). PersistentGrid.cpp.
+  void settleWorkItem(bool itemEnd);
+  /// A persistent grid's work loop (tgpu.work_items, tgpu.pipeline "none"): one item
+  /// after another, each from an opaque thread index (values derived from it are not
+  /// hoisted out of the loop, where they would hold registers across every item).
+  LogicalResult lowerWorkItems(scf::ForOp op);
   /// covers its group, so that independent products (Q Kᵀ and Q S) and the arithmetic
   /// between them overlap.
   DenseMap<Value, int64_t> productsInFlight;

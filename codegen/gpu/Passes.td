@@ -55,6 +55,21 @@ def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {
+  let summary = "each tile.grid with products becomes one work loop per persistent program";
+  let description = [{
+    Runs before tessera-tgpu-assign-stages (Config.persistent). Each `tile.grid` holding
+    a `tile.dot` becomes a grid over its work items (the product of its sizes), marked
+    `tgpu.persistent`, whose body is an `scf.for` over items t = program id, t +=
+    `gpu.grid_dim x` (`tgpu.work_items`, `tgpu.prefetch_distance = 0`: never pipelined),
+    with the old program ids derived from t: query tiles slowest where the grid launches
+    its last query tiles first (causal / window: the heaviest items start first), else
+    fastest. tessera-tile-to-gpu launches min(blocks per SM x #SMs, items) programs.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
   let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
   let description = [{

@@ -13,6 +13,7 @@
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/LaunchRecord.h"
 #include "codegen/gpu/Passes.h"
+#include "codegen/gpu/PersistentGrid.h"
 #include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/TensorMemory.h"
 
@@ -93,6 +94,12 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
     return failure();
   if (failed(checkRegisterBudget(grid, warps)))
     return failure();
+  if (grid->hasAttr(kPersistentAttr) && grid.getSizes().size() != 1)
+    return grid.emitError("a tgpu.persistent grid has one size (its work items; "
+                          "tessera-persistent-grid)");
+  if (grid->hasAttr(kPersistentAttr) && tma)
+    return grid.emitError("persistent grids do not take tma yet (TMA fills across work "
+                          "items are untested): use one or the other");
   // The lowering follows the grid's schedule; an unscheduled grid (hand-written tgpu IR)
   // is scheduled here, by the same code as tessera-tgpu-assign-stages.
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
@@ -186,6 +193,13 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
     grids.push_back(*f);
   }
   Builder attrs(ctx);
+  if (grid->hasAttr(kPersistentAttr)) {
+    // As many programs as the SMs hold at once, and ptxas told to leave room for them.
+    int64_t blocks = persistentBlocksPerSM(minBlocks ? minBlocks : d.plannedBlocksPerSM,
+                                           d.dynamicSharedBytes(), warps, useWgmma);
+    grids.front() = persistentGridExtent(grids.front(), blocks);
+    kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));
+  }
   launches.push_back(attrs.getDictionaryAttr({
       attrs.getNamedAttr("kernel", attrs.getStringAttr(name)),
       attrs.getNamedAttr("grid", attrs.getArrayAttr(grids)),

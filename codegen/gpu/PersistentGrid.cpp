@@ -1,0 +1,196 @@
+//===- PersistentGrid.cpp - one CTA per SM slot walks the grid's programs ---===//
+//
+// tessera-persistent-grid (Config.persistent, issue 25): a tile -> tile rewrite of each
+// tile.grid holding products (the attention grids; classification and element-wise
+// grids are short and keep their launch) into a one-dimensional grid over its work items
+// whose body is a loop: item t = program id, t += number of programs, the old program
+// ids derived from t. The launch record launches min(blocks per SM x #SMs, items)
+// programs (TileToGpu.cpp, persistentGridExtent), so every program stays resident and
+// pays its launch once. A grid that launches its last query tiles first (causal /
+// window: the builder reverses program id 0) walks query tiles slowest, so the
+// heaviest items of every head start first and round-robin keeps the programs level;
+// other grids keep the hardware's order (query tile fastest: programs running at once
+// share a head's K / V in L2).
+//
+// It lives in codegen/gpu, not passes/: its output names gpu.grid_dim and the tgpu
+// schedule (the work loop is never pipelined: tgpu.prefetch_distance = 0), which only the
+// GPU lowering reads; the CPU ignores the knob. The distributor keeps items apart
+// (Loops.cpp, settleWorkItem): no copies or products in flight and a block barrier at
+// each item boundary, since the next item's copies reuse the shared memory the last one
+// read (O leaves through Q's buffer).
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/PersistentGrid.h"
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/StageAttrs.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_PERSISTENTGRID
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+struct PersistentGridPass : tessera::gpu::impl::PersistentGridBase<PersistentGridPass> {
+  void runOnOperation() override;
+};
+} // namespace
+
+/// Whether `grid` launches its last query tiles first: program id 0 is only read as
+/// (size 0 - 1) - id, as the softmax builder writes it where later query tiles see
+/// more keys (SoftmaxKeyTileClassification.cpp).
+static bool launchesLastTilesFirst(tile::GridOp grid) {
+  bool reversed = false;
+  for (auto pid : grid.getBody().front().getOps<tile::ProgramIdOp>()) {
+    if (pid.getDim() != 0)
+      continue;
+    for (Operation *user : pid->getUsers()) {
+      auto sub = dyn_cast<arith::SubIOp>(user);
+      auto last = sub ? sub.getLhs().getDefiningOp<arith::SubIOp>() : arith::SubIOp();
+      if (!sub || sub.getRhs() != pid.getResult() || !last ||
+          last.getLhs() != grid.getSizes()[0] || !matchPattern(last.getRhs(), m_One()))
+        return false;
+      reversed = true;
+    }
+  }
+  return reversed;
+}
+
+/// The program ids of item `t`: dim 0 slowest (`dim0Slowest`) or fastest.
+static SmallVector<Value> programIdsOf(OpBuilder &b, Location loc, Value t, ValueRange sizes,
+                                       bool dim0Slowest) {
+  auto narrow = [&](Value v) { return arith::IndexCastUIOp::create(b, loc, t.getType(), v); };
+  SmallVector<Value> ids(sizes.size());
+  SmallVector<unsigned> fastestFirst;
+  for (unsigned d = 0; d < sizes.size(); ++d)
+    fastestFirst.push_back(dim0Slowest ? sizes.size() - 1 - d : d);
+  Value rest = t;
+  for (auto [i, d] : llvm::enumerate(fastestFirst)) {
+    if (i + 1 == fastestFirst.size()) {
+      ids[d] = rest; // the slowest: what is left
+      break;
+    }
+    Value size = narrow(sizes[d]);
+    ids[d] = arith::RemUIOp::create(b, loc, rest, size);
+    rest = arith::DivUIOp::create(b, loc, rest, size);
+  }
+  for (Value &id : ids)
+    id = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), id);
+  return ids;
+}
+
+static void makePersistent(tile::GridOp grid) {
+  MLIRContext *ctx = grid.getContext();
+  Location loc = grid.getLoc();
+  OpBuilder b(grid);
+  ValueRange sizes = grid.getSizes();
+  Value items = sizes.front();
+  for (Value s : sizes.drop_front())
+    items = arith::MulIOp::create(b, loc, items, s);
+  bool dim0Slowest = launchesLastTilesFirst(grid);
+  auto persistent = tile::GridOp::create(b, loc, ValueRange{items}, grid.getConfig());
+  for (NamedAttribute a : grid->getDiscardableAttrs())
+    persistent->setAttr(a.getName(), a.getValue());
+  persistent->setAttr(kPersistentAttr, UnitAttr::get(ctx));
+  b.setInsertionPointToStart(&persistent.getBody().emplaceBlock());
+  // Items are counted in 32 bits (a grid has fewer than 2^31 programs): the item
+  // number and its bound are held through every item.
+  auto narrow = [&](Value v) { return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), v); };
+  Value first = tile::ProgramIdOp::create(b, loc, b.getIndexType(), b.getI64IntegerAttr(0));
+  Value programs = ::mlir::gpu::GridDimOp::create(b, loc, ::mlir::gpu::Dimension::x);
+  Value from = narrow(first), to = narrow(items), step = narrow(programs);
+  auto loop = scf::ForOp::create(b, loc, from, to, step);
+  // Items are not software-pipelined into one another: the work loop has one stage.
+  loop->setAttr(kPrefetchDistanceAttr, b.getI64IntegerAttr(0));
+  loop->setAttr(kWorkItemsAttr, UnitAttr::get(ctx));
+  b.setInsertionPointToStart(loop.getBody());
+  SmallVector<Value> ids =
+      programIdsOf(b, loc, loop.getInductionVar(), sizes, dim0Slowest);
+  Block *body = loop.getBody();
+  body->getOperations().splice(body->getTerminator()->getIterator(),
+                               grid.getBody().front().getOperations());
+  SmallVector<tile::ProgramIdOp> old;
+  for (auto pid : body->getOps<tile::ProgramIdOp>())
+    old.push_back(pid);
+  for (tile::ProgramIdOp pid : old) {
+    pid.getResult().replaceAllUsesWith(ids[pid.getDim()]);
+    pid.erase();
+  }
+  grid.erase();
+}
+
+void PersistentGridPass::runOnOperation() {
+  SmallVector<tile::GridOp> grids;
+  getOperation().walk([&](tile::GridOp grid) {
+    bool hasProducts = grid.getBody().walk([](tile::DotOp) {
+                         return WalkResult::interrupt();
+                       }).wasInterrupted();
+    if (hasProducts && !grid->hasAttr(kPersistentAttr))
+      grids.push_back(grid);
+  });
+  for (tile::GridOp grid : grids)
+    makePersistent(grid);
+}
+
+Attribute tessera::gpu::persistentGridExtent(Attribute items, int64_t blocksPerSM) {
+  // [-6, n, f1 (n entries)..., f2...]: min(f1, f2); [-5, k]: k x the SM count.
+  ArrayRef<int64_t> f = cast<DenseI64ArrayAttr>(items).asArrayRef();
+  SmallVector<int64_t> formula{-6, int64_t(f.size())};
+  formula.append(f.begin(), f.end());
+  formula.append({-5, blocksPerSM});
+  return DenseI64ArrayAttr::get(items.getContext(), formula);
+}
+
+int64_t tessera::gpu::persistentBlocksPerSM(int64_t hint, int64_t smemBytes, int64_t numWarps,
+                                            bool wgmma) {
+  if (hint > 0)
+    return std::min<int64_t>(hint, 64);
+  // Registers: warpgroup kernels take >= 128 a thread (as planStages bounds them),
+  // mma.sync softmax kernels ~128-255 (two blocks of 4 warps at D = 128).
+  int64_t registerBound = std::max<int64_t>(1, (wgmma ? 16 : 8) / numWarps);
+  int64_t sharedBound = kSharedPerSM / (smemBytes + 1024);
+  return std::clamp<int64_t>(std::min(registerBound, sharedBound), 1, 64);
+}
+
+void Distributor::settleWorkItem(bool itemEnd) {
+  settleProducts();
+  flushBarrier();
+  if (!itemEnd && !copiesPending())
+    return;
+  if (copiesPending())
+    waitForCopies();
+  ::mlir::gpu::BarrierOp::create(b);
+}
+
+LogicalResult Distributor::lowerWorkItems(scf::ForOp op) {
+  auto mode = op->getAttrOfType<StringAttr>(kPipelineAttr);
+  if (!mode || mode.getValue() != "none" || op.getNumRegionIterArgs() != 0)
+    return op.emitError("a work loop (")
+           << kWorkItemsAttr << ") carries nothing and is not pipelined: "
+           << kPipelineAttr << " = \"none\" (tessera-persistent-grid sets "
+           << kPrefetchDistanceAttr << " = 0 before tessera-tgpu-assign-stages)";
+  settleWorkItem(/*itemEnd=*/false);
+  auto loop = scf::ForOp::create(b, scalars.lookup(op.getLowerBound()),
+                                 scalars.lookup(op.getUpperBound()),
+                                 scalars.lookup(op.getStep()));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  scalars.map(op.getInductionVar(), loop.getInductionVar());
+  // Lane arithmetic made in this item stays in it (restored for what follows the loop).
+  llvm::SaveAndRestore<Value> savedThread(threadId), savedLane(lane), savedWarp(warp),
+      savedGroup(warpgroup), savedG(g), savedT2(t2), savedLeader(isQuadLeader);
+  llvm::SaveAndRestore<Operation *> savedAnchor(laneAnchor);
+  llvm::SaveAndRestore<DenseMap<int64_t, Value>> savedRows(warpRows, {});
+  llvm::SaveAndRestore<std::optional<LdmatrixLane>> savedLdmatrix(ldmatrixLanes,
+                                                                  std::nullopt);
+  deriveWarpIndices(opaqueIndex(threadId));
+  deriveLaneIndices();
+  if (failed(lowerBlock(*op.getBody())))
+    return failure();
+  settleWorkItem(/*itemEnd=*/true);
+  return success();
+}

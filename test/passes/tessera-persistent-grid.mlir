@@ -1,0 +1,157 @@
+// RUN: tessera-opt %s -split-input-file --tessera-persistent-grid | FileCheck %s
+// The same after layouts, the schedule and distribution (sm_90a): the launch record's
+// grid is min(items, blocks per SM x #SMs), the work loop is not pipelined and each
+// item ends with a block barrier.
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
+
+// A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
+// as causal / window softmax grids are built): one grid over tiles x heads work items,
+// each program walking items t = id, t += #programs; query tiles slowest, so the
+// heaviest item of every head comes first.
+// CHECK-LABEL: func.func @longest_first
+// CHECK: %[[TILES:.*]] = arith.ceildivsi
+// CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
+// CHECK: %[[ITEMS:.*]] = arith.muli %[[TILES]], %[[HEADS]] : index
+// CHECK: tile.grid[%[[ITEMS]]] config = <{{.*}}> attributes {tgpu.persistent} {
+// CHECK-NEXT: %[[FIRST:.*]] = tile.program_id 0 : index
+// CHECK-NEXT: %[[PROGRAMS:.*]] = gpu.grid_dim x
+// CHECK-NEXT: %[[FROM:.*]] = arith.index_castui %[[FIRST]] : index to i32
+// CHECK-NEXT: %[[TO:.*]] = arith.index_castui %[[ITEMS]] : index to i32
+// CHECK-NEXT: %[[STEP:.*]] = arith.index_castui %[[PROGRAMS]] : index to i32
+// CHECK-NEXT: scf.for %[[T:.*]] = %[[FROM]] to %[[TO]] step %[[STEP]] : i32 {
+// CHECK-NEXT: %[[HEADS32:.*]] = arith.index_castui %[[HEADS]] : index to i32
+// CHECK-NEXT: %[[HEAD32:.*]] = arith.remui %[[T]], %[[HEADS32]] : i32
+// CHECK-NEXT: %[[TILE32:.*]] = arith.divui %[[T]], %[[HEADS32]] : i32
+// CHECK-NEXT: %[[TILE:.*]] = arith.index_castui %[[TILE32]] : i32 to index
+// CHECK-NEXT: %[[HEAD:.*]] = arith.index_castui %[[HEAD32]] : i32 to index
+// CHECK-NOT: tile.program_id
+// CHECK: arith.subi %{{.*}}, %[[TILE]] : index
+// CHECK: tile.load %{{.*}}[%[[HEAD]],
+// CHECK: tile.store
+// CHECK: } {tgpu.prefetch_distance = 0 : i64, tgpu.work_items}
+// LOWERED-LABEL: func.func @longest_first
+// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 3>]
+// LOWERED: gpu.func @longest_first_kernel0
+// LOWERED: %[[PROGRAMS:.*]] = gpu.grid_dim x
+// LOWERED: %[[STEP:.*]] = arith.index_castui %[[PROGRAMS]] : index to i32
+// LOWERED: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[STEP]] : i32 {
+// LOWERED: scf.for
+// LOWERED: nvvm.wgmma.mma_async
+// LOWERED: memref.store %{{[0-9]+}}#63
+// LOWERED-NEXT: }
+// LOWERED-NEXT: gpu.barrier
+// LOWERED-NEXT: }
+// LOWERED-NEXT: gpu.return
+
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+!in = memref<?x?x128xbf16, strided<[?, ?, ?], offset: ?>>
+!out = memref<?x?x128xf32, strided<[?, ?, ?], offset: ?>>
+func.func @longest_first(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c1 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  %heads = memref.dim %q, %c0 : !in
+  tile.grid [%tiles, %heads] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %id = tile.program_id 0 : index
+    %h = tile.program_id 1 : index
+    %last = arith.subi %tiles, %c1 : index
+    %i = arith.subi %last, %id : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%h, %row, %c0] : !in -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %seen = arith.addi %i, %c1 : index
+    %acc = scf.for %t = %c0 to %seen step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%h, %n0, %c0] : !in -> tensor<64x128xbf16>
+      %vt = tile.load %v[%h, %n0, %c0] : !in -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%h, %row, %c0] : tensor<64x128xf32>, !out
+  }
+  return
+}
+
+// -----
+
+// Other grids keep the hardware's order: query tile fastest (programs running at once
+// share a head's keys and values in L2).
+// CHECK-LABEL: func.func @tile_fastest
+// CHECK: %[[TILES:.*]] = arith.ceildivsi
+// CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
+// CHECK: tile.grid
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %{{.*}} : i32 {
+// CHECK-NEXT: %[[TILES32:.*]] = arith.index_castui %[[TILES]] : index to i32
+// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[T]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[T]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[TILE:.*]] = arith.index_castui %[[TILE32]] : i32 to index
+// CHECK-NEXT: %[[HEAD:.*]] = arith.index_castui %[[HEAD32]] : i32 to index
+// CHECK: arith.muli %[[TILE]], %c64
+// CHECK: tile.load %{{.*}}[%[[HEAD]],
+// LOWERED-LABEL: func.func @tile_fastest
+// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 3>]
+
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+!in = memref<?x?x128xbf16, strided<[?, ?, ?], offset: ?>>
+!out = memref<?x?x128xf32, strided<[?, ?, ?], offset: ?>>
+func.func @tile_fastest(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c1 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  %heads = memref.dim %q, %c0 : !in
+  tile.grid [%tiles, %heads] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %h = tile.program_id 1 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%h, %row, %c0] : !in -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%h, %n0, %c0] : !in -> tensor<64x128xbf16>
+      %vt = tile.load %v[%h, %n0, %c0] : !in -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%h, %row, %c0] : tensor<64x128xf32>, !out
+  }
+  return
+}
+
+// -----
+
+// A grid without products (a classification, an element-wise program) keeps its launch.
+// CHECK-LABEL: func.func @no_products
+// CHECK: tile.grid[%{{.*}}] config
+// CHECK-NOT: tgpu.persistent
+// CHECK-NOT: scf.for
+// CHECK: return
+// LOWERED-LABEL: func.func @no_products
+// LOWERED-SAME: grid = [array<i64: 0, 0, 64>]
+
+!buf = memref<?x64xf32, strided<[?, ?], offset: ?>>
+func.func @no_products(%x: !buf, %y: !buf) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %x, %c0 : !buf
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %t = tile.load %x[%row, %c0] : !buf -> tensor<64x64xf32>
+    %e = math.exp2 %t : tensor<64x64xf32>
+    tile.store %e, %y[%row, %c0] : tensor<64x64xf32>, !buf
+  }
+  return
+}
