@@ -13,6 +13,8 @@ as FlashAttention counts it). rel_err: the forward output's last 128 rows agains
 
 --grad-query-tiles: besides the default backward, the same kernel with its backward's dK / dV
 grid walking that many queries per tile (Config.grad_query_tile), one row each.
+--grad-dq-atomic: also the default backward with Config.grad_dq_atomic (dQ summed by the
+dK / dV grid with f32 atomics, no dQ grid), row "tessera-dqatomic".
 """
 import dataclasses
 import sys
@@ -48,6 +50,11 @@ def kernels():
         for d in (64, 128):
             out[kind, d] = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda")
             out[kind, d].grad_image()
+            # --grad-dq-atomic's variant (the same forward), for scripts/gpu_precompile.py.
+            atomic = tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda")
+            atomic.grad_config = default_grad_config(d, d, atomic.chip, dq_atomic=True)
+            out[kind, d, "dq_atomic"] = atomic
+            atomic.grad_image()
     return out
 
 
@@ -92,9 +99,14 @@ def main():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask
 
-    args, run_info = bench_setup(__file__, options=lambda ap: ap.add_argument(
-        "--grad-query-tiles", default="", help="comma-separated, e.g. 16,32"))
+    def options(ap):
+        ap.add_argument("--grad-query-tiles", default="", help="comma-separated, e.g. 16,32")
+        ap.add_argument("--grad-dq-atomic", action="store_true",
+                        help="also time the backward with Config.grad_dq_atomic")
+
+    args, run_info = bench_setup(__file__, options=options)
     query_tiles = [int(t) for t in args.grad_query_tiles.split(",") if t]
+    variants = {f"tessera-gq{t}": {"grad_query_tile": t} for t in query_tiles}
     ours = kernels()
     flex = compiled_flex()
     gen = torch.Generator().manual_seed(0)
@@ -130,11 +142,16 @@ def main():
                 kernel = ours[kind, d]
                 impls = {"tessera": lambda: step(lambda: kernel(q, k, v, **tables))}
                 base = default_grad_config(d, d, kernel.chip)
-                for tile in query_tiles:
+                configs = {row: dataclasses.replace(base, **knobs)
+                           for row, knobs in variants.items()}
+                if args.grad_dq_atomic:
+                    configs["tessera-dqatomic"] = default_grad_config(d, d, kernel.chip,
+                                                                      dq_atomic=True)
+                for row, config in configs.items():
                     variant = tessera.compile(SPECS[kind], head_dim=d, dtype="bfloat16",
                                               target="cuda")
-                    variant.grad_config = dataclasses.replace(base, grad_query_tile=tile)
-                    impls[f"tessera-gq{tile}"] = lambda variant=variant: step(
+                    variant.grad_config = config
+                    impls[row] = lambda variant=variant: step(
                         lambda: variant(q, k, v, **tables))
                 if kind == "document":  # tiles classified once, as FlexAttention's block mask
                     op = tessera.torch_op(kernel)

@@ -23,9 +23,10 @@ using namespace mlir;
 
 
 void tessera::buildToTilePipeline(OpPassManager &pm, const PipelineOptions &options,
-                                  bool keyMajorGrad) {
+                                  bool keyMajorGrad, bool gradDqAtomic) {
   AttnToTileOptions attnToTile;
   attnToTile.keyMajorGrad = keyMajorGrad;
+  attnToTile.gradDqAtomic = gradDqAtomic;
   attnToTile.blockM = options.blockM;
   attnToTile.blockN = options.blockN;
   attnToTile.numWarps = options.numWarps;
@@ -126,7 +127,8 @@ void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &o
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());
   // wgmma takes Pᵀ and dSᵀ from registers; mma.sync would hold K and V there instead.
-  buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a");
+  buildToTilePipeline(pm, tiling, /*keyMajorGrad=*/options.chip == "sm_90a",
+                      options.gradDqAtomic);
   buildCheckedTileToTgpu(pm, options);
 }
 

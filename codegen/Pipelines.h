@@ -68,9 +68,10 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
 };
 
 /// `tessera-to-tile`: attn ops -> tile programs, cleaned up. `keyMajorGrad`: the pass
-/// option key-major-grad (the softmax backward's dK / dV tiles; false for mma.sync GPUs).
+/// option key-major-grad (the softmax backward's dK / dV tiles; false for mma.sync GPUs),
+/// `gradDqAtomic` its option grad-dq-atomic (GPU pipelines only: the CPU keeps the dQ grid).
 void buildToTilePipeline(mlir::OpPassManager &pm, const PipelineOptions &options,
-                         bool keyMajorGrad = true);
+                         bool keyMajorGrad = true, bool gradDqAtomic = false);
 /// `tessera-tile-to-cpu`: tile programs -> the LLVM dialect, ready for the JIT.
 void buildTileToCpuPipeline(mlir::OpPassManager &pm);
 /// `tessera-cpu`: both of the above.

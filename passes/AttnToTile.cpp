@@ -202,7 +202,7 @@ LogicalResult AttnToTilePass::lowerFunction(func::FuncOp func) {
             })
             .Case([&](attn::AttentionGradOp o) {
               return buildSoftmaxGradTileProgram(b, o, buffers, config,
-                                                 {keyMajorGrad, gradQueryTile});
+                                                 {keyMajorGrad, gradQueryTile, gradDqAtomic});
             })
             .Case([&](attn::LinearAttentionOp o) {
               return buildLinearTileProgram(b, o, buffers, config);

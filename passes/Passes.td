@@ -42,7 +42,10 @@ def AttnToTile : Pass<"tessera-attn-to-tile", "mlir::ModuleOp"> {
     Option<"gradQueryTile", "grad-query-tile", "int64_t", "0",
            "softmax backward: queries per tile the dK / dV grid walks (a multiple of 16 on "
            "GPUs; with key-major-grad false, 16 x num-warps); 0: the rule, 32 past head "
-           "dim 64 in [key, query] tiles with block-m 64, else block-m">
+           "dim 64 in [key, query] tiles with block-m 64, else block-m">,
+    Option<"gradDqAtomic", "grad-dq-atomic", "bool", "false",
+           "softmax backward: the dK / dV grid also adds each pair's dQ share into an f32 "
+           "workspace with atomics, a last grid converts it (no dQ grid; GPUs)">
   ];
 }
 

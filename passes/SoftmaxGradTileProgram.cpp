@@ -23,6 +23,11 @@
 // mask arithmetic; a mask_mod or block list is evaluated on the other tiles, and a tile
 // it masks entirely is skipped (no products).
 //
+// With `dqAtomic` (GPUs) grid 3 goes: grid 2 also forms each pair's dS K and adds it into
+// an f32 workspace with atomic reductions (FlashAttention-2/3's dQaccum: 5 products per
+// pair instead of 7), Δ's grid zeroes that workspace first, and a last grid scales it into
+// dQ's type. Sums in no fixed order: not the same bits every run.
+//
 //===----------------------------------------------------------------------===//
 #include "passes/TilePrograms.h"
 
@@ -68,6 +73,7 @@ struct PairGrads {
 struct PairTiles {
   Value m0, n0, head; // tile origins (index) and the query head
   Value q, k, v, dO;  // BM x D, BN x D, BN x Dv, BM x Dv (the inputs' type)
+  SmallVector<Value> kPieces; // K's 64-column pieces, where dQᵀ goes in 64-row products
   Value lse, delta;   // BM (f32); null: read where used (grid 2, for shorter live ranges)
 };
 
@@ -129,13 +135,18 @@ struct GradProgram : TileBuilder {
   /// nothing to a stored gradient (its Q, dO, L and Δ are 0: P = 1, dS = 0), and a
   /// padding key of the dK / dV grid only to its own rows, which are not stored. A
   /// padding key of the dQ grid is masked: its P = 2^(−L) overflows for rows whose L is
-  /// very negative, and inf · 0 is NaN.
+  /// very negative, and inf · 0 is NaN; so is one of the dK / dV grid that adds dS K.
   bool maskQueryEnd() { return op.hasScoreMod() || hasUserMasks(); }
-  bool maskKeyEnd() { return maskQueryEnd() || !keyRows; }
+  bool maskKeyEnd() { return maskQueryEnd() || !keyRows || dqAtomic; }
+  bool dqAtomic = false; // grid 2 adds dS K into dQ's f32 sum (its padding keys masked)
   /// The pair's gradients (masked entries 0); `masked` evaluates the masks.
   PairGrads pairGrads(const PairTiles &t, bool masked);
   /// Adds the pair's share of every table gradient, dS' ∘ ∂f/∂T at the entries read.
   void accumulateTableGrads(const PairTiles &t, const PairGrads &g);
+  /// Adds the pair's dS K (unscaled) into `dqSum` [B, H, Nq, D] with atomics: in [key,
+  /// query] tiles as (dS K)ᵀ = Kᵀ dSᵀ, whose rows are head dims (wgmma's 64-row products
+  /// where the query tile is narrower) and whose right operand is dSᵀ as computed.
+  void addQueryGrad(const PairTiles &t, const PairGrads &g, Value dqSum);
   /// Runs `body` (returning the updated accumulators) on the pair if it keeps any
   /// entry: directly where the bounds keep it whole, masked otherwise. A pair from a
   /// classification list (`listedWhole`: whether the mask_mod keeps it whole) keeps
@@ -361,6 +372,28 @@ void GradProgram::accumulateTableGrads(const PairTiles &t, const PairGrads &g) {
   }
 }
 
+void GradProgram::addQueryGrad(const PairTiles &t, const PairGrads &g, Value dqSum) {
+  Value ds = narrow(g.ds);
+  // The share of head dims [c0, c0 + n) (K's columns `k`), added at its place.
+  auto add = [&](Value k, int64_t c0, int64_t n) {
+    Value part = keyRows ? dot(trans(k), ds, splatF32({n, bm}, 0.0f))
+                         : dot(ds, k, splatF32({bm, n}, 0.0f));
+    SmallVector<int64_t> shape = keyRows ? SmallVector<int64_t>{n, bm}
+                                         : SmallVector<int64_t>{bm, n};
+    int64_t queryAxis = keyRows ? 1 : 0;
+    Value query = broadcast(range(t.m0, bm), 1 - queryAxis, n);
+    Value column = broadcast(range(cIndex(c0), n), queryAxis, bm);
+    // Queries past Nq fall outside the workspace and add nothing.
+    SmallVector<Value> at{splatOf(shape, toI32(batch)), splatOf(shape, toI32(t.head)), query,
+                          column};
+    tile::ScatterAddOp::create(b, part, dqSum, at, Value());
+  };
+  if (t.kPieces.empty())
+    return add(t.k, 0, d);
+  for (auto [i, piece] : llvm::enumerate(t.kPieces))
+    add(piece, 64 * int64_t(i), 64);
+}
+
 SmallVector<Value>
 GradProgram::visitPair(const PairTiles &t, ValueRange acc,
                        function_ref<SmallVector<Value>(const PairGrads &, ValueRange)> body,
@@ -504,6 +537,12 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     });
   }
 
+  // dQ summed in f32 by the dK / dV grid: [B, H, Nq, D], zeroed by Δ's grid.
+  Value dqSum;
+  if (tiling.dqAtomic)
+    dqSum = memref::AllocOp::create(b, MemRefType::get({dyn, dyn, dyn, d}, g.f32),
+                                    ValueRange{nBatch, nHeads, g.nq});
+
   // 1. Δ = rowsum(dO ∘ O).
   g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
     Value m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
@@ -512,6 +551,8 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     Value dO = g.load(op.getGradOutput(), {bm, dv}, at);
     Value delta = g.reduce(tile::Combiner::sum, arith::MulFOp::create(b, o, dO), 1);
     tile::StoreOp::create(b, delta, g.delta, ValueRange{id[2], id[1], m0});
+    if (dqSum)
+      tile::StoreOp::create(b, g.splatF32({bm, d}, 0.0f), dqSum, at);
   });
 
   // The operand tiles of the pair (m0, n0) for query head `head`; K and V come from the
@@ -531,6 +572,12 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
     t.k = g.operand(op.getKey(), {g.bn, d}, at);
     t.v = g.operand(op.getValue(), {g.bn, dv}, at);
     g.operandType = t.k.getType();
+    // dQᵀ = Kᵀ dSᵀ past D = 64: products of 64 rows (wgmma's, beside the dK / dV grid's
+    // 64-key ones), each reading its piece of K from a tile of its own.
+    if (g.dqAtomic && g.keyRows && d > 64 && d % 64 == 0)
+      for (int64_t c = 0; c < d; c += 64)
+        t.kPieces.push_back(
+            g.operand(op.getKey(), {g.bn, 64}, ValueRange{g.batch, kvHead, t.n0, g.cIndex(c)}));
   };
   auto scaled = [&](Value acc, ArrayRef<int64_t> shape) {
     return arith::MulFOp::create(b, acc, g.splatF32(shape, float(op.getEffectiveScale())))
@@ -564,13 +611,16 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
              << bm << " x " << bn;
     GradClassification classify{g,  op,     buffers, config,    nBatch,    nHeads,
                                 g.nq, g.nk, boundsKeep, keyRange, queryRange};
-    classes = classify.classify(std::gcd(bm, keyQueries), std::gcd(bn, dqKeys));
+    classes = classify.classify(std::gcd(bm, keyQueries),
+                                tiling.dqAtomic ? bn : std::gcd(bn, dqKeys));
     queryLists = classify.listQueryTiles(*classes, keyQueries, bn);
-    keyLists = classify.listKeyTiles(*classes, bm, dqKeys);
+    if (!tiling.dqAtomic) // only the dQ grid walks them
+      keyLists = classify.listKeyTiles(*classes, bm, dqKeys);
   }
 
   // 2. dK, dV per key tile, over the query tiles that see any of its keys.
   g.keyRows = keyMajor;
+  g.dqAtomic = tiling.dqAtomic;
   // Queries per walked tile: the grad-query-tile option, else past head dim 64 the
   // [key, query] tiles walk 32 queries at a time (wgmma N = K = 32): Sᵀ, dPᵀ, Pᵀ and the
   // per-query lse / Δ a thread holds halve beside the dK / dV accumulators, which a
@@ -608,6 +658,10 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
             auto keyRowsOf = [&](Value x) { return g.keyRows ? x : g.trans(x); };
             Value dk = g.dot(keyRowsOf(g.narrow(pg.ds)), t.q, cur[0]);
             Value dvNew = g.dot(keyRowsOf(g.narrow(pg.p)), t.dO, cur[1]);
+            if (dqSum) {
+              g.addQueryGrad(t, pg, dqSum);
+              g.accumulateTableGrads(t, pg);
+            }
             return SmallVector<Value>{dk, dvNew};
           },
           listedWhole);
@@ -627,7 +681,18 @@ LogicalResult tessera::buildSoftmaxGradTileProgram(ImplicitLocOpBuilder &b,
   });
 
   g.keyRows = false;
+  g.dqAtomic = false;
   g.bm = bm;
+  if (dqSum) {
+    // 3'. dQ = τ dQsum in dQ's type.
+    g.grid({qTiles, nHeads, nBatch}, config, [&](ArrayRef<Value> id) {
+      Value m0 = arith::MulIOp::create(b, id[0], g.cIndex(bm));
+      SmallVector<Value> at{id[2], id[1], m0, c0};
+      g.storeAs(scaled(g.loadF32(dqSum, {bm, d}, at), {bm, d}), g.buffer(op.getGradQuery()),
+                at);
+    });
+    return success();
+  }
   g.bn = dqKeys;
   // 3. dQ per query tile, over the key tiles its rows see (the forward's ranges).
   tile::ConfigAttr dqConfig = dqKeys == bn ? config : configOf(bm, dqKeys);

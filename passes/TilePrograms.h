@@ -33,6 +33,7 @@ mlir::LogicalResult buildSoftmaxTileProgram(mlir::ImplicitLocOpBuilder &b,
 struct GradTiling {
   bool keyMajor = true;   // pair tiles are [key, query]
   int64_t queryTile = 0;  // queries per walked tile; 0: the builder's rule
+  bool dqAtomic = false;  // dQ summed by the dK / dV grid into an f32 workspace (atomics)
 };
 /// Its backward: Δ, then dK and dV per key tile, then dQ per query tile (deterministic).
 /// SoftmaxGradTileProgram.cpp.

@@ -197,6 +197,11 @@ Slots Distributor::readSwizzled(const SharedTile &t, const Layout &want) {
 FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   auto type = cast<RankedTensorType>(v.getType());
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  // A right operand narrower than a swizzle row ([K, N], N < 64: the backward's dSᵀ of
+  // 16 or 32 queries) is written transposed, [N][K], and read K-major.
+  bool transposed = cols % kSwizzleCols && rows % kSwizzleCols == 0 && cols % 8 == 0;
+  if (transposed)
+    std::swap(rows, cols);
   if (rows % 8 || cols % kSwizzleCols)
     return emitError(v.getLoc(), "a computed warpgroup operand needs rows in multiples of 8 "
                                  "and columns in multiples of 64");
@@ -209,7 +214,12 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
   ::mlir::gpu::BarrierOp::create(b);
-  if (have.kind == LayoutKind::Acc) {
+  if (transposed) {
+    for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
+      auto [r, c] = position(have, s);
+      memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{swizzledOffset(b, c, r, rows)});
+    }
+  } else if (have.kind == LayoutKind::Acc) {
     writeAccumulatorPairs(have, *slots, index, type.getElementType());
   } else {
     for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
@@ -222,7 +232,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
       b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
       NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
   ::mlir::gpu::BarrierOp::create(b);
-  SharedTile t{Value(), /*transposed=*/false, index, arith::ConstantIndexOp::create(b, 0)};
+  SharedTile t{Value(), transposed, index, arith::ConstantIndexOp::create(b, 0)};
   shared[v] = t;
   return t;
 }

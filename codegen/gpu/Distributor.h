@@ -525,6 +525,7 @@ private:
   LogicalResult lowerStore(tile::StoreOp op);
   LogicalResult lowerGather(tile::GatherOp op);
   LogicalResult lowerScatterAdd(tile::ScatterAddOp op); // ScatterAdd.cpp
+  LogicalResult lowerTileAddAtOffset(tile::ScatterAddOp op, const Layout &layout);
   LogicalResult lowerDot(tile::DotOp op);
   LogicalResult lowerReduce(tile::ReduceOp op);
   LogicalResult lowerBroadcast(tile::BroadcastOp op);

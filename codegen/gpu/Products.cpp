@@ -194,11 +194,9 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   Slots out;
   Value ssResult; // the struct a shared-memory-sourced chain ends with
   auto lhsShared = shared.find(op.getLhs());
-  if (lhsShared == shared.end() || lhsShared->second.swizzled < 0 ||
-      lhsShared->second.transposed) {
-    // Left operand in registers (P, or a transposed tile read from its buffer): each
-    // warp's fragment is the mma.sync A layout. All operands are ready before the first
-    // wgmma, so the chain runs uninterrupted.
+  if (lhsShared == shared.end() || lhsShared->second.swizzled < 0) {
+    // Left operand in registers (P): each warp's fragment is the mma.sync A layout. All
+    // operands are ready before the first wgmma, so the chain runs uninterrupted.
     FailureOr<Slots> a = slotsOf(op.getLhs(), {LayoutKind::A, m, k, mTiles});
     if (failed(a))
       return failure();
@@ -217,14 +215,21 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
         out[i] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
     }
   } else {
-    // Left operand in shared memory (Q); warpgroup w multiplies its rows [64 w, 64 w + 64).
+    // Left operand in shared memory; warpgroup w multiplies its rows [64 w, 64 w + 64):
+    // K-major as stored (Q), or MN-major where the product reads the stored tile
+    // transposed (Kᵀ of the backward's dQᵀ = Kᵀ dSᵀ): its rows are the buffer's columns,
+    // 64-column blocks `rows * 128` bytes apart, 16 rows of the contraction 2048, as V's
+    // as a right operand.
     const SwizzledTile &ta = swizzledTiles[lhsShared->second.swizzled];
+    bool aMnMajor = lhsShared->second.transposed;
     Value rowBlock = arith::IndexCastUIOp::create(
         b, b.getI64Type(),
-        arith::MulIOp::create(b, warpgroup, arith::ConstantIndexOp::create(b, 64 * 128)));
+        arith::MulIOp::create(b, warpgroup,
+                              arith::ConstantIndexOp::create(b, aMnMajor ? ta.rows * 128
+                                                                         : 64 * 128)));
     Value descA0 = matrixDescriptor(
-        b, arith::AddIOp::create(b, startOf(ta, lhsShared->second.stage), rowBlock), 16,
-        kSwizzleAtomBytes);
+        b, arith::AddIOp::create(b, startOf(ta, lhsShared->second.stage), rowBlock),
+        aMnMajor ? ta.rows * 128 : 16, kSwizzleAtomBytes);
     auto wgmmaType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
     auto structType = LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, b.getF32Type()));
     NVVM::WgmmaFenceAlignedOp::create(b);
@@ -233,7 +238,8 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
       for (auto [i, v] : llvm::enumerate(*acc))
         d = LLVM::InsertValueOp::create(b, d, v, ArrayRef<int64_t>{int64_t(i)});
     for (int64_t kk = 0; kk < k / 16; ++kk) {
-      Value descA = arith::AddIOp::create(b, descA0, i64(kMajorStepOffset(ta.rows, 16 * kk) >> 4));
+      int64_t stepA = aMnMajor ? 16 * kk * 128 : kMajorStepOffset(ta.rows, 16 * kk);
+      Value descA = arith::AddIOp::create(b, descA0, i64(stepA >> 4));
       auto scaleD = zeroInit && kk == 0 ? NVVM::WGMMAScaleOut::zero : NVVM::WGMMAScaleOut::one;
       d = NVVM::WgmmaMmaAsyncOp::create(
           b, structType, d, descA, descB(kk), NVVM::MMAShapeAttr::get(ctx, 64, n, 16),
@@ -242,7 +248,7 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
           NVVM::WGMMAScaleOutAttr::get(ctx, scaleD),
           NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
           NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+          NVVM::MMALayoutAttr::get(ctx, aMnMajor ? NVVM::MMALayout::col : NVVM::MMALayout::row),
           NVVM::MMALayoutAttr::get(ctx, bKMajor ? NVVM::MMALayout::col : NVVM::MMALayout::row),
           nullptr);
     }

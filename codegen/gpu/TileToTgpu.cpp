@@ -68,8 +68,10 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
     else if (k % unit || n % unit || n > 256)
       reason = "needs K and N multiples of 64, or of 16 with a head dim that is not (N <= 256)";
     else if (!dot.getRhs().getDefiningOp<tile::LoadOp>() &&
-             !dot.getRhs().getDefiningOp<tile::TransOp>() && (n % kSwizzleCols || k % 8))
-      reason = "needs a computed right operand with N a multiple of 64";
+             !dot.getRhs().getDefiningOp<tile::TransOp>() && (n % kSwizzleCols || k % 8) &&
+             (k % kSwizzleCols || !grid->hasAttr(kNarrowProductsAttr))) // transposed: stageSwizzled
+      reason = "needs a computed right operand with N a multiple of 64 (or K, in narrow "
+               "products)";
   });
   grid.walk([&](tile::LoadOp load) {
     auto kind = layouts.lookup(load.getResult()).kind;

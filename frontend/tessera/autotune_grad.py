@@ -27,8 +27,11 @@ DEFAULT_GRAD_SPACE = {
     # min_blocks: with 1 ptxas gets .minnctapersm 1 (sm_80's default; default_grad_config
     # says where each spills). grad_query_tile: the dK / dV grid's queries per tile ([key, query] tiles; on sm_80
     # 64 = 16 x num_warps takes the [query, key] route, queries as product rows).
+    # grad_dq_atomic: dQ summed by the dK / dV grid with f32 atomics (5 products per pair
+    # instead of 7; not bit-deterministic).
     "cuda": {"block_m": [64, 128], "block_n": [64, 128], "num_warps": [4, 8],
-             "num_stages": [1, 2], "min_blocks": [0, 1], "grad_query_tile": [16, 32, 64]},
+             "num_stages": [1, 2], "min_blocks": [0, 1], "grad_query_tile": [16, 32, 64],
+             "grad_dq_atomic": [False, True]},
 }
 
 

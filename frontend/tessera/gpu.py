@@ -162,6 +162,9 @@ class GpuKernel:
         `grad_config` (the backward's own; see default_grad_config) on first use."""
         config = getattr(self, "grad_config", None) or default_grad_config(
             self.head_dim, self.value_dim, self.chip)
+        if config.persistent:  # the backward's grids are not made persistent (yet)
+            raise SpecError("Config.persistent applies to the softmax forward; the "
+                            "backward's grad_config must leave it off")
         grad_tables = tuple(grad_tables)
         images = self.__dict__.setdefault("_grad_images", {})
         if (grad_tables, config) not in images:
@@ -171,7 +174,8 @@ class GpuKernel:
         return images[grad_tables, config]
 
 
-def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
+def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a",
+                        dq_atomic: bool = False):
     """The softmax backward's config, apart from the forward's: its key tiles are product
     rows too (dK and dV accumulate per key), so both tile sizes must be multiples of
     16 x num_warps (64 for 4 warps; the forward's 32-key tiles past D = 128 do not
@@ -182,10 +186,13 @@ def default_grad_config(head_dim: int, value_dim: int, chip: str = "sm_90a"):
     (K and V read per product by ldmatrix), with .minnctapersm 1 (without it: 1304 B on
     block lists) and one stage past D = 64 (two: ALiBi 28 B); sm_90a without
     .minnctapersm (with it: ALiBi 12 B). autotune(..., backward=True) tries the others;
-    `kernel.grad_config` overrides it."""
+    `kernel.grad_config` overrides it. `dq_atomic`: with grad_dq_atomic (dQ summed by the
+    dK / dV grid), whose dQᵀ beside dK and dV takes 16-query tiles at D = 64 on sm_90a
+    too (64 spilled 144-316 B, 32 up to 16 B)."""
     hopper, wide = chip == "sm_90a", max(head_dim, value_dim) > 64
     fits_two = grad_shared_bytes(Config(num_stages=2), head_dim, value_dim) <= GRAD_SHARED_BUDGET
     return Config(block_m=64, block_n=64, num_warps=4,
                   num_stages=2 if fits_two and (hopper or not wide) else 1,
                   min_blocks=0 if hopper else 1,
-                  grad_query_tile=64 if hopper and not wide else 16)
+                  grad_query_tile=64 if hopper and not wide and not dq_atomic else 16,
+                  grad_dq_atomic=dq_atomic)

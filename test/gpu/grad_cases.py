@@ -4,6 +4,7 @@ machine without the compiler). Kernels take the GPU default config (tessera.comp
 import functools
 
 import tessera
+from tessera.gpu import default_grad_config
 
 import cases
 
@@ -58,30 +59,38 @@ def tables_for(name, heads, n, device):
     return cases.buffers_for(name, n, device)
 
 
-@functools.lru_cache(maxsize=None)
-def kernel(name, head_dim):
-    return tessera.compile(SPECS[name][0], head_dim=head_dim, dtype=cases.DTYPE,
-                           target="cuda")
+def with_dq_atomic(k, dq_atomic):
+    """`k` with its backward's default config, plus grad_dq_atomic where asked."""
+    if dq_atomic:
+        k.grad_config = default_grad_config(k.head_dim, k.value_dim, k.chip, dq_atomic=True)
+    return k
 
 
 @functools.lru_cache(maxsize=None)
-def table_kernel(name, head_dim):
+def kernel(name, head_dim, dq_atomic=False):
+    return with_dq_atomic(tessera.compile(SPECS[name][0], head_dim=head_dim,
+                                          dtype=cases.DTYPE, target="cuda"), dq_atomic)
+
+
+@functools.lru_cache(maxsize=None)
+def table_kernel(name, head_dim, dq_atomic=False):
     if name == "slopes":
-        return kernel("alibi", head_dim)
-    return tessera.compile(TABLE_SPECS[name][0], head_dim=head_dim, dtype=cases.DTYPE,
-                           target="cuda")
+        return kernel("alibi", head_dim, dq_atomic)
+    return with_dq_atomic(tessera.compile(TABLE_SPECS[name][0], head_dim=head_dim,
+                                          dtype=cases.DTYPE, target="cuda"), dq_atomic)
 
 
 def kernels():
     """Every case's kernel with its gradient image compiled (or found in the cache), and
     the table cases' gradient images with their table's gradient."""
     out = {}
-    for name in SPECS:
-        for d in cases.HEAD_DIMS:
-            out[name, d] = kernel(name, d)
-            out[name, d].grad_image()
-    for name, (_, table) in TABLE_SPECS.items():
-        for d in cases.HEAD_DIMS:
-            out[name + "_table", d] = table_kernel(name, d)
-            out[name + "_table", d].grad_image((table,))
+    for atomic in (False, True):
+        for name in SPECS:
+            for d in cases.HEAD_DIMS:
+                out[name, d, atomic] = kernel(name, d, atomic)
+                out[name, d, atomic].grad_image()
+        for name, (_, table) in TABLE_SPECS.items():
+            for d in cases.HEAD_DIMS:
+                out[name + "_table", d, atomic] = table_kernel(name, d, atomic)
+                out[name + "_table", d, atomic].grad_image((table,))
     return out

@@ -100,10 +100,13 @@ SHAPES = [  # nq, nk, heads, key heads
     (100, 300, 4, 4), (300, 100, 4, 2)]
 
 
+@pytest.mark.parametrize("dq_atomic", [False, True])
 @pytest.mark.parametrize("name", list(grad_cases.SPECS))
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("nq,nk,h,hk", SHAPES)
-def test_matches_float64(name, d, nq, nk, h, hk):
+def test_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
+    """Every spec and shape (ragged, Nq != Nk, GQA), with the dQ grid and with dQ summed
+    by the dK / dV grid (grad_dq_atomic)."""
     torch.manual_seed(nq * 7 + nk + d)
     B = 2 if nq * nk < 10 ** 6 else 1
     q = torch.randn(B, h, nq, d, device="cuda", dtype=torch.bfloat16)
@@ -115,7 +118,7 @@ def test_matches_float64(name, d, nq, nk, h, hk):
         gen = torch.Generator().manual_seed(nq + d)
         lists = random_lists(gen, B, h, nq, nk, grad_cases.BLOCKS, 4, ascending=nq == 1000)
         tables = {"block_indices": lists}
-    kernel = grad_cases.kernel(name, d)
+    kernel = grad_cases.kernel(name, d, dq_atomic)
     o, lse = kernel(q, k, v, return_lse=True, **tables)
     out = tuple(torch.full_like(x, float("nan")) for x in (q, k, v))  # poisoned
     got = kernel.grad(q, k, v, o, lse, grad_out, out=out, **tables)
@@ -127,7 +130,8 @@ def test_matches_float64(name, d, nq, nk, h, hk):
     lse_err = (lse[rows].double() - ref_lse[rows]).abs().max().item() if rows.any() else 0.0
     ours = [error(x, r) for x, r in zip(got, refs)]
     peer = sdpa_errors(name, q, k, v, grad_out, keep, tables, refs)
-    print(f"{name} d={d} nq={nq} nk={nk} h={h}/{hk}: dq dk dv tessera "
+    print(f"{name}{' dq_atomic' if dq_atomic else ''} d={d} nq={nq} nk={nk} h={h}/{hk}: "
+          f"dq dk dv tessera "
           f"{' '.join(f'{e:.2e}' for e in ours)} sdpa "
           f"{' '.join(f'{e:.2e}' for e in peer) if peer else None} (lse {lse_err:.1e}, "
           f"o {error(o, ref_o):.1e})")
@@ -179,10 +183,11 @@ def poisoned_empty(shape):
     torch.full(shape, float("nan"), device="cuda")
 
 
+@pytest.mark.parametrize("dq_atomic", [False, True])
 @pytest.mark.parametrize("name", list(grad_cases.TABLE_SPECS))
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("nq,nk,h,hk", TABLE_SHAPES)
-def test_table_gradient_matches_float64(name, d, nq, nk, h, hk):
+def test_table_gradient_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
     """kernel.grad(grad_tables=...) on the GPU: the table's gradient (atomic sums in the
     dQ grid) and dq, dk, dv against float64 (a relative-position bias, ALiBi slopes)."""
     torch.manual_seed(nq * 5 + nk + d)
@@ -195,7 +200,7 @@ def test_table_gradient_matches_float64(name, d, nq, nk, h, hk):
         table = 0.5 * torch.randn(h, 2 * grad_cases.MAX_REL - 1, device="cuda")
     else:
         table = grad_cases.tables_for("alibi", h, nk, "cuda")["slopes"]
-    kernel = grad_cases.table_kernel(name, d)
+    kernel = grad_cases.table_kernel(name, d, dq_atomic)
     o, lse = kernel(q, k, v, return_lse=True, **{table_name: table})
     out = tuple(torch.full_like(x, float("nan")) for x in (q, k, v))  # poisoned
     poisoned_empty(table.shape)
@@ -276,7 +281,8 @@ def test_torch_autograd(name):
 @pytest.mark.parametrize("name", ["causal", "softcap", "blocks"])
 def test_deterministic(name):
     """dQ has a pass of its own and dK / dV are written once per key tile: the same bits
-    every run (FlashAttention-3's deterministic mode)."""
+    every run (FlashAttention-3's deterministic mode). Not so with grad_dq_atomic (its dQ
+    sums land in any order), which this test leaves out."""
     torch.manual_seed(5)
     B, H, N = 2, 4, 1000
     q, k, v, g = (torch.randn(B, H, N, 128, device="cuda", dtype=torch.bfloat16)

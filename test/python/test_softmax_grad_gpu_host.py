@@ -181,3 +181,36 @@ def test_autograd_runs_the_forward_then_the_gradient_kernels(launches, reuse_mas
     assert q.grad is not None and q.grad.shape == q.shape and q.grad.dtype == torch.bfloat16
     params = launches[-1][2]
     assert params[0] == q.data_ptr()  # the saved q, not a copy
+
+
+@pytest.mark.parametrize("chip", ["sm_90a", "sm_80"])
+def test_dq_atomic_plans_an_f32_sum_and_no_dq_grid(launches, chip):
+    """grad_dq_atomic: the image's workspaces are Δ and dQ's f32 sum [B, H, Nq, D]
+    (zeroed by Δ's grid), its grids Δ, dK / dV (which add into the sum) and the
+    conversion per query tile (no products: no shared memory, where the dQ grid stages
+    its tiles); the gradients come out where asked. Table gradients are supported."""
+    kernel = tessera.compile(tessera.attention(causal=True), **GPU)
+    kernel.chip = chip
+    plain = kernel.grad_image()
+    kernel.grad_config = gpu.default_grad_config(64, 64, chip, dq_atomic=True)
+    image = kernel.grad_image()
+    assert image is not plain
+    assert image.record.workspace_dtypes == ["f32", "f32"]
+    B, H, Hk, Nq, Nk = 2, 8, 2, 100, 300
+    q, k = (B, H, Nq, 64), (B, Hk, Nk, 64)
+    shapes = (q, k, k, q, (B, H, Nq), q, q, k, k)
+    workspaces, grids = image.plan(shapes)
+    assert workspaces == [(B, H, Nq), (B, H, Nq, 64)]
+    assert len(grids) == 3 and len(plain.kernels) == 3
+    assert grids[1] == (-(-Nk // 64), Hk, B)  # dK / dV (and dQ's shares) per key tile
+    assert grids[2] == (-(-Nq // 64), H, B)   # the conversion per query tile
+    assert image.record.shared_bytes[2] == 0 < plain.record.shared_bytes[2]
+    qt, kt, o = _bf16(1, 2, 70, 64), _bf16(1, 1, 90, 64), _bf16(1, 2, 70, 64)
+    dq, dk, dv = kernel.grad(qt, kt, kt, o, torch.zeros(1, 2, 70), o)
+    assert [name for name, _, _ in launches] == image.kernels
+    rel = tessera.Buffer("rel", dtype="float32", rank=2)
+    tables = tessera.compile(tessera.attention(causal=True, score_mod=lambda s, b, h, i, j:
+                                               s + rel[h, i - j + 99]), **GPU)
+    tables.chip = chip
+    tables.grad_config = kernel.grad_config
+    assert len(tables.grad_image(("rel",)).kernels) == 4  # the table's zeroing grid first

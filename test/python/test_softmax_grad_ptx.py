@@ -143,3 +143,75 @@ def test_grad_query_tile_sets_the_dk_dv_grids_tiles():
     with pytest.raises(_core.CompileError, match=r"block_q \(64\) must be 1 or a multiple "
                                                  r"of grad_query_tile \(48\)"):
         _core.compile_gpu(blocks, "attention_grad", "sm_90a", grad_query_tile=48)
+
+
+# grad_dq_atomic: the dK / dV grid adds each pair's dS K into an f32 workspace with
+# red.global.add.f32, Δ's grid zeroes it, a last grid converts it; no dQ grid.
+ATOMIC_SPECS = {**SPILL_SPECS, "gqa_blocks": ts.attention(block_sparse=(128, 64))}
+# Spill bytes ptxas 13 gives the knob's modules (default_grad_config(..., dq_atomic=True)),
+# summed over their kernels, per (chip, head dim); absent: 0. sm_90a at D = 128: the
+# dK / dV grid with dQᵀ's two 64-row products and their K pieces reaches 255 registers
+# (188 without the knob).
+ATOMIC_SPILL_CEILING = {("sm_90a", 128): {"causal": 108, "softcap": 168, "document": 68,
+                                          "blocks": 12, "full": 88, "window": 116,
+                                          "alibi": 208, "gqa_blocks": 12}}
+
+
+def entries(ptx):
+    """{kernel name: its PTX text}."""
+    return dict(re.findall(r"\.entry (\w+)\((.*?)(?=\.entry|\Z)", ptx.decode(), re.S))
+
+
+@pytest.mark.parametrize("name", list(ATOMIC_SPECS))
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("chip", ["sm_90a", "sm_80"])
+def test_dq_atomic_ptx(name, head_dim, chip, tmp_path):
+    if not os.path.exists(PTXAS):
+        pytest.skip("ptxas not installed")
+    config = default_grad_config(head_dim, head_dim, chip, dq_atomic=True)
+    module = grad_mlir(ATOMIC_SPECS[name], "bfloat16", head_dim, head_dim)
+    ptx, record = _core.compile_gpu(module, "attention_grad", chip, **config.as_kwargs())
+    off, _ = _core.compile_gpu(module, "attention_grad", chip,
+                               **default_grad_config(head_dim, head_dim, chip).as_kwargs())
+    kernels, plain = entries(ptx), entries(off)
+    # The dQ grid's place is taken by the conversion; a mask_mod's per-query-tile key
+    # lists (the dQ grid's) are not written.
+    assert len(kernels) == len(plain) - (1 if name == "document" else 0)
+    names = sorted(kernels)
+    dkdv, convert = kernels[names[-2]], kernels[names[-1]]
+    adds = len(re.findall(r"\bred\.global\.add\.f32", dkdv))
+    # A pair's dQ share over 128 threads: every element of [queries, D] once.
+    assert adds >= head_dim * 16 // 128, adds
+    assert not re.search(r"\bred\.global", convert) and "atom." not in ptx.decode()
+    if chip == "sm_90a" and head_dim == 64:
+        assert "wgmma.mma_async" in dkdv
+    spills = ptxas_spills(ptx, chip, tmp_path)
+    regs = ptxas_registers(ptx, chip, tmp_path)
+    print(f"dq_atomic {name} {chip} D={head_dim}: {adds} red.global.add.f32, spills {spills}, "
+          f"registers {regs}")
+    assert sum(spills.values()) <= ATOMIC_SPILL_CEILING.get((chip, head_dim), {}).get(name, 0), \
+        spills
+
+
+def ptxas_registers(ptx, chip, tmp_path):
+    """{entry: registers} from ptxas -v."""
+    path = tmp_path / "r.ptx"
+    path.write_bytes(ptx)
+    run = subprocess.run([PTXAS, f"-arch={chip}", "-v", str(path), "-o", str(tmp_path / "r.cubin")],
+                         check=True, capture_output=True, text=True)
+    regs, entry = {}, None
+    for line in run.stderr.splitlines():
+        m = re.search(r"Compiling entry function '(\w+)'", line)
+        entry = m.group(1) if m else entry
+        m = re.search(r"Used (\d+) registers", line)
+        if m and entry:
+            regs[entry] = int(m.group(1))
+    return regs
+
+
+def test_dq_atomic_reaches_the_tile_program():
+    """grad_dq_atomic reaches the GPU pipelines (grad-dq-atomic, only where set); the CPU
+    keeps its dQ grid whatever the config says (same semantics)."""
+    assert "grad-dq-atomic" not in _core.gpu_pipeline("sm_90a", **ts.Config().as_kwargs())
+    assert "grad-dq-atomic=true" in _core.gpu_pipeline(
+        "sm_80", **ts.Config(grad_dq_atomic=True).as_kwargs())
