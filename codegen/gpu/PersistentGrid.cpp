@@ -147,12 +147,13 @@ Attribute tessera::gpu::persistentGridExtent(Attribute items, int64_t blocksPerS
 
 int64_t tessera::gpu::persistentBlocksPerSM(int64_t hint, int64_t smemBytes, int64_t numWarps,
                                             bool wgmma) {
-  if (hint > 0)
-    return std::min<int64_t>(hint, 64);
-  // Registers: warpgroup kernels take >= 128 a thread (as planStages bounds them),
-  // mma.sync softmax kernels ~128-255 (two blocks of 4 warps at D = 128).
-  int64_t registerBound = std::max<int64_t>(1, (wgmma ? 16 : 8) / numWarps);
+  // Shared memory bounds any hint (the plan's counts its tiles, not every buffer).
   int64_t sharedBound = kSharedPerSM / (smemBytes + 1024);
+  // Registers (ptxas is held to the count, so it must leave a softmax step its own):
+  // warpgroup softmax kernels take 115-170 a thread, three blocks of 4 warps; mma.sync
+  // ones 160-255, two.
+  int64_t registerBound =
+      hint > 0 ? hint : std::max<int64_t>(1, (wgmma ? 12 : 8) / numWarps);
   return std::clamp<int64_t>(std::min(registerBound, sharedBound), 1, 64);
 }
 

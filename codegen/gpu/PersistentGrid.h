@@ -21,9 +21,9 @@ inline constexpr const char kWorkItemsAttr[] = "tgpu.work_items";
 /// The launch extent of persistent `grid` (codegen's encoding, LaunchRecord.cpp): the
 /// smaller of its item count `items` and `blocksPerSM` x the device's SM count.
 mlir::Attribute persistentGridExtent(mlir::Attribute items, int64_t blocksPerSM);
-/// Blocks of `grid`'s kernel an SM is expected to hold: the .minnctapersm hint where one
-/// is set (`hint`), else what its shared memory (`smemBytes`) and a register estimate
-/// allow; at least 1, at most the launch record's 64.
+/// Blocks of a kernel an SM is expected to hold: what its shared memory (`smemBytes`)
+/// allows, and the .minnctapersm hint where one is set (`hint`), else a register
+/// estimate; at least 1, at most the launch record's 64.
 int64_t persistentBlocksPerSM(int64_t hint, int64_t smemBytes, int64_t numWarps, bool wgmma);
 } // namespace tessera::gpu
 

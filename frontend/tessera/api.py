@@ -34,6 +34,11 @@ def compile(spec: Spec, *, head_dim: int, value_dim: Optional[int] = None,
     for n, d in (("head_dim", head_dim), ("value_dim", value_dim)):
         if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > 512:
             raise SpecError(f"{n} must be an int in [1, 512], got {d!r}")
+    if (target == "cuda" and config is not None and config.persistent
+            and not isinstance(spec, AttentionSpec)):
+        # tessera-persistent-grid would rewrite their grids too: untested there.
+        raise SpecError(f"Config.persistent applies to softmax attention forwards; "
+                        f"{type(spec).__name__} kernels launch one program per tile")
     if isinstance(spec, ProgramSpec):
         if target == "cuda":
             return ProgramGpuKernel(spec, dtype, head_dim, value_dim, config or Config(), chip)

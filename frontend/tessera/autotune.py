@@ -59,7 +59,8 @@ DEFAULT_LINEAR_SPACE = {
 }
 # sm_90a softmax forwards also try TMA copies, alone and feeding a producer warpgroup
 # (issue 25; off by default until a GPU run shows them correct and faster).
-SM90A_SOFTMAX_KNOBS = {"tma": [False, True], "warp_specialize": [False, True]}
+SM90A_SOFTMAX_KNOBS = {"tma": [False, True], "warp_specialize": [False, True],
+                       "persistent": [False, True]}
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
 _SPEC_HASH_DIMS = ("float32", 64, 64)  # one reference module per spec
@@ -163,7 +164,8 @@ def _cfg_text(c: Config) -> str:
             f"num_stages={c.num_stages}" + (f" split={c.split}" if c.split != 1 else "")
             + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
             + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else "")
-            + (" tma" if c.tma else "") + (" warp_specialize" if c.warp_specialize else ""))
+            + (" tma" if c.tma else "") + (" warp_specialize" if c.warp_specialize else "")
+            + (" persistent" if c.persistent else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -588,6 +590,8 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
         # warp_specialize needs tma: where the space offers tma, the combination without
         # it would only be refused.
         if tma_offered and config.warp_specialize and not config.tma:
+            continue
+        if config.persistent and config.tma:  # refused by the compiler (not yet)
             continue
         if combo not in seen:
             seen.add(combo)
