@@ -2,13 +2,16 @@
 cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
 bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
 
-    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--head-dims 64,128]
+    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--persistent]
+                                 [--head-dims 64,128]
 
 --tma: also a "tessera-tma" row per workload, the fastest of the same candidates with
 Config.tma (K / V / Q tiles by TMA copies and mbarriers; sm_90a).
 --warp-specialize: also a "tessera-ws" row, the same with Config(tma=True,
 warp_specialize=True) (a producer warpgroup feeding the consumers through an mbarrier
 ring; sm_90a).
+--persistent: also a "tessera-persistent" row, the same with Config.persistent
+(min(blocks per SM x #SMs, tiles) CTAs walking (batch, head, query tile) items).
 """
 import dataclasses
 import sys
@@ -91,6 +94,8 @@ def main():
         ap.add_argument("--tma", action="store_true", help="also the candidates with Config.tma")
         ap.add_argument("--warp-specialize", action="store_true",
                         help="also the candidates with Config(tma=True, warp_specialize=True)")
+        ap.add_argument("--persistent", action="store_true",
+                        help="also the candidates with Config.persistent")
         ap.add_argument("--head-dims", default="64,128")
     args, run_info = bench_setup(__file__, options=options)
     dims = [int(d) for d in args.head_dims.split(",")]
@@ -98,7 +103,8 @@ def main():
     # Rows of the same candidates with knobs on: impl -> knobs, then impl -> kernels.
     variants = {impl: knobs for impl, knobs, wanted in (
         ("tessera-tma", {"tma": True}, args.tma),
-        ("tessera-ws", {"tma": True, "warp_specialize": True}, args.warp_specialize))
+        ("tessera-ws", {"tma": True, "warp_specialize": True}, args.warp_specialize),
+        ("tessera-persistent", {"persistent": True}, args.persistent))
         if wanted}
     with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
                                               target="cuda", config=dataclasses.replace(
