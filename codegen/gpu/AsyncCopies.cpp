@@ -215,8 +215,15 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   // elsewhere keep flying.
   ::mlir::gpu::BarrierOp::create(b);
   if (transposed) {
+    // Lane positions opaque: LLVM would otherwise hoist every slot's swizzled offset out
+    // of the loop around, a register each.
+    SlotCoord first = slotCoord(have, 0);
+    Value rowBase = opaqueIndex(base(have, first.rowBase));
+    Value colBase = opaqueIndex(base(have, first.colBase));
     for (int64_t s = 0; s < int64_t(slots->size()); ++s) {
-      auto [r, c] = position(have, s);
+      SlotCoord sc = slotCoord(have, s);
+      Value r = arith::AddIOp::create(b, rowBase, arith::ConstantIndexOp::create(b, sc.row));
+      Value c = arith::AddIOp::create(b, colBase, arith::ConstantIndexOp::create(b, sc.col));
       memref::StoreOp::create(b, (*slots)[s], st.view, ValueRange{swizzledOffset(b, c, r, rows)});
     }
   } else if (have.kind == LayoutKind::Acc) {

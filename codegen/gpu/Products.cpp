@@ -230,6 +230,10 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
     Value descA0 = matrixDescriptor(
         b, arith::AddIOp::create(b, startOf(ta, lhsShared->second.stage), rowBlock),
         aMnMajor ? ta.rows * 128 : 16, kSwizzleAtomBytes);
+    // A tile read transposed is loop-invariant there (K of the dK / dV grid): made opaque
+    // here, its k-step descriptors are not all hoisted and held across the loop.
+    if (aMnMajor)
+      descA0 = inlinePtx(b, b.getLoc(), b.getI64Type(), ValueRange{descA0}, "", "=l,0");
     auto wgmmaType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
     auto structType = LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(n / 2, b.getF32Type()));
     NVVM::WgmmaFenceAlignedOp::create(b);

@@ -2,6 +2,8 @@
 kernel against a float64 backward written from the math (reference_grad), itself checked
 by finite differences of the float64 forward. fp32 tolerance 1e-5 (SEMANTICS.md)."""
 import re
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,3 +360,57 @@ def test_mask_mod_lists_with_bounds(mask, causal, window, shape):
     spec_kwargs = {"causal": causal, "window": window}
     kernel = ts.compile(ts.attention(mask_mod=mask, **spec_kwargs), head_dim=shape[5])
     _check(kernel, spec_kwargs, shape, None, None, ref_kwargs={"mask_mod": mask})
+
+
+TESSERA_OPT = Path(__file__).resolve().parents[2] / "build/bin/tessera-opt"
+_SLOPES = ts.Buffer("slopes", "float32")
+_DOC = ts.Buffer("doc")
+DQ_ATOMIC_SPECS = {
+    "causal": ts.attention(causal=True),
+    "full": ts.attention(),
+    "window": ts.attention(causal=True, window=40),
+    "alibi": ts.attention(causal=True, score_mod=lambda s, b, h, i, j: s + _SLOPES[h] * (j - i)),
+    "document": ts.attention(mask_mod=lambda b, h, i, j: _DOC[i] == _DOC[j]),
+    "blocks": ts.attention(block_sparse=(64, 64)),
+}
+
+
+@pytest.mark.parametrize("name", list(DQ_ATOMIC_SPECS))
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("nq,nk,h,hk", [(100, 300, 4, 2), (77, 77, 4, 4), (300, 130, 4, 1)])
+def test_dq_atomic_tile_program_matches_the_dq_grid(name, d, nq, nk, h, hk):
+    """grad-dq-atomic's tile program (GPU pipelines only) run by the CPU lowering, which
+    adds its scatter in a fixed order: the same gradients as the dQ grid's (f32 sums in
+    another order), for [key, query] tiles (dQᵀ = Kᵀ dSᵀ, in 64-column pieces of K at
+    D = 128), ragged Nq != Nk and GQA, bounds, masks and block lists."""
+    if not TESSERA_OPT.exists():
+        pytest.skip("tessera-opt not built")
+    from tessera import _core
+    from tessera.softmax_grad import grad_mlir
+    rng = np.random.default_rng(nq + nk + d)
+    spec = DQ_ATOMIC_SPECS[name]
+    tables = {}
+    if name == "alibi":
+        tables = {"slopes": -np.linspace(0.1, 0.5, h).astype(np.float32)}
+    elif name == "document":
+        tables = {"doc": np.sort(rng.integers(0, 4, max(nq, nk))).astype(np.int32)}
+    elif name == "blocks":
+        blocks = rng.integers(-1, -(-nk // 64), (2, h, -(-nq // 64), 3)).astype(np.int32)
+        tables = {"block_indices": blocks}
+    kernel = ts.compile(spec, head_dim=d, dtype="float32", target="cpu")
+    kernel.grad_config = ts.Config(block_m=64, block_n=64)
+    q = rng.standard_normal((2, h, nq, d), dtype=np.float32)
+    k, v = (rng.standard_normal((2, hk, nk, d), dtype=np.float32) for _ in range(2))
+    g = rng.standard_normal((2, h, nq, d), dtype=np.float32)
+    o, lse = kernel(q, k, v, return_lse=True, **tables)
+    want = kernel.grad(q, k, v, o, lse, g, **tables)
+    tile = subprocess.run([str(TESSERA_OPT), "--tessera-attn-to-tile=block-m=64 block-n=64 "
+                           "grad-dq-atomic=true"], input=grad_mlir(spec, "float32", d, d),
+                          capture_output=True, text=True, check=True).stdout
+    assert "tile.scatter_add" in tile
+    kernel._grad_impls = {((), kernel.grad_config): _core.CpuKernel(
+        tile, spec.name + "_grad", **kernel.grad_config.as_kwargs())}
+    got = kernel.grad(q, k, v, o, lse, g, **tables)
+    for what, x, y in zip(("dq", "dk", "dv"), got, want):
+        err = np.abs(x - y).max() / max(np.abs(y).max(), 1e-30)
+        assert err <= 1e-5, f"{what}: {err:.2e}"
