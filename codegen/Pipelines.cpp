@@ -77,6 +77,9 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
     pm.addPass(tessera::gpu::createPersistentGrid());
   if (options.warpSpecialize)
     pm.addPass(tessera::gpu::createTgpuWarpSpecialize());
+  tessera::gpu::TgpuAllocateSharedOptions shared;
+  shared.tma = options.tma;
+  pm.addPass(tessera::gpu::createTgpuAllocateShared(shared));
 }
 
 /// tgpu -> PTX.

@@ -30,12 +30,22 @@ void Distributor::beginSharedArena() {
   arenaAnchor = arenaAddress.getDefiningOp();
 }
 
-int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem) {
+int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem,
+                                  StringRef kind, Operation *owner) {
   // Whole 64-column swizzle blocks: a partial block's chunks land anywhere in its rows.
   cols = llvm::alignTo(cols, kSwizzleCols);
   int64_t elements = rows * cols * stages;
-  int64_t offset = llvm::alignTo(arenaBytes, kSwizzleAtomBytes);
-  arenaBytes = offset + llvm::alignTo(elements * 2, kSwizzleAtomBytes);
+  int64_t offset = sharedOffset(owner, kind, llvm::alignTo(elements * 2, kSwizzleAtomBytes),
+                                kSwizzleAtomBytes);
+  // The plan gave it the bytes of an earlier buffer of its shape (an output stored
+  // through a tile nothing reads any more): the same view.
+  for (auto [index, t] : llvm::enumerate(swizzledTiles))
+    if (t.offset == offset && t.rows == rows && t.cols == cols && t.stages == stages &&
+        getElementTypeOrSelf(t.view.getType()) == elem) {
+      noteSharedHandle(t.view);
+      noteSharedHandle(t.address);
+      return index;
+    }
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(arenaAnchor);
   auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
@@ -46,7 +56,9 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
       shift, ValueRange{});
   Value address = arith::AddIOp::create(
       b, arenaAddress, arith::ConstantIntOp::create(b, b.getI64Type(), offset));
-  swizzledTiles.push_back({view, address, rows, cols, stages});
+  noteSharedHandle(view);
+  noteSharedHandle(address);
+  swizzledTiles.push_back({view, address, rows, cols, stages, offset});
   return swizzledTiles.size() - 1;
 }
 
@@ -59,7 +71,7 @@ int Distributor::swizzledBuffer(tile::LoadOp op) {
   if (it != swizzledBuffers.end())
     return it->second;
   int index = allocateSwizzled(tileType.getDimSize(0), tileType.getDimSize(1), stages,
-                               tileType.getElementType());
+                               tileType.getElementType(), "tile", op);
   swizzledBuffers[key] = index;
   return index;
 }
@@ -209,7 +221,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   FailureOr<Slots> slots = slotsOf(v, have);
   if (failed(slots))
     return failure();
-  int index = allocateSwizzled(rows, cols, /*stages=*/1, type.getElementType());
+  int index = allocateSwizzled(rows, cols, /*stages=*/1, type.getElementType(), "operand");
   const SwizzledTile &st = swizzledTiles[index];
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
@@ -283,11 +295,12 @@ int Distributor::throughSharedBuffer(tile::StoreOp op, const Layout &l) {
       ShapedType::isDynamic(rowLength) || rowLength % 8 ||
       !knownMultipleOf(op.getIndices().back(), 8))
     return -1;
-  // Stored once, after the loops (a softmax's O): only through a buffer nothing reads
-  // any more (Q's), so that shared memory, and blocks per SM, stay as they are.
-  if (!inLoop)
-    return bufferFreeAfter(op, rows, cols, elem);
-  return allocateSwizzled(rows, cols, /*stages=*/1, elem);
+  // Stored once, after the loops (a softmax's O): only where a buffer of its shape is
+  // free by then (Q's), so that shared memory, and blocks per SM, stay as they are (the
+  // allocation gives it those bytes).
+  if (!inLoop && bufferFreeAfter(op, rows, cols, elem) < 0)
+    return -1;
+  return allocateSwizzled(rows, cols, /*stages=*/1, elem, "output", op);
 }
 
 Value Distributor::opaqueIndex(Value v) {
@@ -334,7 +347,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
   if (reused && copiesPending())
     waitForCopies();
   if (reused)
-    drainTensorCopies({index});
+    drainTensorCopies(overlappingSwizzled(index));
   ::mlir::gpu::BarrierOp::create(b);
   // After the loops, positions from a thread index LLVM cannot equate with the entry's:
   // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,
@@ -366,4 +379,13 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
       scf::YieldOp::create(b);
     });
   }
+}
+
+SmallVector<int> Distributor::overlappingSwizzled(int index) {
+  const SwizzledTile &mine = swizzledTiles[index];
+  SmallVector<int> out;
+  for (auto [i, t] : llvm::enumerate(swizzledTiles))
+    if (t.offset < mine.offset + mine.bytes() && mine.offset < t.offset + t.bytes())
+      out.push_back(i);
+  return out;
 }

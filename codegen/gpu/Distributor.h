@@ -346,6 +346,8 @@ private:
     Value view;    // 1-D memref over all stages, in workgroup memory
     Value address; // i64 shared address of stage 0
     int64_t rows, cols, stages;
+    int64_t offset; // bytes from the arena's start
+    int64_t bytes() const { return llvm::alignTo(rows * cols * stages * 2, kSwizzleAtomBytes); }
   };
   SmallVector<SwizzledTile> swizzledTiles;
   DenseMap<std::pair<Value, Type>, int> swizzledBuffers; // (source, type) -> tile
@@ -353,7 +355,8 @@ private:
   Operation *arenaAnchor = nullptr;      // views are created right after it, in the entry
   int64_t arenaBytes = 0;
   void beginSharedArena();
-  int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem);
+  int allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Type elem, StringRef kind,
+                       Operation *owner = nullptr);
   /// The swizzled buffer of `op`'s (source, tile type), allocated at first use with the
   /// stages planStages gave it.
   int swizzledBuffer(tile::LoadOp op);
@@ -511,7 +514,10 @@ private:
   };
   DenseMap<Value, SmallVector<Conversion>> conversions;
   DenseMap<Type, Value> scratchBuffers; // one per shape: conversions fence around it
-  Value workgroupBuffer(ArrayRef<int64_t> shape, Type elem);
+  /// A view of the arena for a `kind` buffer (SharedAllocation.cpp) requested by `owner`
+  /// (null: the op being lowered).
+  Value workgroupBuffer(ArrayRef<int64_t> shape, Type elem, StringRef kind,
+                        Operation *owner = nullptr);
   Value scratchBuffer(ArrayRef<int64_t> shape, Type elem);
   void writeSlots(Value mem, const Layout &have, ArrayRef<Value> slots, bool transpose);
   Slots readSlots(Value mem, const Layout &want, bool transposed);
@@ -547,6 +553,56 @@ private:
   /// the same position in `like` (a loop's or if's results).
   LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
   void unflatten(ValueRange values, ValueRange flat);
+
+  // Shared-memory allocation (SharedAllocation.cpp, docs/RationaleTgpu.md): every buffer
+  // is requested through sharedOffset. Lowering a scratch copy for
+  // tessera-tgpu-allocate-shared, the requests are laid end to end and recorded with
+  // the tile ops that touch each buffer (its live range); otherwise their offsets are
+  // the plan's (tgpu.shared_offset on the requesting ops, tgpu.shared_bytes on the grid).
+public:
+  /// Before lowerBlock: records (in a module marked as the allocation's scratch copy) or
+  /// follows `grid`'s plan; fails, located, on a grid without one.
+  LogicalResult beginSharedPlan(tile::GridOp grid);
+  /// After lowering: the recorded requests as `kernel`'s tgpu.shared_requests, or a
+  /// check that every planned offset was taken; fails, located, where the plan was not
+  /// followed.
+  LogicalResult endSharedPlan(::mlir::gpu::GPUFuncOp kernel);
+  bool recordingShared() const { return sharedRecorder != nullptr; }
+
+private:
+  struct SharedRequest {
+    Operation *owner; // the tile op (or the grid) whose tgpu.shared_offset names it
+    std::string kind;
+    int64_t bytes, align, offset;
+    SmallVector<Value> handles; // what its accesses use: its view, its i64 address
+  };
+  SmallVector<SharedRequest> sharedRequests;
+  tile::GridOp sharedGrid;
+  Operation *lowering = nullptr; // the tile op being lowered (lowerBlock)
+  DenseMap<Operation *, unsigned> plannedTaken; // offsets taken per owner (following)
+  bool sharedPlanBroken = false;
+  struct SharedRecorder : OpBuilder::Listener {
+    explicit SharedRecorder(Operation *const &lowering) : lowering(lowering) {}
+    void notifyOperationInserted(Operation *op, OpBuilder::InsertPoint) override {
+      if (lowering)
+        tileOpOf[op] = lowering;
+    }
+    Operation *const &lowering;
+    DenseMap<Operation *, Operation *> tileOpOf; // emitted op -> the tile op lowering it
+  };
+  std::unique_ptr<SharedRecorder> sharedRecorder; // tags emitted ops with their tile op
+  /// The offset of the next buffer `owner` (null: the op being lowered) requests; its
+  /// handles are added with noteSharedHandle. Where the plan lets it reuse bytes an
+  /// earlier buffer had, the copies and readers of those are waited for first.
+  int64_t sharedOffset(Operation *owner, StringRef kind, int64_t bytes, int64_t align);
+  void noteSharedHandle(Value v) { sharedRequests.back().handles.push_back(v); }
+  /// Waits for the products, copies and readers of arena bytes [begin, end), then a
+  /// block barrier.
+  void settleSharedBytes(int64_t begin, int64_t end);
+  /// Before lowering `op`: settles the bytes its tgpu.shared_reuse names, if any.
+  void settleReusedShared(Operation *op);
+  /// Swizzled buffers sharing bytes with `index` (itself included), in index order.
+  SmallVector<int> overlappingSwizzled(int index);
 };
 } // namespace tessera::gpu
 

@@ -70,6 +70,38 @@ def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def TgpuAllocateShared : Pass<"tessera-tgpu-allocate-shared", "mlir::ModuleOp"> {
+  let summary = "shared-memory offsets from the buffers' sizes, alignments and live ranges";
+  let description = [{
+    Runs after tessera-tgpu-assign-stages (and tessera-tgpu-warp-specialize). Finds every
+    shared buffer each `tile.grid`'s kernel needs (operand tiles with their stages,
+    staging, conversion and reduction scratch, computed operands, outputs stored through
+    shared memory, TMA mbarriers) by lowering a scratch copy of the module, with its
+    size, alignment and live range (the tile ops whose lowering touches it, whole loops
+    around them), and gives each an offset: into the bytes of an earlier buffer of its
+    size that is dead by then, else above the earlier buffers it lives with. Writes
+    `tgpu.shared_offset` (array<i64>, one per buffer in request order) on each requesting
+    op (the grid for its mbarriers) and `tgpu.shared_bytes` on the grid, which
+    tessera-tile-to-gpu follows. Offsets already on an op are kept; overlapping live
+    buffers, misaligned offsets and plans beyond the 227 KiB a block can have are
+    reported.
+  }];
+  let options = [
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "plan for tessera-tile-to-gpu's tma (mbarriers after the buffers)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "a remark per buffer: kind, bytes, offset, alignment, live range (op numbers "
+           "in pre-order, the grid 0)">
+  ];
+  let dependentDialects = [
+    "::tessera::tgpu::TgpuDialect",
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
   let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
   let description = [{

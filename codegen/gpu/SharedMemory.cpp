@@ -37,29 +37,31 @@ bool Distributor::visibleHere(Block *made) {
   return false;
 }
 
-Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem) {
+Value Distributor::workgroupBuffer(ArrayRef<int64_t> shape, Type elem, StringRef kind,
+                                   Operation *owner) {
   // A view of the dynamic shared memory arena: no 48 KiB cap on static allocations, and
   // 128-byte alignment for 16-byte vector copies and ldmatrix rows.
   int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
   for (int64_t d : shape)
     bytes *= d;
-  int64_t offset = llvm::alignTo(arenaBytes, 128);
-  arenaBytes = offset + bytes;
+  int64_t offset = sharedOffset(owner, kind, bytes, 128);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfter(arenaAnchor);
   auto workgroup = ::mlir::gpu::AddressSpaceAttr::get(
       b.getContext(), ::mlir::gpu::GPUDialect::getWorkgroupAddressSpace());
   Value shift = arith::AddIOp::create(b, arenaShift, arith::ConstantIndexOp::create(b, offset));
-  return memref::ViewOp::create(
+  Value view = memref::ViewOp::create(
       b, MemRefType::get(shape, elem, MemRefLayoutAttrInterface{}, workgroup), arena, shift,
       ValueRange{});
+  noteSharedHandle(view);
+  return view;
 }
 
 Value Distributor::scratchBuffer(ArrayRef<int64_t> shape, Type elem) {
   SmallVector<int64_t> padded = paddedShape(shape, elem);
   Value &mem = scratchBuffers[MemRefType::get(padded, elem)];
   if (!mem)
-    mem = workgroupBuffer(padded, elem);
+    mem = workgroupBuffer(padded, elem, "scratch");
   return mem;
 }
 
@@ -117,7 +119,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
     return failure();
   // Its own buffer: the operand stays readable for as long as the value lives.
   Value mem = workgroupBuffer(paddedShape(type.getShape(), type.getElementType()),
-                              type.getElementType());
+                              type.getElementType(), "operand");
   barrierPending = true;
   flushBarrier(); // the previous iteration's readers are done
   writeSlots(mem, layoutOf(v), *have, /*transpose=*/false);
@@ -204,6 +206,6 @@ Value Distributor::stagingBuffer(tile::LoadOp op) {
   SmallVector<int64_t> shape = paddedShape(tileType.getShape(), elem);
   Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), MemRefType::get(shape, elem)}];
   if (!mem)
-    mem = workgroupBuffer(shape, elem);
+    mem = workgroupBuffer(shape, elem, "staging", op);
   return mem;
 }

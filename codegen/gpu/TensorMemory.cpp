@@ -282,8 +282,7 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
     all.push_back(buffer);
   llvm::sort(all);
   drainTensorCopies(all);
-  int64_t offset = llvm::alignTo(arenaBytes, 8);
-  arenaBytes = offset + 8 * numBarriers;
+  int64_t offset = sharedOffset(sharedGrid, "mbarriers", 8 * numBarriers, 8);
   barrierOffset.setValueAttr(b.getI64IntegerAttr(offset));
   {
     // One thread initialises every barrier (one arrival a phase: the elected issuer's

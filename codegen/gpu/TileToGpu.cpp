@@ -14,6 +14,7 @@
 #include "codegen/gpu/LaunchRecord.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/PersistentGrid.h"
+#include "codegen/gpu/SharedAllocation.h"
 #include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/TensorMemory.h"
 
@@ -136,7 +137,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
 
   bool useWgmma = accumulator.getVersion() == tgpu::MmaVersion::wgmma;
   Distributor d(b, warps, config.getNumStages(), useWgmma, kernel);
-  if (failed(d.followSchedule(grid)))
+  if (failed(d.followSchedule(grid)) || failed(d.beginSharedPlan(grid)))
     return failure();
   for (auto [hostArg, kernelArg] :
        llvm::zip(func.getArguments(), entry.getArguments()))
@@ -167,13 +168,14 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   // function takes its descriptors (shareTensorMaps).
   if (tma && !func->hasAttr(kTensorMapsAttr))
     d.useTensorCopies(grid.getBody().front(), func);
-  if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)))
+  if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)) ||
+      failed(d.endSharedPlan(kernel)))
     return failure();
   ::mlir::gpu::ReturnOp::create(b);
   if (int64_t blocks = minBlocks ? minBlocks : d.plannedBlocksPerSM)
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));
   // Shared memory (staging and conversion buffers, all in the dynamic arena).
-  if (d.dynamicSharedBytes() > kSharedLimit)
+  if (!d.recordingShared() && d.dynamicSharedBytes() > kSharedLimit)
     return grid.emitError("the kernel needs ")
            << d.dynamicSharedBytes() << " bytes of shared memory, more than the "
            << kSharedLimit << " a block can have; use smaller tiles or a larger split";
@@ -219,6 +221,11 @@ void TileToGpuPass::runOnOperation() {
     top.emitError("min_blocks must be in [0, 32] (blocks per SM), got ") << int64_t(minBlocks);
     return signalPassFailure();
   }
+  // Shared memory follows tessera-tgpu-allocate-shared's plan; a grid without one
+  // (hand-written tgpu IR) is planned here first, by the same code.
+  if (!top->hasAttr(kSharedScratchAttr) &&
+      failed(allocateShared(top, tma, /*asPass=*/false)))
+    return signalPassFailure();
   top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
   SmallVector<func::FuncOp> funcs(top.getOps<func::FuncOp>());
   for (func::FuncOp func : funcs) {

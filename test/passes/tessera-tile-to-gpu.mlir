@@ -319,9 +319,12 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // With wgmma the state goes to a 128-byte-swizzled buffer: every pair of a thread's
 // accumulator slots is stored at one per-thread base XOR its 16-byte chunk (8 columns)
 // plus a constant row offset (8 rows = 512 elements), not at an address of its own.
+// The state takes the bytes of K's buffer, dead by then (tessera-tgpu-allocate-shared):
+// a barrier for K's readers first (canonicalization merges it with the next).
 // WGMMA-LABEL: func.func @state_product
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA: gpu.barrier
+// WGMMA-NEXT: gpu.barrier
 // WGMMA-NEXT: %[[G8:.*]] = arith.muli %{{.*}}, %c8
 // WGMMA-NEXT: %[[LANE:.*]] = arith.addi %{{.*}}, %[[G8]]
 // WGMMA-NEXT: %[[ROW:.*]] = arith.muli %{{.*}}, %c64

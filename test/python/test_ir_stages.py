@@ -143,11 +143,20 @@ def test_tgpu_stage_causal_d128_wgmma_schedule():
     # K (the first product's operand) is prefetched in each loop, into a double buffer;
     # V is not.
     assert len(re.findall(r"tile\.load .*\{tgpu\.buffer_stages = 2 : i64, "
-                          r"tgpu\.prefetch_distance = 1 : i64\}", tgpu)) == 3
+                          r"tgpu\.prefetch_distance = 1 : i64[,}]", tgpu)) == 3
     assert tgpu.count("tgpu.buffer_stages") == 3
     sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
     assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
     assert sm80.count('tgpu.pipeline = "registers"') == 3
+    # Shared memory (tessera-tgpu-allocate-shared): on sm_90a Q at 0, K's two stages
+    # above it, V above those (64 KiB), O stored through Q's bytes after the loops; on
+    # sm_80 K and V in padded rows (17408 bytes each).
+    offsets = r"tgpu\.shared_offset = array<i64: (\d+)>"
+    assert "tgpu.shared_bytes = 65536 : i64" in tgpu
+    assert re.findall(offsets, tgpu) == ["0", "16384", "49152", "0"]
+    assert re.search(r"tile\.store .*\{tgpu\.shared_offset = array<i64: 0>\}", tgpu)
+    assert "tgpu.shared_bytes = 34816 : i64" in sm80
+    assert re.findall(offsets, sm80) == ["0", "17408"]
 
 
 @pytest.mark.parametrize("which", ["causal", "masked"])

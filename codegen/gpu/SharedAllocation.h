@@ -1,0 +1,37 @@
+//===- SharedAllocation.h - shared-memory offsets as attributes --*- C++ -*-===//
+//
+// Names of the attributes tessera-tgpu-allocate-shared writes (and a user may set) on a
+// tile.grid and its ops, and the allocation itself; docs/RationaleTgpu.md.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TESSERA_CODEGEN_GPU_SHAREDALLOCATION_H
+#define TESSERA_CODEGEN_GPU_SHAREDALLOCATION_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace tessera::gpu {
+/// On a tile op (the grid itself for its mbarriers): the arena offset of each shared
+/// buffer the lowering requests while lowering it, in request order (array<i64>).
+inline constexpr const char kSharedOffsetAttr[] = "tgpu.shared_offset";
+/// tile.grid: bytes of the arena the plan uses (the launch adds 1024 of alignment slack).
+inline constexpr const char kSharedBytesAttr[] = "tgpu.shared_bytes";
+/// scf.for / scf.while: buffers first used in it take bytes of buffers dead before it,
+/// [begin, end): their products, copies and readers are waited for before the loop.
+inline constexpr const char kSharedReuseAttr[] = "tgpu.shared_reuse";
+/// The allocation's scratch copy of a module (its kernels record their requests).
+inline constexpr const char kSharedScratchAttr[] = "tgpu.shared_allocation_scratch";
+/// A scratch kernel's requests: {owner, kind, bytes, align, first, last} each.
+inline constexpr const char kSharedRequestsAttr[] = "tgpu.shared_requests";
+
+/// Plans the tile.grids of `top` from a scratch lowering of the module
+/// (tessera-tile-to-gpu with `tma`); keeps a grid's plan where it has one, or the
+/// offsets ops carry, reporting those that overlap, are misaligned or do not fit.
+/// `asPass` (tessera-tgpu-allocate-shared): every grid; a module the lowering rejects
+/// (an f32 product) is left unplanned, for tessera-tile-to-gpu to report. Otherwise only
+/// grids without tgpu.shared_bytes, the lowering's errors reported. `report`: a remark
+/// per buffer.
+::mlir::LogicalResult allocateShared(::mlir::ModuleOp top, bool tma, bool asPass,
+                                     bool report = false);
+} // namespace tessera::gpu
+
+#endif

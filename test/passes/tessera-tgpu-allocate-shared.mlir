@@ -1,0 +1,292 @@
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared | FileCheck %s
+// Allocating twice gives the same plan (offsets on the ops are kept).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared --tessera-tgpu-allocate-shared | FileCheck %s
+// Each buffer's kind, size, alignment and live range (tile ops in pre-order, the grid 0).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
+// With TMA the mbarriers (one per stage of each buffer TMA fills) follow the buffers.
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared=tma=true | FileCheck %s --check-prefix=TMA
+// tessera-tile-to-gpu follows the plan: the launch's smem is the plan's bytes + 1024.
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
+
+// The D = 128 causal softmax on sm_90a (as tessera-gpu makes it, reduced to one head):
+// Q 16 KiB at 0, K double-buffered (32 KiB) above it, V 16 KiB above that: 64 KiB, three
+// blocks an SM. The three loops load K and V through the first loop's buffers; O goes
+// out after the loops through Q's bytes, which nothing reads any more.
+// CHECK-LABEL: func.func @causal_d128
+// CHECK: tile.grid{{.*}}tgpu.shared_bytes = 65536 : i64
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}dot_operand
+// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.shared_offset = array<i64: 16384>}
+// CHECK-NEXT: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 49152>}
+// CHECK: scf.for
+// CHECK-NOT: tgpu.shared_offset
+// CHECK: tile.store %{{.*}} {tgpu.shared_offset = array<i64: 0>}
+// REPORT: remark: shared tile buffer: 16384 bytes at 0 (align 1024), live over ops 3-32
+// REPORT: remark: shared tile buffer: 32768 bytes at 16384 (align 1024), live over ops 6-32
+// REPORT: remark: shared tile buffer: 16384 bytes at 49152 (align 1024), live over ops 6-32
+// REPORT: remark: shared output buffer: 16384 bytes at 0 (align 1024), live over ops 34-34
+// TMA-LABEL: func.func @causal_d128
+// TMA: tile.grid{{.*}}tgpu.shared_bytes = 65568 : i64, tgpu.shared_offset = array<i64: 65536>
+// LOWERED-LABEL: func.func @causal_d128
+// LOWERED-SAME: smem = 66560 : i64
+
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+func.func @causal_d128(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  // The masked / unmasked / masked split points.
+  %c2 = arith.constant 2 : index
+  %a = arith.divui %tiles, %c2 : index
+  %b = arith.subi %tiles, %c1 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc1 = scf.for %t = %c0 to %a step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    %acc2 = scf.for %t = %a to %b step %c1 iter_args(%x = %acc1) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    %acc3 = scf.for %t = %b to %tiles step %c1 iter_args(%x = %acc2) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    %ob = arith.truncf %acc3 : tensor<64x128xf32, #acc> to tensor<64x128xbf16, #acc>
+    tile.store %ob, %o[%row, %c0] : tensor<64x128xbf16, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// mma.sync (sm_80): K and V staged in padded rows (64 x 136 bf16, 17408 bytes each,
+// 128-byte aligned), both read in the loop: one above the other.
+// CHECK-LABEL: func.func @staged_mma_sync
+// CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-14
+// REPORT: remark: shared staging buffer: 17408 bytes at 17408 (align 128), live over ops 6-14
+// LOWERED-LABEL: func.func @staged_mma_sync
+// LOWERED-SAME: smem = 35840 : i64
+
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc1 = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %acc1, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// Liveness: K is read only in the first sweep, V only in the second, so V takes K's
+// bytes; the second loop is marked (tgpu.shared_reuse) so that the lowering waits for
+// K's readers once, with a barrier before it, not in every iteration.
+// CHECK-LABEL: func.func @two_sweeps
+// CHECK: tile.grid{{.*}}tgpu.shared_bytes = 17408 : i64
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
+// CHECK: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64, tgpu.shared_reuse = array<i64: 0, 17408>}
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-11
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 13-17
+// LOWERED-LABEL: func.func @two_sweeps
+// LOWERED-SAME: smem = 18432 : i64
+// LOWERED: gpu.func @two_sweeps_kernel0
+// LOWERED: memref.view %{{.*}}[%[[AT:[0-9a-z_]+]]][] : {{.*}} to memref<64x136xbf16
+// LOWERED-NEXT: memref.view %{{.*}}[%[[AT]]][] : {{.*}} to memref<64x136xbf16
+// LOWERED: scf.yield
+// LOWERED: gpu.barrier
+// LOWERED-NEXT: scf.for
+
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @two_sweeps(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %s = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %zero) -> (tensor<64x64xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %next = tile.dot %qt, %ktt, %x : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      scf.yield %next : tensor<64x64xf32, #acc>
+    }
+    %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+    %o1 = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %o1, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// A user's offset on one op is kept (V above K although it could share K's bytes); the
+// others are placed around it.
+// CHECK-LABEL: func.func @user_offset
+// CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// LOWERED-LABEL: func.func @user_offset
+// LOWERED-SAME: smem = 35840 : i64
+
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @user_offset(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %s = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %zero) -> (tensor<64x64xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %next = tile.dot %qt, %ktt, %x : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      scf.yield %next : tensor<64x64xf32, #acc>
+    }
+    %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+    %o1 = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %vt = tile.load %v[%n0, %c0] {tgpu.shared_offset = array<i64: 17408>} : !in -> tensor<64x128xbf16, #rhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %o1, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// A hand-written plan (tgpu.shared_bytes on the grid, an offset on every requesting op)
+// is followed as it is: V below K.
+// CHECK-LABEL: func.func @hand_plan
+// CHECK: tile.grid{{.*}}tgpu.shared_bytes = 40960 : i64
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 20480>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// LOWERED-LABEL: func.func @hand_plan
+// LOWERED-SAME: smem = 41984 : i64
+
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @hand_plan(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.shared_bytes = 40960 : i64} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc1 = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] {tgpu.shared_offset = array<i64: 20480>} : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] {tgpu.shared_offset = array<i64: 0>} : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %acc1, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
