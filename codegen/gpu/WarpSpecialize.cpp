@@ -28,9 +28,12 @@ using namespace tessera::gpu;
 
 RegisterBudgets tessera::gpu::warpSpecializedRegisters(int64_t consumerWarpgroups) {
   int64_t c = consumerWarpgroups;
-  // What an SM's 64 K registers give each of the block's threads, in the allocation unit
-  // of 8 (at most 255 a thread).
-  int32_t fair = int32_t(std::min<int64_t>(65536 / (128 * (1 + c)), 256) / 8 * 8);
+  // One consumer warpgroup needs fewer than 128 registers a thread (D = 128 causal: no
+  // spills at 128), so two blocks share an SM, as three one-warpgroup blocks do without
+  // a producer; more consumers take an SM alone.
+  int64_t blocks = c == 1 ? 2 : 1;
+  // What an SM's 64 K registers give each thread, in the allocation unit of 8.
+  int32_t fair = int32_t(std::min<int64_t>(65536 / (128 * (1 + c) * blocks), 256) / 8 * 8);
   int32_t producer = c == 1 ? 40 : 24;
   int32_t consumer = int32_t(std::min<int64_t>(240, (fair * (1 + c) - producer) / c / 8 * 8));
   return {std::min(fair, consumer), producer, consumer};

@@ -20,10 +20,11 @@ namespace tessera::gpu {
 constexpr int64_t kProducerWarps = 4;
 
 /// Registers a thread: at the kernel's entry (ptxas .maxnreg), then the producer's
-/// (setmaxnreg.dec) and the consumers' (setmaxnreg.inc). A block's register file is
-/// 64 K: entry x threads must fit it, and what the producer gives back must cover what
-/// the consumers take (entry x (1 + C) >= producer + C x consumer, C consumer
-/// warpgroups), as FlashAttention-3 chooses them (C = 2: 168 / 24 / 240).
+/// (setmaxnreg.dec) and the consumers' (setmaxnreg.inc). The blocks an SM holds share its
+/// 64 K registers (two for one consumer warpgroup, else one), and what the producer gives
+/// back must cover what the consumers take (entry x (1 + C) >= producer + C x consumer,
+/// C consumer warpgroups): C = 1: 128 / 40 / 216; C = 2: 168 / 24 / 240, as
+/// FlashAttention-3 has them.
 struct RegisterBudgets {
   int32_t entry, producer, consumer;
 };

@@ -5,13 +5,13 @@
 // prefetch distances), K and V each in a ring of two stages (tgpu.buffer_stages = 2, V
 // too, which the stage plan left single); the producer partition keeps the program id,
 // Q's load and a loop of the same bounds with K's and V's loads, nothing of the products.
-// The blocks-per-SM plan goes: the block takes an SM's registers. One consumer warpgroup:
-// the producer drops to 40 registers, the consumers rise to 240.
+// The blocks-per-SM plan goes (registers decide: two such blocks an SM). One consumer
+// warpgroup: the producer drops to 40 registers, the consumers rise to 216.
 // CHECK-LABEL: func.func @key_loop
 // CHECK: tile.grid
 // CHECK-NOT: tgpu.blocks_per_sm
 // CHECK-SAME: tgpu.num_stages = 2
-// CHECK-NEXT: tgpu.warp_specialize num_warps = [4] registers = [40] default_registers = 240 default {
+// CHECK-NEXT: tgpu.warp_specialize num_warps = [4] registers = [40] default_registers = 216 default {
 // CHECK: tile.load %arg0
 // CHECK: scf.for
 // CHECK: tile.load %arg1{{.*}} {tgpu.buffer_stages = 2 : i64}

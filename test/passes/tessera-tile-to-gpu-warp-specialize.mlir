@@ -2,20 +2,21 @@
 
 // tessera-tile-to-gpu lowers tgpu.warp_specialize (tessera-tgpu-warp-specialize's split
 // of @key_loop): the block is the consumers' 128 threads and a producer warpgroup after
-// them (launch record and known_block_size 256), ptxas caps registers at 240 at entry.
+// them (launch record and known_block_size 256), ptxas caps registers at 128 at entry
+// (two such blocks an SM).
 // Barriers: one full barrier (one arrival: the producer's arrive.expect_tx) and one empty
 // barrier (one arrival per consumer warp: 4) per stage of Q (1), K (2) and V (2), set up
 // by one thread before a block-wide barrier. Threads 128.. lower their registers to 40
 // and thread 128 alone runs the producer: Q, then per key tile K and V, each a wait on
 // the slot's empty barrier, arrive.expect_tx on its full one and two 64-column boxes.
-// The consumers raise theirs to 240, wait on full barriers where products read the
+// The consumers raise theirs to 216, wait on full barriers where products read the
 // tiles, and at the end of each iteration (products waited for) sync the warp and give
 // K's and V's slots back from lane 0; block barriers among them are named barrier 1 of
 // 128 threads.
 // CHECK-LABEL: func.func @key_loop
 // CHECK-SAME: tessera.launches = [{block = 256 : i64
 // CHECK: gpu.func @key_loop_kernel0
-// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 240 : i32
+// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 128 : i32
 // CHECK: "mbarrier.init.shared::cta.b64 [$0], 1;"
 // CHECK-NEXT: arith.addi
 // CHECK-NEXT: "mbarrier.init.shared::cta.b64 [$0], 4;"
@@ -41,7 +42,7 @@
 // CHECK: mbarrier.arrive.expect_tx
 // CHECK-COUNT-2: cp.async.bulk.tensor.2d
 // CHECK: } else {
-// CHECK-NEXT: nvvm.setmaxregister increase 240
+// CHECK-NEXT: nvvm.setmaxregister increase 216
 // CHECK-NOT: cp.async.bulk.tensor
 // CHECK: scf.for
 // CHECK: mbarrier.try_wait.parity
