@@ -162,7 +162,10 @@ void Distributor::settleWorkItem(bool itemEnd) {
   flushBarrier();
   if (!itemEnd && !copiesPending())
     return;
-  if (copiesPending())
+  // After an item, every cp.async group of a warpgroup kernel (a prefetch past its last
+  // key tile included) whether the bookkeeping still counts it or not: the next item
+  // copies into the same stages.
+  if (copiesPending() || (itemEnd && wgmma))
     waitForCopies();
   ::mlir::gpu::BarrierOp::create(b);
 }

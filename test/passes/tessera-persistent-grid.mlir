@@ -1,7 +1,7 @@
 // RUN: tessera-opt %s -split-input-file --tessera-persistent-grid | FileCheck %s
 // The same after layouts, the schedule and distribution (sm_90a): the launch record's
 // grid is min(items, blocks per SM x #SMs), the work loop is not pipelined and each
-// item ends with a block barrier.
+// item ends with every copy landed and a block barrier.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
@@ -39,6 +39,8 @@
 // LOWERED: nvvm.wgmma.mma_async
 // LOWERED: memref.store %{{[0-9]+}}#63
 // LOWERED-NEXT: }
+// LOWERED-NEXT: nvvm.cp.async.wait.group 0
+// LOWERED-NEXT: nvvm.fence.proxy
 // LOWERED-NEXT: gpu.barrier
 // LOWERED-NEXT: }
 // LOWERED-NEXT: gpu.return
