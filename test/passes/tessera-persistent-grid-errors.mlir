@@ -46,3 +46,4 @@ func.func @two_sizes(%q: !in, %o: !out) {
   }
   return
 }
+
