@@ -140,3 +140,18 @@ def test_autotune_space_tries_it_with_tma():
     alone = at._candidates({"warp_specialize": [True]}, "cuda")
     assert [(c.tma, c.warp_specialize) for c in alone] == [(False, True)]
     assert "warp_specialize" in at._cfg_text(candidates[-1])
+
+
+@pytest.mark.parametrize("stages", [3, 4])
+def test_ring_takes_num_stages(stages, tmp_path):
+    # K and V each get a ring of num_stages slots (a full and an empty barrier a slot), Q
+    # one: slots n % stages, parities (n / stages) & 1 for a count that is no power of two.
+    spec = cases.SPECS["causal"][0]
+    config = tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=stages, tma=True,
+                            warp_specialize=True)
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, 64, 64), spec.name, "sm_90a",
+                               **config.as_kwargs())
+    inits = re.findall(r"mbarrier\.init\.shared::cta\.b64 \[%r\d+\], (\d+);", ptx.decode())
+    assert inits.count("1") == inits.count("4") == 1 + 2 * stages
+    _, spills = ptxas(ptx.decode(), tmp_path)
+    assert max(spills) == 0, spills
