@@ -145,16 +145,21 @@ Attribute tessera::gpu::persistentGridExtent(Attribute items, int64_t blocksPerS
   return DenseI64ArrayAttr::get(items.getContext(), formula);
 }
 
-int64_t tessera::gpu::persistentBlocksPerSM(int64_t hint, int64_t smemBytes, int64_t numWarps,
-                                            bool wgmma) {
-  // Shared memory bounds any hint (the plan's counts its tiles, not every buffer).
+int64_t tessera::gpu::persistentBlocksPerSM(int64_t userBlocks, int64_t planBlocks,
+                                            int64_t smemBytes, int64_t numWarps,
+                                            int64_t accumulatorSlots, bool wgmma) {
   int64_t sharedBound = kSharedPerSM / (smemBytes + 1024);
-  // Registers (ptxas is held to the count, so it must leave a softmax step its own):
-  // warpgroup softmax kernels take 115-170 a thread, three blocks of 4 warps; mma.sync
-  // ones 160-255, two.
-  int64_t registerBound =
-      hint > 0 ? hint : std::max<int64_t>(1, (wgmma ? 12 : 8) / numWarps);
-  return std::clamp<int64_t>(std::min(registerBound, sharedBound), 1, 64);
+  int64_t blocks = userBlocks;
+  if (!blocks) {
+    // Registers beside the accumulators in these kernels with the work loop (ptxas 13,
+    // softmax forwards at D = 64 / 128): 82-150 with wgmma, ~140 with mma.sync; the
+    // stage plan's count was made for the kernel without the loop.
+    int64_t perThread = llvm::alignTo(accumulatorSlots + (wgmma ? 104 : 140), 8);
+    blocks = std::max<int64_t>(1, 65536 / (32 * numWarps * std::min<int64_t>(perThread, 256)));
+    if (planBlocks > 0)
+      blocks = std::min(blocks, planBlocks);
+  }
+  return std::clamp<int64_t>(std::min(blocks, sharedBound), 1, 64);
 }
 
 void Distributor::settleWorkItem(bool itemEnd) {

@@ -21,10 +21,13 @@ inline constexpr const char kWorkItemsAttr[] = "tgpu.work_items";
 /// The launch extent of persistent `grid` (codegen's encoding, LaunchRecord.cpp): the
 /// smaller of its item count `items` and `blocksPerSM` x the device's SM count.
 mlir::Attribute persistentGridExtent(mlir::Attribute items, int64_t blocksPerSM);
-/// Blocks of a kernel an SM is expected to hold: what its shared memory (`smemBytes`)
-/// allows, and the .minnctapersm hint where one is set (`hint`), else a register
-/// estimate; at least 1, at most the launch record's 64.
-int64_t persistentBlocksPerSM(int64_t hint, int64_t smemBytes, int64_t numWarps, bool wgmma);
+/// Blocks of a persistent kernel an SM is expected to hold (at least 1, at most the
+/// launch record's 64): what its shared memory (`smemBytes`) allows, and the user's
+/// min_blocks (`userBlocks`) where set, else the fewer of the stage plan's (`planBlocks`,
+/// 0: none) and a register estimate from its two largest product accumulators
+/// (`accumulatorSlots` registers a thread).
+int64_t persistentBlocksPerSM(int64_t userBlocks, int64_t planBlocks, int64_t smemBytes,
+                              int64_t numWarps, int64_t accumulatorSlots, bool wgmma);
 } // namespace tessera::gpu
 
 #endif

@@ -40,12 +40,9 @@ struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
 };
 } // namespace
 
-/// ptxas cannot assemble a product whose accumulator, with the one carried beside it (a
-/// softmax's O while S is computed), outgrows the registers a thread has; a min_blocks
-/// that leaves fewer is reported here instead of failing at module load on the GPU.
-LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warps) {
-  if (minBlocks == 0)
-    return success(); // the stage plan's own hint leaves what its tiles need
+/// Registers a thread holds for the grid's two largest product accumulators (a softmax's
+/// O carried while S is computed).
+static int64_t productAccumulatorSlots(tile::GridOp grid) {
   SmallVector<int64_t> accumulators;
   grid.walk([&](tile::DotOp dot) {
     accumulators.push_back(numSlots(*layoutOfType(dot.getType())));
@@ -56,6 +53,16 @@ LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warp
   int64_t needed = 0;
   for (int64_t slots : ArrayRef(accumulators).take_front(2))
     needed += slots;
+  return needed;
+}
+
+/// ptxas cannot assemble a product whose accumulator, with the one carried beside it (a
+/// softmax's O while S is computed), outgrows the registers a thread has; a min_blocks
+/// that leaves fewer is reported here instead of failing at module load on the GPU.
+LogicalResult TileToGpuPass::checkRegisterBudget(tile::GridOp grid, int64_t warps) {
+  if (minBlocks == 0)
+    return success(); // the stage plan's own hint leaves what its tiles need
+  int64_t needed = productAccumulatorSlots(grid);
   // Registers are allocated per warp in units of 8, at most 255 a thread.
   int64_t budget = std::min<int64_t>(255, 65536 / (minBlocks * 32 * warps) / 8 * 8);
   if (needed <= budget)
@@ -197,8 +204,9 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   Builder attrs(ctx);
   if (grid->hasAttr(kPersistentAttr)) {
     // As many programs as the SMs hold at once, and ptxas told to leave room for them.
-    int64_t blocks = persistentBlocksPerSM(minBlocks ? minBlocks : d.plannedBlocksPerSM,
-                                           d.dynamicSharedBytes(), warps, useWgmma);
+    int64_t blocks =
+        persistentBlocksPerSM(minBlocks, d.plannedBlocksPerSM, d.dynamicSharedBytes(), warps,
+                              productAccumulatorSlots(grid), useWgmma);
     grids.front() = persistentGridExtent(grids.front(), blocks);
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));
   }

@@ -1,7 +1,8 @@
 // RUN: tessera-opt %s -split-input-file --tessera-persistent-grid | FileCheck %s
 // The same after layouts, the schedule and distribution (sm_90a): the launch record's
-// grid is min(items, blocks per SM x #SMs), the work loop is not pipelined and each
-// item ends with every copy landed and a block barrier.
+// grid is min(items, blocks per SM x #SMs) (two blocks of a 64 x 128 O and 64 x 64 S:
+// 96 + 104 registers a thread), the work loop is not pipelined and each item ends with
+// every copy landed and a block barrier.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
@@ -30,8 +31,9 @@
 // CHECK: tile.store
 // CHECK: } {tgpu.prefetch_distance = 0 : i64, tgpu.work_items}
 // LOWERED-LABEL: func.func @longest_first
-// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 3>]
+// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 2>]
 // LOWERED: gpu.func @longest_first_kernel0
+// LOWERED-SAME: nvvm.minctasm = 2 : i32
 // LOWERED: %[[PROGRAMS:.*]] = gpu.grid_dim x
 // LOWERED: %[[STEP:.*]] = arith.index_castui %[[PROGRAMS]] : index to i32
 // LOWERED: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[STEP]] : i32 {
@@ -97,7 +99,7 @@ func.func @longest_first(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK: arith.muli %[[TILE]], %c64
 // CHECK: tile.load %{{.*}}[%[[HEAD]],
 // LOWERED-LABEL: func.func @tile_fastest
-// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 3>]
+// LOWERED-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 2>]
 
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 !in = memref<?x?x128xbf16, strided<[?, ?, ?], offset: ?>>
