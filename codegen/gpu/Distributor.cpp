@@ -116,7 +116,6 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     if (preStaged.contains(&op))
       continue;
     llvm::SaveAndRestore<Operation *> current(lowering, &op); // shared buffers' owner
-    settleReusedShared(&op);
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).

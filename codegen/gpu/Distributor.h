@@ -599,8 +599,6 @@ private:
   /// Waits for the products, copies and readers of arena bytes [begin, end), then a
   /// block barrier.
   void settleSharedBytes(int64_t begin, int64_t end);
-  /// Before lowering `op`: settles the bytes its tgpu.shared_reuse names, if any.
-  void settleReusedShared(Operation *op);
   /// Swizzled buffers sharing bytes with `index` (itself included), in index order.
   SmallVector<int> overlappingSwizzled(int index);
 };

@@ -77,12 +77,12 @@ int64_t Distributor::sharedOffset(Operation *owner, StringRef kind, int64_t byte
   } else {
     offset = offsets[n];
   }
-  // Bytes an earlier buffer had: its products, copies and readers finish first, here or,
-  // for a buffer first used in a loop, before the loop (settleReusedShared). An output
-  // stored after the loops waits for them itself (storeThroughShared).
+  // Bytes an earlier buffer had: its products, copies and readers finish first. (An
+  // output stored after the loops waits for them itself, storeThroughShared.) In a loop
+  // this runs every iteration, next to the barrier the lowering puts before a buffer is
+  // written (the two merge); settling once before the loop instead measured one more
+  // barrier in HyperAttention's kernels.
   bool waitsItself = kind == "output" && !isa<scf::ForOp>(owner->getParentOp());
-  for (Operation *op = lowering; op && op != sharedGrid.getOperation(); op = op->getParentOp())
-    waitsItself |= op->hasAttr(kSharedReuseAttr);
   bool reuses = llvm::any_of(sharedRequests, [&](const SharedRequest &r) {
     return r.offset < offset + bytes && offset < r.offset + r.bytes;
   });
@@ -103,12 +103,6 @@ void Distributor::settleSharedBytes(int64_t begin, int64_t end) {
   drainTensorCopies(earlier);
   ::mlir::gpu::BarrierOp::create(b);
   barrierPending = false;
-}
-
-void Distributor::settleReusedShared(Operation *op) {
-  auto bytes = op->getAttrOfType<DenseI64ArrayAttr>(kSharedReuseAttr);
-  if (bytes && bytes.size() == 2 && sharedGrid && !recordingShared())
-    settleSharedBytes(bytes[0], bytes[1]);
 }
 
 /// Ops that only compute an address from a buffer's (its accesses use their results).
@@ -333,25 +327,6 @@ static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool re
   int64_t sharedBytes = planned ? planned.getInt() : end;
   if (failed(check(grid, buffers, sharedBytes)))
     return failure();
-  // A buffer first used in a loop that takes bytes of one dead before it: the lowering
-  // waits for those bytes' products, copies and readers once, before the loop.
-  llvm::MapVector<Operation *, std::pair<int64_t, int64_t>> reused;
-  for (auto [k, b] : llvm::enumerate(buffers)) {
-    Operation *first = ops[b.first];
-    bool takesDeadBytes = llvm::any_of(ArrayRef(buffers).take_front(k), [&](const Buffer &o) {
-      return !o.liveWith(b) && o.meets(b);
-    });
-    if (!takesDeadBytes || !isa<scf::ForOp, scf::WhileOp>(first))
-      continue;
-    auto [it, fresh] = reused.insert({first, {b.offset, b.end()}});
-    if (!fresh)
-      it->second = {std::min(it->second.first, b.offset), std::max(it->second.second, b.end())};
-  }
-  for (Operation *op : ops)
-    op->removeAttr(kSharedReuseAttr);
-  for (auto &[loop, range] : reused)
-    loop->setAttr(kSharedReuseAttr,
-                  DenseI64ArrayAttr::get(grid.getContext(), {range.first, range.second}));
   llvm::MapVector<Operation *, SmallVector<int64_t>> offsets;
   for (const Buffer &b : buffers)
     offsets[b.owner].push_back(b.offset);

@@ -15,9 +15,6 @@ namespace tessera::gpu {
 inline constexpr const char kSharedOffsetAttr[] = "tgpu.shared_offset";
 /// tile.grid: bytes of the arena the plan uses (the launch adds 1024 of alignment slack).
 inline constexpr const char kSharedBytesAttr[] = "tgpu.shared_bytes";
-/// scf.for / scf.while: buffers first used in it take bytes of buffers dead before it,
-/// [begin, end): their products, copies and readers are waited for before the loop.
-inline constexpr const char kSharedReuseAttr[] = "tgpu.shared_reuse";
 /// The allocation's scratch copy of a module (its kernels record their requests).
 inline constexpr const char kSharedScratchAttr[] = "tgpu.shared_allocation_scratch";
 /// A scratch kernel's requests: {owner, kind, bytes, align, first, last} each.

@@ -140,14 +140,12 @@ func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
 // -----
 
 // Liveness: K is read only in the first sweep, V only in the second, so V takes K's
-// bytes; the second loop is marked (tgpu.shared_reuse) so that the lowering waits for
-// K's readers once, with a barrier before it, not in every iteration.
+// bytes (the lowering waits for K's readers with a barrier before V's first copy, which
+// merges with the barrier before each copy).
 // CHECK-LABEL: func.func @two_sweeps
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 17408 : i64
 // CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
-// CHECK: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64}
 // CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
-// CHECK: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64, tgpu.shared_reuse = array<i64: 0, 17408>}
 // REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-11
 // REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 13-17
 // LOWERED-LABEL: func.func @two_sweeps
@@ -156,8 +154,10 @@ func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
 // LOWERED: memref.view %{{.*}}[%[[AT:[0-9a-z_]+]]][] : {{.*}} to memref<64x136xbf16
 // LOWERED-NEXT: memref.view %{{.*}}[%[[AT]]][] : {{.*}} to memref<64x136xbf16
 // LOWERED: scf.yield
-// LOWERED: gpu.barrier
-// LOWERED-NEXT: scf.for
+// LOWERED: scf.for
+// LOWERED-NEXT: arith.muli
+// LOWERED-NEXT: gpu.barrier
+// LOWERED-NEXT: gpu.barrier
 
 #acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
