@@ -72,9 +72,9 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   layouts.wgmma = options.chip == "sm_90a";
   pm.addPass(tessera::gpu::createTileToTgpu(layouts));
   pm.addPass(tessera::gpu::createTgpuCleanupConversions());
-  pm.addPass(tessera::gpu::createTgpuAssignStages());
   if (options.persistent)
     pm.addPass(tessera::gpu::createPersistentGrid());
+  pm.addPass(tessera::gpu::createTgpuAssignStages());
   if (options.warpSpecialize)
     pm.addPass(tessera::gpu::createTgpuWarpSpecialize());
   tessera::gpu::TgpuAllocateSharedOptions shared;
