@@ -125,8 +125,12 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       flushForProduct(cast<tile::DotOp>(op));
     else if (!staged && touchesSharedMemory(&op))
       flushBarrier();
+    if (warpSpecialized)
+      beforeConsumerOp(op);
     if (failed(lowerOp(&op)))
       return failure();
+    if (warpSpecialized)
+      afterConsumerOp(op);
     if (afterOp.first == &op) {
       auto run = std::move(afterOp.second);
       afterOp = {};
@@ -136,6 +140,6 @@ LogicalResult Distributor::lowerBlock(Block &block) {
   settleProducts();
   flushBarrier();
   if (warpSpecialized)
-    releaseRingTiles();
+    giveBackRingTiles(/*lowered=*/nullptr);
   return success();
 }

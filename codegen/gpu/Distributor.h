@@ -450,16 +450,30 @@ private:
   // Warp specialisation (WarpSpecialize.cpp): a tgpu.warp_specialize's producer
   // partition runs on one thread of an extra warpgroup, filling a ring of stages per
   // buffer (full barriers: TMA completion; empty barriers: one arrival per consumer
-  // warp); the consumers take each tile from the ring and give it back at the end of
-  // the block that loaded it.
+  // warp); the consumers take each tile from the ring and give it back once its
+  // products have been waited for (else at the end of the block that loaded it).
   bool warpSpecialized = false;
   LogicalResult lowerWarpSpecialize(tgpu::WarpSpecializeOp op);
   LogicalResult lowerProducerBlock(Block &block);
   void produceRingTile(tile::LoadOp op);
   LogicalResult acquireRingTile(tile::LoadOp op);
-  /// Ring tiles taken in each block being lowered (buffer, stage), innermost last.
-  SmallVector<SmallVector<std::pair<int, Value>>> ringTaken;
-  void releaseRingTiles();
+  struct RingTake {
+    int buffer;
+    Value stage, tile;
+    bool givenBack = false;
+  };
+  /// Ring tiles taken in each block being lowered, innermost last.
+  SmallVector<SmallVector<RingTake>> ringTaken;
+  /// lowerBlock's hooks around each op of a consumer block: ping-pong turns
+  /// (before / after its products) and early release (after).
+  void beforeConsumerOp(Operation &op);
+  void afterConsumerOp(Operation &op);
+  /// Whether every read of ring tile `tile` is lowered (`lowered` the last op so far of
+  /// its block) and waited for: it is read by products only.
+  bool ringTileRead(Value tile, Operation &lowered);
+  /// The ring tiles of the innermost block read by `lowered` and before; all (and the
+  /// block's list) where null: the block's end.
+  void giveBackRingTiles(Operation *lowered);
   DenseMap<int, int> emptyBarrierBase; // ring buffer -> its stage 0 empty barrier
   int emptyBarriersOf(int buffer);
   DenseMap<int, Value> ringCounters; // ring buffer -> a thread's count of its fills

@@ -12,7 +12,9 @@
 //   wait for is (n / stages) & 1 on the full barrier, and the producer waits for the
 //   parity before that on the empty one (a fresh barrier passes it at once);
 // * a tile is waited for where it is first read (so V lands under Q·Kᵀ) and given back
-//   at the end of the block that loaded it, after its products have been waited for;
+//   right after the op that waits for its last product (K after Q·Kᵀ's wait, V after
+//   P·V's), so the producer refills the slot while the softmax runs; a tile read other
+//   than by products, at the end of the block that loaded it;
 // * block barriers among the consumers are named barrier 1 over their threads only.
 // The producer warpgroup lowers its registers (setmaxnreg.dec) and one of its threads
 // runs the partition: the same loops, bounds and branches, with each staged load as
@@ -82,28 +84,68 @@ LogicalResult Distributor::acquireRingTile(tile::LoadOp op) {
   int index = swizzledBuffer(op);
   auto [stage, parity] = nextRingFill(index);
   shared[op.getResult()] = {Value(), /*transposed=*/false, index, stage, parity};
-  ringTaken.back().push_back({index, stage});
+  ringTaken.back().push_back({index, stage, op.getResult()});
   return success();
 }
 
-void Distributor::releaseRingTiles() {
+bool Distributor::ringTileRead(Value tile, Operation &lowered) {
+  SmallVector<Value> views{tile};
+  bool read = false;
+  while (!views.empty()) {
+    for (Operation *user : views.pop_back_val().getUsers()) {
+      // Its reader lowered (it, or the loop or branch holding it, is at or before
+      // `lowered` in this block) ...
+      Operation *here = lowered.getBlock()->findAncestorOpInBlock(*user);
+      if (!here || (here != &lowered && !here->isBeforeInBlock(&lowered)))
+        return false;
+      if (auto trans = dyn_cast<tile::TransOp>(user)) {
+        views.push_back(trans.getResult());
+        continue;
+      }
+      // ... and a product whose wgmma has been waited for: other readers (registers
+      // staged from the slot) keep the slot to the block's end.
+      auto dot = dyn_cast<tile::DotOp>(user);
+      if (!dot || productsInFlight.count(dot.getResult()))
+        return false;
+      read = true;
+    }
+  }
+  return read;
+}
+
+void Distributor::giveBackRingTiles(Operation *lowered) {
   if (ringTaken.empty())
     return;
-  SmallVector<std::pair<int, Value>> taken = ringTaken.pop_back_val();
-  if (taken.empty())
+  SmallVector<RingTake> ended;
+  if (!lowered)
+    ended = ringTaken.pop_back_val();
+  SmallVector<RingTake *> ready;
+  for (RingTake &t : lowered ? ringTaken.back() : ended)
+    if (!t.givenBack && (!lowered || ringTileRead(t.tile, *lowered)))
+      ready.push_back(&t);
+  if (ready.empty())
     return;
-  // The warp's reads of the slots (wgmma, waited for by lowerBlock; or loads) are done
-  // before its first lane tells the producer.
+  // The warp's reads of the slots (wgmma, waited for; or loads) are done before its
+  // first lane tells the producer.
   NVVM::SyncWarpOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), -1));
   Value laneWord = toI32(b, lane);
-  for (auto [buffer, stage] : taken) {
-    Value empty = barrierAddress(
-        arith::AddIOp::create(b, arith::ConstantIndexOp::create(b, emptyBarriersOf(buffer)), stage));
+  for (RingTake *t : ready) {
+    t->givenBack = true;
+    Value empty = barrierAddress(arith::AddIOp::create(
+        b, arith::ConstantIndexOp::create(b, emptyBarriersOf(t->buffer)), t->stage));
     inlinePtx(b, b.getLoc(), Type(), ValueRange{empty, laneWord},
               "{\n.reg .pred first;\nsetp.eq.u32 first, $1, 0;\n"
               "@first mbarrier.arrive.shared::cta.b64 _, [$0];\n}",
               "r,r");
   }
+}
+
+void Distributor::beforeConsumerOp(Operation &op) {}
+
+void Distributor::afterConsumerOp(Operation &op) {
+  // A slot goes back as soon as its products are waited for (K's after Q·Kᵀ, not at the
+  // end of the iteration), so the producer refills it sooner.
+  giveBackRingTiles(&op);
 }
 
 void Distributor::produceRingTile(tile::LoadOp op) {

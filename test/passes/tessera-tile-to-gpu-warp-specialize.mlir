@@ -10,8 +10,8 @@
 // and thread 128 alone runs the producer: Q, then per key tile K and V, each a wait on
 // the slot's empty barrier, arrive.expect_tx on its full one and two 64-column boxes.
 // The consumers raise theirs to 216, wait on full barriers where products read the
-// tiles, and at the end of each iteration (products waited for) sync the warp and give
-// K's and V's slots back from lane 0; block barriers among them are named barrier 1 of
+// tiles, and give a slot back (sync the warp, arrive from lane 0) right after the op
+// that waits for its last product; block barriers among them are named barrier 1 of
 // 128 threads.
 // CHECK-LABEL: func.func @key_loop
 // CHECK-SAME: tessera.launches = [{block = 256 : i64
@@ -47,12 +47,27 @@
 // CHECK: scf.for
 // CHECK: mbarrier.try_wait.parity
 // CHECK: nvvm.wgmma.mma_async
+// Early release: K's slot goes back once Q·Kᵀ is waited for (by its first reader, the
+// truncf), before V is even waited for; V's after P·V; Q's after the loop.
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: arith.truncf
+// CHECK: nvvm.bar.warp.sync
+// CHECK-NOT: mbarrier
+// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: mbarrier.arrive
 // CHECK: mbarrier.try_wait.parity
+// CHECK-NOT: mbarrier.arrive
 // CHECK: wgmma.mma_async.sync.aligned.m64n128k16
+// CHECK-NOT: mbarrier.arrive
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: nvvm.bar.warp.sync
-// CHECK-COUNT-2: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: mbarrier.arrive
+// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: mbarrier.arrive
 // CHECK: scf.yield
+// CHECK: nvvm.bar.warp.sync
+// CHECK-NOT: mbarrier.arrive
+// CHECK: @first mbarrier.arrive.shared::cta.b64
 // CHECK-NOT: gpu.barrier
 // CHECK-NOT: cp.async.bulk.tensor
 // CHECK: gpu.return

@@ -155,3 +155,27 @@ def test_ring_takes_num_stages(stages, tmp_path):
     assert inits.count("1") == inits.count("4") == 1 + 2 * stages
     _, spills = ptxas(ptx.decode(), tmp_path)
     assert max(spills) == 0, spills
+
+
+def consumer_events(kernel):
+    """The consumers' ring and product events, in PTX order (labels and loops dropped)."""
+    code = kernel[kernel.index("setmaxnreg.inc"):]
+    return [re.sub(r"\s+", " ", m) for m in re.findall(
+        r"mbarrier\.try_wait|wgmma\.commit_group|wgmma\.wait_group\.sync\.aligned\s+\d+"
+        r"|@first mbarrier\.arrive|bar\.warp\.sync", code)]
+
+
+@pytest.mark.parametrize("name", ["full", "causal", "window", "causal-2wg"])
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+def test_slots_go_back_after_their_products(name, d):
+    # K's slot goes back right after Q·Kᵀ is waited for, before V's fill is waited for
+    # (the producer refills K under the softmax), V's after P·V: never two arrivals in a
+    # row at an iteration's end. (In block-list and mask_mod kernels the products sit in
+    # the branches of a classification: their slots go back after the branch.)
+    ptx, _, _ = compile_variant(name, d)
+    events = " ; ".join(consumer_events(attention_kernel(ptx)))
+    early = ("wgmma.commit_group ; wgmma.wait_group.sync.aligned 0 ; bar.warp.sync ; "
+             "@first mbarrier.arrive ; mbarrier.try_wait")
+    # In every copy of the key loop LLVM lays out (three or more).
+    assert events.count(early) >= 3, events
+    assert "@first mbarrier.arrive ; @first mbarrier.arrive" not in events, events
