@@ -2,14 +2,17 @@
 cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
 bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
 
-    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--persistent]
-                                 [--head-dims 64,128]
+    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--pingpong]
+                                 [--persistent] [--head-dims 64,128]
 
 --tma: also a "tessera-tma" row per workload, the fastest of the same candidates with
 Config.tma (K / V / Q tiles by TMA copies and mbarriers; sm_90a).
 --warp-specialize: also a "tessera-ws" row, the same with Config(tma=True,
 warp_specialize=True) (a producer warpgroup feeding the consumers through an mbarrier
 ring; sm_90a).
+--pingpong: also a "tessera-pingpong" row, the same with Config(tma=True,
+warp_specialize=True, pingpong=True) on the candidates of two consumer warpgroups
+(num_warps 8): they take turns at their products.
 --persistent: also a "tessera-persistent" row, the same with Config.persistent
 (min(blocks per SM x #SMs, tiles) CTAs walking (batch, head, query tile) items).
 """
@@ -94,6 +97,9 @@ def main():
         ap.add_argument("--tma", action="store_true", help="also the candidates with Config.tma")
         ap.add_argument("--warp-specialize", action="store_true",
                         help="also the candidates with Config(tma=True, warp_specialize=True)")
+        ap.add_argument("--pingpong", action="store_true",
+                        help="also the candidates of num_warps 8 with Config(tma=True, "
+                             "warp_specialize=True, pingpong=True)")
         ap.add_argument("--persistent", action="store_true",
                         help="also the candidates with Config.persistent")
         ap.add_argument("--head-dims", default="64,128")
@@ -104,6 +110,8 @@ def main():
     variants = {impl: knobs for impl, knobs, wanted in (
         ("tessera-tma", {"tma": True}, args.tma),
         ("tessera-ws", {"tma": True, "warp_specialize": True}, args.warp_specialize),
+        ("tessera-pingpong", {"tma": True, "warp_specialize": True, "pingpong": True},
+         args.pingpong),
         ("tessera-persistent", {"persistent": True}, args.persistent))
         if wanted}
     with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
@@ -111,7 +119,9 @@ def main():
                                                   CONFIGS[key[:2]][key[2]], **knobs))
                          for key in ours if key[1] in dims and not (
                              # warp_specialize takes an SM alone: min_blocks > 1 is refused
-                             knobs.get("warp_specialize") and CONFIGS[key[:2]][key[2]].min_blocks > 1)}
+                             knobs.get("warp_specialize") and CONFIGS[key[:2]][key[2]].min_blocks > 1)
+                         # turns between two consumer warpgroups: num_warps 8 only
+                         and not (knobs.get("pingpong") and CONFIGS[key[:2]][key[2]].num_warps != 8)}
                   for impl, knobs in variants.items()}
     flex = compiled_flex()
     lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]

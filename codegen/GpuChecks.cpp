@@ -41,6 +41,8 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
   Option<bool> tma{*this, "tma", llvm::cl::desc("TMA copies"), llvm::cl::init(false)};
   Option<bool> warpSpecialize{*this, "warp-specialize",
                               llvm::cl::desc("a TMA producer warpgroup"), llvm::cl::init(false)};
+  Option<bool> pingpong{*this, "pingpong", llvm::cl::desc("consumer warpgroups take turns"),
+                        llvm::cl::init(false)};
 
   void runOnOperation() override {
     std::string reason = tessera::unsupportedChipReason(chip);
@@ -53,6 +55,11 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
       reason = "warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) "
                "on sm_90a); got tma=" + std::string(tma ? "True" : "False") + " and chip " +
                chip.getValue();
+    // Its turns are between warp_specialize's consumer warpgroups (tessera-tgpu-warp-
+    // specialize refuses a grid without two).
+    if (reason.empty() && pingpong && !warpSpecialize)
+      reason = "pingpong needs warp_specialize (Config(tma=True, warp_specialize=True, "
+               "pingpong=True), block_m 128 and num_warps 8: two consumer warpgroups)";
     if (reason.empty() && warpSpecialize && minBlocks > 1)
       reason = "warp_specialize runs one block per SM (its registers); min_blocks must be 0 "
                "or 1, got " + std::to_string(int64_t(minBlocks));
@@ -123,12 +130,13 @@ struct CheckGpuInputPass : PassWrapper<CheckGpuInputPass, OperationPass<ModuleOp
 
 std::unique_ptr<Pass> tessera::createCheckGpuOptions(const std::string &chip,
                                                      int64_t minBlocks, bool tma,
-                                                     bool warpSpecialize) {
+                                                     bool warpSpecialize, bool pingpong) {
   auto pass = std::make_unique<CheckGpuOptionsPass>();
   pass->chip = chip;
   pass->minBlocks = minBlocks;
   pass->tma = tma;
   pass->warpSpecialize = warpSpecialize;
+  pass->pingpong = pingpong;
   return pass;
 }
 

@@ -75,8 +75,11 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   if (options.persistent)
     pm.addPass(tessera::gpu::createPersistentGrid());
   pm.addPass(tessera::gpu::createTgpuAssignStages());
-  if (options.warpSpecialize)
-    pm.addPass(tessera::gpu::createTgpuWarpSpecialize());
+  if (options.warpSpecialize) {
+    tessera::gpu::TgpuWarpSpecializeOptions split;
+    split.pingpong = options.pingpong;
+    pm.addPass(tessera::gpu::createTgpuWarpSpecialize(split));
+  }
   tessera::gpu::TgpuAllocateSharedOptions shared;
   shared.tma = options.tma;
   pm.addPass(tessera::gpu::createTgpuAllocateShared(shared));
@@ -110,7 +113,7 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
-                                             options.warpSpecialize));
+                                             options.warpSpecialize, options.pingpong));
   buildCheckedTileToTgpu(pm, options);
   buildTgpuToPtx(pm, options);
 }
@@ -125,7 +128,7 @@ void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &o
   tiling.split = options.split;
   tiling.gradQueryTile = options.gradQueryTile;
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
-                                             options.warpSpecialize));
+                                             options.warpSpecialize, options.pingpong));
   // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());

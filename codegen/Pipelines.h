@@ -56,6 +56,10 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
       llvm::cl::desc("sm_90a: a TMA producer warpgroup feeds consumer warpgroups through an "
                      "mbarrier ring (needs tma; off by default)"),
       llvm::cl::init(false)};
+  Option<bool> pingpong{*this, "pingpong",
+                        llvm::cl::desc("sm_90a: warp-specialize's two consumer warpgroups "
+                                       "take turns at their products (off by default)"),
+                        llvm::cl::init(false)};
   Option<bool> persistent{*this, "persistent",
                           llvm::cl::desc("sm_90a: one CTA per SM walks the grid's tiles "
                                          "(off by default)"),

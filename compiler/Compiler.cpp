@@ -160,6 +160,7 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
          " min-blocks=" + std::to_string(config.minBlocks) +
          (config.tma ? " tma=true" : "") +
          (config.warpSpecialize ? " warp-specialize=true" : "") +
+         (config.pingpong ? " pingpong=true" : "") +
          (config.persistent ? " persistent=true" : "") +
          (config.gradDqAtomic ? " grad-dq-atomic=true" : "") + " chip=" + chip + "})";
 }

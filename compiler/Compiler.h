@@ -29,6 +29,9 @@ struct TuningConfig {
   // warpgroups through an mbarrier ring; one CTA per SM walking the grid's tiles.
   bool warpSpecialize = false, persistent = false;
   bool gradDqAtomic = false; // softmax backward: dQ summed by the dK / dV grid (f32 atomics)
+  // sm_90a, issue 25: warp_specialize's two consumer warpgroups take turns at their
+  // products (one's softmax under the other's wgmma).
+  bool pingpong = false;
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.

@@ -474,6 +474,16 @@ private:
   /// The ring tiles of the innermost block read by `lowered` and before; all (and the
   /// block's list) where null: the block's end.
   void giveBackRingTiles(Operation *lowered);
+  /// Ping-pong (kPingpongAttr): each consumer block with two or more products is a
+  /// turn, from a wait on the warpgroup's named barrier before its first product to an
+  /// arrival on the other's after its last. The turns' barriers, for the check that no
+  /// block barrier lies inside one.
+  bool pingpong = false;
+  SmallVector<std::pair<Operation *, Operation *>> turns;
+  Value turnBarrier(bool own);
+  /// Warpgroup `warpgroupIndex` waits on (or arrives on) barrier kFirstTurnBarrier.
+  void turnAtEdge(int64_t warpgroupIndex, bool wait);
+  LogicalResult checkTurns();
   DenseMap<int, int> emptyBarrierBase; // ring buffer -> its stage 0 empty barrier
   int emptyBarriersOf(int buffer);
   DenseMap<int, Value> ringCounters; // ring buffer -> a thread's count of its fills

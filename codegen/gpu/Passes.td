@@ -145,7 +145,15 @@ def TgpuWarpSpecialize : Pass<"tessera-tgpu-warp-specialize", "mlir::ModuleOp"> 
     a while loop or a branch's result is left as it is, with a remark saying why.
     tessera-tile-to-gpu lowers the op (a producer warpgroup after the consumers' warps,
     full / empty mbarriers per stage, setmaxnreg).
+    With `pingpong` the op gets `tgpu.pingpong`: its two consumer warpgroups take turns
+    at their products (named barriers 2 and 3); a grid split with other than two
+    consumer warpgroups is an error.
   }];
+  let options = [
+    Option<"pingpong", "pingpong", "bool", /*default=*/"false",
+           "two consumer warpgroups take turns at their products (FlashAttention-3's "
+           "ping-pong)">,
+  ];
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::scf::SCFDialect"];
 }
 

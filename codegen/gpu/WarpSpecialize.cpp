@@ -140,12 +140,92 @@ void Distributor::giveBackRingTiles(Operation *lowered) {
   }
 }
 
-void Distributor::beforeConsumerOp(Operation &op) {}
+/// The first and the last product directly in `block`, where it has two or more.
+static std::pair<Operation *, Operation *> turnOf(Block *block) {
+  Operation *first = nullptr, *last = nullptr;
+  for (Operation &op : *block)
+    if (isa<tile::DotOp>(op)) {
+      first = first ? first : &op;
+      last = &op;
+    }
+  return first == last ? std::pair<Operation *, Operation *>{} : std::pair{first, last};
+}
+
+Value Distributor::turnBarrier(bool own) {
+  // Warpgroup g's is kFirstTurnBarrier + g; the other's kFirstTurnBarrier + 1 - g.
+  Value g = toI32(b, warpgroup);
+  Value first = arith::ConstantIntOp::create(b, b.getI32Type(), kFirstTurnBarrier);
+  if (own)
+    return arith::AddIOp::create(b, first, g);
+  return arith::SubIOp::create(
+      b, arith::ConstantIntOp::create(b, b.getI32Type(), kFirstTurnBarrier + 1), g);
+}
+
+void Distributor::beforeConsumerOp(Operation &op) {
+  // Its turn: the other warpgroup has issued its last product of the turn before.
+  if (pingpong && turnOf(op.getBlock()).first == &op)
+    turns.push_back({NVVM::BarrierOp::create(
+                         b, Type(), turnBarrier(/*own=*/true),
+                         arith::ConstantIntOp::create(b, b.getI32Type(), numThreads),
+                         NVVM::BarrierReductionAttr(), Value()),
+                     nullptr});
+}
 
 void Distributor::afterConsumerOp(Operation &op) {
+  // Its last product issued (not waited for): the other's turn, under this one's
+  // softmax.
+  if (pingpong && turnOf(op.getBlock()).second == &op)
+    turns.back().second = NVVM::BarrierArriveOp::create(
+        b, turnBarrier(/*own=*/false),
+        arith::ConstantIntOp::create(b, b.getI32Type(), numThreads));
   // A slot goes back as soon as its products are waited for (K's after Q·Kᵀ, not at the
   // end of the iteration), so the producer refills it sooner.
   giveBackRingTiles(&op);
+}
+
+// Why the turns cannot deadlock. The consumers' control flow is uniform over the block
+// (loop bounds and branch conditions are tile scalars, the same in every thread), so
+// both warpgroups run the same turns, T of them. Barrier 2 (warpgroup 0's) sees
+// warpgroup 1 arrive 1 + T times (entry, each turn's end) and warpgroup 0 wait T + 1
+// times (each turn's start, exit); barrier 3 sees T arrivals of warpgroup 0 and T
+// waits of warpgroup 1: every wait is matched, nothing is left arrived at exit. By
+// induction on k: warpgroup 0's k-th wait on barrier 2 meets warpgroup 1's k-th
+// arrival (entry, or the end of its turn k - 1, which began after warpgroup 0's
+// arrival ending turn k - 1), and warpgroup 1's k-th wait on barrier 3 meets warpgroup
+// 0's k-th arrival, which follows that k-th wait of warpgroup 0. Nor can a warpgroup
+// arrive twice in one phase: its next arrival follows its own next wait, which needs
+// the other's. A block barrier inside a turn breaks this; checkTurns refuses it.
+void Distributor::turnAtEdge(int64_t warpgroupIndex, bool wait) {
+  Value id = arith::ConstantIntOp::create(b, b.getI32Type(), kFirstTurnBarrier);
+  Value threads = arith::ConstantIntOp::create(b, b.getI32Type(), numThreads);
+  auto here = scf::IfOp::create(
+      b, TypeRange{},
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpgroup,
+                            arith::ConstantIndexOp::create(b, warpgroupIndex)),
+      /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(here.thenBlock()->getTerminator());
+  if (wait)
+    NVVM::BarrierOp::create(b, Type(), id, threads, NVVM::BarrierReductionAttr(), Value());
+  else
+    NVVM::BarrierArriveOp::create(b, id, threads);
+}
+
+LogicalResult Distributor::checkTurns() {
+  // A block barrier among the consumers inside a turn would wait for the other
+  // warpgroup, itself waiting for the turn to end.
+  for (auto [wait, arrive] : turns) {
+    if (!arrive || arrive->getBlock() != wait->getBlock())
+      return wait->emitError("pingpong: a turn must end in the block it begins in");
+    for (Operation *op = wait; op != arrive; op = op->getNextNode()) {
+      bool barrier = false;
+      op->walk([&](::mlir::gpu::BarrierOp) { barrier = true; });
+      if (barrier)
+        return op->emitError("pingpong: a block barrier among the consumers between "
+                             "their products would deadlock the turns");
+    }
+  }
+  return success();
 }
 
 void Distributor::produceRingTile(tile::LoadOp op) {
@@ -262,8 +342,22 @@ LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(split.elseBlock()->getTerminator());
   NVVM::SetMaxRegisterOp::create(b, consumerRegisters, NVVM::SetMaxRegisterAction::increase);
+  pingpong = op->hasAttr(kPingpongAttr);
+  if (pingpong && numWarps != 8)
+    return op.emitError("pingpong takes turns between two consumer warpgroups; this one "
+                        "has ")
+           << numWarps / 4;
+  // Warpgroup 0 takes the first turn: warpgroup 1 arrives on its barrier at entry.
+  if (pingpong)
+    turnAtEdge(/*warpgroupIndex=*/1, /*wait=*/false);
   if (failed(lowerBlock(op.getDefaultRegion().front())))
     return failure();
+  // Balanced at exit: warpgroup 0 waits once more, for warpgroup 1's last arrival.
+  if (pingpong) {
+    turnAtEdge(/*warpgroupIndex=*/0, /*wait=*/true);
+    if (failed(checkTurns()))
+      return failure();
+  }
   // The consumers synchronise among themselves: named barrier 1 over their threads.
   SmallVector<::mlir::gpu::BarrierOp> blockBarriers;
   split.getElseRegion().walk([&](::mlir::gpu::BarrierOp barrier) {

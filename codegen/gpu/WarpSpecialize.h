@@ -19,6 +19,12 @@ namespace tessera::gpu {
 /// keep thread ids 0 .. 32 x num_warps - 1 and every layout computation as it was).
 constexpr int64_t kProducerWarps = 4;
 
+/// On a tgpu.warp_specialize of two consumer warpgroups (the pingpong knob): they take
+/// turns at their products, warpgroup g waiting on named barrier kFirstTurnBarrier + g
+/// (block barriers among the consumers are named barrier 1).
+constexpr llvm::StringLiteral kPingpongAttr = "tgpu.pingpong";
+constexpr int32_t kFirstTurnBarrier = 2;
+
 /// Registers a thread: at the kernel's entry (ptxas .maxnreg), then the producer's
 /// (setmaxnreg.dec) and the consumers' (setmaxnreg.inc). The blocks an SM holds share its
 /// 64 K registers (two for one consumer warpgroup, else one), and what the producer gives

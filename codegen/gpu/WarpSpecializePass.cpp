@@ -45,6 +45,7 @@ using namespace tessera::gpu;
 namespace {
 struct TgpuWarpSpecializePass
     : tessera::gpu::impl::TgpuWarpSpecializeBase<TgpuWarpSpecializePass> {
+  using TgpuWarpSpecializeBase::TgpuWarpSpecializeBase;
   void runOnOperation() override;
 };
 
@@ -228,7 +229,7 @@ static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::Func
 }
 
 /// `grid` as a warp_specialize of its body (consumers) and `slice` (producer).
-static void specialize(tile::GridOp grid, ProducerSlice &slice) {
+static void specialize(tile::GridOp grid, ProducerSlice &slice, bool pingpong) {
   MLIRContext *ctx = grid.getContext();
   Block &body = grid.getBody().front();
   int64_t warps = grid.getConfig().getNumWarps();
@@ -241,6 +242,8 @@ static void specialize(tile::GridOp grid, ProducerSlice &slice) {
       b, grid.getLoc(), TypeRange{}, ArrayRef<int32_t>{int32_t(kProducerWarps)},
       b.getDenseI32ArrayAttr({budgets.producer}), b.getI32IntegerAttr(budgets.consumer),
       /*partitionRegionsCount=*/1);
+  if (pingpong)
+    split->setAttr(kPingpongAttr, b.getUnitAttr());
   Block *consumers = b.createBlock(&split.getDefaultRegion());
   Block *producer = b.createBlock(&split.getPartitionRegions()[0]);
   // The producer's copy first, from the body as it stands.
@@ -278,8 +281,15 @@ void TgpuWarpSpecializePass::runOnOperation() {
         ProducerSlice slice;
         slice.grid = grid;
         bool ok = llvm::all_of(loads, [&](tile::LoadOp load) { return slice.addOp(load, true); });
+        int64_t consumers = grid.getConfig().getNumWarps() / 4;
+        if (ok && pingpong && consumers != 2) {
+          grid.emitError("pingpong takes turns between two consumer warpgroups (block_m "
+                         "128, num_warps 8); this grid has ")
+              << consumers;
+          return signalPassFailure();
+        }
         if (ok)
-          specialize(grid, slice);
+          specialize(grid, slice, pingpong);
         else
           emitRemark(grid.getLoc(), "not warp-specialised: ") << slice.refusal;
       }

@@ -60,7 +60,7 @@ DEFAULT_LINEAR_SPACE = {
 # sm_90a softmax forwards also try TMA copies, alone and feeding a producer warpgroup
 # (issue 25; off by default until a GPU run shows them correct and faster).
 SM90A_SOFTMAX_KNOBS = {"tma": [False, True], "warp_specialize": [False, True],
-                       "persistent": [False, True]}
+                       "persistent": [False, True], "pingpong": [False, True]}
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
 _SPEC_HASH_DIMS = ("float32", 64, 64)  # one reference module per spec
@@ -165,7 +165,7 @@ def _cfg_text(c: Config) -> str:
             + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
             + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else "")
             + (" tma" if c.tma else "") + (" warp_specialize" if c.warp_specialize else "")
-            + (" persistent" if c.persistent else ""))
+            + (" persistent" if c.persistent else "") + (" pingpong" if c.pingpong else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -585,6 +585,7 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
         values.append(vals)
     seen, out = set(), []
     tma_offered = True in space.get("tma", [])
+    split_offered = True in space.get("warp_specialize", [])
     for combo in itertools.product(*values):
         config = Config(**dict(zip(KNOBS, combo)))
         # warp_specialize needs tma: where the space offers tma, the combination without
@@ -592,6 +593,11 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
         if tma_offered and config.warp_specialize and not config.tma:
             continue
         if config.persistent and config.tma:  # refused by the compiler (not yet)
+            continue
+        # pingpong takes turns between warp_specialize's two consumer warpgroups: where
+        # the space offers warp_specialize, a combination without them would be refused.
+        if split_offered and config.pingpong and not (config.warp_specialize and
+                                                      config.num_warps == 8):
             continue
         if combo not in seen:
             seen.add(combo)

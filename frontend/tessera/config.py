@@ -40,6 +40,10 @@ class Config:
     # Softmax backward on the GPU: dQ summed in f32 by the dK / dV grid with atomics (one
     # grid of products fewer; not bit-deterministic) instead of a dQ grid of its own.
     grad_dq_atomic: bool = False
+    # sm_90a (issue 25): warp_specialize's two consumer warpgroups (block_m 128, num_warps
+    # 8) take turns at their products, one's softmax under the other's wgmma
+    # (FlashAttention-3's ping-pong). Off by default until a GPU run shows it faster.
+    pingpong: bool = False
 
     def as_kwargs(self) -> Dict[str, int]:
         # Boolean knobs only where set: default configs keep their cache keys and
@@ -52,4 +56,4 @@ class Config:
 
 
 # Knobs a config carries only where they are on (as_kwargs, the tuning store).
-BOOLEAN_KNOBS = ("tma", "warp_specialize", "persistent", "grad_dq_atomic")
+BOOLEAN_KNOBS = ("tma", "warp_specialize", "persistent", "grad_dq_atomic", "pingpong")

@@ -94,3 +94,46 @@ def test_same_as_tma_alone(name, d):
     KERNELS[name, d](q, k, v, out=b, **buffers)
     torch.cuda.synchronize()
     assert torch.equal(a, b)
+
+
+# pingpong (two consumer warpgroups taking turns at their products, issue 25): the turns
+# move when a warpgroup issues its products, not what they compute.
+PINGPONG = ["full", "causal", "window", "softcap", "prefix-lm", "document", "blocks-causal",
+            "blocks-1stage"]
+
+
+def pingpong_kernels(name, d):
+    """(with turns, without) for one tiling: block_m 128, num_warps 8."""
+    spec = cases.BLOCK_SPARSE[name][0] if name in cases.BLOCK_SPARSE else cases.SPECS[name][0]
+    config = dataclasses.replace(cases.warp_specialized_config(name, d), block_m=128,
+                                 num_warps=8, pingpong=True)
+    return tuple(tessera.compile(spec, head_dim=d, dtype=cases.DTYPE, target="cuda",
+                                 config=dataclasses.replace(config, pingpong=on))
+                 for on in (True, False))
+
+
+@pytest.mark.parametrize("name", PINGPONG)
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("nq,nk", [(1, 1), (17, 17), (1000, 1000), (4097, 4097), (100, 300)])
+def test_pingpong_matches_float64_and_its_absence(name, d, nq, nk):
+    turns, alone = pingpong_kernels(name, d)
+    if name in cases.BLOCK_SPARSE:
+        err = listed_error(turns, name, d, nq, nk, 4, True)
+        assert err <= 4e-3, f"relative error {err:.3e}"
+        return
+    torch.manual_seed(nq * 7 + d)
+    q, k, v = (torch.randn(2, 4, n, d, device="cuda", dtype=torch.bfloat16)
+               for n in (nq, nk, nk))
+    buffers = cases.buffers_for(name, max(nq, nk), "cuda")
+    a, b = torch.full_like(q, float("nan")), torch.full_like(q, float("nan"))
+    turns(q, k, v, out=a, **buffers)
+    alone(q, k, v, out=b, **buffers)
+    torch.cuda.synchronize()
+    expected = dict(cases.SPECS[name][1])
+    if "mask_mod" in expected:
+        mask_mod = expected.pop("mask_mod")
+        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
+    err = rel(a, reference(q, k, v, **expected))
+    print(f"pingpong {name} d={d} nq={nq} nk={nk}: {err:.2e}")
+    assert err <= 4e-3, f"relative error {err:.3e}"
+    assert torch.equal(a, b)
