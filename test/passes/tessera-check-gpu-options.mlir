@@ -10,6 +10,8 @@
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{warp-specialize=true})' 2>&1 | FileCheck %s --check-prefix=WS-TMA
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{chip=sm_80 tma=true warp-specialize=true})' 2>&1 | FileCheck %s --check-prefix=WS-CHIP
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true warp-specialize=true min-blocks=2})' 2>&1 | FileCheck %s --check-prefix=WS-BLOCKS
+// pingpong needs warp-specialize (the count of consumer warpgroups: the pass).
+// RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true pingpong=true})' 2>&1 | FileCheck %s --check-prefix=PINGPONG
 
 // OLD: error: unsupported GPU chip 'sm_70': the GPU pipeline targets NVIDIA sm_80 (Ampere, Ada), sm_90 and sm_90a
 // AMD: error: unsupported GPU chip 'gfx90a'
@@ -19,6 +21,7 @@
 // WS-TMA: error: warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) on sm_90a); got tma=False and chip sm_90a
 // WS-CHIP: error: warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) on sm_90a); got tma=True and chip sm_80
 // WS-BLOCKS: error: warp_specialize runs one block per SM (its registers); min_blocks must be 0 or 1, got 2
+// PINGPONG: error: pingpong needs warp_specialize (Config(tma=True, warp_specialize=True, pingpong=True), block_m 128 and num_warps 8: two consumer warpgroups)
 // OK-LABEL: func.func @attention
 // OK: attn.attention
 
