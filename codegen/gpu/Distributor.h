@@ -380,9 +380,6 @@ private:
   bool waitForGroup(function_ref<bool(int)> needed);
   /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
   void settleCopies();
-  LogicalResult lowerWarpgroupDot(tile::DotOp op);
-  /// Warpgroup products committed and not yet waited for: result -> its wgmma group
-  /// (1, 2, ... in commit order). A product's registers are read only after a wait that
   /// Before a persistent grid's work loop and at the end of each item: no products or
   /// copies in flight, and after an item a block barrier (the next item's copies reuse
   /// the buffers this one read). PersistentGrid.cpp.
@@ -391,6 +388,9 @@ private:
   /// after another, each from an opaque thread index (values derived from it are not
   /// hoisted out of the loop, where they would hold registers across every item).
   LogicalResult lowerWorkItems(scf::ForOp op);
+  LogicalResult lowerWarpgroupDot(tile::DotOp op);
+  /// Warpgroup products committed and not yet waited for: result -> its wgmma group
+  /// (1, 2, ... in commit order). A product's registers are read only after a wait that
   /// covers its group, so that independent products (Q Kᵀ and Q S) and the arithmetic
   /// between them overlap.
   DenseMap<Value, int64_t> productsInFlight;

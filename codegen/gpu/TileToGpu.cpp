@@ -201,7 +201,6 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
                             "constants, or products of these");
     grids.push_back(*f);
   }
-  Builder attrs(ctx);
   if (grid->hasAttr(kPersistentAttr)) {
     // As many programs as the SMs hold at once, and ptxas told to leave room for them.
     int64_t blocks =
@@ -210,6 +209,7 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
     grids.front() = persistentGridExtent(grids.front(), blocks);
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));
   }
+  Builder attrs(ctx);
   launches.push_back(attrs.getDictionaryAttr({
       attrs.getNamedAttr("kernel", attrs.getStringAttr(name)),
       attrs.getNamedAttr("grid", attrs.getArrayAttr(grids)),
