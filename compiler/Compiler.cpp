@@ -133,6 +133,17 @@ static std::string tilingOptions(const tessera::TuningConfig &config) {
                                : std::string());
 }
 
+/// The GPU pipelines' own options (tessera-gpu and the tgpu stages alike), boolean knobs
+/// only where set: a default config's pipeline text stays as it was.
+static std::string gpuKnobs(const tessera::TuningConfig &config) {
+  return " min-blocks=" + std::to_string(config.minBlocks) +
+         (config.tma ? " tma=true" : "") +
+         (config.warpSpecialize ? " warp-specialize=true" : "") +
+         (config.pingpong ? " pingpong=true" : "") +
+         (config.persistent ? " persistent=true" : "") +
+         (config.gradDqAtomic ? " grad-dq-atomic=true" : "");
+}
+
 std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
   std::string options = tilingOptions(config);
   switch (stage) {
@@ -142,8 +153,7 @@ std::string tessera::pipelineFor(Stage stage, const TuningConfig &config) {
     return "builtin.module(tessera-to-tile{" + options + "})";
   case Stage::TgpuSm90a:
   case Stage::TgpuSm80:
-    return "builtin.module(tessera-to-tgpu{" + options +
-           " min-blocks=" + std::to_string(config.minBlocks) +
+    return "builtin.module(tessera-to-tgpu{" + options + gpuKnobs(config) +
            (stage == Stage::TgpuSm90a ? " chip=sm_90a" : " chip=sm_80") + "})";
   case Stage::Llvm:
     return "builtin.module(tessera-cpu{" + options + "})";
@@ -155,14 +165,8 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
   // The chip is spliced into pipeline text: reject it before it can break the text.
   if (std::string reason = unsupportedChipReason(chip); !reason.empty())
     throw CompileError(reason);
-  // Boolean knobs only where set: a default config's pipeline text stays as it was.
-  return "builtin.module(tessera-gpu{" + tilingOptions(config) +
-         " min-blocks=" + std::to_string(config.minBlocks) +
-         (config.tma ? " tma=true" : "") +
-         (config.warpSpecialize ? " warp-specialize=true" : "") +
-         (config.pingpong ? " pingpong=true" : "") +
-         (config.persistent ? " persistent=true" : "") +
-         (config.gradDqAtomic ? " grad-dq-atomic=true" : "") + " chip=" + chip + "})";
+  return "builtin.module(tessera-gpu{" + tilingOptions(config) + gpuKnobs(config) +
+         " chip=" + chip + "})";
 }
 
 /// Writes a grid-size formula in codegen's integer encoding (TileToGpu.cpp, gridFormula)

@@ -187,3 +187,17 @@ def test_ir_does_not_change_results(causal):
     before = causal(q, k, v)
     causal.ir("tile"), causal.ir("llvm")
     np.testing.assert_array_equal(before, causal(q, k, v))
+
+
+def test_tgpu_stage_takes_the_gpu_knobs():
+    """The tgpu stages run the GPU pipeline's own passes for the knobs a config sets:
+    persistent's work loop, warp_specialize's split; off, neither."""
+    spec = tessera.attention(causal=True)
+    assert "tgpu.work_items" not in _bf16_tgpu(spec, 64, GPU_CONFIG)
+    persistent = _bf16_tgpu(spec, 64, tessera.Config(persistent=True))
+    assert re.search(r'\} \{.*tgpu\.pipeline = "none".*tgpu\.work_items', persistent)
+    assert "tgpu.warp_specialize" not in _bf16_tgpu(spec, 64, tessera.Config(tma=True))
+    split = _bf16_tgpu(spec, 64, tessera.Config(tma=True, warp_specialize=True))
+    assert "tgpu.warp_specialize" in split
+    with pytest.raises(Exception, match="warp_specialize"):
+        _bf16_tgpu(spec, 64, tessera.Config(tma=True, warp_specialize=True), "tgpu-sm_80")
