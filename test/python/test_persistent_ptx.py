@@ -7,10 +7,7 @@ device's SM count and packs the same parameters. Off (the default), sm_80's and 
 kernels are unchanged; tma with it is refused."""
 import dataclasses
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from tessera import _core, _runtime  # noqa: E402
 from tessera.errors import CompileError  # noqa: E402
 from tessera.trace import SpecError  # noqa: E402
 
-PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+from ptxas_report import ptxas_report  # noqa: E402
 
 # Dense walks, mask_mod (a classification grid before the attention grid) and block lists.
 VARIANTS = {name: (cases.SPECS[name][0], None)
@@ -45,14 +42,8 @@ def compile_variant(name, d, chip="sm_90a", **knobs):
 
 
 def ptxas_spills(ptx, chip, tmp_path):
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    path = tmp_path / "k.ptx"
-    path.write_text(ptx)
-    r = subprocess.run([PTXAS, f"-arch={chip}", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return [int(x) for x in re.findall(r"(\d+) bytes spill stores", r.stderr)]
+    """Spill store bytes per entry, in the order ptxas reports them."""
+    return [r.spill_stores for r in ptxas_report(ptx, chip, tmp_path).values()]
 
 
 def kernel_ptx(ptx, name):

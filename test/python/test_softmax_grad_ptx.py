@@ -4,7 +4,6 @@ and sm_80 (mma.sync) that ptxas assembles. Nothing runs here; the device run che
 numbers once the runtime launches it."""
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -14,7 +13,7 @@ from tessera import _core
 from tessera.gpu import default_grad_config
 from tessera.softmax_grad import grad_mlir
 
-PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+from ptxas_report import PTXAS, ptxas_report  # noqa: E402
 DOC = ts.Buffer("doc")
 BIAS = ts.Buffer("bias", dtype="float32", rank=2)
 
@@ -59,18 +58,7 @@ SPILL_CEILING = {"sm_90a": {}, "sm_80": {}}
 
 def ptxas_spills(ptx, chip, tmp_path):
     """{entry: spill store bytes} from ptxas -v."""
-    path = tmp_path / "k.ptx"
-    path.write_bytes(ptx)
-    run = subprocess.run([PTXAS, f"-arch={chip}", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
-                         check=True, capture_output=True, text=True)
-    spills, entry = {}, None
-    for line in run.stderr.splitlines():
-        m = re.search(r"Compiling entry function '(\w+)'", line)
-        entry = m.group(1) if m else entry
-        m = re.search(r"(\d+) bytes spill stores", line)
-        if m and entry:
-            spills[entry] = int(m.group(1))
-    return spills
+    return {e: r.spill_stores for e, r in ptxas_report(ptx, chip, tmp_path).items()}
 
 
 @pytest.mark.parametrize("name", list(SPILL_SPECS))
@@ -186,27 +174,12 @@ def test_dq_atomic_ptx(name, head_dim, chip, tmp_path):
     if chip == "sm_90a" and head_dim == 64:
         assert "wgmma.mma_async" in dkdv
     spills = ptxas_spills(ptx, chip, tmp_path)
-    regs = ptxas_registers(ptx, chip, tmp_path)
+    regs = {e: r.registers for e, r in ptxas_report(ptx, chip, tmp_path).items()}
     print(f"dq_atomic {name} {chip} D={head_dim}: {adds} red.global.add.f32, spills {spills}, "
           f"registers {regs}")
     assert sum(spills.values()) <= ATOMIC_SPILL_CEILING.get((chip, head_dim), {}).get(name, 0), \
         spills
 
-
-def ptxas_registers(ptx, chip, tmp_path):
-    """{entry: registers} from ptxas -v."""
-    path = tmp_path / "r.ptx"
-    path.write_bytes(ptx)
-    run = subprocess.run([PTXAS, f"-arch={chip}", "-v", str(path), "-o", str(tmp_path / "r.cubin")],
-                         check=True, capture_output=True, text=True)
-    regs, entry = {}, None
-    for line in run.stderr.splitlines():
-        m = re.search(r"Compiling entry function '(\w+)'", line)
-        entry = m.group(1) if m else entry
-        m = re.search(r"Used (\d+) registers", line)
-        if m and entry:
-            regs[entry] = int(m.group(1))
-    return regs
 
 
 def test_dq_atomic_reaches_the_tile_program():

@@ -4,10 +4,7 @@ mbarrier phases, multiplies with wgmma and assembles; the launch record lists th
 descriptors. With it off, or on sm_80 and the CPU, nothing changes."""
 import dataclasses
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import cases  # noqa: E402
 import tessera  # noqa: E402
 from tessera import _core  # noqa: E402
 
-PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+from ptxas_report import ptxas_report  # noqa: E402
 
 # Dense walks, mask_mod (a classification grid before the attention grid) and block lists.
 VARIANTS = {name: (cases.SPECS[name][0], None)
@@ -36,14 +33,8 @@ def compile_variant(name, d, chip="sm_90a", **knobs):
 
 
 def ptxas_stats(ptx, tmp_path):
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    path = tmp_path / "k.ptx"
-    path.write_text(ptx)
-    r = subprocess.run([PTXAS, "-arch=sm_90a", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return [int(x) for x in re.findall(r"(\d+) bytes spill stores", r.stderr)]
+    """Spill store bytes per entry (sm_90a), in the order ptxas reports them."""
+    return [r.spill_stores for r in ptxas_report(ptx, "sm_90a", tmp_path).values()]
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

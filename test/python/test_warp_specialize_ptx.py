@@ -6,10 +6,7 @@ themselves), launched with 128 more threads, and ptxas assembles it without spil
 the kernels are as they were; without tma or on sm_80 it is refused; the CPU ignores it."""
 import dataclasses
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import cases  # noqa: E402
 import tessera  # noqa: E402
 from tessera import _core  # noqa: E402
 
-PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+from ptxas_report import ptxas_report  # noqa: E402
 # Dense walks (one and two consumer warpgroups), mask_mod (a classification grid first)
 # and block lists shared by a query block.
 VARIANTS = ("full", "causal", "window", "causal-2wg", "document", "blocks-causal",
@@ -36,16 +33,9 @@ def compile_variant(name, d, chip="sm_90a", **knobs):
 
 
 def ptxas(ptx, tmp_path):
-    """(registers, spill bytes) per kernel."""
-    if not os.path.exists(PTXAS):
-        pytest.skip("ptxas not installed")
-    path = tmp_path / "k.ptx"
-    path.write_text(ptx)
-    r = subprocess.run([PTXAS, "-arch=sm_90a", "-v", str(path), "-o", str(tmp_path / "k.cubin")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return ([int(x) for x in re.findall(r"Used (\d+) registers", r.stderr)],
-            [int(x) for x in re.findall(r"(\d+) bytes spill stores", r.stderr)])
+    """(registers, spill bytes) per kernel (sm_90a), in the order ptxas reports them."""
+    report = ptxas_report(ptx, "sm_90a", tmp_path).values()
+    return [r.registers for r in report], [r.spill_stores for r in report]
 
 
 def attention_kernel(ptx):
