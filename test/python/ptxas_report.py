@@ -17,8 +17,8 @@ class EntryReport(NamedTuple):
 
 
 def ptxas_report(ptx, chip, tmp_path) -> Dict[str, EntryReport]:
-    """{entry: EntryReport}, in the order ptxas reports them; skips the test where ptxas is absent,
-    fails it where ptxas rejects the module."""
+    """{entry: EntryReport}, in the order ptxas reports them; skips the test where
+    ptxas is absent, fails it where ptxas rejects the module."""
     if not os.path.exists(PTXAS):
         pytest.skip("ptxas not installed")
     path = tmp_path / "k.ptx"
