@@ -10,6 +10,7 @@ as FlashAttention counts it). rel_err: the forward output's last 128 rows agains
 
     python3 bench/softmax_bwd_gpu.py [--quick]     # --quick: D = 128 full and causal, N 4096, 16384
     python3 bench/softmax_bwd_gpu.py --grad-query-tiles 16,32   # also rows "tessera-gq16", ...
+    python3 bench/softmax_bwd_gpu.py --dims 128 --kinds alibi,window --lengths 4096
 
 --grad-query-tiles: besides the default backward, the same kernel with its backward's dK / dV
 grid walking that many queries per tile (Config.grad_query_tile), one row each.
@@ -103,6 +104,9 @@ def main():
         ap.add_argument("--grad-query-tiles", default="", help="comma-separated, e.g. 16,32")
         ap.add_argument("--grad-dq-atomic", action="store_true",
                         help="also time the backward with Config.grad_dq_atomic")
+        ap.add_argument("--dims", default="", help="head dims, e.g. 128 (default 64,128)")
+        ap.add_argument("--lengths", default="", help="sequence lengths, e.g. 4096,16384")
+        ap.add_argument("--kinds", default="", help=f"any of {','.join(SPECS)}")
 
     args, run_info = bench_setup(__file__, options=options)
     query_tiles = [int(t) for t in args.grad_query_tiles.split(",") if t]
@@ -113,6 +117,12 @@ def main():
     dims = (128,) if args.quick else (64, 128)
     lengths = [4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
     kinds = ("full", "causal") if args.quick else tuple(SPECS)
+    dims = [int(d) for d in args.dims.split(",")] if args.dims else dims
+    lengths = [int(n) for n in args.lengths.split(",")] if args.lengths else lengths
+    kinds = args.kinds.split(",") if args.kinds else kinds
+    unknown = [k for k in kinds if k not in SPECS] + [n for n in lengths if TOKENS % n]
+    if unknown:
+        sys.exit(f"softmax_bwd_gpu.py: unknown kind or a length not dividing {TOKENS}: {unknown}")
     for d in dims:
         for n in lengths:
             b = TOKENS // n

@@ -64,9 +64,8 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
 
 int Distributor::swizzledBuffer(tile::LoadOp op) {
   auto tileType = cast<RankedTensorType>(op.getType());
-  Type bare = bufferKey(tileType);
-  int64_t stages = doubleBuffered.contains({op.getSource(), bare}) ? prefetchStages() : 1;
-  auto key = std::make_pair(scalars.lookup(op.getSource()), bare);
+  int64_t stages = doubleBuffered.contains(bufferKey(op)) ? prefetchStages() : 1;
+  BufferKey key = bufferKey(op, scalars.lookup(op.getSource()));
   auto it = swizzledBuffers.find(key);
   if (it != swizzledBuffers.end())
     return it->second;

@@ -23,6 +23,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -102,7 +103,7 @@ public:
   /// the plan multi-buffers it.
   int64_t plannedBufferStages(tile::LoadOp load) {
     return isStaged(load) && swizzles(load) &&
-                   doubleBuffered.contains({load.getSource(), bufferKey(load.getType())})
+                   doubleBuffered.contains(bufferKey(load))
                ? prefetchStages()
                : 1;
   }
@@ -350,7 +351,9 @@ private:
     int64_t bytes() const { return llvm::alignTo(rows * cols * stages * 2, kSwizzleAtomBytes); }
   };
   SmallVector<SwizzledTile> swizzledTiles;
-  DenseMap<std::pair<Value, Type>, int> swizzledBuffers; // (source, type) -> tile
+  /// (source, tile type without layout, first column where constant, else -1).
+  using BufferKey = std::tuple<Value, Type, int64_t>;
+  DenseMap<BufferKey, int> swizzledBuffers; // lowered sources -> tile
   Value arena, arenaShift, arenaAddress; // dynamic shared memory, aligned to 1024 bytes
   Operation *arenaAnchor = nullptr;      // views are created right after it, in the entry
   int64_t arenaBytes = 0;
@@ -366,7 +369,7 @@ private:
   /// num_stages - 1 iterations ahead in loops that qualify, deepPrefetch), else two.
   int64_t prefetchStages() const { return std::max<int64_t>(2, numStages); }
   bool deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches);
-  DenseSet<std::pair<Value, Type>> doubleBuffered; // (source, tile type), tile level
+  DenseSet<BufferKey> doubleBuffered; // tile-level sources
   /// Copy groups a loop issues for its next iteration, while this one's may still fly
   /// (-2 - buffer; the same map takes such a group back to its buffer).
   static int nextStageGroup(int buffer) { return -2 - buffer; }
@@ -518,10 +521,14 @@ private:
     assert(l && "a tile without a #tgpu layout");
     return *l;
   }
-  /// A tile type as a buffer key: loads of one source share buffers whatever their
-  /// layouts.
-  static Type bufferKey(Type tileType) {
-    return cast<RankedTensorType>(tileType).cloneWithEncoding({});
+  /// Loads of one source share a buffer whatever their layouts (one tile walked by
+  /// several loops), unless they start at different constant columns: pieces of one row
+  /// (the backward's 64-column pieces of K) are live together. `source` replaces the
+  /// load's own (the distributor keys by the lowered memref).
+  static BufferKey bufferKey(tile::LoadOp load, Value source = {}) {
+    std::optional<int64_t> column = getConstantIntValue(load.getIndices().back());
+    return {source ? source : load.getSource(),
+            cast<RankedTensorType>(load.getType()).cloneWithEncoding({}), column.value_or(-1)};
   }
 
   /// The per-thread scalars of tile `v` in layout `want`; a splat gives its scalar in

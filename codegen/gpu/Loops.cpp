@@ -113,14 +113,14 @@ bool Distributor::feedsFirstProduct(tile::LoadOp load, scf::ForOp loop) {
 void Distributor::planStages(Block &gridBody) {
   if (!wgmma || numStages < 2)
     return;
-  using Key = std::pair<Value, Type>;
+  using Key = BufferKey;
   llvm::MapVector<Key, int64_t> stageBytes;
   DenseSet<Key> prefetched, firstOperands, notLeft;
   gridBody.walk([&](tile::LoadOp load) {
     if (!isStaged(load) || !swizzles(load))
       return;
     auto type = cast<RankedTensorType>(load.getType());
-    Key key{load.getSource(), bufferKey(type)};
+    Key key = bufferKey(load);
     // As allocateSwizzled lays it out: whole 64-column swizzle blocks.
     stageBytes[key] = llvm::alignTo(
         type.getDimSize(0) * llvm::alignTo(type.getDimSize(1), kSwizzleCols) * 2,
@@ -130,7 +130,7 @@ void Distributor::planStages(Block &gridBody) {
   });
   gridBody.walk([&](scf::ForOp loop) {
     for (Prefetch &p : findPrefetches(loop)) {
-      Key key{p.load.getSource(), bufferKey(p.load.getType())};
+      Key key = bufferKey(p.load);
       prefetched.insert(key);
       if (feedsFirstProduct(p.load, loop))
         firstOperands.insert(key);
@@ -170,7 +170,7 @@ void Distributor::planStages(Block &gridBody) {
   // other than 64 and 128 (a partial swizzle block to address, or wide accumulators) need
   // more registers than the planned blocks leave a thread: every tile double-buffered.
   bool partialBlocks = llvm::any_of(stageBytes, [](auto &entry) {
-    int64_t cols = cast<RankedTensorType>(entry.first.second).getDimSize(1);
+    int64_t cols = cast<RankedTensorType>(std::get<1>(entry.first)).getDimSize(1);
     return cols % kSwizzleCols != 0 || cols > 128;
   });
   if (!firstOperands.empty() && numStages <= 2 && !partialBlocks &&
@@ -202,7 +202,7 @@ LogicalResult Distributor::followSchedule(tile::GridOp grid) {
           << " stages";
       return WalkResult::interrupt();
     }
-    doubleBuffered.insert({load.getSource(), bufferKey(load.getType())});
+    doubleBuffered.insert(bufferKey(load));
     return WalkResult::advance();
   });
   return failure(bad.wasInterrupted());
@@ -385,7 +385,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
            << prefetches.size() << " prefetched load(s)";
   bool firstOnly = expected == "cp_async_first_product";
   for (Prefetch &p : prefetches)
-    if (wgmma && !doubleBuffered.contains({p.load.getSource(), bufferKey(p.load.getType())}))
+    if (wgmma && !doubleBuffered.contains(bufferKey(p.load)))
       return p.load.emitError("a prefetched tile needs a multi-buffered swizzled buffer: ")
              << kBufferStagesAttr << " = " << prefetchStages() << " on this load";
   auto distance = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);

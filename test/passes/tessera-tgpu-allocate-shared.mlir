@@ -290,3 +290,40 @@ func.func @hand_plan(%q: !in, %k: !in, %v: !in, %o: !out) {
   }
   return
 }
+
+// -----
+
+// Two 64-column pieces of one source row (the backward's K pieces of dQᵀ = Kᵀ dSᵀ at
+// D = 128) are live together: a buffer each, not one shared by both.
+// CHECK-LABEL: func.func @column_pieces
+// CHECK: tile.load %arg0{{.*}} {tgpu.shared_offset = array<i64: 0>}
+// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c0] {tgpu.shared_offset = array<i64: 8192>}
+// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c64] {tgpu.shared_offset = array<i64: 16384>}
+// REPORT-LABEL: remark: shared tile buffer: 8192 bytes at 0
+// REPORT: remark: shared tile buffer: 8192 bytes at 8192
+// REPORT: remark: shared tile buffer: 8192 bytes at 16384
+
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @column_pieces(%q: !in, %k: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x64xbf16, #lhs>
+    %lo = tile.load %k[%row, %c0] : !in -> tensor<64x64xbf16, #rhs>
+    %hi = tile.load %k[%row, %c64] : !in -> tensor<64x64xbf16, #rhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %a = tile.dot %qt, %lo, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    %b = tile.dot %qt, %hi, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %a, %o[%row, %c0] : tensor<64x64xf32, #acc>, !out
+    tile.store %b, %o[%row, %c64] : tensor<64x64xf32, #acc>, !out
+  }
+  return
+}
