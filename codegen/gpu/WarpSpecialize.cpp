@@ -18,8 +18,7 @@
 // * block barriers among the consumers are named barrier 1 over their threads only.
 // The producer warpgroup lowers its registers (setmaxnreg.dec) and one of its threads
 // runs the partition: the same loops, bounds and branches, with each staged load as
-// wait empty / wait for the slot's last fill to land / arm full / copy. The consumers
-// raise theirs (setmaxnreg.inc).
+// wait empty / arm full / copy. The consumers raise theirs (setmaxnreg.inc).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -238,15 +237,9 @@ void Distributor::produceRingTile(tile::LoadOp op) {
   Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
   Value empty = barrierAddress(arith::AddIOp::create(
       b, arith::ConstantIndexOp::create(b, emptyBarriersOf(index)), stage));
-  // The slot's previous fill has been read by every consumer warp ...
-  Value previous = arith::XOrIOp::create(b, parity, one);
-  waitParity(empty, previous);
-  // ... and has landed: a consumer that skips a tile (a branch not taken: a repeated or
-  // out-of-range list entry) gives its slot back without waiting for the fill, and a fill
-  // armed while the last one is in flight would join its phase of the full barrier,
-  // which then completes once for two fills; the next reader would wait forever.
+  // The slot's previous fill has been read by every consumer warp.
+  waitParity(empty, arith::XOrIOp::create(b, parity, one));
   Value full = barrierAddress(barrierIndex(index, stage));
-  waitParity(full, previous);
   armTensorCopy(op, index, tensorCopyTarget(index, stage, origin), full);
 }
 
