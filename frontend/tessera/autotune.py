@@ -74,13 +74,15 @@ _TOLERANCE = {"float32": 1e-3, "float16": 2e-2, "bfloat16": 4e-2}
 class Trial:
     """One candidate: status "ok" (ms is its median), "rejected" (the compiler refused
     it: reason is its message), "failed" (an unexpected error: reason names the
-    reproducer) or "skipped" (time budget)."""
+    reproducer), "same" (it compiled to an earlier candidate's kernel: not timed) or
+    "skipped" (time budget)."""
 
     config: Config
     status: str
     ms: Optional[float] = None
     reason: str = ""
     detail: str = ""  # the full compiler message
+    kernel: str = ""  # GPU: a digest of the compiled kernels and their launch record
 
     def __str__(self) -> str:
         if self.status == "ok":
@@ -233,26 +235,28 @@ def _reason(message: str) -> str:
 
 
 def _validate_worker(module: str, entry: str, target: str, chip: str,
-                     cfg: Dict[str, int]) -> Tuple[bool, str]:
-    """Compiles one candidate: (True, "") or (False, the compiler's message). Any other
-    exception is an unexpected compiler failure and propagates."""
+                     cfg: Dict[str, int]) -> Tuple[bool, str, str]:
+    """Compiles one candidate: (True, "", kernel digest; "" on the CPU) or (False, the
+    compiler's message, ""). Any other exception is an unexpected compiler failure and
+    propagates."""
+    def gpu_image() -> str:  # compiled once, into the kernel cache the timing run loads from
+        record, ptx = load_image(module, entry, Config(**cfg), chip)
+        return hashlib.sha256(record.text.encode() + b"\n" + ptx).hexdigest()
+
     core = _core
-    errors = (CompileError,)
     try:
         if core is None:  # a GPU machine with only the runtime: the kernel cache decides
-            load_image(module, entry, Config(**cfg), chip)
-            return True, ""
+            return True, "", gpu_image()
         tile = core.lower(module, "tile", **cfg)
         # The pass builds #tile.config without running its verifier; parsing the tile
         # module back runs it (power-of-two blocks, num_warps, num_stages ranges).
         core.verify(tile)
         if target == "cpu":
             core.lower(module, "llvm", **cfg)
-        else:  # compile once, into the kernel cache the timing run loads from
-            load_image(module, entry, Config(**cfg), chip)
-    except errors as e:
-        return False, str(e)
-    return True, ""
+            return True, "", ""
+        return True, "", gpu_image()
+    except CompileError as e:
+        return False, str(e), ""
 
 
 def write_reproducer(module: str, pipeline: str, error: str, config: Optional[Config] = None) -> Path:
@@ -312,9 +316,9 @@ def validate_configs(spec: AttentionSpec, configs: Sequence[Config], *, head_dim
             if reason:
                 results[i] = Trial(c, "rejected", reason=reason, detail=reason)
 
-    def finish(i: int, ok: bool, message: str) -> None:
+    def finish(i: int, ok: bool, message: str, kernel: str = "") -> None:
         c = configs[i]
-        results[i] = (Trial(c, "ok") if ok else
+        results[i] = (Trial(c, "ok", kernel=kernel) if ok else
                       Trial(c, "rejected", reason=_reason(message), detail=message))
         if on_done:
             on_done(results[i])
@@ -358,6 +362,23 @@ def validate_configs(spec: AttentionSpec, configs: Sequence[Config], *, head_dim
         if i not in results:
             results[i] = Trial(c, "skipped", reason="time budget spent")
     return [results[i] for i in range(len(configs))]
+
+
+def mark_same_kernels(table: Sequence[Trial]) -> List[Tuple[Trial, Trial]]:
+    """Valid candidates that compiled to an earlier one's kernel (a knob the kernel does
+    not take, such as warp_specialize where the grid stays TMA alone) become "same": timing
+    them again would only cost the budget. Returns (same, timed in its place) pairs."""
+    first: Dict[str, Trial] = {}
+    pairs = []
+    for t in table:
+        if t.status != "ok" or not t.kernel:
+            continue
+        if t.kernel in first:
+            t.status, t.reason = "same", f"the same kernel as {_cfg_text(first[t.kernel].config)}"
+            pairs.append((t, first[t.kernel]))
+        else:
+            first[t.kernel] = t
+    return pairs
 
 
 @contextlib.contextmanager
@@ -737,6 +758,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
                              dtype=dtype, target=target, chip=chip, workers=workers,
                              deadline=deadline, on_done=compiled, backward=backward)
     result.compiled = sum(t.status != "skipped" for t in table)
+    same = mark_same_kernels(table)
 
     # 2. time the valid ones, one at a time, on the target.
     valid = [t for t in table if t.status == "ok"]
@@ -787,6 +809,8 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
         if best is None or ms < best.ms:
             best, best_kernel = trial, kernel
     bar.show("timing", len(valid), len(valid), best)
+    for copy, timed in same:  # its kernel's time, for tables that look a config up
+        copy.ms = timed.ms
     result.table, result.elapsed_s = table, time.monotonic() - start
     result.store_status = store_status
 
@@ -797,6 +821,7 @@ def autotune(spec: AttentionSpec, *, head_dim: int, value_dim: Optional[int] = N
                            f"({tkey.shape}, {dtype}, {target}):\n{lines}")
     bar.line(f"autotune: best {_cfg_text(best.config)}: {best.ms:.4f} ms "
              f"({sum(t.status == 'ok' for t in table)} timed, "
+             f"{sum(t.status == 'same' for t in table)} the same kernel as another, "
              f"{sum(t.status in ('rejected', 'failed') for t in table)} rejected, "
              f"{result.elapsed_s:.1f} s)")
     if backward:

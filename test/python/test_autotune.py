@@ -1,6 +1,7 @@
 """tessera.autotune on the CPU: tuning, the persistent store (reuse across processes,
 concurrent writers, corrupt and stale files), rejected candidates, replay with tessera-opt
 and reproducers. The CUDA target is checked up to its compile step (no GPU needed)."""
+import dataclasses
 import importlib
 import json
 import multiprocessing
@@ -294,3 +295,22 @@ def test_cuda_linear_candidates_are_validated_by_the_compiler():
                                   target="cuda", chip="sm_90a", workers=0)
     assert ok.status == "ok", ok.reason
     assert bad.status == "rejected" and "block_m = 16 x num_warps" in bad.reason
+
+
+def test_candidates_compiling_to_one_kernel_are_timed_once():
+    # Per-token block lists keep cp.async under the tma knob (TMA does not copy in their
+    # while loop): that candidate compiles to the kernel without it and is not timed.
+    spec = tessera.attention(causal=True, block_sparse=(1, 64))
+    base = tessera.Config(64, 64, 4, 1)
+    cfgs = [base, dataclasses.replace(base, tma=True), dataclasses.replace(base, num_stages=2)]
+    table = at.validate_configs(spec, cfgs, head_dim=64, dtype="bfloat16", target="cuda",
+                                chip="sm_90a", workers=0)
+    assert all(t.status == "ok" and len(t.kernel) == 64 for t in table), table
+    pairs = at.mark_same_kernels(table)
+    assert [t.status for t in table] == ["ok", "same", "ok"]
+    assert pairs == [(table[1], table[0])]
+    assert str(table[1]).endswith("tma  same: the same kernel as block_m=64 block_n=64 "
+                                  "num_warps=4 num_stages=1")
+    # The CPU compiles no kernel image here: nothing to compare.
+    (cpu,) = at.validate_configs(spec, [base], head_dim=64, workers=0)
+    assert cpu.status == "ok" and cpu.kernel == "" and at.mark_same_kernels([cpu, cpu]) == []
