@@ -88,29 +88,50 @@ LogicalResult Distributor::acquireRingTile(tile::LoadOp op) {
   return success();
 }
 
-bool Distributor::ringTileRead(Value tile, Operation &lowered) {
+SmallVector<Operation *> tessera::gpu::readersThroughTransposes(Value tile) {
+  SmallVector<Operation *> readers;
   SmallVector<Value> views{tile};
-  bool read = false;
-  while (!views.empty()) {
+  while (!views.empty())
     for (Operation *user : views.pop_back_val().getUsers()) {
-      // Its reader lowered (it, or the loop or branch holding it, is at or before
-      // `lowered` in this block) ...
-      Operation *here = lowered.getBlock()->findAncestorOpInBlock(*user);
-      if (!here || (here != &lowered && !here->isBeforeInBlock(&lowered)))
-        return false;
-      if (auto trans = dyn_cast<tile::TransOp>(user)) {
+      if (auto trans = dyn_cast<tile::TransOp>(user))
         views.push_back(trans.getResult());
-        continue;
-      }
-      // ... and a product whose wgmma has been waited for: other readers (registers
-      // staged from the slot) keep the slot to the block's end.
-      auto dot = dyn_cast<tile::DotOp>(user);
-      if (!dot || productsInFlight.count(dot.getResult()))
-        return false;
-      read = true;
+      else
+        readers.push_back(user);
     }
+  return readers;
+}
+
+LogicalResult tessera::gpu::copyBranchShell(OpBuilder &b, scf::IfOp branch, Value condition,
+                                            function_ref<LogicalResult(Block &)> fill) {
+  auto copy = scf::IfOp::create(b, branch.getLoc(), TypeRange{}, condition,
+                                !branch.getElseRegion().empty());
+  for (auto [from, to] : {std::pair{&branch.getThenRegion(), &copy.getThenRegion()},
+                          std::pair{&branch.getElseRegion(), &copy.getElseRegion()}}) {
+    if (from->empty())
+      continue;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(to->front().getTerminator());
+    if (failed(fill(from->front())))
+      return failure();
   }
-  return read;
+  return success();
+}
+
+bool Distributor::ringTileRead(Value tile, Operation &lowered) {
+  SmallVector<Operation *> readers = readersThroughTransposes(tile);
+  for (Operation *reader : readers) {
+    // Its reader lowered (it, or the loop or branch holding it, is at or before
+    // `lowered` in this block; its transposes precede it) ...
+    Operation *here = lowered.getBlock()->findAncestorOpInBlock(*reader);
+    if (!here || (here != &lowered && !here->isBeforeInBlock(&lowered)))
+      return false;
+    // ... and a product whose wgmma has been waited for: other readers (registers
+    // staged from the slot) keep the slot to the block's end.
+    auto dot = dyn_cast<tile::DotOp>(reader);
+    if (!dot || productsInFlight.count(dot.getResult()))
+      return false;
+  }
+  return !readers.empty();
 }
 
 void Distributor::giveBackRingTiles(Operation *lowered) {
@@ -277,17 +298,9 @@ LogicalResult Distributor::lowerProducerBlock(Block &block) {
     if (auto branch = dyn_cast<scf::IfOp>(op)) {
       if (branch.getNumResults())
         return branch.emitError("a producer partition's branch yields nothing");
-      auto copy = scf::IfOp::create(b, TypeRange{}, scalars.lookup(branch.getCondition()),
-                                    !branch.getElseRegion().empty());
-      for (auto [from, to] : {std::pair{&branch.getThenRegion(), &copy.getThenRegion()},
-                              std::pair{&branch.getElseRegion(), &copy.getElseRegion()}}) {
-        if (from->empty())
-          continue;
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(to->front().getTerminator());
-        if (failed(lowerProducerBlock(from->front())))
-          return failure();
-      }
+      if (failed(copyBranchShell(b, branch, scalars.lookup(branch.getCondition()),
+                                 [&](Block &from) { return lowerProducerBlock(from); })))
+        return failure();
       continue;
     }
     if (llvm::any_of(op.getResultTypes(), llvm::IsaPred<RankedTensorType>) ||

@@ -11,6 +11,7 @@
 #include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <string>
 
@@ -40,6 +41,18 @@ RegisterBudgets warpSpecializedRegisters(int64_t consumerWarpgroups);
 /// TensorMemory.cpp): its source an argument of `func` of rank 2-5, bf16 / f16, whole
 /// 64-column blocks of 8 to 256 rows in eights, whole 16-byte chunks for `numThreads`.
 std::string tensorCopyRefusal(tile::LoadOp op, mlir::func::FuncOp func, int64_t numThreads);
+
+/// The ops reading `tile` directly or through tile.trans (the transposes themselves not
+/// included): a ring tile's readers.
+llvm::SmallVector<mlir::Operation *> readersThroughTransposes(mlir::Value tile);
+
+/// A copy of `branch` at `b` without results, on `condition`, with its else region where
+/// `branch` has one; `fill` writes each region's body from the original's block, the
+/// builder at the copy's terminator (a producer partition's branches, in the pass and in
+/// the lowering).
+mlir::LogicalResult copyBranchShell(mlir::OpBuilder &b, mlir::scf::IfOp branch,
+                                    mlir::Value condition,
+                                    llvm::function_ref<mlir::LogicalResult(mlir::Block &)> fill);
 } // namespace tessera::gpu
 
 #endif

@@ -179,17 +179,11 @@ struct ProducerSlice {
         continue;
       }
       if (auto branch = dyn_cast<scf::IfOp>(op)) {
-        auto copy = scf::IfOp::create(b, branch.getLoc(), TypeRange{},
-                                      map.lookupOrDefault(branch.getCondition()),
-                                      !branch.getElseRegion().empty());
-        for (auto [from, to] : {std::pair{&branch.getThenRegion(), &copy.getThenRegion()},
-                                std::pair{&branch.getElseRegion(), &copy.getElseRegion()}}) {
-          if (from->empty())
-            continue;
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPoint(to->front().getTerminator());
-          clone(from->front(), b, map);
-        }
+        (void)copyBranchShell(b, branch, map.lookupOrDefault(branch.getCondition()),
+                              [&](Block &from) {
+                                clone(from, b, map);
+                                return success();
+                              });
         continue;
       }
       b.clone(op, map);
@@ -238,16 +232,9 @@ static tile::LoadOp skippableLoad(ArrayRef<tile::LoadOp> loads) {
   for (tile::LoadOp load : loads) {
     if (!load->getParentOfType<LoopLikeOpInterface>())
       continue;
-    bool readInBlock = false;
-    SmallVector<Value> views{load.getResult()};
-    while (!views.empty() && !readInBlock)
-      for (Operation *user : views.pop_back_val().getUsers()) {
-        if (auto trans = dyn_cast<tile::TransOp>(user))
-          views.push_back(trans.getResult());
-        else if (user->getBlock() == load->getBlock())
-          readInBlock = true;
-      }
-    if (!readInBlock)
+    if (llvm::none_of(readersThroughTransposes(load.getResult()), [&](Operation *reader) {
+          return reader->getBlock() == load->getBlock();
+        }))
       return load;
   }
   return {};
