@@ -33,3 +33,25 @@ def rel(x, ref):
     if not torch.isfinite(x).all():
         return float("inf")
     return ((x - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def case_reference(name, q, k, v, buffers):
+    """float64 reference of softmax case `name` (cases.SPECS), its mask_mod reading the
+    tables in `buffers`."""
+    import cases
+    expected = dict(cases.SPECS[name][1])
+    if "mask_mod" in expected:
+        mask_mod = expected.pop("mask_mod")
+        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
+    return reference(q, k, v, **expected)
+
+
+def run_case(kernel, name, q, k, v):
+    """`kernel` (softmax case `name`) on q, k, v with the case's tables, its output
+    poisoned first: (output, float64 reference)."""
+    import cases
+    out = torch.full(q.shape, float("nan"), device="cuda", dtype=torch.bfloat16)
+    buffers = cases.buffers_for(name, max(q.shape[2], k.shape[2]), "cuda")
+    kernel(q, k, v, out=out, **buffers)
+    torch.cuda.synchronize()
+    return out, case_reference(name, q, k, v, buffers)

@@ -17,7 +17,7 @@ if not torch.cuda.is_available():
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import tessera  # noqa: E402
-from gpu_reference import reference, rel  # noqa: E402
+from gpu_reference import rel, run_case  # noqa: E402
 from test_block_sparse_gpu import listed_error  # noqa: E402
 
 CHIP = "sm_90a" if torch.cuda.get_device_capability()[0] >= 9 else "sm_80"
@@ -38,16 +38,7 @@ def kernel(name, d, persistent=True):
 
 
 def run_softmax(name, q, k, v, persistent=True):
-    """The kernel's output (poisoned first) and the float64 reference."""
-    out = torch.full(q.shape, float("nan"), device="cuda", dtype=torch.bfloat16)
-    buffers = cases.buffers_for(name, max(q.shape[2], k.shape[2]), "cuda")
-    kernel(name, q.shape[3], persistent)(q, k, v, out=out, **buffers)
-    torch.cuda.synchronize()
-    expected = dict(cases.SPECS[name][1])
-    if "mask_mod" in expected:
-        mask_mod = expected.pop("mask_mod")
-        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
-    return out, reference(q, k, v, **expected)
+    return run_case(kernel(name, q.shape[3], persistent), name, q, k, v)
 
 
 # (B, H, Hk, Nq, Nk): B·H·tiles from 1 item (fewer than the SMs) to thousands (many per

@@ -18,7 +18,7 @@ if torch.cuda.get_device_capability()[0] < 9:
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import tessera  # noqa: E402
-from gpu_reference import reference, rel  # noqa: E402
+from gpu_reference import rel, run_case  # noqa: E402
 from test_block_sparse_gpu import listed_error  # noqa: E402
 
 # Every softmax variant (dense walks, mask_mod, block lists) with its usual config plus tma.
@@ -45,17 +45,7 @@ def kernel(name, d):
 
 
 def run_softmax(name, q, k, v):
-    """The kernel's output (poisoned first) and the float64 reference."""
-    nq, d = q.shape[2], q.shape[3]
-    out = torch.full(q.shape, float("nan"), device="cuda", dtype=torch.bfloat16)
-    buffers = cases.buffers_for(name, max(nq, k.shape[2]), "cuda")
-    kernel(name, d)(q, k, v, out=out, **buffers)
-    torch.cuda.synchronize()
-    expected = dict(cases.SPECS[name][1])
-    if "mask_mod" in expected:
-        mask_mod = expected.pop("mask_mod")
-        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
-    return out, reference(q, k, v, **expected)
+    return run_case(kernel(name, q.shape[3]), name, q, k, v)
 
 
 @pytest.mark.parametrize("name", list(cases.SPECS))

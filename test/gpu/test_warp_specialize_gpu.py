@@ -18,7 +18,7 @@ if torch.cuda.get_device_capability()[0] < 9:
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import tessera  # noqa: E402
-from gpu_reference import reference, rel  # noqa: E402
+from gpu_reference import case_reference, rel, run_case  # noqa: E402
 from test_block_sparse_gpu import listed_error  # noqa: E402
 
 KERNELS = cases.warp_specialized_kernels()
@@ -27,16 +27,7 @@ BLOCKS = [name for name in cases.WARP_SPECIALIZED if name in cases.BLOCK_SPARSE]
 
 
 def run_softmax(name, d, q, k, v):
-    """The kernel's output (poisoned first) and the float64 reference."""
-    out = torch.full(q.shape, float("nan"), device="cuda", dtype=torch.bfloat16)
-    buffers = cases.buffers_for(name, max(q.shape[2], k.shape[2]), "cuda")
-    KERNELS[name, d](q, k, v, out=out, **buffers)
-    torch.cuda.synchronize()
-    expected = dict(cases.SPECS[name][1])
-    if "mask_mod" in expected:
-        mask_mod = expected.pop("mask_mod")
-        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
-    return out, reference(q, k, v, **expected)
+    return run_case(KERNELS[name, d], name, q, k, v)
 
 
 def test_launches_a_producer_warpgroup():
@@ -129,11 +120,7 @@ def test_pingpong_matches_float64_and_its_absence(name, d, nq, nk):
     turns(q, k, v, out=a, **buffers)
     alone(q, k, v, out=b, **buffers)
     torch.cuda.synchronize()
-    expected = dict(cases.SPECS[name][1])
-    if "mask_mod" in expected:
-        mask_mod = expected.pop("mask_mod")
-        expected["mask_mod"] = lambda i, j: mask_mod(i, j, **buffers)
-    err = rel(a, reference(q, k, v, **expected))
+    err = rel(a, case_reference(name, q, k, v, buffers))
     print(f"pingpong {name} d={d} nq={nq} nk={nk}: {err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"
     assert torch.equal(a, b)
