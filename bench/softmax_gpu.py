@@ -2,7 +2,7 @@
 cuDNN backends) and FlexAttention, in one run. Writes one JSON line per measurement to
 bench/results/softmax.jsonl; bench/report.py turns them into RESULTS.md and a plot.
 
-    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--pingpong]
+    python3 bench/softmax_gpu.py [--quick] [--tma] [--warp-specialize] [--pingpong] [--overlap]
                                  [--persistent] [--head-dims 64,128]
 
 --tma: also a "tessera-tma" row per workload, the fastest of the same candidates with
@@ -10,6 +10,9 @@ Config.tma (K / V / Q tiles by TMA copies and mbarriers; sm_90a).
 --warp-specialize: also a "tessera-ws" row, the same with Config(tma=True,
 warp_specialize=True) (a producer warpgroup feeding the consumers through an mbarrier
 ring; sm_90a).
+--overlap: also "tessera-ws-overlap" (and with --pingpong "tessera-pingpong-overlap")
+rows, the same with Config.intra_warpgroup_overlap (each P·V issued under the next
+softmax).
 --pingpong: also a "tessera-pingpong" row, the same with Config(tma=True,
 warp_specialize=True, pingpong=True) on the candidates of two consumer warpgroups
 (num_warps 8): they take turns at their products.
@@ -100,6 +103,9 @@ def main():
         ap.add_argument("--pingpong", action="store_true",
                         help="also the candidates of num_warps 8 with Config(tma=True, "
                              "warp_specialize=True, pingpong=True)")
+        ap.add_argument("--overlap", action="store_true",
+                        help="also the warp_specialize (and --pingpong) candidates with "
+                             "Config.intra_warpgroup_overlap")
         ap.add_argument("--persistent", action="store_true",
                         help="also the candidates with Config.persistent")
         ap.add_argument("--head-dims", default="64,128")
@@ -112,6 +118,11 @@ def main():
         ("tessera-ws", {"tma": True, "warp_specialize": True}, args.warp_specialize),
         ("tessera-pingpong", {"tma": True, "warp_specialize": True, "pingpong": True},
          args.pingpong),
+        ("tessera-ws-overlap", {"tma": True, "warp_specialize": True,
+                                "intra_warpgroup_overlap": True}, args.overlap),
+        ("tessera-pingpong-overlap", {"tma": True, "warp_specialize": True, "pingpong": True,
+                                      "intra_warpgroup_overlap": True},
+         args.overlap and args.pingpong),
         ("tessera-persistent", {"persistent": True}, args.persistent))
         if wanted}
     with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",

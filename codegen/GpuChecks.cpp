@@ -43,6 +43,9 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
                               llvm::cl::desc("a TMA producer warpgroup"), llvm::cl::init(false)};
   Option<bool> pingpong{*this, "pingpong", llvm::cl::desc("consumer warpgroups take turns"),
                         llvm::cl::init(false)};
+  Option<bool> intraWarpgroupOverlap{*this, "intra-warpgroup-overlap",
+                                     llvm::cl::desc("last products one iteration later"),
+                                     llvm::cl::init(false)};
 
   void runOnOperation() override {
     std::string reason = tessera::unsupportedChipReason(chip);
@@ -60,6 +63,10 @@ struct CheckGpuOptionsPass : PassWrapper<CheckGpuOptionsPass, OperationPass<Modu
     if (reason.empty() && pingpong && !warpSpecialize)
       reason = "pingpong needs warp_specialize (Config(tma=True, warp_specialize=True, "
                "pingpong=True), block_m 128 and num_warps 8: two consumer warpgroups)";
+    // It rotates the consumers' loops, whose tiles the producer's ring hands out.
+    if (reason.empty() && intraWarpgroupOverlap && !warpSpecialize)
+      reason = "intra_warpgroup_overlap needs warp_specialize (Config(tma=True, "
+               "warp_specialize=True, intra_warpgroup_overlap=True) on sm_90a)";
     if (reason.empty() && warpSpecialize && minBlocks > 1)
       reason = "warp_specialize runs one block per SM (its registers); min_blocks must be 0 "
                "or 1, got " + std::to_string(int64_t(minBlocks));
@@ -130,13 +137,15 @@ struct CheckGpuInputPass : PassWrapper<CheckGpuInputPass, OperationPass<ModuleOp
 
 std::unique_ptr<Pass> tessera::createCheckGpuOptions(const std::string &chip,
                                                      int64_t minBlocks, bool tma,
-                                                     bool warpSpecialize, bool pingpong) {
+                                                     bool warpSpecialize, bool pingpong,
+                                                     bool intraWarpgroupOverlap) {
   auto pass = std::make_unique<CheckGpuOptionsPass>();
   pass->chip = chip;
   pass->minBlocks = minBlocks;
   pass->tma = tma;
   pass->warpSpecialize = warpSpecialize;
   pass->pingpong = pingpong;
+  pass->intraWarpgroupOverlap = intraWarpgroupOverlap;
   return pass;
 }
 

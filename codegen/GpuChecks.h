@@ -31,7 +31,8 @@ constexpr int64_t kMaxGpuTileBytes = 256 * 1024;
 /// `tessera-check-gpu-options{chip= min-blocks=}`: first in the GPU pipelines.
 std::unique_ptr<mlir::Pass> createCheckGpuOptions(const std::string &chip, int64_t minBlocks,
                                                   bool tma = false, bool warpSpecialize = false,
-                                                  bool pingpong = false);
+                                                  bool pingpong = false,
+                                                  bool intraWarpgroupOverlap = false);
 /// `tessera-check-gpu-input`: before tile programs are distributed over threads.
 std::unique_ptr<mlir::Pass> createCheckGpuInput();
 

@@ -79,6 +79,8 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
     tessera::gpu::TgpuWarpSpecializeOptions split;
     split.pingpong = options.pingpong;
     pm.addPass(tessera::gpu::createTgpuWarpSpecialize(split));
+    if (options.intraWarpgroupOverlap)
+      pm.addPass(tessera::gpu::createTgpuPipelineProducts());
   }
   tessera::gpu::TgpuAllocateSharedOptions shared;
   shared.tma = options.tma;
@@ -113,7 +115,8 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
 
 void tessera::buildTileToPtxPipeline(OpPassManager &pm, const GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
-                                             options.warpSpecialize, options.pingpong));
+                                             options.warpSpecialize, options.pingpong,
+                                             options.intraWarpgroupOverlap));
   buildCheckedTileToTgpu(pm, options);
   buildTgpuToPtx(pm, options);
 }
@@ -128,7 +131,8 @@ void tessera::buildToTgpuPipeline(OpPassManager &pm, const GpuPipelineOptions &o
   tiling.split = options.split;
   tiling.gradQueryTile = options.gradQueryTile;
   pm.addPass(tessera::createCheckGpuOptions(options.chip, options.minBlocks, options.tma,
-                                             options.warpSpecialize, options.pingpong));
+                                             options.warpSpecialize, options.pingpong,
+                                             options.intraWarpgroupOverlap));
   // Hand-written tile IR may come this way too; canonicalization with the GPU dialects
   // loaded crashed on an out-of-range dim index before the second check could see it.
   pm.addPass(tessera::createCheckGpuInput());

@@ -60,6 +60,12 @@ struct GpuPipelineOptions : TuningOptions<GpuPipelineOptions> {
                         llvm::cl::desc("sm_90a: warp-specialize's two consumer warpgroups "
                                        "take turns at their products (off by default)"),
                         llvm::cl::init(false)};
+  Option<bool> intraWarpgroupOverlap{
+      *this, "intra-warpgroup-overlap",
+      llvm::cl::desc("sm_90a: warp-specialize's consumers issue each loop's last product "
+                     "one iteration later, under the next softmax (needs warp-specialize; "
+                     "off by default)"),
+      llvm::cl::init(false)};
   Option<bool> persistent{*this, "persistent",
                           llvm::cl::desc("sm_90a: one CTA per SM walks the grid's tiles "
                                          "(off by default)"),

@@ -140,6 +140,7 @@ static std::string gpuKnobs(const tessera::TuningConfig &config) {
          (config.tma ? " tma=true" : "") +
          (config.warpSpecialize ? " warp-specialize=true" : "") +
          (config.pingpong ? " pingpong=true" : "") +
+         (config.intraWarpgroupOverlap ? " intra-warpgroup-overlap=true" : "") +
          (config.persistent ? " persistent=true" : "") +
          (config.gradDqAtomic ? " grad-dq-atomic=true" : "");
 }

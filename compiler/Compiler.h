@@ -32,6 +32,10 @@ struct TuningConfig {
   // sm_90a, issue 25: warp_specialize's two consumer warpgroups take turns at their
   // products (one's softmax under the other's wgmma).
   bool pingpong = false;
+  // sm_90a, issue 25: warp_specialize's consumers issue each loop's last product (P·V)
+  // one iteration later, under the next softmax (FlashAttention-3's intra-warpgroup
+  // overlap).
+  bool intraWarpgroupOverlap = false;
 };
 
 /// The stages a user can inspect; each is reached by a printed, replayable pipeline.

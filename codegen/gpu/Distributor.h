@@ -572,8 +572,13 @@ private:
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
   LogicalResult lowerWhile(scf::WhileOp op);
-  /// Types of `values` once distributed: a scalar per slot of each tile.
+  /// Types of `values` once distributed: a scalar per slot of each tile, 16-bit floats
+  /// two to a 32-bit word (pairedSlots).
   SmallVector<Type> flatTypes(ValueRange values);
+  /// Whether a tile of `type` in `layout` crosses loop and branch edges as 32-bit words
+  /// of two 16-bit slots (a carried P for a later product: a register each pair, as the
+  /// product reads it, not one each slot).
+  bool pairedSlots(Type type, const Layout &layout);
   /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
   Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
   /// Each value combined over the warps through a [num_warps, columns] shared scratch;
@@ -581,7 +586,7 @@ private:
   Slots combineWarps(tile::Combiner kind, ArrayRef<Value> values,
                      function_ref<Value(int64_t)> column, int64_t columns);
   /// Flattens `values` into per-thread scalars, each tile in the layout of the value at
-  /// the same position in `like` (a loop's or if's results).
+  /// the same position in `like` (a loop's or if's results); see pairedSlots.
   LogicalResult flatten(ValueRange values, ValueRange like, SmallVectorImpl<Value> &out);
   void unflatten(ValueRange values, ValueRange flat);
 
@@ -633,6 +638,11 @@ private:
   /// Swizzled buffers sharing bytes with `index` (itself included), in index order.
   SmallVector<int> overlappingSwizzled(int index);
 };
+
+/// Two 16-bit floats as one 32-bit word (lo in the low half), the register form of a
+/// product's operand pair; and back.
+Value packHalves(ImplicitLocOpBuilder &b, Value lo, Value hi);
+std::pair<Value, Value> unpackHalves(ImplicitLocOpBuilder &b, Value word, Type elem);
 } // namespace tessera::gpu
 
 #endif // TESSERA_CODEGEN_GPU_DISTRIBUTOR_H

@@ -278,9 +278,21 @@ LogicalResult Distributor::flatten(ValueRange values, ValueRange like,
     FailureOr<Slots> s = slotsOf(v, layoutOf(l));
     if (failed(s))
       return failure();
-    out.append(s->begin(), s->end());
+    if (!pairedSlots(v.getType(), layoutOf(l))) {
+      out.append(s->begin(), s->end());
+      continue;
+    }
+    for (size_t i = 0; i < s->size(); i += 2)
+      out.push_back(packHalves(b, (*s)[i], (*s)[i + 1]));
   }
   return success();
+}
+
+bool Distributor::pairedSlots(Type type, const Layout &layout) {
+  auto tile = dyn_cast<RankedTensorType>(type);
+  return tile && tile.getElementType().isIntOrFloat() &&
+         isa<FloatType>(tile.getElementType()) &&
+         tile.getElementType().getIntOrFloatBitWidth() == 16 && numSlots(layout) % 2 == 0;
 }
 
 void Distributor::unflatten(ValueRange values, ValueRange flat) {
@@ -291,6 +303,17 @@ void Distributor::unflatten(ValueRange values, ValueRange flat) {
       continue;
     }
     int64_t n = numSlots(layoutOf(v));
+    if (pairedSlots(v.getType(), layoutOf(v))) {
+      Type elem = cast<RankedTensorType>(v.getType()).getElementType();
+      Slots slots;
+      for (int64_t i = 0; i < n / 2; ++i) {
+        auto [lo, hi] = unpackHalves(b, flat[pos++], elem);
+        slots.push_back(lo);
+        slots.push_back(hi);
+      }
+      tiles[v] = std::move(slots);
+      continue;
+    }
     tiles[v] = Slots(flat.begin() + pos, flat.begin() + pos + n);
     pos += n;
   }

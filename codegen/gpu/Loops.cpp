@@ -589,7 +589,10 @@ SmallVector<Type> Distributor::flatTypes(ValueRange values) {
       types.push_back(v.getType());
       continue;
     }
-    types.append(numSlots(layoutOf(v)), tileType.getElementType());
+    if (pairedSlots(tileType, layoutOf(v)))
+      types.append(numSlots(layoutOf(v)) / 2, b.getI32Type());
+    else
+      types.append(numSlots(layoutOf(v)), tileType.getElementType());
   }
   return types;
 }

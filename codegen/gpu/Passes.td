@@ -157,6 +157,25 @@ def TgpuWarpSpecialize : Pass<"tessera-tgpu-warp-specialize", "mlir::ModuleOp"> 
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::scf::SCFDialect"];
 }
 
+def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleOp"> {
+  let summary = "intra-warpgroup pipelining: a loop's last product issued one iteration later";
+  let description = [{
+    Runs after tessera-tgpu-warp-specialize (Config.intra_warpgroup_overlap), on the
+    loops of a `tgpu.warp_specialize`'s default region (the consumers, whose staged tiles
+    come from the producer's ring). A loop whose body issues two or more products and
+    yields the last (the softmax forward's P·V) is rotated: iteration j issues its first
+    product (Q·K_jᵀ), then the last product of iteration j - step with its loads (V), then
+    the rest of its body (the softmax), which the lowering runs while the tensor cores
+    finish P·V (wgmma.wait_group 1). A guarded prologue runs the first iteration's
+    stage 0, a guarded epilogue the last one's product; the values stage 1 reads from
+    stage 0 (P, O·α) are carried. Same ops, other order: results are bit-identical.
+    The product issued later is marked `tgpu.product_stage = 1`; a loop with a mark of
+    the user's (0 keeps it as it is) follows it, or reports at the op why it cannot.
+    Rotated loops get `tgpu.rotated` and are left alone by a second run.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
+}
+
 def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
   let summary = "a kernel's TMA descriptor parameters become byval grid constants";
   let description = [{

@@ -11,12 +11,20 @@ using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
 
-/// Packs two 16-bit floats into one 32-bit register.
-static Value packWord(ImplicitLocOpBuilder &b, Value lo, Value hi) {
+Value tessera::gpu::packHalves(ImplicitLocOpBuilder &b, Value lo, Value hi) {
   Value v = vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
                                            ValueRange{lo, hi});
   Value word = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+std::pair<Value, Value> tessera::gpu::unpackHalves(ImplicitLocOpBuilder &b, Value word,
+                                                   Type elem) {
+  Value v = vector::FromElementsOp::create(b, VectorType::get({1}, b.getI32Type()),
+                                           ValueRange{word});
+  Value pair = vector::BitCastOp::create(b, VectorType::get({2}, elem), v);
+  return {vector::ExtractOp::create(b, pair, ArrayRef<int64_t>{0}),
+          vector::ExtractOp::create(b, pair, ArrayRef<int64_t>{1})};
 }
 
 /// The register an mma.sync operand takes: the f16 form takes vector<2xf16>, bf16 a word.
@@ -24,7 +32,7 @@ static Value packPair(ImplicitLocOpBuilder &b, Value lo, Value hi) {
   if (lo.getType().isF16())
     return vector::FromElementsOp::create(b, VectorType::get({2}, lo.getType()),
                                           ValueRange{lo, hi});
-  return packWord(b, lo, hi);
+  return packHalves(b, lo, hi);
 }
 
 std::array<Value, 4> Distributor::ldmatrixWords(Value mem, ArrayRef<Value> idx,
@@ -204,7 +212,7 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
     SmallVector<Value> descs;
     for (int64_t kk = 0; kk < k / 16; ++kk) {
       for (int64_t r = 0; r < 4; ++r)
-        aRegs[kk].push_back(packWord(b, (*a)[8 * kk + 2 * r], (*a)[8 * kk + 2 * r + 1]));
+        aRegs[kk].push_back(packHalves(b, (*a)[8 * kk + 2 * r], (*a)[8 * kk + 2 * r + 1]));
       descs.push_back(descB(kk));
     }
     out = *acc;

@@ -16,7 +16,8 @@ using namespace tessera;
 static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
                                int64_t numStages, int64_t split, int64_t minBlocks,
                                int64_t gradQueryTile, bool tma, bool warpSpecialize,
-                               bool persistent, bool gradDqAtomic, bool pingpong) {
+                               bool persistent, bool gradDqAtomic, bool pingpong,
+                               bool intraWarpgroupOverlap) {
   TuningConfig c;
   c.blockM = blockM;
   c.blockN = blockN;
@@ -30,6 +31,7 @@ static TuningConfig makeConfig(int64_t blockM, int64_t blockN, int64_t numWarps,
   c.persistent = persistent;
   c.gradDqAtomic = gradDqAtomic;
   c.pingpong = pingpong;
+  c.intraWarpgroupOverlap = intraWarpgroupOverlap;
   return c;
 }
 
@@ -56,13 +58,14 @@ PYBIND11_MODULE(_core, m) {
   py::arg("num_stages") = 2, py::arg("split") = 1, py::arg("min_blocks") = 0,          \
   py::arg("grad_query_tile") = 0, py::arg("tma") = false,                             \
   py::arg("warp_specialize") = false, py::arg("persistent") = false,                  \
-  py::arg("grad_dq_atomic") = false, py::arg("pingpong") = false
+  py::arg("grad_dq_atomic") = false, py::arg("pingpong") = false,                     \
+  py::arg("intra_warpgroup_overlap") = false
 
 // The knobs as lambda parameters and as makeConfig's arguments, in CONFIG_ARGS' order.
 #define CONFIG_PARAMS                                                                \
   int64_t bm, int64_t bn, int64_t nw, int64_t ns, int64_t sp, int64_t mb, int64_t gq,  \
-      bool tma, bool ws, bool persistent, bool dqa, bool pingpong
-#define CONFIG makeConfig(bm, bn, nw, ns, sp, mb, gq, tma, ws, persistent, dqa, pingpong)
+      bool tma, bool ws, bool persistent, bool dqa, bool pingpong, bool overlap
+#define CONFIG makeConfig(bm, bn, nw, ns, sp, mb, gq, tma, ws, persistent, dqa, pingpong, overlap)
 
   m.def("verify", &verifyModule, py::arg("module"),
         "Parse and verify attn IR; returns it printed.");

@@ -59,7 +59,8 @@ DEFAULT_LINEAR_SPACE = {
 # sm_90a softmax forwards also try TMA copies, alone and feeding a producer warpgroup
 # (issue 25; off by default until a GPU run shows them correct and faster).
 SM90A_SOFTMAX_KNOBS = {"tma": [False, True], "warp_specialize": [False, True],
-                       "persistent": [False, True], "pingpong": [False, True]}
+                       "persistent": [False, True], "pingpong": [False, True],
+                       "intra_warpgroup_overlap": [False, True]}
 DEFAULT_SHAPE = {"cpu": (1, 2, 256), "cuda": (2, 16, 4096)}  # (batch, heads, seq_len)
 _STAGES = {"cpu": ("attn", "tile", "llvm"), "cuda": ("attn", "tile", "ptx")}
 _SPEC_HASH_DIMS = ("float32", 64, 64)  # one reference module per spec
@@ -166,7 +167,8 @@ def _cfg_text(c: Config) -> str:
             + (f" min_blocks={c.min_blocks}" if c.min_blocks else "")
             + (f" grad_query_tile={c.grad_query_tile}" if c.grad_query_tile else "")
             + (" tma" if c.tma else "") + (" warp_specialize" if c.warp_specialize else "")
-            + (" persistent" if c.persistent else "") + (" pingpong" if c.pingpong else ""))
+            + (" persistent" if c.persistent else "") + (" pingpong" if c.pingpong else "")
+            + (" intra_warpgroup_overlap" if c.intra_warpgroup_overlap else ""))
 
 
 # ---------------------------------------------------------------------------------------
@@ -500,6 +502,9 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
         # the space offers warp_specialize, a combination without them would be refused.
         if split_offered and config.pingpong and not (config.warp_specialize and
                                                       config.num_warps == 8):
+            continue
+        # So does intra_warpgroup_overlap (it rotates the consumers' loops).
+        if split_offered and config.intra_warpgroup_overlap and not config.warp_specialize:
             continue
         if combo not in seen:
             seen.add(combo)

@@ -44,6 +44,11 @@ class Config:
     # 8) take turns at their products, one's softmax under the other's wgmma
     # (FlashAttention-3's ping-pong). Off by default until a GPU run shows it faster.
     pingpong: bool = False
+    # sm_90a (issue 25): warp_specialize's consumers issue each key loop's P·V one
+    # iteration later, right after the next Q·Kᵀ, so the softmax runs under it
+    # (FlashAttention-3's intra-warpgroup overlap; same results). Off by default until a
+    # GPU run shows it faster.
+    intra_warpgroup_overlap: bool = False
 
     def as_kwargs(self) -> Dict[str, int]:
         # Boolean knobs only where set: default configs keep their cache keys and
@@ -56,4 +61,5 @@ class Config:
 
 
 # Knobs a config carries only where they are on (as_kwargs, the tuning store).
-BOOLEAN_KNOBS = ("tma", "warp_specialize", "persistent", "grad_dq_atomic", "pingpong")
+BOOLEAN_KNOBS = ("tma", "warp_specialize", "persistent", "grad_dq_atomic", "pingpong",
+                 "intra_warpgroup_overlap")

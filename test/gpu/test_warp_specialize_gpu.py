@@ -124,3 +124,43 @@ def test_pingpong_matches_float64_and_its_absence(name, d, nq, nk):
     print(f"pingpong {name} d={d} nq={nq} nk={nk}: {err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"
     assert torch.equal(a, b)
+
+
+# intra_warpgroup_overlap (issue 25): each key loop's P·V issued one iteration later,
+# under the next softmax. The same ops in another order: bit-identical to the split
+# kernel without it, on one and two consumer warpgroups, with and without pingpong.
+OVERLAP = ["full", "causal", "window", "softcap", "full-1stage"]
+OVERLAP_TILINGS = {"1wg": {}, "2wg": {"block_m": 128, "block_n": 128, "num_warps": 8},
+                   "2wg-pingpong": {"block_m": 128, "block_n": 128, "num_warps": 8,
+                                    "pingpong": True}}
+
+
+def overlap_kernels(name, d, tiling):
+    """(with the overlap, without) for one tiling."""
+    spec = cases.SPECS[name][0]
+    config = dataclasses.replace(cases.warp_specialized_config(name, d),
+                                 **OVERLAP_TILINGS[tiling])
+    return tuple(tessera.compile(spec, head_dim=d, dtype=cases.DTYPE, target="cuda",
+                                 config=dataclasses.replace(config, intra_warpgroup_overlap=on))
+                 for on in (True, False))
+
+
+@pytest.mark.parametrize("name", OVERLAP)
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("tiling", list(OVERLAP_TILINGS))
+@pytest.mark.parametrize("nq,nk", [(1, 1), (17, 17), (1000, 1000), (4097, 4097), (100, 300),
+                                   (300, 100)])
+def test_overlap_matches_float64_and_its_absence(name, d, tiling, nq, nk):
+    overlapped, plain = overlap_kernels(name, d, tiling)
+    torch.manual_seed(nq * 11 + nk + d)
+    q, k, v = (torch.randn(2, 4, n, d, device="cuda", dtype=torch.bfloat16)
+               for n in (nq, nk, nk))
+    buffers = cases.buffers_for(name, max(nq, nk), "cuda")
+    a, b = torch.full_like(q, float("nan")), torch.full_like(q, float("nan"))
+    overlapped(q, k, v, out=a, **buffers)
+    plain(q, k, v, out=b, **buffers)
+    torch.cuda.synchronize()
+    err = rel(a, case_reference(name, q, k, v, buffers))
+    print(f"overlap {name} d={d} {tiling} nq={nq} nk={nk}: {err:.2e}")
+    assert err <= 4e-3, f"relative error {err:.3e}"
+    assert torch.equal(a, b)

@@ -12,6 +12,8 @@
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true warp-specialize=true min-blocks=2})' 2>&1 | FileCheck %s --check-prefix=WS-BLOCKS
 // pingpong needs warp-specialize (the count of consumer warpgroups: the pass).
 // RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true pingpong=true})' 2>&1 | FileCheck %s --check-prefix=PINGPONG
+// intra-warpgroup-overlap rotates the consumers' loops: it needs warp-specialize.
+// RUN: not tessera-opt %s --pass-pipeline='builtin.module(tessera-gpu{tma=true intra-warpgroup-overlap=true})' 2>&1 | FileCheck %s --check-prefix=OVERLAP
 
 // OLD: error: unsupported GPU chip 'sm_70': the GPU pipeline targets NVIDIA sm_80 (Ampere, Ada), sm_90 and sm_90a
 // AMD: error: unsupported GPU chip 'gfx90a'
@@ -22,6 +24,7 @@
 // WS-CHIP: error: warp_specialize needs tma and sm_90a (Config(tma=True, warp_specialize=True) on sm_90a); got tma=True and chip sm_80
 // WS-BLOCKS: error: warp_specialize runs one block per SM (its registers); min_blocks must be 0 or 1, got 2
 // PINGPONG: error: pingpong needs warp_specialize (Config(tma=True, warp_specialize=True, pingpong=True), block_m 128 and num_warps 8: two consumer warpgroups)
+// OVERLAP: error: intra_warpgroup_overlap needs warp_specialize (Config(tma=True, warp_specialize=True, intra_warpgroup_overlap=True) on sm_90a)
 // OK-LABEL: func.func @attention
 // OK: attn.attention
 
