@@ -50,21 +50,25 @@ def _config(block_m, block_n, num_warps, num_stages, min_blocks=0):
 
 
 _ONE_WARPGROUP, _TWO_WARPGROUPS = _config(64, 64, 4, 1), _config(128, 128, 8, 2)
+# Two warpgroups on 64-key tiles: 32 accumulator registers of S beside O's 64, the room
+# intra_warpgroup_overlap's carried P needs at D = 128.
+_TWO_WARPGROUPS_N64 = _config(128, 64, 8, 2)
 CONFIGS = {("full", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2),
-                           _config(64, 64, 4, 1, min_blocks=4)],
+                           _config(64, 64, 4, 1, min_blocks=4), _TWO_WARPGROUPS_N64],
            ("causal", 128): [_ONE_WARPGROUP, _TWO_WARPGROUPS, _config(64, 64, 4, 2),
-                             _config(64, 64, 4, 1, min_blocks=4)],
+                             _config(64, 64, 4, 1, min_blocks=4), _TWO_WARPGROUPS_N64],
            ("window", 128): [_ONE_WARPGROUP, _config(64, 64, 4, 2)],
            **{(kind, 64): [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _ONE_WARPGROUP,
                            _TWO_WARPGROUPS, _config(64, 128, 4, 1)]
               for kind in ("full", "causal", "window")}}
 
 
-def kernels():
+def kernels(kinds=tuple(SPECS), dims=(64, 128)):
     """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
     return {(name, d, i): tessera.compile(SPECS[name], head_dim=d, dtype="bfloat16",
                                           target="cuda", config=config)
-            for (name, d), configs in CONFIGS.items() for i, config in enumerate(configs)}
+            for (name, d), configs in CONFIGS.items() for i, config in enumerate(configs)
+            if name in kinds and d in dims}
 
 
 def slice_error(out, q, k, v, kind):
@@ -109,9 +113,14 @@ def main():
         ap.add_argument("--persistent", action="store_true",
                         help="also the candidates with Config.persistent")
         ap.add_argument("--head-dims", default="64,128")
+        ap.add_argument("--kinds", default="full,causal,window",
+                        help="masks to run (comma-separated)")
+        ap.add_argument("--lengths", default=None,
+                        help="sequence lengths (comma-separated; default 1k-64k, --quick 1k-16k)")
     args, run_info = bench_setup(__file__, options=options)
     dims = [int(d) for d in args.head_dims.split(",")]
-    ours = kernels()
+    kinds = args.kinds.split(",")
+    ours = kernels(kinds, dims)
     # Rows of the same candidates with knobs on: impl -> knobs, then impl -> kernels.
     variants = {impl: knobs for impl, knobs, wanted in (
         ("tessera-tma", {"tma": True}, args.tma),
@@ -135,13 +144,14 @@ def main():
                          and not (knobs.get("pingpong") and CONFIGS[key[:2]][key[2]].num_warps != 8)}
                   for impl, knobs in variants.items()}
     flex = compiled_flex()
-    lengths = [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536]
+    lengths = ([int(n) for n in args.lengths.split(",")] if args.lengths
+               else [1024, 4096, 16384] if args.quick else [1024, 4096, 16384, 65536])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for d in dims:
         for n in lengths:
             b = TOKENS // n
             q, k, v = (torch.randn(b, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-            for kind in ("full", "causal", "window"):
+            for kind in kinds:
                 flops = 4 * b * H * pairs(n, kind) * d
                 impls = {}
                 if kind != "window":
