@@ -117,6 +117,13 @@ LogicalResult tessera::gpu::copyBranchShell(OpBuilder &b, scf::IfOp branch, Valu
   return success();
 }
 
+bool tessera::gpu::readOnlyInBranches(Value tile) {
+  Block *home = tile.getParentBlock();
+  SmallVector<Operation *> readers = readersThroughTransposes(tile);
+  return !readers.empty() &&
+         llvm::none_of(readers, [&](Operation *r) { return r->getBlock() == home; });
+}
+
 bool Distributor::ringTileRead(Value tile, Operation &lowered) {
   SmallVector<Operation *> readers = readersThroughTransposes(tile);
   for (Operation *reader : readers) {
@@ -146,6 +153,14 @@ void Distributor::giveBackRingTiles(Operation *lowered) {
       ready.push_back(&t);
   if (ready.empty())
     return;
+  // A tile read only inside branches (a block-list entry or classified tile the
+  // consumers skip) may go back unread: its fill must have landed first, or the
+  // producer's next fill of the slot would count toward the same phase of its full
+  // barrier and a later reader would wait for a phase that never completes. Where the
+  // branch ran, its reader waited already and this wait passes at once.
+  for (RingTake *t : ready)
+    if (readOnlyInBranches(t->tile))
+      awaitTensorCopies(shared.lookup(t->tile));
   // The warp's reads of the slots (wgmma, waited for; or loads) are done before its
   // first lane tells the producer.
   NVVM::SyncWarpOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), -1));

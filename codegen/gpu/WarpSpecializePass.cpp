@@ -19,8 +19,9 @@
 // producer runs ahead instead. Every staged load inside a loop takes max(2, num_stages)
 // buffer stages (the ring), others one; the grid's blocks-per-SM plan goes (one block
 // per SM: registers for 128 x (1 + C) threads). A grid whose slice would need a tile
-// value, a while loop or a branch's result stays as it is (TMA alone), as does one whose
-// staged tile is read only in a branch (skippableLoad).
+// value, a while loop or a branch's result stays as it is (TMA alone). A staged tile read
+// only in a branch (a list entry or classified tile the consumers skip) goes back after
+// its fill has landed (WarpSpecialize.cpp, giveBackRingTiles).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/LayoutEncoding.h"
@@ -223,23 +224,6 @@ static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::Func
   return loads;
 }
 
-/// A staged load in a loop whose tile is read only inside branches (a block list's entry
-/// the consumers skip: a repeat, or a block past the causal bound), if any. Its slot goes
-/// back unread; on an H100 such kernels hung (test_warp_specialize_gpu's block lists at
-/// N = 1000) and a producer-side wait for the skipped fill did not cure them all, so they
-/// keep TMA alone until the protocol for skipped tiles is shown correct on a GPU.
-static tile::LoadOp skippableLoad(ArrayRef<tile::LoadOp> loads) {
-  for (tile::LoadOp load : loads) {
-    if (!load->getParentOfType<LoopLikeOpInterface>())
-      continue;
-    if (llvm::none_of(readersThroughTransposes(load.getResult()), [&](Operation *reader) {
-          return reader->getBlock() == load->getBlock();
-        }))
-      return load;
-  }
-  return {};
-}
-
 /// `grid` as a warp_specialize of its body (consumers) and `slice` (producer).
 static void specialize(tile::GridOp grid, ProducerSlice &slice, bool pingpong) {
   MLIRContext *ctx = grid.getContext();
@@ -300,13 +284,7 @@ void TgpuWarpSpecializePass::runOnOperation() {
               << consumers;
           return signalPassFailure();
         }
-        tile::LoadOp skipped = ok ? skippableLoad(loads) : tile::LoadOp();
-        if (skipped)
-          emitRemark(skipped.getLoc(), "not warp-specialised: this staged tile is read only "
-                                       "in a branch (a list entry the consumers may skip), "
-                                       "whose ring slot protocol is not yet shown correct "
-                                       "on a GPU");
-        else if (ok)
+        if (ok)
           specialize(grid, slice, pingpong);
         else
           emitRemark(grid.getLoc(), "not warp-specialised: ") << slice.refusal;

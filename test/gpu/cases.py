@@ -176,13 +176,12 @@ def block_sparse_kernels():
 
 # Warp specialisation (Config.warp_specialize with tma, issue 25): every softmax and
 # block-list case. Those in NOT_SPLIT keep their kernel without a producer: causal-2m
-# (mma.sync: no TMA), tokens-causal (a while loop over per-token lists: cp.async, TMA
-# does not copy there), and the walks whose tiles are read only in branches (a mask_mod's
-# classified tiles, block lists' skipped entries: TMA alone; their ring slot protocol
-# hung on an H100).
+# (mma.sync: no TMA) and tokens-causal (a while loop over per-token lists: cp.async, TMA
+# does not copy there). Walks whose tiles are read only in branches (a mask_mod's
+# classified tiles, block lists' skipped entries) are split: a skipped slot goes back
+# once its fill has landed.
 WARP_SPECIALIZED = list(SPECS) + list(BLOCK_SPARSE)
-NOT_SPLIT = ("causal-2m", "tokens-causal", "prefix-lm", "document", "blocks-causal",
-             "blocks-1stage", "blocks-2tiles")
+NOT_SPLIT = ("causal-2m", "tokens-causal")
 
 
 def warp_specialized_config(name, head_dim):

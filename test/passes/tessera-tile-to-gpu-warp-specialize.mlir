@@ -149,3 +149,63 @@ func.func @two_consumers(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
   return
 }
 
+
+// -----
+
+// A key tile read only in a branch (a block-list entry the consumers may skip): after the
+// branch, each consumer waits for the slot's fill (its full barrier's parity) before
+// giving the slot back, so a skipped fill cannot share a phase with the slot's next one.
+// CHECK-LABEL: func.func @skipped_tiles
+// CHECK: nvvm.setmaxregister increase 216
+// CHECK: scf.for
+// CHECK: scf.if
+// CHECK: wgmma.mma_async
+// CHECK: scf.yield
+// CHECK: } else {
+// CHECK: scf.yield
+// CHECK: }
+// CHECK-NOT: mbarrier.arrive
+// CHECK: mbarrier.try_wait.parity
+// CHECK-NOT: mbarrier.arrive
+// CHECK: mbarrier.try_wait.parity
+// CHECK-NEXT: nvvm.bar.warp.sync
+// CHECK-NOT: mbarrier.try_wait
+// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: mbarrier.try_wait
+// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NEXT: scf.yield
+func.func @skipped_tiles(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                         %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                         %v: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                         %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %keep = arith.cmpi ule, %t, %i : index
+      %next = scf.if %keep -> (tensor<64x128xf32>) {
+        %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+        %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+        %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+        %pv = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+        scf.yield %pv : tensor<64x128xf32>
+      } else {
+        scf.yield %a : tensor<64x128xf32>
+      }
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
