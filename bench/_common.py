@@ -60,12 +60,32 @@ def bench_setup(script: str, profile: bool = False, options=None):
     ap.add_argument("--out", default=str(ROOT / f"bench/results/{name}.jsonl"))
     if profile:
         ap.add_argument("--profile", action="store_true", help="time each launch and stop")
+    ap.add_argument("--knobs", default="",
+                    help="boolean Config knobs every Tessera kernel of the run takes "
+                         "(comma-separated, e.g. tma,warp_specialize); its rows' impl names them")
     if options:
         options(ap)
     args = ap.parse_args()
     command = " ".join([f"python3 bench/{Path(script).name}", *sys.argv[1:]])
     return args, {"device": torch.cuda.get_device_name(), "commit": commit_id(),
                   "command": command}
+
+
+def knobs_of(args) -> dict:
+    """--knobs as Config fields ({} without it); unknown names are an error."""
+    import dataclasses
+    import tessera
+    names = [k for k in args.knobs.split(",") if k]
+    known = {f.name for f in dataclasses.fields(tessera.Config) if f.type in (bool, "bool")}
+    unknown = [k for k in names if k not in known]
+    if unknown:
+        raise SystemExit(f"--knobs: unknown {unknown}; boolean knobs are {sorted(known)}")
+    return {k: True for k in names}
+
+
+def tessera_impl(knobs: dict) -> str:
+    """A Tessera row's impl name: "tessera", or "tessera+tma+warp_specialize"."""
+    return "+".join(["tessera", *knobs])
 
 
 def compiled_flex():

@@ -10,6 +10,7 @@ actually kept: 4 · pairs · D.
 
     python3 bench/block_sparse_gpu.py [--quick] [--out FILE]
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -18,8 +19,8 @@ sys.path[:0] = [str(ROOT / "bench")]
 # An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
 sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
-from _common import (bench_setup, compiled_flex, measure_best, measure_tflops,  # noqa: E402
-                     tail_error, write_row)
+from _common import (bench_setup, compiled_flex, knobs_of, measure_best,  # noqa: E402
+                     measure_tflops, tail_error, tessera_impl, write_row)
 
 H, TOKENS, BLOCK, TOPK = 16, 65536, 128, 16
 SPEC = tessera.attention(causal=True, block_sparse=(BLOCK, BLOCK))
@@ -35,10 +36,11 @@ CONFIGS = {128: [_config(64, 64, 4, 1), _config(64, 64, 4, 2), _config(128, 128,
            64: [_config(128, 64, 8, 2), _config(64, 64, 4, 2), _config(128, 128, 8, 2)]}
 
 
-def kernels():
-    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
+def kernels(knobs=None):
+    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py),
+    with the boolean Config `knobs` on."""
     return {(d, i): tessera.compile(SPEC, head_dim=d, dtype="bfloat16", target="cuda",
-                                    config=config)
+                                    config=dataclasses.replace(config, **(knobs or {})))
             for d, configs in CONFIGS.items() for i, config in enumerate(configs)}
 
 
@@ -99,7 +101,8 @@ def main():
     import torch
 
     args, run_info = bench_setup(__file__)
-    ours = kernels()
+    knobs = knobs_of(args)
+    ours = kernels(knobs)
     flex = compiled_flex()
     gen = torch.Generator(device="cuda").manual_seed(0)
     lengths = [8192, 65536] if args.quick else [4096, 16384, 65536]
@@ -119,7 +122,7 @@ def main():
                                  for (dd, i), kern in ours.items() if dd == d],
                                 error, flops, 20, workload, run_info)
             if best:
-                write_row(args.out, best)
+                write_row(args.out, dict(best, impl=tessera_impl(knobs)))
             mask = flex_block_mask(diagonal, past, n)
             row = measure_tflops(lambda: flex(q, k, v, block_mask=mask), error, flops, 20,
                                  workload, "flex", run_info)

@@ -9,6 +9,7 @@ TFLOP/s = 4 · kept pairs · D / time.
 
     python3 bench/mask_mod_gpu.py [--quick] [--out FILE] [--profile]
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ sys.path[:0] = [str(ROOT / "bench")]
 # An installed tessera (the wheel) comes first; PYTHONPATH=frontend picks the checkout.
 sys.path.append(str(ROOT / "frontend"))
 import tessera  # noqa: E402
-from _common import bench_setup, compiled_flex, measure_tflops, tail_error, write_row  # noqa: E402
+from _common import (bench_setup, compiled_flex, knobs_of, measure_tflops,  # noqa: E402
+                     tail_error, tessera_impl, write_row)
 
 H, TOKENS, PREFIX = 16, 65536, 2048
 DOC = tessera.Buffer("document_id")
@@ -29,10 +31,11 @@ CONFIGS = {128: tessera.Config(block_m=64, block_n=64, num_warps=4, num_stages=1
            64: tessera.Config(block_m=128, block_n=64, num_warps=8, num_stages=2)}
 
 
-def kernels():
-    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py)."""
+def kernels(knobs=None):
+    """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py),
+    with the boolean Config `knobs` on."""
     return {(kind, d): tessera.compile(spec, head_dim=d, dtype="bfloat16", target="cuda",
-                                       config=CONFIGS[d])
+                                       config=dataclasses.replace(CONFIGS[d], **(knobs or {})))
             for kind, spec in SPECS.items() for d in CONFIGS}
 
 
@@ -57,7 +60,8 @@ def main():
     from torch.nn.attention.flex_attention import create_block_mask
 
     args, run_info = bench_setup(__file__, profile=True)
-    ours = kernels()
+    knobs = knobs_of(args)
+    ours = kernels(knobs)
     flex = compiled_flex()
     gen = torch.Generator().manual_seed(0)
     lengths_n = [16384] if args.quick else [8192, 32768, 65536]
@@ -90,8 +94,9 @@ def main():
                     continue
                 block_mask = create_block_mask(flex_mask, None, None, n, n, device="cuda")
                 tiles = kernel.block_mask(q, k, v, **buffers)
-                impls = {"tessera": lambda: kernel(q, k, v, block_mask=tiles, **buffers),
-                         "tessera+classify": lambda: kernel(q, k, v, **buffers),
+                ours_impl = tessera_impl(knobs)
+                impls = {ours_impl: lambda: kernel(q, k, v, block_mask=tiles, **buffers),
+                         ours_impl + "+classify": lambda: kernel(q, k, v, **buffers),
                          "flex": lambda: flex(q, k, v, block_mask=block_mask)}
                 for impl, fn in impls.items():
                     row = measure_tflops(fn, lambda out: tail_error(out, q, k, v, keep), flops,
