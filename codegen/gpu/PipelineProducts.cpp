@@ -214,6 +214,31 @@ void cloneStage(OpBuilder &b, ArrayRef<Operation *> ops, IRMapping &map, scf::Fo
   }
 }
 
+/// `ops` (the rest of stage 0, in body order) with those that do not read the delayed
+/// product's value first: its wait comes as late as it can (the softmax and P's
+/// conversion run under it, P's f32 registers are free before the wait, not beside
+/// it). Ops with memory effects keep the order.
+SmallVector<Operation *> waitLast(ArrayRef<Operation *> ops, scf::ForOp loop,
+                                  ArrayRef<unsigned> late) {
+  if (!llvm::all_of(ops, [](Operation *op) { return isMemoryEffectFree(op); }))
+    return SmallVector<Operation *>(ops);
+  DenseSet<Value> waiting;
+  for (unsigned i : late)
+    waiting.insert(loop.getRegionIterArgs()[i]);
+  SmallVector<Operation *> free, reading;
+  for (Operation *op : ops) {
+    bool reads = false;
+    op->walk([&](Operation *nested) {
+      reads |= llvm::any_of(nested->getOperands(), [&](Value v) { return waiting.contains(v); });
+    });
+    if (reads)
+      waiting.insert(op->result_begin(), op->result_end());
+    (reads ? reading : free).push_back(op);
+  }
+  free.append(reading);
+  return free;
+}
+
 void rotate(Rotation &r) {
   scf::ForOp loop = r.loop;
   Block *body = loop.getBody();
@@ -302,7 +327,7 @@ void rotate(Rotation &r) {
     cloneStage(b, r.stage1, previous, loop);
     for (unsigned i : late)
       map.map(loop.getRegionIterArgs()[i], previous.lookup(yield.getOperand(i)));
-    for (Operation *op : after)
+    for (Operation *op : waitLast(after, loop, late))
       b.clone(*op, map);
     SmallVector<Value> out;
     for (unsigned i : kept)
