@@ -272,6 +272,18 @@ void rotate(Rotation &r) {
     carriedTypes.push_back(v.getType());
   for (unsigned i : r.stage1Args)
     carriedTypes.push_back(loop.getRegionIterArgs()[i].getType());
+  // What the prologue and each iteration hand on: stage 0's yields, the values stage 1
+  // reads from stage 0, stage 1's accumulators (`stage1Arg`: their value so far).
+  auto yieldCarried = [&](IRMapping &map, function_ref<Value(unsigned)> stage1Arg) {
+    SmallVector<Value> out;
+    for (unsigned i : kept)
+      out.push_back(map.lookupOrDefault(yield.getOperand(i)));
+    for (Value v : r.carried)
+      out.push_back(map.lookupOrDefault(v));
+    for (unsigned i : r.stage1Args)
+      out.push_back(stage1Arg(i));
+    scf::YieldOp::create(b, loc, out);
+  };
   auto prologue = scf::IfOp::create(b, loc, carriedTypes, runs, /*withElseRegion=*/true);
   {
     OpBuilder::InsertionGuard guard(b);
@@ -282,16 +294,9 @@ void rotate(Rotation &r) {
       map.map(arg, init);
     for (Operation *op : stage0)
       b.clone(*op, map);
-    SmallVector<Value> out;
-    for (unsigned i : kept)
-      out.push_back(map.lookupOrDefault(yield.getOperand(i)));
-    for (Value v : r.carried)
-      out.push_back(map.lookupOrDefault(v));
-    for (unsigned i : r.stage1Args)
-      out.push_back(loop.getInitArgs()[i]);
-    scf::YieldOp::create(b, loc, out);
+    yieldCarried(map, [&](unsigned i) { return loop.getInitArgs()[i]; });
     b.setInsertionPointToStart(prologue.elseBlock());
-    out.clear();
+    SmallVector<Value> out;
     for (unsigned i : kept)
       out.push_back(loop.getInitArgs()[i]);
     for (Value v : r.carried)
@@ -329,14 +334,7 @@ void rotate(Rotation &r) {
       map.map(loop.getRegionIterArgs()[i], previous.lookup(yield.getOperand(i)));
     for (Operation *op : waitLast(after, loop, late))
       b.clone(*op, map);
-    SmallVector<Value> out;
-    for (unsigned i : kept)
-      out.push_back(map.lookupOrDefault(yield.getOperand(i)));
-    for (Value v : r.carried)
-      out.push_back(map.lookupOrDefault(v));
-    for (unsigned i : r.stage1Args)
-      out.push_back(previous.lookup(yield.getOperand(i)));
-    scf::YieldOp::create(b, loc, out);
+    yieldCarried(map, [&](unsigned i) { return previous.lookup(yield.getOperand(i)); });
   }
   // Epilogue: stage 1 of the last iteration.
   SmallVector<Type> lateTypes;

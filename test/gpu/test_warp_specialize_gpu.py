@@ -112,16 +112,23 @@ def test_pingpong_matches_float64_and_its_absence(name, d, nq, nk):
         err = listed_error(turns, name, d, nq, nk, 4, True)
         assert err <= 4e-3, f"relative error {err:.3e}"
         return
-    torch.manual_seed(nq * 7 + d)
+    assert_same_and_exact(turns, alone, name, d, nq, nk, seed=nq * 7 + d,
+                          label=f"pingpong {name} d={d}")
+
+
+def assert_same_and_exact(kernel, baseline, name, d, nq, nk, seed, label):
+    """`kernel` within the float64 reference's tolerance on case `name` and bit-identical
+    to `baseline` (the same arithmetic, scheduled otherwise)."""
+    torch.manual_seed(seed)
     q, k, v = (torch.randn(2, 4, n, d, device="cuda", dtype=torch.bfloat16)
                for n in (nq, nk, nk))
     buffers = cases.buffers_for(name, max(nq, nk), "cuda")
     a, b = torch.full_like(q, float("nan")), torch.full_like(q, float("nan"))
-    turns(q, k, v, out=a, **buffers)
-    alone(q, k, v, out=b, **buffers)
+    kernel(q, k, v, out=a, **buffers)
+    baseline(q, k, v, out=b, **buffers)
     torch.cuda.synchronize()
     err = rel(a, case_reference(name, q, k, v, buffers))
-    print(f"pingpong {name} d={d} nq={nq} nk={nk}: {err:.2e}")
+    print(f"{label} nq={nq} nk={nk}: {err:.2e}")
     assert err <= 4e-3, f"relative error {err:.3e}"
     assert torch.equal(a, b)
 
@@ -152,15 +159,5 @@ def overlap_kernels(name, d, tiling):
                                    (300, 100)])
 def test_overlap_matches_float64_and_its_absence(name, d, tiling, nq, nk):
     overlapped, plain = overlap_kernels(name, d, tiling)
-    torch.manual_seed(nq * 11 + nk + d)
-    q, k, v = (torch.randn(2, 4, n, d, device="cuda", dtype=torch.bfloat16)
-               for n in (nq, nk, nk))
-    buffers = cases.buffers_for(name, max(nq, nk), "cuda")
-    a, b = torch.full_like(q, float("nan")), torch.full_like(q, float("nan"))
-    overlapped(q, k, v, out=a, **buffers)
-    plain(q, k, v, out=b, **buffers)
-    torch.cuda.synchronize()
-    err = rel(a, case_reference(name, q, k, v, buffers))
-    print(f"overlap {name} d={d} {tiling} nq={nq} nk={nk}: {err:.2e}")
-    assert err <= 4e-3, f"relative error {err:.3e}"
-    assert torch.equal(a, b)
+    assert_same_and_exact(overlapped, plain, name, d, nq, nk, seed=nq * 11 + nk + d,
+                          label=f"overlap {name} d={d} {tiling}")

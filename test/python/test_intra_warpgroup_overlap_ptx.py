@@ -90,19 +90,6 @@ def test_refused_without_warp_specialize():
             tma=True, intra_warpgroup_overlap=True).as_kwargs())
 
 
-def test_pipeline_text_and_cpu():
-    import numpy as np
-    assert "intra_warpgroup_overlap" not in tessera.Config().as_kwargs()
-    on = tessera.Config(tma=True, warp_specialize=True, intra_warpgroup_overlap=True)
-    assert "intra-warpgroup-overlap=true" in _core.gpu_pipeline("sm_90a", **on.as_kwargs())
-    spec = tessera.attention(causal=True)
-    rng = np.random.default_rng(0)
-    q, k, v = (rng.standard_normal((1, 2, 37, 32)).astype(np.float32) for _ in range(3))
-    plain = tessera.compile(spec, head_dim=32, dtype="float32", config=tessera.Config())
-    rotated = tessera.compile(spec, head_dim=32, dtype="float32", config=on)
-    assert np.array_equal(plain(q, k, v), rotated(q, k, v))
-
-
 def test_autotune_tries_it_with_warp_specialize():
     import importlib
     at = importlib.import_module("tessera.autotune")

@@ -106,11 +106,15 @@ def test_refused_without_tma_or_on_sm80():
             tma=True, warp_specialize=True, min_blocks=2).as_kwargs())
 
 
-def test_pipeline_text_and_cpu():
+@pytest.mark.parametrize("knob,flag", [("warp_specialize", "warp-specialize=true"),
+                                       ("intra_warpgroup_overlap",
+                                        "intra-warpgroup-overlap=true")])
+def test_pipeline_text_and_cpu(knob, flag):
+    # Each knob is in the pipeline text only where set; the CPU ignores it.
     import numpy as np
-    assert "warp_specialize" not in tessera.Config().as_kwargs()
-    on = tessera.Config(tma=True, warp_specialize=True)
-    assert "warp-specialize=true" in _core.gpu_pipeline("sm_90a", **on.as_kwargs())
+    assert knob not in tessera.Config().as_kwargs()
+    on = tessera.Config(**{"tma": True, "warp_specialize": True, knob: True})
+    assert flag in _core.gpu_pipeline("sm_90a", **on.as_kwargs())
     spec = tessera.attention(causal=True)
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((1, 2, 37, 32)).astype(np.float32) for _ in range(3))
