@@ -105,11 +105,11 @@ def test_autotune_space_takes_tma():
     assert {c.tma for c in candidates} == {False, True}
     # The default space once per combination of the boolean knobs the space allows (tma
     # off / on, with warp_specialize and persistent as test_warp_specialize_ptx.py and
-    # test_persistent_ptx.py say), each tiling once; pingpong besides, on the tilings of
-    # two consumer warpgroups (test_pingpong_ptx.py).
-    knobs = {(c.tma, c.warp_specialize, c.persistent) for c in candidates if not c.pingpong}
-    assert len([c for c in candidates if not c.pingpong]) == len(knobs) * len(
-        at._candidates(at.DEFAULT_SPACE["cuda"], "cuda"))
+    # test_persistent_ptx.py say), each tiling once; pingpong and intra_warpgroup_overlap
+    # besides, with warp_specialize (test_pingpong_ptx.py, test_intra_warpgroup_overlap_ptx.py).
+    plain = [c for c in candidates if not c.pingpong and not c.intra_warpgroup_overlap]
+    knobs = {(c.tma, c.warp_specialize, c.persistent) for c in plain}
+    assert len(plain) == len(knobs) * len(at._candidates(at.DEFAULT_SPACE["cuda"], "cuda"))
     with pytest.raises(ValueError, match=r"space\['tma'\] must be a non-empty list of True / False"):
         at._candidates({"tma": [1]}, "cuda")
     # A stored winner keeps its tma; entries without the knob (older ones, or off) are read.
