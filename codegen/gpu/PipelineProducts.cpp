@@ -137,6 +137,23 @@ Rotation analyze(scf::ForOp loop, tile::DotOp late) {
   }
   if (!r.anchor || !r.anchor->isBeforeInBlock(late))
     return refuse("no product of the body comes before it");
+  // Stage 1's reads move past stage 0's ops of the next iteration: nothing may write
+  // memory in between.
+  WalkResult writes = body->walk([&](Operation *op) {
+    auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+    return effects && effects.hasEffect<MemoryEffects::Write>() ? WalkResult::interrupt()
+                                                                : WalkResult::advance();
+  });
+  if (writes.wasInterrupted())
+    return refuse("the loop body writes memory");
+  // The producer fills a source's ring in the body's order; stage 1 taking a source
+  // stage 0 also loads would take its tiles out of that order.
+  for (Operation *op : r.stage1)
+    if (auto load = dyn_cast<tile::LoadOp>(op))
+      for (auto other : body->getOps<tile::LoadOp>())
+        if (!inStage1.contains(other) && other.getSource() == load.getSource())
+          return refuse("stage 1 loads from a source stage 0 loads too (one ring, taken "
+                        "out of order)");
   auto yield = cast<scf::YieldOp>(body->getTerminator());
   auto yieldedByStage1 = [&](unsigned i) {
     Operation *def = yield.getOperand(i).getDefiningOp();

@@ -183,3 +183,37 @@ func.func @marked_but_read(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// K and V from one source (one ring, filled in the body's order): P·V's tile would be
+// taken out of that order.
+func.func @one_source(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                      %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                      %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      // expected-error @+1 {{stage 1 loads from a source stage 0 loads too}}
+      %next = tile.dot %pb, %vt, %a {tgpu.product_stage = 1 : i64} : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
