@@ -18,3 +18,27 @@ def require_core():
         raise CompileError(f"the Tessera compiler (tessera._core) is not available here: "
                            f"{_CORE_IMPORT_ERROR}")
     return _core
+
+
+class IRStages:
+    """What a compiled kernel shows of itself (its attn `module` and `config`; a GPU
+    kernel's `chip` and `ptx` too): `ir(stage)` — "attn", "tile", "tgpu" (the GPU layouts
+    and loop schedule; a GPU kernel's own chip, else sm_90a's), "tgpu-sm_80", "llvm"
+    (CPU), "ptx" (a GPU kernel's) — and the tessera-opt command reproducing it."""
+
+    def _stage(self, stage: str) -> str:
+        return "tgpu-sm_80" if stage == "tgpu" and getattr(self, "chip", None) == "sm_80" else stage
+
+    def ir(self, stage: str = "attn") -> str:
+        if stage == "ptx" and hasattr(self, "ptx"):
+            return self.ptx.decode() if isinstance(self.ptx, bytes) else self.ptx
+        return require_core().lower(self.module, self._stage(stage), **self.config.as_kwargs())
+
+    def pipeline(self, stage: str = "llvm") -> str:
+        if stage == "ptx" and hasattr(self, "chip"):
+            return require_core().gpu_pipeline(self.chip, **self.config.as_kwargs())
+        return require_core().pipeline(self._stage(stage), **self.config.as_kwargs())
+
+    def replay_command(self, stage: str = "llvm", path: str = "spec.mlir") -> str:
+        """The tessera-opt command that reproduces `ir(stage)` from the attn module."""
+        return f"tessera-opt {path} --pass-pipeline='{self.pipeline(stage)}'"

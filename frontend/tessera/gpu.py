@@ -7,6 +7,7 @@ from typing import Optional
 from .checks import (TORCH_DTYPES, check_block_lists, check_cuda_tensor, check_names,
                      check_qkv_shapes, check_qkv_tensors, output_tensor, torch_module)
 from .config import Config
+from .core import IRStages
 # Where the kernel cache and launching live; named here too, as scripts and benches use them.
 from .launch import COMPILER_VERSION, KernelImage, cache_dir, load_image  # noqa: F401
 from .softmax_grad import GRAD_SHARED_BUDGET, check_grad_tables, grad_mlir, grad_shared_bytes
@@ -24,7 +25,7 @@ class TileMask:
         self.kernel, self.shapes, self.workspaces = kernel, shapes, workspaces
 
 
-class GpuKernel:
+class GpuKernel(IRStages):
     """A spec compiled to PTX for one element type, head dims and config; any B, H, N."""
 
     def __init__(self, spec, dtype: str, head_dim: int, value_dim: int, config,

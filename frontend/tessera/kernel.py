@@ -7,7 +7,7 @@ import numpy as np
 from .checks import (as_array, check_block_lists, check_names, check_qkv_shapes,
                      check_strides, output_array)
 from .config import Config
-from .core import require_core
+from .core import IRStages, require_core
 from .errors import CompileError  # noqa: F401  (tessera.kernel.CompileError, as before)
 from .softmax_grad import kernel_grad
 from .spec import AttentionSpec
@@ -17,7 +17,7 @@ from .torch_ops import differentiable_call, wants_torch_grad
 _DTYPES = {np.dtype(np.float32): "float32"}
 
 
-class Kernel:
+class Kernel(IRStages):
     """A spec compiled for one element type and head dims; any B, H, N."""
 
     def __init__(self, spec: AttentionSpec, dtype: str, head_dim: int, value_dim: int,
@@ -34,18 +34,6 @@ class Kernel:
         check_block_lists(tuple(a.shape), str(a.dtype), self.spec.block_sparse[0], B, H, Nq)
         check_strides(a, "block_indices")
         return a
-
-    def ir(self, stage: str = "attn") -> str:
-        """The IR at `stage` ("attn", "tile", "tgpu" / "tgpu-sm_80": the GPU layouts and loop
-        schedule for sm_90a / sm_80, or "llvm"), as `replay_command` prints it."""
-        return require_core().lower(self.module, stage, **self.config.as_kwargs())
-
-    def pipeline(self, stage: str = "llvm") -> str:
-        return require_core().pipeline(stage, **self.config.as_kwargs())
-
-    def replay_command(self, stage: str = "llvm", path: str = "spec.mlir") -> str:
-        """The tessera-opt command that reproduces `ir(stage)` from the attn module."""
-        return f"tessera-opt {path} --pass-pipeline='{self.pipeline(stage)}'"
 
     def call_arguments(self, q, k, v, buffers):
         """q, k, v, the block lists and tables in `buffers`, checked, in the kernel's

@@ -9,14 +9,14 @@ import numpy as np
 from .checks import (as_array, check_cuda_tensor, check_decay, check_names, check_qkv_shapes,
                      check_qkv_tensors, check_strides, output_array, output_tensor,
                      torch_module)
-from .core import require_core
+from .core import IRStages, require_core
 from .gpu import GpuKernel
 from .launch import KernelImage
 from .linear import LinearAttentionSpec, _grad_mlir, default_gpu_config, shape_split
 from .trace import SpecError
 
 
-class LinearKernel:
+class LinearKernel(IRStages):
     """A linear-attention spec compiled for the CPU; any B, H, N."""
 
     def __init__(self, spec: LinearAttentionSpec, dtype, head_dim, value_dim, config):
@@ -24,9 +24,6 @@ class LinearKernel:
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module = spec.to_mlir(dtype, head_dim, value_dim)
         self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
-
-    def ir(self, stage: str = "attn") -> str:
-        return require_core().lower(self.module, stage, **self.config.as_kwargs())
 
     def grad(self, q, k, v, grad_out, **inputs):
         """(dq, dk, dv) of the spec's output for the upstream gradient `grad_out`; dk and

@@ -7,7 +7,7 @@ import numpy as np
 from .checks import (TORCH_DTYPES, as_array, check_cuda_tensor, check_strides, output_array,
                      torch_module)
 from .config import Config
-from .core import require_core
+from .core import IRStages, require_core
 from .launch import KernelImage
 from .program import _ELEMENT, ProgramSpec, _check_inputs, _check_tables, _given, dim_value
 from .trace import SpecError
@@ -16,7 +16,7 @@ from .trace import SpecError
 _NUMPY = {"float32": np.dtype(np.float32), "int32": np.dtype(np.int32)}
 
 
-class ProgramKernel:
+class ProgramKernel(IRStages):
     """A program compiled for the CPU: inputs in declared order, outputs allocated."""
 
     def __init__(self, spec: ProgramSpec, dtype: str, head_dim: int, value_dim: int,
@@ -25,10 +25,6 @@ class ProgramKernel:
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module, self._outputs = spec.trace(dtype, head_dim, value_dim)
         self._impl = require_core().CpuKernel(self.module, spec.name, **config.as_kwargs())
-
-    def ir(self, stage: str = "attn") -> str:
-        """The IR at `stage` ("attn", "tile" or "llvm")."""
-        return require_core().lower(self.module, stage, **self.config.as_kwargs())
 
     def _dtype(self, kind: str) -> np.dtype:
         return _NUMPY[self.dtype if kind == _ELEMENT else kind]
@@ -47,7 +43,7 @@ class ProgramKernel:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-class ProgramGpuKernel:
+class ProgramGpuKernel(IRStages):
     """A program compiled for the GPU: torch CUDA inputs in declared order, outputs
     allocated, intermediates in workspaces the runtime allocates per call. Every op of the
     program must have a GPU lowering; the compiler names the first that has none."""
@@ -60,6 +56,7 @@ class ProgramGpuKernel:
         self.head_dim, self.value_dim = head_dim, value_dim
         self.module, self._outputs = spec.trace(dtype, head_dim, value_dim)
         self._image = KernelImage(self.module, spec.name, config, chip)
+        self.chip, self.ptx = chip, self._image.ptx
 
     def _dtype(self, kind: str):
         return getattr(torch_module(), TORCH_DTYPES[self.dtype] if kind == _ELEMENT else kind)

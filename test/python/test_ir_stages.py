@@ -201,3 +201,17 @@ def test_tgpu_stage_takes_the_gpu_knobs():
     assert "tgpu.warp_specialize" in split
     with pytest.raises(Exception, match="warp_specialize"):
         _bf16_tgpu(spec, 64, tessera.Config(tma=True, warp_specialize=True), "tgpu-sm_80")
+
+
+def test_gpu_kernels_show_their_stages():
+    # A kernel compiled for the GPU shows the same stages from Python (its chip's tgpu
+    # level, its PTX) and the command that reproduces each; no GPU needed.
+    spec = tessera.attention(causal=True)
+    for chip, layout in (("sm_90a", "wgmma"), ("sm_80", "mma_sync")):
+        kern = tessera.compile(spec, head_dim=64, dtype="bfloat16", target="cuda", chip=chip)
+        assert f"#tgpu.mma<{layout}" in kern.ir("tgpu")
+        assert kern.ir("tile") == tessera.compile(spec, head_dim=64, dtype="bfloat16",
+                                                  target="cuda", chip=chip).ir("tile")
+        assert ".entry" in kern.ir("ptx") and f".target {chip}" in kern.ir("ptx")
+        assert "tessera-gpu{" in kern.replay_command("ptx")
+        assert f"chip={chip}" in kern.replay_command("ptx")
