@@ -93,29 +93,6 @@ LogicalResult Distributor::lowerOp(Operation *op) {
   return success();
 }
 
-/// A 16-bit tile a loop carries (P for a product one iteration later) is packed into
-/// words where it is computed, behind a register fence: LLVM would otherwise sink the
-/// conversion to the loop's end, past the wait for the product in flight, and keep the
-/// f32 values live beside its accumulators.
-void Distributor::pinCarriedHalves(Operation &op) {
-  auto yield = dyn_cast<scf::YieldOp>(op.getBlock()->getTerminator());
-  if (!yield || !isa<scf::ForOp>(yield->getParentOp()))
-    return;
-  for (Value v : op.getResults()) {
-    if (!llvm::is_contained(yield.getOperands(), v) || !tiles.count(v) ||
-        !pairedSlots(v.getType(), layoutOf(v)))
-      continue;
-    Slots &slots = tiles[v];
-    SmallVector<Value> words;
-    for (size_t i = 0; i + 1 < slots.size(); i += 2)
-      words.push_back(packHalves(b, slots[i], slots[i + 1]));
-    words = fenceRegisters(b, words);
-    Type elem = cast<RankedTensorType>(v.getType()).getElementType();
-    for (size_t w = 0; w < words.size(); ++w)
-      std::tie(slots[2 * w], slots[2 * w + 1]) = unpackHalves(b, words[w], elem);
-  }
-}
-
 /// Whether lowering `op` may read or write shared memory. Scalar ops, splat constants
 /// and transposes of staged tiles (a flag on the tile) do not, so they leave pending
 /// copies in flight.
@@ -154,7 +131,6 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       return failure();
     if (warpSpecialized)
       afterConsumerOp(op);
-    pinCarriedHalves(op);
     if (afterOp.first == &op) {
       auto run = std::move(afterOp.second);
       afterOp = {};

@@ -579,8 +579,6 @@ private:
   /// of two 16-bit slots (a carried P for a later product: a register each pair, as the
   /// product reads it, not one each slot).
   bool pairedSlots(Type type, const Layout &layout);
-  /// After `op` is lowered: its 16-bit results a loop carries, packed and fenced there.
-  void pinCarriedHalves(Operation &op);
   /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
   Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
   /// Each value combined over the warps through a [num_warps, columns] shared scratch;

@@ -32,7 +32,6 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/PersistentGrid.h"
-#include "passes/TileLoopAttrs.h"
 
 #include "dialect/tgpu/TgpuDialect.h"
 #include "dialect/tile/TileDialect.h"
@@ -392,41 +391,6 @@ void rotate(Rotation &r) {
   loop.erase();
 }
 
-/// Whether `loop` is the one of its chain (loops continuing each other over one key
-/// range, tile.continues_previous: masked edge, unmasked middle, masked edge) that the
-/// rotation pays for: the one with the least arithmetic per iteration, no mask, which
-/// walks all but the edge tiles. Rotating the edges (zero or one tile each) would only
-/// add their prologues and epilogues (and registers live across them).
-bool busiestOfItsChain(scf::ForOp loop) {
-  SmallVector<scf::ForOp> chain{loop};
-  auto previousLoop = [](scf::ForOp l) -> scf::ForOp {
-    for (Operation *op = l->getPrevNode(); op; op = op->getPrevNode())
-      if (auto f = dyn_cast<scf::ForOp>(op))
-        return f;
-    return {};
-  };
-  auto nextLoop = [](scf::ForOp l) -> scf::ForOp {
-    for (Operation *op = l->getNextNode(); op; op = op->getNextNode())
-      if (auto f = dyn_cast<scf::ForOp>(op))
-        return f;
-    return {};
-  };
-  for (scf::ForOp l = loop; l->hasAttr(tile_loop::kContinuesPrevious) && previousLoop(l);)
-    chain.insert(chain.begin(), l = previousLoop(l));
-  for (scf::ForOp l = nextLoop(loop); l && l->hasAttr(tile_loop::kContinuesPrevious); l = nextLoop(l))
-    chain.push_back(l);
-  auto work = [](scf::ForOp l) {
-    int64_t ops = 0;
-    l.getBody()->walk([&](Operation *) { ++ops; });
-    return ops;
-  };
-  scf::ForOp lightest = chain.front();
-  for (scf::ForOp l : chain)
-    if (work(l) < work(lightest))
-      lightest = l;
-  return lightest == loop;
-}
-
 /// The product of `loop` to issue one iteration later: the user's mark, else the last
 /// product when the rotation applies. Null where the loop stays as it is.
 FailureOr<tile::DotOp> lateProduct(scf::ForOp loop) {
@@ -453,7 +417,7 @@ FailureOr<tile::DotOp> lateProduct(scf::ForOp loop) {
       return marked.emitError(kProductStageAttr) << " = 1 cannot be followed: " << r.refusal;
     return marked;
   }
-  if (dots.size() < 2 || !busiestOfItsChain(loop))
+  if (dots.size() < 2)
     return tile::DotOp();
   if (!analyze(loop, dots.back()).refusal.empty())
     return tile::DotOp();

@@ -84,14 +84,12 @@ SmallVector<Value> tessera::gpu::fenceRegisters(ImplicitLocOpBuilder &b, ValueRa
   for (size_t start = 0; start < values.size(); start += 32) {
     ValueRange part = values.slice(start, std::min<size_t>(32, values.size() - start));
     std::string constraints;
-    SmallVector<Type> types;
-    for (Value v : part) {
-      constraints += v.getType().isF32() ? "=f," : "=r,";
-      types.push_back(v.getType());
-    }
+    for (size_t i = 0; i < part.size(); ++i)
+      constraints += "=f,";
     for (size_t i = 0; i < part.size(); ++i)
       constraints += std::to_string(i) + (i + 1 < part.size() ? "," : "");
-    auto type = LLVM::LLVMStructType::getLiteral(b.getContext(), types);
+    auto type = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), SmallVector<Type>(part.size(), b.getF32Type()));
     Value fenced = inlinePtx(b, b.getLoc(), type, part, "", constraints);
     for (size_t i = 0; i < part.size(); ++i)
       out.push_back(LLVM::ExtractValueOp::create(b, fenced, ArrayRef<int64_t>{int64_t(i)}));

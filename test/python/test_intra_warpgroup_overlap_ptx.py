@@ -23,9 +23,10 @@ VARIANTS = ("full", "causal", "window", "softcap", "causal-2wg", "full-1stage", 
 # loop body with two products to rotate (the kernel is warp_specialize's alone).
 UNROTATED = ("prefix-lm",)
 # Spill bytes of the one tiling whose registers it exceeds: D = 128 on 128 x 128 tiles
-# (S and O take 128 accumulator registers, the carried P 32 more beside the softmax);
-# 128 x 64 tiles and one warpgroup have room (bench/softmax_gpu.py's candidates).
-SPILL_CEILINGS = {("causal-2wg", 128): 144}
+# (S and O take 128 accumulator registers, the carried P 32 more beside the softmax):
+# at the edge loops' prologues and epilogues, none in the loops; 128 x 64 tiles and one
+# warpgroup have room (bench/softmax_gpu.py's candidates).
+SPILL_CEILINGS = {("causal-2wg", 128): 200}
 
 
 def compile_variant(name, d, **knobs):
@@ -61,6 +62,9 @@ def test_softmax_runs_under_the_last_product(name, d, tmp_path):
     report = ptxas_report(ptx, "sm_90a", tmp_path).values()
     spills = max(r.spill_stores for r in report)
     assert spills <= SPILL_CEILINGS.get((name, d), 0), spills
+    # A register a product in flight reads, written by anything else, makes ptxas issue
+    # the products one at a time (C7513): the overlap would be gone.
+    assert not any(r.wgmma_serialized for r in report)
 
 
 def test_its_loop_in_the_tgpu_stage():
@@ -70,10 +74,10 @@ def test_its_loop_in_the_tgpu_stage():
     config = tessera.Config(block_m=128, block_n=64, num_warps=8, tma=True,
                             warp_specialize=True, intra_warpgroup_overlap=True)
     text = _core.lower(spec.to_mlir(cases.DTYPE, 128, 128), "tgpu", **config.as_kwargs())
-    # The unmasked middle of the key range (the masked edges walk a tile or none).
-    assert text.count("tgpu.rotated") == 1
-    # P·V in the rotated loop and in its epilogue.
-    assert text.count("tgpu.product_stage = 1") == 2
+    # Each loop of the key range: masked edge, unmasked middle, masked edge.
+    assert text.count("tgpu.rotated") == 3
+    # P·V in each rotated loop and in its epilogue.
+    assert text.count("tgpu.product_stage = 1") == 6
     body = text[:text.index("tgpu.rotated")]
     body = body[body.rindex("scf.for"):]
     # Q·Kᵀ of this iteration, then V and P·V of the last one, then the softmax.
