@@ -12,8 +12,8 @@ static shared memory, the launch's threads and dynamic shared memory, and counts
 instructions that decide speed.
 
 `compare` passes a kernel when its PTX is byte-identical, or when it differs but no
-function spills more, fits fewer blocks per SM or issues more of any counted instruction
-kind (issue 23's rule for a change that should not move the kernels). Exit status 1 when
+function spills more, fits fewer blocks per SM, has its wgmma serialized by ptxas where it
+had not, or issues more of any counted instruction kind (issue 23's rule for a change that should not move the kernels). Exit status 1 when
 anything is worse or missing.
 """
 import argparse
@@ -86,13 +86,20 @@ def split_functions(ptx: str):
 
 
 def ptxas_stats(ptx_file: Path, chip: str):
-    """{function: {regs, spill_st, spill_ld, smem}} from ptxas -v, or an error line."""
+    """{function: {regs, spill_st, spill_ld, smem, wgmma_serialized}} from ptxas -v, or an
+    error line. wgmma_serialized: ptxas issues the function's wgmma one at a time (C7512 /
+    C7513: too few registers, or a register of one in flight written by another
+    instruction), so nothing overlaps them."""
     run = subprocess.run([PTXAS, f"-arch={chip}", "-v", "-o", os.devnull, str(ptx_file)],
                          capture_output=True, text=True)
     if run.returncode:
         return {"error": run.stderr.strip().splitlines()[-1:]}
-    stats, current = {}, None
+    stats, current, serialized = {}, None, set()
     for line in run.stderr.splitlines():
+        m = re.search(r"wgmma\.mma_async instructions are serialized .* function '(\w+)'", line)
+        if m:
+            serialized.add(m.group(1))
+            continue
         m = re.search(r"Compiling entry function '(\w+)'", line)
         if m:
             current = stats.setdefault(m.group(1), {"regs": 0, "spill_st": 0, "spill_ld": 0,
@@ -108,6 +115,8 @@ def ptxas_stats(ptx_file: Path, chip: str):
             current["regs"] = int(m.group(1))
             s = re.search(r"(\d+) bytes smem", line)
             current["smem"] = int(s.group(1)) if s else 0
+    for name in serialized & stats.keys():
+        stats[name]["wgmma_serialized"] = True
     return stats
 
 
@@ -179,6 +188,8 @@ def judge(base, new):
         spills, old_spills = stats["spill_st"] + stats["spill_ld"], old["spill_st"] + old["spill_ld"]
         if spills > old_spills:
             reasons.append(f"{name}: spills {old_spills} -> {spills} B")
+        if stats.get("wgmma_serialized") and not old.get("wgmma_serialized"):
+            reasons.append(f"{name}: ptxas serializes its wgmma (C7512 / C7513)")
         blocks, old_blocks = (blocks_per_sm(stats, launch, new["chip"]),
                               blocks_per_sm(old, old_launch, base["chip"]))
         if blocks < old_blocks:
