@@ -73,10 +73,9 @@ def bench_setup(script: str, profile: bool = False, options=None):
 
 def knobs_of(args) -> dict:
     """--knobs as Config fields ({} without it); unknown names are an error."""
-    import dataclasses
-    import tessera
+    from tessera.config import BOOLEAN_KNOBS
     names = [k for k in args.knobs.split(",") if k]
-    known = {f.name for f in dataclasses.fields(tessera.Config) if f.type in (bool, "bool")}
+    known = set(BOOLEAN_KNOBS)
     unknown = [k for k in names if k not in known]
     if unknown:
         raise SystemExit(f"--knobs: unknown {unknown}; boolean knobs are {sorted(known)}")

@@ -290,8 +290,7 @@ LogicalResult Distributor::flatten(ValueRange values, ValueRange like,
 
 bool Distributor::pairedSlots(Type type, const Layout &layout) {
   auto tile = dyn_cast<RankedTensorType>(type);
-  return tile && tile.getElementType().isIntOrFloat() &&
-         isa<FloatType>(tile.getElementType()) &&
+  return tile && isa<FloatType>(tile.getElementType()) &&
          tile.getElementType().getIntOrFloatBitWidth() == 16 && numSlots(layout) % 2 == 0;
 }
 

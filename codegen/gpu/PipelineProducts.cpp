@@ -69,11 +69,18 @@ struct Rotation {
   tile::DotOp late;
   Operation *anchor = nullptr;
   SmallVector<Operation *> stage1;
+  DenseSet<Operation *> inStage1;
   SetVector<Value> carried;
   // Iteration arguments stage 1 reads that stage 1 yields (an accumulator added to as
   // it is, O += P·V): the rotated loop carries stage 1's last value of each.
   SetVector<unsigned> stage1Args;
   std::string refusal;
+
+  /// Whether the loop's `i`-th yield is a value stage 1 computes.
+  bool yieldedByStage1(unsigned i) const {
+    Operation *def = scf::ForOp(loop).getBody()->getTerminator()->getOperand(i).getDefiningOp();
+    return def && inStage1.contains(def);
+  }
 };
 
 /// Scalar work that stage 1 recomputes for its own iteration instead of carrying.
@@ -111,7 +118,8 @@ Rotation analyze(scf::ForOp loop, tile::DotOp late) {
       return refuse("the product's result is read in the body (only the loop may carry it)");
   // Stage 1 grows backwards from the product through the loads, transposes and scalar
   // ops that only it reads (a fixed point: an op joins once all its readers have).
-  DenseSet<Operation *> inStage1{late};
+  DenseSet<Operation *> &inStage1 = r.inStage1;
+  inStage1.insert(late);
   for (bool grew = true; grew;) {
     grew = false;
     for (Operation &op : llvm::reverse(body->without_terminator())) {
@@ -154,10 +162,6 @@ Rotation analyze(scf::ForOp loop, tile::DotOp late) {
           return refuse("stage 1 loads from a source stage 0 loads too (one ring, taken "
                         "out of order)");
   auto yield = cast<scf::YieldOp>(body->getTerminator());
-  auto yieldedByStage1 = [&](unsigned i) {
-    Operation *def = yield.getOperand(i).getDefiningOp();
-    return def && inStage1.contains(def);
-  };
   // What stage 1 reads from outside itself.
   for (Operation *op : r.stage1) {
     WalkResult walk = op->walk([&](Operation *nested) {
@@ -170,7 +174,7 @@ Rotation analyze(scf::ForOp loop, tile::DotOp late) {
         if (arg && arg.getOwner() == body) {
           // An iteration argument: stage 1's own last value, or one of stage 0's, which
           // would have to be carried an iteration longer.
-          if (!yieldedByStage1(arg.getArgNumber() - 1))
+          if (!r.yieldedByStage1(arg.getArgNumber() - 1))
             return WalkResult::interrupt();
           r.stage1Args.insert(arg.getArgNumber() - 1);
           continue;
@@ -186,7 +190,7 @@ Rotation analyze(scf::ForOp loop, tile::DotOp late) {
   // Stage 0 up to the first product runs before stage 1 of the iteration before: it may
   // not read what stage 1 yields.
   for (unsigned i = 0; i < yield.getNumOperands(); ++i) {
-    if (!yieldedByStage1(i))
+    if (!r.yieldedByStage1(i))
       continue;
     Value arg = loop.getRegionIterArgs()[i];
     for (Operation *user : arg.getUsers()) {
@@ -255,20 +259,15 @@ SmallVector<Operation *> waitLast(ArrayRef<Operation *> ops, scf::ForOp loop,
   return free;
 }
 
-void rotate(Rotation &r) {
+void rotate(const Rotation &r) {
   scf::ForOp loop = r.loop;
   Block *body = loop.getBody();
   Location loc = loop.getLoc();
   OpBuilder b(loop);
   auto yield = cast<scf::YieldOp>(body->getTerminator());
-  DenseSet<Operation *> inStage1(r.stage1.begin(), r.stage1.end());
-  auto yieldedByStage1 = [&](unsigned i) {
-    Operation *def = yield.getOperand(i).getDefiningOp();
-    return def && inStage1.contains(def);
-  };
   SmallVector<Operation *> stage0, before, after;
   for (Operation &op : body->without_terminator())
-    if (!inStage1.contains(&op)) {
+    if (!r.inStage1.contains(&op)) {
       stage0.push_back(&op);
       (after.empty() && (&op == r.anchor || op.isBeforeInBlock(r.anchor)) ? before : after)
           .push_back(&op);
@@ -276,7 +275,7 @@ void rotate(Rotation &r) {
   unsigned numArgs = loop.getNumRegionIterArgs();
   SmallVector<unsigned> kept, late;
   for (unsigned i = 0; i < numArgs; ++i)
-    (yieldedByStage1(i) ? late : kept).push_back(i);
+    (r.yieldedByStage1(i) ? late : kept).push_back(i);
 
   Value lb = loop.getLowerBound(), ub = loop.getUpperBound(), step = loop.getStep();
   Value runs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, lb, ub);
@@ -391,9 +390,10 @@ void rotate(Rotation &r) {
   loop.erase();
 }
 
-/// The product of `loop` to issue one iteration later: the user's mark, else the last
-/// product when the rotation applies. Null where the loop stays as it is.
-FailureOr<tile::DotOp> lateProduct(scf::ForOp loop) {
+/// How to rotate `loop` around the product to issue one iteration later: the user's
+/// mark, else the last product when the rotation applies (marked then). None where the
+/// loop stays as it is; failure, reported at the op, where a mark cannot be followed.
+FailureOr<std::optional<Rotation>> lateProduct(scf::ForOp loop) {
   SmallVector<tile::DotOp> dots(loop.getBody()->getOps<tile::DotOp>());
   tile::DotOp marked;
   bool userChose = false;
@@ -411,18 +411,19 @@ FailureOr<tile::DotOp> lateProduct(scf::ForOp loop) {
     }
   if (userChose) {
     if (!marked)
-      return tile::DotOp();
+      return std::optional<Rotation>();
     Rotation r = analyze(loop, marked);
     if (!r.refusal.empty())
       return marked.emitError(kProductStageAttr) << " = 1 cannot be followed: " << r.refusal;
-    return marked;
+    return std::optional<Rotation>(std::move(r));
   }
   if (dots.size() < 2)
-    return tile::DotOp();
-  if (!analyze(loop, dots.back()).refusal.empty())
-    return tile::DotOp();
+    return std::optional<Rotation>();
+  Rotation r = analyze(loop, dots.back());
+  if (!r.refusal.empty())
+    return std::optional<Rotation>();
   dots.back()->setAttr(kProductStageAttr, IntegerAttr::get(IntegerType::get(loop.getContext(), 64), 1));
-  return dots.back();
+  return std::optional<Rotation>(std::move(r));
 }
 } // namespace
 
@@ -436,12 +437,10 @@ void TgpuPipelineProductsPass::runOnOperation() {
     });
   });
   for (scf::ForOp loop : loops) {
-    FailureOr<tile::DotOp> late = lateProduct(loop);
-    if (failed(late))
+    FailureOr<std::optional<Rotation>> rotation = lateProduct(loop);
+    if (failed(rotation))
       return signalPassFailure();
-    if (!*late)
-      continue;
-    Rotation r = analyze(loop, *late);
-    rotate(r);
+    if (*rotation)
+      rotate(**rotation);
   }
 }

@@ -117,7 +117,9 @@ LogicalResult tessera::gpu::copyBranchShell(OpBuilder &b, scf::IfOp branch, Valu
   return success();
 }
 
-bool tessera::gpu::readOnlyInBranches(Value tile) {
+/// Whether every reader of `tile` sits in a region nested in the tile's block (a branch
+/// that may not run): a ring slot that can go back unread.
+static bool readOnlyInBranches(Value tile) {
   Block *home = tile.getParentBlock();
   SmallVector<Operation *> readers = readersThroughTransposes(tile);
   return !readers.empty() &&

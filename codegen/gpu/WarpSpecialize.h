@@ -45,9 +45,6 @@ std::string tensorCopyRefusal(tile::LoadOp op, mlir::func::FuncOp func, int64_t 
 /// The ops reading `tile` directly or through tile.trans (the transposes themselves not
 /// included): a ring tile's readers.
 llvm::SmallVector<mlir::Operation *> readersThroughTransposes(mlir::Value tile);
-/// Whether every reader of `tile` sits in a region nested in the tile's block (a
-/// branch that may not run): a ring slot that can go back unread.
-bool readOnlyInBranches(mlir::Value tile);
 
 /// A copy of `branch` at `b` without results, on `condition`, with its else region where
 /// `branch` has one; `fill` writes each region's body from the original's block, the
