@@ -17,7 +17,8 @@ softmax).
 warp_specialize=True, pingpong=True) on the candidates of two consumer warpgroups
 (num_warps 8): they take turns at their products.
 --persistent: also a "tessera-persistent" row, the same with Config.persistent
-(min(blocks per SM x #SMs, tiles) CTAs walking (batch, head, query tile) items).
+(min(blocks per SM x #SMs, tiles) CTAs walking (batch, head, query tile) items), and a
+"-persistent" twin of every other knob row (e.g. tessera-ws-overlap-persistent).
 """
 import dataclasses
 import sys
@@ -111,7 +112,8 @@ def main():
                         help="also the warp_specialize (and --pingpong) candidates with "
                              "Config.intra_warpgroup_overlap")
         ap.add_argument("--persistent", action="store_true",
-                        help="also the candidates with Config.persistent")
+                        help="also the candidates with Config.persistent, and each other "
+                             "knob variant's as a persistent grid (its impl + '-persistent')")
         ap.add_argument("--head-dims", default="64,128")
         ap.add_argument("--kinds", default="full,causal,window",
                         help="masks to run (comma-separated)")
@@ -134,6 +136,9 @@ def main():
          args.overlap and args.pingpong),
         ("tessera-persistent", {"persistent": True}, args.persistent))
         if wanted}
+    if args.persistent:  # each knob variant also as a persistent grid
+        variants.update({f"{impl}-persistent": {**knobs, "persistent": True}
+                         for impl, knobs in list(variants.items()) if "persistent" not in knobs})
     with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
                                               target="cuda", config=dataclasses.replace(
                                                   CONFIGS[key[:2]][key[2]], **knobs))

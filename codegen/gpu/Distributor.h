@@ -85,6 +85,8 @@ public:
   /// Blocks per SM the stage plan made room for (0: no plan), passed on to ptxas as
   /// .minnctapersm so that registers do not undo what shared memory allowed.
   int64_t plannedBlocksPerSM = 0;
+  /// Whether the grid was lowered as producer and consumer warpgroups.
+  bool isWarpSpecialized() const { return warpSpecialized; }
   /// The pipelining lowerFor gives one loop (StageAssignment.cpp writes it as the loop's
   /// tgpu.* attributes, docs/RationaleTgpu.md): its prefetched loads, how many
   /// iterations ahead, whether it takes over the previous loop's copies in flight.
@@ -439,6 +441,8 @@ private:
   bool onlyTensorStaging = false; // every staged load of the kernel is a TMA copy
   SmallVector<int64_t> barrierArrivals; // per barrier: arrivals a phase (mbarrier.init)
   void waitParity(Value address, Value parity);
+  /// This thread's generic-proxy accesses to shared memory before async-proxy ones after.
+  void fenceAsyncProxy();
   /// Where a TMA copy of a tile at `origin` lands: stage `stage` of `buffer`, and the
   /// origin as the descriptor's coordinates (innermost first).
   struct TensorCopyTarget {

@@ -15,9 +15,12 @@
 // It lives in codegen/gpu, not passes/: its output names gpu.grid_dim and the tgpu
 // schedule (the work loop is never pipelined: tgpu.prefetch_distance = 0), which only the
 // GPU lowering reads; the CPU ignores the knob. The distributor keeps items apart
-// (Loops.cpp, settleWorkItem): no copies or products in flight and a block barrier at
-// each item boundary, since the next item's copies reuse the shared memory the last one
-// read (O leaves through Q's buffer).
+// (settleWorkItem): no copies or products in flight and a block barrier at each item
+// boundary, since the next item's copies reuse the shared memory the last one read.
+// With TMA fills (the tma knob) each thread fences its generic accesses against the
+// async proxy first; warp-specialised, the barrier is the consumers' and the producer
+// runs ahead: it fills the next item's Q (its own ring of two) and first K / V under
+// this item's last key tiles.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/PersistentGrid.h"
@@ -172,6 +175,10 @@ void Distributor::settleWorkItem(bool itemEnd) {
   // copies into the same stages.
   if (copiesPending() || (itemEnd && wgmma))
     waitForCopies();
+  // The next item's TMA fills (async proxy) must not overtake this item's generic
+  // accesses to shared memory: each thread orders its own before the barrier.
+  if (itemEnd && tensorCopies)
+    fenceAsyncProxy();
   ::mlir::gpu::BarrierOp::create(b);
 }
 

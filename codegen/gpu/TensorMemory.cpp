@@ -158,6 +158,10 @@ void Distributor::waitBarrier(Value index) {
   waitParity(address, awaitedParity(index));
 }
 
+void Distributor::fenceAsyncProxy() {
+  emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
+}
+
 void Distributor::waitParity(Value address, Value parity) {
   // A loop in one asm block: PTX scopes the label to its braces.
   emitPtx(b,
@@ -183,7 +187,7 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
     // Generic-proxy accesses before this point are ordered before the copy's writes.
-    emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
+    fenceAsyncProxy();
     armTensorCopy(op, buffer, target, barrier);
     scf::YieldOp::create(b);
   });

@@ -14,6 +14,7 @@
 #include "codegen/gpu/LaunchRecord.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/PersistentGrid.h"
+#include "codegen/gpu/WarpSpecialize.h"
 #include "codegen/gpu/SharedAllocation.h"
 #include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/TensorMemory.h"
@@ -105,9 +106,6 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (grid->hasAttr(kPersistentAttr) && grid.getSizes().size() != 1)
     return grid.emitError("a tgpu.persistent grid has one size (its work items; "
                           "tessera-persistent-grid)");
-  if (grid->hasAttr(kPersistentAttr) && tma)
-    return grid.emitError("persistent grids do not take tma yet (TMA fills across work "
-                          "items are untested): use one or the other");
   // The lowering follows the grid's schedule; an unscheduled grid (hand-written tgpu IR)
   // is scheduled here, by the same code as tessera-tgpu-assign-stages.
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
@@ -202,9 +200,12 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
     grids.push_back(*f);
   }
   if (grid->hasAttr(kPersistentAttr)) {
-    // As many programs as the SMs hold at once, and ptxas told to leave room for them.
+    // As many programs as the SMs hold at once, and ptxas told to leave room for them;
+    // a warp-specialised kernel's register budgets plan its blocks per SM.
+    int64_t planned =
+        d.isWarpSpecialized() ? warpSpecializedRegisters(warps / 4).blocksPerSM : minBlocks;
     int64_t blocks =
-        persistentBlocksPerSM(minBlocks, d.plannedBlocksPerSM, d.dynamicSharedBytes(), warps,
+        persistentBlocksPerSM(planned, d.plannedBlocksPerSM, d.dynamicSharedBytes(), warps,
                               productAccumulatorSlots(grid), useWgmma);
     grids.front() = persistentGridExtent(grids.front(), blocks);
     kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(blocks));

@@ -38,7 +38,7 @@ RegisterBudgets tessera::gpu::warpSpecializedRegisters(int64_t consumerWarpgroup
   int32_t fair = int32_t(std::min<int64_t>(65536 / (128 * (1 + c) * blocks), 256) / 8 * 8);
   int32_t producer = c == 1 ? 40 : 24;
   int32_t consumer = int32_t(std::min<int64_t>(240, (fair * (1 + c) - producer) / c / 8 * 8));
-  return {std::min(fair, consumer), producer, consumer};
+  return {std::min(fair, consumer), producer, consumer, blocks};
 }
 
 static Value toI32(ImplicitLocOpBuilder &b, Value v) {

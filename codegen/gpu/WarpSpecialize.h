@@ -34,6 +34,7 @@ constexpr int32_t kFirstTurnBarrier = 2;
 /// FlashAttention-3 has them.
 struct RegisterBudgets {
   int32_t entry, producer, consumer;
+  int64_t blocksPerSM; // the blocks an SM holds at these budgets
 };
 RegisterBudgets warpSpecializedRegisters(int64_t consumerWarpgroups);
 

@@ -496,8 +496,6 @@ def _candidates(space, target: str, linear: bool = False) -> List[Config]:
         # it would only be refused.
         if tma_offered and config.warp_specialize and not config.tma:
             continue
-        if config.persistent and config.tma:  # refused by the compiler (not yet)
-            continue
         # pingpong takes turns between warp_specialize's two consumer warpgroups: where
         # the space offers warp_specialize, a combination without them would be refused.
         if split_offered and config.pingpong and not (config.warp_specialize and

@@ -4,6 +4,15 @@
 // 96 + 104 registers a thread), the work loop is not pipelined and each item ends with
 // every copy landed and a block barrier.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
+// With TMA copies each thread orders its generic shared-memory accesses before the next
+// item's fills (fence.proxy.async) ahead of the item-end barrier.
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu=tma=true | FileCheck %s --check-prefix=TMA
+// Warp-specialised: the producer walks the same items in its own work loop, Q in a ring
+// of two (the next item's Q lands under this item's key tiles, as its first K and V do);
+// the consumers' item-end barrier is theirs (named barrier 1); two blocks an SM, as the
+// register budgets of one consumer warpgroup plan.
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize | FileCheck %s --check-prefix=SPLIT
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tile-to-gpu=tma=true | FileCheck %s --check-prefix=WS
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
 // as causal / window softmax grids are built): one grid over tiles x heads work items,
@@ -46,6 +55,42 @@
 // LOWERED-NEXT: gpu.barrier
 // LOWERED-NEXT: }
 // LOWERED-NEXT: gpu.return
+// TMA-LABEL: func.func @longest_first
+// TMA: scf.for %{{.*}} : i32 {
+// TMA: cp.async.bulk.tensor
+// TMA: scf.for
+// TMA: nvvm.wgmma.mma_async
+// TMA: memref.store %{{[0-9]+}}#63
+// TMA-NEXT: }
+// TMA-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// TMA-NEXT: gpu.barrier
+// TMA-NEXT: }
+// SPLIT-LABEL: func.func @longest_first
+// SPLIT: tgpu.warp_specialize
+// SPLIT: scf.for %{{.*}} : i32 {
+// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64}
+// SPLIT: } {tgpu.pipeline = "none", tgpu.work_items}
+// SPLIT: } partitions {
+// SPLIT: scf.for %{{.*}} : i32 {
+// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64}
+// SPLIT: scf.for
+// SPLIT: tile.load %arg1
+// SPLIT: tile.load %arg2
+// SPLIT: } {tgpu.pipeline = "none", tgpu.work_items}
+// SPLIT-NEXT: tgpu.warp_return
+// WS-LABEL: func.func @longest_first
+// WS-SAME: grid = [array<i64: -6, 8, -4, 3, 0, 1, 64, 0, 0, 1, -5, 2>]
+// WS: gpu.func @longest_first_kernel0
+// WS-SAME: nvvm.maxnreg = 128 : i32, nvvm.minctasm = 2 : i32
+// WS: scf.for %{{.*}} : i32 {
+// WS: cp.async.bulk.tensor
+// WS: scf.for %{{.*}} : i32 {
+// WS: nvvm.wgmma.mma_async
+// WS: memref.store %{{[0-9]+}}#63
+// WS-NEXT: }
+// WS-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// WS-NEXT: nvvm.barrier id = %{{.*}} number_of_threads = %{{.*}}
+// WS-NEXT: }
 
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 !in = memref<?x?x128xbf16, strided<[?, ?, ?], offset: ?>>

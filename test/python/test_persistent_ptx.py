@@ -4,7 +4,9 @@ attention grid launches min(blocks per SM x #SMs, work items) programs, each wal
 per SM the grid is sized for and assembles without spills (but the ceilings below).
 Classification grids keep their launch; the launch record plans the grid from the
 device's SM count and packs the same parameters. Off (the default), sm_80's and the CPU's
-kernels are unchanged; tma with it is refused."""
+kernels are unchanged. With TMA copies each item ends with a proxy fence before its
+barrier; warp-specialised, the producer walks the items too and Q takes a ring of two
+(the next item's Q lands under this one's key tiles)."""
 import dataclasses
 import json
 import re
@@ -150,9 +152,45 @@ def _strides(shape):
     return reversed(out)
 
 
-def test_tma_with_persistent_is_refused():
-    with pytest.raises(CompileError, match="persistent grids do not take tma yet"):
-        compile_variant("causal", 64, persistent=True, tma=True)
+# Knobs beside persistent on sm_90a: TMA copies, a producer warpgroup, its consumers'
+# overlap (two warpgroups: also pingpong).
+TMA_KNOBS = {"tma": {"tma": True}, "ws": {"tma": True, "warp_specialize": True},
+             "ws-overlap": {"tma": True, "warp_specialize": True,
+                            "intra_warpgroup_overlap": True}}
+# Spill bytes ptxas may report for a warp-specialised persistent kernel: the producer's,
+# at 24 (two consumer warpgroups) or 40 registers, holding the work loop's item, ids and
+# key-loop bounds beside its ring counters (the consumers' loops spill nothing: SASS).
+PRODUCER_SPILL_CEILING = 128
+
+
+@pytest.mark.parametrize("knobs", list(TMA_KNOBS))
+@pytest.mark.parametrize("name", ["full", "causal", "window", "document", "blocks-causal"])
+@pytest.mark.parametrize("d", [64, 128])
+def test_persistent_with_tensor_copies(name, d, knobs, tmp_path):
+    ptx, record = compile_variant(name, d, persistent=True, **TMA_KNOBS[knobs])
+    off, off_record = compile_variant(name, d, **TMA_KNOBS[knobs])
+    attention, off_attention = record["launches"][-1], off_record["launches"][-1]
+    body, off_body = kernel_ptx(ptx, attention["kernel"]), kernel_ptx(off, off_attention["kernel"])
+    assert "%nctaid.x" in body and "cp.async.bulk.tensor" in body
+    assert "mbarrier.try_wait.parity" in body
+    # Each item ends fenced against the next item's fills.
+    assert body.count("fence.proxy.async") > off_body.count("fence.proxy.async")
+    blocks = attention["grid"][0]["min"][1]["sm_count"]
+    assert f".minnctapersm {blocks}" in body
+    assert blocks * (attention["smem"] + 1024) <= 228 * 1024
+    spills = max(ptxas_spills(ptx, "sm_90a", tmp_path))
+    if "warp_specialize" not in TMA_KNOBS[knobs]:
+        assert spills <= max(ptxas_spills(off, "sm_90a", tmp_path))
+        return
+    config = VARIANTS[name][1] or cases.config_for(d, name)
+    assert "setmaxnreg.dec" in body and attention["block"] == off_attention["block"]
+    # The register budgets' blocks per SM (two with one consumer warpgroup, else one),
+    # as shared memory allows.
+    fit = 228 * 1024 // (attention["smem"] + 1024)
+    assert blocks == min(2 if config.num_warps == 4 else 1, fit)
+    # Q in a ring of two: the next item's Q has its own slot.
+    assert attention["smem"] >= off_attention["smem"] + config.block_m * d * 2
+    assert spills <= PRODUCER_SPILL_CEILING
 
 
 def test_persistent_is_for_softmax_forwards():
@@ -183,6 +221,5 @@ def test_autotune_space_takes_persistent():
     space = {**at.DEFAULT_SPACE["cuda"], **at.SM90A_SOFTMAX_KNOBS}
     candidates = at._candidates(space, "cuda")
     assert {c.persistent for c in candidates} == {False, True}
-    # tma with persistent is refused by the compiler: never a candidate.
-    assert not any(c.persistent and c.tma for c in candidates)
+    assert any(c.persistent and c.warp_specialize for c in candidates)
     assert any(c.persistent and not c.tma for c in candidates)
