@@ -81,6 +81,23 @@ struct Rotation {
     Operation *def = scf::ForOp(loop).getBody()->getTerminator()->getOperand(i).getDefiningOp();
     return def && inStage1.contains(def);
   }
+  /// The iteration arguments stage 1 yields (their last value comes one iteration late).
+  SmallVector<unsigned> lateArgs() const {
+    SmallVector<unsigned> late;
+    for (unsigned i = 0; i < scf::ForOp(loop).getNumRegionIterArgs(); ++i)
+      if (yieldedByStage1(i))
+        late.push_back(i);
+    return late;
+  }
+};
+
+/// What a rotated loop leaves for its stage 1 still to issue: whether it (or a loop
+/// before it in its chain) ran, its last iteration, and the values that iteration's
+/// stage 1 reads (`Rotation::carried`, then `Rotation::stage1Args`).
+struct Pending {
+  Value ran;
+  Value last;
+  SmallVector<Value> values;
 };
 
 /// Scalar work that stage 1 recomputes for its own iteration instead of carrying.
@@ -259,23 +276,58 @@ SmallVector<Operation *> waitLast(ArrayRef<Operation *> ops, scf::ForOp loop,
   return free;
 }
 
-void rotate(const Rotation &r) {
+/// Stage 1 of `p`'s last iteration, issued by `r`'s ops (the loop's own, or one of its
+/// chain's: equivalent), where some loop ran; else `initLate`: the late values.
+SmallVector<Value> issuePending(OpBuilder &b, Location loc, const Rotation &r,
+                                const Pending &p, ValueRange initLate) {
+  scf::ForOp loop = r.loop;
+  auto yield = cast<scf::YieldOp>(loop.getBody()->getTerminator());
+  SmallVector<unsigned> late = r.lateArgs();
+  SmallVector<Type> lateTypes;
+  for (unsigned i : late)
+    lateTypes.push_back(loop.getResult(i).getType());
+  auto branch = scf::IfOp::create(b, loc, lateTypes, p.ran, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(branch.thenBlock());
+  IRMapping map;
+  map.map(loop.getInductionVar(), p.last);
+  for (auto [n, v] : llvm::enumerate(r.carried))
+    map.map(v, p.values[n]);
+  for (auto [n, i] : llvm::enumerate(r.stage1Args))
+    map.map(loop.getRegionIterArgs()[i], p.values[r.carried.size() + n]);
+  cloneStage(b, r.stage1, map, loop);
+  SmallVector<Value> out;
+  for (unsigned i : late)
+    out.push_back(map.lookup(yield.getOperand(i)));
+  scf::YieldOp::create(b, loc, out);
+  b.setInsertionPointToStart(branch.elseBlock());
+  scf::YieldOp::create(b, loc, initLate);
+  return SmallVector<Value>(branch.getResults());
+}
+
+/// Rotates `r`'s loop (left in place, unused, for the caller to erase). `before`: the
+/// previous loop of its chain, whose last stage 1 this loop's prologue issues right after
+/// its own first product (or hands on when this loop does not run); `chainLate`: the
+/// late values before the chain's first loop. Returns what is left to issue when
+/// `handOn` (the next loop of the chain issues it), else issues it after the loop.
+Pending rotate(const Rotation &r, const Pending *before, ValueRange chainLate, bool handOn) {
   scf::ForOp loop = r.loop;
   Block *body = loop.getBody();
   Location loc = loop.getLoc();
   OpBuilder b(loop);
   auto yield = cast<scf::YieldOp>(body->getTerminator());
-  SmallVector<Operation *> stage0, before, after;
+  SmallVector<Operation *> stage0, first, rest;
   for (Operation &op : body->without_terminator())
     if (!r.inStage1.contains(&op)) {
       stage0.push_back(&op);
-      (after.empty() && (&op == r.anchor || op.isBeforeInBlock(r.anchor)) ? before : after)
+      (rest.empty() && (&op == r.anchor || op.isBeforeInBlock(r.anchor)) ? first : rest)
           .push_back(&op);
     }
   unsigned numArgs = loop.getNumRegionIterArgs();
-  SmallVector<unsigned> kept, late;
+  SmallVector<unsigned> kept, late = r.lateArgs();
   for (unsigned i = 0; i < numArgs; ++i)
-    (r.yieldedByStage1(i) ? late : kept).push_back(i);
+    if (!r.yieldedByStage1(i))
+      kept.push_back(i);
 
   Value lb = loop.getLowerBound(), ub = loop.getUpperBound(), step = loop.getStep();
   Value runs = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, lb, ub);
@@ -307,17 +359,30 @@ void rotate(const Rotation &r) {
     map.map(loop.getInductionVar(), lb);
     for (auto [arg, init] : llvm::zip(loop.getRegionIterArgs(), loop.getInitArgs()))
       map.map(arg, init);
-    for (Operation *op : stage0)
-      b.clone(*op, map);
-    yieldCarried(map, [&](unsigned i) { return loop.getInitArgs()[i]; });
+    if (!before) {
+      for (Operation *op : stage0)
+        b.clone(*op, map);
+    } else {
+      // The first product, then the previous loop's last one (or the chain's values
+      // where no loop ran yet), then the rest of stage 0 on what it adds up to.
+      for (Operation *op : first)
+        b.clone(*op, map);
+      SmallVector<Value> lateIn = issuePending(b, loc, r, *before, chainLate);
+      for (auto [n, i] : llvm::enumerate(late))
+        map.map(loop.getRegionIterArgs()[i], lateIn[n]);
+      for (Operation *op : waitLast(rest, loop, late))
+        b.clone(*op, map);
+    }
+    yieldCarried(map, [&](unsigned i) { return map.lookup(loop.getRegionIterArgs()[i]); });
     b.setInsertionPointToStart(prologue.elseBlock());
+    // Not run: the previous loop's pending stage 1 passes through.
     SmallVector<Value> out;
     for (unsigned i : kept)
       out.push_back(loop.getInitArgs()[i]);
-    for (Value v : r.carried)
-      out.push_back(placeholder(b, loc, v.getType()));
-    for (unsigned i : r.stage1Args)
-      out.push_back(loop.getInitArgs()[i]);
+    for (auto [n, v] : llvm::enumerate(r.carried))
+      out.push_back(before ? before->values[n] : placeholder(b, loc, v.getType()));
+    for (auto [n, i] : llvm::enumerate(r.stage1Args))
+      out.push_back(before ? before->values[r.carried.size() + n] : loop.getInitArgs()[i]);
     scf::YieldOp::create(b, loc, out);
   }
   // The rotated loop.
@@ -335,7 +400,7 @@ void rotate(const Rotation &r) {
     map.map(loop.getInductionVar(), rotated.getInductionVar());
     for (auto [n, i] : llvm::enumerate(kept))
       map.map(loop.getRegionIterArgs()[i], rotated.getRegionIterArgs()[n]);
-    for (Operation *op : before)
+    for (Operation *op : first)
       b.clone(*op, map);
     previous.map(loop.getInductionVar(),
                  arith::SubIOp::create(b, loc, rotated.getInductionVar(), step));
@@ -347,47 +412,28 @@ void rotate(const Rotation &r) {
     cloneStage(b, r.stage1, previous, loop);
     for (unsigned i : late)
       map.map(loop.getRegionIterArgs()[i], previous.lookup(yield.getOperand(i)));
-    for (Operation *op : waitLast(after, loop, late))
+    for (Operation *op : waitLast(rest, loop, late))
       b.clone(*op, map);
     yieldCarried(map, [&](unsigned i) { return previous.lookup(yield.getOperand(i)); });
   }
-  // Epilogue: stage 1 of the last iteration.
-  SmallVector<Type> lateTypes;
-  for (unsigned i : late)
-    lateTypes.push_back(loop.getResult(i).getType());
-  auto epilogue = scf::IfOp::create(b, loc, lateTypes, runs, /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(epilogue.thenBlock());
-    // lb + ((ub - lb - 1) / step) * step
-    Value one = arith::ConstantIndexOp::create(b, loc, 1);
-    Value span = arith::SubIOp::create(b, loc, arith::SubIOp::create(b, loc, ub, lb), one);
-    Value last = arith::AddIOp::create(
-        b, loc, lb,
-        arith::MulIOp::create(b, loc, arith::DivSIOp::create(b, loc, span, step), step));
-    IRMapping map;
-    map.map(loop.getInductionVar(), last);
-    for (auto [n, v] : llvm::enumerate(r.carried))
-      map.map(v, rotated.getResult(kept.size() + n));
-    for (auto [n, i] : llvm::enumerate(r.stage1Args))
-      map.map(loop.getRegionIterArgs()[i],
-              rotated.getResult(kept.size() + r.carried.size() + n));
-    cloneStage(b, r.stage1, map, loop);
-    SmallVector<Value> out;
-    for (unsigned i : late)
-      out.push_back(map.lookup(yield.getOperand(i)));
-    scf::YieldOp::create(b, loc, out);
-    b.setInsertionPointToStart(epilogue.elseBlock());
-    out.clear();
-    for (unsigned i : late)
-      out.push_back(loop.getInitArgs()[i]);
-    scf::YieldOp::create(b, loc, out);
-  }
   for (auto [n, i] : llvm::enumerate(kept))
     loop.getResult(i).replaceAllUsesWith(rotated.getResult(n));
+  // What is left: stage 1 of the last iteration, lb + ((ub - lb - 1) / step) * step.
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value span = arith::SubIOp::create(b, loc, arith::SubIOp::create(b, loc, ub, lb), one);
+  Value last = arith::AddIOp::create(
+      b, loc, lb, arith::MulIOp::create(b, loc, arith::DivSIOp::create(b, loc, span, step), step));
+  Pending left{runs, last, SmallVector<Value>(rotated.getResults().drop_front(kept.size()))};
+  if (before) {
+    left.ran = arith::OrIOp::create(b, loc, runs, before->ran);
+    left.last = arith::SelectOp::create(b, loc, runs, last, before->last);
+  }
+  if (handOn)
+    return left;
+  SmallVector<Value> lateOut = issuePending(b, loc, r, left, chainLate);
   for (auto [n, i] : llvm::enumerate(late))
-    loop.getResult(i).replaceAllUsesWith(epilogue.getResult(n));
-  loop.erase();
+    loop.getResult(i).replaceAllUsesWith(lateOut[n]);
+  return left;
 }
 
 /// How to rotate `loop` around the product to issue one iteration later: the user's
@@ -425,6 +471,78 @@ FailureOr<std::optional<Rotation>> lateProduct(scf::ForOp loop) {
   dots.back()->setAttr(kProductStageAttr, IntegerAttr::get(IntegerType::get(loop.getContext(), 64), 1));
   return std::optional<Rotation>(std::move(r));
 }
+/// Whether stage-1 value `x` of `a`'s loop is computed as `y` of `b`'s: the same ops on
+/// the same outer values, the induction variable, or corresponding carried values.
+bool sameStageValue(const Rotation &a, Value x, const Rotation &b, Value y) {
+  scf::ForOp la = a.loop, lb = b.loop;
+  if (x == y && la.isDefinedOutsideOfLoop(x))
+    return true;
+  if (x == la.getInductionVar() || y == lb.getInductionVar())
+    return x == la.getInductionVar() && y == lb.getInductionVar();
+  auto position = [](const SetVector<Value> &set, Value v) -> int {
+    auto it = llvm::find(set, v);
+    return it == set.end() ? -1 : int(it - set.begin());
+  };
+  int ia = position(a.carried, x), ib = position(b.carried, y);
+  if (ia >= 0 || ib >= 0)
+    return ia == ib;
+  auto xa = dyn_cast<BlockArgument>(x), yb = dyn_cast<BlockArgument>(y);
+  if (xa || yb)
+    return xa && yb && xa.getOwner() == la.getBody() && yb.getOwner() == lb.getBody() &&
+           xa.getArgNumber() == yb.getArgNumber();
+  Operation *dx = x.getDefiningOp(), *dy = y.getDefiningOp();
+  if (!dx || !dy || dx->getBlock() != la.getBody() || dy->getBlock() != lb.getBody() ||
+      dx->getName() != dy->getName() || dx->getAttrDictionary() != dy->getAttrDictionary() ||
+      dx->getResultTypes() != dy->getResultTypes() ||
+      dx->getNumOperands() != dy->getNumOperands() || dx->getNumRegions() != 0 ||
+      cast<OpResult>(x).getResultNumber() != cast<OpResult>(y).getResultNumber())
+    return false;
+  return llvm::all_of(llvm::zip(dx->getOperands(), dy->getOperands()), [&](auto pair) {
+    return sameStageValue(a, std::get<0>(pair), b, std::get<1>(pair));
+  });
+}
+
+/// Whether `b`'s loop continues `a`'s chain: it follows in the same block with only
+/// scalar work between, starts from `a`'s late results (and nothing else reads them),
+/// and its stage 1 is `a`'s (so either loop's ops issue the other's pending product).
+bool continuesChain(const Rotation &a, const Rotation &b) {
+  scf::ForOp first = a.loop, next = b.loop;
+  // Before the rotation erases anything: both originals are still in place.
+  if (first->getBlock() != next->getBlock() || !first->isBeforeInBlock(next))
+    return false;
+  for (Operation *op = first->getNextNode(); op != next; op = op->getNextNode())
+    if (op->getNumRegions() != 0 || !isMemoryEffectFree(op) || isa<tile::DotOp>(op))
+      return false;
+  SmallVector<unsigned> late = a.lateArgs();
+  if (late != b.lateArgs() || a.stage1Args != b.stage1Args ||
+      a.carried.size() != b.carried.size() || a.stage1.size() != b.stage1.size())
+    return false;
+  for (unsigned i : late) {
+    Value result = first.getResult(i);
+    if (!result.hasOneUse() || next.getInitArgs()[i] != result)
+      return false;
+  }
+  for (auto [x, y] : llvm::zip(a.carried, b.carried))
+    if (x.getType() != y.getType())
+      return false;
+  for (auto [x, y] : llvm::zip(a.stage1, b.stage1)) {
+    if (x->getName() != y->getName() || x->getAttrDictionary() != y->getAttrDictionary() ||
+        x->getResultTypes() != y->getResultTypes() ||
+        x->getNumOperands() != y->getNumOperands() || x->getNumRegions() != 0)
+      return false;
+    for (auto [u, v] : llvm::zip(x->getOperands(), y->getOperands())) {
+      Operation *du = u.getDefiningOp(), *dv = v.getDefiningOp();
+      bool inStage1 = du && a.inStage1.contains(du);
+      if (inStage1 != (dv && b.inStage1.contains(dv)))
+        return false;
+      if (inStage1 ? llvm::find(a.stage1, du) - a.stage1.begin() !=
+                         llvm::find(b.stage1, dv) - b.stage1.begin()
+                   : !sameStageValue(a, u, b, v))
+        return false;
+    }
+  }
+  return true;
+}
 } // namespace
 
 void TgpuPipelineProductsPass::runOnOperation() {
@@ -436,11 +554,33 @@ void TgpuPipelineProductsPass::runOnOperation() {
         loops.push_back(loop);
     });
   });
+  SmallVector<Rotation> rotations;
   for (scf::ForOp loop : loops) {
     FailureOr<std::optional<Rotation>> rotation = lateProduct(loop);
     if (failed(rotation))
       return signalPassFailure();
     if (*rotation)
-      rotate(**rotation);
+      rotations.push_back(std::move(**rotation));
   }
+  // Loops that follow one another (a walk's masked / unmasked / masked key tiles) form
+  // a chain: each issues the previous one's last product after its own first, so only
+  // the chain's last loop has an epilogue.
+  std::optional<Pending> pending;
+  SmallVector<Value> chainLate;
+  for (auto [n, r] : llvm::enumerate(rotations)) {
+    bool continues = pending.has_value(); // the previous loop handed its stage 1 on
+    if (!continues) {
+      chainLate.clear();
+      for (unsigned i : r.lateArgs())
+        chainLate.push_back(r.loop.getInitArgs()[i]);
+    }
+    bool handOn = n + 1 < rotations.size() && continuesChain(r, rotations[n + 1]);
+    pending = rotate(r, continues ? &*pending : nullptr, chainLate, handOn);
+    if (!handOn)
+      pending.reset();
+  }
+  // The rotated loops' originals, the chains' later ones first (they read the earlier
+  // ones' late results).
+  for (Rotation &r : llvm::reverse(rotations))
+    r.loop.erase();
 }

@@ -28,8 +28,8 @@
 // CHECK: arith.truncf
 // CHECK: scf.yield %{{.*}}, %[[PV]]
 // CHECK: } {tgpu.pipeline = "none", tgpu.rotated}
-// CHECK: %[[EPI:.*]] = scf.if %[[RUNS]]
 // CHECK: %[[LAST:.*]] = arith.addi %[[LB]]
+// CHECK: %[[EPI:.*]] = scf.if %[[RUNS]]
 // CHECK: %[[LROW:.*]] = arith.muli %[[LAST]]
 // CHECK: %[[LV:.*]] = tile.load %arg2[%[[LROW]], %{{.*}}]
 // CHECK: %[[OUT:.*]] = tile.dot %[[LOOP]]#0, %[[LV]], %[[LOOP]]#1 {tgpu.product_stage = 1 : i64}
@@ -58,6 +58,145 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
     %zero = arith.constant dense<0.0> : tensor<64x64xf32>
     %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
     %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+// Two loops of one walk (key tiles [0, mid) then [mid, tiles), O handed from one to the
+// next) form a chain: the first has no epilogue; the second's prologue issues its own
+// first S, then the first loop's last P·V (where that loop ran; else O's initial value),
+// then the rest of its first iteration on what that adds up to. Only the chain's last
+// loop has an epilogue: the last P·V of whichever loop ran last.
+// CHECK-LABEL: func.func @chain
+// CHECK: %[[Q:.*]] = tile.load %arg0
+// CHECK: %[[RUNS1:.*]] = arith.cmpi slt
+// CHECK: scf.if %[[RUNS1]]
+// CHECK: %[[LOOP1:.*]]:2 = scf.for
+// CHECK: } {tgpu.pipeline = "none", tgpu.rotated}
+// CHECK-NOT: tgpu.product_stage
+// CHECK: %[[LAST1:.*]] = arith.addi
+// CHECK: %[[RUNS2:.*]] = arith.cmpi slt
+// CHECK: %[[PRO2:.*]]:2 = scf.if %[[RUNS2]]
+// CHECK: tile.load %arg1
+// CHECK: tile.dot %[[Q]]
+// CHECK: %[[HANDED:.*]] = scf.if %[[RUNS1]]
+// CHECK: tile.load %arg2
+// CHECK: %[[PV1:.*]] = tile.dot %[[LOOP1]]#0, %{{.*}}, %[[LOOP1]]#1 {tgpu.product_stage = 1 : i64}
+// CHECK: scf.yield %[[PV1]]
+// CHECK: } else {
+// CHECK: scf.yield %[[INIT:.*]] :
+// CHECK: arith.truncf
+// CHECK: arith.mulf %[[HANDED]]
+// CHECK: } else {
+// CHECK: scf.yield %[[LOOP1]]#0, %[[LOOP1]]#1
+// CHECK: %[[LOOP2:.*]]:2 = scf.for %{{.*}} iter_args(%{{.*}} = %[[PRO2]]#0, %{{.*}} = %[[PRO2]]#1)
+// CHECK: } {tgpu.pipeline = "none", tgpu.rotated}
+// CHECK: %[[LAST2:.*]] = arith.addi
+// CHECK: %[[RAN:.*]] = arith.ori %[[RUNS2]], %[[RUNS1]] : i1
+// CHECK: %[[WHICH:.*]] = arith.select %[[RUNS2]], %[[LAST2]], %[[LAST1]] : index
+// CHECK: %[[OUT:.*]] = scf.if %[[RAN]]
+// CHECK: arith.muli %[[WHICH]]
+// CHECK: tile.dot %[[LOOP2]]#0, %{{.*}}, %[[LOOP2]]#1 {tgpu.product_stage = 1 : i64}
+// CHECK: } else {
+// CHECK: scf.yield %[[INIT]] :
+// CHECK: tile.store %[[OUT]]
+func.func @chain(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                 %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                 %v: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                 %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %mid = arith.divsi %tiles, %c2 : index
+    %half = scf.for %t = %c0 to %mid step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %scaled = arith.mulf %a, %a : tensor<64x128xf32>
+      %next = tile.dot %pb, %vt, %scaled : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    %acc = scf.for %t = %mid to %tiles step %c1 iter_args(%a = %half) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %scaled = arith.mulf %a, %a : tensor<64x128xf32>
+      %next = tile.dot %pb, %vt, %scaled : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+// The first loop's O is read between the loops (stored): no chain, each loop has its
+// epilogue.
+// CHECK-LABEL: func.func @read_between
+// CHECK: } {tgpu.pipeline = "none", tgpu.rotated}
+// CHECK: scf.if
+// CHECK: tile.dot {{.*}} {tgpu.product_stage = 1 : i64}
+// CHECK: tile.store
+// CHECK: } {tgpu.pipeline = "none", tgpu.rotated}
+// CHECK: scf.if
+// CHECK: tile.dot {{.*}} {tgpu.product_stage = 1 : i64}
+func.func @read_between(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                        %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                        %v: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                        %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %mid = arith.divsi %tiles, %c2 : index
+    %half = scf.for %t = %c0 to %mid step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %half, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+    %acc = scf.for %t = %mid to %tiles step %c1 iter_args(%a = %half) -> (tensor<64x128xf32>) {
       %n0 = arith.muli %t, %c64 : index
       %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
       %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
