@@ -24,7 +24,12 @@ COMBOS = [("default", {}), ("tma", {"tma": True}),
           ("tma + ws + pingpong", {"tma": True, "warp_specialize": True, "pingpong": True}),
           ("tma + ws + pingpong + overlap", {"tma": True, "warp_specialize": True,
                                              "pingpong": True, "intra_warpgroup_overlap": True}),
-          ("persistent", {"persistent": True})]
+          ("persistent", {"persistent": True}),
+          ("persistent + tma", {"persistent": True, "tma": True}),
+          ("persistent + tma + ws", {"persistent": True, "tma": True, "warp_specialize": True}),
+          ("persistent + tma + ws + pingpong + overlap",
+           {"persistent": True, "tma": True, "warp_specialize": True, "pingpong": True,
+            "intra_warpgroup_overlap": True})]
 COUNTED = {"wgmma": r"wgmma\.mma_async", "wait_group 1": r"wgmma\.wait_group\.sync\.aligned \t1;",
            "cp.async": r"cp\.async\.(?:ca|cg)\b", "bulk.tensor": r"cp\.async\.bulk\.tensor",
            "try_wait": r"mbarrier\.try_wait", "expect_tx": r"arrive\.expect_tx",
