@@ -114,6 +114,9 @@ def main():
         ap.add_argument("--persistent", action="store_true",
                         help="also the candidates with Config.persistent, and each other "
                              "knob variant's as a persistent grid (its impl + '-persistent')")
+        ap.add_argument("--only", default="",
+                        help="keep only these knob rows (comma-separated impl names, e.g. "
+                             "tessera-ws-overlap,tessera-ws-overlap-persistent)")
         ap.add_argument("--head-dims", default="64,128")
         ap.add_argument("--kinds", default="full,causal,window",
                         help="masks to run (comma-separated)")
@@ -139,6 +142,9 @@ def main():
     if args.persistent:  # each knob variant also as a persistent grid
         variants.update({f"{impl}-persistent": {**knobs, "persistent": True}
                          for impl, knobs in list(variants.items()) if "persistent" not in knobs})
+    if args.only:  # a device call's minutes: just these knob rows
+        variants = {impl: knobs for impl, knobs in variants.items()
+                    if impl in args.only.split(",")}
     with_knobs = {impl: {key: tessera.compile(SPECS[key[0]], head_dim=key[1], dtype="bfloat16",
                                               target="cuda", config=dataclasses.replace(
                                                   CONFIGS[key[:2]][key[2]], **knobs))
