@@ -36,8 +36,9 @@ class Config:
     # (needs tma). Off by default until a GPU run shows it faster.
     warp_specialize: bool = False
     # sm_90a / sm_80 (issue 25): as many CTAs as the SMs hold, each walking the grid's
-    # tiles (longest first). With warp_specialize the producer runs into the next tile:
-    # its Q and first K / V land under this tile's last key tiles.
+    # tiles in launch order (a head's tiles together, its heaviest first). With
+    # warp_specialize the producer runs into the next tile: its Q and first K / V land
+    # under this tile's last key tiles.
     persistent: bool = False
     # Softmax backward on the GPU: dQ summed in f32 by the dK / dV grid with atomics (one
     # grid of products fewer; not bit-deterministic) instead of a dQ grid of its own.

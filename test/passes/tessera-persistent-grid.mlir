@@ -16,8 +16,9 @@
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
 // as causal / window softmax grids are built): one grid over tiles x heads work items,
-// each program walking items t = id, t += #programs; query tiles slowest, so the
-// heaviest item of every head comes first.
+// each program walking items t = id, t += #programs in the hardware's launch order,
+// query tile fastest: the items running at once are a head's query tiles (its keys and
+// values shared in L2), its heaviest first.
 // CHECK-LABEL: func.func @longest_first
 // CHECK: %[[TILES:.*]] = arith.ceildivsi
 // CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
@@ -29,9 +30,9 @@
 // CHECK-NEXT: %[[TO:.*]] = arith.index_castui %[[ITEMS]] : index to i32
 // CHECK-NEXT: %[[STEP:.*]] = arith.index_castui %[[PROGRAMS]] : index to i32
 // CHECK-NEXT: scf.for %[[T:.*]] = %[[FROM]] to %[[TO]] step %[[STEP]] : i32 {
-// CHECK-NEXT: %[[HEADS32:.*]] = arith.index_castui %[[HEADS]] : index to i32
-// CHECK-NEXT: %[[HEAD32:.*]] = arith.remui %[[T]], %[[HEADS32]] : i32
-// CHECK-NEXT: %[[TILE32:.*]] = arith.divui %[[T]], %[[HEADS32]] : i32
+// CHECK-NEXT: %[[TILES32:.*]] = arith.index_castui %[[TILES]] : index to i32
+// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[T]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[T]], %[[TILES32]] : i32
 // CHECK-NEXT: %[[TILE:.*]] = arith.index_castui %[[TILE32]] : i32 to index
 // CHECK-NEXT: %[[HEAD:.*]] = arith.index_castui %[[HEAD32]] : i32 to index
 // CHECK-NOT: tile.program_id
@@ -129,8 +130,7 @@ func.func @longest_first(%q: !in, %k: !in, %v: !in, %o: !out) {
 
 // -----
 
-// Other grids keep the hardware's order: query tile fastest (programs running at once
-// share a head's keys and values in L2).
+// Grids in launch order also walk query tiles fastest.
 // CHECK-LABEL: func.func @tile_fastest
 // CHECK: %[[TILES:.*]] = arith.ceildivsi
 // CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
