@@ -168,7 +168,10 @@ def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleO
     the rest of its body (the softmax), which the lowering runs while the tensor cores
     finish P·V (wgmma.wait_group 1). A guarded prologue runs the first iteration's
     stage 0, a guarded epilogue the last one's product; the values stage 1 reads from
-    stage 0 (P, O·α) are carried. Same ops, other order: results are bit-identical.
+    stage 0 (P, O·α) are carried. Loops that follow one another in a walk (starting from
+    the previous one's late results, the same stage 1) form a chain: the next loop's
+    prologue issues the previous one's last product after its own first, and only the
+    chain's last loop has an epilogue. Same ops, other order: results are bit-identical.
     The product issued later is marked `tgpu.product_stage = 1`; a loop with a mark of
     the user's (0 keeps it as it is) follows it, or reports at the op why it cannot.
     Rotated loops get `tgpu.rotated` and are left alone by a second run.

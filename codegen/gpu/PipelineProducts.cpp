@@ -29,6 +29,13 @@
 // loop is marked, the pass marks the last one if the rotation applies; a user's mark
 // (`tgpu.product_stage = 0` keeps a loop as it is) is followed or refused at the op.
 //
+// The loops of one walk (masked edge, unmasked middle, masked edge) form a chain: a loop
+// hands its last stage 1 on instead of issuing it in an epilogue, and the next loop's
+// prologue issues it right after its own first product (where some loop of the chain
+// ran; a loop that does not run passes it through). Only the chain's last loop has an
+// epilogue, and the loop boundaries keep the steady state's order (an epilogue beside
+// the next prologue made ptxas spill at 128 x 128, D = 128).
+//
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/PersistentGrid.h"
