@@ -478,6 +478,15 @@ FailureOr<std::optional<Rotation>> lateProduct(scf::ForOp loop) {
   dots.back()->setAttr(kProductStageAttr, IntegerAttr::get(IntegerType::get(loop.getContext(), 64), 1));
   return std::optional<Rotation>(std::move(r));
 }
+
+/// Whether `x` and `y` are the same op up to their operands (and have no regions).
+bool sameOpShape(Operation *x, Operation *y) {
+  return x->getName() == y->getName() && x->getAttrDictionary() == y->getAttrDictionary() &&
+         x->getResultTypes() == y->getResultTypes() &&
+         x->getNumOperands() == y->getNumOperands() && x->getNumRegions() == 0 &&
+         y->getNumRegions() == 0;
+}
+
 /// Whether stage-1 value `x` of `a`'s loop is computed as `y` of `b`'s: the same ops on
 /// the same outer values, the induction variable, or corresponding carried values.
 bool sameStageValue(const Rotation &a, Value x, const Rotation &b, Value y) {
@@ -499,9 +508,7 @@ bool sameStageValue(const Rotation &a, Value x, const Rotation &b, Value y) {
            xa.getArgNumber() == yb.getArgNumber();
   Operation *dx = x.getDefiningOp(), *dy = y.getDefiningOp();
   if (!dx || !dy || dx->getBlock() != la.getBody() || dy->getBlock() != lb.getBody() ||
-      dx->getName() != dy->getName() || dx->getAttrDictionary() != dy->getAttrDictionary() ||
-      dx->getResultTypes() != dy->getResultTypes() ||
-      dx->getNumOperands() != dy->getNumOperands() || dx->getNumRegions() != 0 ||
+      !sameOpShape(dx, dy) ||
       cast<OpResult>(x).getResultNumber() != cast<OpResult>(y).getResultNumber())
     return false;
   return llvm::all_of(llvm::zip(dx->getOperands(), dy->getOperands()), [&](auto pair) {
@@ -533,9 +540,7 @@ bool continuesChain(const Rotation &a, const Rotation &b) {
     if (x.getType() != y.getType())
       return false;
   for (auto [x, y] : llvm::zip(a.stage1, b.stage1)) {
-    if (x->getName() != y->getName() || x->getAttrDictionary() != y->getAttrDictionary() ||
-        x->getResultTypes() != y->getResultTypes() ||
-        x->getNumOperands() != y->getNumOperands() || x->getNumRegions() != 0)
+    if (!sameOpShape(x, y))
       return false;
     for (auto [u, v] : llvm::zip(x->getOperands(), y->getOperands())) {
       Operation *du = u.getDefiningOp(), *dv = v.getDefiningOp();
