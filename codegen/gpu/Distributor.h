@@ -435,6 +435,8 @@ private:
   void awaitTensorCopies(const SharedTile &t);
   /// Waits for the newest copy into every stage of `buffers`.
   void drainTensorCopies(ArrayRef<int> buffers);
+  /// Every barrier's newest fill, waited for by every thread (not warp-specialised).
+  void drainAllTensorCopies();
   /// Whether `buffers` are all filled by TMA and no other staging copy can be pending:
   /// readers that waited on their barriers need no block barrier.
   bool tensorCopiesVisible(ArrayRef<int> buffers);

@@ -151,9 +151,14 @@ void Distributor::settleWorkItem(bool itemEnd) {
   if (copiesPending() || (itemEnd && wgmma))
     waitForCopies();
   // The next item's TMA fills (async proxy) must not overtake this item's generic
-  // accesses to shared memory: each thread orders its own before the barrier.
-  if (itemEnd && tensorCopies)
+  // accesses to shared memory: each thread orders its own before the barrier. Fills this
+  // item issued and nobody read (a prefetch past its last key tile) are waited for by
+  // every thread first: the next item's fill of the same barrier may land before a slower
+  // thread's wait, whose parity would then name the phase after it (TensorMemory.cpp).
+  if (itemEnd && tensorCopies) {
+    drainAllTensorCopies();
     fenceAsyncProxy();
+  }
   ::mlir::gpu::BarrierOp::create(b);
 }
 

@@ -9,11 +9,17 @@
 // zeros (the descriptor's out-of-bounds fill), so no copy carries a predicate.
 //
 // Phases: each thread keeps one bit per barrier, flipped whenever a fill of that barrier
-// is issued (every thread runs the issuing code, after waiting for the previous fill;
-// only the elected one copies). A reader waits for parity `bit ^ 1`, the phase the newest
-// fill completes; waiting again, or for a barrier never filled, returns at once, so waits
-// need no bookkeeping of their own. The bits live in a one-word alloca that LLVM promotes
-// to a register.
+// is issued (every thread runs the issuing code; only the elected one waits for the
+// previous fill, arms and copies). A reader waits for parity `bit ^ 1`, the phase the
+// newest fill completes; waiting again, or for a barrier never filled, returns at once, so
+// waits need no bookkeeping of their own. A parity names one of two phases, so no fill may
+// complete while a thread still waits for the one before it: every fill is waited for by
+// every thread before a block barrier that precedes the next fill of its barrier (a
+// reader's wait in the loop; fills nobody read — prefetches past a walk's last tile — are
+// drained at an item's or the kernel's end). Only the issuer waits before arming: were
+// every thread to, the elected one could arm and the copy land before a slower warp's
+// wait, which would then wait for the phase after (a hang a persistent grid met). The
+// bits live in a one-word alloca that LLVM promotes to a register.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -176,16 +182,16 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
   Value index = barrierIndex(buffer, stage);
   Value barrier = barrierAddress(index);
   TensorCopyTarget target = tensorCopyTarget(buffer, stage, origin);
-  // Every thread sees the stage's previous fill land before it counts this one: a barrier
-  // takes one fill a phase, and a reader's parity names the newest fill only while no
-  // fill is more than one ahead of what every thread has seen (a prefetch nobody read,
-  // past a loop's last tile, is waited for here).
-  waitBarrier(index);
+  // Only the issuer waits for the stage's previous fill (a barrier takes one fill a
+  // phase); the other threads saw it land before the block barrier this issue follows
+  // (file header).
+  Value awaited = awaitedParity(index);
   Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
                                         arith::ConstantIndexOp::create(b, 0));
   scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+    waitParity(barrier, awaited);
     // Generic-proxy accesses before this point are ordered before the copy's writes.
     fenceAsyncProxy();
     armTensorCopy(op, buffer, target, barrier);
@@ -279,6 +285,14 @@ void Distributor::drainTensorCopies(ArrayRef<int> buffers) {
   }
 }
 
+void Distributor::drainAllTensorCopies() {
+  SmallVector<int> all;
+  for (auto &[buffer, base] : barrierBase)
+    all.push_back(buffer);
+  llvm::sort(all);
+  drainTensorCopies(all);
+}
+
 LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
   if (!tensorCopies)
     return success();
@@ -287,11 +301,7 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
            << numBarriers << " mbarriers, more than the " << kMaxBarriers
            << " its phase word tracks; use fewer stages";
   // No copy may still be landing when the block exits (a prefetch past the last tile).
-  SmallVector<int> all;
-  for (auto &[buffer, base] : barrierBase)
-    all.push_back(buffer);
-  llvm::sort(all);
-  drainTensorCopies(all);
+  drainAllTensorCopies();
   int64_t offset = sharedOffset(sharedGrid, "mbarriers", 8 * numBarriers, 8);
   barrierOffset.setValueAttr(b.getI64IntegerAttr(offset));
   {

@@ -4,8 +4,11 @@
 // 96 + 104 registers a thread), the work loop is not pipelined and each item ends with
 // every copy landed and a block barrier.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
-// With TMA copies each thread orders its generic shared-memory accesses before the next
-// item's fills (fence.proxy.async) ahead of the item-end barrier.
+// With TMA copies every thread first waits for each barrier's newest fill (four: Q, K's
+// two stages, V; a prefetch past the item's last key tile nobody read), so the next
+// item's fill of a barrier cannot land before a slower thread's wait for the one before,
+// then orders its generic shared-memory accesses before the next item's fills
+// (fence.proxy.async), ahead of the item-end barrier.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu=tma=true | FileCheck %s --check-prefix=TMA
 // Warp-specialised: the producer walks the same items in its own work loop, Q in a ring
 // of two (the next item's Q lands under this item's key tiles, as its first K and V do);
@@ -63,7 +66,10 @@
 // TMA: nvvm.wgmma.mma_async
 // TMA: memref.store %{{[0-9]+}}#63
 // TMA-NEXT: }
-// TMA-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// TMA-NOT: gpu.barrier
+// TMA-COUNT-4: mbarrier.try_wait.parity
+// TMA-NOT: gpu.barrier
+// TMA: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
 // TMA-NEXT: gpu.barrier
 // TMA-NEXT: }
 // SPLIT-LABEL: func.func @longest_first

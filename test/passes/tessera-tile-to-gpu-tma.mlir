@@ -5,7 +5,8 @@
 // takes one descriptor per (argument, tile rows) after its buffers; the host function
 // records them for the launch record. Q, K and V each get an mbarrier per stage (four,
 // placed after the 64 KiB of tiles); one thread initialises them at the entry. Each copy:
-// the elected thread waits for the stage's previous fill, arms the barrier with the
+// the elected thread (alone: a fill landing before a slower thread's wait would leave
+// it waiting for the next phase) waits for the stage's previous fill, arms the barrier with the
 // tile's bytes (64 x 128 bf16: two 64-column boxes, 16384 bytes) and issues a box per
 // 64 columns, coordinates innermost first; every thread flips the barrier's phase bit.
 // Products wait on their operands' barriers; no cp.async is left.
@@ -19,8 +20,10 @@
 // CHECK-COUNT-4: mbarrier.init.shared::cta.b64 [$0], 1;
 // CHECK: fence.mbarrier_init.release.cluster;
 // CHECK: gpu.barrier
-// CHECK: mbarrier.try_wait.parity
-// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
+// CHECK: scf.if
+// CHECK-NEXT: mbarrier.try_wait.parity
+// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// CHECK-NEXT: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
 // CHECK: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];"{{.*}}%[[QMAP]]
 // CHECK: cp.async.bulk.tensor.2d{{.*}}%[[QMAP]]
 // CHECK: memref.store {{.*}} %[[PHASES]]
