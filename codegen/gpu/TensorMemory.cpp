@@ -181,28 +181,28 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
                                     ValueRange origin) {
   Value index = barrierIndex(buffer, stage);
   Value barrier = barrierAddress(index);
-  TensorCopyTarget target = tensorCopyTarget(buffer, stage, origin);
   // Only the issuer waits for the stage's previous fill (a barrier takes one fill a
   // phase); the other threads saw it land before the block barrier this issue follows
-  // (file header).
-  Value awaited = awaitedParity(index);
+  // (file header). Every thread flips the barrier's bit: the phase its readers wait for.
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value word = memref::LoadOp::create(b, phaseWord, ValueRange{zero});
+  Value bit = arith::ShLIOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 1),
+                                    toI32(b, index));
+  memref::StoreOp::create(b, arith::XOrIOp::create(b, word, bit), phaseWord, ValueRange{zero});
   Value elected = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, threadId,
                                         arith::ConstantIndexOp::create(b, 0));
   scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    waitParity(barrier, awaited);
+    // The previous fill's parity: the bit before this flip.
+    Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
+    Value before = arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, toI32(b, index)), one);
+    waitParity(barrier, arith::XOrIOp::create(b, before, one));
     // Generic-proxy accesses before this point are ordered before the copy's writes.
     fenceAsyncProxy();
-    armTensorCopy(op, buffer, target, barrier);
+    armTensorCopy(op, buffer, tensorCopyTarget(buffer, stage, origin), barrier);
     scf::YieldOp::create(b);
   });
-  // Every thread flips the barrier's bit: the phase its readers wait for.
-  Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value word = memref::LoadOp::create(b, phaseWord, ValueRange{zero});
-  Value flip = arith::ShLIOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 1),
-                                     toI32(b, index));
-  memref::StoreOp::create(b, arith::XOrIOp::create(b, word, flip), phaseWord, ValueRange{zero});
 }
 
 Distributor::TensorCopyTarget Distributor::tensorCopyTarget(int buffer, Value stage,

@@ -8,7 +8,8 @@
 // the elected thread (alone: a fill landing before a slower thread's wait would leave
 // it waiting for the next phase) waits for the stage's previous fill, arms the barrier with the
 // tile's bytes (64 x 128 bf16: two 64-column boxes, 16384 bytes) and issues a box per
-// 64 columns, coordinates innermost first; every thread flips the barrier's phase bit.
+// 64 columns, coordinates innermost first; every thread flips the barrier's phase bit
+// first (the issuer's wait takes the bit before it).
 // Products wait on their operands' barriers; no cp.async is left.
 // CHECK-LABEL: func.func @key_loop
 // CHECK-SAME: smem = 66592
@@ -20,13 +21,16 @@
 // CHECK-COUNT-4: mbarrier.init.shared::cta.b64 [$0], 1;
 // CHECK: fence.mbarrier_init.release.cluster;
 // CHECK: gpu.barrier
+// CHECK: %[[WORD:.*]] = memref.load %[[PHASES]]
+// CHECK: memref.store {{.*}} %[[PHASES]]
 // CHECK: scf.if
-// CHECK-NEXT: mbarrier.try_wait.parity
+// CHECK-NEXT: %[[BIT:.*]] = arith.andi %[[WORD]]
+// CHECK-NEXT: %[[PARITY:.*]] = arith.xori %[[BIT]]
+// CHECK-NEXT: mbarrier.try_wait.parity{{.*}} %[[PARITY]]
 // CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
-// CHECK-NEXT: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
+// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
 // CHECK: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];"{{.*}}%[[QMAP]]
 // CHECK: cp.async.bulk.tensor.2d{{.*}}%[[QMAP]]
-// CHECK: memref.store {{.*}} %[[PHASES]]
 // CHECK: cp.async.bulk.tensor.2d{{.*}}%[[KMAP]]
 // CHECK: scf.for
 // CHECK: cp.async.bulk.tensor.2d{{.*}}%[[VMAP]]

@@ -32,6 +32,12 @@ def compile_variant(name, d, chip="sm_90a", **knobs):
     return ptx.decode(), json.loads(record)
 
 
+# The document list walk at D = 128 runs at 168 registers (three blocks an SM); since only
+# the issuer waits for a barrier's previous fill (a slower warp's wait raced the fill),
+# ptxas keeps 16 B of its walk's setup in local memory.
+SPILL_CEILING = {("document", 128): 16}
+
+
 def ptxas_stats(ptx, tmp_path):
     """Spill store bytes per entry (sm_90a), in the order ptxas reports them."""
     return [r.spill_stores for r in ptxas_report(ptx, "sm_90a", tmp_path).values()]
@@ -63,7 +69,7 @@ def test_tma_kernels(name, d, tmp_path):
     # Each copy of a D-column tile is D / 64 boxes.
     assert ptx.count("cp.async.bulk.tensor") % (d // 64) == 0
     spills = ptxas_stats(ptx, tmp_path)
-    assert max(spills) == 0, spills
+    assert max(spills) <= SPILL_CEILING.get((name, d), 0), spills
 
 
 @pytest.mark.parametrize("name", ["causal", "prefix-lm", "blocks-causal"])
