@@ -19,9 +19,12 @@
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
 // as causal / window softmax grids are built): one grid over tiles x heads work items,
-// each program walking items t = id, t += #programs in the hardware's launch order,
-// query tile fastest: the items running at once are a head's query tiles (its keys and
-// values shared in L2), its heaviest first.
+// each program walking t = id, t += #programs. The item of t: the hardware's launch order
+// (query tile fastest) in mirrored pairs — a program's steps 2m and 2m + 1 take query
+// tiles j and tiles - 1 - j of unit m x programs + id (so every program's pair of steps
+// costs the same under causal masks, and the programs running at once stay on
+// neighbouring units, their keys and values shared in L2), its heavier tile first. The
+// counts that do not change over items are made before the work loop.
 // CHECK-LABEL: func.func @longest_first
 // CHECK: %[[TILES:.*]] = arith.ceildivsi
 // CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
@@ -32,10 +35,22 @@
 // CHECK-NEXT: %[[FROM:.*]] = arith.index_castui %[[FIRST]] : index to i32
 // CHECK-NEXT: %[[TO:.*]] = arith.index_castui %[[ITEMS]] : index to i32
 // CHECK-NEXT: %[[STEP:.*]] = arith.index_castui %[[PROGRAMS]] : index to i32
+// CHECK-NEXT: %[[SIZE0:.*]] = arith.index_castui %[[TILES]] : index to i32
+// CHECK: %[[PAIRS:.*]] = arith.divui %[[SIZE0]], %c2_i32
+// CHECK-NOT: scf.for
+// CHECK: %[[SAFE_PAIRS:.*]] = arith.maxui %[[PAIRS]]
 // CHECK-NEXT: scf.for %[[T:.*]] = %[[FROM]] to %[[TO]] step %[[STEP]] : i32 {
+// CHECK-NEXT: %[[STEP_K:.*]] = arith.divui %[[T]], %[[STEP]] : i32
+// CHECK-NEXT: %[[PROGRAM:.*]] = arith.remui %[[T]], %[[STEP]] : i32
+// CHECK: %[[UNIT:.*]] = arith.select
+// CHECK: %[[J:.*]] = arith.remui %[[UNIT]], %[[SAFE_PAIRS]] : i32
+// CHECK: %[[LAST:.*]] = arith.subi %[[SIZE0]], %c1
+// CHECK-NEXT: %[[MIRROR:.*]] = arith.subi %[[LAST]], %[[J]] : i32
+// CHECK-NEXT: %[[INDEX0:.*]] = arith.select %{{.*}}, %[[MIRROR]], %[[J]] : i32
+// CHECK: %[[ITEM:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : i32
 // CHECK-NEXT: %[[TILES32:.*]] = arith.index_castui %[[TILES]] : index to i32
-// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[T]], %[[TILES32]] : i32
-// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[T]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[ITEM]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[ITEM]], %[[TILES32]] : i32
 // CHECK-NEXT: %[[TILE:.*]] = arith.index_castui %[[TILE32]] : i32 to index
 // CHECK-NEXT: %[[HEAD:.*]] = arith.index_castui %[[HEAD32]] : i32 to index
 // CHECK-NOT: tile.program_id
@@ -136,15 +151,15 @@ func.func @longest_first(%q: !in, %k: !in, %v: !in, %o: !out) {
 
 // -----
 
-// Grids in launch order also walk query tiles fastest.
+// Grids in launch order also walk query tiles fastest, in mirrored pairs.
 // CHECK-LABEL: func.func @tile_fastest
 // CHECK: %[[TILES:.*]] = arith.ceildivsi
 // CHECK: %[[HEADS:.*]] = memref.dim %{{.*}}, %c0
 // CHECK: tile.grid
 // CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %{{.*}} : i32 {
-// CHECK-NEXT: %[[TILES32:.*]] = arith.index_castui %[[TILES]] : index to i32
-// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[T]], %[[TILES32]] : i32
-// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[T]], %[[TILES32]] : i32
+// CHECK: %[[TILES32:.*]] = arith.index_castui %[[TILES]] : index to i32
+// CHECK-NEXT: %[[TILE32:.*]] = arith.remui %[[ITEM:.*]], %[[TILES32]] : i32
+// CHECK-NEXT: %[[HEAD32:.*]] = arith.divui %[[ITEM]], %[[TILES32]] : i32
 // CHECK-NEXT: %[[TILE:.*]] = arith.index_castui %[[TILE32]] : i32 to index
 // CHECK-NEXT: %[[HEAD:.*]] = arith.index_castui %[[HEAD32]] : i32 to index
 // CHECK: arith.muli %[[TILE]], %c64
