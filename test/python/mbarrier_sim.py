@@ -12,6 +12,7 @@ import re
 from collections import deque
 
 WIDTH_MASK = {8: 0xFF, 16: 0xFFFF, 32: (1 << 32) - 1, 64: (1 << 64) - 1}
+PARAM_TAG = 1 << 48  # a parameter's address reads as this | its index
 
 
 def parse(ptx, entry):
@@ -68,9 +69,10 @@ class Thread:
 
 
 def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_bytes=8192,
-             max_steps=20_000_000):
+             max_steps=20_000_000, copies=None):
     """Runs one CTA; "ok", or a line naming the deadlock (each thread's state) or the
-    step limit. `params`: {parameter index: integer value}."""
+    step limit. `params`: {parameter index: integer value}. `copies`, a list, receives
+    each TMA copy as (descriptor parameter index, coordinates innermost first)."""
     ops, labels = parse(ptx, entry)
     threads = [Thread(t) for t in tids]
     barriers = {}  # shared address -> arrivals expected / left, pending bytes, phase
@@ -84,7 +86,8 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
             return 0.0
         if a[0].isdigit() or a[0] == "-":
             return int(a, 0)
-        return 0x1000  # a symbol: the dynamic shared memory, a parameter's address
+        m = re.search(r"_param_(\d+)$", a)  # a parameter's address: its index, tagged
+        return (PARAM_TAG | int(m.group(1))) if m else 0x1000  # else the shared memory
 
     def address(t, a):
         m = re.match(r"\[([%\w]+)(?:\+(-?\d+))?\]", a)
@@ -136,6 +139,10 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                 barriers[addr]["left"] -= 1
                 settle(addr)
             elif opcode.startswith("cp.async.bulk.tensor"):
+                if copies is not None:
+                    descriptor, coords = re.match(r"\[(%\w+), \{(.*)\}\]", a[1]).groups()
+                    copies.append((value(t, descriptor) & ~PARAM_TAG,
+                                   [_signed(value(t, x.strip()), 32) for x in coords.split(",")]))
                 landing.append(address(t, a[-1]))
                 if not lazy_copies:
                     land()

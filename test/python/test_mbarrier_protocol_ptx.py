@@ -56,3 +56,36 @@ def test_no_deadlock(name, d, persistent):
             outcome = simulate(ptx, attention_entry(ptx), params, ctaid, programs,
                                tids=[0, 1, 33, 100], lazy_copies=lazy, box_bytes=box_bytes)
             assert outcome == "ok", (ctaid, lazy, outcome)
+
+
+@pytest.mark.parametrize("name,d", [("causal", 64), ("window", 128), ("full", 64)])
+@pytest.mark.parametrize("heads,n,programs", [(2, 200, 3), (3, 448, 5), (1, 64, 1)])
+def test_persistent_items_each_once_in_mirrored_pairs(name, d, heads, n, programs):
+    """Across every program of a persistent grid, each (query tile, head) is walked once
+    (the item order is a permutation), and a program's steps 2m, 2m + 1 within whole
+    pairs of steps take mirrored query tiles j and T - 1 - j (Q's copies tell)."""
+    config = dataclasses.replace(cases.config_for(d, name), tma=True, persistent=True)
+    spec = cases.SPECS[name][0]
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                               **config.as_kwargs())
+    ptx = ptx.decode()
+    params = dict(enumerate(descriptor([B, heads, n, d]) * 4 + descriptor([B, heads, n])))
+    q_descriptor = 4 * 11 + 9  # the first descriptor, after the five buffers
+    tiles = -(-n // config.block_m)
+    walked, checked = [], 0
+    for program in range(programs):
+        copies = []
+        outcome = simulate(ptx, attention_entry(ptx), params, program, programs, tids=[0],
+                           box_bytes=config.block_n * 64 * 2, copies=copies)
+        assert outcome == "ok", outcome
+        # Q's copies: one box (D = 64) or two (D = 128) an item, the first at column 0.
+        items = [(row // config.block_m, head) for desc, (col, row, head, batch) in copies
+                 if desc == q_descriptor and col == 0]
+        walked += items
+        whole_steps = 2 * (2 * (tiles // 2) * heads // (2 * programs))  # in whole pairs
+        for m in range(0, whole_steps, 2):
+            (first, h1), (second, h2) = items[m], items[m + 1]
+            assert h1 == h2 and first + second == tiles - 1, items
+        checked += whole_steps
+    assert sorted(walked) == [(t, h) for t in range(tiles) for h in range(heads)]
+    assert checked > 0 or programs * 2 > tiles * heads
