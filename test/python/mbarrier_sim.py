@@ -2,9 +2,13 @@
 its synchronisation — block barriers, mbarriers (arrivals, transaction bytes, phases,
 `try_wait.parity`) and TMA copies completing them — to find protocol deadlocks without a
 GPU. Values that only feed data (floats, shared / global memory, wgmma) are not modelled:
-float registers read as 0 and loads as 0, so a branch on data takes one arbitrary side.
+float registers read as 0 and loads as 0, so a branch on data takes one arbitrary side;
+each thread's local memory is (values a kernel keeps there, such as ring counters).
 
-Threads are interleaved adversarially: each runs until it blocks, in the order given, and
+Each simulated thread stands for its warp where barriers count threads (`bar.sync 1, 128`:
+four of them; `bar.sync 0`: all), so warp-specialised kernels are run with one thread a
+warp (lane 0, the one that arrives on a consumer's mbarrier). Threads are interleaved
+adversarially: each runs until it blocks, in the order given, and
 a copy lands at once (`lazy_copies=False`: an issuer may run far ahead of slower warps) or
 only when every thread is blocked (`lazy_copies=True`: copies slower than any warp).
 Covers the instructions Tessera's sm_90a softmax kernels use; anything else raises."""
@@ -34,10 +38,21 @@ def parse(ptx, entry):
                 body.append(lines[i].strip())
                 i += 1
             i += 1
+            wait = [re.search(r"try_wait\.parity\.shared::cta\.b64 \w+, \[(%\w+)\], (%\w+)", b)
+                    for b in body]
+            wait = [m for m in wait if m]
+            if wait:
+                ops.append(("WAIT", None, [wait[0].group(1), wait[0].group(2)]))
+                continue
+            # Another block (a lane-0 arrive, a wgmma): its own predicates renamed apart.
+            local = [m.group(1) for b in body for m in [re.match(r"\.reg \.pred (\w+);", b)] if m]
+            renamed = []
             for b in body:
-                m = re.search(r"try_wait\.parity\.shared::cta\.b64 \w+, \[(%\w+)\], (%\w+)", b)
-                if m:
-                    ops.append(("WAIT", None, [m.group(1), m.group(2)]))
+                if not b.startswith(".reg"):
+                    for name in local:
+                        b = re.sub(rf"(?<![%\w]){name}\b", f"%__{name}", b)
+                    renamed.append(b)
+            lines[i:i] = renamed  # parsed next, as if written inline
             continue
         if line.endswith(":"):
             labels[line[:-1]] = len(ops)
@@ -66,6 +81,7 @@ def _width(type_name):
 class Thread:
     def __init__(self, tid):
         self.tid, self.pc, self.regs, self.state = tid, 0, {}, "run"
+        self.local = {}  # the thread's local memory (ring counters kept there), by address
 
 
 def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_bytes=8192,
@@ -76,6 +92,7 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
     ops, labels = parse(ptx, entry)
     threads = [Thread(t) for t in tids]
     barriers = {}  # shared address -> arrivals expected / left, pending bytes, phase
+    named_barriers = {}  # id -> the threads arrived in this round, how many it takes
     landing = deque()
 
     def value(t, a):
@@ -127,9 +144,31 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
             elif base == "ret":
                 t.state = "done"
                 return True
-            elif base == "bar":
-                t.state, t.pc = "bar", nxt
-                return True
+            elif opcode == "bar.warp.sync":
+                pass
+            elif base in ("bar", "barrier"):
+                ident = value(t, a[0]) if a else 0
+                needed = value(t, a[1]) // 32 if len(a) > 1 else len(threads)
+                named = named_barriers.setdefault(ident, {"arrived": []})
+                named["needed"] = needed  # the last arrival's count (all give the same)
+                named["arrived"].append(t)
+                t.pc = nxt
+                if len(named["arrived"]) >= named["needed"]:
+                    for waiter in named["arrived"]:
+                        if waiter.state == ("bar", ident):
+                            waiter.state = "run"
+                    named["arrived"] = []
+                elif ".arrive" not in opcode:
+                    t.state = ("bar", ident)
+                    return True
+                moved = True
+                continue
+            elif opcode.startswith("mbarrier.arrive.shared") or opcode.startswith("mbarrier.arrive.release"):
+                addr = address(t, a[1])
+                barriers[addr]["left"] -= 1
+                settle(addr)
+            elif base == "setmaxnreg":
+                pass
             elif opcode.startswith("mbarrier.init"):
                 count = value(t, a[1])
                 barriers[address(t, a[0])] = dict(count=count, left=count, bytes=0, phase=0)
@@ -146,10 +185,14 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                 landing.append(address(t, a[-1]))
                 if not lazy_copies:
                     land()
+            elif opcode.startswith("st.local"):
+                t.local[address(t, a[0])] = value(t, a[1])
             elif base in ("fence", "wgmma", "st"):
                 pass
             elif base in ("vote", "shfl", "mov", "cvta"):
                 r[a[0]] = value(t, a[1])
+            elif opcode.startswith("ld.local"):
+                r[a[0]] = t.local.get(address(t, a[1]), 0)
             elif base == "ld":
                 m = re.search(r"param_(\d+)", a[1]) if ".param" in opcode else None
                 r[a[0]] = params.get(int(m.group(1)), 0) if m else 0
@@ -190,14 +233,8 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
         for t in threads:
             moved |= step(t)
             steps += 1
-        if all(t.state in ("bar", "done") for t in threads) and any(t.state == "bar" for t in threads):
-            if any(t.state == "done" for t in threads):
-                return "deadlock: a thread ended while others wait at a block barrier"
-            for t in threads:
-                t.state = "run"
-            moved = True
         for t in threads:
-            if isinstance(t.state, tuple) and barriers[t.state[1]]["phase"] & 1 != t.state[2]:
+            if t.state[0] == "wait" and barriers[t.state[1]]["phase"] & 1 != t.state[2]:
                 t.state = "run"
                 moved = True
         if all(t.state == "done" for t in threads):
@@ -207,7 +244,7 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                 land()
                 continue
             return "deadlock: " + ", ".join(
-                f"thread {t.tid} {t.state} at {ops[t.pc][0]}" for t in threads)
+                f"thread {t.tid} {t.state} at {ops[t.pc][0]} (#{t.pc})" for t in threads)
         if steps > max_steps:
             return "step limit"
 

@@ -1,11 +1,15 @@
 """The mbarrier protocol of TMA-fed kernels (Config.tma, sm_90a) without a GPU: one CTA
 of the PTX run by mbarrier_sim (control flow and synchronisation only) with an issuing
 thread that runs ahead of slower warps, and with copies slower than any warp, ends
-without a deadlock — persistent grids walking several items a program included. (Every
+without a deadlock — persistent grids walking several items a program included, and
+warp-specialised kernels (producer rings, consumers' named barriers, pingpong). (Every
 thread waiting for a barrier's previous fill before the elected one armed the next hung
 an H100 at persistent + tma, D = 64 causal: a fill that landed before a slower warp's
-wait left it waiting on the phase after.)"""
+wait left it waiting on the phase after; the simulation finds that hang, a dropped
+consumer arrive and a named barrier's wrong count.) Persistent grids also walk every
+item once, in mirrored pairs, read off the simulated copies of Q."""
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -89,3 +93,31 @@ def test_persistent_items_each_once_in_mirrored_pairs(name, d, heads, n, program
         checked += whole_steps
     assert sorted(walked) == [(t, h) for t in range(tiles) for h in range(heads)]
     assert checked > 0 or programs * 2 > tiles * heads
+
+
+@pytest.mark.parametrize("name,d,knobs", [
+    ("causal", 64, {"persistent": True}),
+    ("window", 64, {}),
+    ("full", 128, {"intra_warpgroup_overlap": True}),
+    ("causal-2wg", 128, {"pingpong": True, "intra_warpgroup_overlap": True}),
+    ("causal-2wg", 128, {"pingpong": True, "intra_warpgroup_overlap": True,
+                         "persistent": True})])
+def test_warp_specialized_no_deadlock(name, d, knobs):
+    """Warp-specialised kernels (a producer warpgroup filling rings that the consumer
+    warpgroups empty; named barriers between consumers, pingpong's turns) run with one
+    simulated thread a warp, in launch order and reversed, copies fast and slow."""
+    config = dataclasses.replace(cases.config_for(d, name), tma=True, warp_specialize=True,
+                                 **knobs)
+    spec = cases.SPECS[name][0]
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                               **config.as_kwargs())
+    ptx = ptx.decode()
+    params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
+    warps = list(range(0, int(re.search(r"\.maxntid (\d+)", ptx).group(1)), 32))
+    programs = 3 if knobs.get("persistent") else B * H * -(-N // config.block_m)
+    for ctaid in (0, programs - 1):
+        for lazy in (False, True):
+            for order in (warps, warps[::-1]):
+                outcome = simulate(ptx, attention_entry(ptx), params, ctaid, programs, order,
+                                   lazy_copies=lazy, box_bytes=config.block_n * 64 * 2)
+                assert outcome == "ok", (ctaid, lazy, order[0], outcome)
