@@ -30,7 +30,7 @@ def parse(ptx, entry):
         i += 1
         if line == "}":
             break
-        if not line or line.startswith(("//", ".reg", ".shared", ".local")):
+        if not line or line.startswith(("//", ".reg", ".shared", ".local", ".pragma")):
             continue
         if line == "{":  # an inline-asm block: only the mbarrier wait loop matters here
             body = []
@@ -85,11 +85,14 @@ class Thread:
 
 
 def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_bytes=8192,
-             max_steps=20_000_000, copies=None):
-    """Runs one CTA; "ok", or a line naming the deadlock (each thread's state) or the
-    step limit. `params`: {parameter index: integer value}. `copies`, a list, receives
-    each TMA copy as (descriptor parameter index, coordinates innermost first)."""
+             max_steps=20_000_000, copies=None, load=None):
+    """Runs one CTA, `ctaid` of the grid `nctaid` (ints: x alone; or (x, y, z) tuples);
+    "ok", or a line naming the deadlock (each thread's state) or the step limit. `params`: {parameter index: integer value}. `copies`, a list, receives
+    each TMA copy as (descriptor parameter index, coordinates innermost first). `load`:
+    global address -> value for the loads a walk's control flow reads (its lists)."""
     ops, labels = parse(ptx, entry)
+    block = tuple(ctaid) + (0,) * (3 - len(ctaid)) if isinstance(ctaid, tuple) else (ctaid, 0, 0)
+    grid = tuple(nctaid) + (1,) * (3 - len(nctaid)) if isinstance(nctaid, tuple) else (nctaid, 1, 1)
     threads = [Thread(t) for t in tids]
     barriers = {}  # shared address -> arrivals expected / left, pending bytes, phase
     named_barriers = {}  # id -> the threads arrived in this round, how many it takes
@@ -97,7 +100,8 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
 
     def value(t, a):
         if a.startswith("%"):
-            special = {"%tid.x": t.tid, "%ctaid.x": ctaid, "%nctaid.x": nctaid}
+            special = {"%tid.x": t.tid, **{f"%ctaid.{d}": v for d, v in zip("xyz", block)},
+                       **{f"%nctaid.{d}": v for d, v in zip("xyz", grid)}}
             return special.get(a, t.regs.get(a, 0))
         if a.startswith("0f") or a.startswith("0d"):
             return 0.0
@@ -193,6 +197,9 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                 r[a[0]] = value(t, a[1])
             elif opcode.startswith("ld.local"):
                 r[a[0]] = t.local.get(address(t, a[1]), 0)
+            elif opcode.startswith("ld.global") and load is not None:
+                v = load(address(t, a[1]))
+                r[a[0]] = v & WIDTH_MASK[width] if ".s" not in opcode else v
             elif base == "ld":
                 m = re.search(r"param_(\d+)", a[1]) if ".param" in opcode else None
                 r[a[0]] = params.get(int(m.group(1)), 0) if m else 0

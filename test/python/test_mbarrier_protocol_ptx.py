@@ -24,12 +24,12 @@ from mbarrier_sim import simulate  # noqa: E402
 B, H, N = 1, 2, 200  # ragged: 4 query tiles of 64 a head, the last of 8 rows
 
 
-def descriptor(sizes):
+def descriptor(sizes, base=1 << 40):
     """A memref descriptor's parameters: pointers, offset, sizes, row-major strides."""
     strides = [1]
     for size in reversed(sizes[1:]):
         strides.insert(0, strides[0] * size)
-    return [1 << 40, 1 << 40, 0, *sizes, *strides]
+    return [base, base, 0, *sizes, *strides]
 
 
 def attention_entry(ptx):
@@ -51,13 +51,12 @@ def test_no_deadlock(name, d, persistent):
     ptx = ptx.decode()
     # q, k, v, out [B, H, N, D], the row statistics [B, H, N]; descriptors after them.
     params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
-    tiles = B * H * -(-N // config.block_m)
-    programs = 3 if persistent else tiles  # persistent: 2-3 items a program
+    grid = (3,) if persistent else (-(-N // config.block_m), H, B)  # persistent: 2-3 items
     box_bytes = config.block_n * 64 * 2
     assert config.block_m == config.block_n  # every copy is box_bytes a box
-    for ctaid in (0, programs - 1):
+    for ctaid in ((0,), tuple(n - 1 for n in grid)):
         for lazy in (False, True):
-            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, programs,
+            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid,
                                tids=[0, 1, 33, 100], lazy_copies=lazy, box_bytes=box_bytes)
             assert outcome == "ok", (ctaid, lazy, outcome)
 
@@ -114,10 +113,48 @@ def test_warp_specialized_no_deadlock(name, d, knobs):
     ptx = ptx.decode()
     params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
     warps = list(range(0, int(re.search(r"\.maxntid (\d+)", ptx).group(1)), 32))
-    programs = 3 if knobs.get("persistent") else B * H * -(-N // config.block_m)
-    for ctaid in (0, programs - 1):
+    grid = (3,) if knobs.get("persistent") else (-(-N // config.block_m), H, B)
+    for ctaid in ((0,), tuple(n - 1 for n in grid)):
         for lazy in (False, True):
             for order in (warps, warps[::-1]):
-                outcome = simulate(ptx, attention_entry(ptx), params, ctaid, programs, order,
+                outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, order,
                                    lazy_copies=lazy, box_bytes=config.block_n * 64 * 2)
                 assert outcome == "ok", (ctaid, lazy, order[0], outcome)
+
+
+@pytest.mark.parametrize("name,knobs", [
+    ("blocks-causal", {"warp_specialize": True}),
+    ("blocks-causal", {"warp_specialize": True, "persistent": True}),
+    ("blocks-1stage", {}), ("blocks-1stage", {"warp_specialize": True})])
+def test_block_lists_no_deadlock(name, knobs):
+    """Block-list walks read their lists from global memory: entries repeated, skipped
+    (-1) and past the diagonal (causal), so taken, skipped and masked tiles mix."""
+    spec, config = cases.BLOCK_SPARSE[name]
+    config = dataclasses.replace(config, tma=True, **knobs)
+    d, n, entries = 128, 333, 4
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                               **config.as_kwargs())
+    ptx = ptx.decode()
+    block_q = spec.block_sparse[0]
+    blocks_q = -(-n // block_q)
+    lists_base = 4 << 40
+
+    def load(address):  # block_indices [B, H, blocks_q, entries]: the only global read
+        index = (address - lists_base) // 4
+        assert 0 <= index < B * H * blocks_q * entries, hex(address)
+        qt, e = divmod(index % (blocks_q * entries), entries)
+        return [qt, -1, qt, max(qt - 1, 0)][e] if e else min(qt + 1, blocks_q - 1)
+
+    # q, k, v, block_indices, out [B, H, N or blocks, ...], the row statistics.
+    params = dict(enumerate(
+        descriptor([B, H, n, d], 1 << 40) + descriptor([B, H, n, d], 2 << 40) +
+        descriptor([B, H, n, d], 3 << 40) + descriptor([B, H, blocks_q, entries], lists_base) +
+        descriptor([B, H, n, d], 5 << 40) + descriptor([B, H, n], 6 << 40)))
+    threads = int(re.search(r"\.maxntid (\d+)", ptx).group(1))
+    tids = list(range(0, threads, 32)) if knobs.get("warp_specialize") else [0, 1, 33, 100]
+    grid = (3,) if knobs.get("persistent") else (blocks_q, H, B)
+    for ctaid in ((0,), tuple(n - 1 for n in grid)):
+        for lazy in (False, True):
+            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, tids,
+                               lazy_copies=lazy, box_bytes=config.block_n * 64 * 2, load=load)
+            assert outcome == "ok", (ctaid, lazy, outcome)
