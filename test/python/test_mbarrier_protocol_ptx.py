@@ -9,6 +9,7 @@ wait left it waiting on the phase after; the simulation finds that hang, a dropp
 consumer arrive and a named barrier's wrong count.) Persistent grids also walk every
 item once, in mirrored pairs, read off the simulated copies of Q."""
 import dataclasses
+import json
 import re
 import sys
 from pathlib import Path
@@ -154,6 +155,48 @@ def test_block_lists_no_deadlock(name, knobs):
     tids = list(range(0, threads, 32)) if knobs.get("warp_specialize") else [0, 1, 33, 100]
     grid = (3,) if knobs.get("persistent") else (blocks_q, H, B)
     for ctaid in ((0,), tuple(n - 1 for n in grid)):
+        for lazy in (False, True):
+            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, tids,
+                               lazy_copies=lazy, box_bytes=config.block_n * 64 * 2, load=load)
+            assert outcome == "ok", (ctaid, lazy, outcome)
+
+
+@pytest.mark.parametrize("knobs", [{}, {"warp_specialize": True},
+                                   {"warp_specialize": True, "persistent": True}])
+def test_classified_lists_no_deadlock(knobs):
+    """A mask_mod's attention grid walks the lists its classification grid wrote (read
+    here through the load callback): per query tile a count, then entries 2 t + 1 (whole
+    tile t) or 2 t (partial) — the causal document mask's shape, ending at the diagonal."""
+    name, d, n = "document", 64, 333
+    spec = cases.SPECS[name][0]
+    config = dataclasses.replace(cases.config_for(d, name), tma=True, **knobs)
+    ptx, record = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                                    **config.as_kwargs())
+    ptx = ptx.decode()
+    tiles_q, tiles_k = -(-n // config.block_m), -(-n // config.block_n)
+    chunks = -(-tiles_k // 32)
+    # Arguments (q, k, v, document_id, out, row statistics), then the workspaces: the
+    # lists [1, 1, Tq, Tk], the counts [1, 1, Tq], the chunks' counts [1, 1, Tq, chunks].
+    shapes = [[B, H, n, d]] * 3 + [[n], [B, H, n, d], [B, H, n], [1, 1, tiles_q, tiles_k],
+                                   [1, 1, tiles_q], [1, 1, tiles_q, chunks]]
+    assert [len(s) for s in shapes[:6]] == json.loads(record)["arguments"]
+    params = dict(enumerate(sum((descriptor(s, (i + 1) << 40) for i, s in enumerate(shapes)), [])))
+
+    def load(address):
+        buffer, offset = divmod(address, 1 << 40)
+        qt, place = divmod(offset // 4, tiles_k) if buffer == 7 else (offset // 4, 0)
+        if buffer == 4:  # document ids, the partial tiles' mask: data, not control
+            return 0
+        if buffer == 8:  # counts: every key tile up to the diagonal
+            return min(qt, tiles_k - 1) + 1
+        assert buffer == 7, hex(address)
+        return 2 * place + (place < qt)  # whole below the diagonal, partial on it
+
+    warps = int(re.search(r"\.maxntid (\d+)", ptx.split(".entry " + attention_entry(ptx))[1])
+                .group(1))
+    tids = list(range(0, warps, 32)) if knobs.get("warp_specialize") else [0, 1, 33, 100]
+    grid = (3,) if knobs.get("persistent") else (tiles_q, H, B)
+    for ctaid in ((0,), tuple(g - 1 for g in grid)):
         for lazy in (False, True):
             outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, tids,
                                lazy_copies=lazy, box_bytes=config.block_n * 64 * 2, load=load)
