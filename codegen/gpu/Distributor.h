@@ -428,6 +428,7 @@ private:
   Value barrierIndex(int buffer, Value stage);
   Value barrierAddress(Value index);
   Value awaitedParity(Value index);
+  Value parityOfNewestFill(Value word, Value index);
   void waitBarrier(Value index);
   /// One elected thread copies `op`'s tile at `origin` into stage `stage` of `buffer`.
   void issueTensorCopies(tile::LoadOp op, int buffer, Value stage, ValueRange origin);

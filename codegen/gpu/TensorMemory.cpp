@@ -153,7 +153,11 @@ Value Distributor::barrierAddress(Value index) {
 /// Parity of the phase the newest fill of barrier `index` completes.
 Value Distributor::awaitedParity(Value index) {
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value word = memref::LoadOp::create(b, phaseWord, ValueRange{zero});
+  return parityOfNewestFill(memref::LoadOp::create(b, phaseWord, ValueRange{zero}), index);
+}
+
+/// The parity a wait for barrier `index`'s newest fill names, given the phase bits `word`.
+Value Distributor::parityOfNewestFill(Value word, Value index) {
   Value bit = arith::ShRUIOp::create(b, word, toI32(b, index));
   Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
   return arith::XOrIOp::create(b, arith::AndIOp::create(b, bit, one), one);
@@ -194,10 +198,8 @@ void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
   scf::IfOp::create(b, elected, [&](OpBuilder &nb, Location) {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    // The previous fill's parity: the bit before this flip.
-    Value one = arith::ConstantIntOp::create(b, b.getI32Type(), 1);
-    Value before = arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, toI32(b, index)), one);
-    waitParity(barrier, arith::XOrIOp::create(b, before, one));
+    // The previous fill: the newest one of the bits before this flip.
+    waitParity(barrier, parityOfNewestFill(word, index));
     // Generic-proxy accesses before this point are ordered before the copy's writes.
     fenceAsyncProxy();
     armTensorCopy(op, buffer, tensorCopyTarget(buffer, stage, origin), barrier);
