@@ -41,6 +41,25 @@ def attention_entry(ptx):
                 if "mbarrier" in ptx[ptx.index(f".entry {e}"):].split(".entry ")[1])
 
 
+def simulated_threads(ptx, warp_specialized):
+    """One thread a warp for warp-specialised kernels (barriers count warps there), else
+    an issuer, a thread of its warp and two of others."""
+    body = ptx.split(".entry " + attention_entry(ptx))[1]
+    threads = int(re.search(r"\.maxntid (\d+)", body).group(1))
+    return list(range(0, threads, 32)) if warp_specialized else [0, 1, 33, 100]
+
+
+def assert_no_deadlock(ptx, params, grid, tids, box_bytes, load=None):
+    """The first and the last CTA of `grid`, copies fast and slow, threads in the given
+    order and reversed, each end."""
+    for ctaid in ((0,), tuple(g - 1 for g in grid)):
+        for lazy in (False, True):
+            for order in (tids, tids[::-1]):
+                outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, order,
+                                   lazy_copies=lazy, box_bytes=box_bytes, load=load)
+                assert outcome == "ok", (ctaid, lazy, order[0], outcome)
+
+
 @pytest.mark.parametrize("name,d,persistent", [
     ("causal", 64, True), ("window", 64, True), ("full", 64, True), ("causal", 128, True),
     ("causal", 64, False), ("full-1stage", 64, True)])
@@ -53,13 +72,8 @@ def test_no_deadlock(name, d, persistent):
     # q, k, v, out [B, H, N, D], the row statistics [B, H, N]; descriptors after them.
     params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
     grid = (3,) if persistent else (-(-N // config.block_m), H, B)  # persistent: 2-3 items
-    box_bytes = config.block_n * 64 * 2
-    assert config.block_m == config.block_n  # every copy is box_bytes a box
-    for ctaid in ((0,), tuple(n - 1 for n in grid)):
-        for lazy in (False, True):
-            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid,
-                               tids=[0, 1, 33, 100], lazy_copies=lazy, box_bytes=box_bytes)
-            assert outcome == "ok", (ctaid, lazy, outcome)
+    assert config.block_m == config.block_n  # every copy is one box size
+    assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, False), config.block_n * 128)
 
 
 @pytest.mark.parametrize("name,d", [("causal", 64), ("window", 128), ("full", 64)])
@@ -80,7 +94,7 @@ def test_persistent_items_each_once_in_mirrored_pairs(name, d, heads, n, program
     for program in range(programs):
         copies = []
         outcome = simulate(ptx, attention_entry(ptx), params, program, programs, tids=[0],
-                           box_bytes=config.block_n * 64 * 2, copies=copies)
+                           box_bytes=config.block_n * 128, copies=copies)
         assert outcome == "ok", outcome
         # Q's copies: one box (D = 64) or two (D = 128) an item, the first at column 0.
         items = [(row // config.block_m, head) for desc, (col, row, head, batch) in copies
@@ -113,14 +127,8 @@ def test_warp_specialized_no_deadlock(name, d, knobs):
                                **config.as_kwargs())
     ptx = ptx.decode()
     params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
-    warps = list(range(0, int(re.search(r"\.maxntid (\d+)", ptx).group(1)), 32))
     grid = (3,) if knobs.get("persistent") else (-(-N // config.block_m), H, B)
-    for ctaid in ((0,), tuple(n - 1 for n in grid)):
-        for lazy in (False, True):
-            for order in (warps, warps[::-1]):
-                outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, order,
-                                   lazy_copies=lazy, box_bytes=config.block_n * 64 * 2)
-                assert outcome == "ok", (ctaid, lazy, order[0], outcome)
+    assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, True), config.block_n * 128)
 
 
 @pytest.mark.parametrize("name,knobs", [
@@ -151,14 +159,9 @@ def test_block_lists_no_deadlock(name, knobs):
         descriptor([B, H, n, d], 1 << 40) + descriptor([B, H, n, d], 2 << 40) +
         descriptor([B, H, n, d], 3 << 40) + descriptor([B, H, blocks_q, entries], lists_base) +
         descriptor([B, H, n, d], 5 << 40) + descriptor([B, H, n], 6 << 40)))
-    threads = int(re.search(r"\.maxntid (\d+)", ptx).group(1))
-    tids = list(range(0, threads, 32)) if knobs.get("warp_specialize") else [0, 1, 33, 100]
     grid = (3,) if knobs.get("persistent") else (blocks_q, H, B)
-    for ctaid in ((0,), tuple(n - 1 for n in grid)):
-        for lazy in (False, True):
-            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, tids,
-                               lazy_copies=lazy, box_bytes=config.block_n * 64 * 2, load=load)
-            assert outcome == "ok", (ctaid, lazy, outcome)
+    assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, knobs.get("warp_specialize")),
+                       config.block_n * 128, load)
 
 
 @pytest.mark.parametrize("knobs", [{}, {"warp_specialize": True},
@@ -192,12 +195,6 @@ def test_classified_lists_no_deadlock(knobs):
         assert buffer == 7, hex(address)
         return 2 * place + (place < qt)  # whole below the diagonal, partial on it
 
-    warps = int(re.search(r"\.maxntid (\d+)", ptx.split(".entry " + attention_entry(ptx))[1])
-                .group(1))
-    tids = list(range(0, warps, 32)) if knobs.get("warp_specialize") else [0, 1, 33, 100]
     grid = (3,) if knobs.get("persistent") else (tiles_q, H, B)
-    for ctaid in ((0,), tuple(g - 1 for g in grid)):
-        for lazy in (False, True):
-            outcome = simulate(ptx, attention_entry(ptx), params, ctaid, grid, tids,
-                               lazy_copies=lazy, box_bytes=config.block_n * 64 * 2, load=load)
-            assert outcome == "ok", (ctaid, lazy, outcome)
+    assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, knobs.get("warp_specialize")),
+                       config.block_n * 128, load)
