@@ -85,6 +85,7 @@ public:
     paired = mul(c(2), mul(div(items, size0), pairs));
     Value group = mul(c(2), programs); // two steps of every program
     inGroups = mul(div(paired, group), group);
+    unitsInGroups = div(inGroups, c(2));
     safePairs = arith::MaxUIOp::create(b, loc, pairs, c(1));
   }
 
@@ -96,7 +97,7 @@ public:
     // The tail: the remaining units' two halves in order.
     Value tail = sub(t, inGroups);
     Value inGroup = less(t, inGroups);
-    Value unit = select(inGroup, grouped, add(div(inGroups, c(2)), div(tail, c(2))));
+    Value unit = select(inGroup, grouped, add(unitsInGroups, div(tail, c(2))));
     Value second = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                          select(inGroup, rem(step, c(2)), rem(tail, c(2))), c(1));
     Value j = rem(unit, safePairs);
@@ -123,7 +124,7 @@ private:
 
   OpBuilder &b;
   Location loc;
-  Value size0, programs, pairs, paired, inGroups, safePairs;
+  Value size0, programs, pairs, paired, inGroups, unitsInGroups, safePairs;
 };
 
 static void makePersistent(tile::GridOp grid) {

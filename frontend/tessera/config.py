@@ -36,7 +36,8 @@ class Config:
     # (needs tma). Off by default until a GPU run shows it faster.
     warp_specialize: bool = False
     # sm_90a / sm_80 (issue 25): as many CTAs as the SMs hold, each walking the grid's
-    # tiles in launch order (a head's tiles together, its heaviest first). With
+    # tiles in launch order by mirrored pairs (query tiles j and T - 1 - j back to back:
+    # causal steps cost alike, a head's tiles stay together in L2). With
     # warp_specialize the producer runs into the next tile: its Q and first K / V land
     # under this tile's last key tiles.
     persistent: bool = False
