@@ -2,15 +2,16 @@
 its synchronisation — block barriers, mbarriers (arrivals, transaction bytes, phases,
 `try_wait.parity`) and TMA copies completing them — to find protocol deadlocks without a
 GPU. Values that only feed data (floats, shared / global memory, wgmma) are not modelled:
-float registers read as 0 and loads as 0, so a branch on data takes one arbitrary side;
-each thread's local memory is (values a kernel keeps there, such as ring counters).
+float registers read as 0 and loads as 0 (global loads through a callback where a walk's
+lists steer it), so a branch on data takes one arbitrary side; each thread's local memory
+is kept (ring counters live there).
 
 Each simulated thread stands for its warp where barriers count threads (`bar.sync 1, 128`:
 four of them; `bar.sync 0`: all), so warp-specialised kernels are run with one thread a
 warp (lane 0, the one that arrives on a consumer's mbarrier). Threads are interleaved
-adversarially: each runs until it blocks, in the order given, and
-a copy lands at once (`lazy_copies=False`: an issuer may run far ahead of slower warps) or
-only when every thread is blocked (`lazy_copies=True`: copies slower than any warp).
+adversarially: each runs until it blocks, in the order given, and a copy lands at once
+(`lazy_copies=False`: an issuer may run far ahead of slower warps) or only when every
+thread is blocked (`lazy_copies=True`: copies slower than any warp).
 Covers the instructions Tessera's sm_90a softmax kernels use; anything else raises."""
 import re
 from collections import deque
@@ -87,9 +88,11 @@ class Thread:
 def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_bytes=8192,
              max_steps=20_000_000, copies=None, load=None):
     """Runs one CTA, `ctaid` of the grid `nctaid` (ints: x alone; or (x, y, z) tuples);
-    "ok", or a line naming the deadlock (each thread's state) or the step limit. `params`: {parameter index: integer value}. `copies`, a list, receives
-    each TMA copy as (descriptor parameter index, coordinates innermost first). `load`:
-    global address -> value for the loads a walk's control flow reads (its lists)."""
+    "ok", or a line naming the deadlock (each thread's state) or the step limit.
+    `params`: {parameter index: integer value}. `copies`, a list, receives each TMA copy
+    as (descriptor parameter index, coordinates innermost first). `load`: global address
+    -> value for the loads a walk's control flow reads (its lists). `box_bytes`: the
+    bytes each copy brings (every box the same size)."""
     ops, labels = parse(ptx, entry)
     block = tuple(ctaid) + (0,) * (3 - len(ctaid)) if isinstance(ctaid, tuple) else (ctaid, 0, 0)
     grid = tuple(nctaid) + (1,) * (3 - len(nctaid)) if isinstance(nctaid, tuple) else (nctaid, 1, 1)
@@ -150,7 +153,7 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                 return True
             elif opcode == "bar.warp.sync":
                 pass
-            elif base in ("bar", "barrier"):
+            elif base == "bar":
                 ident = value(t, a[0]) if a else 0
                 needed = value(t, a[1]) // 32 if len(a) > 1 else len(threads)
                 named = named_barriers.setdefault(ident, {"arrived": []})
@@ -167,7 +170,7 @@ def simulate(ptx, entry, params, ctaid, nctaid, tids, lazy_copies=False, box_byt
                     return True
                 moved = True
                 continue
-            elif opcode.startswith("mbarrier.arrive.shared") or opcode.startswith("mbarrier.arrive.release"):
+            elif opcode.startswith("mbarrier.arrive.shared"):
                 addr = address(t, a[1])
                 barriers[addr]["left"] -= 1
                 settle(addr)
@@ -272,11 +275,9 @@ def _integer(opcode, base, type_name, width, x):
         return a * b
     if base == "mad":
         return a * b + x[2]
-    if base == "div":
-        q = abs(a) // abs(b)
-        return q if (a >= 0) == (b >= 0) else -q
-    if base == "rem":
-        return a - b * int(a / b) if signed else a % b
+    if base in ("div", "rem"):  # PTX truncates toward zero
+        q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)
+        return q if base == "div" else a - b * q
     if base == "shl":
         return a << b
     if base == "shr":

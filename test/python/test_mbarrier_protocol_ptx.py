@@ -25,12 +25,30 @@ from mbarrier_sim import simulate  # noqa: E402
 B, H, N = 1, 2, 200  # ragged: 4 query tiles of 64 a head, the last of 8 rows
 
 
-def descriptor(sizes, base=1 << 40):
+def descriptor(sizes, base):
     """A memref descriptor's parameters: pointers, offset, sizes, row-major strides."""
     strides = [1]
     for size in reversed(sizes[1:]):
         strides.insert(0, strides[0] * size)
     return [base, base, 0, *sizes, *strides]
+
+
+def compile_ptx(spec, d, config):
+    """`spec`'s sm_90a PTX (text) and launch record (dict)."""
+    ptx, record = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                                    **config.as_kwargs())
+    return ptx.decode(), json.loads(record)
+
+
+def params_of(shapes):
+    """Kernel parameters for buffers of `shapes`, in order: buffer i at (i + 1) << 40."""
+    return dict(enumerate(sum((descriptor(s, (i + 1) << 40) for i, s in enumerate(shapes)),
+                              [])))
+
+
+# q, k, v, out [B, H, N, D], the row statistics [B, H, N]: a softmax forward's buffers.
+def softmax_shapes(heads, n, d):
+    return [[B, heads, n, d]] * 4 + [[B, heads, n]]
 
 
 def attention_entry(ptx):
@@ -65,12 +83,8 @@ def assert_no_deadlock(ptx, params, grid, tids, box_bytes, load=None):
     ("causal", 64, False), ("full-1stage", 64, True)])
 def test_no_deadlock(name, d, persistent):
     config = dataclasses.replace(cases.config_for(d, name), tma=True, persistent=persistent)
-    spec = cases.SPECS[name][0]
-    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
-                               **config.as_kwargs())
-    ptx = ptx.decode()
-    # q, k, v, out [B, H, N, D], the row statistics [B, H, N]; descriptors after them.
-    params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
+    ptx, _ = compile_ptx(cases.SPECS[name][0], d, config)
+    params = params_of(softmax_shapes(H, N, d))
     grid = (3,) if persistent else (-(-N // config.block_m), H, B)  # persistent: 2-3 items
     assert config.block_m == config.block_n  # every copy is one box size
     assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, False), config.block_n * 128)
@@ -83,11 +97,8 @@ def test_persistent_items_each_once_in_mirrored_pairs(name, d, heads, n, program
     (the item order is a permutation), and a program's steps 2m, 2m + 1 within whole
     pairs of steps take mirrored query tiles j and T - 1 - j (Q's copies tell)."""
     config = dataclasses.replace(cases.config_for(d, name), tma=True, persistent=True)
-    spec = cases.SPECS[name][0]
-    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
-                               **config.as_kwargs())
-    ptx = ptx.decode()
-    params = dict(enumerate(descriptor([B, heads, n, d]) * 4 + descriptor([B, heads, n])))
+    ptx, _ = compile_ptx(cases.SPECS[name][0], d, config)
+    params = params_of(softmax_shapes(heads, n, d))
     q_descriptor = 4 * 11 + 9  # the first descriptor, after the five buffers
     tiles = -(-n // config.block_m)
     walked, checked = [], 0
@@ -122,11 +133,8 @@ def test_warp_specialized_no_deadlock(name, d, knobs):
     simulated thread a warp, in launch order and reversed, copies fast and slow."""
     config = dataclasses.replace(cases.config_for(d, name), tma=True, warp_specialize=True,
                                  **knobs)
-    spec = cases.SPECS[name][0]
-    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
-                               **config.as_kwargs())
-    ptx = ptx.decode()
-    params = dict(enumerate(descriptor([B, H, N, d]) * 4 + descriptor([B, H, N])))
+    ptx, _ = compile_ptx(cases.SPECS[name][0], d, config)
+    params = params_of(softmax_shapes(H, N, d))
     grid = (3,) if knobs.get("persistent") else (-(-N // config.block_m), H, B)
     assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, True), config.block_n * 128)
 
@@ -141,9 +149,7 @@ def test_block_lists_no_deadlock(name, knobs):
     spec, config = cases.BLOCK_SPARSE[name]
     config = dataclasses.replace(config, tma=True, **knobs)
     d, n, entries = 128, 333, 4
-    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
-                               **config.as_kwargs())
-    ptx = ptx.decode()
+    ptx, _ = compile_ptx(spec, d, config)
     block_q = spec.block_sparse[0]
     blocks_q = -(-n // block_q)
     lists_base = 4 << 40
@@ -154,11 +160,9 @@ def test_block_lists_no_deadlock(name, knobs):
         qt, e = divmod(index % (blocks_q * entries), entries)
         return [qt, -1, qt, max(qt - 1, 0)][e] if e else min(qt + 1, blocks_q - 1)
 
-    # q, k, v, block_indices, out [B, H, N or blocks, ...], the row statistics.
-    params = dict(enumerate(
-        descriptor([B, H, n, d], 1 << 40) + descriptor([B, H, n, d], 2 << 40) +
-        descriptor([B, H, n, d], 3 << 40) + descriptor([B, H, blocks_q, entries], lists_base) +
-        descriptor([B, H, n, d], 5 << 40) + descriptor([B, H, n], 6 << 40)))
+    # q, k, v, block_indices (buffer 3: at lists_base), out, the row statistics.
+    params = params_of([[B, H, n, d]] * 3 + [[B, H, blocks_q, entries]] +
+                       softmax_shapes(H, n, d)[3:])
     grid = (3,) if knobs.get("persistent") else (blocks_q, H, B)
     assert_no_deadlock(ptx, params, grid, simulated_threads(ptx, knobs.get("warp_specialize")),
                        config.block_n * 128, load)
@@ -173,17 +177,15 @@ def test_classified_lists_no_deadlock(knobs):
     name, d, n = "document", 64, 333
     spec = cases.SPECS[name][0]
     config = dataclasses.replace(cases.config_for(d, name), tma=True, **knobs)
-    ptx, record = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
-                                    **config.as_kwargs())
-    ptx = ptx.decode()
+    ptx, record = compile_ptx(spec, d, config)
     tiles_q, tiles_k = -(-n // config.block_m), -(-n // config.block_n)
     chunks = -(-tiles_k // 32)
     # Arguments (q, k, v, document_id, out, row statistics), then the workspaces: the
     # lists [1, 1, Tq, Tk], the counts [1, 1, Tq], the chunks' counts [1, 1, Tq, chunks].
     shapes = [[B, H, n, d]] * 3 + [[n], [B, H, n, d], [B, H, n], [1, 1, tiles_q, tiles_k],
                                    [1, 1, tiles_q], [1, 1, tiles_q, chunks]]
-    assert [len(s) for s in shapes[:6]] == json.loads(record)["arguments"]
-    params = dict(enumerate(sum((descriptor(s, (i + 1) << 40) for i, s in enumerate(shapes)), [])))
+    assert [len(s) for s in shapes[:6]] == record["arguments"]
+    params = params_of(shapes)
 
     def load(address):
         buffer, offset = divmod(address, 1 << 40)
