@@ -26,8 +26,17 @@ struct ListedKeyTile {
   Value n0, visit, whole;
 };
 
-/// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry)` gives the
-/// tile from `entry = fetch(j)`. The loop is shaped for TileToGpu's pipelining
+/// Where an ascending list's tiles fall, as ranges of j: [below, whole) masked by the
+/// bounds, [whole, wholeEnd) kept whole, [wholeEnd, end) masked again (the diagonal);
+/// before `below` and after `end` nothing is in range. A list that does not ascend has
+/// every range empty at 0 and `branchyEnd` = its total; an ascending one `branchyEnd` =
+/// `end`.
+struct ListSegments {
+  Value below, whole, wholeEnd, end, branchyEnd;
+};
+
+/// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry, tileOnly)`
+/// gives the tile from `entry = fetch(j)` (with tileOnly, only its n0). The loop is shaped for TileToGpu's pipelining
 /// (docs/RationaleTile.md, "Loop attributes, and what the GPU lowering relies on"):
 /// - K and V are loaded at the top of the body, before the branches that apply the
 ///   tile, their indices computed from j alone (pure ops and list reads): only such
@@ -38,14 +47,20 @@ struct ListedKeyTile {
 /// With one stage nothing is prefetched, so the entry is then read one tile ahead
 /// (carryReadAhead): its latency leaves the path to the copies. With more it must not
 /// be: a load whose indices depend on a carried value is never prefetched.
+/// With `segments` the tiles of an ascending list (none repeated, none out of range in
+/// [below, end)) are walked by loops of their own with no branch in the body — masked,
+/// unmasked, masked, continuing one another as the dense walk's — so a GPU keeps
+/// products in flight across tiles; the branchy loop takes [end, branchyEnd) after them
+/// (a list that does not ascend: all of it).
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
-                        function_ref<ListedKeyTile(Value, Value)> choose) {
+                        function_ref<ListedKeyTile(Value, Value, bool)> choose,
+                        std::optional<ListSegments> segments = std::nullopt) {
   Value c0 = p.cIndex(0);
   memref::LoadOp entryRead;
   auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
     Value entry = fetch(j);
     entryRead = entry.getDefiningOp<memref::LoadOp>();
-    ListedKeyTile c = choose(j, entry);
+    ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
     auto [k, v] = p.loadKeyValue(c.n0);
     auto apply = [&] {
       return p.ifElse(
@@ -55,17 +70,45 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
     return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
                    : apply();
   };
+  // A segment every tile of which is applied, masked or not: no branch.
+  auto straight = [&](bool masked) {
+    return [&, masked](Value j, ValueRange carried) -> SmallVector<Value> {
+      Value n0 = choose(j, fetch(j), /*tileOnly=*/true).n0;
+      auto [k, v] = p.loadKeyValue(n0);
+      return p.step(n0, k, v, carried, masked);
+    };
+  };
   SmallVector<Value> &state = p.state;
   SmallVector<Value> unchanged(state);
   state = p.ifElse(
       p.cmpI(P::sgt, total, c0),
       [&] {
-        ValueRange results = p.forLoop(c0, total, state, body);
-        auto loop = cast<scf::ForOp>(results.front().getDefiningOp());
-        loop->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
+        auto walk = [&](Value from, Value to,
+                        function_ref<SmallVector<Value>(Value, ValueRange)> fn,
+                        bool continuesPrevious) {
+          ValueRange results = p.forLoop(from, to, state, fn);
+          auto loop = cast<scf::ForOp>(results.front().getDefiningOp());
+          loop->setAttr(tile_loop::kSpeculable, p.b.getUnitAttr());
+          if (continuesPrevious)
+            loop->setAttr(tile_loop::kContinuesPrevious, p.b.getUnitAttr());
+          return loop;
+        };
+        scf::ForOp loop;
+        if (segments) {
+          auto advance = [&](Value from, Value to, bool masked, bool continues) {
+            scf::ForOp l = walk(from, to, straight(masked), continues);
+            state.assign(l.getResults().begin(), l.getResults().end());
+          };
+          advance(segments->below, segments->whole, /*masked=*/true, false);
+          advance(segments->whole, segments->wholeEnd, /*masked=*/false, true);
+          advance(segments->wholeEnd, segments->end, /*masked=*/true, true);
+          loop = walk(segments->end, segments->branchyEnd, body, true);
+        } else {
+          loop = walk(c0, total, body, false);
+        }
         // (The entry read's indices follow from j alone, so the rewrite applies; were it
         // refused, the canonical loop is as correct.)
-        if (p.config.getNumStages() < 2)
+        if (!segments && p.config.getNumStages() < 2)
           if (FailureOr<scf::ForOp> ahead = carryReadAhead(p.b, loop, entryRead);
               succeeded(ahead))
             loop = *ahead;
@@ -171,24 +214,54 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   // One pass over the list: whether its blocks ascend (-1 anywhere) — as top-k
   // selections and BlockMasks give them, then no repeats are possible and the per-tile
   // search for an earlier equal entry is skipped — and where its last listed entry is,
-  // so trailing -1 padding costs no iterations.
-  ValueRange scan = p.forLoop(
-      c0, place.entries, ValueRange{noBlock, trueBit, c0}, [&](Value e, ValueRange acc) {
-        Value x = entryAt(e);
-        Value listed = cmp(P::sgt, x, noBlock);
-        Value inOrder = arith::OrIOp::create(b, arith::XOrIOp::create(b, listed, trueBit),
-                                             cmp(P::sgt, x, acc[0]));
-        return SmallVector<Value>{p.select(listed, x, acc[0]), both(acc[1], inOrder),
-                                  p.select(listed, arith::AddIOp::create(b, e, c1), acc[2])};
-      });
+  // so trailing -1 padding costs no iterations. And, for a list that ascends with no -1
+  // before its last listed entry (its tiles ascend, j by j), how many of its tiles lie
+  // before each of the bounds lo <= fullLo <= fullHi <= hi: the walk's segments.
+  Value bounds[] = {tiles.lo, tiles.fullLo, tiles.fullHi, tiles.hi};
+  auto tilesBefore = [&](Value raw, Value bound) { // of block `raw`, before tile `bound`
+    Value first =
+        arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
+                              tilesPerBlock);
+    return arith::MinSIOp::create(
+        b, arith::MaxSIOp::create(b, arith::SubIOp::create(b, bound, first), c0),
+        tilesPerBlock);
+  };
+  SmallVector<Value> scanInit{noBlock, trueBit, c0, falseBit, falseBit};
+  scanInit.append(std::size(bounds), c0);
+  ValueRange scan = p.forLoop(c0, place.entries, scanInit, [&](Value e, ValueRange acc) {
+    Value x = entryAt(e);
+    Value listed = cmp(P::sgt, x, noBlock);
+    Value unlisted = arith::XOrIOp::create(b, listed, trueBit);
+    Value inOrder = arith::OrIOp::create(b, unlisted, cmp(P::sgt, x, acc[0]));
+    SmallVector<Value> next{p.select(listed, x, acc[0]), both(acc[1], inOrder),
+                            p.select(listed, arith::AddIOp::create(b, e, c1), acc[2]),
+                            arith::OrIOp::create(b, acc[3], unlisted),
+                            arith::OrIOp::create(b, acc[4], both(listed, acc[3]))};
+    for (auto [i, bound] : llvm::enumerate(bounds))
+      next.push_back(arith::AddIOp::create(
+          b, acc[5 + i], p.select(listed, tilesBefore(x, bound), c0)));
+    return next;
+  });
   Value ascending = scan[1];
   Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
+  std::optional<ListSegments> segments;
+  // One stage prefetches nothing: the branchy loop alone, its entry read carried ahead.
+  if (p.config.getNumStages() >= 2) {
+    Value straight = both(ascending, arith::XOrIOp::create(b, scan[4], trueBit));
+    auto onlyIfStraight = [&](Value count) { return p.select(straight, count, c0); };
+    Value below = scan[5], whole = scan[6], wholeEnd = scan[7], end = scan[8];
+    if (op.hasMaskMod()) // every tile masked: one masked segment
+      whole = wholeEnd = end;
+    segments = ListSegments{onlyIfStraight(below), onlyIfStraight(whole),
+                            onlyIfStraight(wholeEnd), onlyIfStraight(end),
+                            p.select(straight, end, total)};
+  }
   auto entryIndex = [&](Value j) {
     return arith::MinSIOp::create(b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry)
         .getResult();
   };
   auto fetch = [&](Value j) { return entryAt(entryIndex(j)); };
-  walkListedKeyTiles(p, total, fetch, [&](Value j, Value raw) {
+  auto choose = [&](Value j, Value raw, bool tileOnly) {
     Value e = entryIndex(j);
     Value t = arith::AddIOp::create(
         b,
@@ -197,6 +270,9 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
         arith::RemSIOp::create(b, j, tilesPerBlock));
     Value inRange = both(cmp(P::sgt, raw, noBlock),
                          both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
+    Value n0 = arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), p.bnIdx);
+    if (tileOnly)
+      return ListedKeyTile{n0, Value(), Value()};
     // A block listed twice is still visited once: skip repeats of earlier entries.
     auto seenBefore = [&] {
       return SmallVector<Value>(
@@ -211,9 +287,9 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
     Value whole = op.hasMaskMod()
                       ? falseBit
                       : both(cmp(P::sge, t, tiles.fullLo), cmp(P::slt, t, tiles.fullHi));
-    return ListedKeyTile{arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), p.bnIdx),
-                         both(inRange, arith::XOrIOp::create(b, seen, trueBit)), whole};
-  });
+    return ListedKeyTile{n0, both(inRange, arith::XOrIOp::create(b, seen, trueBit)), whole};
+  };
+  walkListedKeyTiles(p, total, fetch, choose, segments);
 }
 } // namespace
 
@@ -252,7 +328,7 @@ void tessera::walkClassifiedKeyTiles(SoftmaxProgram &p, const ClassifiedKeyTiles
     idx.push_back(arith::MinSIOp::create(b, j, lastEntry));
     return memref::LoadOp::create(b, classified.lists, idx).getResult();
   };
-  walkListedKeyTiles(p, count, fetch, [&](Value j, Value listed) {
+  walkListedKeyTiles(p, count, fetch, [&](Value j, Value listed, bool) {
     Value entry = arith::IndexCastOp::create(b, b.getIndexType(), listed);
     Value t = arith::MinSIOp::create(
         b, arith::MaxSIOp::create(b, arith::DivSIOp::create(b, entry, c2), c0), lastTile);

@@ -85,3 +85,57 @@ def test_bad_block_sparse_inputs():
         k_(q, q, q)
     with pytest.raises(ValueError, match=r"block_indices must be int32 of shape \(1, 1 or 2, 2, K\)"):
         k_(q, q, q, block_indices=np.zeros((1, 2, 3, 2), np.int32))
+
+
+def ascending_lists(rng, b, h, n, blocks, k, order):
+    """Lists whose listed blocks ascend (the straight segments of the walk), with trailing
+    -1 padding; "holes" puts a -1 between listed entries, "descending" reverses them
+    (both walked by the branchy loop)."""
+    bq, bk = blocks
+    nqb, nkb = -(-n // bq), -(-n // bk)
+    lists = np.full((b, h, nqb, k), -1, np.int32)
+    for idx in np.ndindex(b, h, nqb):
+        chosen = np.sort(rng.choice(nkb, size=rng.integers(1, min(k, nkb) + 1), replace=False))
+        if order == "descending":
+            chosen = chosen[::-1]
+        if order == "holes" and k > len(chosen):
+            chosen = np.insert(chosen, rng.integers(0, len(chosen)), -1)
+        lists[idx][:len(chosen)] = chosen
+    return lists
+
+
+@pytest.mark.parametrize("n", [1, 17, 200, 333])
+@pytest.mark.parametrize("bounds", [{}, {"causal": True}, {"causal": True, "window": 70},
+                                    {"window": 90}])
+@pytest.mark.parametrize("order", ["ascending", "holes", "descending"])
+@pytest.mark.parametrize("stages", [2, 3])
+def test_ascending_lists_walk_straight_segments(n, bounds, order, stages):
+    # Blocks of 64 keys over 32-key tiles: each listed block is two tiles of the walk, some
+    # cut by the bounds (masked segments), some kept whole (unmasked).
+    rng = np.random.default_rng(n + stages + 7 * len(bounds) + len(order))
+    q = rng.standard_normal((2, 4, n, 64), dtype=np.float32)
+    k = rng.standard_normal((2, 2, n, 64), dtype=np.float32)
+    v = rng.standard_normal((2, 2, n, 64), dtype=np.float32)
+    lists = ascending_lists(rng, 2, 4, n, (64, 64), 4, order)
+    spec = tessera.attention(block_sparse=(64, 64), **bounds)
+    config = tessera.Config(block_m=64, block_n=32, num_stages=stages)
+    out = np.full(q.shape, np.nan, np.float32)
+    tessera.compile(spec, head_dim=64, config=config)(q, k, v, block_indices=lists, out=out)
+    ref, _ = reference(q, k, v, block_sparse=(64, 64), block_indices=lists, **bounds)
+    assert relative_error(out, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("order", ["ascending", "holes"])
+def test_ascending_lists_with_a_mask_mod(order):
+    # A mask_mod masks every tile: the whole walk is one masked segment.
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((1, 2, 300, 64), dtype=np.float32) for _ in range(3))
+    lists = ascending_lists(rng, 1, 1, 300, (64, 64), 3, order)
+    mask = lambda b, h, i, j: (i + j) % 3 != 0
+    spec = tessera.attention(causal=True, block_sparse=(64, 64), mask_mod=mask)
+    out = np.full(q.shape, np.nan, np.float32)
+    tessera.compile(spec, head_dim=64, config=tessera.Config(block_n=32))(
+        q, k, v, block_indices=lists, out=out)
+    ref, _ = reference(q, k, v, causal=True, mask_mod=mask, block_sparse=(64, 64),
+                       block_indices=lists)
+    assert relative_error(out, ref) <= 1e-5
