@@ -29,10 +29,9 @@ struct ListedKeyTile {
 /// Where an ascending list's tiles fall, as ranges of j: [below, whole) masked by the
 /// bounds, [whole, wholeEnd) kept whole, [wholeEnd, end) masked again (the diagonal);
 /// before `below` and after `end` nothing is in range. A list that does not ascend has
-/// every range empty at 0 and `branchyEnd` = its total; an ascending one `branchyEnd` =
-/// `end`.
+/// the first two ranges empty at 0 and `end` = its total.
 struct ListSegments {
-  Value below, whole, wholeEnd, end, branchyEnd;
+  Value below, whole, wholeEnd, end;
 };
 
 /// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry, tileOnly)`
@@ -47,11 +46,12 @@ struct ListSegments {
 /// With one stage nothing is prefetched, so the entry is then read one tile ahead
 /// (carryReadAhead): its latency leaves the path to the copies. With more it must not
 /// be: a load whose indices depend on a carried value is never prefetched.
-/// With `segments` the tiles of an ascending list (none repeated, none out of range in
-/// [below, end)) are walked by loops of their own with no branch in the body — masked,
-/// unmasked, masked, continuing one another as the dense walk's — so a GPU keeps
-/// products in flight across tiles; the branchy loop takes [end, branchyEnd) after them
-/// (a list that does not ascend: all of it).
+/// With `segments` the whole tiles of an ascending list (none repeated, none out of
+/// range in [below, end)) and the partial ones before them are walked by loops with no
+/// branch in the body — masked, unmasked — and the rest by a masked loop that skips
+/// what is not to be visited, continuing one another as the dense walk's loops, so a
+/// GPU keeps products in flight across tiles. (A list that does not ascend takes the
+/// last loop alone: every tile masked, one step in the program per loop.)
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value, bool)> choose,
                         std::optional<ListSegments> segments = std::nullopt) {
@@ -78,6 +78,13 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
       return p.step(n0, k, v, carried, masked);
     };
   };
+  auto maskedIfVisited = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
+    auto [k, v] = p.loadKeyValue(c.n0);
+    return p.ifElse(
+        c.visit, [&] { return p.step(c.n0, k, v, carried, true); },
+        [&] { return SmallVector<Value>(carried); });
+  };
   SmallVector<Value> &state = p.state;
   SmallVector<Value> unchanged(state);
   state = p.ifElse(
@@ -101,8 +108,7 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
           };
           advance(segments->below, segments->whole, /*masked=*/true, false);
           advance(segments->whole, segments->wholeEnd, /*masked=*/false, true);
-          advance(segments->wholeEnd, segments->end, /*masked=*/true, true);
-          loop = walk(segments->end, segments->branchyEnd, body, true);
+          loop = walk(segments->wholeEnd, segments->end, maskedIfVisited, true);
         } else {
           loop = walk(c0, total, body, false);
         }
@@ -217,17 +223,20 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   // so trailing -1 padding costs no iterations. And, for a list that ascends with no -1
   // before its last listed entry (its tiles ascend, j by j), how many of its tiles lie
   // before each of the bounds lo <= fullLo <= fullHi <= hi: the walk's segments.
-  Value bounds[] = {tiles.lo, tiles.fullLo, tiles.fullHi, tiles.hi};
+  // Counted in i32 (a list has fewer than 2^31 tiles): the scan's values are live in
+  // a warp-specialised kernel's producer too, which has few registers.
+  auto toI32 = [&](Value index) { return p.toI32(index); };
+  Value bounds[] = {toI32(tiles.lo), toI32(tiles.fullLo), toI32(tiles.fullHi), toI32(tiles.hi)};
+  Value tilesPerBlock32 = toI32(tilesPerBlock);
+  Value zero32 = arith::ConstantIntOp::create(b, p.i32, 0);
   auto tilesBefore = [&](Value raw, Value bound) { // of block `raw`, before tile `bound`
-    Value first =
-        arith::MulIOp::create(b, arith::IndexCastOp::create(b, b.getIndexType(), raw),
-                              tilesPerBlock);
+    Value first = arith::MulIOp::create(b, raw, tilesPerBlock32);
     return arith::MinSIOp::create(
-        b, arith::MaxSIOp::create(b, arith::SubIOp::create(b, bound, first), c0),
-        tilesPerBlock);
+        b, arith::MaxSIOp::create(b, arith::SubIOp::create(b, bound, first), zero32),
+        tilesPerBlock32);
   };
   SmallVector<Value> scanInit{noBlock, trueBit, c0, falseBit, falseBit};
-  scanInit.append(std::size(bounds), c0);
+  scanInit.append(std::size(bounds), zero32);
   ValueRange scan = p.forLoop(c0, place.entries, scanInit, [&](Value e, ValueRange acc) {
     Value x = entryAt(e);
     Value listed = cmp(P::sgt, x, noBlock);
@@ -239,7 +248,7 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
                             arith::OrIOp::create(b, acc[4], both(listed, acc[3]))};
     for (auto [i, bound] : llvm::enumerate(bounds))
       next.push_back(arith::AddIOp::create(
-          b, acc[5 + i], p.select(listed, tilesBefore(x, bound), c0)));
+          b, acc[5 + i], p.select(listed, tilesBefore(x, bound), zero32)));
     return next;
   });
   Value ascending = scan[1];
@@ -249,12 +258,14 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   if (p.config.getNumStages() >= 2) {
     Value straight = both(ascending, arith::XOrIOp::create(b, scan[4], trueBit));
     auto onlyIfStraight = [&](Value count) { return p.select(straight, count, c0); };
-    Value below = scan[5], whole = scan[6], wholeEnd = scan[7], end = scan[8];
+    auto count = [&](unsigned i) {
+      return arith::IndexCastOp::create(b, b.getIndexType(), scan[5 + i]).getResult();
+    };
+    Value below = count(0), whole = count(1), wholeEnd = count(2), end = count(3);
     if (op.hasMaskMod()) // every tile masked: one masked segment
       whole = wholeEnd = end;
     segments = ListSegments{onlyIfStraight(below), onlyIfStraight(whole),
-                            onlyIfStraight(wholeEnd), onlyIfStraight(end),
-                            p.select(straight, end, total)};
+                            onlyIfStraight(wholeEnd), p.select(straight, end, total)};
   }
   auto entryIndex = [&](Value j) {
     return arith::MinSIOp::create(b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry)
