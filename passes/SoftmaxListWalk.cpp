@@ -26,17 +26,20 @@ struct ListedKeyTile {
   Value n0, visit, whole;
 };
 
-/// Where an ascending list's tiles fall, as ranges of j: [below, whole) masked by the
-/// bounds, [whole, wholeEnd) kept whole, [wholeEnd, end) masked again (the diagonal);
-/// before `below` and after `end` nothing is in range. A list that does not ascend has
-/// the first two ranges empty at 0 and `end` = its total.
+/// How an ascending list's tiles are walked, as ranges of j: from `start`, each straight
+/// segment up to its end, masked or not (the bounds cut its tiles or keep them whole),
+/// then the rest up to `end` by the loop that skips what is not to be visited. A list
+/// that does not ascend has every straight segment empty at 0 and `end` = its total.
 struct ListSegments {
-  Value below, whole, wholeEnd, end;
+  Value start;
+  SmallVector<std::pair<Value, bool>> straight; // (end, masked)
+  Value end;
 };
 
 /// Key tiles chosen from a list, one per j in [0, total): `choose(j, entry, tileOnly)`
-/// gives the tile from `entry = fetch(j)` (with tileOnly, only its n0). The loop is shaped for TileToGpu's pipelining
-/// (docs/RationaleTile.md, "Loop attributes, and what the GPU lowering relies on"):
+/// gives the tile from `entry = fetch(j)` (with tileOnly, only its n0). The loop is
+/// shaped for TileToGpu's pipelining (docs/RationaleTile.md, "Loop attributes, and what
+/// the GPU lowering relies on"):
 /// - K and V are loaded at the top of the body, before the branches that apply the
 ///   tile, their indices computed from j alone (pure ops and list reads): only such
 ///   loads are prefetched (findPrefetches);
@@ -46,12 +49,12 @@ struct ListSegments {
 /// With one stage nothing is prefetched, so the entry is then read one tile ahead
 /// (carryReadAhead): its latency leaves the path to the copies. With more it must not
 /// be: a load whose indices depend on a carried value is never prefetched.
-/// With `segments` the whole tiles of an ascending list (none repeated, none out of
-/// range in [below, end)) and the partial ones before them are walked by loops with no
-/// branch in the body — masked, unmasked — and the rest by a masked loop that skips
-/// what is not to be visited, continuing one another as the dense walk's loops, so a
-/// GPU keeps products in flight across tiles. (A list that does not ascend takes the
-/// last loop alone: every tile masked, one step in the program per loop.)
+/// With `segments` the tiles of an ascending list (none repeated, none out of range
+/// before the last straight segment's end) are walked by loops with no branch in the
+/// body, masked or not, and the rest by a masked loop that skips what is not to be
+/// visited, continuing one another as the dense walk's loops, so a GPU keeps products
+/// in flight across tiles. (A list that does not ascend takes the last loop alone,
+/// every tile masked: one step in the program per loop.)
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value, bool)> choose,
                         std::optional<ListSegments> segments = std::nullopt) {
@@ -106,9 +109,12 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
             scf::ForOp l = walk(from, to, straight(masked), continues);
             state.assign(l.getResults().begin(), l.getResults().end());
           };
-          advance(segments->below, segments->whole, /*masked=*/true, false);
-          advance(segments->whole, segments->wholeEnd, /*masked=*/false, true);
-          loop = walk(segments->wholeEnd, segments->end, maskedIfVisited, true);
+          Value from = segments->start;
+          for (auto [i, segment] : llvm::enumerate(segments->straight)) {
+            advance(from, segment.first, segment.second, /*continues=*/i > 0);
+            from = segment.first;
+          }
+          loop = walk(from, segments->end, maskedIfVisited, /*continues=*/true);
         } else {
           loop = walk(c0, total, body, false);
         }
@@ -262,10 +268,23 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
       return arith::IndexCastOp::create(b, b.getIndexType(), scan[5 + i]).getResult();
     };
     Value below = count(0), whole = count(1), wholeEnd = count(2), end = count(3);
-    if (op.hasMaskMod()) // every tile masked: one masked segment
-      whole = wholeEnd = end;
-    segments = ListSegments{onlyIfStraight(below), onlyIfStraight(whole),
-                            onlyIfStraight(wholeEnd), p.select(straight, end, total)};
+    // As few loops as the bounds need (each is a step in the program, its registers in
+    // a warp-specialised producer): a mask_mod masks every tile; without a window the
+    // bounds cut no tile before the whole ones (below = whole = 0).
+    ListSegments s;
+    if (op.hasMaskMod()) {
+      s.start = onlyIfStraight(below);
+      s.straight.push_back({onlyIfStraight(end), true});
+    } else if (op.getWindowAttr()) {
+      s.start = onlyIfStraight(below);
+      s.straight.push_back({onlyIfStraight(whole), true});
+      s.straight.push_back({onlyIfStraight(wholeEnd), false});
+    } else {
+      s.start = onlyIfStraight(whole);
+      s.straight.push_back({onlyIfStraight(wholeEnd), false});
+    }
+    s.end = p.select(straight, end, total);
+    segments = std::move(s);
   }
   auto entryIndex = [&](Value j) {
     return arith::MinSIOp::create(b, arith::DivSIOp::create(b, j, tilesPerBlock), lastEntry)
