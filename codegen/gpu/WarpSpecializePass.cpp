@@ -143,12 +143,40 @@ struct ProducerSlice {
            addValue(loop.getBody()->getTerminator()->getOperand(i));
   }
 
-  /// Clones the kept ops of `from` at `b`.
+  /// Whether `loop` may run as more iterations of `copy`, the producer's copy of the
+  /// kept op before it: a loop that continues the one `copy` was made from (the stage
+  /// plan's tgpu.continues_prefetch: it starts where that one ends, with the same step,
+  /// and loads the same tiles as the same function of its induction variable), neither
+  /// carrying anything in the slice, its bound already known where `copy` starts.
+  bool extends(scf::ForOp loop, scf::ForOp copy, scf::ForOp copiedFrom, IRMapping &map) {
+    if (!copy || !loop->hasAttr(kContinuesPrefetchAttr) ||
+        llvm::is_contained(carried[loop.getOperation()], true) ||
+        llvm::is_contained(carried[copiedFrom.getOperation()], true))
+      return false;
+    Value bound = map.lookupOrDefault(loop.getUpperBound());
+    Operation *def = bound.getDefiningOp();
+    Block *block = def ? def->getBlock() : cast<BlockArgument>(bound).getOwner();
+    if (!block->findAncestorOpInBlock(*copy))
+      return false;
+    return !def || def->isBeforeInBlock(block->findAncestorOpInBlock(*copy));
+  }
+
+  /// Clones the kept ops of `from` at `b`. Loops that continue one another (the masked
+  /// / unmasked / masked split of a key range) become one loop: the producer has no mask
+  /// to tell them apart, and one loop holds fewer of its few registers.
   void clone(Block &from, OpBuilder &b, IRMapping &map) {
+    scf::ForOp lastCopy, lastCopiedFrom; // the previous kept op, when a loop
     for (Operation &op : from.without_terminator()) {
       if (!ops.contains(&op))
         continue;
-      if (auto loop = dyn_cast<scf::ForOp>(op)) {
+      auto loop = dyn_cast<scf::ForOp>(op);
+      if (loop && extends(loop, lastCopy, lastCopiedFrom, map)) {
+        lastCopy.getUpperBoundMutable().assign(map.lookupOrDefault(loop.getUpperBound()));
+        lastCopiedFrom = loop;
+        continue;
+      }
+      lastCopy = lastCopiedFrom = nullptr;
+      if (loop) {
         ArrayRef<bool> keep = carried[&op];
         SmallVector<Value> init;
         for (auto [i, v] : llvm::enumerate(loop.getInitArgs()))
@@ -177,6 +205,8 @@ struct ProducerSlice {
         for (auto [i, result] : llvm::enumerate(loop.getResults()))
           if (keep[i])
             map.map(result, copy.getResults()[next++]);
+        lastCopy = copy;
+        lastCopiedFrom = loop;
         continue;
       }
       if (auto branch = dyn_cast<scf::IfOp>(op)) {
