@@ -28,8 +28,9 @@ struct ListedKeyTile {
 
 /// How an ascending list's tiles are walked, as ranges of j: from `start`, each straight
 /// segment up to its end, masked or not (the bounds cut its tiles or keep them whole),
-/// then the rest up to `end` by the loop that skips what is not to be visited. A list
-/// that does not ascend has every straight segment empty at 0 and `end` = its total.
+/// then the rest up to `end` by the masked loop that skips what is not to be visited. A
+/// list that does not ascend has `start` and every straight segment's end at 0 and `end`
+/// = its total.
 struct ListSegments {
   Value start;
   SmallVector<std::pair<Value, bool>> straight; // (end, masked)
@@ -114,7 +115,8 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
             advance(from, segment.first, segment.second, /*continues=*/i > 0);
             from = segment.first;
           }
-          loop = walk(from, segments->end, maskedIfVisited, /*continues=*/true);
+          loop = walk(from, segments->end, maskedIfVisited,
+                      /*continues=*/!segments->straight.empty());
         } else {
           loop = walk(c0, total, body, false);
         }
@@ -269,12 +271,12 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
     };
     Value below = count(0), whole = count(1), wholeEnd = count(2), end = count(3);
     // As few loops as the bounds need (each is a step in the program, its registers in
-    // a warp-specialised producer): a mask_mod masks every tile; without a window the
-    // bounds cut no tile before the whole ones (below = whole = 0).
+    // a warp-specialised producer): a mask_mod masks every tile, so the last loop alone
+    // walks an ascending list's range (one step, as without segments); without a window
+    // the bounds cut no tile before the whole ones (below = whole = 0).
     ListSegments s;
     if (op.hasMaskMod()) {
       s.start = onlyIfStraight(below);
-      s.straight.push_back({onlyIfStraight(end), true});
     } else if (op.getWindowAttr()) {
       s.start = onlyIfStraight(below);
       s.straight.push_back({onlyIfStraight(whole), true});
