@@ -250,3 +250,68 @@ func.func @skipped_tiles(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// Two key loops that continue one another (the masked / unmasked split: the second
+// starts where the first ends and loads K / V as the same function of its induction
+// variable, so the stage plan marks it tgpu.continues_prefetch): the consumers keep both
+// loops, the producer walks them as one loop from the first's start to the second's end.
+// CHECK-LABEL: func.func @continued_loops
+// CHECK: tgpu.warp_specialize
+// CHECK: scf.for %{{.*}} = %[[C0:.*]] to %[[SPLIT:[^ ]+]] step
+// CHECK: tile.dot
+// CHECK: } {tgpu.pipeline = "none"}
+// CHECK: scf.for %{{.*}} = %[[SPLIT]] to %[[TILES:[^ ]+]] step
+// CHECK: tile.dot
+// CHECK: } {tgpu.pipeline = "none"}
+// CHECK: } partitions {
+// CHECK: scf.for %[[T:.*]] = %[[C0]] to %[[TILES]] step %{{.*}} {
+// CHECK-NEXT: %[[KEY:.*]] = arith.muli %[[T]]
+// CHECK-NEXT: tile.load %arg1[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
+// CHECK-NEXT: tile.load %arg2[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
+// CHECK-NEXT: } {tgpu.pipeline = "none"}
+// CHECK-NEXT: tgpu.warp_return
+func.func @continued_loops(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                           %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                           %v: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
+                           %o: memref<?x128xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %c64 = arith.constant 64 : index
+  %tiles = arith.ceildivsi %n, %c64 : index
+  %split = arith.divsi %tiles, %c2 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32>
+    %first = scf.for %t = %c0 to %split step %c1 iter_args(%a = %acc0) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %pb = arith.truncf %s : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    %acc = scf.for %t = %split to %tiles step %c1 iter_args(%a = %first) -> (tensor<64x128xf32>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %vt = tile.load %v[%n0, %c0] : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16>
+      %ktt = tile.trans %kt : tensor<64x128xbf16> -> tensor<128x64xbf16>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16>, tensor<128x64xbf16> -> tensor<64x64xf32>
+      %half = arith.constant dense<0.5> : tensor<64x64xf32>
+      %sh = arith.mulf %s, %half : tensor<64x64xf32>
+      %pb = arith.truncf %sh : tensor<64x64xf32> to tensor<64x64xbf16>
+      %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
+      scf.yield %next : tensor<64x128xf32>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
