@@ -233,27 +233,37 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   // before each of the bounds lo <= fullLo <= fullHi <= hi: the walk's segments.
   // Counted in i32 (a list has fewer than 2^31 tiles): the scan's values are live in
   // a warp-specialised kernel's producer too, which has few registers.
-  auto toI32 = [&](Value index) { return p.toI32(index); };
-  Value bounds[] = {toI32(tiles.lo), toI32(tiles.fullLo), toI32(tiles.fullHi), toI32(tiles.hi)};
-  Value tilesPerBlock32 = toI32(tilesPerBlock);
-  Value zero32 = arith::ConstantIntOp::create(b, p.i32, 0);
+  // One stage prefetches nothing: the branchy loop alone, its entry read carried ahead.
+  bool segmented = p.config.getNumStages() >= 2;
+  SmallVector<Value> bounds;
+  Value tilesPerBlock32, zero32;
+  SmallVector<Value> scanInit{noBlock, trueBit, c0};
+  if (segmented) {
+    for (Value bound : {tiles.lo, tiles.fullLo, tiles.fullHi, tiles.hi})
+      bounds.push_back(p.toI32(bound));
+    tilesPerBlock32 = p.toI32(tilesPerBlock);
+    zero32 = arith::ConstantIntOp::create(b, p.i32, 0);
+    scanInit.append({falseBit, falseBit});
+    scanInit.append(bounds.size(), zero32);
+  }
   auto tilesBefore = [&](Value raw, Value bound) { // of block `raw`, before tile `bound`
     Value first = arith::MulIOp::create(b, raw, tilesPerBlock32);
     return arith::MinSIOp::create(
         b, arith::MaxSIOp::create(b, arith::SubIOp::create(b, bound, first), zero32),
         tilesPerBlock32);
   };
-  SmallVector<Value> scanInit{noBlock, trueBit, c0, falseBit, falseBit};
-  scanInit.append(std::size(bounds), zero32);
   ValueRange scan = p.forLoop(c0, place.entries, scanInit, [&](Value e, ValueRange acc) {
     Value x = entryAt(e);
     Value listed = cmp(P::sgt, x, noBlock);
-    Value unlisted = arith::XOrIOp::create(b, listed, trueBit);
-    Value inOrder = arith::OrIOp::create(b, unlisted, cmp(P::sgt, x, acc[0]));
+    Value inOrder = arith::OrIOp::create(b, arith::XOrIOp::create(b, listed, trueBit),
+                                         cmp(P::sgt, x, acc[0]));
     SmallVector<Value> next{p.select(listed, x, acc[0]), both(acc[1], inOrder),
-                            p.select(listed, arith::AddIOp::create(b, e, c1), acc[2]),
-                            arith::OrIOp::create(b, acc[3], unlisted),
-                            arith::OrIOp::create(b, acc[4], both(listed, acc[3]))};
+                            p.select(listed, arith::AddIOp::create(b, e, c1), acc[2])};
+    if (!segmented)
+      return next;
+    Value unlisted = arith::XOrIOp::create(b, listed, trueBit);
+    next.push_back(arith::OrIOp::create(b, acc[3], unlisted));      // a -1 seen
+    next.push_back(arith::OrIOp::create(b, acc[4], both(listed, acc[3]))); // listed after
     for (auto [i, bound] : llvm::enumerate(bounds))
       next.push_back(arith::AddIOp::create(
           b, acc[5 + i], p.select(listed, tilesBefore(x, bound), zero32)));
@@ -262,8 +272,7 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   Value ascending = scan[1];
   Value total = arith::MulIOp::create(b, scan[2], tilesPerBlock);
   std::optional<ListSegments> segments;
-  // One stage prefetches nothing: the branchy loop alone, its entry read carried ahead.
-  if (p.config.getNumStages() >= 2) {
+  if (segmented) {
     Value straight = both(ascending, arith::XOrIOp::create(b, scan[4], trueBit));
     auto onlyIfStraight = [&](Value count) { return p.select(straight, count, c0); };
     auto count = [&](unsigned i) {
@@ -302,9 +311,11 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
         arith::RemSIOp::create(b, j, tilesPerBlock));
     Value inRange = both(cmp(P::sgt, raw, noBlock),
                          both(cmp(P::sge, t, tiles.lo), cmp(P::slt, t, tiles.hi)));
-    Value n0 = arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), p.bnIdx);
+    auto tileStart = [&] {
+      return arith::MulIOp::create(b, p.select(inRange, t, tiles.lo), p.bnIdx).getResult();
+    };
     if (tileOnly)
-      return ListedKeyTile{n0, Value(), Value()};
+      return ListedKeyTile{tileStart(), Value(), Value()};
     // A block listed twice is still visited once: skip repeats of earlier entries.
     auto seenBefore = [&] {
       return SmallVector<Value>(
@@ -319,7 +330,8 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
     Value whole = op.hasMaskMod()
                       ? falseBit
                       : both(cmp(P::sge, t, tiles.fullLo), cmp(P::slt, t, tiles.fullHi));
-    return ListedKeyTile{n0, both(inRange, arith::XOrIOp::create(b, seen, trueBit)), whole};
+    return ListedKeyTile{tileStart(), both(inRange, arith::XOrIOp::create(b, seen, trueBit)),
+                         whole};
   };
   walkListedKeyTiles(p, total, fetch, choose, segments);
 }
