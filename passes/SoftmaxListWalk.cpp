@@ -61,18 +61,24 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
                         std::optional<ListSegments> segments = std::nullopt) {
   Value c0 = p.cIndex(0);
   memref::LoadOp entryRead;
-  auto body = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-    Value entry = fetch(j);
-    entryRead = entry.getDefiningOp<memref::LoadOp>();
-    ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
-    auto [k, v] = p.loadKeyValue(c.n0);
-    auto apply = [&] {
-      return p.ifElse(
-          c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
-          [&] { return p.step(c.n0, k, v, carried, true); });
+  // A tile applied if it is to be visited: unmasked where the bounds keep it whole, or
+  // (`maskAll`: the tiles a segmented walk leaves, all cut by a bound) always masked.
+  auto visiting = [&](bool maskAll) {
+    return [&, maskAll](Value j, ValueRange carried) -> SmallVector<Value> {
+      Value entry = fetch(j);
+      entryRead = entry.getDefiningOp<memref::LoadOp>();
+      ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
+      auto [k, v] = p.loadKeyValue(c.n0);
+      auto apply = [&] {
+        if (maskAll)
+          return p.step(c.n0, k, v, carried, true);
+        return p.ifElse(
+            c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
+            [&] { return p.step(c.n0, k, v, carried, true); });
+      };
+      return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
+                     : apply();
     };
-    return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
-                   : apply();
   };
   // A segment every tile of which is applied, masked or not: no branch.
   auto straight = [&](bool masked) {
@@ -81,13 +87,6 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
       auto [k, v] = p.loadKeyValue(n0);
       return p.step(n0, k, v, carried, masked);
     };
-  };
-  auto maskedIfVisited = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-    ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
-    auto [k, v] = p.loadKeyValue(c.n0);
-    return p.ifElse(
-        c.visit, [&] { return p.step(c.n0, k, v, carried, true); },
-        [&] { return SmallVector<Value>(carried); });
   };
   SmallVector<Value> &state = p.state;
   SmallVector<Value> unchanged(state);
@@ -115,10 +114,10 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
             advance(from, segment.first, segment.second, /*continues=*/i > 0);
             from = segment.first;
           }
-          loop = walk(from, segments->end, maskedIfVisited,
+          loop = walk(from, segments->end, visiting(/*maskAll=*/true),
                       /*continues=*/!segments->straight.empty());
         } else {
-          loop = walk(c0, total, body, false);
+          loop = walk(c0, total, visiting(/*maskAll=*/false), false);
         }
         // (The entry read's indices follow from j alone, so the rewrite applies; were it
         // refused, the canonical loop is as correct.)

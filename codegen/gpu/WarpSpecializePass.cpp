@@ -150,15 +150,15 @@ struct ProducerSlice {
   /// carrying anything in the slice, its bound already known where `copy` starts.
   bool extends(scf::ForOp loop, scf::ForOp copy, scf::ForOp copiedFrom, IRMapping &map) {
     if (!copy || !loop->hasAttr(kContinuesPrefetchAttr) ||
+        loop->getPrevNode() != copiedFrom.getOperation() ||
         llvm::is_contained(carried[loop.getOperation()], true) ||
         llvm::is_contained(carried[copiedFrom.getOperation()], true))
       return false;
     Value bound = map.lookupOrDefault(loop.getUpperBound());
     Operation *def = bound.getDefiningOp();
     Block *block = def ? def->getBlock() : cast<BlockArgument>(bound).getOwner();
-    if (!block->findAncestorOpInBlock(*copy))
-      return false;
-    return !def || def->isBeforeInBlock(block->findAncestorOpInBlock(*copy));
+    Operation *copyThere = block->findAncestorOpInBlock(*copy);
+    return copyThere && (!def || def->isBeforeInBlock(copyThere));
   }
 
   /// Clones the kept ops of `from` at `b`. Loops that continue one another (the masked
