@@ -38,10 +38,13 @@ CONFIGS = {128: [_config(64, 64, 4, 1), _config(64, 64, 4, 2), _config(128, 128,
 
 def kernels(knobs=None):
     """Every Tessera kernel the benchmark runs (also used by scripts/gpu_precompile.py),
-    with the boolean Config `knobs` on."""
+    with the boolean Config `knobs` on (the candidates they apply to)."""
+    knobs = knobs or {}
     return {(d, i): tessera.compile(SPEC, head_dim=d, dtype="bfloat16", target="cuda",
-                                    config=dataclasses.replace(config, **(knobs or {})))
-            for d, configs in CONFIGS.items() for i, config in enumerate(configs)}
+                                    config=dataclasses.replace(config, **knobs))
+            for d, configs in CONFIGS.items() for i, config in enumerate(configs)
+            # pingpong takes turns between two consumer warpgroups: 8-warp candidates only
+            if not (knobs.get("pingpong") and config.num_warps != 8)}
 
 
 def block_lists(b, n, generator):
