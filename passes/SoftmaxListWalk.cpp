@@ -11,6 +11,8 @@
 #include "passes/LoopReadAhead.h"
 #include "passes/TileLoopAttrs.h"
 
+#include "llvm/Support/SaveAndRestore.h"
+
 #include <limits>
 
 using namespace mlir;
@@ -28,9 +30,9 @@ struct ListedKeyTile {
 
 /// How an ascending list's tiles are walked, as ranges of j: from `start`, each straight
 /// segment up to its end, masked or not (the bounds cut its tiles or keep them whole),
-/// then the rest up to `end` by the masked loop that skips what is not to be visited. A
-/// list that does not ascend has `start` and every straight segment's end at 0 and `end`
-/// = its total.
+/// then the rest up to `end` by a masked loop that masks out what is not to be visited.
+/// A list that does not ascend has `start` and every straight segment's end at 0 and
+/// `end` = its total.
 struct ListSegments {
   Value start;
   SmallVector<std::pair<Value, bool>> straight; // (end, masked)
@@ -52,33 +54,38 @@ struct ListSegments {
 /// be: a load whose indices depend on a carried value is never prefetched.
 /// With `segments` the tiles of an ascending list (none repeated, none out of range
 /// before the last straight segment's end) are walked by loops with no branch in the
-/// body, masked or not, and the rest by a masked loop that skips what is not to be
-/// visited, continuing one another as the dense walk's loops, so a GPU keeps products
-/// in flight across tiles. (A list that does not ascend takes the last loop alone,
-/// every tile masked: one step in the program per loop.)
+/// body, masked or not, and the rest by a masked loop whose mask also drops a tile not
+/// to be visited (a repeat, -1, out of range: all its scores -inf, so it changes no
+/// row), continuing one another as the dense walk's loops: no product is issued in a
+/// branch, so a GPU keeps products in flight across tiles and loops (the branch that
+/// searches a list that does not ascend for repeats is scalar). A list that does not
+/// ascend takes the last loop alone: one step in the program per loop.
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value, bool)> choose,
                         std::optional<ListSegments> segments = std::nullopt) {
   Value c0 = p.cIndex(0);
   memref::LoadOp entryRead;
-  // A tile applied if it is to be visited: unmasked where the bounds keep it whole, or
-  // (`maskAll`: the tiles a segmented walk leaves, all cut by a bound) always masked.
-  auto visiting = [&](bool maskAll) {
-    return [&, maskAll](Value j, ValueRange carried) -> SmallVector<Value> {
-      Value entry = fetch(j);
-      entryRead = entry.getDefiningOp<memref::LoadOp>();
-      ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
-      auto [k, v] = p.loadKeyValue(c.n0);
-      auto apply = [&] {
-        if (maskAll)
-          return p.step(c.n0, k, v, carried, true);
-        return p.ifElse(
-            c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
-            [&] { return p.step(c.n0, k, v, carried, true); });
-      };
-      return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
-                     : apply();
+  // A tile applied if it is to be visited: unmasked where the bounds keep it whole.
+  auto visiting = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    Value entry = fetch(j);
+    entryRead = entry.getDefiningOp<memref::LoadOp>();
+    ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
+    auto [k, v] = p.loadKeyValue(c.n0);
+    auto apply = [&] {
+      return p.ifElse(
+          c.whole, [&] { return p.step(c.n0, k, v, carried, false); },
+          [&] { return p.step(c.n0, k, v, carried, true); });
     };
+    return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
+                   : apply();
+  };
+  // Every tile applied, masked, a tile not to be visited masked whole: no branch.
+  auto maskedVisiting = [&](Value j, ValueRange carried) -> SmallVector<Value> {
+    ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
+    auto [k, v] = p.loadKeyValue(c.n0);
+    llvm::SaveAndRestore<Value> keep(p.rowKeep,
+                                     c.visit ? p.splatOf({p.bm}, c.visit) : p.rowKeep);
+    return p.step(c.n0, k, v, carried, /*masked=*/true);
   };
   // A segment every tile of which is applied, masked or not: no branch.
   auto straight = [&](bool masked) {
@@ -114,10 +121,10 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
             advance(from, segment.first, segment.second, /*continues=*/i > 0);
             from = segment.first;
           }
-          loop = walk(from, segments->end, visiting(/*maskAll=*/true),
+          loop = walk(from, segments->end, maskedVisiting,
                       /*continues=*/!segments->straight.empty());
         } else {
-          loop = walk(c0, total, visiting(/*maskAll=*/false), false);
+          loop = walk(c0, total, visiting, false);
         }
         // (The entry read's indices follow from j alone, so the rewrite applies; were it
         // refused, the canonical loop is as correct.)

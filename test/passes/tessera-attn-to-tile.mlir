@@ -324,10 +324,12 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // tile is listed: a loop with no branch in the body over an ascending list's whole
 // tiles (here no bound cuts a tile before them), and a masked loop continuing it for
 // the rest — the partial tiles of an ascending list, every tile of one that does not
-// ascend: it searches for an earlier equal entry and applies a tile that is listed, not
-// a repeat and in range. Both load K / V before their products (so a GPU can prefetch
-// them) and read clamped places, so each is speculable. With one stage (nothing
-// prefetched) the masked-or-not loop alone, the next entry read one tile ahead, carried.
+// ascend. It has no branch around its products either: a tile that is not listed, a
+// repeat (a scalar search of the earlier entries, for a list that does not ascend) or
+// out of range is masked whole (`visit` splat over the rows, in the mask). Both load
+// K / V before their products (so a GPU can prefetch them) and read clamped places, so
+// each is speculable. With one stage (nothing prefetched) the masked-or-not loop
+// alone, the next entry read one tile ahead, carried.
 // CHECK-LABEL: func.func @block_sparse
 // CHECK-SAME: %[[LIST:[^:]+]]: memref<?x?x?x?xi32
 // CHECK: tile.grid
@@ -344,16 +346,19 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // CHECK: } {tile.speculable}
 // CHECK: scf.for %{{.*}} = %[[WHOLE_END]] to
 // CHECK: %[[ENTRY:.*]] = memref.load %[[LIST]]
-// CHECK: scf.if
+// CHECK: scf.if %[[SCAN]]#1 -> (i1)
 // CHECK: } else {
 // CHECK: scf.for
 // CHECK: arith.cmpi eq, %{{.*}}, %[[ENTRY]]
 // CHECK: %[[K:.*]] = tile.load
 // CHECK: %[[V:.*]] = tile.load
-// CHECK: scf.if
+// CHECK: %[[ROWS:.*]] = tensor.splat %{{.*}} : tensor<32xi1>
+// CHECK-NOT: scf.if
 // CHECK: tile.trans %[[K]]
-// CHECK: arith.cmpi slt
-// CHECK: } else {
+// CHECK-NOT: scf.if
+// CHECK: tile.broadcast %[[ROWS]]
+// CHECK-NOT: scf.if
+// CHECK: tile.dot {{.*}}, %[[V]]
 // CHECK: } {tile.continues_previous, tile.speculable}
 // ONE-STAGE-LABEL: func.func @block_sparse
 // ONE-STAGE: scf.if
