@@ -55,8 +55,8 @@ struct ListSegments {
 /// With `segments` the tiles of an ascending list (none repeated, none out of range
 /// before the last straight segment's end) are walked by loops with no branch in the
 /// body, masked or not, and the rest by a masked loop whose mask also drops a tile not
-/// to be visited (a repeat, -1, out of range: all its scores -inf, so it changes no
-/// row), continuing one another as the dense walk's loops: no product is issued in a
+/// to be visited (a repeat, -1, out of range: all its keys taken as past the end, so
+/// it changes no row), continuing one another as the dense walk's loops: no product is issued in a
 /// branch, so a GPU keeps products in flight across tiles and loops (the branch that
 /// searches a list that does not ascend for repeats is scalar). A list that does not
 /// ascend takes the last loop alone: one step in the program per loop.
@@ -83,8 +83,7 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
   auto maskedVisiting = [&](Value j, ValueRange carried) -> SmallVector<Value> {
     ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
     auto [k, v] = p.loadKeyValue(c.n0);
-    llvm::SaveAndRestore<Value> keep(p.rowKeep,
-                                     c.visit ? p.splatOf({p.bm}, c.visit) : p.rowKeep);
+    llvm::SaveAndRestore<Value> kept(p.tileKept, c.visit);
     return p.step(c.n0, k, v, carried, /*masked=*/true);
   };
   // A segment every tile of which is applied, masked or not: no branch.

@@ -45,6 +45,7 @@ struct SoftmaxProgram : TileBuilder {
   // The attention grid's tiles.
   mlir::Value qTile;   // BM x D, elemType
   mlir::Value rowKeep; // BM, i1, or null: rows that listed the key block being visited
+  mlir::Value tileKept; // i1 or null: false masks the whole key tile (listed, not visited)
   /// The online-softmax state (m, l, acc): what a walk starts from and leaves.
   llvm::SmallVector<mlir::Value> state;
 

@@ -28,9 +28,12 @@ std::pair<Value, Value> SoftmaxProgram::indexTiles(Value n0) {
 
 Value SoftmaxProgram::keepTile(Value qIdx, Value kIdx) {
   SmallVector<int64_t> shape{bm, bn};
-  // Keys past the end are padding: always masked.
-  Value keep = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kIdx,
-                                     splatOf(shape, toI32(nk)));
+  // Keys past the end are padding: always masked. A tile not to be visited is all
+  // padding (a scalar choice of the end: no more per-key work than the end's mask).
+  Value end = toI32(nk);
+  if (tileKept)
+    end = arith::SelectOp::create(b, tileKept, end, arith::ConstantIntOp::create(b, i32, 0));
+  Value keep = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kIdx, splatOf(shape, end));
   Value diag; // i + Nk - Nq
   if (op.getCausal()) {
     diag = arith::AddIOp::create(b, qIdx, splatOf(shape, offset));

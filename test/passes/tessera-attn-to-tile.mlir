@@ -326,7 +326,7 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // the rest — the partial tiles of an ascending list, every tile of one that does not
 // ascend. It has no branch around its products either: a tile that is not listed, a
 // repeat (a scalar search of the earlier entries, for a list that does not ascend) or
-// out of range is masked whole (`visit` splat over the rows, in the mask). Both load
+// out of range is masked whole (its keys all taken as past the end). Both load
 // K / V before their products (so a GPU can prefetch them) and read clamped places, so
 // each is speculable. With one stage (nothing prefetched) the masked-or-not loop
 // alone, the next entry read one tile ahead, carried.
@@ -352,11 +352,12 @@ func.func @lightning_grad(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v
 // CHECK: arith.cmpi eq, %{{.*}}, %[[ENTRY]]
 // CHECK: %[[K:.*]] = tile.load
 // CHECK: %[[V:.*]] = tile.load
-// CHECK: %[[ROWS:.*]] = tensor.splat %{{.*}} : tensor<32xi1>
 // CHECK-NOT: scf.if
 // CHECK: tile.trans %[[K]]
 // CHECK-NOT: scf.if
-// CHECK: tile.broadcast %[[ROWS]]
+// CHECK: %[[END:.*]] = arith.select %[[VISIT:[^,]+]], %{{.*}}, %c0_i32
+// CHECK: %[[ENDS:.*]] = tensor.splat %[[END]]
+// CHECK: arith.cmpi slt, %{{.*}}, %[[ENDS]]
 // CHECK-NOT: scf.if
 // CHECK: tile.dot {{.*}}, %[[V]]
 // CHECK: } {tile.continues_previous, tile.speculable}
