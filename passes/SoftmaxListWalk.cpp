@@ -55,11 +55,11 @@ struct ListSegments {
 /// With `segments` the tiles of an ascending list (none repeated, none out of range
 /// before the last straight segment's end) are walked by loops with no branch in the
 /// body, masked or not, and the rest by a masked loop whose mask also drops a tile not
-/// to be visited (a repeat, -1, out of range: all its keys taken as past the end, so
-/// it changes no row), continuing one another as the dense walk's loops: no product is issued in a
-/// branch, so a GPU keeps products in flight across tiles and loops (the branch that
-/// searches a list that does not ascend for repeats is scalar). A list that does not
-/// ascend takes the last loop alone: one step in the program per loop.
+/// to be visited (a repeat, -1, out of range: all its keys taken as past the end, so it
+/// changes no row), continuing one another as the dense walk's loops. No product is
+/// issued in a branch, so a GPU keeps products in flight across tiles and loops (the
+/// search of a list that does not ascend for repeats is a scalar branch). A list that
+/// does not ascend takes the last loop alone: one step in the program per loop.
 void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value)> fetch,
                         function_ref<ListedKeyTile(Value, Value, bool)> choose,
                         std::optional<ListSegments> segments = std::nullopt) {
