@@ -67,6 +67,26 @@ def test_softmax_runs_under_the_last_product(name, d, tmp_path):
     assert not any(r.wgmma_serialized for r in report)
 
 
+@pytest.mark.parametrize("pingpong", [False, True])
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+def test_a_block_list_walk_rotates_both_loops(d, pingpong, tmp_path):
+    """An ascending list is walked as the dense walk is (unmasked whole tiles, then the
+    masked rest, a tile not to be visited masked whole): no product in a branch, so both
+    loops rotate and the chain spills nothing at D = 128 on 128 x 128 tiles (the walk
+    whose masked loop applied its products in a branch: one rotated loop, 144 B)."""
+    spec, config = cases.BLOCK_SPARSE["blocks-causal"]
+    config = dataclasses.replace(config, tma=True, warp_specialize=True,
+                                 intra_warpgroup_overlap=True, pingpong=pingpong)
+    ptx, _ = _core.compile_gpu(spec.to_mlir(cases.DTYPE, d, d), spec.name, "sm_90a",
+                               **config.as_kwargs())
+    kernel = attention_kernel(ptx.decode())
+    consumers = kernel[kernel.index("setmaxnreg.inc"):]
+    assert consumers.count("wgmma.wait_group.sync.aligned \t1;") == 2
+    report = ptxas_report(ptx, "sm_90a", tmp_path).values()
+    assert max(r.spill_stores for r in report) == 0
+    assert not any(r.wgmma_serialized for r in report)
+
+
 def test_its_loop_in_the_tgpu_stage():
     # kernel.ir("tgpu") shows the rotation: a guarded prologue and epilogue around the
     # rotated loop, P·V marked as issued one iteration later.
