@@ -79,19 +79,14 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
     return c.visit ? p.ifElse(c.visit, apply, [&] { return SmallVector<Value>(carried); })
                    : apply();
   };
-  // Every tile applied, masked, a tile not to be visited masked whole: no branch.
-  auto maskedVisiting = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-    ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
-    auto [k, v] = p.loadKeyValue(c.n0);
-    llvm::SaveAndRestore<Value> kept(p.tileKept, c.visit);
-    return p.step(c.n0, k, v, carried, /*masked=*/true);
-  };
-  // A segment every tile of which is applied, masked or not: no branch.
-  auto straight = [&](bool masked) {
-    return [&, masked](Value j, ValueRange carried) -> SmallVector<Value> {
-      Value n0 = choose(j, fetch(j), /*tileOnly=*/true).n0;
-      auto [k, v] = p.loadKeyValue(n0);
-      return p.step(n0, k, v, carried, masked);
+  // Every tile applied, masked or not, with no branch: a segment the bounds cut or keep
+  // whole, or (`dropUnvisited`) the masked rest, a tile not to be visited masked whole.
+  auto straight = [&](bool masked, bool dropUnvisited = false) {
+    return [&, masked, dropUnvisited](Value j, ValueRange carried) -> SmallVector<Value> {
+      ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/!dropUnvisited);
+      auto [k, v] = p.loadKeyValue(c.n0);
+      llvm::SaveAndRestore<Value> kept(p.tileKept, dropUnvisited ? c.visit : p.tileKept);
+      return p.step(c.n0, k, v, carried, masked);
     };
   };
   SmallVector<Value> &state = p.state;
@@ -120,7 +115,7 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
             advance(from, segment.first, segment.second, /*continues=*/i > 0);
             from = segment.first;
           }
-          loop = walk(from, segments->end, maskedVisiting,
+          loop = walk(from, segments->end, straight(/*masked=*/true, /*dropUnvisited=*/true),
                       /*continues=*/!segments->straight.empty());
         } else {
           loop = walk(c0, total, visiting, false);
