@@ -39,6 +39,28 @@ def TgpuCleanupConversions : Pass<"tessera-tgpu-cleanup-conversions", "mlir::Mod
   }];
 }
 
+def TgpuInsertBarriers : Pass<"tessera-tgpu-insert-barriers", "mlir::ModuleOp"> {
+  let summary = "block barriers (and proxy fences) between conflicting shared-memory accesses";
+  let description = [{
+    A membar-style analysis over the tgpu ops that touch shared memory (local_load /
+    local_store / local_alloc of a tile, async_copy landing at its async_wait, TMA loads
+    and stores, warpgroup_dot operands): in program order, with loops run to a fixed
+    point, a read after a write, a write after a read or a write after a write of the
+    same buffer and stage (stages differ only when both are different constants) gets a
+    `tgpu.barrier` right before the second access; an access through the async proxy
+    (wgmma, TMA) of what generic stores or cp.async wrote gets a
+    `tgpu.fence_async_shared` before that barrier. Readers of a TMA load wait on its
+    mbarrier and need no barrier. Barriers already there count (a second run adds
+    nothing); the partitions of a `tgpu.warp_specialize` are left alone (they
+    synchronise through mbarriers) and a barrier settles what is pending before one.
+  }];
+  let options = [
+    Option<"report", "report", "bool", /*default=*/"false",
+           "remark at each op a barrier was put before, saying which access it orders">
+  ];
+  let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
+}
+
 def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
   let summary = "the loop schedule (stages, prefetches, pipelining mode) as tgpu.* attributes";
   let description = [{
