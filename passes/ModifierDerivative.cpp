@@ -123,7 +123,7 @@ static LogicalResult differentiate(Region &scoreMod, Region &into, Operation *se
   Block &src = scoreMod.front();
   IRMapping map;
   OpBuilder b = startRegionLike(scoreMod, into, map);
-  Tangents t{b, scoreMod.getLoc(), {}};
+  Tangents t{b, scoreMod.getLoc(), DenseMap<Value, Value>()};
   if (!seed)
     t.of[b.getInsertionBlock()->getArgument(0)] = t.cst(1.0);
   for (Operation &op : src.without_terminator()) {

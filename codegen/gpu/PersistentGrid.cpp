@@ -245,7 +245,8 @@ LogicalResult Distributor::lowerWorkItems(scf::ForOp op) {
   llvm::SaveAndRestore<Value> savedThread(threadId), savedLane(lane), savedWarp(warp),
       savedGroup(warpgroup), savedG(g), savedT2(t2), savedLeader(isQuadLeader);
   llvm::SaveAndRestore<Operation *> savedAnchor(laneAnchor);
-  llvm::SaveAndRestore<DenseMap<int64_t, Value>> savedRows(warpRows, {});
+  llvm::SaveAndRestore<DenseMap<int64_t, Value>> savedRows(warpRows,
+                                                            DenseMap<int64_t, Value>());
   llvm::SaveAndRestore<std::optional<LdmatrixLane>> savedLdmatrix(ldmatrixLanes,
                                                                   std::nullopt);
   deriveWarpIndices(opaqueIndex(threadId));

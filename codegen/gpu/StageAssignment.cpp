@@ -58,7 +58,7 @@ LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
   OpBuilder after(grid->getContext());
   after.setInsertionPointAfter(grid);
   auto copy = cast<tile::GridOp>(after.clone(*grid));
-  auto dropCopy = llvm::make_scope_exit([&] { copy.erase(); });
+  llvm::scope_exit dropCopy([&] { copy.erase(); });
   copy.walk([](tgpu::ConvertLayoutOp convert) {
     convert.getResult().replaceAllUsesWith(convert.getSource());
     convert.erase();

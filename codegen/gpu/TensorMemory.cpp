@@ -110,8 +110,10 @@ void Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
     SmallVector<int64_t> box(rank, 1);
     box[rank - 2] = tileType.getDimSize(0);
     box[rank - 1] = kBoxCols;
-    // Descriptors follow the buffers (the launch record packs them in this order).
-    kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(), kernel.getLoc());
+    // Descriptors follow the buffers (the launch record packs them in this order). An
+    // argument appended to a kernel has nothing to conflict with: this cannot fail.
+    (void)kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(),
+                                kernel.getLoc());
     tensorMapOf[key] = tensorMaps.size();
     tensorMaps.push_back({argument, box, tileType.getElementType(),
                           kernel.getArgument(kernel.getNumArguments() - 1)});
@@ -352,8 +354,9 @@ void tessera::gpu::shareTensorMaps(func::FuncOp func, ::mlir::gpu::GPUModuleOp m
   for (auto kernel : module.getOps<::mlir::gpu::GPUFuncOp>()) {
     if (kernel->hasAttr(kTensorMapParamsAttr))
       continue;
-    for (size_t i = 0; i < maps.size(); ++i)
-      kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(), kernel.getLoc());
+    for (size_t i = 0; i < maps.size(); ++i) // appended: cannot fail (as above)
+      (void)kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(),
+                                  kernel.getLoc());
     kernel->setAttr(kTensorMapParamsAttr,
                     IntegerAttr::get(IntegerType::get(func.getContext(), 64), maps.size()));
   }
