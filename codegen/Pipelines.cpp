@@ -98,6 +98,7 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
   target.optLevel = 3;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<mlir::gpu::GPUModuleOp>();
+  kernels.addPass(tessera::gpu::createTgpuSyncToNvvm());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   kernels.addPass(createSCFToControlFlowPass());

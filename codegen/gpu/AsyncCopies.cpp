@@ -102,7 +102,7 @@ void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stag
                                      arith::SelectOp::create(b, v.inBounds, full, none),
                                      b.getUnitAttr());
   }
-  NVVM::CpAsyncCommitGroupOp::create(b);
+  tgpu::AsyncCommitGroupOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange());
   pendingCopies.push_back(group);
 }
 
@@ -113,11 +113,10 @@ void Distributor::waitForCopies(int newerGroupsLeft) {
                         pendingCopies.end() - std::min<int>(newerGroupsLeft, pendingCopies.size()));
     return;
   }
-  NVVM::CpAsyncWaitGroupOp::create(b, b.getI32IntegerAttr(newerGroupsLeft));
+  tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
+                            newerGroupsLeft);
   // cp.async writes through the generic proxy; wgmma reads through the async one.
-  NVVM::FenceProxyOp::create(
-      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
-      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+  tgpu::FenceAsyncSharedOp::create(b);
   pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
 }
 
@@ -134,7 +133,7 @@ void Distributor::settleCopies() {
   flushBarrier();
   if (copiesPending()) {
     waitForCopies();
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
   }
 }
 
@@ -185,7 +184,7 @@ void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
     flushBarrier();
     return;
   }
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   barrierPending = false;
 }
 
@@ -224,7 +223,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
   const SwizzledTile &st = swizzledTiles[index];
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   if (transposed) {
     // Lane positions opaque: LLVM would otherwise hoist every slot's swizzled offset out
     // of the loop around, a register each.
@@ -246,10 +245,8 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
     }
   }
   // Written through the generic proxy, read by wgmma through the async one.
-  NVVM::FenceProxyOp::create(
-      b, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
-      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::FenceAsyncSharedOp::create(b);
+  tgpu::BarrierOp::create(b);
   SharedTile t{Value(), transposed, index, arith::ConstantIndexOp::create(b, 0)};
   shared[v] = t;
   return t;
@@ -347,7 +344,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
     waitForCopies();
   if (reused)
     drainTensorCopies(overlappingSwizzled(index));
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   // After the loops, positions from a thread index LLVM cannot equate with the entry's:
   // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,
   // and keep them in registers through every loop (26 more at D = 128).
@@ -357,7 +354,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
     threadId = opaqueIndex(threadId);
   }
   writeAccumulatorPairs(l, slots, index, elem);
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));

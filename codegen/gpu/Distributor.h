@@ -314,7 +314,7 @@ private:
     if (barrierPending) {
       if (copiesPending())
         waitForCopies();
-      ::mlir::gpu::BarrierOp::create(b);
+      tgpu::BarrierOp::create(b);
     }
     barrierPending = false;
   }

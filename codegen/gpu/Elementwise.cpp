@@ -45,7 +45,7 @@ Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
   flushBarrier();
   for (auto [i, v] : llvm::enumerate(values))
     memref::StoreOp::create(b, v, mem, ValueRange{warp, column(i)});
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   Slots out;
   for (size_t i = 0; i < values.size(); ++i) {
     Value acc;

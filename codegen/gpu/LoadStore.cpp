@@ -151,7 +151,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
       waitForGroup([&](int group) {
         return group == index || group == -1 || group == nextStageGroup(index);
       });
-      ::mlir::gpu::BarrierOp::create(b);
+      tgpu::BarrierOp::create(b);
     }
     Value first = arith::ConstantIndexOp::create(b, 0);
     issueCopies(op, swizzledTiles[index], first, origin, index);
@@ -160,7 +160,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     return success();
   }
   if (!barrierPending)
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
   Value mem = stagingBuffer(op);
   if (vectorsPerThread(op)) {
     storeRows(op, mem, loadRows(op, origin));

@@ -407,7 +407,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     flushBarrier();
   } else if (prefetches.empty()) {
     if (barrierPending)
-      ::mlir::gpu::BarrierOp::create(b);
+      tgpu::BarrierOp::create(b);
     barrierPending = false;
     copiesBeforeLoop = pendingCopies;
   }
@@ -432,7 +432,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
       if (!barrierPending) {
         if (copiesPending())
           waitForCopies();
-        ::mlir::gpu::BarrierOp::create(b);
+        tgpu::BarrierOp::create(b);
       }
       for (int64_t j = 0; j < ahead; ++j) {
         Value iv = lb, stage = first;
@@ -469,7 +469,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     // (K) into the other stage; products wait for their own copies only, so this
     // iteration's K (copied an iteration ago) and V may still be landing here.
     Value stage = loop.getRegionIterArgs()[numCarried];
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
     barrierPending = true; // the single-buffered copies share this barrier
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
@@ -506,7 +506,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     // computes; the copies for the iterations in between stay in flight.
     Value stage = loop.getRegionIterArgs()[numCarried];
     waitForCopies(int((ahead - 1) * prefetches.size()));
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
     barrierPending = false;
     Value one = arith::ConstantIndexOp::create(b, 1), last = arith::ConstantIndexOp::create(b, ahead);
     Value previous = arith::SubIOp::create(b, one, stage), following = previous;
@@ -530,7 +530,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     // Store the tiles loaded one iteration ahead, then start loading the next ones:
     // their latency hides behind this iteration's arithmetic.
     flushBarrier();
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
     size_t pos = numCarried;
     for (auto [p, count] : llvm::zip(prefetches, regCounts)) {
       Value mem = stagingBuffer(p.load);

@@ -201,6 +201,20 @@ def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleO
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
 }
 
+def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUModuleOp"> {
+  let summary = "tgpu barriers, proxy fences and cp.async groups / waits to NVVM";
+  let description = [{
+    The synchronisation family of the tgpu -> nvvm conversion patterns, run on the
+    kernels right after tessera-tile-to-gpu: `tgpu.barrier` -> `gpu.barrier`,
+    `tgpu.fence_async_shared` -> `nvvm.fence.proxy` (async.shared::cta),
+    `tgpu.async_commit_group` -> `nvvm.cp.async.commit.group`, `tgpu.async_wait
+    pending = n` -> `nvvm.cp.async.wait.group n`. A commit or wait whose token is still
+    read (a wait naming its groups) is an error: the copies that token orders are not
+    lowered by this pass.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect"];
+}
+
 def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
   let summary = "a kernel's TMA descriptor parameters become byval grid constants";
   let description = [{

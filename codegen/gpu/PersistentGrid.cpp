@@ -224,7 +224,7 @@ void Distributor::settleWorkItem(bool itemEnd) {
     drainAllTensorCopies();
     fenceAsyncProxy();
   }
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
 }
 
 LogicalResult Distributor::lowerWorkItems(scf::ForOp op) {

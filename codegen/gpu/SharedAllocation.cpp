@@ -101,7 +101,7 @@ void Distributor::settleSharedBytes(int64_t begin, int64_t end) {
     if (t.offset < end && begin < t.offset + t.bytes())
       earlier.push_back(i);
   drainTensorCopies(earlier);
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   barrierPending = false;
 }
 

@@ -104,7 +104,7 @@ FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
   barrierPending = true;
   flushBarrier();
   writeSlots(mem, layoutOf(v), *have, transpose);
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   return readSlots(mem, want, /*transposed=*/false);
 }
 
@@ -123,7 +123,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
   barrierPending = true;
   flushBarrier(); // the previous iteration's readers are done
   writeSlots(mem, layoutOf(v), *have, /*transpose=*/false);
-  ::mlir::gpu::BarrierOp::create(b);
+  tgpu::BarrierOp::create(b);
   SharedTile t{mem, /*transposed=*/false};
   shared[v] = t;
   return t;

@@ -325,7 +325,7 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
       emitPtx(b, "fence.mbarrier_init.release.cluster;", "", {});
       scf::YieldOp::create(b);
     });
-    ::mlir::gpu::BarrierOp::create(b);
+    tgpu::BarrierOp::create(b);
   }
   MLIRContext *ctx = b.getContext();
   SmallVector<Attribute> maps;

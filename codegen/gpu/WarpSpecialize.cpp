@@ -257,7 +257,7 @@ LogicalResult Distributor::checkTurns() {
       return wait->emitError("pingpong: a turn must end in the block it begins in");
     for (Operation *op = wait; op != arrive; op = op->getNextNode()) {
       bool barrier = false;
-      op->walk([&](::mlir::gpu::BarrierOp) { barrier = true; });
+      op->walk([&](tgpu::BarrierOp) { barrier = true; });
       if (barrier)
         return op->emitError("pingpong: a block barrier among the consumers between "
                              "their products would deadlock the turns");
@@ -389,11 +389,11 @@ LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
       return failure();
   }
   // The consumers synchronise among themselves: named barrier 1 over their threads.
-  SmallVector<::mlir::gpu::BarrierOp> blockBarriers;
-  split.getElseRegion().walk([&](::mlir::gpu::BarrierOp barrier) {
+  SmallVector<tgpu::BarrierOp> blockBarriers;
+  split.getElseRegion().walk([&](tgpu::BarrierOp barrier) {
     blockBarriers.push_back(barrier);
   });
-  for (::mlir::gpu::BarrierOp barrier : blockBarriers) {
+  for (tgpu::BarrierOp barrier : blockBarriers) {
     b.setInsertionPoint(barrier);
     NVVM::BarrierOp::create(b, Type(), arith::ConstantIntOp::create(b, b.getI32Type(), 1),
                             arith::ConstantIntOp::create(b, b.getI32Type(), numThreads),

@@ -69,9 +69,9 @@
 // LOWERED: nvvm.wgmma.mma_async
 // LOWERED: memref.store %{{[0-9]+}}#63
 // LOWERED-NEXT: }
-// LOWERED-NEXT: nvvm.cp.async.wait.group 0
-// LOWERED-NEXT: nvvm.fence.proxy
-// LOWERED-NEXT: gpu.barrier
+// LOWERED-NEXT: tgpu.async_wait pending = 0
+// LOWERED-NEXT: tgpu.fence_async_shared
+// LOWERED-NEXT: tgpu.barrier
 // LOWERED-NEXT: }
 // LOWERED-NEXT: gpu.return
 // TMA-LABEL: func.func @longest_first
@@ -81,11 +81,11 @@
 // TMA: nvvm.wgmma.mma_async
 // TMA: memref.store %{{[0-9]+}}#63
 // TMA-NEXT: }
-// TMA-NOT: gpu.barrier
+// TMA-NOT: tgpu.barrier
 // TMA-COUNT-4: mbarrier.try_wait.parity
-// TMA-NOT: gpu.barrier
+// TMA-NOT: tgpu.barrier
 // TMA: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
-// TMA-NEXT: gpu.barrier
+// TMA-NEXT: tgpu.barrier
 // TMA-NEXT: }
 // SPLIT-LABEL: func.func @longest_first
 // SPLIT: tgpu.warp_specialize

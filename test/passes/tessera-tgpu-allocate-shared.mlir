@@ -156,8 +156,8 @@ func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
 // LOWERED: scf.yield
 // LOWERED: scf.for
 // LOWERED-NEXT: arith.muli
-// LOWERED-NEXT: gpu.barrier
-// LOWERED-NEXT: gpu.barrier
+// LOWERED-NEXT: tgpu.barrier
+// LOWERED-NEXT: tgpu.barrier
 
 #acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>

@@ -12,8 +12,8 @@
 // the loop before them left in flight.
 // CHECK-LABEL: func.func @causal_d128
 // LOWERED-LABEL: gpu.func @causal_d128_kernel0
-// LOWERED-COUNT-8: nvvm.cp.async.commit.group
-// LOWERED-NOT: nvvm.cp.async.commit.group
+// LOWERED-COUNT-8: tgpu.async_commit_group
+// LOWERED-NOT: tgpu.async_commit_group
 // CHECK: tile.grid{{.*}}tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64
 // CHECK: %[[L1:.*]] = scf.for
 // CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64}
@@ -92,8 +92,8 @@ func.func @causal_d128(%q: !in, %k: !in, %v: !in, %o: !out) {
 // changes around it: the third loop has no copies in flight to take over.
 // CHECK-LABEL: func.func @one_stage_override
 // LOWERED-LABEL: gpu.func @one_stage_override_kernel0
-// LOWERED-COUNT-9: nvvm.cp.async.commit.group
-// LOWERED-NOT: nvvm.cp.async.commit.group
+// LOWERED-COUNT-9: tgpu.async_commit_group
+// LOWERED-NOT: tgpu.async_commit_group
 // CHECK: } {tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: %[[MID:.*]] = scf.for
 // CHECK-NOT: tgpu.prefetch_distance = 1

@@ -20,7 +20,7 @@
 // CHECK: %[[PHASES:.*]] = memref.alloca() : memref<1xi32>
 // CHECK-COUNT-4: mbarrier.init.shared::cta.b64 [$0], 1;
 // CHECK: fence.mbarrier_init.release.cluster;
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: %[[WORD:.*]] = memref.load %[[PHASES]]
 // CHECK: memref.store {{.*}} %[[PHASES]]
 // CHECK: scf.if
@@ -78,7 +78,7 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: gpu.func @narrow_tiles_kernel0
 // CHECK-NOT: !llvm.ptr
 // CHECK-NOT: mbarrier
-// CHECK: nvvm.cp.async.commit.group
+// CHECK: tgpu.async_commit_group
 // CHECK: nvvm.wgmma.mma_async
 // CHECK-NOT: cp.async.bulk.tensor
 // CHECK: gpu.return

@@ -25,7 +25,7 @@
 // CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
 // CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 4;"
 // CHECK: fence.mbarrier_init.release.cluster
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: %[[PRODUCER:.*]] = arith.cmpi uge, %{{.*}}, %c128
 // CHECK: scf.if %[[PRODUCER]] {
 // CHECK-NEXT: nvvm.setmaxregister decrease 40
@@ -68,7 +68,7 @@
 // CHECK: nvvm.bar.warp.sync
 // CHECK-NOT: mbarrier.arrive
 // CHECK: @first mbarrier.arrive.shared::cta.b64
-// CHECK-NOT: gpu.barrier
+// CHECK-NOT: tgpu.barrier
 // CHECK-NOT: cp.async.bulk.tensor
 // CHECK: gpu.return
 func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,

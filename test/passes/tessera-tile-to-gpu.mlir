@@ -16,10 +16,10 @@
 // CHECK: %[[ARENA:.*]] = gpu.dynamic_shared_memory
 // CHECK: %[[SMEM:.*]] = memref.view %[[ARENA]]{{.*}} to memref<64x72xbf16, #gpu.address_space<workgroup>>
 // CHECK: gpu.block_id x
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: vector.load {{.*}} : memref<?x64xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>
 // CHECK: vector.store {{.*}}, %[[SMEM]]
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: nvgpu.ldmatrix %[[SMEM]]
 // CHECK: nvvm.mma.sync
 // CHECK-SAME: shape = #nvvm.shape<m = 16, n = 8, k = 16>
@@ -38,12 +38,12 @@
 // WGMMA: memref.view %[[ARENA]]
 // WGMMA: memref.view %[[ARENA]]
 // WGMMA: nvgpu.device_async_copy {{.*}}, 8, {{.*}} {bypassL1}
-// WGMMA: nvvm.cp.async.commit.group
+// WGMMA: tgpu.async_commit_group
 // WGMMA: nvgpu.device_async_copy {{.*}}, 8, {{.*}} {bypassL1}
-// WGMMA: nvvm.cp.async.commit.group
-// WGMMA: nvvm.cp.async.wait.group 0
-// WGMMA: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// WGMMA: gpu.barrier
+// WGMMA: tgpu.async_commit_group
+// WGMMA: tgpu.async_wait pending = 0
+// WGMMA: tgpu.fence_async_shared
+// WGMMA: tgpu.barrier
 // WGMMA: nvvm.wgmma.fence.aligned
 // WGMMA: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // WGMMA-COUNT-3: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
@@ -83,16 +83,16 @@ func.func @scores(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 // CHECK-LABEL: func.func @two_products
 // CHECK: nvvm.mma.sync
 // WGMMA-LABEL: func.func @two_products
-// WGMMA-COUNT-3: nvvm.cp.async.commit.group
-// WGMMA-NEXT: nvvm.cp.async.wait.group 1
-// WGMMA-NEXT: nvvm.fence.proxy
-// WGMMA-NEXT: gpu.barrier
+// WGMMA-COUNT-3: tgpu.async_commit_group
+// WGMMA-NEXT: tgpu.async_wait pending = 1
+// WGMMA-NEXT: tgpu.fence_async_shared
+// WGMMA-NEXT: tgpu.barrier
 // WGMMA: nvvm.wgmma.mma_async
 // WGMMA: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // WGMMA-NOT: math.exp2
-// WGMMA: nvvm.cp.async.wait.group 0
-// WGMMA-NEXT: nvvm.fence.proxy
-// WGMMA-NEXT: gpu.barrier
+// WGMMA: tgpu.async_wait pending = 0
+// WGMMA-NEXT: tgpu.fence_async_shared
+// WGMMA-NEXT: tgpu.barrier
 // WGMMA: wgmma.mma_async
 func.func @two_products(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                         %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
@@ -132,16 +132,16 @@ func.func @two_products(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
 // WGMMA-SAME: smem = 66560
 // WGMMA: gpu.func @key_loop_kernel0
 // WGMMA-SAME: nvvm.minctasm = 3 : i32
-// WGMMA-COUNT-2: nvvm.cp.async.commit.group
+// WGMMA-COUNT-2: tgpu.async_commit_group
 // WGMMA: scf.for
-// WGMMA: gpu.barrier
+// WGMMA: tgpu.barrier
 // WGMMA-NOT: nvvm.cp.async.wait.group
-// WGMMA: nvvm.cp.async.commit.group
+// WGMMA: tgpu.async_commit_group
 // WGMMA-NOT: nvvm.cp.async.wait.group
-// WGMMA: nvvm.cp.async.commit.group
-// WGMMA-NEXT: nvvm.cp.async.wait.group 2
+// WGMMA: tgpu.async_commit_group
+// WGMMA-NEXT: tgpu.async_wait pending = 2
 // WGMMA: nvvm.wgmma.mma_async
-// WGMMA: nvvm.cp.async.wait.group 1
+// WGMMA: tgpu.async_wait pending = 1
 // WGMMA: wgmma.mma_async
 func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
                     %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
@@ -182,9 +182,9 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK-LABEL: func.func @narrowed_operand
 // CHECK: gpu.func @narrowed_operand_kernel0
 // CHECK: %[[TID:.*]] = gpu.thread_id x
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: memref.store {{.*}} : memref<64x24xbf16, #gpu.address_space<workgroup>>
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: nvgpu.ldmatrix
 // CHECK: nvvm.mma.sync
 // CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[TID]], %{{.*}} : index
@@ -310,9 +310,9 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // CHECK-COUNT-3: memref.view %[[ARENA]]
 // CHECK: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = true}
 // CHECK: nvvm.mma.sync
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: memref.store {{.*}} : memref<64x72xbf16, #gpu.address_space<workgroup>>
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: nvgpu.ldmatrix
 // CHECK: nvvm.mma.sync
 // CHECK: gpu.return
@@ -323,8 +323,8 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // a barrier for K's readers first (canonicalization merges it with the next).
 // WGMMA-LABEL: func.func @state_product
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
-// WGMMA: gpu.barrier
-// WGMMA-NEXT: gpu.barrier
+// WGMMA: tgpu.barrier
+// WGMMA-NEXT: tgpu.barrier
 // WGMMA-NEXT: %[[G8:.*]] = arith.muli %{{.*}}, %c8
 // WGMMA-NEXT: %[[LANE:.*]] = arith.addi %{{.*}}, %[[G8]]
 // WGMMA-NEXT: %[[ROW:.*]] = arith.muli %{{.*}}, %c64
@@ -338,8 +338,8 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // WGMMA-NEXT: vector.from_elements
 // WGMMA-NEXT: vector.store %{{.*}}, %[[BUF]][%[[CHUNK1]]]
 // WGMMA: %[[CHUNK7:.*]] = arith.xori %[[BASE]], %c56
-// WGMMA: nvvm.fence.proxy
-// WGMMA-NEXT: gpu.barrier
+// WGMMA: tgpu.fence_async_shared
+// WGMMA-NEXT: tgpu.barrier
 func.func @state_product(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                          %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                          %v: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
@@ -411,7 +411,7 @@ func.func @zero_fill(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.shuffle xor
-// CHECK: gpu.barrier
+// CHECK: tgpu.barrier
 // CHECK: memref.store
 // CHECK: gpu.func @workspace_kernel1
 // CHECK: memref.load
@@ -457,13 +457,13 @@ func.func @workspace(%x: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
 // WGMMA: } else {
 // WGMMA: arith.mulf
 // WGMMA: nvvm.wgmma.mma_async
-// WGMMA: nvvm.cp.async.wait.group 0
-// WGMMA-NEXT: nvvm.fence.proxy
-// WGMMA-NEXT: gpu.barrier
+// WGMMA: tgpu.async_wait pending = 0
+// WGMMA-NEXT: tgpu.fence_async_shared
+// WGMMA-NEXT: tgpu.barrier
 // WGMMA-NEXT: arith.index_castui
 // WGMMA-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "", "=r,0"
 // WGMMA-COUNT-16: vector.store {{.*}} vector<2xbf16>
-// WGMMA-NEXT: gpu.barrier
+// WGMMA-NEXT: tgpu.barrier
 // WGMMA: vector.store {{.*}} {alignment = 16 : i64} : memref<?x64xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>
 func.func @rescaled_output(%q: memref<?x64xbf16, strided<[?, ?], offset: ?>>,
                            %k: memref<?x64xbf16, strided<[?, ?], offset: ?>>,

@@ -1,0 +1,90 @@
+//===- TgpuSyncToNvvm.cpp - tgpu synchronisation ops to NVVM --------------===//
+//
+// tessera-convert-tgpu-sync-to-nvvm: the synchronisation family of the tgpu -> nvvm
+// conversions (docs/RationaleTgpu.md, step 9). tessera-tile-to-gpu orders shared memory
+// and cp.async with tgpu ops, the same ones tessera-tgpu-insert-barriers places; this
+// pass turns them into the instructions:
+//   tgpu.barrier                       -> gpu.barrier (bar.sync 0)
+//   tgpu.fence_async_shared            -> nvvm.fence.proxy async.shared::cta
+//   tgpu.async_commit_group            -> nvvm.cp.async.commit.group
+//   tgpu.async_wait pending = n        -> nvvm.cp.async.wait.group n
+// Tokens only order these ops among themselves: a commit or wait whose token another op
+// still reads is left, and the pass fails on it.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Passes.h"
+#include "dialect/tgpu/TgpuDialect.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUSYNCTONVVM
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+
+namespace {
+struct LowerBarrier : OpRewritePattern<tgpu::BarrierOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::BarrierOp op, PatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<::mlir::gpu::BarrierOp>(op);
+    return success();
+  }
+};
+
+struct LowerProxyFence : OpRewritePattern<tgpu::FenceAsyncSharedOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::FenceAsyncSharedOp op,
+                                PatternRewriter &rewriter) const override {
+    MLIRContext *ctx = op.getContext();
+    rewriter.replaceOpWithNewOp<NVVM::FenceProxyOp>(
+        op, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+        NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    return success();
+  }
+};
+
+struct LowerCommitGroup : OpRewritePattern<tgpu::AsyncCommitGroupOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::AsyncCommitGroupOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op->use_empty() || !op.getTokens().empty())
+      return rewriter.notifyMatchFailure(op, "its group is named by a wait or it names copies");
+    NVVM::CpAsyncCommitGroupOp::create(rewriter, op.getLoc());
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerWait : OpRewritePattern<tgpu::AsyncWaitOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::AsyncWaitOp op, PatternRewriter &rewriter) const override {
+    if (!op->use_empty() || !op.getGroups().empty())
+      return rewriter.notifyMatchFailure(op, "it names groups or a later op reads its token");
+    NVVM::CpAsyncWaitGroupOp::create(rewriter, op.getLoc(),
+                                     rewriter.getI32IntegerAttr(op.getPending()));
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct TgpuSyncToNvvmPass : tessera::gpu::impl::TgpuSyncToNvvmBase<TgpuSyncToNvvmPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<LowerBarrier, LowerProxyFence, LowerCommitGroup, LowerWait>(&getContext());
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+    getOperation()->walk([&](Operation *op) {
+      if (isa<tgpu::BarrierOp, tgpu::FenceAsyncSharedOp, tgpu::AsyncCommitGroupOp,
+              tgpu::AsyncWaitOp>(op)) {
+        op->emitOpError("has no NVVM form yet: its tokens order ops this pass does not lower");
+        signalPassFailure();
+      }
+    });
+  }
+};
+} // namespace
