@@ -116,7 +116,7 @@ void Distributor::waitForCopies(int newerGroupsLeft) {
   tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
                             newerGroupsLeft);
   // cp.async writes through the generic proxy; wgmma reads through the async one.
-  tgpu::FenceAsyncSharedOp::create(b);
+  fenceAsyncProxy();
   pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
 }
 
@@ -245,7 +245,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
     }
   }
   // Written through the generic proxy, read by wgmma through the async one.
-  tgpu::FenceAsyncSharedOp::create(b);
+  fenceAsyncProxy();
   tgpu::BarrierOp::create(b);
   SharedTile t{Value(), transposed, index, arith::ConstantIndexOp::create(b, 0)};
   shared[v] = t;

@@ -106,12 +106,18 @@ struct State {
   }
 };
 
+/// When an op's writes become something later readers conflict with.
+enum class Landing {
+  Now,       // generic stores
+  AtWait,    // cp.async: at the async_wait that covers its group
+  Mbarrier,  // TMA: its readers wait on the mbarrier, which orders them
+};
+
 /// An op's shared-memory accesses (see the file comment).
 struct Effects {
   SmallVector<Access> reads, writes;
-  bool asyncProxy = false;   // wgmma, TMA
-  bool recordWrites = true;  // false: the write lands later (cp.async) or is ordered by
-                             // an mbarrier (TMA)
+  bool asyncProxy = false; // wgmma, TMA
+  Landing landing = Landing::Now;
   bool empty() const { return reads.empty() && writes.empty(); }
 };
 
@@ -128,12 +134,12 @@ Effects effectsOf(Operation *op) {
       })
       .Case([&](tgpu::AsyncCopyOp o) {
         e.writes.push_back({o.getBuffer(), o.getStage(), op});
-        e.recordWrites = false;
+        e.landing = Landing::AtWait;
       })
       .Case([&](tgpu::TmaLoadOp o) {
         e.writes.push_back({o.getBuffer(), o.getStage(), op});
         e.asyncProxy = true;
-        e.recordWrites = false;
+        e.landing = Landing::Mbarrier;
       })
       .Case([&](tgpu::TmaStoreOp o) {
         e.reads.push_back({o.getBuffer(), Value(), op});
@@ -198,9 +204,11 @@ private:
       return success();
     }
     if (isa<tgpu::WarpSpecializeOp>(op)) {
-      // Every warp enters it: settle what is pending while they all still can.
-      if (!state.reads.empty() || !state.writes.empty() || state.unknown)
-        insertBefore(op, state, !state.unfenced.empty(), "its partitions read and write shared memory");
+      // Every warp enters it: settle what is pending while they all still can (a
+      // generic write the partitions may read by TMA or wgmma needs its fence too).
+      bool fence = !state.unfenced.empty();
+      if (fence || !state.reads.empty() || !state.writes.empty() || state.unknown)
+        insertBefore(op, state, fence, "its partitions read and write shared memory");
       state.unknown = true;
       return success();
     }
@@ -289,13 +297,13 @@ private:
       insertBefore(op, state, fence, why);
     for (const Access &r : e.reads)
       addOnce(state.reads, r);
-    if (isa<tgpu::AsyncCopyOp>(op))
-      addOnce(state.inFlight, e.writes.front());
-    if (!e.recordWrites)
-      return success();
     for (const Access &w : e.writes) {
-      addOnce(state.writes, w);
-      addOnce(state.unfenced, w);
+      if (e.landing == Landing::AtWait) {
+        addOnce(state.inFlight, w);
+      } else if (e.landing == Landing::Now) {
+        addOnce(state.writes, w);
+        addOnce(state.unfenced, w);
+      }
     }
     return success();
   }

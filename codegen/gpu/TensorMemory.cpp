@@ -170,9 +170,7 @@ void Distributor::waitBarrier(Value index) {
   waitParity(address, awaitedParity(index));
 }
 
-void Distributor::fenceAsyncProxy() {
-  emitPtx(b, "fence.proxy.async.shared::cta;", "", {});
-}
+void Distributor::fenceAsyncProxy() { tgpu::FenceAsyncSharedOp::create(b); }
 
 void Distributor::waitParity(Value address, Value parity) {
   // A loop in one asm block: PTX scopes the label to its braces.

@@ -84,7 +84,7 @@
 // TMA-NOT: tgpu.barrier
 // TMA-COUNT-4: mbarrier.try_wait.parity
 // TMA-NOT: tgpu.barrier
-// TMA: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// TMA: tgpu.fence_async_shared
 // TMA-NEXT: tgpu.barrier
 // TMA-NEXT: }
 // SPLIT-LABEL: func.func @longest_first
@@ -110,7 +110,7 @@
 // WS: nvvm.wgmma.mma_async
 // WS: memref.store %{{[0-9]+}}#63
 // WS-NEXT: }
-// WS-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// WS-NEXT: tgpu.fence_async_shared
 // WS-NEXT: nvvm.barrier id = %{{.*}} number_of_threads = %{{.*}}
 // WS-NEXT: }
 

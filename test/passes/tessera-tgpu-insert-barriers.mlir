@@ -223,3 +223,29 @@ func.func @warp_specialize(%x: tensor<64x64xbf16, #wg>) {
   %r = tgpu.local_load %a : !sw -> tensor<64x64xbf16, #opa>
   return
 }
+
+// -----
+
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+!sw = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// A barrier after a generic write orders the threads, not the proxies: a warp_specialize
+// whose partitions may read the buffer by TMA or wgmma still needs the fence (and a
+// barrier after it, so that every writer has fenced).
+// CHECK-LABEL: func.func @fence_before_partitions
+// CHECK: tgpu.local_store
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.warp_specialize
+func.func @fence_before_partitions(%x: tensor<64x64xbf16, #wg>) {
+  %b = tgpu.local_alloc : () -> !sw
+  tgpu.local_store %x, %b : tensor<64x64xbf16, #wg>, !sw
+  tgpu.barrier
+  // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: fence and barrier before this op: its partitions read and write shared memory
+  tgpu.warp_specialize num_warps = [4] default {
+    tgpu.warp_yield
+  } partitions {
+    tgpu.warp_return
+  }
+  return
+}

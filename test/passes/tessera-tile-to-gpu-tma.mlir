@@ -27,7 +27,7 @@
 // CHECK-NEXT: %[[BIT:.*]] = arith.andi %[[WORD]]
 // CHECK-NEXT: %[[PARITY:.*]] = arith.xori %[[BIT]]
 // CHECK-NEXT: mbarrier.try_wait.parity{{.*}} %[[PARITY]]
-// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "fence.proxy.async.shared::cta;"
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
 // CHECK: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];"{{.*}}%[[QMAP]]
 // CHECK: cp.async.bulk.tensor.2d{{.*}}%[[QMAP]]
