@@ -64,8 +64,9 @@ void tessera::buildTileToCpuPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-/// Tile programs -> tgpu (layouts, each conversion once, then the loop schedule as
-/// attributes, which tessera-tile-to-gpu follows), the options already checked.
+/// Tile programs -> tgpu (layouts, each conversion once, the operands staged in shared
+/// memory, then the loop schedule as attributes, which tessera-tile-to-gpu follows), the
+/// options already checked.
 static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   pm.addPass(tessera::createCheckGpuInput());
   tessera::gpu::TileToTgpuOptions layouts;
@@ -74,6 +75,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTgpuCleanupConversions());
   if (options.persistent)
     pm.addPass(tessera::gpu::createPersistentGrid());
+  pm.addPass(tessera::gpu::createTgpuStageOperands());
   pm.addPass(tessera::gpu::createTgpuAssignStages());
   if (options.warpSpecialize) {
     tessera::gpu::TgpuWarpSpecializeOptions split;

@@ -14,6 +14,7 @@
 
 #include "codegen/gpu/LayoutAssignment.h"
 #include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/WarpSpecialize.h"
 #include "codegen/gpu/Wgmma.h"
 #include "dialect/tgpu/TgpuDialect.h"
@@ -190,30 +191,13 @@ private:
   /// One staging buffer per (source buffer, tile type): the loops of a program run one
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
-  /// Loads whose tile goes to shared memory: right operands; left operands read from
-  /// memory with wgmma (Q), and with mma.sync those loaded in a loop.
-  bool isStaged(tile::LoadOp op) {
-    LayoutKind kind = layoutOf(op.getResult()).kind;
-    if (kind == LayoutKind::B || kind == LayoutKind::BT)
-      return true;
-    if (kind != LayoutKind::A)
-      return false;
-    // A left operand loaded in a loop is copied with 16-byte vectors (and prefetched)
-    // and read by ldmatrix: far fewer memory instructions than loading its fragments.
-    bool onlyProducts = llvm::all_of(op->getUsers(), [&](Operation *user) {
-      auto dot = dyn_cast<tile::DotOp>(user);
-      return dot && dot.getLhs() == op.getResult();
-    });
-    // So is one loaded outside the loops of a grid that asks it (kLeftOperandsPerUseAttr).
-    auto grid = op->getParentOfType<tile::GridOp>();
-    bool perUse = isa<scf::ForOp>(op->getParentOp()) ||
-                  (grid && grid->hasAttr(kLeftOperandsPerUseAttr));
-    return wgmma || (onlyProducts && perUse && vectorsPerThread(op) > 0);
-  }
-  /// Whether a staged load goes to a swizzled buffer by cp.async (16-bit tiles of wgmma
-  /// kernels; an f32 tile, a state, goes to a padded one).
-  bool swizzles(tile::LoadOp op) {
-    return wgmma && cast<RankedTensorType>(op.getType()).getElementType().getIntOrFloatBitWidth() == 16;
+  /// Loads whose tile goes to shared memory (tessera-tgpu-stage-operands decides).
+  static bool isStaged(tile::LoadOp op) { return bool(stagingOf(op)); }
+  /// Whether a staged load goes to a swizzled buffer (16-bit tiles of wgmma kernels; an
+  /// f32 tile, a state, goes to a padded one).
+  static bool swizzles(tile::LoadOp op) {
+    tgpu::SharedLayoutAttr staged = stagingOf(op);
+    return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
   }
   /// ldmatrix.x4: lane l supplies row l % 8 of 8 x 8 matrix l / 8; bits 0 and 1 of the
   /// matrix number pick its halves (each 0 or 8) of the two tile dimensions.

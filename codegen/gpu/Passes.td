@@ -61,6 +61,23 @@ def TgpuInsertBarriers : Pass<"tessera-tgpu-insert-barriers", "mlir::ModuleOp"> 
   let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
 }
 
+def TgpuStageOperands : Pass<"tessera-tgpu-stage-operands", "mlir::ModuleOp"> {
+  let summary = "which product operands are staged in shared memory, as tgpu.staged";
+  let description = [{
+    Runs after tessera-tile-to-tgpu (and tessera-persistent-grid), before
+    tessera-tgpu-assign-stages. Marks each `tile.load` whose tile goes through shared
+    memory before the products read it with `tgpu.staged = #tgpu.shared<...>`:
+    `swizzle_128b` for the 16-bit operands of wgmma products (read by descriptor),
+    `padded_rows, pad = 16` for mma.sync's (read by ldmatrix) and other staged tiles.
+    Right operands (`#tgpu.shared_operand`) are always staged; left operands with wgmma,
+    and with mma.sync where products alone read them, per use (in a loop, or in a grid
+    marked `tile.left_operands_per_use`) and in 16-byte vectors. The grid is marked
+    `tgpu.operands_staged`. On a grid marked already the loads' staging is kept (a user
+    may stage an mma.sync left operand or read it into registers) and checked: what the
+    lowering cannot follow is reported at the load.
+  }];
+}
+
 def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
   let summary = "the loop schedule (stages, prefetches, pipelining mode) as tgpu.* attributes";
   let description = [{

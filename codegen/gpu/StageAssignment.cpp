@@ -47,6 +47,10 @@ LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
   if (!accumulator)
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
                           "before tessera-tgpu-assign-stages");
+  // The loads' staging decides what prefetching copies (an unstaged grid is staged
+  // here, as tessera-tgpu-stage-operands would).
+  if (failed(stageOperands(grid)))
+    return failure();
   // The distributor's analyses run on a copy of the grid as tessera-tile-to-gpu will see
   // it (layout conversions made where their users read them), right after the grid (the
   // grids before it are done writing their buffers), with a scratch kernel its

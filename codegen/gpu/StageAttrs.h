@@ -11,7 +11,11 @@
 
 namespace tessera::tile {
 class GridOp;
-}
+class LoadOp;
+} // namespace tessera::tile
+namespace tessera::tgpu {
+class SharedLayoutAttr;
+} // namespace tessera::tgpu
 
 namespace tessera::gpu {
 /// scf.for and tile.load: iterations ahead the loop's (the load's) tiles are copied; on
@@ -28,6 +32,20 @@ inline constexpr const char kBlocksPerSMAttr[] = "tgpu.blocks_per_sm";
 /// tile.load: stages of the swizzled buffer its tile is staged into, where the plan
 /// multi-buffers it (absent: one).
 inline constexpr const char kBufferStagesAttr[] = "tgpu.buffer_stages";
+
+/// tile.load: the shared layout (#tgpu.shared) its tile is staged in before the products
+/// read it (absent: read into registers); tessera-tgpu-stage-operands.
+inline constexpr const char kStagedAttr[] = "tgpu.staged";
+/// tile.grid: its loads' staging is decided (a load without tgpu.staged is read into
+/// registers).
+inline constexpr const char kOperandsStagedAttr[] = "tgpu.operands_staged";
+
+/// Writes which of `grid`'s loads are staged in shared memory
+/// (tessera-tgpu-stage-operands on one grid); a grid staged already keeps its loads'
+/// staging. Fails, located at the load, where the lowering cannot follow it.
+::mlir::LogicalResult stageOperands(tile::GridOp grid);
+/// `load`'s staging (null: none).
+tgpu::SharedLayoutAttr stagingOf(tile::LoadOp load);
 
 /// Writes `grid`'s schedule (tessera-tgpu-assign-stages on one grid); a grid scheduled
 /// already keeps its loops' decisions. Fails, located, where a user's override cannot be

@@ -106,8 +106,11 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (grid->hasAttr(kPersistentAttr) && grid.getSizes().size() != 1)
     return grid.emitError("a tgpu.persistent grid has one size (its work items; "
                           "tessera-persistent-grid)");
-  // The lowering follows the grid's schedule; an unscheduled grid (hand-written tgpu IR)
-  // is scheduled here, by the same code as tessera-tgpu-assign-stages.
+  // The lowering follows the grid's staging and schedule; a grid without them
+  // (hand-written tgpu IR) gets them here, from the same code as
+  // tessera-tgpu-stage-operands and tessera-tgpu-assign-stages.
+  if (failed(stageOperands(grid)))
+    return failure();
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
     return failure();
   // Conversions are made where their users read them (Distributor::slotsOf, which

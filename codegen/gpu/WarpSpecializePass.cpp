@@ -223,13 +223,6 @@ struct ProducerSlice {
 };
 } // namespace
 
-/// Loads whose tile goes to shared memory in a wgmma kernel (the distributor's
-/// isStaged): left operands read by wgmma from shared memory, right operands.
-static bool isStagedLoad(tile::LoadOp load) {
-  std::optional<Layout> l = layoutOfType(load.getType());
-  return l && (l->kind == LayoutKind::A || l->kind == LayoutKind::B || l->kind == LayoutKind::BT);
-}
-
 /// The staged loads of `grid` if TMA copies every one of them (the tma knob's rule, as
 /// tessera-tile-to-gpu applies it), else none.
 static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::FuncOp func) {
@@ -239,11 +232,12 @@ static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::Func
     return loads;
   int64_t threads = 32 * grid.getConfig().getNumWarps();
   WalkResult walk = grid.getBody().walk([&](tile::LoadOp load) {
-    if (!isStagedLoad(load))
+    tgpu::SharedLayoutAttr staged = stagingOf(load);
+    if (!staged)
       return WalkResult::advance();
     // Staging of another kind (an f32 tile in a padded buffer) keeps block barriers
     // between its copies and its readers, which a ring does not give.
-    if (cast<RankedTensorType>(load.getType()).getElementType().getIntOrFloatBitWidth() != 16 ||
+    if (staged.getKind() != tgpu::SwizzleKind::swizzle_128b ||
         !tensorCopyRefusal(load, func, threads).empty())
       return WalkResult::interrupt();
     loads.push_back(load);
@@ -290,7 +284,7 @@ static void specialize(tile::GridOp grid, ProducerSlice &slice, bool pingpong) {
     } else if (auto load = dyn_cast<tile::LoadOp>(op)) {
       load->removeAttr(kPrefetchDistanceAttr);
       load->removeAttr(kBufferStagesAttr);
-      if (isStagedLoad(load) && load->getParentOfType<scf::ForOp>())
+      if (stagingOf(load) && load->getParentOfType<scf::ForOp>())
         load->setAttr(kBufferStagesAttr, b.getI64IntegerAttr(ring));
     }
   });
@@ -300,6 +294,8 @@ static void specialize(tile::GridOp grid, ProducerSlice &slice, bool pingpong) {
 void TgpuWarpSpecializePass::runOnOperation() {
   for (auto func : getOperation().getOps<func::FuncOp>()) {
     for (auto grid : func.getBody().getOps<tile::GridOp>()) {
+      if (failed(stageOperands(grid)))
+        return signalPassFailure();
       SmallVector<tile::LoadOp> loads = tensorCopiedLoads(grid, func);
       if (loads.empty())
         continue; // tessera-tile-to-gpu's TMA goes to a later grid, if any

@@ -90,11 +90,11 @@
 // SPLIT-LABEL: func.func @longest_first
 // SPLIT: tgpu.warp_specialize
 // SPLIT: scf.for %{{.*}} : i32 {
-// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64}
+// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // SPLIT: } {tgpu.pipeline = "none", tgpu.work_items}
 // SPLIT: } partitions {
 // SPLIT: scf.for %{{.*}} : i32 {
-// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64}
+// SPLIT: tile.load %arg0{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // SPLIT: scf.for
 // SPLIT: tile.load %arg1
 // SPLIT: tile.load %arg2

@@ -14,9 +14,9 @@
 // out after the loops through Q's bytes, which nothing reads any more.
 // CHECK-LABEL: func.func @causal_d128
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 65536 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}dot_operand
-// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.shared_offset = array<i64: 16384>}
-// CHECK-NEXT: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 49152>}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}dot_operand
+// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.shared_offset = array<i64: 16384>, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK-NEXT: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 49152>, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK: scf.for
 // CHECK-NOT: tgpu.shared_offset
 // CHECK: tile.store %{{.*}} {tgpu.shared_offset = array<i64: 0>}
@@ -96,8 +96,8 @@ func.func @causal_d128(%q: !in, %k: !in, %v: !in, %o: !out) {
 // 128-byte aligned), both read in the loop: one above the other.
 // CHECK-LABEL: func.func @staged_mma_sync
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
 // REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-14
 // REPORT: remark: shared staging buffer: 17408 bytes at 17408 (align 128), live over ops 6-14
 // LOWERED-LABEL: func.func @staged_mma_sync
@@ -144,8 +144,8 @@ func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
 // merges with the barrier before each copy).
 // CHECK-LABEL: func.func @two_sweeps
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 17408 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
 // REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-11
 // REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 13-17
 // LOWERED-LABEL: func.func @two_sweeps
@@ -203,8 +203,8 @@ func.func @two_sweeps(%q: !in, %k: !in, %v: !in, %o: !out) {
 // others are placed around it.
 // CHECK-LABEL: func.func @user_offset
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
 // LOWERED-LABEL: func.func @user_offset
 // LOWERED-SAME: smem = 35840 : i64
 
@@ -252,8 +252,8 @@ func.func @user_offset(%q: !in, %k: !in, %v: !in, %o: !out) {
 // is followed as it is: V below K.
 // CHECK-LABEL: func.func @hand_plan
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 40960 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 20480>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 20480>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
+// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
 // LOWERED-LABEL: func.func @hand_plan
 // LOWERED-SAME: smem = 41984 : i64
 
@@ -296,9 +296,9 @@ func.func @hand_plan(%q: !in, %k: !in, %v: !in, %o: !out) {
 // Two 64-column pieces of one source row (the backward's K pieces of dQᵀ = Kᵀ dSᵀ at
 // D = 128) are live together: a buffer each, not one shared by both.
 // CHECK-LABEL: func.func @column_pieces
-// CHECK: tile.load %arg0{{.*}} {tgpu.shared_offset = array<i64: 0>}
-// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c0] {tgpu.shared_offset = array<i64: 8192>}
-// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c64] {tgpu.shared_offset = array<i64: 16384>}
+// CHECK: tile.load %arg0{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c0] {tgpu.shared_offset = array<i64: 8192>, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c64] {tgpu.shared_offset = array<i64: 16384>, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // REPORT-LABEL: remark: shared tile buffer: 8192 bytes at 0
 // REPORT: remark: shared tile buffer: 8192 bytes at 8192
 // REPORT: remark: shared tile buffer: 8192 bytes at 16384

@@ -16,12 +16,12 @@
 // LOWERED-NOT: tgpu.async_commit_group
 // CHECK: tile.grid{{.*}}tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64
 // CHECK: %[[L1:.*]] = scf.for
-// CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64}
+// CHECK: %[[K1:.*]] = tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK-NEXT: %[[V1:.*]] = tile.load %{{[a-z0-9_]+}}[
 // CHECK: tile.trans %[[K1]]
 // CHECK: } {tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: scf.for {{.*}} iter_args(%{{.*}} = %[[L1]])
-// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64}
+// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK: } {tgpu.continues_prefetch, tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
 // CHECK: scf.for
 // CHECK: } {tgpu.continues_prefetch, tgpu.pipeline = "cp_async_first_product", tgpu.prefetch_distance = 1 : i64}
@@ -169,8 +169,8 @@ func.func @one_stage_override(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK: tile.grid
 // CHECK-SAME: tgpu.num_stages = 2 : i64
 // CHECK-NOT: tgpu.blocks_per_sm
-// CHECK: %[[K:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
-// CHECK-NEXT: %[[V:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: %[[K:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>}
+// CHECK-NEXT: %[[V:.*]] = tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>}
 // CHECK: tile.trans %[[K]]
 // CHECK: } {tgpu.pipeline = "registers", tgpu.prefetch_distance = 1 : i64}
 
@@ -273,8 +273,8 @@ func.func @one_stage(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK: tile.grid
 // CHECK: %[[ENTRY:.*]] = memref.load
 // CHECK: %[[INDEX:.*]] = arith.index_cast %[[ENTRY]]
-// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
-// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64}
+// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>}
+// CHECK: tile.load %{{.*}} {tgpu.prefetch_distance = 1 : i64, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>}
 // CHECK: } {tgpu.pipeline = "registers", tgpu.prefetch_distance = 1 : i64}
 func.func @list_from_earlier_grid(%q: !in, %k: !in, %v: !in, %o: !out, %list: memref<?xi32>) {
   %c0 = arith.constant 0 : index

@@ -23,7 +23,7 @@
 // CHECK: tile.dot %[[Q]]
 // CHECK: %[[PREV:.*]] = arith.subi %[[T]], %[[STEP]] : index
 // CHECK: %[[ROW:.*]] = arith.muli %[[PREV]]
-// CHECK: %[[V:.*]] = tile.load %arg2[%[[ROW]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
+// CHECK: %[[V:.*]] = tile.load %arg2[%[[ROW]], %{{.*}}] {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK: %[[PV:.*]] = tile.dot %[[P]], %[[V]], %[[O]] {tgpu.product_stage = 1 : i64}
 // CHECK: arith.truncf
 // CHECK: scf.yield %{{.*}}, %[[PV]]

@@ -14,8 +14,8 @@
 // CHECK-NEXT: tgpu.warp_specialize num_warps = [4] registers = [40] default_registers = 216 default {
 // CHECK: tile.load %arg0
 // CHECK: scf.for
-// CHECK: tile.load %arg1{{.*}} {tgpu.buffer_stages = 2 : i64}
-// CHECK: tile.load %arg2{{.*}} {tgpu.buffer_stages = 2 : i64}
+// CHECK: tile.load %arg1{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK: tile.load %arg2{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK: tile.dot
 // CHECK: tile.dot
 // CHECK: } {tgpu.pipeline = "none"}
@@ -27,8 +27,8 @@
 // CHECK-NEXT: tile.load %arg0[%[[ROW]], %{{.*}}]
 // CHECK-NEXT: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK-NEXT: %[[KEY:.*]] = arith.muli %[[T]]
-// CHECK-NEXT: tile.load %arg1[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
-// CHECK-NEXT: tile.load %arg2[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
+// CHECK-NEXT: tile.load %arg1[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK-NEXT: tile.load %arg2[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK-NEXT: } {tgpu.pipeline = "none"}
 // CHECK-NEXT: tgpu.warp_return
 func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
@@ -268,8 +268,8 @@ func.func @skipped_tiles(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: } partitions {
 // CHECK: scf.for %[[T:.*]] = %[[C0]] to %[[TILES]] step %{{.*}} {
 // CHECK-NEXT: %[[KEY:.*]] = arith.muli %[[T]]
-// CHECK-NEXT: tile.load %arg1[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
-// CHECK-NEXT: tile.load %arg2[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64}
+// CHECK-NEXT: tile.load %arg1[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK-NEXT: tile.load %arg2[%[[KEY]], %{{.*}}] {tgpu.buffer_stages = 2 : i64, tgpu.staged = #tgpu.shared<swizzle_128b>}
 // CHECK-NEXT: } {tgpu.pipeline = "none"}
 // CHECK-NEXT: tgpu.warp_return
 func.func @continued_loops(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,

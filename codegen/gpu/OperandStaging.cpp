@@ -1,0 +1,163 @@
+//===- OperandStaging.cpp - which product operands go through shared memory -===//
+//
+// tessera-tgpu-stage-operands: the tile.loads whose tile is staged in shared memory
+// before the products read it, and in which shared layout, written as
+// `tgpu.staged = #tgpu.shared<...>` on each such load (StageAttrs.h). Stage assignment,
+// warp specialisation and tessera-tile-to-gpu read the decision from there; a user may
+// change it where the lowering can follow (a left operand of mma.sync products staged
+// or read into registers), which the pass checks on a grid staged already.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/StageAttrs.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUSTAGEOPERANDS
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+struct TgpuStageOperandsPass
+    : tessera::gpu::impl::TgpuStageOperandsBase<TgpuStageOperandsPass> {
+  void runOnOperation() override;
+};
+} // namespace
+
+/// Bytes after each row of a padded staging buffer: the 8 rows one ldmatrix reads fall
+/// in different banks.
+static constexpr int64_t kStagingPadBytes = 16;
+
+/// Whether `value` is `load`'s tile, directly or through layout conversions (which
+/// tessera-tile-to-gpu folds into their uses before lowering).
+static bool isLoadedTile(Value value, tile::LoadOp load) {
+  while (auto convert = value.getDefiningOp<tgpu::ConvertLayoutOp>())
+    value = convert.getSource();
+  return value == load.getResult();
+}
+
+/// Whether every reader of `load`'s tile (conversions looked through) is a product
+/// taking it as its left operand.
+static bool readOnlyAsLeftOperand(tile::LoadOp load) {
+  SmallVector<Value> values{load.getResult()};
+  while (!values.empty()) {
+    Value v = values.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      if (auto convert = dyn_cast<tgpu::ConvertLayoutOp>(user)) {
+        values.push_back(convert.getResult());
+        continue;
+      }
+      auto dot = dyn_cast<tile::DotOp>(user);
+      if (!dot || !isLoadedTile(dot.getLhs(), load))
+        return false;
+    }
+  }
+  return true;
+}
+
+/// The shared layout a staged tile of `elem` takes: swizzled for wgmma's descriptors
+/// (16-bit tiles of wgmma kernels), rows padded for ldmatrix otherwise (an f32 state of
+/// a wgmma kernel too).
+static tgpu::SharedLayoutAttr stagingLayout(MLIRContext *ctx, Type elem, bool wgmma) {
+  if (wgmma && elem.getIntOrFloatBitWidth() == 16)
+    return tgpu::SharedLayoutAttr::get(ctx, tgpu::SwizzleKind::swizzle_128b, 0);
+  return tgpu::SharedLayoutAttr::get(ctx, tgpu::SwizzleKind::padded_rows, kStagingPadBytes);
+}
+
+/// The staging the lowering gives `load` by default (null: read into registers).
+/// Right operands (every warp reads them whole) are always staged; left operands are
+/// with wgmma (read from shared memory by descriptor), and with mma.sync where only
+/// products read them and they are loaded per use (in a loop, or in a grid that asks
+/// it: kLeftOperandsPerUseAttr) in 16-byte vectors: copied once and read by ldmatrix,
+/// far fewer memory instructions than loading each warp's fragments.
+static tgpu::SharedLayoutAttr defaultStaging(tile::LoadOp load, tile::GridOp grid, bool wgmma,
+                                             int64_t threads) {
+  std::optional<Layout> layout = layoutOfType(load.getType());
+  if (!layout)
+    return {};
+  Type elem = getElementTypeOrSelf(load.getType());
+  MLIRContext *ctx = load.getContext();
+  if (layout->kind == LayoutKind::B || layout->kind == LayoutKind::BT)
+    return stagingLayout(ctx, elem, wgmma);
+  if (layout->kind != LayoutKind::A)
+    return {};
+  bool perUse = isa<scf::ForOp>(load->getParentOp()) || grid->hasAttr(kLeftOperandsPerUseAttr);
+  if (wgmma || (readOnlyAsLeftOperand(load) && perUse && vectorsPerThreadOf(load, threads) > 0))
+    return stagingLayout(ctx, elem, wgmma);
+  return {};
+}
+
+tgpu::SharedLayoutAttr tessera::gpu::stagingOf(tile::LoadOp load) {
+  return load->getAttrOfType<tgpu::SharedLayoutAttr>(kStagedAttr);
+}
+
+/// Whether the lowering can follow `load`'s staging (its own or its absence); the
+/// diagnostic is located at the load.
+static LogicalResult checkStaging(tile::LoadOp load, bool wgmma) {
+  Attribute attr = load->getAttr(kStagedAttr);
+  if (attr && !isa<tgpu::SharedLayoutAttr>(attr))
+    return load.emitError(kStagedAttr) << " is a #tgpu.shared layout, got " << attr;
+  tgpu::SharedLayoutAttr staged = stagingOf(load);
+  std::optional<Layout> layout = layoutOfType(load.getType());
+  bool right = layout && (layout->kind == LayoutKind::B || layout->kind == LayoutKind::BT);
+  bool left = layout && layout->kind == LayoutKind::A;
+  Type elem = getElementTypeOrSelf(load.getType());
+  if (!staged) {
+    if (right)
+      return load.emitError("a right operand every warp reads whole "
+                            "(#tgpu.shared_operand) needs a ")
+             << kStagedAttr << " buffer";
+    if (left && wgmma)
+      return load.emitError("a wgmma left operand is read from shared memory: it needs a ")
+             << kStagedAttr << " buffer";
+    return success();
+  }
+  if (!right && !left)
+    return load.emitError("only product operands (#tgpu.dot_operand<a>, "
+                          "#tgpu.shared_operand) are staged; this tile is read in registers");
+  if (cast<RankedTensorType>(load.getType()).getRank() != 2)
+    return load.emitError("a staged operand is a 2-D tile");
+  tgpu::SharedLayoutAttr expected = stagingLayout(load.getContext(), elem, wgmma);
+  if (staged != expected)
+    return load.emitError("a ")
+           << elem << " operand of " << (wgmma ? "wgmma" : "mma.sync")
+           << " products is staged as " << expected << ", not " << staged;
+  if (left && !wgmma && !readOnlyAsLeftOperand(load))
+    return load.emitError("a left operand staged for mma.sync products is read by "
+                          "products only (as their left operand)");
+  return success();
+}
+
+LogicalResult tessera::gpu::stageOperands(tile::GridOp grid) {
+  tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
+  if (!accumulator)
+    return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
+                          "before tessera-tgpu-stage-operands");
+  bool wgmma = accumulator.getVersion() == tgpu::MmaVersion::wgmma;
+  // A grid staged already keeps its loads' staging (a user's edits included): checked.
+  if (!grid->hasAttr(kOperandsStagedAttr)) {
+    int64_t threads = 32 * grid.getConfig().getNumWarps();
+    grid.getBody().walk([&](tile::LoadOp load) {
+      if (tgpu::SharedLayoutAttr staged = defaultStaging(load, grid, wgmma, threads))
+        load->setAttr(kStagedAttr, staged);
+    });
+    grid->setAttr(kOperandsStagedAttr, UnitAttr::get(grid.getContext()));
+  }
+  WalkResult walk = grid.getBody().walk([&](tile::LoadOp load) {
+    return failed(checkStaging(load, wgmma)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
+void TgpuStageOperandsPass::runOnOperation() {
+  WalkResult walk = getOperation().walk([](tile::GridOp grid) {
+    return failed(stageOperands(grid)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    signalPassFailure();
+}

@@ -1,0 +1,204 @@
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands | FileCheck %s
+// Staging twice gives the same staging (a staged grid keeps its loads' decisions).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands --tessera-tgpu-stage-operands | FileCheck %s
+// tessera-tile-to-gpu follows the staging: a user's unstaged left operand is read from
+// global memory into registers (no ldmatrix for it, no copy into shared memory).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
+
+// wgmma (sm_90a): every product operand is read from shared memory by descriptor, in
+// 128-byte swizzled rows; Q is staged once, K (read as Kᵀ) and V in the loop. A column
+// of the accumulator's rows (the row maxima carried in) stays in registers.
+// CHECK-LABEL: func.func @wgmma_operands
+// CHECK: tile.grid{{.*}}tgpu.operands_staged
+// CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}dot_operand<a
+// CHECK: tile.load %arg4{{.*}} : memref<?xf32> -> tensor<64xf32
+// CHECK-NOT: tgpu.staged
+// CHECK: scf.for
+// CHECK: tile.load %arg1{{.*}} {tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}transposed = true
+// CHECK: tile.load %arg2{{.*}} {tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}shared_operand
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+#row = #tgpu.slice<dim = 1, parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @wgmma_operands(%q: !in, %k: !in, %v: !in, %o: !out, %m: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %mx = tile.load %m[%row] : memref<?xf32> -> tensor<64xf32, #row>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// mma.sync (sm_80): right operands go to buffers with 16 bytes after each row (ldmatrix
+// reads 8 rows from different banks); Q, loaded once outside the loop, is held in
+// registers by each warp.
+// CHECK-LABEL: func.func @mma_sync_operands
+// CHECK: tile.load %arg0[{{[^]]*}}] : memref{{.*}}dot_operand<a
+// CHECK-NOT: tgpu.staged
+// CHECK: scf.for
+// CHECK: tile.load %arg1{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
+// CHECK: tile.load %arg2{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}shared_operand
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x128xf32, strided<[?, ?], offset: ?>>
+func.func @mma_sync_operands(%q: !in, %k: !in, %v: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #acc} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %acc0 = arith.constant dense<0.0> : tensor<64x128xf32, #acc>
+    %acc = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %acc0) -> (tensor<64x128xf32, #acc>) {
+      %n0 = arith.muli %t, %c64 : index
+      %kt = tile.load %k[%n0, %c0] : !in -> tensor<64x128xbf16, #keyT>
+      %vt = tile.load %v[%n0, %c0] : !in -> tensor<64x128xbf16, #rhs>
+      %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
+      %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %pb = arith.truncf %s : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+      %p = tgpu.convert_layout %pb : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #lhs>
+      %next = tile.dot %p, %vt, %x : tensor<64x64xbf16, #lhs>, tensor<64x128xbf16, #rhs> -> tensor<64x128xf32, #acc>
+      scf.yield %next : tensor<64x128xf32, #acc>
+    }
+    tile.store %acc, %o[%row, %c0] : tensor<64x128xf32, #acc>, !out
+  }
+  return
+}
+
+// -----
+
+// mma.sync left operands loaded in a loop: staged where products alone read them and
+// their rows copy in 16-byte vectors; one an
+// element-wise op also reads stays in registers, and so does one of 40-byte rows.
+// CHECK-LABEL: func.func @mma_sync_left_in_loop
+// CHECK: scf.for
+// CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}dot_operand<a
+// CHECK: tile.load %arg1[{{[^]]*}}] : memref{{.*}}dot_operand<a
+// CHECK-NOT: tgpu.staged
+// CHECK: tile.load %arg2{{.*}} : memref<?x20xbf16>
+// CHECK-NOT: tgpu.staged
+// CHECK: tile.load %arg3{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>}
+// CHECK: scf.yield
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x64xbf16, strided<[?, ?], offset: ?>>
+func.func @mma_sync_left_in_loop(%a: !in, %e: !in, %r: memref<?x20xbf16>, %w: memref<64x64xbf16>,
+                                 %o: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %a, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %out = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %zero) -> (tensor<64x64xf32, #acc>) {
+      %m0 = arith.muli %t, %c64 : index
+      %al = tile.load %a[%m0, %c0] : !in -> tensor<64x64xbf16, #lhs>
+      %et = tile.load %e[%m0, %c0] : !in -> tensor<64x64xbf16, #lhs>
+      %e2 = arith.addf %et, %et : tensor<64x64xbf16, #lhs>
+      %rt = tile.load %r[%m0, %c0] : memref<?x20xbf16> -> tensor<64x16xbf16, #lhs>
+      %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+      %s1 = tile.dot %al, %wt, %x : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %s2 = tile.dot %e2, %wt, %s1 : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      %wr = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<16x64xbf16, #rhs>
+      %s3 = tile.dot %rt, %wr, %s2 : tensor<64x16xbf16, #lhs>, tensor<16x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      scf.yield %s3 : tensor<64x64xf32, #acc>
+    }
+    tile.store %out, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// A grid that asks for its left operands per use (the backward's dQ grid) stages its
+// mma.sync left operand loaded outside any loop.
+// CHECK-LABEL: func.func @per_use
+// CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}dot_operand<a
+// CHECK: tile.load %arg1{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}shared_operand
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+func.func @per_use(%a: memref<64x64xbf16>, %w: memref<64x64xbf16>, %o: memref<64x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tile.left_operands_per_use} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %r = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+// A user's staging is kept: the mma.sync left operand of a staged grid without
+// tgpu.staged is read into registers, which the lowering follows (ldmatrix only for the
+// right operand, 16 per product; the default stages A too: 20).
+// CHECK-LABEL: func.func @user_override
+// CHECK: scf.for
+// CHECK: tile.load %arg0[{{[^]]*}}] : memref{{.*}}dot_operand<a
+// CHECK-NOT: tgpu.staged
+// CHECK: tile.dot
+// LOWERED-LABEL: gpu.func @user_override_kernel0
+// LOWERED-COUNT-16: nvgpu.ldmatrix
+// LOWERED-NOT: nvgpu.ldmatrix
+// LOWERED: gpu.return
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x64xbf16, strided<[?, ?], offset: ?>>
+func.func @user_override(%a: !in, %w: memref<64x64xbf16>, %o: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %a, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.operands_staged} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %out = scf.for %t = %c0 to %tiles step %c1 iter_args(%x = %zero) -> (tensor<64x64xf32, #acc>) {
+      %m0 = arith.muli %t, %c64 : index
+      %wt = tile.load %w[%c0, %c0] {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+      %at = tile.load %a[%m0, %c0] : !in -> tensor<64x64xbf16, #lhs>
+      %s = tile.dot %at, %wt, %x : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+      scf.yield %s : tensor<64x64xf32, #acc>
+    }
+    tile.store %out, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
+  }
+  return
+}
