@@ -75,7 +75,9 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTgpuCleanupConversions());
   if (options.persistent)
     pm.addPass(tessera::gpu::createPersistentGrid());
-  pm.addPass(tessera::gpu::createTgpuStageOperands());
+  tessera::gpu::TgpuStageOperandsOptions staging;
+  staging.tma = options.tma;
+  pm.addPass(tessera::gpu::createTgpuStageOperands(staging));
   pm.addPass(tessera::gpu::createTgpuAssignStages());
   if (options.warpSpecialize) {
     tessera::gpu::TgpuWarpSpecializeOptions split;
@@ -84,16 +86,13 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
     if (options.intraWarpgroupOverlap)
       pm.addPass(tessera::gpu::createTgpuPipelineProducts());
   }
-  tessera::gpu::TgpuAllocateSharedOptions shared;
-  shared.tma = options.tma;
-  pm.addPass(tessera::gpu::createTgpuAllocateShared(shared));
+  pm.addPass(tessera::gpu::createTgpuAllocateShared());
 }
 
 /// tgpu -> PTX.
 static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
   tessera::gpu::TileToGpuOptions distribute;
   distribute.minBlocks = options.minBlocks;
-  distribute.tma = options.tma;
   pm.addPass(tessera::gpu::createTileToGpu(distribute));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;

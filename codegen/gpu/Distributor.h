@@ -119,9 +119,10 @@ public:
   int64_t dynamicSharedBytes() const {
     return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
   }
-  /// The `tma` knob (TensorMemory.cpp), before lowerBlock: swizzled operand tiles are
-  /// copied by TMA from descriptor parameters when every one of them can be.
-  void useTensorCopies(Block &gridBody, func::FuncOp func);
+  /// A tgpu.tensor_copies grid (TensorMemory.cpp), before lowerBlock: its swizzled
+  /// operand tiles are copied by TMA from descriptor parameters; fails, located at the
+  /// load, where one cannot be.
+  LogicalResult useTensorCopies(Block &gridBody, func::FuncOp func);
   /// After lowerBlock: waits for copies still landing, places and initialises the
   /// barriers, writes the descriptors `func` takes (tessera.tensor_maps).
   LogicalResult finishTensorCopies(func::FuncOp func);

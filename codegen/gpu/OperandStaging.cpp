@@ -5,13 +5,16 @@
 // `tgpu.staged = #tgpu.shared<...>` on each such load (StageAttrs.h). Stage assignment,
 // warp specialisation and tessera-tile-to-gpu read the decision from there; a user may
 // change it where the lowering can follow (a left operand of mma.sync products staged
-// or read into registers), which the pass checks on a grid staged already.
+// or read into registers), which the pass checks on a grid staged already. With `tma`,
+// the first grid of each function whose swizzled tiles TMA can all copy is marked
+// `tgpu.tensor_copies`: the lowering copies them by TMA, warp specialisation splits it.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/LayoutEncoding.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/StageAttrs.h"
+#include "codegen/gpu/WarpSpecialize.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TGPUSTAGEOPERANDS
@@ -25,6 +28,7 @@ using namespace tessera::gpu;
 namespace {
 struct TgpuStageOperandsPass
     : tessera::gpu::impl::TgpuStageOperandsBase<TgpuStageOperandsPass> {
+  using TgpuStageOperandsBase::TgpuStageOperandsBase;
   void runOnOperation() override;
 };
 } // namespace
@@ -154,10 +158,67 @@ LogicalResult tessera::gpu::stageOperands(tile::GridOp grid) {
   return failure(walk.wasInterrupted());
 }
 
+/// The loads of `grid` staged in swizzled buffers: what TMA would copy.
+static SmallVector<tile::LoadOp> swizzledLoads(tile::GridOp grid) {
+  SmallVector<tile::LoadOp> loads;
+  grid.getBody().walk([&](tile::LoadOp load) {
+    if (tgpu::SharedLayoutAttr staged = stagingOf(load);
+        staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b)
+      loads.push_back(load);
+  });
+  return loads;
+}
+
+/// The first of `loads` TMA cannot copy, with why (all or none: cp.async groups and
+/// mbarrier phases are waited for differently).
+static std::optional<std::pair<tile::LoadOp, std::string>>
+tensorCopyRefused(ArrayRef<tile::LoadOp> loads, tile::GridOp grid, func::FuncOp func) {
+  int64_t threads = 32 * grid.getConfig().getNumWarps();
+  for (tile::LoadOp load : loads)
+    if (std::string why = tensorCopyRefusal(load, func, threads); !why.empty())
+      return std::make_pair(load, why);
+  return std::nullopt;
+}
+
+LogicalResult tessera::gpu::stageTensorCopies(func::FuncOp func, bool choose) {
+  SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
+  tile::GridOp marked;
+  for (tile::GridOp grid : grids) {
+    if (!grid->hasAttr(kTensorCopiesAttr))
+      continue;
+    // The function's descriptors are one list, which its kernels share.
+    if (marked)
+      return grid.emitError("one grid of a function copies by TMA (")
+             << kTensorCopiesAttr << "): its kernels share the function's descriptors";
+    marked = grid;
+    SmallVector<tile::LoadOp> loads = swizzledLoads(grid);
+    if (loads.empty())
+      return grid.emitError(kTensorCopiesAttr)
+             << " on a grid with no operand tile staged swizzled (wgmma, 16-bit)";
+    if (auto refused = tensorCopyRefused(loads, grid, func))
+      return refused->first.emitError("a ")
+             << kTensorCopiesAttr << " grid copies this tile by TMA, which it cannot: "
+             << refused->second;
+  }
+  if (marked || !choose)
+    return success();
+  for (tile::GridOp grid : grids) {
+    SmallVector<tile::LoadOp> loads = swizzledLoads(grid);
+    if (!loads.empty() && !tensorCopyRefused(loads, grid, func)) {
+      grid->setAttr(kTensorCopiesAttr, UnitAttr::get(grid.getContext()));
+      break;
+    }
+  }
+  return success();
+}
+
 void TgpuStageOperandsPass::runOnOperation() {
   WalkResult walk = getOperation().walk([](tile::GridOp grid) {
     return failed(stageOperands(grid)) ? WalkResult::interrupt() : WalkResult::advance();
   });
   if (walk.wasInterrupted())
-    signalPassFailure();
+    return signalPassFailure();
+  for (auto func : getOperation().getOps<func::FuncOp>())
+    if (failed(stageTensorCopies(func, tma)))
+      return signalPassFailure();
 }

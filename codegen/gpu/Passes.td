@@ -75,7 +75,16 @@ def TgpuStageOperands : Pass<"tessera-tgpu-stage-operands", "mlir::ModuleOp"> {
     `tgpu.operands_staged`. On a grid marked already the loads' staging is kept (a user
     may stage an mma.sync left operand or read it into registers) and checked: what the
     lowering cannot follow is reported at the load.
+
+    With `tma` (Config.tma), the first grid of each function whose swizzled operand
+    tiles TMA can all copy is marked `tgpu.tensor_copies`: tessera-tile-to-gpu copies
+    them from descriptors with mbarriers instead of cp.async, and
+    tessera-tgpu-warp-specialize splits that grid. A grid marked already is checked.
   }];
+  let options = [
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "copy the swizzled operands of one grid per function by TMA where it can">,
+  ];
 }
 
 def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
@@ -115,7 +124,7 @@ def TgpuAllocateShared : Pass<"tessera-tgpu-allocate-shared", "mlir::ModuleOp"> 
     Runs after tessera-tgpu-assign-stages (and tessera-tgpu-warp-specialize). Finds every
     shared buffer each `tile.grid`'s kernel needs (operand tiles with their stages,
     staging, conversion and reduction scratch, computed operands, outputs stored through
-    shared memory, TMA mbarriers) by lowering a scratch copy of the module, with its
+    shared memory, the mbarriers of a `tgpu.tensor_copies` grid) by lowering a scratch copy of the module, with its
     size, alignment and live range (the tile ops whose lowering touches it, whole loops
     around them), and gives each an offset: into the bytes of an earlier buffer of its
     size that is dead by then, else above the earlier buffers it lives with. Writes
@@ -126,8 +135,6 @@ def TgpuAllocateShared : Pass<"tessera-tgpu-allocate-shared", "mlir::ModuleOp"> 
     reported.
   }];
   let options = [
-    Option<"tma", "tma", "bool", /*default=*/"false",
-           "plan for tessera-tile-to-gpu's tma (mbarriers after the buffers)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "a remark per buffer: kind, bytes, offset, alignment, live range (op numbers "
            "in pre-order, the grid 0)">
@@ -150,16 +157,15 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     operands; the grid's accumulator layout picks mma.sync or wgmma), element-wise ops
     run per thread, row reductions end with quad shuffles, `tile.dot` becomes
     `nvvm.mma.sync` m16n8k16. The host function keeps a `tessera.launches` record (kernel
-    name, grid as formulas of argument sizes, block size) for runtimes without MLIR.
+    name, grid as formulas of argument sizes, block size) for runtimes without MLIR. A
+    grid marked `tgpu.tensor_copies` (tessera-tgpu-stage-operands{tma=true}) copies its
+    swizzled operand tiles with TMA (cp.async.bulk.tensor from descriptor parameters,
+    mbarrier completion); its host function gets `tessera.tensor_maps`.
   }];
   let options = [
     Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"0",
            "blocks per SM each kernel's registers must leave room for (ptxas "
-           ".minnctapersm); 0: only what a stage plan made room for in shared memory">,
-    Option<"tma", "tma", "bool", /*default=*/"false",
-           "wgmma kernels of one grid copy their swizzled operand tiles with TMA "
-           "(cp.async.bulk.tensor from descriptor parameters, mbarrier completion) where "
-           "every one can be; the host function gets `tessera.tensor_maps`">
+           ".minnctapersm); 0: only what a stage plan made room for in shared memory">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

@@ -342,8 +342,7 @@ static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool re
   return success();
 }
 
-LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool tma, bool asPass,
-                                           bool report) {
+LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool report) {
   SmallVector<std::pair<std::string, tile::GridOp>> grids; // as tessera-tile-to-gpu names them
   for (func::FuncOp func : top.getOps<func::FuncOp>())
     for (auto [i, grid] : llvm::enumerate(func.getBody().getOps<tile::GridOp>()))
@@ -357,9 +356,7 @@ LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool tma, bool asPass,
   OwningOpRef<ModuleOp> scratch(cast<ModuleOp>(top->clone()));
   (*scratch)->setAttr(kSharedScratchAttr, UnitAttr::get(ctx));
   PassManager pm(ctx, ModuleOp::getOperationName());
-  TileToGpuOptions lowering;
-  lowering.tma = tma;
-  pm.addPass(createTileToGpu(lowering));
+  pm.addPass(createTileToGpu());
   {
     // The IR stages (kernel.ir("tgpu")) show programs the lowering rejects too.
     std::optional<ScopedDiagnosticHandler> deferred;
@@ -384,7 +381,7 @@ struct TgpuAllocateSharedPass
     : tessera::gpu::impl::TgpuAllocateSharedBase<TgpuAllocateSharedPass> {
   using TgpuAllocateSharedBase::TgpuAllocateSharedBase;
   void runOnOperation() override {
-    if (failed(allocateShared(getOperation(), tma, /*asPass=*/true, report)))
+    if (failed(allocateShared(getOperation(), /*asPass=*/true, report)))
       signalPassFailure();
   }
 };

@@ -21,14 +21,13 @@ inline constexpr const char kSharedScratchAttr[] = "tgpu.shared_allocation_scrat
 inline constexpr const char kSharedRequestsAttr[] = "tgpu.shared_requests";
 
 /// Plans the tile.grids of `top` from a scratch lowering of the module
-/// (tessera-tile-to-gpu with `tma`); keeps a grid's plan where it has one, or the
+/// (tessera-tile-to-gpu); keeps a grid's plan where it has one, or the
 /// offsets ops carry, reporting those that overlap, are misaligned or do not fit.
 /// `asPass` (tessera-tgpu-allocate-shared): every grid; a module the lowering rejects
 /// (an f32 product) is left unplanned, for tessera-tile-to-gpu to report. Otherwise only
 /// grids without tgpu.shared_bytes, the lowering's errors reported. `report`: a remark
 /// per buffer.
-::mlir::LogicalResult allocateShared(::mlir::ModuleOp top, bool tma, bool asPass,
-                                     bool report = false);
+::mlir::LogicalResult allocateShared(::mlir::ModuleOp top, bool asPass, bool report = false);
 } // namespace tessera::gpu
 
 #endif

@@ -16,6 +16,9 @@ class LoadOp;
 namespace tessera::tgpu {
 class SharedLayoutAttr;
 } // namespace tessera::tgpu
+namespace mlir::func {
+class FuncOp;
+} // namespace mlir::func
 
 namespace tessera::gpu {
 /// scf.for and tile.load: iterations ahead the loop's (the load's) tiles are copied; on
@@ -40,10 +43,19 @@ inline constexpr const char kStagedAttr[] = "tgpu.staged";
 /// registers).
 inline constexpr const char kOperandsStagedAttr[] = "tgpu.operands_staged";
 
+/// tile.grid: its swizzled operand tiles are copied by TMA (from descriptors the kernel
+/// takes) instead of cp.async; one grid of a function at most (its kernels share the
+/// function's descriptors).
+inline constexpr const char kTensorCopiesAttr[] = "tgpu.tensor_copies";
+
 /// Writes which of `grid`'s loads are staged in shared memory
 /// (tessera-tgpu-stage-operands on one grid); a grid staged already keeps its loads'
 /// staging. Fails, located at the load, where the lowering cannot follow it.
 ::mlir::LogicalResult stageOperands(tile::GridOp grid);
+/// Marks the first grid of `func` whose swizzled operands TMA can all copy with
+/// tgpu.tensor_copies, where `choose` and no grid of it is marked; checks a marked grid.
+/// Fails, located, where its copies cannot be TMA's.
+::mlir::LogicalResult stageTensorCopies(::mlir::func::FuncOp func, bool choose);
 /// `load`'s staging (null: none).
 tgpu::SharedLayoutAttr stagingOf(tile::LoadOp load);
 

@@ -172,10 +172,10 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Operation &op : func.getBody().front())
     if (hostSlice.contains(&op))
       b.clone(op, d.scalars);
-  // One grid of a function copies by TMA (the first that can); every kernel of the
-  // function takes its descriptors (shareTensorMaps).
-  if (tma && !func->hasAttr(kTensorMapsAttr))
-    d.useTensorCopies(grid.getBody().front(), func);
+  // One grid of a function copies by TMA (tessera-tgpu-stage-operands marks it); every
+  // kernel of the function takes its descriptors (shareTensorMaps).
+  if (grid->hasAttr(kTensorCopiesAttr) && failed(d.useTensorCopies(grid.getBody().front(), func)))
+    return failure();
   if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)) ||
       failed(d.endSharedPlan(kernel)))
     return failure();
@@ -236,7 +236,7 @@ void TileToGpuPass::runOnOperation() {
   // Shared memory follows tessera-tgpu-allocate-shared's plan; a grid without one
   // (hand-written tgpu IR) is planned here first, by the same code.
   if (!top->hasAttr(kSharedScratchAttr) &&
-      failed(allocateShared(top, tma, /*asPass=*/false)))
+      failed(allocateShared(top, /*asPass=*/false)))
     return signalPassFailure();
   top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
   SmallVector<func::FuncOp> funcs(top.getOps<func::FuncOp>());
@@ -244,7 +244,7 @@ void TileToGpuPass::runOnOperation() {
     SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
     if (grids.empty())
       continue;
-    if (failed(allocationsToWorkspaces(func)))
+    if (failed(allocationsToWorkspaces(func)) || failed(stageTensorCopies(func, /*choose=*/false)))
       return signalPassFailure();
     OpBuilder tb = OpBuilder::atBlockEnd(top.getBody());
     auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(),

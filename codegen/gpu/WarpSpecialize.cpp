@@ -333,8 +333,9 @@ LogicalResult Distributor::lowerProducerBlock(Block &block) {
 LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
   if (!wgmma || !tensorCopies || !onlyTensorStaging)
     return op.emitError("a warp-specialised kernel's producer copies every staged tile by "
-                        "TMA: compile with tma (tessera-tile-to-gpu{tma=true}) a grid whose "
-                        "operand tiles TMA can all copy");
+                        "TMA: its grid is marked tgpu.tensor_copies "
+                        "(tessera-tgpu-stage-operands{tma=true}) and stages no tile in a "
+                        "padded buffer");
   if (numWarps % 4 || op.getPartitionRegions().size() != 1 ||
       op.getNumWarps() != ArrayRef<int32_t>{int32_t(kProducerWarps)} || op.getNumResults())
     return op.emitError("the GPU lowering takes one producer partition of ")

@@ -223,22 +223,19 @@ struct ProducerSlice {
 };
 } // namespace
 
-/// The staged loads of `grid` if TMA copies every one of them (the tma knob's rule, as
-/// tessera-tile-to-gpu applies it), else none.
-static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid, func::FuncOp func) {
-  tgpu::MmaEncodingAttr acc = accumulatorOf(grid);
+/// The staged loads of a tgpu.tensor_copies grid, where TMA copies every one of them
+/// (tessera-tgpu-stage-operands{tma=true} marks it), else none: staging of another kind
+/// (an f32 tile in a padded buffer) keeps block barriers between its copies and its
+/// readers, which a ring does not give.
+static SmallVector<tile::LoadOp> tensorCopiedLoads(tile::GridOp grid) {
   SmallVector<tile::LoadOp> loads;
-  if (!acc || acc.getVersion() != tgpu::MmaVersion::wgmma)
+  if (!grid->hasAttr(kTensorCopiesAttr))
     return loads;
-  int64_t threads = 32 * grid.getConfig().getNumWarps();
   WalkResult walk = grid.getBody().walk([&](tile::LoadOp load) {
     tgpu::SharedLayoutAttr staged = stagingOf(load);
     if (!staged)
       return WalkResult::advance();
-    // Staging of another kind (an f32 tile in a padded buffer) keeps block barriers
-    // between its copies and its readers, which a ring does not give.
-    if (staged.getKind() != tgpu::SwizzleKind::swizzle_128b ||
-        !tensorCopyRefusal(load, func, threads).empty())
+    if (staged.getKind() != tgpu::SwizzleKind::swizzle_128b)
       return WalkResult::interrupt();
     loads.push_back(load);
     return WalkResult::advance();
@@ -293,12 +290,19 @@ static void specialize(tile::GridOp grid, ProducerSlice &slice, bool pingpong) {
 
 void TgpuWarpSpecializePass::runOnOperation() {
   for (auto func : getOperation().getOps<func::FuncOp>()) {
+    bool tensorCopies = false;
     for (auto grid : func.getBody().getOps<tile::GridOp>()) {
       if (failed(stageOperands(grid)))
         return signalPassFailure();
-      SmallVector<tile::LoadOp> loads = tensorCopiedLoads(grid, func);
-      if (loads.empty())
-        continue; // tessera-tile-to-gpu's TMA goes to a later grid, if any
+      if (!grid->hasAttr(kTensorCopiesAttr))
+        continue; // tessera-tgpu-stage-operands' TMA goes to another grid, if any
+      tensorCopies = true;
+      SmallVector<tile::LoadOp> loads = tensorCopiedLoads(grid);
+      if (loads.empty()) {
+        emitRemark(grid.getLoc(), "not warp-specialised: a tile is staged in a padded "
+                                  "buffer, which the producer's ring does not fill");
+        break;
+      }
       if (grid.getBody().front().getOps<tgpu::WarpSpecializeOp>().empty()) {
         ProducerSlice slice;
         slice.grid = grid;
@@ -317,5 +321,11 @@ void TgpuWarpSpecializePass::runOnOperation() {
       }
       break; // one grid of a function copies by TMA
     }
+    auto grids = func.getBody().getOps<tile::GridOp>();
+    if (!tensorCopies && !grids.empty())
+      emitRemark((*grids.begin()).getLoc(),
+                 "not warp-specialised: no grid of the function copies its operands by TMA "
+                 "(tessera-tgpu-stage-operands{tma=true} marks one tgpu.tensor_copies "
+                 "where TMA can copy every swizzled tile)");
   }
 }

@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu=tma=true
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tile-to-gpu
 
 // A hand-written tgpu.persistent grid must have one size (its work items).
 !in = memref<?x128xbf16, strided<[?, ?], offset: ?>>

@@ -4,7 +4,7 @@
 // Each buffer's kind, size, alignment and live range (tile ops in pre-order, the grid 0).
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
 // With TMA the mbarriers (one per stage of each buffer TMA fills) follow the buffers.
-// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared=tma=true | FileCheck %s --check-prefix=TMA
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared | FileCheck %s --check-prefix=TMA
 // tessera-tile-to-gpu follows the plan: the launch's smem is the plan's bytes + 1024.
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 

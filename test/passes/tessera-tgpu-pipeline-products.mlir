@@ -1,6 +1,6 @@
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tgpu-pipeline-products | FileCheck %s
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tgpu-pipeline-products | FileCheck %s
 // A second run leaves rotated loops alone.
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tgpu-pipeline-products --tessera-tgpu-pipeline-products | FileCheck %s
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tgpu-pipeline-products --tessera-tgpu-pipeline-products | FileCheck %s
 
 // The consumers' key loop (S = Q·Kᵀ, P, O += P·V): P·V goes one iteration later. A
 // guarded prologue runs iteration lb's S and P; the loop from lb + 1 issues S_t, then

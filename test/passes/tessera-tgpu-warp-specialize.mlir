@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize | FileCheck %s
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize | FileCheck %s
 
 // The key loop of tessera-tile-to-gpu-tma.mlir (Q once, K and V per key tile): its body
 // becomes the consumers' default region, unpipelined (tgpu.pipeline = "none", no
@@ -133,6 +133,7 @@ func.func @while_walk(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
   %n = memref.dim %q, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
   %c64 = arith.constant 64 : index
   %tiles = arith.ceildivsi %n, %c64 : index
+  // expected-remark @below {{not warp-specialised: no grid of the function copies its operands by TMA}}
   tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
     %i = tile.program_id 0 : index
     %row = arith.muli %i, %c64 : index
@@ -174,6 +175,7 @@ func.func @not_tma(%q: memref<?x32xbf16, strided<[?, ?], offset: ?>>,
   %c128 = arith.constant 128 : index
   %n = memref.dim %q, %c0 : memref<?x32xbf16, strided<[?, ?], offset: ?>>
   %tiles = arith.ceildivsi %n, %c64 : index
+  // expected-remark @below {{not warp-specialised: no grid of the function copies its operands by TMA}}
   tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> {
     %i = tile.program_id 0 : index
     %row = arith.muli %i, %c64 : index

@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize=pingpong=true --tessera-tile-to-gpu=tma=true
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize=pingpong=true --tessera-tile-to-gpu
 
 // A bf16 store of P between Q·Kᵀ and P·V goes through a swizzled buffer behind block
 // barriers (named barrier 1 over both consumer warpgroups): inside a turn, warpgroup 0

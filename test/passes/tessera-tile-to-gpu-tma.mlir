@@ -1,4 +1,4 @@
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tile-to-gpu=tma=true | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tile-to-gpu | FileCheck %s
 
 // tessera-tile-to-gpu's `tma` option: the key loop of @key_loop in tessera-tile-to-gpu.mlir
 // (Q once, K double-buffered, V single) with every swizzled tile copied by TMA. The kernel
