@@ -191,6 +191,8 @@ LogicalResult tessera::gpu::stageTensorCopies(func::FuncOp func, bool choose) {
       return grid.emitError("one grid of a function copies by TMA (")
              << kTensorCopiesAttr << "): its kernels share the function's descriptors";
     marked = grid;
+    if (failed(stageOperands(grid)))
+      return failure();
     SmallVector<tile::LoadOp> loads = swizzledLoads(grid);
     if (loads.empty())
       return grid.emitError(kTensorCopiesAttr)

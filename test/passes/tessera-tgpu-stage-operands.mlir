@@ -4,11 +4,16 @@
 // tessera-tile-to-gpu follows the staging: a user's unstaged left operand is read from
 // global memory into registers (no ldmatrix for it, no copy into shared memory).
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
+// With tma, one grid of each function (the first whose swizzled tiles TMA can all copy)
+// is marked tgpu.tensor_copies.
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands=tma=true | FileCheck %s --check-prefix=TMA
 
 // wgmma (sm_90a): every product operand is read from shared memory by descriptor, in
 // 128-byte swizzled rows; Q is staged once, K (read as Kᵀ) and V in the loop. A column
 // of the accumulator's rows (the row maxima carried in) stays in registers.
 // CHECK-LABEL: func.func @wgmma_operands
+// TMA-LABEL: func.func @wgmma_operands
+// TMA: tile.grid{{.*}}tgpu.tensor_copies
 // CHECK: tile.grid{{.*}}tgpu.operands_staged
 // CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}dot_operand<a
 // CHECK: tile.load %arg4{{.*}} : memref<?xf32> -> tensor<64xf32
@@ -58,6 +63,9 @@ func.func @wgmma_operands(%q: !in, %k: !in, %v: !in, %o: !out, %m: memref<?xf32>
 // reads 8 rows from different banks); Q, loaded once outside the loop, is held in
 // registers by each warp.
 // CHECK-LABEL: func.func @mma_sync_operands
+// TMA-LABEL: func.func @mma_sync_operands
+// TMA-NOT: tgpu.tensor_copies
+// TMA: return
 // CHECK: tile.load %arg0[{{[^]]*}}] : memref{{.*}}dot_operand<a
 // CHECK-NOT: tgpu.staged
 // CHECK: scf.for
@@ -199,6 +207,38 @@ func.func @user_override(%a: !in, %w: memref<64x64xbf16>, %o: memref<?x64xf32>) 
       scf.yield %s : tensor<64x64xf32, #acc>
     }
     tile.store %out, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// TMA goes to the first grid whose swizzled tiles it can all copy: not one with a
+// 32-column tile (not a whole 64-column box), the next one.
+// TMA-LABEL: func.func @tma_second_grid
+// TMA: tile.grid
+// TMA-NOT: tgpu.tensor_copies
+// TMA-SAME: {
+// TMA: tile.grid{{.*}}tgpu.tensor_copies
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+func.func @tma_second_grid(%a: memref<?x64xbf16>, %w: memref<?x64xbf16>, %o: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<?x64xbf16> -> tensor<64x32xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<?x64xbf16> -> tensor<32x64xbf16, #rhs>
+    %r = tile.dot %at, %wt, %zero : tensor<64x32xbf16, #lhs>, tensor<32x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
+  }
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<?x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<?x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %r = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
   }
   return
 }

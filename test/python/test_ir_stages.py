@@ -96,8 +96,9 @@ def gpu_causal():
 
 
 def test_tgpu_stage_layouts_and_schedule(gpu_causal):
-    """The tile program after layout and stage assignment: every tile has a #tgpu layout,
-    every loop a schedule. An f32 program takes mma.sync on either chip."""
+    """The tile program after layout, staging and stage assignment: every tile has a
+    #tgpu layout, every staged load its shared layout, every loop a schedule. An f32
+    program takes mma.sync on either chip."""
     for stage in ("tgpu", "tgpu-sm_80"):
         tgpu = gpu_causal.ir(stage)
         assert "tgpu.accumulator = #tgpu.mma<mma_sync" in tgpu
@@ -105,7 +106,9 @@ def test_tgpu_stage_layouts_and_schedule(gpu_causal):
         loops = tgpu.count("scf.for")
         assert loops >= 2
         assert len(re.findall(r'\} \{.*tgpu\.pipeline = "registers", tgpu\.prefetch_distance = 1', tgpu)) == loops
-        assert re.search(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64\}", tgpu)
+        assert re.search(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64, "
+                         r"tgpu\.staged = #tgpu\.shared<padded_rows, pad = 16>\}", tgpu)
+        assert "tgpu.operands_staged" in tgpu
         # The tile stage has neither.
         assert "tgpu." not in gpu_causal.ir("tile")
 
@@ -145,6 +148,8 @@ def test_tgpu_stage_causal_d128_wgmma_schedule():
     assert len(re.findall(r"tile\.load .*\{tgpu\.buffer_stages = 2 : i64, "
                           r"tgpu\.prefetch_distance = 1 : i64[,}]", tgpu)) == 3
     assert tgpu.count("tgpu.buffer_stages") == 3
+    # Q and each loop's K and V are staged swizzled for wgmma's descriptors.
+    assert tgpu.count("tgpu.staged = #tgpu.shared<swizzle_128b>") == 7
     sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
     assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
     assert sm80.count('tgpu.pipeline = "registers"') == 3

@@ -1,0 +1,55 @@
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu -verify-diagnostics
+// tessera-tile-to-gpu follows the grid TMA copies (tgpu.tensor_copies,
+// tessera-tgpu-stage-operands{tma=true}) and checks it.
+
+// A warp-specialised grid the user unmarked: its producer has no TMA copies to issue.
+func.func @without_tma(%arg0: memref<?x128xbf16, strided<[?, ?], offset: ?>>, %arg1: memref<?x128xbf16, strided<[?, ?], offset: ?>>, %arg2: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %dim = memref.dim %arg0, %c0 : memref<?x128xbf16, strided<[?, ?], offset: ?>>
+  %0 = arith.ceildivsi %dim, %c64 : index
+  tile.grid[%0] config = <block_m = 64, block_n = 64, num_warps = 4, num_stages = 2, split = 1> attributes {tgpu.accumulator = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, tgpu.num_stages = 2 : i64, tgpu.operands_staged} {
+    // expected-error @below {{a warp-specialised kernel's producer copies every staged tile by TMA: its grid is marked tgpu.tensor_copies (tessera-tgpu-stage-operands{tma=true}) and stages no tile in a padded buffer}}
+    tgpu.warp_specialize num_warps = [4] registers = [40] default_registers = 216 default {
+      %1 = tile.program_id 0 : index
+      %2 = arith.muli %1, %c64 : index
+      %3 = tile.load %arg0[%2, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16, #tgpu.dot_operand<a, parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, k_width = 2>>
+      %4 = tile.load %arg1[%2, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, transposed = true>>
+      %5 = tile.trans %4 : tensor<64x128xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, transposed = true>> -> tensor<128x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>>>
+      %cst = arith.constant dense<0.000000e+00> : tensor<64x64xf32, #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>>
+      %6 = tile.dot %3, %5, %cst : tensor<64x128xbf16, #tgpu.dot_operand<a, parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, k_width = 2>>, tensor<128x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>>> -> tensor<64x64xf32, #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>>
+      tile.store %6, %arg2[%2, %c0] : tensor<64x64xf32, #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>>, memref<?x64xf32, strided<[?, ?], offset: ?>>
+      tgpu.warp_yield
+    } partitions {
+      %1 = tile.program_id 0 : index
+      %2 = arith.muli %1, %c64 : index
+      %3 = tile.load %arg0[%2, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16, #tgpu.dot_operand<a, parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, k_width = 2>>
+      %4 = tile.load %arg1[%2, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : memref<?x128xbf16, strided<[?, ?], offset: ?>> -> tensor<64x128xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>, transposed = true>>
+      tgpu.warp_return
+    }
+  }
+  return
+}
+
+
+// -----
+
+// A marked grid with a tile TMA cannot copy (32 columns: not a whole 64-column box).
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+func.func @narrow(%a: memref<?x64xbf16, strided<[?, 1], offset: ?>>, %w: memref<?x64xbf16, strided<[?, 1], offset: ?>>,
+                  %o: memref<?x64xf32, strided<[?, 1], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.tensor_copies} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    // expected-error @+1 {{a tgpu.tensor_copies grid copies this tile by TMA, which it cannot: its tile is not whole 64-column blocks of 8 to 256 rows in eights}}
+    %at = tile.load %a[%c0, %c0] : memref<?x64xbf16, strided<[?, 1], offset: ?>> -> tensor<64x32xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<?x64xbf16, strided<[?, 1], offset: ?>> -> tensor<32x64xbf16, #rhs>
+    %r = tile.dot %at, %wt, %zero : tensor<64x32xbf16, #lhs>, tensor<32x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32, strided<[?, 1], offset: ?>>
+  }
+  return
+}
