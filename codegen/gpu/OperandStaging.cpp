@@ -143,10 +143,13 @@ LogicalResult tessera::gpu::stageOperands(tile::GridOp grid) {
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
                           "before tessera-tgpu-stage-operands");
   bool wgmma = accumulator.getVersion() == tgpu::MmaVersion::wgmma;
-  // A grid staged already keeps its loads' staging (a user's edits included): checked.
+  // A grid staged already keeps its loads' staging (a user's edits included); in one not
+  // staged yet a load a user marked keeps its mark. Either way, checked.
   if (!grid->hasAttr(kOperandsStagedAttr)) {
     int64_t threads = 32 * grid.getConfig().getNumWarps();
     grid.getBody().walk([&](tile::LoadOp load) {
+      if (load->hasAttr(kStagedAttr))
+        return;
       if (tgpu::SharedLayoutAttr staged = defaultStaging(load, grid, wgmma, threads))
         load->setAttr(kStagedAttr, staged);
     });

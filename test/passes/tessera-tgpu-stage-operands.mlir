@@ -153,10 +153,13 @@ func.func @mma_sync_left_in_loop(%a: !in, %e: !in, %r: memref<?x20xbf16>, %w: me
 // -----
 
 // A grid that asks for its left operands per use (the backward's dQ grid) stages its
-// mma.sync left operand loaded outside any loop.
+// mma.sync left operand loaded outside any loop; so does a user's mark in a grid not
+// staged yet (the second grid), which the pass keeps.
 // CHECK-LABEL: func.func @per_use
 // CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}dot_operand<a
 // CHECK: tile.load %arg1{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}shared_operand
+// CHECK: tile.grid
+// CHECK: tile.load %arg0{{.*}} {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}dot_operand<a
 #acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #rhs = #tgpu.shared_operand<parent = #acc>
@@ -166,6 +169,13 @@ func.func @per_use(%a: memref<64x64xbf16>, %w: memref<64x64xbf16>, %o: memref<64
   tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tile.left_operands_per_use} {
     %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
     %at = tile.load %a[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %r = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<64x64xf32>
+  }
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : memref<64x64xbf16> -> tensor<64x64xbf16, #lhs>
     %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
     %r = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
     tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<64x64xf32>
