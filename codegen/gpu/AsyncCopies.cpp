@@ -204,12 +204,11 @@ Slots Distributor::readSwizzled(const SharedTile &t, const Layout &want) {
   return out;
 }
 
-FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v) {
+FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v, bool transposed) {
   auto type = cast<RankedTensorType>(v.getType());
   int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
   // A right operand narrower than a swizzle row ([K, N], N < 64: the backward's dSᵀ of
   // 16 or 32 queries) is written transposed, [N][K], and read K-major.
-  bool transposed = cols % kSwizzleCols && rows % kSwizzleCols == 0 && cols % 8 == 0;
   if (transposed)
     std::swap(rows, cols);
   if (rows % 8 || cols % kSwizzleCols)

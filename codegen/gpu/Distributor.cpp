@@ -24,6 +24,10 @@ LogicalResult Distributor::lowerOp(Operation *op) {
                                                                : lowerLoad(load);
   if (auto split = dyn_cast<tgpu::WarpSpecializeOp>(op))
     return lowerWarpSpecialize(split);
+  if (auto alloc = dyn_cast<tgpu::LocalAllocOp>(op))
+    return lowerLocalAlloc(alloc);
+  if (auto read = dyn_cast<tgpu::LocalLoadOp>(op))
+    return lowerLocalLoad(read);
   if (auto store = dyn_cast<tile::StoreOp>(op))
     return lowerStore(store);
   if (auto gather = dyn_cast<tile::GatherOp>(op))
@@ -49,14 +53,10 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       tiles[trans.getResult()] = tiles.lookup(trans.getInput());
       return success();
     }
-    // Read whole by a product: staged once, read transposed.
-    if (out.kind == LayoutKind::B || out.kind == LayoutKind::BT) {
-      FailureOr<SharedTile> t = stageRegisters(trans.getInput());
-      if (failed(t))
-        return failure();
-      shared[trans.getResult()] = transposedView(*t);
-      return success();
-    }
+    // Read whole by a product: tessera-tgpu-stage-operands stages it (local_alloc).
+    if (out.kind == LayoutKind::B || out.kind == LayoutKind::BT)
+      return trans.emitError("a transpose into a right operand's layout of a tile in "
+                             "registers that no shared buffer holds");
     if (isStoredTranspose(trans) && tiles.count(trans.getInput()))
       return success(); // lowerStore writes the input transposed
     FailureOr<Slots> moved = convertThroughShared(trans.getInput(), out, /*transpose=*/true);

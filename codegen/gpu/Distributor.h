@@ -311,9 +311,10 @@ private:
   /// A swizzled tile read into registers in layout `want` (a value loaded for the
   /// products that an element-wise op reads too: Vᵀ scaled by a decay).
   Slots readSwizzled(const SharedTile &t, const Layout &want);
-  /// A register tile written to a swizzled buffer of its own: a warpgroup product's
-  /// right operand that was computed (a state, a feature-mapped key).
-  FailureOr<SharedTile> stageSwizzled(Value v);
+  /// A register tile written to a swizzled buffer of its own (`transposed`: stored
+  /// [N][K]): a warpgroup product's right operand that was computed (a state, a
+  /// feature-mapped key).
+  FailureOr<SharedTile> stageSwizzled(Value v, bool transposed);
   /// Stores an accumulator's slots (pairs of neighbouring columns) into swizzled buffer
   /// `buffer` (stage 0).
   void writeAccumulatorPairs(const Layout &have, ArrayRef<Value> slots, int buffer, Type elem);
@@ -548,6 +549,10 @@ private:
   bool visibleHere(Block *made);
   /// A register tile a product reads whole (its right operand) copied to shared memory.
   FailureOr<SharedTile> stageRegisters(Value v);
+  /// tgpu.local_alloc of a computed tile (tessera-tgpu-stage-operands): staged where it
+  /// stands; tgpu.local_load: the buffer's tile, transposed or not.
+  LogicalResult lowerLocalAlloc(tgpu::LocalAllocOp op);
+  LogicalResult lowerLocalLoad(tgpu::LocalLoadOp op);
 
   LogicalResult lowerOp(Operation *op);
   LogicalResult lowerLoad(tile::LoadOp op);

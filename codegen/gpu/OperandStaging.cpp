@@ -15,6 +15,10 @@
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/WarpSpecialize.h"
+#include "codegen/gpu/Wgmma.h"
+
+#include "mlir/IR/Dominance.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TGPUSTAGEOPERANDS
@@ -137,6 +141,118 @@ static LogicalResult checkStaging(tile::LoadOp load, bool wgmma) {
   return success();
 }
 
+/// A tile.trans into a right operand's layout (every warp reads it whole), other than
+/// one between the two right-operand layouts (BT -> B: the same slots, a relabeling).
+static bool transposesIntoRightOperand(tile::TransOp trans) {
+  std::optional<Layout> in = layoutOfType(trans.getInput().getType());
+  std::optional<Layout> out = layoutOfType(trans.getType());
+  bool rightOperand = out && (out->kind == LayoutKind::B || out->kind == LayoutKind::BT);
+  bool relabel = in && out && in->kind == LayoutKind::BT && out->kind == LayoutKind::B;
+  return rightOperand && !relabel;
+}
+
+/// Whether the lowering reads `v` from shared memory: a staged load, a tile read from a
+/// buffer, a transpose of either or into a right operand's layout (its input staged if
+/// it is in registers); conversions looked through (tessera-tile-to-gpu folds them).
+static bool readFromShared(Value v) {
+  while (auto convert = v.getDefiningOp<tgpu::ConvertLayoutOp>())
+    v = convert.getSource();
+  if (auto load = v.getDefiningOp<tile::LoadOp>())
+    return bool(stagingOf(load));
+  if (auto trans = v.getDefiningOp<tile::TransOp>())
+    return transposesIntoRightOperand(trans) || readFromShared(trans.getInput());
+  return bool(v.getDefiningOp<tgpu::LocalLoadOp>());
+}
+
+/// The buffer a computed right operand of `type` is staged in: wgmma's swizzled rows
+/// (one narrower than a swizzle row, [K, N] with N < 64 and whole 64-row columns, stored
+/// transposed: the backward's dSᵀ of 16 or 32 queries), mma.sync's padded rows. Null
+/// where no buffer holds it (the lowering reports the product).
+static std::pair<tgpu::SharedBufferType, bool> computedBuffer(RankedTensorType type,
+                                                               bool wgmma) {
+  if (type.getRank() != 2)
+    return {};
+  MLIRContext *ctx = type.getContext();
+  Type elem = type.getElementType();
+  SmallVector<int64_t> shape(type.getShape());
+  bool transposed = wgmma && shape[1] % kSwizzleCols && shape[0] % kSwizzleCols == 0 &&
+                    shape[1] % 8 == 0;
+  if (transposed)
+    std::swap(shape[0], shape[1]);
+  auto quiet = [] { return InFlightDiagnostic(); };
+  auto buffer = tgpu::SharedBufferType::getChecked(quiet, ctx, ArrayRef<int64_t>(shape), elem,
+                                                   stagingLayout(ctx, elem, wgmma),
+                                                   int64_t(1), false);
+  // Whole 64-column swizzle blocks: the lowering's rule (a partial block's chunks would
+  // land anywhere in its rows).
+  if (wgmma && buffer && (shape[0] % 8 || shape[1] % kSwizzleCols))
+    return {};
+  return {buffer, transposed};
+}
+
+/// `v` with its conversions folded (tessera-tile-to-gpu folds them into their uses).
+static Value folded(Value v) {
+  while (auto convert = v.getDefiningOp<tgpu::ConvertLayoutOp>())
+    v = convert.getSource();
+  return v;
+}
+
+/// A tile.trans of a tile in registers into a right operand's layout: its input is
+/// staged.
+static bool stagesItsInput(tile::TransOp trans) {
+  return transposesIntoRightOperand(trans) && !readFromShared(trans.getInput());
+}
+
+/// Computed tiles the products read whole (a right operand in registers: a
+/// linear-attention state, a feature-mapped key, the backward's dSᵀ), each written once
+/// to a buffer of its own (tgpu.local_alloc of the value) and read back whole
+/// (tgpu.local_load) by each reader: a product taking it as its right operand, or a
+/// tile.trans of it into a right operand's layout (read transposed). The buffer is made
+/// before the first reader where that dominates the others, else after the value.
+static void stageComputedOperands(tile::GridOp grid, bool wgmma) {
+  MLIRContext *ctx = grid.getContext();
+  llvm::MapVector<Value, SmallVector<Operation *>> readers; // in program order
+  grid.getBody().walk([&](Operation *op) {
+    if (auto trans = dyn_cast<tile::TransOp>(op); trans && stagesItsInput(trans))
+      readers[folded(trans.getInput())].push_back(op);
+    if (auto dot = dyn_cast<tile::DotOp>(op); dot && !readFromShared(dot.getRhs()))
+      readers[folded(dot.getRhs())].push_back(op);
+  });
+  DominanceInfo dominance(grid);
+  for (auto &[value, ops] : readers) {
+    auto [buffer, stored] = computedBuffer(cast<RankedTensorType>(value.getType()), wgmma);
+    if (!buffer)
+      continue; // the lowering reports the product
+    Operation *first = ops.front();
+    OpBuilder b(ctx);
+    if (llvm::all_of(ops, [&](Operation *op) { return dominance.dominates(first, op); }))
+      b.setInsertionPoint(first);
+    else if (Operation *def = value.getDefiningOp())
+      b.setInsertionPointAfter(def);
+    else
+      b.setInsertionPointToStart(cast<BlockArgument>(value).getOwner());
+    auto alloc = tgpu::LocalAllocOp::create(b, first->getLoc(), buffer, value, stored);
+    for (Operation *op : ops) {
+      b.setInsertionPoint(op);
+      if (auto trans = dyn_cast<tile::TransOp>(op)) {
+        // Its transpose: a transposed store read as it is stored.
+        Value read = tgpu::LocalLoadOp::create(b, op->getLoc(), trans.getType(), alloc,
+                                               Value(), !stored);
+        trans.getResult().replaceAllUsesWith(read);
+        trans.erase();
+        continue;
+      }
+      auto dot = cast<tile::DotOp>(op);
+      auto type = cast<RankedTensorType>(dot.getRhs().getType());
+      auto shared = RankedTensorType::get(
+          type.getShape(), type.getElementType(),
+          tgpu::SharedOperandEncodingAttr::get(ctx, accumulatorOf(grid), false));
+      Value read = tgpu::LocalLoadOp::create(b, op->getLoc(), shared, alloc, Value(), stored);
+      dot.getRhsMutable().assign(read);
+    }
+  }
+}
+
 LogicalResult tessera::gpu::stageOperands(tile::GridOp grid) {
   tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
   if (!accumulator)
@@ -153,6 +269,7 @@ LogicalResult tessera::gpu::stageOperands(tile::GridOp grid) {
       if (tgpu::SharedLayoutAttr staged = defaultStaging(load, grid, wgmma, threads))
         load->setAttr(kStagedAttr, staged);
     });
+    stageComputedOperands(grid, wgmma);
     grid->setAttr(kOperandsStagedAttr, UnitAttr::get(grid.getContext()));
   }
   WalkResult walk = grid.getBody().walk([&](tile::LoadOp load) {

@@ -74,6 +74,14 @@ std::array<Value, 4> Distributor::aFragment(const SharedTile &t, int64_t tilesPe
   return ldmatrixWords(st.view, {at}, t.transposed, elem);
 }
 
+/// A product whose right operand is in registers: tessera-tgpu-stage-operands stages every
+/// one it can hold in a buffer.
+static LogicalResult rightOperandInRegisters(tile::DotOp op) {
+  return op.emitError("this product's right operand is in registers and no shared buffer "
+                      "holds it (a 2-D tile; with wgmma, rows in multiples of 8 and "
+                      "columns in multiples of 64, or a narrow one of whole 64-row columns)");
+}
+
 LogicalResult Distributor::lowerDot(tile::DotOp op) {
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
@@ -111,11 +119,11 @@ LogicalResult Distributor::lowerDot(tile::DotOp op) {
     std::array<Value, 4> w = aFragment(sharedLhs->second, mTiles, mt, kb, elem);
     return lhsFetched[{mt, kb}] = SmallVector<Value>(w.begin(), w.end());
   };
-  // Every warp reads the right operand whole: from shared memory, where a computed one
-  // is copied first.
-  if (!shared.count(op.getRhs()) && failed(stageRegisters(op.getRhs())))
-    return failure();
+  // Every warp reads the right operand whole, from shared memory (a computed one staged
+  // by tessera-tgpu-stage-operands).
   auto sharedRhs = shared.find(op.getRhs());
+  if (sharedRhs == shared.end())
+    return rightOperandInRegisters(op);
   // Right-operand registers of the 16 x 8 block (kb, nb): two 32-bit words. From shared
   // memory, one ldmatrix.x4 fetches the words of two neighbouring blocks (nb, nb + 1);
   // K (stored [n][k]) reads plainly, V (stored [k][n]) with .trans.
@@ -171,9 +179,9 @@ LogicalResult Distributor::lowerWarpgroupDot(tile::DotOp op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   int64_t m = lhsType.getDimSize(0), k = lhsType.getDimSize(1), n = rhsType.getDimSize(1);
   Type elem = lhsType.getElementType();
-  if (!shared.count(op.getRhs()) && failed(stageSwizzled(op.getRhs())))
-    return failure();
   auto rhs = shared.find(op.getRhs());
+  if (rhs == shared.end())
+    return rightOperandInRegisters(op);
   if (rhs->second.swizzled < 0)
     return op.emitError("wgmma needs the right operand in swizzled shared memory");
   // A zero accumulator is not read: the first product overwrites it.

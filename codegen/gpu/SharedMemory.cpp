@@ -108,12 +108,41 @@ FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
   return readSlots(mem, want, /*transposed=*/false);
 }
 
-FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
+LogicalResult Distributor::lowerLocalAlloc(tgpu::LocalAllocOp op) {
+  Value v = op.getInit();
+  if (!v)
+    return op.emitError("the GPU lowering takes buffers made from a value "
+                        "(tessera-tgpu-stage-operands' computed operands)");
   auto type = cast<RankedTensorType>(v.getType());
   if (type.getRank() != 2 || type.getElementType().getIntOrFloatBitWidth() != 16)
     return emitError(v.getLoc(), "a product's right operand must be a 2-D 16-bit tile");
-  if (wgmma)
-    return stageSwizzled(v);
+  tgpu::SharedLayoutAttr layout = op.getType().getLayout();
+  bool swizzled = layout.getKind() == tgpu::SwizzleKind::swizzle_128b;
+  if (swizzled != wgmma || (!wgmma && op.getTrans()))
+    return op.emitError(wgmma ? "a computed operand of wgmma products is staged in "
+                                "swizzled rows; got "
+                              : "a computed operand of mma.sync products is staged "
+                                "untransposed in padded rows; got ")
+           << op.getType();
+  FailureOr<SharedTile> t = wgmma ? stageSwizzled(v, op.getTrans()) : stageRegisters(v);
+  if (failed(t))
+    return failure();
+  // The buffer holds the tile as stored: the value, or its transpose.
+  shared[op.getResult()] = op.getTrans() ? transposedView(*t) : *t;
+  return success();
+}
+
+LogicalResult Distributor::lowerLocalLoad(tgpu::LocalLoadOp op) {
+  auto it = shared.find(op.getBuffer());
+  if (it == shared.end() || op.getStage())
+    return op.emitError("the GPU lowering reads single-stage buffers made from a value "
+                        "(tgpu.local_alloc of a computed operand)");
+  shared[op.getResult()] = op.getTrans() ? transposedView(it->second) : it->second;
+  return success();
+}
+
+FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
   FailureOr<Slots> have = slotsOf(v, layoutOf(v));
   if (failed(have))
     return failure();

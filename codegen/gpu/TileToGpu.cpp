@@ -106,11 +106,9 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   if (grid->hasAttr(kPersistentAttr) && grid.getSizes().size() != 1)
     return grid.emitError("a tgpu.persistent grid has one size (its work items; "
                           "tessera-persistent-grid)");
-  // The lowering follows the grid's staging and schedule; a grid without them
-  // (hand-written tgpu IR) gets them here, from the same code as
-  // tessera-tgpu-stage-operands and tessera-tgpu-assign-stages.
-  if (failed(stageOperands(grid)))
-    return failure();
+  // The lowering follows the grid's staging (runOnOperation) and schedule; a grid
+  // without a schedule (hand-written tgpu IR) is scheduled here, by the same code as
+  // tessera-tgpu-assign-stages.
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
     return failure();
   // Conversions are made where their users read them (Distributor::slotsOf, which
@@ -233,6 +231,15 @@ void TileToGpuPass::runOnOperation() {
     top.emitError("min_blocks must be in [0, 32] (blocks per SM), got ") << int64_t(minBlocks);
     return signalPassFailure();
   }
+  // A grid not staged yet (hand-written tgpu IR) is staged first: staging writes the
+  // computed operands' buffers as ops, which the shared-memory plan numbers.
+  WalkResult staged = top.walk([](tile::GridOp grid) {
+    if (!accumulatorOf(grid))
+      return WalkResult::advance(); // reported when it is outlined
+    return failed(stageOperands(grid)) ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (staged.wasInterrupted())
+    return signalPassFailure();
   // Shared memory follows tessera-tgpu-allocate-shared's plan; a grid without one
   // (hand-written tgpu IR) is planned here first, by the same code.
   if (!top->hasAttr(kSharedScratchAttr) &&

@@ -129,6 +129,8 @@ OpFoldResult ConvertLayoutOp::fold(FoldAdaptor) {
 LogicalResult LocalAllocOp::verify() {
   SharedBufferType buffer = getResult().getType();
   if (!getInit()) {
+    if (getTrans())
+      return emitOpError("trans stores the transpose of an initial value: give one");
     if (!buffer.getIsMutable())
       return emitOpError("an empty buffer must be mutable (nothing could fill it)");
     return success();
@@ -139,8 +141,15 @@ LogicalResult LocalAllocOp::verify() {
   auto init = cast<RankedTensorType>(getInit().getType());
   if (failed(verifyRegisterTile(*this, init, "the initial value")))
     return failure();
-  return verifySameTile(*this, buffer.getShape(), buffer.getElementType(), init.getShape(),
-                        init.getElementType(), "the initial value's");
+  SmallVector<int64_t> shape(init.getShape());
+  if (getTrans()) {
+    if (shape.size() != 2)
+      return emitOpError("trans stores 2-D tiles, got rank ") << shape.size();
+    std::swap(shape[0], shape[1]);
+  }
+  return verifySameTile(*this, buffer.getShape(), buffer.getElementType(), shape,
+                        init.getElementType(),
+                        getTrans() ? "the transposed initial value's" : "the initial value's");
 }
 
 LogicalResult LocalLoadOp::verify() {

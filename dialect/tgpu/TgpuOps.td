@@ -50,8 +50,10 @@ def Tgpu_LocalAllocOp : Tgpu_Op<"local_alloc"> {
   let description = [{
     Without an operand: a `mutable` buffer for copies and stores to fill. With one: an
     immutable single-stage buffer holding that tile (a computed tile staged as a product
-    operand: the linear-attention state). Offsets in the block's arena are assigned
-    later, by an allocation analysis with liveness.
+    operand: the linear-attention state); with `trans`, holding its transpose (a `[K, N]`
+    operand narrower than a swizzle row stored `[N][K]`, read back by `local_load
+    {trans}`). Offsets in the block's arena are assigned later, by an allocation
+    analysis with liveness.
 
     ```mlir
     %kbuf = tgpu.local_alloc
@@ -60,7 +62,7 @@ def Tgpu_LocalAllocOp : Tgpu_Op<"local_alloc"> {
         : (tensor<64x64xbf16, #acc>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>>
     ```
   }];
-  let arguments = (ins Optional<Tgpu_Tile>:$init);
+  let arguments = (ins Optional<Tgpu_Tile>:$init, UnitAttr:$trans);
   let results = (outs Res<Tgpu_SharedBufferType, "", [MemAlloc]>:$result);
   let assemblyFormat = [{
     ($init^)? attr-dict `:` functional-type($init, $result)

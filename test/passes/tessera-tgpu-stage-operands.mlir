@@ -252,3 +252,96 @@ func.func @tma_second_grid(%a: memref<?x64xbf16>, %w: memref<?x64xbf16>, %o: mem
   }
   return
 }
+
+// -----
+
+// Computed right operands (a state, a transposed score tile): each is written once to a
+// buffer of its own (tgpu.local_alloc of the value), in the product instruction's shared
+// layout, and read back whole before each reader. A state read by products in two loops
+// gets its buffer after its definition (the first product does not dominate the
+// second); a tile.trans of a tile in registers into a right operand's layout reads its
+// buffer transposed.
+// CHECK-LABEL: func.func @computed_operands
+// CHECK: %[[S:.*]] = arith.truncf
+// CHECK-NEXT: %[[SB:.*]] = tgpu.local_alloc %[[S]] : (tensor<64x64xbf16, #tgpu.mma<mma_sync{{.*}}>>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>>
+// CHECK: scf.for
+// CHECK: %[[SR:.*]] = tgpu.local_load %[[SB]] : {{.*}} -> tensor<64x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync{{.*}}>>>
+// CHECK-NEXT: tile.dot %{{.*}}, %[[SR]]
+// CHECK: scf.for
+// CHECK: %[[SR2:.*]] = tgpu.local_load %[[SB]] :
+// CHECK-NEXT: tile.dot %{{.*}}, %[[SR2]]
+// CHECK: %[[P:.*]] = arith.truncf
+// CHECK-NEXT: %[[PB:.*]] = tgpu.local_alloc %[[P]] : {{.*}} -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>>
+// CHECK-NEXT: %[[PT:.*]] = tgpu.local_load %[[PB]] {trans} : {{.*}} -> tensor<64x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync{{.*}}>>>
+// CHECK-NOT: tile.trans
+// CHECK: tile.dot %{{.*}}, %[[PT]]
+// LOWERED-LABEL: gpu.func @computed_operands_kernel0
+// LOWERED: nvgpu.ldmatrix
+// LOWERED: gpu.return
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+#rhsT = #tgpu.shared_operand<parent = #acc, transposed = true>
+func.func @computed_operands(%a: memref<?x64xbf16>, %w: memref<64x64xbf16>, %o: memref<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<?x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %s32 = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    %s = arith.truncf %s32 : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    %x = scf.for %i = %c0 to %c2 step %c1 iter_args(%acc = %zero) -> (tensor<64x64xf32, #acc>) {
+      %y = tile.dot %at, %s, %acc : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #acc> -> tensor<64x64xf32, #acc>
+      scf.yield %y : tensor<64x64xf32, #acc>
+    }
+    %z = scf.for %i = %c0 to %c2 step %c1 iter_args(%acc = %x) -> (tensor<64x64xf32, #acc>) {
+      %y = tile.dot %at, %s, %acc : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #acc> -> tensor<64x64xf32, #acc>
+      scf.yield %y : tensor<64x64xf32, #acc>
+    }
+    %p = arith.truncf %z : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    %pt = tile.trans %p : tensor<64x64xbf16, #acc> -> tensor<64x64xbf16, #rhs>
+    %r = tile.dot %at, %pt, %z : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// wgmma: a computed right operand in 128-byte swizzled rows; one narrower than a swizzle
+// row ([64, 32]: the backward's dSᵀ of 32 queries) stored transposed, [32][64], and read
+// back transposed.
+// CHECK-LABEL: func.func @computed_wgmma
+// CHECK: tgpu.local_alloc %{{.*}} : (tensor<64x64xbf16, #tgpu.mma<wgmma{{.*}}>>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>>
+// CHECK-NEXT: tgpu.local_load %{{.*}} : {{.*}} -> tensor<64x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<wgmma{{.*}}>>>
+// CHECK: tgpu.local_alloc %{{.*}} {trans} : (tensor<64x32xbf16, {{.*}}>) -> !tgpu.smem<32x64xbf16, #tgpu.shared<swizzle_128b>>
+// CHECK-NEXT: tgpu.local_load %{{.*}} {trans} : !tgpu.smem<32x64xbf16, #tgpu.shared<swizzle_128b>> -> tensor<64x32xbf16, #tgpu.shared_operand<
+// LOWERED-LABEL: gpu.func @computed_wgmma_kernel0
+// LOWERED: nvvm.wgmma.mma_async
+// LOWERED: gpu.return
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #wg, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #wg>
+func.func @computed_wgmma(%a: memref<?x64xbf16>, %w: memref<64x64xbf16>, %w2: memref<64x32xbf16>,
+                          %o: memref<?x64xf32>, %o2: memref<?x32xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #wg} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #wg>
+    %at = tile.load %a[%c0, %c0] : memref<?x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %s32 = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #wg>
+    %s = arith.truncf %s32 : tensor<64x64xf32, #wg> to tensor<64x64xbf16, #wg>
+    %r = tile.dot %at, %s, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #wg> -> tensor<64x64xf32, #wg>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #wg>, memref<?x64xf32>
+    %zero32 = arith.constant dense<0.0> : tensor<64x32xf32, #wg>
+    %w2t = tile.load %w2[%c0, %c0] : memref<64x32xbf16> -> tensor<64x32xbf16, #rhs>
+    %n32 = tile.dot %at, %w2t, %zero32 : tensor<64x64xbf16, #lhs>, tensor<64x32xbf16, #rhs> -> tensor<64x32xf32, #wg>
+    %n = arith.truncf %n32 : tensor<64x32xf32, #wg> to tensor<64x32xbf16, #wg>
+    %r2 = tile.dot %at, %n, %zero32 : tensor<64x64xbf16, #lhs>, tensor<64x32xbf16, #wg> -> tensor<64x32xf32, #wg>
+    tile.store %r2, %o2[%c0, %c0] : tensor<64x32xf32, #wg>, memref<?x32xf32>
+  }
+  return
+}

@@ -269,6 +269,22 @@ func.func @local_alloc_init_shape(%x: tensor<64x128xbf16, #tgpu.mma<mma_sync, wa
 
 // -----
 
+func.func @local_alloc_trans_empty() {
+  // expected-error @+1 {{'tgpu.local_alloc' op trans stores the transpose of an initial value: give one}}
+  %b = tgpu.local_alloc {trans} : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<none>, mutable>
+  return
+}
+
+// -----
+
+func.func @local_alloc_trans_shape(%x: tensor<128x32xbf16, #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>>) {
+  // expected-error @+1 {{'tgpu.local_alloc' op the transposed initial value's shape (32, 128) differs from the shared buffer's (128, 32)}}
+  %b = tgpu.local_alloc %x {trans} : (tensor<128x32xbf16, #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>>) -> !tgpu.smem<128x32xbf16, #tgpu.shared<padded_rows, pad = 16>>
+  return
+}
+
+// -----
+
 func.func @local_load_stage_missing(%b: !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2, mutable>) {
   // expected-error @+1 {{'tgpu.local_load' op the buffer has 2 stages: give a stage index}}
   %t = tgpu.local_load %b : !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2, mutable> -> tensor<64x64xbf16, #tgpu.dot_operand<b, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>, k_width = 2>>

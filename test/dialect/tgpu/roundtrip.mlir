@@ -183,3 +183,18 @@ func.func @warp_specialize(%acc: tensor<128x128xf32, #wg>, %bar: !tgpu.mbarrier)
   }
   return %r : tensor<128x128xf32, #wg>
 }
+
+// -----
+
+// A right operand narrower than a swizzle row (the backward's dSᵀ of 32 queries), staged
+// transposed and read back transposed.
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>
+#shb = #tgpu.shared_operand<parent = #wg>
+// CHECK-LABEL: func.func @staged_transposed
+// CHECK: %[[B:.*]] = tgpu.local_alloc %{{.*}} {trans} : (tensor<128x32xbf16, #tgpu.mma<{{.*}}>>) -> !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>>
+// CHECK: tgpu.local_load %[[B]] {trans} : !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>> -> tensor<128x32xbf16, #tgpu.shared_operand<{{.*}}>>
+func.func @staged_transposed(%x: tensor<128x32xbf16, #wg>) -> tensor<128x32xbf16, #shb> {
+  %b = tgpu.local_alloc %x {trans} : (tensor<128x32xbf16, #wg>) -> !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>>
+  %r = tgpu.local_load %b {trans} : !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>> -> tensor<128x32xbf16, #shb>
+  return %r : tensor<128x32xbf16, #shb>
+}

@@ -1,6 +1,6 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-gpu -verify-diagnostics
-// tessera-tile-to-gpu follows the grid TMA copies (tgpu.tensor_copies,
-// tessera-tgpu-stage-operands{tma=true}) and checks it.
+// tessera-tile-to-gpu follows the staging tessera-tgpu-stage-operands wrote (computed
+// operands' buffers, the grid TMA copies: tgpu.tensor_copies) and checks it.
 
 // A warp-specialised grid the user unmarked: its producer has no TMA copies to issue.
 func.func @without_tma(%arg0: memref<?x128xbf16, strided<[?, ?], offset: ?>>, %arg1: memref<?x128xbf16, strided<[?, ?], offset: ?>>, %arg2: memref<?x64xf32, strided<[?, ?], offset: ?>>) {
@@ -50,6 +50,53 @@ func.func @narrow(%a: memref<?x64xbf16, strided<[?, 1], offset: ?>>, %w: memref<
     %wt = tile.load %w[%c0, %c0] : memref<?x64xbf16, strided<[?, 1], offset: ?>> -> tensor<32x64xbf16, #rhs>
     %r = tile.dot %at, %wt, %zero : tensor<64x32xbf16, #lhs>, tensor<32x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
     tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<?x64xf32, strided<[?, 1], offset: ?>>
+  }
+  return
+}
+
+// -----
+
+// A staged grid whose product reads a computed right operand from registers (its
+// buffer taken out by hand).
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+func.func @operand_in_registers(%a: memref<64x64xbf16>, %w: memref<64x64xbf16>, %o: memref<64x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.operands_staged} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %s32 = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    %s = arith.truncf %s32 : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    // expected-error @+1 {{this product's right operand is in registers and no shared buffer holds it}}
+    %r = tile.dot %at, %s, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #acc> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+// A computed operand of mma.sync products in a swizzled buffer (wgmma's layout).
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+func.func @operand_swizzled(%a: memref<64x64xbf16>, %w: memref<64x64xbf16>, %o: memref<64x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.operands_staged} {
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %at = tile.load %a[%c0, %c0] : memref<64x64xbf16> -> tensor<64x64xbf16, #lhs>
+    %wt = tile.load %w[%c0, %c0] {tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : memref<64x64xbf16> -> tensor<64x64xbf16, #rhs>
+    %s32 = tile.dot %at, %wt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    %s = arith.truncf %s32 : tensor<64x64xf32, #acc> to tensor<64x64xbf16, #acc>
+    // expected-error @+1 {{a computed operand of mma.sync products is staged untransposed in padded rows; got '!tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>>'}}
+    %sb = tgpu.local_alloc %s : (tensor<64x64xbf16, #acc>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>>
+    %sr = tgpu.local_load %sb : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>> -> tensor<64x64xbf16, #rhs>
+    %r = tile.dot %at, %sr, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %r, %o[%c0, %c0] : tensor<64x64xf32, #acc>, memref<64x64xf32>
   }
   return
 }
