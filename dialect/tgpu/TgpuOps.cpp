@@ -98,6 +98,22 @@ static LogicalResult verifySameTile(Operation *op, ArrayRef<int64_t> bufferShape
   return success();
 }
 
+/// `tile` (its transpose with `trans`) is the tile `buffer` holds; `verb` says what trans
+/// does, `what` names the tile.
+static LogicalResult verifyBufferTile(Operation *op, SharedBufferType buffer,
+                                      RankedTensorType tile, bool trans, StringRef verb,
+                                      StringRef what) {
+  SmallVector<int64_t> shape(tile.getShape());
+  if (trans) {
+    if (shape.size() != 2)
+      return op->emitOpError() << "trans " << verb << " 2-D tiles, got rank " << shape.size();
+    std::swap(shape[0], shape[1]);
+  }
+  std::string named = ((trans ? "the transposed " : "the ") + what + "'s").str();
+  return verifySameTile(op, buffer.getShape(), buffer.getElementType(), shape,
+                        tile.getElementType(), named);
+}
+
 static LogicalResult verifyPending(Operation *op, int64_t pending) {
   if (pending < 0)
     return op->emitOpError() << "pending must be at least 0, got " << pending;
@@ -141,15 +157,7 @@ LogicalResult LocalAllocOp::verify() {
   auto init = cast<RankedTensorType>(getInit().getType());
   if (failed(verifyRegisterTile(*this, init, "the initial value")))
     return failure();
-  SmallVector<int64_t> shape(init.getShape());
-  if (getTrans()) {
-    if (shape.size() != 2)
-      return emitOpError("trans stores 2-D tiles, got rank ") << shape.size();
-    std::swap(shape[0], shape[1]);
-  }
-  return verifySameTile(*this, buffer.getShape(), buffer.getElementType(), shape,
-                        init.getElementType(),
-                        getTrans() ? "the transposed initial value's" : "the initial value's");
+  return verifyBufferTile(*this, buffer, init, getTrans(), "stores", "initial value");
 }
 
 LogicalResult LocalLoadOp::verify() {
@@ -158,15 +166,7 @@ LogicalResult LocalLoadOp::verify() {
   if (failed(verifyStage(*this, buffer.getStages(), getStage(), "the buffer")) ||
       failed(verifyRegisterTile(*this, result, "the result")))
     return failure();
-  SmallVector<int64_t> shape(result.getShape());
-  if (getTrans()) {
-    if (shape.size() != 2)
-      return emitOpError("trans reads 2-D tiles, got rank ") << shape.size();
-    std::swap(shape[0], shape[1]);
-  }
-  return verifySameTile(*this, buffer.getShape(), buffer.getElementType(), shape,
-                        result.getElementType(),
-                        getTrans() ? "the transposed result's" : "the result's");
+  return verifyBufferTile(*this, buffer, result, getTrans(), "reads", "result");
 }
 
 LogicalResult LocalStoreOp::verify() {
