@@ -220,3 +220,17 @@ def test_gpu_kernels_show_their_stages():
         assert ".entry" in kern.ir("ptx") and f".target {chip}" in kern.ir("ptx")
         assert "tessera-gpu{" in kern.replay_command("ptx")
         assert f"chip={chip}" in kern.replay_command("ptx")
+
+
+def test_tgpu_stage_computed_operand_buffer():
+    """Linear attention's state, a right operand computed in registers, is staged as ops:
+    one buffer made from the value (wgmma's swizzled rows, placed by the shared-memory
+    plan) and a read of it (transposed: the product takes Sᵀ) — on sm_80 in padded rows."""
+    spec = tessera.linear_attention(decay=True)
+    tgpu = _bf16_tgpu(spec, 64, GPU_CONFIG)
+    allocs = re.findall(r"tgpu\.local_alloc %\S+ \{(.*)\} : \(tensor<64x64xbf16, #tgpu\.mma<wgmma"
+                        r"[^)]*\) -> !tgpu\.smem<64x64xbf16, #tgpu\.shared<swizzle_128b>>", tgpu)
+    assert len(allocs) == 1 and "tgpu.shared_offset" in allocs[0], allocs
+    assert len(re.findall(r"tgpu\.local_load %\S+ \{trans\}", tgpu)) == 1
+    sm80 = _bf16_tgpu(spec, 64, GPU_CONFIG, "tgpu-sm_80")
+    assert "#tgpu.shared<padded_rows, pad = 16>>" in sm80 and "tgpu.local_alloc" in sm80
