@@ -41,12 +41,16 @@ struct TgpuStageOperandsPass
 /// in different banks.
 static constexpr int64_t kStagingPadBytes = 16;
 
-/// Whether `value` is `load`'s tile, directly or through layout conversions (which
-/// tessera-tile-to-gpu folds into their uses before lowering).
+/// `v` with its conversions folded (tessera-tile-to-gpu folds them into their uses).
+static Value folded(Value v) {
+  while (auto convert = v.getDefiningOp<tgpu::ConvertLayoutOp>())
+    v = convert.getSource();
+  return v;
+}
+
+/// Whether `value` is `load`'s tile, directly or through layout conversions.
 static bool isLoadedTile(Value value, tile::LoadOp load) {
-  while (auto convert = value.getDefiningOp<tgpu::ConvertLayoutOp>())
-    value = convert.getSource();
-  return value == load.getResult();
+  return folded(value) == load.getResult();
 }
 
 /// Whether every reader of `load`'s tile (conversions looked through) is a product
@@ -155,8 +159,7 @@ static bool transposesIntoRightOperand(tile::TransOp trans) {
 /// buffer, a transpose of either or into a right operand's layout (its input staged if
 /// it is in registers); conversions looked through (tessera-tile-to-gpu folds them).
 static bool readFromShared(Value v) {
-  while (auto convert = v.getDefiningOp<tgpu::ConvertLayoutOp>())
-    v = convert.getSource();
+  v = folded(v);
   if (auto load = v.getDefiningOp<tile::LoadOp>())
     return bool(stagingOf(load));
   if (auto trans = v.getDefiningOp<tile::TransOp>())
@@ -188,13 +191,6 @@ static std::pair<tgpu::SharedBufferType, bool> computedBuffer(RankedTensorType t
   if (wgmma && buffer && (shape[0] % 8 || shape[1] % kSwizzleCols))
     return {};
   return {buffer, transposed};
-}
-
-/// `v` with its conversions folded (tessera-tile-to-gpu folds them into their uses).
-static Value folded(Value v) {
-  while (auto convert = v.getDefiningOp<tgpu::ConvertLayoutOp>())
-    v = convert.getSource();
-  return v;
 }
 
 /// A tile.trans of a tile in registers into a right operand's layout: its input is
