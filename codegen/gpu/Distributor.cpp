@@ -47,9 +47,8 @@ LogicalResult Distributor::lowerOp(Operation *op) {
       shared[trans.getResult()] = transposedView(it->second);
       return success();
     }
-    Layout in = layoutOf(trans.getInput()), out = layoutOf(trans.getResult());
-    // BT and B enumerate the same elements in the same slot order: a relabeling.
-    if (in.kind == LayoutKind::BT && out.kind == LayoutKind::B) {
+    Layout out = layoutOf(trans.getResult());
+    if (relabelsRightOperand(trans)) {
       tiles[trans.getResult()] = tiles.lookup(trans.getInput());
       return success();
     }

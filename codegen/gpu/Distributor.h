@@ -120,9 +120,9 @@ public:
     return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
   }
   /// A tgpu.tensor_copies grid (TensorMemory.cpp), before lowerBlock: its swizzled
-  /// operand tiles are copied by TMA from descriptor parameters; fails, located at the
-  /// load, where one cannot be.
-  LogicalResult useTensorCopies(Block &gridBody, func::FuncOp func);
+  /// operand tiles are copied by TMA from descriptor parameters (every one can be:
+  /// stageTensorCopies checked them).
+  void useTensorCopies(Block &gridBody);
   /// After lowerBlock: waits for copies still landing, places and initialises the
   /// barriers, writes the descriptors `func` takes (tessera.tensor_maps).
   LogicalResult finishTensorCopies(func::FuncOp func);
@@ -409,7 +409,6 @@ private:
   arith::ConstantIntOp barrierOffset; // arena offset of the barriers, set when finished
   Value barrierArea, phaseWord;
   Operation *barrierInitAnchor = nullptr;
-  std::string tensorCopyRefusal(tile::LoadOp op, func::FuncOp func);
   int barriersOf(int buffer);
   Value barrierIndex(int buffer, Value stage);
   Value barrierAddress(Value index);

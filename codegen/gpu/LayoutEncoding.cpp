@@ -75,3 +75,9 @@ std::optional<Layout> tessera::gpu::layoutOfType(Type type) {
 tgpu::MmaEncodingAttr tessera::gpu::accumulatorOf(tile::GridOp grid) {
   return grid->getAttrOfType<tgpu::MmaEncodingAttr>(kAccumulatorAttr);
 }
+
+bool tessera::gpu::relabelsRightOperand(tile::TransOp trans) {
+  std::optional<Layout> in = layoutOfType(trans.getInput().getType());
+  std::optional<Layout> out = layoutOfType(trans.getType());
+  return in && out && in->kind == LayoutKind::BT && out->kind == LayoutKind::B;
+}

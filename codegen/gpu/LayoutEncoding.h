@@ -26,6 +26,9 @@ mlir::Attribute encodingOf(const Layout &layout, tgpu::MmaEncodingAttr acc);
 std::optional<Layout> layoutOfType(mlir::Type type);
 /// The accumulator layout tessera-tile-to-tgpu recorded on `grid`, null if none.
 tgpu::MmaEncodingAttr accumulatorOf(tile::GridOp grid);
+/// A transpose from a value read as Bᵀ to B: the two layouts enumerate the same
+/// elements in the same slot order, so it relabels the slots and moves nothing.
+bool relabelsRightOperand(tile::TransOp trans);
 } // namespace tessera::gpu
 
 #endif // TESSERA_CODEGEN_GPU_LAYOUTENCODING_H

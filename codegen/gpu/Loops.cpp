@@ -152,16 +152,12 @@ void Distributor::planStages(Block &gridBody) {
     Value r = dot.getRhs();
     if (auto t = r.getDefiningOp<tile::TransOp>())
       r = t.getInput();
+    int64_t elements = cast<RankedTensorType>(r.getType()).getNumElements();
     // One buffer per staged value (tessera-tgpu-stage-operands), however many read it.
     if (auto read = r.getDefiningOp<tgpu::LocalLoadOp>())
       r = read.getBuffer();
-    auto elements = [](Type t) {
-      if (auto buffer = dyn_cast<tgpu::SharedBufferType>(t))
-        return buffer.getTileType().getNumElements();
-      return cast<RankedTensorType>(t).getNumElements();
-    };
     if (!r.getDefiningOp<tile::LoadOp>() && computed.insert(r).second)
-      computedBytes += llvm::alignTo(elements(r.getType()) * 2, kSwizzleAtomBytes);
+      computedBytes += llvm::alignTo(elements * 2, kSwizzleAtomBytes);
   });
   // num_stages beyond two is a ceiling: as many stages as leave a quarter of a block's
   // shared memory to its other buffers.

@@ -48,11 +48,6 @@ static Value folded(Value v) {
   return v;
 }
 
-/// Whether `value` is `load`'s tile, directly or through layout conversions.
-static bool isLoadedTile(Value value, tile::LoadOp load) {
-  return folded(value) == load.getResult();
-}
-
 /// Whether every reader of `load`'s tile (conversions looked through) is a product
 /// taking it as its left operand.
 static bool readOnlyAsLeftOperand(tile::LoadOp load) {
@@ -65,7 +60,7 @@ static bool readOnlyAsLeftOperand(tile::LoadOp load) {
         continue;
       }
       auto dot = dyn_cast<tile::DotOp>(user);
-      if (!dot || !isLoadedTile(dot.getLhs(), load))
+      if (!dot || folded(dot.getLhs()) != load.getResult())
         return false;
     }
   }
@@ -148,11 +143,9 @@ static LogicalResult checkStaging(tile::LoadOp load, bool wgmma) {
 /// A tile.trans into a right operand's layout (every warp reads it whole), other than
 /// one between the two right-operand layouts (BT -> B: the same slots, a relabeling).
 static bool transposesIntoRightOperand(tile::TransOp trans) {
-  std::optional<Layout> in = layoutOfType(trans.getInput().getType());
   std::optional<Layout> out = layoutOfType(trans.getType());
   bool rightOperand = out && (out->kind == LayoutKind::B || out->kind == LayoutKind::BT);
-  bool relabel = in && out && in->kind == LayoutKind::BT && out->kind == LayoutKind::B;
-  return rightOperand && !relabel;
+  return rightOperand && !relabelsRightOperand(trans);
 }
 
 /// Whether the lowering reads `v` from shared memory: a staged load, a tile read from a
@@ -182,14 +175,11 @@ static std::pair<tgpu::SharedBufferType, bool> computedBuffer(RankedTensorType t
                     shape[1] % 8 == 0;
   if (transposed)
     std::swap(shape[0], shape[1]);
+  // The type's verifier is the rule: swizzled rows in atoms of 8 rows of 128 bytes.
   auto quiet = [] { return InFlightDiagnostic(); };
   auto buffer = tgpu::SharedBufferType::getChecked(quiet, ctx, ArrayRef<int64_t>(shape), elem,
                                                    stagingLayout(ctx, elem, wgmma),
                                                    int64_t(1), false);
-  // Whole 64-column swizzle blocks: the lowering's rule (a partial block's chunks would
-  // land anywhere in its rows).
-  if (wgmma && buffer && (shape[0] % 8 || shape[1] % kSwizzleCols))
-    return {};
   return {buffer, transposed};
 }
 

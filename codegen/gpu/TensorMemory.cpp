@@ -73,34 +73,17 @@ std::string tessera::gpu::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func,
   return "";
 }
 
-std::string Distributor::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func) {
-  return tessera::gpu::tensorCopyRefusal(op, func, numThreads);
-}
-
-LogicalResult Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
+void Distributor::useTensorCopies(Block &gridBody) {
   SmallVector<tile::LoadOp> loads;
   bool otherStaging = false;
-  WalkResult walk = gridBody.walk([&](tile::LoadOp op) {
-    if (!isStaged(op))
-      return WalkResult::advance();
-    if (!swizzles(op)) {
+  gridBody.walk([&](tile::LoadOp op) {
+    if (isStaged(op) && !swizzles(op))
       otherStaging = true;
-      return WalkResult::advance();
-    }
-    // All or none: cp.async groups and barrier phases are waited for differently, and
-    // the group counts assume every staged copy is a group.
-    if (std::string why = tensorCopyRefusal(op, func); !why.empty()) {
-      op.emitError("a ") << kTensorCopiesAttr
-                         << " grid copies this tile by TMA, which it cannot: " << why;
-      return WalkResult::interrupt();
-    }
-    loads.push_back(op);
-    return WalkResult::advance();
+    else if (isStaged(op))
+      loads.push_back(op);
   });
-  if (walk.wasInterrupted())
-    return failure();
   if (loads.empty())
-    return success();
+    return;
   MLIRContext *ctx = b.getContext();
   auto pointer = LLVM::LLVMPointerType::get(ctx);
   for (tile::LoadOp op : loads) {
@@ -132,7 +115,6 @@ LogicalResult Distributor::useTensorCopies(Block &gridBody, func::FuncOp func) {
   memref::StoreOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 0), phaseWord,
                           ValueRange{arith::ConstantIndexOp::create(b, 0)});
   barrierInitAnchor = phaseWord.getDefiningOp();
-  return success();
 }
 
 int Distributor::barriersOf(int buffer) {

@@ -170,10 +170,11 @@ LogicalResult TileToGpuPass::outline(func::FuncOp func, tile::GridOp grid, int i
   for (Operation &op : func.getBody().front())
     if (hostSlice.contains(&op))
       b.clone(op, d.scalars);
-  // One grid of a function copies by TMA (tessera-tgpu-stage-operands marks it); every
-  // kernel of the function takes its descriptors (shareTensorMaps).
-  if (grid->hasAttr(kTensorCopiesAttr) && failed(d.useTensorCopies(grid.getBody().front(), func)))
-    return failure();
+  // One grid of a function copies by TMA (tessera-tgpu-stage-operands marks it, checked
+  // in runOnOperation); every kernel of the function takes its descriptors
+  // (shareTensorMaps).
+  if (grid->hasAttr(kTensorCopiesAttr))
+    d.useTensorCopies(grid.getBody().front());
   if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies(func)) ||
       failed(d.endSharedPlan(kernel)))
     return failure();
