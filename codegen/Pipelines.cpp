@@ -91,9 +91,10 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
 
 /// tgpu -> PTX.
 static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions &options) {
-  tessera::gpu::TileToGpuOptions distribute;
-  distribute.minBlocks = options.minBlocks;
-  pm.addPass(tessera::gpu::createTileToGpu(distribute));
+  tessera::gpu::TgpuOutlineKernelsOptions outlining;
+  outlining.minBlocks = options.minBlocks;
+  pm.addPass(tessera::gpu::createTgpuOutlineKernels(outlining));
+  pm.addPass(tessera::gpu::createTileToGpu());
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.optLevel = 3;

@@ -120,12 +120,20 @@ public:
     return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
   }
   /// A tgpu.tensor_copies grid (TensorMemory.cpp), before lowerBlock: its swizzled
-  /// operand tiles are copied by TMA from descriptor parameters (every one can be:
-  /// stageTensorCopies checked them).
-  void useTensorCopies(Block &gridBody);
+  /// operand tiles are copied by TMA from the kernel's descriptor parameters (every one
+  /// can be: stageTensorCopies checked them). Fails where the kernel lacks them.
+  LogicalResult useTensorCopies(tile::GridOp grid);
   /// After lowerBlock: waits for copies still landing, places and initialises the
-  /// barriers, writes the descriptors `func` takes (tessera.tensor_maps).
-  LogicalResult finishTensorCopies(func::FuncOp func);
+  /// barriers.
+  LogicalResult finishTensorCopies();
+  /// Loads whose tile goes to shared memory (tessera-tgpu-stage-operands decides).
+  static bool isStaged(tile::LoadOp op) { return bool(stagingOf(op)); }
+  /// Whether a staged load goes to a swizzled buffer (16-bit tiles of wgmma kernels; an
+  /// f32 tile, a state, goes to a padded one).
+  static bool swizzles(tile::LoadOp op) {
+    tgpu::SharedLayoutAttr staged = stagingOf(op);
+    return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
+  }
   /// Threads a block launches: num_warps x 32, plus the producer warpgroup of a
   /// warp-specialised kernel (known after lowerBlock).
   int64_t blockThreads() const {
@@ -192,14 +200,6 @@ private:
   /// One staging buffer per (source buffer, tile type): the loops of a program run one
   /// after another, so the key tiles of every loop share one buffer.
   DenseMap<std::pair<Value, Type>, Value> stagingBuffers;
-  /// Loads whose tile goes to shared memory (tessera-tgpu-stage-operands decides).
-  static bool isStaged(tile::LoadOp op) { return bool(stagingOf(op)); }
-  /// Whether a staged load goes to a swizzled buffer (16-bit tiles of wgmma kernels; an
-  /// f32 tile, a state, goes to a padded one).
-  static bool swizzles(tile::LoadOp op) {
-    tgpu::SharedLayoutAttr staged = stagingOf(op);
-    return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
-  }
   /// ldmatrix.x4: lane l supplies row l % 8 of 8 x 8 matrix l / 8; bits 0 and 1 of the
   /// matrix number pick its halves (each 0 or 8) of the two tile dimensions.
   struct LdmatrixLane {
@@ -395,15 +395,9 @@ private:
 
   // TMA copies (TensorMemory.cpp): a descriptor per (argument, tile rows), an mbarrier
   // per stage of each buffer they fill, one phase bit per barrier in `phaseWord`.
-  struct TensorMap {
-    unsigned argument;
-    SmallVector<int64_t> box; // outermost first
-    Type elem;
-    Value param; // the kernel's !llvm.ptr parameter
-  };
   bool tensorCopies = false;
-  SmallVector<TensorMap> tensorMaps;
-  DenseMap<std::pair<unsigned, int64_t>, unsigned> tensorMapOf;
+  /// The kernel's descriptor parameter for each (source argument, tile rows).
+  DenseMap<std::pair<unsigned, int64_t>, Value> tensorMapParam;
   DenseMap<int, int> barrierBase; // swizzled buffer -> its stage 0 barrier
   int numBarriers = 0;
   arith::ConstantIntOp barrierOffset; // arena offset of the barriers, set when finished

@@ -148,25 +148,48 @@ def TgpuAllocateShared : Pass<"tessera-tgpu-allocate-shared", "mlir::ModuleOp"> 
   ];
 }
 
-def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
-  let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
+def TgpuOutlineKernels : Pass<"tessera-tgpu-outline-kernels", "mlir::ModuleOp"> {
+  let summary = "each tile.grid into a gpu.func, with its launch attributes and record";
   let description = [{
-    Outlines every `tile.grid` into a `gpu.func` (one CUDA block per program,
-    32 x num_warps threads) and distributes its tiles over the threads in the layouts
-    tessera-tile-to-tgpu wrote in their types (mma accumulator, row/column slices, mma
-    operands; the grid's accumulator layout picks mma.sync or wgmma), element-wise ops
-    run per thread, row reductions end with quad shuffles, `tile.dot` becomes
-    `nvvm.mma.sync` m16n8k16. The host function keeps a `tessera.launches` record (kernel
-    name, grid as formulas of argument sizes, block size) for runtimes without MLIR. A
-    grid marked `tgpu.tensor_copies` (tessera-tgpu-stage-operands{tma=true}) copies its
-    swizzled operand tiles with TMA (cp.async.bulk.tensor from descriptor parameters,
-    mbarrier completion); its host function gets `tessera.tensor_maps`.
+    Runs last before tessera-tile-to-gpu. Every `tile.grid` of a host function moves
+    into a `gpu.func` of the function's `gpu.module` (`<func>_kernels`, kernel
+    `<func>_kernel<i>`): the kernel takes the function's buffers (unit stride in the
+    last dimension), then the function's TMA descriptors (`!llvm.ptr`, counted by
+    `tessera.tensor_map_params`); the host values the grid reads (sizes, group counts)
+    are recomputed at its entry from the arguments. Everything about launching it is
+    decided here from the grid's attributes: the block size (num_warps x 32, plus a
+    producer warpgroup under `tgpu.warp_specialize`), ptxas's `.minnctapersm` (min_blocks,
+    else the schedule's `tgpu.blocks_per_sm`; a persistent grid's own estimate),
+    `.maxnreg` for warp specialisation, and the host function's launch record:
+    `tessera.launches` (kernel, grid as formulas of argument sizes, block, dynamic shared
+    bytes = `tgpu.shared_bytes` + 1024 of alignment slack), `tessera.workspaces`
+    (host allocations become trailing arguments), `tessera.tensor_maps`
+    (docs/LAUNCH_RECORD.md). Grids not staged, planned or scheduled yet (hand-written
+    tgpu IR) are, by those passes' code.
   }];
   let options = [
     Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"0",
            "blocks per SM each kernel's registers must leave room for (ptxas "
            ".minnctapersm); 0: only what a stage plan made room for in shared memory">
   ];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect"
+  ];
+}
+
+def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
+  let summary = "distribute tile programs over GPU threads (mma.sync or wgmma tensor cores)";
+  let description = [{
+    Lowers the `tile.grid` each kernel holds (tessera-tgpu-outline-kernels; grids still
+    in host functions are outlined first, with its defaults): its tiles are distributed
+    over the block's threads in the layouts tessera-tile-to-tgpu wrote in their types
+    (mma accumulator, row/column slices, mma operands; the grid's accumulator layout
+    picks mma.sync or wgmma), element-wise ops run per thread, row reductions end with
+    quad shuffles, `tile.dot` becomes `nvvm.mma.sync` m16n8k16 or wgmma. It follows the
+    grid's staging, schedule and shared-memory plan. A grid marked `tgpu.tensor_copies`
+    (tessera-tgpu-stage-operands{tma=true}) copies its swizzled operand tiles with TMA
+    (cp.async.bulk.tensor from the kernel's descriptor parameters, mbarrier completion).
+  }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
     "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect", "::mlir::nvgpu::NVGPUDialect",

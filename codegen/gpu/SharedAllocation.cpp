@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/SharedAllocation.h"
+#include "codegen/gpu/KernelOutlining.h"
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/Passes.h"
 
@@ -347,7 +348,7 @@ LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool repor
   for (func::FuncOp func : top.getOps<func::FuncOp>())
     for (auto [i, grid] : llvm::enumerate(func.getBody().getOps<tile::GridOp>()))
       if (asPass || !grid->hasAttr(kSharedBytesAttr))
-        grids.push_back({(func.getName() + "_kernel" + Twine(i)).str(), grid});
+        grids.push_back({kernelName(func, i), grid});
   if (grids.empty())
     return success();
   // The requests come from the lowering itself, on a scratch copy (diagnostics carry

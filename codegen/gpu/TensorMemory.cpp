@@ -73,37 +73,46 @@ std::string tessera::gpu::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func,
   return "";
 }
 
-void Distributor::useTensorCopies(Block &gridBody) {
-  SmallVector<tile::LoadOp> loads;
-  bool otherStaging = false;
-  gridBody.walk([&](tile::LoadOp op) {
-    if (isStaged(op) && !swizzles(op))
-      otherStaging = true;
-    else if (isStaged(op))
-      loads.push_back(op);
-  });
-  if (loads.empty())
-    return;
-  MLIRContext *ctx = b.getContext();
-  auto pointer = LLVM::LLVMPointerType::get(ctx);
-  for (tile::LoadOp op : loads) {
+SmallVector<TensorMapSpec> tessera::gpu::tensorMapsOf(tile::GridOp grid) {
+  SmallVector<TensorMapSpec> maps;
+  grid.getBody().walk([&](tile::LoadOp op) {
+    if (!Distributor::isStaged(op) || !Distributor::swizzles(op))
+      return;
     auto tileType = cast<RankedTensorType>(op.getType());
     unsigned argument = cast<BlockArgument>(op.getSource()).getArgNumber();
-    auto key = std::make_pair(argument, tileType.getDimSize(0));
-    if (tensorMapOf.count(key))
-      continue;
+    int64_t rows = tileType.getDimSize(0);
+    if (llvm::any_of(maps, [&](const TensorMapSpec &m) {
+          return m.argument == argument && m.rows == rows;
+        }))
+      return;
     int64_t rank = cast<MemRefType>(op.getSource().getType()).getRank();
     SmallVector<int64_t> box(rank, 1);
-    box[rank - 2] = tileType.getDimSize(0);
+    box[rank - 2] = rows;
     box[rank - 1] = kBoxCols;
-    // Descriptors follow the buffers (the launch record packs them in this order). An
-    // argument appended to a kernel has nothing to conflict with: this cannot fail.
-    (void)kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(),
-                                kernel.getLoc());
-    tensorMapOf[key] = tensorMaps.size();
-    tensorMaps.push_back({argument, box, tileType.getElementType(),
-                          kernel.getArgument(kernel.getNumArguments() - 1)});
-  }
+    maps.push_back({argument, rows, box, tileType.getElementType()});
+  });
+  return maps;
+}
+
+LogicalResult Distributor::useTensorCopies(tile::GridOp grid) {
+  bool otherStaging = false;
+  grid.getBody().walk([&](tile::LoadOp op) {
+    if (isStaged(op) && !swizzles(op))
+      otherStaging = true;
+  });
+  SmallVector<TensorMapSpec> maps = tensorMapsOf(grid);
+  if (maps.empty())
+    return success();
+  // The descriptors are the kernel's last parameters (tessera-tgpu-outline-kernels).
+  auto params = kernel->getAttrOfType<IntegerAttr>(kTensorMapParamsAttr);
+  if (!params || params.getInt() != int64_t(maps.size()) ||
+      kernel.getNumArguments() < maps.size())
+    return kernel.emitError("a tgpu.tensor_copies kernel takes its ")
+           << maps.size() << " tensor maps as its last parameters ("
+           << kTensorMapParamsAttr << "; tessera-tgpu-outline-kernels)";
+  unsigned first = kernel.getNumArguments() - maps.size();
+  for (auto [i, m] : llvm::enumerate(maps))
+    tensorMapParam[{m.argument, m.rows}] = kernel.getArgument(first + i);
   tensorCopies = true;
   onlyTensorStaging = !otherStaging;
   OpBuilder::InsertionGuard guard(b);
@@ -115,6 +124,7 @@ void Distributor::useTensorCopies(Block &gridBody) {
   memref::StoreOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 0), phaseWord,
                           ValueRange{arith::ConstantIndexOp::create(b, 0)});
   barrierInitAnchor = phaseWord.getDefiningOp();
+  return success();
 }
 
 int Distributor::barriersOf(int buffer) {
@@ -211,9 +221,8 @@ void Distributor::armTensorCopy(tile::LoadOp op, int buffer, const TensorCopyTar
                                 Value barrier) {
   auto tileType = cast<RankedTensorType>(op.getType());
   const SwizzledTile &t = swizzledTiles[buffer];
-  const TensorMap &map =
-      tensorMaps[tensorMapOf.lookup({cast<BlockArgument>(op.getSource()).getArgNumber(),
-                                     tileType.getDimSize(0)})];
+  Value descriptor = tensorMapParam.lookup(
+      {cast<BlockArgument>(op.getSource()).getArgNumber(), tileType.getDimSize(0)});
   ArrayRef<Value> coords = target.coords;
   int64_t rank = coords.size();
   int64_t boxes = tileType.getDimSize(1) / kBoxCols;
@@ -225,7 +234,7 @@ void Distributor::armTensorCopy(tile::LoadOp op, int buffer, const TensorCopyTar
     Value boxDst = arith::AddIOp::create(
         b, target.dst,
         arith::ConstantIntOp::create(b, b.getI64Type(), box * t.rows * kBoxCols * 2));
-    SmallVector<Value> operands{toI32(b, boxDst), map.param};
+    SmallVector<Value> operands{toI32(b, boxDst), descriptor};
     operands.push_back(arith::AddIOp::create(
         b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols)));
     llvm::append_range(operands, coords.drop_front());
@@ -281,11 +290,11 @@ void Distributor::drainAllTensorCopies() {
   drainTensorCopies(all);
 }
 
-LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
+LogicalResult Distributor::finishTensorCopies() {
   if (!tensorCopies)
     return success();
   if (numBarriers > kMaxBarriers)
-    return func.emitError("tma: the kernel needs ")
+    return kernel.emitError("tma: the kernel needs ")
            << numBarriers << " mbarriers, more than the " << kMaxBarriers
            << " its phase word tracks; use fewer stages";
   // No copy may still be landing when the block exits (a prefetch past the last tile).
@@ -311,37 +320,5 @@ LogicalResult Distributor::finishTensorCopies(func::FuncOp func) {
     });
     tgpu::BarrierOp::create(b);
   }
-  MLIRContext *ctx = b.getContext();
-  SmallVector<Attribute> maps;
-  for (const TensorMap &m : tensorMaps)
-    maps.push_back(DictionaryAttr::get(
-        ctx, {NamedAttribute(StringAttr::get(ctx, "argument"),
-                             IntegerAttr::get(IntegerType::get(ctx, 64), m.argument)),
-              NamedAttribute(StringAttr::get(ctx, "dtype"),
-                             StringAttr::get(ctx, m.elem.isBF16() ? "bf16" : "f16")),
-              NamedAttribute(StringAttr::get(ctx, "box"), DenseI64ArrayAttr::get(ctx, m.box)),
-              NamedAttribute(StringAttr::get(ctx, "swizzle"),
-                             IntegerAttr::get(IntegerType::get(ctx, 64), 128))}));
-  func->setAttr(kTensorMapsAttr, ArrayAttr::get(ctx, maps));
-  // The last `n` parameters become byval grid constants after lowering to LLVM
-  // (tessera-tensor-map-params): the descriptor's address must be the parameter's own.
-  kernel->setAttr(kTensorMapParamsAttr, IntegerAttr::get(IntegerType::get(ctx, 64),
-                                                         tensorMaps.size()));
   return success();
-}
-
-void tessera::gpu::shareTensorMaps(func::FuncOp func, ::mlir::gpu::GPUModuleOp module) {
-  auto maps = func->getAttrOfType<ArrayAttr>(kTensorMapsAttr);
-  if (!maps)
-    return;
-  auto pointer = LLVM::LLVMPointerType::get(func.getContext());
-  for (auto kernel : module.getOps<::mlir::gpu::GPUFuncOp>()) {
-    if (kernel->hasAttr(kTensorMapParamsAttr))
-      continue;
-    for (size_t i = 0; i < maps.size(); ++i) // appended: cannot fail (as above)
-      (void)kernel.insertArgument(kernel.getNumArguments(), pointer, DictionaryAttr(),
-                                  kernel.getLoc());
-    kernel->setAttr(kTensorMapParamsAttr,
-                    IntegerAttr::get(IntegerType::get(func.getContext(), 64), maps.size()));
-  }
 }

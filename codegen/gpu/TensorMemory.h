@@ -2,8 +2,12 @@
 #ifndef TESSERA_CODEGEN_GPU_TENSORMEMORY_H
 #define TESSERA_CODEGEN_GPU_TENSORMEMORY_H
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Types.h"
+#include "llvm/ADT/SmallVector.h"
+
+namespace tessera::tile {
+class GridOp;
+}
 
 namespace tessera::gpu {
 /// On the host function: the TMA descriptors its kernel takes, as the facade writes them
@@ -11,9 +15,17 @@ namespace tessera::gpu {
 constexpr const char kTensorMapsAttr[] = "tessera.tensor_maps";
 /// On a kernel: how many of its last parameters are CUtensorMaps (passed by value).
 constexpr const char kTensorMapParamsAttr[] = "tessera.tensor_map_params";
-/// The launch record gives every kernel of a function the function's descriptors: the
-/// kernels of `module` that copy nothing by TMA take them too, unused.
-void shareTensorMaps(mlir::func::FuncOp func, mlir::gpu::GPUModuleOp module);
+/// A CUtensorMap a function's kernels take: one per (source argument, tile rows).
+struct TensorMapSpec {
+  unsigned argument;
+  int64_t rows;
+  llvm::SmallVector<int64_t> box; // outermost first: [1, ..., rows, 64]
+  mlir::Type elem;
+};
+/// The descriptors a tgpu.tensor_copies grid copies its swizzled tiles through, in
+/// parameter order (tessera-tgpu-outline-kernels appends them to every kernel of the
+/// function; the distributor's copies read them).
+llvm::SmallVector<TensorMapSpec> tensorMapsOf(tessera::tile::GridOp grid);
 } // namespace tessera::gpu
 
 #endif

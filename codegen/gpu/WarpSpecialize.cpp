@@ -349,12 +349,9 @@ LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
            << budgets.entry << " a thread at entry cannot cover the producer's "
            << producerRegisters << " and " << numWarps / 4 << " consumer warpgroup(s) of "
            << consumerRegisters;
+  // The launch's threads and the registers at entry are the kernel's attributes
+  // (tessera-tgpu-outline-kernels); setmaxnreg moves registers from there.
   warpSpecialized = true;
-  MLIRContext *ctx = b.getContext();
-  // The launch's threads and the registers ptxas may give each at entry (a thread-id
-  // range LLVM must not narrow to the consumers'; setmaxnreg moves registers from there).
-  kernel.setKnownBlockSizeAttr(DenseI32ArrayAttr::get(ctx, {int32_t(blockThreads()), 1, 1}));
-  kernel->setAttr(NVVM::NVVMDialect::getMaxnregAttrName(), b.getI32IntegerAttr(budgets.entry));
   Value producer = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, threadId,
                                          arith::ConstantIndexOp::create(b, numThreads));
   auto split = scf::IfOp::create(b, TypeRange{}, producer, /*withElseRegion=*/true);

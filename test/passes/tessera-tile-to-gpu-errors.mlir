@@ -13,33 +13,6 @@ func.func @unsupported(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
 
 // -----
 
-// Grid sizes the runtime cannot recompute from argument shapes are rejected.
-func.func @opaque_grid(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
-  %c0 = arith.constant 0 : index
-  %d = memref.dim %x, %c0 : memref<?x64xbf16, strided<[?, ?], offset: ?>>
-  %n = arith.addi %d, %d : index
-  // expected-error @+1 {{grid sizes must be ceil or floor of dim(argument) / constant, constants, or products of these}}
-  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
-    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
-    tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
-  }
-  return
-}
-
-// -----
-
-// expected-error @+1 {{GPU kernels take buffers only; argument of type 'index'}}
-func.func @scalar_argument(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>, %n: index) {
-  %c0 = arith.constant 0 : index
-  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
-    %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
-    tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
-  }
-  return
-}
-
-// -----
-
 // Accumulator-shaped tiles need whole 8-column blocks: a 1-column tile is held in whole
 // rows (RowSpan), which reduce along rows only — not over them.
 func.func @narrow_columns(%x: memref<?x?xf32, strided<[?, ?], offset: ?>>,

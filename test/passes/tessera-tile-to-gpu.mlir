@@ -1,6 +1,6 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu --tessera-tile-to-gpu | FileCheck %s
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tile-to-gpu | FileCheck %s --check-prefix=WGMMA
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tile-to-gpu=min-blocks=4 | FileCheck %s --check-prefix=BLOCKS
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-outline-kernels=min-blocks=4 --tessera-tile-to-gpu | FileCheck %s --check-prefix=BLOCKS
 
 // A tile program becomes a kernel in a gpu.module: one block per program (32 x num_warps
 // threads), tile.dot as mma.sync m16n8k16, the key tile staged in shared memory and read
