@@ -8,15 +8,18 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/StageAttrs.h"
+#include "passes/TileLoopAttrs.h"
 
 using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
 
 /// A scalar load from a buffer the kernel never writes (a block list, a table): as safe
-/// to compute one iteration early as a pure op, given in-bounds indices, which the tile
-/// program guarantees for every value of the induction variable. Grids before the
-/// load's have finished their writes (tessera-tile-to-gpu has outlined them by then).
+/// to compute one iteration early as a pure op, given in-bounds indices, which a
+/// tile.speculable loop promises for every value of its induction variable. Kernels
+/// run one after another, so only writes in this grid's kernel count (before
+/// outlining, grids of the same function stand for them: an earlier grid's writes are
+/// done when this one starts).
 static bool isReadOfInput(Operation *op) {
   auto load = dyn_cast<memref::LoadOp>(op);
   if (!load)
@@ -44,7 +47,10 @@ std::optional<Distributor::Prefetch> Distributor::prefetchOf(tile::LoadOp load, 
       return std::nullopt; // a loop-carried value: next iteration's is not known yet
     if (!def || def->getBlock() != op.getBody())
       continue; // the induction variable or a value from outside the loop
-    if (!(isPure(def) || isReadOfInput(def)) || def->getNumRegions() ||
+    // A read is issued an iteration early only where the tile builder promises every
+    // read of the loop in bounds at any induction value (tile.speculable).
+    bool speculableRead = op->hasAttr(tile_loop::kSpeculable) && isReadOfInput(def);
+    if (!(isPure(def) || speculableRead) || def->getNumRegions() ||
         isa<RankedTensorType>(v.getType()))
       return std::nullopt;
     if (slice.insert(def))
@@ -319,7 +325,10 @@ static bool sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
 }
 
 bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
-  if (!lastPrefetchingLoop || op->getPrevNode() != lastPrefetchingLoop->op.getOperation())
+  // The tile builder's promise (tile.continues_previous), checked against the loops:
+  // a shape that merely matches is not taken as one.
+  if (!op->hasAttr(tile_loop::kContinuesPrevious) || !lastPrefetchingLoop ||
+      op->getPrevNode() != lastPrefetchingLoop->op.getOperation())
     return false;
   scf::ForOp last = lastPrefetchingLoop->op;
   if (op.getLowerBound() != last.getUpperBound() || op.getStep() != last.getStep() ||

@@ -266,7 +266,7 @@ func.func @skipped_tiles(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: } {tgpu.pipeline = "none"}
 // CHECK: scf.for %{{.*}} = %[[SPLIT]] to %[[TILES:[^ ]+]] step
 // CHECK: tile.dot
-// CHECK: } {tgpu.pipeline = "none"}
+// CHECK: } {tgpu.pipeline = "none", tile.continues_previous}
 // CHECK: } partitions {
 // CHECK: scf.for %[[T:.*]] = %[[C0]] to %[[TILES]] step %{{.*}} {
 // CHECK-NEXT: %[[KEY:.*]] = arith.muli %[[T]]
@@ -312,7 +312,7 @@ func.func @continued_loops(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
       %pb = arith.truncf %sh : tensor<64x64xf32> to tensor<64x64xbf16>
       %next = tile.dot %pb, %vt, %a : tensor<64x64xbf16>, tensor<64x128xbf16> -> tensor<64x128xf32>
       scf.yield %next : tensor<64x128xf32>
-    }
+    } {tile.continues_previous}
     tile.store %acc, %o[%row, %c0] : tensor<64x128xf32>, memref<?x128xf32, strided<[?, ?], offset: ?>>
   }
   return
