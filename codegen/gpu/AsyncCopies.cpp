@@ -138,18 +138,24 @@ void Distributor::settleCopies() {
 }
 
 void Distributor::waitProducts(int64_t newerLeft, int64_t upTo) {
-  NVVM::WgmmaWaitGroupSyncOp::create(b, newerLeft);
   SmallVector<Value> done;
   for (auto &[v, group] : productsInFlight)
     if (group <= upTo)
       done.push_back(v);
-  // In issue order, not the map's (pointer) order: the fences' order must not depend on
-  // where values were allocated.
+  // In issue order, not the map's (pointer) order: the registers' order must not depend
+  // on where values were allocated.
   llvm::sort(done, [&](Value a, Value b) {
     return productsInFlight.lookup(a) < productsInFlight.lookup(b);
   });
+  // The products' registers pass through the wait, so no use of them moves above it.
+  SmallVector<Value> registers;
+  for (Value v : done)
+    llvm::append_range(registers, tiles[v]);
+  auto wait = tgpu::WarpgroupWaitOp::create(b, registers, Value(), newerLeft);
+  unsigned next = 0;
   for (Value v : done) {
-    tiles[v] = fenceRegisters(b, tiles[v]);
+    for (Value &slot : tiles[v])
+      slot = wait.getResult(next++);
     productsInFlight.erase(v);
   }
 }

@@ -248,15 +248,17 @@ def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleO
 }
 
 def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUModuleOp"> {
-  let summary = "tgpu barriers, proxy fences and cp.async groups / waits to NVVM";
+  let summary = "tgpu barriers, proxy fences, cp.async groups / waits and wgmma waits to NVVM";
   let description = [{
     The synchronisation family of the tgpu -> nvvm conversion patterns, run on the
     kernels right after tessera-tile-to-gpu: `tgpu.barrier` -> `gpu.barrier`,
     `tgpu.fence_async_shared` -> `nvvm.fence.proxy` (async.shared::cta),
     `tgpu.async_commit_group` -> `nvvm.cp.async.commit.group`, `tgpu.async_wait
-    pending = n` -> `nvvm.cp.async.wait.group n`. A commit or wait whose token is still
-    read (a wait naming its groups) is an error: the copies that token orders are not
-    lowered by this pass.
+    pending = n` -> `nvvm.cp.async.wait.group n`, `tgpu.warpgroup_wait %r.. pending = n`
+    (f32 registers, no token) -> `nvvm.wgmma.wait.group n` and the registers through
+    empty asm statements that keep their uses below it. A commit or wait whose token is
+    still read (a wait naming its groups), or a product wait naming its product's token,
+    is an error: the ops that token orders are not lowered by this pass.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect"];
 }

@@ -8,11 +8,15 @@
 //   tgpu.fence_async_shared            -> nvvm.fence.proxy async.shared::cta
 //   tgpu.async_commit_group            -> nvvm.cp.async.commit.group
 //   tgpu.async_wait pending = n        -> nvvm.cp.async.wait.group n
+//   tgpu.warpgroup_wait %r.. pending = n -> nvvm.wgmma.wait.group n, then %r.. through
+//                                         empty asm statements, 32 registers each (their
+//                                         uses stay below the wait)
 // Tokens only order these ops among themselves: a commit or wait whose token another op
 // still reads is left, and the pass fails on it.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Passes.h"
+#include "codegen/gpu/Wgmma.h"
 #include "dialect/tgpu/TgpuDialect.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -73,14 +77,34 @@ struct LowerWait : OpRewritePattern<tgpu::AsyncWaitOp> {
   }
 };
 
+struct LowerWarpgroupWait : OpRewritePattern<tgpu::WarpgroupWaitOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::WarpgroupWaitOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getToken())
+      return rewriter.notifyMatchFailure(op, "it orders a tgpu.warpgroup_dot");
+    if (!llvm::all_of(op.getValues().getTypes(), [](Type t) { return t.isF32(); }))
+      return rewriter.notifyMatchFailure(op, "it passes values other than f32 registers");
+    NVVM::WgmmaWaitGroupSyncOp::create(rewriter, op.getLoc(), op.getPending());
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    rewriter.replaceOp(op, tessera::gpu::fenceRegisters(b, op.getValues()));
+    return success();
+  }
+};
+
 struct TgpuSyncToNvvmPass : tessera::gpu::impl::TgpuSyncToNvvmBase<TgpuSyncToNvvmPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerBarrier, LowerProxyFence, LowerCommitGroup, LowerWait>(&getContext());
+    patterns.add<LowerBarrier, LowerProxyFence, LowerCommitGroup, LowerWait,
+                 LowerWarpgroupWait>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     getOperation()->walk([&](Operation *op) {
-      if (isa<tgpu::BarrierOp, tgpu::FenceAsyncSharedOp, tgpu::AsyncCommitGroupOp,
-              tgpu::AsyncWaitOp>(op)) {
+      auto wait = dyn_cast<tgpu::WarpgroupWaitOp>(op);
+      if (wait && !wait.getToken()) {
+        op->emitOpError("has no NVVM form: a product wait passes f32 registers only");
+        signalPassFailure();
+      } else if (isa<tgpu::BarrierOp, tgpu::FenceAsyncSharedOp, tgpu::AsyncCommitGroupOp,
+                     tgpu::AsyncWaitOp, tgpu::WarpgroupWaitOp>(op)) {
         op->emitOpError("has no NVVM form yet: its tokens order ops this pass does not lower");
         signalPassFailure();
       }

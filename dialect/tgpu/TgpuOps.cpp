@@ -338,9 +338,10 @@ LogicalResult WarpgroupDotOp::verify() {
 LogicalResult WarpgroupWaitOp::verify() { return verifyPending(*this, getPending()); }
 
 LogicalResult WarpgroupWaitOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location>, ValueRange operands, DictionaryAttr,
-    OpaqueProperties, RegionRange, SmallVectorImpl<Type> &inferred) {
-  llvm::append_range(inferred, operands.drop_front().getTypes());
+    MLIRContext *, std::optional<Location>, ValueRange operands, DictionaryAttr attributes,
+    OpaqueProperties properties, RegionRange regions, SmallVectorImpl<Type> &inferred) {
+  WarpgroupWaitOp::Adaptor adaptor(operands, attributes, properties, regions);
+  llvm::append_range(inferred, adaptor.getValues().getTypes());
   return success();
 }
 

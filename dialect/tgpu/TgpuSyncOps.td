@@ -183,21 +183,25 @@ def Tgpu_WarpgroupDotOp : Tgpu_Op<"warpgroup_dot", [
 }
 
 def Tgpu_WarpgroupWaitOp : Tgpu_Op<"warpgroup_wait", [
-    DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    AttrSizedOperandSegments, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "waits until at most `pending` warpgroup products are in flight";
   let description = [{
     `wgmma.wait_group pending`; the values it passes through (the accumulators the
-    products write) are its results, so no use of them can move above the wait.
+    products write) are its results, so no use of them can move above the wait. The
+    token of a `tgpu.warpgroup_dot` (`after`) orders it after that product; without one
+    it counts the products issued before it (the distributed kernel, whose values are
+    the accumulators' per-thread registers).
 
     ```mlir
-    %s2 = tgpu.warpgroup_wait %t, %s pending = 0 : tensor<64x64xf32, #wgacc>
+    %s2 = tgpu.warpgroup_wait %s pending = 0 after %t : tensor<64x64xf32, #wgacc>
+    %r:2 = tgpu.warpgroup_wait %a, %b pending = 1 : f32, f32
     ```
   }];
-  let arguments = (ins Tgpu_AsyncTokenType:$token, Variadic<AnyType>:$values,
+  let arguments = (ins Variadic<AnyType>:$values, Optional<Tgpu_AsyncTokenType>:$token,
                        I64Attr:$pending);
   let results = (outs Variadic<AnyType>:$results);
   let assemblyFormat = [{
-    $token (`,` $values^)? `pending` `=` $pending attr-dict (`:` type($values)^)?
+    ($values^)? `pending` `=` $pending (`after` $token^)? attr-dict (`:` type($values)^)?
   }];
   let hasVerifier = 1;
 }

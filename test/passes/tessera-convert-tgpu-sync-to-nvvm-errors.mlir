@@ -13,3 +13,16 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+// A product wait holding a tile (tgpu IR before distribution) or naming its product's
+// token: the product is not lowered by this pass.
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+gpu.module @kernels {
+  gpu.func @tile_wait(%s: tensor<64x64xf32, #wg>, %i: i32) kernel {
+    // expected-error @below {{has no NVVM form: a product wait passes f32 registers only}}
+    %w:2 = tgpu.warpgroup_wait %s, %i pending = 0 : tensor<64x64xf32, #wg>, i32
+    gpu.return
+  }
+}

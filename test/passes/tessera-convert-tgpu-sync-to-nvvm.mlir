@@ -23,3 +23,26 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+// A product wait: wgmma.wait_group, then the accumulators' registers through empty asm
+// statements (at most 32 operands each), whose results replace them below the wait.
+// CHECK-LABEL: gpu.func @products
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 1
+// CHECK-NEXT: %[[F:.*]] = llvm.inline_asm has_side_effects asm_dialect = att "", "=f,=f,0,1" %[[A:[^,]*]], %[[B:[^ ]*]]
+// CHECK-NEXT: %[[A2:.*]] = llvm.extractvalue %[[F]][0]
+// CHECK-NEXT: %[[B2:.*]] = llvm.extractvalue %[[F]][1]
+// CHECK-NEXT: arith.addf %[[A2]], %[[B2]]
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT: gpu.return
+gpu.module @kernels {
+  gpu.func @products(%m: memref<1xf32>, %a: f32, %b: f32) kernel {
+    %c0 = arith.constant 0 : index
+    %r:2 = tgpu.warpgroup_wait %a, %b pending = 1 : f32, f32
+    %sum = arith.addf %r#0, %r#1 : f32
+    memref.store %sum, %m[%c0] : memref<1xf32>
+    tgpu.warpgroup_wait pending = 0
+    gpu.return
+  }
+}

@@ -145,7 +145,7 @@ func.func @async_proxy(%qdesc: !desc, %x: tensor<64x64xbf16, #wg>, %zero: tensor
   %s, %t = tgpu.warpgroup_dot %q, %k, %zero {trans_b} : !sw, !sw, tensor<64x64xf32, #wg>
   tgpu.mbarrier_wait %full, %phase : !tgpu.mbarrier
   %s2, %t2 = tgpu.warpgroup_dot %q, %k, %s {trans_b} : !sw, !sw, tensor<64x64xf32, #wg>
-  %sw = tgpu.warpgroup_wait %t2, %s2 pending = 0 : tensor<64x64xf32, #wg>
+  %sw = tgpu.warpgroup_wait %s2 pending = 0 after %t2 : tensor<64x64xf32, #wg>
   // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op: it writes what tgpu.warpgroup_dot read
   tgpu.tma_load %qdesc[%c, %c] into %k, %full : !desc, !sw, !tgpu.mbarrier
   tgpu.local_store %x, %o : tensor<64x64xbf16, #wg>, !sw

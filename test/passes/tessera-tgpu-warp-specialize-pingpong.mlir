@@ -26,7 +26,7 @@
 // GPU-NEXT: arith.index_castui
 // GPU-NEXT: %[[OTHER:.*]] = arith.subi %c3_i32, %{{.*}} : i32
 // GPU-NEXT: nvvm.barrier.arrive id = %[[OTHER]] number_of_threads = %c256_i32
-// GPU-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// GPU-NEXT: tgpu.warpgroup_wait {{.*}}pending = 0
 // GPU: scf.yield
 // GPU: %[[WG0:.*]] = arith.cmpi eq, %{{.*}}, %c0
 // GPU-NEXT: scf.if %[[WG0]] {

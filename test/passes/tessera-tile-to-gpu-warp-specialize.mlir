@@ -49,7 +49,7 @@
 // CHECK: nvvm.wgmma.mma_async
 // Early release: K's slot goes back once Q·Kᵀ is waited for (by its first reader, the
 // truncf), before V is even waited for; V's after P·V; Q's after the loop.
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: tgpu.warpgroup_wait {{.*}}pending = 0
 // CHECK: arith.truncf
 // CHECK: nvvm.bar.warp.sync
 // CHECK-NOT: mbarrier
@@ -59,7 +59,7 @@
 // CHECK-NOT: mbarrier.arrive
 // CHECK: wgmma.mma_async.sync.aligned.m64n128k16
 // CHECK-NOT: mbarrier.arrive
-// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: tgpu.warpgroup_wait {{.*}}pending = 0
 // CHECK: nvvm.bar.warp.sync
 // CHECK-NOT: mbarrier.arrive
 // CHECK: @first mbarrier.arrive.shared::cta.b64

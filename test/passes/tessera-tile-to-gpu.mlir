@@ -48,7 +48,7 @@
 // WGMMA: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // WGMMA-COUNT-3: nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
 // WGMMA: nvvm.wgmma.commit.group.sync.aligned
-// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: tgpu.warpgroup_wait {{.*}}pending = 0
 // WGMMA: gpu.shuffle xor
 // min_blocks asks ptxas to leave registers for that many blocks per SM.
 // BLOCKS-LABEL: func.func @scores
@@ -322,7 +322,7 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // The state takes the bytes of K's buffer, dead by then (tessera-tgpu-allocate-shared):
 // a barrier for K's readers first (canonicalization merges it with the next).
 // WGMMA-LABEL: func.func @state_product
-// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: tgpu.warpgroup_wait {{.*}}pending = 0
 // WGMMA: tgpu.barrier
 // WGMMA-NEXT: tgpu.barrier
 // WGMMA-NEXT: %[[G8:.*]] = arith.muli %{{.*}}, %c8

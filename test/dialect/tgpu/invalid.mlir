@@ -560,7 +560,7 @@ func.func @warpgroup_dot_shapes(%a: !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_
 
 func.func @warpgroup_wait_pending(%t: !tgpu.async_token) {
   // expected-error @+1 {{'tgpu.warpgroup_wait' op pending must be at least 0, got -1}}
-  tgpu.warpgroup_wait %t pending = -1
+  tgpu.warpgroup_wait pending = -1 after %t
   return
 }
 

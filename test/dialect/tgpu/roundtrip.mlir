@@ -110,11 +110,11 @@ func.func @shared_memory(%k: memref<?x?x?x64xbf16>, %b: index, %h: index, %n0: i
 // CHECK: tgpu.mbarrier_wait %[[FULL]][%[[S]]], %{{.*}} : !tgpu.mbarrier<2>
 // CHECK: tgpu.fence_async_shared
 // CHECK: %[[SC:.*]], %[[T1:.*]] = tgpu.warpgroup_dot %{{.*}}, %[[K]][%[[S]]], %{{.*}} {trans_b} : !tgpu.smem<64x128xbf16, {{.*}}>, !tgpu.smem<64x128xbf16, {{.*}}>, tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
-// CHECK: %[[SW:.*]] = tgpu.warpgroup_wait %[[T1]], %[[SC]] pending = 0 : tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
+// CHECK: %[[SW:.*]] = tgpu.warpgroup_wait %[[SC]] pending = 0 after %[[T1]] : tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
 // CHECK: tgpu.mbarrier_arrive %[[EMPTY]][%[[S]]] : !tgpu.mbarrier<2>
 // CHECK: tgpu.mbarrier_arrive %[[ONE]] count = 2 : !tgpu.mbarrier{{$}}
 // CHECK: %[[O:.*]], %[[T2:.*]] = tgpu.warpgroup_dot %{{.*}}, %{{.*}}, %{{.*}} : tensor<64x64xbf16, #tgpu.dot_operand<a, {{.*}}>>, !tgpu.smem<64x64xbf16, {{.*}}>, tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
-// CHECK: tgpu.warpgroup_wait %[[T2]] pending = 1{{$}}
+// CHECK: tgpu.warpgroup_wait pending = 1 after %[[T2]]{{$}}
 // CHECK: tgpu.tma_store %{{.*}} to %{{.*}}[%{{.*}}, %{{.*}}] : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>, !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>
 // CHECK: tgpu.tma_store_wait pending = 0
 func.func @hopper(%kdesc: !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>>,
@@ -132,11 +132,11 @@ func.func @hopper(%kdesc: !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>
   tgpu.fence_async_shared
   %sc, %t1 = tgpu.warpgroup_dot %q, %kbuf[%s], %zero {trans_b}
       : !qbuf, !kbuf, tensor<64x64xf32, #wg>
-  %sw = tgpu.warpgroup_wait %t1, %sc pending = 0 : tensor<64x64xf32, #wg>
+  %sw = tgpu.warpgroup_wait %sc pending = 0 after %t1 : tensor<64x64xf32, #wg>
   tgpu.mbarrier_arrive %empty[%s] : !tgpu.mbarrier<2>
   tgpu.mbarrier_arrive %one count = 2 : !tgpu.mbarrier
   %o, %t2 = tgpu.warpgroup_dot %p, %v, %zero : tensor<64x64xbf16, #wga>, !vbuf, tensor<64x64xf32, #wg>
-  tgpu.warpgroup_wait %t2 pending = 1
+  tgpu.warpgroup_wait pending = 1 after %t2
   %obuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
   tgpu.tma_store %obuf to %odesc[%n0, %c0]
       : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>,
@@ -197,4 +197,17 @@ func.func @staged_transposed(%x: tensor<128x32xbf16, #wg>) -> tensor<128x32xbf16
   %b = tgpu.local_alloc %x {trans} : (tensor<128x32xbf16, #wg>) -> !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>>
   %r = tgpu.local_load %b {trans} : !tgpu.smem<32x128xbf16, #tgpu.shared<swizzle_128b>> -> tensor<128x32xbf16, #shb>
   return %r : tensor<128x32xbf16, #shb>
+}
+
+// -----
+
+// A distributed kernel's wait: no token (the products issued before it count), the
+// accumulators' per-thread registers passed through.
+// CHECK-LABEL: func.func @registers_wait
+// CHECK: %[[R:.*]]:2 = tgpu.warpgroup_wait %{{.*}}, %{{.*}} pending = 1 : f32, f32
+// CHECK: tgpu.warpgroup_wait pending = 0{{$}}
+func.func @registers_wait(%a: f32, %b: f32) -> (f32, f32) {
+  %r:2 = tgpu.warpgroup_wait %a, %b pending = 1 : f32, f32
+  tgpu.warpgroup_wait pending = 0
+  return %r#0, %r#1 : f32, f32
 }
