@@ -170,7 +170,8 @@ std::string tessera::gpuPipelineFor(const TuningConfig &config, const std::strin
          " chip=" + chip + "})";
 }
 
-/// Writes a grid-size formula in codegen's integer encoding (TileToGpu.cpp, gridFormula)
+/// Writes a grid-size formula in codegen's integer encoding (codegen/gpu/LaunchRecord.cpp,
+/// gridFormula)
 /// as a launch-record extent (docs/LAUNCH_RECORD.md); false for one it does not know.
 static bool writeExtent(ArrayRef<int64_t> f, llvm::raw_ostream &os) {
   if (f.size() < 2)

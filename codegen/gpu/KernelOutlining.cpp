@@ -37,7 +37,7 @@ std::string tessera::gpu::kernelName(func::FuncOp func, unsigned index) {
 LogicalResult tessera::gpu::checkGridLayouts(tile::GridOp grid) {
   if (!accumulatorOf(grid))
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
-                          "before tessera-tile-to-gpu");
+                          "before outlining and distributing it");
   WalkResult unencoded = grid.getBody().walk([](Operation *op) {
     auto lacksLayout = [](Value v) {
       auto t = dyn_cast<RankedTensorType>(v.getType());

@@ -112,7 +112,8 @@ def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {
     `gpu.grid_dim x` (`tgpu.work_items`, `tgpu.prefetch_distance = 0`: never pipelined),
     with the old program ids derived from t: query tiles slowest where the grid launches
     its last query tiles first (causal / window: the heaviest items start first), else
-    fastest. tessera-tile-to-gpu launches min(blocks per SM x #SMs, items) programs.
+    fastest. Its kernel launches min(blocks per SM x #SMs, items) programs (the launch
+    record tessera-tgpu-outline-kernels writes).
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect"];
@@ -267,7 +268,7 @@ def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"
   let summary = "a kernel's TMA descriptor parameters become byval grid constants";
   let description = [{
     Runs after the kernels are LLVM functions. The last `tessera.tensor_map_params`
-    parameters of a kernel (`!llvm.ptr`, written by tessera-tile-to-gpu with `tma`) get
+    parameters of a kernel (`!llvm.ptr`, appended by tessera-tgpu-outline-kernels) get
     `llvm.byval = !llvm.array<128 x i8>`, `llvm.align = 64` and `nvvm.grid_constant`:
     PTX `.param .align 64 .b8 p[128]`, whose own address (cvta.param) TMA reads. The
     GPU-to-NVVM lowering keeps neither attribute from a `gpu.func`.

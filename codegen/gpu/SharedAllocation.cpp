@@ -344,7 +344,7 @@ static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool re
 }
 
 LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool report) {
-  SmallVector<std::pair<std::string, tile::GridOp>> grids; // as tessera-tile-to-gpu names them
+  SmallVector<std::pair<std::string, tile::GridOp>> grids; // with their kernels' names
   for (func::FuncOp func : top.getOps<func::FuncOp>())
     for (auto [i, grid] : llvm::enumerate(func.getBody().getOps<tile::GridOp>()))
       if (asPass || !grid->hasAttr(kSharedBytesAttr))

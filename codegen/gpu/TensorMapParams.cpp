@@ -1,9 +1,10 @@
 //===- TensorMapParams.cpp - TMA descriptors as byval grid constants --------===//
 //
-// tessera-tile-to-gpu (with `tma`) appends a kernel's CUtensorMaps as trailing `!llvm.ptr`
-// parameters and counts them in `tessera.tensor_map_params`; the GPU-to-NVVM lowering
-// drops argument attributes such as `llvm.byval`, and `nvvm.grid_constant` is only valid
-// on an LLVM kernel, so they are attached here, once the kernels are LLVM functions.
+// tessera-tgpu-outline-kernels appends a kernel's CUtensorMaps (a function with a TMA
+// grid) as trailing `!llvm.ptr` parameters and counts them in `tessera.tensor_map_params`;
+// the GPU-to-NVVM lowering drops argument attributes such as `llvm.byval`, and
+// `nvvm.grid_constant` is only valid on an LLVM kernel, so they are attached here, once
+// the kernels are LLVM functions.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Passes.h"
