@@ -262,6 +262,13 @@ LogicalResult tessera::gpu::outlineKernels(ModuleOp top, int64_t minBlocks) {
       funcs.push_back(func);
   if (funcs.empty())
     return success();
+  // The launch record lists a function's kernels once: grids added after outlining
+  // would need a record of their own.
+  for (func::FuncOp func : funcs)
+    if (SymbolTable::lookupSymbolIn(top, (func.getName() + "_kernels").str()))
+      return func.emitError("the function has grids left after its kernels were outlined "
+                            "into @")
+             << func.getName() << "_kernels; outline a function once, with all of its grids";
   // A grid not staged yet (hand-written tgpu IR) is staged first: staging writes the
   // computed operands' buffers as ops, which the shared-memory plan numbers.
   for (func::FuncOp func : funcs)
@@ -275,12 +282,12 @@ LogicalResult tessera::gpu::outlineKernels(ModuleOp top, int64_t minBlocks) {
   MLIRContext *ctx = top.getContext();
   top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
   for (func::FuncOp func : funcs) {
+    std::string moduleName = (func.getName() + "_kernels").str();
     if (failed(allocationsToWorkspaces(func)) ||
         failed(stageTensorCopies(func, /*choose=*/false)))
       return failure();
     OpBuilder tb = OpBuilder::atBlockEnd(top.getBody());
-    auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(),
-                                                   (func.getName() + "_kernels").str());
+    auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(), moduleName);
     FunctionOutliner outliner{func, module, minBlocks, recordTensorMaps(func), {}};
     SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
     for (auto [i, grid] : llvm::enumerate(grids))

@@ -53,3 +53,21 @@ func.func @register_budget(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
   }
   return
 }
+
+// -----
+
+// A function outlined already gains no kernels: its launch record lists them once.
+module attributes {gpu.container_module} {
+  // expected-error @+1 {{the function has grids left after its kernels were outlined into @outlined_kernels; outline a function once, with all of its grids}}
+  func.func @outlined(%x: memref<?x64xbf16, strided<[?, ?], offset: ?>>) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> {
+      %t = tile.load %x[%c0, %c0] : memref<?x64xbf16, strided<[?, ?], offset: ?>> -> tensor<64x64xbf16>
+      tile.store %t, %x[%c0, %c0] : tensor<64x64xbf16>, memref<?x64xbf16, strided<[?, ?], offset: ?>>
+    }
+    return
+  }
+  gpu.module @outlined_kernels {
+  }
+}
