@@ -14,6 +14,7 @@
 
 #include "codegen/gpu/LayoutAssignment.h"
 #include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/SharedAllocation.h"
 #include "codegen/gpu/StageAttrs.h"
 #include "codegen/gpu/WarpSpecialize.h"
 #include "codegen/gpu/Wgmma.h"
@@ -116,9 +117,7 @@ public:
   LogicalResult followSchedule(tile::GridOp grid);
   IRMapping scalars; // non-tile values: program ids, sizes, loop counters
   /// Bytes of dynamic shared memory the kernel needs (wgmma kernels; 0 otherwise).
-  int64_t dynamicSharedBytes() const {
-    return arenaBytes ? arenaBytes + kSwizzleAtomBytes : 0;
-  }
+  int64_t dynamicSharedBytes() const { return launchSharedBytes(arenaBytes); }
   /// A tgpu.tensor_copies grid (TensorMemory.cpp), before lowerBlock: its swizzled
   /// operand tiles are copied by TMA from the kernel's descriptor parameters (every one
   /// can be: stageTensorCopies checked them). Fails where the kernel lacks them.

@@ -34,6 +34,10 @@ std::string tessera::gpu::kernelName(func::FuncOp func, unsigned index) {
   return (func.getName() + "_kernel" + Twine(index)).str();
 }
 
+std::string tessera::gpu::kernelModuleName(func::FuncOp func) {
+  return (func.getName() + "_kernels").str();
+}
+
 LogicalResult tessera::gpu::checkGridLayouts(tile::GridOp grid) {
   if (!accumulatorOf(grid))
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
@@ -117,16 +121,13 @@ LogicalResult FunctionOutliner::outline(tile::GridOp grid, unsigned index) {
   int64_t plannedBlocks = 0;
   if (auto blocks = grid->getAttrOfType<IntegerAttr>(kBlocksPerSMAttr))
     plannedBlocks = blocks.getInt();
-  // The shared-memory plan's arena, and the 1024 bytes of slack that align it
-  // (Distributor::dynamicSharedBytes). The allocation's scratch lowering has none yet.
-  int64_t smem = 0;
-  if (auto planned = grid->getAttrOfType<IntegerAttr>(kSharedBytesAttr);
-      planned && planned.getInt() > 0)
-    smem = planned.getInt() + kSwizzleAtomBytes;
-  if (smem > kSharedLimit)
-    return grid.emitError("the kernel needs ")
-           << smem << " bytes of shared memory, more than the " << kSharedLimit
-           << " a block can have; use smaller tiles or a larger split";
+  // The shared-memory plan's arena (the allocation's scratch lowering has none yet).
+  int64_t arena = 0;
+  if (auto planned = grid->getAttrOfType<IntegerAttr>(kSharedBytesAttr))
+    arena = planned.getInt();
+  if (failed(checkLaunchSharedBytes(grid, arena)))
+    return failure();
+  int64_t smem = launchSharedBytes(arena);
   bool warpSpecialized =
       grid.getBody()
           .walk([](tgpu::WarpSpecializeOp) { return WalkResult::interrupt(); })
@@ -265,10 +266,10 @@ LogicalResult tessera::gpu::outlineKernels(ModuleOp top, int64_t minBlocks) {
   // The launch record lists a function's kernels once: grids added after outlining
   // would need a record of their own.
   for (func::FuncOp func : funcs)
-    if (SymbolTable::lookupSymbolIn(top, (func.getName() + "_kernels").str()))
+    if (SymbolTable::lookupSymbolIn(top, kernelModuleName(func)))
       return func.emitError("the function has grids left after its kernels were outlined "
                             "into @")
-             << func.getName() << "_kernels; outline a function once, with all of its grids";
+             << kernelModuleName(func) << "; outline a function once, with all of its grids";
   // A grid not staged yet (hand-written tgpu IR) is staged first: staging writes the
   // computed operands' buffers as ops, which the shared-memory plan numbers.
   for (func::FuncOp func : funcs)
@@ -282,12 +283,12 @@ LogicalResult tessera::gpu::outlineKernels(ModuleOp top, int64_t minBlocks) {
   MLIRContext *ctx = top.getContext();
   top->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
   for (func::FuncOp func : funcs) {
-    std::string moduleName = (func.getName() + "_kernels").str();
     if (failed(allocationsToWorkspaces(func)) ||
         failed(stageTensorCopies(func, /*choose=*/false)))
       return failure();
     OpBuilder tb = OpBuilder::atBlockEnd(top.getBody());
-    auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(), moduleName);
+    auto module = ::mlir::gpu::GPUModuleOp::create(tb, func.getLoc(),
+                                                   kernelModuleName(func));
     FunctionOutliner outliner{func, module, minBlocks, recordTensorMaps(func), {}};
     SmallVector<tile::GridOp> grids(func.getBody().getOps<tile::GridOp>());
     for (auto [i, grid] : llvm::enumerate(grids))

@@ -14,8 +14,10 @@ class GridOp;
 }
 
 namespace tessera::gpu {
-/// The kernel made of the `index`-th tile.grid of `func`.
+/// The kernel made of the `index`-th tile.grid of `func`, and the gpu.module holding
+/// `func`'s kernels.
 std::string kernelName(mlir::func::FuncOp func, unsigned index);
+std::string kernelModuleName(mlir::func::FuncOp func);
 
 /// tessera-tgpu-outline-kernels on `top`: every tile.grid of a function becomes a
 /// gpu.func holding it, with the host values it reads recomputed from the kernel's

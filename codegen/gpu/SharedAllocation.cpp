@@ -274,12 +274,7 @@ static LogicalResult check(tile::GridOp grid, ArrayRef<Buffer> buffers, int64_t 
       return grid.emitError(kSharedBytesAttr)
              << " = " << sharedBytes << ", but the " << b.kind << " buffer ends at " << b.end();
   }
-  // The launch adds 1024 bytes of slack to align the arena (Distributor::dynamicSharedBytes).
-  if (sharedBytes && sharedBytes + kSwizzleAtomBytes > kSharedLimit)
-    return grid.emitError("the kernel needs ")
-           << sharedBytes + kSwizzleAtomBytes << " bytes of shared memory, more than the "
-           << kSharedLimit << " a block can have; use smaller tiles or a larger split";
-  return success();
+  return checkLaunchSharedBytes(grid, sharedBytes);
 }
 
 static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool report) {
@@ -341,6 +336,19 @@ static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool re
                             << b.offset << " (align " << b.align << "), live over ops "
                             << b.first << "-" << b.last;
   return success();
+}
+
+int64_t tessera::gpu::launchSharedBytes(int64_t arenaBytes) {
+  return arenaBytes > 0 ? arenaBytes + kSwizzleAtomBytes : 0;
+}
+
+LogicalResult tessera::gpu::checkLaunchSharedBytes(Operation *grid, int64_t arenaBytes) {
+  int64_t bytes = launchSharedBytes(arenaBytes);
+  if (bytes <= kSharedLimit)
+    return success();
+  return grid->emitError("the kernel needs ")
+         << bytes << " bytes of shared memory, more than the " << kSharedLimit
+         << " a block can have; use smaller tiles or a larger split";
 }
 
 LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool report) {

@@ -28,6 +28,12 @@ inline constexpr const char kSharedRequestsAttr[] = "tgpu.shared_requests";
 /// grids without tgpu.shared_bytes, the lowering's errors reported. `report`: a remark
 /// per buffer.
 ::mlir::LogicalResult allocateShared(::mlir::ModuleOp top, bool asPass, bool report = false);
+
+/// Dynamic shared bytes a kernel launches with for an arena of `arenaBytes` (the plan's
+/// tgpu.shared_bytes): none for none, else 1024 more, the slack that aligns the arena.
+int64_t launchSharedBytes(int64_t arenaBytes);
+/// Fails, located at `grid`, where that is more than a block can have.
+::mlir::LogicalResult checkLaunchSharedBytes(::mlir::Operation *grid, int64_t arenaBytes);
 } // namespace tessera::gpu
 
 #endif

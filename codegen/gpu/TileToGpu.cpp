@@ -35,8 +35,9 @@ struct TileToGpuPass : tessera::gpu::impl::TileToGpuBase<TileToGpuPass> {
 /// indices, the shared arena) at the kernel's entry, before the host values the
 /// outlining recomputed there, then the grid's body.
 static LogicalResult distribute(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid) {
-  // The distributor reads every tile's layout from its type and follows the grid's
-  // schedule and shared-memory plan (the outlining made sure it has them).
+  // The distributor reads every tile's layout from its type (checked again: a kernel
+  // may be outlined by hand) and follows the grid's schedule and shared-memory plan
+  // (followSchedule / beginSharedPlan report a grid without them).
   if (failed(checkGridLayouts(grid)))
     return failure();
   // Conversions are made where their users read them (Distributor::slotsOf, which
