@@ -79,6 +79,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   staging.tma = options.tma;
   pm.addPass(tessera::gpu::createTgpuStageOperands(staging));
   pm.addPass(tessera::gpu::createTgpuAssignStages());
+  pm.addPass(tessera::gpu::createTgpuReadAhead());
   if (options.warpSpecialize) {
     tessera::gpu::TgpuWarpSpecializeOptions split;
     split.pingpong = options.pingpong;

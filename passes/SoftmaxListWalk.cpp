@@ -8,7 +8,6 @@
 //===----------------------------------------------------------------------===//
 #include "passes/SoftmaxTileProgram.h"
 
-#include "passes/LoopReadAhead.h"
 #include "passes/TileLoopAttrs.h"
 
 #include "llvm/Support/SaveAndRestore.h"
@@ -49,9 +48,8 @@ struct ListSegments {
 /// - every read is clamped (list place, tile), so the reads of iterations past the last
 ///   are in bounds (tile.speculable); the loop sits under total > 0, since the first
 ///   iteration's reads are issued before the loop and an empty list has no place.
-/// With one stage nothing is prefetched, so the entry is then read one tile ahead
-/// (carryReadAhead): its latency leaves the path to the copies. With more it must not
-/// be: a load whose indices depend on a carried value is never prefetched.
+/// Entry j is read in iteration j (a GPU that prefetches nothing reads it an iteration
+/// early itself: tessera-tgpu-read-ahead).
 /// With `segments` the tiles of an ascending list (none repeated, none out of range
 /// before the last straight segment's end) are walked by loops with no branch in the
 /// body, masked or not, and the rest by a masked loop whose mask also drops a tile not
@@ -64,12 +62,9 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
                         function_ref<ListedKeyTile(Value, Value, bool)> choose,
                         std::optional<ListSegments> segments = std::nullopt) {
   Value c0 = p.cIndex(0);
-  memref::LoadOp entryRead;
   // A tile applied if it is to be visited: unmasked where the bounds keep it whole.
   auto visiting = [&](Value j, ValueRange carried) -> SmallVector<Value> {
-    Value entry = fetch(j);
-    entryRead = entry.getDefiningOp<memref::LoadOp>();
-    ListedKeyTile c = choose(j, entry, /*tileOnly=*/false);
+    ListedKeyTile c = choose(j, fetch(j), /*tileOnly=*/false);
     auto [k, v] = p.loadKeyValue(c.n0);
     auto apply = [&] {
       return p.ifElse(
@@ -120,12 +115,6 @@ void walkListedKeyTiles(SoftmaxProgram &p, Value total, function_ref<Value(Value
         } else {
           loop = walk(c0, total, visiting, false);
         }
-        // (The entry read's indices follow from j alone, so the rewrite applies; were it
-        // refused, the canonical loop is as correct.)
-        if (!segments && p.config.getNumStages() < 2)
-          if (FailureOr<scf::ForOp> ahead = carryReadAhead(p.b, loop, entryRead);
-              succeeded(ahead))
-            loop = *ahead;
         ValueRange tileState = loop.getResults().take_back(state.size());
         state.assign(tileState.begin(), tileState.end());
         return state;
@@ -233,7 +222,8 @@ void walkQueryBlockLists(SoftmaxProgram &p, const KeyTileRange &tiles,
   // before each of the bounds lo <= fullLo <= fullHi <= hi: the walk's segments.
   // Counted in i32 (a list has fewer than 2^31 tiles): the scan's values are live in
   // a warp-specialised kernel's producer too, which has few registers.
-  // One stage prefetches nothing: the branchy loop alone, its entry read carried ahead.
+  // One stage prefetches nothing: the branchy loop alone (a GPU reads its entries an
+  // iteration early instead: tessera-tgpu-read-ahead).
   bool segmented = p.config.getNumStages() >= 2;
   SmallVector<Value> bounds;
   Value tilesPerBlock32, zero32;

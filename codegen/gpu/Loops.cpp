@@ -8,31 +8,12 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/StageAttrs.h"
+#include "codegen/gpu/ReadAhead.h"
 #include "passes/TileLoopAttrs.h"
 
 using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
-
-/// A scalar load from a buffer the kernel never writes (a block list, a table): as safe
-/// to compute one iteration early as a pure op, given in-bounds indices, which a
-/// tile.speculable loop promises for every value of its induction variable. Kernels
-/// run one after another, so only writes in this grid's kernel count (before
-/// outlining, grids of the same function stand for them: an earlier grid's writes are
-/// done when this one starts).
-static bool isReadOfInput(Operation *op) {
-  auto load = dyn_cast<memref::LoadOp>(op);
-  if (!load)
-    return false;
-  auto grid = op->getParentOfType<tile::GridOp>();
-  return llvm::none_of(load.getMemRef().getUsers(), [&](Operation *user) {
-    if (!isa<memref::StoreOp, tile::StoreOp>(user))
-      return false;
-    auto writer = user->getParentOfType<tile::GridOp>();
-    return !(grid && writer && writer != grid && writer->getBlock() == grid->getBlock() &&
-             writer->isBeforeInBlock(grid));
-  });
-}
 
 std::optional<Distributor::Prefetch> Distributor::prefetchOf(tile::LoadOp load, scf::ForOp op) {
   if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))

@@ -103,6 +103,22 @@ def TgpuAssignStages : Pass<"tessera-tgpu-assign-stages", "mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def TgpuReadAhead : Pass<"tessera-tgpu-read-ahead", "mlir::ModuleOp"> {
+  let summary = "a list walk's entry reads made an iteration early where nothing is prefetched";
+  let description = [{
+    Runs after tessera-tgpu-assign-stages. In each `tile.speculable` `scf.for` of a grid
+    whose tiles are copied when their iteration comes (`tgpu.prefetch_distance = 0`),
+    every scalar read of an input (a buffer the kernel never writes) that a `tile.load`'s
+    indices come from, and whose own indices follow from the induction variable alone,
+    is made one iteration early and carried first among the loop's values: the value
+    for the lower bound is read before the loop, each iteration reads the next one's at
+    its top. A tile's copies then wait for a value read during the previous tile, not
+    for the read itself. Prefetched loops (distance > 0) are left as they are: their
+    loads' indices must be known an iteration early, which a carried value is not.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {
   let summary = "each tile.grid with products becomes one work loop per persistent program";
   let description = [{

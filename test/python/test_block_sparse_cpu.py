@@ -30,7 +30,7 @@ def random_lists(rng, b, h, n, blocks, k):
 @pytest.mark.parametrize("n", [1, 17, 200, 333])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("list_heads", [1, 4])
-@pytest.mark.parametrize("stages", [1, 2])  # one stage reads each list entry a tile ahead
+@pytest.mark.parametrize("stages", [1, 2])  # one stage: the branchy walk; two: the segments
 def test_listed_blocks_only(n, causal, list_heads, stages):
     rng = np.random.default_rng(n + 10 * causal + list_heads)
     q = rng.standard_normal((2, 4, n, 64), dtype=np.float32)

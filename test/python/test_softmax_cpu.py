@@ -317,7 +317,7 @@ def test_configs(name, bm, bn):
 @pytest.mark.parametrize("n", [1, 100, 257])
 @pytest.mark.parametrize("name", ["document", "prefix_lm"])
 def test_one_stage_tile_lists(name, n):
-    # One stage: the classified-tile walk reads each list entry one tile ahead.
+    # One stage: the classified-tile walk as a GPU without prefetching compiles it.
     run_and_check(name, *inputs(1, 2, 2, n, n, 64, seed=n), config=tessera.Config(num_stages=1))
 
 
