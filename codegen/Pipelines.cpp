@@ -102,6 +102,7 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<mlir::gpu::GPUModuleOp>();
   kernels.addPass(tessera::gpu::createTgpuSyncToNvvm());
+  kernels.addPass(tessera::gpu::createTgpuAsyncToNvvm());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   kernels.addPass(createSCFToControlFlowPass());

@@ -421,6 +421,8 @@ private:
   bool tensorCopiesVisible(ArrayRef<int> buffers);
   bool onlyTensorStaging = false; // every staged load of the kernel is a TMA copy
   SmallVector<int64_t> barrierArrivals; // per barrier: arrivals a phase (mbarrier.init)
+  /// The mbarrier at 32-bit shared address `address`, as the tgpu ops take it.
+  Value mbarrierAt(Value address);
   void waitParity(Value address, Value parity);
   /// This thread's generic-proxy accesses to shared memory before async-proxy ones after.
   void fenceAsyncProxy();

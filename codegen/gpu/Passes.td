@@ -280,6 +280,21 @@ def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUMo
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect"];
 }
 
+def TgpuAsyncToNvvm : Pass<"tessera-convert-tgpu-async-to-nvvm", "mlir::gpu::GPUModuleOp"> {
+  let summary = "tgpu mbarriers and TMA copies to PTX";
+  let description = [{
+    The asynchronous-copy family of the tgpu -> nvvm conversion patterns, run on the
+    kernels after tessera-tile-to-gpu: `tgpu.mbarrier_init`, `tgpu.fence_mbarrier_init`,
+    `tgpu.mbarrier_expect_tx`, `tgpu.mbarrier_arrive`, `tgpu.mbarrier_wait` and
+    `tgpu.tma_load` become their PTX instructions (inline, as NVVM emits its own), with
+    an !tgpu.mbarrier as its 32-bit shared address (stage s 8 s bytes on), an !tgpu.smem
+    as its stage 0's address and a !tgpu.tma_desc as the kernel's descriptor parameter.
+    The kernels give those through unrealized casts of the addresses, which fold away; a
+    barrier, buffer or descriptor no address is known for is an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect"];
+}
+
 def TensorMapParams : Pass<"tessera-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
   let summary = "a kernel's TMA descriptor parameters become byval grid constants";
   let description = [{

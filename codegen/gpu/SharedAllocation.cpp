@@ -113,7 +113,8 @@ static bool isAddressArithmetic(Operation *op) {
              arith::ExtUIOp, arith::ExtSIOp, arith::RemUIOp, arith::DivUIOp, arith::ShLIOp,
              arith::ShRUIOp, arith::SelectOp, memref::ViewOp, memref::SubViewOp,
              memref::CastOp, memref::ReinterpretCastOp, memref::ExtractAlignedPointerAsIndexOp,
-             LLVM::IntToPtrOp, LLVM::PtrToIntOp, LLVM::AddrSpaceCastOp, LLVM::GEPOp>(op);
+             LLVM::IntToPtrOp, LLVM::PtrToIntOp, LLVM::AddrSpaceCastOp, LLVM::GEPOp,
+             UnrealizedConversionCastOp>(op);
 }
 
 LogicalResult Distributor::endSharedPlan(::mlir::gpu::GPUFuncOp kernel) {

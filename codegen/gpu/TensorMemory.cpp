@@ -21,6 +21,10 @@
 // wait, which would then wait for the phase after (a hang a persistent grid met). The
 // bits live in a one-word alloca that LLVM promotes to a register.
 //
+// The barriers and copies are tgpu ops on the addresses (mbarrierAt, the boxes cast to
+// !tgpu.smem, the descriptor parameters to !tgpu.tma_desc), which
+// tessera-convert-tgpu-async-to-nvvm makes PTX.
+//
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/TensorMemory.h"
@@ -34,12 +38,6 @@ using namespace tessera::gpu;
 static constexpr int kMaxBarriers = 32;
 /// Columns of one box: a 128-byte swizzle block of 16-bit elements.
 static constexpr int64_t kBoxCols = kSwizzleCols;
-
-/// Inline PTX with side effects and no result.
-static void emitPtx(ImplicitLocOpBuilder &b, StringRef ptx, StringRef constraints,
-                    ValueRange operands) {
-  inlinePtx(b, b.getLoc(), Type(), operands, ptx, constraints);
-}
 
 static Value toI32(ImplicitLocOpBuilder &b, Value v) {
   if (v.getType().isIndex())
@@ -168,13 +166,14 @@ void Distributor::waitBarrier(Value index) {
 
 void Distributor::fenceAsyncProxy() { tgpu::FenceAsyncSharedOp::create(b); }
 
+Value Distributor::mbarrierAt(Value address) {
+  return UnrealizedConversionCastOp::create(b, tgpu::MbarrierType::get(b.getContext(), 1), address)
+      .getResult(0);
+}
+
 void Distributor::waitParity(Value address, Value parity) {
-  // A loop in one asm block: PTX scopes the label to its braces.
-  emitPtx(b,
-          "{\n.reg .pred done;\nwait_phase:\n"
-          "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
-          "@!done bra wait_phase;\n}",
-          "r,r", {address, parity});
+  tgpu::MbarrierWaitOp::create(b, mbarrierAt(address), Value(),
+                               arith::TruncIOp::create(b, b.getI1Type(), parity));
 }
 
 void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
@@ -224,32 +223,31 @@ void Distributor::armTensorCopy(tile::LoadOp op, int buffer, const TensorCopyTar
   Value descriptor = tensorMapParam.lookup(
       {cast<BlockArgument>(op.getSource()).getArgNumber(), tileType.getDimSize(0)});
   ArrayRef<Value> coords = target.coords;
-  int64_t rank = coords.size();
   int64_t boxes = tileType.getDimSize(1) / kBoxCols;
   int64_t boxBytes = tileType.getDimSize(0) * kBoxCols * 2;
-  emitPtx(b, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r",
-          {barrier, arith::ConstantIntOp::create(b, b.getI32Type(), boxes * boxBytes)});
+  tgpu::MbarrierExpectTxOp::create(b, mbarrierAt(barrier), Value(), boxes * boxBytes);
+  // One op a box, each a 64-column swizzle block of the tile's buffer.
+  MLIRContext *ctx = b.getContext();
+  auto swizzled = tgpu::SharedLayoutAttr::get(ctx, tgpu::SwizzleKind::swizzle_128b, 0);
+  auto boxType = tgpu::SharedBufferType::get(ctx, {tileType.getDimSize(0), kBoxCols},
+                                             tileType.getElementType(), swizzled, 1, true);
+  auto descriptorType = tgpu::TmaDescriptorType::get(ctx, {tileType.getDimSize(0), kBoxCols},
+                                                     tileType.getElementType(), swizzled);
+  Value descriptorOp =
+      UnrealizedConversionCastOp::create(b, descriptorType, descriptor).getResult(0);
   for (int64_t box = 0; box < boxes; ++box) {
     // Box k fills swizzle block k: [rows][64] elements after the k blocks before it.
     Value boxDst = arith::AddIOp::create(
         b, target.dst,
         arith::ConstantIntOp::create(b, b.getI64Type(), box * t.rows * kBoxCols * 2));
-    SmallVector<Value> operands{toI32(b, boxDst), descriptor};
-    operands.push_back(arith::AddIOp::create(
-        b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols)));
-    llvm::append_range(operands, coords.drop_front());
-    operands.push_back(barrier);
-    std::string ptx, constraints = "r,l";
-    llvm::raw_string_ostream os(ptx);
-    os << "cp.async.bulk.tensor." << rank
-       << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
-    for (int64_t d = 0; d < rank; ++d) {
-      os << (d ? ", " : "") << "$" << d + 2;
-      constraints += ",r";
-    }
-    os << "}], [$" << rank + 2 << "];";
-    constraints += ",r";
-    emitPtx(b, ptx, constraints, operands);
+    Value boxBuffer = UnrealizedConversionCastOp::create(b, boxType, toI32(b, boxDst)).getResult(0);
+    // The op's coordinates run as the tile's indices, innermost last.
+    SmallVector<Value> coordinates{arith::AddIOp::create(
+        b, coords[0], arith::ConstantIntOp::create(b, b.getI32Type(), box * kBoxCols))};
+    llvm::append_range(coordinates, coords.drop_front());
+    std::reverse(coordinates.begin(), coordinates.end());
+    tgpu::TmaLoadOp::create(b, descriptorOp, coordinates, boxBuffer, Value(),
+                            mbarrierAt(barrier), Value());
   }
 }
 
@@ -313,9 +311,10 @@ LogicalResult Distributor::finishTensorCopies() {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
       for (int i = 0; i < numBarriers; ++i)
-        emitPtx(b, "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(barrierArrivals[i]) + ";",
-                "r", {barrierAddress(arith::ConstantIndexOp::create(b, i))});
-      emitPtx(b, "fence.mbarrier_init.release.cluster;", "", {});
+        tgpu::MbarrierInitOp::create(
+            b, mbarrierAt(barrierAddress(arith::ConstantIndexOp::create(b, i))),
+            barrierArrivals[i]);
+      tgpu::FenceMbarrierInitOp::create(b);
       scf::YieldOp::create(b);
     });
     tgpu::BarrierOp::create(b);

@@ -166,15 +166,13 @@ void Distributor::giveBackRingTiles(Operation *lowered) {
   // The warp's reads of the slots (wgmma, waited for; or loads) are done before its
   // first lane tells the producer.
   NVVM::SyncWarpOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), -1));
-  Value laneWord = toI32(b, lane);
+  Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane,
+                                          arith::ConstantIndexOp::create(b, 0));
   for (RingTake *t : ready) {
     t->givenBack = true;
     Value empty = barrierAddress(arith::AddIOp::create(
         b, arith::ConstantIndexOp::create(b, emptyBarriersOf(t->buffer)), t->stage));
-    inlinePtx(b, b.getLoc(), Type(), ValueRange{empty, laneWord},
-              "{\n.reg .pred first;\nsetp.eq.u32 first, $1, 0;\n"
-              "@first mbarrier.arrive.shared::cta.b64 _, [$0];\n}",
-              "r,r");
+    tgpu::MbarrierArriveOp::create(b, mbarrierAt(empty), Value(), 1, firstLane);
   }
 }
 

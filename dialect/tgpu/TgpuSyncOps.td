@@ -13,33 +13,67 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 // mbarriers
 //===----------------------------------------------------------------------===//
 
-def Tgpu_MbarrierInitOp : Tgpu_Op<"mbarrier_init"> {
-  let summary = "allocates and initialises one mbarrier per stage";
+def Tgpu_MbarrierAllocOp : Tgpu_Op<"mbarrier_alloc"> {
+  let summary = "shared memory for one mbarrier per stage";
   let description = [{
-    Each barrier of the result completes a phase once `count` arrivals (and every
-    transaction byte announced by `tgpu.mbarrier_expect_tx`) have happened.
+    The barriers are not usable until `tgpu.mbarrier_init` has initialised them.
 
     ```mlir
-    %full = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier<2>
+    %full = tgpu.mbarrier_alloc : !tgpu.mbarrier<2>
     ```
   }];
-  let arguments = (ins I64Attr:$count);
-  let results = (outs Res<Tgpu_MbarrierType, "", [MemAlloc, MemWrite]>:$result);
-  let assemblyFormat = "`count` `=` $count attr-dict `:` qualified(type($result))";
+  let results = (outs Res<Tgpu_MbarrierType, "", [MemAlloc]>:$result);
+  let assemblyFormat = "attr-dict `:` qualified(type($result))";
+}
+
+def Tgpu_MbarrierInitOp : Tgpu_Op<"mbarrier_init"> {
+  let summary = "initialises every stage's mbarrier to expect `count` arrivals a phase";
+  let description = [{
+    Each barrier then completes a phase once `count` arrivals (and every transaction
+    byte announced by `tgpu.mbarrier_expect_tx`) have happened. One thread initialises;
+    `tgpu.fence_mbarrier_init` and a block barrier make the barriers usable by others.
+
+    ```mlir
+    tgpu.mbarrier_init %full count = 1 : !tgpu.mbarrier<2>
+    ```
+  }];
+  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemWrite]>:$barrier, I64Attr:$count);
+  let assemblyFormat = "$barrier `count` `=` $count attr-dict `:` qualified(type($barrier))";
   let hasVerifier = 1;
 }
 
-def Tgpu_MbarrierArriveOp : Tgpu_Op<"mbarrier_arrive"> {
+def Tgpu_FenceMbarrierInitOp : Tgpu_Op<"fence_mbarrier_init"> {
+  let summary = "releases this thread's mbarrier initialisations to the cluster";
+  let description = [{
+    `fence.mbarrier_init.release.cluster`: barriers this thread initialised are seen
+    initialised by any thread that synchronises with it afterwards (the async proxy's
+    TMA completions included).
+
+    ```mlir
+    tgpu.fence_mbarrier_init
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Tgpu_MbarrierArriveOp : Tgpu_Op<"mbarrier_arrive", [AttrSizedOperandSegments]> {
   let summary = "counts `count` arrivals on one barrier";
   let description = [{
+    With `if %p`, only the threads where `%p` holds arrive (a predicated instruction,
+    not a branch: one lane a warp gives the warp's arrival without splitting the block
+    the register allocator sees).
+
     ```mlir
     tgpu.mbarrier_arrive %empty[%s] : !tgpu.mbarrier<2>
+    tgpu.mbarrier_arrive %empty[%s] if %lane0 : !tgpu.mbarrier<2>
     ```
   }];
   let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead, MemWrite]>:$barrier,
-                       Optional<Index>:$stage, DefaultValuedAttr<I64Attr, "1">:$count);
+                       Optional<Index>:$stage, DefaultValuedAttr<I64Attr, "1">:$count,
+                       Optional<I1>:$pred);
   let assemblyFormat = [{
-    $barrier (`[` $stage^ `]`)? (`count` `=` $count^)? attr-dict `:` qualified(type($barrier))
+    $barrier (`[` $stage^ `]`)? (`count` `=` $count^)? (`if` $pred^)? attr-dict
+    `:` qualified(type($barrier))
   }];
   let hasVerifier = 1;
 }
@@ -72,7 +106,9 @@ def Tgpu_MbarrierWaitOp : Tgpu_Op<"mbarrier_wait"> {
     tgpu.mbarrier_wait %full[%s], %phase : !tgpu.mbarrier<2>
     ```
   }];
-  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead]>:$barrier,
+  // A write too: the wait is what orders its thread's later reads of what the phase's
+  // copies wrote, so it must neither be dropped (no results) nor moved.
+  let arguments = (ins Arg<Tgpu_MbarrierType, "", [MemRead, MemWrite]>:$barrier,
                        Optional<Index>:$stage, I1:$phase);
   let assemblyFormat = [{
     $barrier (`[` $stage^ `]`)? `,` $phase attr-dict `:` qualified(type($barrier))
@@ -90,7 +126,9 @@ def Tgpu_TmaLoadOp : Tgpu_Op<"tma_load", [AttrSizedOperandSegments]> {
     One thread issues `cp.async.bulk.tensor` for the box at `coordinates` (one i32 per
     global dimension of the descriptor, innermost last, as the tile ops index) into
     stage `stage` of the buffer; the bytes count as transactions on the barrier, whose
-    phase completes when they have landed. Out-of-bounds elements are zero.
+    phase completes when they have landed. Out-of-bounds elements are zero. A
+    `swizzle_128b` box wider than 64 16-bit columns (one swizzle row) is copied as its
+    64-column blocks, one after another in the buffer, one instruction each.
 
     ```mlir
     tgpu.tma_load %kdesc[%n0, %c0] into %kbuf[%s], %full[%s]

@@ -76,13 +76,13 @@
 // LOWERED-NEXT: gpu.return
 // TMA-LABEL: func.func @longest_first
 // TMA: scf.for %{{.*}} : i32 {
-// TMA: cp.async.bulk.tensor
+// TMA: tgpu.tma_load
 // TMA: scf.for
 // TMA: nvvm.wgmma.mma_async
 // TMA: memref.store %{{[0-9]+}}#63
 // TMA-NEXT: }
 // TMA-NOT: tgpu.barrier
-// TMA-COUNT-4: mbarrier.try_wait.parity
+// TMA-COUNT-4: tgpu.mbarrier_wait
 // TMA-NOT: tgpu.barrier
 // TMA: tgpu.fence_async_shared
 // TMA-NEXT: tgpu.barrier
@@ -105,7 +105,7 @@
 // WS: gpu.func @longest_first_kernel0
 // WS-SAME: nvvm.maxnreg = 128 : i32, nvvm.minctasm = 2 : i32
 // WS: scf.for %{{.*}} : i32 {
-// WS: cp.async.bulk.tensor
+// WS: tgpu.tma_load
 // WS: scf.for %{{.*}} : i32 {
 // WS: nvvm.wgmma.mma_async
 // WS: memref.store %{{[0-9]+}}#63

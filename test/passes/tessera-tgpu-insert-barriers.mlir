@@ -134,7 +134,8 @@ func.func @pipelined_copies(%k: memref<?x64xbf16>, %n: index) {
 // CHECK-NEXT: tgpu.tma_store %[[O]]
 func.func @async_proxy(%qdesc: !desc, %x: tensor<64x64xbf16, #wg>, %zero: tensor<64x64xf32, #wg>,
                        %c: i32, %phase: i1) {
-  %full = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier
+  %full = tgpu.mbarrier_alloc : !tgpu.mbarrier
+  tgpu.mbarrier_init %full count = 1 : !tgpu.mbarrier
   %q = tgpu.local_alloc : () -> !sw
   %k = tgpu.local_alloc : () -> !sw
   %o = tgpu.local_alloc : () -> !sw

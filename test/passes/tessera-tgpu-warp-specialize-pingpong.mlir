@@ -11,7 +11,7 @@
 // SPLIT: tgpu.warp_specialize num_warps = [4] registers = [24] default_registers = 240 attributes {tgpu.pingpong} default {
 // GPU-LABEL: func.func @two_consumers
 // GPU: nvvm.setmaxregister increase 240
-// GPU-NEXT: %[[WG1:.*]] = arith.cmpi eq, %{{.*}}, %c1
+// GPU-NEXT: %[[WG1:.*]] = arith.cmpi eq, %[[WARPGROUP:[^,]+]], %c1
 // GPU-NEXT: scf.if %[[WG1]] {
 // GPU-NEXT: nvvm.barrier.arrive id = %c2_i32 number_of_threads = %c256_i32
 // GPU-NEXT: }
@@ -28,7 +28,7 @@
 // GPU-NEXT: nvvm.barrier.arrive id = %[[OTHER]] number_of_threads = %c256_i32
 // GPU-NEXT: tgpu.warpgroup_wait {{.*}}pending = 0
 // GPU: scf.yield
-// GPU: %[[WG0:.*]] = arith.cmpi eq, %{{.*}}, %c0
+// GPU: %[[WG0:.*]] = arith.cmpi eq, %[[WARPGROUP]], %c0
 // GPU-NEXT: scf.if %[[WG0]] {
 // GPU-NEXT: nvvm.barrier id = %c2_i32 number_of_threads = %c256_i32
 // GPU-NEXT: }

@@ -1,4 +1,6 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tile-to-gpu | FileCheck %s
+// The barriers and copies as PTX (tessera-convert-tgpu-async-to-nvvm):
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-async-to-nvvm))' | FileCheck %s --check-prefix=PTX
 
 // tessera-tile-to-gpu's `tma` option: the key loop of @key_loop in tessera-tile-to-gpu.mlir
 // (Q once, K double-buffered, V single) with every swizzled tile copied by TMA. The kernel
@@ -8,7 +10,7 @@
 // the elected thread (alone: a fill landing before a slower thread's wait would leave
 // it waiting for the next phase) waits for the stage's previous fill, arms the barrier with the
 // tile's bytes (64 x 128 bf16: two 64-column boxes, 16384 bytes) and issues a box per
-// 64 columns, coordinates innermost first; every thread flips the barrier's phase bit
+// 64 columns (tgpu ops here; PTX, coordinates innermost first, in the PTX run); every thread flips the barrier's phase bit
 // first (the issuer's wait takes the bit before it).
 // Products wait on their operands' barriers; no cp.async is left.
 // CHECK-LABEL: func.func @key_loop
@@ -18,24 +20,45 @@
 // CHECK-SAME: tessera.tensor_map_params = 3 : i64
 // CHECK: %[[AREA_OFFSET:.*]] = arith.constant 65536 : i64
 // CHECK: %[[PHASES:.*]] = memref.alloca() : memref<1xi32>
-// CHECK-COUNT-4: mbarrier.init.shared::cta.b64 [$0], 1;
-// CHECK: fence.mbarrier_init.release.cluster;
+// CHECK-COUNT-4: tgpu.mbarrier_init %{{.*}} count = 1 : !tgpu.mbarrier
+// CHECK: tgpu.fence_mbarrier_init
 // CHECK: tgpu.barrier
 // CHECK: %[[WORD:.*]] = memref.load %[[PHASES]]
 // CHECK: memref.store {{.*}} %[[PHASES]]
 // CHECK: scf.if
 // CHECK-NEXT: %[[BIT:.*]] = arith.andi %[[WORD]]
 // CHECK-NEXT: %[[PARITY:.*]] = arith.xori %[[BIT]]
-// CHECK-NEXT: mbarrier.try_wait.parity{{.*}} %[[PARITY]]
+// CHECK-NEXT: %[[PHASE:.*]] = arith.trunci %[[PARITY]] : i32 to i1
+// CHECK-NEXT: %[[QFULL:.*]] = builtin.unrealized_conversion_cast %{{.*}} : i32 to !tgpu.mbarrier
+// CHECK-NEXT: tgpu.mbarrier_wait %[[QFULL]], %[[PHASE]] : !tgpu.mbarrier
 // CHECK-NEXT: tgpu.fence_async_shared
-// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
-// CHECK: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];"{{.*}}%[[QMAP]]
-// CHECK: cp.async.bulk.tensor.2d{{.*}}%[[QMAP]]
-// CHECK: cp.async.bulk.tensor.2d{{.*}}%[[KMAP]]
+// CHECK: tgpu.mbarrier_expect_tx %{{.*}} bytes = 16384 : !tgpu.mbarrier
+// CHECK: %[[QDESC:.*]] = builtin.unrealized_conversion_cast %[[QMAP]] : !llvm.ptr to !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>
+// CHECK: tgpu.tma_load %[[QDESC]][%[[ROW:.*]], %c0_i32] into %{{.*}}, %{{.*}} : !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>, !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>, !tgpu.mbarrier
+// CHECK: tgpu.tma_load %[[QDESC]][%[[ROW]], %c64_i32]
+// CHECK: builtin.unrealized_conversion_cast %[[KMAP]]
+// CHECK: tgpu.tma_load
 // CHECK: scf.for
-// CHECK: cp.async.bulk.tensor.2d{{.*}}%[[VMAP]]
-// CHECK: cp.async.bulk.tensor.2d{{.*}}%[[KMAP]]
-// CHECK: mbarrier.try_wait.parity
+// CHECK: builtin.unrealized_conversion_cast %[[VMAP]]
+// CHECK: builtin.unrealized_conversion_cast %[[KMAP]]
+// CHECK: tgpu.mbarrier_wait
+// PTX-LABEL: gpu.func @key_loop_kernel0
+// PTX-SAME: %[[QMAP:[^:]+]]: !llvm.ptr, %[[KMAP:[^:]+]]: !llvm.ptr, %[[VMAP:[^:]+]]: !llvm.ptr)
+// PTX-NOT: unrealized_conversion_cast
+// PTX-COUNT-4: mbarrier.init.shared::cta.b64 [$0], 1;
+// PTX: fence.mbarrier_init.release.cluster;
+// PTX: mbarrier.try_wait.parity
+// PTX: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;"{{.*}} : (i32, i32) -> ()
+// PTX: cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {$2, $3}], [$4];"{{.*}}%[[QMAP]]
+// PTX: cp.async.bulk.tensor.2d{{.*}}%[[QMAP]]
+// PTX: cp.async.bulk.tensor.2d{{.*}}%[[KMAP]]
+// PTX: scf.for
+// PTX: cp.async.bulk.tensor.2d{{.*}}%[[VMAP]]
+// PTX: cp.async.bulk.tensor.2d{{.*}}%[[KMAP]]
+// PTX: mbarrier.try_wait.parity
+// PTX-NOT: tgpu.mbarrier
+// PTX-NOT: tgpu.tma_load
+// PTX: gpu.return
 // CHECK: nvvm.wgmma.mma_async
 // CHECK-NOT: nvvm.cp.async
 // CHECK: gpu.return
@@ -80,7 +103,7 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK-NOT: mbarrier
 // CHECK: tgpu.async_commit_group
 // CHECK: nvvm.wgmma.mma_async
-// CHECK-NOT: cp.async.bulk.tensor
+// CHECK-NOT: tgpu.tma_load
 // CHECK: gpu.return
 func.func @narrow_tiles(%q: memref<?x32xbf16, strided<[?, ?], offset: ?>>,
                         %k: memref<?x32xbf16, strided<[?, ?], offset: ?>>,

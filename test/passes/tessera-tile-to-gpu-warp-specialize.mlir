@@ -17,59 +17,61 @@
 // CHECK-SAME: tessera.launches = [{block = 256 : i64
 // CHECK: gpu.func @key_loop_kernel0
 // CHECK-SAME: known_block_size = array<i32: 256, 1, 1>, nvvm.maxnreg = 128 : i32
-// CHECK: "mbarrier.init.shared::cta.b64 [$0], 1;"
+// CHECK: tgpu.mbarrier_init %{{.*}} count = 1 :
 // CHECK-NEXT: arith.addi
-// CHECK-NEXT: "mbarrier.init.shared::cta.b64 [$0], 4;"
-// CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
-// CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 4;"
-// CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 1;"
-// CHECK-COUNT-2: "mbarrier.init.shared::cta.b64 [$0], 4;"
-// CHECK: fence.mbarrier_init.release.cluster
+// CHECK-NEXT: builtin.unrealized_conversion_cast
+// CHECK-NEXT: tgpu.mbarrier_init %{{.*}} count = 4 :
+// CHECK-COUNT-2: tgpu.mbarrier_init %{{.*}} count = 1 :
+// CHECK-COUNT-2: tgpu.mbarrier_init %{{.*}} count = 4 :
+// CHECK-COUNT-2: tgpu.mbarrier_init %{{.*}} count = 1 :
+// CHECK-COUNT-2: tgpu.mbarrier_init %{{.*}} count = 4 :
+// CHECK: tgpu.fence_mbarrier_init
 // CHECK: tgpu.barrier
 // CHECK: %[[PRODUCER:.*]] = arith.cmpi uge, %{{.*}}, %c128
 // CHECK: scf.if %[[PRODUCER]] {
 // CHECK-NEXT: nvvm.setmaxregister decrease 40
 // CHECK-NEXT: %[[ISSUER:.*]] = arith.cmpi eq, %{{.*}}, %c128
 // CHECK-NEXT: scf.if %[[ISSUER]] {
-// CHECK: mbarrier.try_wait.parity
-// CHECK: mbarrier.arrive.expect_tx
-// CHECK-COUNT-2: cp.async.bulk.tensor.2d
+// CHECK: tgpu.mbarrier_wait
+// CHECK: tgpu.mbarrier_expect_tx
+// CHECK-COUNT-2: tgpu.tma_load
 // CHECK: scf.for
-// CHECK: mbarrier.try_wait.parity
-// CHECK: mbarrier.arrive.expect_tx
-// CHECK-COUNT-2: cp.async.bulk.tensor.2d
-// CHECK: mbarrier.try_wait.parity
-// CHECK: mbarrier.arrive.expect_tx
-// CHECK-COUNT-2: cp.async.bulk.tensor.2d
+// CHECK: tgpu.mbarrier_wait
+// CHECK: tgpu.mbarrier_expect_tx
+// CHECK-COUNT-2: tgpu.tma_load
+// CHECK: tgpu.mbarrier_wait
+// CHECK: tgpu.mbarrier_expect_tx
+// CHECK-COUNT-2: tgpu.tma_load
 // CHECK: } else {
 // CHECK-NEXT: nvvm.setmaxregister increase 216
-// CHECK-NOT: cp.async.bulk.tensor
+// CHECK-NOT: tgpu.tma_load
 // CHECK: scf.for
-// CHECK: mbarrier.try_wait.parity
+// CHECK: tgpu.mbarrier_wait
 // CHECK: nvvm.wgmma.mma_async
 // Early release: K's slot goes back once Q·Kᵀ is waited for (by its first reader, the
 // truncf), before V is even waited for; V's after P·V; Q's after the loop.
 // CHECK: tgpu.warpgroup_wait {{.*}}pending = 0
 // CHECK: arith.truncf
 // CHECK: nvvm.bar.warp.sync
-// CHECK-NOT: mbarrier
-// CHECK: @first mbarrier.arrive.shared::cta.b64
-// CHECK-NOT: mbarrier.arrive
-// CHECK: mbarrier.try_wait.parity
-// CHECK-NOT: mbarrier.arrive
+// CHECK-NEXT: %[[LANE0:.*]] = arith.cmpi eq, %{{.*}}, %c0 : index
+// CHECK-NOT: tgpu.mbarrier_
+// CHECK: tgpu.mbarrier_arrive %{{.*}} if %[[LANE0]] : !tgpu.mbarrier
+// CHECK-NOT: tgpu.mbarrier_arrive
+// CHECK: tgpu.mbarrier_wait
+// CHECK-NOT: tgpu.mbarrier_arrive
 // CHECK: wgmma.mma_async.sync.aligned.m64n128k16
-// CHECK-NOT: mbarrier.arrive
+// CHECK-NOT: tgpu.mbarrier_arrive
 // CHECK: tgpu.warpgroup_wait {{.*}}pending = 0
 // CHECK: nvvm.bar.warp.sync
-// CHECK-NOT: mbarrier.arrive
-// CHECK: @first mbarrier.arrive.shared::cta.b64
-// CHECK-NOT: mbarrier.arrive
+// CHECK-NOT: tgpu.mbarrier_arrive
+// CHECK: tgpu.mbarrier_arrive %{{.*}} if %{{.*}} : !tgpu.mbarrier
+// CHECK-NOT: tgpu.mbarrier_arrive
 // CHECK: scf.yield
 // CHECK: nvvm.bar.warp.sync
-// CHECK-NOT: mbarrier.arrive
-// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: tgpu.mbarrier_arrive
+// CHECK: tgpu.mbarrier_arrive %{{.*}} if %{{.*}} : !tgpu.mbarrier
 // CHECK-NOT: tgpu.barrier
-// CHECK-NOT: cp.async.bulk.tensor
+// CHECK-NOT: tgpu.tma_load
 // CHECK: gpu.return
 func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
                     %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
@@ -111,7 +113,7 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK-SAME: tessera.launches = [{block = 384 : i64
 // CHECK: gpu.func @two_consumers_kernel0
 // CHECK-SAME: known_block_size = array<i32: 384, 1, 1>, nvvm.maxnreg = 168 : i32
-// CHECK: "mbarrier.init.shared::cta.b64 [$0], 8;"
+// CHECK: tgpu.mbarrier_init %{{.*}} count = 8 :
 // CHECK: arith.cmpi uge, %{{.*}}, %c256
 // CHECK: nvvm.setmaxregister decrease 24
 // CHECK: nvvm.setmaxregister increase 240
@@ -164,15 +166,15 @@ func.func @two_consumers(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: } else {
 // CHECK: scf.yield
 // CHECK: }
-// CHECK-NOT: mbarrier.arrive
-// CHECK: mbarrier.try_wait.parity
-// CHECK-NOT: mbarrier.arrive
-// CHECK: mbarrier.try_wait.parity
+// CHECK-NOT: tgpu.mbarrier_arrive
+// CHECK: tgpu.mbarrier_wait
+// CHECK-NOT: tgpu.mbarrier_arrive
+// CHECK: tgpu.mbarrier_wait
 // CHECK-NEXT: nvvm.bar.warp.sync
-// CHECK-NOT: mbarrier.try_wait
-// CHECK: @first mbarrier.arrive.shared::cta.b64
-// CHECK-NOT: mbarrier.try_wait
-// CHECK: @first mbarrier.arrive.shared::cta.b64
+// CHECK-NOT: tgpu.mbarrier_wait
+// CHECK: tgpu.mbarrier_arrive %{{.*}} if %{{.*}} : !tgpu.mbarrier
+// CHECK-NOT: tgpu.mbarrier_wait
+// CHECK: tgpu.mbarrier_arrive %{{.*}} if %{{.*}} : !tgpu.mbarrier
 // CHECK-NEXT: scf.yield
 func.func @skipped_tiles(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
                          %k: memref<?x128xbf16, strided<[?, ?], offset: ?>>,

@@ -398,9 +398,9 @@ func.func @async_wait_pending() {
 // mbarriers
 //===----------------------------------------------------------------------===//
 
-func.func @mbarrier_init_count() {
+func.func @mbarrier_init_count(%b: !tgpu.mbarrier) {
   // expected-error @+1 {{'tgpu.mbarrier_init' op count must be in [1, 1048575], got 0}}
-  %b = tgpu.mbarrier_init count = 0 : !tgpu.mbarrier
+  tgpu.mbarrier_init %b count = 0 : !tgpu.mbarrier
   return
 }
 

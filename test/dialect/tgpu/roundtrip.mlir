@@ -102,9 +102,13 @@ func.func @shared_memory(%k: memref<?x?x?x64xbf16>, %b: index, %h: index, %n0: i
 !vbuf = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
 !qbuf = !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, mutable>
 // CHECK-LABEL: func.func @hopper
-// CHECK: %[[FULL:.*]] = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier<2>
-// CHECK: %[[EMPTY:.*]] = tgpu.mbarrier_init count = 4 : !tgpu.mbarrier<2>
-// CHECK: %[[ONE:.*]] = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier{{$}}
+// CHECK: %[[FULL:.*]] = tgpu.mbarrier_alloc : !tgpu.mbarrier<2>
+// CHECK: %[[EMPTY:.*]] = tgpu.mbarrier_alloc : !tgpu.mbarrier<2>
+// CHECK: %[[ONE:.*]] = tgpu.mbarrier_alloc : !tgpu.mbarrier{{$}}
+// CHECK: tgpu.mbarrier_init %[[FULL]] count = 1 : !tgpu.mbarrier<2>
+// CHECK: tgpu.mbarrier_init %[[EMPTY]] count = 4 : !tgpu.mbarrier<2>
+// CHECK: tgpu.mbarrier_init %[[ONE]] count = 1 : !tgpu.mbarrier{{$}}
+// CHECK: tgpu.fence_mbarrier_init
 // CHECK: tgpu.mbarrier_expect_tx %[[FULL]][%[[S:.*]]] bytes = 16384 : !tgpu.mbarrier<2>
 // CHECK: tgpu.tma_load %{{.*}}[%{{.*}}, %{{.*}}] into %[[K:.*]][%[[S]]], %[[FULL]][%[[S]]] : !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>>, !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>, !tgpu.mbarrier<2>
 // CHECK: tgpu.mbarrier_wait %[[FULL]][%[[S]]], %{{.*}} : !tgpu.mbarrier<2>
@@ -113,6 +117,7 @@ func.func @shared_memory(%k: memref<?x?x?x64xbf16>, %b: index, %h: index, %n0: i
 // CHECK: %[[SW:.*]] = tgpu.warpgroup_wait %[[SC]] pending = 0 after %[[T1]] : tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
 // CHECK: tgpu.mbarrier_arrive %[[EMPTY]][%[[S]]] : !tgpu.mbarrier<2>
 // CHECK: tgpu.mbarrier_arrive %[[ONE]] count = 2 : !tgpu.mbarrier{{$}}
+// CHECK: tgpu.mbarrier_arrive %[[ONE]] if %[[P:.*]] : !tgpu.mbarrier{{$}}
 // CHECK: %[[O:.*]], %[[T2:.*]] = tgpu.warpgroup_dot %{{.*}}, %{{.*}}, %{{.*}} : tensor<64x64xbf16, #tgpu.dot_operand<a, {{.*}}>>, !tgpu.smem<64x64xbf16, {{.*}}>, tensor<64x64xf32, #tgpu.mma<wgmma, {{.*}}>>
 // CHECK: tgpu.warpgroup_wait pending = 1 after %[[T2]]{{$}}
 // CHECK: tgpu.tma_store %{{.*}} to %{{.*}}[%{{.*}}, %{{.*}}] : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>, !tgpu.tma_desc<64x64xbf16, #tgpu.shared<swizzle_128b>>
@@ -122,9 +127,13 @@ func.func @hopper(%kdesc: !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>
                   %q: !qbuf, %kbuf: !kbuf, %v: !vbuf, %s: index, %phase: i1,
                   %n0: i32, %c0: i32, %zero: tensor<64x64xf32, #wg>,
                   %p: tensor<64x64xbf16, #wga>) {
-  %full = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier<2>
-  %empty = tgpu.mbarrier_init count = 4 : !tgpu.mbarrier<2>
-  %one = tgpu.mbarrier_init count = 1 : !tgpu.mbarrier
+  %full = tgpu.mbarrier_alloc : !tgpu.mbarrier<2>
+  %empty = tgpu.mbarrier_alloc : !tgpu.mbarrier<2>
+  %one = tgpu.mbarrier_alloc : !tgpu.mbarrier
+  tgpu.mbarrier_init %full count = 1 : !tgpu.mbarrier<2>
+  tgpu.mbarrier_init %empty count = 4 : !tgpu.mbarrier<2>
+  tgpu.mbarrier_init %one count = 1 : !tgpu.mbarrier
+  tgpu.fence_mbarrier_init
   tgpu.mbarrier_expect_tx %full[%s] bytes = 16384 : !tgpu.mbarrier<2>
   tgpu.tma_load %kdesc[%n0, %c0] into %kbuf[%s], %full[%s]
       : !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>>, !kbuf, !tgpu.mbarrier<2>
@@ -135,6 +144,7 @@ func.func @hopper(%kdesc: !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>
   %sw = tgpu.warpgroup_wait %sc pending = 0 after %t1 : tensor<64x64xf32, #wg>
   tgpu.mbarrier_arrive %empty[%s] : !tgpu.mbarrier<2>
   tgpu.mbarrier_arrive %one count = 2 : !tgpu.mbarrier
+  tgpu.mbarrier_arrive %one if %phase : !tgpu.mbarrier
   %o, %t2 = tgpu.warpgroup_dot %p, %v, %zero : tensor<64x64xbf16, #wga>, !vbuf, tensor<64x64xf32, #wg>
   tgpu.warpgroup_wait pending = 1 after %t2
   %obuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>

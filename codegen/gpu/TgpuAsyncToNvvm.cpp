@@ -1,0 +1,270 @@
+//===- TgpuAsyncToNvvm.cpp - mbarriers and TMA copies to PTX ---------------===//
+//
+// tessera-convert-tgpu-async-to-nvvm: the asynchronous-copy family of the tgpu -> nvvm
+// conversions (docs/RationaleTgpu.md, step 9). Types become what the instructions
+// address: an !tgpu.mbarrier its barrier's 32-bit shared-window address (stage s 8 * s
+// bytes further), an !tgpu.smem its stage 0's (stage s getStageBytes() * s further),
+// a !tgpu.tma_desc the kernel's descriptor parameter (!llvm.ptr). The instructions are
+// inline PTX, as NVVM emits its own, with the addresses in 32-bit registers:
+//   tgpu.mbarrier_init %b count = n    -> mbarrier.init.shared::cta.b64 [b], n (each stage)
+//   tgpu.fence_mbarrier_init           -> fence.mbarrier_init.release.cluster
+//   tgpu.mbarrier_expect_tx %b bytes   -> mbarrier.arrive.expect_tx.shared::cta.b64
+//   tgpu.mbarrier_arrive %b count = n  -> mbarrier.arrive.shared::cta.b64 (predicated
+//                                         with `if %p`)
+//   tgpu.mbarrier_wait %b, %phase      -> a mbarrier.try_wait.parity loop
+//   tgpu.tma_load                      -> cp.async.bulk.tensor.Nd ... complete_tx::bytes,
+//                                         one per 64-column block of a swizzle_128b box
+// tessera-tile-to-gpu's kernels name their barriers and boxes by address, through
+// unrealized casts to these types, which fold away here; an op naming a barrier or
+// buffer whose address nothing gives (its allocation not lowered) is an error.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/Wgmma.h"
+#include "dialect/tgpu/TgpuDialect.h"
+
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUASYNCTONVVM
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using tessera::gpu::inlinePtx;
+
+/// Columns of one 128-byte swizzle row of 16-bit elements: a TMA box's widest.
+static constexpr int64_t kSwizzleBlockCols = 64;
+
+namespace {
+/// Element `index` of an array of `bytes`-byte elements at 32-bit address `base`.
+Value elementAddress(OpBuilder &b, Location loc, Value base, Value index, int64_t bytes) {
+  if (!index)
+    return base;
+  Value i = arith::IndexCastUIOp::create(b, loc, b.getI32Type(), index);
+  Value offset =
+      arith::MulIOp::create(b, loc, i, arith::ConstantIntOp::create(b, loc, b.getI32Type(), bytes));
+  return arith::AddIOp::create(b, loc, base, offset);
+}
+
+/// `x` where `pred` is `x == 0` for an index or 32-bit `x`; null otherwise.
+Value testedForZero(Value pred) {
+  auto cmp = pred.getDefiningOp<arith::CmpIOp>();
+  if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::eq || !matchPattern(cmp.getRhs(), m_Zero()))
+    return {};
+  Type t = cmp.getLhs().getType();
+  return t.isIndex() || t.isInteger(32) ? cmp.getLhs() : Value();
+}
+
+Value toI32(OpBuilder &b, Location loc, Value v) {
+  return v.getType().isIndex() ? arith::IndexCastUIOp::create(b, loc, b.getI32Type(), v) : v;
+}
+
+Value i32Constant(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
+}
+
+struct LowerMbarrierInit : OpConversionPattern<tgpu::MbarrierInitOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::MbarrierInitOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    std::string ptx = "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(op.getCount()) + ";";
+    for (int64_t s = 0, e = op.getBarrier().getType().getStages(); s < e; ++s) {
+      Value stage = s ? arith::ConstantIndexOp::create(rewriter, loc, s).getResult() : Value();
+      inlinePtx(rewriter, loc, Type(), elementAddress(rewriter, loc, adaptor.getBarrier(), stage, 8),
+                ptx, "r");
+    }
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerFenceMbarrierInit : OpConversionPattern<tgpu::FenceMbarrierInitOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::FenceMbarrierInitOp op, OpAdaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    inlinePtx(rewriter, op.getLoc(), Type(), ValueRange(), "fence.mbarrier_init.release.cluster;",
+              "");
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerMbarrierExpectTx : OpConversionPattern<tgpu::MbarrierExpectTxOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::MbarrierExpectTxOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value barrier = elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8);
+    inlinePtx(rewriter, loc, Type(), ValueRange{barrier, i32Constant(rewriter, loc, op.getBytes())},
+              "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r");
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerMbarrierArrive : OpConversionPattern<tgpu::MbarrierArriveOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::MbarrierArriveOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    SmallVector<Value> operands{
+        elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8)};
+    std::string ptx = "mbarrier.arrive.shared::cta.b64 _, [$0]", constraints = "r";
+    if (op.getCount() != 1) {
+      operands.push_back(i32Constant(rewriter, loc, op.getCount()));
+      ptx += ", $1";
+      constraints += ",r";
+    }
+    ptx += ";";
+    if (Value pred = adaptor.getPred()) {
+      // Predicated, not branched around. A test of a value against zero (one lane a
+      // warp) is made inside the statement: as a predicate operand LLVM hoists it into a
+      // predicate register live across the kernel, which cost the D = 128 pingpong
+      // kernels 60-240 bytes of spills.
+      unsigned p = operands.size();
+      if (Value tested = testedForZero(pred)) {
+        ptx = "{\n.reg .pred first;\nsetp.eq.u32 first, $" + std::to_string(p) +
+              ", 0;\n@first " + ptx + "\n}";
+        operands.push_back(toI32(rewriter, loc, tested));
+        constraints += ",r";
+      } else {
+        ptx = "@$" + std::to_string(p) + " " + ptx;
+        operands.push_back(pred);
+        constraints += ",b";
+      }
+    }
+    inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerMbarrierWait : OpConversionPattern<tgpu::MbarrierWaitOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::MbarrierWaitOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value barrier = elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8);
+    Value parity = arith::ExtUIOp::create(rewriter, loc, rewriter.getI32Type(), adaptor.getPhase());
+    // A loop in one asm block: PTX scopes the label to its braces.
+    inlinePtx(rewriter, loc, Type(), ValueRange{barrier, parity},
+              "{\n.reg .pred done;\nwait_phase:\n"
+              "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+              "@!done bra wait_phase;\n}",
+              "r,r");
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::TmaLoadOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    tgpu::SharedBufferType buffer = op.getBuffer().getType();
+    ArrayRef<int64_t> shape = buffer.getShape();
+    int64_t rows = shape.front(), cols = shape.back();
+    bool swizzled = buffer.getLayout().getKind() == tgpu::SwizzleKind::swizzle_128b;
+    if (buffer.getElementType().getIntOrFloatBitWidth() != 16 || shape.size() != 2)
+      return op.emitOpError("has no NVVM form yet: it copies 2-D tiles of 16-bit elements "
+                            "only, got ")
+             << buffer;
+    // (A swizzle_128b buffer is whole 64-column blocks: its type says so.)
+    int64_t blockCols = swizzled ? kSwizzleBlockCols : cols;
+    Value dst = elementAddress(rewriter, loc, adaptor.getBuffer(), adaptor.getStage(),
+                               buffer.getStageBytes());
+    Value barrier =
+        elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getBarrierStage(), 8);
+    // The descriptor's coordinates run innermost first.
+    SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
+    int64_t rank = coords.size();
+    std::string ptx, constraints = "r,l";
+    llvm::raw_string_ostream os(ptx);
+    os << "cp.async.bulk.tensor." << rank
+       << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
+    for (int64_t d = 0; d < rank; ++d) {
+      os << (d ? ", " : "") << "$" << d + 2;
+      constraints += ",r";
+    }
+    os << "}], [$" << rank + 2 << "];";
+    constraints += ",r";
+    for (int64_t block = 0; block < cols / blockCols; ++block) {
+      // Block k fills swizzle block k: [rows][64] elements after the k blocks before it.
+      Value blockDst = dst, column = coords[0];
+      if (block) {
+        blockDst = arith::AddIOp::create(rewriter, loc, dst,
+                                         i32Constant(rewriter, loc, block * rows * blockCols * 2));
+        column = arith::AddIOp::create(rewriter, loc, coords[0],
+                                       i32Constant(rewriter, loc, block * blockCols));
+      }
+      SmallVector<Value> operands{blockDst, adaptor.getDescriptor(), column};
+      llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
+      operands.push_back(barrier);
+      inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
+    }
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+/// Whether `v`, an operand of a tgpu type, is named by an address the conversion can use:
+/// an unrealized cast of a value of the converted type (the distributed kernels' form).
+bool hasAddress(Value v, const TypeConverter &types) {
+  auto cast = v.getDefiningOp<UnrealizedConversionCastOp>();
+  return cast && cast->getNumOperands() == 1 &&
+         cast->getOperand(0).getType() == types.convertType(v.getType());
+}
+
+struct TgpuAsyncToNvvmPass : tessera::gpu::impl::TgpuAsyncToNvvmBase<TgpuAsyncToNvvmPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    TypeConverter types;
+    types.addConversion([](Type t) { return t; });
+    auto i32 = IntegerType::get(ctx, 32);
+    types.addConversion([=](tgpu::MbarrierType) -> Type { return i32; });
+    types.addConversion([=](tgpu::SharedBufferType) -> Type { return i32; });
+    types.addConversion(
+        [=](tgpu::TmaDescriptorType) -> Type { return LLVM::LLVMPointerType::get(ctx); });
+    ConversionTarget target(*ctx);
+    target.addIllegalOp<tgpu::MbarrierInitOp, tgpu::FenceMbarrierInitOp,
+                        tgpu::MbarrierExpectTxOp, tgpu::MbarrierArriveOp,
+                        tgpu::MbarrierWaitOp, tgpu::TmaLoadOp>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    // Every barrier, buffer and descriptor these ops name must have its address here
+    // (tgpu.mbarrier_alloc and tgpu.local_alloc are not lowered by this family).
+    WalkResult named = getOperation()->walk([&](Operation *op) {
+      if (target.isLegal(op))
+        return WalkResult::advance();
+      for (Value v : op->getOperands())
+        if (isa<tgpu::MbarrierType, tgpu::SharedBufferType, tgpu::TmaDescriptorType>(
+                v.getType()) &&
+            !hasAddress(v, types)) {
+          op->emitOpError("has no NVVM form here: the shared address or descriptor of its ")
+              << v.getType() << " operand is not known (its allocation is not lowered)";
+          return WalkResult::interrupt();
+        }
+      return WalkResult::advance();
+    });
+    if (named.wasInterrupted())
+      return signalPassFailure();
+    RewritePatternSet patterns(ctx);
+    patterns.add<LowerMbarrierInit, LowerFenceMbarrierInit, LowerMbarrierExpectTx,
+                 LowerMbarrierArrive, LowerMbarrierWait, LowerTmaLoad>(types, ctx);
+    if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
+      return signalPassFailure();
+    // The kernels' casts of addresses to the types and the conversion's casts back fold.
+    SmallVector<UnrealizedConversionCastOp> casts;
+    getOperation()->walk([&](UnrealizedConversionCastOp c) { casts.push_back(c); });
+    reconcileUnrealizedCasts(casts);
+  }
+};
+} // namespace
