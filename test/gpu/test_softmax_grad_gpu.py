@@ -2,6 +2,7 @@
 kernels against a float64 backward (torch autograd of the float64 forward, on the GPU),
 beside torch SDPA's own gradient error (bf16, autograd) on the same inputs; torch autograd
 through the kernel; the same bits every run. Skipped where there is no GPU."""
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import grad_cases  # noqa: E402
 import tessera  # noqa: E402
+from tessera.gpu import default_grad_config  # noqa: E402
 from tessera.reference import relative_error  # noqa: E402
 from tessera.reference_grad import attention_grad  # noqa: E402
 from test_block_sparse_gpu import listed_keys, random_lists  # noqa: E402
@@ -107,6 +109,26 @@ SHAPES = [  # nq, nk, heads, key heads
 def test_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
     """Every spec and shape (ragged, Nq != Nk, GQA), with the dQ grid and with dQ summed
     by the dK / dV grid (grad_dq_atomic)."""
+    check_matches_float64(name, d, nq, nk, h, hk, grad_cases.kernel(name, d, dq_atomic),
+                          " dq_atomic" if dq_atomic else "")
+
+
+@pytest.mark.parametrize("name", ["blocks", "document"])
+@pytest.mark.parametrize("d", cases.HEAD_DIMS)
+@pytest.mark.parametrize("nq,nk,h,hk", [(17, 17, 4, 2), (1000, 1000, 4, 1)])
+def test_one_stage_lists(name, d, nq, nk, h, hk):
+    """The backward's list walks at one stage: nothing is prefetched, so each list
+    entry is read an iteration early and carried (tessera-tgpu-read-ahead)."""
+    kernel = tessera.compile(grad_cases.SPECS[name][0], head_dim=d, dtype=cases.DTYPE,
+                             target="cuda")
+    kernel.grad_config = dataclasses.replace(
+        default_grad_config(kernel.head_dim, kernel.value_dim, kernel.chip), num_stages=1)
+    check_matches_float64(name, d, nq, nk, h, hk, kernel, " one stage")
+
+
+def check_matches_float64(name, d, nq, nk, h, hk, kernel, label):
+    """`kernel`'s gradients (outputs poisoned first) against float64, within SDPA's own
+    error where SDPA expresses the case exactly."""
     torch.manual_seed(nq * 7 + nk + d)
     B = 2 if nq * nk < 10 ** 6 else 1
     q = torch.randn(B, h, nq, d, device="cuda", dtype=torch.bfloat16)
@@ -118,7 +140,6 @@ def test_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
         gen = torch.Generator().manual_seed(nq + d)
         lists = random_lists(gen, B, h, nq, nk, grad_cases.BLOCKS, 4, ascending=nq == 1000)
         tables = {"block_indices": lists}
-    kernel = grad_cases.kernel(name, d, dq_atomic)
     o, lse = kernel(q, k, v, return_lse=True, **tables)
     out = tuple(torch.full_like(x, float("nan")) for x in (q, k, v))  # poisoned
     got = kernel.grad(q, k, v, o, lse, grad_out, out=out, **tables)
@@ -130,7 +151,7 @@ def test_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
     lse_err = (lse[rows].double() - ref_lse[rows]).abs().max().item() if rows.any() else 0.0
     ours = [error(x, r) for x, r in zip(got, refs)]
     peer = sdpa_errors(name, q, k, v, grad_out, keep, tables, refs)
-    print(f"{name}{' dq_atomic' if dq_atomic else ''} d={d} nq={nq} nk={nk} h={h}/{hk}: "
+    print(f"{name}{label} d={d} nq={nq} nk={nk} h={h}/{hk}: "
           f"dq dk dv tessera "
           f"{' '.join(f'{e:.2e}' for e in ours)} sdpa "
           f"{' '.join(f'{e:.2e}' for e in peer) if peer else None} (lse {lse_err:.1e}, "
