@@ -269,7 +269,8 @@ def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUMo
   let description = [{
     The synchronisation family of the tgpu -> nvvm conversion patterns, run on the
     kernels right after tessera-tile-to-gpu: `tgpu.barrier` -> `gpu.barrier`,
-    `tgpu.fence_async_shared` -> `nvvm.fence.proxy` (async.shared::cta),
+    `tgpu.named_barrier` / `tgpu.named_barrier_arrive` -> `nvvm.barrier` /
+    `nvvm.barrier.arrive` (a barrier id and a thread count), `tgpu.fence_async_shared` -> `nvvm.fence.proxy` (async.shared::cta),
     `tgpu.async_commit_group` -> `nvvm.cp.async.commit.group`, `tgpu.async_wait
     pending = n` -> `nvvm.cp.async.wait.group n`, `tgpu.warpgroup_wait %r.. pending = n`
     (f32 registers, no token) -> `nvvm.wgmma.wait.group n` and the registers through
@@ -277,7 +278,8 @@ def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUMo
     still read (a wait naming its groups), or a product wait naming its product's token,
     is an error: the ops that token orders are not lowered by this pass.
   }];
-  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect"];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::NVVM::NVVMDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 def TgpuAsyncToNvvm : Pass<"tessera-convert-tgpu-async-to-nvvm", "mlir::gpu::GPUModuleOp"> {

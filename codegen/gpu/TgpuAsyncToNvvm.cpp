@@ -39,9 +39,6 @@ using namespace mlir;
 using namespace tessera;
 using tessera::gpu::inlinePtx;
 
-/// Columns of one 128-byte swizzle row of 16-bit elements: a TMA box's widest.
-static constexpr int64_t kSwizzleBlockCols = 64;
-
 namespace {
 /// Element `index` of an array of `bytes`-byte elements at 32-bit address `base`.
 Value elementAddress(OpBuilder &b, Location loc, Value base, Value index, int64_t bytes) {
@@ -178,8 +175,9 @@ struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
       return op.emitOpError("has no NVVM form yet: it copies 2-D tiles of 16-bit elements "
                             "only, got ")
              << buffer;
-    // (A swizzle_128b buffer is whole 64-column blocks: its type says so.)
-    int64_t blockCols = swizzled ? kSwizzleBlockCols : cols;
+    // A 128-byte swizzle row (64 columns) is a swizzled box's widest; a swizzle_128b
+    // buffer is whole rows of them (its type says so).
+    int64_t blockCols = swizzled ? tessera::gpu::kSwizzleCols : cols;
     Value dst = elementAddress(rewriter, loc, adaptor.getBuffer(), adaptor.getStage(),
                                buffer.getStageBytes());
     Value barrier =

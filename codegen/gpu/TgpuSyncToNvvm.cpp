@@ -5,6 +5,8 @@
 // and cp.async with tgpu ops, the same ones tessera-tgpu-insert-barriers places; this
 // pass turns them into the instructions:
 //   tgpu.barrier                       -> gpu.barrier (bar.sync 0)
+//   tgpu.named_barrier %id threads = n -> nvvm.barrier id, n (bar.sync id, n)
+//   tgpu.named_barrier_arrive %id ...  -> nvvm.barrier.arrive id, n
 //   tgpu.fence_async_shared            -> nvvm.fence.proxy async.shared::cta
 //   tgpu.async_commit_group            -> nvvm.cp.async.commit.group
 //   tgpu.async_wait pending = n        -> nvvm.cp.async.wait.group n
@@ -19,6 +21,7 @@
 #include "codegen/gpu/Wgmma.h"
 #include "dialect/tgpu/TgpuDialect.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/PatternMatch.h"
@@ -37,6 +40,30 @@ struct LowerBarrier : OpRewritePattern<tgpu::BarrierOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tgpu::BarrierOp op, PatternRewriter &rewriter) const override {
     rewriter.replaceOpWithNewOp<::mlir::gpu::BarrierOp>(op);
+    return success();
+  }
+};
+
+Value threadCount(PatternRewriter &rewriter, Location loc, int64_t threads) {
+  return arith::ConstantIntOp::create(rewriter, loc, rewriter.getI32Type(), threads);
+}
+
+struct LowerNamedBarrier : OpRewritePattern<tgpu::NamedBarrierOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::NamedBarrierOp op, PatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<NVVM::BarrierOp>(
+        op, Type(), op.getId(), threadCount(rewriter, op.getLoc(), op.getThreads()),
+        NVVM::BarrierReductionAttr(), Value());
+    return success();
+  }
+};
+
+struct LowerNamedBarrierArrive : OpRewritePattern<tgpu::NamedBarrierArriveOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tgpu::NamedBarrierArriveOp op,
+                                PatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<NVVM::BarrierArriveOp>(
+        op, op.getId(), threadCount(rewriter, op.getLoc(), op.getThreads()));
     return success();
   }
 };
@@ -95,8 +122,8 @@ struct LowerWarpgroupWait : OpRewritePattern<tgpu::WarpgroupWaitOp> {
 struct TgpuSyncToNvvmPass : tessera::gpu::impl::TgpuSyncToNvvmBase<TgpuSyncToNvvmPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerBarrier, LowerProxyFence, LowerCommitGroup, LowerWait,
-                 LowerWarpgroupWait>(&getContext());
+    patterns.add<LowerBarrier, LowerNamedBarrier, LowerNamedBarrierArrive, LowerProxyFence,
+                 LowerCommitGroup, LowerWait, LowerWarpgroupWait>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
     getOperation()->walk([&](Operation *op) {
       auto wait = dyn_cast<tgpu::WarpgroupWaitOp>(op);

@@ -200,20 +200,16 @@ Value Distributor::turnBarrier(bool own) {
 void Distributor::beforeConsumerOp(Operation &op) {
   // Its turn: the other warpgroup has issued its last product of the turn before.
   if (pingpong && turnOf(op.getBlock()).first == &op)
-    turns.push_back({NVVM::BarrierOp::create(
-                         b, Type(), turnBarrier(/*own=*/true),
-                         arith::ConstantIntOp::create(b, b.getI32Type(), numThreads),
-                         NVVM::BarrierReductionAttr(), Value()),
-                     nullptr});
+    turns.push_back(
+        {tgpu::NamedBarrierOp::create(b, turnBarrier(/*own=*/true), numThreads), nullptr});
 }
 
 void Distributor::afterConsumerOp(Operation &op) {
   // Its last product issued (not waited for): the other's turn, under this one's
   // softmax.
   if (pingpong && turnOf(op.getBlock()).second == &op)
-    turns.back().second = NVVM::BarrierArriveOp::create(
-        b, turnBarrier(/*own=*/false),
-        arith::ConstantIntOp::create(b, b.getI32Type(), numThreads));
+    turns.back().second =
+        tgpu::NamedBarrierArriveOp::create(b, turnBarrier(/*own=*/false), numThreads);
   // A slot goes back as soon as its products are waited for (K's after Q·Kᵀ, not at the
   // end of the iteration), so the producer refills it sooner.
   giveBackRingTiles(&op);
@@ -233,7 +229,6 @@ void Distributor::afterConsumerOp(Operation &op) {
 // the other's. A block barrier inside a turn breaks this; checkTurns refuses it.
 void Distributor::turnAtEdge(int64_t warpgroupIndex, bool wait) {
   Value id = arith::ConstantIntOp::create(b, b.getI32Type(), kFirstTurnBarrier);
-  Value threads = arith::ConstantIntOp::create(b, b.getI32Type(), numThreads);
   auto here = scf::IfOp::create(
       b, TypeRange{},
       arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpgroup,
@@ -242,9 +237,9 @@ void Distributor::turnAtEdge(int64_t warpgroupIndex, bool wait) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(here.thenBlock()->getTerminator());
   if (wait)
-    NVVM::BarrierOp::create(b, Type(), id, threads, NVVM::BarrierReductionAttr(), Value());
+    tgpu::NamedBarrierOp::create(b, id, numThreads);
   else
-    NVVM::BarrierArriveOp::create(b, id, threads);
+    tgpu::NamedBarrierArriveOp::create(b, id, numThreads);
 }
 
 LogicalResult Distributor::checkTurns() {
@@ -391,9 +386,8 @@ LogicalResult Distributor::lowerWarpSpecialize(tgpu::WarpSpecializeOp op) {
   });
   for (tgpu::BarrierOp barrier : blockBarriers) {
     b.setInsertionPoint(barrier);
-    NVVM::BarrierOp::create(b, Type(), arith::ConstantIntOp::create(b, b.getI32Type(), 1),
-                            arith::ConstantIntOp::create(b, b.getI32Type(), numThreads),
-                            NVVM::BarrierReductionAttr(), Value());
+    tgpu::NamedBarrierOp::create(b, arith::ConstantIntOp::create(b, b.getI32Type(), 1),
+                                 numThreads);
     barrier.erase();
   }
   return success();

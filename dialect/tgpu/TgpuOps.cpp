@@ -241,6 +241,29 @@ LogicalResult MbarrierWaitOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// Named barriers
+//===----------------------------------------------------------------------===//
+
+/// PTX's named barriers: 16 a block, counting whole warps of a block of up to 1024
+/// threads.
+static LogicalResult verifyNamedBarrier(Operation *op, Value id, int64_t threads) {
+  if (threads < 32 || threads > 1024 || threads % 32)
+    return op->emitOpError("threads must be a multiple of 32 in [32, 1024], got ") << threads;
+  APInt constant;
+  if (matchPattern(id, m_ConstantInt(&constant)) &&
+      (constant.isNegative() || constant.getSExtValue() > 15))
+    return op->emitOpError("a block has named barriers 0 to 15, got ")
+           << constant.getSExtValue();
+  return success();
+}
+
+LogicalResult NamedBarrierOp::verify() { return verifyNamedBarrier(*this, getId(), getThreads()); }
+
+LogicalResult NamedBarrierArriveOp::verify() {
+  return verifyNamedBarrier(*this, getId(), getThreads());
+}
+
+//===----------------------------------------------------------------------===//
 // TMA
 //===----------------------------------------------------------------------===//
 

@@ -261,6 +261,39 @@ def Tgpu_BarrierOp : Tgpu_Op<"barrier"> {
   let assemblyFormat = "attr-dict";
 }
 
+def Tgpu_NamedBarrierOp : Tgpu_Op<"named_barrier"> {
+  let summary = "waits until `threads` threads have reached named barrier `id` (bar.sync)";
+  let description = [{
+    A barrier over some of the block's warps (a warpgroup's turn, the consumers of a
+    warp-specialised kernel): each warp that reaches it counts its 32 threads and waits
+    until `threads` have arrived at barrier `id` (0 to 15; 0 is `tgpu.barrier`'s, so
+    named groups take 1 to 15), with `tgpu.named_barrier_arrive` counting without
+    waiting. Not a block barrier: tessera-tgpu-insert-barriers does not count it.
+
+    ```mlir
+    tgpu.named_barrier %id threads = 256
+    ```
+  }];
+  let arguments = (ins I32:$id, I64Attr:$threads);
+  let assemblyFormat = "$id `threads` `=` $threads attr-dict";
+  let hasVerifier = 1;
+}
+
+def Tgpu_NamedBarrierArriveOp : Tgpu_Op<"named_barrier_arrive"> {
+  let summary = "counts this warp's threads at named barrier `id` without waiting (bar.arrive)";
+  let description = [{
+    The producer side of a named barrier: the barrier completes once `threads` threads
+    have arrived or waited at it.
+
+    ```mlir
+    tgpu.named_barrier_arrive %id threads = 256
+    ```
+  }];
+  let arguments = (ins I32:$id, I64Attr:$threads);
+  let assemblyFormat = "$id `threads` `=` $threads attr-dict";
+  let hasVerifier = 1;
+}
+
 def Tgpu_FenceAsyncSharedOp : Tgpu_Op<"fence_async_shared"> {
   let summary = "orders generic-proxy shared-memory accesses before async-proxy ones";
   let description = [{

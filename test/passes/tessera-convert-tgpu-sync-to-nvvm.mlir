@@ -46,3 +46,21 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+// A warpgroup's turn: a wait on its named barrier, an arrival on the other's, each of
+// the two warpgroups' 256 threads.
+// CHECK-LABEL: gpu.func @turns
+// CHECK-SAME: (%[[OWN:[^:]+]]: i32, %[[OTHER:[^:]+]]: i32)
+// CHECK: %[[N:.*]] = arith.constant 256 : i32
+// CHECK: nvvm.barrier id = %[[OWN]] number_of_threads = %[[N]]
+// CHECK: nvvm.barrier.arrive id = %[[OTHER]] number_of_threads = %{{.*}}
+// CHECK-NOT: tgpu.
+gpu.module @kernels {
+  gpu.func @turns(%own: i32, %other: i32) kernel {
+    tgpu.named_barrier %own threads = 256
+    tgpu.named_barrier_arrive %other threads = 256
+    gpu.return
+  }
+}

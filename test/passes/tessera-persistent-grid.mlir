@@ -111,7 +111,7 @@
 // WS: memref.store %{{[0-9]+}}#63
 // WS-NEXT: }
 // WS-NEXT: tgpu.fence_async_shared
-// WS-NEXT: nvvm.barrier id = %{{.*}} number_of_threads = %{{.*}}
+// WS-NEXT: tgpu.named_barrier %{{.*}} threads = {{[0-9]+}}
 // WS-NEXT: }
 
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>

@@ -13,24 +13,24 @@
 // GPU: nvvm.setmaxregister increase 240
 // GPU-NEXT: %[[WG1:.*]] = arith.cmpi eq, %[[WARPGROUP:[^,]+]], %c1
 // GPU-NEXT: scf.if %[[WG1]] {
-// GPU-NEXT: nvvm.barrier.arrive id = %c2_i32 number_of_threads = %c256_i32
+// GPU-NEXT: tgpu.named_barrier_arrive %c2_i32 threads = 256
 // GPU-NEXT: }
 // GPU: scf.for
 // GPU: %[[OWN:.*]] = arith.addi {{.*}}%c2_i32{{.*}} : i32
-// GPU-NEXT: nvvm.barrier id = %[[OWN]] number_of_threads = %c256_i32
-// GPU-NOT: nvvm.barrier
+// GPU-NEXT: tgpu.named_barrier %[[OWN]] threads = 256
+// GPU-NOT: tgpu.named_barrier
 // GPU: nvvm.wgmma.mma_async
-// GPU-NOT: nvvm.barrier
+// GPU-NOT: tgpu.named_barrier
 // GPU: wgmma.mma_async.sync.aligned.m64n128k16
 // GPU: nvvm.wgmma.commit.group.sync.aligned
 // GPU-NEXT: arith.index_castui
 // GPU-NEXT: %[[OTHER:.*]] = arith.subi %c3_i32, %{{.*}} : i32
-// GPU-NEXT: nvvm.barrier.arrive id = %[[OTHER]] number_of_threads = %c256_i32
+// GPU-NEXT: tgpu.named_barrier_arrive %[[OTHER]] threads = 256
 // GPU-NEXT: tgpu.warpgroup_wait {{.*}}pending = 0
 // GPU: scf.yield
 // GPU: %[[WG0:.*]] = arith.cmpi eq, %[[WARPGROUP]], %c0
 // GPU-NEXT: scf.if %[[WG0]] {
-// GPU-NEXT: nvvm.barrier id = %c2_i32 number_of_threads = %c256_i32
+// GPU-NEXT: tgpu.named_barrier %c2_i32 threads = 256
 // GPU-NEXT: }
 // GPU: gpu.return
 func.func @two_consumers(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,

@@ -117,8 +117,8 @@ func.func @key_loop(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,
 // CHECK: arith.cmpi uge, %{{.*}}, %c256
 // CHECK: nvvm.setmaxregister decrease 24
 // CHECK: nvvm.setmaxregister increase 240
-// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %[[THREADS:.*]]
-// CHECK: nvvm.barrier id = %{{.*}} number_of_threads = %[[THREADS]]
+// CHECK: tgpu.named_barrier %{{.*}} threads = 256
+// CHECK: tgpu.named_barrier %{{.*}} threads = 256
 // CHECK: vector.store
 // CHECK: gpu.return
 func.func @two_consumers(%q: memref<?x128xbf16, strided<[?, ?], offset: ?>>,

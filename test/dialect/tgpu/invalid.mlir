@@ -698,3 +698,20 @@ func.func @warp_specialize_outer_use_parse_error(%n: index) {
   }
   return
 }
+
+// -----
+
+func.func @named_barrier_threads(%id: i32) {
+  // expected-error @+1 {{'tgpu.named_barrier' op threads must be a multiple of 32 in [32, 1024], got 100}}
+  tgpu.named_barrier %id threads = 100
+  return
+}
+
+// -----
+
+func.func @named_barrier_id() {
+  %id = arith.constant 16 : i32
+  // expected-error @+1 {{'tgpu.named_barrier_arrive' op a block has named barriers 0 to 15, got 16}}
+  tgpu.named_barrier_arrive %id threads = 128
+  return
+}

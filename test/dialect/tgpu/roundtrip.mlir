@@ -221,3 +221,15 @@ func.func @registers_wait(%a: f32, %b: f32) -> (f32, f32) {
   tgpu.warpgroup_wait pending = 0
   return %r#0, %r#1 : f32, f32
 }
+
+// -----
+
+// Named barriers: a warpgroup's turn (wait on its own, arrive on the other's).
+// CHECK-LABEL: func.func @named_barriers
+// CHECK: tgpu.named_barrier %{{.*}} threads = 256
+// CHECK: tgpu.named_barrier_arrive %{{.*}} threads = 128
+func.func @named_barriers(%own: i32, %other: i32) {
+  tgpu.named_barrier %own threads = 256
+  tgpu.named_barrier_arrive %other threads = 128
+  return
+}
