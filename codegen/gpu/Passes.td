@@ -287,8 +287,9 @@ def TgpuAsyncToNvvm : Pass<"tessera-convert-tgpu-async-to-nvvm", "mlir::gpu::GPU
   let description = [{
     The asynchronous-copy family of the tgpu -> nvvm conversion patterns, run on the
     kernels after tessera-tile-to-gpu: `tgpu.mbarrier_init`, `tgpu.fence_mbarrier_init`,
-    `tgpu.mbarrier_expect_tx`, `tgpu.mbarrier_arrive`, `tgpu.mbarrier_wait` and
-    `tgpu.tma_load` become their PTX instructions (inline, as NVVM emits its own), with
+    `tgpu.mbarrier_expect_tx`, `tgpu.mbarrier_arrive`, `tgpu.mbarrier_wait`,
+    `tgpu.tma_load`, `tgpu.tma_store` and `tgpu.tma_store_wait` become their PTX
+    instructions (inline, as NVVM emits its own), with
     an !tgpu.mbarrier as its 32-bit shared address (stage s 8 s bytes on), an !tgpu.smem
     as its stage 0's address and a !tgpu.tma_desc as the kernel's descriptor parameter.
     The kernels give those through unrealized casts of the addresses, which fold away; a

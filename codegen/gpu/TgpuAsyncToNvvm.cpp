@@ -14,6 +14,9 @@
 //   tgpu.mbarrier_wait %b, %phase      -> a mbarrier.try_wait.parity loop
 //   tgpu.tma_load                      -> cp.async.bulk.tensor.Nd ... complete_tx::bytes,
 //                                         one per 64-column block of a swizzle_128b box
+//   tgpu.tma_store                     -> cp.async.bulk.tensor.Nd.global.shared::cta
+//                                         (a block each), one bulk commit_group
+//   tgpu.tma_store_wait pending = n    -> cp.async.bulk.wait_group.read n
 // tessera-tile-to-gpu's kernels name their barriers and boxes by address, through
 // unrealized casts to these types, which fold away here; an op naming a barrier or
 // buffer whose address nothing gives (its allocation not lowered) is an error.
@@ -162,22 +165,61 @@ struct LowerMbarrierWait : OpConversionPattern<tgpu::MbarrierWaitOp> {
   }
 };
 
+/// The `{$first, ...}` coordinate list of a bulk tensor copy over `rank` coordinates,
+/// adding their "r" constraints to `constraints`.
+std::string coordinateList(int64_t rank, int64_t first, std::string &constraints) {
+  std::string list = "{";
+  for (int64_t d = 0; d < rank; ++d) {
+    list += (d ? ", $" : "$") + std::to_string(first + d);
+    constraints += ",r";
+  }
+  return list + "}";
+}
+
+/// A box of a TMA copy, checked for what the patterns lower: 2-D 16-bit tiles, a
+/// swizzle_128b one copied as its 64-column blocks (a 128-byte swizzle row is a swizzled
+/// box's widest; the buffer's type makes it whole blocks).
+FailureOr<int64_t> blockColumns(Operation *op, tgpu::SharedBufferType buffer) {
+  ArrayRef<int64_t> shape = buffer.getShape();
+  if (buffer.getElementType().getIntOrFloatBitWidth() != 16 || shape.size() != 2)
+    return op->emitOpError("has no NVVM form yet: it copies 2-D tiles of 16-bit elements "
+                           "only, got ")
+           << buffer;
+  return buffer.getLayout().getKind() == tgpu::SwizzleKind::swizzle_128b
+             ? tessera::gpu::kSwizzleCols
+             : shape.back();
+}
+
+/// For each block of `buffer`'s box (see blockColumns), its shared address from `base`
+/// and its innermost coordinate from `column`.
+template <typename Fn>
+void forEachBlock(ConversionPatternRewriter &rewriter, Location loc, tgpu::SharedBufferType buffer,
+                  int64_t blockCols, Value base, Value column, Fn fn) {
+  int64_t rows = buffer.getShape().front(), cols = buffer.getShape().back();
+  for (int64_t block = 0; block < cols / blockCols; ++block) {
+    // Block k is swizzle block k: [rows][64] elements after the k blocks before it.
+    if (!block) {
+      fn(base, column);
+      continue;
+    }
+    // One after the other: argument order would leave the IR to the C++ compiler.
+    Value at = arith::AddIOp::create(rewriter, loc, base,
+                                     i32Constant(rewriter, loc, block * rows * blockCols * 2));
+    Value blockColumn =
+        arith::AddIOp::create(rewriter, loc, column, i32Constant(rewriter, loc, block * blockCols));
+    fn(at, blockColumn);
+  }
+}
+
 struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::TmaLoadOp op, OpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     tgpu::SharedBufferType buffer = op.getBuffer().getType();
-    ArrayRef<int64_t> shape = buffer.getShape();
-    int64_t rows = shape.front(), cols = shape.back();
-    bool swizzled = buffer.getLayout().getKind() == tgpu::SwizzleKind::swizzle_128b;
-    if (buffer.getElementType().getIntOrFloatBitWidth() != 16 || shape.size() != 2)
-      return op.emitOpError("has no NVVM form yet: it copies 2-D tiles of 16-bit elements "
-                            "only, got ")
-             << buffer;
-    // A 128-byte swizzle row (64 columns) is a swizzled box's widest; a swizzle_128b
-    // buffer is whole rows of them (its type says so).
-    int64_t blockCols = swizzled ? tessera::gpu::kSwizzleCols : cols;
+    FailureOr<int64_t> blockCols = blockColumns(op, buffer);
+    if (failed(blockCols))
+      return failure();
     Value dst = elementAddress(rewriter, loc, adaptor.getBuffer(), adaptor.getStage(),
                                buffer.getStageBytes());
     Value barrier =
@@ -185,30 +227,60 @@ struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
     // The descriptor's coordinates run innermost first.
     SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
     int64_t rank = coords.size();
-    std::string ptx, constraints = "r,l";
-    llvm::raw_string_ostream os(ptx);
-    os << "cp.async.bulk.tensor." << rank
-       << "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, {";
-    for (int64_t d = 0; d < rank; ++d) {
-      os << (d ? ", " : "") << "$" << d + 2;
-      constraints += ",r";
-    }
-    os << "}], [$" << rank + 2 << "];";
+    std::string constraints = "r,l";
+    std::string ptx = "cp.async.bulk.tensor." + std::to_string(rank) +
+                      "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, " +
+                      coordinateList(rank, 2, constraints) + "], [$" +
+                      std::to_string(rank + 2) + "];";
     constraints += ",r";
-    for (int64_t block = 0; block < cols / blockCols; ++block) {
-      // Block k fills swizzle block k: [rows][64] elements after the k blocks before it.
-      Value blockDst = dst, column = coords[0];
-      if (block) {
-        blockDst = arith::AddIOp::create(rewriter, loc, dst,
-                                         i32Constant(rewriter, loc, block * rows * blockCols * 2));
-        column = arith::AddIOp::create(rewriter, loc, coords[0],
-                                       i32Constant(rewriter, loc, block * blockCols));
-      }
-      SmallVector<Value> operands{blockDst, adaptor.getDescriptor(), column};
+    forEachBlock(rewriter, loc, buffer, *blockCols, dst, coords[0], [&](Value at, Value column) {
+      SmallVector<Value> operands{at, adaptor.getDescriptor(), column};
       llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
       operands.push_back(barrier);
       inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
-    }
+    });
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerTmaStore : OpConversionPattern<tgpu::TmaStoreOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::TmaStoreOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    tgpu::SharedBufferType buffer = op.getBuffer().getType();
+    FailureOr<int64_t> blockCols = blockColumns(op, buffer);
+    if (failed(blockCols))
+      return failure();
+    SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
+    int64_t rank = coords.size();
+    std::string constraints = "l";
+    std::string ptx = "cp.async.bulk.tensor." + std::to_string(rank) +
+                      "d.global.shared::cta.bulk_group [$0, " +
+                      coordinateList(rank, 1, constraints) + "], [$" +
+                      std::to_string(rank + 1) + "];";
+    constraints += ",r";
+    forEachBlock(rewriter, loc, buffer, *blockCols, adaptor.getBuffer(), coords[0],
+                 [&](Value at, Value column) {
+                   SmallVector<Value> operands{adaptor.getDescriptor(), column};
+                   llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
+                   operands.push_back(at);
+                   inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
+                 });
+    // The blocks are one bulk group: tgpu.tma_store_wait counts stores, not blocks.
+    inlinePtx(rewriter, loc, Type(), ValueRange(), "cp.async.bulk.commit_group;", "");
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct LowerTmaStoreWait : OpConversionPattern<tgpu::TmaStoreWaitOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(tgpu::TmaStoreWaitOp op, OpAdaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    inlinePtx(rewriter, op.getLoc(), Type(), ValueRange(),
+              "cp.async.bulk.wait_group.read " + std::to_string(op.getPending()) + ";", "");
     rewriter.eraseOp(op);
     return success();
   }
@@ -235,7 +307,8 @@ struct TgpuAsyncToNvvmPass : tessera::gpu::impl::TgpuAsyncToNvvmBase<TgpuAsyncTo
     ConversionTarget target(*ctx);
     target.addIllegalOp<tgpu::MbarrierInitOp, tgpu::FenceMbarrierInitOp,
                         tgpu::MbarrierExpectTxOp, tgpu::MbarrierArriveOp,
-                        tgpu::MbarrierWaitOp, tgpu::TmaLoadOp>();
+                        tgpu::MbarrierWaitOp, tgpu::TmaLoadOp, tgpu::TmaStoreOp,
+                        tgpu::TmaStoreWaitOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     // Every barrier, buffer and descriptor these ops name must have its address here
     // (tgpu.mbarrier_alloc and tgpu.local_alloc are not lowered by this family).
@@ -256,7 +329,8 @@ struct TgpuAsyncToNvvmPass : tessera::gpu::impl::TgpuAsyncToNvvmBase<TgpuAsyncTo
       return signalPassFailure();
     RewritePatternSet patterns(ctx);
     patterns.add<LowerMbarrierInit, LowerFenceMbarrierInit, LowerMbarrierExpectTx,
-                 LowerMbarrierArrive, LowerMbarrierWait, LowerTmaLoad>(types, ctx);
+                 LowerMbarrierArrive, LowerMbarrierWait, LowerTmaLoad, LowerTmaStore,
+                 LowerTmaStoreWait>(types, ctx);
     if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
       return signalPassFailure();
     // The kernels' casts of addresses to the types and the conversion's casts back fold.

@@ -57,3 +57,18 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+!box = !tgpu.smem<32x32xf32, #tgpu.shared<none>, mutable>
+!desc = !tgpu.tma_desc<32x32xf32, #tgpu.shared<none>>
+gpu.module @kernels {
+  gpu.func @f32_store(%desc: !llvm.ptr, %buf: i32, %i: i32) kernel {
+    %k = builtin.unrealized_conversion_cast %buf : i32 to !box
+    %d = builtin.unrealized_conversion_cast %desc : !llvm.ptr to !desc
+    // expected-error @+2 {{'tgpu.tma_store' op has no NVVM form yet: it copies 2-D tiles of 16-bit elements only}}
+    // expected-error @+1 {{failed to legalize operation 'tgpu.tma_store'}}
+    tgpu.tma_store %k to %d[%i, %i] : !box, !desc
+    gpu.return
+  }
+}

@@ -89,3 +89,28 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+// A TMA store: a bulk tensor copy per 64-column block (the second 8192 bytes and 64
+// columns on), one bulk group for the tile; a wait for the groups still reading shared
+// memory.
+!obuf = !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, mutable>
+!odesc = !tgpu.tma_desc<64x128xbf16, #tgpu.shared<swizzle_128b>>
+// CHECK-LABEL: gpu.func @store
+// CHECK-SAME: (%[[DESC:[^:]+]]: !llvm.ptr, %[[BUF:[^:]+]]: i32, %[[M0:[^:]+]]: i32, %[[C0:[^:]+]]: i32)
+// CHECK: "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [$0, {$1, $2}], [$3];", "l,r,r,r" %[[DESC]], %[[C0]], %[[M0]], %[[BUF]] : (!llvm.ptr, i32, i32, i32) -> ()
+// CHECK: %[[BUF1:.*]] = arith.addi %[[BUF]], %{{.*}} : i32
+// CHECK: %[[COL1:.*]] = arith.addi %[[C0]], %{{.*}} : i32
+// CHECK: "cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [$0, {$1, $2}], [$3];", "l,r,r,r" %[[DESC]], %[[COL1]], %[[M0]], %[[BUF1]]
+// CHECK-NEXT: "cp.async.bulk.commit_group;", ""
+// CHECK-NEXT: "cp.async.bulk.wait_group.read 1;", ""
+gpu.module @kernels {
+  gpu.func @store(%desc: !llvm.ptr, %buf: i32, %m0: i32, %c0: i32) kernel {
+    %o = builtin.unrealized_conversion_cast %buf : i32 to !obuf
+    %d = builtin.unrealized_conversion_cast %desc : !llvm.ptr to !odesc
+    tgpu.tma_store %o to %d[%m0, %c0] : !obuf, !odesc
+    tgpu.tma_store_wait pending = 1
+    gpu.return
+  }
+}
