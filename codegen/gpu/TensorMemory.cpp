@@ -39,12 +39,6 @@ static constexpr int kMaxBarriers = 32;
 /// Columns of one box: a 128-byte swizzle block of 16-bit elements.
 static constexpr int64_t kBoxCols = kSwizzleCols;
 
-static Value toI32(ImplicitLocOpBuilder &b, Value v) {
-  if (v.getType().isIndex())
-    return arith::IndexCastUIOp::create(b, b.getI32Type(), v);
-  return arith::TruncIOp::create(b, b.getI32Type(), v);
-}
-
 std::string tessera::gpu::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func,
                                             int64_t numThreads) {
   auto tileType = cast<RankedTensorType>(op.getType());

@@ -41,6 +41,7 @@ namespace tessera::gpu {
 using namespace mlir;
 using namespace tessera;
 using tessera::gpu::inlinePtx;
+using tessera::gpu::toI32;
 
 namespace {
 /// Element `index` of an array of `bytes`-byte elements at 32-bit address `base`.
@@ -60,10 +61,6 @@ Value testedForZero(Value pred) {
     return {};
   Type t = cmp.getLhs().getType();
   return t.isIndex() || t.isInteger(32) ? cmp.getLhs() : Value();
-}
-
-Value toI32(OpBuilder &b, Location loc, Value v) {
-  return v.getType().isIndex() ? arith::IndexCastUIOp::create(b, loc, b.getI32Type(), v) : v;
 }
 
 Value i32Constant(OpBuilder &b, Location loc, int64_t v) {

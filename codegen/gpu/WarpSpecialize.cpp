@@ -41,12 +41,6 @@ RegisterBudgets tessera::gpu::warpSpecializedRegisters(int64_t consumerWarpgroup
   return {std::min(fair, consumer), producer, consumer, blocks};
 }
 
-static Value toI32(ImplicitLocOpBuilder &b, Value v) {
-  if (v.getType().isIndex())
-    return arith::IndexCastUIOp::create(b, b.getI32Type(), v);
-  return arith::TruncIOp::create(b, b.getI32Type(), v);
-}
-
 int Distributor::emptyBarriersOf(int buffer) {
   auto it = emptyBarrierBase.find(buffer);
   if (it != emptyBarrierBase.end())

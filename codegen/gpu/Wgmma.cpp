@@ -68,6 +68,14 @@ Value tessera::gpu::registerSourcedWgmma(ImplicitLocOpBuilder &b, ValueRange acc
   return inlinePtx(b, b.getLoc(), result, operands, ptx, constraints);
 }
 
+Value tessera::gpu::toI32(OpBuilder &b, Location loc, Value v) {
+  if (v.getType().isIndex())
+    return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), v);
+  if (v.getType().getIntOrFloatBitWidth() == 32)
+    return v;
+  return arith::TruncIOp::create(b, loc, b.getI32Type(), v);
+}
+
 Value tessera::gpu::inlinePtx(OpBuilder &b, Location loc, Type result, ValueRange operands,
                               StringRef ptx, StringRef constraints) {
   auto op = LLVM::InlineAsmOp::create(

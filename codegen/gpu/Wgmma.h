@@ -52,6 +52,13 @@ mlir::Value inlinePtx(mlir::OpBuilder &b, mlir::Location loc, mlir::Type result,
                       mlir::ValueRange operands, llvm::StringRef ptx,
                       llvm::StringRef constraints);
 
+/// `v` (an index or an integer of 32 bits or more) as a 32-bit value: PTX operands and
+/// shared-window addresses, which fit 32-bit registers.
+mlir::Value toI32(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v);
+inline mlir::Value toI32(mlir::ImplicitLocOpBuilder &b, mlir::Value v) {
+  return toI32(b, b.getLoc(), v);
+}
+
 /// `values` passed through an empty volatile asm that reads and writes them: their uses
 /// cannot move above it. Placed after a wgmma wait, it keeps reads of the accumulators a
 /// product writes asynchronously after the wait (what CUTLASS's warpgroup_fence_operand does).
