@@ -166,8 +166,10 @@ Value Distributor::mbarrierAt(Value address) {
 }
 
 void Distributor::waitParity(Value address, Value parity) {
-  tgpu::MbarrierWaitOp::create(b, mbarrierAt(address), Value(),
-                               arith::TruncIOp::create(b, b.getI1Type(), parity));
+  // One after the other: argument order would leave the IR to the C++ compiler.
+  Value phase = arith::TruncIOp::create(b, b.getI1Type(), parity);
+  Value barrier = mbarrierAt(address);
+  tgpu::MbarrierWaitOp::create(b, barrier, Value(), phase);
 }
 
 void Distributor::issueTensorCopies(tile::LoadOp op, int buffer, Value stage,
