@@ -18,30 +18,19 @@ using namespace tessera::gpu;
 std::optional<Distributor::Prefetch> Distributor::prefetchOf(tile::LoadOp load, scf::ForOp op) {
   if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
     return std::nullopt;
-  // The indices must follow from the induction variable through pure ops of the body.
-  SetVector<Operation *> slice;
-  SmallVector<Value> work(load.getIndices().begin(), load.getIndices().end());
-  while (!work.empty()) {
-    Value v = work.pop_back_val();
-    Operation *def = v.getDefiningOp();
-    if (!def && v != op.getInductionVar() && cast<BlockArgument>(v).getOwner() == op.getBody())
-      return std::nullopt; // a loop-carried value: next iteration's is not known yet
-    if (!def || def->getBlock() != op.getBody())
-      continue; // the induction variable or a value from outside the loop
-    // A read is issued an iteration early only where the tile builder promises every
-    // read of the loop in bounds at any induction value (tile.speculable).
-    bool speculableRead = op->hasAttr(tile_loop::kSpeculable) && isReadOfInput(def);
-    if (!(isPure(def) || speculableRead) || def->getNumRegions() ||
-        isa<RankedTensorType>(v.getType()))
-      return std::nullopt;
-    if (slice.insert(def))
-      work.append(def->operand_begin(), def->operand_end());
-  }
-  Prefetch p{load, {}};
-  for (Operation &x : op.getBody()->without_terminator())
-    if (slice.contains(&x))
-      p.indexSlice.push_back(&x);
-  return p;
+  // The indices must follow from the induction variable through pure ops of the body;
+  // a read is issued an iteration early only where the tile builder promises every read
+  // of the loop in bounds at any induction value (tile.speculable).
+  bool speculable = op->hasAttr(tile_loop::kSpeculable);
+  FailureOr<SmallVector<Operation *>> slice =
+      indexSlice(op, load.getIndices(), [&](Operation *def) {
+        return (isPure(def) || (speculable && isReadOfInput(def))) &&
+               llvm::none_of(def->getResultTypes(),
+                             [](Type t) { return isa<RankedTensorType>(t); });
+      });
+  if (failed(slice))
+    return std::nullopt;
+  return Prefetch{load, std::move(*slice)};
 }
 
 SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {

@@ -46,6 +46,31 @@ bool tessera::gpu::isReadOfInput(Operation *op) {
   });
 }
 
+FailureOr<SmallVector<Operation *>>
+tessera::gpu::indexSlice(scf::ForOp loop, ValueRange indices,
+                         function_ref<bool(Operation *)> allowed) {
+  Block *body = loop.getBody();
+  llvm::SetVector<Operation *> slice;
+  SmallVector<Value> work(indices.begin(), indices.end());
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    Operation *def = v.getDefiningOp();
+    if (!def && v != loop.getInductionVar() && cast<BlockArgument>(v).getOwner() == body)
+      return failure(); // a carried value: the next iteration's is not known yet
+    if (!def || def->getBlock() != body)
+      continue; // the induction variable or a value from outside the loop
+    if (def->getNumRegions() || !allowed(def))
+      return failure();
+    if (slice.insert(def))
+      work.append(def->operand_begin(), def->operand_end());
+  }
+  SmallVector<Operation *> ordered;
+  for (Operation &op : body->without_terminator())
+    if (slice.contains(&op))
+      ordered.push_back(&op);
+  return ordered;
+}
+
 /// Rewrites `loop` so that `read`, a load in its body whose indices follow from the
 /// induction variable alone (through pure ops of the body), is made one iteration early:
 /// the value for the lower bound is read before the loop and carried first among its
@@ -57,31 +82,15 @@ static FailureOr<scf::ForOp> carryReadAhead(OpBuilder &b, scf::ForOp loop,
   Block *body = loop.getBody();
   if (read->getBlock() != body)
     return failure();
-  // The body's ops the read's indices come from.
-  llvm::SetVector<Operation *> slice;
-  SmallVector<Value> work(read.getIndices().begin(), read.getIndices().end());
-  while (!work.empty()) {
-    Value v = work.pop_back_val();
-    if (auto arg = dyn_cast<BlockArgument>(v)) {
-      if (arg.getOwner() == body && arg != loop.getInductionVar())
-        return failure(); // a carried value: the next iteration's is not known yet
-      continue;
-    }
-    Operation *def = v.getDefiningOp();
-    if (def->getBlock() != body)
-      continue;
-    if (!isPure(def) || def->getNumRegions())
-      return failure();
-    if (slice.insert(def))
-      work.append(def->operand_begin(), def->operand_end());
-  }
-  SmallVector<Operation *> ordered(slice.begin(), slice.end());
-  llvm::sort(ordered, [](Operation *x, Operation *y) { return x->isBeforeInBlock(y); });
+  FailureOr<SmallVector<Operation *>> ordered =
+      indexSlice(loop, read.getIndices(), [](Operation *op) { return isPure(op); });
+  if (failed(ordered))
+    return failure();
   // The read at induction value `iv`, the slice's ops reading the variable `current`.
   auto readAt = [&](Value current, Value iv) {
     IRMapping map;
     map.map(current, iv);
-    for (Operation *op : ordered)
+    for (Operation *op : *ordered)
       b.clone(*op, map);
     return b.clone(*read, map)->getResult(0);
   };
@@ -107,7 +116,7 @@ static FailureOr<scf::ForOp> carryReadAhead(OpBuilder &b, scf::ForOp loop,
                                                                      ahead.getStep()));
   read.getResult().replaceAllUsesWith(carried);
   read->erase();
-  for (Operation *op : llvm::reverse(ordered))
+  for (Operation *op : llvm::reverse(*ordered))
     if (op->use_empty())
       op->erase();
   auto yield = cast<scf::YieldOp>(aheadBody->getTerminator());

@@ -2,6 +2,7 @@
 #ifndef TESSERA_CODEGEN_GPU_READAHEAD_H
 #define TESSERA_CODEGEN_GPU_READAHEAD_H
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Operation.h"
 
 namespace tessera::gpu {
@@ -12,6 +13,15 @@ namespace tessera::gpu {
 /// one function stand for its kernels: an earlier grid's writes are done when this one
 /// starts). Read by prefetching (Loops.cpp) and tessera-tgpu-read-ahead.
 bool isReadOfInput(mlir::Operation *op);
+
+/// The ops of `loop`'s body that `indices` are computed from, in body order, when they
+/// follow from the induction variable alone through ops `allowed` accepts (region-free
+/// ones only); fails on a carried value (the next iteration's is not known yet) or an op
+/// `allowed` refuses. What makes an index computable an iteration early: read ahead
+/// here, prefetched by the lowering (Loops.cpp, prefetchOf).
+mlir::FailureOr<llvm::SmallVector<mlir::Operation *>>
+indexSlice(mlir::scf::ForOp loop, mlir::ValueRange indices,
+           llvm::function_ref<bool(mlir::Operation *)> allowed);
 } // namespace tessera::gpu
 
 #endif

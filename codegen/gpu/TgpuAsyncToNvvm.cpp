@@ -44,14 +44,29 @@ using tessera::gpu::inlinePtx;
 using tessera::gpu::toI32;
 
 namespace {
+Value i32Constant(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
+}
+
 /// Element `index` of an array of `bytes`-byte elements at 32-bit address `base`.
 Value elementAddress(OpBuilder &b, Location loc, Value base, Value index, int64_t bytes) {
   if (!index)
     return base;
   Value i = arith::IndexCastUIOp::create(b, loc, b.getI32Type(), index);
-  Value offset =
-      arith::MulIOp::create(b, loc, i, arith::ConstantIntOp::create(b, loc, b.getI32Type(), bytes));
+  Value offset = arith::MulIOp::create(b, loc, i, i32Constant(b, loc, bytes));
   return arith::AddIOp::create(b, loc, base, offset);
+}
+
+/// Stage `stage` (null: the only one) of the mbarriers at `base`: 8 bytes each.
+Value barrierAddress(OpBuilder &b, Location loc, Value base, Value stage) {
+  return elementAddress(b, loc, base, stage, 8);
+}
+
+/// `op` replaced by one PTX statement with side effects.
+void replaceWithPtx(ConversionPatternRewriter &rewriter, Operation *op, ValueRange operands,
+                    StringRef ptx, StringRef constraints) {
+  inlinePtx(rewriter, op->getLoc(), Type(), operands, ptx, constraints);
+  rewriter.eraseOp(op);
 }
 
 /// `x` where `pred` is `x == 0` for an index or 32-bit `x`; null otherwise.
@@ -63,10 +78,6 @@ Value testedForZero(Value pred) {
   return t.isIndex() || t.isInteger(32) ? cmp.getLhs() : Value();
 }
 
-Value i32Constant(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
-}
-
 struct LowerMbarrierInit : OpConversionPattern<tgpu::MbarrierInitOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::MbarrierInitOp op, OpAdaptor adaptor,
@@ -75,7 +86,7 @@ struct LowerMbarrierInit : OpConversionPattern<tgpu::MbarrierInitOp> {
     std::string ptx = "mbarrier.init.shared::cta.b64 [$0], " + std::to_string(op.getCount()) + ";";
     for (int64_t s = 0, e = op.getBarrier().getType().getStages(); s < e; ++s) {
       Value stage = s ? arith::ConstantIndexOp::create(rewriter, loc, s).getResult() : Value();
-      inlinePtx(rewriter, loc, Type(), elementAddress(rewriter, loc, adaptor.getBarrier(), stage, 8),
+      inlinePtx(rewriter, loc, Type(), barrierAddress(rewriter, loc, adaptor.getBarrier(), stage),
                 ptx, "r");
     }
     rewriter.eraseOp(op);
@@ -87,9 +98,7 @@ struct LowerFenceMbarrierInit : OpConversionPattern<tgpu::FenceMbarrierInitOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::FenceMbarrierInitOp op, OpAdaptor,
                                 ConversionPatternRewriter &rewriter) const override {
-    inlinePtx(rewriter, op.getLoc(), Type(), ValueRange(), "fence.mbarrier_init.release.cluster;",
-              "");
-    rewriter.eraseOp(op);
+    replaceWithPtx(rewriter, op, ValueRange(), "fence.mbarrier_init.release.cluster;", "");
     return success();
   }
 };
@@ -99,10 +108,10 @@ struct LowerMbarrierExpectTx : OpConversionPattern<tgpu::MbarrierExpectTxOp> {
   LogicalResult matchAndRewrite(tgpu::MbarrierExpectTxOp op, OpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Value barrier = elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8);
-    inlinePtx(rewriter, loc, Type(), ValueRange{barrier, i32Constant(rewriter, loc, op.getBytes())},
-              "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r");
-    rewriter.eraseOp(op);
+    Value barrier = barrierAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage());
+    Value bytes = i32Constant(rewriter, loc, op.getBytes());
+    replaceWithPtx(rewriter, op, ValueRange{barrier, bytes},
+                   "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r");
     return success();
   }
 };
@@ -113,7 +122,7 @@ struct LowerMbarrierArrive : OpConversionPattern<tgpu::MbarrierArriveOp> {
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     SmallVector<Value> operands{
-        elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8)};
+        barrierAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage())};
     std::string ptx = "mbarrier.arrive.shared::cta.b64 _, [$0]", constraints = "r";
     if (op.getCount() != 1) {
       operands.push_back(i32Constant(rewriter, loc, op.getCount()));
@@ -138,8 +147,7 @@ struct LowerMbarrierArrive : OpConversionPattern<tgpu::MbarrierArriveOp> {
         constraints += ",b";
       }
     }
-    inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
-    rewriter.eraseOp(op);
+    replaceWithPtx(rewriter, op, operands, ptx, constraints);
     return success();
   }
 };
@@ -149,15 +157,14 @@ struct LowerMbarrierWait : OpConversionPattern<tgpu::MbarrierWaitOp> {
   LogicalResult matchAndRewrite(tgpu::MbarrierWaitOp op, OpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Value barrier = elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage(), 8);
+    Value barrier = barrierAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getStage());
     Value parity = arith::ExtUIOp::create(rewriter, loc, rewriter.getI32Type(), adaptor.getPhase());
     // A loop in one asm block: PTX scopes the label to its braces.
-    inlinePtx(rewriter, loc, Type(), ValueRange{barrier, parity},
-              "{\n.reg .pred done;\nwait_phase:\n"
-              "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
-              "@!done bra wait_phase;\n}",
-              "r,r");
-    rewriter.eraseOp(op);
+    replaceWithPtx(rewriter, op, ValueRange{barrier, parity},
+                   "{\n.reg .pred done;\nwait_phase:\n"
+                   "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+                   "@!done bra wait_phase;\n}",
+                   "r,r");
     return success();
   }
 };
@@ -220,7 +227,7 @@ struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
     Value dst = elementAddress(rewriter, loc, adaptor.getBuffer(), adaptor.getStage(),
                                buffer.getStageBytes());
     Value barrier =
-        elementAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getBarrierStage(), 8);
+        barrierAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getBarrierStage());
     // The descriptor's coordinates run innermost first.
     SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
     int64_t rank = coords.size();
@@ -266,8 +273,7 @@ struct LowerTmaStore : OpConversionPattern<tgpu::TmaStoreOp> {
                    inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
                  });
     // The blocks are one bulk group: tgpu.tma_store_wait counts stores, not blocks.
-    inlinePtx(rewriter, loc, Type(), ValueRange(), "cp.async.bulk.commit_group;", "");
-    rewriter.eraseOp(op);
+    replaceWithPtx(rewriter, op, ValueRange(), "cp.async.bulk.commit_group;", "");
     return success();
   }
 };
@@ -276,9 +282,8 @@ struct LowerTmaStoreWait : OpConversionPattern<tgpu::TmaStoreWaitOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::TmaStoreWaitOp op, OpAdaptor,
                                 ConversionPatternRewriter &rewriter) const override {
-    inlinePtx(rewriter, op.getLoc(), Type(), ValueRange(),
-              "cp.async.bulk.wait_group.read " + std::to_string(op.getPending()) + ";", "");
-    rewriter.eraseOp(op);
+    replaceWithPtx(rewriter, op, ValueRange(),
+                   "cp.async.bulk.wait_group.read " + std::to_string(op.getPending()) + ";", "");
     return success();
   }
 };
