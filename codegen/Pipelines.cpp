@@ -87,6 +87,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
     if (options.intraWarpgroupOverlap)
       pm.addPass(tessera::gpu::createTgpuPipelineProducts());
   }
+  pm.addPass(tessera::gpu::createTgpuCopyStagedLoads());
   pm.addPass(tessera::gpu::createTgpuAllocateShared());
 }
 

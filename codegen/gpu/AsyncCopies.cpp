@@ -62,15 +62,24 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
   return swizzledTiles.size() - 1;
 }
 
-int Distributor::swizzledBuffer(tile::LoadOp op) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t stages = doubleBuffered.contains(bufferKey(op)) ? prefetchStages() : 1;
-  BufferKey key = bufferKey(op, scalars.lookup(op.getSource()));
+int64_t Distributor::bufferStages(const TileCopy &copy) {
+  if (copy.buffer)
+    return cast<tgpu::SharedBufferType>(copy.target).getStages();
+  return doubleBuffered.contains(bufferKey(cast<tile::LoadOp>(copy.op))) ? prefetchStages() : 1;
+}
+
+int Distributor::swizzledBuffer(const TileCopy &copy) {
+  // A copy's buffer is its tgpu.local_alloc (the owner of its offset); loads of one
+  // source, tile type and column share one.
+  BufferKey key = copy.buffer ? BufferKey{copy.buffer, Type(), -1}
+                              : bufferKey(cast<tile::LoadOp>(copy.op),
+                                          scalars.lookup(copy.source));
   auto it = swizzledBuffers.find(key);
   if (it != swizzledBuffers.end())
     return it->second;
-  int index = allocateSwizzled(tileType.getDimSize(0), tileType.getDimSize(1), stages,
-                               tileType.getElementType(), "tile", op);
+  Operation *owner = copy.buffer ? copy.buffer.getDefiningOp() : copy.op;
+  int index = allocateSwizzled(copy.shape[0], copy.shape[1], bufferStages(copy), copy.elem,
+                               "tile", owner);
   swizzledBuffers[key] = index;
   return index;
 }
@@ -79,23 +88,24 @@ Value Distributor::stageOffset(const SwizzledTile &t, Value stage) {
   return arith::MulIOp::create(b, stage, arith::ConstantIndexOp::create(b, t.rows * t.cols));
 }
 
-void Distributor::issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage,
+void Distributor::issueCopies(const TileCopy &copy, const SwizzledTile &t, Value stage,
                               ValueRange origin, int group) {
   // TMA: readers wait on the stage's barrier, not on a group (TensorMemory.cpp).
   if (tensorCopies)
-    return issueTensorCopies(op, int(&t - swizzledTiles.data()), stage, origin);
-  Value buffer = scalars.lookup(op.getSource());
+    return issueTensorCopies(cast<tile::LoadOp>(copy.op), int(&t - swizzledTiles.data()),
+                             stage, origin);
+  Value buffer = scalars.lookup(copy.source);
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Value full = arith::ConstantIndexOp::create(b, 8), none = zero;
   Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
   Value base = stageOffset(t, stage);
   auto token = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-  for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
+  for (int64_t i = 0; i < vectorsPerThread(copy); ++i) {
     // Rows past the buffer copy nothing: cp.async fills the 16 bytes with zeros without
     // reading its source, so the address needs no clamp and stays an affine function of
     // the tile origin (a few instructions per copy once LLVM shares the common terms).
-    VectorSource v = vectorSource(op, origin, i, rowsInBuffer, /*clampOutside=*/false);
+    VectorSource v = vectorSource(copy, origin, i, rowsInBuffer, /*clampOutside=*/false);
     Value dst = arith::AddIOp::create(b, base, swizzledOffset(b, v.row, v.col, t.rows));
     nvgpu::DeviceAsyncCopyOp::create(b, token, t.view, ValueRange{dst}, buffer, v.indices,
                                      b.getIndexAttr(8),
@@ -315,7 +325,8 @@ Value Distributor::opaqueIndex(Value v) {
 int Distributor::bufferFreeAfter(tile::StoreOp op, int64_t rows, int64_t cols, Type elem) {
   llvm::SmallDenseSet<int> readLater;
   for (Operation *later = op->getNextNode(); later; later = later->getNextNode()) {
-    if (later->getNumRegions() || isa<tile::LoadOp, tile::DotOp, tile::GatherOp>(later))
+    if (later->getNumRegions() ||
+        isa<tile::LoadOp, tgpu::AsyncCopyOp, tile::DotOp, tile::GatherOp>(later))
       return -1;
     for (Value v : later->getOperands())
       if (auto it = shared.find(v); it != shared.end())

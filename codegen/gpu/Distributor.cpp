@@ -28,6 +28,8 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerLocalAlloc(alloc);
   if (auto read = dyn_cast<tgpu::LocalLoadOp>(op))
     return lowerLocalLoad(read);
+  if (auto copy = dyn_cast<tgpu::AsyncCopyOp>(op))
+    return lowerAsyncCopy(copy);
   if (auto store = dyn_cast<tile::StoreOp>(op))
     return lowerStore(store);
   if (auto gather = dyn_cast<tile::GatherOp>(op))
@@ -100,6 +102,9 @@ bool Distributor::touchesSharedMemory(Operation *op) {
     return !shared.count(trans.getInput());
   if (isa<arith::ConstantOp>(op))
     return false;
+  // A read of a copied buffer hands its readers the buffer (they access it).
+  if (auto read = dyn_cast<tgpu::LocalLoadOp>(op))
+    return !read.getBuffer().getType().getIsMutable();
   // Both branches of an if start from the copies in flight (lowerIf).
   if (auto ifOp = dyn_cast<scf::IfOp>(op); ifOp && wgmma && !ifOp.getElseRegion().empty())
     return false;
@@ -118,7 +123,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).
-    if (isa<scf::ForOp>(op))
+    if (isa<scf::ForOp, tgpu::AsyncCopyOp>(op))
       staged = true;
     if (wgmma && isa<tile::DotOp>(op))
       flushForProduct(cast<tile::DotOp>(op));

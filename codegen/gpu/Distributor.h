@@ -53,13 +53,33 @@ constexpr int64_t kSharedLimit = 227 * 1024;
 /// Shared memory of one SM on sm_90 (each block also takes 1 KiB of it).
 constexpr int64_t kSharedPerSM = 228 * 1024;
 
+/// A tile copied from global into shared memory: a staged tile.load, or the
+/// tgpu.async_copy tessera-tgpu-copy-staged-loads makes of one (into `buffer`).
+struct TileCopy {
+  Operation *op = nullptr;
+  Value source;
+  ValueRange indices;
+  ArrayRef<int64_t> shape;
+  Type elem;
+  Type target;   // the load's tile type, or the copy's buffer type
+  Value buffer;  // the copy's buffer (null for a load)
+  bool staged = false, swizzled = false;
+  static TileCopy of(Operation *op);
+  /// Whether `op` is a tile.load or a tgpu.async_copy.
+  static bool isCopy(Operation *op);
+  /// Whether `other` fills the same kind of buffer from the same source.
+  bool sameTarget(const TileCopy &other) const {
+    return source == other.source && target == other.target && buffer == other.buffer;
+  }
+};
+
 /// Whether index `v` is a multiple of `w` by construction.
 bool knownMultipleOf(Value v, int64_t w);
 /// 16-byte vectors per thread when `op`'s tile is made of whole 16-byte chunks of its
 /// buffer's rows (all of a row, or columns starting at a multiple of 16 bytes of a row
 /// that is a whole number of chunks) and the chunks divide evenly among `numThreads`
 /// threads; 0 otherwise.
-int64_t vectorsPerThreadOf(tile::LoadOp op, int64_t numThreads);
+int64_t vectorsPerThreadOf(const TileCopy &copy, int64_t numThreads);
 /// A transpose of a register tile that only stores read: the stores write the input's
 /// slots at swapped coordinates instead (no trip through shared memory).
 bool isStoredTranspose(tile::TransOp t);
@@ -94,7 +114,7 @@ public:
   /// iterations ahead, whether it takes over the previous loop's copies in flight.
   struct LoopSchedule {
     scf::ForOp loop;
-    SmallVector<tile::LoadOp> prefetched;
+    SmallVector<Operation *> prefetched; // tile.load ops
     int64_t distance = 0;
     bool continues = false;
     StringRef mode;
@@ -190,6 +210,8 @@ private:
     Value stage;       // wgmma kernels: which copy of a multi-buffered tile (index)
     Value parity;      // warp-specialised: the phase of its fill to wait for (i32)
   };
+  /// Tiles in shared memory: staged loads' results, reads of buffers, and each buffer
+  /// async copies fill (its newest fill, which its tgpu.local_load readers take).
   DenseMap<Value, SharedTile> shared;
   /// The same bytes read as the transpose.
   static SharedTile transposedView(SharedTile t) {
@@ -227,9 +249,15 @@ private:
   std::array<Value, 4> ldmatrixWords(Value mem, ArrayRef<Value> idx, bool transpose,
                                      Type elem);
   LogicalResult lowerLoadToShared(tile::LoadOp op);
+  /// A copy into a swizzled buffer: the load's (lowerLoadToShared) or the async_copy's.
+  void copyToSwizzled(const TileCopy &copy, ValueRange origin);
+  LogicalResult lowerAsyncCopy(tgpu::AsyncCopyOp op);
+  /// Records where `copy`'s readers find its tile: the load's result, or the copy's
+  /// buffer (its tgpu.local_load readers take the newest fill).
+  void setFill(const TileCopy &copy, SharedTile tile);
   Value stagingBuffer(tile::LoadOp op);
-  int64_t vectorsPerThread(tile::LoadOp op);
-  std::pair<Value, Value> vectorPosition(tile::LoadOp op, int64_t i);
+  int64_t vectorsPerThread(const TileCopy &copy);
+  std::pair<Value, Value> vectorPosition(const TileCopy &copy, int64_t i);
   /// The same for a [*, cols] tile of `elemBits`-bit elements.
   std::pair<Value, Value> vectorPosition(int64_t cols, int64_t elemBits, int64_t i);
   /// Global indices of this thread's `i`-th 16-byte vector of `op`'s tile at `origin`,
@@ -238,27 +266,27 @@ private:
     SmallVector<Value> indices;
     Value inBounds, row, col;
   };
-  VectorSource vectorSource(tile::LoadOp op, ValueRange origin, int64_t i, Value rowsInBuffer,
-                            bool clampOutside = true);
+  VectorSource vectorSource(const TileCopy &copy, ValueRange origin, int64_t i,
+                            Value rowsInBuffer, bool clampOutside = true);
   /// Whether the 16-byte chunk at global indices `idx` of `buffer` lies inside it: its row
   /// below `rowsInBuffer` and, unless the tile (`tileCols` wide at tile-level column index
   /// `tileCol`) spans whole rows, its column below the row length. A chunk lies wholly
   /// inside or wholly outside.
   Value chunkInside(ArrayRef<Value> idx, Value buffer, Value rowsInBuffer, int64_t tileCols,
                     Value tileCol);
-  SmallVector<Value> loadRows(tile::LoadOp op, ValueRange origin);
-  void storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs);
+  SmallVector<Value> loadRows(const TileCopy &copy, ValueRange origin);
+  void storeRows(const TileCopy &copy, Value mem, ArrayRef<Value> regs);
   /// Loop-level software pipelining (num_stages >= 2): the next iteration's staged tiles
   /// are loaded into registers while this one computes, then stored to shared memory at
   /// the top of the next iteration.
   struct Prefetch {
-    tile::LoadOp load;
+    TileCopy copy;
     SmallVector<Operation *> indexSlice; // body ops computing the load's indices
   };
   SmallVector<Prefetch> findPrefetches(scf::ForOp op);
   /// `load` of loop `op` as a prefetch (with the ops computing its indices), if its
   /// tile is staged and its indices are known an iteration early.
-  std::optional<Prefetch> prefetchOf(tile::LoadOp load, scf::ForOp op);
+  std::optional<Prefetch> prefetchOf(const TileCopy &copy, scf::ForOp op);
   /// The loads a scheduled loop's attributes mark as prefetched; fails, located at the
   /// load, where one cannot be.
   FailureOr<SmallVector<Prefetch>> scheduledPrefetches(scf::ForOp op);
@@ -349,7 +377,9 @@ private:
                        Operation *owner = nullptr);
   /// The swizzled buffer of `op`'s (source, tile type), allocated at first use with the
   /// stages planStages gave it.
-  int swizzledBuffer(tile::LoadOp op);
+  int swizzledBuffer(const TileCopy &copy);
+  /// Stages of the buffer `copy` fills: the copy's buffer type's, or the plan's.
+  int64_t bufferStages(const TileCopy &copy);
   /// Whether the stage plan double-buffers only first-product operands.
   bool firstProductOnly() const { return plannedBlocksPerSM > 0; }
   /// Stages of a prefetched buffer: num_stages where more than two (copies run
@@ -362,8 +392,8 @@ private:
   static int nextStageGroup(int buffer) { return -2 - buffer; }
   /// Elements from stage 0 to stage `stage` of a multi-buffered tile.
   Value stageOffset(const SwizzledTile &t, Value stage);
-  void issueCopies(tile::LoadOp op, const SwizzledTile &t, Value stage, ValueRange origin,
-                   int group = -1);
+  void issueCopies(const TileCopy &copy, const SwizzledTile &t, Value stage,
+                   ValueRange origin, int group = -1);
   void waitForCopies(int newerGroupsLeft = 0);
   /// Waits for the newest pending group `needed` accepts (and every older one); false
   /// when there is none.

@@ -21,32 +21,58 @@ bool tessera::gpu::knownMultipleOf(Value v, int64_t w) {
   return false;
 }
 
-int64_t tessera::gpu::vectorsPerThreadOf(tile::LoadOp op, int64_t numThreads) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  auto buffer = cast<MemRefType>(op.getSource().getType());
-  if (tileType.getRank() != 2)
+TileCopy TileCopy::of(Operation *op) {
+  TileCopy c;
+  c.op = op;
+  if (auto load = dyn_cast<tile::LoadOp>(op)) {
+    auto type = cast<RankedTensorType>(load.getType());
+    c.source = load.getSource();
+    c.indices = load.getIndices();
+    c.shape = type.getShape();
+    c.elem = type.getElementType();
+    c.target = type;
+    c.staged = Distributor::isStaged(load);
+    c.swizzled = Distributor::swizzles(load);
+    return c;
+  }
+  auto copy = cast<tgpu::AsyncCopyOp>(op);
+  tgpu::SharedBufferType type = copy.getBuffer().getType();
+  c.source = copy.getSource();
+  c.indices = copy.getIndices();
+  c.shape = type.getShape();
+  c.elem = type.getElementType();
+  c.target = type;
+  c.buffer = copy.getBuffer();
+  c.staged = true;
+  c.swizzled = type.getLayout().getKind() == tgpu::SwizzleKind::swizzle_128b;
+  return c;
+}
+
+bool TileCopy::isCopy(Operation *op) { return isa<tile::LoadOp, tgpu::AsyncCopyOp>(op); }
+
+int64_t tessera::gpu::vectorsPerThreadOf(const TileCopy &copy, int64_t numThreads) {
+  auto buffer = cast<MemRefType>(copy.source.getType());
+  if (copy.shape.size() != 2)
     return 0;
-  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
-  int64_t width = 16 / (tileType.getElementType().getIntOrFloatBitWidth() / 8);
+  int64_t rows = copy.shape[0], cols = copy.shape[1];
+  int64_t width = 16 / (copy.elem.getIntOrFloatBitWidth() / 8);
   int64_t rowLength = buffer.getDimSize(buffer.getRank() - 1);
-  bool wholeRows = rowLength == cols && matchPattern(op.getIndices().back(), m_Zero());
+  bool wholeRows = rowLength == cols && matchPattern(copy.indices.back(), m_Zero());
   bool wholeChunks = !ShapedType::isDynamic(rowLength) && rowLength % width == 0 &&
-                     knownMultipleOf(op.getIndices().back(), width);
+                     knownMultipleOf(copy.indices.back(), width);
   if (!(wholeRows || wholeChunks) || cols % width || (rows * cols / width) % numThreads)
     return 0;
   return rows * cols / width / numThreads;
 }
 
-int64_t Distributor::vectorsPerThread(tile::LoadOp op) {
-  return vectorsPerThreadOf(op, numThreads);
+int64_t Distributor::vectorsPerThread(const TileCopy &copy) {
+  return vectorsPerThreadOf(copy, numThreads);
 }
 
 /// Position (row, column) in the tile of this thread's `i`-th vector: consecutive threads
 /// take consecutive vectors of a row, so a warp reads 512 contiguous bytes.
-std::pair<Value, Value> Distributor::vectorPosition(tile::LoadOp op, int64_t i) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  return vectorPosition(tileType.getDimSize(1), tileType.getElementType().getIntOrFloatBitWidth(),
-                        i);
+std::pair<Value, Value> Distributor::vectorPosition(const TileCopy &copy, int64_t i) {
+  return vectorPosition(copy.shape[1], copy.elem.getIntOrFloatBitWidth(), i);
 }
 
 std::pair<Value, Value> Distributor::vectorPosition(int64_t cols, int64_t elemBits, int64_t i) {
@@ -69,19 +95,18 @@ std::pair<Value, Value> Distributor::vectorPosition(int64_t cols, int64_t elemBi
   return {r, col};
 }
 
-Distributor::VectorSource Distributor::vectorSource(tile::LoadOp op, ValueRange origin,
+Distributor::VectorSource Distributor::vectorSource(const TileCopy &copy, ValueRange origin,
                                                     int64_t i, Value rowsInBuffer,
                                                     bool clampOutside) {
-  auto [r, c] = vectorPosition(op, i);
+  auto [r, c] = vectorPosition(copy, i);
   int64_t rank = origin.size();
   VectorSource v{SmallVector<Value>(origin), Value(), r, c};
   v.indices[rank - 2] = arith::AddIOp::create(b, v.indices[rank - 2], r);
   v.indices[rank - 1] = arith::AddIOp::create(b, v.indices[rank - 1], c);
   // One past the buffer reads nothing (loads clamp its address to (0, 0); see
   // vectorsPerThreadOf for why a chunk is wholly inside or outside).
-  v.inBounds = chunkInside(v.indices, scalars.lookup(op.getSource()), rowsInBuffer,
-                           cast<RankedTensorType>(op.getType()).getDimSize(1),
-                           op.getIndices().back());
+  v.inBounds = chunkInside(v.indices, scalars.lookup(copy.source), rowsInBuffer,
+                           copy.shape[1], copy.indices.back());
   if (!clampOutside)
     return v;
   Value zero = arith::ConstantIndexOp::create(b, 0);
@@ -102,20 +127,19 @@ Value Distributor::chunkInside(ArrayRef<Value> idx, Value buffer, Value rowsInBu
   return inside;
 }
 
-SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  Type elem = tileType.getElementType();
+SmallVector<Value> Distributor::loadRows(const TileCopy &copy, ValueRange origin) {
+  Type elem = copy.elem;
   int64_t width = 16 / (elem.getIntOrFloatBitWidth() / 8);
-  Value buffer = scalars.lookup(op.getSource());
+  Value buffer = scalars.lookup(copy.source);
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   auto vecType = VectorType::get({width}, elem);
   Value zeros = arith::ConstantOp::create(b, vecType,
                                           DenseElementsAttr::get(vecType, b.getZeroAttr(elem)));
   Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
   SmallVector<Value> regs;
-  for (int64_t i = 0; i < vectorsPerThread(op); ++i) {
+  for (int64_t i = 0; i < vectorsPerThread(copy); ++i) {
     // A row past the buffer reads row 0 and becomes zeros.
-    VectorSource v = vectorSource(op, origin, i, rowsInBuffer);
+    VectorSource v = vectorSource(copy, origin, i, rowsInBuffer);
     Value x = vector::LoadOp::create(b, vecType, buffer, v.indices, /*nontemporal=*/false,
                                      b.getI64IntegerAttr(16));
     regs.push_back(arith::SelectOp::create(b, v.inBounds, x, zeros));
@@ -123,9 +147,9 @@ SmallVector<Value> Distributor::loadRows(tile::LoadOp op, ValueRange origin) {
   return regs;
 }
 
-void Distributor::storeRows(tile::LoadOp op, Value mem, ArrayRef<Value> regs) {
+void Distributor::storeRows(const TileCopy &copy, Value mem, ArrayRef<Value> regs) {
   for (auto [i, v] : llvm::enumerate(regs)) {
-    auto [r, c] = vectorPosition(op, i);
+    auto [r, c] = vectorPosition(copy, i);
     vector::StoreOp::create(b, v, mem, ValueRange{r, c}, /*nontemporal=*/false,
                             b.getI64IntegerAttr(16));
   }
@@ -143,27 +167,16 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
 
   // The previous iteration's readers must be done before the tile is overwritten.
   settleProducts();
-  if (swizzles(op)) {
-    int index = swizzledBuffer(op);
-    if (!barrierPending) {
-      // No two copies in flight to the same bytes: wait for the newest earlier copy into
-      // this buffer (a prefetch, -1, may target any; a next-stage copy, either stage).
-      waitForGroup([&](int group) {
-        return group == index || group == -1 || group == nextStageGroup(index);
-      });
-      tgpu::BarrierOp::create(b);
-    }
-    Value first = arith::ConstantIndexOp::create(b, 0);
-    issueCopies(op, swizzledTiles[index], first, origin, index);
-    barrierPending = true;
-    shared[op.getResult()] = {Value(), false, index, first};
+  TileCopy copy = TileCopy::of(op);
+  if (copy.swizzled) {
+    copyToSwizzled(copy, origin);
     return success();
   }
   if (!barrierPending)
     tgpu::BarrierOp::create(b);
   Value mem = stagingBuffer(op);
-  if (vectorsPerThread(op)) {
-    storeRows(op, mem, loadRows(op, origin));
+  if (vectorsPerThread(copy)) {
+    storeRows(copy, mem, loadRows(copy, origin));
   } else {
     // Consecutive threads copy consecutive elements of a row: coalesced global reads.
     Value zero = arith::ConstantIndexOp::create(b, 0);
@@ -192,6 +205,43 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
   barrierPending = true;
   shared[op.getResult()] = {mem, /*transposed=*/false};
   return success();
+}
+
+void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
+  int index = swizzledBuffer(copy);
+  if (!barrierPending) {
+    // No two copies in flight to the same bytes: wait for the newest earlier copy into
+    // this buffer (a prefetch, -1, may target any; a next-stage copy, either stage).
+    waitForGroup([&](int group) {
+      return group == index || group == -1 || group == nextStageGroup(index);
+    });
+    tgpu::BarrierOp::create(b);
+  }
+  Value first = arith::ConstantIndexOp::create(b, 0);
+  issueCopies(copy, swizzledTiles[index], first, origin, index);
+  barrierPending = true;
+  setFill(copy, {Value(), false, index, first});
+}
+
+LogicalResult Distributor::lowerAsyncCopy(tgpu::AsyncCopyOp op) {
+  TileCopy copy = TileCopy::of(op);
+  if (!wgmma || !copy.swizzled || op.getStage())
+    return op.emitError("the GPU lowering copies into swizzled buffers of a wgmma kernel, "
+                        "the stage left to the loop's schedule "
+                        "(tessera-tgpu-copy-staged-loads)");
+  if (!vectorsPerThread(copy))
+    return op.emitError("the tile is not whole 16-byte vectors of its rows spread evenly "
+                        "over the block's threads");
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  settleProducts(); // the previous iteration's readers are done
+  copyToSwizzled(copy, origin);
+  return success();
+}
+
+void Distributor::setFill(const TileCopy &copy, SharedTile tile) {
+  shared[copy.buffer ? copy.buffer : copy.op->getResult(0)] = tile;
 }
 
 LogicalResult Distributor::lowerLoad(tile::LoadOp op) {

@@ -15,22 +15,23 @@ using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
 
-std::optional<Distributor::Prefetch> Distributor::prefetchOf(tile::LoadOp load, scf::ForOp op) {
-  if (!isStaged(load) || !vectorsPerThread(load) || (wgmma && !swizzles(load)))
+std::optional<Distributor::Prefetch> Distributor::prefetchOf(const TileCopy &copy,
+                                                           scf::ForOp op) {
+  if (!copy.staged || !vectorsPerThread(copy) || (wgmma && !copy.swizzled))
     return std::nullopt;
   // The indices must follow from the induction variable through pure ops of the body;
   // a read is issued an iteration early only where the tile builder promises every read
   // of the loop in bounds at any induction value (tile.speculable).
   bool speculable = op->hasAttr(tile_loop::kSpeculable);
   FailureOr<SmallVector<Operation *>> slice =
-      indexSlice(op, load.getIndices(), [&](Operation *def) {
+      indexSlice(op, copy.indices, [&](Operation *def) {
         return (isPure(def) || (speculable && isReadOfInput(def))) &&
                llvm::none_of(def->getResultTypes(),
                              [](Type t) { return isa<RankedTensorType>(t); });
       });
   if (failed(slice))
     return std::nullopt;
-  return Prefetch{load, std::move(*slice)};
+  return Prefetch{copy, std::move(*slice)};
 }
 
 SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
@@ -46,7 +47,7 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
     auto load = dyn_cast<tile::LoadOp>(o);
     if (!load || (scheduled && !load->hasAttr(kPrefetchDistanceAttr)))
       continue;
-    std::optional<Prefetch> p = prefetchOf(load, op);
+    std::optional<Prefetch> p = prefetchOf(TileCopy::of(load), op);
     if (p && (!firstProductOnly() || feedsFirstProduct(load, op)))
       out.push_back(std::move(*p));
   }
@@ -56,14 +57,13 @@ SmallVector<Distributor::Prefetch> Distributor::findPrefetches(scf::ForOp op) {
 FailureOr<SmallVector<Distributor::Prefetch>> Distributor::scheduledPrefetches(scf::ForOp op) {
   SmallVector<Prefetch> out;
   for (Operation &o : op.getBody()->without_terminator()) {
-    auto load = dyn_cast<tile::LoadOp>(o);
-    if (!load || !load->hasAttr(kPrefetchDistanceAttr))
+    if (!TileCopy::isCopy(&o) || !o.hasAttr(kPrefetchDistanceAttr))
       continue;
-    std::optional<Prefetch> p = prefetchOf(load, op);
+    std::optional<Prefetch> p = prefetchOf(TileCopy::of(&o), op);
     if (!p)
-      return load.emitError("tgpu.prefetch_distance on a load that cannot be prefetched "
-                            "(its tile is not staged, or its indices are not known an "
-                            "iteration early)");
+      return o.emitError("tgpu.prefetch_distance on a load that cannot be prefetched "
+                         "(its tile is not staged, or its indices are not known an "
+                         "iteration early)");
     out.push_back(std::move(*p));
   }
   return out;
@@ -106,9 +106,10 @@ void Distributor::planStages(Block &gridBody) {
   });
   gridBody.walk([&](scf::ForOp loop) {
     for (Prefetch &p : findPrefetches(loop)) {
-      Key key = bufferKey(p.load);
+      auto load = cast<tile::LoadOp>(p.copy.op);
+      Key key = bufferKey(load);
       prefetched.insert(key);
-      if (feedsFirstProduct(p.load, loop))
+      if (feedsFirstProduct(load, loop))
         firstOperands.insert(key);
     }
   });
@@ -184,6 +185,19 @@ LogicalResult Distributor::followSchedule(tile::GridOp grid) {
     doubleBuffered.insert(bufferKey(load));
     return WalkResult::advance();
   });
+  if (bad.wasInterrupted())
+    return failure();
+  // A copied grid's buffers (tessera-tgpu-copy-staged-loads) carry their stages.
+  bad = grid.getBody().walk([&](tgpu::LocalAllocOp alloc) {
+    int64_t n = alloc.getType().getStages();
+    if (n > 1 && (!wgmma || n != prefetchStages())) {
+      alloc.emitError("a buffer of ")
+          << n << " stages: only a swizzled buffer (wgmma) is multi-buffered, with max(2, "
+          << kNumStagesAttr << ") = " << prefetchStages() << " stages";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
   return failure(bad.wasInterrupted());
 }
 
@@ -230,7 +244,7 @@ FailureOr<SmallVector<Distributor::LoopSchedule>> Distributor::scheduleLoops(Blo
       LoopSchedule s;
       s.loop = op;
       for (Prefetch &p : prefetches)
-        s.prefetched.push_back(p.load);
+        s.prefetched.push_back(p.copy.op);
       s.distance = prefetches.empty() ? 0 : ahead;
       s.continues = wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches);
       s.mode = prefetches.empty()   ? "none"
@@ -255,7 +269,7 @@ FailureOr<SmallVector<Distributor::LoopSchedule>> Distributor::scheduleLoops(Blo
 }
 
 SmallVector<Value> Distributor::prefetchAt(const Prefetch &p, Value iv, Value loopIv) {
-  return loadRows(p.load, prefetchOrigin(p, iv, loopIv));
+  return loadRows(p.copy, prefetchOrigin(p, iv, loopIv));
 }
 
 SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Value loopIv) {
@@ -270,8 +284,7 @@ SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Valu
     b.clone(*o, local);
   }
   SmallVector<Value> origin;
-  tile::LoadOp load = p.load;
-  for (Value i : load.getIndices())
+  for (Value i : p.copy.indices)
     origin.push_back(local.contains(i) ? local.lookup(i) : scalars.lookup(i));
   return origin;
 }
@@ -305,10 +318,9 @@ bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches
       prefetches.size() != lastPrefetchingLoop->prefetches.size())
     return false;
   for (auto [p, q] : llvm::zip(prefetches, lastPrefetchingLoop->prefetches)) {
-    tile::LoadOp x = p.load, y = q.load;
-    if (x.getSource() != y.getSource() || x.getType() != y.getType())
+    if (!p.copy.sameTarget(q.copy))
       return false;
-    for (auto [i, j] : llvm::zip(x.getIndices(), y.getIndices()))
+    for (auto [i, j] : llvm::zip(p.copy.indices, q.copy.indices))
       if (!sameFunctionOfIv(i, op, j, last))
         return false;
   }
@@ -324,7 +336,8 @@ bool Distributor::deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
       continuesLastLoop(op, prefetches))
     return false;
   auto prefetched = [&](tile::LoadOp load) {
-    return llvm::any_of(prefetches, [&](const Prefetch &p) { return p.load == load; });
+    return llvm::any_of(prefetches,
+                        [&](const Prefetch &p) { return p.copy.op == load.getOperation(); });
   };
   return !op.getBody()
               ->walk([&](tile::LoadOp load) {
@@ -367,8 +380,8 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
            << prefetches.size() << " prefetched load(s)";
   bool firstOnly = expected == "cp_async_first_product";
   for (Prefetch &p : prefetches)
-    if (wgmma && !doubleBuffered.contains(bufferKey(p.load)))
-      return p.load.emitError("a prefetched tile needs a multi-buffered swizzled buffer: ")
+    if (wgmma && bufferStages(p.copy) < 2)
+      return p.copy.op->emitError("a prefetched tile needs a multi-buffered swizzled buffer: ")
              << kBufferStagesAttr << " = " << prefetchStages() << " on this load";
   auto distance = op->getAttrOfType<IntegerAttr>(kPrefetchDistanceAttr);
   int64_t ahead = distance ? std::max<int64_t>(1, distance.getInt()) : 1;
@@ -399,7 +412,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
   for (Prefetch &p : prefetches)
     if (wgmma)
-      buffers.push_back(swizzledBuffer(p.load));
+      buffers.push_back(swizzledBuffer(p.copy));
   // A next-stage copy group of this loop's prefetched buffers.
   auto isNextStage = [&](int group) {
     return group <= -2 && llvm::is_contained(buffers, nextStageGroup(group));
@@ -423,7 +436,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
           iv = arith::AddIOp::create(b, lb, arith::MulIOp::create(b, stage, step));
         }
         for (auto [p, index] : llvm::zip(prefetches, buffers))
-          issueCopies(p.load, swizzledTiles[index], stage,
+          issueCopies(p.copy, swizzledTiles[index], stage,
                       prefetchOrigin(p, iv, op.getInductionVar()),
                       firstOnly ? index : -1);
       }
@@ -456,8 +469,8 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
     for (auto [p, index] : llvm::zip(prefetches, buffers)) {
-      shared[p.load.getResult()] = {Value(), false, index, stage};
-      preStaged.insert(p.load);
+      setFill(p.copy, {Value(), false, index, stage});
+      preStaged.insert(p.copy.op);
     }
     // The copies the previous iteration (or loop) made for this one are this one's now.
     for (int &group : pendingCopies)
@@ -466,7 +479,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     Value iv = op.getInductionVar();
     auto issueNext = [this, prefetches, buffers, other, next, iv] {
       for (auto [p, index] : llvm::zip(prefetches, buffers))
-        issueCopies(p.load, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
+        issueCopies(p.copy, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
                     nextStageGroup(index));
     };
     // After the body's own staged loads that come before its first product or branch.
@@ -474,7 +487,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     for (Operation &x : op.getBody()->without_terminator()) {
       if (isa<tile::DotOp>(x) || x.getNumRegions())
         break;
-      if (auto load = dyn_cast<tile::LoadOp>(x); load && isStaged(load) && !preStaged.contains(&x))
+      if (TileCopy::isCopy(&x) && TileCopy::of(&x).staged && !preStaged.contains(&x))
         lastSingle = &x;
     }
     if (lastSingle)
@@ -502,10 +515,10 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     Value target = arith::AddIOp::create(b, loop.getInductionVar(),
                                          arith::MulIOp::create(b, last, step));
     for (auto [p, index] : llvm::zip(prefetches, buffers)) {
-      issueCopies(p.load, swizzledTiles[index], previous,
+      issueCopies(p.copy, swizzledTiles[index], previous,
                   prefetchOrigin(p, target, op.getInductionVar()));
-      shared[p.load.getResult()] = {Value(), false, index, stage};
-      preStaged.insert(p.load);
+      setFill(p.copy, {Value(), false, index, stage});
+      preStaged.insert(p.copy.op);
     }
     nextRegs.push_back(following);
   } else if (!prefetches.empty()) {
@@ -515,12 +528,12 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     tgpu::BarrierOp::create(b);
     size_t pos = numCarried;
     for (auto [p, count] : llvm::zip(prefetches, regCounts)) {
-      Value mem = stagingBuffer(p.load);
+      Value mem = stagingBuffer(cast<tile::LoadOp>(p.copy.op));
       SmallVector<Value> regs(loop.getRegionIterArgs().slice(pos, count));
-      storeRows(p.load, mem, regs);
+      storeRows(p.copy, mem, regs);
       pos += count;
-      shared[p.load.getResult()] = {mem, /*transposed=*/false};
-      preStaged.insert(p.load);
+      setFill(p.copy, {mem, /*transposed=*/false});
+      preStaged.insert(p.copy.op);
     }
     barrierPending = true;
     Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);

@@ -94,7 +94,8 @@ static tgpu::SharedLayoutAttr defaultStaging(tile::LoadOp load, tile::GridOp gri
   if (layout->kind != LayoutKind::A)
     return {};
   bool perUse = isa<scf::ForOp>(load->getParentOp()) || grid->hasAttr(kLeftOperandsPerUseAttr);
-  if (wgmma || (readOnlyAsLeftOperand(load) && perUse && vectorsPerThreadOf(load, threads) > 0))
+  if (wgmma || (readOnlyAsLeftOperand(load) && perUse &&
+                vectorsPerThreadOf(TileCopy::of(load), threads) > 0))
     return stagingLayout(ctx, elem, wgmma);
   return {};
 }

@@ -360,6 +360,11 @@ LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool repor
         grids.push_back({kernelName(func, i), grid});
   if (grids.empty())
     return success();
+  // The plan numbers ops: a grid whose staged loads are not copies yet is rewritten
+  // first, by tessera-tgpu-copy-staged-loads' code (its scratch lowering would).
+  for (auto &[name, grid] : grids)
+    if (accumulatorOf(grid) && failed(copyStagedLoads(grid)))
+      return failure();
   // The requests come from the lowering itself, on a scratch copy (diagnostics carry
   // the original locations).
   MLIRContext *ctx = top.getContext();

@@ -110,9 +110,9 @@ FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
 
 LogicalResult Distributor::lowerLocalAlloc(tgpu::LocalAllocOp op) {
   Value v = op.getInit();
+  // A buffer async copies fill is allocated at its first copy (swizzledBuffer).
   if (!v)
-    return op.emitError("the GPU lowering takes buffers made from a value "
-                        "(tessera-tgpu-stage-operands' computed operands)");
+    return success();
   auto type = cast<RankedTensorType>(v.getType());
   if (type.getRank() != 2 || type.getElementType().getIntOrFloatBitWidth() != 16)
     return emitError(v.getLoc(), "a product's right operand must be a 2-D 16-bit tile");
@@ -133,10 +133,13 @@ LogicalResult Distributor::lowerLocalAlloc(tgpu::LocalAllocOp op) {
 }
 
 LogicalResult Distributor::lowerLocalLoad(tgpu::LocalLoadOp op) {
+  // A copied buffer holds its newest fill, in the stage the loop's schedule gave it.
   auto it = shared.find(op.getBuffer());
-  if (it == shared.end() || op.getStage())
-    return op.emitError("the GPU lowering reads single-stage buffers made from a value "
-                        "(tgpu.local_alloc of a computed operand)");
+  if (op.getStage())
+    return op.emitError("the GPU lowering reads a buffer's stage as the loop's schedule "
+                        "gives it: leave the stage out");
+  if (it == shared.end())
+    return op.emitError("reads a buffer that neither a value nor a copy has filled here");
   shared[op.getResult()] = op.getTrans() ? transposedView(it->second) : it->second;
   return success();
 }

@@ -93,7 +93,7 @@ LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
       loop->setAttr(kContinuesPrefetchAttr, UnitAttr::get(ctx));
     else
       loop->removeAttr(kContinuesPrefetchAttr);
-    for (tile::LoadOp load : s.prefetched)
+    for (Operation *load : s.prefetched)
       original.lookup(load)->setAttr(kPrefetchDistanceAttr, i64(s.distance));
   }
   copy.walk([&](tile::LoadOp load) {

@@ -48,6 +48,10 @@ inline constexpr const char kOperandsStagedAttr[] = "tgpu.operands_staged";
 /// function's descriptors).
 inline constexpr const char kTensorCopiesAttr[] = "tgpu.tensor_copies";
 
+/// tile.grid: its swizzled staged loads are tgpu.async_copy ops into tgpu.local_alloc
+/// buffers, read by tgpu.local_load (tessera-tgpu-copy-staged-loads).
+inline constexpr const char kLoadsCopiedAttr[] = "tgpu.loads_copied";
+
 /// Writes which of `grid`'s loads are staged in shared memory
 /// (tessera-tgpu-stage-operands on one grid); a grid staged already keeps its loads'
 /// staging. Fails, located at the load, where the lowering cannot follow it.
@@ -63,6 +67,12 @@ tgpu::SharedLayoutAttr stagingOf(tile::LoadOp load);
 /// already keeps its loops' decisions. Fails, located, where a user's override cannot be
 /// honoured.
 ::mlir::LogicalResult assignStages(tile::GridOp grid);
+/// Whether tessera-tgpu-copy-staged-loads rewrites `grid` (a wgmma grid whose operand
+/// tiles cp.async copies, not rewritten yet).
+bool copiesStagedLoads(tile::GridOp grid);
+/// tessera-tgpu-copy-staged-loads on one grid (scheduled first where it is not); fails,
+/// located at the load, where a load cannot be a cp.async copy into its buffer.
+::mlir::LogicalResult copyStagedLoads(tile::GridOp grid);
 } // namespace tessera::gpu
 
 #endif

@@ -54,7 +54,7 @@ std::string tessera::gpu::tensorCopyRefusal(tile::LoadOp op, func::FuncOp func,
   if (tileType.getDimSize(1) % kBoxCols || tileType.getDimSize(0) > 256 ||
       tileType.getDimSize(0) % 8)
     return "its tile is not whole 64-column blocks of 8 to 256 rows in eights";
-  if (vectorsPerThreadOf(op, numThreads) == 0)
+  if (vectorsPerThreadOf(TileCopy::of(op), numThreads) == 0)
     return "its tile is not whole 16-byte chunks of the source's rows";
   // Per-token block lists (a while loop over the union of a tile's lists) hung with TMA
   // copies on an H100 at N >= 4096, D = 64 (not at N <= 2049 or D = 128; cause not found

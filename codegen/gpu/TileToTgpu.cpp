@@ -79,7 +79,7 @@ static std::string wgmmaMismatch(tile::GridOp grid, int64_t warps, int64_t mTile
       return;
     if (cast<RankedTensorType>(load.getType()).getElementType().getIntOrFloatBitWidth() != 16)
       return; // an f32 tile staged for a transpose (a state), not a product operand
-    if (!vectorsPerThreadOf(load, 32 * warps))
+    if (!vectorsPerThreadOf(TileCopy::of(load), 32 * warps))
       reason = "needs operand tiles spanning whole rows, 16-byte chunks spread evenly";
     if (kind == LayoutKind::A)
       for (Operation *user : load->getUsers())

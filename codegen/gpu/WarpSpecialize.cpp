@@ -75,7 +75,7 @@ std::pair<Value, Value> Distributor::nextRingFill(int buffer) {
 }
 
 LogicalResult Distributor::acquireRingTile(tile::LoadOp op) {
-  int index = swizzledBuffer(op);
+  int index = swizzledBuffer(TileCopy::of(op));
   auto [stage, parity] = nextRingFill(index);
   shared[op.getResult()] = {Value(), /*transposed=*/false, index, stage, parity};
   ringTaken.back().push_back({index, stage, op.getResult()});
@@ -254,7 +254,7 @@ LogicalResult Distributor::checkTurns() {
 }
 
 void Distributor::produceRingTile(tile::LoadOp op) {
-  int index = swizzledBuffer(op);
+  int index = swizzledBuffer(TileCopy::of(op));
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));

@@ -66,8 +66,11 @@ static LogicalResult verifyRegisterTile(Operation *op, Type type, StringRef what
 
 /// A stage index is given exactly when there are several stages, and a constant one is
 /// in range.
-static LogicalResult verifyStage(Operation *op, int64_t stages, Value stage, StringRef what) {
-  if (stages > 1 && !stage)
+/// `scheduled`: a copy or read of a multi-stage buffer may leave its stage to the
+/// enclosing loop's schedule (tessera-tile-to-gpu pipelines the loop).
+static LogicalResult verifyStage(Operation *op, int64_t stages, Value stage, StringRef what,
+                                 bool scheduled = false) {
+  if (stages > 1 && !stage && !scheduled)
     return op->emitOpError() << what << " has " << stages << " stages: give a stage index";
   if (stages == 1 && stage)
     return op->emitOpError() << what << " has one stage: it takes no stage index";
@@ -163,7 +166,8 @@ LogicalResult LocalAllocOp::verify() {
 LogicalResult LocalLoadOp::verify() {
   SharedBufferType buffer = getBuffer().getType();
   auto result = cast<RankedTensorType>(getResult().getType());
-  if (failed(verifyStage(*this, buffer.getStages(), getStage(), "the buffer")) ||
+  if (failed(verifyStage(*this, buffer.getStages(), getStage(), "the buffer",
+                         /*scheduled=*/buffer.getIsMutable())) ||
       failed(verifyRegisterTile(*this, result, "the result")))
     return failure();
   return verifyBufferTile(*this, buffer, result, getTrans(), "reads", "result");
@@ -188,7 +192,8 @@ LogicalResult AsyncCopyOp::verify() {
   MemRefType source = getSource().getType();
   SharedBufferType buffer = getBuffer().getType();
   if (failed(verifyMutable(*this, buffer)) ||
-      failed(verifyStage(*this, buffer.getStages(), getStage(), "the buffer")))
+      failed(verifyStage(*this, buffer.getStages(), getStage(), "the buffer",
+                         /*scheduled=*/true)))
     return failure();
   if (int64_t(getIndices().size()) != source.getRank())
     return emitOpError("expects ") << source.getRank() << " indices, got "

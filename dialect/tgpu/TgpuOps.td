@@ -73,7 +73,8 @@ def Tgpu_LocalAllocOp : Tgpu_Op<"local_alloc"> {
 def Tgpu_LocalLoadOp : Tgpu_Op<"local_load"> {
   let summary = "reads a tile from a shared buffer into a register layout";
   let description = [{
-    Reads stage `stage` (given exactly when the buffer has several) into the result's
+    Reads stage `stage` (given only when the buffer has several; left out on a mutable
+    multi-stage buffer, the stage the enclosing loop's schedule gives it) into the result's
     layout (`ldmatrix` for product operands, vector loads otherwise). With `trans`, the
     result is the transpose of the stored `[N, K]` tile: a K tile read as the `b`
     operand of Q·Kᵀ (`ldmatrix.trans`), so no transposition is ever copied.
@@ -118,7 +119,8 @@ def Tgpu_AsyncCopyOp : Tgpu_Op<"async_copy", [AttrSizedOperandSegments]> {
   let summary = "starts a bounded copy of a tile from global into shared memory";
   let description = [{
     `tile.load`'s addressing (one index per buffer dimension; the tile spans the last
-    dimensions) with `cp.async` 16-byte copies into stage `stage` of a mutable buffer;
+    dimensions) with `cp.async` 16-byte copies into stage `stage` of a mutable buffer
+    (left out on a multi-stage buffer: the stage the enclosing loop's schedule gives it);
     rows past the end of the source copy zero bytes (zero fill). The copy belongs to the
     next `tgpu.async_commit_group` that takes its token; its data may be read once a
     `tgpu.async_wait` has covered that group.

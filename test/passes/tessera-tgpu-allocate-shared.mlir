@@ -13,17 +13,22 @@
 // blocks an SM. The three loops load K and V through the first loop's buffers; O goes
 // out after the loops through Q's bytes, which nothing reads any more.
 // CHECK-LABEL: func.func @causal_d128
+// The staged loads are copies into their buffers (tessera-tgpu-copy-staged-loads), each
+// buffer made just before its first use: its live range starts there.
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 65536 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<swizzle_128b>} : {{.*}}dot_operand
-// CHECK: tile.load %{{.*}} {tgpu.buffer_stages = 2 : i64, tgpu.prefetch_distance = 1 : i64, tgpu.shared_offset = array<i64: 16384>, tgpu.staged = #tgpu.shared<swizzle_128b>}
-// CHECK-NEXT: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 49152>, tgpu.staged = #tgpu.shared<swizzle_128b>}
-// CHECK: scf.for
+// CHECK: %[[Q:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// CHECK-NEXT: tgpu.async_copy %{{.*}} into %[[Q]] :
+// CHECK: %[[K:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 16384>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+// CHECK-NEXT: %[[V:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 49152>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// CHECK-NEXT: scf.for
+// CHECK: tgpu.async_copy %{{.*}} into %[[K]] {tgpu.prefetch_distance = 1 : i64}
+// CHECK-NEXT: tgpu.async_copy %{{.*}} into %[[V]] :
 // CHECK-NOT: tgpu.shared_offset
 // CHECK: tile.store %{{.*}} {tgpu.shared_offset = array<i64: 0>}
-// REPORT: remark: shared tile buffer: 16384 bytes at 0 (align 1024), live over ops 3-32
-// REPORT: remark: shared tile buffer: 32768 bytes at 16384 (align 1024), live over ops 6-32
-// REPORT: remark: shared tile buffer: 16384 bytes at 49152 (align 1024), live over ops 6-32
-// REPORT: remark: shared output buffer: 16384 bytes at 0 (align 1024), live over ops 34-34
+// REPORT: remark: shared tile buffer: 16384 bytes at 0 (align 1024), live over ops 3-44
+// REPORT: remark: shared tile buffer: 32768 bytes at 16384 (align 1024), live over ops 7-44
+// REPORT: remark: shared tile buffer: 16384 bytes at 49152 (align 1024), live over ops 8-44
+// REPORT: remark: shared output buffer: 16384 bytes at 0 (align 1024), live over ops 46-46
 // TMA-LABEL: func.func @causal_d128
 // TMA: tile.grid{{.*}}tgpu.shared_bytes = 65568 : i64, tgpu.shared_offset = array<i64: 65536>
 // LOWERED-LABEL: func.func @causal_d128
@@ -296,9 +301,12 @@ func.func @hand_plan(%q: !in, %k: !in, %v: !in, %o: !out) {
 // Two 64-column pieces of one source row (the backward's K pieces of dQᵀ = Kᵀ dSᵀ at
 // D = 128) are live together: a buffer each, not one shared by both.
 // CHECK-LABEL: func.func @column_pieces
-// CHECK: tile.load %arg0{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<swizzle_128b>}
-// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c0] {tgpu.shared_offset = array<i64: 8192>, tgpu.staged = #tgpu.shared<swizzle_128b>}
-// CHECK-NEXT: tile.load %arg1[%{{.*}}, %c64] {tgpu.shared_offset = array<i64: 16384>, tgpu.staged = #tgpu.shared<swizzle_128b>}
+// CHECK: %[[Q:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>}
+// CHECK-NEXT: tgpu.async_copy %arg0{{.*}} into %[[Q]]
+// CHECK-NEXT: %[[LO:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 8192>}
+// CHECK-NEXT: tgpu.async_copy %arg1[%{{.*}}, %c0] into %[[LO]]
+// CHECK-NEXT: %[[HI:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 16384>}
+// CHECK-NEXT: tgpu.async_copy %arg1[%{{.*}}, %c64] into %[[HI]]
 // REPORT-LABEL: remark: shared tile buffer: 8192 bytes at 0
 // REPORT: remark: shared tile buffer: 8192 bytes at 8192
 // REPORT: remark: shared tile buffer: 8192 bytes at 16384

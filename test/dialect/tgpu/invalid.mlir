@@ -285,9 +285,10 @@ func.func @local_alloc_trans_shape(%x: tensor<128x32xbf16, #tgpu.mma<wgmma, warp
 
 // -----
 
-func.func @local_load_stage_missing(%b: !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2, mutable>) {
+// Only a copied (mutable) buffer's stage may be left to the loop's schedule.
+func.func @local_load_stage_missing(%b: !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2>) {
   // expected-error @+1 {{'tgpu.local_load' op the buffer has 2 stages: give a stage index}}
-  %t = tgpu.local_load %b : !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2, mutable> -> tensor<64x64xbf16, #tgpu.dot_operand<b, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>, k_width = 2>>
+  %t = tgpu.local_load %b : !tgpu.smem<64x64xbf16, #tgpu.shared<none>, stages = 2> -> tensor<64x64xbf16, #tgpu.dot_operand<b, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>, k_width = 2>>
   return
 }
 

@@ -94,6 +94,27 @@ func.func @shared_memory(%k: memref<?x?x?x64xbf16>, %b: index, %h: index, %n0: i
 
 // -----
 
+// A copy and read of a multi-stage buffer that leave the stage to the loop's schedule
+// (tessera-tgpu-copy-staged-loads' form).
+#wgs = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#wgk = #tgpu.shared_operand<parent = #wgs, transposed = true>
+// CHECK-LABEL: func.func @scheduled_stage
+// CHECK: %[[K:.*]] = tgpu.local_alloc : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+// CHECK: tgpu.async_copy %{{.*}}[%{{.*}}, %{{.*}}] into %[[K]] {tgpu.prefetch_distance = 1 : i64} : memref<?x128xbf16> -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+// CHECK: tgpu.local_load %[[K]] : !tgpu.smem<{{.*}}> -> tensor<64x128xbf16, #tgpu.shared_operand<{{.*}}>>
+func.func @scheduled_stage(%k: memref<?x128xbf16>, %n0: index) {
+  %c0 = arith.constant 0 : index
+  %kbuf = tgpu.local_alloc
+      : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+  %t = tgpu.async_copy %k[%n0, %c0] into %kbuf {tgpu.prefetch_distance = 1 : i64}
+      : memref<?x128xbf16> -> !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+  %kt = tgpu.local_load %kbuf
+      : !tgpu.smem<64x128xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable> -> tensor<64x128xbf16, #wgk>
+  return
+}
+
+// -----
+
 // A Hopper step: K arrives by TMA on a full-barrier, Q·Kᵀ runs as a warpgroup product
 // from shared operands, P·V with P in registers; the consumer frees the stage.
 #wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>

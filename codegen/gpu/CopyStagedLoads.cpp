@@ -1,0 +1,158 @@
+//===- CopyStagedLoads.cpp - staged loads as copies into buffers and reads ---===//
+//
+// tessera-tgpu-copy-staged-loads: in a scheduled grid of a wgmma kernel whose operand
+// tiles cp.async copies (no tgpu.tensor_copies), each tile.load staged in swizzled rows
+// becomes what the lowering makes of it, in the IR: one mutable tgpu.local_alloc per
+// buffer (the loads of one source, tile type and constant column share one; its stages
+// are the schedule's tgpu.buffer_stages; made in the grid's body just before the op
+// holding its first use), a tgpu.async_copy into it where the load was
+// (keeping the load's tgpu.prefetch_distance), and a tgpu.local_load of the buffer
+// right before each reader. Where a multi-buffered buffer's stage is left out, the
+// loop's schedule picks it (tessera-tile-to-gpu's pipelining, docs/RationaleTgpu.md).
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/SharedAllocation.h"
+#include "codegen/gpu/StageAttrs.h"
+#include "dialect/tgpu/TgpuDialect.h"
+#include "dialect/tile/TileDialect.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUCOPYSTAGEDLOADS
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+namespace {
+/// The loads sharing one buffer: source, tile type without its layout, first column
+/// where constant (pieces of one row at different columns are live together).
+using BufferKey = std::tuple<Value, Type, int64_t>;
+
+BufferKey bufferKeyOf(tile::LoadOp load) {
+  std::optional<int64_t> column = getConstantIntValue(load.getIndices().back());
+  return {load.getSource(), cast<RankedTensorType>(load.getType()).cloneWithEncoding({}),
+          column.value_or(-1)};
+}
+
+bool copiedByCpAsync(tile::LoadOp load) {
+  tgpu::SharedLayoutAttr staged = stagingOf(load);
+  return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
+}
+
+bool isZero(TypedAttr value) {
+  if (auto f = dyn_cast<FloatAttr>(value))
+    return f.getValue().isZero();
+  auto i = dyn_cast<IntegerAttr>(value);
+  return i && i.getValue().isZero();
+}
+
+int64_t bufferStagesOf(tile::LoadOp load) {
+  auto stages = load->getAttrOfType<IntegerAttr>(kBufferStagesAttr);
+  return stages ? stages.getInt() : 1;
+}
+/// Moves `alloc` to the grid's body, just before the op holding its first use: the
+/// buffer lives from there (the shared-memory plan's live range starts at its owner, the
+/// alloc) as it did from its first load, over every iteration of the loops it is used in.
+void placeBefore(tgpu::LocalAllocOp alloc, Block &body) {
+  Operation *first = nullptr;
+  for (Operation *u : alloc->getUsers()) {
+    Operation *at = body.findAncestorOpInBlock(*u);
+    if (!first || at->isBeforeInBlock(first))
+      first = at;
+  }
+  alloc->moveBefore(first);
+}
+} // namespace
+
+bool tessera::gpu::copiesStagedLoads(tile::GridOp grid) {
+  tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
+  return accumulator && accumulator.getVersion() == tgpu::MmaVersion::wgmma &&
+         !grid->hasAttr(kTensorCopiesAttr) && !grid->hasAttr(kLoadsCopiedAttr);
+}
+
+LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
+  if (!copiesStagedLoads(grid))
+    return success();
+  if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
+    return failure();
+  MLIRContext *ctx = grid.getContext();
+  llvm::MapVector<BufferKey, SmallVector<tile::LoadOp>> buffers; // in program order
+  grid.getBody().walk<WalkOrder::PreOrder>([&](tile::LoadOp load) {
+    if (copiedByCpAsync(load))
+      buffers[bufferKeyOf(load)].push_back(load);
+  });
+  for (auto &[key, loads] : buffers) {
+    tile::LoadOp first = loads.front();
+    for (tile::LoadOp load : loads) {
+      if (bufferStagesOf(load) != bufferStagesOf(first))
+        return load.emitError("loads of one buffer (source, tile type and column) differ "
+                              "in ")
+               << kBufferStagesAttr << ": " << bufferStagesOf(load) << " here, "
+               << bufferStagesOf(first) << " at the first";
+      // cp.async fills what lies outside the source with zeros.
+      if (auto pad = load.getPaddingAttr(); pad && !isZero(pad))
+        return load.emitError("a tile staged for cp.async copies is padded with zeros, "
+                              "not ")
+               << pad;
+    }
+  }
+  Block &body = grid.getBody().front();
+  OpBuilder b(ctx);
+  b.setInsertionPointToStart(&body);
+  for (auto &[key, loads] : buffers) {
+    tile::LoadOp first = loads.front();
+    auto tileType = cast<RankedTensorType>(first.getType());
+    auto type = tgpu::SharedBufferType::get(ctx, tileType.getShape(),
+                                            tileType.getElementType(), stagingOf(first),
+                                            bufferStagesOf(first), /*isMutable=*/true);
+    auto alloc = tgpu::LocalAllocOp::create(b, first.getLoc(), type, Value(), false);
+    // A hand-written plan's offset for the buffer moves from the load that requested it.
+    if (auto offset = first->getAttr(kSharedOffsetAttr))
+      alloc->setAttr(kSharedOffsetAttr, offset);
+    for (tile::LoadOp load : loads) {
+      OpBuilder at(load);
+      auto copy = tgpu::AsyncCopyOp::create(at, load.getLoc(), tgpu::AsyncTokenType::get(ctx),
+                                            load.getSource(), load.getIndices(), alloc,
+                                            Value());
+      if (auto distance = load->getAttr(kPrefetchDistanceAttr))
+        copy->setAttr(kPrefetchDistanceAttr, distance);
+      // Each reader reads the buffer right before it (a user's operands in order).
+      SmallVector<Operation *> readers;
+      for (Operation *user : load->getUsers())
+        if (!llvm::is_contained(readers, user))
+          readers.push_back(user);
+      for (Operation *reader : readers) {
+        at.setInsertionPoint(reader);
+        Value read = tgpu::LocalLoadOp::create(at, reader->getLoc(), load.getType(), alloc,
+                                               Value(), false);
+        reader->replaceUsesOfWith(load.getResult(), read);
+      }
+      load.erase();
+    }
+    placeBefore(alloc, body);
+  }
+  grid->setAttr(kLoadsCopiedAttr, UnitAttr::get(ctx));
+  return success();
+}
+
+namespace {
+struct TgpuCopyStagedLoadsPass
+    : tessera::gpu::impl::TgpuCopyStagedLoadsBase<TgpuCopyStagedLoadsPass> {
+  using TgpuCopyStagedLoadsBase::TgpuCopyStagedLoadsBase;
+  void runOnOperation() override {
+    SmallVector<tile::GridOp> grids;
+    getOperation().walk([&](tile::GridOp grid) { grids.push_back(grid); });
+    for (tile::GridOp grid : grids)
+      if (failed(copyStagedLoads(grid)))
+        return signalPassFailure();
+  }
+};
+} // namespace
