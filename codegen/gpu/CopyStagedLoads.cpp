@@ -11,7 +11,7 @@
 // loop's schedule picks it (tessera-tile-to-gpu's pipelining, docs/RationaleTgpu.md).
 //
 //===----------------------------------------------------------------------===//
-#include "codegen/gpu/LayoutEncoding.h"
+#include "codegen/gpu/Distributor.h"
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/SharedAllocation.h"
 #include "codegen/gpu/StageAttrs.h"
@@ -32,21 +32,6 @@ using namespace tessera;
 using namespace tessera::gpu;
 
 namespace {
-/// The loads sharing one buffer: source, tile type without its layout, first column
-/// where constant (pieces of one row at different columns are live together).
-using BufferKey = std::tuple<Value, Type, int64_t>;
-
-BufferKey bufferKeyOf(tile::LoadOp load) {
-  std::optional<int64_t> column = getConstantIntValue(load.getIndices().back());
-  return {load.getSource(), cast<RankedTensorType>(load.getType()).cloneWithEncoding({}),
-          column.value_or(-1)};
-}
-
-bool copiedByCpAsync(tile::LoadOp load) {
-  tgpu::SharedLayoutAttr staged = stagingOf(load);
-  return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
-}
-
 bool isZero(TypedAttr value) {
   if (auto f = dyn_cast<FloatAttr>(value))
     return f.getValue().isZero();
@@ -58,6 +43,7 @@ int64_t bufferStagesOf(tile::LoadOp load) {
   auto stages = load->getAttrOfType<IntegerAttr>(kBufferStagesAttr);
   return stages ? stages.getInt() : 1;
 }
+
 /// Moves `alloc` to the grid's body, just before the op holding its first use: the
 /// buffer lives from there (the shared-memory plan's live range starts at its owner, the
 /// alloc) as it did from its first load, over every iteration of the loops it is used in.
@@ -84,10 +70,10 @@ LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
     return failure();
   MLIRContext *ctx = grid.getContext();
-  llvm::MapVector<BufferKey, SmallVector<tile::LoadOp>> buffers; // in program order
+  llvm::MapVector<Distributor::BufferKey, SmallVector<tile::LoadOp>> buffers; // in program order
   grid.getBody().walk<WalkOrder::PreOrder>([&](tile::LoadOp load) {
-    if (copiedByCpAsync(load))
-      buffers[bufferKeyOf(load)].push_back(load);
+    if (Distributor::swizzles(load))
+      buffers[Distributor::bufferKey(load)].push_back(load);
   });
   for (auto &[key, loads] : buffers) {
     tile::LoadOp first = loads.front();

@@ -153,6 +153,17 @@ public:
     tgpu::SharedLayoutAttr staged = stagingOf(op);
     return staged && staged.getKind() == tgpu::SwizzleKind::swizzle_128b;
   }
+  /// (source, tile type without layout, first column where constant, else -1).
+  using BufferKey = std::tuple<Value, Type, int64_t>;
+  /// Loads of one source share a buffer whatever their layouts (one tile walked by
+  /// several loops), unless they start at different constant columns: pieces of one row
+  /// (the backward's 64-column pieces of K) are live together. `source` replaces the
+  /// load's own (the distributor keys by the lowered memref).
+  static BufferKey bufferKey(tile::LoadOp load, Value source = {}) {
+    std::optional<int64_t> column = getConstantIntValue(load.getIndices().back());
+    return {source ? source : load.getSource(),
+            cast<RankedTensorType>(load.getType()).cloneWithEncoding({}), column.value_or(-1)};
+  }
   /// Threads a block launches: num_warps x 32, plus the producer warpgroup of a
   /// warp-specialised kernel (known after lowerBlock).
   int64_t blockThreads() const {
@@ -366,8 +377,6 @@ private:
     int64_t bytes() const { return llvm::alignTo(rows * cols * stages * 2, kSwizzleAtomBytes); }
   };
   SmallVector<SwizzledTile> swizzledTiles;
-  /// (source, tile type without layout, first column where constant, else -1).
-  using BufferKey = std::tuple<Value, Type, int64_t>;
   DenseMap<BufferKey, int> swizzledBuffers; // lowered sources -> tile
   Value arena, arenaShift, arenaAddress; // dynamic shared memory, aligned to 1024 bytes
   Operation *arenaAnchor = nullptr;      // views are created right after it, in the entry
@@ -537,15 +546,6 @@ private:
     std::optional<Layout> l = layoutOfType(v.getType());
     assert(l && "a tile without a #tgpu layout");
     return *l;
-  }
-  /// Loads of one source share a buffer whatever their layouts (one tile walked by
-  /// several loops), unless they start at different constant columns: pieces of one row
-  /// (the backward's 64-column pieces of K) are live together. `source` replaces the
-  /// load's own (the distributor keys by the lowered memref).
-  static BufferKey bufferKey(tile::LoadOp load, Value source = {}) {
-    std::optional<int64_t> column = getConstantIntValue(load.getIndices().back());
-    return {source ? source : load.getSource(),
-            cast<RankedTensorType>(load.getType()).cloneWithEncoding({}), column.value_or(-1)};
   }
 
   /// The per-thread scalars of tile `v` in layout `want`; a splat gives its scalar in

@@ -133,23 +133,26 @@ def _bf16_tgpu(spec, head_dim, config, stage="tgpu"):
 def test_tgpu_stage_causal_d128_wgmma_schedule():
     """D = 128 causal softmax on sm_90a: the masked / unmasked / masked loops double-buffer
     only K, one iteration ahead, the second and third taking over the copies in flight;
-    the plan leaves shared memory for 3 blocks an SM. On sm_80 every staged tile is
-    prefetched into registers."""
+    the plan leaves shared memory for 3 blocks an SM; the copies are ops. On sm_80 every
+    staged tile is prefetched into registers."""
     config = GPU_CONFIG
     tgpu = _bf16_tgpu(tessera.attention(causal=True), 128, config)
     assert "#tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>" in tgpu
-    assert "tgpu.blocks_per_sm = 3 : i64, tgpu.num_stages = 2 : i64" in tgpu
+    assert "tgpu.blocks_per_sm = 3 : i64" in tgpu and "tgpu.num_stages = 2 : i64" in tgpu
     schedules = re.findall(r"\} \{(.*tgpu\.pipeline[^}]*)\}", tgpu)
     assert len(schedules) == 3, schedules
     assert all('tgpu.pipeline = "cp_async_first_product"' in s for s in schedules)
     assert ["tgpu.continues_prefetch" in s for s in schedules] == [False, True, True]
-    # K (the first product's operand) is prefetched in each loop, into a double buffer;
-    # V is not.
-    assert len(re.findall(r"tile\.load .*\{tgpu\.buffer_stages = 2 : i64, "
-                          r"tgpu\.prefetch_distance = 1 : i64[,}]", tgpu)) == 3
-    assert tgpu.count("tgpu.buffer_stages") == 3
-    # Q and each loop's K and V are staged swizzled for wgmma's descriptors.
-    assert tgpu.count("tgpu.staged = #tgpu.shared<swizzle_128b>") == 7
+    # Q and each loop's K and V are copied (cp.async) into swizzled buffers for wgmma's
+    # descriptors, a buffer each for Q, K and V (tessera-tgpu-copy-staged-loads); K (the
+    # first product's operand) is prefetched in each loop, into a double buffer; V is not.
+    allocs = re.findall(r"tgpu\.local_alloc .*-> !tgpu\.smem<(.*)>$", tgpu, re.M)
+    assert len(allocs) == 3 and all("swizzle_128b" in a for a in allocs), allocs
+    assert ["stages = 2" in a for a in allocs] == [False, True, False]
+    assert tgpu.count("tgpu.async_copy") == 7
+    assert len(re.findall(r"tgpu\.async_copy .*\{tgpu\.prefetch_distance = 1 : i64\}",
+                          tgpu)) == 3
+    assert "tgpu.staged" not in tgpu and "tgpu.loads_copied" in tgpu
     sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
     assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
     assert sm80.count('tgpu.pipeline = "registers"') == 3
