@@ -1,14 +1,17 @@
 //===- CopyStagedLoads.cpp - staged loads as copies into buffers and reads ---===//
 //
-// tessera-tgpu-copy-staged-loads: in a scheduled grid of a wgmma kernel whose operand
-// tiles cp.async copies (no tgpu.tensor_copies), each tile.load staged in swizzled rows
-// becomes what the lowering makes of it, in the IR: one mutable tgpu.local_alloc per
-// buffer (the loads of one source, tile type and constant column share one; its stages
+// tessera-tgpu-copy-staged-loads: in a scheduled grid whose operand tiles TMA does not
+// copy (no tgpu.tensor_copies), each staged tile.load becomes what the lowering makes of
+// it, in the IR: one mutable tgpu.local_alloc per buffer (swizzled: the loads of one
+// source, tile type and constant column share one; padded rows: of one source and tile
+// type; its stages
 // are the schedule's tgpu.buffer_stages; made in the grid's body just before the op
 // holding its first use), a tgpu.async_copy into it where the load was
 // (keeping the load's tgpu.prefetch_distance), and a tgpu.local_load of the buffer
-// right before each reader. Where a multi-buffered buffer's stage is left out, the
-// loop's schedule picks it (tessera-tile-to-gpu's pipelining, docs/RationaleTgpu.md).
+// right before each reader. The copy is cp.async into swizzled rows (wgmma), through
+// registers into padded rows (mma.sync's operands, f32 tiles). Where a multi-buffered
+// buffer's stage is left out, the loop's schedule picks it (tessera-tile-to-gpu's
+// pipelining, docs/RationaleTgpu.md).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -39,6 +42,14 @@ bool isZero(TypedAttr value) {
   return i && i.getValue().isZero();
 }
 
+/// A staged 2-D tile of whole 16-byte row chunks (a copy's unit); a tile whose rows are
+/// not (none is staged today) stays a load the lowering copies element by element.
+bool copiable(tile::LoadOp load) {
+  auto type = cast<RankedTensorType>(load.getType());
+  return Distributor::isStaged(load) && type.getRank() == 2 &&
+         type.getDimSize(1) * type.getElementType().getIntOrFloatBitWidth() % 128 == 0;
+}
+
 int64_t bufferStagesOf(tile::LoadOp load) {
   auto stages = load->getAttrOfType<IntegerAttr>(kBufferStagesAttr);
   return stages ? stages.getInt() : 1;
@@ -59,9 +70,8 @@ void placeBefore(tgpu::LocalAllocOp alloc, Block &body) {
 } // namespace
 
 bool tessera::gpu::copiesStagedLoads(tile::GridOp grid) {
-  tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);
-  return accumulator && accumulator.getVersion() == tgpu::MmaVersion::wgmma &&
-         !grid->hasAttr(kTensorCopiesAttr) && !grid->hasAttr(kLoadsCopiedAttr);
+  return accumulatorOf(grid) && !grid->hasAttr(kTensorCopiesAttr) &&
+         !grid->hasAttr(kLoadsCopiedAttr);
 }
 
 LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
@@ -70,23 +80,34 @@ LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
   if (!grid->hasAttr(kNumStagesAttr) && failed(assignStages(grid)))
     return failure();
   MLIRContext *ctx = grid.getContext();
-  llvm::MapVector<Distributor::BufferKey, SmallVector<tile::LoadOp>> buffers; // in program order
+  // The lowering's buffers: a swizzled one per Distributor::bufferKey, a padded one per
+  // source and tile type (pieces of a row at different columns share it).
+  using Key = std::pair<Distributor::BufferKey, Attribute>;
+  llvm::MapVector<Key, SmallVector<tile::LoadOp>> buffers; // in program order
   grid.getBody().walk<WalkOrder::PreOrder>([&](tile::LoadOp load) {
-    if (Distributor::swizzles(load))
-      buffers[Distributor::bufferKey(load)].push_back(load);
+    if (!copiable(load))
+      return;
+    Distributor::BufferKey key = Distributor::bufferKey(load);
+    if (!Distributor::swizzles(load))
+      std::get<2>(key) = -1;
+    buffers[{key, stagingOf(load)}].push_back(load);
   });
   for (auto &[key, loads] : buffers) {
     tile::LoadOp first = loads.front();
     for (tile::LoadOp load : loads) {
       if (bufferStagesOf(load) != bufferStagesOf(first))
-        return load.emitError("loads of one buffer (source, tile type and column) differ "
-                              "in ")
+        return load.emitError("loads sharing one buffer differ in ")
                << kBufferStagesAttr << ": " << bufferStagesOf(load) << " here, "
                << bufferStagesOf(first) << " at the first";
-      // cp.async fills what lies outside the source with zeros.
+      // The first load requests the buffer (its offset moves to the buffer).
+      if (load != first && load->hasAttr(kSharedOffsetAttr))
+        return load.emitError(kSharedOffsetAttr)
+               << " on a load whose buffer an earlier load requests (loads sharing a "
+                  "buffer are copies into it)";
+      // A copy fills what lies outside the source with zeros.
       if (auto pad = load.getPaddingAttr(); pad && !isZero(pad))
-        return load.emitError("a tile staged for cp.async copies is padded with zeros, "
-                              "not ")
+        return load.emitError("a staged tile is padded with zeros (its copy fills what "
+                              "lies outside the source with them), not ")
                << pad;
     }
   }

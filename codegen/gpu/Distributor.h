@@ -266,7 +266,10 @@ private:
   /// Records where `copy`'s readers find its tile: the load's result, or the copy's
   /// buffer (its tgpu.local_load readers take the newest fill).
   void setFill(const TileCopy &copy, SharedTile tile);
-  Value stagingBuffer(tile::LoadOp op);
+  /// A copy into padded rows through registers (vector loads and stores, or a
+  /// coalesced element loop where the tile is not whole vectors per thread).
+  void copyToPadded(const TileCopy &copy, ValueRange origin);
+  Value stagingBuffer(const TileCopy &copy);
   int64_t vectorsPerThread(const TileCopy &copy);
   std::pair<Value, Value> vectorPosition(const TileCopy &copy, int64_t i);
   /// The same for a [*, cols] tile of `elemBits`-bit elements.

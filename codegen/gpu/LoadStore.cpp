@@ -156,25 +156,27 @@ void Distributor::storeRows(const TileCopy &copy, Value mem, ArrayRef<Value> reg
 }
 
 LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  int64_t rows = tileType.getDimSize(0), cols = tileType.getDimSize(1);
-  Type elem = tileType.getElementType();
-  Value buffer = scalars.lookup(op.getSource());
-  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
-
   // The previous iteration's readers must be done before the tile is overwritten.
   settleProducts();
   TileCopy copy = TileCopy::of(op);
-  if (copy.swizzled) {
+  if (copy.swizzled)
     copyToSwizzled(copy, origin);
-    return success();
-  }
+  else
+    copyToPadded(copy, origin);
+  return success();
+}
+
+void Distributor::copyToPadded(const TileCopy &copy, ValueRange origin) {
+  int64_t rows = copy.shape[0], cols = copy.shape[1];
+  Type elem = copy.elem;
+  Value buffer = scalars.lookup(copy.source);
+  int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   if (!barrierPending)
     tgpu::BarrierOp::create(b);
-  Value mem = stagingBuffer(op);
+  Value mem = stagingBuffer(copy);
   if (vectorsPerThread(copy)) {
     storeRows(copy, mem, loadRows(copy, origin));
   } else {
@@ -184,11 +186,11 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     Value colsC = arith::ConstantIndexOp::create(b, cols);
     Value rowsInBuffer = memref::DimOp::create(b, buffer, rank - 2);
     Value colsInBuffer = memref::DimOp::create(b, buffer, rank - 1);
-    auto copy = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
+    auto loop = scf::ForOp::create(b, zero, arith::ConstantIndexOp::create(b, rows * cols),
                                    arith::ConstantIndexOp::create(b, numThreads));
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(copy.getBody());
-    Value linear = arith::AddIOp::create(b, copy.getInductionVar(), threadId);
+    b.setInsertionPointToStart(loop.getBody());
+    Value linear = arith::AddIOp::create(b, loop.getInductionVar(), threadId);
     Value r = arith::DivUIOp::create(b, linear, colsC);
     Value c = arith::RemUIOp::create(b, linear, colsC);
     SmallVector<Value> idx(origin);
@@ -203,8 +205,7 @@ LogicalResult Distributor::lowerLoadToShared(tile::LoadOp op) {
     memref::StoreOp::create(b, arith::SelectOp::create(b, ok, v, pad), mem, ValueRange{r, c});
   }
   barrierPending = true;
-  shared[op.getResult()] = {mem, /*transposed=*/false};
-  return success();
+  setFill(copy, {mem, /*transposed=*/false});
 }
 
 void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
@@ -225,18 +226,22 @@ void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
 
 LogicalResult Distributor::lowerAsyncCopy(tgpu::AsyncCopyOp op) {
   TileCopy copy = TileCopy::of(op);
-  if (!wgmma || !copy.swizzled || op.getStage())
-    return op.emitError("the GPU lowering copies into swizzled buffers of a wgmma kernel, "
-                        "the stage left to the loop's schedule "
+  tgpu::SwizzleKind kind = op.getBuffer().getType().getLayout().getKind();
+  if (op.getStage() || (copy.swizzled && !wgmma) || kind == tgpu::SwizzleKind::none)
+    return op.emitError("the GPU lowering copies into swizzled buffers (wgmma) or padded "
+                        "rows, the stage left to the loop's schedule "
                         "(tessera-tgpu-copy-staged-loads)");
-  if (!vectorsPerThread(copy))
+  if (copy.swizzled && !vectorsPerThread(copy))
     return op.emitError("the tile is not whole 16-byte vectors of its rows spread evenly "
                         "over the block's threads");
   SmallVector<Value> origin;
   for (Value i : op.getIndices())
     origin.push_back(scalars.lookup(i));
   settleProducts(); // the previous iteration's readers are done
-  copyToSwizzled(copy, origin);
+  if (copy.swizzled)
+    copyToSwizzled(copy, origin);
+  else
+    copyToPadded(copy, origin); // through registers: ld.global, then st.shared
   return success();
 }
 

@@ -528,7 +528,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     tgpu::BarrierOp::create(b);
     size_t pos = numCarried;
     for (auto [p, count] : llvm::zip(prefetches, regCounts)) {
-      Value mem = stagingBuffer(cast<tile::LoadOp>(p.copy.op));
+      Value mem = stagingBuffer(p.copy);
       SmallVector<Value> regs(loop.getRegionIterArgs().slice(pos, count));
       storeRows(p.copy, mem, regs);
       pos += count;

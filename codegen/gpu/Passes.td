@@ -120,18 +120,19 @@ def TgpuReadAhead : Pass<"tessera-tgpu-read-ahead", "mlir::ModuleOp"> {
 }
 
 def TgpuCopyStagedLoads : Pass<"tessera-tgpu-copy-staged-loads", "mlir::ModuleOp"> {
-  let summary = "staged operand loads as cp.async copies into buffers and reads of them";
+  let summary = "staged operand loads as copies into shared buffers and reads of them";
   let description = [{
     Runs after tessera-tgpu-assign-stages (and the passes that move loads: read-ahead,
-    product pipelining), before tessera-tgpu-allocate-shared. In each grid of a wgmma
-    kernel whose operand tiles cp.async copies (not `tgpu.tensor_copies`), every
-    `tile.load` staged in swizzled rows becomes a `tgpu.async_copy` into a mutable
-    `tgpu.local_alloc` (one per source, tile type and constant column, made in the
-    grid's body just before the op holding its first use, with the schedule's
-    `tgpu.buffer_stages` as its stages), keeping the
-    load's `tgpu.prefetch_distance`; each reader of the tile reads it with a
-    `tgpu.local_load` right before it. A stage left out on a multi-stage buffer is the
-    loop schedule's (tessera-tile-to-gpu pipelines the loop). Marks the grid
+    product pipelining), before tessera-tgpu-allocate-shared. In each grid whose operand
+    tiles TMA does not copy (no `tgpu.tensor_copies`), every `tile.load` staged in
+    shared memory becomes a `tgpu.async_copy` into a mutable `tgpu.local_alloc` (one per
+    buffer the lowering uses: swizzled rows per source, tile type and constant column,
+    padded rows per source and tile type; made in the grid's body just before the op
+    holding its first use, with the schedule's `tgpu.buffer_stages` as its stages),
+    keeping the load's `tgpu.prefetch_distance`; each reader of the tile reads it with a
+    `tgpu.local_load` right before it. The copy is cp.async into swizzled rows, through
+    registers into padded rows. A stage left out on a multi-stage buffer is the loop
+    schedule's (tessera-tile-to-gpu pipelines the loop). Marks the grid
     `tgpu.loads_copied`; a grid not scheduled yet is scheduled first.
   }];
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::gpu::GPUDialect"];

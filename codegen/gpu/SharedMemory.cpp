@@ -232,12 +232,16 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   return remember(*converted);
 }
 
-Value Distributor::stagingBuffer(tile::LoadOp op) {
-  auto tileType = cast<RankedTensorType>(op.getType());
-  Type elem = tileType.getElementType();
-  SmallVector<int64_t> shape = paddedShape(tileType.getShape(), elem);
-  Value &mem = stagingBuffers[{scalars.lookup(op.getSource()), MemRefType::get(shape, elem)}];
+Value Distributor::stagingBuffer(const TileCopy &copy) {
+  SmallVector<int64_t> shape = paddedShape(copy.shape, copy.elem);
+  // A copy's buffer is its tgpu.local_alloc (the owner of its offset); loads of one
+  // source and tile type share one.
+  Value &mem = stagingBuffers[copy.buffer ? std::pair<Value, Type>{copy.buffer, Type()}
+                                          : std::pair<Value, Type>{
+                                                scalars.lookup(copy.source),
+                                                MemRefType::get(shape, copy.elem)}];
   if (!mem)
-    mem = workgroupBuffer(shape, elem, "staging", op);
+    mem = workgroupBuffer(shape, copy.elem, "staging",
+                          copy.buffer ? copy.buffer.getDefiningOp() : copy.op);
   return mem;
 }

@@ -119,7 +119,9 @@ def Tgpu_AsyncCopyOp : Tgpu_Op<"async_copy", [AttrSizedOperandSegments]> {
   let summary = "starts a bounded copy of a tile from global into shared memory";
   let description = [{
     `tile.load`'s addressing (one index per buffer dimension; the tile spans the last
-    dimensions) with `cp.async` 16-byte copies into stage `stage` of a mutable buffer
+    dimensions) in 16-byte chunks (`cp.async` into swizzled rows; into padded rows the
+    lowering copies through registers, which lands at once) into stage `stage` of a
+    mutable buffer
     (left out on a multi-stage buffer: the stage the enclosing loop's schedule gives it);
     rows past the end of the source copy zero bytes (zero fill). The copy belongs to the
     next `tgpu.async_commit_group` that takes its token; its data may be read once a

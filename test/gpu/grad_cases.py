@@ -1,6 +1,7 @@
 """The GPU softmax-backward cases (issue 24), shared by test_softmax_grad_gpu.py and
 scripts/gpu_precompile.py (which compiles their forward and gradient images for a GPU
 machine without the compiler). Kernels take the GPU default config (tessera.compile's)."""
+import dataclasses
 import functools
 
 import tessera
@@ -72,6 +73,20 @@ def kernel(name, head_dim, dq_atomic=False):
                                           dtype=cases.DTYPE, target="cuda"), dq_atomic)
 
 
+# List walks whose backward is also compiled at one stage (nothing prefetched: each
+# list entry read an iteration early, tessera-tgpu-read-ahead).
+ONE_STAGE_LISTS = ("blocks", "document")
+
+
+@functools.lru_cache(maxsize=None)
+def one_stage_kernel(name, head_dim):
+    """`name`'s kernel with its backward at num_stages = 1."""
+    k = tessera.compile(SPECS[name][0], head_dim=head_dim, dtype=cases.DTYPE, target="cuda")
+    k.grad_config = dataclasses.replace(default_grad_config(k.head_dim, k.value_dim, k.chip),
+                                        num_stages=1)
+    return k
+
+
 @functools.lru_cache(maxsize=None)
 def table_kernel(name, head_dim, dq_atomic=False):
     if name == "slopes":
@@ -93,4 +108,8 @@ def kernels():
             for d in cases.HEAD_DIMS:
                 out[name + "_table", d, atomic] = table_kernel(name, d, atomic)
                 out[name + "_table", d, atomic].grad_image((table,))
+    for name in ONE_STAGE_LISTS:
+        for d in cases.HEAD_DIMS:
+            out[name + "_one_stage", d] = one_stage_kernel(name, d)
+            out[name + "_one_stage", d].grad_image()
     return out

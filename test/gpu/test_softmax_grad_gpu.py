@@ -2,7 +2,6 @@
 kernels against a float64 backward (torch autograd of the float64 forward, on the GPU),
 beside torch SDPA's own gradient error (bf16, autograd) on the same inputs; torch autograd
 through the kernel; the same bits every run. Skipped where there is no GPU."""
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
 import grad_cases  # noqa: E402
 import tessera  # noqa: E402
-from tessera.gpu import default_grad_config  # noqa: E402
 from tessera.reference import relative_error  # noqa: E402
 from tessera.reference_grad import attention_grad  # noqa: E402
 from test_block_sparse_gpu import listed_keys, random_lists  # noqa: E402
@@ -113,17 +111,14 @@ def test_matches_float64(name, d, nq, nk, h, hk, dq_atomic):
                           " dq_atomic" if dq_atomic else "")
 
 
-@pytest.mark.parametrize("name", ["blocks", "document"])
+@pytest.mark.parametrize("name", grad_cases.ONE_STAGE_LISTS)
 @pytest.mark.parametrize("d", cases.HEAD_DIMS)
 @pytest.mark.parametrize("nq,nk,h,hk", [(17, 17, 4, 2), (1000, 1000, 4, 1)])
 def test_one_stage_lists(name, d, nq, nk, h, hk):
     """The backward's list walks at one stage: nothing is prefetched, so each list
     entry is read an iteration early and carried (tessera-tgpu-read-ahead)."""
-    kernel = tessera.compile(grad_cases.SPECS[name][0], head_dim=d, dtype=cases.DTYPE,
-                             target="cuda")
-    kernel.grad_config = dataclasses.replace(
-        default_grad_config(kernel.head_dim, kernel.value_dim, kernel.chip), num_stages=1)
-    check_matches_float64(name, d, nq, nk, h, hk, kernel, " one stage")
+    check_matches_float64(name, d, nq, nk, h, hk, grad_cases.one_stage_kernel(name, d),
+                          " one stage")
 
 
 def check_matches_float64(name, d, nq, nk, h, hk, kernel, label):

@@ -23,7 +23,7 @@ func.func @overlap(%q: !in, %k: !in, %v: !in, %o: !out) {
       %n0 = arith.muli %t, %c64 : index
       // expected-note @+1 {{the staging buffer is requested here}}
       %kt = tile.load %k[%n0, %c0] {tgpu.shared_offset = array<i64: 0>} : !in -> tensor<64x128xbf16, #keyT>
-      // expected-error @+1 {{tgpu.shared_offset: the staging buffer at [0, 17408) overlaps the staging buffer at [0, 17408) while both are live (ops 6-14 and 6-14)}}
+      // expected-error @+1 {{tgpu.shared_offset: the staging buffer at [0, 17408) overlaps the staging buffer at [0, 17408) while both are live (ops 7-18 and 6-18)}}
       %vt = tile.load %v[%n0, %c0] {tgpu.shared_offset = array<i64: 0>} : !in -> tensor<64x128xbf16, #rhs>
       %ktt = tile.trans %kt : tensor<64x128xbf16, #keyT> -> tensor<128x64xbf16, #rhs>
       %s = tile.dot %qt, %ktt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x64xbf16, #rhs> -> tensor<64x64xf32, #acc>

@@ -101,10 +101,11 @@ func.func @causal_d128(%q: !in, %k: !in, %v: !in, %o: !out) {
 // 128-byte aligned), both read in the loop: one above the other.
 // CHECK-LABEL: func.func @staged_mma_sync
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
-// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-14
-// REPORT: remark: shared staging buffer: 17408 bytes at 17408 (align 128), live over ops 6-14
+// CHECK: %[[K:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: %[[V:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 17408>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: tgpu.async_copy %arg2{{.*}} into %[[V]]
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-18
+// REPORT: remark: shared staging buffer: 17408 bytes at 17408 (align 128), live over ops 7-18
 // LOWERED-LABEL: func.func @staged_mma_sync
 // LOWERED-SAME: smem = 35840 : i64
 
@@ -149,10 +150,11 @@ func.func @staged_mma_sync(%q: !in, %k: !in, %v: !in, %o: !out) {
 // merges with the barrier before each copy).
 // CHECK-LABEL: func.func @two_sweeps
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 17408 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
-// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-11
-// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 13-17
+// CHECK: %[[K:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: %[[V:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: tgpu.async_copy %arg2{{.*}} into %[[V]]
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 6-13
+// REPORT: remark: shared staging buffer: 17408 bytes at 0 (align 128), live over ops 15-21
 // LOWERED-LABEL: func.func @two_sweeps
 // LOWERED-SAME: smem = 18432 : i64
 // LOWERED: gpu.func @two_sweeps_kernel0
@@ -208,8 +210,9 @@ func.func @two_sweeps(%q: !in, %k: !in, %v: !in, %o: !out) {
 // others are placed around it.
 // CHECK-LABEL: func.func @user_offset
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 34816 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 17408>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: %[[K:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: %[[V:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 17408>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: tgpu.async_copy %arg2{{.*}} into %[[V]]
 // LOWERED-LABEL: func.func @user_offset
 // LOWERED-SAME: smem = 35840 : i64
 
@@ -254,11 +257,12 @@ func.func @user_offset(%q: !in, %k: !in, %v: !in, %o: !out) {
 // -----
 
 // A hand-written plan (tgpu.shared_bytes on the grid, an offset on every requesting op)
-// is followed as it is: V below K.
+// is followed as it is: V below K (the loads' offsets move to their copies' buffers).
 // CHECK-LABEL: func.func @hand_plan
 // CHECK: tile.grid{{.*}}tgpu.shared_bytes = 40960 : i64
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 20480>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}transposed = true
-// CHECK: tile.load %{{.*}} {tgpu.shared_offset = array<i64: 0>, tgpu.staged = #tgpu.shared<padded_rows, pad = 16>} : {{.*}}instr = [16, 8, 16]>>>{{$}}
+// CHECK: %[[K:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 20480>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: %[[V:.*]] = tgpu.local_alloc {tgpu.shared_offset = array<i64: 0>} : () -> !tgpu.smem<64x128xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK: tgpu.async_copy %arg2{{.*}} into %[[V]]
 // LOWERED-LABEL: func.func @hand_plan
 // LOWERED-SAME: smem = 41984 : i64
 

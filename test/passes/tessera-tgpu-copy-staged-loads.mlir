@@ -130,15 +130,20 @@ func.func @shared_buffers(%q: !in, %k: !in, %o: !out) {
 
 // -----
 
-// Not rewritten: a grid TMA copies (tgpu.tensor_copies), and an mma.sync kernel's
-// padded staging (copied through registers).
-// CHECK-LABEL: func.func @left_as_loads
+// Not rewritten: a grid TMA copies (tgpu.tensor_copies). An mma.sync kernel's tiles go
+// to padded rows (copied through registers): a buffer per source and tile type, single.
+// CHECK-LABEL: func.func @padded_and_tma
+// CHECK: tile.grid
 // CHECK-NOT: tgpu.loads_copied
+// CHECK-SAME: tgpu.tensor_copies
 // CHECK-NOT: tgpu.async_copy
 // CHECK: tile.load %arg1{{.*}}tgpu.staged = #tgpu.shared<swizzle_128b>
-// CHECK: tile.load %arg1{{.*}}mma_sync
-// CHECK-NOT: tgpu.async_copy
-// CHECK: return
+// CHECK: tile.grid{{.*}}tgpu.loads_copied
+// CHECK: tile.load %arg0{{.*}}mma_sync
+// CHECK-NEXT: %[[K:.*]] = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
+// CHECK-NEXT: tgpu.async_copy %arg1[%{{.*}}, %c0] into %[[K]] :
+// CHECK: tgpu.local_load %[[K]] : {{.*}} -> tensor<64x64xbf16, #tgpu.shared_operand<parent = #tgpu.mma<mma_sync
+// CHECK-NEXT: tile.dot
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #rhs = #tgpu.shared_operand<parent = #acc>
@@ -147,7 +152,7 @@ func.func @shared_buffers(%q: !in, %k: !in, %o: !out) {
 #mrhs = #tgpu.shared_operand<parent = #mma>
 !in = memref<?x64xbf16, strided<[?, ?], offset: ?>>
 !out = memref<?x64xf32, strided<[?, ?], offset: ?>>
-func.func @left_as_loads(%q: !in, %k: !in, %o: !out) {
+func.func @padded_and_tma(%q: !in, %k: !in, %o: !out) {
   %c0 = arith.constant 0 : index
   %c64 = arith.constant 64 : index
   %n = memref.dim %q, %c0 : !in

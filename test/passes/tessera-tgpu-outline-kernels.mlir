@@ -33,7 +33,7 @@
 // CHECK-NEXT: %[[TILES:.*]] = arith.ceildivsi %[[N]], %[[C64]]
 // CHECK-NEXT: tile.grid[%[[TILES]]] {{.*}}tgpu.accumulator = #tgpu.mma<mma_sync{{.*}}tgpu.shared_bytes = 9216
 // CHECK: tile.load %[[KQ]]
-// CHECK: tile.load %[[KK]]
+// CHECK: tgpu.async_copy %[[KK]]
 // CHECK: tile.store %{{.*}}, %[[KM]]
 // CHECK: gpu.return
 // min_blocks goes to ptxas as the kernel's .minnctapersm.

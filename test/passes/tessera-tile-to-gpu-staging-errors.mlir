@@ -120,7 +120,7 @@ func.func @copy_with_stage(%q: !in, %k: !in, %o: !out) {
     %row = arith.muli %i, %c64 : index
     %qt = tile.load %q[%row, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : !in -> tensor<64x64xbf16, #lhs>
     %kbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
-    // expected-error @below {{the GPU lowering copies into swizzled buffers of a wgmma kernel, the stage left to the loop's schedule (tessera-tgpu-copy-staged-loads)}}
+    // expected-error @below {{the GPU lowering copies into swizzled buffers (wgmma) or padded rows, the stage left to the loop's schedule (tessera-tgpu-copy-staged-loads)}}
     %tk = tgpu.async_copy %k[%row, %c0] into %kbuf[%c0] : !in -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
     %kt = tgpu.local_load %kbuf : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable> -> tensor<64x64xbf16, #rhs>
     %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>

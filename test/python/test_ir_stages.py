@@ -97,8 +97,8 @@ def gpu_causal():
 
 def test_tgpu_stage_layouts_and_schedule(gpu_causal):
     """The tile program after layout, staging and stage assignment: every tile has a
-    #tgpu layout, every staged load its shared layout, every loop a schedule. An f32
-    program takes mma.sync on either chip."""
+    #tgpu layout, every staged load is a copy into a buffer of its shared layout, every
+    loop a schedule. An f32 program takes mma.sync on either chip."""
     for stage in ("tgpu", "tgpu-sm_80"):
         tgpu = gpu_causal.ir(stage)
         assert "tgpu.accumulator = #tgpu.mma<mma_sync" in tgpu
@@ -106,9 +106,10 @@ def test_tgpu_stage_layouts_and_schedule(gpu_causal):
         loops = tgpu.count("scf.for")
         assert loops >= 2
         assert len(re.findall(r'\} \{.*tgpu\.pipeline = "registers", tgpu\.prefetch_distance = 1', tgpu)) == loops
-        assert re.search(r"tile\.load .*\{tgpu\.prefetch_distance = 1 : i64, "
-                         r"tgpu\.staged = #tgpu\.shared<padded_rows, pad = 16>\}", tgpu)
-        assert "tgpu.operands_staged" in tgpu
+        # Staged loads are copies into padded rows, prefetched an iteration ahead.
+        assert re.search(r"tgpu\.async_copy .*\{tgpu\.prefetch_distance = 1 : i64\} : .* -> "
+                         r"!tgpu\.smem<.*#tgpu\.shared<padded_rows, pad = 16>, mutable>", tgpu)
+        assert "tgpu.operands_staged" in tgpu and "tgpu.loads_copied" in tgpu
         # The tile stage has neither.
         assert "tgpu." not in gpu_causal.ir("tile")
 
