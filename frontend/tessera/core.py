@@ -22,8 +22,9 @@ def require_core():
 
 class IRStages:
     """What a compiled kernel shows of itself (its attn `module` and `config`; a GPU
-    kernel's `chip` and `ptx` too): `ir(stage)` — "attn", "tile", "tgpu" (the GPU layouts
-    and loop schedule; a GPU kernel's own chip, else sm_90a's), "tgpu-sm_80", "llvm"
+    kernel's `chip` and `ptx` too): `ir(stage)` — "attn", "tile", "tgpu" (the GPU layouts,
+    copies into shared buffers and loop schedule; a GPU kernel's own chip, else
+    sm_90a's), "tgpu-sm_80", "llvm"
     (CPU), "ptx" (a GPU kernel's) — and the tessera-opt command reproducing it."""
 
     def _stage(self, stage: str) -> str:
