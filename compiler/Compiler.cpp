@@ -16,7 +16,10 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassInstrumentation.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -77,20 +80,48 @@ struct CompilerContext {
     return func;
   }
 
-  void runPipeline(ModuleOp module, const std::string &pipeline) {
+  /// A pass manager running `pipeline`.
+  std::unique_ptr<PassManager> passManager(const std::string &pipeline) {
     // Pipelines are printed anchored on the module, as tessera-opt's --pass-pipeline
     // takes them; the pass manager below is that anchor, so it gets the inner list.
     StringRef inner = pipeline;
     if (!inner.consume_front("builtin.module(") || !inner.consume_back(")"))
       fail("pipeline '" + pipeline + "' is not anchored on builtin.module");
-    PassManager pm(&context, ModuleOp::getOperationName());
+    auto pm = std::make_unique<PassManager>(&context, ModuleOp::getOperationName());
     std::string parseErrors;
     llvm::raw_string_ostream errorStream(parseErrors);
-    if (failed(parsePassPipeline(inner, pm, errorStream)))
+    if (failed(parsePassPipeline(inner, *pm, errorStream)))
       fail("bad pipeline '" + pipeline + "': " + parseErrors);
-    if (failed(pm.run(module)))
+    return pm;
+  }
+
+  void runPipeline(ModuleOp module, const std::string &pipeline) {
+    if (failed(passManager(pipeline)->run(module)))
       fail("pipeline '" + pipeline + "' failed");
   }
+};
+
+/// Prints the whole module right after the first run of the pass named `name` (its
+/// command-line argument) and lists the passes run, in order.
+struct PrintAfterPass : PassInstrumentation {
+  PrintAfterPass(StringRef name, ModuleOp top, std::string &printed,
+                 SmallVectorImpl<std::string> &ran)
+      : name(name), top(top), printed(printed), ran(ran) {}
+  void runAfterPass(Pass *pass, Operation *) override {
+    StringRef argument = pass->getArgument();
+    if (argument.empty()) // a nested pass manager's adaptor
+      return;
+    if (!llvm::is_contained(ran, argument))
+      ran.push_back(argument.str());
+    if (argument == name && printed.empty()) {
+      llvm::raw_string_ostream os(printed);
+      top->print(os);
+    }
+  }
+  StringRef name;
+  ModuleOp top;
+  std::string &printed;
+  SmallVectorImpl<std::string> &ran;
 };
 
 std::string print(ModuleOp module) {
@@ -352,6 +383,25 @@ std::string tessera::lowerModule(const std::string &attnModule, Stage stage,
   auto module = cc.parse(attnModule);
   cc.runPipeline(*module, pipelineFor(stage, config));
   return print(*module);
+}
+
+std::string tessera::irAfterPass(const std::string &attnModule, const std::string &pipeline,
+                                 const std::string &passName) {
+  ensureRegistered();
+  CompilerContext cc;
+  auto module = cc.parse(attnModule);
+  std::unique_ptr<PassManager> pm = cc.passManager(pipeline);
+  std::string printed;
+  SmallVector<std::string> ran;
+  pm->addInstrumentation(std::make_unique<PrintAfterPass>(passName, *module, printed, ran));
+  // The IR after the pass, even where a later pass fails (what a user debugging that
+  // failure wants to see).
+  if (failed(pm->run(*module)) && printed.empty())
+    cc.fail("pipeline '" + pipeline + "' failed before '" + passName + "' ran");
+  if (printed.empty())
+    throw CompileError("no pass '" + passName + "' runs in the pipeline; its passes, in order: " +
+                       llvm::join(ran, ", "));
+  return printed;
 }
 
 struct tessera::CpuKernel::Impl {

@@ -54,6 +54,13 @@ std::string verifyModule(const std::string &attnModule);
 std::string lowerModule(const std::string &attnModule, Stage stage,
                         const TuningConfig &config);
 
+/// Runs `pipeline` (as tessera-opt's --pass-pipeline takes it) on `attnModule` and prints
+/// the module right after the first run of the pass `passName` (its tessera-opt flag
+/// without dashes). Throws CompileError naming the passes that ran where none is called
+/// that, or where the pipeline fails before it.
+std::string irAfterPass(const std::string &attnModule, const std::string &pipeline,
+                        const std::string &passName);
+
 /// What a GPU runtime without MLIR needs to launch a compiled spec: the PTX of its
 /// kernels and the launch record (docs/LAUNCH_RECORD.md, decoded by runtime/LaunchRecord.h):
 /// a versioned JSON object naming each kernel with its block, shared memory and grid, the

@@ -92,6 +92,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("module"), py::arg("entry"), py::arg("chip") = "sm_90a", CONFIG_ARGS,
       "Compile to PTX; returns (ptx bytes, launches JSON).");
+  m.def("ir_after", &irAfterPass, py::arg("module"), py::arg("pipeline"), py::arg("pass_name"),
+        "Run a pipeline on attn IR; the module right after the first run of a pass.");
   m.def("launch_record", &launchRecordOf, py::arg("module"), py::arg("entry"),
         "The launch record JSON compile_gpu writes, from the tessera.* attributes of "
         "`entry` in an already lowered module (docs/LAUNCH_RECORD.md).");

@@ -30,16 +30,29 @@ class IRStages:
     def _stage(self, stage: str) -> str:
         return "tgpu-sm_80" if stage == "tgpu" and getattr(self, "chip", None) == "sm_80" else stage
 
-    def ir(self, stage: str = "attn") -> str:
+    def ir(self, stage: str = "attn", after: str | None = None) -> str:
+        """The IR at `stage`; with `after` (a pass's tessera-opt flag without dashes, e.g.
+        "tessera-tgpu-copy-staged-loads"), the IR right after that pass's first run in
+        the kernel's whole pipeline (its chip's GPU pipeline, or the CPU one) instead."""
+        if after is not None:
+            return require_core().ir_after(self.module, self.pipeline(self._whole()), after)
         if stage == "ptx" and hasattr(self, "ptx"):
             return self.ptx.decode() if isinstance(self.ptx, bytes) else self.ptx
         return require_core().lower(self.module, self._stage(stage), **self.config.as_kwargs())
+
+    def _whole(self) -> str:
+        return "ptx" if hasattr(self, "chip") else "llvm"
 
     def pipeline(self, stage: str = "llvm") -> str:
         if stage == "ptx" and hasattr(self, "chip"):
             return require_core().gpu_pipeline(self.chip, **self.config.as_kwargs())
         return require_core().pipeline(self._stage(stage), **self.config.as_kwargs())
 
-    def replay_command(self, stage: str = "llvm", path: str = "spec.mlir") -> str:
-        """The tessera-opt command that reproduces `ir(stage)` from the attn module."""
+    def replay_command(self, stage: str = "llvm", path: str = "spec.mlir",
+                       after: str | None = None) -> str:
+        """The tessera-opt command that reproduces `ir(stage)` (or `ir(after=...)`, printed
+        after each run of the pass) from the attn module."""
+        if after is not None:
+            return (f"tessera-opt {path} --pass-pipeline='{self.pipeline(self._whole())}' "
+                    f"--mlir-print-ir-after={after} -o /dev/null")
         return f"tessera-opt {path} --pass-pipeline='{self.pipeline(stage)}'"

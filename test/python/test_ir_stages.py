@@ -184,6 +184,57 @@ def test_replay_with_tessera_opt(request, tmp_path, which, stage):
     assert result.stdout.rstrip("\n") == kern.ir(stage).rstrip("\n")
 
 
+@pytest.fixture(scope="module")
+def cuda_causal():
+    """D = 128 causal for sm_90a (compiled to PTX here; no GPU needed)."""
+    return tessera.compile(tessera.attention(causal=True), head_dim=128, dtype="bfloat16",
+                           target="cuda", config=GPU_CONFIG)
+
+
+def test_ir_after_any_pass(cuda_causal, causal):
+    """The IR between any two passes of a kernel's own pipeline: the staged loads stay
+    tile.loads the schedule marks until tessera-tgpu-copy-staged-loads makes them copies,
+    which tessera-tgpu-allocate-shared then places; outlining makes the kernel."""
+    scheduled = cuda_causal.ir(after="tessera-tgpu-assign-stages")
+    assert "tgpu.pipeline" in scheduled and "tgpu.async_copy" not in scheduled
+    assert len(re.findall(r"tile\.load .*tgpu\.staged = #tgpu\.shared<swizzle_128b>",
+                          scheduled)) == 7
+    copied = cuda_causal.ir(after="tessera-tgpu-copy-staged-loads")
+    assert copied.count("tgpu.async_copy") == 7 and "tgpu.staged" not in copied
+    assert "tgpu.shared_offset" not in copied
+    placed = cuda_causal.ir(after="tessera-tgpu-allocate-shared")
+    assert "tgpu.local_alloc {tgpu.shared_offset = array<i64: 16384>}" in placed
+    outlined = cuda_causal.ir(after="tessera-tgpu-outline-kernels")
+    assert "gpu.func @attention_kernel0" in outlined and "tessera.launches" in outlined
+    # A CPU kernel's pipeline too.
+    assert "linalg." in causal.ir(after="tessera-tile-to-linalg")
+
+
+def test_ir_after_an_unknown_pass(cuda_causal):
+    with pytest.raises(Exception, match=r"no pass 'tessera-no-such-pass' runs in the "
+                                        r"pipeline; its passes, in order: .*"
+                                        r"tessera-tgpu-copy-staged-loads, "
+                                        r"tessera-tgpu-allocate-shared, "):
+        cuda_causal.ir(after="tessera-no-such-pass")
+
+
+def test_replay_after_a_pass(tmp_path, cuda_causal):
+    cmd = cuda_causal.replay_command(after="tessera-tgpu-copy-staged-loads", path="k.mlir")
+    assert cmd.startswith("tessera-opt k.mlir --pass-pipeline=")
+    assert cuda_causal.pipeline("ptx") in cmd
+    assert cmd.endswith("--mlir-print-ir-after=tessera-tgpu-copy-staged-loads -o /dev/null")
+    opt = _tessera_opt()
+    if opt is None:
+        pytest.skip("tessera-opt not found (set TESSERA_OPT or build build/bin/tessera-opt)")
+    spec_file = tmp_path / "spec.mlir"
+    spec_file.write_text(cuda_causal.module)
+    result = subprocess.run([opt, str(spec_file), f"--pass-pipeline={cuda_causal.pipeline('ptx')}",
+                             "--mlir-print-ir-after=tessera-tgpu-copy-staged-loads",
+                             "-o", os.devnull], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("tgpu.async_copy") == 7
+
+
 def test_kernel_module_is_the_attn_input(causal):
     """kernel.module is what replay reads; it parses back to the attn stage."""
     assert "attn.attention" in causal.module
