@@ -65,7 +65,7 @@ int Distributor::allocateSwizzled(int64_t rows, int64_t cols, int64_t stages, Ty
 int64_t Distributor::bufferStages(const TileCopy &copy) {
   if (copy.buffer)
     return cast<tgpu::SharedBufferType>(copy.target).getStages();
-  return doubleBuffered.contains(bufferKey(cast<tile::LoadOp>(copy.op))) ? prefetchStages() : 1;
+  return plannedBufferStages(cast<tile::LoadOp>(copy.op));
 }
 
 int Distributor::swizzledBuffer(const TileCopy &copy) {

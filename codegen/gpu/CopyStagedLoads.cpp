@@ -23,6 +23,7 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Matchers.h"
 #include "llvm/ADT/MapVector.h"
 
 namespace tessera::gpu {
@@ -35,13 +36,6 @@ using namespace tessera;
 using namespace tessera::gpu;
 
 namespace {
-bool isZero(TypedAttr value) {
-  if (auto f = dyn_cast<FloatAttr>(value))
-    return f.getValue().isZero();
-  auto i = dyn_cast<IntegerAttr>(value);
-  return i && i.getValue().isZero();
-}
-
 /// A staged 2-D tile of whole 16-byte row chunks (a copy's unit); a tile whose rows are
 /// not (none is staged today) stays a load the lowering copies element by element.
 bool copiable(tile::LoadOp load) {
@@ -105,7 +99,8 @@ LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
                << " on a load whose buffer an earlier load requests (loads sharing a "
                   "buffer are copies into it)";
       // A copy fills what lies outside the source with zeros.
-      if (auto pad = load.getPaddingAttr(); pad && !isZero(pad))
+      if (auto pad = load.getPaddingAttr();
+          pad && !matchPattern(pad, m_AnyZeroFloat()) && !matchPattern(pad, m_Zero()))
         return load.emitError("a staged tile is padded with zeros (its copy fills what "
                               "lies outside the source with them), not ")
                << pad;

@@ -215,34 +215,57 @@ void forEachBlock(ConversionPatternRewriter &rewriter, Location loc, tgpu::Share
   }
 }
 
+/// `cp.async.bulk.tensor` between stage memory at `base` (a shared address) and the box
+/// of `descriptor` at `coordinates` (outermost first, as the tile ops index), one
+/// instruction per block (see blockColumns): into shared memory, completing on `barrier`,
+/// or out of it where `barrier` is null (into the current bulk group).
+LogicalResult bulkTensorCopies(ConversionPatternRewriter &rewriter, Operation *op,
+                               tgpu::SharedBufferType buffer, Value base, Value descriptor,
+                               ValueRange coordinates, Value barrier) {
+  FailureOr<int64_t> blockCols = blockColumns(op, buffer);
+  if (failed(blockCols))
+    return failure();
+  bool load = bool(barrier);
+  // The descriptor's coordinates run innermost first.
+  SmallVector<Value> coords(llvm::reverse(coordinates));
+  int64_t rank = coords.size(), first = load ? 1 : 0;
+  std::string constraints = load ? "r,l" : "l";
+  std::string tensor = "[$" + std::to_string(first) + ", " +
+                       coordinateList(rank, first + 1, constraints) + "]";
+  std::string last = "[$" + std::to_string(rank + first + 1) + "]";
+  std::string ptx = "cp.async.bulk.tensor." + std::to_string(rank) + "d." +
+                    (load ? "shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], " +
+                                tensor + ", " + last
+                          : "global.shared::cta.bulk_group " + tensor + ", " + last) +
+                    ";";
+  constraints += ",r";
+  forEachBlock(rewriter, op->getLoc(), buffer, *blockCols, base, coords[0],
+               [&](Value at, Value column) {
+                 SmallVector<Value> operands;
+                 if (load)
+                   operands.push_back(at);
+                 operands.push_back(descriptor);
+                 operands.push_back(column);
+                 llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
+                 operands.push_back(load ? barrier : at);
+                 inlinePtx(rewriter, op->getLoc(), Type(), operands, ptx, constraints);
+               });
+  return success();
+}
+
 struct LowerTmaLoad : OpConversionPattern<tgpu::TmaLoadOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::TmaLoadOp op, OpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     tgpu::SharedBufferType buffer = op.getBuffer().getType();
-    FailureOr<int64_t> blockCols = blockColumns(op, buffer);
-    if (failed(blockCols))
-      return failure();
     Value dst = elementAddress(rewriter, loc, adaptor.getBuffer(), adaptor.getStage(),
                                buffer.getStageBytes());
     Value barrier =
         barrierAddress(rewriter, loc, adaptor.getBarrier(), adaptor.getBarrierStage());
-    // The descriptor's coordinates run innermost first.
-    SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
-    int64_t rank = coords.size();
-    std::string constraints = "r,l";
-    std::string ptx = "cp.async.bulk.tensor." + std::to_string(rank) +
-                      "d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [$0], [$1, " +
-                      coordinateList(rank, 2, constraints) + "], [$" +
-                      std::to_string(rank + 2) + "];";
-    constraints += ",r";
-    forEachBlock(rewriter, loc, buffer, *blockCols, dst, coords[0], [&](Value at, Value column) {
-      SmallVector<Value> operands{at, adaptor.getDescriptor(), column};
-      llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
-      operands.push_back(barrier);
-      inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
-    });
+    if (failed(bulkTensorCopies(rewriter, op, buffer, dst, adaptor.getDescriptor(),
+                                adaptor.getCoordinates(), barrier)))
+      return failure();
     rewriter.eraseOp(op);
     return success();
   }
@@ -252,26 +275,9 @@ struct LowerTmaStore : OpConversionPattern<tgpu::TmaStoreOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(tgpu::TmaStoreOp op, OpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    tgpu::SharedBufferType buffer = op.getBuffer().getType();
-    FailureOr<int64_t> blockCols = blockColumns(op, buffer);
-    if (failed(blockCols))
+    if (failed(bulkTensorCopies(rewriter, op, op.getBuffer().getType(), adaptor.getBuffer(),
+                                adaptor.getDescriptor(), adaptor.getCoordinates(), Value())))
       return failure();
-    SmallVector<Value> coords(llvm::reverse(adaptor.getCoordinates()));
-    int64_t rank = coords.size();
-    std::string constraints = "l";
-    std::string ptx = "cp.async.bulk.tensor." + std::to_string(rank) +
-                      "d.global.shared::cta.bulk_group [$0, " +
-                      coordinateList(rank, 1, constraints) + "], [$" +
-                      std::to_string(rank + 1) + "];";
-    constraints += ",r";
-    forEachBlock(rewriter, loc, buffer, *blockCols, adaptor.getBuffer(), coords[0],
-                 [&](Value at, Value column) {
-                   SmallVector<Value> operands{adaptor.getDescriptor(), column};
-                   llvm::append_range(operands, ArrayRef<Value>(coords).drop_front());
-                   operands.push_back(at);
-                   inlinePtx(rewriter, loc, Type(), operands, ptx, constraints);
-                 });
     // The blocks are one bulk group: tgpu.tma_store_wait counts stores, not blocks.
     replaceWithPtx(rewriter, op, ValueRange(), "cp.async.bulk.commit_group;", "");
     return success();
