@@ -88,6 +88,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
       pm.addPass(tessera::gpu::createTgpuPipelineProducts());
   }
   pm.addPass(tessera::gpu::createTgpuCopyStagedLoads());
+  pm.addPass(tessera::gpu::createTgpuPipelineLoops());
   pm.addPass(tessera::gpu::createTgpuAllocateShared());
 }
 

@@ -113,6 +113,20 @@ bool Distributor::touchesSharedMemory(Operation *op) {
          llvm::any_of(op->getResultTypes(), isTile);
 }
 
+void Distributor::blockBarrier() {
+  // Only pure scalar code since the last barrier (a pipelined loop's prologue computes
+  // its copies' indices before its first copy): that barrier orders what this one would.
+  Block *block = b.getInsertionBlock();
+  for (auto it = b.getInsertionPoint(); it != block->begin();) {
+    Operation &op = *--it;
+    if (isa<tgpu::BarrierOp>(op))
+      return;
+    if (!isPure(&op))
+      break;
+  }
+  tgpu::BarrierOp::create(b);
+}
+
 LogicalResult Distributor::lowerBlock(Block &block) {
   if (warpSpecialized)
     ringTaken.emplace_back(); // given back at the block's end

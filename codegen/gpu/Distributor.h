@@ -319,6 +319,17 @@ private:
   SmallVector<Value> prefetchAt(const Prefetch &p, Value iv, Value loopIv);
   SmallVector<Value> prefetchOrigin(const Prefetch &p, Value iv, Value loopIv);
   DenseSet<Operation *> preStaged;
+  /// A software-pipelined loop's copies (tessera-tgpu-pipeline-loops) into the explicit
+  /// stage of a buffer: in its body, for a later iteration; before it, its prologue.
+  LogicalResult lowerPipelinedCopy(tgpu::AsyncCopyOp op);
+  /// The prologue copies lowered so far are those of a loop not lowered yet.
+  bool prologueOpen = false;
+  /// Before a prefetching loop's first copies (its prologue): earlier readers of the
+  /// stages they fill and earlier copies are done (copies issued right before with no
+  /// barrier owed, Q's, need no wait: the loop's first wait covers them).
+  void freeFirstStages();
+  /// A block barrier, unless the last op here with any effect is one already.
+  void blockBarrier();
   /// Run right after lowering `first` (a loop body's next-stage copies follow its
   /// single-buffered ones, so that a product can wait for the latter alone).
   std::pair<Operation *, std::function<void()>> afterOp;

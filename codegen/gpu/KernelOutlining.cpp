@@ -271,11 +271,12 @@ LogicalResult tessera::gpu::outlineKernels(ModuleOp top, int64_t minBlocks) {
                             "into @")
              << kernelModuleName(func) << "; outline a function once, with all of its grids";
   // A grid not staged yet (hand-written tgpu IR) is staged first, and its staged loads
-  // made copies (scheduled first where needed): both write ops, which the shared-memory
-  // plan numbers.
+  // made copies (scheduled first where needed) and its loops pipelined: all write ops,
+  // which the shared-memory plan numbers.
   for (func::FuncOp func : funcs)
     for (auto grid : func.getBody().getOps<tile::GridOp>())
-      if (accumulatorOf(grid) && (failed(stageOperands(grid)) || failed(copyStagedLoads(grid))))
+      if (accumulatorOf(grid) && (failed(stageOperands(grid)) || failed(copyStagedLoads(grid)) ||
+                                  failed(pipelineLoops(grid))))
         return failure(); // a grid without layouts is reported when it is outlined
   // Shared memory follows tessera-tgpu-allocate-shared's plan; a grid without one
   // (hand-written tgpu IR) is planned here first, by the same code.

@@ -225,12 +225,13 @@ void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
 }
 
 LogicalResult Distributor::lowerAsyncCopy(tgpu::AsyncCopyOp op) {
+  if (op.getStage())
+    return lowerPipelinedCopy(op);
   TileCopy copy = TileCopy::of(op);
   tgpu::SwizzleKind kind = op.getBuffer().getType().getLayout().getKind();
-  if (op.getStage() || (copy.swizzled && !wgmma) || kind == tgpu::SwizzleKind::none)
+  if ((copy.swizzled && !wgmma) || kind == tgpu::SwizzleKind::none)
     return op.emitError("the GPU lowering copies into swizzled buffers (wgmma) or padded "
-                        "rows, the stage left to the loop's schedule "
-                        "(tessera-tgpu-copy-staged-loads)");
+                        "rows");
   if (copy.swizzled && !vectorsPerThread(copy))
     return op.emitError("the tile is not whole 16-byte vectors of its rows spread evenly "
                         "over the block's threads");
@@ -242,6 +243,51 @@ LogicalResult Distributor::lowerAsyncCopy(tgpu::AsyncCopyOp op) {
     copyToSwizzled(copy, origin);
   else
     copyToPadded(copy, origin); // through registers: ld.global, then st.shared
+  return success();
+}
+
+/// The software-pipelined loop `op` copies for: the loop it is in, or the first after it
+/// in its block (its prologue).
+static scf::ForOp pipelinedLoopOf(tgpu::AsyncCopyOp op) {
+  auto parent = dyn_cast<scf::ForOp>(op->getParentOp());
+  if (parent && parent->hasAttr(kPipelinedAttr))
+    return parent;
+  for (Operation *next = op->getNextNode(); next; next = next->getNextNode())
+    if (auto loop = dyn_cast<scf::ForOp>(next); loop && loop->hasAttr(kPipelinedAttr))
+      return loop;
+  return {};
+}
+
+LogicalResult Distributor::lowerPipelinedCopy(tgpu::AsyncCopyOp op) {
+  TileCopy copy = TileCopy::of(op);
+  scf::ForOp loop = pipelinedLoopOf(op);
+  if (!loop || !wgmma || !copy.swizzled)
+    return op.emitError("a copy into an explicit stage belongs to a software-pipelined "
+                        "loop of a wgmma kernel (tessera-tgpu-pipeline-loops), in its body "
+                        "or before it, into swizzled rows");
+  if (!vectorsPerThread(copy))
+    return op.emitError("the tile is not whole 16-byte vectors of its rows spread evenly "
+                        "over the block's threads");
+  bool inLoop = loop == op->getParentOp();
+  auto mode = loop->getAttrOfType<StringAttr>(kPipelineAttr);
+  bool firstOnly = mode && mode.getValue() == "cp_async_first_product";
+  settleProducts(); // readers of the stage it fills are done
+  if (!inLoop && !prologueOpen) {
+    // The prologue's buffers first, then the stages free.
+    for (Operation *x = op; x != loop.getOperation(); x = x->getNextNode())
+      if (auto c = dyn_cast<tgpu::AsyncCopyOp>(x); c && c.getStage())
+        swizzledBuffer(TileCopy::of(c));
+    freeFirstStages();
+    prologueOpen = true;
+  }
+  SmallVector<Value> origin;
+  for (Value i : op.getIndices())
+    origin.push_back(scalars.lookup(i));
+  // First-product loops wait for a copy by buffer: the prologue's is the first
+  // iteration's, the body's the next iteration's (waited for there).
+  int index = swizzledBuffer(copy);
+  int group = !firstOnly ? -1 : inLoop ? nextStageGroup(index) : index;
+  issueCopies(copy, swizzledTiles[index], scalars.lookup(op.getStage()), origin, group);
   return success();
 }
 

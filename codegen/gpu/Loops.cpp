@@ -289,24 +289,6 @@ SmallVector<Value> Distributor::prefetchOrigin(const Prefetch &p, Value iv, Valu
   return origin;
 }
 
-/// Whether `a` (in loop `la`) and `b` (in loop `lb`) compute the same function of their
-/// loops' induction variables.
-static bool sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
-  if (a == la.getInductionVar() || b == lb.getInductionVar())
-    return a == la.getInductionVar() && b == lb.getInductionVar();
-  Operation *da = a.getDefiningOp(), *db = b.getDefiningOp();
-  bool insideA = da && da->getBlock() == la.getBody();
-  bool insideB = db && db->getBlock() == lb.getBody();
-  if (!insideA || !insideB)
-    return !insideA && !insideB && a == b;
-  return cast<OpResult>(a).getResultNumber() == cast<OpResult>(b).getResultNumber() &&
-         OperationEquivalence::isEquivalentTo(
-             da, db, [&](Value x, Value y) {
-               return success(sameFunctionOfIv(x, la, y, lb));
-             },
-             nullptr, OperationEquivalence::IgnoreLocations);
-}
-
 bool Distributor::continuesLastLoop(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
   // The tile builder's promise (tile.continues_previous), checked against the loops:
   // a shape that merely matches is not taken as one.
@@ -347,6 +329,14 @@ bool Distributor::deepPrefetch(scf::ForOp op, ArrayRef<Prefetch> prefetches) {
               .wasInterrupted();
 }
 
+void Distributor::freeFirstStages() {
+  if (barrierPending)
+    return;
+  if (copiesPending())
+    waitForCopies();
+  blockBarrier();
+}
+
 LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Value> init;
   if (failed(flatten(op.getInitArgs(), op.getResults(), init)))
@@ -364,12 +354,31 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return op.emitError("a loop without ")
            << kPipelineAttr << " in a scheduled grid: run tessera-tgpu-assign-stages after "
            << "changing the program";
-  FailureOr<SmallVector<Prefetch>> scheduled = scheduledPrefetches(op);
-  if (failed(scheduled))
-    return failure();
-  SmallVector<Prefetch> prefetches = std::move(*scheduled);
-  StringRef expected = prefetches.empty() ? "none"
-                       : !wgmma           ? "registers"
+  // A loop tessera-tgpu-pipeline-loops rotated: its prologue came before it, its copies
+  // and stages are ops of its body (checked there); the waits and barriers around them
+  // are still made here.
+  bool rotated = op->hasAttr(kPipelinedAttr);
+  SmallVector<Prefetch> prefetches;
+  SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
+  if (rotated) {
+    if (!wgmma || (mode.getValue() != "cp_async" && mode.getValue() != "cp_async_first_product"))
+      return op.emitError("a software-pipelined loop is a wgmma kernel's \"cp_async\" or "
+                          "\"cp_async_first_product\" loop");
+    for (Operation &x : op.getBody()->without_terminator())
+      if (auto copy = dyn_cast<tgpu::AsyncCopyOp>(x); copy && copy.getStage())
+        buffers.push_back(swizzledBuffer(TileCopy::of(copy)));
+  } else {
+    FailureOr<SmallVector<Prefetch>> scheduled = scheduledPrefetches(op);
+    if (failed(scheduled))
+      return failure();
+    prefetches = std::move(*scheduled);
+    if (wgmma && llvm::any_of(prefetches, [](const Prefetch &p) { return p.copy.buffer; }))
+      return op.emitError("a loop prefetching copies is software-pipelined first "
+                          "(tessera-tgpu-pipeline-loops)");
+  }
+  bool prefetching = rotated || !prefetches.empty();
+  StringRef expected = !prefetching ? "none"
+                       : !wgmma     ? "registers"
                        : mode.getValue() == "cp_async_first_product"
                            ? "cp_async_first_product"
                            : "cp_async";
@@ -389,7 +398,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     return op.emitError(kPrefetchDistanceAttr)
            << " = " << ahead << " needs a \"cp_async\" loop and " << ahead + 1
            << " buffer stages (" << kNumStagesAttr << " = " << numStages << ")";
-  bool continues = op->hasAttr(kContinuesPrefetchAttr);
+  bool continues = !rotated && op->hasAttr(kContinuesPrefetchAttr);
   if (continues && !(wgmma && !prefetches.empty() && continuesLastLoop(op, prefetches)))
     return op.emitError("tgpu.continues_prefetch: the loop before it leaves no copies of "
                         "these tiles in flight (it must end where this loop starts and "
@@ -400,7 +409,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<int> copiesBeforeLoop;
   if (!wgmma) {
     flushBarrier();
-  } else if (prefetches.empty()) {
+  } else if (!prefetching) {
     if (barrierPending)
       tgpu::BarrierOp::create(b);
     barrierPending = false;
@@ -409,7 +418,6 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   Value lb = scalars.lookup(op.getLowerBound()), step = scalars.lookup(op.getStep());
   SmallVector<size_t> regCounts;
   Value first = arith::ConstantIndexOp::create(b, 0);
-  SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
   for (Prefetch &p : prefetches)
     if (wgmma)
       buffers.push_back(swizzledBuffer(p.copy));
@@ -422,13 +430,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
       init.push_back(lastPrefetchingLoop->nextStage);
     } else {
       init.push_back(first); // the stage the first iteration reads
-      // The first iteration's tiles go to stage 0 once earlier readers and copies are
-      // done; copies issued just before (Q) need no wait: the loop's first wait covers them.
-      if (!barrierPending) {
-        if (copiesPending())
-          waitForCopies();
-        tgpu::BarrierOp::create(b);
-      }
+      freeFirstStages();
       for (int64_t j = 0; j < ahead; ++j) {
         Value iv = lb, stage = first;
         if (j) {
@@ -458,51 +460,57 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   unflatten(op.getRegionIterArgs(), loop.getRegionIterArgs().take_front(numCarried));
   SmallVector<Value> nextRegs;
   SmallVector<int> copiesAtEntry = pendingCopies;
-  if (wgmma && firstOnly && !prefetches.empty()) {
+  if (rotated)
+    prologueOpen = false; // the copies before it were this loop's
+  if (wgmma && firstOnly && prefetching) {
     // Everyone is done with the other stage and the single buffers: copy this
     // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
     // (K) into the other stage; products wait for their own copies only, so this
     // iteration's K (copied an iteration ago) and V may still be landing here.
-    Value stage = loop.getRegionIterArgs()[numCarried];
     tgpu::BarrierOp::create(b);
     barrierPending = true; // the single-buffered copies share this barrier
-    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
-    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
-    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
-      setFill(p.copy, {Value(), false, index, stage});
-      preStaged.insert(p.copy.op);
-    }
     // The copies the previous iteration (or loop) made for this one are this one's now.
     for (int &group : pendingCopies)
       if (isNextStage(group))
         group = nextStageGroup(group);
-    Value iv = op.getInductionVar();
-    auto issueNext = [this, prefetches, buffers, other, next, iv] {
-      for (auto [p, index] : llvm::zip(prefetches, buffers))
-        issueCopies(p.copy, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
-                    nextStageGroup(index));
-    };
-    // After the body's own staged loads that come before its first product or branch.
-    Operation *lastSingle = nullptr;
-    for (Operation &x : op.getBody()->without_terminator()) {
-      if (isa<tile::DotOp>(x) || x.getNumRegions())
-        break;
-      if (TileCopy::isCopy(&x) && TileCopy::of(&x).staged && !preStaged.contains(&x))
-        lastSingle = &x;
+    if (!rotated) {
+      Value stage = loop.getRegionIterArgs()[numCarried];
+      Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
+      Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+      for (auto [p, index] : llvm::zip(prefetches, buffers)) {
+        setFill(p.copy, {Value(), false, index, stage});
+        preStaged.insert(p.copy.op);
+      }
+      Value iv = op.getInductionVar();
+      auto issueNext = [this, prefetches, buffers, other, next, iv] {
+        for (auto [p, index] : llvm::zip(prefetches, buffers))
+          issueCopies(p.copy, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
+                      nextStageGroup(index));
+      };
+      // After the body's own staged loads that come before its first product or branch.
+      Operation *lastSingle = nullptr;
+      for (Operation &x : op.getBody()->without_terminator()) {
+        if (isa<tile::DotOp>(x) || x.getNumRegions())
+          break;
+        if (TileCopy::isCopy(&x) && TileCopy::of(&x).staged && !preStaged.contains(&x))
+          lastSingle = &x;
+      }
+      if (lastSingle)
+        afterOp = {lastSingle, issueNext};
+      else
+        issueNext();
+      nextRegs.push_back(other);
     }
-    if (lastSingle)
-      afterOp = {lastSingle, issueNext};
-    else
-      issueNext();
-    nextRegs.push_back(other);
-  } else if (wgmma && !prefetches.empty()) {
+  } else if (wgmma && prefetching) {
     // This iteration's tiles have landed (and everyone is done with the stage the last
     // one read): start copying those `ahead` iterations on into it while this one
     // computes; the copies for the iterations in between stay in flight.
-    Value stage = loop.getRegionIterArgs()[numCarried];
-    waitForCopies(int((ahead - 1) * prefetches.size()));
+    waitForCopies(int((ahead - 1) * buffers.size()));
     tgpu::BarrierOp::create(b);
     barrierPending = false;
+  }
+  if (wgmma && !firstOnly && !prefetches.empty()) {
+    Value stage = loop.getRegionIterArgs()[numCarried];
     Value one = arith::ConstantIndexOp::create(b, 1), last = arith::ConstantIndexOp::create(b, ahead);
     Value previous = arith::SubIOp::create(b, one, stage), following = previous;
     if (ahead > 1) {
@@ -521,7 +529,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
       preStaged.insert(p.copy.op);
     }
     nextRegs.push_back(following);
-  } else if (!prefetches.empty()) {
+  } else if (!wgmma && !prefetches.empty()) {
     // Store the tiles loaded one iteration ahead, then start loading the next ones:
     // their latency hides behind this iteration's arithmetic.
     flushBarrier();
@@ -559,7 +567,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     copiesBeforeLoop.append(pendingCopies);
     pendingCopies = std::move(copiesBeforeLoop);
   }
-  if (wgmma && firstOnly && !prefetches.empty()) {
+  if (wgmma && firstOnly && prefetching) {
     // In flight now: the copies for iteration `ub` (or, with no iteration, for `lb`),
     // the newest groups; everything else the loop's products waited for.
     pendingCopies.clear();

@@ -138,6 +138,25 @@ def TgpuCopyStagedLoads : Pass<"tessera-tgpu-copy-staged-loads", "mlir::ModuleOp
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::gpu::GPUDialect"];
 }
 
+def TgpuPipelineLoops : Pass<"tessera-tgpu-pipeline-loops", "mlir::ModuleOp"> {
+  let summary = "software pipelining: each cp.async prefetching loop rotated in the IR";
+  let description = [{
+    Runs after tessera-tgpu-copy-staged-loads, before tessera-tgpu-allocate-shared. In a
+    wgmma grid whose staged loads are copies (`tgpu.loads_copied`), each loop the
+    schedule prefetches by cp.async (`tgpu.pipeline` "cp_async" or
+    "cp_async_first_product") is rotated: the copies of its first
+    `tgpu.prefetch_distance` iterations go before it (its prologue, into stages 0, 1,
+    ...), the stage its iteration reads is carried as its last iter_arg, each prefetched
+    copy is issued for the iteration `distance` on into the stage the last iteration read
+    (first-product loops: for the next iteration into the other stage, after the body's
+    own copies that precede its first product), and every `tgpu.local_load` of a
+    prefetched buffer in the loop names the stage. A `tgpu.continues_prefetch` loop
+    starts from the previous loop's stage, without a prologue. Marks each loop
+    `tgpu.pipelined`; the waits and barriers stay the lowering's.
+  }];
+  let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::arith::ArithDialect"];
+}
+
 def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {
   let summary = "each tile.grid with products becomes one work loop per persistent program";
   let description = [{

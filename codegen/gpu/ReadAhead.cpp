@@ -71,6 +71,22 @@ tessera::gpu::indexSlice(scf::ForOp loop, ValueRange indices,
   return ordered;
 }
 
+bool tessera::gpu::sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
+  if (a == la.getInductionVar() || b == lb.getInductionVar())
+    return a == la.getInductionVar() && b == lb.getInductionVar();
+  Operation *da = a.getDefiningOp(), *db = b.getDefiningOp();
+  bool insideA = da && da->getBlock() == la.getBody();
+  bool insideB = db && db->getBlock() == lb.getBody();
+  if (!insideA || !insideB)
+    return !insideA && !insideB && a == b;
+  return cast<OpResult>(a).getResultNumber() == cast<OpResult>(b).getResultNumber() &&
+         OperationEquivalence::isEquivalentTo(
+             da, db, [&](Value x, Value y) {
+               return success(sameFunctionOfIv(x, la, y, lb));
+             },
+             nullptr, OperationEquivalence::IgnoreLocations);
+}
+
 /// Rewrites `loop` so that `read`, a load in its body whose indices follow from the
 /// induction variable alone (through pure ops of the body), is made one iteration early:
 /// the value for the lower bound is read before the loop and carried first among its

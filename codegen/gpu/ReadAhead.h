@@ -22,6 +22,10 @@ bool isReadOfInput(mlir::Operation *op);
 mlir::FailureOr<llvm::SmallVector<mlir::Operation *>>
 indexSlice(mlir::scf::ForOp loop, mlir::ValueRange indices,
            llvm::function_ref<bool(mlir::Operation *)> allowed);
+/// Whether `a` (in loop `la`) and `b` (in loop `lb`) compute the same function of their
+/// loops' induction variables (a loop continuing another's prefetches reads the same
+/// tiles at the same induction values).
+bool sameFunctionOfIv(mlir::Value a, mlir::scf::ForOp la, mlir::Value b, mlir::scf::ForOp lb);
 } // namespace tessera::gpu
 
 #endif

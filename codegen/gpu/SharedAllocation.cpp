@@ -102,7 +102,7 @@ void Distributor::settleSharedBytes(int64_t begin, int64_t end) {
     if (t.offset < end && begin < t.offset + t.bytes())
       earlier.push_back(i);
   drainTensorCopies(earlier);
-  tgpu::BarrierOp::create(b);
+  blockBarrier();
   barrierPending = false;
 }
 
@@ -361,9 +361,10 @@ LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool repor
   if (grids.empty())
     return success();
   // The plan numbers ops: a grid whose staged loads are not copies yet is rewritten
-  // first, by tessera-tgpu-copy-staged-loads' code (its scratch lowering would).
+  // first, by tessera-tgpu-copy-staged-loads' and tessera-tgpu-pipeline-loops' code
+  // (its scratch lowering would).
   for (auto &[name, grid] : grids)
-    if (accumulatorOf(grid) && failed(copyStagedLoads(grid)))
+    if (accumulatorOf(grid) && (failed(copyStagedLoads(grid)) || failed(pipelineLoops(grid))))
       return failure();
   // The requests come from the lowering itself, on a scratch copy (diagnostics carry
   // the original locations).

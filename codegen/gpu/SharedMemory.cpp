@@ -133,11 +133,18 @@ LogicalResult Distributor::lowerLocalAlloc(tgpu::LocalAllocOp op) {
 }
 
 LogicalResult Distributor::lowerLocalLoad(tgpu::LocalLoadOp op) {
+  if (Value stage = op.getStage()) {
+    // A software-pipelined loop's read: the stage its iteration's copies filled.
+    auto buffer = swizzledBuffers.find({op.getBuffer(), Type(), -1});
+    if (!wgmma || buffer == swizzledBuffers.end())
+      return op.emitError("reads a stage of a buffer no copy of a software-pipelined "
+                          "loop fills (swizzled rows of a wgmma kernel)");
+    SharedTile t{Value(), false, buffer->second, scalars.lookup(stage)};
+    shared[op.getResult()] = op.getTrans() ? transposedView(t) : t;
+    return success();
+  }
   // A copied buffer holds its newest fill, in the stage the loop's schedule gave it.
   auto it = shared.find(op.getBuffer());
-  if (op.getStage())
-    return op.emitError("the GPU lowering reads a buffer's stage as the loop's schedule "
-                        "gives it: leave the stage out");
   if (it == shared.end())
     return op.emitError("reads a buffer that neither a value nor a copy has filled here");
   shared[op.getResult()] = op.getTrans() ? transposedView(it->second) : it->second;

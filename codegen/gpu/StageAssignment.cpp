@@ -47,6 +47,10 @@ LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
   if (!accumulator)
     return grid.emitError("the tile program has no GPU layouts: run tessera-tile-to-tgpu "
                           "before tessera-tgpu-assign-stages");
+  // A grid whose loads are copies already (tessera-tgpu-copy-staged-loads) keeps the
+  // schedule they were made by: the analyses below read loads.
+  if (grid->hasAttr(kLoadsCopiedAttr) && grid->hasAttr(kNumStagesAttr))
+    return success();
   // The loads' staging decides what prefetching copies (an unstaged grid is staged
   // here, as tessera-tgpu-stage-operands would).
   if (failed(stageOperands(grid)))

@@ -52,6 +52,10 @@ inline constexpr const char kTensorCopiesAttr[] = "tgpu.tensor_copies";
 /// buffers, read by tgpu.local_load (tessera-tgpu-copy-staged-loads).
 inline constexpr const char kLoadsCopiedAttr[] = "tgpu.loads_copied";
 
+/// scf.for: rotated by tessera-tgpu-pipeline-loops (its prologue copies before it, its
+/// stage carried last, its copies into explicit stages).
+inline constexpr const char kPipelinedAttr[] = "tgpu.pipelined";
+
 /// Writes which of `grid`'s loads are staged in shared memory
 /// (tessera-tgpu-stage-operands on one grid); a grid staged already keeps its loads'
 /// staging. Fails, located at the load, where the lowering cannot follow it.
@@ -73,6 +77,10 @@ bool copiesStagedLoads(tile::GridOp grid);
 /// tessera-tgpu-copy-staged-loads on one grid (scheduled first where it is not); fails,
 /// located at the load, where a load cannot be a cp.async copy into its buffer.
 ::mlir::LogicalResult copyStagedLoads(tile::GridOp grid);
+/// tessera-tgpu-pipeline-loops on one grid: its cp.async prefetching loops rotated (a
+/// copied wgmma grid; others are left alone). Fails, located, where a loop's schedule
+/// cannot be followed.
+::mlir::LogicalResult pipelineLoops(tile::GridOp grid);
 } // namespace tessera::gpu
 
 #endif

@@ -103,8 +103,8 @@ func.func @operand_swizzled(%a: memref<64x64xbf16>, %w: memref<64x64xbf16>, %o: 
 
 // -----
 
-// A copy (tessera-tgpu-copy-staged-loads' form) whose stage is given: the loop's
-// schedule picks the stages of a copied buffer.
+// A copy into an explicit stage with no software-pipelined loop to belong to (its
+// stages are a pipelined loop's: tessera-tgpu-pipeline-loops).
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #rhs = #tgpu.shared_operand<parent = #acc>
@@ -120,7 +120,7 @@ func.func @copy_with_stage(%q: !in, %k: !in, %o: !out) {
     %row = arith.muli %i, %c64 : index
     %qt = tile.load %q[%row, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : !in -> tensor<64x64xbf16, #lhs>
     %kbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
-    // expected-error @below {{the GPU lowering copies into swizzled buffers (wgmma) or padded rows, the stage left to the loop's schedule (tessera-tgpu-copy-staged-loads)}}
+    // expected-error @below {{a copy into an explicit stage belongs to a software-pipelined loop of a wgmma kernel (tessera-tgpu-pipeline-loops), in its body or before it, into swizzled rows}}
     %tk = tgpu.async_copy %k[%row, %c0] into %kbuf[%c0] : !in -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
     %kt = tgpu.local_load %kbuf : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable> -> tensor<64x64xbf16, #rhs>
     %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>

@@ -150,9 +150,12 @@ def test_tgpu_stage_causal_d128_wgmma_schedule():
     allocs = re.findall(r"tgpu\.local_alloc .*-> !tgpu\.smem<(.*)>$", tgpu, re.M)
     assert len(allocs) == 3 and all("swizzle_128b" in a for a in allocs), allocs
     assert ["stages = 2" in a for a in allocs] == [False, True, False]
-    assert tgpu.count("tgpu.async_copy") == 7
-    assert len(re.findall(r"tgpu\.async_copy .*\{tgpu\.prefetch_distance = 1 : i64\}",
-                          tgpu)) == 3
+    # The loops rotated (tessera-tgpu-pipeline-loops): K's first tile copied before the
+    # first loop into stage 0, each loop copying the next iteration's K into the other
+    # stage and reading its own.
+    assert tgpu.count("tgpu.async_copy") == 8
+    assert len(re.findall(r"tgpu\.async_copy .* into %\d+\[%\w+\] "
+                          r"\{tgpu\.prefetch_distance = 1 : i64\}", tgpu)) == 3
     assert "tgpu.staged" not in tgpu and "tgpu.loads_copied" in tgpu
     sm80 = _bf16_tgpu(tessera.attention(causal=True), 128, config, "tgpu-sm_80")
     assert "tgpu.blocks_per_sm" not in sm80 and "continues_prefetch" not in sm80
@@ -194,7 +197,8 @@ def cuda_causal():
 def test_ir_after_any_pass(cuda_causal, causal):
     """The IR between any two passes of a kernel's own pipeline: the staged loads stay
     tile.loads the schedule marks until tessera-tgpu-copy-staged-loads makes them copies,
-    which tessera-tgpu-allocate-shared then places; outlining makes the kernel."""
+    tessera-tgpu-pipeline-loops rotates their loops and tessera-tgpu-allocate-shared
+    places the buffers; outlining makes the kernel."""
     scheduled = cuda_causal.ir(after="tessera-tgpu-assign-stages")
     assert "tgpu.pipeline" in scheduled and "tgpu.async_copy" not in scheduled
     assert len(re.findall(r"tile\.load .*tgpu\.staged = #tgpu\.shared<swizzle_128b>",
@@ -202,6 +206,13 @@ def test_ir_after_any_pass(cuda_causal, causal):
     copied = cuda_causal.ir(after="tessera-tgpu-copy-staged-loads")
     assert copied.count("tgpu.async_copy") == 7 and "tgpu.staged" not in copied
     assert "tgpu.shared_offset" not in copied
+    # Software pipelining: K of the first iteration copied before the first loop (its
+    # prologue, into stage 0), each loop copying the next iteration's K into the stage
+    # the last one read; the two later loops start from the stage the one before hands on.
+    rotated = cuda_causal.ir(after="tessera-tgpu-pipeline-loops")
+    assert rotated.count("tgpu.async_copy") == 8 and rotated.count("tgpu.pipelined") == 3
+    assert len(re.findall(r"iter_args\(.*%arg\d+ = %\d+#3\)", rotated)) == 2
+    assert len(re.findall(r"tgpu\.local_load %\d+\[%arg\d+\]", rotated)) == 3
     placed = cuda_causal.ir(after="tessera-tgpu-allocate-shared")
     assert "tgpu.local_alloc {tgpu.shared_offset = array<i64: 16384>}" in placed
     outlined = cuda_causal.ir(after="tessera-tgpu-outline-kernels")
@@ -214,6 +225,7 @@ def test_ir_after_an_unknown_pass(cuda_causal):
     with pytest.raises(Exception, match=r"no pass 'tessera-no-such-pass' runs in the "
                                         r"pipeline; its passes, in order: .*"
                                         r"tessera-tgpu-copy-staged-loads, "
+                                        r"tessera-tgpu-pipeline-loops, "
                                         r"tessera-tgpu-allocate-shared, "):
         cuda_causal.ir(after="tessera-no-such-pass")
 
