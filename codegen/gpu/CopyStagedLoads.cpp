@@ -108,9 +108,10 @@ LogicalResult tessera::gpu::copyStagedLoads(tile::GridOp grid) {
   }
   Block &body = grid.getBody().front();
   OpBuilder b(ctx);
-  b.setInsertionPointToStart(&body);
   for (auto &[key, loads] : buffers) {
     tile::LoadOp first = loads.front();
+    // (Set each time: the op the start was before may be a load erased since.)
+    b.setInsertionPointToStart(&body);
     auto tileType = cast<RankedTensorType>(first.getType());
     auto type = tgpu::SharedBufferType::get(ctx, tileType.getShape(),
                                             tileType.getElementType(), stagingOf(first),

@@ -177,3 +177,33 @@ func.func @padded_and_tma(%q: !in, %k: !in, %o: !out) {
   }
   return
 }
+
+// -----
+
+// A grid whose first op is a staged load (erased once copied) with another buffer after
+// it: each buffer is made at the grid's start, then placed.
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 32, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x128xbf16, strided<[?, ?], offset: ?>>
+// CHECK-LABEL: func.func @load_first
+// CHECK: %[[K:.*]] = tgpu.local_alloc : () -> !tgpu.smem<64x128xbf16
+// CHECK-NEXT: tgpu.async_copy %arg0[%c0, %c0] into %[[K]]
+// CHECK-NEXT: %[[Q:.*]] = tgpu.local_alloc : () -> !tgpu.smem<32x128xbf16
+// CHECK-NEXT: tgpu.async_copy %arg1[%c0, %c0] into %[[Q]]
+// LOWERED-LABEL: gpu.func @load_first_kernel
+// LOWERED: nvgpu.device_async_copy
+func.func @load_first(%k: !in, %q: !in, %s: memref<?x32xf32, strided<[?, ?], offset: ?>>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  tile.grid [%c1] config = #tile.config<block_m = 64, block_n = 32, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc} {
+    %kt = tile.load %k[%c0, %c0] : !in -> tensor<64x128xbf16, #lhs>
+    %qt = tile.load %q[%c0, %c0] : !in -> tensor<32x128xbf16, #keyT>
+    %qtt = tile.trans %qt : tensor<32x128xbf16, #keyT> -> tensor<128x32xbf16, #rhs>
+    %zero = arith.constant dense<0.0> : tensor<64x32xf32, #acc>
+    %st = tile.dot %kt, %qtt, %zero : tensor<64x128xbf16, #lhs>, tensor<128x32xbf16, #rhs> -> tensor<64x32xf32, #acc>
+    tile.store %st, %s[%c0, %c0] : tensor<64x32xf32, #acc>, memref<?x32xf32, strided<[?, ?], offset: ?>>
+  }
+  return
+}
