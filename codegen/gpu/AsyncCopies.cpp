@@ -127,7 +127,9 @@ void Distributor::waitForCopies(int newerGroupsLeft) {
                             newerGroupsLeft);
   // cp.async writes through the generic proxy; wgmma reads through the async one.
   fenceAsyncProxy();
-  pendingCopies.erase(pendingCopies.begin(), pendingCopies.end() - newerGroupsLeft);
+  pendingCopies.erase(pendingCopies.begin(),
+                      pendingCopies.end() -
+                          std::min<int>(newerGroupsLeft, pendingCopies.size()));
 }
 
 bool Distributor::waitForGroup(function_ref<bool(int)> needed) {

@@ -30,6 +30,20 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerLocalLoad(read);
   if (auto copy = dyn_cast<tgpu::AsyncCopyOp>(op))
     return lowerAsyncCopy(copy);
+  // Waits and barriers the IR writes (a software-pipelined loop's iteration start): each
+  // copy is a group of its own here.
+  if (auto wait = dyn_cast<tgpu::AsyncWaitOp>(op)) {
+    if (!wait.getGroups().empty())
+      return wait.emitError("the GPU lowering counts each copy as a group: give "
+                            "`pending` alone");
+    waitForCopies(int(wait.getPending()));
+    return success();
+  }
+  if (isa<tgpu::BarrierOp>(op)) {
+    tgpu::BarrierOp::create(b);
+    barrierPending = false;
+    return success();
+  }
   if (auto store = dyn_cast<tile::StoreOp>(op))
     return lowerStore(store);
   if (auto gather = dyn_cast<tile::GatherOp>(op))
@@ -113,15 +127,25 @@ bool Distributor::touchesSharedMemory(Operation *op) {
          llvm::any_of(op->getResultTypes(), isTile);
 }
 
+/// Whether `op` may read or write shared memory (or wait for what does): anything with
+/// effects but a scalar load from a global buffer (a list entry, a table).
+static bool mayTouchShared(Operation *op) {
+  if (isPure(op))
+    return false;
+  auto load = dyn_cast<memref::LoadOp>(op);
+  return !load || ::mlir::gpu::GPUDialect::hasWorkgroupMemoryAddressSpace(load.getMemRefType());
+}
+
 void Distributor::blockBarrier() {
-  // Only pure scalar code since the last barrier (a pipelined loop's prologue computes
-  // its copies' indices before its first copy): that barrier orders what this one would.
+  // Nothing has touched shared memory since the last barrier (only index arithmetic and
+  // list reads: a pipelined loop's or iteration's before its copies): that barrier orders
+  // what this one would.
   Block *block = b.getInsertionBlock();
   for (auto it = b.getInsertionPoint(); it != block->begin();) {
     Operation &op = *--it;
     if (isa<tgpu::BarrierOp>(op))
       return;
-    if (!isPure(&op))
+    if (mayTouchShared(&op))
       break;
   }
   tgpu::BarrierOp::create(b);

@@ -328,7 +328,8 @@ private:
   /// stages they fill and earlier copies are done (copies issued right before with no
   /// barrier owed, Q's, need no wait: the loop's first wait covers them).
   void freeFirstStages();
-  /// A block barrier, unless the last op here with any effect is one already.
+  /// A block barrier, unless one is already in this block with nothing that may touch
+  /// shared memory after it.
   void blockBarrier();
   /// Run right after lowering `first` (a loop body's next-stage copies follow its
   /// single-buffered ones, so that a product can wait for the latter alone).

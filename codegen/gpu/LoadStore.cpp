@@ -175,7 +175,7 @@ void Distributor::copyToPadded(const TileCopy &copy, ValueRange origin) {
   Value buffer = scalars.lookup(copy.source);
   int64_t rank = cast<MemRefType>(buffer.getType()).getRank();
   if (!barrierPending)
-    tgpu::BarrierOp::create(b);
+    blockBarrier();
   Value mem = stagingBuffer(copy);
   if (vectorsPerThread(copy)) {
     storeRows(copy, mem, loadRows(copy, origin));
@@ -216,7 +216,7 @@ void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
     waitForGroup([&](int group) {
       return group == index || group == -1 || group == nextStageGroup(index);
     });
-    tgpu::BarrierOp::create(b);
+    blockBarrier();
   }
   Value first = arith::ConstantIndexOp::create(b, 0);
   issueCopies(copy, swizzledTiles[index], first, origin, index);

@@ -462,46 +462,47 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<int> copiesAtEntry = pendingCopies;
   if (rotated)
     prologueOpen = false; // the copies before it were this loop's
-  if (wgmma && firstOnly && prefetching) {
+  // The copies the previous iteration (or loop) made for this one are this one's now.
+  if (wgmma && firstOnly && prefetching)
+    for (int &group : pendingCopies)
+      if (isNextStage(group))
+        group = nextStageGroup(group);
+  // A rotated loop's iteration starts with its waits and barrier as ops (the pass's);
+  // lowerFor's own rotation (TMA grids' loops) makes them here.
+  if (wgmma && firstOnly && !prefetches.empty()) {
     // Everyone is done with the other stage and the single buffers: copy this
     // iteration's single-buffered tiles (V), then the next iteration's prefetched ones
     // (K) into the other stage; products wait for their own copies only, so this
     // iteration's K (copied an iteration ago) and V may still be landing here.
     tgpu::BarrierOp::create(b);
     barrierPending = true; // the single-buffered copies share this barrier
-    // The copies the previous iteration (or loop) made for this one are this one's now.
-    for (int &group : pendingCopies)
-      if (isNextStage(group))
-        group = nextStageGroup(group);
-    if (!rotated) {
-      Value stage = loop.getRegionIterArgs()[numCarried];
-      Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
-      Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
-      for (auto [p, index] : llvm::zip(prefetches, buffers)) {
-        setFill(p.copy, {Value(), false, index, stage});
-        preStaged.insert(p.copy.op);
-      }
-      Value iv = op.getInductionVar();
-      auto issueNext = [this, prefetches, buffers, other, next, iv] {
-        for (auto [p, index] : llvm::zip(prefetches, buffers))
-          issueCopies(p.copy, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
-                      nextStageGroup(index));
-      };
-      // After the body's own staged loads that come before its first product or branch.
-      Operation *lastSingle = nullptr;
-      for (Operation &x : op.getBody()->without_terminator()) {
-        if (isa<tile::DotOp>(x) || x.getNumRegions())
-          break;
-        if (TileCopy::isCopy(&x) && TileCopy::of(&x).staged && !preStaged.contains(&x))
-          lastSingle = &x;
-      }
-      if (lastSingle)
-        afterOp = {lastSingle, issueNext};
-      else
-        issueNext();
-      nextRegs.push_back(other);
+    Value stage = loop.getRegionIterArgs()[numCarried];
+    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
+    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    for (auto [p, index] : llvm::zip(prefetches, buffers)) {
+      setFill(p.copy, {Value(), false, index, stage});
+      preStaged.insert(p.copy.op);
     }
-  } else if (wgmma && prefetching) {
+    Value iv = op.getInductionVar();
+    auto issueNext = [this, prefetches, buffers, other, next, iv] {
+      for (auto [p, index] : llvm::zip(prefetches, buffers))
+        issueCopies(p.copy, swizzledTiles[index], other, prefetchOrigin(p, next, iv),
+                    nextStageGroup(index));
+    };
+    // After the body's own staged loads that come before its first product or branch.
+    Operation *lastSingle = nullptr;
+    for (Operation &x : op.getBody()->without_terminator()) {
+      if (isa<tile::DotOp>(x) || x.getNumRegions())
+        break;
+      if (TileCopy::isCopy(&x) && TileCopy::of(&x).staged && !preStaged.contains(&x))
+        lastSingle = &x;
+    }
+    if (lastSingle)
+      afterOp = {lastSingle, issueNext};
+    else
+      issueNext();
+    nextRegs.push_back(other);
+  } else if (wgmma && !prefetches.empty()) {
     // This iteration's tiles have landed (and everyone is done with the stage the last
     // one read): start copying those `ahead` iterations on into it while this one
     // computes; the copies for the iterations in between stay in flight.

@@ -196,6 +196,14 @@ LogicalResult LoopPipeliner::rotate(scf::ForOp loop) {
   // This iteration's stage is `stage`; the copies go to `fill` for iteration `target`,
   // and the next iteration reads `following`.
   b.setInsertionPointToStart(body);
+  // Each iteration starts once its own tiles have landed (all but the copies for the
+  // `ahead - 1` iterations after it: one group per copy) and every thread is done with
+  // the stage the last iteration read, which its copies refill. A first-product loop's
+  // products wait for their own copies (the lowering's groups).
+  if (!firstOnly)
+    tgpu::AsyncWaitOp::create(b, loc, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
+                              (ahead - 1) * int64_t(copies.size()));
+  tgpu::BarrierOp::create(b, loc);
   Value fill, following, target;
   Value one = constant(1);
   if (firstOnly) {

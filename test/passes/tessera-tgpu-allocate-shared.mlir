@@ -26,15 +26,16 @@
 // CHECK-NEXT: arith.muli
 // CHECK-NEXT: tgpu.async_copy %{{.*}} into %[[K]][%{{.*}}] :
 // CHECK-NEXT: scf.for
+// CHECK-NEXT: tgpu.barrier
 // CHECK: tgpu.async_copy %{{.*}} into %[[V]] :
 // CHECK-NEXT: arith.muli
 // CHECK-NEXT: tgpu.async_copy %{{.*}} into %[[K]][%{{.*}}] {tgpu.prefetch_distance = 1 : i64}
 // CHECK-NOT: tgpu.shared_offset
 // CHECK: tile.store %{{.*}} {tgpu.shared_offset = array<i64: 0>}
-// REPORT: remark: shared tile buffer: 16384 bytes at 0 (align 1024), live over ops 3-65
-// REPORT: remark: shared tile buffer: 32768 bytes at 16384 (align 1024), live over ops 7-65
-// REPORT: remark: shared tile buffer: 16384 bytes at 49152 (align 1024), live over ops 8-65
-// REPORT: remark: shared output buffer: 16384 bytes at 0 (align 1024), live over ops 67-67
+// REPORT: remark: shared tile buffer: 16384 bytes at 0 (align 1024), live over ops 3-68
+// REPORT: remark: shared tile buffer: 32768 bytes at 16384 (align 1024), live over ops 7-68
+// REPORT: remark: shared tile buffer: 16384 bytes at 49152 (align 1024), live over ops 8-68
+// REPORT: remark: shared output buffer: 16384 bytes at 0 (align 1024), live over ops 70-70
 // TMA-LABEL: func.func @causal_d128
 // TMA: tile.grid{{.*}}tgpu.shared_bytes = 65568 : i64, tgpu.shared_offset = array<i64: 65536>
 // LOWERED-LABEL: func.func @causal_d128

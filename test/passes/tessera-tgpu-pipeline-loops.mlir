@@ -9,9 +9,9 @@
 // RUN: FileCheck %s --check-prefix=LOWERED < %t.rotated
 
 // The first product's operands only (the schedule's choice at D = 128): K's copy for
-// the first iteration goes before the loop into stage 0; each iteration copies V, then
-// the next iteration's K into the other stage, and reads K from its own stage, which it
-// hands on to the next.
+// the first iteration goes before the loop into stage 0; each iteration starts with a
+// barrier (everyone is done with the other stage), copies V, then the next iteration's
+// K into the other stage, and reads K from its own stage, which it hands on to the next.
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
@@ -25,6 +25,7 @@
 // CHECK-NEXT: %[[N0:.*]] = arith.muli %c0, %c64
 // CHECK-NEXT: tgpu.async_copy %arg1[%[[N0]], %c0] into %[[K]][%[[S0]]] :
 // CHECK-NEXT: %{{.*}} = scf.for %[[T:.*]] = %c0 to %{{.*}} step %c1 iter_args(%{{.*}} = %{{.*}}, %[[STAGE:.*]] = %[[S0]]) -> ({{.*}}, index) {
+// CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: %[[ONE:.*]] = arith.constant 1 : index
 // CHECK-NEXT: %[[OTHER:.*]] = arith.subi %[[ONE]], %[[STAGE]]
 // CHECK-NEXT: %[[NEXT:.*]] = arith.addi %[[T]], %c1
@@ -72,8 +73,9 @@ func.func @first_product(%q: !in, %k: !in, %v: !in, %o: !out) {
 // -----
 
 // Every tile two iterations ahead (num_stages = 3, a user's schedule): the prologue
-// copies iterations 0 and 1 into stages 0 and 1; each iteration copies iteration t + 2
-// into the stage the last one read (stage - 1, wrapping) and hands stage + 1 on.
+// copies iterations 0 and 1 into stages 0 and 1; each iteration waits for its own tile
+// (one newer copy may stay in flight), then copies iteration t + 2 into the stage the
+// last one read (stage - 1, wrapping) and hands stage + 1 on.
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #rhs = #tgpu.shared_operand<parent = #acc>
@@ -88,6 +90,8 @@ func.func @first_product(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK-NEXT: %[[IV1:.*]] = arith.addi %c0, %[[M]]
 // CHECK-NEXT: tgpu.async_copy %arg1[%[[IV1]], %c0] into %[[K]][%[[S1]]] :
 // CHECK-NEXT: scf.for %[[T:.*]] = %c0 to %{{.*}} step %c64 iter_args(%{{.*}} = %{{.*}}, %[[STAGE:.*]] = %[[S0]])
+// CHECK-NEXT: tgpu.async_wait pending = 1
+// CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: %[[ONE:.*]] = arith.constant 1 : index
 // CHECK-NEXT: %[[LAST:.*]] = arith.constant 2 : index
 // CHECK-NEXT: %[[ZERO:.*]] = arith.constant 0 : index
