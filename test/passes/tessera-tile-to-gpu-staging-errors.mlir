@@ -184,3 +184,32 @@ func.func @stage_read_without_copy(%q: !in, %k: !in, %o: !out) {
   }
   return
 }
+
+// -----
+
+// A wait naming the copies it waits for: the lowering counts groups (one per copy).
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x64xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x64xf32, strided<[?, ?], offset: ?>>
+func.func @wait_naming_copies(%q: !in, %k: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.num_stages = 1 : i64, tgpu.operands_staged, tgpu.loads_copied} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qt = tile.load %q[%row, %c0] {tgpu.staged = #tgpu.shared<swizzle_128b>} : !in -> tensor<64x64xbf16, #lhs>
+    %kbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    %tk = tgpu.async_copy %k[%row, %c0] into %kbuf : !in -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    // expected-error @below {{the GPU lowering counts each copy as a group: give `pending` alone}}
+    %w = tgpu.async_wait %tk pending = 0
+    %kt = tgpu.local_load %kbuf : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable> -> tensor<64x64xbf16, #rhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    %s = tile.dot %qt, %kt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %s, %o[%row, %c0] : tensor<64x64xf32, #acc>, !out
+  }
+  return
+}
