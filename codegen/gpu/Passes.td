@@ -151,8 +151,10 @@ def TgpuPipelineLoops : Pass<"tessera-tgpu-pipeline-loops", "mlir::ModuleOp"> {
     (first-product loops: for the next iteration into the other stage, after the body's
     own copies that precede its first product), and every `tgpu.local_load` of a
     prefetched buffer in the loop names the stage. A `tgpu.continues_prefetch` loop
-    starts from the previous loop's stage, without a prologue. Marks each loop
-    `tgpu.pipelined`; the waits and barriers stay the lowering's.
+    starts from the previous loop's stage, without a prologue. Each iteration starts
+    with its wait (`tgpu.async_wait`, "cp_async": all but the copies for the
+    `distance - 1` iterations after it) and `tgpu.barrier`. Marks each loop
+    `tgpu.pipelined`; the prologue's and the products' waits stay the lowering's.
   }];
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::arith::ArithDialect"];
 }

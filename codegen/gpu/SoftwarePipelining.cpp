@@ -9,8 +9,9 @@
 // next iteration into the other stage, after the body's own copies), and every read of
 // a prefetched buffer in the loop naming the iteration's stage. A loop continuing the
 // previous one's copies (tgpu.continues_prefetch) starts from that loop's stage and
-// has no prologue. The waits and barriers around the copies stay the lowering's
-// (docs/RationaleTgpu.md, "Staging", parts 2 and 3).
+// has no prologue. Each iteration starts with its wait and barrier as ops; the
+// prologue's and the products' waits stay the lowering's (docs/RationaleTgpu.md,
+// "Software pipelining").
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
