@@ -19,16 +19,7 @@ std::optional<Distributor::Prefetch> Distributor::prefetchOf(const TileCopy &cop
                                                            scf::ForOp op) {
   if (!copy.staged || !vectorsPerThread(copy) || (wgmma && !copy.swizzled))
     return std::nullopt;
-  // The indices must follow from the induction variable through pure ops of the body;
-  // a read is issued an iteration early only where the tile builder promises every read
-  // of the loop in bounds at any induction value (tile.speculable).
-  bool speculable = op->hasAttr(tile_loop::kSpeculable);
-  FailureOr<SmallVector<Operation *>> slice =
-      indexSlice(op, copy.indices, [&](Operation *def) {
-        return (isPure(def) || (speculable && isReadOfInput(def))) &&
-               llvm::none_of(def->getResultTypes(),
-                             [](Type t) { return isa<RankedTensorType>(t); });
-      });
+  FailureOr<SmallVector<Operation *>> slice = prefetchSlice(op, copy.indices);
   if (failed(slice))
     return std::nullopt;
   return Prefetch{copy, std::move(*slice)};
@@ -361,7 +352,7 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   SmallVector<Prefetch> prefetches;
   SmallVector<int> buffers; // the prefetched tiles' swizzled buffers (wgmma)
   if (rotated) {
-    if (!wgmma || (mode.getValue() != "cp_async" && mode.getValue() != "cp_async_first_product"))
+    if (!wgmma || !isCpAsyncPipeline(mode.getValue()))
       return op.emitError("a software-pipelined loop is a wgmma kernel's \"cp_async\" or "
                           "\"cp_async_first_product\" loop");
     for (Operation &x : op.getBody()->without_terminator())
@@ -477,8 +468,9 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
     tgpu::BarrierOp::create(b);
     barrierPending = true; // the single-buffered copies share this barrier
     Value stage = loop.getRegionIterArgs()[numCarried];
-    Value other = arith::SubIOp::create(b, arith::ConstantIndexOp::create(b, 1), stage);
-    Value next = arith::AddIOp::create(b, loop.getInductionVar(), step);
+    RotatedStages stages =
+        rotatedStages(b, b.getLoc(), stage, loop.getInductionVar(), step, 1, true);
+    Value other = stages.fill, next = stages.target;
     for (auto [p, index] : llvm::zip(prefetches, buffers)) {
       setFill(p.copy, {Value(), false, index, stage});
       preStaged.insert(p.copy.op);
@@ -512,17 +504,8 @@ LogicalResult Distributor::lowerFor(scf::ForOp op) {
   }
   if (wgmma && !firstOnly && !prefetches.empty()) {
     Value stage = loop.getRegionIterArgs()[numCarried];
-    Value one = arith::ConstantIndexOp::create(b, 1), last = arith::ConstantIndexOp::create(b, ahead);
-    Value previous = arith::SubIOp::create(b, one, stage), following = previous;
-    if (ahead > 1) {
-      Value zero = arith::ConstantIndexOp::create(b, 0);
-      Value atZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, zero);
-      Value atLast = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, stage, last);
-      previous = arith::SelectOp::create(b, atZero, last, arith::SubIOp::create(b, stage, one));
-      following = arith::SelectOp::create(b, atLast, zero, arith::AddIOp::create(b, stage, one));
-    }
-    Value target = arith::AddIOp::create(b, loop.getInductionVar(),
-                                         arith::MulIOp::create(b, last, step));
+    auto [previous, following, target] =
+        rotatedStages(b, b.getLoc(), stage, loop.getInductionVar(), step, ahead, false);
     for (auto [p, index] : llvm::zip(prefetches, buffers)) {
       issueCopies(p.copy, swizzledTiles[index], previous,
                   prefetchOrigin(p, target, op.getInductionVar()));

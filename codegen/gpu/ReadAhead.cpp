@@ -71,6 +71,16 @@ tessera::gpu::indexSlice(scf::ForOp loop, ValueRange indices,
   return ordered;
 }
 
+FailureOr<SmallVector<Operation *>> tessera::gpu::prefetchSlice(scf::ForOp loop,
+                                                                ValueRange indices) {
+  bool speculable = loop->hasAttr(tile_loop::kSpeculable);
+  return indexSlice(loop, indices, [&](Operation *def) {
+    return (isPure(def) || (speculable && isReadOfInput(def))) &&
+           llvm::none_of(def->getResultTypes(),
+                         [](Type t) { return isa<RankedTensorType>(t); });
+  });
+}
+
 bool tessera::gpu::sameFunctionOfIv(Value a, scf::ForOp la, Value b, scf::ForOp lb) {
   if (a == la.getInductionVar() || b == lb.getInductionVar())
     return a == la.getInductionVar() && b == lb.getInductionVar();

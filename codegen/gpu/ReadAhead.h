@@ -22,6 +22,13 @@ bool isReadOfInput(mlir::Operation *op);
 mlir::FailureOr<llvm::SmallVector<mlir::Operation *>>
 indexSlice(mlir::scf::ForOp loop, mlir::ValueRange indices,
            llvm::function_ref<bool(mlir::Operation *)> allowed);
+/// The index slice of a copy issued an iteration (or more) early: pure ops of the body,
+/// and reads of inputs where the tile builder promises every read of the loop in bounds
+/// at any induction value (tile.speculable); no tile-valued op. Read by prefetching
+/// (Loops.cpp) and tessera-tgpu-pipeline-loops.
+mlir::FailureOr<llvm::SmallVector<mlir::Operation *>> prefetchSlice(mlir::scf::ForOp loop,
+                                                                    mlir::ValueRange indices);
+
 /// Whether `a` (in loop `la`) and `b` (in loop `lb`) compute the same function of their
 /// loops' induction variables (a loop continuing another's prefetches reads the same
 /// tiles at the same induction values).

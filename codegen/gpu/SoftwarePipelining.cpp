@@ -19,7 +19,6 @@
 #include "codegen/gpu/PersistentGrid.h"
 #include "codegen/gpu/ReadAhead.h"
 #include "codegen/gpu/StageAttrs.h"
-#include "passes/TileLoopAttrs.h"
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TGPUPIPELINELOOPS
@@ -43,10 +42,6 @@ struct RotatedLoop {
   scf::ForOp loop;
   SmallVector<std::tuple<Value, Value, SmallVector<Value>>> copies;
 };
-
-bool isCpAsync(StringRef mode) {
-  return mode == "cp_async" || mode == "cp_async_first_product";
-}
 
 /// Clones `p`'s index computation for induction value `iv` at `b` and copies the tile
 /// there into `stage` of its buffer.
@@ -82,20 +77,12 @@ private:
 
 FailureOr<SmallVector<PrefetchedCopy>> LoopPipeliner::prefetchedCopies(scf::ForOp loop) {
   SmallVector<PrefetchedCopy> out;
-  bool speculable = loop->hasAttr(tile_loop::kSpeculable);
   for (Operation &o : loop.getBody()->without_terminator()) {
     auto copy = dyn_cast<tgpu::AsyncCopyOp>(o);
     if (!copy || !copy->hasAttr(kPrefetchDistanceAttr))
       continue;
     tgpu::SharedBufferType type = copy.getBuffer().getType();
-    // The indices follow from the induction variable through pure ops of the body (reads
-    // of inputs where the loop promises every read in bounds at any induction value).
-    FailureOr<SmallVector<Operation *>> slice =
-        indexSlice(loop, copy.getIndices(), [&](Operation *def) {
-          return (isPure(def) || (speculable && isReadOfInput(def))) &&
-                 llvm::none_of(def->getResultTypes(),
-                               [](Type t) { return isa<RankedTensorType>(t); });
-        });
+    FailureOr<SmallVector<Operation *>> slice = prefetchSlice(loop, copy.getIndices());
     if (copy.getStage() || type.getLayout().getKind() != tgpu::SwizzleKind::swizzle_128b ||
         !vectorsPerThreadOf(TileCopy::of(copy), numThreads) || failed(slice))
       return copy.emitError("tgpu.prefetch_distance on a copy that cannot be prefetched "
@@ -205,26 +192,7 @@ LogicalResult LoopPipeliner::rotate(scf::ForOp loop) {
     tgpu::AsyncWaitOp::create(b, loc, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
                               (ahead - 1) * int64_t(copies.size()));
   tgpu::BarrierOp::create(b, loc);
-  Value fill, following, target;
-  Value one = constant(1);
-  if (firstOnly) {
-    fill = following = arith::SubIOp::create(b, loc, one, stage);
-    target = arith::AddIOp::create(b, loc, iv, step);
-  } else {
-    Value last = constant(ahead);
-    if (ahead == 1) {
-      fill = following = arith::SubIOp::create(b, loc, one, stage);
-    } else {
-      Value zero = constant(0);
-      Value atZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage, zero);
-      Value atLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage, last);
-      fill = arith::SelectOp::create(b, loc, atZero, last,
-                                     arith::SubIOp::create(b, loc, stage, one));
-      following = arith::SelectOp::create(b, loc, atLast, zero,
-                                          arith::AddIOp::create(b, loc, stage, one));
-    }
-    target = arith::AddIOp::create(b, loc, iv, arith::MulIOp::create(b, loc, last, step));
-  }
+  auto [fill, following, target] = rotatedStages(b, loc, stage, iv, step, ahead, firstOnly);
   if (firstOnly) {
     // After the body's own copies that come before its first product or branch: they
     // and this iteration's prefetched tiles land under the first product.
@@ -270,7 +238,7 @@ LogicalResult LoopPipeliner::run() {
     auto mode = loop->getAttrOfType<StringAttr>(kPipelineAttr);
     // A persistent grid's work loop is not pipelined (its lowering reports a schedule
     // that says otherwise).
-    if (mode && isCpAsync(mode.getValue()) && !loop->hasAttr(kPipelinedAttr) &&
+    if (mode && isCpAsyncPipeline(mode.getValue()) && !loop->hasAttr(kPipelinedAttr) &&
         !loop->hasAttr(kWorkItemsAttr))
       loops.push_back(loop);
   });
@@ -280,6 +248,29 @@ LogicalResult LoopPipeliner::run() {
   return success();
 }
 } // namespace
+
+RotatedStages tessera::gpu::rotatedStages(OpBuilder &b, Location loc, Value stage, Value iv,
+                                          Value step, int64_t ahead, bool firstOnly) {
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  if (firstOnly) {
+    Value other = arith::SubIOp::create(b, loc, one, stage);
+    return {other, other, arith::AddIOp::create(b, loc, iv, step)};
+  }
+  Value last = arith::ConstantIndexOp::create(b, loc, ahead), fill, following;
+  if (ahead == 1) {
+    fill = following = arith::SubIOp::create(b, loc, one, stage);
+  } else {
+    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+    Value atZero = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage, zero);
+    Value atLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, stage, last);
+    fill = arith::SelectOp::create(b, loc, atZero, last,
+                                   arith::SubIOp::create(b, loc, stage, one));
+    following = arith::SelectOp::create(b, loc, atLast, zero,
+                                        arith::AddIOp::create(b, loc, stage, one));
+  }
+  Value target = arith::AddIOp::create(b, loc, iv, arith::MulIOp::create(b, loc, last, step));
+  return {fill, following, target};
+}
 
 LogicalResult tessera::gpu::pipelineLoops(tile::GridOp grid) {
   tgpu::MmaEncodingAttr accumulator = accumulatorOf(grid);

@@ -7,7 +7,9 @@
 #ifndef TESSERA_CODEGEN_GPU_STAGEATTRS_H
 #define TESSERA_CODEGEN_GPU_STAGEATTRS_H
 
+#include "mlir/IR/Builders.h"
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/StringRef.h"
 
 namespace tessera::tile {
 class GridOp;
@@ -27,6 +29,11 @@ inline constexpr const char kPrefetchDistanceAttr[] = "tgpu.prefetch_distance";
 /// scf.for: how its prefetches are carried ("none", "registers", "cp_async",
 /// "cp_async_first_product"); its presence marks the loop as scheduled.
 inline constexpr const char kPipelineAttr[] = "tgpu.pipeline";
+/// Whether a loop's tgpu.pipeline copies by cp.async (tessera-tgpu-pipeline-loops
+/// rotates such loops).
+inline bool isCpAsyncPipeline(::llvm::StringRef mode) {
+  return mode == "cp_async" || mode == "cp_async_first_product";
+}
 /// scf.for: its first tiles are the previous loop's last copies, still in flight.
 inline constexpr const char kContinuesPrefetchAttr[] = "tgpu.continues_prefetch";
 /// tile.grid: stages of a prefetched buffer and the blocks per SM the plan made room for.
@@ -81,6 +88,15 @@ bool copiesStagedLoads(tile::GridOp grid);
 /// copied wgmma grid; others are left alone). Fails, located, where a loop's schedule
 /// cannot be followed.
 ::mlir::LogicalResult pipelineLoops(tile::GridOp grid);
+/// One iteration of a rotated loop reading stage `stage` at induction value `iv`: the
+/// stage its copies fill, the stage the next iteration reads and the iteration the copies
+/// are for (`ahead` on; first-product loops: the next, into the other stage).
+struct RotatedStages {
+  ::mlir::Value fill, following, target;
+};
+RotatedStages rotatedStages(::mlir::OpBuilder &b, ::mlir::Location loc, ::mlir::Value stage,
+                            ::mlir::Value iv, ::mlir::Value step, int64_t ahead,
+                            bool firstOnly);
 } // namespace tessera::gpu
 
 #endif
