@@ -90,6 +90,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTgpuCopyStagedLoads());
   pm.addPass(tessera::gpu::createTgpuPipelineLoops());
   pm.addPass(tessera::gpu::createTgpuAllocateShared());
+  pm.addPass(tessera::gpu::createTgpuInsertWaits());
 }
 
 /// tgpu -> PTX.

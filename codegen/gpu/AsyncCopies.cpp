@@ -6,6 +6,7 @@
 // buffer.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/gpu/AsyncWaits.h"
 #include "codegen/gpu/Distributor.h"
 
 using namespace mlir;
@@ -116,26 +117,45 @@ void Distributor::issueCopies(const TileCopy &copy, const SwizzledTile &t, Value
   pendingCopies.push_back(group);
 }
 
-void Distributor::waitForCopies(int newerGroupsLeft) {
-  if (tensorCopies) {
-    // No cp.async groups: what a loop records as in flight is waited for by its readers.
-    pendingCopies.erase(pendingCopies.begin(),
-                        pendingCopies.end() - std::min<int>(newerGroupsLeft, pendingCopies.size()));
+void Distributor::waitForCopies(int newerGroupsLeft, bool publishes) {
+  if (tensorCopies || waitMode == WaitMode::follow) {
+    // TMA: no cp.async groups, what a loop records as in flight is waited for by its
+    // readers. Waits as ops: the IR's came before, or a copy may still be in flight.
+    if (!tensorCopies && newerGroupsLeft < int(pendingCopies.size()) && !waitsBroken) {
+      waitsBroken = true;
+      Operation *at = waitPoint.before ? waitPoint.before : waitPoint.block->getParentOp();
+      at->emitError("a cp.async copy may still be in flight here, where the lowering needs "
+                    "all but ")
+          << newerGroupsLeft << " of the " << pendingCopies.size()
+          << " copy groups landed: no tgpu.async_wait comes before it in this "
+          << kWaitsPlacedAttr << " grid (tessera-tgpu-insert-waits)";
+    }
+    landCopies(newerGroupsLeft);
     return;
   }
+  emitCopyWait(newerGroupsLeft);
+  if (waitMode == WaitMode::record)
+    waitRecords.push_back({waitPoint, newerGroupsLeft, publishes});
+}
+
+void Distributor::emitCopyWait(int newerGroupsLeft) {
   tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
                             newerGroupsLeft);
   // cp.async writes through the generic proxy; wgmma reads through the async one.
   fenceAsyncProxy();
+  landCopies(newerGroupsLeft);
+}
+
+void Distributor::landCopies(int newerGroupsLeft) {
   pendingCopies.erase(pendingCopies.begin(),
                       pendingCopies.end() -
                           std::min<int>(newerGroupsLeft, pendingCopies.size()));
 }
 
-bool Distributor::waitForGroup(function_ref<bool(int)> needed) {
+bool Distributor::waitForGroup(function_ref<bool(int)> needed, bool publishes) {
   for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
     if (needed(pendingCopies[i])) {
-      waitForCopies(int(pendingCopies.size()) - 1 - i);
+      waitForCopies(int(pendingCopies.size()) - 1 - i, publishes);
       return true;
     }
   return false;
@@ -144,7 +164,7 @@ bool Distributor::waitForGroup(function_ref<bool(int)> needed) {
 void Distributor::settleCopies() {
   flushBarrier();
   if (copiesPending()) {
-    waitForCopies();
+    waitForCopies(0, /*publishes=*/true);
     tgpu::BarrierOp::create(b);
   }
 }
@@ -198,7 +218,8 @@ void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
     barrierPending = false;
     return;
   }
-  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); })) {
+  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); },
+                    /*publishes=*/true)) {
     flushBarrier();
     return;
   }

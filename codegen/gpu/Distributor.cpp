@@ -30,13 +30,13 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerLocalLoad(read);
   if (auto copy = dyn_cast<tgpu::AsyncCopyOp>(op))
     return lowerAsyncCopy(copy);
-  // Waits and barriers the IR writes (a software-pipelined loop's iteration start): each
-  // copy is a group of its own here.
+  // Waits and barriers the IR writes (a software-pipelined loop's iteration start,
+  // tessera-tgpu-insert-waits): each copy is a group of its own here.
   if (auto wait = dyn_cast<tgpu::AsyncWaitOp>(op)) {
     if (!wait.getGroups().empty())
       return wait.emitError("the GPU lowering counts each copy as a group: give "
                             "`pending` alone");
-    waitForCopies(int(wait.getPending()));
+    emitCopyWait(int(wait.getPending()));
     return success();
   }
   if (isa<tgpu::BarrierOp>(op)) {
@@ -158,6 +158,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     if (preStaged.contains(&op))
       continue;
     llvm::SaveAndRestore<Operation *> current(lowering, &op); // shared buffers' owner
+    llvm::SaveAndRestore<WaitPoint> here(waitPoint, {&block, &op});
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).
@@ -179,6 +180,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
       run();
     }
   }
+  llvm::SaveAndRestore<WaitPoint> end(waitPoint, blockEnd(block));
   settleProducts();
   flushBarrier();
   if (warpSpecialized)

@@ -418,10 +418,20 @@ private:
   Value stageOffset(const SwizzledTile &t, Value stage);
   void issueCopies(const TileCopy &copy, const SwizzledTile &t, Value stage,
                    ValueRange origin, int group = -1);
-  void waitForCopies(int newerGroupsLeft = 0);
+  /// Waits until at most `newerGroupsLeft` groups are in flight: made here, recorded
+  /// (the scratch lowering of tessera-tgpu-insert-waits) or, in a grid whose waits are
+  /// ops, found made already (an error where the IR has none). `publishes`: the caller
+  /// puts a block barrier after it only because of it (every thread's copies visible to
+  /// all), which the IR then holds too; other callers place a barrier anyway.
+  void waitForCopies(int newerGroupsLeft = 0, bool publishes = false);
+  /// The wait itself (and the proxy fence wgmma reads need): a tgpu.async_wait of the
+  /// IR, or one the lowering makes.
+  void emitCopyWait(int newerGroupsLeft);
+  /// The bookkeeping of a wait: all but the newest `newerGroupsLeft` groups landed.
+  void landCopies(int newerGroupsLeft);
   /// Waits for the newest pending group `needed` accepts (and every older one); false
   /// when there is none.
-  bool waitForGroup(function_ref<bool(int)> needed);
+  bool waitForGroup(function_ref<bool(int)> needed, bool publishes);
   /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
   void settleCopies();
   /// Before a persistent grid's work loop and at the end of each item: no products or
@@ -673,6 +683,40 @@ private:
   void settleSharedBytes(int64_t begin, int64_t end);
   /// Swizzled buffers sharing bytes with `index` (itself included), in index order.
   SmallVector<int> overlappingSwizzled(int index);
+
+  // cp.async waits as ops (AsyncWaits.cpp): lowering the scratch copy of
+  // tessera-tgpu-insert-waits, each wait the lowering makes is recorded with where it
+  // stands in the tile program; in a grid marked tgpu.waits_placed the IR's waits are
+  // the only ones, and a copy the lowering finds in flight where it needs it landed is
+  // an error.
+public:
+  /// Before lowerBlock: records, follows or makes `grid`'s waits.
+  void beginWaitPlacement(tile::GridOp grid);
+  /// After lowering: the recorded waits as `kernel`'s tgpu.async_waits; fails where a
+  /// wait was missing.
+  LogicalResult endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid);
+
+private:
+  /// Where in the tile program a wait made now belongs: before the tile op `before`, or
+  /// at the end of `block` (no `before`: a block without a terminator).
+  struct WaitPoint {
+    Block *block = nullptr;
+    Operation *before = nullptr;
+  };
+  WaitPoint waitPoint;
+  /// Waits at the end of `block` (before its terminator) from here on.
+  WaitPoint blockEnd(Block &block) {
+    return {&block, block.mightHaveTerminator() ? block.getTerminator() : nullptr};
+  }
+  enum class WaitMode { make, record, follow };
+  WaitMode waitMode = WaitMode::make;
+  struct WaitRecord {
+    WaitPoint at;
+    int64_t pending;
+    bool publishes;
+  };
+  SmallVector<WaitRecord> waitRecords;
+  bool waitsBroken = false;
 };
 
 /// Two 16-bit floats as one 32-bit word (lo in the low half), the register form of a

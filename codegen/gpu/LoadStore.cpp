@@ -213,9 +213,11 @@ void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
   if (!barrierPending) {
     // No two copies in flight to the same bytes: wait for the newest earlier copy into
     // this buffer (a prefetch, -1, may target any; a next-stage copy, either stage).
-    waitForGroup([&](int group) {
-      return group == index || group == -1 || group == nextStageGroup(index);
-    });
+    waitForGroup(
+        [&](int group) {
+          return group == index || group == -1 || group == nextStageGroup(index);
+        },
+        /*publishes=*/false);
     blockBarrier();
   }
   Value first = arith::ConstantIndexOp::create(b, 0);

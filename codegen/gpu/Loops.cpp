@@ -607,6 +607,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   SmallVector<Value> forwarded;
   if (failed(flatten(cond.getArgs(), op.getAfterArguments(), forwarded)))
     return failure();
+  waitPoint = blockEnd(op.getBefore().front());
   settleCopies();
   scf::ConditionOp::create(b, scalars.lookup(cond.getCondition()), forwarded);
   Block *after = b.createBlock(&loop.getAfter(), {}, flatTypes(op.getAfterArguments()),
@@ -617,6 +618,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   SmallVector<Value> yielded;
   if (failed(flatten(op.getYieldOp().getOperands(), op.getBeforeArguments(), yielded)))
     return failure();
+  waitPoint = blockEnd(op.getAfter().front());
   settleCopies();
   scf::YieldOp::create(b, yielded);
   b.setInsertionPointAfter(loop);
@@ -645,6 +647,7 @@ LogicalResult Distributor::lowerIf(scf::IfOp op) {
     barrierPending = barrierBefore;
     if (failed(lowerBlock(from->front())))
       return failure();
+    llvm::SaveAndRestore<WaitPoint> end(waitPoint, blockEnd(from->front()));
     settleCopies();
     SmallVector<Value> yielded;
     if (failed(flatten(from->front().getTerminator()->getOperands(), op.getResults(),

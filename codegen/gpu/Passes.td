@@ -154,9 +154,28 @@ def TgpuPipelineLoops : Pass<"tessera-tgpu-pipeline-loops", "mlir::ModuleOp"> {
     starts from the previous loop's stage, without a prologue. Each iteration starts
     with its wait (`tgpu.async_wait`, "cp_async": all but the copies for the
     `distance - 1` iterations after it) and `tgpu.barrier`. Marks each loop
-    `tgpu.pipelined`; the prologue's and the products' waits stay the lowering's.
+    `tgpu.pipelined`; the prologue's and the products' waits are
+    tessera-tgpu-insert-waits'.
   }];
   let dependentDialects = ["::tessera::tgpu::TgpuDialect", "::mlir::arith::ArithDialect"];
+}
+
+def TgpuInsertWaits : Pass<"tessera-tgpu-insert-waits", "mlir::ModuleOp"> {
+  let summary = "the waits for cp.async copies as tgpu.async_wait ops of the tile program";
+  let description = [{
+    Runs after tessera-tgpu-allocate-shared (the lowering it runs follows the plan). In
+    each wgmma grid whose staged loads are cp.async copies (`tgpu.loads_copied`, not
+    `tgpu.tensor_copies`), every wait the lowering makes for copy groups by itself —
+    before a product reads an operand's copy, before a buffer's next copy, before a
+    software-pipelined loop's prologue, at branch, loop-region and work-item ends, where
+    a buffer reuses bytes another one had — is written where it stands in the tile
+    program: `tgpu.async_wait pending = n` (each copy one group) and the `tgpu.barrier`
+    that follows it there. The waits are the lowering's own, found by lowering a scratch
+    copy of the module, so no kernel changes. Marks the grid `tgpu.waits_placed`:
+    tessera-tile-to-gpu then makes no wait of its own there and reports a copy still in
+    flight where it needs it landed.
+  }];
+  let dependentDialects = ["::tessera::tgpu::TgpuDialect"];
 }
 
 def PersistentGrid : Pass<"tessera-persistent-grid", "mlir::ModuleOp"> {

@@ -211,9 +211,7 @@ struct Buffer {
 };
 } // namespace
 
-/// The grid's ops as the scratch lowering numbers them (its layout conversions are
-/// folded into their uses by then).
-static SmallVector<Operation *> numberedOps(tile::GridOp grid) {
+SmallVector<Operation *> tessera::gpu::numberedOps(tile::GridOp grid) {
   SmallVector<Operation *> ops;
   grid->walk<WalkOrder::PreOrder>([&](Operation *op) {
     if (!isa<tgpu::ConvertLayoutOp>(op))
@@ -339,6 +337,30 @@ static LogicalResult allocateGrid(tile::GridOp grid, ArrayAttr requests, bool re
   return success();
 }
 
+FailureOr<llvm::StringMap<ArrayAttr>> tessera::gpu::lowerScratchCopy(ModuleOp top,
+                                                                    StringRef marker,
+                                                                    StringRef found,
+                                                                    bool quiet) {
+  MLIRContext *ctx = top.getContext();
+  OwningOpRef<ModuleOp> scratch(cast<ModuleOp>(top->clone()));
+  (*scratch)->setAttr(marker, UnitAttr::get(ctx));
+  PassManager pm(ctx, ModuleOp::getOperationName());
+  pm.addPass(createTileToGpu());
+  {
+    std::optional<ScopedDiagnosticHandler> dropped;
+    if (quiet)
+      dropped.emplace(ctx, [](Diagnostic &) { return success(); });
+    if (failed(pm.run(*scratch)))
+      return failure();
+  }
+  llvm::StringMap<ArrayAttr> byKernel;
+  scratch->walk([&](::mlir::gpu::GPUFuncOp kernel) {
+    if (auto log = kernel->getAttrOfType<ArrayAttr>(found))
+      byKernel[kernel.getName()] = log;
+  });
+  return byKernel;
+}
+
 int64_t tessera::gpu::launchSharedBytes(int64_t arenaBytes) {
   return arenaBytes > 0 ? arenaBytes + kSwizzleAtomBytes : 0;
 }
@@ -367,27 +389,14 @@ LogicalResult tessera::gpu::allocateShared(ModuleOp top, bool asPass, bool repor
     if (accumulatorOf(grid) && (failed(copyStagedLoads(grid)) || failed(pipelineLoops(grid))))
       return failure();
   // The requests come from the lowering itself, on a scratch copy (diagnostics carry
-  // the original locations).
-  MLIRContext *ctx = top.getContext();
-  OwningOpRef<ModuleOp> scratch(cast<ModuleOp>(top->clone()));
-  (*scratch)->setAttr(kSharedScratchAttr, UnitAttr::get(ctx));
-  PassManager pm(ctx, ModuleOp::getOperationName());
-  pm.addPass(createTileToGpu());
-  {
-    // The IR stages (kernel.ir("tgpu")) show programs the lowering rejects too.
-    std::optional<ScopedDiagnosticHandler> deferred;
-    if (asPass)
-      deferred.emplace(ctx, [](Diagnostic &) { return success(); });
-    if (failed(pm.run(*scratch)))
-      return success(asPass);
-  }
-  llvm::StringMap<ArrayAttr> requests;
-  scratch->walk([&](::mlir::gpu::GPUFuncOp kernel) {
-    if (auto r = kernel->getAttrOfType<ArrayAttr>(kSharedRequestsAttr))
-      requests[kernel.getName()] = r;
-  });
+  // the original locations). The IR stages (kernel.ir("tgpu")) show programs the
+  // lowering rejects too.
+  FailureOr<llvm::StringMap<ArrayAttr>> requests =
+      lowerScratchCopy(top, kSharedScratchAttr, kSharedRequestsAttr, /*quiet=*/asPass);
+  if (failed(requests))
+    return success(asPass);
   for (auto &[name, grid] : grids)
-    if (failed(allocateGrid(grid, requests.lookup(name), report)))
+    if (failed(allocateGrid(grid, requests->lookup(name), report)))
       return failure();
   return success();
 }

@@ -8,6 +8,11 @@
 #define TESSERA_CODEGEN_GPU_SHAREDALLOCATION_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringMap.h"
+
+namespace tessera::tile {
+class GridOp;
+}
 
 namespace tessera::gpu {
 /// On a tile op (the grid itself for its mbarriers): the arena offset of each shared
@@ -28,6 +33,17 @@ inline constexpr const char kSharedRequestsAttr[] = "tgpu.shared_requests";
 /// grids without tgpu.shared_bytes, the lowering's errors reported. `report`: a remark
 /// per buffer.
 ::mlir::LogicalResult allocateShared(::mlir::ModuleOp top, bool asPass, bool report = false);
+
+/// Lowers a copy of `top` marked with the unit attribute `marker` (tessera-tile-to-gpu)
+/// and returns each kernel's `found` attribute (what its lowering recorded) by kernel
+/// name. Fails where the lowering does; `quiet`: its diagnostics are dropped.
+::mlir::FailureOr<::llvm::StringMap<::mlir::ArrayAttr>>
+lowerScratchCopy(::mlir::ModuleOp top, ::llvm::StringRef marker, ::llvm::StringRef found,
+                 bool quiet);
+/// `grid` and its ops in pre-order, as a scratch lowering numbers them (its layout
+/// conversions are folded into their uses by then): how the scratch copy's findings name
+/// ops of the original.
+::llvm::SmallVector<::mlir::Operation *> numberedOps(tile::GridOp grid);
 
 /// Dynamic shared bytes a kernel launches with for an arena of `arenaBytes` (the plan's
 /// tgpu.shared_bytes): none for none, else 1024 more, the slack that aligns the arena.

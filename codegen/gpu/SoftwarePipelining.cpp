@@ -10,7 +10,7 @@
 // a prefetched buffer in the loop naming the iteration's stage. A loop continuing the
 // previous one's copies (tgpu.continues_prefetch) starts from that loop's stage and
 // has no prologue. Each iteration starts with its wait and barrier as ops; the
-// prologue's and the products' waits stay the lowering's (docs/RationaleTgpu.md,
+// prologue's and the products' waits are tessera-tgpu-insert-waits' (docs/RationaleTgpu.md,
 // "Software pipelining").
 //
 //===----------------------------------------------------------------------===//

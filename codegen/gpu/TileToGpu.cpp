@@ -53,6 +53,7 @@ static LogicalResult distribute(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid
   Distributor d(b, config.getNumWarps(), config.getNumStages(), useWgmma, kernel);
   if (failed(d.followSchedule(grid)) || failed(d.beginSharedPlan(grid)))
     return failure();
+  d.beginWaitPlacement(grid);
   // Values from outside the grid (kernel arguments, the recomputed host values) are
   // read as they are.
   grid.getBody().walk([&](Operation *op) {
@@ -64,7 +65,7 @@ static LogicalResult distribute(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid
   if (grid->hasAttr(kTensorCopiesAttr) && failed(d.useTensorCopies(grid)))
     return failure();
   if (failed(d.lowerBlock(grid.getBody().front())) || failed(d.finishTensorCopies()) ||
-      failed(d.endSharedPlan(kernel)))
+      failed(d.endSharedPlan(kernel)) || failed(d.endWaitPlacement(kernel, grid)))
     return failure();
   std::optional<ArrayRef<int32_t>> block = kernel.getKnownBlockSize();
   if (!block || (*block)[0] != d.blockThreads())

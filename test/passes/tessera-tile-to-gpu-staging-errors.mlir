@@ -213,3 +213,37 @@ func.func @wait_naming_copies(%q: !in, %k: !in, %o: !out) {
   }
   return
 }
+
+// -----
+
+// A grid whose waits are ops (tessera-tgpu-insert-waits) with none before the product
+// that reads the copy: the lowering makes no wait of its own there.
+#acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #acc>
+!in = memref<?x64xbf16, strided<[?, ?], offset: ?>>
+!out = memref<?x64xf32, strided<[?, ?], offset: ?>>
+func.func @wait_missing(%q: !in, %k: !in, %o: !out) {
+  %c0 = arith.constant 0 : index
+  %c64 = arith.constant 64 : index
+  %n = memref.dim %q, %c0 : !in
+  %tiles = arith.ceildivsi %n, %c64 : index
+  tile.grid [%tiles] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #acc, tgpu.num_stages = 1 : i64, tgpu.operands_staged, tgpu.loads_copied, tgpu.waits_placed} {
+    %i = tile.program_id 0 : index
+    %row = arith.muli %i, %c64 : index
+    %qbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    %tq = tgpu.async_copy %q[%row, %c0] into %qbuf : !in -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    %kbuf = tgpu.local_alloc : () -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    %tk = tgpu.async_copy %k[%row, %c0] into %kbuf : !in -> !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+    // A wait for Q alone (K's copy, the newer, may stay in flight) is not enough.
+    %w = tgpu.async_wait pending = 1
+    tgpu.barrier
+    %qt = tgpu.local_load %qbuf : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable> -> tensor<64x64xbf16, #lhs>
+    %kt = tgpu.local_load %kbuf : !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable> -> tensor<64x64xbf16, #rhs>
+    %zero = arith.constant dense<0.0> : tensor<64x64xf32, #acc>
+    // expected-error @below {{a cp.async copy may still be in flight here, where the lowering needs all but 0 of the 1 copy groups landed: no tgpu.async_wait comes before it in this tgpu.waits_placed grid (tessera-tgpu-insert-waits)}}
+    %s = tile.dot %qt, %kt, %zero : tensor<64x64xbf16, #lhs>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #acc>
+    tile.store %s, %o[%row, %c0] : tensor<64x64xf32, #acc>, !out
+  }
+  return
+}

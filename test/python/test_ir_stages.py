@@ -197,8 +197,9 @@ def cuda_causal():
 def test_ir_after_any_pass(cuda_causal, causal):
     """The IR between any two passes of a kernel's own pipeline: the staged loads stay
     tile.loads the schedule marks until tessera-tgpu-copy-staged-loads makes them copies,
-    tessera-tgpu-pipeline-loops rotates their loops and tessera-tgpu-allocate-shared
-    places the buffers; outlining makes the kernel."""
+    tessera-tgpu-pipeline-loops rotates their loops, tessera-tgpu-allocate-shared
+    places the buffers and tessera-tgpu-insert-waits writes the waits; outlining makes
+    the kernel."""
     scheduled = cuda_causal.ir(after="tessera-tgpu-assign-stages")
     assert "tgpu.pipeline" in scheduled and "tgpu.async_copy" not in scheduled
     assert len(re.findall(r"tile\.load .*tgpu\.staged = #tgpu\.shared<swizzle_128b>",
@@ -215,6 +216,13 @@ def test_ir_after_any_pass(cuda_causal, causal):
     assert len(re.findall(r"tgpu\.local_load %\d+\[%arg\d+\]", rotated)) == 3
     placed = cuda_causal.ir(after="tessera-tgpu-allocate-shared")
     assert "tgpu.local_alloc {tgpu.shared_offset = array<i64: 16384>}" in placed
+    # The waits for the copies as ops: in each loop Q·Kᵀ waits for K (V and the next K
+    # may still land), P·V for V (the next K may); after the loops, for the K copied
+    # past the last iteration.
+    waited = cuda_causal.ir(after="tessera-tgpu-insert-waits")
+    assert "tgpu.waits_placed" in waited and "tgpu.async_wait" not in placed.split("scf.for")[0]
+    assert [int(n) for n in re.findall(r"tgpu\.async_wait\s+pending = (\d+)", waited)] == \
+        [2, 1] * 3 + [0]
     outlined = cuda_causal.ir(after="tessera-tgpu-outline-kernels")
     assert "gpu.func @attention_kernel0" in outlined and "tessera.launches" in outlined
     # A CPU kernel's pipeline too.
@@ -226,7 +234,8 @@ def test_ir_after_an_unknown_pass(cuda_causal):
                                         r"pipeline; its passes, in order: .*"
                                         r"tessera-tgpu-copy-staged-loads, "
                                         r"tessera-tgpu-pipeline-loops, "
-                                        r"tessera-tgpu-allocate-shared, "):
+                                        r"tessera-tgpu-allocate-shared, "
+                                        r"tessera-tgpu-insert-waits, "):
         cuda_causal.ir(after="tessera-no-such-pass")
 
 

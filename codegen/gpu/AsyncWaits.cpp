@@ -1,0 +1,144 @@
+//===- AsyncWaits.cpp - cp.async waits as ops --------------------------------===//
+//
+// tessera-tgpu-insert-waits: in a copied wgmma grid, every wait for cp.async groups
+// that the lowering makes by itself (before a product reads an operand's copy, before a
+// buffer's next copy, before a prologue's first copy, at branch, loop-region and work-item
+// ends, before bytes another buffer had are reused) becomes a `tgpu.async_wait pending =
+// n` of the tile program, followed by the `tgpu.barrier` the lowering puts after it,
+// where that op stands. The waits come from the lowering itself, run on a scratch copy
+// of the module (as the shared-memory plan's requests do), so that the kernels do not
+// change; the lowering then follows the IR's waits (tgpu.waits_placed on the grid) and
+// reports a copy it finds in flight where it needs it landed.
+//
+//===----------------------------------------------------------------------===//
+#include "codegen/gpu/AsyncWaits.h"
+#include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/KernelOutlining.h"
+#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/SharedAllocation.h"
+#include "codegen/gpu/StageAttrs.h"
+
+
+namespace tessera::gpu {
+#define GEN_PASS_DEF_TGPUINSERTWAITS
+#include "codegen/gpu/Passes.h.inc"
+} // namespace tessera::gpu
+
+using namespace mlir;
+using namespace tessera;
+using namespace tessera::gpu;
+
+bool tessera::gpu::placesWaits(tile::GridOp grid) {
+  tgpu::MmaEncodingAttr acc = accumulatorOf(grid);
+  return acc && acc.getVersion() == tgpu::MmaVersion::wgmma &&
+         grid->hasAttr(kLoadsCopiedAttr) && !grid->hasAttr(kTensorCopiesAttr) &&
+         !grid->hasAttr(kWaitsPlacedAttr);
+}
+
+//===----------------------------------------------------------------------===//
+// The distributor's side: waits recorded, followed or made.
+//===----------------------------------------------------------------------===//
+
+void Distributor::beginWaitPlacement(tile::GridOp grid) {
+  auto top = grid->getParentOfType<ModuleOp>();
+  // The shared-memory plan's scratch lowering lays buffers end to end, so it does not
+  // settle reused bytes as the planned lowering does: it makes the waits it needs.
+  if (top->hasAttr(kSharedScratchAttr))
+    waitMode = WaitMode::make;
+  else if (grid->hasAttr(kWaitsPlacedAttr))
+    waitMode = WaitMode::follow;
+  else if (top->hasAttr(kWaitScratchAttr) && placesWaits(grid))
+    waitMode = WaitMode::record;
+}
+
+LogicalResult Distributor::endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid) {
+  if (waitMode == WaitMode::follow)
+    return failure(waitsBroken);
+  if (waitMode != WaitMode::record)
+    return success();
+  // Tile ops in pre-order, as numberedOps numbers the grid's (its layout conversions are
+  // folded into their uses by now).
+  DenseMap<Operation *, int64_t> index;
+  int64_t count = 0;
+  grid->walk<WalkOrder::PreOrder>([&](Operation *op) { index[op] = count++; });
+  Builder attrs(kernel.getContext());
+  SmallVector<Attribute> log;
+  for (const WaitRecord &r : waitRecords) {
+    Operation *endOf = r.at.block->getParentOp();
+    log.push_back(attrs.getDictionaryAttr({
+        attrs.getNamedAttr("at", attrs.getI64IntegerAttr(
+                                     r.at.before ? index.lookup(r.at.before) : -1)),
+        attrs.getNamedAttr("end", attrs.getI64IntegerAttr(r.at.before ? -1
+                                                                      : index.lookup(endOf))),
+        attrs.getNamedAttr("region", attrs.getI64IntegerAttr(
+                                         r.at.block->getParent()->getRegionNumber())),
+        attrs.getNamedAttr("pending", attrs.getI64IntegerAttr(r.pending)),
+        attrs.getNamedAttr("barrier", attrs.getBoolAttr(r.publishes)),
+    }));
+  }
+  kernel->setAttr(kWaitLogAttr, attrs.getArrayAttr(log));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// The pass: the scratch lowering's waits written into the tile programs.
+//===----------------------------------------------------------------------===//
+
+static LogicalResult placeWaits(tile::GridOp grid, ArrayAttr waits) {
+  if (!waits)
+    return grid.emitError("tessera-tgpu-insert-waits: the scratch lowering made no kernel "
+                          "for this grid");
+  SmallVector<Operation *> ops = numberedOps(grid);
+  MLIRContext *ctx = grid.getContext();
+  OpBuilder b(ctx);
+  for (Attribute a : waits) {
+    auto d = cast<DictionaryAttr>(a);
+    auto get = [&](StringRef name) { return cast<IntegerAttr>(d.get(name)).getInt(); };
+    int64_t at = get("at"), end = get("end"), region = get("region");
+    int64_t numbered = at >= 0 ? at : end;
+    if (numbered < 0 || numbered >= int64_t(ops.size()) ||
+        (at < 0 && region >= ops[end]->getNumRegions()))
+      return grid.emitError("tessera-tgpu-insert-waits: the scratch lowering numbers ops "
+                            "this grid does not have");
+    Operation *anchor = ops[numbered];
+    if (at >= 0)
+      b.setInsertionPoint(anchor);
+    else
+      b.setInsertionPointToEnd(&anchor->getRegion(region).front());
+    tgpu::AsyncWaitOp::create(b, anchor->getLoc(), tgpu::AsyncTokenType::get(ctx),
+                              ValueRange(), get("pending"));
+    if (cast<BoolAttr>(d.get("barrier")).getValue())
+      tgpu::BarrierOp::create(b, anchor->getLoc());
+  }
+  grid->setAttr(kWaitsPlacedAttr, UnitAttr::get(ctx));
+  return success();
+}
+
+LogicalResult tessera::gpu::insertWaits(ModuleOp top) {
+  SmallVector<std::pair<std::string, tile::GridOp>> grids; // with their kernels' names
+  for (func::FuncOp func : top.getOps<func::FuncOp>())
+    for (auto [i, grid] : llvm::enumerate(func.getBody().getOps<tile::GridOp>()))
+      if (placesWaits(grid))
+        grids.push_back({kernelName(func, i), grid});
+  if (grids.empty())
+    return success();
+  // A program the lowering rejects keeps its IR (kernel.ir("tgpu") shows it);
+  // tessera-tile-to-gpu reports the error.
+  FailureOr<llvm::StringMap<ArrayAttr>> waits =
+      lowerScratchCopy(top, kWaitScratchAttr, kWaitLogAttr, /*quiet=*/true);
+  if (failed(waits))
+    return success();
+  for (auto &[name, grid] : grids)
+    if (failed(placeWaits(grid, waits->lookup(name))))
+      return failure();
+  return success();
+}
+
+namespace {
+struct TgpuInsertWaitsPass : tessera::gpu::impl::TgpuInsertWaitsBase<TgpuInsertWaitsPass> {
+  void runOnOperation() override {
+    if (failed(insertWaits(getOperation())))
+      signalPassFailure();
+  }
+};
+} // namespace
