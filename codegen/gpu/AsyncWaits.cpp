@@ -40,6 +40,9 @@ bool tessera::gpu::placesWaits(tile::GridOp grid) {
 //===----------------------------------------------------------------------===//
 
 void Distributor::beginWaitPlacement(tile::GridOp grid) {
+  // Before the grid's first op until lowerBlock says where the walk is.
+  Block &body = grid.getBody().front();
+  waitPoint = body.empty() ? blockEnd(body) : WaitPoint{&body, &body.front()};
   auto top = grid->getParentOfType<ModuleOp>();
   // The shared-memory plan's scratch lowering lays buffers end to end, so it does not
   // settle reused bytes as the planned lowering does: it makes the waits it needs.
