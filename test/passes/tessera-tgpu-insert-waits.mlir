@@ -1,6 +1,11 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits | FileCheck %s
 // A second run changes nothing (a grid with its waits placed is marked).
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tgpu-insert-waits | FileCheck %s
+// Barrier insertion finds nothing to add: the iterations' barriers and the waits' own
+// order every copy the IR shows against its readers (what part 3 builds on).
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits > %t.waits
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tgpu-insert-barriers > %t.barriers
+// RUN: diff %t.waits %t.barriers
 // The lowering follows the waits: the same cp.async waits, none of its own.
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 
