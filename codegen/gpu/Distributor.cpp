@@ -151,6 +151,15 @@ void Distributor::blockBarrier() {
   tgpu::BarrierOp::create(b);
 }
 
+/// Whether only waits and barriers follow `op` in its block (up to its terminator).
+static bool endsRegion(Operation &op) {
+  for (Operation *next = op.getNextNode(); next; next = next->getNextNode())
+    if (!isa<tgpu::AsyncWaitOp, tgpu::BarrierOp>(next) &&
+        !next->hasTrait<OpTrait::IsTerminator>())
+      return false;
+  return true;
+}
+
 LogicalResult Distributor::lowerBlock(Block &block) {
   if (warpSpecialized)
     ringTaken.emplace_back(); // given back at the block's end
@@ -164,6 +173,10 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).
     if (isa<scf::ForOp, tgpu::AsyncCopyOp>(op))
       staged = true;
+    // A region's end settles its products before anything else: the IR's waits there
+    // (tessera-tgpu-insert-waits) come after them, as the lowering's own did.
+    if (isa<tgpu::AsyncWaitOp>(op) && endsRegion(op))
+      settleProducts();
     if (wgmma && isa<tile::DotOp>(op))
       flushForProduct(cast<tile::DotOp>(op));
     else if (!staged && touchesSharedMemory(&op))

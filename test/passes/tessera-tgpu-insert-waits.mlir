@@ -6,6 +6,12 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits > %t.waits
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tgpu-insert-barriers > %t.barriers
 // RUN: diff %t.waits %t.barriers
+// Persistent grids: each work item ends with its copies waited for (the item's own
+// barrier follows in the lowering), and the lowering follows that too.
+// RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits | FileCheck %s --check-prefix=PERSISTENT
+// RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-allocate-shared --tessera-tile-to-gpu > %t.own
+// RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-allocate-shared --tessera-tgpu-insert-waits --tessera-tile-to-gpu > %t.followed
+// RUN: diff %t.own %t.followed
 // The lowering follows the waits: the same cp.async waits, none of its own.
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tile-to-gpu | FileCheck %s --check-prefix=LOWERED
 
@@ -38,6 +44,16 @@
 // CHECK-NEXT: %{{.*}} = tgpu.async_wait pending = 0
 // CHECK-NEXT: arith.truncf
 // CHECK: tile.store
+// PERSISTENT-LABEL: func.func @first_product
+// PERSISTENT: scf.for %{{.*}} : i32 {
+// PERSISTENT: scf.for
+// PERSISTENT: tgpu.async_wait pending = 2
+// PERSISTENT: tgpu.async_wait pending = 1
+// PERSISTENT: } {tgpu.pipeline = "cp_async_first_product", tgpu.pipelined
+// PERSISTENT-NEXT: tgpu.async_wait pending = 0
+// PERSISTENT: tile.store
+// PERSISTENT-NEXT: tgpu.async_wait pending = 0
+// PERSISTENT-NEXT: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64, tgpu.work_items}
 // LOWERED-LABEL: gpu.func @first_product_kernel
 // LOWERED: scf.for
 // LOWERED: tgpu.async_wait pending = 2
