@@ -3,12 +3,14 @@
 // tessera-tgpu-insert-waits: in a copied wgmma grid, every wait for cp.async groups
 // that the lowering makes by itself (before a product reads an operand's copy, before a
 // buffer's next copy, before a prologue's first copy, at branch, loop-region and work-item
-// ends, before bytes another buffer had are reused) becomes a `tgpu.async_wait pending =
-// n` of the tile program, followed by the `tgpu.barrier` the lowering puts after it,
-// where that op stands. The waits come from the lowering itself, run on a scratch copy
-// of the module (as the shared-memory plan's requests do), so that the kernels do not
-// change; the lowering then follows the IR's waits (tgpu.waits_placed on the grid) and
-// reports a copy it finds in flight where it needs it landed.
+// ends, before bytes another buffer had are reused, where an owed barrier is paid)
+// becomes a `tgpu.async_wait pending = n` of the tile program where that op stands,
+// followed by a `tgpu.barrier` where the lowering's barrier after it is there only
+// because of it (it publishes every thread's copies). The waits come from the lowering
+// itself, run on a scratch copy of the module (as the shared-memory plan's requests
+// do), so that the kernels do not change; the lowering then follows the IR's waits
+// (tgpu.waits_placed on the grid) and reports a copy it finds in flight where it needs
+// it landed.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/AsyncWaits.h"
@@ -17,7 +19,6 @@
 #include "codegen/gpu/Passes.h"
 #include "codegen/gpu/SharedAllocation.h"
 #include "codegen/gpu/StageAttrs.h"
-
 
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TGPUINSERTWAITS
@@ -59,22 +60,17 @@ LogicalResult Distributor::endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile:
     return failure(waitsBroken);
   if (waitMode != WaitMode::record)
     return success();
-  // Tile ops in pre-order, as numberedOps numbers the grid's (its layout conversions are
-  // folded into their uses by now).
-  DenseMap<Operation *, int64_t> index;
-  int64_t count = 0;
-  grid->walk<WalkOrder::PreOrder>([&](Operation *op) { index[op] = count++; });
+  DenseMap<Operation *, int64_t> index = opNumbers(grid);
   Builder attrs(kernel.getContext());
   SmallVector<Attribute> log;
   for (const WaitRecord &r : waitRecords) {
-    Operation *endOf = r.at.block->getParentOp();
+    // Before a tile op (region -1), or at the end of a region of one.
+    Operation *op = r.at.before ? r.at.before : r.at.block->getParentOp();
+    int64_t region =
+        r.at.before ? -1 : int64_t(r.at.block->getParent()->getRegionNumber());
     log.push_back(attrs.getDictionaryAttr({
-        attrs.getNamedAttr("at", attrs.getI64IntegerAttr(
-                                     r.at.before ? index.lookup(r.at.before) : -1)),
-        attrs.getNamedAttr("end", attrs.getI64IntegerAttr(r.at.before ? -1
-                                                                      : index.lookup(endOf))),
-        attrs.getNamedAttr("region", attrs.getI64IntegerAttr(
-                                         r.at.block->getParent()->getRegionNumber())),
+        attrs.getNamedAttr("op", attrs.getI64IntegerAttr(index.lookup(op))),
+        attrs.getNamedAttr("region", attrs.getI64IntegerAttr(region)),
         attrs.getNamedAttr("pending", attrs.getI64IntegerAttr(r.pending)),
         attrs.getNamedAttr("barrier", attrs.getBoolAttr(r.publishes)),
     }));
@@ -97,14 +93,13 @@ static LogicalResult placeWaits(tile::GridOp grid, ArrayAttr waits) {
   for (Attribute a : waits) {
     auto d = cast<DictionaryAttr>(a);
     auto get = [&](StringRef name) { return cast<IntegerAttr>(d.get(name)).getInt(); };
-    int64_t at = get("at"), end = get("end"), region = get("region");
-    int64_t numbered = at >= 0 ? at : end;
+    int64_t numbered = get("op"), region = get("region");
     if (numbered < 0 || numbered >= int64_t(ops.size()) ||
-        (at < 0 && region >= ops[end]->getNumRegions()))
+        region >= int64_t(ops[numbered]->getNumRegions()))
       return grid.emitError("tessera-tgpu-insert-waits: the scratch lowering numbers ops "
                             "this grid does not have");
     Operation *anchor = ops[numbered];
-    if (at >= 0)
+    if (region < 0)
       b.setInsertionPoint(anchor);
     else
       b.setInsertionPointToEnd(&anchor->getRegion(region).front());

@@ -2,7 +2,8 @@
 //
 // tessera-tgpu-insert-waits: the waits a copied wgmma grid's lowering makes for its
 // cp.async groups, written as tgpu.async_wait ops (with the barrier that makes the
-// landed copies visible to every thread) before the tile op that needs them;
+// landed copies visible to every thread, where it is there for that alone) before the
+// tile op that needs them;
 // docs/RationaleTgpu.md, "Waits as ops".
 //
 //===----------------------------------------------------------------------===//
@@ -21,7 +22,9 @@ namespace tessera::gpu {
 inline constexpr const char kWaitsPlacedAttr[] = "tgpu.waits_placed";
 /// The scratch copy of a module whose lowering records the waits it makes.
 inline constexpr const char kWaitScratchAttr[] = "tgpu.wait_placement_scratch";
-/// A scratch kernel's waits: {at, end, pending, barrier} each (see AsyncWaits.cpp).
+/// A scratch kernel's waits, each {op: its tile op's number (opNumbers), region: -1
+/// before that op, else at the end of that region of it, pending, barrier: a
+/// tgpu.barrier follows}.
 inline constexpr const char kWaitLogAttr[] = "tgpu.async_waits";
 
 /// Whether tessera-tgpu-insert-waits writes `grid`'s waits: a wgmma grid whose staged

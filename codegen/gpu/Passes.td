@@ -169,8 +169,10 @@ def TgpuInsertWaits : Pass<"tessera-tgpu-insert-waits", "mlir::ModuleOp"> {
     before a product reads an operand's copy, before a buffer's next copy, before a
     software-pipelined loop's prologue, at branch, loop-region and work-item ends, where
     a buffer reuses bytes another one had — is written where it stands in the tile
-    program: `tgpu.async_wait pending = n` (each copy one group) and the `tgpu.barrier`
-    that follows it there. The waits are the lowering's own, found by lowering a scratch
+    program: `tgpu.async_wait pending = n` (each copy one group), followed by a
+    `tgpu.barrier` where the lowering's barrier after it is there only because of it (a
+    product's operands, a region's end, the copies before a work loop); the lowering's
+    other barriers stay its own. The waits are the lowering's own, found by lowering a scratch
     copy of the module, so no kernel changes. Marks the grid `tgpu.waits_placed`:
     tessera-tile-to-gpu then makes no wait of its own there and reports a copy still in
     flight where it needs it landed.

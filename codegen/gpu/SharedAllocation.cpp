@@ -137,9 +137,7 @@ LogicalResult Distributor::endSharedPlan(::mlir::gpu::GPUFuncOp kernel) {
   b.setListener(nullptr);
   // Tile ops in pre-order: a buffer lives from the first to the last op whose lowering
   // touches it, over the whole of each loop around one (the next iteration comes back).
-  DenseMap<Operation *, int64_t> index;
-  int64_t count = 0;
-  sharedGrid->walk<WalkOrder::PreOrder>([&](Operation *op) { index[op] = count++; });
+  DenseMap<Operation *, int64_t> index = opNumbers(sharedGrid);
   auto lastIn = [&](Operation *op) {
     int64_t last = index.lookup(op);
     op->walk([&](Operation *x) { last = std::max(last, index.lookup(x)); });
@@ -218,6 +216,13 @@ SmallVector<Operation *> tessera::gpu::numberedOps(tile::GridOp grid) {
       ops.push_back(op);
   });
   return ops;
+}
+
+DenseMap<Operation *, int64_t> tessera::gpu::opNumbers(tile::GridOp grid) {
+  DenseMap<Operation *, int64_t> numbers;
+  for (auto [i, op] : llvm::enumerate(numberedOps(grid)))
+    numbers[op] = i;
+  return numbers;
 }
 
 /// Each buffer not placed yet, in request order: into the bytes of the first earlier

@@ -8,6 +8,7 @@
 #define TESSERA_CODEGEN_GPU_SHAREDALLOCATION_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
 
 namespace tessera::tile {
@@ -44,6 +45,8 @@ lowerScratchCopy(::mlir::ModuleOp top, ::llvm::StringRef marker, ::llvm::StringR
 /// conversions are folded into their uses by then): how the scratch copy's findings name
 /// ops of the original.
 ::llvm::SmallVector<::mlir::Operation *> numberedOps(tile::GridOp grid);
+/// Each op's number in numberedOps (what a scratch lowering records).
+::llvm::DenseMap<::mlir::Operation *, int64_t> opNumbers(tile::GridOp grid);
 
 /// Dynamic shared bytes a kernel launches with for an arena of `arenaBytes` (the plan's
 /// tgpu.shared_bytes): none for none, else 1024 more, the slack that aligns the arena.
