@@ -91,6 +91,7 @@ static void buildCheckedTileToTgpu(OpPassManager &pm, const tessera::GpuPipeline
   pm.addPass(tessera::gpu::createTgpuPipelineLoops());
   pm.addPass(tessera::gpu::createTgpuAllocateShared());
   pm.addPass(tessera::gpu::createTgpuInsertWaits());
+  pm.addPass(tessera::gpu::createTgpuInsertBarriers());
 }
 
 /// tgpu -> PTX.

@@ -117,7 +117,7 @@ void Distributor::issueCopies(const TileCopy &copy, const SwizzledTile &t, Value
   pendingCopies.push_back(group);
 }
 
-void Distributor::waitForCopies(int newerGroupsLeft, bool publishes) {
+void Distributor::waitForCopies(int newerGroupsLeft) {
   if (tensorCopies || waitMode == WaitMode::follow) {
     // TMA: no cp.async groups, what a loop records as in flight is waited for by its
     // readers. Waits as ops: the IR's came before, or a copy may still be in flight.
@@ -133,17 +133,19 @@ void Distributor::waitForCopies(int newerGroupsLeft, bool publishes) {
     landCopies(newerGroupsLeft);
     return;
   }
-  emitCopyWait(newerGroupsLeft);
+  Operation *wait = emitCopyWait(newerGroupsLeft);
   if (waitMode == WaitMode::record)
-    waitRecords.push_back({waitPoint, newerGroupsLeft, publishes});
+    waitRecords.push_back({waitPoint, newerGroupsLeft, wait,
+                           waitPoint.productWaits >= 0 && productWaits != waitPoint.productWaits});
 }
 
-void Distributor::emitCopyWait(int newerGroupsLeft) {
-  tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
-                            newerGroupsLeft);
+Operation *Distributor::emitCopyWait(int newerGroupsLeft) {
+  auto wait = tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()),
+                                        ValueRange(), newerGroupsLeft);
   // cp.async writes through the generic proxy; wgmma reads through the async one.
   fenceAsyncProxy();
   landCopies(newerGroupsLeft);
+  return wait;
 }
 
 void Distributor::landCopies(int newerGroupsLeft) {
@@ -152,10 +154,10 @@ void Distributor::landCopies(int newerGroupsLeft) {
                           std::min<int>(newerGroupsLeft, pendingCopies.size()));
 }
 
-bool Distributor::waitForGroup(function_ref<bool(int)> needed, bool publishes) {
+bool Distributor::waitForGroup(function_ref<bool(int)> needed) {
   for (int i = int(pendingCopies.size()) - 1; i >= 0; --i)
     if (needed(pendingCopies[i])) {
-      waitForCopies(int(pendingCopies.size()) - 1 - i, publishes);
+      waitForCopies(int(pendingCopies.size()) - 1 - i);
       return true;
     }
   return false;
@@ -164,7 +166,7 @@ bool Distributor::waitForGroup(function_ref<bool(int)> needed, bool publishes) {
 void Distributor::settleCopies() {
   flushBarrier();
   if (copiesPending()) {
-    waitForCopies(0, /*publishes=*/true);
+    waitForCopies(0);
     tgpu::BarrierOp::create(b);
   }
 }
@@ -184,6 +186,7 @@ void Distributor::waitProducts(int64_t newerLeft, int64_t upTo) {
   for (Value v : done)
     llvm::append_range(registers, tiles[v]);
   auto wait = tgpu::WarpgroupWaitOp::create(b, registers, Value(), newerLeft);
+  ++productWaits;
   unsigned next = 0;
   for (Value v : done) {
     for (Value &slot : tiles[v])
@@ -218,8 +221,7 @@ void Distributor::awaitSwizzled(ArrayRef<int> buffers) {
     barrierPending = false;
     return;
   }
-  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); },
-                    /*publishes=*/true)) {
+  if (!waitForGroup([&](int group) { return llvm::is_contained(buffers, group); })) {
     flushBarrier();
     return;
   }
@@ -261,7 +263,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageSwizzled(Value v, bool tran
   const SwizzledTile &st = swizzledTiles[index];
   // Earlier readers of the buffer (last iteration's products) are done; copies in flight
   // elsewhere keep flying.
-  tgpu::BarrierOp::create(b);
+  blockBarrier();
   if (transposed) {
     // Lane positions opaque: LLVM would otherwise hoist every slot's swizzled offset out
     // of the loop around, a register each.
@@ -383,7 +385,7 @@ void Distributor::storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef
     waitForCopies();
   if (reused)
     drainTensorCopies(overlappingSwizzled(index));
-  tgpu::BarrierOp::create(b);
+  blockBarrier();
   // After the loops, positions from a thread index LLVM cannot equate with the entry's:
   // it would otherwise reuse the reused buffer's copy addresses, computed at the entry,
   // and keep them in registers through every loop (26 more at D = 128).

@@ -4,13 +4,13 @@
 // that the lowering makes by itself (before a product reads an operand's copy, before a
 // buffer's next copy, before a prologue's first copy, at branch, loop-region and work-item
 // ends, before bytes another buffer had are reused, where an owed barrier is paid)
-// becomes a `tgpu.async_wait pending = n` of the tile program where that op stands,
-// followed by a `tgpu.barrier` where the lowering's barrier after it is there only
-// because of it (it publishes every thread's copies). The waits come from the lowering
-// itself, run on a scratch copy of the module (as the shared-memory plan's requests
-// do), so that the kernels do not change; the lowering then follows the IR's waits
-// (tgpu.waits_placed on the grid) and reports a copy it finds in flight where it needs
-// it landed.
+// becomes a `tgpu.async_wait pending = n` of the tile program where that op stands (above
+// the reads of copied buffers right before it), with the proxy fence wgmma's reads need
+// (`tgpu.fence_async_shared`) and, where the lowering's next op is a block barrier (and
+// the op waited for no product before it), that `tgpu.barrier` too. The waits come from the lowering itself, run on a scratch copy of
+// the module (as the shared-memory plan's requests do), so that the kernels do not
+// change; the lowering then follows the IR's waits (tgpu.waits_placed on the grid) and
+// reports a copy it finds in flight where it needs it landed.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/AsyncWaits.h"
@@ -64,6 +64,11 @@ LogicalResult Distributor::endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile:
   Builder attrs(kernel.getContext());
   SmallVector<Attribute> log;
   for (const WaitRecord &r : waitRecords) {
+    // The lowering's barrier right after the wait (and its fence) is the IR's too, unless
+    // products the op waited for first must come before it.
+    Operation *fence = r.wait->getNextNode();
+    bool barrier = fence && isa_and_nonnull<tgpu::BarrierOp>(fence->getNextNode()) &&
+                   !r.afterProducts;
     // Before a tile op (region -1), or at the end of a region of one.
     Operation *op = r.at.before ? r.at.before : r.at.block->getParentOp();
     int64_t region =
@@ -72,7 +77,7 @@ LogicalResult Distributor::endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile:
         attrs.getNamedAttr("op", attrs.getI64IntegerAttr(index.lookup(op))),
         attrs.getNamedAttr("region", attrs.getI64IntegerAttr(region)),
         attrs.getNamedAttr("pending", attrs.getI64IntegerAttr(r.pending)),
-        attrs.getNamedAttr("barrier", attrs.getBoolAttr(r.publishes)),
+        attrs.getNamedAttr("barrier", attrs.getBoolAttr(barrier)),
     }));
   }
   kernel->setAttr(kWaitLogAttr, attrs.getArrayAttr(log));
@@ -82,6 +87,24 @@ LogicalResult Distributor::endWaitPlacement(::mlir::gpu::GPUFuncOp kernel, tile:
 //===----------------------------------------------------------------------===//
 // The pass: the scratch lowering's waits written into the tile programs.
 //===----------------------------------------------------------------------===//
+
+/// Where a wait before `op` goes: above the reads of copied buffers right before it (and
+/// their transposes), which hand `op` the buffers it reads, so that the IR's reads come
+/// after the wait too. Their lowering makes no code: the kernel does not change.
+static Operation *readsBefore(Operation *op) {
+  auto copiedRead = [](Operation *x) {
+    if (auto trans = dyn_cast<tile::TransOp>(x))
+      x = trans.getInput().getDefiningOp();
+    auto read = dyn_cast_or_null<tgpu::LocalLoadOp>(x);
+    return read && read.getBuffer().getType().getIsMutable();
+  };
+  while (Operation *prev = op->getPrevNode()) {
+    if (!copiedRead(prev))
+      break;
+    op = prev;
+  }
+  return op;
+}
 
 static LogicalResult placeWaits(tile::GridOp grid, ArrayAttr waits) {
   if (!waits)
@@ -100,11 +123,13 @@ static LogicalResult placeWaits(tile::GridOp grid, ArrayAttr waits) {
                             "this grid does not have");
     Operation *anchor = ops[numbered];
     if (region < 0)
-      b.setInsertionPoint(anchor);
+      b.setInsertionPoint(readsBefore(anchor));
     else
       b.setInsertionPointToEnd(&anchor->getRegion(region).front());
     tgpu::AsyncWaitOp::create(b, anchor->getLoc(), tgpu::AsyncTokenType::get(ctx),
                               ValueRange(), get("pending"));
+    // cp.async writes through the generic proxy; the products read through the async one.
+    tgpu::FenceAsyncSharedOp::create(b, anchor->getLoc());
     if (cast<BoolAttr>(d.get("barrier")).getValue())
       tgpu::BarrierOp::create(b, anchor->getLoc());
   }

@@ -7,12 +7,21 @@
 // proxy (st.shared, cp.async) and then read or written through the async proxy (wgmma,
 // TMA) needs fence.proxy.async before that barrier. The pass walks each function in
 // program order with the accesses made since the last barrier, puts `tgpu.barrier`
-// (and `tgpu.fence_async_shared`) right before the first op that conflicts with one,
-// and runs loops to a fixed point, so that an access of the previous iteration counts.
+// (and `tgpu.fence_async_shared`) before the first op that conflicts with one (before
+// the run of copies that op ends, if it is one), and runs loops to a fixed point, so
+// that an access of the previous iteration counts. A tile.grid is walked once its
+// accesses are all ops (its waits placed, tgpu.waits_placed); the lowering orders the
+// others itself.
 //
 // What each op does to shared memory:
-//   local_load                  reads (buffer, stage)
-//   local_store, local_alloc %x writes (buffer, stage) / the new buffer
+//   local_load                  reads (buffer, stage); of a #tgpu.shared_operand tile it
+//                               is a view, read by each op using it (through tile.trans)
+//                               where that op runs: a wgmma product through the async
+//                               proxy (a descriptor), an mma.sync one by ldmatrix
+//   local_store                 writes (buffer, stage)
+//   local_alloc %x              is ordered on both sides by its lowering: everything
+//                               before it is ordered (a barrier), and its tile is visible
+//                               (and fenced, swizzled for wgmma) when it ends
 //   async_copy                  starts a write: it conflicts with what was read or
 //                               written before it; its data lands at the async_wait
 //                               that covers its group (a write there, for the readers)
@@ -25,13 +34,16 @@
 // done counts as pending after it.
 //
 //===----------------------------------------------------------------------===//
+#include "codegen/gpu/AsyncWaits.h"
 #include "codegen/gpu/Passes.h"
 #include "dialect/tgpu/TgpuDialect.h"
+#include "dialect/tile/TileDialect.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace tessera::gpu {
@@ -41,6 +53,7 @@ namespace tessera::gpu {
 
 using namespace mlir;
 using namespace tessera;
+using namespace tessera::gpu;
 
 namespace {
 /// One access of a shared buffer: the stage it touches (null: every stage, or one not
@@ -76,6 +89,12 @@ const Access *firstOverlap(ArrayRef<Access> set, const Access &a) {
   auto it = llvm::find_if(set, [&](const Access &b) { return overlap(a, b); });
   return it == set.end() ? nullptr : &*it;
 }
+
+/// Whether a grid's shared-memory accesses are all ops: its copies are cp.async ops with
+/// their waits (tessera-tgpu-insert-waits). The copies of the others — mma.sync's
+/// through registers, TMA's, the lowering's own — are still made by the lowering, and
+/// so are their barriers.
+bool accessesAreOps(tile::GridOp grid) { return grid->hasAttr(kWaitsPlacedAttr); }
 
 /// What the walk knows at a program point.
 struct State {
@@ -121,16 +140,33 @@ struct Effects {
   bool empty() const { return reads.empty() && writes.empty(); }
 };
 
+/// The shared-operand view `v` is (a local_load of one, or its transpose), if it is one.
+tgpu::LocalLoadOp viewOf(Value v) {
+  if (auto trans = v.getDefiningOp<tile::TransOp>())
+    return viewOf(trans.getInput());
+  auto read = v.getDefiningOp<tgpu::LocalLoadOp>();
+  if (!read || !isa<tgpu::SharedOperandEncodingAttr>(read.getType().getEncoding()))
+    return nullptr;
+  return read;
+}
+
 Effects effectsOf(Operation *op) {
   Effects e;
+  auto read = dyn_cast<tgpu::LocalLoadOp>(op);
+  if (isa<tile::TransOp>(op) || (read && viewOf(read.getResult())))
+    return e; // a view: its users read
+  // The buffers read through the views this op uses, here.
+  for (Value operand : op->getOperands())
+    if (tgpu::LocalLoadOp view = viewOf(operand)) {
+      addOnce(e.reads, {view.getBuffer(), view.getStage(), op});
+      auto layout = cast<tgpu::SharedOperandEncodingAttr>(view.getType().getEncoding());
+      e.asyncProxy |= isa<tile::DotOp>(op) &&
+                      layout.getParent().getVersion() == tgpu::MmaVersion::wgmma;
+    }
   llvm::TypeSwitch<Operation *>(op)
       .Case([&](tgpu::LocalLoadOp o) { e.reads.push_back({o.getBuffer(), o.getStage(), op}); })
       .Case([&](tgpu::LocalStoreOp o) {
         e.writes.push_back({o.getBuffer(), o.getStage(), op});
-      })
-      .Case([&](tgpu::LocalAllocOp o) {
-        if (o.getInit())
-          e.writes.push_back({o.getResult(), Value(), op});
       })
       .Case([&](tgpu::AsyncCopyOp o) {
         e.writes.push_back({o.getBuffer(), o.getStage(), op});
@@ -199,6 +235,12 @@ private:
       state.unfenced.clear();
       return success();
     }
+    if (auto alloc = dyn_cast<tgpu::LocalAllocOp>(op); alloc && alloc.getInit()) {
+      state.barrier();
+      if (alloc.getType().getLayout().getKind() == tgpu::SwizzleKind::swizzle_128b)
+        state.unfenced.clear();
+      return success();
+    }
     if (auto wait = dyn_cast<tgpu::AsyncWaitOp>(op)) {
       land(wait, state);
       return success();
@@ -224,6 +266,8 @@ private:
       state.join(other);
       return success();
     }
+    if (auto grid = dyn_cast<tile::GridOp>(op); grid && !accessesAreOps(grid))
+      return success();
     // Other ops with regions (a tile.grid body) run their regions once, in order.
     for (Region &region : op->getRegions())
       if (failed(visitRegion(region, state)))
@@ -308,8 +352,24 @@ private:
     return success();
   }
 
+  /// Where a barrier needed before `op` goes: before the first of the copies that start
+  /// right above it (with the index arithmetic between them), as the lowering puts one
+  /// barrier before a run of copies. None of them is what the barrier orders: a copy's
+  /// write conflicts from its start, so the first conflicting one would be `op`.
+  static Operation *barrierPoint(Operation *op) {
+    Operation *at = op;
+    for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
+      if (isa<tgpu::AsyncCopyOp>(prev))
+        at = prev;
+      else if (prev->getNumRegions() || !isPure(prev))
+        break;
+    }
+    return at;
+  }
+
   void insertBefore(Operation *op, State &state, bool fence, StringRef why) {
-    OpBuilder b(op);
+    Operation *at = barrierPoint(op);
+    OpBuilder b(at);
     if (fence) {
       tgpu::FenceAsyncSharedOp::create(b, op->getLoc());
       state.unfenced.clear();
@@ -317,7 +377,8 @@ private:
     tgpu::BarrierOp::create(b, op->getLoc());
     state.barrier();
     if (report)
-      op->emitRemark() << (fence ? "fence and barrier" : "barrier") << " before this op: " << why;
+      op->emitRemark() << (fence ? "fence and barrier" : "barrier") << " before this op"
+                       << (at == op ? "" : " (and the copies right above it)") << ": " << why;
   }
 };
 

@@ -30,17 +30,25 @@ LogicalResult Distributor::lowerOp(Operation *op) {
     return lowerLocalLoad(read);
   if (auto copy = dyn_cast<tgpu::AsyncCopyOp>(op))
     return lowerAsyncCopy(copy);
-  // Waits and barriers the IR writes (a software-pipelined loop's iteration start,
-  // tessera-tgpu-insert-waits): each copy is a group of its own here.
+  // Waits, fences and barriers the IR writes (a software-pipelined loop's iteration
+  // start, tessera-tgpu-insert-waits): each copy is a group of its own here. The IR's
+  // wait is the wait alone; its proxy fence, where wgmma reads the copies, is the IR's
+  // own op after it.
   if (auto wait = dyn_cast<tgpu::AsyncWaitOp>(op)) {
     if (!wait.getGroups().empty())
       return wait.emitError("the GPU lowering counts each copy as a group: give "
                             "`pending` alone");
-    emitCopyWait(int(wait.getPending()));
+    tgpu::AsyncWaitOp::create(b, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
+                              wait.getPending());
+    landCopies(int(wait.getPending()));
+    return success();
+  }
+  if (isa<tgpu::FenceAsyncSharedOp>(op)) {
+    fenceAsyncProxy();
     return success();
   }
   if (isa<tgpu::BarrierOp>(op)) {
-    tgpu::BarrierOp::create(b);
+    irBarriers.insert(tgpu::BarrierOp::create(b));
     barrierPending = false;
     return success();
   }
@@ -136,25 +144,35 @@ static bool mayTouchShared(Operation *op) {
   return !load || ::mlir::gpu::GPUDialect::hasWorkgroupMemoryAddressSpace(load.getMemRefType());
 }
 
-void Distributor::blockBarrier() {
+Operation *Distributor::standingBarrier() {
   // Nothing has touched shared memory since the last barrier (only index arithmetic and
   // list reads: a pipelined loop's or iteration's before its copies): that barrier orders
-  // what this one would.
+  // what one here would.
   Block *block = b.getInsertionBlock();
   for (auto it = b.getInsertionPoint(); it != block->begin();) {
     Operation &op = *--it;
     if (isa<tgpu::BarrierOp>(op))
-      return;
+      return &op;
     if (mayTouchShared(&op))
       break;
   }
-  tgpu::BarrierOp::create(b);
+  return nullptr;
+}
+
+void Distributor::blockBarrier() {
+  if (!standingBarrier())
+    tgpu::BarrierOp::create(b);
+}
+
+void Distributor::barrierUnlessIrs() {
+  if (!irBarriers.contains(standingBarrier()))
+    tgpu::BarrierOp::create(b);
 }
 
 /// Whether only waits and barriers follow `op` in its block (up to its terminator).
 static bool endsRegion(Operation &op) {
   for (Operation *next = op.getNextNode(); next; next = next->getNextNode())
-    if (!isa<tgpu::AsyncWaitOp, tgpu::BarrierOp>(next) &&
+    if (!isa<tgpu::AsyncWaitOp, tgpu::FenceAsyncSharedOp, tgpu::BarrierOp>(next) &&
         !next->hasTrait<OpTrait::IsTerminator>())
       return false;
   return true;
@@ -167,7 +185,7 @@ LogicalResult Distributor::lowerBlock(Block &block) {
     if (preStaged.contains(&op))
       continue;
     llvm::SaveAndRestore<Operation *> current(lowering, &op); // shared buffers' owner
-    llvm::SaveAndRestore<WaitPoint> here(waitPoint, {&block, &op});
+    llvm::SaveAndRestore<WaitPoint> here(waitPoint, {&block, &op, productWaits});
     auto load = dyn_cast<tile::LoadOp>(op);
     bool staged = load && shared.count(load.getResult()) == 0 && isStaged(load);
     // Loops decide themselves (a prefetching wgmma loop issues its copies first).

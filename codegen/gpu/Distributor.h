@@ -331,6 +331,12 @@ private:
   /// A block barrier, unless one is already in this block with nothing that may touch
   /// shared memory after it.
   void blockBarrier();
+  /// That barrier, if there is one.
+  Operation *standingBarrier();
+  /// A block barrier, unless the IR's stands there (the one after a wait the IR holds,
+  /// tessera-tgpu-insert-waits, is the lowering's own from its scratch lowering).
+  void barrierUnlessIrs();
+  DenseSet<Operation *> irBarriers; // lowered from tgpu.barrier ops
   /// Run right after lowering `first` (a loop body's next-stage copies follow its
   /// single-buffered ones, so that a product can wait for the latter alone).
   std::pair<Operation *, std::function<void()>> afterOp;
@@ -348,6 +354,14 @@ private:
   /// flight (readers wait for their own groups) measured 14-19 % slower on the H200 for
   /// linear sweeps of more than one wave (bench/results/linear_c5b63b7.jsonl against
   /// linear_2a093b7.jsonl at N = 1024 / 4096) and no faster for one wave.
+  /// Every copy landed and every earlier shared-memory access ordered: the copies in
+  /// flight waited for, then a barrier (none where the IR's stands).
+  void settleShared() {
+    if (copiesPending())
+      waitForCopies();
+    barrierUnlessIrs();
+    barrierPending = false;
+  }
   void flushBarrier() {
     if (barrierPending) {
       if (copiesPending())
@@ -420,18 +434,16 @@ private:
                    ValueRange origin, int group = -1);
   /// Waits until at most `newerGroupsLeft` groups are in flight: made here, recorded
   /// (the scratch lowering of tessera-tgpu-insert-waits) or, in a grid whose waits are
-  /// ops, found made already (an error where the IR has none). `publishes`: the caller
-  /// puts a block barrier after it only because of it (every thread's copies visible to
-  /// all), which the IR then holds too; other callers place a barrier anyway.
-  void waitForCopies(int newerGroupsLeft = 0, bool publishes = false);
+  /// ops, found made already (an error where the IR has none).
+  void waitForCopies(int newerGroupsLeft = 0);
   /// The wait itself (and the proxy fence wgmma reads need): a tgpu.async_wait of the
   /// IR, or one the lowering makes.
-  void emitCopyWait(int newerGroupsLeft);
+  Operation *emitCopyWait(int newerGroupsLeft);
   /// The bookkeeping of a wait: all but the newest `newerGroupsLeft` groups landed.
   void landCopies(int newerGroupsLeft);
   /// Waits for the newest pending group `needed` accepts (and every older one); false
   /// when there is none.
-  bool waitForGroup(function_ref<bool(int)> needed, bool publishes);
+  bool waitForGroup(function_ref<bool(int)> needed);
   /// Ends a region with no copies in flight and no barrier owed (loop and branch ends).
   void settleCopies();
   /// Before a persistent grid's work loop and at the end of each item: no products or
@@ -702,6 +714,8 @@ private:
   struct WaitPoint {
     Block *block = nullptr;
     Operation *before = nullptr;
+    // Product waits made before the op's lowering began (-1 at a region's end).
+    int64_t productWaits = -1;
   };
   WaitPoint waitPoint;
   /// Waits at the end of `block` (before its terminator) from here on.
@@ -713,8 +727,12 @@ private:
   struct WaitRecord {
     WaitPoint at;
     int64_t pending;
-    bool publishes;
+    Operation *wait; // as lowered
+    // The op's lowering waited for products before this wait: a barrier written before
+    // the op would come before them.
+    bool afterProducts;
   };
+  int64_t productWaits = 0; // tgpu.warpgroup_wait ops made
   SmallVector<WaitRecord> waitRecords;
   bool waitsBroken = false;
 };

@@ -41,8 +41,7 @@ Value Distributor::combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> 
 Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
                                 function_ref<Value(int64_t)> column, int64_t columns) {
   Value mem = scratchBuffer({numWarps, columns}, values.front().getType());
-  barrierPending = true; // earlier readers of the scratch are done
-  flushBarrier();
+  settleShared(); // earlier readers of the scratch are done
   for (auto [i, v] : llvm::enumerate(values))
     memref::StoreOp::create(b, v, mem, ValueRange{warp, column(i)});
   tgpu::BarrierOp::create(b);

@@ -213,11 +213,9 @@ void Distributor::copyToSwizzled(const TileCopy &copy, ValueRange origin) {
   if (!barrierPending) {
     // No two copies in flight to the same bytes: wait for the newest earlier copy into
     // this buffer (a prefetch, -1, may target any; a next-stage copy, either stage).
-    waitForGroup(
-        [&](int group) {
-          return group == index || group == -1 || group == nextStageGroup(index);
-        },
-        /*publishes=*/false);
+    waitForGroup([&](int group) {
+      return group == index || group == -1 || group == nextStageGroup(index);
+    });
     blockBarrier();
   }
   Value first = arith::ConstantIndexOp::create(b, 0);

@@ -592,10 +592,7 @@ LogicalResult Distributor::lowerWhile(scf::WhileOp op) {
   if (failed(flatten(op.getInits(), op.getBeforeArguments(), init)))
     return failure();
   settleProducts();
-  if (copiesPending())
-    waitForCopies();
-  barrierPending = true;
-  flushBarrier();
+  settleShared();
   auto loop = scf::WhileOp::create(b, flatTypes(op.getAfterArguments()), init);
   OpBuilder::InsertionGuard guard(b);
   Block *before = b.createBlock(&loop.getBefore(), {}, flatTypes(op.getBeforeArguments()),

@@ -43,16 +43,19 @@ def TgpuInsertBarriers : Pass<"tessera-tgpu-insert-barriers", "mlir::ModuleOp"> 
   let summary = "block barriers (and proxy fences) between conflicting shared-memory accesses";
   let description = [{
     A membar-style analysis over the tgpu ops that touch shared memory (local_load /
-    local_store / local_alloc of a tile, async_copy landing at its async_wait, TMA loads
-    and stores, warpgroup_dot operands): in program order, with loops run to a fixed
-    point, a read after a write, a write after a read or a write after a write of the
-    same buffer and stage (stages differ only when both are different constants) gets a
-    `tgpu.barrier` right before the second access; an access through the async proxy
-    (wgmma, TMA) of what generic stores or cp.async wrote gets a
-    `tgpu.fence_async_shared` before that barrier. Readers of a TMA load wait on its
-    mbarrier and need no barrier. Barriers already there count (a second run adds
-    nothing); the partitions of a `tgpu.warp_specialize` are left alone (they
-    synchronise through mbarriers) and a barrier settles what is pending before one.
+    local_store, async_copy landing at its async_wait, the products reading a
+    shared-operand view, TMA loads and stores, warpgroup_dot operands; a local_alloc of
+    a tile is ordered on both sides by itself): in program order, with loops run to a
+    fixed point, a read after a write, a write after a read or a write after a write of
+    the same buffer and stage (stages differ only when both are different constants)
+    gets a `tgpu.barrier` right before the second access (before the run of copies it
+    ends, if it is a copy); an access through the async proxy (wgmma, TMA) of what
+    generic stores or cp.async wrote gets a `tgpu.fence_async_shared` before that
+    barrier. Readers of a TMA load wait on its mbarrier and need no barrier. Barriers
+    already there count (a second run adds nothing); the partitions of a
+    `tgpu.warp_specialize` are left alone (they synchronise through mbarriers) and a
+    barrier settles what is pending before one. A `tile.grid` is walked once its waits
+    are ops (`tgpu.waits_placed`); the lowering orders the others itself.
   }];
   let options = [
     Option<"report", "report", "bool", /*default=*/"false",
@@ -169,11 +172,13 @@ def TgpuInsertWaits : Pass<"tessera-tgpu-insert-waits", "mlir::ModuleOp"> {
     before a product reads an operand's copy, before a buffer's next copy, before a
     software-pipelined loop's prologue, at branch, loop-region and work-item ends, where
     a buffer reuses bytes another one had — is written where it stands in the tile
-    program: `tgpu.async_wait pending = n` (each copy one group), followed by a
-    `tgpu.barrier` where the lowering's barrier after it is there only because of it (a
-    product's operands, a region's end, the copies before a work loop); the lowering's
-    other barriers stay its own. The waits are the lowering's own, found by lowering a scratch
-    copy of the module, so no kernel changes. Marks the grid `tgpu.waits_placed`:
+    program, above the reads of copied buffers right before that op: `tgpu.async_wait
+    pending = n` (each copy one group), `tgpu.fence_async_shared` (cp.async writes through
+    the generic proxy, wgmma reads through the async one) and the `tgpu.barrier` the
+    lowering puts right after the wait (unless the op waited for products before it, which
+    that barrier must follow); the lowering's other barriers stay its own. The waits are
+    the lowering's own, found by lowering a scratch copy of the module, so no kernel
+    changes. Marks the grid `tgpu.waits_placed`:
     tessera-tile-to-gpu then makes no wait of its own there and reports a copy still in
     flight where it needs it landed.
   }];

@@ -214,7 +214,7 @@ void Distributor::settleWorkItem(bool itemEnd) {
   // key tile included) whether the bookkeeping still counts it or not: the next item
   // copies into the same stages.
   if (copiesPending() || (itemEnd && wgmma))
-    waitForCopies(0, /*publishes=*/!itemEnd); // an item's end has its barrier anyway
+    waitForCopies(0);
   // The next item's TMA fills (async proxy) must not overtake this item's generic
   // accesses to shared memory: each thread orders its own before the barrier. Fills this
   // item issued and nobody read (a prefetch past its last key tile) are waited for by
@@ -224,7 +224,7 @@ void Distributor::settleWorkItem(bool itemEnd) {
     drainAllTensorCopies();
     fenceAsyncProxy();
   }
-  tgpu::BarrierOp::create(b);
+  barrierUnlessIrs();
 }
 
 LogicalResult Distributor::lowerWorkItems(scf::ForOp op) {

@@ -101,8 +101,7 @@ FailureOr<Slots> Distributor::convertThroughShared(Value v, const Layout &want,
     std::swap(shape[0], shape[1]);
   Value mem = scratchBuffer(shape, type.getElementType());
   // Earlier readers of the scratch are done (and pending staged copies have landed).
-  barrierPending = true;
-  flushBarrier();
+  settleShared();
   writeSlots(mem, layoutOf(v), *have, transpose);
   tgpu::BarrierOp::create(b);
   return readSlots(mem, want, /*transposed=*/false);
@@ -159,8 +158,7 @@ FailureOr<Distributor::SharedTile> Distributor::stageRegisters(Value v) {
   // Its own buffer: the operand stays readable for as long as the value lives.
   Value mem = workgroupBuffer(paddedShape(type.getShape(), type.getElementType()),
                               type.getElementType(), "operand");
-  barrierPending = true;
-  flushBarrier(); // the previous iteration's readers are done
+  settleShared(); // the previous iteration's readers are done
   writeSlots(mem, layoutOf(v), *have, /*transpose=*/false);
   tgpu::BarrierOp::create(b);
   SharedTile t{mem, /*transposed=*/false};

@@ -188,9 +188,12 @@ LogicalResult LoopPipeliner::rotate(scf::ForOp loop) {
   // `ahead - 1` iterations after it: one group per copy) and every thread is done with
   // the stage the last iteration read, which its copies refill. A first-product loop's
   // products wait for their own copies (the lowering's groups).
-  if (!firstOnly)
+  if (!firstOnly) {
     tgpu::AsyncWaitOp::create(b, loc, tgpu::AsyncTokenType::get(b.getContext()), ValueRange(),
                               (ahead - 1) * int64_t(copies.size()));
+    // Copied through the generic proxy, read by wgmma through the async one.
+    tgpu::FenceAsyncSharedOp::create(b, loc);
+  }
   tgpu::BarrierOp::create(b, loc);
   auto [fill, following, target] = rotatedStages(b, loc, stage, iv, step, ahead, firstOnly);
   if (firstOnly) {

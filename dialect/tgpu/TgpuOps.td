@@ -52,8 +52,12 @@ def Tgpu_LocalAllocOp : Tgpu_Op<"local_alloc"> {
     immutable single-stage buffer holding that tile (a computed tile staged as a product
     operand: the linear-attention state); with `trans`, holding its transpose (a `[K, N]`
     operand narrower than a swizzle row stored `[N][K]`, read back by `local_load
-    {trans}`). Offsets in the block's arena are assigned later, by an allocation
-    analysis with liveness.
+    {trans}`). Staging a tile is collective and ordered on both sides: every earlier
+    shared-memory access of the block comes before the writes (a block barrier first), and
+    the tile is visible to every thread when the op ends (a barrier, after a proxy fence
+    for a swizzled buffer, which wgmma reads through the async proxy), so barrier
+    insertion puts nothing around it. Offsets in the block's arena are assigned later, by
+    an allocation analysis with liveness.
 
     ```mlir
     %kbuf = tgpu.local_alloc
@@ -77,7 +81,10 @@ def Tgpu_LocalLoadOp : Tgpu_Op<"local_load"> {
     multi-stage buffer, the stage the enclosing loop's schedule gives it) into the result's
     layout (`ldmatrix` for product operands, vector loads otherwise). With `trans`, the
     result is the transpose of the stored `[N, K]` tile: a K tile read as the `b`
-    operand of Q·Kᵀ (`ldmatrix.trans`), so no transposition is ever copied.
+    operand of Q·Kᵀ (`ldmatrix.trans`), so no transposition is ever copied. A
+    `#tgpu.shared_operand` result is a view of the buffer: each op using it (directly or
+    through `tile.trans`) reads the buffer where it runs — a wgmma product by descriptor,
+    through the async proxy — not this op (what barrier insertion counts).
 
     ```mlir
     %kt = tgpu.local_load %kbuf[%s] {trans}

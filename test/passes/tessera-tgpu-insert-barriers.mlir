@@ -161,7 +161,9 @@ func.func @async_proxy(%qdesc: !desc, %x: tensor<64x64xbf16, #wg>, %zero: tensor
 #opb = #tgpu.dot_operand<b, parent = #acc, k_width = 2>
 !buf = !tgpu.smem<64x64xbf16, #tgpu.shared<padded_rows, pad = 16>, mutable>
 // A write in one branch of an if reaches the read after it; a barrier already in the
-// other branch does not settle it. A computed tile staged by local_alloc is a write.
+// other branch does not settle it. A computed tile staged by local_alloc is ordered by
+// the op itself, on both sides: nothing goes before it or between it and its reader,
+// and the write after it conflicts with nothing before it.
 // CHECK-LABEL: func.func @branches
 // CHECK: scf.if
 // CHECK-NEXT: tgpu.local_store
@@ -171,8 +173,9 @@ func.func @async_proxy(%qdesc: !desc, %x: tensor<64x64xbf16, #wg>, %zero: tensor
 // CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: tgpu.local_load
 // CHECK-NEXT: %[[S:.*]] = tgpu.local_alloc %
-// CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: tgpu.local_load %[[S]]
+// CHECK-NEXT: tgpu.local_store
+// CHECK-NEXT: return
 func.func @branches(%x: tensor<64x64xbf16, #acc>, %c: i1) {
   %b = tgpu.local_alloc : () -> !buf
   scf.if %c {
@@ -183,8 +186,8 @@ func.func @branches(%x: tensor<64x64xbf16, #acc>, %c: i1) {
   // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op: it reads what tgpu.local_store wrote
   %r = tgpu.local_load %b : !buf -> tensor<64x64xbf16, #opb>
   %s = tgpu.local_alloc %x : (tensor<64x64xbf16, #acc>) -> !tgpu.smem<64x64xbf16, #tgpu.shared<none>>
-  // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op: it reads what tgpu.local_alloc wrote
   %r2 = tgpu.local_load %s : !tgpu.smem<64x64xbf16, #tgpu.shared<none>> -> tensor<64x64xbf16, #opb>
+  tgpu.local_store %x, %b : tensor<64x64xbf16, #acc>, !buf
   return
 }
 
@@ -247,6 +250,126 @@ func.func @fence_before_partitions(%x: tensor<64x64xbf16, #wg>) {
     tgpu.warp_yield
   } partitions {
     tgpu.warp_return
+  }
+  return
+}
+
+// -----
+
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#opa = #tgpu.dot_operand<a, parent = #wg, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #wg, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #wg>
+!sw = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// A shared-operand tile is a view: the product reads the buffer by descriptor (the
+// async proxy) where it runs, not the local_load that names it before the wait. The
+// copy landed at the wait, so the product needs the proxy fence and the barrier.
+// CHECK-LABEL: func.func @view_read_by_product
+// CHECK: %[[KT:.*]] = tgpu.local_load
+// CHECK-NEXT: tgpu.async_wait pending = 0
+// CHECK-NEXT: %[[KTT:.*]] = tile.trans %[[KT]]
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tile.dot %{{.*}}, %[[KTT]]
+func.func @view_read_by_product(%k: memref<?x64xbf16>, %q: tensor<64x64xbf16, #opa>,
+                                %zero: tensor<64x64xf32, #wg>) -> tensor<64x64xf32, #wg> {
+  %c0 = arith.constant 0 : index
+  %kbuf = tgpu.local_alloc : () -> !sw
+  %t = tgpu.async_copy %k[%c0, %c0] into %kbuf : memref<?x64xbf16> -> !sw
+  %kt = tgpu.local_load %kbuf : !sw -> tensor<64x64xbf16, #keyT>
+  %w = tgpu.async_wait pending = 0
+  %ktt = tile.trans %kt : tensor<64x64xbf16, #keyT> -> tensor<64x64xbf16, #rhs>
+  // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: fence and barrier before this op: it reaches through the async proxy what tgpu.async_copy wrote
+  %s = tile.dot %q, %ktt, %zero : tensor<64x64xbf16, #opa>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #wg>
+  return %s : tensor<64x64xf32, #wg>
+}
+
+// -----
+
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#opa = #tgpu.dot_operand<a, parent = #wg, k_width = 2>
+#keyT = #tgpu.shared_operand<parent = #wg, transposed = true>
+#rhs = #tgpu.shared_operand<parent = #wg>
+!sw = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// K and V copied each iteration, each product after its wait and barrier. K's last
+// readers are ordered by the barrier before P·V; V's are not, so the next iteration's
+// copy of V needs a barrier — put before the run of copies it is in (K's first), as the
+// lowering puts one barrier before a loop's copies.
+// CHECK-LABEL: func.func @copy_run
+// CHECK: scf.for
+// CHECK-NEXT: arith.muli
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.async_copy %{{.*}} into %[[K:.*]] :
+// CHECK-NEXT: tgpu.async_copy
+// CHECK-NEXT: tgpu.async_wait pending = 1
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
+// CHECK-NEXT: tile.trans
+// CHECK-NEXT: tile.dot
+// CHECK-NEXT: tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
+// CHECK-NEXT: tile.dot
+// CHECK-NEXT: scf.yield
+func.func @copy_run(%k: memref<?x64xbf16>, %v: memref<?x64xbf16>, %q: tensor<64x64xbf16, #opa>,
+                    %p: tensor<64x64xbf16, #opa>, %zero: tensor<64x64xf32, #wg>, %n: index)
+    -> tensor<64x64xf32, #wg> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  %kbuf = tgpu.local_alloc : () -> !sw
+  %vbuf = tgpu.local_alloc : () -> !sw
+  %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %zero) -> (tensor<64x64xf32, #wg>) {
+    %row = arith.muli %i, %c64 : index
+    %tk = tgpu.async_copy %k[%row, %c0] into %kbuf : memref<?x64xbf16> -> !sw
+    // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op (and the copies right above it): it writes what tile.dot read
+    %tv = tgpu.async_copy %v[%row, %c0] into %vbuf : memref<?x64xbf16> -> !sw
+    %w1 = tgpu.async_wait pending = 1
+    tgpu.fence_async_shared
+    tgpu.barrier
+    %kt = tgpu.local_load %kbuf : !sw -> tensor<64x64xbf16, #keyT>
+    %ktt = tile.trans %kt : tensor<64x64xbf16, #keyT> -> tensor<64x64xbf16, #rhs>
+    %s = tile.dot %q, %ktt, %zero : tensor<64x64xbf16, #opa>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #wg>
+    %w2 = tgpu.async_wait pending = 0
+    tgpu.fence_async_shared
+    tgpu.barrier
+    %vt = tgpu.local_load %vbuf : !sw -> tensor<64x64xbf16, #rhs>
+    %o = tile.dot %p, %vt, %acc : tensor<64x64xbf16, #opa>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #wg>
+    scf.yield %o : tensor<64x64xf32, #wg>
+  }
+  return %r : tensor<64x64xf32, #wg>
+}
+
+// -----
+
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+!sw = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, mutable>
+// A grid's shared-memory accesses are all ops once its waits are (tgpu.waits_placed,
+// tessera-tgpu-insert-waits); until then the lowering makes its copies and barriers, and
+// the pass leaves the grid alone.
+// CHECK-LABEL: func.func @grids
+// CHECK: tile.grid
+// CHECK-NEXT: tgpu.local_alloc
+// CHECK-NEXT: tgpu.local_store
+// CHECK-NEXT: tgpu.local_store
+// CHECK: tile.grid
+// CHECK-NEXT: tgpu.local_alloc
+// CHECK-NEXT: tgpu.local_store
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_store
+func.func @grids(%x: tensor<64x64xbf16, #wg>, %n: index) {
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #wg, tgpu.operands_staged} {
+    %b = tgpu.local_alloc : () -> !sw
+    tgpu.local_store %x, %b : tensor<64x64xbf16, #wg>, !sw
+    tgpu.local_store %x, %b : tensor<64x64xbf16, #wg>, !sw
+  }
+  tile.grid [%n] config = #tile.config<block_m = 64, block_n = 64, num_warps = 4, num_stages = 1, split = 1> attributes {tgpu.accumulator = #wg, tgpu.operands_staged, tgpu.waits_placed} {
+    %b = tgpu.local_alloc : () -> !sw
+    tgpu.local_store %x, %b : tensor<64x64xbf16, #wg>, !sw
+    // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op: it writes what tgpu.local_store wrote
+    tgpu.local_store %x, %b : tensor<64x64xbf16, #wg>, !sw
   }
   return
 }

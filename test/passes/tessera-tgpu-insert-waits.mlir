@@ -6,8 +6,8 @@
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits > %t.waits
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits --tessera-tgpu-insert-barriers > %t.barriers
 // RUN: diff %t.waits %t.barriers
-// Persistent grids: each work item ends with its copies waited for (the item's own
-// barrier follows in the lowering), and the lowering follows that too.
+// Persistent grids: each work item ends with its copies waited for and the item's
+// barrier, and the lowering follows that too.
 // RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-insert-waits | FileCheck %s --check-prefix=PERSISTENT
 // RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-allocate-shared --tessera-tile-to-gpu > %t.own
 // RUN: tessera-opt %s -split-input-file --tessera-persistent-grid --tessera-tgpu-stage-operands --tessera-tgpu-assign-stages --tessera-tgpu-copy-staged-loads --tessera-tgpu-pipeline-loops --tessera-tgpu-allocate-shared --tessera-tgpu-insert-waits --tessera-tile-to-gpu > %t.followed
@@ -17,10 +17,10 @@
 
 // The first product's operands double-buffered (D = 128): each iteration's Q·Kᵀ waits
 // for K (V and the next iteration's K, the two newer copies, may still be landing), P·V
-// for V (the next K may), each wait followed by the barrier that makes every thread's
-// copies visible; the output's conversion after the loop waits for the copy in flight
-// past the last iteration (its barrier is the one the lowering owes the copies anyway,
-// not the wait's: not an op yet).
+// for V (the next K may), each wait with its proxy fence (wgmma reads through the async
+// proxy) and the barrier that makes every thread's copies visible, before the reads of
+// the buffers; the output's conversion after the loop waits for the copy in flight past
+// the last iteration, with the barrier the lowering owes the copies there.
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #keyT = #tgpu.shared_operand<parent = #acc, transposed = true>
@@ -34,14 +34,22 @@
 // CHECK: tgpu.async_copy %arg2
 // CHECK: tgpu.async_copy %arg1
 // CHECK: %{{.*}} = tgpu.async_wait pending = 2
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
+// CHECK-NEXT: tile.trans
+// CHECK-NEXT: tgpu.local_load
 // CHECK-NEXT: tile.dot
 // CHECK: %{{.*}} = tgpu.async_wait pending = 1
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
 // CHECK-NEXT: tile.dot
 // CHECK: scf.yield
 // CHECK-NEXT: } {tgpu.pipeline = "cp_async_first_product", tgpu.pipelined
 // CHECK-NEXT: %{{.*}} = tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: arith.truncf
 // CHECK: tile.store
 // PERSISTENT-LABEL: func.func @first_product
@@ -53,6 +61,8 @@
 // PERSISTENT-NEXT: tgpu.async_wait pending = 0
 // PERSISTENT: tile.store
 // PERSISTENT-NEXT: tgpu.async_wait pending = 0
+// PERSISTENT-NEXT: tgpu.fence_async_shared
+// PERSISTENT-NEXT: tgpu.barrier
 // PERSISTENT-NEXT: } {tgpu.pipeline = "none", tgpu.prefetch_distance = 0 : i64, tgpu.work_items}
 // LOWERED-LABEL: gpu.func @first_product_kernel
 // LOWERED: scf.for
@@ -96,8 +106,8 @@ func.func @first_product(%q: !in, %k: !in, %v: !in, %o: !out) {
 // -----
 
 // Two loops prefetching different tiles: the second loop's prologue waits for the copy
-// the first left in flight (past its last iteration) before its first copy (the barrier
-// for the readers of what it overwrites is the lowering's).
+// the first left in flight (past its last iteration) before its first copy, and the
+// barrier that follows it: every thread is done with the bytes it overwrites.
 #acc = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
 #lhs = #tgpu.dot_operand<a, parent = #acc, k_width = 2>
 #rhs = #tgpu.shared_operand<parent = #acc>
@@ -106,14 +116,18 @@ func.func @first_product(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK-LABEL: func.func @two_loops
 // CHECK: scf.for
 // CHECK-NEXT: tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
 // CHECK: } {tgpu.pipeline = "cp_async", tgpu.pipelined
 // CHECK-NEXT: %[[V:.*]] = tgpu.local_alloc
 // CHECK-NEXT: arith.constant 0 : index
 // CHECK-NEXT: %{{.*}} = tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
+// CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: tgpu.async_copy %arg2[%c0, %c0] into %[[V]][%c0
 // CHECK-NEXT: scf.for
 // CHECK-NEXT: tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
 func.func @two_loops(%q: !in, %k: !in, %v: !in, %o: !out) {
   %c0 = arith.constant 0 : index
@@ -155,14 +169,21 @@ func.func @two_loops(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK-LABEL: func.func @branch
 // CHECK: scf.if
 // CHECK: tgpu.async_wait pending = 1
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
+// CHECK-NEXT: tgpu.local_load
 // CHECK-NEXT: tile.dot
 // CHECK-NEXT: tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: scf.yield
 // CHECK: } else {
 // CHECK: tgpu.async_wait pending = 0
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.local_load
+// CHECK-NEXT: tgpu.local_load
 // CHECK-NEXT: tile.dot
 // CHECK-NEXT: scf.yield
 func.func @branch(%q: !in, %k: !in, %v: !in, %o: !out) {

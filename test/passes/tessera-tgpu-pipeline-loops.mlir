@@ -91,6 +91,7 @@ func.func @first_product(%q: !in, %k: !in, %v: !in, %o: !out) {
 // CHECK-NEXT: tgpu.async_copy %arg1[%[[IV1]], %c0] into %[[K]][%[[S1]]] :
 // CHECK-NEXT: scf.for %[[T:.*]] = %c0 to %{{.*}} step %c64 iter_args(%{{.*}} = %{{.*}}, %[[STAGE:.*]] = %[[S0]])
 // CHECK-NEXT: tgpu.async_wait pending = 1
+// CHECK-NEXT: tgpu.fence_async_shared
 // CHECK-NEXT: tgpu.barrier
 // CHECK-NEXT: %[[ONE:.*]] = arith.constant 1 : index
 // CHECK-NEXT: %[[LAST:.*]] = arith.constant 2 : index

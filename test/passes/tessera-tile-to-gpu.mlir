@@ -320,11 +320,10 @@ func.func @narrow_broadcast(%out: memref<?x3xi32, strided<[?, ?], offset: ?>>) {
 // accumulator slots is stored at one per-thread base XOR its 16-byte chunk (8 columns)
 // plus a constant row offset (8 rows = 512 elements), not at an address of its own.
 // The state takes the bytes of K's buffer, dead by then (tessera-tgpu-allocate-shared):
-// a barrier for K's readers first (canonicalization merges it with the next).
+// one barrier for K's readers and the state's earlier ones.
 // WGMMA-LABEL: func.func @state_product
 // WGMMA: tgpu.warpgroup_wait {{.*}}pending = 0
 // WGMMA: tgpu.barrier
-// WGMMA-NEXT: tgpu.barrier
 // WGMMA-NEXT: %[[G8:.*]] = arith.muli %{{.*}}, %c8
 // WGMMA-NEXT: %[[LANE:.*]] = arith.addi %{{.*}}, %[[G8]]
 // WGMMA-NEXT: %[[ROW:.*]] = arith.muli %{{.*}}, %c64

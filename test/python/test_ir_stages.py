@@ -198,8 +198,9 @@ def test_ir_after_any_pass(cuda_causal, causal):
     """The IR between any two passes of a kernel's own pipeline: the staged loads stay
     tile.loads the schedule marks until tessera-tgpu-copy-staged-loads makes them copies,
     tessera-tgpu-pipeline-loops rotates their loops, tessera-tgpu-allocate-shared
-    places the buffers and tessera-tgpu-insert-waits writes the waits; outlining makes
-    the kernel."""
+    places the buffers, tessera-tgpu-insert-waits writes the waits and
+    tessera-tgpu-insert-barriers finds every access ordered; outlining makes the
+    kernel."""
     scheduled = cuda_causal.ir(after="tessera-tgpu-assign-stages")
     assert "tgpu.pipeline" in scheduled and "tgpu.async_copy" not in scheduled
     assert len(re.findall(r"tile\.load .*tgpu\.staged = #tgpu\.shared<swizzle_128b>",
@@ -223,6 +224,10 @@ def test_ir_after_any_pass(cuda_causal, causal):
     assert "tgpu.waits_placed" in waited and "tgpu.async_wait" not in placed.split("scf.for")[0]
     assert [int(n) for n in re.findall(r"tgpu\.async_wait\s+pending = (\d+)", waited)] == \
         [2, 1] * 3 + [0]
+    assert waited.count("tgpu.fence_async_shared") == 7
+    # Barrier insertion: the loops' own barriers and the waits' order every access.
+    barriered = cuda_causal.ir(after="tessera-tgpu-insert-barriers")
+    assert barriered.count("tgpu.barrier") == waited.count("tgpu.barrier") > 7
     outlined = cuda_causal.ir(after="tessera-tgpu-outline-kernels")
     assert "gpu.func @attention_kernel0" in outlined and "tessera.launches" in outlined
     # A CPU kernel's pipeline too.
@@ -235,7 +240,8 @@ def test_ir_after_an_unknown_pass(cuda_causal):
                                         r"tessera-tgpu-copy-staged-loads, "
                                         r"tessera-tgpu-pipeline-loops, "
                                         r"tessera-tgpu-allocate-shared, "
-                                        r"tessera-tgpu-insert-waits, "):
+                                        r"tessera-tgpu-insert-waits, "
+                                        r"tessera-tgpu-insert-barriers, "):
         cuda_causal.ir(after="tessera-no-such-pass")
 
 
