@@ -7,10 +7,11 @@
 // becomes a `tgpu.async_wait pending = n` of the tile program where that op stands (above
 // the reads of copied buffers right before it), with the proxy fence wgmma's reads need
 // (`tgpu.fence_async_shared`) and, where the lowering's next op is a block barrier (and
-// the op waited for no product before it), that `tgpu.barrier` too. The waits come from the lowering itself, run on a scratch copy of
-// the module (as the shared-memory plan's requests do), so that the kernels do not
-// change; the lowering then follows the IR's waits (tgpu.waits_placed on the grid) and
-// reports a copy it finds in flight where it needs it landed.
+// the op waited for no product before it), that `tgpu.barrier` too. The waits come from
+// the lowering itself, run on a scratch copy of the module (as the shared-memory plan's
+// requests do), so that the kernels do not change; the lowering then follows the IR's
+// waits (tgpu.waits_placed on the grid) and reports a copy it finds in flight where it
+// needs it landed.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/AsyncWaits.h"

@@ -436,8 +436,8 @@ private:
   /// (the scratch lowering of tessera-tgpu-insert-waits) or, in a grid whose waits are
   /// ops, found made already (an error where the IR has none).
   void waitForCopies(int newerGroupsLeft = 0);
-  /// The wait itself (and the proxy fence wgmma reads need): a tgpu.async_wait of the
-  /// IR, or one the lowering makes.
+  /// A wait the lowering makes itself, with the proxy fence wgmma's reads need (the
+  /// IR's waits are lowered alone: their fence is an op of its own).
   Operation *emitCopyWait(int newerGroupsLeft);
   /// The bookkeeping of a wait: all but the newest `newerGroupsLeft` groups landed.
   void landCopies(int newerGroupsLeft);
