@@ -373,3 +373,35 @@ func.func @grids(%x: tensor<64x64xbf16, #wg>, %n: index) {
   }
   return
 }
+
+// -----
+
+#wg = #tgpu.mma<wgmma, warps = [4, 1], instr = [64, 64, 16]>
+#opa = #tgpu.dot_operand<a, parent = #wg, k_width = 2>
+#rhs = #tgpu.shared_operand<parent = #wg>
+!two = !tgpu.smem<64x64xbf16, #tgpu.shared<swizzle_128b>, stages = 2, mutable>
+// A loop's products read a stage of the buffer that the next loop's prologue copies
+// into (NSA's selection loops): the stage the last iteration read is not known, so the
+// prologue's copy after the loop needs a barrier (each warp's product wait covers only
+// its own part of the product).
+// CHECK-LABEL: func.func @prologue_after_loop
+// CHECK: scf.for
+// CHECK: scf.yield
+// CHECK-NEXT: }
+// CHECK-NEXT: tgpu.barrier
+// CHECK-NEXT: tgpu.async_copy
+func.func @prologue_after_loop(%k: memref<?x64xbf16>, %p: tensor<64x64xbf16, #opa>,
+                               %zero: tensor<64x64xf32, #wg>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %buf = tgpu.local_alloc : () -> !two
+  %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %zero) -> (tensor<64x64xf32, #wg>) {
+    %s = arith.remui %i, %c1 : index
+    %vt = tgpu.local_load %buf[%s] : !two -> tensor<64x64xbf16, #rhs>
+    %o = tile.dot %p, %vt, %acc : tensor<64x64xbf16, #opa>, tensor<64x64xbf16, #rhs> -> tensor<64x64xf32, #wg>
+    scf.yield %o : tensor<64x64xf32, #wg>
+  }
+  // REPORT: :[[@LINE+1]]:{{[0-9]+}}: remark: barrier before this op: it writes what tile.dot read
+  %t = tgpu.async_copy %k[%c0, %c0] into %buf[%c0] : memref<?x64xbf16> -> !two
+  return
+}
