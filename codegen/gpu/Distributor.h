@@ -87,10 +87,11 @@ bool isStoredTranspose(tile::TransOp t);
 /// Emits the body of one kernel: the grid body's ops, distributed over threads.
 class Distributor {
 public:
-  Distributor(ImplicitLocOpBuilder &b, int64_t numWarps, int64_t numStages, bool wgmma,
-              ::mlir::gpu::GPUFuncOp kernel)
-      : b(b), kernel(kernel), numThreads(32 * numWarps),
-        numWarps(numWarps), numStages(numStages), wgmma(wgmma) {
+  Distributor(ImplicitLocOpBuilder &b, int64_t numWarps, int64_t numStages,
+              tgpu::MmaEncodingAttr accumulator, ::mlir::gpu::GPUFuncOp kernel)
+      : b(b), kernel(kernel), numThreads(32 * numWarps), numWarps(numWarps),
+        numStages(numStages), accumulator(accumulator),
+        wgmma(accumulator.getVersion() == tgpu::MmaVersion::wgmma) {
     deriveWarpIndices(::mlir::gpu::ThreadIdOp::create(b, ::mlir::gpu::Dimension::x));
     beginSharedArena(); // unused (and removed) when nothing is staged
     deriveLaneIndices();
@@ -395,6 +396,8 @@ private:
   void storeThroughShared(tile::StoreOp op, const Layout &l, ArrayRef<Value> slots, int index);
   bool touchesSharedMemory(Operation *op);
 
+  /// The kernel's accumulator layout (tessera-tile-to-tgpu's), parent of every layout.
+  tgpu::MmaEncodingAttr accumulator;
   // Hopper (wgmma) kernels: operands live in dynamic shared memory in the 128-byte
   // swizzled layout (Wgmma.h), are filled by cp.async and read by wgmma descriptors.
   bool wgmma;
@@ -626,6 +629,12 @@ private:
   LogicalResult lowerBroadcast(tile::BroadcastOp op);
   LogicalResult lowerRange(tile::RangeOp op);
   LogicalResult lowerElementwise(Operation *op);
+  /// Ops a tgpu -> nvvm conversion pattern lowers (tessera-convert-tgpu-elementwise-to-
+  /// nvvm) are left in the kernel on tiles: `tileOf` casts slots to a tile of `like`'s
+  /// shape and element type in layout `l`; `handOff` clones `op` on such tiles and
+  /// returns its result's slots (a cast back), which the pattern's output replaces.
+  Value tileOf(ArrayRef<Value> slots, Type like, const Layout &l);
+  Slots handOff(Operation *op, IRMapping &operands);
   LogicalResult lowerRowScale(arith::MulFOp op, Value scaled, Value factor);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);

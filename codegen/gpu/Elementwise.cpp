@@ -1,9 +1,10 @@
 //===- Elementwise.cpp - element-wise ops, reductions, broadcasts -----------===//
 //
-// Work that needs no tensor core: element-wise ops slot by slot (and the row rescale
-// that skips a warp whose factors are all 1), reductions through lane shuffles and a
-// shared scratch across warps, broadcasts, ranges, and the flattening of tiles into
-// loop-carried scalars.
+// Work that needs no tensor core: reductions through lane shuffles and a shared scratch
+// across warps, ranges, the row rescale that skips a warp whose factors are all 1, and
+// the flattening of tiles into loop-carried scalars. Element-wise ops and broadcasts
+// are handed to their conversion patterns (tessera-convert-tgpu-elementwise-to-nvvm)
+// on tiles cast from their operands' slots (`handOff`).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
@@ -130,28 +131,15 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
 }
 
 LogicalResult Distributor::lowerBroadcast(tile::BroadcastOp op) {
-  Layout outL = layoutOf(op.getResult());
-  bool rowSpan = outL.kind == LayoutKind::RowSpan;
-  if (!rowSpan && outL.kind != LayoutKind::Acc)
+  std::optional<Layout> in = broadcastSource(layoutOf(op.getResult()), op.getAxis());
+  if (!in)
     return op.emitError("the GPU target broadcasts into accumulator and row-span tiles only");
-  // Along rows from the rows' values; along columns from the columns' (an accumulator's
-  // lanes split them, a row span's threads hold them all).
-  bool alongRows = op.getAxis() == 1;
-  Layout inL = alongRows ? Layout{LayoutKind::Row, outL.rows, 0, outL.mTiles}
-                         : Layout{rowSpan ? LayoutKind::Whole : LayoutKind::Col, outL.cols, 0};
-  FailureOr<Slots> in = slotsOf(op.getInput(), inL);
-  if (failed(in))
+  FailureOr<Slots> slots = slotsOf(op.getInput(), *in);
+  if (failed(slots))
     return failure();
-  Slots out;
-  for (int64_t s = 0; s < numSlots(outL); ++s) {
-    if (rowSpan) {
-      out.push_back(alongRows ? (*in)[s / outL.cols] : (*in)[s % outL.cols]);
-      continue;
-    }
-    int64_t perTile = outL.cols / 2, mt = s / perTile, r = s % perTile;
-    out.push_back(alongRows ? (*in)[2 * mt + ((r % 4) >> 1)] : (*in)[2 * (r / 4) + (r % 2)]);
-  }
-  tiles[op.getResult()] = std::move(out);
+  IRMapping operands;
+  operands.map(op.getInput(), tileOf(*slots, op.getInput().getType(), *in));
+  tiles[op.getResult()] = handOff(op, operands);
   return success();
 }
 
@@ -228,43 +216,36 @@ LogicalResult Distributor::lowerElementwise(Operation *op) {
     if (Value factor = rowFactor(mul, scaled))
       return lowerRowScale(mul, scaled, factor);
   }
-  SmallVector<Slots> operands;
+  if (op->getNumOperands() == 0)
+    return op->emitError("a tile constant that is not a splat has no GPU lowering");
+  IRMapping operands;
   for (Value v : op->getOperands()) {
     if (!isa<RankedTensorType>(v.getType())) {
-      operands.push_back(Slots(numSlots(l), scalars.lookup(v)));
+      operands.map(v, scalars.lookup(v));
       continue;
     }
     FailureOr<Slots> s = slotsOf(v, l);
     if (failed(s))
       return failure();
-    operands.push_back(std::move(*s));
+    operands.map(v, tileOf(*s, v.getType(), l));
   }
-  Type scalarType = cast<RankedTensorType>(result.getType()).getElementType();
-  Slots out;
-  for (int64_t s = 0; s < numSlots(l); ++s) {
-    SmallVector<Value> args;
-    for (Slots &o : operands)
-      args.push_back(o[s]);
-    // One MUFU.EX2 / MUFU.LG2. Upstream's ex2.approx.f32 brackets each call with a
-    // rescale for subnormal results (three more instructions); flushing them to zero
-    // changes no softmax weight or decay factor by more than 2^-126. log2 (of softmax
-    // sums, >= 1 for any row that saw a key) would otherwise be a ~30-instruction
-    // polynomial; lg2.approx is within 2^-22 of it.
-    StringRef intrinsic = !scalarType.isF32()          ? ""
-                          : isa<math::Exp2Op>(op) ? "llvm.nvvm.ex2.approx.ftz.f32"
-                          : isa<math::Log2Op>(op) ? "llvm.nvvm.lg2.approx.ftz.f"
-                                                  : "";
-    if (!intrinsic.empty()) {
-      out.push_back(
-          LLVM::CallIntrinsicOp::create(b, scalarType, b.getStringAttr(intrinsic), args)
-              .getResult(0));
-      continue;
-    }
-    OperationState state(op->getLoc(), op->getName(), args, {scalarType}, op->getAttrs());
-    out.push_back(b.create(state)->getResult(0));
-  }
-  tiles[result] = std::move(out);
+  tiles[result] = handOff(op, operands);
   return success();
+}
+
+Value Distributor::tileOf(ArrayRef<Value> slots, Type like, const Layout &l) {
+  auto tile = cast<RankedTensorType>(like);
+  auto type = RankedTensorType::get(tile.getShape(), tile.getElementType(),
+                                    encodingOf(l, accumulator));
+  return UnrealizedConversionCastOp::create(b, type, slots).getResult(0);
+}
+
+Slots Distributor::handOff(Operation *op, IRMapping &operands) {
+  Value tile = b.clone(*op, operands)->getResult(0);
+  auto type = cast<RankedTensorType>(tile.getType());
+  auto slots = UnrealizedConversionCastOp::create(
+      b, SmallVector<Type>(numSlots(layoutOf(tile)), type.getElementType()), tile);
+  return Slots(slots.getResults().begin(), slots.getResults().end());
 }
 
 LogicalResult Distributor::flatten(ValueRange values, ValueRange like,

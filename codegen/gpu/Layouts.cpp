@@ -81,3 +81,20 @@ int64_t tessera::gpu::accSlotForOperandA(int64_t aSlot, int64_t n) {
 int64_t tessera::gpu::operandBSlot(int64_t n, int64_t kb, int64_t nb, int64_t b) {
   return (kb * (n / 8) + nb) * 4 + b;
 }
+
+std::optional<Layout> tessera::gpu::broadcastSource(const Layout &out, int64_t axis) {
+  bool rowSpan = out.kind == LayoutKind::RowSpan;
+  if (!rowSpan && out.kind != LayoutKind::Acc)
+    return std::nullopt;
+  if (axis == 1)
+    return Layout{LayoutKind::Row, out.rows, 0, out.mTiles};
+  return Layout{rowSpan ? LayoutKind::Whole : LayoutKind::Col, out.cols, 0};
+}
+
+int64_t tessera::gpu::broadcastSourceSlot(const Layout &out, int64_t axis, int64_t s) {
+  bool alongRows = axis == 1;
+  if (out.kind == LayoutKind::RowSpan)
+    return alongRows ? s / out.cols : s % out.cols;
+  int64_t perTile = out.cols / 2, mt = s / perTile, r = s % perTile;
+  return alongRows ? 2 * mt + ((r % 4) >> 1) : 2 * (r / 4) + (r % 2);
+}

@@ -11,6 +11,7 @@
 #define TESSERA_CODEGEN_GPU_LAYOUTS_H
 
 #include <cstdint>
+#include <optional>
 
 namespace tessera::gpu {
 
@@ -60,6 +61,13 @@ struct SlotCoord {
 
 int64_t numSlots(const Layout &layout);
 SlotCoord slotCoord(const Layout &layout, int64_t slot);
+
+/// The layout a tile broadcast into `out` (Acc or RowSpan) along `axis` is read in: along
+/// rows (axis 1) its rows' values, along columns its columns' (an accumulator's lanes
+/// split them, a row span's threads hold them all); nullopt for another `out`.
+std::optional<Layout> broadcastSource(const Layout &out, int64_t axis);
+/// The slot of broadcastSource(out, axis) that slot `s` of `out` repeats.
+int64_t broadcastSourceSlot(const Layout &out, int64_t axis, int64_t s);
 
 /// For a [M, N] tile held as Acc, the Acc slot that holds A-operand slot `aSlot` of the
 /// same tile read as an [M, K = N] left operand (the FlashAttention-2 register reuse).

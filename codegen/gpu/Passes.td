@@ -267,8 +267,10 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     in host functions are outlined first, with its defaults): its tiles are distributed
     over the block's threads in the layouts tessera-tile-to-tgpu wrote in their types
     (mma accumulator, row/column slices, mma operands; the grid's accumulator layout
-    picks mma.sync or wgmma), element-wise ops run per thread, row reductions end with
-    quad shuffles, `tile.dot` becomes `nvvm.mma.sync` m16n8k16 or wgmma. It follows the
+    picks mma.sync or wgmma), row reductions end with quad shuffles, `tile.dot` becomes
+    `nvvm.mma.sync` m16n8k16 or wgmma; element-wise ops and broadcasts are left on tiles
+    cast from their operands' slots for tessera-convert-tgpu-elementwise-to-nvvm, which
+    runs after it in the pipelines. It follows the
     grid's staging, schedule and shared-memory plan. A grid marked `tgpu.tensor_copies`
     (tessera-tgpu-stage-operands{tma=true}) copies its swizzled operand tiles with TMA
     (cp.async.bulk.tensor from the kernel's descriptor parameters, mbarrier completion).
@@ -328,6 +330,25 @@ def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleO
     Rotated loops get `tgpu.rotated` and are left alone by a second run.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
+}
+
+def TgpuElementwiseToNvvm
+    : Pass<"tessera-convert-tgpu-elementwise-to-nvvm", "mlir::gpu::GPUModuleOp"> {
+  let summary = "arith / math ops and broadcasts on tiles with register layouts to per-thread scalars";
+  let description = [{
+    The element-wise family of the tgpu -> nvvm conversion patterns, run on the kernels
+    right after tessera-tile-to-gpu. A tile whose type has a #tgpu register layout is,
+    in each thread, the scalars ("slots") that layout gives it: the type converter maps
+    it to them (1:N), and an arith or math op on such tiles becomes the same op on each
+    slot (a scalar operand used in every slot, a splat constant its scalar in each);
+    f32 `math.exp2` / `math.log2` become `ex2.approx.ftz` / `lg2.approx.ftz`. A
+    `tile.broadcast` of a row or column slice into an accumulator or row-span tile picks
+    its input's slots (no instruction). tessera-tile-to-gpu leaves a kernel's
+    element-wise ops and broadcasts on tiles it casts from their operands' slots; the
+    casts fold away. An op whose result has no register layout, a constant tile that is
+    not a splat, or a broadcast from another layout than its result's slice is an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect"];
 }
 
 def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUModuleOp"> {

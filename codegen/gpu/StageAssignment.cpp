@@ -74,8 +74,7 @@ LogicalResult tessera::gpu::assignStages(tile::GridOp grid) {
   ImplicitLocOpBuilder b(grid.getLoc(), ctx);
   b.setInsertionPointToStart(&kernel.getBody().front());
   tile::ConfigAttr config = grid.getConfig();
-  Distributor d(b, config.getNumWarps(), config.getNumStages(),
-                accumulator.getVersion() == tgpu::MmaVersion::wgmma, kernel);
+  Distributor d(b, config.getNumWarps(), config.getNumStages(), accumulator, kernel);
   d.planStages(copy.getBody().front());
   FailureOr<SmallVector<Distributor::LoopSchedule>> schedules =
       d.scheduleLoops(copy.getBody().front());

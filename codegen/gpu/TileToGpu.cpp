@@ -12,9 +12,6 @@
 #include "codegen/gpu/KernelOutlining.h"
 #include "codegen/gpu/Passes.h"
 
-#include "mlir/Dialect/Arith/Transforms/Passes.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
-
 namespace tessera::gpu {
 #define GEN_PASS_DEF_TILETOGPU
 #include "codegen/gpu/Passes.h.inc"
@@ -49,8 +46,7 @@ static LogicalResult distribute(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid
   tile::ConfigAttr config = grid.getConfig();
   ImplicitLocOpBuilder b(grid.getLoc(), kernel.getContext());
   b.setInsertionPointToStart(&kernel.getBody().front());
-  bool useWgmma = accumulatorOf(grid).getVersion() == tgpu::MmaVersion::wgmma;
-  Distributor d(b, config.getNumWarps(), config.getNumStages(), useWgmma, kernel);
+  Distributor d(b, config.getNumWarps(), config.getNumStages(), accumulatorOf(grid), kernel);
   if (failed(d.followSchedule(grid)) || failed(d.beginSharedPlan(grid)))
     return failure();
   d.beginWaitPlacement(grid);
@@ -73,12 +69,6 @@ static LogicalResult distribute(::mlir::gpu::GPUFuncOp kernel, tile::GridOp grid
            << (block ? (*block)[0] : 0) << " threads; its lowering needs "
            << d.blockThreads() << " (tessera-tgpu-outline-kernels sizes the block)";
   grid.erase();
-  // Index arithmetic copied from the host (ceildiv/floordiv) becomes plain integer ops;
-  // the rest of arith lowers directly to NVVM (max/min stay single instructions).
-  RewritePatternSet divisions(kernel.getContext());
-  arith::populateCeilFloorDivExpandOpsPatterns(divisions);
-  if (failed(applyPatternsGreedily(kernel, std::move(divisions))))
-    return kernel.emitError("could not expand index divisions");
   return success();
 }
 
