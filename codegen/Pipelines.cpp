@@ -105,7 +105,7 @@ static void buildTgpuToPtx(OpPassManager &pm, const tessera::GpuPipelineOptions 
   target.optLevel = 3;
   pm.addPass(createGpuNVVMAttachTarget(target));
   OpPassManager &kernels = pm.nest<mlir::gpu::GPUModuleOp>();
-  kernels.addPass(tessera::gpu::createTgpuElementwiseToNvvm());
+  kernels.addPass(tessera::gpu::createTgpuToNvvm());
   kernels.addPass(tessera::gpu::createTgpuSyncToNvvm());
   kernels.addPass(tessera::gpu::createTgpuAsyncToNvvm());
   kernels.addPass(createCanonicalizerPass());

@@ -629,12 +629,13 @@ private:
   LogicalResult lowerBroadcast(tile::BroadcastOp op);
   LogicalResult lowerRange(tile::RangeOp op);
   LogicalResult lowerElementwise(Operation *op);
-  /// Ops a tgpu -> nvvm conversion pattern lowers (tessera-convert-tgpu-elementwise-to-
-  /// nvvm) are left in the kernel on tiles: `tileOf` casts slots to a tile of `like`'s
+  /// Ops a tgpu -> nvvm conversion pattern lowers (tessera-convert-tgpu-to-nvvm) are left in the kernel on tiles: `tileOf` casts slots to a tile of `like`'s
   /// shape and element type in layout `l`; `handOff` clones `op` on such tiles and
-  /// returns its result's slots (a cast back), which the pattern's output replaces.
+  /// returns its result's slots (`slotsOfTile`: a cast back), which the pattern's output
+  /// replaces.
   Value tileOf(ArrayRef<Value> slots, Type like, const Layout &l);
   Slots handOff(Operation *op, IRMapping &operands);
+  Slots slotsOfTile(Value tile);
   LogicalResult lowerRowScale(arith::MulFOp op, Value scaled, Value factor);
   LogicalResult lowerFor(scf::ForOp op);
   LogicalResult lowerIf(scf::IfOp op);
@@ -646,8 +647,6 @@ private:
   /// of two 16-bit slots (a carried P for a later product: a register each pair, as the
   /// product reads it, not one each slot).
   bool pairedSlots(Type type, const Layout &layout);
-  /// `v` combined with the values of the lanes `offsets` apart (xor shuffles).
-  Value combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets);
   /// Each value combined over the warps through a [num_warps, columns] shared scratch;
   /// `column(i)` is where value i goes in its warp's row.
   Slots combineWarps(tile::Combiner kind, ArrayRef<Value> values,

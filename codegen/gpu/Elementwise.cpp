@@ -1,43 +1,18 @@
 //===- Elementwise.cpp - element-wise ops, reductions, broadcasts -----------===//
 //
-// Work that needs no tensor core: reductions through lane shuffles and a shared scratch
-// across warps, ranges, the row rescale that skips a warp whose factors are all 1, and
-// the flattening of tiles into loop-carried scalars. Element-wise ops and broadcasts
-// are handed to their conversion patterns (tessera-convert-tgpu-elementwise-to-nvvm)
-// on tiles cast from their operands' slots (`handOff`).
+// Work that needs no tensor core: reductions across warps (lane shuffles, then a shared
+// scratch), ranges, the row rescale that skips a warp whose factors are all 1, and the
+// flattening of tiles into loop-carried scalars. Element-wise ops, broadcasts and
+// reductions within a warp's rows are handed to their conversion patterns
+// (tessera-convert-tgpu-to-nvvm) on tiles cast from their operands' slots (`handOff`).
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/Distributor.h"
+#include "codegen/gpu/TgpuToNvvm.h"
 
 using namespace mlir;
 using namespace tessera;
 using namespace tessera::gpu;
-
-static Value combine(ImplicitLocOpBuilder &b, tile::Combiner kind, Value x, Value y) {
-  bool isFloat = isa<FloatType>(x.getType());
-  switch (kind) {
-  case tile::Combiner::sum:
-    return isFloat ? Value(arith::AddFOp::create(b, x, y)) : Value(arith::AddIOp::create(b, x, y));
-  case tile::Combiner::max:
-    return isFloat ? Value(arith::MaxNumFOp::create(b, x, y))
-                   : Value(arith::MaxSIOp::create(b, x, y));
-  case tile::Combiner::min:
-    return isFloat ? Value(arith::MinimumFOp::create(b, x, y))
-                   : Value(arith::MinSIOp::create(b, x, y));
-  }
-  return {};
-}
-
-Value Distributor::combineLanes(tile::Combiner kind, Value v, ArrayRef<int64_t> offsets) {
-  Value width = arith::ConstantIntOp::create(b, b.getI32Type(), 32);
-  for (int64_t offset : offsets) {
-    Value off = arith::ConstantIntOp::create(b, b.getI32Type(), offset);
-    v = combine(b, kind, v,
-                ::mlir::gpu::ShuffleOp::create(b, v, off, width, ::mlir::gpu::ShuffleMode::XOR)
-                    .getShuffleResult());
-  }
-  return v;
-}
 
 Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
                                 function_ref<Value(int64_t)> column, int64_t columns) {
@@ -52,7 +27,7 @@ Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
     for (int64_t w = 0; w < numWarps; ++w) {
       Value x = memref::LoadOp::create(b, mem,
                                        ValueRange{arith::ConstantIndexOp::create(b, w), column(i)});
-      acc = acc ? combine(b, kind, acc, x) : x;
+      acc = acc ? combineValues(b, b.getLoc(), kind, acc, x) : x;
     }
     out.push_back(acc);
   }
@@ -62,28 +37,24 @@ Slots Distributor::combineWarps(tile::Combiner kind, ArrayRef<Value> values,
 
 LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   Layout in = layoutOf(op.getInput());
-  bool rowSpanToRows = in.kind == LayoutKind::RowSpan && op.getAxis() == 1;
-  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col &&
-      !rowSpanToRows)
-    return op.emitError("the GPU target reduces accumulator, row and column tiles (and "
-                        "narrow tiles along their rows) only");
   FailureOr<Slots> values = slotsOf(op.getInput(), in);
   if (failed(values))
     return failure();
-  tile::Combiner kind = op.getCombiner();
-  auto fold = [&](Value acc, Value v) { return acc ? combine(b, kind, acc, v) : v; };
-  if (rowSpanToRows) {
-    // Each thread holds its rows whole: no lane holds another part of them.
-    Slots out;
-    for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
-      Value acc;
-      for (int64_t c = 0; c < in.cols; ++c)
-        acc = fold(acc, (*values)[row * in.cols + c]);
-      out.push_back(acc);
-    }
-    tiles[op.getResult()] = std::move(out);
+  // Along the rows a warp holds: tessera-convert-tgpu-to-nvvm's (TgpuReduceToNvvm.cpp).
+  if (op.getAxis() == 1 && (in.kind == LayoutKind::Acc || in.kind == LayoutKind::RowSpan)) {
+    IRMapping operands;
+    operands.map(op.getInput(), tileOf(*values, op.getInput().getType(), in));
+    tiles[op.getResult()] = handOff(op, operands);
     return success();
   }
+  if (in.kind != LayoutKind::Acc && in.kind != LayoutKind::Row && in.kind != LayoutKind::Col)
+    return op.emitError("the GPU target reduces accumulator, row and column tiles (and "
+                        "narrow tiles along their rows) only");
+  // Across warps: through a shared scratch.
+  tile::Combiner kind = op.getCombiner();
+  auto fold = [&](Value acc, Value v) {
+    return acc ? combineValues(b, b.getLoc(), kind, acc, v) : v;
+  };
   if (in.kind != LayoutKind::Acc) {
     // To one value: a column tile's quads hold different columns (every warp all of
     // them); a row tile's 8 quads hold different rows and so do its warps.
@@ -91,42 +62,28 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
     for (Value v : *values)
       acc = fold(acc, v);
     if (in.kind == LayoutKind::Col) {
-      acc = combineLanes(kind, acc, {1, 2});
+      acc = combineLanes(b, b.getLoc(), kind, acc, {1, 2});
     } else {
-      acc = combineLanes(kind, acc, {4, 8, 16});
+      acc = combineLanes(b, b.getLoc(), kind, acc, {4, 8, 16});
       acc = combineWarps(
           kind, {acc}, [&](int64_t) { return arith::ConstantIndexOp::create(b, 0); }, 1)[0];
     }
     scalars.map(op.getResult(), acc);
     return success();
   }
+  // Over rows: each thread's rows (both halves of every m-tile) per column slot, then
+  // the 8 quads of a warp, then the warps.
   int64_t perTile = in.cols / 2;
-  if (op.getAxis() == 0) {
-    // Over rows: each thread's rows (both halves of every m-tile) per column slot, then
-    // the 8 quads of a warp, then the warps.
-    Layout out{LayoutKind::Col, in.cols, 0, 1};
-    Slots acc(numSlots(out));
-    for (int64_t s = 0; s < numSlots(in); ++s) {
-      int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
-      acc[c] = fold(acc[c], (*values)[s]);
-    }
-    for (Value &v : acc)
-      v = combineLanes(kind, v, {4, 8, 16});
-    tiles[op.getResult()] = combineWarps(
-        kind, acc, [&](int64_t c) { return position(out, c).first; }, in.cols);
-    return success();
+  Layout out{LayoutKind::Col, in.cols, 0, 1};
+  Slots acc(numSlots(out));
+  for (int64_t s = 0; s < numSlots(in); ++s) {
+    int64_t r = s % perTile, c = 2 * (r / 4) + (r % 2);
+    acc[c] = fold(acc[c], (*values)[s]);
   }
-  Slots out;
-  for (int64_t row = 0; row < 2 * in.mTiles; ++row) {
-    // Slots of m-tile row / 2 whose row half (g or g + 8) is row % 2; the 4 lanes of a
-    // quad hold the same row.
-    Value acc;
-    for (int64_t s = (row / 2) * perTile; s < (row / 2 + 1) * perTile; ++s)
-      if (((s % 4) >> 1) == row % 2)
-        acc = fold(acc, (*values)[s]);
-    out.push_back(combineLanes(kind, acc, {1, 2}));
-  }
-  tiles[op.getResult()] = std::move(out);
+  for (Value &v : acc)
+    v = combineLanes(b, b.getLoc(), kind, v, {4, 8, 16});
+  tiles[op.getResult()] = combineWarps(
+      kind, acc, [&](int64_t c) { return position(out, c).first; }, in.cols);
   return success();
 }
 
@@ -241,7 +198,10 @@ Value Distributor::tileOf(ArrayRef<Value> slots, Type like, const Layout &l) {
 }
 
 Slots Distributor::handOff(Operation *op, IRMapping &operands) {
-  Value tile = b.clone(*op, operands)->getResult(0);
+  return slotsOfTile(b.clone(*op, operands)->getResult(0));
+}
+
+Slots Distributor::slotsOfTile(Value tile) {
   auto type = cast<RankedTensorType>(tile.getType());
   auto slots = UnrealizedConversionCastOp::create(
       b, SmallVector<Type>(numSlots(layoutOf(tile)), type.getElementType()), tile);

@@ -268,9 +268,10 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     over the block's threads in the layouts tessera-tile-to-tgpu wrote in their types
     (mma accumulator, row/column slices, mma operands; the grid's accumulator layout
     picks mma.sync or wgmma), row reductions end with quad shuffles, `tile.dot` becomes
-    `nvvm.mma.sync` m16n8k16 or wgmma; element-wise ops and broadcasts are left on tiles
-    cast from their operands' slots for tessera-convert-tgpu-elementwise-to-nvvm, which
-    runs after it in the pipelines. It follows the
+    `nvvm.mma.sync` m16n8k16 or wgmma; element-wise ops, broadcasts, reductions along a
+    warp's rows and in-register layout conversions are left on tiles cast from their
+    operands' slots for tessera-convert-tgpu-to-nvvm, which runs after it in the
+    pipelines. It follows the
     grid's staging, schedule and shared-memory plan. A grid marked `tgpu.tensor_copies`
     (tessera-tgpu-stage-operands{tma=true}) copies its swizzled operand tiles with TMA
     (cp.async.bulk.tensor from the kernel's descriptor parameters, mbarrier completion).
@@ -332,23 +333,29 @@ def TgpuPipelineProducts : Pass<"tessera-tgpu-pipeline-products", "mlir::ModuleO
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect"];
 }
 
-def TgpuElementwiseToNvvm
-    : Pass<"tessera-convert-tgpu-elementwise-to-nvvm", "mlir::gpu::GPUModuleOp"> {
-  let summary = "arith / math ops and broadcasts on tiles with register layouts to per-thread scalars";
+def TgpuToNvvm : Pass<"tessera-convert-tgpu-to-nvvm", "mlir::gpu::GPUModuleOp"> {
+  let summary = "ops on tiles with register layouts to per-thread scalars, one file per op family";
   let description = [{
-    The element-wise family of the tgpu -> nvvm conversion patterns, run on the kernels
-    right after tessera-tile-to-gpu. A tile whose type has a #tgpu register layout is,
+    The tgpu -> nvvm conversion patterns for the ops tessera-tile-to-gpu leaves on tiles,
+    run on the kernels right after it. A tile whose type has a #tgpu register layout is,
     in each thread, the scalars ("slots") that layout gives it: the type converter maps
-    it to them (1:N), and an arith or math op on such tiles becomes the same op on each
-    slot (a scalar operand used in every slot, a splat constant its scalar in each);
-    f32 `math.exp2` / `math.log2` become `ex2.approx.ftz` / `lg2.approx.ftz`. A
-    `tile.broadcast` of a row or column slice into an accumulator or row-span tile picks
-    its input's slots (no instruction). tessera-tile-to-gpu leaves a kernel's
-    element-wise ops and broadcasts on tiles it casts from their operands' slots; the
-    casts fold away. An op whose result has no register layout, a constant tile that is
-    not a splat, or a broadcast from another layout than its result's slice is an error.
+    it to them (1:N). Element-wise family: an arith or math op on such tiles becomes the
+    same op on each slot (a scalar operand used in every slot, a splat constant its
+    scalar in each); f32 `math.exp2` / `math.log2` become `ex2.approx.ftz` /
+    `lg2.approx.ftz`; a `tile.broadcast` of a row or column slice into an accumulator or
+    row-span tile picks its input's slots (no instruction). Reduction family: a
+    `tile.reduce` along the rows of an accumulator or row-span tile into its row slice
+    folds each thread's slots of a row, then (an accumulator's) two xor shuffles
+    combine the row's quad. Layout conversions: `tgpu.convert_layout` of an accumulator
+    to a left operand of its shape picks slots (no instruction). Then rounding
+    divisions (ceildivsi / floordivsi) become plain integer ops. tessera-tile-to-gpu's
+    casts between tiles and their slots fold away. An op no family lowers (a result
+    without a register layout, a constant tile that is not a splat, a broadcast from
+    another layout than its result's slice, a reduction across warps, a conversion that
+    moves elements between threads) is an error.
   }];
-  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect",
+                           "::mlir::gpu::GPUDialect"];
 }
 
 def TgpuSyncToNvvm : Pass<"tessera-convert-tgpu-sync-to-nvvm", "mlir::gpu::GPUModuleOp"> {

@@ -223,13 +223,15 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   if (have == want)
     return it->second;
   // The one conversion that needs no data movement: an accumulator read as a left
-  // operand (FlashAttention-2's P, straight from registers into the second product).
+  // operand (FlashAttention-2's P, straight from registers into the second product),
+  // tessera-convert-tgpu-to-nvvm's (TgpuConvertLayoutToNvvm.cpp).
   if (have.kind == LayoutKind::Acc && want.kind == LayoutKind::A && have.rows == want.rows &&
       have.cols == want.cols) {
-    Slots out;
-    for (int64_t s = 0; s < numSlots(want); ++s)
-      out.push_back(it->second[accSlotForOperandA(s, want.cols)]);
-    return out;
+    auto type = cast<RankedTensorType>(v.getType());
+    Value source = tileOf(it->second, type, have);
+    auto operandType = RankedTensorType::get(type.getShape(), type.getElementType(),
+                                             encodingOf(want, accumulator));
+    return slotsOfTile(tgpu::ConvertLayoutOp::create(b, operandType, source));
   }
   FailureOr<Slots> converted = convertThroughShared(v, want, /*transpose=*/false);
   if (failed(converted))

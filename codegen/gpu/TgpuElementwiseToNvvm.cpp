@@ -1,47 +1,23 @@
-//===- TgpuElementwiseToNvvm.cpp - element-wise tile ops to per-thread scalars -===//
+//===- TgpuElementwiseToNvvm.cpp - element-wise tile ops per slot ---------===//
 //
-// tessera-convert-tgpu-elementwise-to-nvvm: the element-wise family of the tgpu -> nvvm
-// conversions (docs/RationaleTgpu.md, step 9). A tile whose type carries a #tgpu
-// register layout is, in each thread, the list of scalars ("slots") that layout gives
-// it (Layouts.h: numSlots), so an arith or math op on such tiles is the same op on each
-// slot, and needs no data movement: the type converter maps the tile to its slots
-// (1:N) and one pattern writes the op per slot. A scalar operand (a select's condition,
-// a uniform value) is used in every slot; a splat constant is its scalar in every slot.
-// exp2 and log2 of f32 become the one-instruction approximations (MUFU.EX2 / MUFU.LG2).
-// A tile.broadcast of a row or column slice into an accumulator or row-span tile picks
-// its input's slots and writes nothing.
-//
-// Then rounding divisions (ceildivsi / floordivsi, of tiles or of index arithmetic
-// copied from the host) become plain integer ops.
-//
-// tessera-tile-to-gpu leaves each element-wise op of a kernel in place, on tiles it
-// makes from its operands' slots by unrealized casts (and its result cast back to
-// slots); the pass folds those casts into the slots they carry.
+// The element-wise family of tessera-convert-tgpu-to-nvvm (docs/RationaleTgpu.md, step
+// 9): an arith or math op on tiles with register layouts is the same op on each slot,
+// with no data movement (a scalar operand, such as a uniform select condition, in every
+// slot; a splat constant its scalar). exp2 and log2 of f32 become the one-instruction
+// approximations (MUFU.EX2 / MUFU.LG2). A tile.broadcast of a row or column slice into
+// an accumulator or row-span tile picks its input's slots and writes nothing.
 //
 //===----------------------------------------------------------------------===//
 #include "codegen/gpu/LayoutEncoding.h"
-#include "codegen/gpu/Passes.h"
+#include "codegen/gpu/TgpuToNvvm.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Arith/Transforms/Passes.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Transforms/DialectConversion.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
-
-namespace tessera::gpu {
-#define GEN_PASS_DEF_TGPUELEMENTWISETONVVM
-#include "codegen/gpu/Passes.h.inc"
-} // namespace tessera::gpu
 
 using namespace mlir;
 using namespace tessera;
-using tessera::gpu::broadcastSource;
-using tessera::gpu::broadcastSourceSlot;
-using tessera::gpu::Layout;
-using tessera::gpu::layoutOfType;
-using tessera::gpu::numSlots;
+using namespace tessera::gpu;
 
 namespace {
 bool isTile(Type t) { return isa<RankedTensorType>(t); }
@@ -136,102 +112,38 @@ struct LowerBroadcast : OpConversionPattern<tile::BroadcastOp> {
   }
 };
 
-/// A tile with a register layout among a cast's operands or results.
-bool castsTiles(UnrealizedConversionCastOp cast) {
-  auto laidOut = [](Type t) { return layoutOfType(t).has_value(); };
-  return llvm::any_of(cast->getOperandTypes(), laidOut) ||
-         llvm::any_of(cast->getResultTypes(), laidOut);
+void populate(const TypeConverter &types, RewritePatternSet &patterns,
+              ConversionTarget &target) {
+  target.addDynamicallyLegalDialect<arith::ArithDialect, math::MathDialect>(
+      [](Operation *op) { return !isElementwiseOnTiles(op); });
+  target.addIllegalOp<tile::BroadcastOp>();
+  patterns.add<LowerElementwise, LowerBroadcast>(types, patterns.getContext());
 }
 
-/// tessera-tile-to-gpu's casts between a tile and its slots: the slots themselves.
-struct FoldSlotCasts : OpConversionPattern<UnrealizedConversionCastOp> {
-  using OpConversionPattern::OpConversionPattern;
-  LogicalResult matchAndRewrite(UnrealizedConversionCastOp op, OneToNOpAdaptor adaptor,
-                                ConversionPatternRewriter &rewriter) const override {
-    SmallVector<Value> slots;
-    for (ValueRange range : adaptor.getOperands())
-      slots.append(range.begin(), range.end());
-    SmallVector<Type> want;
-    if (failed(typeConverter->convertTypes(op->getResultTypes(), want)) ||
-        TypeRange(ValueRange(slots)) != TypeRange(want))
-      return rewriter.notifyMatchFailure(op, "its slots do not match its results");
-    if (op->getNumResults() == 1) {
-      rewriter.replaceOpWithMultiple(op, {slots});
-      return success();
-    }
-    rewriter.replaceOp(op, slots);
+/// Every element-wise op on tiles must have its slots: a register layout on its result
+/// (arith's verifiers hold its tile operands to the result's encoding), a constant that
+/// is a splat; a broadcast reads its result's row or column slice.
+LogicalResult check(Operation *op) {
+  if (auto broadcast = dyn_cast<tile::BroadcastOp>(op)) {
+    std::optional<Layout> out = layoutOfType(broadcast.getType());
+    std::optional<Layout> source = out ? broadcastSource(*out, broadcast.getAxis()) : std::nullopt;
+    if (!source || layoutOfType(broadcast.getInput().getType()) != source)
+      return op->emitOpError("has no per-thread form: a broadcast makes an accumulator or "
+                             "row-span tile from the slice of its rows (axis 1) or columns "
+                             "(axis 0) that layout holds");
     return success();
   }
-};
-
-struct TgpuElementwiseToNvvmPass
-    : tessera::gpu::impl::TgpuElementwiseToNvvmBase<TgpuElementwiseToNvvmPass> {
-  void runOnOperation() override {
-    MLIRContext *ctx = &getContext();
-    TypeConverter types;
-    types.addConversion([](Type t) { return t; });
-    types.addConversion([](RankedTensorType t, SmallVectorImpl<Type> &slots)
-                            -> std::optional<LogicalResult> {
-      std::optional<Layout> layout = layoutOfType(t);
-      if (!layout)
-        return std::nullopt;
-      slots.append(numSlots(*layout), t.getElementType());
-      return success();
-    });
-    // Every element-wise op on tiles here must have its slots: a register layout on its
-    // result (arith's verifiers hold its tile operands to the result's encoding), a
-    // constant that is a splat.
-    WalkResult checked = getOperation()->walk([&](Operation *op) {
-      if (auto broadcast = dyn_cast<tile::BroadcastOp>(op)) {
-        std::optional<Layout> out = layoutOfType(broadcast.getType());
-        std::optional<Layout> source =
-            out ? broadcastSource(*out, broadcast.getAxis()) : std::nullopt;
-        if (!source || layoutOfType(broadcast.getInput().getType()) != source) {
-          op->emitOpError("has no per-thread form: a broadcast makes an accumulator or "
-                          "row-span tile from the slice of its rows (axis 1) or columns "
-                          "(axis 0) that layout holds");
-          return WalkResult::interrupt();
-        }
-        return WalkResult::advance();
-      }
-      if (!isElementwiseOnTiles(op))
-        return WalkResult::advance();
-      Type resultType = op->getNumResults() == 1 ? op->getResult(0).getType() : Type();
-      std::optional<Layout> layout = layoutOfType(resultType);
-      if (!layout) {
-        op->emitOpError("has no per-thread form: its result is not one tile with a #tgpu "
-                        "register layout (tessera-tile-to-tgpu writes them)");
-        return WalkResult::interrupt();
-      }
-      auto constant = dyn_cast<arith::ConstantOp>(op);
-      if (constant && !isa<SplatElementsAttr>(constant.getValue())) {
-        op->emitOpError("has no per-thread form: a tile constant that is not a splat");
-        return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
-    if (checked.wasInterrupted())
-      return signalPassFailure();
-    ConversionTarget target(*ctx);
-    target.markUnknownOpDynamicallyLegal([](Operation *op) { return !isElementwiseOnTiles(op); });
-    target.addIllegalOp<tile::BroadcastOp>();
-    target.addDynamicallyLegalOp<UnrealizedConversionCastOp>(
-        [](UnrealizedConversionCastOp cast) { return !castsTiles(cast); });
-    RewritePatternSet patterns(ctx);
-    patterns.add<LowerElementwise, LowerBroadcast, FoldSlotCasts>(types, ctx);
-    if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
-      return signalPassFailure();
-    // Rounding divisions (the tiles' and the index arithmetic copied from the host)
-    // become plain integer ops; the rest of arith lowers directly to NVVM (max / min
-    // stay single instructions).
-    RewritePatternSet divisionPatterns(ctx);
-    arith::populateCeilFloorDivExpandOpsPatterns(divisionPatterns);
-    FrozenRewritePatternSet divisions(std::move(divisionPatterns));
-    for (auto kernel : getOperation().getOps<::mlir::gpu::GPUFuncOp>())
-      if (failed(applyPatternsGreedily(kernel, divisions))) {
-        kernel.emitError("could not expand rounding divisions");
-        return signalPassFailure();
-      }
-  }
-};
+  if (!isElementwiseOnTiles(op))
+    return success();
+  Type resultType = op->getNumResults() == 1 ? op->getResult(0).getType() : Type();
+  if (!layoutOfType(resultType))
+    return op->emitOpError("has no per-thread form: its result is not one tile with a #tgpu "
+                           "register layout (tessera-tile-to-tgpu writes them)");
+  auto constant = dyn_cast<arith::ConstantOp>(op);
+  if (constant && !isa<SplatElementsAttr>(constant.getValue()))
+    return op->emitOpError("has no per-thread form: a tile constant that is not a splat");
+  return success();
+}
 } // namespace
+
+TileOpFamily tessera::gpu::elementwiseFamily() { return {populate, check}; }

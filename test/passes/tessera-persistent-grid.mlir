@@ -3,19 +3,19 @@
 // grid is min(items, blocks per SM x #SMs) (two blocks of a 64 x 128 O and 64 x 64 S:
 // 96 + 104 registers a thread), the work loop is not pipelined and each item ends with
 // every copy landed and a block barrier.
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=LOWERED
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-assign-stages --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=LOWERED
 // With TMA copies every thread first waits for each barrier's newest fill (four: Q, K's
 // two stages, V; a prefetch past the item's last key tile nobody read), so the next
 // item's fill of a barrier cannot land before a slower thread's wait for the one before,
 // then orders its generic shared-memory accesses before the next item's fills
 // (fence.proxy.async), ahead of the item-end barrier.
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=TMA
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=TMA
 // Warp-specialised: the producer walks the same items in its own work loop, Q in a ring
 // of two (the next item's Q lands under this item's key tiles, as its first K and V do);
 // the consumers' item-end barrier is theirs (named barrier 1); two blocks an SM, as the
 // register budgets of one consumer warpgroup plan.
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize | FileCheck %s --check-prefix=SPLIT
-// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=WS
+// RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu=wgmma=true --tessera-persistent-grid --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=WS
 
 // A grid that launches its last query tiles first (program id 0 read as tiles - 1 - id,
 // as causal / window softmax grids are built): one grid over tiles x heads work items,

@@ -6,7 +6,7 @@
 // With TMA the mbarriers (one per stage of each buffer TMA fills) follow the buffers.
 // RUN: tessera-opt %s -split-input-file --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared | FileCheck %s --check-prefix=TMA
 // tessera-tile-to-gpu follows the plan: the launch's smem is the plan's bytes + 1024.
-// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=LOWERED
+// RUN: tessera-opt %s -split-input-file --tessera-tgpu-assign-stages --tessera-tgpu-allocate-shared --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=LOWERED
 
 // The D = 128 causal softmax on sm_90a (as tessera-gpu makes it, reduced to one head):
 // Q 16 KiB at 0, K double-buffered (32 KiB) above it, V 16 KiB above that: 64 KiB, three

@@ -1,5 +1,5 @@
 // RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize=pingpong=true | FileCheck %s --check-prefix=SPLIT
-// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize=pingpong=true --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=GPU
+// RUN: tessera-opt %s -split-input-file -verify-diagnostics --tessera-tile-to-tgpu=wgmma=true --tessera-tgpu-stage-operands=tma=true --tessera-tgpu-assign-stages --tessera-tgpu-warp-specialize=pingpong=true --tessera-tile-to-gpu | tessera-opt -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=GPU
 
 // tessera-tgpu-warp-specialize{pingpong=true} marks the split of a grid of two consumer
 // warpgroups (block_m 128, num_warps 8) with tgpu.pingpong. tessera-tile-to-gpu lowers

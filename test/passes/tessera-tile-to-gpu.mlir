@@ -1,6 +1,6 @@
-// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s
-// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu{wgmma=true}, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=WGMMA
-// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu{wgmma=true}, tessera-tgpu-outline-kernels{min-blocks=4}, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s --check-prefix=BLOCKS
+// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s
+// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu{wgmma=true}, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=WGMMA
+// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(tessera-tile-to-tgpu{wgmma=true}, tessera-tgpu-outline-kernels{min-blocks=4}, tessera-tile-to-gpu, gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s --check-prefix=BLOCKS
 // RUN: tessera-opt %s -split-input-file --tessera-tile-to-tgpu --tessera-tile-to-gpu | FileCheck %s --check-prefix=HANDOFF
 
 // A tile program becomes a kernel in a gpu.module: one block per program (32 x num_warps
@@ -255,7 +255,7 @@ func.func @narrow_column(%gates: memref<?x?x3xf32, strided<[?, ?, ?], offset: ?>
 // CHECK: arith.addf %[[Y]]
 // CHECK: scf.yield {{.*}} : i32, f32, f32
 // The element-wise op stays on tiles cast from its operands' slots, its result cast
-// back to slots, for tessera-convert-tgpu-elementwise-to-nvvm.
+// back to slots, for tessera-convert-tgpu-to-nvvm.
 // HANDOFF-LABEL: gpu.func @while_rows_kernel0
 // HANDOFF: ^bb0(%{{.*}}: i32, %[[X:.*]]: f32, %[[Y:.*]]: f32):
 // HANDOFF: %[[T:.*]] = builtin.unrealized_conversion_cast %[[X]], %[[Y]] : f32, f32 to tensor<64xf32, #tgpu.slice<dim = 1, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>>

@@ -1,8 +1,8 @@
-// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-elementwise-to-nvvm))' | FileCheck %s
-// Element-wise ops on tiles with register layouts, as tessera-tile-to-gpu leaves them
-// (operands cast from slots, the result cast back), become the op on each slot: a
-// [64] row tile of a four-warp accumulator is two f32 per thread. f32 exp2 is one
-// ex2.approx.ftz each; the op's attributes (fast-math flags) stay. (The functions
+// RUN: tessera-opt %s -split-input-file --pass-pipeline='builtin.module(gpu.module(tessera-convert-tgpu-to-nvvm))' | FileCheck %s
+// The ops tessera-tile-to-gpu leaves on tiles (operands cast from slots, the result
+// cast back) become per-thread scalars, family by family. Element-wise: the op on each
+// slot (a [64] row tile of a four-warp accumulator is two f32 per thread); f32 exp2 is
+// one ex2.approx.ftz each; the op's attributes (fast-math flags) stay. (The functions
 // return the slots: the pass erases what nothing uses.)
 
 // CHECK-LABEL: gpu.func @rows
@@ -131,5 +131,69 @@ gpu.module @kernels {
     %c64 = arith.constant 64 : index
     %tiles = arith.ceildivsi %n, %c64 : index
     gpu.return %qs#0, %qs#1, %tiles : i32, i32, index
+  }
+}
+
+// -----
+
+// A row reduction of a [64, 16] accumulator tile: each thread folds its slots of row g
+// (0, 1, 4, 5) and of row g + 8 (2, 3, 6, 7), then two xor shuffles combine the quad.
+// A row-span tile's rows are whole in each thread: the fold alone.
+// CHECK-LABEL: gpu.func @row_reductions
+// CHECK-SAME: (%[[X0:[^:]*]]: f32, %[[X1:[^:]*]]: f32, %[[X2:[^:]*]]: f32, %[[X3:[^:]*]]: f32, %[[X4:[^:]*]]: f32, %[[X5:[^:]*]]: f32, %[[X6:[^:]*]]: f32, %[[X7:[^:]*]]: f32,
+// CHECK-SAME: %[[N0:[^:]*]]: i32, %[[N1:[^:]*]]: i32, %[[N2:[^:]*]]: i32, %[[N3:[^:]*]]: i32, %[[N4:[^:]*]]: i32, %[[N5:[^:]*]]: i32)
+// CHECK-DAG: %[[C32:.*]] = arith.constant 32 : i32
+// CHECK-DAG: %[[C1:.*]] = arith.constant 1 : i32
+// CHECK-DAG: %[[C2:.*]] = arith.constant 2 : i32
+// CHECK: %[[A:.*]] = arith.maxnumf %[[X0]], %[[X1]] : f32
+// CHECK-NEXT: %[[B:.*]] = arith.maxnumf %[[A]], %[[X4]] : f32
+// CHECK-NEXT: %[[G:.*]] = arith.maxnumf %[[B]], %[[X5]] : f32
+// CHECK-NEXT: %[[S1:.*]], %{{.*}} = gpu.shuffle  xor %[[G]], %[[C1]], %[[C32]] : f32
+// CHECK-NEXT: %[[Q1:.*]] = arith.maxnumf %[[G]], %[[S1]] : f32
+// CHECK-NEXT: %[[S2:.*]], %{{.*}} = gpu.shuffle  xor %[[Q1]], %[[C2]], %[[C32]] : f32
+// CHECK-NEXT: %[[ROW0:.*]] = arith.maxnumf %[[Q1]], %[[S2]] : f32
+// CHECK-NEXT: %[[D:.*]] = arith.maxnumf %[[X2]], %[[X3]] : f32
+// CHECK-NEXT: %[[E:.*]] = arith.maxnumf %[[D]], %[[X6]] : f32
+// CHECK-NEXT: %[[H:.*]] = arith.maxnumf %[[E]], %[[X7]] : f32
+// CHECK-NEXT: %[[T1:.*]], %{{.*}} = gpu.shuffle  xor %[[H]], %[[C1]], %[[C32]] : f32
+// CHECK-NEXT: %[[P1:.*]] = arith.maxnumf %[[H]], %[[T1]] : f32
+// CHECK-NEXT: %[[T2:.*]], %{{.*}} = gpu.shuffle  xor %[[P1]], %[[C2]], %[[C32]] : f32
+// CHECK-NEXT: %[[ROW1:.*]] = arith.maxnumf %[[P1]], %[[T2]] : f32
+// CHECK-NEXT: %[[R0:.*]] = arith.addi %[[N0]], %[[N1]] : i32
+// CHECK-NEXT: %[[SPAN0:.*]] = arith.addi %[[R0]], %[[N2]] : i32
+// CHECK-NEXT: %[[R1:.*]] = arith.addi %[[N3]], %[[N4]] : i32
+// CHECK-NEXT: %[[SPAN1:.*]] = arith.addi %[[R1]], %[[N5]] : i32
+// CHECK-NEXT: gpu.return %[[ROW0]], %[[ROW1]], %[[SPAN0]], %[[SPAN1]]
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+gpu.module @kernels {
+  gpu.func @row_reductions(%x0: f32, %x1: f32, %x2: f32, %x3: f32, %x4: f32, %x5: f32, %x6: f32, %x7: f32,
+                           %n0: i32, %n1: i32, %n2: i32, %n3: i32, %n4: i32, %n5: i32) -> (f32, f32, i32, i32) {
+    %t = builtin.unrealized_conversion_cast %x0, %x1, %x2, %x3, %x4, %x5, %x6, %x7 : f32, f32, f32, f32, f32, f32, f32, f32 to tensor<64x16xf32, #acc>
+    %m = tile.reduce <max> %t axis 1 : tensor<64x16xf32, #acc> -> tensor<64xf32, #tgpu.slice<dim = 1, parent = #acc>>
+    %ms:2 = builtin.unrealized_conversion_cast %m : tensor<64xf32, #tgpu.slice<dim = 1, parent = #acc>> to f32, f32
+    %n = builtin.unrealized_conversion_cast %n0, %n1, %n2, %n3, %n4, %n5 : i32, i32, i32, i32, i32, i32 to tensor<64x3xi32, #tgpu.row_span<warps = 4>>
+    %s = tile.reduce <sum> %n axis 1 : tensor<64x3xi32, #tgpu.row_span<warps = 4>> -> tensor<64xi32, #tgpu.slice<dim = 1, parent = #tgpu.row_span<warps = 4>>>
+    %ss:2 = builtin.unrealized_conversion_cast %s : tensor<64xi32, #tgpu.slice<dim = 1, parent = #tgpu.row_span<warps = 4>>> to i32, i32
+    gpu.return %ms#0, %ms#1, %ss#0, %ss#1 : f32, f32, i32, i32
+  }
+}
+
+// -----
+
+// An accumulator read as the next product's left operand (FlashAttention-2's P): each
+// thread holds the same elements in both layouts, in the same slot order (A's a4, a5 —
+// row g, columns 2 t + 8, 2 t + 9 — are the second 8-column block's c0, c1), so the
+// slots pass through and nothing is written.
+// CHECK-LABEL: gpu.func @accumulator_as_operand
+// CHECK-SAME: (%[[X0:[^:]*]]: bf16, %[[X1:[^:]*]]: bf16, %[[X2:[^:]*]]: bf16, %[[X3:[^:]*]]: bf16, %[[X4:[^:]*]]: bf16, %[[X5:[^:]*]]: bf16, %[[X6:[^:]*]]: bf16, %[[X7:[^:]*]]: bf16)
+// CHECK-NEXT: gpu.return %[[X0]], %[[X1]], %[[X2]], %[[X3]], %[[X4]], %[[X5]], %[[X6]], %[[X7]]
+#acc = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>
+gpu.module @kernels {
+  gpu.func @accumulator_as_operand(%x0: bf16, %x1: bf16, %x2: bf16, %x3: bf16, %x4: bf16, %x5: bf16, %x6: bf16, %x7: bf16)
+      -> (bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16) {
+    %p = builtin.unrealized_conversion_cast %x0, %x1, %x2, %x3, %x4, %x5, %x6, %x7 : bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16 to tensor<64x16xbf16, #acc>
+    %a = tgpu.convert_layout %p : tensor<64x16xbf16, #acc> -> tensor<64x16xbf16, #tgpu.dot_operand<a, parent = #acc, k_width = 2>>
+    %s:8 = builtin.unrealized_conversion_cast %a : tensor<64x16xbf16, #tgpu.dot_operand<a, parent = #acc, k_width = 2>> to bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16
+    gpu.return %s#0, %s#1, %s#2, %s#3, %s#4, %s#5, %s#6, %s#7 : bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16
   }
 }
