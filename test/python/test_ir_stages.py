@@ -230,6 +230,19 @@ def test_ir_after_any_pass(cuda_causal, causal):
     assert barriered.count("tgpu.barrier") == waited.count("tgpu.barrier") > 7
     outlined = cuda_causal.ir(after="tessera-tgpu-outline-kernels")
     assert "gpu.func @attention_kernel0" in outlined and "tessera.launches" in outlined
+    # The distribution hands the ops on tiles in registers (element-wise, broadcasts,
+    # row reductions, P read as a left operand) to tessera-convert-tgpu-to-nvvm, on
+    # tiles cast from their slots; after it the kernel holds scalars only.
+    distributed = cuda_causal.ir(after="tessera-tile-to-gpu")
+    kernel = distributed[distributed.index("gpu.module"):]
+    for op in ("math.exp2", "tile.reduce", "tile.broadcast", "tgpu.convert_layout"):
+        assert re.search(op + r" .*tensor<.*#tgpu\.", kernel), op
+    assert "builtin.unrealized_conversion_cast" in kernel and "ex2.approx" not in kernel
+    converted = cuda_causal.ir(after="tessera-convert-tgpu-to-nvvm")
+    kernel = converted[converted.index("gpu.module"):]
+    assert "tensor<" not in kernel and "unrealized_conversion_cast" not in kernel
+    assert "tile." not in kernel and "math.exp2" not in kernel
+    assert kernel.count("llvm.nvvm.ex2.approx.ftz.f32") > 0
     # A CPU kernel's pipeline too.
     assert "linalg." in causal.ir(after="tessera-tile-to-linalg")
 
