@@ -347,7 +347,9 @@ def TgpuToNvvm : Pass<"tessera-convert-tgpu-to-nvvm", "mlir::gpu::GPUModuleOp"> 
     `tile.reduce` along the rows of an accumulator or row-span tile into its row slice
     folds each thread's slots of a row, then (an accumulator's) two xor shuffles
     combine the row's quad. Layout conversions: `tgpu.convert_layout` of an accumulator
-    to a left operand of its shape picks slots (no instruction). Then rounding
+    to a left operand of its shape picks slots (no instruction). Loops and branches that
+    carry tiles (hand-written IR) carry their slots (upstream's scf structural
+    conversions). Then rounding
     divisions (ceildivsi / floordivsi) become plain integer ops. tessera-tile-to-gpu's
     casts between tiles and their slots fold away. An op no family lowers (a result
     without a register layout, a constant tile that is not a splat, a broadcast from

@@ -5,7 +5,8 @@
 // in each thread, the list of scalars ("slots") that layout gives it (Layouts.h:
 // numSlots): the type converter maps it to them (1:N), and each op family's patterns
 // write its ops on slots (TgpuElementwiseToNvvm.cpp, TgpuReduceToNvvm.cpp,
-// TgpuConvertLayoutToNvvm.cpp). Then
+// TgpuConvertLayoutToNvvm.cpp); scf loops and branches carrying tiles carry their slots
+// (upstream's structural conversions). Then
 // rounding divisions (ceildivsi / floordivsi, of tiles or of index arithmetic copied
 // from the host) become plain integer ops.
 //
@@ -22,6 +23,7 @@
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/Transforms/Patterns.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace tessera::gpu {
@@ -93,6 +95,9 @@ struct TgpuToNvvmPass : tessera::gpu::impl::TgpuToNvvmBase<TgpuToNvvmPass> {
     patterns.add<FoldSlotCasts>(types, ctx);
     for (const TileOpFamily &family : families)
       family.populate(types, patterns, target);
+    // Tiles carried by loops and branches (hand-written IR; the distributor's own loops
+    // carry slots) become their slots there too: upstream's structural conversions.
+    scf::populateSCFStructuralTypeConversionsAndLegality(types, patterns, target);
     if (failed(applyPartialConversion(getOperation(), target, std::move(patterns))))
       return signalPassFailure();
     // Rounding divisions become plain integer ops; the rest of arith lowers directly to

@@ -197,3 +197,38 @@ gpu.module @kernels {
     gpu.return %s#0, %s#1, %s#2, %s#3, %s#4, %s#5, %s#6, %s#7 : bf16, bf16, bf16, bf16, bf16, bf16, bf16, bf16
   }
 }
+
+// -----
+
+// Tiles carried by loops and branches carry their slots (upstream's structural
+// conversions): a [64] row tile is two f32 per iteration argument and per result.
+// CHECK-LABEL: gpu.func @carried
+// CHECK-SAME: (%[[X0:[^:]*]]: f32, %[[X1:[^:]*]]: f32, %[[N:[^:]*]]: index, %[[C:[^:]*]]: i1)
+// CHECK: %[[L:.*]]:2 = scf.for %{{.*}} = %{{.*}} to %[[N]] step %{{.*}} iter_args(%[[A0:.*]] = %[[X0]], %[[A1:.*]] = %[[X1]]) -> (f32, f32)
+// CHECK-NEXT: %[[S0:.*]] = arith.addf %[[A0]], %[[A0]] : f32
+// CHECK-NEXT: %[[S1:.*]] = arith.addf %[[A1]], %[[A1]] : f32
+// CHECK-NEXT: scf.yield %[[S0]], %[[S1]] : f32, f32
+// CHECK: %[[R:.*]]:2 = scf.if %[[C]] -> (f32, f32)
+// CHECK-NEXT: scf.yield %[[L]]#0, %[[L]]#1 : f32, f32
+// CHECK: scf.yield %[[X0]], %[[X1]] : f32, f32
+// CHECK: gpu.return %[[R]]#0, %[[R]]#1 : f32, f32
+// CHECK-NOT: unrealized_conversion_cast
+#row = #tgpu.slice<dim = 1, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>
+gpu.module @kernels {
+  gpu.func @carried(%x0: f32, %x1: f32, %n: index, %c: i1) -> (f32, f32) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %t = builtin.unrealized_conversion_cast %x0, %x1 : f32, f32 to tensor<64xf32, #row>
+    %l = scf.for %i = %c0 to %n step %c1 iter_args(%a = %t) -> (tensor<64xf32, #row>) {
+      %s = arith.addf %a, %a : tensor<64xf32, #row>
+      scf.yield %s : tensor<64xf32, #row>
+    }
+    %r = scf.if %c -> tensor<64xf32, #row> {
+      scf.yield %l : tensor<64xf32, #row>
+    } else {
+      scf.yield %t : tensor<64xf32, #row>
+    }
+    %slots:2 = builtin.unrealized_conversion_cast %r : tensor<64xf32, #row> to f32, f32
+    gpu.return %slots#0, %slots#1 : f32, f32
+  }
+}
