@@ -80,6 +80,15 @@ struct TgpuToNvvmPass : tessera::gpu::impl::TgpuToNvvmBase<TgpuToNvvmPass> {
     TileOpFamily families[] = {elementwiseFamily(), reduceFamily(), convertLayoutFamily()};
     // What no family can lower is reported at the op before anything is rewritten.
     WalkResult checked = getOperation()->walk([&](Operation *op) {
+      // A tile is per-thread slots inside a kernel; no launch passes one.
+      if (auto function = dyn_cast<::mlir::gpu::GPUFuncOp>(op))
+        for (BlockArgument arg : function.getArguments())
+          if (layoutOfType(arg.getType())) {
+            function.emitOpError("has no per-thread form: argument #")
+                << arg.getArgNumber() << " is a tile (" << arg.getType()
+                << "); a kernel takes buffers and scalars, its tiles live inside it";
+            return WalkResult::interrupt();
+          }
       for (const TileOpFamily &family : families)
         if (failed(family.check(op)))
           return WalkResult::interrupt();

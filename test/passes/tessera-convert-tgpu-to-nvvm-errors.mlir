@@ -65,3 +65,14 @@ gpu.module @kernels {
     gpu.return
   }
 }
+
+// -----
+
+// A tile passed to a function: tiles are per-thread slots inside a kernel.
+gpu.module @kernels {
+  // expected-error @below {{has no per-thread form: argument #0 is a tile}}
+  gpu.func @tile_argument(%t: tensor<64xf32, #tgpu.slice<dim = 1, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>>) kernel {
+    %s = arith.addf %t, %t : tensor<64xf32, #tgpu.slice<dim = 1, parent = #tgpu.mma<mma_sync, warps = [4, 1], instr = [16, 8, 16]>>>
+    gpu.return
+  }
+}
