@@ -629,10 +629,10 @@ private:
   LogicalResult lowerBroadcast(tile::BroadcastOp op);
   LogicalResult lowerRange(tile::RangeOp op);
   LogicalResult lowerElementwise(Operation *op);
-  /// Ops a tgpu -> nvvm conversion pattern lowers (tessera-convert-tgpu-to-nvvm) are left in the kernel on tiles: `tileOf` casts slots to a tile of `like`'s
-  /// shape and element type in layout `l`; `handOff` clones `op` on such tiles and
-  /// returns its result's slots (`slotsOfTile`: a cast back), which the pattern's output
-  /// replaces.
+  /// Ops a tgpu -> nvvm conversion pattern lowers (tessera-convert-tgpu-to-nvvm) are
+  /// left in the kernel on tiles: `tileOf` casts slots to a tile of `like`'s shape and
+  /// element type in layout `l`; `handOff` clones `op` on such tiles and returns its
+  /// result's slots (`slotsOfTile`: a cast back), which the pattern's output replaces.
   Value tileOf(ArrayRef<Value> slots, Type like, const Layout &l);
   Slots handOff(Operation *op, IRMapping &operands);
   Slots slotsOfTile(Value tile);

@@ -41,7 +41,7 @@ LogicalResult Distributor::lowerReduce(tile::ReduceOp op) {
   if (failed(values))
     return failure();
   // Along the rows a warp holds: tessera-convert-tgpu-to-nvvm's (TgpuReduceToNvvm.cpp).
-  if (op.getAxis() == 1 && (in.kind == LayoutKind::Acc || in.kind == LayoutKind::RowSpan)) {
+  if (reducesWithinWarp(in, op.getAxis())) {
     IRMapping operands;
     operands.map(op.getInput(), tileOf(*values, op.getInput().getType(), in));
     tiles[op.getResult()] = handOff(op, operands);
@@ -173,8 +173,6 @@ LogicalResult Distributor::lowerElementwise(Operation *op) {
     if (Value factor = rowFactor(mul, scaled))
       return lowerRowScale(mul, scaled, factor);
   }
-  if (op->getNumOperands() == 0)
-    return op->emitError("a tile constant that is not a splat has no GPU lowering");
   IRMapping operands;
   for (Value v : op->getOperands()) {
     if (!isa<RankedTensorType>(v.getType())) {

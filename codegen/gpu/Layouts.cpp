@@ -98,3 +98,12 @@ int64_t tessera::gpu::broadcastSourceSlot(const Layout &out, int64_t axis, int64
   int64_t perTile = out.cols / 2, mt = s / perTile, r = s % perTile;
   return alongRows ? 2 * mt + ((r % 4) >> 1) : 2 * (r / 4) + (r % 2);
 }
+
+bool tessera::gpu::reducesWithinWarp(const Layout &in, int64_t axis) {
+  return axis == 1 && (in.kind == LayoutKind::Acc || in.kind == LayoutKind::RowSpan);
+}
+
+bool tessera::gpu::convertsInRegisters(const Layout &from, const Layout &to) {
+  return from.kind == LayoutKind::Acc && to.kind == LayoutKind::A && from.rows == to.rows &&
+         from.cols == to.cols && from.mTiles == to.mTiles;
+}

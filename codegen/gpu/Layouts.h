@@ -69,6 +69,13 @@ std::optional<Layout> broadcastSource(const Layout &out, int64_t axis);
 /// The slot of broadcastSource(out, axis) that slot `s` of `out` repeats.
 int64_t broadcastSourceSlot(const Layout &out, int64_t axis, int64_t s);
 
+/// Whether a reduction of a tile in `in` along `axis` stays within a warp: along the
+/// rows of an accumulator (a quad of lanes holds a row) or of a row span (a thread).
+bool reducesWithinWarp(const Layout &in, int64_t axis);
+/// Whether a tile in `from` is in `to` with no data movement: an accumulator read as a
+/// left operand of its shape (each thread holds the same elements, accSlotForOperandA).
+bool convertsInRegisters(const Layout &from, const Layout &to);
+
 /// For a [M, N] tile held as Acc, the Acc slot that holds A-operand slot `aSlot` of the
 /// same tile read as an [M, K = N] left operand (the FlashAttention-2 register reuse).
 int64_t accSlotForOperandA(int64_t aSlot, int64_t n);

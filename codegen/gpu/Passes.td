@@ -271,8 +271,7 @@ def TileToGpu : Pass<"tessera-tile-to-gpu", "mlir::ModuleOp"> {
     `nvvm.mma.sync` m16n8k16 or wgmma; element-wise ops, broadcasts, reductions along a
     warp's rows and in-register layout conversions are left on tiles cast from their
     operands' slots for tessera-convert-tgpu-to-nvvm, which runs after it in the
-    pipelines. It follows the
-    grid's staging, schedule and shared-memory plan. A grid marked `tgpu.tensor_copies`
+    pipelines. It follows the grid's staging, schedule and shared-memory plan. A grid marked `tgpu.tensor_copies`
     (tessera-tgpu-stage-operands{tma=true}) copies its swizzled operand tiles with TMA
     (cp.async.bulk.tensor from the kernel's descriptor parameters, mbarrier completion).
   }];
@@ -349,8 +348,8 @@ def TgpuToNvvm : Pass<"tessera-convert-tgpu-to-nvvm", "mlir::gpu::GPUModuleOp"> 
     combine the row's quad. Layout conversions: `tgpu.convert_layout` of an accumulator
     to a left operand of its shape picks slots (no instruction). Loops and branches that
     carry tiles (hand-written IR) carry their slots (upstream's scf structural
-    conversions). Then rounding
-    divisions (ceildivsi / floordivsi) become plain integer ops. tessera-tile-to-gpu's
+    conversions). Then rounding divisions (ceildivsi / floordivsi) become plain integer
+    ops. tessera-tile-to-gpu's
     casts between tiles and their slots fold away. An op no family lowers (a result
     without a register layout, a constant tile that is not a splat, a broadcast from
     another layout than its result's slice, a reduction across warps, a conversion that

@@ -225,8 +225,7 @@ FailureOr<Slots> Distributor::slotsOf(Value v, const Layout &want) {
   // The one conversion that needs no data movement: an accumulator read as a left
   // operand (FlashAttention-2's P, straight from registers into the second product),
   // tessera-convert-tgpu-to-nvvm's (TgpuConvertLayoutToNvvm.cpp).
-  if (have.kind == LayoutKind::Acc && want.kind == LayoutKind::A && have.rows == want.rows &&
-      have.cols == want.cols) {
+  if (convertsInRegisters(have, want)) {
     auto type = cast<RankedTensorType>(v.getType());
     Value source = tileOf(it->second, type, have);
     auto operandType = RankedTensorType::get(type.getShape(), type.getElementType(),

@@ -21,8 +21,7 @@ namespace {
 bool convertsInRegisters(tgpu::ConvertLayoutOp op) {
   std::optional<Layout> in = layoutOfType(op.getSource().getType());
   std::optional<Layout> out = layoutOfType(op.getType());
-  return in && out && in->kind == LayoutKind::Acc && out->kind == LayoutKind::A &&
-         in->rows == out->rows && in->cols == out->cols && in->mTiles == out->mTiles;
+  return in && out && tessera::gpu::convertsInRegisters(*in, *out);
 }
 
 struct LowerAccumulatorToOperandA : OpConversionPattern<tgpu::ConvertLayoutOp> {

@@ -56,9 +56,8 @@ namespace {
 bool reducesRowsInWarp(tile::ReduceOp op) {
   std::optional<Layout> in = layoutOfType(op.getInput().getType());
   std::optional<Layout> out = layoutOfType(op.getType());
-  return op.getAxis() == 1 && in && out && out->kind == LayoutKind::Row &&
-         out->mTiles == in->mTiles &&
-         (in->kind == LayoutKind::Acc || in->kind == LayoutKind::RowSpan);
+  return in && out && reducesWithinWarp(*in, op.getAxis()) &&
+         out->kind == LayoutKind::Row && out->mTiles == in->mTiles;
 }
 
 struct LowerRowReduce : OpConversionPattern<tile::ReduceOp> {
